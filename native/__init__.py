@@ -1,0 +1,1 @@
+"""The Python volume server: storage engine, HTTP handlers, gRPC services, heartbeat."""
