@@ -1,0 +1,239 @@
+"""Real processes for tests: free loopback ports, a `weed master`, a plain Go `weed volume`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from weedpy.weedbin import find_weed_binary
+
+__all__ = [
+    "free_port",
+    "free_port_pair",
+    "wait_http",
+    "wait_tcp",
+    "Proc",
+    "start_proc",
+    "MasterProc",
+    "start_master",
+    "start_go_volume",
+    "clean_env",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_pair() -> tuple[int, int]:
+    """A port P such that P and P+10000 are both free (Go's default gRPC offset)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as s2:
+                s2.bind(("127.0.0.1", p + 10000))
+        except OSError:
+            continue
+        return p, p + 10000
+    raise RuntimeError("no free port pair")
+
+
+def wait_tcp(host: str, port: int, timeout: float = 30.0, proc: "Proc | None" = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.check_alive()
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not accept connections in {timeout}s")
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: "Proc | None" = None, ok_below: int = 500) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.check_alive()
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code < ok_below:
+                return
+            last = r.status_code
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready in {timeout}s (last: {last})")
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test environment minus variables Go's weed would read as flags (PORT, DIR, ...)."""
+    env = {k: v for k, v in os.environ.items() if not k.isupper() or k in _KEEP or k.startswith(("WEEDPY_", "PYTHON", "LC_", "XDG_"))}
+    env.update(extra or {})
+    return env
+
+
+_KEEP = {"PATH", "HOME", "USER", "LANG", "TMPDIR", "TERM", "SHELL", "VIRTUAL_ENV", "PWD"}
+
+
+@dataclasses.dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    argv: Sequence[str]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        rc = self.popen.poll()
+        if rc is not None:
+            raise RuntimeError(f"{self.argv[0]} exited with {rc}:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+def start_proc(argv: Sequence[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> Proc:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")
+    popen = subprocess.Popen(
+        list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+        env=env if env is not None else clean_env(), start_new_session=True,
+    )
+    log.close()
+    return Proc(popen, log_path, list(argv))
+
+
+@dataclasses.dataclass
+class MasterProc:
+    proc: Proc
+    port: int
+    grpc_port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def start_master(workdir: Path, volume_size_limit_mb: int = 32, extra: Sequence[str] = ()) -> MasterProc:
+    port, grpc_port = free_port_pair()
+    mdir = workdir / "master"
+    mdir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(find_weed_binary()), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-port={port}", f"-port.grpc={grpc_port}", f"-mdir={mdir}", "-peers=none",
+        f"-volumeSizeLimitMB={volume_size_limit_mb}", "-defaultReplication=000", *extra,
+    ]
+    proc = start_proc(argv, workdir / "logs" / f"master-{port}.log", cwd=workdir)
+    wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+    return MasterProc(proc, port, grpc_port)
+
+
+@dataclasses.dataclass
+class VolumeProc:
+    proc: Proc
+    port: int
+    grpc_port: int
+    public_port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        return self.proc.stop(sig)
+
+
+def start_go_volume(
+    workdir: Path, master: MasterProc, data_dir: Path | None = None, extra: Sequence[str] = (),
+    name: str = "go-volume", config_dir: Path | None = None, max_volumes: int = 16,
+) -> VolumeProc:
+    port, grpc_port = free_port_pair()
+    data_dir = data_dir or workdir / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pre = [f"-config_dir={config_dir}"] if config_dir else []
+    argv = [
+        str(find_weed_binary()), *pre, "volume", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-port={port}", f"-port.grpc={grpc_port}", f"-dir={data_dir}", f"-max={max_volumes}",
+        f"-master={master.address}", "-preStopSeconds=0", *extra,
+    ]
+    proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir)
+    wait_http(f"http://127.0.0.1:{port}/status", proc=proc)
+    wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    return VolumeProc(proc, port, grpc_port, port, data_dir)
+
+
+__all__.append("VolumeProc")
+
+
+def wait_for_volume_server(master: MasterProc, url: str, timeout: float = 30.0) -> None:
+    """Until the master's topology lists a data node at `url` (host:port)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{master.url}/dir/status", timeout=2)
+            if url in r.text:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"master never listed volume server {url}")
+
+
+__all__.append("wait_for_volume_server")
+
+
+@contextlib.contextmanager
+def running(proc_like: "MasterProc | VolumeProc") -> Iterator["MasterProc | VolumeProc"]:
+    try:
+        yield proc_like
+    finally:
+        proc_like.stop()
+
+
+__all__.append("running")
