@@ -14,6 +14,8 @@ class BackendEndpoints:
 
     http: tuple[str, int]
     grpc: tuple[str, int]
+    # The backend's public (read-only) listener when the front splits the public port, else None.
+    public: tuple[str, int] | None = None
 
 
 class BackendView(Protocol):
