@@ -30,4 +30,4 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(logger=name)
+    return structlog.get_logger(logger_name=name)

@@ -1,0 +1,189 @@
+"""Proxy-mode lifecycle: reserve the front ports, relay heartbeats, bring up Go, serve, stop in order.
+
+Order of start: bind (not yet listen) the front sockets so a busy port fails fast; start the
+heartbeat relay (the backend's -master); start the backend and wait until it is ready; only then
+listen, so nothing reaches the front before it can be served. On SIGINT/SIGTERM: stop accepting,
+report unhealthy, wait -preStopSeconds while open connections finish, stop the backend, exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import trio
+
+from gateway.backend import FrontIdentity
+from gateway.backend_args import backend_argv, backend_environ, security_config_dir
+from gateway.guard import Guard
+from gateway.http_front import GatewayState, HttpFront
+from gateway.http_proxy import GoHttpTarget
+from gateway.routes import RouteTable, Target
+from gateway.supervisor import BackendStartError, Supervisor
+from gateway.tcp_relay import serve_tcp_relay
+from weedpy.config import VolumeConfig
+from weedpy.http1 import UpstreamPool, serve_connection
+from weedpy.logs import get_logger
+from weedpy.security import SecurityConfig
+
+__all__ = ["run_proxy", "weed_version"]
+
+log = get_logger("gateway.app")
+
+
+def weed_version(weed: Path) -> str:
+    """`8000GB 4.48` from `weed version` (what Go puts in its Server header)."""
+    try:
+        out = subprocess.run([str(weed), "version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    words = out.split()
+    return " ".join(words[1:3]) if len(words) >= 3 and words[0] == "version" else "unknown"
+
+
+def _listener(sock: trio.socket.SocketType) -> trio.SocketListener:
+    sock.listen(4096)
+    return trio.SocketListener(sock)
+
+
+async def run_proxy(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> int:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        socks: dict[str, trio.socket.SocketType] = {}
+        try:
+            for kind, port in _front_ports(cfg):
+                sock = trio.socket.socket(socket.AF_INET6 if ":" in cfg.bind_ip else socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                socks[kind] = sock
+                try:
+                    await sock.bind((cfg.bind_ip, port))
+                except OSError as exc:
+                    log.error("cannot bind front port", port=port, bind_ip=cfg.bind_ip, error=exc.strerror)
+                    print(f"weedpy: cannot bind {cfg.bind_ip}:{port}: {exc.strerror}", file=sys.stderr)
+                    return 1
+            return await _run_bound(cfg, security, routes, weed, socks, signals)
+        finally:
+            for sock in socks.values():
+                sock.close()
+
+
+def _front_ports(cfg: VolumeConfig) -> list[tuple[str, int]]:
+    ports = [("admin", cfg.port), ("grpc", cfg.grpc_port)]
+    if cfg.split_public_port:
+        ports.append(("public", cfg.public_port))
+    return ports
+
+
+async def _run_bound(
+    cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path,
+    socks: dict[str, trio.socket.SocketType], signals: AsyncIterator[int],
+) -> int:
+    state = GatewayState()
+    front = FrontIdentity(
+        ip=cfg.ip, port=cfg.port, grpc_port=cfg.grpc_port, public_url=cfg.public_url, server_id=cfg.server_id,
+    )
+    server_header = f"SeaweedFS Volume {weed_version(weed)}".encode()
+    config_dir = security_config_dir(cfg)
+    guard = Guard.from_entries(cfg.whitelist + security.guard_white_list)
+    stop = trio.Event()
+    exit_code = 0
+
+    async def watch_signals() -> None:
+        async for signum in signals:
+            log.info("signal received", signal=signal.Signals(signum).name)
+            stop.set()
+
+    async with trio.open_nursery() as root:
+        root.start_soon(watch_signals)
+        master_arg = await _start_relay(root, cfg, front)
+        supervisor = Supervisor(
+            lambda ports: backend_argv(cfg, weed, ports, master_arg, config_dir),
+            split_public=cfg.split_public_port,
+            env=backend_environ(os.environ),
+        )
+        with trio.CancelScope() as startup:
+            root.start_soon(_cancel_on, stop, startup)
+            try:
+                await root.start(supervisor.run)
+            except BackendStartError as exc:
+                log.error("backend failed to start", error=str(exc))
+                print(f"weedpy: the Go backend failed to start:\n{exc}", file=sys.stderr)
+                exit_code = 1
+                stop.set()
+        pool = UpstreamPool(idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)))
+        if not stop.is_set():
+            go = GoHttpTarget(supervisor, pool)
+            http_front = HttpFront(routes, {Target.GO: go.handle}, guard, server_header, state)
+            idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as listeners:
+                    for kind, sock in socks.items():
+                        listener = _listener(sock)
+                        if kind == "grpc":
+                            listeners.start_soon(_serve_grpc, listener, supervisor)
+                        else:
+                            listeners.start_soon(_serve_http, listener, http_front, idle, kind, connections)
+                    log.info(
+                        "gateway ready", mode=cfg.mode.value, port=cfg.port, grpc_port=cfg.grpc_port,
+                        public_port=cfg.public_port, routes_v=routes.version, server=server_header.decode(),
+                    )
+                    await stop.wait()
+                    log.info("stopping: no new connections", pre_stop_seconds=cfg.pre_stop_seconds)
+                    state.stopping = True
+                    listeners.cancel_scope.cancel()
+                await trio.sleep(cfg.pre_stop_seconds)
+                await supervisor.stop()
+                connections.cancel_scope.cancel()
+        await supervisor.stop()
+        await pool.aclose()
+        root.cancel_scope.cancel()
+    log.info("stopped", exit_code=exit_code)
+    return exit_code
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+async def _start_relay(nursery: trio.Nursery, cfg: VolumeConfig, front: FrontIdentity) -> str:
+    """The heartbeat relay's -master address for Go; the real masters while no relay exists."""
+    try:
+        from gateway.heartbeat_relay import HeartbeatRelay
+    except ImportError:
+        log.warning("no heartbeat relay: the backend registers its private ports with the master")
+        return ",".join(cfg.masters)
+    relay = HeartbeatRelay(cfg.masters, front)
+    return await nursery.start(relay.run)
+
+
+async def _serve_grpc(listener: trio.SocketListener, supervisor: Supervisor) -> None:
+    try:
+        from gateway.grpc_proxy import serve_grpc_proxy
+    except ImportError:
+        log.warning("no gRPC proxy yet: splicing the gRPC port to the backend as raw TCP")
+
+        def upstream() -> tuple[str, int] | None:
+            ep = supervisor.current()
+            return ep.grpc if ep else None
+
+        await serve_tcp_relay(listener, upstream)
+        return
+    await serve_grpc_proxy(listener, supervisor)
+
+
+async def _serve_http(
+    listener: trio.SocketListener, front: HttpFront, idle: float, kind: str, connections: trio.Nursery,
+) -> None:
+    async def on_connection(stream: trio.SocketStream) -> None:
+        try:
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        await serve_connection(stream, front.handle, idle_timeout=idle, port_kind=kind)
+
+    await trio.serve_listeners(on_connection, [listener], handler_nursery=connections)

@@ -1,0 +1,47 @@
+"""The write whitelist (-whiteList and security.toml guard.white_list), enforced on real client IPs.
+
+The Go backend only ever sees the gateway's loopback connections, so Go's own guard cannot tell
+clients apart: the gateway applies Go's rule itself. Active when the list is non-empty or a JWT
+signing key is set; an empty list then allows everyone. Entries are exact IPs or CIDR blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["Guard"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Guard:
+    ips: frozenset[str]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[str]) -> "Guard":
+        ips: set[str] = set()
+        nets = []
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            if "/" in entry:
+                nets.append(ipaddress.ip_network(entry, strict=False))
+            else:
+                ips.add(entry)
+        return cls(frozenset(ips), tuple(nets))
+
+    @property
+    def restricts(self) -> bool:
+        return bool(self.ips or self.networks)
+
+    def allows(self, host: str) -> bool:
+        if not self.restricts or host in self.ips:
+            return True
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)

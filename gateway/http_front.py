@@ -1,0 +1,89 @@
+"""The gateway's HTTP front: name each request's endpoint, apply gateway-level rules, dispatch, log.
+
+Per request: one route-table lookup, the whitelist for admin writes and deletes (on the real client
+address), then the route's target. One structlog event per request carries the endpoint name, the
+target, the table version, status and duration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from gateway.go_headers import handler_headers, http_date
+from gateway.guard import Guard
+from gateway.responses import json_error
+from gateway.routes import RouteTable, Target, http_endpoint, request_path
+from weedpy.http1 import Exchange, simple_response
+from weedpy.logs import get_logger
+
+__all__ = ["HttpFront", "HttpTarget", "GatewayState"]
+
+HttpTarget = Callable[[Exchange], Awaitable[None]]
+_GUARDED = frozenset({"admin.write", "admin.delete"})
+
+
+class GatewayState:
+    """Flags the front consults; set by the lifecycle code (stopping flips /healthz to 503)."""
+
+    __slots__ = ("stopping",)
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+
+class HttpFront:
+    def __init__(
+        self,
+        routes: RouteTable,
+        targets: Mapping[Target, HttpTarget],
+        guard: Guard,
+        server_header: bytes,
+        state: GatewayState,
+    ) -> None:
+        self._routes = routes
+        self._targets = targets
+        self._guard = guard
+        self._server = server_header
+        self._state = state
+        self._log = get_logger("gateway.http")
+
+    async def handle(self, exch: Exchange) -> None:
+        t0 = time.perf_counter()
+        req = exch.request
+        path = request_path(req.target)
+        endpoint = http_endpoint(exch.port_kind, req.method, path)
+        routes = self._routes
+        route = routes.lookup(endpoint)
+        target = route.target
+        try:
+            if endpoint == "admin.healthz" and self._state.stopping:
+                await self._reply(exch, 503, b"")
+            elif endpoint in _GUARDED and not self._guard.allows(exch.client_host):
+                await self._reply(exch, 401, b"")
+            else:
+                handler = self._targets.get(target)
+                if handler is None:
+                    await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target.value}, which is not available"))
+                    exch.status = 503
+                else:
+                    await handler(exch)
+        finally:
+            self._log.info(
+                "http",
+                route=endpoint,
+                target=target.value,
+                routes_v=routes.version,
+                method=req.method.decode("latin-1"),
+                path=path.decode("latin-1"),
+                status=exch.status,
+                ms=round((time.perf_counter() - t0) * 1000, 3),
+                client=exch.client_host,
+            )
+
+    async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
+        hs = handler_headers(self._server, exch.request.header(b"origin") is not None)
+        hs.append((b"Date", http_date()))
+        await exch.send(simple_response(status, body, hs))
+        exch.started = True
+        exch.status = status

@@ -1,0 +1,257 @@
+"""The route table: which side serves each endpoint, loaded once from TOML into an immutable snapshot.
+
+Endpoint names are what an operator reads in logs and writes in the table:
+HTTP by port and operation (`admin.read`, `admin.write`, `public.read`, `admin.status`, ...) and
+gRPC by full method path (`/volume_server_pb.VolumeServer/Ping`). Targets: `go`, `native`,
+`shadow` (serve Go, compare native), `native+verify` (serve native, compare Go) and `off` (503 /
+UNAVAILABLE). Every endpoint that writes volume files must be owned by one side; a table that
+splits them is refused, because two processes must never write the same `.dat`/`.idx`.
+See docs/routes.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Target",
+    "Route",
+    "RouteTable",
+    "RouteTableError",
+    "HTTP_ENDPOINTS",
+    "GRPC_SERVICE",
+    "GRPC_METHODS",
+    "MUTATING_ENDPOINTS",
+    "ALL_ENDPOINTS",
+    "grpc_endpoint",
+    "http_endpoint",
+    "load_route_table",
+    "default_route_table",
+]
+
+
+class Target(enum.Enum):
+    GO = "go"
+    NATIVE = "native"
+    SHADOW = "shadow"
+    NATIVE_VERIFY = "native+verify"
+    OFF = "off"
+
+    @property
+    def serving_side(self) -> str | None:
+        """Which side answers the client (and so owns what the endpoint writes)."""
+        return {
+            Target.GO: "go", Target.SHADOW: "go",
+            Target.NATIVE: "native", Target.NATIVE_VERIFY: "native",
+        }.get(self)
+
+    @property
+    def needs_native(self) -> bool:
+        return self is not Target.GO and self is not Target.OFF
+
+    @property
+    def needs_go(self) -> bool:
+        return self is not Target.NATIVE and self is not Target.OFF
+
+
+class RouteTableError(ValueError):
+    """A route table that must not be used; the message names the offending entry."""
+
+
+# HTTP endpoints: (name, what it covers). Admin-port names apply to the admin port; public-port
+# names to the separate public port (when -port.public differs from -port).
+HTTP_ENDPOINTS: dict[str, str] = {
+    "admin.read": "GET/HEAD of a file id on the admin port",
+    "admin.write": "POST/PUT of a file id (uploads, replication fan-in)",
+    "admin.delete": "DELETE of a file id",
+    "admin.options": "OPTIONS (CORS preflight) on the admin port",
+    "admin.unsupported": "any other method on the admin port (Go answers 400)",
+    "admin.status": "/status",
+    "admin.healthz": "/healthz and /readyz",
+    "admin.ui": "/ui/index.html",
+    "admin.static": "/favicon.ico and /seaweedfsstatic/*",
+    "admin.stats": "/stats/counter, /stats/memory, /stats/disk",
+    "public.read": "GET/HEAD on the public port",
+    "public.options": "OPTIONS on the public port",
+    "public.static": "/favicon.ico and /seaweedfsstatic/* on the public port",
+    "public.other": "any other method on the public port (Go answers 200, no-op)",
+}
+
+GRPC_SERVICE = "/volume_server_pb.VolumeServer/"
+
+# Every VolumeServer rpc of weed 4.48 and whether it writes volume files or server state.
+GRPC_METHODS: dict[str, bool] = {
+    "BatchDelete": True, "VacuumVolumeCheck": False, "VacuumVolumeCompact": True,
+    "VacuumVolumeCommit": True, "VacuumVolumeCleanup": True, "DeleteCollection": True,
+    "AllocateVolume": True, "VolumeSyncStatus": False, "VolumeIncrementalCopy": False,
+    "VolumeMount": True, "VolumeUnmount": True, "VolumeConsolidateIndex": True,
+    "VolumeDelete": True, "VolumeMarkReadonly": True, "VolumeMarkWritable": True,
+    "VolumeConfigure": True, "VolumeStatus": False, "GetState": False, "SetState": True,
+    "VolumeCopy": True, "ReadVolumeFileStatus": False, "CopyFile": False, "ReceiveFile": True,
+    "ReadNeedleBlob": False, "ReadNeedleMeta": False, "WriteNeedleBlob": True,
+    "ReadAllNeedles": False, "VolumeTailSender": False, "VolumeTailReceiver": True,
+    "VolumeEcShardsGenerate": True, "VolumeEcShardsRebuild": True, "VolumeEcShardsCopy": True,
+    "VolumeEcShardsDelete": True, "VolumeEcShardsMount": True, "VolumeEcShardsUnmount": True,
+    "VolumeEcShardRead": False, "VolumeEcBlobDelete": True, "VolumeEcShardsToVolume": True,
+    "VolumeEcShardsInfo": False, "VolumeTierMoveDatToRemote": True,
+    "VolumeTierMoveDatFromRemote": True, "VolumeServerStatus": False, "VolumeServerLeave": True,
+    "FetchAndWriteNeedle": True, "ScrubVolume": True, "ScrubEcVolume": True, "Query": False,
+    "VolumeNeedleStatus": False, "Ping": False,
+}
+
+MUTATING_ENDPOINTS: frozenset[str] = frozenset(
+    {"admin.write", "admin.delete"} | {GRPC_SERVICE + m for m, writes in GRPC_METHODS.items() if writes}
+)
+ALL_ENDPOINTS: frozenset[str] = frozenset(HTTP_ENDPOINTS) | {GRPC_SERVICE + m for m in GRPC_METHODS}
+
+
+def grpc_endpoint(path: str) -> str:
+    """The route name of a gRPC call: its full method path (unknown methods keep theirs)."""
+    return path
+
+
+_STATIC_PREFIX = b"/seaweedfsstatic/"
+_ADMIN_FIXED = {
+    b"/status": "admin.status",
+    b"/healthz": "admin.healthz",
+    b"/readyz": "admin.healthz",
+    b"/ui/index.html": "admin.ui",
+    b"/favicon.ico": "admin.static",
+    b"/stats/counter": "admin.stats",
+    b"/stats/memory": "admin.stats",
+    b"/stats/disk": "admin.stats",
+}
+_ADMIN_METHODS = {
+    b"GET": "admin.read", b"HEAD": "admin.read", b"POST": "admin.write", b"PUT": "admin.write",
+    b"DELETE": "admin.delete", b"OPTIONS": "admin.options",
+}
+_PUBLIC_METHODS = {b"GET": "public.read", b"HEAD": "public.read", b"OPTIONS": "public.options"}
+
+
+def request_path(target: bytes) -> bytes:
+    """The path of a request target (origin-form or absolute-form), without the query."""
+    if target.startswith((b"http://", b"https://")):
+        slash = target.find(b"/", target.find(b"//") + 2)
+        target = target[slash:] if slash >= 0 else b"/"
+    q = target.find(b"?")
+    return target if q < 0 else target[:q]
+
+
+def http_endpoint(port_kind: str, method: bytes, path: bytes) -> str:
+    """Name the endpoint of an HTTP request the way Go's muxes dispatch it."""
+    if port_kind == "public":
+        if path == b"/favicon.ico" or path.startswith(_STATIC_PREFIX):
+            return "public.static"
+        return _PUBLIC_METHODS.get(method, "public.other")
+    fixed = _ADMIN_FIXED.get(path)
+    if fixed is not None:
+        return fixed
+    if path.startswith(_STATIC_PREFIX):
+        return "admin.static"
+    return _ADMIN_METHODS.get(method, "admin.unsupported")
+
+
+__all__.append("request_path")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    target: Target
+    sample_pct: float = 100.0
+    ignore_headers: tuple[str, ...] = ()
+    ignore_fields: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteTable:
+    """An immutable snapshot; requests read it once and log its version."""
+
+    version: str
+    default: Route
+    routes: Mapping[str, Route]
+
+    def lookup(self, endpoint: str) -> Route:
+        return self.routes.get(endpoint, self.default)
+
+    def owner_of_writes(self) -> str | None:
+        """The one side that serves every storage-mutating endpoint (None if all are off)."""
+        sides = {self.lookup(e).target.serving_side for e in MUTATING_ENDPOINTS} - {None}
+        return next(iter(sides)) if len(sides) == 1 else None
+
+    def targets(self) -> frozenset[Target]:
+        return frozenset({self.default.target} | {r.target for r in self.routes.values()})
+
+
+def _route_from(name: str, raw: Any) -> Route:
+    if isinstance(raw, str):
+        raw = {"target": raw}
+    if not isinstance(raw, Mapping):
+        raise RouteTableError(f"route {name!r}: expected a target string or a table, got {type(raw).__name__}")
+    unknown = set(raw) - {"target", "sample_pct", "ignore_headers", "ignore_fields"}
+    if unknown:
+        raise RouteTableError(f"route {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        target = Target(raw.get("target", ""))
+    except ValueError:
+        choices = ", ".join(t.value for t in Target)
+        raise RouteTableError(f"route {name!r}: unknown target {raw.get('target')!r} (one of {choices})") from None
+    pct = raw.get("sample_pct", 100.0)
+    if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 <= pct <= 100:
+        raise RouteTableError(f"route {name!r}: sample_pct must be a number from 0 to 100")
+    lists = {}
+    for key in ("ignore_headers", "ignore_fields"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise RouteTableError(f"route {name!r}: {key} must be a list of strings")
+        lists[key] = tuple(value)
+    return Route(target=target, sample_pct=float(pct), **lists)
+
+
+def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> RouteTable:
+    unknown = set(doc) - {"version", "default", "routes"}
+    if unknown:
+        raise RouteTableError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
+    default = _route_from("default", doc.get("default", "go"))
+    routes_raw = doc.get("routes", {})
+    if not isinstance(routes_raw, Mapping):
+        raise RouteTableError("[routes] must be a table of endpoint = target")
+    routes: dict[str, Route] = {}
+    for name, raw in routes_raw.items():
+        if name not in ALL_ENDPOINTS:
+            raise RouteTableError(f"unknown endpoint {name!r} (see docs/routes.md for the names)")
+        routes[name] = _route_from(name, raw)
+    table = RouteTable(version=str(doc.get("version", version)), default=default, routes=routes)
+    sides = {table.lookup(e).target.serving_side for e in MUTATING_ENDPOINTS} - {None}
+    if len(sides) > 1:
+        split = sorted(e for e in MUTATING_ENDPOINTS if table.lookup(e).target.serving_side == "native")
+        raise RouteTableError(
+            "endpoints that write volume files must all be served by one side, but these go to native "
+            f"while others go to go: {', '.join(split)}"
+        )
+    return table
+
+
+def load_route_table(path: str | Path | None) -> RouteTable:
+    """The table in `path`, or the built-in one (everything to go) when no file is given."""
+    if path is None:
+        return default_route_table()
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise RouteTableError(f"cannot read route table {p}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RouteTableError(f"route table {p} is not valid TOML: {exc}") from None
+    return parse_route_table(doc, version=f"{p.name}")
+
+
+def default_route_table() -> RouteTable:
+    return RouteTable(version="builtin", default=Route(Target.GO), routes={})
+
+
+__all__.append("parse_route_table")

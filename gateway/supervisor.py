@@ -1,0 +1,221 @@
+"""Start, watch and restart the managed Go `weed volume` backend.
+
+The backend runs in its own session (a terminal's Ctrl-C reaches only the gateway, which then
+stops it in order) and, on Linux, with a parent-death signal so it never outlives the gateway.
+Its output is re-logged line by line with `source=backend`. `current()` is None whenever the
+backend is not ready, which the relays turn into an immediate 503 / UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+import trio
+
+from gateway.backend import BackendEndpoints
+from gateway.backend_args import BackendPorts
+from weedpy.logs import get_logger
+
+__all__ = ["Supervisor", "BackendStartError", "free_loopback_port"]
+
+log = get_logger("gateway.supervisor")
+
+
+class BackendStartError(RuntimeError):
+    """The backend could not be brought up; the message carries its last output lines."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+ArgvBuilder = Callable[[BackendPorts], Sequence[str]]
+
+
+class Supervisor:
+    """Keeps one backend process running; `run()` is a long-lived task."""
+
+    def __init__(
+        self,
+        argv_for: ArgvBuilder,
+        *,
+        split_public: bool,
+        env: Mapping[str, str],
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        max_backoff: float = 10.0,
+        tail_lines: int = 40,
+    ) -> None:
+        self._argv_for = argv_for
+        self._split_public = split_public
+        self._env = dict(env)
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._max_backoff = max_backoff
+        self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+        self._endpoints: BackendEndpoints | None = None
+        self._proc: trio.Process | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    def current(self) -> BackendEndpoints | None:
+        return self._endpoints
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    def last_output(self) -> str:
+        return "\n".join(self._tail)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the backend, report readiness once, then restart it with backoff whenever it dies."""
+        backoff = 0.5
+        first = True
+        while not self._stopping:
+            started_at = trio.current_time()
+            try:
+                await self._start_and_wait_ready()
+            except BackendStartError:
+                if first:
+                    raise
+                log.error("backend restart failed", source="gateway", backoff_s=backoff, last_output=self.last_output())
+            else:
+                if first:
+                    task_status.started()
+                    first = False
+                assert self._proc is not None
+                rc = await self._proc.wait()
+                self._endpoints = None
+                if self._stopping:
+                    return
+                log.error("backend exited", source="gateway", returncode=rc, last_output=self.last_output())
+            if trio.current_time() - started_at > 60:
+                backoff = 0.5
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+            self.restarts += 1
+            log.warning("restarting backend", source="gateway", restarts=self.restarts)
+
+    async def _start_and_wait_ready(self) -> None:
+        ports = BackendPorts(
+            http=free_loopback_port(),
+            grpc=free_loopback_port(),
+            public=free_loopback_port() if self._split_public else None,
+        )
+        argv = list(self._argv_for(ports))
+        log.info("starting backend", source="gateway", argv=argv)
+        self._tail.clear()
+        proc = await trio.lowlevel.open_process(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=self._env, start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        self._proc = proc
+        trio.lowlevel.spawn_system_task(self._pump_output, proc)
+        endpoints = BackendEndpoints(
+            http=("127.0.0.1", ports.http),
+            grpc=("127.0.0.1", ports.grpc),
+            public=("127.0.0.1", ports.public) if ports.public else None,
+        )
+        with trio.move_on_after(self._ready_timeout) as timeout:
+            while True:
+                if proc.returncode is not None or proc.poll() is not None:
+                    await trio.sleep(0.1)  # let the pump catch the last lines
+                    raise BackendStartError(
+                        f"backend exited with code {proc.returncode} before it was ready:\n{self.last_output()}"
+                    )
+                if await _http_ok(endpoints.http) and await _tcp_ok(endpoints.grpc):
+                    break
+                await trio.sleep(0.05)
+        if timeout.cancelled_caught:
+            await self._terminate(proc)
+            raise BackendStartError(
+                f"backend not ready after {self._ready_timeout:.0f}s:\n{self.last_output()}"
+            )
+        self._endpoints = endpoints
+        log.info("backend ready", source="gateway", pid=proc.pid, http=ports.http, grpc=ports.grpc, public=ports.public)
+
+    async def _pump_output(self, proc: trio.Process) -> None:
+        assert proc.stdout is not None
+        buf = b""
+        try:
+            async for data in proc.stdout:
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace").rstrip()
+                    if text:
+                        self._tail.append(text)
+                        log.info("backend output", source="backend", pid=proc.pid, line=text)
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            pass
+        if buf.strip():
+            text = buf.decode(errors="replace").rstrip()
+            self._tail.append(text)
+            log.info("backend output", source="backend", pid=proc.pid, line=text)
+
+    async def stop(self) -> None:
+        """Stop for good: SIGTERM, then SIGKILL after the stop timeout; no restart."""
+        self._stopping = True
+        self._endpoints = None
+        if self._proc is not None:
+            await self._terminate(self._proc)
+
+    async def _terminate(self, proc: trio.Process) -> None:
+        with trio.CancelScope(shield=True):
+            if proc.returncode is None:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                with trio.move_on_after(self._stop_timeout):
+                    await proc.wait()
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            log.info("backend stopped", source="gateway", pid=proc.pid, returncode=proc.returncode)
+
+
+async def _tcp_ok(addr: tuple[str, int]) -> bool:
+    try:
+        with trio.move_on_after(1):
+            stream = await trio.open_tcp_stream(*addr)
+            await stream.aclose()
+            return True
+    except OSError:
+        pass
+    return False
+
+
+async def _http_ok(addr: tuple[str, int]) -> bool:
+    """GET /status answers below 500 (what the harness waits for on a Go server)."""
+    try:
+        with trio.move_on_after(2):
+            stream = await trio.open_tcp_stream(*addr)
+            try:
+                await stream.send_all(b"GET /status HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n")
+                head = await stream.receive_some(64)
+            finally:
+                await stream.aclose()
+            parts = head.split(b" ", 2)
+            return len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < 500
+    except (OSError, trio.BrokenResourceError):
+        pass
+    return False
+

@@ -1,0 +1,141 @@
+"""Command-line entry points: `weedpy volume|local|verify|version` and `weedpy-volume`.
+
+`weedpy-volume` takes `weed volume`'s flags with no subcommand, which is how the upstream test
+harness starts a non-Go volume server (`--port P --dir D ...`). Flag errors exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from weedpy.config import VOLUME_FLAGS, Mode, VolumeConfig, parse_volume_args
+from weedpy.flags import FlagError, Kind
+
+__all__ = ["main", "volume_main"]
+
+USAGE = """usage: weedpy <command> [flags]
+
+commands:
+  volume   run a volume server (accepts every `weed volume` flag; see `weedpy volume -h`)
+  local    run a local master and a weedpy volume server for trying things out
+  verify   check every volume in a data directory against its index
+  version  print weedpy's and the Go backend's versions
+
+global flags (before the command, as with weed): -config_dir=DIR
+"""
+
+
+def _volume_usage() -> str:
+    lines = ["usage: weedpy volume [flags]   (weed volume 4.48 flags, plus weedpy's own)", ""]
+    for spec in VOLUME_FLAGS:
+        kind = "" if spec.kind is Kind.BOOL else f" {spec.kind.value}"
+        default = "" if spec.default in ("", 0, False) else f" (default {spec.default!r})"
+        lines.append(f"  -{spec.name}{kind}\n    \t{spec.help}{default}")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> int:
+    print(f"weedpy: {message}", file=sys.stderr)
+    return 2
+
+
+def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
+    try:
+        cfg = parse_volume_args(argv, config_dir=config_dir)
+    except FlagError as exc:
+        if str(exc) == "help requested":
+            print(_volume_usage())
+            return 0
+        return _fail(str(exc))
+    return serve(cfg)
+
+
+def serve(cfg: VolumeConfig) -> int:
+    """Run the server the configuration describes, in its mode."""
+    from gateway.routes import RouteTableError, Target, load_route_table
+    from weedpy.logs import configure_logging
+    from weedpy.security import find_security_file, load_security
+    from weedpy.weedbin import WeedNotFound, find_weed_binary
+
+    configure_logging(cfg.log_level)
+    try:
+        security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot read security configuration: {exc}")
+    try:
+        routes = load_route_table(cfg.routes_file)
+    except RouteTableError as exc:
+        return _fail(str(exc))
+    if cfg.mode in (Mode.NATIVE, Mode.MIXED):
+        return _fail(f"-mode={cfg.mode.value} is not available yet; use exec or proxy")
+    if cfg.mode is Mode.PROXY and routes.targets() - {Target.GO, Target.OFF}:
+        return _fail("-mode=proxy sends every endpoint to go; a route table with other targets needs -mode=mixed")
+    try:
+        weed = find_weed_binary(cfg.weed_binary)
+    except WeedNotFound as exc:
+        return _fail(str(exc))
+    if cfg.mode is Mode.EXEC:
+        from gateway.backend_args import backend_environ, exec_argv, security_config_dir
+
+        argv = exec_argv(cfg, weed, security_config_dir(cfg))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(argv[0], argv, backend_environ(os.environ))
+    import trio
+
+    from gateway.app import run_proxy
+
+    return trio.run(run_proxy, cfg, security, routes, weed)
+
+
+def volume_main() -> None:
+    """`weedpy-volume`: `weed volume`'s flags directly, no subcommand."""
+    raise SystemExit(run_volume(sys.argv[1:]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    config_dir: str | None = None
+    while args and args[0].startswith("-") and args[0].lstrip("-").split("=", 1)[0] == "config_dir":
+        head = args.pop(0)
+        if "=" in head:
+            config_dir = head.split("=", 1)[1]
+        elif args:
+            config_dir = args.pop(0)
+        else:
+            return _fail("flag needs an argument: -config_dir")
+    if not args or args[0] in ("-h", "-help", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "volume":
+        return run_volume(rest, config_dir)
+    if command == "local":
+        from weedpy.local import run_local
+
+        return run_local(rest)
+    if command == "verify":
+        try:
+            from native.storage.verify import main as verify_main
+        except ImportError:
+            return _fail("verify is not available in this build")
+        return verify_main(rest)
+    if command == "version":
+        from weedpy import __version__
+        from weedpy.weedbin import WeedNotFound, find_weed_binary
+
+        try:
+            from gateway.app import weed_version
+
+            go = weed_version(find_weed_binary())
+        except WeedNotFound:
+            go = "not found"
+        print(f"weedpy {__version__} (Go backend: {go})")
+        return 0
+    return _fail(f"unknown command {command!r}\n{USAGE}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""HTTP/1.1 core shared by the gateway, the native server and the differ.
+
+Sans-IO readers (`ServerConnection`, `ClientConnection`) on httptools, serialisation helpers, and
+trio shells (`serve_connection`, `Exchange`, `UpstreamPool`) kept thin around them.
+"""
+
+from weedpy.http1._events import (
+    CONNECTION_CLOSED as CONNECTION_CLOSED,
+    END_OF_MESSAGE as END_OF_MESSAGE,
+    NEED_DATA as NEED_DATA,
+    ConnectionClosed as ConnectionClosed,
+    Data as Data,
+    EndOfMessage as EndOfMessage,
+    Headers as Headers,
+    InformationalResponse as InformationalResponse,
+    ProtocolError as ProtocolError,
+    Request as Request,
+    Response as Response,
+)
+from weedpy.http1._parse import ClientConnection as ClientConnection, ServerConnection as ServerConnection
+from weedpy.http1._write import (
+    CONTINUE_100 as CONTINUE_100,
+    HOP_BY_HOP as HOP_BY_HOP,
+    LAST_CHUNK as LAST_CHUNK,
+    REASONS as REASONS,
+    chunk as chunk,
+    end_to_end_headers as end_to_end_headers,
+    go_bad_request as go_bad_request,
+    request_head as request_head,
+    response_head as response_head,
+    simple_response as simple_response,
+)
+from weedpy.http1._trio import (
+    RECV_SIZE as RECV_SIZE,
+    Exchange as Exchange,
+    UpstreamConn as UpstreamConn,
+    UpstreamPool as UpstreamPool,
+    serve_connection as serve_connection,
+)

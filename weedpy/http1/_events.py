@@ -1,0 +1,100 @@
+"""Events of the HTTP/1.1 cores: immutable records with wire fields kept as bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+__all__ = [
+    "Headers",
+    "Request",
+    "Response",
+    "InformationalResponse",
+    "Data",
+    "EndOfMessage",
+    "ConnectionClosed",
+    "Sentinel",
+    "NEED_DATA",
+    "ProtocolError",
+]
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+class Sentinel(enum.Enum):
+    NEED_DATA = "need-data"
+
+
+NEED_DATA = Sentinel.NEED_DATA
+
+
+class ProtocolError(Exception):
+    """The peer sent something we will not relay or serve; `status_hint` is what to answer."""
+
+    def __init__(self, message: str, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: bytes
+    keep_alive: bool
+    # Body framing as received: a Content-Length, chunked, or neither (no body).
+    content_length: int | None
+    chunked: bool
+    expect_continue: bool
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    def header(self, lower_name: bytes) -> bytes | None:
+        """The first value of a header, by lower-case name."""
+        for name, value in self.headers:
+            if name.lower() == lower_name:
+                return value
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    reason: bytes
+    headers: Headers
+    http_version: bytes
+    keep_alive: bool
+    content_length: int | None
+    chunked: bool
+    # True when the body runs until the connection closes (neither length nor chunked).
+    until_close: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InformationalResponse:
+    status: int
+    reason: bytes
+    headers: Headers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Data:
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    pass
+
+
+END_OF_MESSAGE = EndOfMessage()
+CONNECTION_CLOSED = ConnectionClosed()
+__all__ += ["END_OF_MESSAGE", "CONNECTION_CLOSED"]

@@ -1,0 +1,253 @@
+"""Sans-IO HTTP/1.1 readers on httptools (llhttp): bytes in, events out, for both directions.
+
+`ServerConnection` reads requests from a client; `ClientConnection` reads responses from a server
+one request at a time. Neither does I/O: feed bytes with `receive_data` (b"" means EOF), then
+drain `next_event()` until it returns NEED_DATA. llhttp already refuses the classic smuggling
+shapes (Transfer-Encoding with Content-Length, duplicate Content-Length, obs-fold, bad chunk
+sizes); we add a head-size limit and keep every header name and value as the peer sent it so a
+relay can pass them on byte for byte.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import httptools
+
+from weedpy.http1._events import (
+    CONNECTION_CLOSED,
+    END_OF_MESSAGE,
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    ProtocolError,
+    Request,
+    Response,
+    Sentinel,
+)
+
+__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD"]
+
+# Go's http.DefaultMaxHeaderBytes (1 MiB) plus its 4 KiB slack.
+DEFAULT_MAX_HEAD = (1 << 20) + 4096
+
+ServerEvent = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
+ClientEvent = Response | InformationalResponse | Data | EndOfMessage | ConnectionClosed | Sentinel
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """Content-Length (validated by llhttp) and whether the body is chunked."""
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-length":
+            length = int(value.strip())
+        elif lname == b"transfer-encoding":
+            chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+    return length, chunked
+
+
+class ServerConnection:
+    """Reads pipelined requests from one client connection."""
+
+    __slots__ = ("_parser", "_events", "_url", "_headers", "_head_size", "_max_head", "_in_message", "_eof", "_error")
+
+    def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: collections.deque[ServerEvent] = collections.deque()
+        self._url = bytearray()
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._max_head = max_head
+        self._in_message = False
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    # -- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._url.clear()
+        self._headers = []
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > self._max_head:
+            raise ProtocolError("request head too large", 431)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._max_head:
+            raise ProtocolError("request head too large", 431)
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        p = self._parser
+        length, chunked = _framing(self._headers)
+        expect = False
+        for name, value in self._headers:
+            if name.lower() == b"expect" and value.strip().lower() == b"100-continue":
+                expect = True
+        self._events.append(
+            Request(
+                method=p.get_method(),
+                target=bytes(self._url),
+                headers=tuple(self._headers),
+                http_version=p.get_http_version().encode(),
+                keep_alive=p.should_keep_alive(),
+                content_length=length,
+                chunked=chunked,
+                expect_continue=expect,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._events.append(END_OF_MESSAGE)
+
+    # -- public API ----------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        if self._error is not None:
+            return
+        if not data:
+            self._eof = True
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._error = ProtocolError("protocol upgrade is not supported", 400)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc))
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc))
+
+    def next_event(self) -> ServerEvent:
+        if self._events:
+            return self._events.popleft()
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            if self._in_message:
+                raise ProtocolError("connection closed in the middle of a request")
+            return CONNECTION_CLOSED
+        return NEED_DATA
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._events)
+
+
+class ClientConnection:
+    """Reads the response to one request; make a new one per request (see `start`)."""
+
+    __slots__ = ("_parser", "_events", "_reason", "_headers", "_head_size", "_max_head", "_head_only",
+                 "_final", "_done", "_eof", "_error", "_until_close")
+
+    def __init__(self, head_only: bool = False, max_head: int = DEFAULT_MAX_HEAD) -> None:
+        """`head_only`: the request was HEAD, so the response has no body whatever it says."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: collections.deque[ClientEvent] = collections.deque()
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._max_head = max_head
+        self._head_only = head_only
+        self._final = False
+        self._done = False
+        self._eof = False
+        self._error: ProtocolError | None = None
+        self._until_close = False
+
+    def on_message_begin(self) -> None:
+        self._reason = b""
+        self._headers = []
+        self._head_size = 0
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._max_head:
+            raise ProtocolError("response head too large", 502)
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self._done:
+            return
+        p = self._parser
+        status = p.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:
+                raise ProtocolError("protocol switch is not supported", 502)
+            self._events.append(InformationalResponse(status, self._reason, tuple(self._headers)))
+            return
+        length, chunked = _framing(self._headers)
+        no_body = self._head_only or status in (204, 304)
+        until_close = not no_body and length is None and not chunked
+        self._until_close = until_close
+        self._final = True
+        self._events.append(
+            Response(
+                status=status,
+                reason=self._reason,
+                headers=tuple(self._headers),
+                http_version=p.get_http_version().encode(),
+                keep_alive=p.should_keep_alive() and not until_close,
+                content_length=None if no_body else length,
+                chunked=chunked and not no_body,
+                until_close=until_close,
+            )
+        )
+        if self._head_only:
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._done:
+            self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        if self._final and not self._done:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._events.append(END_OF_MESSAGE)
+
+    def receive_data(self, data: bytes) -> None:
+        if self._error is not None or self._done:
+            return
+        if not data:
+            self._eof = True
+            if self._until_close and self._final:
+                self._finish()
+            return
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserCallbackError, httptools.HttpParserError) as exc:
+            cause = exc.__context__
+            self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc), 502)
+
+    def next_event(self) -> ClientEvent:
+        if self._events:
+            return self._events.popleft()
+        if self._error is not None:
+            raise self._error
+        if self._eof and not self._done:
+            raise ProtocolError("upstream closed the connection before the response ended", 502)
+        if self._done:
+            return CONNECTION_CLOSED
+        return NEED_DATA
+
+    @property
+    def done(self) -> bool:
+        return self._done and not self._events

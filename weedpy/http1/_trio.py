@@ -1,0 +1,178 @@
+"""Thin trio shells around the HTTP/1.1 readers: a server connection loop and an upstream pool.
+
+No parsing or routing here: `serve_connection` feeds bytes to a `ServerConnection` and hands each
+request to a handler as an `Exchange`; `UpstreamPool` keeps keep-alive connections to one or more
+upstream servers.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
+from weedpy.http1._parse import ServerConnection
+from weedpy.http1._write import go_bad_request
+
+__all__ = ["Exchange", "serve_connection", "UpstreamConn", "UpstreamPool", "RECV_SIZE"]
+
+RECV_SIZE = 65536
+
+
+class Exchange:
+    """One request on a client connection: the head, its body as it arrives, and the reply channel."""
+
+    __slots__ = ("request", "client_host", "local_port", "port_kind", "_conn", "_stream", "_idle",
+                 "body_done", "started", "close_after", "status", "bytes_out")
+
+    def __init__(
+        self, request: Request, conn: ServerConnection, stream: trio.abc.Stream, idle: float,
+        client_host: str, local_port: int, port_kind: str,
+    ) -> None:
+        self.request = request
+        self.client_host = client_host
+        self.local_port = local_port
+        self.port_kind = port_kind
+        self._conn = conn
+        self._stream = stream
+        self._idle = idle
+        self.body_done = not request.has_body
+        self.started = False  # a response head went out
+        self.close_after = False  # the connection must close after this exchange
+        self.status = 0
+        self.bytes_out = 0
+
+    async def receive_body(self) -> bytes:
+        """The next piece of the request body; b"" once it is complete."""
+        if self.body_done:
+            return b""
+        conn = self._conn
+        while True:
+            ev = conn.next_event()
+            if ev is NEED_DATA:
+                with trio.fail_after(self._idle):
+                    data = await self._stream.receive_some(RECV_SIZE)
+                conn.receive_data(data)
+                continue
+            if isinstance(ev, Data):
+                return ev.data
+            if isinstance(ev, EndOfMessage):
+                self.body_done = True
+                return b""
+            raise ProtocolError("unexpected event in request body")
+
+    async def send(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        await self._stream.send_all(data)
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+async def serve_connection(
+    stream: trio.SocketStream, handler: Handler, *, idle_timeout: float, port_kind: str,
+) -> None:
+    """Serve requests on one client connection until it closes, idles out or misbehaves."""
+    conn = ServerConnection()
+    try:
+        peer = stream.socket.getpeername()
+        local_port = stream.socket.getsockname()[1]
+    except OSError:
+        await stream.aclose()
+        return
+    client_host = peer[0] if isinstance(peer, tuple) else str(peer)
+    exchange: Exchange | None = None
+    try:
+        while True:
+            ev = conn.next_event()
+            if ev is NEED_DATA:
+                with trio.move_on_after(idle_timeout) as idle:
+                    data = await stream.receive_some(RECV_SIZE)
+                if idle.cancelled_caught:
+                    return
+                conn.receive_data(data)
+                continue
+            if isinstance(ev, ConnectionClosed):
+                return
+            if not isinstance(ev, Request):
+                raise ProtocolError("body without a request")
+            exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
+            await handler(exchange)
+            if exchange.close_after or not ev.keep_alive or not exchange.body_done:
+                return
+            exchange = None
+    except ProtocolError as exc:
+        if exchange is None or not exchange.started:
+            try:
+                await stream.send_all(go_bad_request(exc.status_hint))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+class UpstreamConn:
+    """A keep-alive connection to an upstream HTTP server."""
+
+    __slots__ = ("stream", "addr", "idle_since", "reused")
+
+    def __init__(self, stream: trio.SocketStream, addr: tuple[str, int]) -> None:
+        self.stream = stream
+        self.addr = addr
+        self.idle_since = 0.0
+        self.reused = False
+
+
+class UpstreamPool:
+    """LIFO idle connections per upstream address, dropped after `idle_ttl` seconds unused."""
+
+    def __init__(self, max_idle_per_addr: int = 256, idle_ttl: float = 15.0, connect_timeout: float = 5.0) -> None:
+        self._idle: dict[tuple[str, int], collections.deque[UpstreamConn]] = {}
+        self._max_idle = max_idle_per_addr
+        self._ttl = idle_ttl
+        self._connect_timeout = connect_timeout
+
+    async def acquire(self, addr: tuple[str, int]) -> UpstreamConn:
+        idle = self._idle.get(addr)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since < self._ttl:
+                conn.reused = True
+                return conn
+            await _close_quietly(conn.stream)
+        with trio.fail_after(self._connect_timeout):
+            stream = await trio.open_tcp_stream(*addr)
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return UpstreamConn(stream, addr)
+
+    async def release(self, conn: UpstreamConn, reusable: bool) -> None:
+        if not reusable:
+            await _close_quietly(conn.stream)
+            return
+        idle = self._idle.setdefault(conn.addr, collections.deque())
+        if len(idle) >= self._max_idle:
+            await _close_quietly(conn.stream)
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            while idle:
+                await _close_quietly(idle.pop().stream)
+
+
+async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass

@@ -1,0 +1,105 @@
+"""HTTP/1.1 serialisation: heads, chunk framing, hop-by-hop filtering and Go's canned replies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from weedpy.http1._events import Headers
+
+__all__ = [
+    "HOP_BY_HOP",
+    "REASONS",
+    "request_head",
+    "response_head",
+    "chunk",
+    "LAST_CHUNK",
+    "CONTINUE_100",
+    "end_to_end_headers",
+    "simple_response",
+    "go_bad_request",
+]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+REASONS: dict[int, bytes] = {
+    100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content",
+    206: b"Partial Content", 301: b"Moved Permanently", 302: b"Found", 304: b"Not Modified",
+    400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found",
+    405: b"Method Not Allowed", 408: b"Request Timeout", 411: b"Length Required",
+    413: b"Request Entity Too Large", 416: b"Requested Range Not Satisfiable",
+    417: b"Expectation Failed", 429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large", 499: b"", 500: b"Internal Server Error",
+    501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def end_to_end_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Drop hop-by-hop headers and any header the Connection header names."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(tok.strip().lower() for tok in value.split(b","))
+    return [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in named]
+
+
+def _head_lines(first: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    parts = [first]
+    for name, value in headers:
+        parts.append(name + b": " + value)
+    parts.append(b"\r\n")
+    return b"\r\n".join(parts)
+
+
+def request_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return _head_lines(method + b" " + target + b" HTTP/1.1", headers)
+
+
+def response_head(status: int, reason: bytes | None, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    if reason is None:
+        reason = REASONS.get(status, b"")
+    return _head_lines(b"HTTP/1.1 %d %s" % (status, reason), headers)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def simple_response(
+    status: int,
+    body: bytes = b"",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    close: bool = False,
+) -> bytes:
+    """A complete response with a Content-Length body."""
+    hs = list(headers)
+    hs.append((b"Content-Length", b"%d" % len(body)))
+    if close:
+        hs.append((b"Connection", b"close"))
+    return response_head(status, None, hs) + body
+
+
+def go_bad_request(status: int = 400, message: str = "") -> bytes:
+    """What Go's net/http writes for a request it cannot parse (and then closes)."""
+    text = f"{status} {REASONS.get(status, b'').decode()}"
+    if message:
+        text += f": {message}"
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s"
+        % (status, REASONS.get(status, b""), text.encode())
+    )
