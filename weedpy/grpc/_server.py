@@ -1,0 +1,265 @@
+"""Server side: `ServerCall` (one incoming call, raw or message-level) and the trio serving loops.
+
+A `CallHandler` is anything with `async def handle(call: ServerCall) -> None`: the message-level
+`Router` (native handlers) and the gateway's relay to Go are two of them. The shell around each
+call applies the deadline (grpc-timeout), cancels the handler when the client resets the stream,
+and turns a `GrpcError` (or any other exception) into trailers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import h2.errors
+import trio
+
+from weedpy.logs import get_logger
+
+from ._connection import ConnectionSettings, GrpcConnection
+from ._events import DataReceived, RequestStarted, StreamReset
+from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, encode_message
+from ._metadata import Metadata, decode_metadata, encode_metadata, header_value, parse_timeout, percent_encode
+from ._status import GrpcError, ProtocolError, Status
+from ._transport import H2Transport, StreamHandle
+
+__all__ = ["CallHandler", "ServerCall", "ServerOptions", "serve_connection", "serve_listeners", "peer_of"]
+
+_log = get_logger("weedpy.grpc.server")
+
+RESPONSE_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b":status", b"200"), (b"content-type", b"application/grpc"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    max_receive_message_length: int | None = DEFAULT_MAX_MESSAGE
+    max_send_message_length: int | None = None
+    settings: ConnectionSettings = field(default_factory=ConnectionSettings)
+
+
+class CallHandler(Protocol):
+    async def handle(self, call: ServerCall) -> None: ...
+
+
+class ServerCall:
+    """One incoming call. Raw methods relay bytes unchanged; message methods frame and limit them."""
+
+    def __init__(self, handle: StreamHandle, event: RequestStarted, peer: str, options: ServerOptions) -> None:
+        self._h = handle
+        self.headers = event.headers
+        self.peer = peer
+        self.options = options
+        path = header_value(event.headers, b":path") or b""
+        self.method = path.decode("ascii", "replace")
+        self.start_time = trio.current_time()
+        raw_timeout = header_value(event.headers, b"grpc-timeout")
+        self.timeout: float | None = parse_timeout(raw_timeout) if raw_timeout is not None else None
+        self.deadline = self.start_time + self.timeout if self.timeout is not None else math.inf
+        self._input_done = event.end_stream
+        self._reader: MessageReader | None = None
+        self._metadata: Metadata | None = None
+        self.headers_sent = False
+        self.status: Status | None = None  # set once the call's final status has been sent
+
+    @property
+    def stream_id(self) -> int:
+        return self._h.stream_id
+
+    @property
+    def metadata(self) -> Metadata:
+        """Request metadata (`-bin` values decoded), reserved and pseudo-headers left out."""
+        if self._metadata is None:
+            self._metadata = decode_metadata(self.headers)
+        return self._metadata
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not None
+
+    @property
+    def reset_by_peer(self) -> bool:
+        return self._h.reset_by_peer is not None
+
+    # -- request side ---------------------------------------------------------------------------
+
+    async def receive_data(self) -> DataReceived | None:
+        """The next raw DATA payload, or None at the end of the request; acknowledge it when done."""
+        reader = self._reader
+        if reader is not None and reader.buffered:
+            rest = reader.take_buffered()
+            return DataReceived(self.stream_id, rest, reader.release_all())
+        return await self._receive_raw()
+
+    def acknowledge(self, n: int) -> None:
+        self._h.acknowledge(n)
+
+    async def receive_message(self) -> bytes | None:
+        """The next whole request message, or None at the end; the previous one counts as consumed."""
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = MessageReader(self.options.max_receive_message_length)
+        while True:
+            msg = reader.next_message()
+            self._h.acknowledge(reader.releasable())
+            if msg is not None:
+                return msg
+            if self._input_done:
+                reader.check_complete()
+                return None
+            ev = await self._receive_raw()
+            if ev is not None:
+                reader.feed(ev.data, ev.flow_len)
+
+    async def _receive_raw(self) -> DataReceived | None:
+        while not self._input_done:
+            ev = await self._h.receive()
+            if isinstance(ev, DataReceived):
+                return ev
+            if isinstance(ev, StreamReset):
+                self._input_done = True
+                raise GrpcError(Status.CANCELLED, "stream reset by client")
+            self._input_done = True
+        return None
+
+    # -- response side ---------------------------------------------------------------------------
+
+    def send_headers(self, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> None:
+        """Raw response headers (a trailers-only response with `end_stream`), sent as given."""
+        self._h.send_headers(headers, end_stream)
+        self.headers_sent = True
+        if end_stream:
+            self.status = _status_of(headers)
+
+    def send_initial_metadata(self, metadata: Sequence[tuple[str, str | bytes]] = ()) -> None:
+        if self.headers_sent:
+            raise RuntimeError("initial metadata already sent")
+        self.send_headers(RESPONSE_HEADERS + tuple(encode_metadata(metadata)) if metadata else RESPONSE_HEADERS)
+
+    async def send_data(self, data: bytes) -> None:
+        """Raw DATA; returns once the client's window has taken all of it."""
+        await self._h.send_data(data)
+
+    async def send_message(self, payload: bytes) -> None:
+        limit = self.options.max_send_message_length
+        if limit is not None and len(payload) > limit:
+            raise GrpcError(
+                Status.RESOURCE_EXHAUSTED, f"grpc: trying to send message larger than max ({len(payload)} vs. {limit})"
+            )
+        if not self.headers_sent:
+            self.send_initial_metadata()
+        await self._h.send_data(encode_message(payload))
+
+    def send_trailers(self, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        """Raw trailers that end the call (after any data still queued)."""
+        self._h.end(headers)
+        self.status = _status_of(headers)
+
+    def finish(self, status: Status, message: str = "", metadata: Sequence[tuple[str, str | bytes]] = ()) -> None:
+        """End the call with a status: trailers, or a trailers-only response if nothing was sent."""
+        trailers = [(b"grpc-status", b"%d" % status)]
+        if message:
+            trailers.append((b"grpc-message", percent_encode(message)))
+        trailers.extend(encode_metadata(metadata))
+        if self.headers_sent:
+            self.send_trailers(trailers)
+        else:
+            self.send_headers(RESPONSE_HEADERS + tuple(trailers), end_stream=True)
+
+    def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        self._h.reset(error_code)
+        if self.status is None:
+            self.status = Status.CANCELLED
+
+
+def _status_of(headers: Sequence[tuple[bytes, bytes]]) -> Status:
+    raw = header_value(headers, b"grpc-status")
+    try:
+        return Status(int(raw)) if raw is not None else Status.UNKNOWN
+    except ValueError:
+        return Status.UNKNOWN
+
+
+async def _run_call(handle: StreamHandle, event: RequestStarted, handler: CallHandler, peer: str, options: ServerOptions) -> None:
+    try:
+        call = ServerCall(handle, event, peer, options)
+    except ProtocolError as exc:  # e.g. a malformed grpc-timeout
+        handle.send_headers(RESPONSE_HEADERS + ((b"grpc-status", b"%d" % exc.status), (b"grpc-message", percent_encode(exc.message))), True)
+        handle.release()
+        return
+    scope = trio.CancelScope(deadline=call.deadline)
+    handle.on_reset = lambda _ev: scope.cancel()
+    try:
+        with scope:
+            try:
+                await handler.handle(call)
+            except GrpcError as exc:
+                if not call.finished and not call.reset_by_peer:
+                    call.finish(exc.status, exc.message, exc.trailing_metadata)
+            except Exception as exc:
+                _log.error("grpc_handler_error", route=call.method, peer=peer, error=repr(exc), exc_info=True)
+                if not call.finished:
+                    call.finish(Status.UNKNOWN, f"unexpected error in handler: {type(exc).__name__}")
+        if not call.finished and not call.reset_by_peer:
+            if scope.cancelled_caught:
+                call.finish(Status.DEADLINE_EXCEEDED, "context deadline exceeded")
+            else:
+                call.finish(Status.INTERNAL, "handler returned without a status")
+    finally:
+        handle.on_reset = None
+        handle.release(h2.errors.ErrorCodes.NO_ERROR if call.finished else h2.errors.ErrorCodes.CANCEL)
+
+
+async def serve_connection(
+    stream: trio.abc.Stream, handler: CallHandler, *, peer: str = "", options: ServerOptions = ServerOptions()
+) -> None:
+    """Serve gRPC calls on one accepted connection until it closes; open calls are then cancelled."""
+    async with trio.open_nursery() as calls:
+
+        def on_request(handle: StreamHandle, event: RequestStarted) -> None:
+            calls.start_soon(_run_call, handle, event, handler, peer, options)
+
+        transport = H2Transport(stream, GrpcConnection(client_side=False, settings=options.settings), on_request)
+        await transport.run()
+        calls.cancel_scope.cancel()
+
+
+def peer_of(stream: trio.abc.Stream) -> str:
+    """"ip:port" of a socket stream's remote end ("" for in-memory streams)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return ""
+    try:
+        addr = sock.getpeername()
+    except OSError:
+        return ""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
+
+
+async def serve_listeners(
+    listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+    handler: CallHandler,
+    *,
+    options: ServerOptions = ServerOptions(),
+    task_status: trio.TaskStatus[Sequence[trio.abc.Listener[trio.abc.Stream]]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections forever, one `serve_connection` task each."""
+
+    async def one(stream: trio.abc.Stream) -> None:
+        _nodelay(stream)
+        await serve_connection(stream, handler, peer=peer_of(stream), options=options)
+
+    await trio.serve_listeners(one, list(listeners), task_status=task_status)
+
+
+def _nodelay(stream: trio.abc.Stream) -> None:
+    sock = getattr(stream, "socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
