@@ -1,0 +1,113 @@
+"""`weedpy local`: a real `weed master` and a weedpy volume server on loopback, for trying things out.
+
+Data goes under ./weedpy-data (master metadata in `master/`, volumes in `volume/`). Ctrl-C stops
+both, volume server first so it deregisters cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from weedpy.flags import FlagError, FlagSpec, Kind, parse_flags
+from weedpy.weedbin import WeedNotFound, find_weed_binary
+
+__all__ = ["run_local"]
+
+_FLAGS = (
+    FlagSpec("dir", Kind.STRING, "./weedpy-data", "data directory (master and volumes)", from_env=False),
+    FlagSpec("port", Kind.INT, 8080, "volume server HTTP port (gRPC is port+10000)", from_env=False),
+    FlagSpec("master.port", Kind.INT, 9333, "master HTTP port (gRPC is port+10000)", from_env=False),
+    FlagSpec("mode", Kind.STRING, "", "weedpy volume mode (exec|proxy|native|mixed)", from_env=False),
+    FlagSpec("max", Kind.STRING, "16", "maximum number of volumes", from_env=False),
+)
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f}s ({url})")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_local(argv: Sequence[str]) -> int:
+    try:
+        flags = parse_flags(_FLAGS, argv)
+    except FlagError as exc:
+        print(f"weedpy local: {exc}", file=sys.stderr)
+        return 2
+    try:
+        weed = find_weed_binary()
+    except WeedNotFound as exc:
+        print(f"weedpy local: {exc}", file=sys.stderr)
+        return 2
+    base = Path(flags["dir"]).resolve()
+    (base / "master").mkdir(parents=True, exist_ok=True)
+    (base / "volume").mkdir(parents=True, exist_ok=True)
+    mport, vport = flags["master.port"], flags["port"]
+    master_cmd = [str(weed), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={mport}",
+                  f"-mdir={base / 'master'}", "-peers=none", "-defaultReplication=000"]
+    volume_cmd = [sys.executable, "-m", "weedpy.cli", "volume", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                  f"-port={vport}", f"-dir={base / 'volume'}", f"-max={flags['max']}",
+                  f"-master=127.0.0.1:{mport}", "-preStopSeconds=0"]
+    if flags["mode"]:
+        volume_cmd.append(f"-mode={flags['mode']}")
+    master = volume = None
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        master = subprocess.Popen(master_cmd, stdout=open(base / "master.log", "ab"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        _wait(f"http://127.0.0.1:{mport}/cluster/status", master, "weed master")
+        volume = subprocess.Popen(volume_cmd, stdout=open(base / "volume.log", "ab"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        _wait(f"http://127.0.0.1:{vport}/healthz", volume, "weedpy volume")
+        print(
+            f"weedpy local is running (data in {base}, logs in {base}/*.log)\n"
+            f"  master:        http://127.0.0.1:{mport}\n"
+            f"  volume server: http://127.0.0.1:{vport}  (gRPC 127.0.0.1:{vport + 10000})\n\n"
+            "Try it:\n"
+            f"  echo hello > /tmp/hello.txt\n"
+            f"  {weed} upload -master=127.0.0.1:{mport} /tmp/hello.txt\n"
+            f"  {weed} download -server=127.0.0.1:{mport} -dir=/tmp <fid printed above>\n"
+            f"  curl http://127.0.0.1:{vport}/status\n\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while master.poll() is None and volume.poll() is None:
+            time.sleep(0.5)
+        dead = "weed master" if master.poll() is not None else "weedpy volume"
+        print(f"weedpy local: {dead} exited; stopping (see {base}/*.log)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    except RuntimeError as exc:
+        print(f"weedpy local: {exc}; see {base}/*.log", file=sys.stderr)
+        return 1
+    finally:
+        _stop(volume)
+        _stop(master)
