@@ -35,5 +35,14 @@ from weedpy.http1._trio import (
     Exchange as Exchange,
     UpstreamConn as UpstreamConn,
     UpstreamPool as UpstreamPool,
+    send_go_response as send_go_response,
     serve_connection as serve_connection,
+)
+from weedpy.http1._gowire import (
+    GoHeader as GoHeader,
+    GoResponse as GoResponse,
+    WireHead as WireHead,
+    canonical_key as canonical_key,
+    http_date as http_date,
+    serialize_head as serialize_head,
 )

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from weedpy.http1._gowire import GoResponse, serialize_head
 from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
 from weedpy.http1._parse import ServerConnection
-from weedpy.http1._write import go_bad_request
+from weedpy.http1._write import LAST_CHUNK, chunk, go_bad_request
 
-__all__ = ["Exchange", "serve_connection", "UpstreamConn", "UpstreamPool", "RECV_SIZE"]
+__all__ = ["Exchange", "serve_connection", "UpstreamConn", "UpstreamPool", "RECV_SIZE", "send_go_response"]
 
 RECV_SIZE = 65536
 
@@ -176,3 +177,32 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
             await stream.aclose()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+
+async def send_go_response(exch: Exchange, resp: GoResponse, *, sniff: Callable[[bytes], str] | None = None) -> None:
+    """Write a native handler's GoResponse to the client with Go's framing (see _gowire)."""
+    req = exch.request
+    keep = req.keep_alive and not exch.close_after
+    wire = serialize_head(resp, method=req.method, keep_alive=keep, http10=req.http_version == b"1.0", sniff=sniff)
+    exch.started = True
+    exch.status = resp.status
+    if not keep:
+        exch.close_after = True
+    if resp.stream is None:
+        body = resp.body if wire.send_body else b""
+        if wire.chunked:
+            await exch.send(wire.head + chunk(body) + LAST_CHUNK)
+        else:
+            await exch.send(wire.head + body)
+        return
+    head: bytes | None = wire.head
+    async for piece in resp.stream:
+        if not wire.send_body or not piece:
+            continue
+        data = chunk(piece) if wire.chunked else piece
+        if head is not None:
+            data, head = head + data, None
+        await exch.send(data)
+    tail = (head or b"") + (LAST_CHUNK if wire.chunked else b"")
+    if tail:
+        await exch.send(tail)

@@ -1,0 +1,159 @@
+"""Responses laid out on the wire exactly as Go's net/http server lays them out.
+
+Native handlers build a `GoResponse` (status, a Go-style header map, a body) and `serialize_head`
+turns it into the bytes Go would send, so a client (or the differ) cannot tell the two apart:
+
+- handler headers sorted by canonical key (values of one key in insertion order), then the
+  headers Go adds itself, in its order: Date, Content-Length, Content-Type, Connection,
+  Transfer-Encoding;
+- Content-Length is computed only when the handler set none and its whole body fits in Go's
+  2048-byte buffer; a longer body without a length goes out chunked;
+- Content-Type is sniffed (`sniff`) from the first 512 body bytes when the handler set neither
+  Content-Type nor Content-Encoding and the body is not empty;
+- no body, and no computed length, for HEAD, 1xx, 204 and 304.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+from collections.abc import AsyncIterator, Callable
+
+from weedpy.http1._write import REASONS
+
+__all__ = [
+    "canonical_key",
+    "GoHeader",
+    "GoResponse",
+    "WireHead",
+    "serialize_head",
+    "BUFFER_BEFORE_CHUNKING",
+    "http_date",
+]
+
+BUFFER_BEFORE_CHUNKING = 2048
+
+
+def canonical_key(key: str) -> str:
+    """textproto.CanonicalMIMEHeaderKey: `content-md5` -> `Content-Md5`; invalid keys unchanged."""
+    for ch in key:
+        if not (ch.isalnum() or ch in "-!#$%&'*+.^_`|~") or ord(ch) > 127:
+            return key
+    out = []
+    upper = True
+    for ch in key:
+        out.append(ch.upper() if upper else ch.lower())
+        upper = ch == "-"
+    return "".join(out)
+
+
+class GoHeader:
+    """http.Header: canonical keys, ordered values per key."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[str]] = {}
+
+    def set(self, key: str, value: str) -> None:
+        self._values[canonical_key(key)] = [value]
+
+    def add(self, key: str, value: str) -> None:
+        self._values.setdefault(canonical_key(key), []).append(value)
+
+    def get(self, key: str) -> str | None:
+        vs = self._values.get(canonical_key(key))
+        return vs[0] if vs else None
+
+    def has(self, key: str) -> bool:
+        return canonical_key(key) in self._values
+
+    def delete(self, key: str) -> None:
+        self._values.pop(canonical_key(key), None)
+
+    def items(self) -> list[tuple[str, list[str]]]:
+        return sorted(self._values.items())
+
+    def copy(self) -> "GoHeader":
+        h = GoHeader()
+        h._values = {k: list(v) for k, v in self._values.items()}
+        return h
+
+
+@dataclasses.dataclass(slots=True)
+class GoResponse:
+    """What a native handler returns: Go's view of a response before net/http frames it.
+
+    `body` is the whole body; or `stream` yields it (with `stream_length` when the handler set a
+    Content-Length, which it then also puts in `header`).
+    """
+
+    status: int = 200
+    header: GoHeader = dataclasses.field(default_factory=GoHeader)
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    stream_length: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireHead:
+    head: bytes
+    chunked: bool  # the body must be sent with chunked framing
+    send_body: bool  # False for HEAD/204/304/1xx: the body is dropped
+
+
+def http_date() -> str:
+    return email.utils.formatdate(usegmt=True)
+
+
+def _body_allowed(status: int) -> bool:
+    return not (100 <= status < 200 or status in (204, 304))
+
+
+def serialize_head(
+    resp: GoResponse,
+    *,
+    method: bytes,
+    keep_alive: bool,
+    http10: bool = False,
+    sniff: Callable[[bytes], str] | None = None,
+    date: str | None = None,
+) -> WireHead:
+    """The status line and headers Go would write for `resp` to this request."""
+    header = resp.header
+    status = resp.status
+    allowed = _body_allowed(status)
+    is_head = method == b"HEAD"
+    lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b""))]
+    has_length = header.has("Content-Length")
+    has_te = header.has("Transfer-Encoding")
+    for key, values in header.items():
+        if key == "Transfer-Encoding" and has_length:
+            continue
+        kb = key.encode("latin-1")
+        for v in values:
+            lines.append(kb + b": " + v.replace("\r", " ").replace("\n", " ").strip().encode("latin-1", "replace"))
+    if not header.has("Date"):
+        lines.append(b"Date: " + (date or http_date()).encode())
+    chunked = False
+    first = resp.body[:512] if resp.stream is None else b""
+    if resp.stream is None:
+        if allowed and not has_length and not has_te and (not is_head or resp.body):
+            if len(resp.body) <= BUFFER_BEFORE_CHUNKING:
+                lines.append(b"Content-Length: %d" % len(resp.body))
+            elif not http10:
+                chunked = True
+    elif allowed and not has_length and resp.stream_length is None:
+        chunked = not http10
+    if allowed and not header.has("Content-Type") and not header.get("Content-Encoding") and not has_te:
+        if first and sniff is not None:
+            lines.append(b"Content-Type: " + sniff(first).encode())
+    if not keep_alive:
+        lines.append(b"Connection: close")
+    elif http10:
+        lines.append(b"Connection: keep-alive")
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked")
+    lines.append(b"\r\n")
+    send_body = allowed and not is_head
+    return WireHead(b"\r\n".join(lines), chunked and send_body, send_body)
