@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from ._transport import H2Transport, StreamHandle
 __all__ = ["Channel", "ChannelOptions", "ClientCall", "ConnectionPool", "request_headers"]
 
 _log = get_logger("weedpy.grpc.client")
+Connector = Callable[[], Awaitable[trio.abc.Stream]]  # opens a byte stream (tests: in-memory pairs)
 _USER_AGENT = b"weedpy-grpc/0.1"
 
 
@@ -41,6 +42,7 @@ class ChannelOptions:
     max_send_message_length: int | None = None
     connect_timeout: float = 5.0
     settings: ConnectionSettings = field(default_factory=ConnectionSettings)
+    connector: Connector | None = None  # instead of TCP to (host, port)
 
 
 class ConnectionPool:
@@ -54,8 +56,10 @@ class ConnectionPool:
         *,
         settings: ConnectionSettings = ConnectionSettings(),
         connect_timeout: float = 5.0,
+        connector: Connector | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self._connector = connector
         self._nursery = nursery
         self._settings = settings
         self._connect_timeout = connect_timeout
@@ -87,12 +91,21 @@ class ConnectionPool:
             raise GrpcError(Status.UNAVAILABLE, "connection pool closed")
         try:
             with trio.fail_after(self._connect_timeout):
-                stream = await trio.open_tcp_stream(self.host, self.port)
+                if self._connector is not None:
+                    stream = await self._connector()
+                else:
+                    stream = await trio.open_tcp_stream(self.host, self.port)
         except (OSError, trio.TooSlowError) as exc:
             raise GrpcError(Status.UNAVAILABLE, f"connection to {self.host}:{self.port} failed: {exc!r}") from exc
         t = H2Transport(stream, GrpcConnection(client_side=True, settings=self._settings))
         self._transports.append(t)
         self._nursery.start_soon(self._run, t)
+        with trio.move_on_after(self._connect_timeout):
+            await t.wait_ready()  # like grpc-go: no streams before the server's SETTINGS
+        if t.closed is not None or not t.core.peer_settings_received:
+            reason = t.closed.reason if t.closed is not None else "no SETTINGS from server"
+            t.close()
+            raise GrpcError(Status.UNAVAILABLE, f"connection to {self.host}:{self.port} failed: {reason}")
         return t
 
     async def _run(self, t: H2Transport) -> None:
@@ -144,7 +157,8 @@ class ClientCall:
         self.details = ""
         self._ended = False
 
-    async def send_message(self, message: Message | bytes) -> None:
+    async def send_message(self, message: Message | bytes, *, end: bool = False) -> None:
+        """Send one request message; `end=True` half-closes with it (one frame for unary requests)."""
         payload = message if isinstance(message, bytes) else message.SerializeToString()
         limit = self._options.max_send_message_length
         if limit is not None and len(payload) > limit:
@@ -152,7 +166,7 @@ class ClientCall:
                 Status.RESOURCE_EXHAUSTED, f"grpc: trying to send message larger than max ({len(payload)} vs. {limit})"
             )
         try:
-            await self._h.send_data(encode_message(payload))
+            await self._h.send_data(encode_message(payload), end)
         except GrpcError:
             await self._raise_final_status()
             raise
@@ -287,6 +301,7 @@ class Channel:
             nursery,
             settings=self.options.settings,
             connect_timeout=self.options.connect_timeout,
+            connector=self.options.connector,
         )
         stack.callback(self._pool.close)
         self._stack = stack
@@ -322,8 +337,7 @@ class Channel:
 
     async def unary_unary(self, path: str, request: Message | bytes, response_type: type[Message] | None = None, **kw: Any) -> Any:
         async with self.open_call(path, response_type, **kw) as call:
-            await call.send_message(request)
-            call.done_writing()
+            await call.send_message(request, end=True)
             return await call.receive_unary()
 
     async def stream_unary(
@@ -349,8 +363,7 @@ class Channel:
     ) -> AsyncIterator[ClientCall]:
         """`async with ch.unary_stream(...) as responses: async for r in responses: ...`"""
         async with self.open_call(path, response_type, **kw) as call:
-            await call.send_message(request)
-            call.done_writing()
+            await call.send_message(request, end=True)
             yield call
 
     @contextlib.asynccontextmanager

@@ -88,6 +88,7 @@ class GrpcConnection:
         )
         self._out: dict[int, _Outbound] = {}
         self._closed: ConnectionClosed | None = None
+        self.peer_settings_received = False
 
     # -- connection -------------------------------------------------------------------------
 
@@ -131,7 +132,8 @@ class GrpcConnection:
 
     def _translate(self, ev: h2.events.Event, out: list[Event]) -> None:
         if isinstance(ev, h2.events.DataReceived):
-            out.append(DataReceived(ev.stream_id, ev.data, ev.flow_controlled_length))
+            if ev.flow_controlled_length:  # an empty END_STREAM frame carries nothing to deliver or acknowledge
+                out.append(DataReceived(ev.stream_id, ev.data, ev.flow_controlled_length))
         elif isinstance(ev, h2.events.RequestReceived):
             headers = tuple(ev.headers)
             if self._screen_request(ev.stream_id, headers):
@@ -151,6 +153,7 @@ class GrpcConnection:
             else:
                 self._pump_all(out)
         elif isinstance(ev, h2.events.RemoteSettingsChanged):
+            self.peer_settings_received = True
             if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
                 self._pump_all(out)
         elif isinstance(ev, h2.events.ConnectionTerminated):
@@ -204,9 +207,11 @@ class GrpcConnection:
         except h2.exceptions.StreamClosedError as exc:
             raise GrpcError(Status.CANCELLED, "stream closed") from exc
 
-    def send_data(self, stream_id: int, data: bytes) -> None:
-        """Frame what the windows allow now, queue the rest (see `pending`)."""
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Frame what the windows allow now, queue the rest (see `pending`); END_STREAM on the last frame."""
         if not data:
+            if end_stream:
+                self.end_stream(stream_id)
             return
         q = self._out.get(stream_id)
         if q is None:
@@ -216,6 +221,8 @@ class GrpcConnection:
             raise GrpcError(Status.INTERNAL, "data after end of stream")
         q.chunks.append(bytes(data))
         q.size += len(data)
+        if end_stream:
+            q.end = ()
         self._pump(stream_id, None)
 
     def end_stream(self, stream_id: int, trailers: Sequence[tuple[bytes, bytes]] = ()) -> None:
@@ -289,7 +296,10 @@ class GrpcConnection:
                 chunk = q.chunks[0]
                 n = min(len(chunk) - q.offset, window, frame)
                 piece = chunk if q.offset == 0 and n == len(chunk) else chunk[q.offset : q.offset + n]
-                h.send_data(stream_id, piece)
+                last = q.end == () and n == q.size  # a bare end rides on the final frame
+                h.send_data(stream_id, piece, end_stream=last)
+                if last:
+                    del self._out[stream_id]
                 window -= n
                 q.size -= n
                 q.offset += n
@@ -298,8 +308,7 @@ class GrpcConnection:
                     q.offset = 0
             if q.chunks:
                 return
-            del self._out[stream_id]
-            if q.end is not None:
+            if self._out.pop(stream_id, None) is not None and q.end is not None:
                 self._send_end(stream_id, q.end)
         except (h2.exceptions.StreamClosedError, GrpcError):
             self._out.pop(stream_id, None)

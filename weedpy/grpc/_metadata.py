@@ -108,9 +108,8 @@ def format_timeout(seconds: float) -> bytes:
     if seconds <= 0:
         return b"0n"
     for unit, size in _ENCODE_UNITS:
-        n = math.ceil(seconds / size - 1e-9)
-        if n <= _MAX_DIGITS:
-            return b"%d%s" % (n, unit)
+        if seconds / size <= _MAX_DIGITS:
+            return b"%d%s" % (math.ceil(seconds / size - 1e-9), unit)
     return b"%dH" % _MAX_DIGITS
 
 

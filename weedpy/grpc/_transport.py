@@ -89,11 +89,11 @@ class StreamHandle:
         self._t.core.send_headers(self.stream_id, headers, end_stream)
         self._t.kick()
 
-    async def send_data(self, data: bytes) -> None:
+    async def send_data(self, data: bytes, end_stream: bool = False) -> None:
         """Hand `data` to HTTP/2; returns once the peer's windows have let all of it through."""
         core = self._t.core
         self._raise_if_lost()
-        core.send_data(self.stream_id, data)
+        core.send_data(self.stream_id, data, end_stream)
         self._t.kick()
         while core.pending(self.stream_id):
             if self.reset_by_peer is not None:
@@ -150,6 +150,7 @@ class H2Transport:
         self.closed: ConnectionClosed | None = None
         self._goaway: ConnectionClosed | None = None
         self._cancel = trio.CancelScope()
+        self._ready = trio.Event()
         core.initiate()
         self.kick()
 
@@ -161,6 +162,10 @@ class H2Transport:
     @property
     def active_streams(self) -> int:
         return len(self._handles)
+
+    async def wait_ready(self) -> None:
+        """Until the peer's SETTINGS arrived (its stream limit is known) or the connection ended."""
+        await self._ready.wait()
 
     def kick(self) -> None:
         self._wake.set()
@@ -214,6 +219,8 @@ class H2Transport:
             for ev in self.core.receive_data(data):
                 self._dispatch(ev)
             self.kick()
+            if self.core.peer_settings_received:
+                self._ready.set()
             if self.closed is not None:
                 return self.closed.reason
             if self._goaway is not None and not self._handles:
@@ -260,6 +267,7 @@ class H2Transport:
                     return
 
     def _lose(self, reason: str) -> None:
+        self._ready.set()
         if self.closed is None:
             self.closed = ConnectionClosed(h2.errors.ErrorCodes.NO_ERROR, 0, reason)
         for handle in list(self._handles.values()):
