@@ -41,7 +41,7 @@ class Exchange:
         self._conn = conn
         self._stream = stream
         self._idle = idle
-        self.body_done = not request.has_body
+        self.body_done = False  # the request's EndOfMessage has been consumed
         self.started = False  # a response head went out
         self.close_after = False  # the connection must close after this exchange
         self.status = 0
@@ -69,6 +69,21 @@ class Exchange:
     async def send(self, data: bytes) -> None:
         self.bytes_out += len(data)
         await self._stream.send_all(data)
+
+    def drain_buffered(self) -> bool:
+        """Consume the rest of the request body if it is already buffered; True when complete.
+
+        A handler that answered without reading the body leaves it behind; only what has already
+        arrived is skipped, so the connection stays usable when the body was small or absent.
+        """
+        conn = self._conn
+        while not self.body_done:
+            ev = conn.next_event()
+            if isinstance(ev, EndOfMessage):
+                self.body_done = True
+            elif not isinstance(ev, Data):
+                return False
+        return True
 
 
 Handler = Callable[[Exchange], Awaitable[None]]
@@ -103,7 +118,7 @@ async def serve_connection(
                 raise ProtocolError("body without a request")
             exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
             await handler(exchange)
-            if exchange.close_after or not ev.keep_alive or not exchange.body_done:
+            if exchange.close_after or not ev.keep_alive or not exchange.drain_buffered():
                 return
             exchange = None
     except ProtocolError as exc:

@@ -1,0 +1,63 @@
+"""The trio connection shell: keep-alive, pipelining, unread bodies, idle timeout, bad input."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from weedpy.http1 import Exchange, GoResponse, send_go_response, serve_connection
+
+
+async def echo_handler(exch: Exchange) -> None:
+    body = b""
+    if exch.request.target.startswith(b"/read"):
+        while piece := await exch.receive_body():
+            body += piece
+    resp = GoResponse(200, body=exch.request.target + b" " + body)
+    resp.header.set("Content-Type", "text/plain")
+    await send_go_response(exch, resp)
+
+
+async def serve_once(handler, client_bytes: bytes, idle: float = 5.0, read_for: float = 1.0) -> bytes:
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, lambda s: serve_connection(s, handler, idle_timeout=idle, port_kind="admin"), 0, )
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        await client.send_all(client_bytes)
+        out = b""
+        with trio.move_on_after(read_for):
+            while data := await client.receive_some(65536):
+                out += data
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    return out
+
+
+async def test_keep_alive_serves_pipelined_requests_in_order() -> None:
+    reqs = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /skip HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwxyz"
+            b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = await serve_once(echo_handler, reqs)
+    assert out.count(b"HTTP/1.1 200 OK") == 4
+    bodies = [part.split(b"\r\n\r\n", 1)[1][:20] for part in out.split(b"HTTP/1.1 200 OK")[1:]]
+    assert [b.split(b"HTTP")[0] for b in bodies] == [b"/a ", b"/skip ", b"/read wxyz", b"/b "]
+    assert out.rstrip().endswith(b"/b")
+    assert b"Connection: close" in out.split(b"HTTP/1.1 200 OK")[-1]
+
+
+async def test_unread_body_not_yet_received_closes_the_connection() -> None:
+    out = await serve_once(echo_handler, b"POST /skip HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"
+                                         b"GET /never HTTP/1.1\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 OK") == 1 and b"/never" not in out
+
+
+async def test_malformed_request_gets_go_style_400_and_close() -> None:
+    out = await serve_once(echo_handler, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    assert out == b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+
+
+async def test_idle_connection_is_closed() -> None:
+    with trio.fail_after(5):
+        out = await serve_once(echo_handler, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", idle=0.2, read_for=3)
+    assert out.count(b"HTTP/1.1 200 OK") == 1
