@@ -395,3 +395,19 @@ async def test_server_streaming_backpressure_when_the_client_does_not_read() -> 
             for _ in range(100):
                 await responses.receive_message()
             assert produced >= 100
+
+
+async def test_grpc_error_from_a_handler_nursery_keeps_its_status() -> None:
+    async def fan_out(req, ctx: Context):
+        async with trio.open_nursery() as n:
+
+            async def fail() -> None:
+                raise GrpcError(Status.ABORTED, "child failed")
+
+            n.start_soon(fail)
+        return W.StringValue()
+
+    async with memory_channel(router(unary=fan_out)) as (ch, _):
+        with pytest.raises(GrpcError) as info:
+            await ch.unary_unary(UNARY.path, W.StringValue(), W.StringValue)
+        assert info.value.status == Status.ABORTED and info.value.message == "child failed"

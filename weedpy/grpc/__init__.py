@@ -36,7 +36,7 @@ from ._metadata import (
 )
 from ._router import Context, MethodSpec, Router, RpcHandler
 from ._server import CallHandler, ServerCall, ServerOptions, peer_of, serve_connection, serve_listeners
-from ._status import GrpcError, ProtocolError, Status, status_from_http, status_from_reset
+from ._status import GrpcError, ProtocolError, Status, grpc_error_in, status_from_http, status_from_reset
 from ._transport import H2Transport, StreamHandle
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "encode_message",
     "encode_metadata",
     "format_timeout",
+    "grpc_error_in",
     "header_value",
     "parse_timeout",
     "peer_of",

@@ -141,16 +141,25 @@ class Router:
                 f'grpc: Decompressor is not installed for grpc-encoding "{encoding.decode("latin-1")}"',
             )
         ctx = Context(call)
-        arg: Any = _requests(call, h.request_type) if h.client_streaming else await _single_request(call, h.request_type)
-        if h.server_streaming:
-            responses = h.func(arg, ctx)
-            async with contextlib.aclosing(responses):
-                async for resp in responses:
-                    await call.send_message(resp.SerializeToString())
-        else:
-            resp = await h.func(arg, ctx)
-            await call.send_message(resp.SerializeToString())
+        try:
+            await _invoke(h, call, ctx)
+        except GrpcError as exc:
+            if exc.trailing_metadata or not ctx.trailing_metadata:
+                raise
+            raise GrpcError(exc.status, exc.message, ctx.trailing_metadata) from exc  # as grpc-go's SetTrailer
         call.finish(Status.OK, metadata=ctx.trailing_metadata)
+
+
+async def _invoke(h: RpcHandler, call: ServerCall, ctx: Context) -> None:
+    arg: Any = _requests(call, h.request_type) if h.client_streaming else await _single_request(call, h.request_type)
+    if h.server_streaming:
+        responses = h.func(arg, ctx)
+        async with contextlib.aclosing(responses):
+            async for resp in responses:
+                await call.send_message(resp.SerializeToString())
+    else:
+        resp = await h.func(arg, ctx)
+        await call.send_message(resp.SerializeToString())
 
 
 def _decode(payload: bytes, cls: type[Message]) -> Message:

@@ -22,7 +22,7 @@ from ._connection import ConnectionSettings, GrpcConnection
 from ._events import DataReceived, RequestStarted, StreamReset
 from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, encode_message
 from ._metadata import Metadata, decode_metadata, encode_metadata, header_value, parse_timeout, percent_encode
-from ._status import GrpcError, ProtocolError, Status
+from ._status import GrpcError, ProtocolError, Status, grpc_error_in
 from ._transport import H2Transport, StreamHandle
 
 __all__ = ["CallHandler", "ServerCall", "ServerOptions", "serve_connection", "serve_listeners", "peer_of"]
@@ -85,11 +85,19 @@ class ServerCall:
     # -- request side ---------------------------------------------------------------------------
 
     async def receive_data(self) -> DataReceived | None:
-        """The next raw DATA payload, or None at the end of the request; acknowledge it when done."""
+        """The next raw DATA payload, or None at the end of the request; acknowledge it when done.
+
+        After `receive_message`, the first payload is whatever the message reader still held
+        (raw relaying can follow inspecting the first message); the messages count as consumed.
+        """
         reader = self._reader
-        if reader is not None and reader.buffered:
+        if reader is not None:
+            self._reader = None
             rest = reader.take_buffered()
-            return DataReceived(self.stream_id, rest, reader.release_all())
+            flow = reader.release_all()
+            if rest:
+                return DataReceived(self.stream_id, rest, flow)
+            self._h.acknowledge(flow)
         return await self._receive_raw()
 
     def acknowledge(self, n: int) -> None:
@@ -194,13 +202,13 @@ async def _run_call(handle: StreamHandle, event: RequestStarted, handler: CallHa
         with scope:
             try:
                 await handler.handle(call)
-            except GrpcError as exc:
-                if not call.finished and not call.reset_by_peer:
-                    call.finish(exc.status, exc.message, exc.trailing_metadata)
             except Exception as exc:
-                _log.error("grpc_handler_error", route=call.method, peer=peer, error=repr(exc), exc_info=True)
-                if not call.finished:
-                    call.finish(Status.UNKNOWN, f"unexpected error in handler: {type(exc).__name__}")
+                err = grpc_error_in(exc)
+                if err is None:
+                    _log.error("grpc_handler_error", route=call.method, peer=peer, error=repr(exc), exc_info=True)
+                    err = GrpcError(Status.UNKNOWN, f"unexpected error in handler: {type(exc).__name__}")
+                if not call.finished and not call.reset_by_peer:
+                    call.finish(err.status, err.message, err.trailing_metadata)
         if not call.finished and not call.reset_by_peer:
             if scope.cancelled_caught:
                 call.finish(Status.DEADLINE_EXCEEDED, "context deadline exceeded")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-__all__ = ["GrpcError", "ProtocolError", "Status", "status_from_http", "status_from_reset"]
+__all__ = ["GrpcError", "ProtocolError", "Status", "grpc_error_in", "status_from_http", "status_from_reset"]
 
 
 class Status(enum.IntEnum):
@@ -104,3 +104,15 @@ def status_from_reset(error_code: int) -> Status:
 
 def status_from_http(http_status: int) -> Status:
     return _HTTP_STATUS.get(http_status, Status.UNKNOWN)
+
+
+def grpc_error_in(exc: BaseException) -> GrpcError | None:
+    """The GrpcError itself, or the first one inside an exception group (from a handler's nursery)."""
+    if isinstance(exc, GrpcError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = grpc_error_in(inner)
+            if found is not None:
+                return found
+    return None

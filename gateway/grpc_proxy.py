@@ -1,0 +1,270 @@
+"""The gateway's gRPC front: terminate HTTP/2 from clients, route each call, relay to Go by default.
+
+Entry point (called from gateway/app.py):
+
+    await serve_grpc_proxy(listener, backend)                     # everything relayed to Go
+    await serve_grpc_proxy(listener, backend, routes=table, targets={Target.NATIVE: native},
+                           checks={"/volume_server_pb.VolumeServer/VolumeCopy": check})
+    # task_status.started() once the listener is being served.
+
+* `routes` (gateway.routes.RouteTable, read once per call) picks a `Target` by full method path;
+  `targets` maps a Target to a `CallTarget` (`name` + `async def handle(call: ServerCall)`);
+  `Target.GO` is always `GoRelay`. A native target is e.g. `NamedTarget("native", router)` over a
+  `weedpy.grpc.Router`. An unavailable or `off` target answers UNAVAILABLE.
+* `GoRelay` forwards each call to `backend.current().grpc` over pooled h2 connections as opaque
+  bytes: request headers (minus connection-specific ones; grpc-timeout unchanged), DATA both ways,
+  response headers / trailers / trailers-only responses unchanged, RST_STREAM both ways. Client DATA
+  is acknowledged only once the backend's window took it, backend DATA only once the client's window
+  took it, so a 1 GiB CopyFile holds a few windows of memory, never the file.
+* `checks` is the peer-trust hook: for the listed methods the relay first reads the (first)
+  request message, calls `await check(call, raw_message_bytes)` -- which may decode it and raise
+  `GrpcError` to refuse -- then forwards it and relays the rest.
+* The call's deadline (grpc-timeout) is enforced by the serving shell: DEADLINE_EXCEEDED to the
+  client, the backend stream reset.
+* One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from gateway.backend import BackendView
+from gateway.routes import RouteTable, Target, default_route_table, grpc_endpoint
+from weedpy.grpc import (
+    CallHandler,
+    ConnectionPool,
+    ConnectionSettings,
+    DataReceived,
+    GrpcError,
+    InputEnded,
+    ResponseStarted,
+    ServerCall,
+    ServerOptions,
+    Status,
+    StreamHandle,
+    StreamReset,
+    TrailersReceived,
+    encode_message,
+    grpc_error_in,
+    serve_listeners,
+)
+from weedpy.logs import get_logger
+
+__all__ = [
+    "BackendPools",
+    "CallTarget",
+    "GoRelay",
+    "GrpcFront",
+    "NamedTarget",
+    "RequestCheck",
+    "forward_headers",
+    "serve_grpc_proxy",
+]
+
+_log = get_logger("gateway.grpc")
+
+# Never forwarded: hop-by-hop headers (h2 already refuses most of them from clients).
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
+
+RequestCheck = Callable[[ServerCall, bytes], Awaitable[None]]
+
+# No message limits on the relay path (bytes are opaque); the check hook reads one message of up to 4 MiB.
+PROXY_SERVER_OPTIONS = ServerOptions(max_send_message_length=None)
+BACKEND_SETTINGS = ConnectionSettings()
+BACKEND_CONNECT_TIMEOUT = 2.0
+
+
+class CallTarget(Protocol):
+    """Where a routed call goes: `name` is what the logs call it ("go", "native", ...)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def handle(self, call: ServerCall) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NamedTarget:
+    """Any CallHandler (e.g. a weedpy.grpc.Router of native handlers) as a named target."""
+
+    name: str
+    handler: CallHandler
+
+    async def handle(self, call: ServerCall) -> None:
+        await self.handler.handle(call)
+
+
+def forward_headers(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """Request headers for the backend: everything but hop-by-hop headers, order kept."""
+    return [(k, v) for k, v in headers if k not in _HOP_BY_HOP and not (k == b"te" and v != b"trailers")]
+
+
+class BackendPools:
+    """One ConnectionPool per backend gRPC address; a new address (backend restarted) retires the old."""
+
+    def __init__(self, nursery: trio.Nursery, settings: ConnectionSettings = BACKEND_SETTINGS) -> None:
+        self._nursery = nursery
+        self._settings = settings
+        self._pools: dict[tuple[str, int], ConnectionPool] = {}
+
+    def get(self, address: tuple[str, int]) -> ConnectionPool:
+        pool = self._pools.get(address)
+        if pool is None:
+            for stale in self._pools.values():
+                stale.close()
+            self._pools.clear()
+            pool = self._pools[address] = ConnectionPool(
+                address[0], address[1], self._nursery, settings=self._settings, connect_timeout=BACKEND_CONNECT_TIMEOUT
+            )
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+class GoRelay:
+    """Relays calls to the Go backend as opaque HTTP/2 streams."""
+
+    name = "go"
+
+    def __init__(self, backend: BackendView, pools: BackendPools, checks: Mapping[str, RequestCheck] = {}) -> None:
+        self._backend = backend
+        self._pools = pools
+        self._checks = dict(checks)
+
+    async def handle(self, call: ServerCall) -> None:
+        endpoints = self._backend.current()
+        if endpoints is None:
+            raise GrpcError(Status.UNAVAILABLE, "volume server backend is not available")
+        first: bytes | None = None
+        check = self._checks.get(call.method)
+        if check is not None:
+            first = await call.receive_message()
+            if first is not None:
+                await check(call, first)
+        upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
+        error: GrpcError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_relay_requests, call, upstream, first)
+                try:
+                    await _relay_responses(call, upstream)
+                except GrpcError as exc:  # raised after the nursery, unwrapped
+                    error = exc
+                nursery.cancel_scope.cancel()  # the call is over; the client may still be sending
+        finally:
+            upstream.release()  # resets the backend stream unless it ended cleanly
+        if error is not None:
+            raise error
+
+
+async def _relay_requests(call: ServerCall, upstream: StreamHandle, first: bytes | None) -> None:
+    """Client DATA to the backend, acknowledged to the client only once the backend took it."""
+    try:
+        if first is not None:
+            await upstream.send_data(encode_message(first))
+        while (ev := await call.receive_data()) is not None:
+            await upstream.send_data(ev.data)
+            call.acknowledge(ev.flow_len)
+        upstream.end()
+    except GrpcError:
+        # The backend stream or connection went away: the response side reports how it ended.
+        return
+
+
+async def _relay_responses(call: ServerCall, upstream: StreamHandle) -> None:
+    """Backend headers, DATA and trailers to the client, unchanged."""
+    while True:
+        ev = await upstream.receive()
+        if isinstance(ev, DataReceived):
+            await call.send_data(ev.data)
+            upstream.acknowledge(ev.flow_len)
+        elif isinstance(ev, ResponseStarted):
+            call.send_headers(ev.headers, end_stream=ev.end_stream)
+            if ev.end_stream:
+                return
+        elif isinstance(ev, TrailersReceived):
+            call.send_trailers(ev.headers)
+            return
+        elif isinstance(ev, StreamReset):
+            call.reset(ev.error_code)
+            return
+        elif isinstance(ev, InputEnded):
+            raise GrpcError(Status.INTERNAL, "backend ended the stream without trailers")
+
+
+class GrpcFront:
+    """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
+
+    def __init__(self, routes: RouteTable, targets: Mapping[Target, CallTarget]) -> None:
+        self._routes = routes
+        self._targets = dict(targets)
+
+    async def handle(self, call: ServerCall) -> None:
+        t0 = time.perf_counter()
+        routes = self._routes
+        endpoint = grpc_endpoint(call.method)
+        route_target = routes.lookup(endpoint).target
+        target = self._targets.get(route_target)
+        failed = False
+        try:
+            if target is None:
+                raise GrpcError(Status.UNAVAILABLE, f"{endpoint} is routed to {route_target.value}, which is not available")
+            await target.handle(call)
+        except Exception as exc:
+            err = grpc_error_in(exc)
+            if err is None:
+                failed = True  # the serving shell answers UNKNOWN and logs the traceback
+                raise
+            if not call.finished and not call.reset_by_peer:
+                call.finish(err.status, err.message, err.trailing_metadata)
+        finally:
+            # The serving shell applies the deadline (and answers DEADLINE_EXCEEDED) around us.
+            status = call.status
+            if status is None:
+                if call.reset_by_peer:
+                    status = Status.CANCELLED
+                elif trio.current_time() >= call.deadline:
+                    status = Status.DEADLINE_EXCEEDED
+                else:
+                    status = Status.UNKNOWN if failed else Status.CANCELLED
+            _log.info(
+                "grpc",
+                route=endpoint,
+                target=route_target.value,
+                routes_v=routes.version,
+                status=status.name,
+                duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+                peer=call.peer,
+            )
+
+
+async def serve_grpc_proxy(
+    listener: trio.SocketListener,
+    backend: BackendView,
+    *,
+    routes: RouteTable | None = None,
+    targets: Mapping[Target, CallTarget] | None = None,
+    checks: Mapping[str, RequestCheck] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the gRPC front on `listener` until cancelled (see the module docstring)."""
+    async with trio.open_nursery() as nursery:
+        pools = BackendPools(nursery)
+        try:
+            all_targets: dict[Target, CallTarget] = dict(targets or {})
+            all_targets[Target.GO] = GoRelay(backend, pools, checks or {})
+            front = GrpcFront(routes or default_route_table(), all_targets)
+            await nursery.start(functools.partial(serve_listeners, [listener], front, options=PROXY_SERVER_OPTIONS))
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            pools.close()
