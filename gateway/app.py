@@ -27,7 +27,7 @@ from gateway.routes import RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tcp_relay import serve_tcp_relay
 from weedpy.config import VolumeConfig
-from weedpy.http1 import UpstreamPool, serve_connection
+from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
 
@@ -46,21 +46,16 @@ def weed_version(weed: Path) -> str:
     return " ".join(words[1:3]) if len(words) >= 3 and words[0] == "version" else "unknown"
 
 
-def _listener(sock: trio.socket.SocketType) -> trio.SocketListener:
-    sock.listen(4096)
-    return trio.SocketListener(sock)
-
-
 async def run_proxy(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        socks: dict[str, trio.socket.SocketType] = {}
+        socks: dict[str, socket.socket] = {}
         try:
             for kind, port in _front_ports(cfg):
-                sock = trio.socket.socket(socket.AF_INET6 if ":" in cfg.bind_ip else socket.AF_INET, socket.SOCK_STREAM)
+                sock = socket.socket(socket.AF_INET6 if ":" in cfg.bind_ip else socket.AF_INET, socket.SOCK_STREAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 socks[kind] = sock
                 try:
-                    await sock.bind((cfg.bind_ip, port))
+                    sock.bind((cfg.bind_ip, port))
                 except OSError as exc:
                     log.error("cannot bind front port", port=port, bind_ip=cfg.bind_ip, error=exc.strerror)
                     print(f"weedpy: cannot bind {cfg.bind_ip}:{port}: {exc.strerror}", file=sys.stderr)
@@ -80,7 +75,7 @@ def _front_ports(cfg: VolumeConfig) -> list[tuple[str, int]]:
 
 async def _run_bound(
     cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path,
-    socks: dict[str, trio.socket.SocketType], signals: AsyncIterator[int],
+    socks: dict[str, socket.socket], signals: AsyncIterator[int],
 ) -> int:
     state = GatewayState()
     front = FrontIdentity(
@@ -122,11 +117,12 @@ async def _run_bound(
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as listeners:
                     for kind, sock in socks.items():
-                        listener = _listener(sock)
+                        sock.listen(4096)
                         if kind == "grpc":
+                            listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
                             listeners.start_soon(_serve_grpc, listener, supervisor)
                         else:
-                            listeners.start_soon(_serve_http, listener, http_front, idle, kind, connections)
+                            listeners.start_soon(_serve_http, sock, http_front, idle, kind, connections)
                     log.info(
                         "gateway ready", mode=cfg.mode.value, port=cfg.port, grpc_port=cfg.grpc_port,
                         public_port=cfg.public_port, routes_v=routes.version, server=server_header.decode(),
@@ -177,13 +173,13 @@ async def _serve_grpc(listener: trio.SocketListener, supervisor: Supervisor) -> 
 
 
 async def _serve_http(
-    listener: trio.SocketListener, front: HttpFront, idle: float, kind: str, connections: trio.Nursery,
+    listener: socket.socket, front: HttpFront, idle: float, kind: str, connections: trio.Nursery,
 ) -> None:
-    async def on_connection(stream: trio.SocketStream) -> None:
+    async def on_connection(stream: FastStream) -> None:
         try:
-            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        await serve_connection(stream, front.handle, idle_timeout=idle, port_kind=kind)
+            await serve_connection(stream, front.handle, idle_timeout=idle, port_kind=kind)
+        except Exception:
+            # A bug in one exchange must not take the volume server down; the connection is gone.
+            log.exception("http connection failed", port_kind=kind)
 
-    await trio.serve_listeners(on_connection, [listener], handler_nursery=connections)
+    await serve_fast(listener, on_connection, connections)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -45,6 +46,54 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             pass
 
 
+class _Child:
+    """A process spawned from the main thread, waited on through a pidfd.
+
+    Linux delivers PR_SET_PDEATHSIG when the *thread* that forked the child exits; trio's
+    open_process forks from a worker thread that idles out after seconds, which would kill the
+    backend. Spawning here, on the thread that runs the event loop, ties the signal to the
+    gateway's own lifetime.
+    """
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(env), start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        self.pid = self.popen.pid
+        assert self.popen.stdout is not None
+        self.stdout = trio.lowlevel.FdStream(os.dup(self.popen.stdout.fileno()))
+        self.popen.stdout.close()
+        self._pidfd = os.pidfd_open(self.pid)
+        self._exited = trio.Event()
+        trio.lowlevel.spawn_system_task(self._reap)
+
+    async def _reap(self) -> None:
+        """The one task that waits on the pidfd; everyone else waits on the event."""
+        try:
+            if self.popen.poll() is None:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            self.popen.wait()
+        finally:
+            os.close(self._pidfd)
+            self._exited.set()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        return self.popen.wait()
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 ArgvBuilder = Callable[[BackendPorts], Sequence[str]]
 
 
@@ -70,7 +119,7 @@ class Supervisor:
         self._max_backoff = max_backoff
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
         self._endpoints: BackendEndpoints | None = None
-        self._proc: trio.Process | None = None
+        self._proc: _Child | None = None
         self._stopping = False
         self.restarts = 0
 
@@ -122,10 +171,10 @@ class Supervisor:
         argv = list(self._argv_for(ports))
         log.info("starting backend", source="gateway", argv=argv)
         self._tail.clear()
-        proc = await trio.lowlevel.open_process(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=self._env, start_new_session=True, preexec_fn=_die_with_parent,
-        )
+        try:
+            proc = _Child(argv, self._env)
+        except OSError as exc:
+            raise BackendStartError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         self._proc = proc
         trio.lowlevel.spawn_system_task(self._pump_output, proc)
         endpoints = BackendEndpoints(
@@ -135,7 +184,7 @@ class Supervisor:
         )
         with trio.move_on_after(self._ready_timeout) as timeout:
             while True:
-                if proc.returncode is not None or proc.poll() is not None:
+                if proc.returncode is not None:
                     await trio.sleep(0.1)  # let the pump catch the last lines
                     raise BackendStartError(
                         f"backend exited with code {proc.returncode} before it was ready:\n{self.last_output()}"
@@ -151,7 +200,7 @@ class Supervisor:
         self._endpoints = endpoints
         log.info("backend ready", source="gateway", pid=proc.pid, http=ports.http, grpc=ports.grpc, public=ports.public)
 
-    async def _pump_output(self, proc: trio.Process) -> None:
+    async def _pump_output(self, proc: _Child) -> None:
         assert proc.stdout is not None
         buf = b""
         try:
@@ -169,6 +218,7 @@ class Supervisor:
             text = buf.decode(errors="replace").rstrip()
             self._tail.append(text)
             log.info("backend output", source="backend", pid=proc.pid, line=text)
+        await proc.stdout.aclose()
 
     async def stop(self) -> None:
         """Stop for good: SIGTERM, then SIGKILL after the stop timeout; no restart."""
@@ -177,13 +227,10 @@ class Supervisor:
         if self._proc is not None:
             await self._terminate(self._proc)
 
-    async def _terminate(self, proc: trio.Process) -> None:
+    async def _terminate(self, proc: _Child) -> None:
         with trio.CancelScope(shield=True):
             if proc.returncode is None:
-                try:
-                    proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                proc.send_signal(signal.SIGTERM)
                 with trio.move_on_after(self._stop_timeout):
                     await proc.wait()
                 if proc.returncode is None:

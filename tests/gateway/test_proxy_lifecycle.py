@@ -102,6 +102,15 @@ def test_backend_killed_is_restarted_and_gaps_answer_503(gateway: VolumeProc, ma
     assert httpx.get(f"{gateway.url}/{fid}").content == b"some data"
 
 
+@pytest.mark.slow
+def test_backend_stays_up_while_the_gateway_idles(gateway: VolumeProc) -> None:
+    # Regression: a parent-death signal tied to an idle worker thread killed the backend every ~10 s.
+    first = backend_pid(gateway)
+    time.sleep(13)
+    assert alive(first) and backend_pid(gateway) == first
+    assert httpx.get(f"{gateway.url}/status", timeout=10).status_code == 200
+
+
 def test_sigterm_exits_zero_in_time_with_no_backend_left(tmp_path: Path, master: MasterProc) -> None:
     g = start_weedpy_volume(tmp_path, master, extra=["-preStopSeconds=1"])
     child = backend_pid(g)

@@ -46,3 +46,9 @@ from weedpy.http1._gowire import (
     http_date as http_date,
     serialize_head as serialize_head,
 )
+from weedpy.http1._fastio import (
+    FastStream as FastStream,
+    fast_connect as fast_connect,
+    listening_socket as listening_socket,
+    serve_fast as serve_fast,
+)

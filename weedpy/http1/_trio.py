@@ -8,12 +8,12 @@ upstream servers.
 from __future__ import annotations
 
 import collections
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
 import trio
 
+from weedpy.http1._fastio import FastStream, fast_connect
 from weedpy.http1._gowire import GoResponse, serialize_head
 from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
 from weedpy.http1._parse import ServerConnection
@@ -90,7 +90,7 @@ Handler = Callable[[Exchange], Awaitable[None]]
 
 
 async def serve_connection(
-    stream: trio.SocketStream, handler: Handler, *, idle_timeout: float, port_kind: str,
+    stream: FastStream | trio.SocketStream, handler: Handler, *, idle_timeout: float, port_kind: str,
 ) -> None:
     """Serve requests on one client connection until it closes, idles out or misbehaves."""
     conn = ServerConnection()
@@ -117,6 +117,7 @@ async def serve_connection(
             if not isinstance(ev, Request):
                 raise ProtocolError("body without a request")
             exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
+            await trio.lowlevel.checkpoint()  # fast streams skip trio's per-call checkpoints
             await handler(exchange)
             if exchange.close_after or not ev.keep_alive or not exchange.drain_buffered():
                 return
@@ -139,7 +140,7 @@ class UpstreamConn:
 
     __slots__ = ("stream", "addr", "idle_since", "reused")
 
-    def __init__(self, stream: trio.SocketStream, addr: tuple[str, int]) -> None:
+    def __init__(self, stream: FastStream, addr: tuple[str, int]) -> None:
         self.stream = stream
         self.addr = addr
         self.idle_since = 0.0
@@ -164,9 +165,7 @@ class UpstreamPool:
                 conn.reused = True
                 return conn
             await _close_quietly(conn.stream)
-        with trio.fail_after(self._connect_timeout):
-            stream = await trio.open_tcp_stream(*addr)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = await fast_connect(addr[0], addr[1], self._connect_timeout)
         return UpstreamConn(stream, addr)
 
     async def release(self, conn: UpstreamConn, reusable: bool) -> None:
