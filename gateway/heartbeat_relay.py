@@ -1,0 +1,282 @@
+"""The master relay: the Go backend registers with the master under the gateway's front ports.
+
+The backend is started with `-master=<relay>`, where the relay address is
+`127.0.0.1:<httpPort>.<grpcPort>` (Go's ServerAddress form with an explicit gRPC port). The relay
+
+* forwards every master rpc opaquely to the current master (GoRelay over pooled h2 connections),
+  except `/master_pb.Seaweed/SendHeartbeat` (bidi), whose messages it decodes and rewrites:
+  `Heartbeat` ip / port / grpc_port / public_url / id (each only when set, so delta heartbeats stay
+  deltas) become the `FrontIdentity`; a `HeartbeatResponse` leader becomes the relay's own address,
+  because Go compares it with the master it dialled and would otherwise bypass the relay;
+* follows the leader itself: a response naming another leader moves the relay there and ends the
+  heartbeat stream with UNAVAILABLE, so Go reconnects (through the relay) after a pulse; a master
+  that cannot be reached moves the relay on to the next of `masters`;
+* splices the HTTP port byte for byte to the current master's HTTP address, so `host:httpPort` in
+  the relay address is a real master too.
+
+Use (gateway/app.py):
+
+    relay = HeartbeatRelay(cfg.masters, front)
+    master_arg = await nursery.start(relay.run)      # "127.0.0.1:41234.41235"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import trio
+from google.protobuf.message import DecodeError
+
+from gateway.backend import BackendEndpoints, FrontIdentity
+from gateway.grpc_proxy import BackendPools, GoRelay, forward_headers
+from gateway.tcp_relay import serve_tcp_relay
+from proto import master_pb2
+from weedpy.grpc import (
+    DataReceived,
+    GrpcError,
+    InputEnded,
+    MessageReader,
+    ResponseStarted,
+    ServerCall,
+    Status,
+    StreamHandle,
+    StreamReset,
+    TrailersReceived,
+    encode_message,
+    serve_listeners,
+)
+from weedpy.logs import get_logger
+
+__all__ = [
+    "SEND_HEARTBEAT",
+    "HeartbeatRelay",
+    "LeaderTracker",
+    "MasterAddress",
+    "rewrite_heartbeat",
+    "rewrite_heartbeat_response",
+]
+
+_log = get_logger("gateway.heartbeat_relay")
+
+SEND_HEARTBEAT = "/master_pb.Seaweed/SendHeartbeat"
+_GRPC_PORT_OFFSET = 10000  # Go's default when an address names no gRPC port
+
+
+# -- sans-IO: addresses, leader tracking, message rewriting ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MasterAddress:
+    """A master as Go's pb.ServerAddress names it: `host:port` or `host:port.grpcPort`."""
+
+    host: str
+    http_port: int
+    grpc_port: int
+
+    @classmethod
+    def parse(cls, address: str) -> MasterAddress:
+        host, sep, ports = address.strip().rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"master address {address!r} needs host:port")
+        http_s, dot, grpc_s = ports.partition(".")
+        try:
+            http_port = int(http_s)
+            grpc_port = int(grpc_s) if dot else http_port + _GRPC_PORT_OFFSET
+        except ValueError:
+            raise ValueError(f"master address {address!r}: bad port") from None
+        return cls(host.strip("[]"), http_port, grpc_port)
+
+    @property
+    def http(self) -> tuple[str, int]:
+        return (self.host, self.http_port)
+
+    @property
+    def grpc(self) -> tuple[str, int]:
+        return (self.host, self.grpc_port)
+
+    def same_server(self, other: MasterAddress) -> bool:
+        """Go's ServerAddress.Equals: the HTTP addresses match."""
+        return self.http == other.http
+
+
+class LeaderTracker:
+    """Which master the relay talks to: the last leader heard of, else the seeds in turn."""
+
+    def __init__(self, seeds: Sequence[MasterAddress]) -> None:
+        if not seeds:
+            raise ValueError("no master addresses")
+        self._seeds = tuple(seeds)
+        self._next_seed = 0
+        self.current = self._seeds[0]
+
+    def leader_hint(self, leader: str) -> bool:
+        """A master named `leader`; True (and switched) if that is not the one we talk to."""
+        try:
+            addr = MasterAddress.parse(leader)
+        except ValueError:
+            return False
+        if addr.same_server(self.current):
+            return False
+        self.current = addr
+        return True
+
+    def failed(self, master: MasterAddress) -> None:
+        """`master` could not be reached (or dropped us): move on to the next seed."""
+        if master != self.current:
+            return
+        self._next_seed = (self._next_seed + 1) % len(self._seeds)
+        self.current = self._seeds[self._next_seed]
+
+
+def rewrite_heartbeat(raw: bytes, front: FrontIdentity) -> bytes:
+    """A Heartbeat with the backend's addresses replaced by the front's (only fields that are set)."""
+    hb = master_pb2.Heartbeat()
+    try:
+        hb.ParseFromString(raw)
+    except DecodeError as exc:
+        raise GrpcError(Status.INTERNAL, f"heartbeat relay: undecodable Heartbeat: {exc}") from exc
+    if hb.ip:
+        hb.ip = front.ip
+    if hb.port:
+        hb.port = front.port
+    if hb.grpc_port:
+        hb.grpc_port = front.grpc_port
+    if hb.public_url:
+        hb.public_url = front.public_url
+    if hb.id and front.server_id:
+        hb.id = front.server_id
+    return hb.SerializeToString()
+
+
+def rewrite_heartbeat_response(raw: bytes, relay_address: str) -> tuple[bytes, str]:
+    """(the response with `leader` pointing at the relay, the leader the master named or "")."""
+    resp = master_pb2.HeartbeatResponse()
+    try:
+        resp.ParseFromString(raw)
+    except DecodeError as exc:
+        raise GrpcError(Status.INTERNAL, f"heartbeat relay: undecodable HeartbeatResponse: {exc}") from exc
+    leader = resp.leader
+    if not leader:
+        return raw, ""
+    resp.leader = relay_address
+    return resp.SerializeToString(), leader
+
+
+# -- trio shell ----------------------------------------------------------------------------------
+
+
+class _CurrentMaster:
+    """The tracker's master as a BackendView, so GoRelay can forward the other rpcs to it."""
+
+    def __init__(self, tracker: LeaderTracker) -> None:
+        self._tracker = tracker
+
+    def current(self) -> BackendEndpoints:
+        m = self._tracker.current
+        return BackendEndpoints(http=m.http, grpc=m.grpc)
+
+
+class HeartbeatRelay:
+    """Serve the relay on loopback; `run` reports the `-master` argument for the Go backend."""
+
+    def __init__(self, masters: Sequence[str], front: FrontIdentity, *, host: str = "127.0.0.1") -> None:
+        self.tracker = LeaderTracker([MasterAddress.parse(m) for m in masters])
+        self.front = front
+        self.host = host
+        self.address = ""  # the relay's own ServerAddress once running
+        self._relay: GoRelay | None = None
+        self._pools: BackendPools | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        grpc_listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
+        http_listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
+        http_port = http_listener.socket.getsockname()[1]
+        grpc_port = grpc_listener.socket.getsockname()[1]
+        self.address = f"{self.host}:{http_port}.{grpc_port}"
+        async with trio.open_nursery() as nursery:
+            pools = BackendPools(nursery)
+            try:
+                self._relay = GoRelay(_CurrentMaster(self.tracker), pools)
+                self._pools = pools
+                await nursery.start(serve_listeners, [grpc_listener], self)
+                nursery.start_soon(serve_tcp_relay, http_listener, lambda: self.tracker.current.http)
+                _log.info("heartbeat relay ready", relay=self.address, master=_fmt(self.tracker.current))
+                task_status.started(self.address)
+                await trio.sleep_forever()
+            finally:
+                pools.close()
+
+    async def handle(self, call: ServerCall) -> None:
+        """CallHandler for the relay's gRPC port."""
+        assert self._relay is not None and self._pools is not None, "serve through run()"
+        if call.method != SEND_HEARTBEAT:
+            await self._relay.handle(call)
+            return
+        master = self.tracker.current
+        try:
+            upstream = await self._pools.get(master.grpc).open_stream(forward_headers(call.headers))
+        except GrpcError:
+            self.tracker.failed(master)
+            raise
+        _log.info("heartbeat stream open", master=_fmt(master), peer=call.peer)
+        error: GrpcError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._heartbeats_up, call, upstream)
+                try:
+                    await self._responses_down(call, upstream, master)
+                except GrpcError as exc:
+                    error = exc
+                nursery.cancel_scope.cancel()
+        finally:
+            upstream.release()
+            _log.info("heartbeat stream closed", master=_fmt(master), error=str(error) if error else None)
+        if error is not None:
+            raise error
+
+    async def _heartbeats_up(self, call: ServerCall, upstream: StreamHandle) -> None:
+        while (msg := await call.receive_message()) is not None:
+            try:
+                await upstream.send_data(encode_message(rewrite_heartbeat(msg, self.front)))
+            except GrpcError:
+                return  # the master side ended; _responses_down reports how
+        try:
+            upstream.end()
+        except GrpcError:
+            pass
+
+    async def _responses_down(self, call: ServerCall, upstream: StreamHandle, master: MasterAddress) -> None:
+        reader = MessageReader(max_length=None)
+        while True:
+            try:
+                ev = await upstream.receive()
+            except GrpcError:
+                self.tracker.failed(master)
+                raise
+            if isinstance(ev, DataReceived):
+                reader.feed(ev.data, ev.flow_len)
+                while (msg := reader.next_message()) is not None:
+                    out, leader = rewrite_heartbeat_response(msg, self.address)
+                    await call.send_data(encode_message(out))
+                    if leader and self.tracker.leader_hint(leader):
+                        _log.info("master leader moved", leader=leader)
+                        raise GrpcError(Status.UNAVAILABLE, f"master leader is now {leader}; reconnect to the relay")
+                upstream.acknowledge(reader.releasable())
+            elif isinstance(ev, ResponseStarted):
+                call.send_headers(ev.headers, end_stream=ev.end_stream)
+                if ev.end_stream:
+                    return
+            elif isinstance(ev, TrailersReceived):
+                call.send_trailers(ev.headers)
+                return
+            elif isinstance(ev, StreamReset):
+                call.reset(ev.error_code)
+                return
+            elif isinstance(ev, InputEnded):
+                raise GrpcError(Status.UNAVAILABLE, "master ended the heartbeat stream without trailers")
+
+
+def _fmt(m: MasterAddress) -> str:
+    return f"{m.host}:{m.http_port}.{m.grpc_port}"
+
