@@ -1,1 +1,196 @@
-"""weedpy's storage engine (work in progress; the public API is assembled here)."""
+"""weedpy's storage engine: reads and writes SeaweedFS volumes byte-compatibly with Go's `weed`.
+
+A data directory can move between Go and weedpy in either direction with no conversion: the
+needle records (v1/v2/v3, Go's padding bytes included), `.idx` rows (4- or 5-byte offsets),
+super block and `.vif` are written exactly as Go writes them.
+
+Layers, bottom up:
+
+- codecs, sans-IO (bytes in, records out): `Needle` + `encode_needle`/`decode_needle`/
+  `decode_meta`, `IdxCodec`, `SuperBlock`, `VolumeInfo`, `TTL`, `ReplicaPlacement`, `FileId`;
+- `NeedleMap`: the compact id -> (offset, size) map with Go's counters (~20 bytes/entry);
+- `Volume`: one volume's files; many readers (lock-free `pread`) alongside one writer;
+- `DiskLocation` (one `-dir`) and `Store` (all of them): what the HTTP/gRPC handlers call.
+
+Everything here blocks; call it from worker threads (`trio.to_thread.run_sync`), or directly
+for small reads.
+
+Handler entry points (all on `Store`; `vid` is the volume id, `needle_id` the key):
+
+- `write_needle(vid, needle, *, check_cookie=True, fsync=False) -> WriteResult(offset, size, unchanged)`
+- `read_needle(vid, needle_id, cookie=None, *, read_deleted=False) -> Needle`
+- `read_needle_meta(vid, needle_id, cookie=None, *, read_deleted=False) -> (Needle, data_size)`
+- `open_needle_stream(vid, needle_id, cookie=None, *, read_deleted=False) -> NeedleStream`
+- `delete_needle(vid, needle_id, cookie=None, *, checksum=None) -> int` (deleted record size)
+- `allocate_volume`, `mount_volume`, `unmount_volume`, `delete_volume`, `delete_collection`,
+  `mark_volume_readonly(vid, can_delete=, persist=)`, `mark_volume_writable`, `configure_volume`
+- `volumes()`, `volume(vid)`, `find_volume(vid)`, `volume_stats()`, `disk_statuses()`,
+  `check_disk_space()`, `expired_volumes()`; per volume: `stats()`, `dat_path`, `idx_path`,
+  `vif_path`, `read_record`, `write_needle_blob`, `iter_records`, `needle_value`.
+
+Errors are typed (see `_errors.py`): `NotFound`, `Deleted`, `CookieMismatch`, `ReadOnly`,
+`VolumeFull`, `Corrupted`/`ChecksumMismatch`, `VolumeNotFound`, `OffsetWidthMismatch`, ...
+"""
+
+from ._crc import crc32c, etag, legacy_crc_value
+from ._disk import DiskLocation, DiskStatus, MinFreeSpace, disk_status, parse_min_free_spaces
+from ._errors import (
+    ChecksumMismatch,
+    CookieMismatch,
+    Corrupted,
+    Deleted,
+    InvalidFileId,
+    NoFreeLocation,
+    NotFound,
+    OffsetWidthMismatch,
+    ReadOnly,
+    StorageError,
+    UnsupportedVolume,
+    VolumeExists,
+    VolumeFull,
+    VolumeNotFound,
+)
+from ._idx import IdxCodec, IdxColumns, IdxEntry
+from ._integrity import IntegrityResult, check_volume_tail
+from ._names import parse_volume_base, volume_base_name, volume_file_name
+from ._needle import (
+    FLAG_CHUNK_MANIFEST,
+    FLAG_GZIP,
+    FLAG_HAS_LAST_MODIFIED,
+    FLAG_HAS_MIME,
+    FLAG_HAS_NAME,
+    FLAG_HAS_PAIRS,
+    FLAG_HAS_TTL,
+    PAIR_NAME_PREFIX,
+    Needle,
+    NeedleHeader,
+    decode_meta,
+    decode_needle,
+    encode_needle,
+    go_json_pairs,
+    parse_header,
+    record_size,
+)
+from ._needle_map import MapCounters, NeedleMap, NeedleValue
+from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
+from ._replica import ReplicaPlacement
+from ._store import Store
+from ._stream import NeedleStream
+from ._superblock import SuperBlock
+from ._ttl import EMPTY_TTL, TTL
+from ._types import (
+    CURRENT_VERSION,
+    DEFAULT_OFFSET_BYTES,
+    NEEDLE_HEADER_SIZE,
+    SUPER_BLOCK_SIZE,
+    TOMBSTONE_SIZE,
+    VERSION1,
+    VERSION2,
+    VERSION3,
+    FileId,
+    OffsetCodec,
+    actual_size,
+    format_needle_id_cookie,
+    normalize_disk_type,
+    padding_length,
+    parse_fid_path,
+    parse_needle_id_cookie,
+    parse_volume_id,
+    readable_disk_type,
+)
+from ._vif import VolumeInfo, load_volume_info, save_volume_info
+from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
+
+__all__ = [
+    # store and volumes
+    "Store",
+    "DiskLocation",
+    "DiskStatus",
+    "disk_status",
+    "MinFreeSpace",
+    "parse_min_free_spaces",
+    "Volume",
+    "VolumeStats",
+    "WriteResult",
+    "ReadOnlyReasons",
+    "RecordInfo",
+    "NeedleStream",
+    "NeedleMap",
+    "NeedleValue",
+    "MapCounters",
+    # records and codecs
+    "Needle",
+    "NeedleHeader",
+    "encode_needle",
+    "decode_needle",
+    "decode_meta",
+    "parse_header",
+    "record_size",
+    "go_json_pairs",
+    "NeedleReader",
+    "Record",
+    "TornRecord",
+    "NEED_DATA",
+    "END_OF_VOLUME",
+    "IdxCodec",
+    "IdxColumns",
+    "IdxEntry",
+    "SuperBlock",
+    "VolumeInfo",
+    "load_volume_info",
+    "save_volume_info",
+    "TTL",
+    "EMPTY_TTL",
+    "ReplicaPlacement",
+    "FileId",
+    "OffsetCodec",
+    "IntegrityResult",
+    "check_volume_tail",
+    "crc32c",
+    "legacy_crc_value",
+    "etag",
+    # names and ids
+    "volume_base_name",
+    "volume_file_name",
+    "parse_volume_base",
+    "parse_volume_id",
+    "parse_needle_id_cookie",
+    "parse_fid_path",
+    "format_needle_id_cookie",
+    "normalize_disk_type",
+    "readable_disk_type",
+    "actual_size",
+    "padding_length",
+    # constants
+    "FLAG_GZIP",
+    "FLAG_HAS_NAME",
+    "FLAG_HAS_MIME",
+    "FLAG_HAS_LAST_MODIFIED",
+    "FLAG_HAS_TTL",
+    "FLAG_HAS_PAIRS",
+    "FLAG_CHUNK_MANIFEST",
+    "PAIR_NAME_PREFIX",
+    "VERSION1",
+    "VERSION2",
+    "VERSION3",
+    "CURRENT_VERSION",
+    "DEFAULT_OFFSET_BYTES",
+    "NEEDLE_HEADER_SIZE",
+    "SUPER_BLOCK_SIZE",
+    "TOMBSTONE_SIZE",
+    # errors
+    "StorageError",
+    "NotFound",
+    "Deleted",
+    "CookieMismatch",
+    "VolumeNotFound",
+    "VolumeExists",
+    "ReadOnly",
+    "VolumeFull",
+    "NoFreeLocation",
+    "Corrupted",
+    "ChecksumMismatch",
+    "OffsetWidthMismatch",
+    "UnsupportedVolume",
+    "InvalidFileId",
+]

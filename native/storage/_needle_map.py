@@ -280,15 +280,27 @@ class NeedleMap:
         cls, K: array, O: array, S: array, is_put: bytes, n_put: int, version: int
     ) -> "NeedleMap | None":
         """Memory semantics when every id is put once, in ascending order; None otherwise."""
-        KP = array("Q", compress(K, is_put))
+        not_put = is_put.translate(_FLIP)
+        rows_del = _positions(not_put, len(K) - n_put)
+        if len(rows_del) * 8 < len(K):
+            # sparse deletes: copy the runs of puts between them (memcpy per run)
+            KP, OP, SP = array("Q"), array("Q"), array("i")
+            prev = 0
+            for r in rows_del + [len(K)]:
+                if r > prev:
+                    KP += K[prev:r]
+                    OP += O[prev:r]
+                    SP += S[prev:r]
+                prev = r + 1
+        else:
+            KP = array("Q", compress(K, is_put))
+            OP = array("Q", compress(O, is_put))
+            SP = array("i", compress(S, is_put))
         if not _strictly_ascending(KP):
             return None
-        OP = array("Q", compress(O, is_put))
-        SP = array("i", compress(S, is_put))
         file_bytes = sum(SP)
         max_needle_end = _max_needle_end(OP, SP, version)
-        not_put = is_put.translate(_FLIP)
-        KD = list(compress(K, not_put))
+        KD = list(map(K.__getitem__, rows_del))
         deletes = len(KD)
         deleted_bytes = 0
         max_key = KP[-1] if KP else 0
@@ -300,7 +312,6 @@ class NeedleMap:
             where = dict(zip(map(KP.__getitem__, pos), pos))
             # a delete row r (the i-th delete) follows the put at position p iff the puts
             # before r, r - i, are more than p
-            rows_del = compress(range(len(K)), not_put)
             puts_before = map(operator.sub, rows_del, range(deletes))
             p_of = [where.get(k, -1) for k in KD]
             hits = set(compress(p_of, map(operator.lt, p_of, puts_before)))
@@ -386,6 +397,19 @@ def _valid_sum(S: array) -> tuple[int, int]:
         return sum(S), len(S)
     mask = bytes(map(operator.gt, S, repeat(0, len(S))))
     return sum(compress(S, mask)), sum(mask)
+
+
+def _positions(mask: bytes, count: int) -> list[int]:
+    """Indices of the 1 bytes in `mask` (`count` of them), found by C-level searches."""
+    if count * 16 < len(mask):
+        out = []
+        find = mask.find
+        i = find(1)
+        while i >= 0:
+            out.append(i)
+            i = find(1, i + 1)
+        return out
+    return list(compress(range(len(mask)), mask))
 
 
 def _strictly_ascending(K: array) -> bool:

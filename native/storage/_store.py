@@ -1,0 +1,244 @@
+"""The store: every disk location of a volume server, and the operations handlers call."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from ._disk import DiskLocation, DiskStatus, MinFreeSpace
+from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
+from ._needle import Needle
+from ._replica import ReplicaPlacement
+from ._stream import NeedleStream
+from ._ttl import TTL
+from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
+from ._vif import VolumeInfo, load_volume_info, save_volume_info
+from ._volume import Volume, VolumeStats, WriteResult
+
+__all__ = ["Store"]
+
+log = logging.getLogger("weedpy.storage")
+
+MAX_TTL_VOLUME_REMOVAL_DELAY = 10  # minutes
+
+
+class Store:
+    """Volumes across several directories. Thread-safe; blocking (run it in worker threads)."""
+
+    def __init__(self, locations: Sequence[DiskLocation], *, offset_bytes: int = DEFAULT_OFFSET_BYTES) -> None:
+        if not locations:
+            raise ValueError("a store needs at least one disk location")
+        self.locations = list(locations)
+        self.offset_bytes = offset_bytes
+        self.volume_size_limit = 0  # learned from the master; 0 = unknown
+
+    @classmethod
+    def open(
+        cls,
+        dirs: Sequence[str | os.PathLike[str]],
+        *,
+        max_counts: Sequence[int] | int = 8,
+        idx_directory: str | os.PathLike[str] | None = None,
+        disk_types: Sequence[str] | str = "",
+        tags: Sequence[Sequence[str]] = (),
+        min_free_spaces: Sequence[MinFreeSpace] | MinFreeSpace | None = None,
+        offset_bytes: int = DEFAULT_OFFSET_BYTES,
+        load: bool = True,
+        statfs: Callable[[str], DiskStatus] | None = None,
+        clock_ns: Callable[[], int] | None = None,
+    ) -> "Store":
+        """Build the locations the way `weed volume -dir -max -disk -minFreeSpace` does (one
+        value applies to every directory) and load the existing volumes."""
+        n = len(dirs)
+        counts = _per_dir(max_counts, n, "-max")
+        types = _per_dir(disk_types.split(",") if isinstance(disk_types, str) else list(disk_types), n, "-disk")
+        frees = _per_dir(min_free_spaces if min_free_spaces is not None else MinFreeSpace(percent=1.0, raw="1"), n, "-minFreeSpace")
+        locations = [
+            DiskLocation(
+                d, max_volume_count=counts[i], idx_directory=idx_directory, disk_type=types[i],
+                tags=tuple(tags[i]) if i < len(tags) else (), min_free_space=frees[i],
+                offset_bytes=offset_bytes, statfs=statfs, clock_ns=clock_ns,
+            )
+            for i, d in enumerate(dirs)
+        ]
+        store = cls(locations, offset_bytes=offset_bytes)
+        if load:
+            store.load()
+        return store
+
+    def load(self) -> None:
+        for loc in self.locations:
+            loc.check_disk_space()
+            for v in loc.load_existing_volumes():
+                others = [o for o in self.locations if o is not loc and o.find_volume(v.id) is not None]
+                if others:
+                    log.warning("volume %s is on %s and %s", v.id, loc.directory, others[0].directory)
+
+    # lookup ------------------------------------------------------------------------------------
+
+    def find_volume(self, vid: int) -> Volume | None:
+        for loc in self.locations:
+            v = loc.find_volume(vid)
+            if v is not None:
+                return v
+        return None
+
+    def volume(self, vid: int) -> Volume:
+        v = self.find_volume(vid)
+        if v is None:
+            raise VolumeNotFound(f"volume {vid} not found")
+        return v
+
+    def has_volume(self, vid: int) -> bool:
+        return self.find_volume(vid) is not None
+
+    def location_of(self, vid: int) -> tuple[int, DiskLocation] | None:
+        """(disk id, location) holding the volume."""
+        for i, loc in enumerate(self.locations):
+            if loc.find_volume(vid) is not None:
+                return i, loc
+        return None
+
+    def volumes(self) -> list[Volume]:
+        return sorted((v for loc in self.locations for v in loc.volumes()), key=lambda v: v.id)
+
+    def volume_stats(self) -> list[VolumeStats]:
+        return [v.stats() for v in self.volumes()]
+
+    def disk_statuses(self) -> list[DiskStatus]:
+        return [loc.status() for loc in self.locations]
+
+    def max_file_key(self) -> int:
+        return max((v.counters().max_file_key for v in self.volumes()), default=0)
+
+    # volume lifecycle --------------------------------------------------------------------------
+
+    def allocate_volume(
+        self,
+        vid: int,
+        *,
+        collection: str = "",
+        replication: str | ReplicaPlacement = "",
+        ttl: str | TTL = "",
+        disk_type: str = "",
+        version: int = CURRENT_VERSION,
+    ) -> Volume:
+        """Create a volume on the location of that disk type holding the fewest volumes."""
+        if self.find_volume(vid) is not None:
+            raise VolumeExists(f"Volume Id {vid} already exists!")
+        rp = ReplicaPlacement.parse(replication) if isinstance(replication, str) else replication
+        t = TTL.parse(ttl) if isinstance(ttl, str) else ttl
+        dt = normalize_disk_type(disk_type)
+        candidates = [loc for loc in self.locations if loc.disk_type == dt and loc.has_free_slot()]
+        if not candidates:
+            raise NoFreeLocation("No more free space left")
+        loc = min(candidates, key=len)
+        return loc.create_volume(vid, collection=collection, replica_placement=rp, ttl=t, version=version)
+
+    def mount_volume(self, vid: int) -> Volume:
+        v = self.find_volume(vid)
+        if v is not None:
+            return v
+        for loc in self.locations:
+            v = loc.load_volume(vid)
+            if v is not None:
+                return v
+        raise VolumeNotFound(f"volume {vid} not found on disk")
+
+    def unmount_volume(self, vid: int) -> bool:
+        """Close every mounted copy; False when none was mounted (not an error, as in Go)."""
+        found = False
+        for loc in self.locations:
+            found = loc.unload_volume(vid) or found
+        return found
+
+    def delete_volume(self, vid: int, *, only_empty: bool = False) -> None:
+        deleted = False
+        for loc in self.locations:
+            if loc.find_volume(vid) is not None:
+                loc.delete_volume(vid, only_empty=only_empty)
+                deleted = True
+        if not deleted:
+            raise VolumeNotFound(f"delete volume {vid} not found on disk")
+
+    def delete_collection(self, collection: str) -> list[int]:
+        gone: list[int] = []
+        for loc in self.locations:
+            gone.extend(v.id for v in loc.delete_collection(collection))
+        return sorted(gone)
+
+    def mark_volume_readonly(self, vid: int, *, can_delete: bool = False, persist: bool = False) -> None:
+        self.volume(vid).mark_readonly(can_delete=can_delete, persist=persist)
+
+    def mark_volume_writable(self, vid: int) -> None:
+        self.volume(vid).mark_writable()
+
+    def configure_volume(self, vid: int, replication: str) -> None:
+        """Write the replication into the volume's `.vif` (mounted or not; applies on mount)."""
+        rp = ReplicaPlacement.parse(replication)
+        v = self.find_volume(vid)
+        if v is not None:
+            v.set_replication(rp)
+            return
+        for loc in self.locations:
+            base = loc.locate_volume(vid)
+            if base is None:
+                continue
+            path = os.path.join(loc.directory, base + ".vif")
+            info = load_volume_info(path) or VolumeInfo()
+            save_volume_info(path, info.replace(replication=str(rp)))
+            return
+        raise VolumeNotFound(f"volume {vid} not found on disk")
+
+    def check_disk_space(self) -> None:
+        for loc in self.locations:
+            loc.check_disk_space()
+
+    def expired_volumes(self, now_s: int | None = None) -> list[int]:
+        """TTL volumes past their TTL plus the removal delay (Go deletes these on heartbeat)."""
+        out = []
+        for v in self.volumes():
+            if v.expired(self.volume_size_limit, now_s) and v.expired_long_enough(MAX_TTL_VOLUME_REMOVAL_DELAY, now_s):
+                out.append(v.id)
+        return out
+
+    def close(self) -> None:
+        for loc in self.locations:
+            loc.close()
+
+    # needles -----------------------------------------------------------------------------------
+
+    def write_needle(self, vid: int, needle: Needle, *, check_cookie: bool = True, fsync: bool = False) -> WriteResult:
+        v = self.find_volume(vid)
+        if v is None:
+            raise VolumeNotFound(f"volume {vid} not found")
+        return v.write_needle(needle, check_cookie=check_cookie, fsync=fsync)
+
+    def read_needle(self, vid: int, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> Needle:
+        return self.volume(vid).read_needle(needle_id, cookie, read_deleted=read_deleted)
+
+    def read_needle_meta(self, vid: int, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> tuple[Needle, int]:
+        return self.volume(vid).read_needle_meta(needle_id, cookie, read_deleted=read_deleted)
+
+    def open_needle_stream(self, vid: int, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
+        return self.volume(vid).open_needle_stream(needle_id, cookie, read_deleted=read_deleted)
+
+    def delete_needle(self, vid: int, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
+        v = self.volume(vid)
+        if v.no_write_or_delete:
+            raise ReadOnly(f"volume {vid} is read only")
+        return v.delete_needle(needle_id, cookie, checksum=checksum)
+
+    def __repr__(self) -> str:
+        return f"<Store {[loc.directory for loc in self.locations]}>"
+
+
+def _per_dir(value: object, n: int, flag: str) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(values) == 1 and n > 1:
+        values = values * n
+    if len(values) != n:
+        raise StorageError(f"{n} directories by -dir, but {len(values)} values for {flag}")
+    return values
+
