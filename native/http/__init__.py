@@ -1,0 +1,1 @@
+"""The native HTTP data path: reads, writes and deletes served as Go's volume server serves them."""
