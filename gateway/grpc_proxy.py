@@ -26,6 +26,7 @@ Entry point (called from gateway/app.py):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -219,13 +220,14 @@ class GrpcFront:
             if target is None:
                 raise GrpcError(Status.UNAVAILABLE, f"{endpoint} is routed to {route_target.value}, which is not available")
             await target.handle(call)
-        except Exception as exc:
-            err = grpc_error_in(exc)
+        except* Exception as group:  # a Cancelled alongside (client gone) propagates after this
+            err = grpc_error_in(group)
             if err is None:
                 failed = True  # the serving shell answers UNKNOWN and logs the traceback
                 raise
             if not call.finished and not call.reset_by_peer:
-                call.finish(err.status, err.message, err.trailing_metadata)
+                with contextlib.suppress(GrpcError):  # the client may be gone already
+                    call.finish(err.status, err.message, err.trailing_metadata)
         finally:
             # The serving shell applies the deadline (and answers DEADLINE_EXCEEDED) around us.
             status = call.status

@@ -411,3 +411,34 @@ async def test_grpc_error_from_a_handler_nursery_keeps_its_status() -> None:
         with pytest.raises(GrpcError) as info:
             await ch.unary_unary(UNARY.path, W.StringValue(), W.StringValue)
         assert info.value.status == Status.ABORTED and info.value.message == "child failed"
+
+
+async def test_connection_lost_under_a_handler_nursery_does_not_stop_the_server(nursery) -> None:
+    """A child failing (connection gone) while the body is cancelled must stay inside its connection."""
+    from weedpy.grpc import Channel, serve_listeners
+
+    inside = trio.Event()
+
+    class ReadsInAChild:
+        async def handle(self, call) -> None:
+            if call.method != BIDI.path:
+                await router(unary=upper).handle(call)
+                return
+            async with trio.open_nursery() as n:
+                n.start_soon(call.receive_message)
+                n.start_soon(call.receive_message)
+                inside.set()
+                await trio.sleep_forever()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    await nursery.start(serve_listeners, listeners, ReadsInAChild())
+    port = listeners[0].socket.getsockname()[1]
+    for _ in range(2):
+        inside = trio.Event()
+        async with Channel("127.0.0.1", port) as ch:
+            async with ch.stream_stream(BIDI.path, W.Int64Value) as call:
+                await call.send_message(W.Int64Value(value=1))
+                await inside.wait()
+                ch._pool.close()  # the connection goes away under the handler
+        async with Channel("127.0.0.1", port) as ch:
+            assert (await ch.unary_unary(UNARY.path, W.StringValue(value="still"), W.StringValue)).value == "STILL"

@@ -111,6 +111,8 @@ class ConnectionPool:
     async def _run(self, t: H2Transport) -> None:
         try:
             await t.run()
+        except* Exception as group:  # a connection's failure must never take the pool's nursery down
+            _log.error("grpc_client_connection_error", address=f"{self.host}:{self.port}", error=repr(group), exc_info=True)
         finally:
             self._transports.remove(t)
 

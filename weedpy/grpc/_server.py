@@ -202,21 +202,29 @@ async def _run_call(handle: StreamHandle, event: RequestStarted, handler: CallHa
         with scope:
             try:
                 await handler.handle(call)
-            except Exception as exc:
-                err = grpc_error_in(exc)
+            except* Exception as group:  # a Cancelled alongside (connection gone) propagates after this
+                err = grpc_error_in(group)
                 if err is None:
-                    _log.error("grpc_handler_error", route=call.method, peer=peer, error=repr(exc), exc_info=True)
-                    err = GrpcError(Status.UNKNOWN, f"unexpected error in handler: {type(exc).__name__}")
-                if not call.finished and not call.reset_by_peer:
-                    call.finish(err.status, err.message, err.trailing_metadata)
-        if not call.finished and not call.reset_by_peer:
-            if scope.cancelled_caught:
-                call.finish(Status.DEADLINE_EXCEEDED, "context deadline exceeded")
-            else:
-                call.finish(Status.INTERNAL, "handler returned without a status")
+                    _log.error("grpc_handler_error", route=call.method, peer=peer, error=repr(group), exc_info=True)
+                    err = GrpcError(Status.UNKNOWN, f"unexpected error in handler: {type(group.exceptions[0]).__name__}")
+                _finish(call, err.status, err.message, err.trailing_metadata)
+        if scope.cancelled_caught:
+            _finish(call, Status.DEADLINE_EXCEEDED, "context deadline exceeded")
+        else:
+            _finish(call, Status.INTERNAL, "handler returned without a status")
     finally:
         handle.on_reset = None
         handle.release(h2.errors.ErrorCodes.NO_ERROR if call.finished else h2.errors.ErrorCodes.CANCEL)
+
+
+def _finish(call: ServerCall, status: Status, message: str, metadata: Sequence[tuple[str, str | bytes]] = ()) -> None:
+    """End the call unless it already ended; a stream or connection already gone is not an error."""
+    if call.finished or call.reset_by_peer:
+        return
+    try:
+        call.finish(status, message, metadata)
+    except GrpcError:
+        pass
 
 
 async def serve_connection(
@@ -259,7 +267,11 @@ async def serve_listeners(
 
     async def one(stream: trio.abc.Stream) -> None:
         _nodelay(stream)
-        await serve_connection(stream, handler, peer=peer_of(stream), options=options)
+        peer = peer_of(stream)
+        try:
+            await serve_connection(stream, handler, peer=peer, options=options)
+        except* Exception as group:  # one connection's failure must never stop the server
+            _log.error("grpc_connection_error", peer=peer, error=repr(group), exc_info=True)
 
     await trio.serve_listeners(one, list(listeners), task_status=task_status)
 

@@ -68,11 +68,13 @@ class StreamHandle:
 
     async def receive(self) -> StreamEvent:
         """The next event for this stream; GrpcError(UNAVAILABLE) once the connection is gone."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         while not self._inbox:
             self._raise_if_lost()
             await self._lot.park()
-        await trio.lowlevel.checkpoint()
-        return self._inbox.popleft()
+        ev = self._inbox.popleft()
+        await trio.lowlevel.cancel_shielded_checkpoint()  # yield without losing `ev` to a cancellation
+        return ev
 
     def receive_nowait(self) -> StreamEvent | None:
         """The next event if one is already here."""
