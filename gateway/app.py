@@ -28,7 +28,7 @@ from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tcp_relay import serve_tcp_relay
 from weedpy.config import VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
-from weedpy.logs import get_logger
+from weedpy.logs import LineSink, flush_periodically, get_logger
 from weedpy.security import SecurityConfig
 
 __all__ = ["run_proxy", "weed_version"]
@@ -46,7 +46,9 @@ def weed_version(weed: Path) -> str:
     return " ".join(words[1:3]) if len(words) >= 3 and words[0] == "version" else "unknown"
 
 
-async def run_proxy(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> int:
+async def run_proxy(
+    cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path, log_sink: LineSink | None = None,
+) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         socks: dict[str, socket.socket] = {}
         try:
@@ -60,7 +62,13 @@ async def run_proxy(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTa
                     log.error("cannot bind front port", port=port, bind_ip=cfg.bind_ip, error=exc.strerror)
                     print(f"weedpy: cannot bind {cfg.bind_ip}:{port}: {exc.strerror}", file=sys.stderr)
                     return 1
-            return await _run_bound(cfg, security, routes, weed, socks, signals)
+            async with trio.open_nursery() as background:
+                if log_sink is not None:
+                    background.start_soon(flush_periodically, log_sink)
+                try:
+                    return await _run_bound(cfg, security, routes, weed, socks, signals)
+                finally:
+                    background.cancel_scope.cancel()
         finally:
             for sock in socks.values():
                 sock.close()

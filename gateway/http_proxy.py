@@ -8,6 +8,8 @@ answers (401, 429, ...) work as they do against Go directly.
 
 from __future__ import annotations
 
+import re
+
 import trio
 
 from gateway.backend import BackendView
@@ -75,6 +77,29 @@ def _client_response_head(resp: Response, close: bool, http10_keep_alive: bool) 
     elif http10_keep_alive:
         out.append((b"Connection", b"keep-alive"))
     return response_head(resp.status, resp.reason, out), chunk_out
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ")
+_LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]{1,18}) *\r\n")
+
+
+def _quick_head(head: bytes) -> tuple[int, int] | None:
+    """(status, Content-Length) for a plain final response from Go, else None (use the parser).
+
+    Anything unusual (1xx, chunked, a Connection or Transfer-Encoding header, no length) goes to
+    the full parser; the backend is our own Go process, but nothing is assumed beyond this.
+    """
+    m = _STATUS_LINE.match(head)
+    if m is None:
+        return None
+    lower = head.lower()
+    if b"\r\ntransfer-encoding:" in lower or b"\r\nconnection:" in lower or b"\r\nkeep-alive:" in lower:
+        return None
+    lengths = _LENGTH.findall(lower)
+    if len(lengths) != 1:
+        status = int(m.group(1))
+        return (status, 0) if not lengths and status in (204, 304) else None
+    return int(m.group(1)), int(lengths[0])
 
 
 class GoHttpTarget:
@@ -156,11 +181,61 @@ class GoHttpTarget:
         done.set()
 
     async def _read_response(self, exch: Exchange, conn: UpstreamConn, retryable: bool) -> bool:
+        """Relay the response; the common Content-Length case skips per-header parsing."""
+        req = exch.request
+        stream = conn.stream
+        buf = b""
+        while True:
+            try:
+                data = await stream.receive_some(RECV_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                if not buf and retryable:
+                    raise _StaleConnection
+                raise ProtocolError("backend closed the connection before the response head ended", 502)
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0 or len(buf) > 65536:
+                break
+        quick = _quick_head(buf[: end + 4]) if end >= 0 else None
+        if quick is None:
+            return await self._read_response_parsed(exch, conn, buf)
+        status, length = quick
+        head, rest = buf[: end + 4], buf[end + 4:]
+        if req.method == b"HEAD" or status in (204, 304):
+            length = 0
+        close = not req.keep_alive or exch.close_after
+        if close:
+            exch.close_after = True
+            head = head[:-2] + b"Connection: close\r\n\r\n"
+        elif req.http_version == b"1.0":
+            head = head[:-2] + b"Connection: keep-alive\r\n\r\n"
+        exch.started = True
+        exch.status = status
+        if len(rest) >= length:
+            await exch.send(head + rest[:length])
+            return len(rest) == length
+        await exch.send(head + rest)
+        remaining = length - len(rest)
+        while remaining > 0:
+            try:
+                data = await stream.receive_some(min(RECV_SIZE, remaining))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                raise ProtocolError("backend closed the connection in the middle of a response", 502)
+            remaining -= len(data)
+            await exch.send(data)
+        return True
+
+    async def _read_response_parsed(self, exch: Exchange, conn: UpstreamConn, initial: bytes) -> bool:
+        """The general path: 1xx, chunked, Connection headers, bodies until close."""
         req = exch.request
         parser = ClientConnection(head_only=req.method == b"HEAD")
+        parser.receive_data(initial)
         out: list[bytes] = []
         chunk_out = False
-        got_any = False
         keep = True
         stream = conn.stream
         while True:
@@ -173,9 +248,6 @@ class GoHttpTarget:
                     data = await stream.receive_some(RECV_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
-                if not data and not got_any and retryable:
-                    raise _StaleConnection
-                got_any = True
                 parser.receive_data(data)
                 continue
             if isinstance(ev, Data):

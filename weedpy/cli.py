@@ -59,7 +59,7 @@ def serve(cfg: VolumeConfig) -> int:
     from weedpy.security import find_security_file, load_security
     from weedpy.weedbin import WeedNotFound, find_weed_binary
 
-    configure_logging(cfg.log_level)
+    sink = configure_logging(cfg.log_level)
     try:
         security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
     except (OSError, ValueError) as exc:
@@ -87,7 +87,7 @@ def serve(cfg: VolumeConfig) -> int:
 
     from gateway.app import run_proxy
 
-    return trio.run(run_proxy, cfg, security, routes, weed)
+    return trio.run(run_proxy, cfg, security, routes, weed, sink)
 
 
 def volume_main() -> None:
