@@ -97,7 +97,7 @@ def test_backend_killed_is_restarted_and_gaps_answer_503(gateway: VolumeProc, ma
         raise AssertionError("backend was not restarted")
     assert backend_pid(gateway) != before
     gateway.proc.check_alive()
-    wait_for_volume_server(master, f"127.0.0.1:")
+    wait_for_volume_server(master, f"127.0.0.1:{gateway.port}")
     fid = _upload(gateway.url, master)
     assert httpx.get(f"{gateway.url}/{fid}").content == b"some data"
 

@@ -27,12 +27,15 @@ class Pair:
     masters: tuple[MasterProc, MasterProc]
 
 
-def _grow_volume_1(master: MasterProc, server_url: str) -> None:
-    wait_for_volume_server(master, server_url)
+def _grow_volume_1(master: MasterProc, server: VolumeProc) -> None:
+    """Create volume 1 through the master; the master must know the server by its front ports."""
+    wait_for_volume_server(master, f"127.0.0.1:{server.port}")
     r = httpx.get(f"{master.url}/vol/grow", params={"count": 1, "replication": "000"}, timeout=30)
     assert r.status_code == 200, r.text
     lookup = httpx.get(f"{master.url}/dir/lookup", params={"volumeId": 1}).json()
-    assert lookup.get("locations"), lookup
+    assert [(loc["url"], loc["publicUrl"], loc["grpcPort"]) for loc in lookup["locations"]] == [
+        (f"127.0.0.1:{server.port}", f"127.0.0.1:{server.public_port}", server.grpc_port)
+    ], lookup
 
 
 @pytest.fixture(scope="module", params=["go", "dash"])
@@ -44,8 +47,8 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     try:
         go = start_go_volume(work, m_go)
         weedpy = start_weedpy_volume(work, m_py, style=request.param)
-        _grow_volume_1(m_go, f"127.0.0.1:{go.port}")
-        _grow_volume_1(m_py, "127.0.0.1:")
+        _grow_volume_1(m_go, go)
+        _grow_volume_1(m_py, weedpy)
         yield Pair(go, weedpy, (m_go, m_py))
     finally:
         for p in (weedpy, go):
