@@ -154,8 +154,11 @@ class GoRelay:
         upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
         error: GrpcError | None = None
         try:
+            if await _relay_requests(call, upstream, first, ready_only=True):
+                await _relay_responses(call, upstream)  # the whole request is through: no second task
+                return
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_relay_requests, call, upstream, first)
+                nursery.start_soon(_relay_requests, call, upstream, None)
                 try:
                     await _relay_responses(call, upstream)
                 except GrpcError as exc:  # raised after the nursery, unwrapped
@@ -167,18 +170,26 @@ class GoRelay:
             raise error
 
 
-async def _relay_requests(call: ServerCall, upstream: StreamHandle, first: bytes | None) -> None:
-    """Client DATA to the backend, acknowledged to the client only once the backend took it."""
+async def _relay_requests(call: ServerCall, upstream: StreamHandle, first: bytes | None, ready_only: bool = False) -> bool:
+    """Client DATA to the backend, acknowledged to the client only once the backend took it.
+
+    With `ready_only`, relay only what has already arrived; True once the request has ended
+    (a unary request usually has: then the call needs no second task).
+    """
     try:
         if first is not None:
             await upstream.send_data(encode_message(first))
-        while (ev := await call.receive_data()) is not None:
+        while not (ready_only and not call.input_ready):
+            ev = await call.receive_data()
+            if ev is None:
+                upstream.end()
+                return True
             await upstream.send_data(ev.data)
             call.acknowledge(ev.flow_len)
-        upstream.end()
     except GrpcError:
         # The backend stream or connection went away: the response side reports how it ended.
-        return
+        return True
+    return False
 
 
 async def _relay_responses(call: ServerCall, upstream: StreamHandle) -> None:

@@ -79,6 +79,16 @@ class ServerCall:
         return self.status is not None
 
     @property
+    def input_ended(self) -> bool:
+        """The client half-closed (or reset) and everything it sent has been read."""
+        return self._input_done and (self._reader is None or not self._reader.buffered)
+
+    @property
+    def input_ready(self) -> bool:
+        """`receive_data()` would return without waiting."""
+        return self._input_done or self._h.ready or (self._reader is not None and self._reader.buffered > 0)
+
+    @property
     def reset_by_peer(self) -> bool:
         return self._h.reset_by_peer is not None
 

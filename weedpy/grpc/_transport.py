@@ -76,6 +76,11 @@ class StreamHandle:
         await trio.lowlevel.cancel_shielded_checkpoint()  # yield without losing `ev` to a cancellation
         return ev
 
+    @property
+    def ready(self) -> bool:
+        """An event is waiting: `receive()` will not block."""
+        return bool(self._inbox)
+
     def receive_nowait(self) -> StreamEvent | None:
         """The next event if one is already here."""
         return self._inbox.popleft() if self._inbox else None
