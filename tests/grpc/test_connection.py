@@ -341,3 +341,29 @@ def test_flow_control_never_overruns_and_delivers_everything_in_order(ops: list[
             unacked[s] = 0
         absorb()
     assert all(got[s] == sent[s] for s in sids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_any_bytes_give_events_or_a_closed_connection_never_an_exception(junk: bytes, client_side: bool) -> None:
+    """Fuzz: after a valid handshake, whatever the peer sends must parse or close the connection."""
+    p = Pair()
+    sid = p.client.open_stream(REQ)
+    p.pump()
+    p.server.send_headers(sid, OK_HEADERS)
+    p.pump()
+    core = p.client if client_side else p.server
+    events = core.receive_data(junk)
+    for ev in events:
+        assert type(ev).__module__ == "weedpy.grpc._events"
+    if core.closed is not None:
+        assert isinstance(events[-1], ConnectionClosed) or not events
+    core.data_to_send()
+
+
+def test_public_surface() -> None:
+    import weedpy.grpc as g
+
+    assert sorted(g.__all__) == sorted(set(g.__all__))
+    for name in g.__all__:
+        assert getattr(g, name) is not None, name
