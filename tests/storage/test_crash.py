@@ -1,0 +1,148 @@
+"""Crashes at every byte of the last append: the volume loads at its last complete needle.
+
+Go appends the record to `.dat`, then the row to `.idx`. A crash can therefore leave
+(1) a partial or complete record in `.dat` without its row, (2) a torn row in `.idx`, or, if the
+disk loses the data but not the index, (3) a row pointing past the end of `.dat`. In every case
+the volume must load, serve every earlier needle intact, never return the torn one's bytes,
+and turn read-only (as Go does) whenever `.dat` and `.idx` disagree.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from native.storage import Corrupted, Needle, NotFound, ReadOnly, Volume
+
+COOKIE = 0xC0FFEE
+BODIES = {1: b"first" * 9, 2: b"", 3: b"third" * 31, 4: b"fourth-needle" * 3}
+
+
+def _needle(nid: int) -> Needle:
+    return Needle.create(nid, COOKIE, BODIES[nid], name=f"f{nid}", mime="x/y", last_modified=1_700_000_000 + nid)
+
+
+@pytest.fixture(scope="module", params=[5, 4], ids=["5-byte", "4-byte"])
+def golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A volume whose last operation appended needle 4, and a copy whose last was a delete."""
+    width = request.param
+    base = tmp_path_factory.mktemp(f"crash{width}")
+    v = Volume.create(base / "put", 1, offset_bytes=width)
+    for nid in (1, 2, 3):
+        v.write_needle(_needle(nid))
+    dat_before, idx_before = v.dat_size, v.idx_size
+    v.write_needle(_needle(4))
+    v.close()
+    shutil.copytree(base / "put", base / "del")
+    d = Volume.load(base / "del", 1)
+    d.delete_needle(4, COOKIE)
+    d.close()
+    return {
+        "width": width,
+        "put": base / "put",
+        "del": base / "del",
+        "dat_before": dat_before,
+        "idx_before": idx_before,
+        "dat_put": (base / "put" / "1.dat").read_bytes(),
+        "idx_put": (base / "put" / "1.idx").read_bytes(),
+        "dat_del": (base / "del" / "1.dat").read_bytes(),
+        "idx_del": (base / "del" / "1.idx").read_bytes(),
+    }
+
+
+def _state(tmp: Path, src: Path, dat: bytes, idx: bytes) -> Volume:
+    d = tmp / "state"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir()
+    shutil.copy(src / "1.vif", d / "1.vif")
+    (d / "1.dat").write_bytes(dat)
+    (d / "1.idx").write_bytes(idx)
+    return Volume.load(d, 1)
+
+
+def _earlier_needles_intact(v: Volume) -> None:
+    for nid in (1, 2, 3):
+        n = v.read_needle(nid, COOKIE)
+        assert n.data == BODIES[nid]
+        if BODIES[nid]:
+            assert n.name == f"f{nid}".encode()
+
+
+def test_torn_record_without_index_row(golden: dict, tmp_path: Path) -> None:
+    start, end = golden["dat_before"], len(golden["dat_put"])
+    idx = golden["idx_put"][: golden["idx_before"]]
+    for cut in range(start, end + 1):
+        v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], idx)
+        try:
+            _earlier_needles_intact(v)
+            with pytest.raises(NotFound):
+                v.read_needle(4)
+            assert v.stats().file_count == 3
+            if cut == start:
+                assert v.integrity_error is None and not v.read_only
+            else:
+                assert v.integrity_error and v.read_only, cut
+                with pytest.raises(ReadOnly):
+                    v.write_needle(_needle(4))
+        finally:
+            v.close()
+
+
+def test_torn_index_row(golden: dict, tmp_path: Path) -> None:
+    es = 8 + golden["width"] + 4
+    start = golden["idx_before"]
+    for cut in range(start, start + es + 1):
+        v = _state(tmp_path, golden["put"], golden["dat_put"], golden["idx_put"][:cut])
+        try:
+            _earlier_needles_intact(v)
+            if cut == start + es:
+                assert v.integrity_error is None and not v.read_only
+                assert v.read_needle(4, COOKIE).data == BODIES[4]
+            else:
+                assert v.read_only and v.integrity_error, cut
+                with pytest.raises(NotFound):
+                    v.read_needle(4)
+                assert v.stats().file_count == 3
+        finally:
+            v.close()
+
+
+def test_index_row_pointing_past_a_truncated_dat(golden: dict, tmp_path: Path) -> None:
+    start, end = golden["dat_before"], len(golden["dat_put"])
+    for cut in range(start, end):
+        v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], golden["idx_put"])
+        try:
+            assert v.read_only and v.integrity_error, cut
+            _earlier_needles_intact(v)
+            with pytest.raises(Corrupted):  # never the torn bytes
+                v.read_needle(4, COOKIE)
+            with pytest.raises(Corrupted):
+                with v.open_needle_stream(4) as s:
+                    b"".join(s.iter_chunks())
+        finally:
+            v.close()
+
+
+def test_torn_tombstone(golden: dict, tmp_path: Path) -> None:
+    put_end = len(golden["dat_put"])
+    for cut in range(put_end, len(golden["dat_del"]) + 1):
+        # the tombstone's row never made it: needle 4 is still live
+        v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_put"])
+        try:
+            assert v.read_needle(4, COOKIE).data == BODIES[4]
+            assert v.read_only == (cut > put_end), cut
+        finally:
+            v.close()
+        # the row made it but the tombstone record is cut short
+        if cut < len(golden["dat_del"]):
+            v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_del"])
+            try:
+                assert v.read_only and v.integrity_error
+                with pytest.raises(NotFound):  # deleted (a read-only map drops deleted ids)
+                    v.read_needle(4)
+                _earlier_needles_intact(v)
+            finally:
+                v.close()
