@@ -77,7 +77,7 @@ RequestCheck = Callable[[ServerCall, bytes], Awaitable[None]]
 
 # No message limits on the relay path (bytes are opaque); the check hook reads one message of up to 4 MiB.
 PROXY_SERVER_OPTIONS = ServerOptions(max_send_message_length=None)
-BACKEND_SETTINGS = ConnectionSettings()
+BACKEND_SETTINGS = ConnectionSettings(validate_inbound_headers=False)  # our own Go backend
 BACKEND_CONNECT_TIMEOUT = 2.0
 
 

@@ -53,6 +53,8 @@ class ConnectionSettings:
     max_concurrent_streams: int = 1000
     max_frame_size: int = 1 << 14
     max_header_list_size: int = 1 << 20
+    # h2's per-character header checks; off only towards a trusted peer (the Go backend)
+    validate_inbound_headers: bool = True
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ class GrpcConnection:
             header_encoding=None,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
+            validate_inbound_headers=settings.validate_inbound_headers,
         )
         self.client_side = client_side
         self.settings = settings
@@ -194,10 +197,13 @@ class GrpcConnection:
 
     def open_stream(self, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> int:
         """Client side: start a call; raises GrpcError(UNAVAILABLE) when the connection cannot take it."""
-        if not self.can_open_stream():
-            raise GrpcError(Status.UNAVAILABLE, "connection cannot open more streams")
-        stream_id = self._h2.get_next_available_stream_id()
-        self._h2.send_headers(stream_id, list(headers), end_stream=end_stream)
+        if self._closed is not None:
+            raise GrpcError(Status.UNAVAILABLE, "connection closed")
+        try:
+            stream_id = self._h2.get_next_available_stream_id()
+            self._h2.send_headers(stream_id, list(headers), end_stream=end_stream)
+        except (h2.exceptions.TooManyStreamsError, h2.exceptions.NoAvailableStreamIDError) as exc:
+            raise GrpcError(Status.UNAVAILABLE, "connection cannot open more streams") from exc
         return stream_id
 
     def send_headers(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> None:

@@ -191,7 +191,7 @@ class H2Transport:
 
     def open_stream(self, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> StreamHandle:
         """Client side: start a stream with `headers`."""
-        if not self.usable:
+        if self.closed is not None or self._goaway is not None:
             raise GrpcError(Status.UNAVAILABLE, "connection not usable")
         stream_id = self.core.open_stream(headers, end_stream)
         handle = self._handles[stream_id] = StreamHandle(self, stream_id)
