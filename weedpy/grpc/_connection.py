@@ -202,16 +202,16 @@ class GrpcConnection:
         try:
             stream_id = self._h2.get_next_available_stream_id()
             self._h2.send_headers(stream_id, list(headers), end_stream=end_stream)
-        except (h2.exceptions.TooManyStreamsError, h2.exceptions.NoAvailableStreamIDError) as exc:
-            raise GrpcError(Status.UNAVAILABLE, "connection cannot open more streams") from exc
+        except (h2.exceptions.ProtocolError, h2.exceptions.NoAvailableStreamIDError) as exc:
+            raise GrpcError(Status.UNAVAILABLE, f"connection cannot open a stream: {exc}") from exc
         return stream_id
 
     def send_headers(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> None:
         """Response headers (server), or a trailers-only response with `end_stream`."""
         try:
             self._h2.send_headers(stream_id, list(headers), end_stream=end_stream)
-        except h2.exceptions.StreamClosedError as exc:
-            raise GrpcError(Status.CANCELLED, "stream closed") from exc
+        except h2.exceptions.ProtocolError as exc:
+            raise _closed_error(exc) from exc
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Frame what the windows allow now, queue the rest (see `pending`); END_STREAM on the last frame."""
@@ -219,6 +219,8 @@ class GrpcConnection:
             if end_stream:
                 self.end_stream(stream_id)
             return
+        if self._closed is not None:
+            raise GrpcError(Status.UNAVAILABLE, f"connection closed: {self._closed.reason}")
         q = self._out.get(stream_id)
         if q is None:
             self._check_open(stream_id)
@@ -246,13 +248,16 @@ class GrpcConnection:
         self._out.pop(stream_id, None)
         try:
             self._h2.reset_stream(stream_id, error_code)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.NoSuchStreamError):
-            pass
+        except h2.exceptions.ProtocolError:
+            pass  # already closed, or the whole connection is
 
     def acknowledge(self, stream_id: int, n: int) -> None:
         """Give `n` flow-controlled bytes back to the peer (stream and connection windows)."""
         if n > 0 and self._closed is None:
-            self._h2.acknowledge_received_data(n, stream_id)
+            try:
+                self._h2.acknowledge_received_data(n, stream_id)
+            except h2.exceptions.ProtocolError:
+                pass
 
     def pending(self, stream_id: int) -> int:
         """Bytes queued for the stream that the peer's window has not let through yet."""
@@ -272,6 +277,8 @@ class GrpcConnection:
     # -- internals --------------------------------------------------------------------------
 
     def _check_open(self, stream_id: int) -> None:
+        if self._closed is not None:
+            raise GrpcError(Status.UNAVAILABLE, f"connection closed: {self._closed.reason}")
         stream = self._h2.streams.get(stream_id)
         if stream is None or stream.closed:
             raise GrpcError(Status.CANCELLED, "stream closed")
@@ -282,8 +289,8 @@ class GrpcConnection:
                 self._h2.send_headers(stream_id, list(trailers), end_stream=True)
             else:
                 self._h2.end_stream(stream_id)
-        except h2.exceptions.StreamClosedError as exc:
-            raise GrpcError(Status.CANCELLED, "stream closed") from exc
+        except h2.exceptions.ProtocolError as exc:
+            raise _closed_error(exc) from exc
 
     def _pump_all(self, out: list[Event] | None) -> None:
         for stream_id in list(self._out):
@@ -316,7 +323,14 @@ class GrpcConnection:
                 return
             if self._out.pop(stream_id, None) is not None and q.end is not None:
                 self._send_end(stream_id, q.end)
-        except (h2.exceptions.StreamClosedError, GrpcError):
+        except (h2.exceptions.ProtocolError, GrpcError):
             self._out.pop(stream_id, None)
         if out is not None:
             out.append(OutputDrained(stream_id))
+
+
+def _closed_error(exc: h2.exceptions.ProtocolError) -> GrpcError:
+    """A send on a closed stream is a cancelled call; on a closed connection, an unavailable one."""
+    if isinstance(exc, h2.exceptions.StreamClosedError):
+        return GrpcError(Status.CANCELLED, "stream closed")
+    return GrpcError(Status.UNAVAILABLE, f"connection closed: {exc}")

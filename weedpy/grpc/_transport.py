@@ -155,7 +155,6 @@ class H2Transport:
         self._handles: dict[int, StreamHandle] = {}
         self._wake = trio.Event()
         self.closed: ConnectionClosed | None = None
-        self._goaway: ConnectionClosed | None = None
         self._cancel = trio.CancelScope()
         self._ready = trio.Event()
         core.initiate()
@@ -164,7 +163,7 @@ class H2Transport:
     @property
     def usable(self) -> bool:
         """Can take a new stream now (client side)."""
-        return self.closed is None and self._goaway is None and self.core.can_open_stream()
+        return self.closed is None and self.core.can_open_stream()
 
     @property
     def active_streams(self) -> int:
@@ -186,12 +185,10 @@ class H2Transport:
 
     def forget(self, stream_id: int) -> None:
         self._handles.pop(stream_id, None)
-        if self._goaway is not None and not self._handles:
-            self._cancel.cancel()  # draining after GOAWAY and the last stream is done
 
     def open_stream(self, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> StreamHandle:
         """Client side: start a stream with `headers`."""
-        if self.closed is not None or self._goaway is not None:
+        if self.closed is not None:
             raise GrpcError(Status.UNAVAILABLE, "connection not usable")
         stream_id = self.core.open_stream(headers, end_stream)
         handle = self._handles[stream_id] = StreamHandle(self, stream_id)
@@ -230,8 +227,6 @@ class H2Transport:
                 self._ready.set()
             if self.closed is not None:
                 return self.closed.reason
-            if self._goaway is not None and not self._handles:
-                return self._goaway.reason
 
     def _dispatch(self, ev: Event) -> None:
         if isinstance(ev, OutputDrained):
@@ -251,14 +246,9 @@ class H2Transport:
                 self.core.acknowledge(ev.stream_id, ev.flow_len)  # nobody wants it: free the window
 
     def _on_goaway(self, ev: ConnectionClosed) -> None:
-        self._goaway = ev
-        if ev.error_code != 0:
-            self.closed = ev
-            return
-        if self.core.client_side:  # streams the peer never saw may be retried elsewhere
-            for sid, handle in list(self._handles.items()):
-                if sid > ev.last_stream_id:
-                    handle._deliver(StreamReset(sid, h2.errors.ErrorCodes.REFUSED_STREAM))
+        # h2 cannot drain after a GOAWAY (python-hyper/h2#1181: it closes the connection state at
+        # once), so every GOAWAY ends the connection here; open streams fail with UNAVAILABLE.
+        self.closed = ev
 
     async def _writer(self) -> None:
         while True:
