@@ -26,7 +26,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
-from itertools import compress, islice, repeat
+from itertools import accumulate, compress, islice, repeat
 
 from ._idx import IdxColumns
 from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, TOMBSTONE_SIZE, VERSION3
@@ -261,6 +261,8 @@ class NeedleMap:
             return m
         if not sorted_semantics:
             loaded = cls._load_ascending_puts(K, O, S, is_put, n_put, version)
+            if loaded is None:
+                loaded = cls._load_base_and_replay(K, O, S, is_put, n_put, version)
             if loaded is not None:
                 return loaded
         m = cls._load_by_sort(K, O, S, is_put, sorted_semantics)
@@ -299,7 +301,7 @@ class NeedleMap:
         if not _strictly_ascending(KP):
             return None
         file_bytes = sum(SP)
-        max_needle_end = _max_needle_end(OP, SP, version)
+        max_needle_end = _max_needle_end(OP, SP, version, b"\x01" * len(OP))
         KD = list(map(K.__getitem__, rows_del))
         deletes = len(KD)
         deleted_bytes = 0
@@ -327,6 +329,86 @@ class NeedleMap:
         m.deletion_bytes = deleted_bytes
         m.max_file_key = max_key
         m.max_needle_end = max_needle_end
+        return m
+
+    @classmethod
+    def _load_base_and_replay(
+        cls, K: array, O: array, S: array, is_put: bytes, n_put: int, version: int
+    ) -> "NeedleMap | None":
+        """Memory semantics for "mostly ascending" indexes.
+
+        The puts that raise the running maximum id form the base, adopted in bulk. Every other
+        row (overwrites, deletes, stragglers) is replayed in file order on a small dict of the
+        ids it touches, then written back. Sound because a late put's id never exceeds the
+        running maximum, so it always follows its id's base row; a delete whose id exceeds the
+        running maximum precedes any put of that id and is a no-op, as in Go. None when too
+        many rows are out of order for this to pay.
+        """
+        n = len(K)
+        # rows whose id exceeds every id before them (deletes included: a delete above the
+        # running maximum cannot follow a put of its id, so it is a no-op either way)
+        above = bytes(map(operator.gt, K, accumulate(K, max, initial=0)))
+        base = _and(is_put, above)
+        n_base = base.count(1)
+        late = _positions(base.translate(_FLIP), n - n_base)
+        if len(late) * 3 > n:
+            return None
+        if len(late) * 4 < n:
+            KB, OB, SB = array("Q"), array("Q"), array("i")
+            prev = 0
+            for r in late + [n]:
+                if r > prev:
+                    KB += K[prev:r]
+                    OB += O[prev:r]
+                    SB += S[prev:r]
+                prev = r + 1
+        else:
+            KB = array("Q", compress(K, base))
+            OB = array("Q", compress(O, base))
+            SB = array("i", compress(S, base))
+        late_keys = set(map(K.__getitem__, late))
+        pos = list(compress(range(n_base), map(late_keys.__contains__, KB)))
+        where = dict(zip(map(KB.__getitem__, pos), pos))
+        state = dict(zip(where, zip(map(OB.__getitem__, pos), map(SB.__getitem__, pos))))
+        file_count, file_bytes = n_base, sum(SB)
+        deletion_count = deletion_bytes = 0
+        get = state.get
+        for i in late:
+            k = K[i]
+            if is_put[i]:
+                sz = S[i]
+                file_count += 1
+                file_bytes += sz
+                old = get(k)
+                if old is not None and old[1] >= 0:
+                    deletion_count += 1
+                    deletion_bytes += old[1]
+                state[k] = (O[i], sz)
+                continue
+            deletion_count += 1
+            if above[i]:
+                continue  # nothing with this id was put yet
+            old = get(k)
+            if old is not None and old[1] >= 0:
+                deletion_bytes += old[1]
+                state[k] = (old[0], TOMBSTONE_SIZE if old[1] == 0 else -old[1])
+        new_keys = []
+        for k, (o, sz) in state.items():
+            p = where.get(k)
+            if p is None:
+                new_keys.append((k, o, sz))
+            else:
+                OB[p] = o
+                SB[p] = sz
+        if len(new_keys) * 20 > n:
+            return None
+        m = cls.from_sorted(KB, OB, SB)
+        for k, o, sz in new_keys:
+            m._set(k, o, sz)
+        m.file_count, m.file_bytes = file_count, file_bytes
+        m.deletion_count, m.deletion_bytes = deletion_count, deletion_bytes
+        m.max_file_key = max(K)
+        m.max_needle_end = _max_needle_end(O, S, version, is_put)
         return m
 
     @classmethod
@@ -399,6 +481,11 @@ def _valid_sum(S: array) -> tuple[int, int]:
     return sum(compress(S, mask)), sum(mask)
 
 
+def _and(a: bytes, b: bytes) -> bytes:
+    """Bytewise AND of two 0/1 masks, as one big-integer operation."""
+    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
 def _positions(mask: bytes, count: int) -> list[int]:
     """Indices of the 1 bytes in `mask` (`count` of them), found by C-level searches."""
     if count * 16 < len(mask):
@@ -416,7 +503,7 @@ def _strictly_ascending(K: array) -> bool:
     return all(map(operator.lt, K, islice(K, 1, None)))
 
 
-def _max_needle_end(O: array, S: array, version: int) -> int:
+def _max_needle_end(O: array, S: array, version: int, is_put: bytes | None = None) -> int:
     """max(offset + record length) over rows with data (Go's MaximumNeedleEnd).
 
     A record ends at most `reach = max(S) + 36` bytes after its offset, so once the best end
@@ -427,7 +514,12 @@ def _max_needle_end(O: array, S: array, version: int) -> int:
     n = len(O)
     if not n:
         return 0
-    if min(S) > 0 and 0 not in O:
+    if is_put is not None:
+        # the highest put; if it holds no data the window below widens until one does
+        top = max(compress(O, is_put), default=0)
+        if top == 0:
+            return 0
+    elif min(S) > 0 and 0 not in O:
         top = max(O)
     else:
         has_data = bytes(map(operator.and_, map(bool, O), map(operator.gt, S, repeat(0, n))))
