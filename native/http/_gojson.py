@@ -1,9 +1,9 @@
 """encoding/json's Marshal as Go's volume server uses it, byte for byte.
 
 - map keys sorted (byte order), struct fields in declaration order (`Struct`), omitempty;
-- strings are Go byte strings (latin-1 `str`): invalid UTF-8 bytes become the six characters
-  `\\ufffd`, `< > &` and U+2028/U+2029 are escaped, control bytes use `\\b \\f \\n \\r \\t` or
-  `\\u00xx`;
+- strings are Go byte strings (latin-1 `str`): each invalid UTF-8 byte becomes a raw U+FFFD
+  (Go 1.27's encoding/json runs on json/v2, unlike older Go's `\\ufffd` escape), `< > &` and
+  U+2028/U+2029 are escaped, control bytes use `\\b \\f \\n \\r \\t` or `\\u00xx`;
 - `pretty` is MarshalIndent(v, "", "  ").
 """
 
@@ -48,7 +48,7 @@ def encode_string(s: str) -> str:
     out = ['"']
     for r, _raw in _utf8_runes(b):
         if r is None:
-            out.append("\\ufffd")
+            out.append("\ufffd")
         elif r < 0x80:
             if r in _SHORT:
                 out.append(_SHORT[r])

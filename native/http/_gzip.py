@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import zlib
 
+from native.http._goflate import go_gzip
+
 __all__ = ["is_gzipped", "gzip_data", "gunzip_data", "GunzipError"]
-
-# compress/gzip's header for BestSpeed: no name, mtime 0, XFL 4 (fastest), OS 255 (unknown).
-_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
-
 
 class GunzipError(ValueError):
     pass
@@ -19,10 +17,8 @@ def is_gzipped(data: bytes) -> bool:
 
 
 def gzip_data(data: bytes) -> bytes:
-    """Level-1 gzip with Go's header bytes (the deflate stream itself is zlib's, not Go's)."""
-    c = zlib.compressobj(1, zlib.DEFLATED, -15)
-    body = c.compress(data) + c.flush()
-    return _HEADER + body + (zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "little") + (len(data) & 0xFFFFFFFF).to_bytes(4, "little")
+    """util.GzipData: gzip at BestSpeed, byte-identical to Go's compress/gzip."""
+    return go_gzip(data)
 
 
 def gunzip_data(data: bytes, limit: int | None = None) -> bytes:

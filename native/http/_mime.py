@@ -15,7 +15,7 @@ from native.http._mediatype import MediaTypeError, format_media_type, parse_medi
 
 __all__ = ["MimeTable", "BUILTIN_TYPES", "GLOBS_FILES", "TYPE_FILES"]
 
-# Go 1.26's builtinTypesLower (data, not code).
+# Go 1.27's builtinTypesLower (data, not code): the weed 4.48 binary is built with go1.27.1.
 BUILTIN_TYPES: dict[str, str] = {
     ".ai": "application/postscript", ".apk": "application/vnd.android.package-archive",
     ".apng": "image/apng", ".avif": "image/avif", ".bin": "application/octet-stream",
@@ -36,7 +36,7 @@ BUILTIN_TYPES: dict[str, str] = {
     ".shtml": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".text": "text/plain; charset=utf-8",
     ".tif": "image/tiff", ".tiff": "image/tiff", ".txt": "text/plain; charset=utf-8",
     ".vtt": "text/vtt; charset=utf-8", ".wasm": "application/wasm", ".wav": "audio/wav",
-    ".webm": "audio/webm", ".webp": "image/webp", ".xbl": "text/xml; charset=utf-8",
+    ".weba": "audio/webm", ".webm": "video/webm", ".webp": "image/webp", ".xbl": "text/xml; charset=utf-8",
     ".xbm": "image/x-xbitmap", ".xht": "application/xhtml+xml", ".xhtml": "application/xhtml+xml",
     ".xls": "application/vnd.ms-excel",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -78,12 +78,12 @@ class MimeTable:
 
         def set_type(ext: str, mime_type: str) -> None:
             try:
-                _, params = parse_media_type(mime_type)
+                just_type, params = parse_media_type(mime_type)
             except MediaTypeError:
                 return
             if mime_type.startswith("text/") and params.get("charset", "") == "":
                 params["charset"] = "utf-8"
-                mime_type = format_media_type(mime_type, params)
+                mime_type = format_media_type(just_type, params)
             exact[ext] = mime_type
             lower[ext.lower()] = mime_type
 

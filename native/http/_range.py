@@ -11,11 +11,18 @@ import os
 
 from native.http._gostrconv import NumError, parse_int
 
-__all__ = ["RangeError", "parse_range", "content_range", "multipart_layout", "new_boundary"]
+__all__ = ["RangeError", "NoOverlap", "parse_range", "content_range", "multipart_layout", "new_boundary"]
 
 
 class RangeError(ValueError):
     pass
+
+
+class NoOverlap(RangeError):
+    """Every range starts at or after the end: 416 with `Content-Range: bytes */size`."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid range: failed to overlap")
 
 
 def _int(s: str) -> int:
@@ -23,11 +30,14 @@ def _int(s: str) -> int:
 
 
 def parse_range(s: str, size: int) -> list[tuple[int, int]]:
+    """weed 4.48's parser: Go's old fs.go rules (a negative suffix length is taken as is, giving
+    a negative length), except that a start at or past the end is skipped as non-overlapping."""
     if s == "":
         return []
     if not s.startswith("bytes="):
         raise RangeError("invalid range")
     ranges: list[tuple[int, int]] = []
+    no_overlap = False
     for ra in s[6:].split(","):
         ra = ra.strip(" \t\n\v\f\r")
         if ra == "":
@@ -50,8 +60,11 @@ def parse_range(s: str, size: int) -> list[tuple[int, int]]:
             st = _int(start)
         except NumError:
             raise RangeError("invalid range") from None
-        if st > size or st < 0:
+        if st < 0:
             raise RangeError("invalid range")
+        if st >= size:
+            no_overlap = True
+            continue
         if end == "":
             ranges.append((st, size - st))
             continue
@@ -64,6 +77,8 @@ def parse_range(s: str, size: int) -> list[tuple[int, int]]:
         if e >= size:
             e = size - 1
         ranges.append((st, e - st + 1))
+    if no_overlap and not ranges:
+        raise NoOverlap
     return ranges
 
 

@@ -138,3 +138,13 @@ async def test_multipart(case: dict, step: int) -> None:
              "data": p["data"], **({"err": p["err"]} if p.get("err") else {})} for p in case["parts"] or []]
     assert parts == want
     assert _s(err) == _s(case.get("err", ""))
+
+
+@pytest.mark.parametrize("case", GOLDEN["gzip"], ids=lambda c: str(len(c["in"]) // 2))
+def test_gzip_best_speed_is_byte_identical(case: dict) -> None:
+    from native.http._gzip import gunzip_data, gzip_data
+
+    data = _b(case["in"])
+    out = gzip_data(data)
+    assert out.hex() == case["out"]
+    assert gunzip_data(out) == data

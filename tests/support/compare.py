@@ -2,7 +2,9 @@
 
 The mask lives here, in one place, for every differential test:
 - `Date` and `X-Amz-Request-Id` values (per response);
-- the boundary of `multipart/byteranges` responses (random per response), in the header and body.
+- the boundary of `multipart/byteranges` responses (random per response), in the header and body;
+- the answering server's own `ip:port` (Go puts it in some error texts), when the response
+  records it in `own_addr`: replaced by `<self>` in header values and the body.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Raw:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    own_addr: bytes | None = None
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
@@ -32,7 +35,12 @@ class Raw:
     def masked(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         body = self.body
         headers = []
+        own = self.own_addr
+        if own:
+            body = body.replace(own, b"<self>")
         for k, v in self.headers:
+            if own:
+                v = v.replace(own, b"<self>")
             if k.lower() in VARIABLE_HEADERS:
                 v = b"*"
             elif k.lower() == b"content-type" and (m := _BOUNDARY.search(v)):
@@ -45,7 +53,8 @@ class Raw:
 def fetch(base_url: str, method: str, path: str, **kw: object) -> Raw:
     with httpx.Client(base_url=base_url, timeout=30) as c:
         with c.stream(method, path, **kw) as r:  # type: ignore[arg-type]
-            return Raw(r.status_code, list(r.headers.raw), b"".join(r.iter_raw()))
+            own = base_url.split("://", 1)[-1].rstrip("/").encode()
+            return Raw(r.status_code, list(r.headers.raw), b"".join(r.iter_raw()), own_addr=own)
 
 
 def diff_text(label: str, expected: Raw, actual: Raw, names: tuple[str, str] = ("go", "weedpy")) -> str:

@@ -85,7 +85,8 @@ class GoResponse:
     """What a native handler returns: Go's view of a response before net/http frames it.
 
     `body` is the whole body; or `stream` yields it (with `stream_length` when the handler set a
-    Content-Length, which it then also puts in `header`).
+    Content-Length, which it then also puts in `header`). A streamed body is sniffed from
+    `sniff_prefix`, its first bytes (Go sniffs the first 512 bytes written).
     """
 
     status: int = 200
@@ -93,6 +94,7 @@ class GoResponse:
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     stream_length: int | None = None
+    sniff_prefix: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ def serialize_head(
     if not header.has("Date"):
         lines.append(b"Date: " + (date or http_date()).encode())
     chunked = False
-    first = resp.body[:512] if resp.stream is None else b""
+    first = resp.body[:512] if resp.stream is None else resp.sniff_prefix[:512]
     if resp.stream is None:
         if allowed and not has_length and not has_te and (not is_head or resp.body):
             if len(resp.body) <= BUFFER_BEFORE_CHUNKING:

@@ -1,11 +1,13 @@
 // Golden data for weedpy's ports of Go standard-library behaviour (sniffing, MIME table, media
 // types, strconv errors, JSON strings, URL parsing, multipart reading).
 //
-// Regenerate: cd tests/native_http/golden && go run gen.go > golden.json
+// Regenerate with the Go the weed binary is built with (go version -m $(which weed)):
+//   cd tests/native_http/golden && GOTOOLCHAIN=go1.27.1 go run gen.go > golden.json
 package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -72,6 +74,33 @@ type mpCase struct {
 }
 
 func h(s string) string { return hex.EncodeToString([]byte(s)) }
+
+// gzipInputs: deterministic inputs covering stored, Huffman-only, dynamic and multi-block paths.
+func gzipInputs() [][]byte {
+	var ins [][]byte
+	ins = append(ins, []byte(""), []byte("x"), []byte(strings.Repeat("a", 16)), []byte(strings.Repeat("a", 17)),
+		[]byte(strings.Repeat("hello weedpy\n", 40)), []byte(strings.Repeat("The quick brown fox. ", 4000)))
+	x := uint32(12345)
+	next := func() byte { x = x*1103515245 + 12345; return byte(x >> 16) }
+	rnd := make([]byte, 70000)
+	for i := range rnd {
+		rnd[i] = next()
+	}
+	ins = append(ins, rnd)
+	four := make([]byte, 90000)
+	for i := range four {
+		four[i] = "abcd"[next()%4]
+	}
+	ins = append(ins, four)
+	words := make([]byte, 0, 150000)
+	vocab := []string{"volume", "needle", "seaweed", "cookie", "offset", "index", "replica", "master", "chunk", "ttl"}
+	for len(words) < 150000 {
+		words = append(words, vocab[next()%10]...)
+		words = append(words, " \n,."[next()%4])
+	}
+	ins = append(ins, words)
+	return ins
+}
 
 func main() {
 	out := map[string]interface{}{}
@@ -231,6 +260,16 @@ func main() {
 		mps = append(mps, r)
 	}
 	out["multipart"] = mps
+
+	var gz []kv
+	for _, in := range gzipInputs() {
+		var b bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		w.Write(in)
+		w.Close()
+		gz = append(gz, kv{In: h(string(in)), Out: hex.EncodeToString(b.Bytes())})
+	}
+	out["gzip"] = gz
 
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")

@@ -1,0 +1,89 @@
+"""DELETE of a file id: Go's DeleteHandler + ReplicatedDelete (and a manifest's chunks first)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from native.http._common import json_error, json_response
+from native.http._fid import FidError, new_volume_id, parse_path, parse_url_path
+from native.http._gostrconv import NumError
+from native.http._manifest import ManifestError, load_chunk_manifest
+from native.http._read import DropConnection
+from native.http._replicate import ReplicationError, replicate_delete, writable_remote_replicas
+from native.http._request import GoRequest
+from native.storage import StorageError
+from weedpy.http1 import GoHeader, GoResponse
+
+if TYPE_CHECKING:
+    from native.http.app import NativeHttp
+
+__all__ = ["delete"]
+
+
+async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
+    try:
+        up = parse_url_path(req.path)
+    except ValueError:
+        raise DropConnection from None
+    try:
+        vid = new_volume_id(up.vid)
+    except NumError:
+        vid = 0
+    try:
+        key, cookie = parse_path(up.fid)
+    except FidError as exc:
+        return json_error(h, req, 400, str(exc))
+    if not app.jwt_ok(req, up.vid, up.fid, write=True):
+        return json_error(h, req, 401, "wrong jwt")
+    store = app.ctx.store
+    vol = store.find_volume(vid)
+    try:
+        if vol is None:
+            raise StorageError(f"volume {vid} not found")
+        nv = vol.needle_value(key)
+        if nv is not None and nv.size == 0 and nv.offset != 0:
+            # Go returns before reading an empty needle: no cookie check, CRC 0.
+            from native.storage import Needle
+
+            n = Needle(id=key, cookie=cookie, checksum=0)
+        elif nv is not None and nv.size > (1 << 20):
+            n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None))
+        else:
+            n = vol.read_needle(key, None)
+    except (StorageError, OSError):
+        return json_response(h, req, 404, {"size": 0})
+    if n.cookie != cookie:
+        return json_error(h, req, 400, "File Random Cookie does not match.")
+    count = nv.size if nv is not None else 0
+    if n.is_chunk_manifest:
+        try:
+            cm = load_chunk_manifest(n.data, n.is_compressed)
+        except ManifestError as exc:
+            return json_error(h, req, 500, f"Load chunks manifest error: {exc}")
+        err = await app.delete_chunks([c.fid for c in cm.chunks])
+        if err is not None:
+            return json_error(h, req, 500, f"Delete chunks error: {err}")
+        count = cm.size
+    crc = None if (nv is not None and nv.size == 0) else (n.checksum or 0)
+    err = await _replicated_delete(app, req, vid, vol, key, cookie, crc)
+    if err is not None:
+        return json_error(h, req, 500, f"Deletion Failed: {err}")
+    return json_response(h, req, 202, {"size": count})
+
+
+async def _replicated_delete(app: "NativeHttp", req: GoRequest, vid: int, vol, key: int, cookie: int, crc: int | None) -> str | None:
+    remotes: list[str] = []
+    if req.form_value("type") != "replicate":
+        try:
+            remotes = await writable_remote_replicas(app, vid, vol)
+        except ReplicationError as exc:
+            return str(exc)
+    try:
+        app.ctx.store.delete_needle(vid, key, cookie, checksum=crc)
+    except StorageError as exc:
+        return str(exc)
+    if remotes:
+        return await replicate_delete(app, remotes, req.url.escaped_path, app.request_jwt(req))
+    return None

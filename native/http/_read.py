@@ -1,0 +1,237 @@
+"""GET/HEAD of a file id: Go's GetOrHeadHandler, step for step.
+
+Order: JWT (read key) -> vid/fid parse -> not local (404 / proxy / redirect) -> index lookup
+(in-flight bytes counted from here) -> read (metadata only for records > 1 MiB that need no
+transformation) -> cookie -> Last-Modified / If-Modified-Since / If-None-Match -> ETag -> pairs
+-> chunk manifest -> name, MIME, gzip handling -> crop, resize -> body with ranges.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from typing import TYPE_CHECKING
+
+import trio
+
+from native.http._common import empty, json_error, set_etag
+from native.http._content import BytesContent, ContentError, write_response_content
+from native.http._fid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
+from native.http._gostrconv import NumError
+from native.http._gzip import GunzipError, gunzip_data, is_gzipped
+from native.http._images import crop_params, cropped, resize_params, resized
+from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest
+from native.http._request import GoRequest
+from native.storage import Corrupted, NotFound, StorageError
+from weedpy.http1 import GoHeader, GoResponse
+
+if TYPE_CHECKING:
+    from native.http.app import NativeHttp, Scope
+
+__all__ = ["get_or_head", "PAGED_READ_LIMIT", "DropConnection"]
+
+PAGED_READ_LIMIT = 1024 * 1024
+_STREAM_CHUNK = 1 << 20
+
+
+class DropConnection(Exception):
+    """Go's handler panicked: the server closes the connection without a response."""
+
+
+def _http_date(ts: int) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def _parse_http_date(s: str) -> int | None:
+    """time.Parse(http.TimeFormat, s).Unix(): exactly `Mon, 02 Jan 2006 15:04:05 GMT`."""
+    import calendar
+    import time as _time
+
+    try:
+        t = _time.strptime(s, "%a, %d %b %Y %H:%M:%S GMT")
+    except ValueError:
+        return None
+    if len(s) != 29:
+        return None
+    return calendar.timegm(t)
+
+
+class _StreamContent:
+    """A large needle's data read from `.dat` in worker threads, CRC-checked at the end."""
+
+    __slots__ = ("stream", "size", "chunk")
+
+    def __init__(self, stream, chunk: int) -> None:
+        self.stream = stream
+        self.size = stream.data_size
+        self.chunk = chunk
+
+    async def chunks(self, offset: int, length: int):
+        it = self.stream.iter_chunks(offset, length, self.chunk)
+        while True:
+            try:
+                piece = await trio.to_thread.run_sync(next, it, None)
+            except StorageError as exc:
+                raise ContentError(str(exc)) from None
+            if piece is None:
+                return
+            yield piece
+
+
+async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Scope") -> GoResponse:
+    try:
+        up = parse_url_path(req.path)
+    except ValueError:
+        raise DropConnection from None
+    if not app.jwt_ok(req, up.vid, up.fid, write=False):
+        return json_error(h, req, 401, "wrong jwt")
+    try:
+        vid = new_volume_id(up.vid)
+        key, cookie = parse_path(up.fid)
+    except (NumError, FidError):
+        return empty(h, 400)
+    store = app.ctx.store
+    vol = store.find_volume(vid)
+    if vol is None:
+        if app.read_mode == "local":
+            return empty(h, 404)
+        return await app.proxy_or_redirect(req, h, scope, up.vid, up.fid)
+    read_deleted = req.form_value("readDeleted") == "true"
+    ext = up.ext
+    filename = up.filename
+    lower_ext = ext.lower()
+    rs = resize_params(lower_ext, req.form_value)
+    cs = crop_params(lower_ext, req.form_value)
+    attempt_meta = req.method == "HEAD" or not (rs[3] or cs[4])
+
+    nv = vol.needle_value(key)
+    if nv is None or nv.offset == 0:
+        return empty(h, 404)
+    size = nv.size
+    if size < 0:
+        if read_deleted and size != -1:
+            size = -size
+        else:
+            return empty(h, 404)
+    stream = None
+    if size == 0:
+        from native.storage import Needle
+
+        n = Needle(id=key, cookie=cookie, checksum=0)
+    else:
+        app.download.add(size)
+        scope.on_done(lambda: app.download.release(size))
+        try:
+            if attempt_meta and size > PAGED_READ_LIMIT:
+                stream = vol.open_needle_stream(key, None, read_deleted=read_deleted)
+                n = stream.needle
+                if n.is_compressed or n.is_chunk_manifest:
+                    stream.close()
+                    stream = None
+                    n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
+                else:
+                    scope.on_done(stream.close)
+            elif size > PAGED_READ_LIMIT:
+                n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
+            else:
+                n = vol.read_needle(key, None, read_deleted=read_deleted)
+        except NotFound:
+            return empty(h, 404)
+        except (StorageError, OSError):
+            return empty(h, 500)
+    if n.cookie != cookie:
+        return empty(h, 404)
+    if n.last_modified != 0:
+        h.set("Last-Modified", _http_date(n.last_modified))
+        ims = req.header("If-Modified-Since")
+        if ims != "":
+            t = _parse_http_date(ims)
+            if t is not None and t >= n.last_modified:
+                return empty(h, 304)
+    etag = n.etag
+    if req.header("If-None-Match") == f'"{etag}"':
+        return empty(h, 304)
+    set_etag(h, etag)
+    if n.has_pairs:
+        try:
+            pairs = json.loads(n.pairs)
+        except (ValueError, UnicodeDecodeError):
+            pairs = {}
+        if isinstance(pairs, dict):
+            for k, v in pairs.items():
+                if isinstance(v, str):
+                    h.set(k.encode("utf-8").decode("latin-1"), v.encode("utf-8").decode("latin-1"))
+
+    data = n.data
+    if n.is_chunk_manifest and req.query.get("cm") != "false":
+        resp = await _chunked_file(app, req, h, data, n.is_compressed, filename, ext)
+        if resp is not None:
+            return resp
+    if n.name and filename == "":
+        filename = n.name.decode("latin-1")
+        if ext == "":
+            ext = filepath_ext(filename)
+    mtype = ""
+    if n.mime:
+        mt = n.mime.decode("latin-1")
+        if not mt.startswith("application/octet-stream"):
+            mtype = mt
+    lower_ext = ext.lower()
+    if n.is_compressed:
+        image_op = resize_params(lower_ext, req.form_value)[3] or crop_params(lower_ext, req.form_value)[4]
+        if not image_op and "gzip" in req.header("Accept-Encoding") and is_gzipped(data):
+            h.set("Content-Encoding", "gzip")
+        else:
+            data = _decompress(data)
+    if stream is None:
+        data = _transform_images(data, lower_ext, req)
+        return await write_response_content(h, req, filename, mtype, BytesContent(data), app.mimes)
+    return await write_response_content(h, req, filename, mtype, _StreamContent(stream, app.read_buffer), app.mimes)
+
+
+def _decompress(data: bytes) -> bytes:
+    """util.DecompressData: gunzip gzip data; a failure leaves nothing (Go assigns nil)."""
+    if not is_gzipped(data):
+        return data  # UnsupportedCompression: Go keeps the input
+    try:
+        return gunzip_data(data)
+    except GunzipError:
+        return b""
+
+
+def _transform_images(data: bytes, lower_ext: str, req: GoRequest) -> bytes:
+    x1, y1, x2, y2, crop = crop_params(lower_ext, req.form_value)
+    if crop:
+        data = cropped(lower_ext, data, x1, y1, x2, y2)
+    w, hh, mode, resize = resize_params(lower_ext, req.form_value)
+    if resize:
+        data = resized(lower_ext, data, w, hh, mode)
+    return data
+
+
+async def _chunked_file(app: "NativeHttp", req: GoRequest, h: GoHeader, data: bytes, compressed: bool,
+                        filename: str, ext: str) -> GoResponse | None:
+    try:
+        cm = load_chunk_manifest(data, compressed)
+    except ManifestError:
+        return None
+    if filename == "" and cm.name != "":
+        filename = cm.name
+    if ext == "":
+        ext = filepath_ext(filename)
+    mtype = ""
+    if cm.mime != "" and not cm.mime.startswith("application/octet-stream"):
+        mtype = cm.mime
+    h.set("X-File-Store", "chunked")
+    content = ChunkedContent(cm.chunks, app.chunk_url, app.chunk_get)
+    lower_ext = ext.lower()
+    if crop_params(lower_ext, req.form_value)[4] or resize_params(lower_ext, req.form_value)[3]:
+        buf = bytearray()
+        try:
+            async for piece in content.chunks(0, content.size):
+                buf += piece
+        except ContentError:
+            buf = bytearray()
+        transformed = _transform_images(bytes(buf), lower_ext, req)
+        return await write_response_content(h, req, filename, mtype, BytesContent(transformed), app.mimes)
+    return await write_response_content(h, req, filename, mtype, content, app.mimes)

@@ -1,0 +1,380 @@
+"""The native volume server's HTTP side: Go's admin and public muxes in one dispatcher.
+
+`NativeHttp(ctx).handle(exch)` serves any request arriving on the admin or the public port the
+way Go's ServeMux + volume handlers would: the mux's clean-path redirect, static files, /status,
+/healthz, /ui, then the store handlers (reads, writes, deletes, OPTIONS, unsupported methods),
+with the upload/download limits, the whitelist and JWTs in Go's order.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from gateway.guard import Guard
+from native.context import NativeContext
+from native.http._common import empty, handler_header, json_error
+from native.http._content import ContentError
+from native.http._delete import delete
+from native.http._fid import new_volume_id, parse_url_path
+from native.http._gostrconv import NumError
+from native.http._gourl import BadRequestURI, path_escape
+from native.http._jwt import expected_claim, token_from_request, verify_file_id_token
+from native.http._mime import MimeTable
+from native.http._multipart import GoIOError, UNEXPECTED_EOF
+from native.http._proxy import pick_target, proxy_response, redirect_response
+from native.http._read import DropConnection, get_or_head
+from native.http._request import GoRequest
+from native.http._sniff import detect_content_type
+from native.http._throttle import InflightLimit, WaitOutcome
+from native.http._upstream import UpstreamError, open_request
+from native.http._write import post
+from weedpy.http1 import CONTINUE_100, Exchange, GoHeader, GoResponse, ProtocolError, go_bad_request, send_go_response
+from weedpy.logs import get_logger
+
+__all__ = ["NativeHttp", "Scope", "Source"]
+
+Source = Callable[[], Awaitable[bytes]]
+MAX_POST_HANDLER_READ = 256 << 10
+log = get_logger("native.http")
+
+
+class Scope:
+    """Per-request cleanups run once the response has been written (Go's deferred calls)."""
+
+    __slots__ = ("_done", "_closers")
+
+    def __init__(self) -> None:
+        self._done: list[Callable[[], object]] = []
+        self._closers: list[object] = []
+
+    def on_done(self, fn: Callable[[], object]) -> None:
+        self._done.append(fn)
+
+    def close_later(self, cm: object) -> None:
+        self._closers.append(cm)
+
+    async def finish(self) -> None:
+        for cm in reversed(self._closers):
+            try:
+                await cm.__aexit__(None, None, None)  # type: ignore[attr-defined]
+            except Exception:  # an upstream that broke mid-body: nothing left to tell anyone
+                pass
+        for fn in reversed(self._done):
+            fn()
+
+
+def _clean_path(p: str) -> str:
+    """net/http's cleanPath (path.Clean, trailing slash kept)."""
+    if p == "":
+        return "/"
+    if p[0] != "/":
+        p = "/" + p
+    np = posixpath.normpath(p)
+    if np.startswith("//"):
+        np = "/" + np.lstrip("/")
+    if p.endswith("/") and np != "/":
+        np += "/"
+    return np
+
+
+class NativeHttp:
+    def __init__(self, ctx: NativeContext) -> None:
+        self.ctx = ctx
+        cfg = ctx.cfg
+        sec = ctx.security
+        self.mimes = MimeTable.load()
+        self.guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(sec.guard_white_list))
+        self.write_key = sec.jwt_signing_key.encode()
+        self.read_key = sec.jwt_read_key.encode()
+        self.ui_enabled = sec.jwt_signing_key == "" or sec.access_ui
+        self.read_mode = cfg.read_mode
+        self.file_size_limit = cfg["fileSizeLimitMB"] * 1024 * 1024
+        self.read_buffer = max(1, cfg["readBufferSizeMB"]) * 1024 * 1024
+        self.fix_jpg_orientation = bool(cfg["images.fix.orientation"])
+        self.upload = InflightLimit(cfg["concurrentUploadLimitMB"] * 1024 * 1024, cfg["inflightUploadDataTimeout"])
+        self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"])
+        self.server = ctx.server_header
+        self.admin_extra: dict[str, Callable[[GoRequest, GoHeader], Awaitable[GoResponse]]] = {}
+
+    # -- security ------------------------------------------------------------------------------
+
+    def request_jwt(self, req: GoRequest) -> str:
+        return token_from_request(req.query.get("jwt"), req.header("Authorization"), req.header_values("Cookie"))
+
+    def jwt_ok(self, req: GoRequest, vid: str, fid: str, *, write: bool) -> bool:
+        key = self.write_key if write else self.read_key
+        if not key:
+            return True
+        token = self.request_jwt(req)
+        if token == "":
+            return False
+        return verify_file_id_token(key, token, expected_claim(vid, fid))
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    async def handle(self, exch: Exchange) -> None:
+        try:
+            req = GoRequest(exch.request, exch.client_host)
+        except BadRequestURI:
+            exch.close_after = True
+            exch.started = True
+            exch.status = 400
+            await exch.send(go_bad_request(400))
+            return
+        scope = Scope()
+        try:
+            resp = await self._route(exch, req, scope)
+            if resp is not None:
+                await self._send(exch, resp)
+        except DropConnection:
+            exch.close_after = True
+        except ContentError:
+            exch.close_after = True
+        finally:
+            with trio.CancelScope(shield=True):
+                await scope.finish()
+
+    async def _send(self, exch: Exchange, resp: GoResponse) -> None:
+        await self._settle_body(exch)
+        expected = resp.stream_length
+        if resp.stream is not None and expected is not None:
+            resp.stream = _counting(resp.stream, expected, exch)
+        await send_go_response(exch, resp, sniff=detect_content_type)
+
+    async def _settle_body(self, exch: Exchange) -> None:
+        """What Go's server does with a request body the handler left unread, before replying."""
+        req = exch.request
+        if exch.body_done or not req.has_body:
+            return
+        if req.expect_continue and not getattr(exch, "_continued", False):
+            exch.close_after = True
+            return
+        left = MAX_POST_HANDLER_READ + 1
+        try:
+            with trio.move_on_after(5):
+                while left > 0:
+                    piece = await exch.receive_body()
+                    if not piece:
+                        return
+                    left -= len(piece)
+        except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        exch.close_after = True
+
+    def _source(self, exch: Exchange) -> Source:
+        sent = False
+
+        async def source() -> bytes:
+            nonlocal sent
+            if not sent and exch.request.expect_continue and not exch.started:
+                sent = True
+                await exch.send(CONTINUE_100)
+            try:
+                return await exch.receive_body()
+            except (ProtocolError, trio.TooSlowError):
+                raise UNEXPECTED_EOF from None
+
+        return source
+
+    async def _route(self, exch: Exchange, req: GoRequest, scope: Scope) -> GoResponse | None:
+        escaped = req.url.escaped_path
+        clean = _clean_path(escaped)
+        if clean != escaped and req.method != "CONNECT":
+            return _mux_redirect(req, path_escape(clean))
+        path = req.path
+        if path == "/favicon.ico" or path.startswith("/seaweedfsstatic/") or (
+            exch.port_kind == "public" and path == "/seaweedfsstatic"
+        ):
+            return await self._static(req)
+        if exch.port_kind == "admin":
+            if path in ("/status", "/healthz", "/readyz") or (path == "/ui/index.html" and self.ui_enabled):
+                h = GoHeader()
+                h.set("X-Amz-Request-Id", handler_header(self.server, req).get("X-Amz-Request-Id") or "")
+                h.set("Server", self.server)
+                extra = self.admin_extra.get(path)
+                if extra is not None:
+                    return await extra(req, h)
+                if path in ("/healthz", "/readyz"):
+                    st = self.ctx.state
+                    return empty(h, 503 if (st.stopping or st.heartbeat_stopped) else 200)
+                return json_error(h, req, 501, f"{path} is not implemented by the native server")
+            return await self._private(exch, req, scope)
+        return await self._public(exch, req, scope)
+
+    async def _static(self, req: GoRequest) -> GoResponse:
+        h = GoHeader()
+        return GoResponse(501, h, b"static assets are not served by the native server\n")
+
+    async def _private(self, exch: Exchange, req: GoRequest, scope: Scope) -> GoResponse | None:
+        h = handler_header(self.server, req)
+        m = req.method
+        if m in ("GET", "HEAD"):
+            return await self._get(exch, req, h, scope)
+        if m == "DELETE":
+            if self.guard.restricts and not self.guard.allows(req.remote_host):
+                return empty(h, 401)
+            return await delete(self, req, h)
+        if m in ("PUT", "POST"):
+            return await self._upload(exch, req, h, scope)
+        if m == "OPTIONS":
+            h.add("Access-Control-Allow-Methods", "PUT, POST, GET, DELETE, OPTIONS")
+            h.add("Access-Control-Allow-Headers", "*")
+            return GoResponse(200, h)
+        return json_error(h, req, 400, f"unsupported method {m}")
+
+    async def _public(self, exch: Exchange, req: GoRequest, scope: Scope) -> GoResponse | None:
+        h = handler_header(self.server, req)
+        m = req.method
+        if m in ("GET", "HEAD"):
+            return await self._get(exch, req, h, scope)
+        if m == "OPTIONS":
+            h.add("Access-Control-Allow-Methods", "GET, OPTIONS")
+            h.add("Access-Control-Allow-Headers", "*")
+        return GoResponse(200, h)
+
+    async def _upload(self, exch: Exchange, req: GoRequest, h: GoHeader, scope: Scope) -> GoResponse:
+        cl = 0
+        v = req.header("Content-Length")
+        if v:
+            try:
+                cl = int(v) if v.lstrip("+-").isdigit() else 0
+            except ValueError:
+                cl = 0
+        lim = self.upload
+        if lim.limit != 0 and req.query.get("type") != "replicate" and lim.inflight > lim.limit:
+            outcome, seen = await lim.wait()
+            if outcome == WaitOutcome.TIMEOUT:
+                return json_error(h, req, 429, f"reject because inflight upload data {seen} > {lim.limit}, and wait timeout")
+        lim.add(cl)
+        scope.on_done(lambda: lim.release(cl))
+        if self.guard.restricts and not self.guard.allows(req.remote_host):
+            return empty(h, 401)
+        return await post(self, req, h, self._source(exch))
+
+    async def _get(self, exch: Exchange, req: GoRequest, h: GoHeader, scope: Scope) -> GoResponse | None:
+        lim = self.download
+        if lim.over:
+            if req.query.get("proxied") != "true":
+                try:
+                    vid = new_volume_id(parse_url_path(req.path).vid)
+                except NumError:
+                    return empty(h, 400)
+                except ValueError:
+                    raise DropConnection from None
+                vol = self.ctx.store.find_volume(vid)
+                if vol is not None and vol.replica_placement.has_replication:
+                    up = parse_url_path(req.path)
+                    return await self.proxy_or_redirect(req, h, scope, up.vid, up.fid)
+            outcome, seen = await lim.wait()
+            if outcome == WaitOutcome.TIMEOUT:
+                return json_error(h, req, 429, f"request {req.path} because inflight download data {seen} > {lim.limit}, and wait timeout")
+        return await get_or_head(self, req, h, scope)
+
+    # -- other servers -------------------------------------------------------------------------
+
+    async def proxy_or_redirect(self, req: GoRequest, h: GoHeader, scope: Scope, vid_text: str, fid: str) -> GoResponse:
+        try:
+            vid = new_volume_id(vid_text)
+        except NumError:
+            return empty(h, 400)
+        try:
+            locations = await self.ctx.master.lookup_volume(vid)
+        except Exception:
+            return empty(h, 404)
+        target = pick_target([loc.url for loc in locations], self.ctx.self_url)
+        if target is None:
+            return empty(h, 404)
+        if self.read_mode == "proxy":
+            resp, cm = await proxy_response(h, req, self.ctx.http_pool, target)
+            if cm is not None:
+                scope.close_later(cm)
+            return resp
+        return redirect_response(h, req, target, vid_text, fid)
+
+    async def chunk_url(self, fid: str) -> str:
+        """LookupFileId: a random location of the chunk's volume."""
+        import random
+
+        parts = fid.split(",")
+        if len(parts) != 2:
+            raise ContentError("Invalid fileId " + fid)
+        try:
+            vid = int(parts[0])
+            locations = await self.ctx.master.lookup_volume(vid)
+        except (ValueError, LookupError) as exc:
+            raise ContentError(str(exc)) from None
+        if not locations:
+            raise ContentError("File Not Found")
+        return "http://" + locations[random.randrange(len(locations))].url + "/" + fid
+
+    async def chunk_get(self, url: str, offset: int):
+        host, _, path = url[len("http://"):].partition("/")
+        headers = [("User-Agent", "Go-http-client/1.1")]
+        if offset > 0:
+            headers.append(("Range", f"bytes={offset}-"))
+        else:
+            headers.append(("Accept-Encoding", "gzip"))
+        cm = open_request(self.ctx.http_pool, host, "GET", "/" + path, headers)
+        try:
+            resp = await cm.__aenter__()
+        except UpstreamError as exc:
+            raise ContentError(f"Get \"{url}\": {exc}") from None
+        gunzip = offset == 0 and (resp.header(b"content-encoding") or b"").lower() == b"gzip"
+
+        async def body():
+            import zlib
+
+            try:
+                d = zlib.decompressobj(16 + 15) if gunzip else None
+                async for piece in resp.body():
+                    yield d.decompress(piece) if d else piece
+                if d:
+                    tail = d.flush()
+                    if tail:
+                        yield tail
+            except (UpstreamError, Exception) as exc:
+                raise ContentError(str(exc)) from None
+            finally:
+                await cm.__aexit__(None, None, None)
+
+        return resp.status, body()
+
+    async def delete_chunks(self, fids: list[str]) -> str | None:
+        """ChunkManifest.DeleteChunks: the first failure as `chunk delete <fid>: <error>`."""
+        hook = getattr(self, "batch_delete", None)
+        if hook is None:
+            return f"chunk delete {fids[0] if fids else ''}: not supported by the native server"
+        return await hook(fids)
+
+
+async def _counting(stream, expected: int, exch: Exchange):
+    """Pass a declared-length body through; a short body must not leave the client waiting."""
+    sent = 0
+    try:
+        async for piece in stream:
+            sent += len(piece)
+            yield piece
+    except ContentError:
+        exch.close_after = True
+        return
+    if sent != expected:
+        exch.close_after = True
+
+
+def _mux_redirect(req: GoRequest, clean_escaped: str) -> GoResponse:
+    """ServeMux's redirect to the clean path: 307, Location, and for GET a small HTML body."""
+    from native.http._proxy import html_escape
+
+    url = clean_escaped + (("?" + req.url.raw_query) if req.url.raw_query else "")
+    h = GoHeader()
+    h.set("Location", url)
+    body = b""
+    if req.method in ("GET", "HEAD"):
+        h.set("Content-Type", "text/html; charset=utf-8")
+    if req.method == "GET":
+        body = ('<a href="' + html_escape(url) + '">Temporary Redirect</a>.\n\n').encode("latin-1")
+    return GoResponse(307, h, body)

@@ -1,0 +1,151 @@
+"""Harness for native HTTP tests: a NativeHttp served in-process (own trio loop in a thread) over a
+temp-dir Store, a master lookup over the master's HTTP API, and Go counterparts with the same
+volumes so the same requests can go to both."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import trio
+
+from native.context import Location, NativeContext
+from native.http.app import NativeHttp
+from native.storage import Store
+from tests.support.procs import MasterProc, VolumeProc, free_port
+from weedpy.config import parse_volume_args
+from weedpy.http1 import UpstreamPool, serve_connection
+from weedpy.http1._fastio import listening_socket, serve_fast
+from weedpy.security import SecurityConfig
+
+__all__ = ["HttpMasterLookup", "NativeServer", "start_native", "grow_go_volumes", "write_security"]
+
+
+class HttpMasterLookup:
+    """MasterLookup over `GET /dir/lookup` (tests only; the server proper uses gRPC)."""
+
+    def __init__(self, master_url: str | None) -> None:
+        self.master_url = master_url
+        self.invalidated: list[int] = []
+
+    async def lookup_volume(self, vid: int) -> list[Location]:
+        if self.master_url is None:
+            raise LookupError(f"volume id {vid} not found")
+        def get() -> dict:
+            return httpx.get(f"{self.master_url}/dir/lookup", params={"volumeId": vid}, timeout=10).json()
+        doc = await trio.to_thread.run_sync(get)
+        if doc.get("error"):
+            raise LookupError(doc["error"])
+        return [Location(loc["url"], loc["publicUrl"], loc.get("grpcPort", 0)) for loc in doc.get("locations", [])]
+
+    def invalidate(self, vid: int) -> None:
+        self.invalidated.append(vid)
+
+    def current_master(self) -> str | None:
+        return self.master_url
+
+
+@dataclasses.dataclass
+class NativeServer:
+    port: int
+    public_port: int
+    store: Store
+    app: NativeHttp
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+
+def write_security(dirpath: Path, text: str) -> Path:
+    dirpath.mkdir(parents=True, exist_ok=True)
+    p = dirpath / "security.toml"
+    p.write_text(text)
+    return p
+
+
+@contextlib.contextmanager
+def start_native(
+    data_dir: Path, *, flags: tuple[str, ...] = (), master_url: str | None = None,
+    security: SecurityConfig | None = None, split_public: bool = False, volumes: tuple[int, ...] = (),
+    replication: str = "000",
+) -> Iterator[NativeServer]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    public_port = free_port() if split_public else port
+    argv = [f"-port={port}", "-port.grpc=1", "-ip=127.0.0.1", f"-dir={data_dir}", "-max=50", f"-port.public={public_port}",
+            "-master=127.0.0.1:1", *flags]
+    cfg = parse_volume_args(argv, environ={})
+    store = Store.open([str(data_dir)], max_counts=50)
+    for vid in volumes:
+        if not store.has_volume(vid):
+            store.allocate_volume(vid, replication=replication)
+    ctx = NativeContext(
+        cfg=cfg, security=security or SecurityConfig(), store=store, version="8000GB 4.48",
+        master=HttpMasterLookup(master_url), http_pool=UpstreamPool(),
+    )
+    app = NativeHttp(ctx)
+    listeners = [("admin", listening_socket("127.0.0.1", port))]
+    if split_public:
+        listeners.append(("public", listening_socket("127.0.0.1", public_port)))
+    stop = threading.Event()
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for kind, sock in listeners:
+                async def on_conn(stream, kind=kind) -> None:
+                    await serve_connection(stream, app.handle, idle_timeout=30, port_kind=kind)
+                nursery.start_soon(serve_fast, sock, on_conn, nursery)
+            started.set()
+            while not stop.is_set():
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # surfaced by the fixture
+            errors.append(exc)
+            started.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    started.wait(10)
+    try:
+        yield NativeServer(port, public_port, store, app, data_dir)
+    finally:
+        stop.set()
+        t.join(10)
+        store.close()
+        if errors:
+            raise errors[0]
+
+
+def grow_go_volumes(master: MasterProc, server: VolumeProc, count: int, replication: str = "000") -> list[int]:
+    """Volumes created through the master on a fresh Go server: ids 1..count."""
+    from tests.support.procs import wait_for_volume_server
+
+    wait_for_volume_server(master, f"127.0.0.1:{server.port}")
+    r = httpx.get(f"{master.url}/vol/grow", params={"count": count, "replication": replication}, timeout=60)
+    assert r.status_code == 200, r.text
+    ids = []
+    for vid in range(1, count + 1):
+        doc = httpx.get(f"{master.url}/dir/lookup", params={"volumeId": vid}).json()
+        if doc.get("locations"):
+            ids.append(vid)
+    return ids
+
+
+_ = json
