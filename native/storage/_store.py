@@ -64,7 +64,11 @@ class Store:
         ]
         store = cls(locations, offset_bytes=offset_bytes)
         if load:
-            store.load()
+            try:
+                store.load()
+            except BaseException:
+                store.close()  # do not leak the volumes loaded before the failure
+                raise
         return store
 
     def load(self) -> None:

@@ -58,7 +58,6 @@ from ._types import (
     SUPER_BLOCK_SIZE,
     SUPPORTED_VERSIONS,
     VERSION3,
-    OffsetCodec,
     actual_size,
 )
 from ._vif import VolumeInfo, load_volume_info, save_volume_info

@@ -27,8 +27,6 @@ import httpx
 import pytest
 
 from native.storage import (
-    FLAG_CHUNK_MANIFEST,
-    FLAG_GZIP,
     CookieMismatch,
     Deleted,
     FileId,
