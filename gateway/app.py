@@ -8,6 +8,7 @@ report unhealthy, wait -preStopSeconds while open connections finish, stop the b
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -21,11 +22,13 @@ import trio
 from gateway.backend import FrontIdentity
 from gateway.backend_args import backend_argv, backend_environ, security_config_dir
 from gateway.guard import Guard
+from gateway.heartbeat_relay import HeartbeatRelay
 from gateway.http_front import GatewayState, HttpFront
 from gateway.http_proxy import GoHttpTarget
 from gateway.routes import RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
-from gateway.tcp_relay import serve_tcp_relay
+from gateway.grpc_proxy import serve_grpc_proxy
+from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
 from weedpy.config import VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
 from weedpy.logs import LineSink, flush_periodically, get_logger
@@ -34,6 +37,11 @@ from weedpy.security import SecurityConfig
 __all__ = ["run_proxy", "weed_version"]
 
 log = get_logger("gateway.app")
+
+# Socket buffers on both hops of the relay. Kernel autotuning would let each hop hold megabytes,
+# so a client that stops reading would not stall Go as it does when connected directly (Go counts
+# a download as in flight until its last write returns, which the throttling limits rely on).
+RELAY_SOCKET_BUFFER = 128 << 10
 
 
 def weed_version(weed: Path) -> str:
@@ -108,6 +116,10 @@ async def _run_bound(
             split_public=cfg.split_public_port,
             env=backend_environ(os.environ),
         )
+        policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
+            cfg.ip, functools.partial(master_volume_servers, cfg.masters),
+        )
+        checks = request_checks(policy, cfg.masters, master_arg)
         with trio.CancelScope() as startup:
             root.start_soon(_cancel_on, stop, startup)
             try:
@@ -117,7 +129,10 @@ async def _run_bound(
                 print(f"weedpy: the Go backend failed to start:\n{exc}", file=sys.stderr)
                 exit_code = 1
                 stop.set()
-        pool = UpstreamPool(idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)))
+        pool = UpstreamPool(
+            idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)),
+            buffer_size=RELAY_SOCKET_BUFFER,
+        )
         if not stop.is_set():
             go = GoHttpTarget(supervisor, pool)
             http_front = HttpFront(routes, {Target.GO: go.handle}, guard, server_header, state)
@@ -128,7 +143,9 @@ async def _run_bound(
                         sock.listen(4096)
                         if kind == "grpc":
                             listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-                            listeners.start_soon(_serve_grpc, listener, supervisor)
+                            listeners.start_soon(
+                                functools.partial(serve_grpc_proxy, listener, supervisor, routes=routes, checks=checks)
+                            )
                         else:
                             listeners.start_soon(_serve_http, sock, http_front, idle, kind, connections)
                     log.info(
@@ -155,29 +172,9 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 
 async def _start_relay(nursery: trio.Nursery, cfg: VolumeConfig, front: FrontIdentity) -> str:
-    """The heartbeat relay's -master address for Go; the real masters while no relay exists."""
-    try:
-        from gateway.heartbeat_relay import HeartbeatRelay
-    except ImportError:
-        log.warning("no heartbeat relay: the backend registers its private ports with the master")
-        return ",".join(cfg.masters)
+    """Start the heartbeat relay; its address is the backend's -master."""
     relay = HeartbeatRelay(cfg.masters, front)
     return await nursery.start(relay.run)
-
-
-async def _serve_grpc(listener: trio.SocketListener, supervisor: Supervisor) -> None:
-    try:
-        from gateway.grpc_proxy import serve_grpc_proxy
-    except ImportError:
-        log.warning("no gRPC proxy yet: splicing the gRPC port to the backend as raw TCP")
-
-        def upstream() -> tuple[str, int] | None:
-            ep = supervisor.current()
-            return ep.grpc if ep else None
-
-        await serve_tcp_relay(listener, upstream)
-        return
-    await serve_grpc_proxy(listener, supervisor)
 
 
 async def _serve_http(
@@ -190,4 +187,4 @@ async def _serve_http(
             # A bug in one exchange must not take the volume server down; the connection is gone.
             log.exception("http connection failed", port_kind=kind)
 
-    await serve_fast(listener, on_connection, connections)
+    await serve_fast(listener, on_connection, connections, send_buffer=RELAY_SOCKET_BUFFER)

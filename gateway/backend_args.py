@@ -19,7 +19,7 @@ _SPECS = {s.name: s for s in VOLUME_FLAGS}
 # Flags the gateway decides for the managed backend instead of passing the operator's value.
 _GATEWAY_OWNED = frozenset({
     "ip", "ip.bind", "port", "port.grpc", "port.public", "master", "mserver", "preStopSeconds",
-    "whiteList", "id", "publicUrl", "options", "metricsIp",
+    "whiteList", "id", "publicUrl", "options", "metricsIp", "volume.allowUntrustedRemoteEndpoints",
 })
 
 
@@ -82,6 +82,8 @@ def backend_argv(
         f"-port.public={ports.public or ports.http}",
         f"-master={master_arg}",
         "-preStopSeconds=0",
+        # The gateway applies the endpoint rules itself (gateway/request_checks.py).
+        "-volume.allowUntrustedRemoteEndpoints=true",
     ]
     if cfg["metricsPort"]:
         argv.append(f"-metricsIp={cfg['metricsIp'] or cfg.bind_ip}")

@@ -16,9 +16,10 @@ Entry point (called from gateway/app.py):
   response headers / trailers / trailers-only responses unchanged, RST_STREAM both ways. Client DATA
   is acknowledged only once the backend's window took it, backend DATA only once the client's window
   took it, so a 1 GiB CopyFile holds a few windows of memory, never the file.
-* `checks` is the peer-trust hook: for the listed methods the relay first reads the (first)
-  request message, calls `await check(call, raw_message_bytes)` -- which may decode it and raise
-  `GrpcError` to refuse -- then forwards it and relays the rest.
+* `checks` is the request hook (gateway/request_checks.py): for the listed methods the relay first
+  reads the (first) request message and calls `await check(call, raw_message_bytes)`, which may
+  decode it and raise `GrpcError` to refuse, or return replacement bytes to forward instead
+  (None forwards the message unchanged); then it relays the rest.
 * The call's deadline (grpc-timeout) is enforced by the serving shell: DEADLINE_EXCEEDED to the
   client, the backend stream reset.
 * One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
@@ -73,7 +74,7 @@ _log = get_logger("gateway.grpc")
 # Never forwarded: hop-by-hop headers (h2 already refuses most of them from clients).
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
 
-RequestCheck = Callable[[ServerCall, bytes], Awaitable[None]]
+RequestCheck = Callable[[ServerCall, bytes], Awaitable[bytes | None]]
 
 # No message limits on the relay path (bytes are opaque); the check hook reads one message of up to 4 MiB.
 PROXY_SERVER_OPTIONS = ServerOptions(max_send_message_length=None)
@@ -150,7 +151,9 @@ class GoRelay:
         if check is not None:
             first = await call.receive_message()
             if first is not None:
-                await check(call, first)
+                replacement = await check(call, first)
+                if replacement is not None:
+                    first = replacement
         upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
         error: GrpcError | None = None
         try:

@@ -25,7 +25,8 @@ def test_backend_gets_private_ports_and_the_relay_as_master() -> None:
     argv = backend_argv(cfg, "/bin/weed", BackendPorts(50001, 50002, None), "127.0.0.1:9.19", None)
     assert argv[1] == "volume"
     assert {"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-port=50001", "-port.grpc=50002", "-port.public=50001",
-            "-master=127.0.0.1:9.19", "-preStopSeconds=0", "-max=3", "-idleTimeout=40"} <= set(argv)
+            "-master=127.0.0.1:9.19", "-preStopSeconds=0", "-max=3", "-idleTimeout=40",
+            "-volume.allowUntrustedRemoteEndpoints=true"} <= set(argv)  # the gateway checks peers itself
     assert not any(a.startswith(("-whiteList", "-publicUrl", "-ip=10.")) for a in argv)
 
 

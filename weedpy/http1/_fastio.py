@@ -94,13 +94,19 @@ class FastStream:
         await trio.lowlevel.checkpoint()
 
 
-async def fast_connect(host: str, port: int, timeout: float = 5.0) -> FastStream:
-    """Open a TCP connection without a resolver thread (addresses are numeric on this path)."""
+async def fast_connect(host: str, port: int, timeout: float = 5.0, buffer_size: int = 0) -> FastStream:
+    """Open a TCP connection without a resolver thread (addresses are numeric on this path).
+
+    `buffer_size` caps both socket buffers (0 keeps the kernel's autotuning).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if buffer_size:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
         rc = sock.connect_ex((host, port))
         if rc not in (0, errno.EINPROGRESS):
             raise OSError(rc, f"connect {host}:{port}: {errno.errorcode.get(rc, rc)}")
@@ -134,10 +140,12 @@ async def serve_fast(
     listener: socket.socket,
     handler: Callable[[FastStream], Awaitable[None]],
     handler_nursery: trio.Nursery,
+    send_buffer: int = 0,
 ) -> None:
     """Accept forever on a listening socket; each connection runs `handler` in `handler_nursery`.
 
     Cancelling this task stops accepting and closes the listener; running handlers are untouched.
+    `send_buffer` caps each connection's send buffer (0 keeps the kernel's autotuning).
     """
     listener.setblocking(False)
     try:
@@ -156,6 +164,8 @@ async def serve_fast(
                 raise
             try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if send_buffer:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             except OSError:
                 pass
             handler_nursery.start_soon(handler, FastStream(conn))

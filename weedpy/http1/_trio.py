@@ -150,8 +150,11 @@ class UpstreamConn:
 class UpstreamPool:
     """LIFO idle connections per upstream address, dropped after `idle_ttl` seconds unused."""
 
-    def __init__(self, max_idle_per_addr: int = 256, idle_ttl: float = 15.0, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, max_idle_per_addr: int = 256, idle_ttl: float = 15.0, connect_timeout: float = 5.0, buffer_size: int = 0,
+    ) -> None:
         self._idle: dict[tuple[str, int], collections.deque[UpstreamConn]] = {}
+        self._buffer_size = buffer_size
         self._max_idle = max_idle_per_addr
         self._ttl = idle_ttl
         self._connect_timeout = connect_timeout
@@ -165,7 +168,7 @@ class UpstreamPool:
                 conn.reused = True
                 return conn
             await _close_quietly(conn.stream)
-        stream = await fast_connect(addr[0], addr[1], self._connect_timeout)
+        stream = await fast_connect(addr[0], addr[1], self._connect_timeout, self._buffer_size)
         return UpstreamConn(stream, addr)
 
     async def release(self, conn: UpstreamConn, reusable: bool) -> None:

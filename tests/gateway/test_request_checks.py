@@ -1,0 +1,113 @@
+"""Peer trust and master-ping rewriting applied by the gateway to a few gRPC requests."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.request_checks import PeerPolicy, blocked_reason, request_checks, split_server_address
+from proto import remote_pb2, volume_server_pb2 as vs
+from tests.support.procs import MasterProc, VolumeProc
+from tests.support.weedpy_proc import start_weedpy_volume
+from weedpy.grpc import Channel, GrpcError, Status
+
+SVC = "/volume_server_pb.VolumeServer/"
+
+
+@pytest.mark.parametrize(
+    "ip, allow_private, fragment",
+    [
+        ("127.0.0.1", True, "loopback address 127.0.0.1"),
+        ("::1", True, "loopback address ::1"),
+        ("0.0.0.0", True, "unspecified address"),
+        ("169.254.169.254", True, "instance metadata service"),
+        ("169.254.1.2", True, "link-local address"),
+        ("fe80::1", True, "link-local address"),
+        ("::ffff:127.0.0.1", True, "loopback address 127.0.0.1"),
+        ("2002:7f00:1::", True, "loopback address 127.0.0.1"),  # 6to4 of 127.0.0.1
+        ("10.1.2.3", False, "private address"),
+        ("100.64.1.1", False, "CGNAT address"),
+    ],
+)
+def test_blocked_addresses_follow_go(ip: str, allow_private: bool, fragment: str) -> None:
+    reason = blocked_reason("host:1", ipaddress.ip_address(ip), allow_private)
+    assert reason is not None and fragment in reason and reason.startswith('remote endpoint "host:1"')
+
+
+@pytest.mark.parametrize("ip", ["10.1.2.3", "192.168.7.7", "100.64.1.1", "8.8.8.8", "2001:db8::1"])
+def test_private_and_public_peers_are_allowed(ip: str) -> None:
+    assert blocked_reason("p", ipaddress.ip_address(ip), allow_private=True) is None
+
+
+def test_server_address_forms() -> None:
+    assert split_server_address("127.0.0.1:8080.18080") == ("127.0.0.1", 8080)
+    assert split_server_address("host:80") == ("host", 80)
+    assert split_server_address("[fe80::1]:80") == ("fe80::1", 80)
+
+
+async def test_peer_policy_trusts_own_ip_and_master_listed_servers() -> None:
+    calls = []
+
+    async def listed() -> frozenset[str]:
+        calls.append(1)
+        return frozenset({"127.0.0.9:8080"})
+
+    policy = PeerPolicy("10.0.0.5", listed)
+    assert await policy.peer_reason("10.0.0.5:9000") is None  # own host
+    assert await policy.peer_reason("10.0.0.6:9000") is None  # private network peer
+    assert await policy.peer_reason("127.0.0.9:8080.18080") is None  # loopback, but the master lists it
+    reason = await policy.peer_reason("127.0.0.8:8080")
+    assert reason is not None and "loopback" in reason
+    assert await policy.remote_endpoint_reason("http://10.0.0.7:9000") is not None  # stores: no private
+    assert "http or https" in (await policy.remote_endpoint_reason("ftp://x") or "")
+
+
+async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
+    async def nobody() -> frozenset[str]:
+        return frozenset()
+
+    checks = request_checks(PeerPolicy("127.0.0.1", nobody), ["127.0.0.1:9333"], "127.0.0.1:4000.5000")
+    raw = vs.VolumeCopyRequest(volume_id=1, source_data_node="127.0.0.2:8080").SerializeToString()
+    with pytest.raises(GrpcError) as info:
+        await checks[SVC + "VolumeCopy"](None, raw)  # type: ignore[arg-type]
+    assert info.value.status is Status.UNKNOWN
+    assert str(info.value.message).startswith('invalid source data node 127.0.0.2:8080: remote endpoint "127.0.0.2:8080"')
+    ok = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="127.0.0.1:8081").SerializeToString()
+    assert await checks[SVC + "VolumeTailReceiver"](None, ok) is None  # type: ignore[arg-type]
+    fetch = vs.FetchAndWriteNeedleRequest(
+        volume_id=1, remote_conf=remote_pb2.RemoteConf(type="s3", s3_endpoint="http://169.254.169.254")
+    ).SerializeToString()
+    with pytest.raises(GrpcError, match="reject remote endpoint"):
+        await checks[SVC + "FetchAndWriteNeedle"](None, fetch)  # type: ignore[arg-type]
+    ping = vs.PingRequest(target="127.0.0.1:9333", target_type="master").SerializeToString()
+    rewritten = await checks[SVC + "Ping"](None, ping)  # type: ignore[arg-type]
+    assert rewritten is not None and vs.PingRequest.FromString(rewritten).target == "127.0.0.1:4000.5000"
+    other = vs.PingRequest(target="127.0.0.1:8080", target_type="volumeServer").SerializeToString()
+    assert await checks[SVC + "Ping"](None, other) is None  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def gateway(tmp_path: Path, master: MasterProc) -> Iterator[VolumeProc]:
+    g = start_weedpy_volume(tmp_path, master)
+    try:
+        yield g
+    finally:
+        g.stop()
+
+
+async def test_end_to_end_through_the_gateway(gateway: VolumeProc, master: MasterProc) -> None:
+    async with Channel("127.0.0.1", gateway.grpc_port) as ch:
+        # A loopback source that is neither our own ip nor a listed server: refused as Go does.
+        with pytest.raises(GrpcError) as info:
+            async with ch.unary_stream(SVC + "VolumeCopy", vs.VolumeCopyRequest(volume_id=77, source_data_node="127.0.0.2:1"),
+                                       vs.VolumeCopyResponse, timeout=20) as responses:
+                async for _ in responses:
+                    pass
+        assert "invalid source data node 127.0.0.2:1" in str(info.value.message)
+        # A master ping names the operator's master; Go only knows the relay, so the gateway rewrites it.
+        resp = await ch.unary_unary(SVC + "Ping", vs.PingRequest(target=master.address, target_type="master"),
+                                    vs.PingResponse, timeout=20)
+        assert resp.remote_time_ns > 0
