@@ -344,11 +344,85 @@ class NativeHttp:
         return resp.status, body()
 
     async def delete_chunks(self, fids: list[str]) -> str | None:
-        """ChunkManifest.DeleteChunks: the first failure as `chunk delete <fid>: <error>`."""
-        hook = getattr(self, "batch_delete", None)
-        if hook is None:
-            return f"chunk delete {fids[0] if fids else ''}: not supported by the native server"
-        return await hook(fids)
+        """ChunkManifest.DeleteChunks: skip-cookie batch deletes per server; the first failure as
+        `chunk delete <fid>: <error>` (Go's result order: bad fids, lookup errors, per server)."""
+        failures: list[tuple[str, str]] = []
+        by_vid: dict[str, list[str]] = {}
+        for fid in fids:
+            comma = fid.find(",")
+            if comma <= 0:
+                failures.append((fid, "Wrong fid format."))
+                continue
+            by_vid.setdefault(fid[:comma], []).append(fid)
+        by_server: dict[str, tuple[int, list[str]]] = {}
+        for vid_text, group in by_vid.items():
+            try:
+                locations = await self.ctx.master.lookup_volume(int(vid_text))
+            except ValueError:
+                failures += [(f, f"Unknown volume id {vid_text}") for f in group]
+                continue
+            except LookupError as exc:
+                failures += [(f, str(exc)) for f in group]
+                continue
+            except Exception as exc:
+                failures += [(f, f"lookup error: {exc}") for f in group]
+                continue
+            for loc in locations:
+                entry = by_server.setdefault(loc.url, (loc.grpc_port, []))
+                entry[1].extend(group)
+        for url, (grpc_port, group) in by_server.items():
+            if url == self.ctx.self_url:
+                failures += self._batch_delete_local(group)
+            else:
+                failures += await _batch_delete_remote(url, grpc_port, group)
+        if failures:
+            fid, err = failures[0]
+            return f"chunk delete {fid}: {err}"
+        return None
+
+    def _batch_delete_local(self, fids: list[str]) -> list[tuple[str, str]]:
+        """BatchDelete with SkipCookieCheck on this server's own store."""
+        from native.http._fid import FidError, _parse_key_cookie
+        from native.storage import StorageError
+
+        out = []
+        store = self.ctx.store
+        for fid in fids:
+            vid_text, _, key_cookie = fid.partition(",")
+            try:
+                key, _ = _parse_key_cookie(key_cookie)
+            except FidError as exc:
+                out.append((fid, str(exc)))
+                continue
+            try:
+                vid = new_volume_id(vid_text)
+            except NumError:
+                vid = 0
+            if store.find_volume(vid) is None:
+                out.append((fid, f"volume {vid} not found on {self.ctx.self_url}"))
+                continue
+            try:
+                store.delete_needle(vid, key, None)
+            except StorageError as exc:
+                out.append((fid, str(exc)))
+        return out
+
+
+async def _batch_delete_remote(url: str, grpc_port: int, fids: list[str]) -> list[tuple[str, str]]:
+    from proto import volume_server_pb2 as vs
+    from weedpy.grpc import Channel, GrpcError
+
+    host = url.rsplit(":", 1)[0]
+    port = grpc_port or int(url.rsplit(":", 1)[1]) + 10000
+    try:
+        async with Channel(host, port) as ch:
+            resp = await ch.unary_unary(
+                "/volume_server_pb.VolumeServer/BatchDelete",
+                vs.BatchDeleteRequest(file_ids=fids, skip_cookie_check=True), vs.BatchDeleteResponse, timeout=30,
+            )
+    except (GrpcError, OSError, trio.TooSlowError) as exc:
+        return [(f, str(exc)) for f in fids]
+    return [(r.file_id, r.error) for r in resp.results if r.error]
 
 
 async def _counting(stream, expected: int, exch: Exchange):

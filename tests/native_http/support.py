@@ -27,21 +27,31 @@ __all__ = ["HttpMasterLookup", "NativeServer", "start_native", "grow_go_volumes"
 
 
 class HttpMasterLookup:
-    """MasterLookup over `GET /dir/lookup` (tests only; the server proper uses gRPC)."""
+    """MasterLookup over `GET /dir/lookup` (tests only; the server proper uses gRPC).
 
-    def __init__(self, master_url: str | None) -> None:
+    The in-process native server never heartbeats, so the master does not know it; with
+    `self_location` and `store`, its own volumes are added to the answer as the master would
+    list them once it did."""
+
+    def __init__(self, master_url: str | None, self_location: Location | None = None, store: Store | None = None) -> None:
         self.master_url = master_url
+        self.self_location = self_location
+        self.store = store
         self.invalidated: list[int] = []
 
     async def lookup_volume(self, vid: int) -> list[Location]:
+        mine = [self.self_location] if (self.self_location and self.store and self.store.has_volume(vid)) else []
         if self.master_url is None:
+            if mine:
+                return mine
             raise LookupError(f"volume id {vid} not found")
         def get() -> dict:
             return httpx.get(f"{self.master_url}/dir/lookup", params={"volumeId": vid}, timeout=10).json()
         doc = await trio.to_thread.run_sync(get)
-        if doc.get("error"):
+        if doc.get("error") and not mine:
             raise LookupError(doc["error"])
-        return [Location(loc["url"], loc["publicUrl"], loc.get("grpcPort", 0)) for loc in doc.get("locations", [])]
+        locs = [Location(loc["url"], loc["publicUrl"], loc.get("grpcPort", 0)) for loc in doc.get("locations", [])]
+        return locs + [m for m in mine if all(l.url != m.url for l in locs)]
 
     def invalidate(self, vid: int) -> None:
         self.invalidated.append(vid)
@@ -78,7 +88,7 @@ def write_security(dirpath: Path, text: str) -> Path:
 def start_native(
     data_dir: Path, *, flags: tuple[str, ...] = (), master_url: str | None = None,
     security: SecurityConfig | None = None, split_public: bool = False, volumes: tuple[int, ...] = (),
-    replication: str = "000",
+    replication: str = "000", volume_replication: dict[int, str] | None = None,
 ) -> Iterator[NativeServer]:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -89,10 +99,11 @@ def start_native(
     store = Store.open([str(data_dir)], max_counts=50)
     for vid in volumes:
         if not store.has_volume(vid):
-            store.allocate_volume(vid, replication=replication)
+            store.allocate_volume(vid, replication=(volume_replication or {}).get(vid, replication))
     ctx = NativeContext(
         cfg=cfg, security=security or SecurityConfig(), store=store, version="8000GB 4.48",
-        master=HttpMasterLookup(master_url), http_pool=UpstreamPool(),
+        master=HttpMasterLookup(master_url, Location(f"127.0.0.1:{port}", f"127.0.0.1:{public_port}", 1), store),
+        http_pool=UpstreamPool(),
     )
     app = NativeHttp(ctx)
     listeners = [("admin", listening_socket("127.0.0.1", port))]
@@ -149,3 +160,34 @@ def grow_go_volumes(master: MasterProc, server: VolumeProc, count: int, replicat
 
 
 _ = json
+
+
+def allocate_go(server: VolumeProc, vid: int, replication: str = "000", collection: str = "") -> None:
+    """AllocateVolume on a Go volume server over gRPC (the master learns it from heartbeats)."""
+    from proto import volume_server_pb2 as vs
+    from weedpy.grpc import Channel
+
+    async def run() -> None:
+        async with Channel("127.0.0.1", server.grpc_port) as ch:
+            await ch.unary_unary(
+                "/volume_server_pb.VolumeServer/AllocateVolume",
+                vs.AllocateVolumeRequest(volume_id=vid, replication=replication, collection=collection, version=3),
+                vs.AllocateVolumeResponse, timeout=30,
+            )
+
+    trio.run(run)
+
+
+def wait_lookup(master: MasterProc, vid: int, count: int, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = httpx.get(f"{master.url}/dir/lookup", params={"volumeId": vid}, timeout=10).json()
+        if len(doc.get("locations") or []) >= count:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"volume {vid} not at {count} locations: {doc}")
+
+
+__all__ += ["allocate_go", "wait_lookup"]

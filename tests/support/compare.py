@@ -28,6 +28,7 @@ class Raw:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     own_addr: bytes | None = None
+    aliases: tuple[tuple[bytes, bytes], ...] = ()  # (value, placeholder), e.g. a peer's ip:port
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
@@ -35,12 +36,12 @@ class Raw:
     def masked(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         body = self.body
         headers = []
-        own = self.own_addr
-        if own:
-            body = body.replace(own, b"<self>")
+        subs = ([(self.own_addr, b"<self>")] if self.own_addr else []) + list(self.aliases)
+        for old, new in subs:
+            body = body.replace(old, new)
         for k, v in self.headers:
-            if own:
-                v = v.replace(own, b"<self>")
+            for old, new in subs:
+                v = v.replace(old, new)
             if k.lower() in VARIABLE_HEADERS:
                 v = b"*"
             elif k.lower() == b"content-type" and (m := _BOUNDARY.search(v)):
