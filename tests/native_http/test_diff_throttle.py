@@ -1,0 +1,121 @@
+"""Differential: upload/download in-flight limits (the harness's P8 profile: 1 MB limits, 2 s
+inflight timeouts). The same scenario runs against Go and native; the answers must match."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.native_http.support import grow_go_volumes, start_native
+from tests.native_http.test_diff_basic import Pair
+from tests.support.compare import Raw, fetch
+from tests.support.procs import start_go_volume, start_master
+
+P8 = ("-concurrentUploadLimitMB=1", "-concurrentDownloadLimitMB=1",
+      "-inflightUploadDataTimeout=2s", "-inflightDownloadDataTimeout=2s")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    work: Path = tmp_path_factory.mktemp("diff-throttle")
+    m = start_master(work / "m-go")
+    go = None
+    try:
+        go = start_go_volume(work, m, extra=list(P8))
+        ids = grow_go_volumes(m, go, 2)
+        with start_native(work / "native", volumes=tuple(ids), flags=P8) as py:
+            yield Pair(go, py)
+    finally:
+        if go is not None:
+            go.stop()
+        m.stop()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _stalled_upload(port: int, path: str, total: int, sent: int) -> socket.socket:
+    """An upload that declares `total` bytes but sends only `sent` and then stalls."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode() + b"s" * sent)
+    return s
+
+
+def _unread_download(port: int, path: str) -> socket.socket:
+    """A GET whose response body we do not read (the server stays blocked writing it)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    time.sleep(0.5)
+    return s
+
+
+def both(pair: Pair, scenario: Callable[[str], list[Raw]], label: str) -> list[int]:
+    results: dict[str, list[Raw]] = {}
+
+    def run(name: str, url: str) -> None:
+        results[name] = scenario(url)
+
+    threads = [threading.Thread(target=run, args=("go", pair.go.url)), threading.Thread(target=run, args=("py", pair.py.url))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, (g, p) in enumerate(zip(results["go"], results["py"])):
+        pair.results.append((f"{label} #{i}", g, p))
+    return [r.status for r in results["py"]]
+
+
+def test_upload_limit_timeout_and_replicate_bypass(pair: Pair) -> None:
+    def scenario(url: str) -> list[Raw]:
+        held = _stalled_upload(_port(url), "/1,0a1b2c3d4e", 2 * 1024 * 1024, 1000)
+        time.sleep(0.3)
+        out = [fetch(url, "PUT", "/1,0b1b2c3d4e?ts=1700000000", content=b"small")]
+        out.append(fetch(url, "PUT", "/1,0c1b2c3d4e?ts=1700000000&type=replicate", content=b"replica"))
+        held.close()
+        time.sleep(0.3)
+        out.append(fetch(url, "PUT", "/1,0d1b2c3d4e?ts=1700000000", content=b"after release"))
+        return out
+
+    statuses = both(pair, scenario, "upload limit")
+    pair.check()
+    assert statuses == [429, 201, 201]
+
+
+def test_upload_waits_then_proceeds(pair: Pair) -> None:
+    def scenario(url: str) -> list[Raw]:
+        held = _stalled_upload(_port(url), "/1,0e1b2c3d4e", 2 * 1024 * 1024, 1000)
+        time.sleep(0.3)
+        threading.Timer(0.8, held.close).start()
+        return [fetch(url, "PUT", "/1,0f1b2c3d4e?ts=1700000000", content=b"waited")]
+
+    statuses = both(pair, scenario, "upload wait")
+    pair.check()
+    assert statuses == [201]
+
+
+def test_download_limit(pair: Pair) -> None:
+    big = bytes(range(256)) * (12 * 4096)  # 12 MiB, not compressible
+    pair.same("PUT", "/2,0a1b2c3d4e?ts=1700000000", content=big, headers={"Content-Type": "application/octet-stream"})
+    pair.same("PUT", "/2,0b1b2c3d4e?ts=1700000000", content=b"small one")
+
+    def scenario(url: str) -> list[Raw]:
+        held = _unread_download(_port(url), "/2,0a1b2c3d4e")
+        out = [fetch(url, "GET", "/2,0b1b2c3d4e")]
+        out.append(fetch(url, "GET", "/2,0b1b2c3d4e?proxied=true"))
+        out.append(fetch(url, "GET", "/abc,0b1b2c3d4e"))
+        held.close()
+        time.sleep(0.5)
+        out.append(fetch(url, "GET", "/2,0b1b2c3d4e"))
+        return out
+
+    statuses = both(pair, scenario, "download limit")
+    pair.check()
+    assert statuses == [429, 429, 400, 200]
