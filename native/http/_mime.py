@@ -43,6 +43,38 @@ BUILTIN_TYPES: dict[str, str] = {
     ".xml": "text/xml; charset=utf-8", ".xsl": "text/xml; charset=utf-8", ".zip": "application/zip",
 }
 
+# weed registers these with mime.AddExtensionType in an init() of a package linked into every
+# weed binary (weed/admin/dash), so they override the host database in the volume server too.
+WEED_OVERRIDES: tuple[tuple[str, str], ...] = (
+    (".txt", "text/plain"), (".log", "text/plain"), (".cfg", "text/plain"), (".conf", "text/plain"),
+    (".ini", "text/plain"), (".properties", "text/plain"), (".gitignore", "text/plain"),
+    (".gitattributes", "text/plain"), (".env", "text/plain"), (".md", "text/markdown"),
+    (".markdown", "text/markdown"), (".html", "text/html"), (".htm", "text/html"), (".css", "text/css"),
+    (".xml", "application/xml"), (".js", "application/javascript"), (".mjs", "application/javascript"),
+    (".ts", "text/typescript"), (".py", "text/x-python"), (".go", "text/x-go"), (".java", "text/x-java"),
+    (".c", "text/x-c"), (".cpp", "text/x-c++"), (".cc", "text/x-c++"), (".cxx", "text/x-c++"),
+    (".c++", "text/x-c++"), (".h", "text/x-c-header"), (".hpp", "text/x-c-header"), (".php", "text/x-php"),
+    (".rb", "text/x-ruby"), (".pl", "text/x-perl"), (".rs", "text/x-rust"), (".swift", "text/x-swift"),
+    (".kt", "text/x-kotlin"), (".scala", "text/x-scala"), (".sh", "text/x-shellscript"),
+    (".bash", "text/x-shellscript"), (".zsh", "text/x-shellscript"), (".fish", "text/x-shellscript"),
+    (".dockerfile", "text/x-dockerfile"), (".json", "application/json"), (".yaml", "text/yaml"),
+    (".yml", "text/yaml"), (".csv", "text/csv"), (".sql", "text/sql"), (".jpg", "image/jpeg"),
+    (".jpeg", "image/jpeg"), (".png", "image/png"), (".gif", "image/gif"), (".bmp", "image/bmp"),
+    (".webp", "image/webp"), (".svg", "image/svg+xml"), (".ico", "image/x-icon"),
+    (".pdf", "application/pdf"), (".doc", "application/msword"),
+    (".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    (".xls", "application/vnd.ms-excel"),
+    (".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    (".ppt", "application/vnd.ms-powerpoint"),
+    (".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+    (".zip", "application/zip"), (".tar", "application/x-tar"), (".gz", "application/gzip"),
+    (".bz2", "application/x-bzip2"), (".7z", "application/x-7z-compressed"),
+    (".rar", "application/x-rar-compressed"), (".mp4", "video/mp4"), (".avi", "video/x-msvideo"),
+    (".mov", "video/quicktime"), (".wmv", "video/x-ms-wmv"), (".flv", "video/x-flv"),
+    (".webm", "video/webm"), (".mp3", "audio/mpeg"), (".wav", "audio/wav"), (".flac", "audio/flac"),
+    (".aac", "audio/aac"), (".ogg", "audio/ogg"),
+)
+
 GLOBS_FILES: tuple[str, ...] = ("/usr/local/share/mime/globs2", "/usr/share/mime/globs2")
 TYPE_FILES: tuple[str, ...] = (
     "/etc/mime.types", "/etc/apache2/mime.types", "/etc/apache/mime.types", "/etc/httpd/conf/mime.types",
@@ -72,7 +104,10 @@ class MimeTable:
         self._lower = lower
 
     @classmethod
-    def load(cls, globs_files: Sequence[str] = GLOBS_FILES, type_files: Sequence[str] = TYPE_FILES) -> "MimeTable":
+    def load(
+        cls, globs_files: Sequence[str] = GLOBS_FILES, type_files: Sequence[str] = TYPE_FILES,
+        overrides: Sequence[tuple[str, str]] = WEED_OVERRIDES,
+    ) -> "MimeTable":
         exact = dict(BUILTIN_TYPES)
         lower = dict(BUILTIN_TYPES)
 
@@ -103,16 +138,19 @@ class MimeTable:
                 if ext in exact:
                     continue
                 set_type(ext, fields[1])
-            return cls(exact, lower)
-        for path in type_files:
-            for line in _lines(path) or ():
-                fields = line.split()
-                if len(fields) <= 1 or fields[0][0] == "#":
-                    continue
-                for ext in fields[1:]:
-                    if ext[0] == "#":
-                        break
-                    set_type("." + ext, fields[0])
+            break
+        else:
+            for path in type_files:
+                for line in _lines(path) or ():
+                    fields = line.split()
+                    if len(fields) <= 1 or fields[0][0] == "#":
+                        continue
+                    for ext in fields[1:]:
+                        if ext[0] == "#":
+                            break
+                        set_type("." + ext, fields[0])
+        for ext, typ in overrides:
+            set_type(ext, typ)
         return cls(exact, lower)
 
     def type_by_extension(self, ext: str) -> str:

@@ -45,11 +45,12 @@ log = get_logger("native.http")
 class Scope:
     """Per-request cleanups run once the response has been written (Go's deferred calls)."""
 
-    __slots__ = ("_done", "_closers")
+    __slots__ = ("_done", "_closers", "body_ended")
 
     def __init__(self) -> None:
         self._done: list[Callable[[], object]] = []
         self._closers: list[object] = []
+        self.body_ended = False  # the request body hit its end (possibly cut short by the peer)
 
     def on_done(self, fn: Callable[[], object]) -> None:
         self._done.append(fn)
@@ -129,7 +130,7 @@ class NativeHttp:
         try:
             resp = await self._route(exch, req, scope)
             if resp is not None:
-                await self._send(exch, resp)
+                await self._send(exch, resp, scope)
         except DropConnection:
             exch.close_after = True
         except ContentError:
@@ -138,17 +139,19 @@ class NativeHttp:
             with trio.CancelScope(shield=True):
                 await scope.finish()
 
-    async def _send(self, exch: Exchange, resp: GoResponse) -> None:
-        await self._settle_body(exch)
+    async def _send(self, exch: Exchange, resp: GoResponse, scope: Scope) -> None:
+        await self._settle_body(exch, scope)
         expected = resp.stream_length
         if resp.stream is not None and expected is not None:
             resp.stream = _counting(resp.stream, expected, exch)
         await send_go_response(exch, resp, sniff=detect_content_type)
 
-    async def _settle_body(self, exch: Exchange) -> None:
-        """What Go's server does with a request body the handler left unread, before replying."""
+    async def _settle_body(self, exch: Exchange, scope: Scope) -> None:
+        """What Go's server does with a request body the handler left unread, before replying:
+        up to 256 KiB more is read and dropped; beyond that (or after a broken body) the reply
+        says `Connection: close`. A body that ended early at the peer's EOF counts as read."""
         req = exch.request
-        if exch.body_done or not req.has_body:
+        if exch.body_done or not req.has_body or scope.body_ended:
             return
         if req.expect_continue and not getattr(exch, "_continued", False):
             exch.close_after = True
@@ -165,7 +168,7 @@ class NativeHttp:
             pass
         exch.close_after = True
 
-    def _source(self, exch: Exchange) -> Source:
+    def _source(self, exch: Exchange, scope: Scope) -> Source:
         sent = False
 
         async def source() -> bytes:
@@ -175,8 +178,13 @@ class NativeHttp:
                 await exch.send(CONTINUE_100)
             try:
                 return await exch.receive_body()
-            except (ProtocolError, trio.TooSlowError):
-                raise UNEXPECTED_EOF from None
+            except ProtocolError as exc:
+                text = _chunk_error(str(exc))
+                if text == "unexpected EOF" and not exch.request.chunked:
+                    scope.body_ended = True  # Go saw EOF on a Content-Length body: no Connection: close
+                raise GoIOError(text) from None
+            except trio.TooSlowError:
+                raise GoIOError("i/o timeout") from None
 
         return source
 
@@ -253,7 +261,7 @@ class NativeHttp:
         scope.on_done(lambda: lim.release(cl))
         if self.guard.restricts and not self.guard.allows(req.remote_host):
             return empty(h, 401)
-        return await post(self, req, h, self._source(exch))
+        return await post(self, req, h, self._source(exch, scope))
 
     async def _get(self, exch: Exchange, req: GoRequest, h: GoHeader, scope: Scope) -> GoResponse | None:
         lim = self.download
@@ -437,6 +445,21 @@ async def _counting(stream, expected: int, exch: Exchange):
         return
     if sent != expected:
         exch.close_after = True
+
+
+_CHUNK_ERRORS = {
+    "Invalid character in chunk size": "invalid byte in chunk length",
+    "Chunk size overflow": "http chunk length too large",
+}
+
+
+def _chunk_error(message: str) -> str:
+    """Go's body-read error for what the HTTP parser reported about the request body."""
+    if "closed" in message or "EOF" in message:
+        return "unexpected EOF"
+    if "chunk" in message.lower() or "LF" in message:
+        return _CHUNK_ERRORS.get(message, "malformed chunked encoding")
+    return "unexpected EOF"
 
 
 def _mux_redirect(req: GoRequest, clean_escaped: str) -> GoResponse:

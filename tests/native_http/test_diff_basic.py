@@ -187,3 +187,23 @@ def test_deletes(pair: Pair) -> None:
 
 
 _ = json
+
+
+EXTS = [".txt", ".TXT", ".html", ".htm", ".png", ".jpg", ".JPEG", ".gif", ".webp", ".json", ".js", ".mjs", ".css",
+        ".xml", ".pdf", ".zip", ".gz", ".tar", ".mp4", ".mp3", ".wav", ".svg", ".c", ".C", ".cc", ".cpp", ".go", ".py",
+        ".md", ".markdown", ".csv", ".doc", ".docx", ".bin", ".exe", ".foo", ".yaml", ".yml", ".ico", ".bmp", ".tif",
+        ".woff", ".woff2", ".ttf", ".otf", ".wasm", ".avif", ".heic", ".mkv", ".webm", ".weba", ".ogg", ".flac", ".rtf",
+        ".sh", ".rs", ".java", ".h", ".hpp", ".php", ".rb", ".pl", ".sql", ".log", ".ini", ".conf", ".cfg", ".toml",
+        ".env", ".gitignore", ".properties", ".ts", ".kt", ".swift", ".scala", ".bash", ".zsh", ".fish",
+        ".dockerfile", ".7z", ".rar", ".bz2", ".xz", ".zst", ".br", ".aac", ".avi", ".mov", ".wmv", ".flv",
+        ".xls", ".xlsx", ".ppt", ".pptx", ".apk", ".deb", ".iso", ".dat", ".idx", ".vif", ".ics", ".vtt", ".eml",
+        ".m4a", ".opus", ".jfif", ".apng", ".xhtml", ".rdf", ".ai", ".eps", ".ps", ".tiff", ".svgz", ".jar"]
+
+
+def test_mime_by_extension_matches_weed(pair: Pair) -> None:
+    """TypeByExtension as the weed binary has it (Go's table, the host database, weed's own)."""
+    for i, ext in enumerate(EXTS):
+        pair.same("PUT", f"/3,{0x100 + i:x}1b2c3d4e?ts=1700000000", content=b"m",
+                  headers={"Content-Disposition": f'attachment; filename="f{ext}"', "Content-Type": ""},
+                  label=f"mime of {ext}")
+    pair.check()

@@ -151,7 +151,8 @@ def serialize_head(
         if first and sniff is not None:
             lines.append(b"Content-Type: " + sniff(first).encode())
     if not keep_alive:
-        lines.append(b"Connection: close")
+        if not http10:
+            lines.append(b"Connection: close")  # Go never tells an HTTP/1.0 client it will close
     elif http10:
         lines.append(b"Connection: keep-alive")
     if chunked:
