@@ -1,23 +1,19 @@
-"""Raw HTTP responses and the mask of values that legitimately differ between two servers.
+"""Raw HTTP responses for differential tests, masked with the differ's one mask.
 
-The mask lives here, in one place, for every differential test:
-- `Date` and `X-Amz-Request-Id` values (per response);
-- the boundary of `multipart/byteranges` responses (random per response), in the header and body;
-- the answering server's own `ip:port` (Go puts it in some error texts), when the response
-  records it in `own_addr`: replaced by `<self>` in header values and the body.
+The mask of values that legitimately differ between two servers (Date, X-Amz-Request-Id,
+multipart boundaries, the server's own `ip:port`) lives in `difftool/_mask.py`, shared by these
+tests and the dual-run differ; `own_addr` here is the address the mask replaces by `<self>`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import httpx
 
-__all__ = ["Raw", "fetch", "VARIABLE_HEADERS", "diff_text"]
+from difftool import VARIABLE_HEADERS, mask_http
 
-VARIABLE_HEADERS = frozenset({b"date", b"x-amz-request-id"})
-_BOUNDARY = re.compile(rb"boundary=([0-9A-Za-z'()+_,./:=?-]+)")
+__all__ = ["Raw", "fetch", "VARIABLE_HEADERS", "diff_text"]
 
 
 @dataclasses.dataclass
@@ -34,21 +30,7 @@ class Raw:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
     def masked(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        body = self.body
-        headers = []
-        subs = ([(self.own_addr, b"<self>")] if self.own_addr else []) + list(self.aliases)
-        for old, new in subs:
-            body = body.replace(old, new)
-        for k, v in self.headers:
-            for old, new in subs:
-                v = v.replace(old, new)
-            if k.lower() in VARIABLE_HEADERS:
-                v = b"*"
-            elif k.lower() == b"content-type" and (m := _BOUNDARY.search(v)):
-                body = body.replace(m.group(1), b"BOUNDARY")
-                v = v.replace(m.group(1), b"BOUNDARY")
-            headers.append((k, v))
-        return self.status, headers, body
+        return mask_http(self.status, self.headers, self.body, (self.own_addr,) if self.own_addr else (), self.aliases)
 
 
 def fetch(base_url: str, method: str, path: str, **kw: object) -> Raw:
