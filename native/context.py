@@ -60,6 +60,7 @@ class NativeContext:
     master: MasterLookup
     http_pool: UpstreamPool
     state: ServerState = dataclasses.field(default_factory=ServerState)
+    full_version: str = ""  # Go's version.Version() ("8000GB 4.48 pypi": VERSION + commit); "" = version
 
     @property
     def server_header(self) -> str:

@@ -16,6 +16,7 @@ import trio
 
 from gateway.guard import Guard
 from native.context import NativeContext
+from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
 from native.http._content import ContentError
 from native.http._delete import delete
@@ -207,8 +208,9 @@ class NativeHttp:
                 if extra is not None:
                     return await extra(req, h)
                 if path in ("/healthz", "/readyz"):
-                    st = self.ctx.state
-                    return empty(h, 503 if (st.stopping or st.heartbeat_stopped) else 200)
+                    return await healthz(self, req, h)
+                if path == "/status":
+                    return await status(self, req, h)
                 return json_error(h, req, 501, f"{path} is not implemented by the native server")
             return await self._private(exch, req, scope)
         return await self._public(exch, req, scope)

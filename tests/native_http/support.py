@@ -101,7 +101,7 @@ def start_native(
         if not store.has_volume(vid):
             store.allocate_volume(vid, replication=(volume_replication or {}).get(vid, replication))
     ctx = NativeContext(
-        cfg=cfg, security=security or SecurityConfig(), store=store, version="8000GB 4.48",
+        cfg=cfg, security=security or SecurityConfig(), store=store, version="8000GB 4.48", full_version="8000GB 4.48 pypi",
         master=HttpMasterLookup(master_url, Location(f"127.0.0.1:{port}", f"127.0.0.1:{public_port}", 1), store),
         http_pool=UpstreamPool(),
     )
