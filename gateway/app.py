@@ -110,12 +110,14 @@ async def _run_bound(
 
     async with trio.open_nursery() as root:
         root.start_soon(watch_signals)
-        master_arg = await _start_relay(root, cfg, front)
+        relay = HeartbeatRelay(cfg.masters, front)
+        master_arg = await root.start(relay.run)
         supervisor = Supervisor(
             lambda ports: backend_argv(cfg, weed, ports, master_arg, config_dir),
             split_public=cfg.split_public_port,
             env=backend_environ(os.environ),
         )
+        relay.set_backend(supervisor)
         policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
             cfg.ip, functools.partial(master_volume_servers, cfg.masters),
         )
@@ -169,12 +171,6 @@ async def _run_bound(
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-async def _start_relay(nursery: trio.Nursery, cfg: VolumeConfig, front: FrontIdentity) -> str:
-    """Start the heartbeat relay; its address is the backend's -master."""
-    relay = HeartbeatRelay(cfg.masters, front)
-    return await nursery.start(relay.run)
 
 
 async def _serve_http(

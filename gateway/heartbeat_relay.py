@@ -12,7 +12,11 @@ The backend is started with `-master=<relay>`, where the relay address is
   heartbeat stream with UNAVAILABLE, so Go reconnects (through the relay) after a pulse; a master
   that cannot be reached moves the relay on to the next of `masters`;
 * splices the HTTP port byte for byte to the current master's HTTP address, so `host:httpPort` in
-  the relay address is a real master too.
+  the relay address is a real master too;
+* keeps Go's idea of itself consistent: Go recognises itself in lookup results by its own
+  `ip:port`, which for the backend is the private one, so `LookupVolume` / `LookupEcVolume`
+  answers show this server under the backend's address (otherwise Go would "replicate" or "proxy"
+  to itself through the gateway), and `VolumeMarkReadonly` requests carry the front address.
 
 Use (gateway/app.py):
 
@@ -23,12 +27,12 @@ Use (gateway/app.py):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 from google.protobuf.message import DecodeError
 
-from gateway.backend import BackendEndpoints, FrontIdentity
+from gateway.backend import BackendEndpoints, BackendView, FrontIdentity
 from gateway.grpc_proxy import BackendPools, GoRelay, forward_headers
 from gateway.tcp_relay import serve_tcp_relay
 from proto import master_pb2
@@ -49,6 +53,8 @@ from weedpy.grpc import (
 from weedpy.logs import get_logger
 
 __all__ = [
+    "rewrite_lookup",
+    "rewrite_mark_readonly",
     "SEND_HEARTBEAT",
     "HeartbeatRelay",
     "LeaderTracker",
@@ -60,6 +66,11 @@ __all__ = [
 _log = get_logger("gateway.heartbeat_relay")
 
 SEND_HEARTBEAT = "/master_pb.Seaweed/SendHeartbeat"
+MARK_READONLY = "/master_pb.Seaweed/VolumeMarkReadonly"
+LOOKUPS = {
+    "/master_pb.Seaweed/LookupVolume": master_pb2.LookupVolumeResponse,
+    "/master_pb.Seaweed/LookupEcVolume": master_pb2.LookupEcVolumeResponse,
+}
 _GRPC_PORT_OFFSET = 10000  # Go's default when an address names no gRPC port
 
 
@@ -149,6 +160,30 @@ def rewrite_heartbeat(raw: bytes, front: FrontIdentity) -> bytes:
     return hb.SerializeToString()
 
 
+def rewrite_lookup(raw: bytes, response_type: type, front_url: str, backend: BackendEndpoints | None) -> bytes:
+    """Lookup answers with this server's front address replaced by the backend's own."""
+    if backend is None:
+        return raw
+    resp = response_type.FromString(raw)
+    groups = resp.volume_id_locations if hasattr(resp, "volume_id_locations") else resp.shard_id_locations
+    url = f"{backend.http[0]}:{backend.http[1]}"
+    changed = False
+    for group in groups:
+        for loc in group.locations:
+            if loc.url == front_url:
+                loc.url = url
+                loc.public_url = url
+                loc.grpc_port = backend.grpc[1]
+                changed = True
+    return resp.SerializeToString() if changed else raw
+
+
+def rewrite_mark_readonly(raw: bytes, front: FrontIdentity) -> bytes:
+    req = master_pb2.VolumeMarkReadonlyRequest.FromString(raw)
+    req.ip, req.port = front.ip, front.port
+    return req.SerializeToString()
+
+
 def rewrite_heartbeat_response(raw: bytes, relay_address: str) -> tuple[bytes, str]:
     """(the response with `leader` pointing at the relay, the leader the master named or "")."""
     resp = master_pb2.HeartbeatResponse()
@@ -187,6 +222,12 @@ class HeartbeatRelay:
         self.address = ""  # the relay's own ServerAddress once running
         self._relay: GoRelay | None = None
         self._pools: BackendPools | None = None
+        self._backend: BackendView | None = None
+        self._front_url = f"{front.ip}:{front.port}"
+
+    def set_backend(self, backend: BackendView) -> None:
+        """Where the Go backend listens now (its address changes on every restart)."""
+        self._backend = backend
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         grpc_listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
@@ -197,7 +238,7 @@ class HeartbeatRelay:
         async with trio.open_nursery() as nursery:
             pools = BackendPools(nursery)
             try:
-                self._relay = GoRelay(_CurrentMaster(self.tracker), pools)
+                self._relay = GoRelay(_CurrentMaster(self.tracker), pools, checks={MARK_READONLY: self._mark_readonly})
                 self._pools = pools
                 await nursery.start(serve_listeners, [grpc_listener], self)
                 nursery.start_soon(serve_tcp_relay, http_listener, lambda: self.tracker.current.http)
@@ -210,35 +251,51 @@ class HeartbeatRelay:
     async def handle(self, call: ServerCall) -> None:
         """CallHandler for the relay's gRPC port."""
         assert self._relay is not None and self._pools is not None, "serve through run()"
+        lookup_type = LOOKUPS.get(call.method)
+        if lookup_type is not None:
+            await self._relay_rewriting(call, lambda raw: rewrite_lookup(
+                raw, lookup_type, self._front_url, self._backend.current() if self._backend else None))
+            return
         if call.method != SEND_HEARTBEAT:
             await self._relay.handle(call)
             return
+        await self._relay_rewriting(call, None)
+
+    async def _mark_readonly(self, call: ServerCall, raw: bytes) -> bytes:
+        return rewrite_mark_readonly(raw, self.front)
+
+    async def _relay_rewriting(self, call: ServerCall, transform: Callable[[bytes], bytes] | None) -> None:
+        """Relay one call message by message; heartbeats (transform None) get the heartbeat rewrites."""
+        assert self._pools is not None
         master = self.tracker.current
         try:
             upstream = await self._pools.get(master.grpc).open_stream(forward_headers(call.headers))
         except GrpcError:
             self.tracker.failed(master)
             raise
-        _log.info("heartbeat stream open", master=_fmt(master), peer=call.peer)
+        heartbeat = transform is None
+        if heartbeat:
+            _log.info("heartbeat stream open", master=_fmt(master), peer=call.peer)
         error: GrpcError | None = None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeats_up, call, upstream)
+                nursery.start_soon(self._requests_up, call, upstream, heartbeat)
                 try:
-                    await self._responses_down(call, upstream, master)
+                    await self._responses_down(call, upstream, master, transform)
                 except GrpcError as exc:
                     error = exc
                 nursery.cancel_scope.cancel()
         finally:
             upstream.release()
-            _log.info("heartbeat stream closed", master=_fmt(master), error=str(error) if error else None)
+            if heartbeat:
+                _log.info("heartbeat stream closed", master=_fmt(master), error=str(error) if error else None)
         if error is not None:
             raise error
 
-    async def _heartbeats_up(self, call: ServerCall, upstream: StreamHandle) -> None:
+    async def _requests_up(self, call: ServerCall, upstream: StreamHandle, heartbeat: bool) -> None:
         while (msg := await call.receive_message()) is not None:
             try:
-                await upstream.send_data(encode_message(rewrite_heartbeat(msg, self.front)))
+                await upstream.send_data(encode_message(rewrite_heartbeat(msg, self.front) if heartbeat else msg))
             except GrpcError:
                 return  # the master side ended; _responses_down reports how
         try:
@@ -246,7 +303,10 @@ class HeartbeatRelay:
         except GrpcError:
             pass
 
-    async def _responses_down(self, call: ServerCall, upstream: StreamHandle, master: MasterAddress) -> None:
+    async def _responses_down(
+        self, call: ServerCall, upstream: StreamHandle, master: MasterAddress,
+        transform: Callable[[bytes], bytes] | None,
+    ) -> None:
         reader = MessageReader(max_length=None)
         while True:
             try:
@@ -257,6 +317,9 @@ class HeartbeatRelay:
             if isinstance(ev, DataReceived):
                 reader.feed(ev.data, ev.flow_len)
                 while (msg := reader.next_message()) is not None:
+                    if transform is not None:
+                        await call.send_data(encode_message(transform(msg)))
+                        continue
                     out, leader = rewrite_heartbeat_response(msg, self.address)
                     await call.send_data(encode_message(out))
                     if leader and self.tracker.leader_hint(leader):

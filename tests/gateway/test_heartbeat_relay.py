@@ -302,3 +302,30 @@ async def _lookup_ok(master: MasterProc, vid: str) -> dict | None:
     except httpx.HTTPError:
         return None
     return got if got.get("locations") else None
+
+
+def test_lookups_show_this_server_under_the_backend_address() -> None:
+    from gateway.backend import BackendEndpoints, FrontIdentity
+    from gateway.heartbeat_relay import rewrite_lookup, rewrite_mark_readonly
+    from proto import master_pb2
+
+    resp = master_pb2.LookupVolumeResponse(volume_id_locations=[
+        master_pb2.LookupVolumeResponse.VolumeIdLocation(volume_or_file_id="7", locations=[
+            master_pb2.Location(url="10.0.0.5:8080", public_url="10.0.0.5:8080", grpc_port=18080),
+            master_pb2.Location(url="10.0.0.6:8080", public_url="10.0.0.6:8080", grpc_port=18080),
+        ])])
+    backend = BackendEndpoints(http=("127.0.0.1", 41000), grpc=("127.0.0.1", 41001))
+    out = master_pb2.LookupVolumeResponse.FromString(
+        rewrite_lookup(resp.SerializeToString(), master_pb2.LookupVolumeResponse, "10.0.0.5:8080", backend))
+    locs = out.volume_id_locations[0].locations
+    assert (locs[0].url, locs[0].public_url, locs[0].grpc_port) == ("127.0.0.1:41000", "127.0.0.1:41000", 41001)
+    assert locs[1].url == "10.0.0.6:8080"  # other servers untouched
+    ec = master_pb2.LookupEcVolumeResponse(volume_id=3, shard_id_locations=[
+        master_pb2.LookupEcVolumeResponse.EcShardIdLocation(shard_id=1, locations=[master_pb2.Location(url="10.0.0.5:8080")])])
+    out_ec = master_pb2.LookupEcVolumeResponse.FromString(
+        rewrite_lookup(ec.SerializeToString(), master_pb2.LookupEcVolumeResponse, "10.0.0.5:8080", backend))
+    assert out_ec.shard_id_locations[0].locations[0].url == "127.0.0.1:41000"
+    front = FrontIdentity(ip="10.0.0.5", port=8080, grpc_port=18080, public_url="10.0.0.5:8080", server_id="10.0.0.5:8080")
+    mark = master_pb2.VolumeMarkReadonlyRequest(ip="127.0.0.1", port=41000, volume_id=7, is_readonly=True)
+    fixed = master_pb2.VolumeMarkReadonlyRequest.FromString(rewrite_mark_readonly(mark.SerializeToString(), front))
+    assert (fixed.ip, fixed.port, fixed.volume_id, fixed.is_readonly) == ("10.0.0.5", 8080, 7, True)
