@@ -90,13 +90,15 @@ def response_from_json(d: dict[str, Any]) -> Response:
 
 def outcome_to_json(o: Outcome, limit: int | None = None) -> dict[str, Any]:
     return {"response": None if o.response is None else response_to_json(o.response, limit), "error": o.error,
-            "ms": round(o.ms, 3), "own_addrs": [pack_bytes(a) for a in o.own_addrs], "version": o.version}
+            "ms": round(o.ms, 3), "own_addrs": [pack_bytes(a) for a in o.own_addrs], "version": o.version,
+            "aliases": [[pack_bytes(v), pack_bytes(p)] for v, p in o.aliases]}
 
 
 def outcome_from_json(d: dict[str, Any]) -> Outcome:
     resp = d.get("response")
     return Outcome(None if resp is None else response_from_json(resp), d.get("error", ""), float(d.get("ms", 0.0)),
-                   tuple(unpack_bytes(a) for a in d.get("own_addrs", ())), d.get("version", ""))
+                   tuple(unpack_bytes(a) for a in d.get("own_addrs", ())), d.get("version", ""),
+                   tuple((unpack_bytes(v), unpack_bytes(p)) for v, p in d.get("aliases", ())))
 
 
 def sample_to_json(s: Sample, limit: int | None = None) -> dict[str, Any]:

@@ -23,12 +23,15 @@ import enum
 from collections.abc import Iterable, Sequence
 
 from difftool._fields import FieldPattern, field_key, gunzip, json_fields, proto_fields, short
-from difftool._mask import mask_http, mask_text
+from difftool._mask import mask_headers, mask_http, mask_text
 from difftool._records import GrpcResponse, HttpResponse, Outcome
 from proto.services import rpc_for_path
 from weedpy.grpc import percent_decode
 
 __all__ = ["Verdict", "FieldDiff", "Comparison", "Rules", "compare_outcomes", "compare_http", "compare_grpc"]
+
+
+Aliases = Sequence[tuple[bytes, bytes]]  # (per-server value, placeholder), see _mask.py
 
 
 class Verdict(enum.Enum):
@@ -175,13 +178,19 @@ def _bytes_diff(path: str, a: bytes, b: bytes) -> FieldDiff:
     return FieldDiff(path, f"{len(a)} bytes, at {i}: {short(a[lo:i + 48], 100)}", f"{len(b)} bytes, at {i}: {short(b[lo:i + 48], 100)}")
 
 
-def _field_diffs(fa: dict[str, str], fb: dict[str, str], owns_a: Sequence[bytes], owns_b: Sequence[bytes]) -> list[FieldDiff]:
+_NO_MASK: tuple[Sequence[bytes], Aliases] = ((), ())
+
+
+def _field_diffs(fa: dict[str, str], fb: dict[str, str], mask_a: tuple[Sequence[bytes], Aliases] = _NO_MASK,
+                 mask_b: tuple[Sequence[bytes], Aliases] = _NO_MASK) -> list[FieldDiff]:
+    """Differences of two flattened payloads; `mask_*` = (own addresses, aliases) for string values."""
     out = []
+    masking = mask_a != _NO_MASK or mask_b != _NO_MASK
     for path in sorted(fa.keys() | fb.keys(), key=_path_order):
         va, vb = fa.get(path), fb.get(path)
-        if va is not None and vb is not None and (owns_a or owns_b):
-            va = mask_text(va.encode(), owns_a).decode()
-            vb = mask_text(vb.encode(), owns_b).decode()
+        if va is not None and vb is not None and va != vb and masking:
+            va = mask_text(va.encode(), *mask_a).decode()
+            vb = mask_text(vb.encode(), *mask_b).decode()
         if va != vb:
             out.append(FieldDiff(path, short(va) if va is not None else "<absent>", short(vb) if vb is not None else "<absent>"))
     return out
@@ -207,23 +216,24 @@ def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes) -> list[
             da, db = ga, gb
     ja, jb = json_fields(da, "body"), json_fields(db, "body")
     if ja is not None and jb is not None:
-        diffs = _field_diffs(ja, jb, (), ())
+        diffs = _field_diffs(ja, jb)
         return diffs or [FieldDiff("body#format", short(da), short(db))]
     return [_bytes_diff("body", da, db)]
 
 
 def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
-                 owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = ()) -> Comparison:
+                 owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = (),
+                 aliases_a: Aliases = (), aliases_b: Aliases = ()) -> Comparison:
     diffs: list[FieldDiff] = []
     if a.status != b.status:
         diffs.append(FieldDiff("status", str(a.status), str(b.status)))
     if a.headers != b.headers or owns_a or owns_b:
-        _, ha, _ = mask_http(a.status, a.headers, b"", owns_a)
-        _, hb, _ = mask_http(b.status, b.headers, b"", owns_b)
+        _, ha, _ = mask_http(a.status, a.headers, b"", owns_a, aliases_a)
+        _, hb, _ = mask_http(b.status, b.headers, b"", owns_b, aliases_b)
         diffs.extend(_header_diffs(ha, hb, rules))
     if a.body != b.body or a.truncated != b.truncated:
-        _, _, ma = mask_http(a.status, a.headers, a.body, owns_a)
-        _, _, mb = mask_http(b.status, b.headers, b.body, owns_b)
+        _, _, ma = mask_http(a.status, a.headers, a.body, owns_a, aliases_a)
+        _, _, mb = mask_http(b.status, b.headers, b.body, owns_b, aliases_b)
         if ma != mb or a.truncated != b.truncated:
             diffs.extend(_body_diffs(a, b, ma, mb))
     return _verdict(diffs, rules)
@@ -234,19 +244,25 @@ def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
 _STATUS_TRAILERS = frozenset({b"grpc-status", b"grpc-message"})
 
 
-def _message_diffs(i: int, a: bytes, b: bytes, method: str) -> list[FieldDiff]:
+def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequence[bytes], Aliases],
+                   mask_b: tuple[Sequence[bytes], Aliases]) -> list[FieldDiff]:
     rpc = rpc_for_path(method)
     prefix = f"msg[{i}]"
     if rpc is not None:
         fa, fb = proto_fields(a, rpc.response, prefix), proto_fields(b, rpc.response, prefix)
         if fa is not None and fb is not None:
-            return _field_diffs(fa, fb, (), ()) or [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
+            return _field_diffs(fa, fb, mask_a, mask_b) or [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
     return [_bytes_diff(prefix, a, b)]
 
 
 def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = NO_RULES,
-                 owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = ()) -> Comparison:
+                 owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = (),
+                 aliases_a: Aliases = (), aliases_b: Aliases = ()) -> Comparison:
     diffs: list[FieldDiff] = []
+    a = dataclasses.replace(a, headers=tuple(mask_headers(a.headers, owns_a, aliases_a)),
+                            trailers=tuple(mask_headers(a.trailers, owns_a, aliases_a)))
+    b = dataclasses.replace(b, headers=tuple(mask_headers(b.headers, owns_b, aliases_b)),
+                            trailers=tuple(mask_headers(b.trailers, owns_b, aliases_b)))
     if a.trailers_only != b.trailers_only:
         diffs.append(FieldDiff("trailers-only", str(a.trailers_only).lower(), str(b.trailers_only).lower()))
     if a.reset_code != b.reset_code:
@@ -257,8 +273,8 @@ def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = N
     sa, sb = a.trailer(b"grpc-status"), b.trailer(b"grpc-status")
     if sa != sb:
         diffs.append(FieldDiff("grpc-status", short(sa or b"<absent>"), short(sb or b"<absent>")))
-    ga = mask_text(a.trailer(b"grpc-message") or b"", owns_a)
-    gb = mask_text(b.trailer(b"grpc-message") or b"", owns_b)
+    ga = a.trailer(b"grpc-message") or b""
+    gb = b.trailer(b"grpc-message") or b""
     if ga != gb:
         diffs.append(FieldDiff("grpc-message", short(percent_decode(ga)), short(percent_decode(gb))))
     ta = [(k, v) for k, v in a.trailers if k not in _STATUS_TRAILERS and not (a.trailers_only and k.startswith(b":"))]
@@ -268,7 +284,7 @@ def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = N
         diffs.append(FieldDiff("message-count", str(len(a.messages)), str(len(b.messages))))
     for i, (ma, mb) in enumerate(zip(a.messages, b.messages)):
         if ma != mb:
-            diffs.extend(_message_diffs(i, ma, mb, method))
+            diffs.extend(_message_diffs(i, ma, mb, method, (owns_a, aliases_a), (owns_b, aliases_b)))
     if a.truncated or b.truncated:
         diffs.append(FieldDiff("messages#truncated", str(a.truncated).lower(), str(b.truncated).lower()))
     return _verdict(diffs, rules)
@@ -285,7 +301,7 @@ def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULE
             return MATCH
         return _verdict([FieldDiff("error", short(a.error or "answered"), short(b.error or "answered"))], rules)
     if isinstance(ra, HttpResponse) and isinstance(rb, HttpResponse):
-        return compare_http(ra, rb, rules, a.own_addrs, b.own_addrs)
+        return compare_http(ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases)
     if isinstance(ra, GrpcResponse) and isinstance(rb, GrpcResponse):
-        return compare_grpc(method, ra, rb, rules, a.own_addrs, b.own_addrs)
+        return compare_grpc(method, ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases)
     return _verdict([FieldDiff("error", type(ra).__name__, type(rb).__name__)], rules)

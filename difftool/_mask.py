@@ -3,7 +3,8 @@
 This is the one place that lists them; the differ's defaults and every differential test
 (tests/support/compare.py) use it:
 
-- the values of `Date` and `X-Amz-Request-Id` (per response; presence and position still count);
+- the values of `Date` and `X-Amz-Request-Id` (per response; presence and position still count;
+  Go also sends the request id as a gRPC response header and trailer);
 - the boundary of `multipart/byteranges` responses (random per response), in header and body;
 - the answering server's own `ip:port` (Go puts it in some error texts), replaced by `<self>`
   in header values and bodies when the caller knows it; likewise any other per-server value the
@@ -17,7 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["VARIABLE_HEADERS", "MASKED_VALUE", "SELF", "BOUNDARY", "mask_http", "mask_text", "boundary_of"]
+__all__ = ["VARIABLE_HEADERS", "MASKED_VALUE", "SELF", "BOUNDARY", "mask_http", "mask_headers", "mask_text",
+           "boundary_of"]
 
 VARIABLE_HEADERS = frozenset({b"date", b"x-amz-request-id"})
 MASKED_VALUE = b"*"
@@ -61,3 +63,12 @@ def mask_http(
             v = v.replace(b, BOUNDARY)
         out.append((k, v))
     return status, out, body
+
+
+def mask_headers(
+    headers: Iterable[tuple[bytes, bytes]], own_addrs: Iterable[bytes] = (), aliases: Iterable[tuple[bytes, bytes]] = (),
+) -> list[tuple[bytes, bytes]]:
+    """Header or trailer values masked as in `mask_http` (gRPC metadata: no body, no boundary)."""
+    owns = tuple(o for o in own_addrs if o)
+    subs = tuple(aliases)
+    return [(k, MASKED_VALUE if k.lower() in VARIABLE_HEADERS else mask_text(v, owns, subs)) for k, v in headers]

@@ -92,6 +92,7 @@ class Outcome:
     ms: float = 0.0  # time to the complete response
     own_addrs: tuple[bytes, ...] = ()  # "ip:port" this server calls itself (masked in texts)
     version: str = ""  # what answered, e.g. "weed 8000GB 4.48" or "weedpy 0.1.0 native"
+    aliases: tuple[tuple[bytes, bytes], ...] = ()  # other per-server values: (value, placeholder)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
