@@ -106,3 +106,55 @@ def test_chunked_upload_is_relayed(pair: Pair) -> None:
     assert_same(pair, "PUT", f"/{fid}?ts=1700000002", body=body, headers={"Content-Type": "text/plain"})
     assert_same(pair, "GET", f"/{fid}", headers={"Accept-Encoding": "gzip"})
     assert_same(pair, "GET", f"/{fid}")
+
+
+def _backend_grpc_port(gateway: VolumeProc) -> int:
+    """The private gRPC port of the gateway's Go backend (from the child's command line)."""
+    from tests.gateway.test_proxy_lifecycle import backend_pid
+
+    argv = Path(f"/proc/{backend_pid(gateway)}/cmdline").read_bytes().split(b"\0")
+    return int(next(a for a in argv if a.startswith(b"-port.grpc=")).split(b"=")[1])
+
+
+def test_grpc_through_the_front_port_with_an_independent_client(pair: Pair) -> None:
+    """grpclib (asyncio, not our gRPC core) through the front port, and the same calls direct to Go."""
+    import asyncio
+
+    from grpclib.client import Channel
+    from grpclib.const import Cardinality
+
+    from proto import volume_server_pb2 as vs
+
+    svc = "/volume_server_pb.VolumeServer/"
+    front, direct = pair.weedpy.grpc_port, _backend_grpc_port(pair.weedpy)
+
+    async def calls(port: int) -> dict[str, object]:
+        ch = Channel("127.0.0.1", port)
+        try:
+            async def unary(name: str, req: object, resp_type: type) -> object:
+                async with ch.request(svc + name, Cardinality.UNARY_UNARY, type(req), resp_type, timeout=30) as st:
+                    await st.send_message(req, end=True)
+                    return await st.recv_message()
+
+            status = await unary("VolumeServerStatus", vs.VolumeServerStatusRequest(), vs.VolumeServerStatusResponse)
+            ping = await unary("Ping", vs.PingRequest(), vs.PingResponse)
+            await unary("AllocateVolume", vs.AllocateVolumeRequest(volume_id=60 + port % 7, replication="000", version=3),
+                        vs.AllocateVolumeResponse)
+            chunks = []
+            async with ch.request(svc + "CopyFile", Cardinality.UNARY_STREAM, vs.CopyFileRequest,
+                                  vs.CopyFileResponse, timeout=30) as st:
+                await st.send_message(vs.CopyFileRequest(volume_id=1, ext=".idx", compaction_revision=0,
+                                                         stop_offset=1 << 40, ignore_source_file_not_found=False),
+                                      end=True)
+                async for msg in st:
+                    chunks.append(msg.file_content)
+            return {"version": status.version, "disks": [d.dir for d in status.disk_statuses],
+                    "ping": ping.start_time_ns > 0, "idx": b"".join(chunks)}
+        finally:
+            ch.close()
+
+    via_front = asyncio.run(calls(front))
+    via_go = asyncio.run(calls(direct))
+    assert via_front["ping"] and via_front["version"] == via_go["version"]
+    assert via_front["disks"] == via_go["disks"]
+    assert via_front["idx"] == via_go["idx"] and len(via_front["idx"]) > 0
