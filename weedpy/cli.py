@@ -68,8 +68,21 @@ def serve(cfg: VolumeConfig) -> int:
         routes = load_route_table(cfg.routes_file)
     except RouteTableError as exc:
         return _fail(str(exc))
-    if cfg.mode in (Mode.NATIVE, Mode.MIXED):
-        return _fail(f"-mode={cfg.mode.value} is not available yet; use exec or proxy")
+    if cfg.mode is Mode.NATIVE:
+        import trio
+
+        from native.server import native_route_table, run_native, unsupported_targets
+
+        routes = native_route_table(None if cfg.routes_file is None else routes)
+        elsewhere = unsupported_targets(routes)
+        if elsewhere:
+            return _fail(
+                "-mode=native runs no Go backend, but the route table sends these endpoints to go or a dual-run "
+                f"target: {', '.join(elsewhere[:8])}{' ...' if len(elsewhere) > 8 else ''}; use -mode=mixed"
+            )
+        return trio.run(run_native, cfg, security, routes, sink)
+    if cfg.mode is Mode.MIXED:
+        return _fail("-mode=mixed is not available yet; use exec, proxy or native")
     if cfg.mode is Mode.PROXY and routes.targets() - {Target.GO, Target.OFF}:
         return _fail("-mode=proxy sends every endpoint to go; a route table with other targets needs -mode=mixed")
     try:

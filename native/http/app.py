@@ -101,6 +101,7 @@ class NativeHttp:
         self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"])
         self.server = ctx.server_header
         self.admin_extra: dict[str, Callable[[GoRequest, GoHeader], Awaitable[GoResponse]]] = {}
+        self.static_files: Callable[[GoRequest], Awaitable[GoResponse]] | None = None  # native/http/admin.py
 
     # -- security ------------------------------------------------------------------------------
 
@@ -216,6 +217,8 @@ class NativeHttp:
         return await self._public(exch, req, scope)
 
     async def _static(self, req: GoRequest) -> GoResponse:
+        if self.static_files is not None:
+            return await self.static_files(req)
         h = GoHeader()
         return GoResponse(501, h, b"static assets are not served by the native server\n")
 

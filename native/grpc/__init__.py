@@ -1,0 +1,31 @@
+"""The native volume server's gRPC handlers (control plane), registered on a `weedpy.grpc.Router`.
+
+    router = build_router(Services(ctx, master_client, state_file, guard))
+
+Unregistered VolumeServer methods answer UNIMPLEMENTED (the router's default), never a fake
+success. In mixed mode (`Services.read_only_view`) only the rpcs that write nothing are
+registered: Go owns every file and the heartbeat.
+"""
+
+from __future__ import annotations
+
+from native.grpc import _server_rpcs, _volumes
+from native.grpc._services import MasterSide, Services
+from native.grpc._state import StateFile, StateVersionMismatch
+from weedpy.grpc import Router
+
+__all__ = ["build_router", "Services", "MasterSide", "StateFile", "StateVersionMismatch", "READ_ONLY_RPCS"]
+
+P = "/volume_server_pb.VolumeServer/"
+READ_ONLY_RPCS = frozenset(P + m for m in (
+    "GetState", "VolumeServerStatus", "Ping", "VolumeStatus", "ReadVolumeFileStatus", "VolumeNeedleStatus",
+))
+
+
+def build_router(svc: Services) -> Router:
+    full = Router()
+    _server_rpcs.register(full, svc)
+    _volumes.register(full, svc)
+    if not svc.read_only_view:
+        return full
+    return Router(h for path, h in full.paths.items() if path in READ_ONLY_RPCS)

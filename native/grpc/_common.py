@@ -1,0 +1,137 @@
+"""Pieces the native gRPC handlers share: Go-shaped errors, the admin whitelist check, and the
+disk / memory status messages (filled the way Go's weed/stats fills them)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+
+from gateway.guard import Guard
+from proto import volume_server_pb2 as vs
+from weedpy.grpc import Context, GrpcError, Status
+
+__all__ = [
+    "go_error",
+    "check_admin",
+    "disk_status",
+    "memory_status",
+    "float32",
+    "go_proto_text",
+]
+
+
+def go_error(message: str, status: Status = Status.UNKNOWN) -> GrpcError:
+    """An error as a Go handler returns it: fmt.Errorf(...) travels as codes.Unknown."""
+    return GrpcError(status, message)
+
+
+def _peer_host(peer: str) -> str:
+    if peer.startswith("["):
+        return peer[1:].partition("]")[0]
+    host, sep, _ = peer.rpartition(":")
+    return host if sep else peer
+
+
+def check_admin(guard: Guard, ctx: Context) -> None:
+    """Go's checkGrpcAdminAuth: destructive rpcs only from whitelisted peers (all, if none listed)."""
+    if not guard.restricts:
+        return
+    host = _peer_host(ctx.peer)
+    if not guard.allows(host):
+        raise GrpcError(Status.PERMISSION_DENIED, f"not authorized: {host}")
+
+
+def float32(value: float) -> float:
+    """Round to float32 as Go's `float32(x)` does."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def disk_status(directory: str, disk_type: str | None = None) -> vs.DiskStatus:
+    """stats.NewDiskStatus(abs dir): statfs totals, free for unprivileged users, float32 percents."""
+    d = vs.DiskStatus(dir=os.path.abspath(directory))
+    try:
+        st = os.statvfs(d.dir)
+    except OSError:
+        return d
+    total = st.f_blocks * st.f_bsize
+    free = st.f_bavail * st.f_bsize
+    d.all, d.free, d.used = total, free, total - free
+    if total:
+        d.percent_free = free / total * 100
+        d.percent_used = (total - free) / total * 100
+    if disk_type is not None:
+        d.disk_type = disk_type
+    return d
+
+
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts:
+                    out[name] = int(parts[0]) * (1024 if len(parts) > 1 else 1)
+    except OSError:
+        pass
+    return out
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def memory_status() -> vs.MemStatus:
+    """Go's stats.MemStat, in Python terms: threads for goroutines, the process RSS for its heap,
+    and the machine's RAM from the kernel (sysinfo's totalram/freeram are MemTotal/MemFree)."""
+    m = vs.MemStatus(goroutines=threading.active_count())
+    info = _meminfo()
+    total, free = info.get("MemTotal", 0), info.get("MemFree", 0)
+    m.all, m.free, m.used = total, free, max(0, total - free)
+    rss = _rss()
+    m.self, m.heap = rss, rss
+    return m
+
+
+def _go_quote(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def go_proto_text(msg) -> str:
+    """A request as Go's `%v` prints it (prototext, compact): `volume_id:99  replication:"001"`.
+
+    The 4.48 binary's prototext puts two spaces between fields (protobuf-go's detrand picks one
+    extra space per binary); only set scalar fields appear, in field-number order.
+    """
+    parts = []
+    for field, value in msg.ListFields():
+        if field.type == field.TYPE_MESSAGE:
+            parts.append(f"{field.name}:{{{go_proto_text(value)}}}")
+        elif field.type == field.TYPE_STRING:
+            parts.append(f"{field.name}:{_go_quote(value)}")
+        elif field.type == field.TYPE_BOOL:
+            parts.append(f"{field.name}:{'true' if value else 'false'}")
+        else:
+            parts.append(f"{field.name}:{value}")
+    return "  ".join(parts)

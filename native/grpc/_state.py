@@ -1,0 +1,90 @@
+"""The server's persistent state flags (`state.pb`, Go's storage.State): maintenance mode and a
+version that every SetState must name, so two admins cannot overwrite each other's change.
+
+The file lives in the first location's index directory, as in Go, and is the same protobuf, so
+a directory keeps its maintenance flag across Go and weedpy. With `follow=True` (mixed mode,
+where Go owns the file) every read re-reads it and updates are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from google.protobuf.message import DecodeError
+
+from proto import volume_server_pb2 as vs
+
+__all__ = ["StateFile", "StateVersionMismatch", "STATE_FILE_NAME"]
+
+STATE_FILE_NAME = "state.pb"
+
+
+class StateVersionMismatch(ValueError):
+    pass
+
+
+class StateFile:
+    def __init__(self, directory: str, *, follow: bool = False) -> None:
+        self.path = os.path.join(directory, STATE_FILE_NAME)
+        self.follow = follow
+        self._lock = threading.Lock()
+        self._pb = self._read()
+
+    def _read(self) -> vs.VolumeServerState:
+        """The stored state (an empty one when there is no file); raises ValueError if unreadable."""
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return vs.VolumeServerState()
+        except OSError as exc:
+            raise ValueError(f"failed to read store state from {self.path} : {exc}") from exc
+        try:
+            return vs.VolumeServerState.FromString(raw)
+        except DecodeError as exc:
+            raise ValueError(f"failed to parse store state from {self.path} : {exc}") from exc
+
+    def proto(self) -> vs.VolumeServerState:
+        """A copy of the current state."""
+        if self.follow:
+            try:
+                self._pb = self._read()
+            except ValueError:
+                pass  # a half-written file: keep the last good state
+        with self._lock:
+            out = vs.VolumeServerState()
+            out.CopyFrom(self._pb)
+            return out
+
+    @property
+    def maintenance(self) -> bool:
+        return self.proto().maintenance
+
+    def update(self, state: vs.VolumeServerState | None) -> vs.VolumeServerState:
+        """Go's State.Update: the versions must match; merge, bump the version, save."""
+        if self.follow:
+            raise PermissionError("the state file is owned by the Go backend")
+        with self._lock:
+            if state is None:
+                return self._copy()
+            got, want = self._pb.version, state.version
+            if got != want:
+                raise StateVersionMismatch(f"version mismatch for VolumeServerState (got {got}, want {want})")
+            new = vs.VolumeServerState()
+            new.MergeFrom(state)
+            new.version = got + 1
+            self._save(new)
+            self._pb = new
+            return self._copy()
+
+    def _copy(self) -> vs.VolumeServerState:
+        out = vs.VolumeServerState()
+        out.CopyFrom(self._pb)
+        return out
+
+    def _save(self, state: vs.VolumeServerState) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(state.SerializeToString())
+        os.replace(tmp, self.path)
