@@ -21,6 +21,7 @@ commands:
   volume   run a volume server (accepts every `weed volume` flag; see `weedpy volume -h`)
   local    run a local master and a weedpy volume server for trying things out
   verify   check every volume in a data directory against its index
+  diff     dual-run differ: `diff run SCENARIO --out DIR`, `diff report`, `diff replay FIXTURE`
   version  print weedpy's and the Go backend's versions
 
 global flags (before the command, as with weed): -config_dir=DIR
@@ -135,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             return _fail("verify is not available in this build")
         return verify_main(rest)
+    if command == "diff":
+        from difftool.cli import main as diff_main
+
+        return diff_main(rest)
     if command == "version":
         from weedpy import __version__
         from weedpy.weedbin import WeedNotFound, find_weed_binary
