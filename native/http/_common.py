@@ -3,13 +3,15 @@ writeJson / writeJsonError, http.Error, SetEtag, the headers every handler respo
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from typing import Any
 
 from native.http._gojson import marshal
 from native.http._request import GoRequest
 from weedpy.http1 import GoHeader, GoResponse
+
+_RNG = random.Random()  # request ids need uniqueness, not secrecy
 
 __all__ = [
     "request_id",
@@ -25,7 +27,7 @@ __all__ = [
 
 def request_id() -> str:
     """weed/util/request_id: %X of the time in ns, then 4 random bytes as %08X."""
-    return "%X%08X" % (time.time_ns(), int.from_bytes(os.urandom(4), "big"))
+    return "%X%08X" % (time.time_ns(), _RNG.getrandbits(32))
 
 
 def handler_header(server: str, req: GoRequest) -> GoHeader:

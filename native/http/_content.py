@@ -9,6 +9,7 @@ already committed and the body just ends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -58,13 +59,19 @@ class BytesContent:
             yield self.data[offset:offset + length]
 
 
+@functools.lru_cache(maxsize=1024)
+def _disposition(kind: str, filename: str) -> str:
+    return format_media_type(kind, {"filename": filename})
+
+
 def adjust_passthrough_headers(h: GoHeader, req: GoRequest, filename: str) -> None:
-    for key, values in req.query.values.items():
-        name = PASSTHROUGH.get(key.lower())
-        if name is not None and values:
-            h.set(name, values[0])
-    if h.get("Content-Disposition"):
-        return
+    if req.url.raw_query:
+        for key, values in req.query.values.items():
+            name = PASSTHROUGH.get(key.lower())
+            if name is not None and values:
+                h.set(name, values[0])
+        if h.get("Content-Disposition"):
+            return
     if filename != "":
         kind = "inline"
         dl = req.form_value("dl")
@@ -74,7 +81,7 @@ def adjust_passthrough_headers(h: GoHeader, req: GoRequest, filename: str) -> No
                     kind = "attachment"
             except NumError:
                 pass
-        h.set("Content-Disposition", format_media_type(kind, {"filename": filename}))
+        h.set("Content-Disposition", _disposition(kind, filename))
 
 
 async def _prime(it: AsyncIterator[bytes], want: int) -> tuple[bytes, AsyncIterator[bytes] | None, ContentError | None]:

@@ -6,6 +6,7 @@ handlers put them in JSON bodies a client can compare. Strings are latin-1 `str`
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["NumError", "parse_uint", "parse_int", "atoi", "parse_bool", "quote", "go_utf8"]
@@ -23,8 +24,16 @@ class NumError(ValueError):
         super().__init__(f"strconv.{func}: parsing {quote(num)}: {err}")
 
 
+_DEC_OK = re.compile(r"[0-9]{1,19}\Z")
+_HEX_OK = re.compile(r"[0-9a-fA-F]{1,15}\Z")
+
+
 def parse_uint(s: str, base: int, bits: int, func: str = "ParseUint") -> int:
     """strconv.ParseUint for an explicit base (no prefixes, no underscores)."""
+    if base == 10 and _DEC_OK.match(s) or base == 16 and _HEX_OK.match(s):
+        n = int(s, base)
+        if not n >> bits:
+            return n
     if s == "":
         raise NumError(func, s, SYNTAX)
     cutoff = _U64 // base + 1

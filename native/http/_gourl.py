@@ -7,6 +7,7 @@ algorithms port directly and headers round-trip unchanged.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 __all__ = [
     "BadRequestURI",
@@ -112,8 +113,16 @@ class RequestURL:
     raw_query: str
 
 
+_SIMPLE_TARGET = re.compile(rb"/[A-Za-z0-9,._~/-]*(?:\?[^\x00-\x1f\x7f#]*)?\Z")
+
+
 def parse_request_target(target: bytes) -> RequestURL:
     """url.ParseRequestURI on the request target, as Go's server does before any handler runs."""
+    if _SIMPLE_TARGET.match(target):
+        # The common `/vid,fid?query` shape: nothing to unescape, already canonical.
+        raw = target.decode("latin-1")
+        path, _, query = raw.partition("?")
+        return RequestURL(path, path, query)
     raw = target.decode("latin-1")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
         raise BadRequestURI("net/url: invalid control character in URL")

@@ -8,6 +8,7 @@ The body is pulled through an async `source()` returning the next chunk (b"" at 
 
 from __future__ import annotations
 
+import functools
 import quopri
 from collections.abc import Awaitable, Callable
 
@@ -137,6 +138,7 @@ class BufReader:
         return data
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_mime_key(k: bytes) -> str | None:
     """textproto's canonicalMIMEHeaderKey; None when the key is invalid."""
     if not k:

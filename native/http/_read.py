@@ -9,6 +9,7 @@ transformation) -> cookie -> Last-Modified / If-Modified-Since / If-None-Match -
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ class DropConnection(Exception):
     """Go's handler panicked: the server closes the connection without a response."""
 
 
+@functools.lru_cache(maxsize=1024)
 def _http_date(ts: int) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
@@ -96,13 +98,13 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
         if app.read_mode == "local":
             return empty(h, 404)
         return await app.proxy_or_redirect(req, h, scope, up.vid, up.fid)
-    read_deleted = req.form_value("readDeleted") == "true"
+    has_query = req.url.raw_query != ""
+    read_deleted = has_query and req.form_value("readDeleted") == "true"
     ext = up.ext
     filename = up.filename
     lower_ext = ext.lower()
-    rs = resize_params(lower_ext, req.form_value)
-    cs = crop_params(lower_ext, req.form_value)
-    attempt_meta = req.method == "HEAD" or not (rs[3] or cs[4])
+    image_op = has_query and _image_op(lower_ext, req)
+    attempt_meta = req.method == "HEAD" or not image_op
 
     nv = vol.needle_value(key)
     if nv is None or nv.offset == 0:
@@ -178,15 +180,20 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             mtype = mt
     lower_ext = ext.lower()
     if n.is_compressed:
-        image_op = resize_params(lower_ext, req.form_value)[3] or crop_params(lower_ext, req.form_value)[4]
+        image_op = has_query and _image_op(lower_ext, req)
         if not image_op and "gzip" in req.header("Accept-Encoding") and is_gzipped(data):
             h.set("Content-Encoding", "gzip")
         else:
             data = _decompress(data)
     if stream is None:
-        data = _transform_images(data, lower_ext, req)
+        if has_query:
+            data = _transform_images(data, lower_ext, req)
         return await write_response_content(h, req, filename, mtype, BytesContent(data), app.mimes)
     return await write_response_content(h, req, filename, mtype, _StreamContent(stream, app.read_buffer), app.mimes)
+
+
+def _image_op(lower_ext: str, req: GoRequest) -> bool:
+    return resize_params(lower_ext, req.form_value)[3] or crop_params(lower_ext, req.form_value)[4]
 
 
 def _decompress(data: bytes) -> bytes:

@@ -53,11 +53,19 @@ class Scope:
         self._closers: list[object] = []
         self.body_ended = False  # the request body hit its end (possibly cut short by the peer)
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._done or self._closers)
+
     def on_done(self, fn: Callable[[], object]) -> None:
         self._done.append(fn)
 
     def close_later(self, cm: object) -> None:
         self._closers.append(cm)
+
+    def finish_sync(self) -> None:
+        for fn in reversed(self._done):
+            fn()
 
     async def finish(self) -> None:
         for cm in reversed(self._closers):
@@ -138,8 +146,11 @@ class NativeHttp:
         except ContentError:
             exch.close_after = True
         finally:
-            with trio.CancelScope(shield=True):
-                await scope.finish()
+            if scope._closers:
+                with trio.CancelScope(shield=True):
+                    await scope.finish()
+            else:
+                scope.finish_sync()
 
     async def _send(self, exch: Exchange, resp: GoResponse, scope: Scope) -> None:
         await self._settle_body(exch, scope)

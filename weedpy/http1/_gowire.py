@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
+import time
 from collections.abc import AsyncIterator, Callable
 
 from weedpy.http1._write import REASONS
@@ -34,8 +36,11 @@ __all__ = [
 BUFFER_BEFORE_CHUNKING = 2048
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_key(key: str) -> str:
-    """textproto.CanonicalMIMEHeaderKey: `content-md5` -> `Content-Md5`; invalid keys unchanged."""
+    """textproto.CanonicalMIMEHeaderKey: `content-md5` -> `Content-Md5`; invalid keys unchanged.
+
+    Memoised: handlers set the same few keys on every response."""
     for ch in key:
         if not (ch.isalnum() or ch in "-!#$%&'*+.^_`|~") or ord(ch) > 127:
             return key
@@ -104,8 +109,18 @@ class WireHead:
     send_body: bool  # False for HEAD/204/304/1xx: the body is dropped
 
 
+@functools.lru_cache(maxsize=4)
+def _format_date(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
+
+
 def http_date() -> str:
-    return email.utils.formatdate(usegmt=True)
+    """The Date header for now (formatted once per second)."""
+    return _format_date(int(time.time()))
+
+
+_REASON_TEXT = {k: v.decode("latin-1") for k, v in REASONS.items()}
+_TRIM = " \t"  # textproto.TrimString after CR/LF became spaces (str.strip() would eat \xa0 bytes)
 
 
 def _body_allowed(status: int) -> bool:
@@ -122,41 +137,46 @@ def serialize_head(
     date: str | None = None,
 ) -> WireHead:
     """The status line and headers Go would write for `resp` to this request."""
-    header = resp.header
+    values = resp.header._values
     status = resp.status
     allowed = _body_allowed(status)
     is_head = method == b"HEAD"
-    lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b""))]
-    has_length = header.has("Content-Length")
-    has_te = header.has("Transfer-Encoding")
-    for key, values in header.items():
+    parts = [f"HTTP/1.1 {status} {_REASON_TEXT.get(status, '')}"]
+    has_length = "Content-Length" in values
+    has_te = "Transfer-Encoding" in values
+    for key in sorted(values):
         if key == "Transfer-Encoding" and has_length:
             continue
-        kb = key.encode("latin-1")
-        for v in values:
-            lines.append(kb + b": " + v.replace("\r", " ").replace("\n", " ").strip().encode("latin-1", "replace"))
-    if not header.has("Date"):
-        lines.append(b"Date: " + (date or http_date()).encode())
+        for v in values[key]:
+            if "\r" in v or "\n" in v:
+                v = v.replace("\r", " ").replace("\n", " ")
+            parts.append(key + ": " + v.strip(_TRIM))
+    if "Date" not in values:
+        parts.append("Date: " + (date or http_date()))
     chunked = False
-    first = resp.body[:512] if resp.stream is None else resp.sniff_prefix[:512]
+    body = resp.body
     if resp.stream is None:
-        if allowed and not has_length and not has_te and (not is_head or resp.body):
-            if len(resp.body) <= BUFFER_BEFORE_CHUNKING:
-                lines.append(b"Content-Length: %d" % len(resp.body))
+        if allowed and not has_length and not has_te and (not is_head or body):
+            if len(body) <= BUFFER_BEFORE_CHUNKING:
+                parts.append(f"Content-Length: {len(body)}")
             elif not http10:
                 chunked = True
-    elif allowed and not has_length and resp.stream_length is None:
-        chunked = not http10
-    if allowed and not header.has("Content-Type") and not header.get("Content-Encoding") and not has_te:
-        if first and sniff is not None:
-            lines.append(b"Content-Type: " + sniff(first).encode())
+        first = body[:512]
+    else:
+        if allowed and not has_length and resp.stream_length is None:
+            chunked = not http10
+        first = resp.sniff_prefix[:512]
+    if allowed and first and sniff is not None and "Content-Type" not in values and not has_te:
+        ce = values.get("Content-Encoding")
+        if not ce or not ce[0]:
+            parts.append("Content-Type: " + sniff(first))
     if not keep_alive:
         if not http10:
-            lines.append(b"Connection: close")  # Go never tells an HTTP/1.0 client it will close
+            parts.append("Connection: close")  # Go never tells an HTTP/1.0 client it will close
     elif http10:
-        lines.append(b"Connection: keep-alive")
+        parts.append("Connection: keep-alive")
     if chunked:
-        lines.append(b"Transfer-Encoding: chunked")
-    lines.append(b"\r\n")
+        parts.append("Transfer-Encoding: chunked")
+    parts.append("\r\n")
     send_body = allowed and not is_head
-    return WireHead(b"\r\n".join(lines), chunked and send_body, send_body)
+    return WireHead("\r\n".join(parts).encode("latin-1", "replace"), chunked and send_body, send_body)

@@ -1,0 +1,3 @@
+module weedpy/bench/http_loadgen
+
+go 1.22
