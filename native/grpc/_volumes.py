@@ -15,11 +15,13 @@ import trio
 from native.grpc._common import check_admin, go_error, go_proto_text
 from native.grpc._services import Services
 from native.storage import (
+    Deleted,
     NotFound,
     ReplicaPlacement,
     StorageError,
     TTL,
     VolumeNotFound,
+    legacy_crc_value,
 )
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
@@ -101,14 +103,14 @@ def register(router: Router, svc: Services) -> None:
 
     async def volume_delete(req: vs.VolumeDeleteRequest, ctx: Context) -> vs.VolumeDeleteResponse:
         check_admin(guard, ctx)
-        _check_maintenance(svc)
         vid = req.volume_id
         if store.find_volume(vid) is None:
             raise go_error(f"delete volume {vid} not found on disk: volume not found", Status.NOT_FOUND)
+        _check_maintenance(svc)
         if req.only_empty:
             v = store.find_volume(vid)
             if v is not None and not v.is_empty():
-                raise go_error(f"DeleteVolume {vid}: volume not empty")
+                raise go_error(f"DeleteVolume {vid}: volume not empty", Status.FAILED_PRECONDITION)
         try:
             await _run(lambda: store.delete_volume(vid, only_empty=req.only_empty))
         except VolumeNotFound:
@@ -234,17 +236,21 @@ def register(router: Router, svc: Services) -> None:
         if v is None:
             raise go_error(f"volume not found {req.volume_id}")
         nv = v.needle_value(req.needle_id)
-        if nv is None or nv.is_deleted:
+        if nv is None:
             raise go_error(f"needle not found {req.needle_id}", Status.NOT_FOUND)
+        if nv.is_deleted:
+            raise go_error("already deleted")
         try:
             n, _ = await _run(lambda: v.read_needle_meta(req.needle_id, None))
+        except Deleted:
+            raise go_error("already deleted") from None
         except NotFound:
             raise go_error(f"needle not found {req.needle_id}", Status.NOT_FOUND) from None
         except (StorageError, OSError) as exc:
             raise go_error(str(exc)) from None
         resp = vs.VolumeNeedleStatusResponse(
             needle_id=req.needle_id, cookie=n.cookie, size=nv.size, last_modified=n.last_modified,
-            crc=n.checksum or 0,
+            crc=legacy_crc_value(n.checksum or 0),
         )
         if n.ttl:
             resp.ttl = str(n.ttl)

@@ -55,3 +55,76 @@ def diff_text(label: str, expected: Raw, actual: Raw, names: tuple[str, str] = (
         lines.append(f"  body {names[0]}: {eb[:300]!r}")
         lines.append(f"  body {names[1]}: {ab[:300]!r}")
     return "\n".join(lines)
+
+
+# -- control plane: gRPC messages and heartbeats ------------------------------------------------------
+#
+# The control-plane differential tests (tests/native_core) compare protobuf messages field by field
+# after replacing, with "*", the values that legitimately differ between two servers holding the
+# same volumes. A masked field must still be present (or absent) on both sides. The lists:
+#
+# - Ping: the three clocks (start, remote, stop) are times;
+# - VolumeServerStatus: disk figures and directory paths (different data directories, live free
+#   space), and the whole memory status (a Go runtime's numbers vs a Python process's);
+# - ReadVolumeFileStatus: the .dat/.idx modification times;
+# - Heartbeat: the sender's address fields (each server has its own ports), directory uuids, disk
+#   byte totals, volume modification times; `volume_digest` is a deliberate difference: Go 4.48
+#   sends a digest of its volume list, weedpy sends none (a master then takes every full
+#   heartbeat as the whole list, which every master version understands).
+
+GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Ping": ("start_time_ns", "remote_time_ns", "stop_time_ns"),
+    "VolumeServerStatus": (
+        "disk_statuses.*.dir", "disk_statuses.*.all", "disk_statuses.*.used", "disk_statuses.*.free",
+        "disk_statuses.*.percent_free", "disk_statuses.*.percent_used", "memory_status",
+    ),
+    "ReadVolumeFileStatus": ("idx_file_timestamp_seconds", "dat_file_timestamp_seconds"),
+}
+HEARTBEAT_VARIABLE_FIELDS: tuple[str, ...] = (
+    "ip", "port", "grpc_port", "public_url", "id", "location_uuids", "disk_total_bytes", "disk_free_bytes",
+    "volumes.*.modified_at_second", "volume_digest",
+)
+
+
+def mask_fields(doc: object, paths: tuple[str, ...]) -> object:
+    """A JSON-like document (e.g. MessageToDict output) with each dotted path's value set to "*";
+    `*` in a path stands for every list element or map value."""
+    import copy
+
+    out = copy.deepcopy(doc)
+    for path in paths:
+        _mask_path(out, path.split("."))
+    return out
+
+
+def _mask_path(node: object, parts: list[str]) -> None:
+    if not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        children = node if isinstance(node, list) else list(node.values()) if isinstance(node, dict) else []
+        if not rest:
+            if isinstance(node, list):
+                node[:] = ["*"] * len(node)
+            elif isinstance(node, dict):
+                for k in node:
+                    node[k] = "*"
+            return
+        for child in children:
+            _mask_path(child, rest)
+        return
+    if isinstance(node, dict) and head in node:
+        if rest:
+            _mask_path(node[head], rest)
+        else:
+            node[head] = "*"
+
+
+def message_doc(msg: object, variable: tuple[str, ...] = ()) -> object:
+    """A protobuf message as a dict (field names as in the .proto), variable fields masked."""
+    from google.protobuf.json_format import MessageToDict
+
+    return mask_fields(MessageToDict(msg, preserving_proto_field_name=True), variable)  # type: ignore[arg-type]
+
+
+__all__ += ["GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "mask_fields", "message_doc"]

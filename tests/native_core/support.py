@@ -1,0 +1,109 @@
+"""Harness for the native core tests: native and Go volume servers as real processes, each with
+its own master when they must not see each other, and a synchronous gRPC helper."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master
+from tests.support.weedpy_proc import start_weedpy_volume
+from weedpy.grpc import Channel, GrpcError
+
+__all__ = ["Outcome", "call", "start_native", "start_go", "wait_until", "lookup_urls", "Side"]
+
+VS = "/volume_server_pb.VolumeServer/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """An rpc's result: the response, or Go's error (status name and message)."""
+
+    response: Any = None
+    status: str = "OK"
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+
+def call(grpc_port: int, method: str, request: Any, response_type: type, *, timeout: float = 20, service: str = VS) -> Outcome:
+    async def run() -> Outcome:
+        async with Channel("127.0.0.1", grpc_port) as ch:
+            try:
+                return Outcome(await ch.unary_unary(service + method, request, response_type, timeout=timeout))
+            except GrpcError as exc:
+                return Outcome(None, exc.status.name, exc.message)
+
+    return trio.run(run)
+
+
+def start_native(workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:
+    return start_weedpy_volume(workdir, master, name=name, extra=["-mode=native", *extra], **kw)
+
+
+def start_go(workdir: Path, master: MasterProc, *, name: str = "go", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:
+    return start_go_volume(workdir, master, name=name, extra=list(extra), **kw)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not met in {timeout}s (last: {last!r})")
+
+
+def lookup_urls(master: MasterProc, vid: int) -> list[str]:
+    try:
+        doc = httpx.get(f"{master.url}/dir/lookup", params={"volumeId": vid}, timeout=5).json()
+    except httpx.HTTPError:
+        return []
+    return sorted(loc["url"] for loc in doc.get("locations") or [])
+
+
+@dataclasses.dataclass
+class Side:
+    """One server under comparison and its own master."""
+
+    name: str
+    master: MasterProc
+    volume: VolumeProc
+
+    @property
+    def grpc(self) -> int:
+        return self.volume.grpc_port
+
+    @property
+    def url(self) -> str:
+        return self.volume.url
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.volume.port}"
+
+    def stop(self) -> None:
+        self.volume.stop()
+        self.master.stop()
+
+
+def start_pair_sides(workdir: Path, *, native_extra: Sequence[str] = (), go_extra: Sequence[str] = ()) -> tuple[Side, Side]:
+    """A Go and a native volume server, each registered with a master of its own."""
+    gm = start_master(workdir / "go-side")
+    nm = start_master(workdir / "native-side")
+    go = start_go(workdir / "go-side", gm, extra=go_extra)
+    native = start_native(workdir / "native-side", nm, extra=native_extra)
+    return Side("go", gm, go), Side("weedpy", nm, native)
+
+
+__all__.append("start_pair_sides")
