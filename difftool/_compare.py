@@ -23,7 +23,7 @@ import enum
 from collections.abc import Iterable, Sequence
 
 from difftool._fields import FieldPattern, field_key, gunzip, json_fields, proto_fields, short
-from difftool._mask import mask_headers, mask_http, mask_text
+from difftool._mask import GRPC_VARIABLE_FIELDS, grpc_variable_fields, mask_headers, mask_http, mask_text
 from difftool._records import GrpcResponse, HttpResponse, Outcome
 from proto.services import rpc_for_path
 from weedpy.grpc import percent_decode
@@ -242,6 +242,14 @@ def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
 # -- gRPC ------------------------------------------------------------------------------------------
 
 _STATUS_TRAILERS = frozenset({b"grpc-status", b"grpc-message"})
+# The shared mask's gRPC fields, compiled once: values masked, presence still compared.
+_MASKED_FIELDS: dict[str, tuple[FieldPattern, ...]] = {
+    name: tuple(FieldPattern(p) for p in grpc_variable_fields(name)) for name in GRPC_VARIABLE_FIELDS
+}
+
+
+def _masked(d: FieldDiff, patterns: tuple[FieldPattern, ...]) -> bool:
+    return d.left != "<absent>" and d.right != "<absent>" and any(p.matches(d.path) for p in patterns)
 
 
 def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequence[bytes], Aliases],
@@ -251,7 +259,11 @@ def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequen
     if rpc is not None:
         fa, fb = proto_fields(a, rpc.response, prefix), proto_fields(b, rpc.response, prefix)
         if fa is not None and fb is not None:
-            return _field_diffs(fa, fb, mask_a, mask_b) or [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
+            diffs = _field_diffs(fa, fb, mask_a, mask_b)
+            if not diffs:
+                return [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
+            masks = _MASKED_FIELDS.get(method.rsplit("/", 1)[-1], ())
+            return [d for d in diffs if not _masked(d, masks)] if masks else diffs
     return [_bytes_diff(prefix, a, b)]
 
 

@@ -5,8 +5,9 @@ the data: `body.Volumes[0].Size`, `msg[2].volume_id`, `header:content-type`. A p
 every list index replaced by `[*]`, so the same field of different list items (or stream
 messages) is counted, learned as noise and ignored as one.
 
-Ignore patterns match keys or paths: `*` matches within one path segment, `[*]` any index, and a
-pattern also covers everything below it (`body.Volumes` covers `body.Volumes[3].Size`).
+Ignore patterns match keys or paths: `*` matches within one path segment, `[*]` any index, a
+whole `.*` segment either a map key or a list index, and a pattern also covers everything below
+it (`body.Volumes` covers `body.Volumes[3].Size`).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class FieldPattern:
             if text.startswith("[*]", i):
                 parts.append(r"\[(?:\d+|\*)\]")
                 i += 3
+            elif text.startswith(".*", i) and (i + 2 == len(text) or text[i + 2] in ".["):
+                parts.append(r"(?:\.[^.\[]*|\[(?:\d+|\*)\])")
+                i += 2
             elif text[i] == "*":
                 parts.append(r"[^.\[]*")
                 i += 1

@@ -10,6 +10,11 @@ This is the one place that lists them; the differ's defaults and every different
   in header values and bodies when the caller knows it; likewise any other per-server value the
   caller names as an alias `(value, placeholder)` (e.g. a peer's `ip:port`).
 
+gRPC messages: the fields in `GRPC_VARIABLE_FIELDS` (per method; dotted paths, `*` = every list
+element or map value) hold clocks, live disk figures, directory paths and runtime memory; their
+values are masked, but presence still counts. `HEARTBEAT_VARIABLE_FIELDS` is the same for the
+heartbeats a volume server sends its master (used by the heartbeat differential tests).
+
 Anything else that differs is either a real difference or noise the noise model must learn.
 """
 
@@ -18,10 +23,40 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["VARIABLE_HEADERS", "MASKED_VALUE", "SELF", "BOUNDARY", "mask_http", "mask_headers", "mask_text",
-           "boundary_of"]
+__all__ = ["VARIABLE_HEADERS", "GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS",
+           "MASKED_VALUE", "SELF",
+           "BOUNDARY", "mask_http", "mask_headers", "mask_text", "boundary_of", "grpc_variable_fields"]
 
 VARIABLE_HEADERS = frozenset({b"date", b"x-amz-request-id"})
+
+# Per VolumeServer method: response fields whose values differ between any two servers.
+# Ping: its three clocks; VolumeServerStatus: disk figures and directory paths (different data
+# directories, live free space) and the whole memory status (a Go runtime's numbers vs a Python
+# process's); ReadVolumeFileStatus: the .dat/.idx modification times.
+GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Ping": ("start_time_ns", "remote_time_ns", "stop_time_ns"),
+    "VolumeServerStatus": (
+        "disk_statuses.*.dir", "disk_statuses.*.all", "disk_statuses.*.used", "disk_statuses.*.free",
+        "disk_statuses.*.percent_free", "disk_statuses.*.percent_used", "memory_status",
+    ),
+    "ReadVolumeFileStatus": ("idx_file_timestamp_seconds", "dat_file_timestamp_seconds"),
+}
+# Heartbeat fields: the sender's address fields (each server has its own ports), directory uuids,
+# disk byte totals, volume modification times.
+HEARTBEAT_VARIABLE_FIELDS: tuple[str, ...] = (
+    "ip", "port", "grpc_port", "public_url", "id", "location_uuids", "disk_total_bytes", "disk_free_bytes",
+    "volumes.*.modified_at_second",
+)
+# Left out of heartbeat comparisons altogether (a deliberate difference, not a per-server value):
+# Go 4.48 sends `volume_digest`, a digest of its volume list; weedpy sends none (a master then takes
+# every full heartbeat as the whole list, which every master version understands).
+HEARTBEAT_OMITTED_FIELDS: tuple[str, ...] = ("volume_digest",)
+
+
+def grpc_variable_fields(method_path: str) -> tuple[str, ...]:
+    """The masked response fields of a gRPC method, as differ field patterns (`msg[*].a.*.b`)."""
+    name = method_path.rsplit("/", 1)[-1]
+    return tuple(f"msg[*].{p}" for p in GRPC_VARIABLE_FIELDS.get(name, ()))
 MASKED_VALUE = b"*"
 SELF = b"<self>"
 BOUNDARY = b"BOUNDARY"
