@@ -12,6 +12,7 @@ import dataclasses
 import httpx
 
 from difftool import VARIABLE_HEADERS, mask_http
+from difftool._mask import GRPC_VARIABLE_FIELDS, HEARTBEAT_OMITTED_FIELDS, HEARTBEAT_VARIABLE_FIELDS
 
 __all__ = ["Raw", "fetch", "VARIABLE_HEADERS", "diff_text"]
 
@@ -61,30 +62,9 @@ def diff_text(label: str, expected: Raw, actual: Raw, names: tuple[str, str] = (
 #
 # The control-plane differential tests (tests/native_core) compare protobuf messages field by field
 # after replacing, with "*", the values that legitimately differ between two servers holding the
-# same volumes. A masked field must still be present (or absent) on both sides. The lists:
-#
-# - Ping: the three clocks (start, remote, stop) are times;
-# - VolumeServerStatus: disk figures and directory paths (different data directories, live free
-#   space), and the whole memory status (a Go runtime's numbers vs a Python process's);
-# - ReadVolumeFileStatus: the .dat/.idx modification times;
-# - Heartbeat: the sender's address fields (each server has its own ports), directory uuids, disk
-#   byte totals, volume modification times; `volume_digest` is a deliberate difference: Go 4.48
-#   sends a digest of its volume list, weedpy sends none (a master then takes every full
-#   heartbeat as the whole list, which every master version understands).
-
-GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
-    "Ping": ("start_time_ns", "remote_time_ns", "stop_time_ns"),
-    "VolumeServerStatus": (
-        "disk_statuses.*.dir", "disk_statuses.*.all", "disk_statuses.*.used", "disk_statuses.*.free",
-        "disk_statuses.*.percent_free", "disk_statuses.*.percent_used", "memory_status",
-    ),
-    "ReadVolumeFileStatus": ("idx_file_timestamp_seconds", "dat_file_timestamp_seconds"),
-}
-HEARTBEAT_VARIABLE_FIELDS: tuple[str, ...] = (
-    "ip", "port", "grpc_port", "public_url", "id", "location_uuids", "disk_total_bytes", "disk_free_bytes",
-    "volumes.*.modified_at_second", "volume_digest",
-)
-
+# same volumes. A masked field must still be present (or absent) on both sides. The lists
+# (GRPC_VARIABLE_FIELDS, HEARTBEAT_VARIABLE_FIELDS, HEARTBEAT_OMITTED_FIELDS) are part of the one
+# mask in difftool/_mask.py.
 
 def mask_fields(doc: object, paths: tuple[str, ...]) -> object:
     """A JSON-like document (e.g. MessageToDict output) with each dotted path's value set to "*";
