@@ -10,6 +10,7 @@ already committed and the body just ends.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -22,7 +23,7 @@ from native.http._range import NoOverlap, RangeError, content_range, multipart_l
 from native.http._request import GoRequest
 from weedpy.http1 import GoHeader, GoResponse
 
-__all__ = ["Content", "BytesContent", "write_response_content", "PASSTHROUGH", "ContentError", "COMMIT_BUFFER"]
+__all__ = ["Content", "BytesContent", "FileBody", "write_response_content", "PASSTHROUGH", "ContentError", "COMMIT_BUFFER"]
 
 COMMIT_BUFFER = 128 * 1024
 
@@ -45,6 +46,32 @@ class Content(Protocol):
 
     def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
         """The bytes [offset, offset+length); raises ContentError on failure."""
+
+
+class FileBody:
+    """A response body that is a byte range of an open file: sent with sendfile(2) by the app,
+    or iterated (pread in worker threads) where that is not possible."""
+
+    __slots__ = ("fd", "offset", "count")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[bytes]:
+        import trio
+
+        pos, end = self.offset, self.offset + self.count
+        while pos < end:
+            piece = await trio.to_thread.run_sync(os.pread, self.fd, min(end - pos, 4 << 20), pos)
+            if not piece:
+                raise ContentError("unexpected EOF")
+            pos += len(piece)
+            yield piece
 
 
 class BytesContent:
@@ -129,6 +156,13 @@ async def _stream_body(h: GoHeader, status: int, content: Content, offset: int, 
                       stream_length=length if length_header else None, sniff_prefix=prefix)
 
 
+def _file_body(h: GoHeader, status: int, body: FileBody) -> GoResponse:
+    prefix = b""
+    if not h.has("Content-Type") and not h.get("Content-Encoding"):
+        prefix = os.pread(body.fd, min(512, body.count), body.offset)
+    return GoResponse(status, h, stream=body, stream_length=body.count, sniff_prefix=prefix)
+
+
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield b""
@@ -151,10 +185,13 @@ async def write_response_content(
         return GoResponse(200, h)
     in_memory = isinstance(content, BytesContent)
     range_req = req.header("Range")
+    file_range = getattr(content, "file_range", None)
     if range_req == "":
         h.set("Content-Length", str(total))
         if in_memory:
             return GoResponse(200, h, content.data)  # type: ignore[attr-defined]
+        if file_range is not None:
+            return _file_body(h, 200, file_range(0, total))
         return await _stream_body(h, 200, content, 0, total, True)
     try:
         ranges = parse_range(range_req, total)
@@ -176,6 +213,8 @@ async def write_response_content(
             return GoResponse(206, h, stream=_nothing())
         if in_memory:
             return GoResponse(206, h, content.data[start:start + length])  # type: ignore[attr-defined]
+        if file_range is not None:
+            return _file_body(h, 206, file_range(start, length))
         return await _stream_body(h, 206, content, start, length, True)
     for start, _ in ranges:
         if start > total:

@@ -6,6 +6,8 @@ for the multipart boundary. Strings are Go byte strings (latin-1 `str`).
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["MediaTypeError", "parse_media_type", "format_media_type", "is_token"]
 
 _TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
@@ -117,6 +119,18 @@ def _check_type(s: str) -> None:
 
 
 def parse_media_type(v: str) -> tuple[str, dict[str, str]]:
+    """mime.ParseMediaType; raises MediaTypeError with Go's message."""
+    mediatype, items = _parse_cached(v)
+    return mediatype, dict(items)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_cached(v: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    mediatype, params = _parse(v)
+    return mediatype, tuple(params.items())
+
+
+def _parse(v: str) -> tuple[str, dict[str, str]]:
     base = v.split(";", 1)[0]
     mediatype = base.lower().strip(_SPACE)
     _check_type(mediatype)

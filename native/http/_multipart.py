@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import quopri
+import re
 from collections.abc import Awaitable, Callable
 
 from native.http._gostrconv import quote
@@ -41,7 +42,7 @@ BUFFER_FULL = GoIOError("bufio: buffer full")
 MESSAGE_TOO_LARGE = GoIOError("multipart: message too large")
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_BAD_VALUE = frozenset(set(range(0x20)) - {0x09}) | {0x7F}
+_BAD_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class BufReader:
@@ -235,7 +236,7 @@ async def read_mime_header(br: BufReader) -> tuple[dict[str, list[str]], GoIOErr
         kv = bytes(buf)
         k, _, v = kv.partition(b":")
         key = canonical_mime_key(k)
-        if key is None or any(c in _BAD_VALUE for c in v):
+        if key is None or _BAD_VALUE_RE.search(v):
             return m, GoIOError(f"malformed MIME header line: {quote(kv.decode('latin-1'))}")
         max_headers -= 1
         if max_headers < 0:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from native.http._common import empty, json_error, set_etag
-from native.http._content import BytesContent, ContentError, write_response_content
+from native.http._content import BytesContent, ContentError, FileBody, write_response_content
 from native.http._fid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
 from native.http._gostrconv import NumError
 from native.http._gzip import GunzipError, gunzip_data, is_gzipped
@@ -59,7 +59,9 @@ def _parse_http_date(s: str) -> int | None:
 
 
 class _StreamContent:
-    """A large needle's data read from `.dat` in worker threads, CRC-checked at the end."""
+    """A large needle's data on `.dat`: whole ranges go out with sendfile (Go checks the CRC only
+    after sending, so a client sees the same bytes either way); multipart ranges are read in
+    worker threads."""
 
     __slots__ = ("stream", "size", "chunk")
 
@@ -67,6 +69,9 @@ class _StreamContent:
         self.stream = stream
         self.size = stream.data_size
         self.chunk = chunk
+
+    def file_range(self, start: int, length: int) -> FileBody:
+        return FileBody(self.stream.fd, self.stream.data_offset + start, length)
 
     async def chunks(self, offset: int, length: int):
         it = self.stream.iter_chunks(offset, length, self.chunk)

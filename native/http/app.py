@@ -18,7 +18,7 @@ from gateway.guard import Guard
 from native.context import NativeContext
 from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
-from native.http._content import ContentError
+from native.http._content import ContentError, FileBody
 from native.http._delete import delete
 from native.http._fid import new_volume_id, parse_url_path
 from native.http._gostrconv import NumError
@@ -33,7 +33,16 @@ from native.http._sniff import detect_content_type
 from native.http._throttle import InflightLimit, WaitOutcome
 from native.http._upstream import UpstreamError, open_request
 from native.http._write import post
-from weedpy.http1 import CONTINUE_100, Exchange, GoHeader, GoResponse, ProtocolError, go_bad_request, send_go_response
+from weedpy.http1 import (
+    CONTINUE_100,
+    Exchange,
+    GoHeader,
+    GoResponse,
+    ProtocolError,
+    go_bad_request,
+    send_go_response,
+    serialize_head,
+)
 from weedpy.logs import get_logger
 
 __all__ = ["NativeHttp", "Scope", "Source"]
@@ -154,10 +163,27 @@ class NativeHttp:
 
     async def _send(self, exch: Exchange, resp: GoResponse, scope: Scope) -> None:
         await self._settle_body(exch, scope)
+        if isinstance(resp.stream, FileBody):
+            await self._send_file(exch, resp, resp.stream)
+            return
         expected = resp.stream_length
         if resp.stream is not None and expected is not None:
             resp.stream = _counting(resp.stream, expected, exch)
         await send_go_response(exch, resp, sniff=detect_content_type)
+
+    async def _send_file(self, exch: Exchange, resp: GoResponse, body: FileBody) -> None:
+        req = exch.request
+        keep = req.keep_alive and not exch.close_after
+        wire = serialize_head(resp, method=req.method, keep_alive=keep, http10=req.http_version == b"1.0",
+                              sniff=detect_content_type)
+        exch.started = True
+        exch.status = resp.status
+        if not keep:
+            exch.close_after = True
+        await exch.send(wire.head)
+        if wire.send_body and body.count > 0:
+            if await exch.send_file(body.fd, body.offset, body.count) != body.count:
+                exch.close_after = True  # .dat cut short: the client must not wait for more
 
     async def _settle_body(self, exch: Exchange, scope: Scope) -> None:
         """What Go's server does with a request body the handler left unread, before replying:
@@ -167,6 +193,12 @@ class NativeHttp:
         if exch.body_done or not req.has_body or scope.body_ended:
             return
         if req.expect_continue and not getattr(exch, "_continued", False):
+            exch.close_after = True
+            return
+        try:
+            if exch.drain_buffered():
+                return  # the rest had already arrived (the usual case)
+        except ProtocolError:
             exch.close_after = True
             return
         left = MAX_POST_HANDLER_READ + 1

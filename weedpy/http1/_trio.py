@@ -8,6 +8,7 @@ upstream servers.
 from __future__ import annotations
 
 import collections
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -69,6 +70,35 @@ class Exchange:
     async def send(self, data: bytes) -> None:
         self.bytes_out += len(data)
         await self._stream.send_all(data)
+
+    async def send_file(self, fd: int, offset: int, count: int) -> int:
+        """Send `count` bytes of a file from `offset` (sendfile(2) when the stream is a plain
+        socket, else pread + send); returns how many were sent (fewer if the file is short)."""
+        sent = 0
+        sock = getattr(self._stream, "sock", None)
+        if sock is not None and hasattr(os, "sendfile"):
+            out_fd = sock.fileno()
+            while sent < count:
+                try:
+                    n = os.sendfile(out_fd, fd, offset + sent, min(count - sent, 1 << 24))
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
+                    continue
+                except OSError as exc:
+                    raise trio.BrokenResourceError(str(exc)) from exc
+                if n == 0:
+                    break
+                sent += n
+            await trio.lowlevel.checkpoint()
+        else:
+            while sent < count:
+                piece = os.pread(fd, min(count - sent, 1 << 20), offset + sent)
+                if not piece:
+                    break
+                await self._stream.send_all(piece)
+                sent += len(piece)
+        self.bytes_out += sent
+        return sent
 
     def drain_buffered(self) -> bool:
         """Consume the rest of the request body if it is already buffered; True when complete.
