@@ -68,6 +68,7 @@ class VolumeReport:
     delete_count: int
     deleted_byte_count: int
     read_only: bool
+    read_only_can_delete: bool  # read-only, deletes still allowed (the noWriteCanDelete reason)
     replica_placement: int  # the placement byte
     version: int
     ttl: int  # TTL as uint32
@@ -85,7 +86,7 @@ class VolumeReport:
         return master_pb2.VolumeInformationMessage(
             id=self.id, size=self.size, collection=self.collection, file_count=self.file_count,
             delete_count=self.delete_count, deleted_byte_count=self.deleted_byte_count, read_only=self.read_only,
-            replica_placement=self.replica_placement, version=self.version, ttl=self.ttl,
+            read_only_can_delete=self.read_only_can_delete, replica_placement=self.replica_placement, version=self.version, ttl=self.ttl,
             compact_revision=self.compact_revision, modified_at_second=self.modified_at_second,
             disk_type=self.disk_type, disk_id=self.disk_id,
         )
@@ -228,7 +229,8 @@ def _volume_report(v: object, disk_type: str, disk_id: int) -> VolumeReport:
     s = v.stats()  # type: ignore[attr-defined]
     return VolumeReport(
         id=s.id, size=s.dat_size, collection=s.collection, file_count=s.file_count, delete_count=s.delete_count,
-        deleted_byte_count=s.deleted_bytes, read_only=s.read_only, replica_placement=s.replica_placement.to_byte(),
+        deleted_byte_count=s.deleted_bytes, read_only=s.read_only,
+        read_only_can_delete=s.read_only_reasons.no_write_can_delete, replica_placement=s.replica_placement.to_byte(),
         version=s.version, ttl=s.ttl.to_uint32(), compact_revision=s.compaction_revision,
         modified_at_second=s.modified_at_second, disk_type=disk_type, disk_id=disk_id, max_file_key=s.max_file_key,
     )

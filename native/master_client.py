@@ -136,8 +136,11 @@ class MasterClient:
 
     async def call(self, method: str, request, response_type, *, master: MasterAddress | None = None, timeout: float = RPC_TIMEOUT):
         m = master or self._target()
-        async with Channel(m.host, m.grpc_port, options=_OPTIONS) as ch:
-            return await ch.unary_unary(SEED + method, request, response_type, timeout=timeout)
+        try:
+            async with Channel(m.host, m.grpc_port, options=_OPTIONS) as ch:
+                return await ch.unary_unary(SEED + method, request, response_type, timeout=timeout)
+        except BaseExceptionGroup as group:  # the channel's task group wraps what the call raised
+            raise _unwrap(group) from None
 
     async def ping(self, target: str) -> int:
         """Ping a master; its start time (Go's remote_time_ns)."""

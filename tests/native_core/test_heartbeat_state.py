@@ -28,7 +28,7 @@ DISK = DiskReport(0, "", 8, "uuid-0", ("fast",), 1000, 400)
 
 def vol(vid: int, collection: str = "", rp: int = 0, ttl: int = 0, size: int = 8, disk_id: int = 0) -> VolumeReport:
     return VolumeReport(
-        id=vid, size=size, collection=collection, file_count=1, delete_count=0, deleted_byte_count=0, read_only=False,
+        id=vid, size=size, collection=collection, file_count=1, delete_count=0, deleted_byte_count=0, read_only=False, read_only_can_delete=False,
         replica_placement=rp, version=3, ttl=ttl, compact_revision=0, modified_at_second=1700000000,
         disk_type="", disk_id=disk_id, max_file_key=vid * 10,
     )

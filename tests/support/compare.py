@@ -100,11 +100,15 @@ def _mask_path(node: object, parts: list[str]) -> None:
             node[head] = "*"
 
 
-def message_doc(msg: object, variable: tuple[str, ...] = ()) -> object:
-    """A protobuf message as a dict (field names as in the .proto), variable fields masked."""
+def message_doc(msg: object, variable: tuple[str, ...] = (), omitted: tuple[str, ...] = ()) -> object:
+    """A protobuf message as a dict (field names as in the .proto), variable fields masked and
+    top-level `omitted` fields (deliberate differences) left out."""
     from google.protobuf.json_format import MessageToDict
 
-    return mask_fields(MessageToDict(msg, preserving_proto_field_name=True), variable)  # type: ignore[arg-type]
+    doc = MessageToDict(msg, preserving_proto_field_name=True)  # type: ignore[arg-type]
+    for name in omitted:
+        doc.pop(name, None)
+    return mask_fields(doc, variable)
 
 
-__all__ += ["GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "mask_fields", "message_doc"]
+__all__ += ["GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS", "mask_fields", "message_doc"]

@@ -1,0 +1,110 @@
+"""A fake master that records what a volume server sends it: heartbeats (every message of every
+SendHeartbeat stream, in order) and VolumeMarkReadonly notices. It answers the first heartbeat
+of a stream as a Go leader does (volume size limit, itself as leader) and serves
+GetMasterConfiguration and Ping. Runs its own trio loop in a thread, for process tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import trio
+
+from proto import master_pb2
+from proto.services import RPCS
+from tests.support.procs import free_port_pair
+from weedpy.grpc import Context, Router, serve_listeners
+
+__all__ = ["RecordingMaster"]
+
+M = "/master_pb.Seaweed/"
+
+
+class RecordingMaster:
+    def __init__(self, volume_size_limit: int = 32 << 20) -> None:
+        self.http_port, self.grpc_port = free_port_pair()
+        self.limit = volume_size_limit
+        self.heartbeats: list[master_pb2.Heartbeat] = []
+        self.marks: list[master_pb2.VolumeMarkReadonlyRequest] = []
+        self.streams = 0
+        self.leader_override: str | None = None
+        self._lock = threading.Lock()
+        self._stop: trio.Event | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def start(self) -> "RecordingMaster":
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._stop = trio.Event()
+            self._token = trio.lowlevel.current_trio_token()
+            listeners = await trio.open_tcp_listeners(self.grpc_port, host="127.0.0.1")
+            async with trio.open_nursery() as n:
+                await n.start(serve_listeners, listeners, self._router())
+                ready.set()
+                await self._stop.wait()
+                n.cancel_scope.cancel()
+
+        self._thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._token is not None and self._stop is not None:
+            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _router(self) -> Router:
+        r = Router()
+
+        async def heartbeat(requests, ctx: Context):
+            with self._lock:
+                self.streams += 1
+            first = True
+            async for hb in requests:
+                with self._lock:
+                    self.heartbeats.append(hb)
+                if first:
+                    first = False
+                    yield master_pb2.HeartbeatResponse(
+                        volume_size_limit=self.limit, leader=self.leader_override or self.address,
+                    )
+
+        async def configuration(req, ctx: Context) -> master_pb2.GetMasterConfigurationResponse:
+            return master_pb2.GetMasterConfigurationResponse(leader=self.address, volume_size_limit_m_b=self.limit >> 20)
+
+        async def mark(req, ctx: Context) -> master_pb2.VolumeMarkReadonlyResponse:
+            with self._lock:
+                self.marks.append(req)
+            return master_pb2.VolumeMarkReadonlyResponse()
+
+        async def ping(req, ctx: Context) -> master_pb2.PingResponse:
+            now = time.time_ns()
+            return master_pb2.PingResponse(start_time_ns=now, stop_time_ns=now)
+
+        r.add(RPCS[M + "SendHeartbeat"], heartbeat)
+        r.add(RPCS[M + "GetMasterConfiguration"], configuration)
+        r.add(RPCS[M + "VolumeMarkReadonly"], mark)
+        r.add(RPCS[M + "Ping"], ping)
+        return r
+
+    def snapshot(self) -> list[master_pb2.Heartbeat]:
+        with self._lock:
+            return list(self.heartbeats)
+
+    def wait_for(self, predicate: Callable[[list[master_pb2.Heartbeat]], bool], timeout: float = 15.0) -> list[master_pb2.Heartbeat]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.snapshot()
+            if predicate(got):
+                return got
+            time.sleep(0.05)
+        raise TimeoutError(f"heartbeats never satisfied the condition; got {len(self.snapshot())}")
