@@ -248,8 +248,17 @@ _MASKED_FIELDS: dict[str, tuple[FieldPattern, ...]] = {
 }
 
 
-def _masked(d: FieldDiff, patterns: tuple[FieldPattern, ...]) -> bool:
-    return d.left != "<absent>" and d.right != "<absent>" and any(p.matches(d.path) for p in patterns)
+def _present(fields: dict[str, str], root: str) -> bool:
+    return any(k == root or k.startswith((root + ".", root + "[")) for k in fields)
+
+
+def _masked(d: FieldDiff, patterns: tuple[FieldPattern, ...], fa: dict[str, str], fb: dict[str, str]) -> bool:
+    """A masked field's whole subtree is one value: masked if that subtree is present on both sides."""
+    for p in patterns:
+        root = p.prefix_of(d.path)
+        if root is not None and _present(fa, root) and _present(fb, root):
+            return True
+    return False
 
 
 def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequence[bytes], Aliases],
@@ -263,7 +272,7 @@ def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequen
             if not diffs:
                 return [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
             masks = _MASKED_FIELDS.get(method.rsplit("/", 1)[-1], ())
-            return [d for d in diffs if not _masked(d, masks)] if masks else diffs
+            return [d for d in diffs if not _masked(d, masks, fa, fb)] if masks else diffs
     return [_bytes_diff(prefix, a, b)]
 
 

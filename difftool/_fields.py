@@ -129,10 +129,15 @@ class FieldPattern:
             else:
                 parts.append(re.escape(text[i]))
                 i += 1
-        self._re = re.compile("".join(parts) + r"(?:[.\[#].*)?$", re.DOTALL)
+        self._re = re.compile("(" + "".join(parts) + r")(?:[.\[#].*)?$", re.DOTALL)
 
     def matches(self, path: str) -> bool:
         return self._re.match(path) is not None
+
+    def prefix_of(self, path: str) -> str | None:
+        """The part of `path` the pattern itself matched (the root of the covered subtree)."""
+        m = self._re.match(path)
+        return m.group(1) if m else None
 
     def __repr__(self) -> str:
         return f"FieldPattern({self.text!r})"

@@ -206,3 +206,24 @@ def test_grpc_frames_survive_encoding_roundtrip() -> None:
     # encode_message is what captures reassemble; a message is compared without its prefix
     payload = vs.PingResponse(start_time_ns=5).SerializeToString()
     assert encode_message(payload)[5:] == payload
+
+
+def test_grpc_variable_fields_are_masked_but_presence_counts() -> None:
+    path = "/volume_server_pb.VolumeServer/VolumeServerStatus"
+    a = vs.VolumeServerStatusResponse(version="4.48", memory_status={"goroutines": 10},
+                                      disk_statuses=[{"dir": "/a", "free": 10}]).SerializeToString()
+    b = vs.VolumeServerStatusResponse(version="4.48", memory_status={"goroutines": 99},
+                                      disk_statuses=[{"dir": "/bb", "free": 20}]).SerializeToString()
+    assert compare_grpc(path, grpc((a,)), grpc((b,))).verdict is Verdict.MATCH
+    c = vs.VolumeServerStatusResponse(version="4.49", disk_statuses=[{"dir": "/a", "free": 10}]).SerializeToString()
+    assert compare_grpc(path, grpc((a,)), grpc((c,))).keys == {"msg[*].version", "msg[*].memory_status.goroutines"}
+    # the memory status is one masked value: other sub-fields on each side still match
+    d = vs.VolumeServerStatusResponse(version="4.48", memory_status={"stack": 5},
+                                      disk_statuses=[{"dir": "/a", "free": 10}]).SerializeToString()
+    assert compare_grpc(path, grpc((a,)), grpc((d,))).verdict is Verdict.MATCH
+
+
+def test_request_id_in_grpc_metadata_is_masked() -> None:
+    a = grpc(extra_trailers=((b"x-amz-request-id", b"1"),))
+    b = grpc(extra_trailers=((b"x-amz-request-id", b"2"),))
+    assert compare_grpc(PING, a, b).verdict is Verdict.MATCH
