@@ -159,12 +159,12 @@ def serialize_head(
         if allowed and not has_length and not has_te and (not is_head or body):
             if len(body) <= BUFFER_BEFORE_CHUNKING:
                 parts.append(f"Content-Length: {len(body)}")
-            elif not http10:
+            elif not http10 and not is_head:  # Go never chunks a HEAD reply
                 chunked = True
         first = body[:512]
     else:
         if allowed and not has_length and resp.stream_length is None:
-            chunked = not http10
+            chunked = not http10 and not is_head
         first = resp.sniff_prefix[:512]
     if allowed and first and sniff is not None and "Content-Type" not in values and not has_te:
         ce = values.get("Content-Encoding")
