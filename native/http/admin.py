@@ -33,7 +33,7 @@ from weedpy.http1 import GoHeader, GoResponse
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["install", "healthz", "EmbeddedStatic", "read_embedded_static", "render_ui"]
+__all__ = ["install", "healthz", "EmbeddedStatic", "read_embedded_static", "render_ui", "parse_serve_range", "RangeError"]
 
 _START = time.monotonic()
 
@@ -116,6 +116,13 @@ def render_ui(app: "NativeHttp") -> str:
     <title>SeaweedFS {e(version)}</title>
     <link rel="stylesheet" href="/seaweedfsstatic/bootstrap/3.3.1/css/bootstrap.min.css">
     <script type="text/javascript" src="/seaweedfsstatic/javascript/jquery-3.6.0.min.js"></script>
+    <script type="text/javascript"
+        src="/seaweedfsstatic/javascript/jquery-sparklines/2.1.2/jquery.sparkline.min.js"></script>
+    <style>
+        #jumbotron {{ margin-top: 10px; }}
+        .table-condensed td, .table-condensed th {{ padding: 2px 6px; }}
+        td code {{ white-space: nowrap; }}
+    </style>
 </head>
 
 <body>
@@ -149,6 +156,22 @@ def render_ui(app: "NativeHttp") -> str:
                 <thead><tr><th>Id</th><th>Collection</th><th>Disk</th><th>Data Size</th><th>Files</th><th>Trash</th><th>TTL</th><th>ReadOnly</th><th>Disk Id</th></tr></thead>
                 <tbody>
 {rows}
+                </tbody>
+            </table>
+        </div>
+        <div class="row">
+            <h2>Remote Volumes</h2>
+            <table class="table table-striped">
+                <thead><tr><th>Id</th><th>Collection</th><th>Size</th><th>Files</th><th>Trash</th><th>Remote</th><th>Key</th></tr></thead>
+                <tbody>
+                </tbody>
+            </table>
+        </div>
+        <div class="row">
+            <h2>Erasure Coding Shards</h2>
+            <table class="table table-striped">
+                <thead><tr><th>Id</th><th>Collection</th><th>Total Size</th><th>Shard Details</th><th>CreatedAt</th></tr></thead>
+                <tbody>
                 </tbody>
             </table>
         </div>
@@ -292,15 +315,102 @@ class EmbeddedStatic:
         return self._file(req, rel, files[rel])
 
     def _file(self, req: GoRequest, name: str, data: bytes) -> GoResponse:
-        h = GoHeader()
+        """http.ServeContent: type by extension (else sniffed), then Go 1.27's Range handling."""
         ext = posixpath.splitext(name)[1]
         ctype = self._mimes.type_by_extension(ext) if ext else ""  # type: ignore[attr-defined]
         if not ctype:
             ctype = detect_content_type(data[:512])
-        h.set("Accept-Ranges", "bytes")
-        h.set("Content-Length", str(len(data)))
+        size = len(data)
+        status, body = 200, data
+        h = GoHeader()
         h.set("Content-Type", ctype)
-        return GoResponse(200, h, b"" if req.method == "HEAD" else data)
+        spec = req.header("Range")
+        if spec:
+            try:
+                ranges = parse_serve_range(spec, size)
+            except RangeError as exc:
+                if exc.no_overlap:
+                    h.set("Content-Range", f"bytes */{size}")
+                return _plain_error(h, 416, str(exc))
+            if sum(length for _, length in ranges) > size:
+                ranges = []
+            if len(ranges) == 1:
+                start, length = ranges[0]
+                status, body = 206, data[start:start + length]
+                h.set("Content-Range", f"bytes {start}-{start + length - 1}/{size}")
+            elif ranges:
+                from native.http._range import multipart_layout, new_boundary
+
+                boundary = new_boundary()
+                heads, closing, _total = multipart_layout(ranges, ctype, size, boundary)
+                body = b"".join(head + data[start:start + length] for head, (start, length) in zip(heads, ranges)) + closing
+                status = 206
+                h.set("Content-Type", "multipart/byteranges; boundary=" + boundary)
+        h.set("Accept-Ranges", "bytes")
+        h.set("Content-Length", str(len(body)))
+        return GoResponse(status, h, body)
+
+
+class RangeError(ValueError):
+    def __init__(self, message: str, no_overlap: bool = False) -> None:
+        super().__init__(message)
+        self.no_overlap = no_overlap
+
+
+def _go_int(text: str) -> int:
+    if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+        raise RangeError("invalid range")
+    return int(text)
+
+
+def parse_serve_range(spec: str, size: int) -> list[tuple[int, int]]:
+    """net/http's parseRange (Go 1.27): [(start, length)]; RangeError as ServeContent reports it."""
+    if not spec.startswith("bytes="):
+        raise RangeError("invalid range")
+    ranges: list[tuple[int, int]] = []
+    no_overlap = False
+    for part in spec[len("bytes="):].split(","):
+        part = part.strip(" \t")
+        if not part:
+            continue
+        start_s, sep, end_s = part.partition("-")
+        if not sep:
+            raise RangeError("invalid range")
+        start_s, end_s = start_s.strip(" \t"), end_s.strip(" \t")
+        if start_s == "":
+            if end_s == "" or end_s[0] == "-":
+                raise RangeError("invalid range")
+            n = _go_int(end_s)
+            if n < 0:
+                raise RangeError("invalid range")
+            n = min(n, size)
+            ranges.append((size - n, n))
+            continue
+        start = _go_int(start_s)
+        if start < 0:
+            raise RangeError("invalid range")
+        if start >= size:
+            no_overlap = True
+            continue
+        if end_s == "":
+            ranges.append((start, size - start))
+            continue
+        end = _go_int(end_s)
+        if start > end:
+            raise RangeError("invalid range")
+        end = min(end, size - 1)
+        ranges.append((start, end - start + 1))
+    if no_overlap and not ranges:
+        raise RangeError("invalid range: failed to overlap", no_overlap=True)
+    return ranges
+
+
+def _plain_error(h: GoHeader, status: int, text: str) -> GoResponse:
+    """http.Error: text/plain, nosniff, the message and a newline."""
+    h.delete("Content-Length")
+    h.set("Content-Type", "text/plain; charset=utf-8")
+    h.set("X-Content-Type-Options", "nosniff")
+    return GoResponse(status, h, text.encode() + b"\n")
 
 
 def _redirect(req: GoRequest, location: str) -> GoResponse:
@@ -335,8 +445,7 @@ def _dir_list(req: GoRequest, files: Mapping[str, bytes], rel: str) -> GoRespons
     lines.append("</pre>\n")
     h = GoHeader()
     h.set("Content-Type", "text/html; charset=utf-8")
-    body = "".join(lines).encode("utf-8")
-    return GoResponse(200, h, b"" if req.method == "HEAD" else body)
+    return GoResponse(200, h, "".join(lines).encode("utf-8"))
 
 
 def _html_replace(s: str) -> str:
