@@ -99,6 +99,7 @@ from ._types import (
     readable_disk_type,
 )
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
+from ._vacuum import FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, cleanup_compact, commit_compact, compact, compact_steps
 from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
 
 __all__ = [
@@ -118,6 +119,14 @@ __all__ = [
     "NeedleMap",
     "NeedleValue",
     "MapCounters",
+    # vacuum
+    "compact",
+    "compact_steps",
+    "commit_compact",
+    "cleanup_compact",
+    "CompactResult",
+    "VacuumError",
+    "FAKE_TOMBSTONE_COOKIE",
     # records and codecs
     "Needle",
     "NeedleHeader",

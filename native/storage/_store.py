@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
@@ -12,6 +12,7 @@ from ._needle import Needle
 from ._replica import ReplicaPlacement
 from ._stream import NeedleStream
 from ._ttl import TTL
+from ._vacuum import cleanup_compact, commit_compact, compact_steps
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
 from ._volume import Volume, VolumeStats, WriteResult
@@ -210,6 +211,32 @@ class Store:
     def close(self) -> None:
         for loc in self.locations:
             loc.close()
+
+    # vacuum ------------------------------------------------------------------------------------
+
+    def _volume_for(self, vid: int, doing: str) -> Volume:
+        v = self.find_volume(vid)
+        if v is None:
+            raise VolumeNotFound(f"volume id {vid} is not found during {doing}")
+        return v
+
+    def check_compact_volume(self, vid: int) -> float:
+        """The garbage ratio (Go's CheckCompactVolume)."""
+        return self._volume_for(vid, "check compact").garbage_level()
+
+    def compact_volume(self, vid: int, *, preallocate: int = 0, bytes_per_second: int = 0) -> Iterator[int]:
+        """Compaction as a generator of progress offsets (see `_vacuum.compact_steps`)."""
+        return compact_steps(self._volume_for(vid, "compact"), preallocate=preallocate, bytes_per_second=bytes_per_second)
+
+    def commit_compact_volume(self, vid: int) -> tuple[bool, int]:
+        """(was read-only, `.dat` size after): Go's CommitCompactVolume."""
+        v = self._volume_for(vid, "commit compact")
+        read_only = v.read_only
+        commit_compact(v)
+        return read_only, v.dat_size
+
+    def cleanup_compact_volume(self, vid: int) -> None:
+        cleanup_compact(self._volume_for(vid, "cleaning up"))
 
     # needles -----------------------------------------------------------------------------------
 

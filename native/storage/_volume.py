@@ -9,6 +9,7 @@ descriptor is never reused under a reader.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -152,6 +153,12 @@ class Volume:
         self._io = threading.Condition()
         self._readers = 0
         self._closed = False
+        self._swapping = False  # a compaction commit is replacing the files: new reads wait
+        # vacuum (see _vacuum.py): held while compacting or committing, like Go's
+        # isCompactionInProgress; the .idx size and revision when the last compaction began
+        self.compaction_lock = threading.Lock()
+        self.compact_idx_offset = 0
+        self.compact_revision = 0
 
     # construction ------------------------------------------------------------------------------
 
@@ -459,8 +466,16 @@ class Volume:
         )
 
     def garbage_level(self) -> float:
+        """Go's garbageLevel: deleted bytes / content bytes; a map that counted deletions but
+        not their sizes (one rebuilt from `.sdx`) falls back to the `.dat` size."""
         c = self.nm.counters()
-        return 0.0 if c.file_bytes == 0 else c.deletion_bytes / c.file_bytes
+        if c.file_bytes == 0:
+            return 0.0
+        deleted, content = c.deletion_bytes, c.file_bytes
+        if c.deletion_count > 0 and deleted == 0:
+            deleted = self._dat_size - content - SUPER_BLOCK_SIZE
+            content = self._dat_size
+        return deleted / content
 
     def expired(self, volume_size_limit: int, now_s: int | None = None) -> bool:
         """Go's Volume.expired: a TTL volume untouched for longer than its TTL."""
@@ -481,6 +496,30 @@ class Volume:
     def _pread_raw(self, length: int, offset: int) -> bytes:
         return os.pread(self._dat_fd, length, offset)
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the files steady for a map lookup and the reads it leads to: a compaction
+        commit swapping in new files waits for these, and new ones wait for the swap."""
+        with self._io:
+            while self._swapping:
+                self._io.wait()
+            if self._closed:
+                raise StorageError(f"volume {self.id} is closed")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._io:
+                self._readers -= 1
+                if not self._readers:
+                    self._io.notify_all()
+
+    def pinned_dat(self) -> tuple[int, int]:
+        """(a private duplicate of the `.dat` fd, its size now): for long scans that must not
+        see a compaction commit swap the files underneath. The caller closes the fd."""
+        with self._reading():
+            return os.dup(self._dat_fd), self._dat_size
+
     def _pread(self, length: int, offset: int) -> bytes:
         with self._io:
             if self._closed:
@@ -493,6 +532,11 @@ class Volume:
                 self._readers -= 1
                 if not self._readers:
                     self._io.notify_all()
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """Raw `.dat` bytes (short at the end of the file), for the gRPC readers that take
+        offsets from the caller (ReadNeedleBlob, ReadNeedleMeta)."""
+        return self._pread(length, offset)
 
     def read_record(self, offset: int, size: int) -> bytes:
         """The raw record at a byte offset whose header Size is `size` (ReadNeedleBlob)."""
@@ -535,12 +579,13 @@ class Volume:
         Like Go: an entry of size 0 returns an empty needle without reading (or checking the
         cookie); a TTL-expired needle is NotFound; a wrong cookie is CookieMismatch.
         """
-        loc = self._locate(needle_id, read_deleted)
-        if loc is None:
-            return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
-        offset, size = loc
-        raw = self._pread(actual_size(size, self.version), offset)
-        n = self._decode_at(raw, offset, size, verify_crc)
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
+            if loc is None:
+                return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
+            offset, size = loc
+            raw = self._pread(actual_size(size, self.version), offset)
+            n = self._decode_at(raw, offset, size, verify_crc)
         self._check_ttl_and_cookie(n, cookie)
         return n
 
@@ -564,11 +609,12 @@ class Volume:
 
     def read_needle_meta(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> tuple[Needle, int]:
         """(needle without data, data size), reading only the header and the metadata tail."""
-        loc = self._locate(needle_id, read_deleted)
-        if loc is None:
-            return Needle(id=needle_id, cookie=cookie or 0, checksum=0), 0
-        offset, size = loc
-        n, data_size = self._read_meta_at(offset, size)
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
+            if loc is None:
+                return Needle(id=needle_id, cookie=cookie or 0, checksum=0), 0
+            offset, size = loc
+            n, data_size = self._read_meta_at(offset, size)
         self._check_ttl_and_cookie(n, cookie)
         return n, data_size
 
@@ -590,19 +636,13 @@ class Volume:
 
     def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
         """Metadata now, data on demand: for needles too large to read whole (Go streams > 1 MiB)."""
-        loc = self._locate(needle_id, read_deleted)
-        with self._io:
-            if self._closed:
-                raise StorageError(f"volume {self.id} is closed")
-            fd = self._dat_fd
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
             if loc is None:
-                return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), fd, 0, 0)
-        offset, size = loc
-        n, data_size = self._read_meta_at(offset, size)
-        self._check_ttl_and_cookie(n, cookie)
-        with self._io:
-            if self._closed:
-                raise StorageError(f"volume {self.id} is closed")
+                return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0)
+            offset, size = loc
+            n, data_size = self._read_meta_at(offset, size)
+            self._check_ttl_and_cookie(n, cookie)
             return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size)
 
     def iter_records(self, start: int | None = None) -> Iterator[RecordInfo]:
@@ -766,6 +806,25 @@ class Volume:
             self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
             return nv2.size
 
+    def apply_tombstone(self, needle_id: int, cookie: int, checksum: int) -> int:
+        """Replay a deletion read from another server's `.dat` (VolumeTailReceiver): append a
+        tombstone carrying that record's cookie and CRC if the needle is live here. Returns the
+        deleted record's Size, 0 when nothing was live (nothing appended)."""
+        if self.no_write_or_delete:
+            raise ReadOnly(f"volume {self.id} is read only")
+        with self._write_lock:
+            self._check_open()
+            nv = self.nm.get(needle_id)
+            if nv is None or nv.size < 0:
+                return 0
+            tomb = Needle(id=needle_id, cookie=cookie, checksum=checksum, append_at_ns=self._next_append_ns())
+            offset = self._dat_size
+            self._append_dat(encode_needle(tomb, self.version), offset)
+            self.last_append_at_ns = tomb.append_at_ns
+            self.nm.delete(needle_id)
+            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
+            return nv.size
+
     def write_needle_blob(self, needle_id: int, blob: bytes, size: int) -> bool:
         """Append a raw record copied from another server (Go's WriteNeedleBlob).
 
@@ -845,6 +904,40 @@ class Volume:
             self.no_write_or_delete = False
             self.no_write_can_delete = False
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
+
+    def _adopt(self, new: "Volume") -> None:
+        """Take over the files and state `new` loaded (a compaction commit's reload), with the
+        write lock held. Reads in progress finish on the old files first; read-only marks made
+        at runtime survive. `new` is left closed."""
+        with self._io:
+            self._swapping = True
+            while self._readers:
+                self._io.wait()
+            old_fds = (self._dat_fd, self._idx_fd)
+            self.super_block = new.super_block
+            self.info = new.info
+            self.codec = new.codec
+            self.nm = new.nm
+            self.no_write_or_delete = self.no_write_or_delete or new.no_write_or_delete
+            self.no_write_can_delete = self.no_write_can_delete or new.no_write_can_delete
+            self.integrity_error = new.integrity_error
+            self.warnings.extend(new.warnings)
+            self.last_append_at_ns = new.last_append_at_ns
+            self.last_modified_ts = max(self.last_modified_ts, new.last_modified_ts)
+            self._dat_fd, self._idx_fd = new._dat_fd, new._idx_fd
+            self._dat_size, self._idx_size = new._dat_size, new._idx_size
+            self._has_vif = new._has_vif
+            self._synced_upto = 0
+            new._dat_fd = new._idx_fd = -1
+            new._closed = True
+            self._swapping = False
+            self._io.notify_all()
+        for fd in old_fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def _reopen_idx_rw(self) -> None:
         fd = os.open(self.idx_path, os.O_RDWR | os.O_CREAT, 0o644)
