@@ -153,6 +153,7 @@ class Volume:
         self._io = threading.Condition()
         self._readers = 0
         self._closed = False
+        self._view = False  # read_only_view: another process owns the files
         self._swapping = False  # a compaction commit is replacing the files: new reads wait
         # vacuum (see _vacuum.py): held while compacting or committing, like Go's
         # isCompactionInProgress; the .idx size and revision when the last compaction began
@@ -197,15 +198,18 @@ class Volume:
         offset_bytes: int | None = None,
         default_offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
+        read_only_view: bool = False,
     ) -> "Volume":
         """Open an existing volume as Go's loader does (integrity check included).
 
         `offset_bytes` None takes the width from the `.vif` (else `default_offset_bytes`); an
         explicit width that the `.vif` contradicts raises OffsetWidthMismatch.
+        `read_only_view` opens every file read-only and writes nothing (not even a missing
+        `.vif`): a view of a volume another process owns. Its flags are still the files' own.
         """
         return cls._open(
             directory, vid, collection, idx_directory, offset_bytes,
-            default_offset_bytes=default_offset_bytes, clock_ns=clock_ns,
+            default_offset_bytes=default_offset_bytes, clock_ns=clock_ns, read_only_view=read_only_view,
         )
 
     @classmethod
@@ -220,8 +224,10 @@ class Volume:
         new_super_block: SuperBlock | None = None,
         default_offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
+        read_only_view: bool = False,
     ) -> "Volume":
         v = cls()
+        v._view = read_only_view
         v.id = vid
         v.collection = collection
         v.directory = os.fspath(directory)
@@ -262,7 +268,7 @@ class Volume:
         dat_path = self.file_name(".dat")
         if os.path.exists(dat_path):
             writable = os.access(dat_path, os.W_OK)
-            self._dat_fd = os.open(dat_path, os.O_RDWR if writable else os.O_RDONLY)
+            self._dat_fd = os.open(dat_path, os.O_RDWR if writable and not self._view else os.O_RDONLY)
             if not writable:
                 self.no_write_or_delete = True
             st = os.fstat(self._dat_fd)
@@ -301,8 +307,10 @@ class Volume:
         idx_path = self.file_name(".idx")
         if not os.path.exists(idx_path) and self._dat_size > SUPER_BLOCK_SIZE:
             raise Corrupted(f"idx file {idx_path} does not exist")
-        if self.no_write_or_delete and os.path.exists(idx_path):
+        if (self.no_write_or_delete or self._view) and os.path.exists(idx_path):
             self._idx_fd = os.open(idx_path, os.O_RDONLY)
+        elif self._view:
+            raise NotFound(f"idx file {idx_path} does not exist")
         else:
             os.makedirs(self.idx_directory, exist_ok=True)
             self._idx_fd = os.open(idx_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -325,7 +333,7 @@ class Volume:
             msg = f"index references bytes up to {self.nm.max_needle_end} but .dat has {self._dat_size}"
             self.integrity_error = self.integrity_error or msg
             log.warning("volume %s: %s; marking read-only", self.id, msg)
-        if not self._has_vif:
+        if not self._has_vif and not self._view:
             self._save_info(self.info)
             self._has_vif = True
 
