@@ -118,6 +118,7 @@ class NativeHttp:
         self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"])
         self.server = ctx.server_header
         self.admin_extra: dict[str, Callable[[GoRequest, GoHeader], Awaitable[GoResponse]]] = {}
+        self.static_files: Callable[[GoRequest], Awaitable[GoResponse]] | None = None
         self.static_files: Callable[[GoRequest], Awaitable[GoResponse]] | None = None  # native/http/admin.py
 
     # -- security ------------------------------------------------------------------------------
