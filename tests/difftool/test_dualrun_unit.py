@@ -1,0 +1,252 @@
+"""Dual-run targets with in-process fake sides, no sockets: the client always gets the serving side's
+bytes without waiting for the other side; injected differences are found; queues are bounded;
+writes are mirrored in order and reads wait for the writes before them."""
+
+from __future__ import annotations
+
+import functools
+
+import trio
+import trio.testing
+
+from difftool._capture import capture_grpc
+from difftool._dualrun import build_dual_run
+from difftool._engine import EngineConfig
+from difftool._tee_http import CaptureStream
+from gateway.grpc_proxy import GrpcFront, NamedTarget
+from gateway.routes import Target, parse_route_table
+from proto import volume_server_pb2 as vs
+from proto.services import RPCS
+from difftool import GrpcRequest
+from weedpy.grpc import ConnectionPool, GrpcError, Router, ServerOptions, Status, serve_connection
+from weedpy.http1 import Exchange, ServerConnection, simple_response
+
+SIDES = {"go": lambda: ((), (), "fake go"), "native": lambda: ((), (), "fake native")}
+P = "/volume_server_pb.VolumeServer/"
+
+
+def responder(body: bytes = b'{"ok":1}', headers: tuple = ((b"Content-Type", b"application/json"),),
+              status: int = 200, gate: trio.Event | None = None, log: list | None = None):
+    async def handle(exch: Exchange) -> None:
+        data = b""
+        while chunk := await exch.receive_body():
+            data += chunk
+        if gate is not None:
+            await gate.wait()
+        if log is not None:
+            log.append((exch.request.method, exch.request.target, data))
+        exch.started = True
+        exch.status = status
+        await exch.send(simple_response(status, body, headers))
+    return handle
+
+
+def client(raw: bytes) -> tuple[Exchange, CaptureStream]:
+    conn = ServerConnection()
+    conn.receive_data(raw)
+    head = conn.next_event()
+    stream = CaptureStream(1 << 30)
+    return Exchange(head, conn, stream, 5.0, "10.0.0.7", 8080, "admin"), stream  # type: ignore[arg-type]
+
+
+def table(routes: dict, default: str = "go"):
+    return parse_route_table({"version": "t1", "default": default, "routes": routes})
+
+
+def dual(routes, go_http, native_http, go_grpc=None, native_grpc=None, **cfg):
+    return build_dual_run(routes, go_http=go_http, native_http=native_http, go_grpc=go_grpc or Router(),
+                          native_grpc=native_grpc or Router(), go_grpc_options=ServerOptions(),
+                          native_grpc_options=ServerOptions(), sides=SIDES, config=EngineConfig(**cfg))
+
+
+GET = b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def test_identical_traffic_is_silent() -> None:
+    routes = table({"admin.read": {"target": "shadow", "sample_pct": 100}})
+    d = dual(routes, responder(), responder())
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        for _ in range(5):
+            exch, _ = client(GET)
+            await d.http_targets[routes.lookup("admin.read").target](exch)
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    assert d.engine.aggregator.counts("admin.read") == {
+        "compared": 5, "matched": 5, "mismatched": 0, "noise": 0, "ignored": 0, "dropped": 0}
+
+
+async def test_injected_header_and_byte_found_and_client_untouched() -> None:
+    routes = table({"admin.read": "shadow"})
+    go = responder(b'{"ok":1}', ((b"Content-Type", b"application/json"), (b"X-A", b"1")))
+    native = responder(b'{"ok":2}', ((b"Content-Type", b"application/json"), (b"X-A", b"2")))
+    d = dual(routes, go, native)
+    reference, ref_stream = client(GET)
+    await go(reference)
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        exch, stream = client(GET)
+        await d.http_targets[routes.lookup("admin.read").target](exch)
+        assert bytes(stream.data) == bytes(ref_stream.data)  # exactly Go's bytes
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    report = d.engine.report()
+    (ep,) = report["endpoints"]
+    assert ep["mismatched"] == 1 and {f["field"] for f in ep["fields"]} == {"header:x-a", "body.ok"}
+    (sid,) = d.engine.fixture_ids()
+    fx = d.engine.fixture(sid)
+    assert fx["routes_v"] == "t1" and fx["versions"] == {"go": "fake go", "native": "fake native"}
+
+
+async def test_native_verify_serves_native() -> None:
+    routes = table({"admin.read": "native+verify"}, default="native")
+    d = dual(routes, responder(b"go"), responder(b"native"))
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        exch, stream = client(GET)
+        await d.http_targets[routes.lookup("admin.read").target](exch)
+        assert bytes(stream.data).endswith(b"\r\n\r\nnative")
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    ep = d.engine.report()["endpoints"][0]
+    assert ep["mismatched"] == 1 and ep["samples"]
+    sample = d.engine.report()["samples"][str(ep["samples"][0])]
+    assert sample["primary"]["response"]["body"] == "go" and sample["candidate"]["response"]["body"] == "native"
+
+
+async def test_slow_other_side_never_blocks_and_full_queue_drops() -> None:
+    routes = table({"admin.read": "shadow"})
+    gate = trio.Event()
+    d = dual(routes, responder(), responder(gate=gate), sample_queue=2, workers=1)
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        with trio.fail_after(2):  # the other side never answers; the client must not notice
+            for _ in range(10):
+                exch, stream = client(GET)
+                await d.http_targets[routes.lookup("admin.read").target](exch)
+                assert stream.data.startswith(b"HTTP/1.1 200")
+                await trio.sleep(0)
+        counts = d.engine.aggregator.counts("admin.read")
+        assert counts["dropped"] == 7  # one running, two queued
+        gate.set()
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    assert d.engine.aggregator.counts("admin.read")["matched"] == 3
+
+
+async def test_writes_are_mirrored_in_order_and_reads_wait_for_them() -> None:
+    routes = table({"admin.read": {"target": "shadow", "sample_pct": 100}})
+    seen: list = []
+    gate = trio.Event()
+    d = dual(routes, responder(), responder(log=seen, gate=gate))
+    requests = [
+        b"PUT /1,0a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none",
+        b"PUT /1,0b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n",
+        b"GET /1,0a HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"DELETE /1,0a HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        for raw in requests:
+            exch, stream = client(raw)
+            endpoint_target = {b"PUT": "admin.write", b"GET": "admin.read", b"DELETE": "admin.delete"}[raw.split()[0]]
+            await d.http_targets[routes.lookup(endpoint_target).target](exch)
+            assert stream.data.startswith(b"HTTP/1.1 200")
+        gate.set()
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    assert seen == [(b"PUT", b"/1,0a", b"one"), (b"PUT", b"/1,0b", b"two"), (b"GET", b"/1,0a", b""),
+                    (b"DELETE", b"/1,0a", b"")]
+    counts = {e: d.engine.aggregator.counts(e) for e in ("admin.write", "admin.read", "admin.delete")}
+    assert counts["admin.write"]["matched"] == 2 and counts["admin.delete"]["matched"] == 1
+    assert d.engine.report()["stores"] == {"diverged_writes": 0, "equal": None, "mirror_pending": 0}
+
+
+async def test_no_mirroring_without_dual_run() -> None:
+    routes = table({})
+    seen: list = []
+    d = dual(routes, responder(), responder(log=seen))
+    assert not d.engine.mirroring and set(d.http_targets) == {Target.SHADOW, Target.NATIVE_VERIFY}
+
+
+async def test_oversized_bodies_are_dropped_and_counted() -> None:
+    routes = table({"admin.read": "shadow"})
+    big = b"x" * 5000
+    d = dual(routes, responder(big), responder(big), capture_limit=1000, mirror_limit=1000)
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        exch, stream = client(GET)
+        await d.http_targets[routes.lookup("admin.read").target](exch)
+        assert stream.data.endswith(big)
+        exch, stream = client(b"PUT /1,0a HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + b"y" * 2000)
+        await d.http_targets[routes.lookup("admin.write").target](exch)
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    assert d.engine.report()["endpoints"][0]["dropped_by_reason"] == {"too_large": 1}
+    assert d.engine.aggregator.counts("admin.write")["dropped"] == 1
+    assert d.engine.diverged == 1 and d.engine.report()["stores"]["equal"] is False
+
+
+# -- gRPC ----------------------------------------------------------------------------------------------
+
+
+def router(status_file_count: int = 1, stream_count: int = 2, fail: Status | None = None) -> Router:
+    r = Router()
+
+    async def volume_status(req, ctx):
+        if fail is not None:
+            raise GrpcError(fail, f"volume {req.volume_id} failed")
+        return vs.VolumeStatusResponse(file_count=status_file_count)
+
+    async def read_all(req, ctx):
+        for i in range(stream_count):
+            yield vs.ReadAllNeedlesResponse(volume_id=1, needle_id=i)
+
+    r.add(RPCS[P + "VolumeStatus"], volume_status)
+    r.add(RPCS[P + "ReadAllNeedles"], read_all)
+    return r
+
+
+async def _grpc_round(routes, go: Router, native: Router, requests: list[GrpcRequest]):
+    d = dual(routes, responder(), responder(), go_grpc=go, native_grpc=native)
+    targets = dict(d.grpc_targets)
+    targets.setdefault(routes.default.target, NamedTarget("go", go))
+    front = GrpcFront(routes, targets)
+    answers = []
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        c, s = trio.testing.memory_stream_pair()
+        n.start_soon(functools.partial(serve_connection, s, front, peer="10.0.0.7:5"))
+
+        async def connect():
+            return c
+
+        pool = ConnectionPool("front", 0, n, connector=connect)
+        for req in requests:
+            answers.append(await capture_grpc(pool, req))
+        await d.engine.wait_idle()
+        pool.close()
+        n.cancel_scope.cancel()
+    return d, answers
+
+
+async def test_grpc_extra_message_and_status_difference() -> None:
+    routes = table({P + "VolumeStatus": "shadow", P + "ReadAllNeedles": "shadow"})
+    status_req = GrpcRequest(P + "VolumeStatus", (), (vs.VolumeStatusRequest(volume_id=3).SerializeToString(),))
+    all_req = GrpcRequest(P + "ReadAllNeedles", (), (vs.ReadAllNeedlesRequest(volume_ids=[1]).SerializeToString(),))
+    d, answers = await _grpc_round(routes, router(fail=Status.NOT_FOUND), router(stream_count=3, fail=Status.INTERNAL),
+                                   [status_req, all_req])
+    # the client got Go's answers: NOT_FOUND (trailers-only), two messages
+    assert answers[0].response.trailers_only and answers[0].response.trailer(b"grpc-status") == b"5"
+    assert len(answers[1].response.messages) == 2
+    eps = {e["endpoint"]: e for e in d.engine.report()["endpoints"]}
+    assert {f["field"] for f in eps[P + "VolumeStatus"]["fields"]} == {"grpc-status"}
+    assert {f["field"] for f in eps[P + "ReadAllNeedles"]["fields"]} == {"message-count"}
+
+
+async def test_grpc_identical_is_silent() -> None:
+    routes = table({P + "VolumeStatus": "shadow"})
+    req = GrpcRequest(P + "VolumeStatus", (), (vs.VolumeStatusRequest(volume_id=3).SerializeToString(),))
+    d, answers = await _grpc_round(routes, router(), router(), [req, req, req])
+    assert all(a.response.trailer(b"grpc-status") == b"0" for a in answers)
+    assert d.engine.aggregator.counts(P + "VolumeStatus")["matched"] == 3
