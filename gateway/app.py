@@ -27,9 +27,9 @@ from gateway.http_front import GatewayState, HttpFront
 from gateway.http_proxy import GoHttpTarget
 from gateway.routes import RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
-from gateway.grpc_proxy import serve_grpc_proxy
+from gateway.grpc_proxy import NamedTarget, serve_grpc_proxy
 from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
-from weedpy.config import VolumeConfig
+from weedpy.config import Mode, VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
 from weedpy.logs import LineSink, flush_periodically, get_logger
 from weedpy.security import SecurityConfig
@@ -135,9 +135,19 @@ async def _run_bound(
             idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)),
             buffer_size=RELAY_SOCKET_BUFFER,
         )
+        native = None
+        if not stop.is_set() and cfg.mode is Mode.MIXED:
+            from native.server import build_mixed, weed_full_version
+
+            native = build_mixed(cfg, security, str(weed), weed_full_version(weed))
         if not stop.is_set():
             go = GoHttpTarget(supervisor, pool)
-            http_front = HttpFront(routes, {Target.GO: go.handle}, guard, server_header, state)
+            http_targets = {Target.GO: go.handle}
+            grpc_targets = {}
+            if native is not None:
+                http_targets[Target.NATIVE] = native.http.handle
+                grpc_targets[Target.NATIVE] = NamedTarget("native", native.router)
+            http_front = HttpFront(routes, http_targets, guard, server_header, state)
             idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as listeners:
@@ -145,9 +155,9 @@ async def _run_bound(
                         sock.listen(4096)
                         if kind == "grpc":
                             listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-                            listeners.start_soon(
-                                functools.partial(serve_grpc_proxy, listener, supervisor, routes=routes, checks=checks)
-                            )
+                            listeners.start_soon(functools.partial(
+                                serve_grpc_proxy, listener, supervisor, routes=routes, targets=grpc_targets, checks=checks,
+                            ))
                         else:
                             listeners.start_soon(_serve_http, sock, http_front, idle, kind, connections)
                     log.info(
@@ -163,6 +173,9 @@ async def _run_bound(
                 connections.cancel_scope.cancel()
         await supervisor.stop()
         await pool.aclose()
+        if native is not None:
+            await native.ctx.http_pool.aclose()
+            native.ctx.store.close()
         root.cancel_scope.cancel()
     log.info("stopped", exit_code=exit_code)
     return exit_code

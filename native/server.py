@@ -137,7 +137,7 @@ class NativeParts:
 
 def build_parts(
     cfg: VolumeConfig, security: SecurityConfig, store, *, heartbeat: bool = True, read_only_view: bool = False,
-    weed_binary: str | None = None,
+    weed_binary: str | None = None, version: tuple[str, str] | None = None,
 ) -> NativeParts:
     state = ServerState()
     state_file = StateFile(store.locations[0].idx_directory, follow=read_only_view)
@@ -158,10 +158,10 @@ def build_parts(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
         on_volume_size_limit=on_limit, heartbeat=heartbeat,
     )
-    version = go_version(store.offset_bytes)
+    short, full = version or (go_version(store.offset_bytes), f"{go_version(store.offset_bytes)} {GO_COMMIT}")
     ctx = NativeContext(
-        cfg=cfg, security=security, store=store, version=version, master=master,
-        http_pool=UpstreamPool(), state=state, full_version=f"{version} {GO_COMMIT}",
+        cfg=cfg, security=security, store=store, version=short, master=master,
+        http_pool=UpstreamPool(), state=state, full_version=full,
     )
     app = NativeHttp(ctx)
     admin.install(app, weed_binary=weed_binary)
@@ -293,6 +293,59 @@ async def _serve_http(sock: socket.socket, front: HttpFront, idle: float, kind: 
             log.exception("http connection failed", port_kind=kind)
 
     await serve_fast(sock, on_connection, connections)
+
+
+# -- mixed mode -----------------------------------------------------------------------------------
+
+# Native endpoints mixed mode refuses, besides every endpoint that writes volume files: the Go
+# backend owns the heartbeat, so only it knows whether it stopped heartbeating (Leave).
+MIXED_GO_ONLY = frozenset({"admin.healthz"})
+
+
+def mixed_route_problem(routes: RouteTable) -> str | None:
+    """Why a route table is unsafe for mixed mode (None if it is fine).
+
+    The Go backend writes the volume files and heartbeats; native handlers only read those
+    files (native/follower.py). So every endpoint that writes must stay with Go, and so must
+    /healthz, whose answer depends on Go's heartbeat state.
+    """
+    from gateway.routes import MUTATING_ENDPOINTS
+
+    native = sorted(e for e in MUTATING_ENDPOINTS | MIXED_GO_ONLY if routes.lookup(e).target.serving_side == "native")
+    if not native:
+        return None
+    return (
+        "-mode=mixed keeps the Go backend the only writer of the volume files and the only heartbeat, "
+        f"so these endpoints must stay on go: {', '.join(native[:6])}{' ...' if len(native) > 6 else ''} "
+        "(use -mode=native to serve them natively)"
+    )
+
+
+def build_mixed(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str, full_version: str) -> NativeParts:
+    """Mixed mode's native side: a read-only view of Go's directories, no heartbeat of its own."""
+    from native.follower import FollowerStore
+
+    store = FollowerStore.for_config(cfg)
+    short = " ".join(full_version.split()[:2])
+    return build_parts(cfg, security, store, heartbeat=False, read_only_view=True, weed_binary=weed_binary,
+                       version=(short, full_version))
+
+
+def weed_full_version(weed) -> str:
+    """Go's version.Version() of a weed binary (`8000GB 4.48 pypi`), from `weed version`."""
+    import subprocess
+
+    try:
+        out = subprocess.run([str(weed), "version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    words = out.split()
+    if len(words) >= 4 and words[0] == "version":
+        return " ".join(words[1:4])
+    return f"{go_version(5)} {GO_COMMIT}"
+
+
+__all__ += ["mixed_route_problem", "build_mixed", "MIXED_GO_ONLY", "weed_full_version"]
 
 
 def unsupported_targets(routes: RouteTable) -> Sequence[str]:

@@ -83,7 +83,11 @@ def serve(cfg: VolumeConfig) -> int:
             )
         return trio.run(run_native, cfg, security, routes, sink)
     if cfg.mode is Mode.MIXED:
-        return _fail("-mode=mixed is not available yet; use exec, proxy or native")
+        from native.server import mixed_route_problem
+
+        problem = mixed_route_problem(routes)
+        if problem is not None:
+            return _fail(problem)
     if cfg.mode is Mode.PROXY and routes.targets() - {Target.GO, Target.OFF}:
         return _fail("-mode=proxy sends every endpoint to go; a route table with other targets needs -mode=mixed")
     try:
