@@ -1,0 +1,79 @@
+"""Refusals the maintenance and data rpcs share: maintenance mode, peer trust, peer addresses.
+
+Peer trust is the project's rule from `gateway.request_checks` (a peer the master lists, or one on
+this server's own `-ip`, is trusted; any other must pass Go's address check; the operator's
+`-volume.allowUntrustedRemoteEndpoints` turns checking off). In native mode there is no Go
+backend behind us to enforce it, so these handlers apply the same `PeerPolicy` themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from gateway.request_checks import PeerPolicy, master_volume_servers
+from native.grpc._common import go_error
+from native.grpc._services import Services
+from weedpy.grpc import GrpcError
+
+__all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "refuse_to_unknown"]
+
+GRPC_PORT_OFFSET = 10000  # Go's gRPC port when an address names only the HTTP port
+
+
+def check_maintenance(svc: Services) -> None:
+    """Go's CheckMaintenanceMode (a plain error: codes.Unknown)."""
+    if svc.state_file.maintenance:
+        raise go_error(f"volume server {svc.server_id} is in maintenance mode")
+
+
+def peer_policy(svc: Services) -> PeerPolicy | None:
+    """The policy for this server's configuration; None when the operator trusts every peer."""
+    cfg = svc.ctx.cfg
+    if cfg["volume.allowUntrustedRemoteEndpoints"]:
+        return None
+    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters))
+
+
+async def check_peer(policy: PeerPolicy | None, address: str, what: str) -> None:
+    """Refuse a peer address as Go 4.48 does: `invalid <what> <address>: <reason>` (Unknown)."""
+    if policy is None or not address:
+        return
+    reason = await policy.peer_reason(address)
+    if reason is not None:
+        raise go_error(f"invalid {what} {address}: {reason}")
+
+
+def grpc_target(address: str) -> tuple[str, int]:
+    """(host, gRPC port) of Go's pb.ServerAddress `host:port[.grpcPort]`."""
+    text = address.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.lstrip(":")
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise go_error(f"invalid server address {address!r}: missing port")
+    http_text, dot, grpc_text = port_text.partition(".")
+    try:
+        if dot:
+            return host, int(grpc_text)
+        return host, int(http_text) + GRPC_PORT_OFFSET
+    except ValueError:
+        raise go_error(f"invalid server address {address!r}") from None
+
+
+def refuse_to_unknown(exc: GrpcError, prefix: str) -> GrpcError:
+    """Wrap a peer's failure as Go's `fmt.Errorf("prefix, %w", err)`: the status code survives."""
+    return GrpcError(exc.status, f"{prefix}{_rpc_error_text(exc)}")
+
+
+def _rpc_error_text(exc: GrpcError) -> str:
+    return f"rpc error: code = {_go_code_name(exc.status.name)} desc = {exc.message}"
+
+
+def _go_code_name(name: str) -> str:
+    """grpc-go's codes.Code.String(): CamelCase (`DeadlineExceeded`, `Unavailable`)."""
+    special = {"OK": "OK", "CANCELLED": "Canceled"}
+    if name in special:
+        return special[name]
+    return "".join(part.capitalize() for part in name.split("_"))
