@@ -10,7 +10,10 @@ counts it, by endpoint and reason):
   same writes in the same order. A dropped or skipped mirror means the stores may now differ: it
   is counted (`mirror_dropped`, ...) and `diverged` says so in every report.
 * the **sample lane** takes sampled reads; a few workers run them, each after the mirror lane
-  has applied every write that came before it (so a read after an upload finds it on both sides).
+  has applied every write that came before it (so a read after an upload finds it on both
+  sides), and a write waits for the reads that came before it (so a read before a delete does
+  not find it deleted). Reads run concurrently with each other; the order between reads and
+  writes is the order in which the serving side answered them.
 
 Every outcome pair is judged (`judge`) with the route's ignore rules and accounted in the
 `Aggregator`, whose report the admin API serves.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,7 +66,7 @@ class Job:
     run_other: Callable[[], Awaitable[Outcome]]
     compare: bool  # judge and account it (sampled dual-run endpoint, or a mirrored write)
     size: int = 0  # bytes held (mirror budget)
-    after: int = 0  # mirror sequence number this job must wait for
+    after: int = 0  # writes queued before this job (a read waits for them; a write's own index)
     routes_v: str = ""
 
 
@@ -85,6 +89,8 @@ class DiffEngine:
         self._enqueued = 0  # mirror sequence numbers handed out
         self._applied = 0  # ... and applied on the other side
         self._applied_changed = trio.Event()
+        self._reads_open: Counter[int] = Counter()  # sampled reads not yet done, by epoch (writes before them)
+        self._reads_changed = trio.Event()
         self.diverged = 0  # writes that did not reach the other side
         self._busy = 0  # sample jobs being worked on
         self.started = time.time()
@@ -116,6 +122,7 @@ class DiffEngine:
                 self.drop(job.endpoint, "mirror_queue_full")
                 return False
             self._mirror_bytes += job.size
+            job.after = self._enqueued
             self._enqueued += 1
             return True
         job.after = self._enqueued
@@ -124,6 +131,7 @@ class DiffEngine:
         except trio.WouldBlock:
             self.drop(job.endpoint, "queue_full")
             return False
+        self._reads_open[job.after] += 1
         return True
 
     # -- background ---------------------------------------------------------------------------------
@@ -137,6 +145,8 @@ class DiffEngine:
 
     async def _mirror_lane(self) -> None:
         async for job in self._mirror_recv:
+            while self._reads_open and min(self._reads_open) <= job.after:
+                await self._reads_changed.wait()
             try:
                 other = await self._run_other(job)
                 if job.compare:
@@ -157,6 +167,11 @@ class DiffEngine:
                 self._account(job, other)
             finally:
                 self._busy -= 1
+                self._reads_open[job.after] -= 1
+                if self._reads_open[job.after] <= 0:
+                    del self._reads_open[job.after]
+                self._reads_changed.set()
+                self._reads_changed = trio.Event()
             await trio.lowlevel.checkpoint()
 
     async def _run_other(self, job: Job) -> Outcome:

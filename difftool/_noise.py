@@ -8,16 +8,23 @@ has two diff rates on each endpoint:
 
 The thresholds are Diffy's defaults: a field is a *real* difference when the candidate rate exceeds
 the noise rate by more than 20% of it (relative) **and** by more than 0.03 percentage points
-(absolute). One departure from Diffy, on purpose: a field the control never saw differ (noise
-rate 0, or no control at all) is real at any rate. Diffy's absolute floor would hide one
-mismatch in 10,000; for a cutover decision every unexplained byte counts.
+(absolute). Two departures from Diffy, on purpose:
+
+- a field the control never saw differ (noise rate 0, or no control at all) is real at any rate.
+  Diffy's absolute floor would hide one mismatch in 10,000; for a cutover every unexplained byte
+  counts;
+- the relative test uses the noise rate's 95% Wilson upper bound, not its point estimate. With
+  few samples (a scripted scenario sends a step a handful of times) a timestamp that happened to
+  tick in 2 of 3 Go-vs-Go samples and 3 of 3 Go-vs-native ones is not evidence of anything; with
+  thousands of samples the bound converges to the rate and the rule is Diffy's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
-__all__ = ["NoiseThresholds", "DIFFY_DEFAULTS", "classify_field"]
+__all__ = ["NoiseThresholds", "DIFFY_DEFAULTS", "classify_field", "wilson_upper"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,6 +34,20 @@ class NoiseThresholds:
 
 
 DIFFY_DEFAULTS = NoiseThresholds()
+
+
+_Z = 1.96  # 95%
+
+
+def wilson_upper(k: int, n: int, z: float = _Z) -> float:
+    """Upper bound of the Wilson score interval for k successes in n trials."""
+    if n <= 0:
+        return 1.0
+    p = k / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z2 / n))
 
 
 def classify_field(
@@ -39,7 +60,7 @@ def classify_field(
     candidate_rate = candidate_diffs / compared
     noise_rate = noise_diffs / control_compared
     real = (
-        candidate_rate > noise_rate * (1.0 + thresholds.relative)
+        candidate_rate > wilson_upper(noise_diffs, control_compared) * (1.0 + thresholds.relative)
         and candidate_rate - noise_rate > thresholds.absolute
     )
     return not real

@@ -12,8 +12,11 @@ from tests.difftool.records import http_outcome, sample
 @pytest.mark.parametrize(("cand", "n", "noise", "nc", "is_noise"), [
     (10, 10, 10, 10, True),       # always differs on both: noise
     (5, 10, 9, 20, True),         # 50% vs 45%: within 20% relative
-    (5, 10, 4, 10, False),        # 50% vs 40%: more than 20% above
+    (5, 10, 4, 10, True),         # 50% vs 40% of 10: too few samples to tell
+    (600, 1000, 400, 1000, False),  # 60% vs 40% of 1000: clearly above
+    (500, 1000, 450, 1000, True),
     (9, 10, 4, 10, False),        # 90% vs 40%: clearly above
+    (3, 3, 2, 3, True),           # a clock that ticked in 2 of 3 control samples
     (1, 10, 0, 10, False),        # the control never saw it differ: real at any rate
     (1, 10_000, 0, 10_000, False),
     (3, 10, 1, 0, False),         # no control samples: real
@@ -25,8 +28,16 @@ def test_thresholds(cand: int, n: int, noise: int, nc: int, is_noise: bool) -> N
 
 
 def test_custom_thresholds() -> None:
-    assert classify_field(6, 10, 5, 10) is True
-    assert classify_field(6, 10, 5, 10, NoiseThresholds(relative=0.1, absolute=0.0)) is False
+    assert classify_field(560, 1000, 500, 1000) is True
+    assert classify_field(560, 1000, 500, 1000, NoiseThresholds(relative=0.05, absolute=0.0)) is False
+
+
+def test_wilson_upper_bound() -> None:
+    from difftool._noise import wilson_upper
+
+    assert wilson_upper(0, 0) == 1.0
+    assert 0.4 < wilson_upper(400, 1000) < 0.44
+    assert wilson_upper(2, 3) > 0.9 and wilson_upper(3, 3) == 1.0
 
 
 def test_field_varying_between_two_go_servers_is_noise() -> None:
