@@ -40,10 +40,10 @@ class Judgement:
 
 def judge(sample: Sample, rules: Rules = NO_RULES) -> Judgement:
     method = sample.request.method if isinstance(sample.request, GrpcRequest) else ""
-    cand = compare_outcomes(method, sample.primary, sample.candidate, rules)
+    cand = compare_outcomes(method, sample.primary, sample.candidate, rules, sample.endpoint)
     ctrl = None
     if sample.secondary is not None:
-        ctrl = compare_outcomes(method, sample.primary, sample.secondary, NO_RULES)
+        ctrl = compare_outcomes(method, sample.primary, sample.secondary, NO_RULES, sample.endpoint)
     return Judgement(cand, ctrl)
 
 

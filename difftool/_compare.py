@@ -23,7 +23,7 @@ import enum
 from collections.abc import Iterable, Sequence
 
 from difftool._fields import FieldPattern, field_key, gunzip, json_fields, proto_fields, short
-from difftool._mask import GRPC_VARIABLE_FIELDS, grpc_variable_fields, mask_headers, mask_http, mask_text
+from difftool._mask import GRPC_VARIABLE_FIELDS, HTTP_VARIABLE_FIELDS, grpc_variable_fields, mask_headers, mask_http, mask_text
 from difftool._records import GrpcResponse, HttpResponse, Outcome
 from proto.services import rpc_for_path
 from weedpy.grpc import percent_decode
@@ -201,7 +201,14 @@ def _path_order(path: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in path.replace("]", "[").split("["))
 
 
-def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes) -> list[FieldDiff]:
+_MASKED_JSON: dict[str, tuple[FieldPattern, ...]] = {
+    endpoint: tuple(FieldPattern(f"body.{p}") for p in paths) for endpoint, paths in HTTP_VARIABLE_FIELDS.items()
+}
+
+
+def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes,
+                masks: tuple[FieldPattern, ...] = ()) -> list[FieldDiff] | None:
+    """The body's differences; None when every one of them is a masked value."""
     if a.truncated or b.truncated:
         return [FieldDiff("body#truncated", f"{len(a.body)} bytes{' (cut)' if a.truncated else ''}",
                           f"{len(b.body)} bytes{' (cut)' if b.truncated else ''}")]
@@ -217,13 +224,18 @@ def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes) -> list[
     ja, jb = json_fields(da, "body"), json_fields(db, "body")
     if ja is not None and jb is not None:
         diffs = _field_diffs(ja, jb)
-        return diffs or [FieldDiff("body#format", short(da), short(db))]
+        if not diffs:
+            return [FieldDiff("body#format", short(da), short(db))]
+        if masks:
+            diffs = [d for d in diffs if not _masked(d, masks, ja, jb)]
+            return diffs or None
+        return diffs
     return [_bytes_diff("body", da, db)]
 
 
 def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
                  owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = (),
-                 aliases_a: Aliases = (), aliases_b: Aliases = ()) -> Comparison:
+                 aliases_a: Aliases = (), aliases_b: Aliases = (), endpoint: str = "") -> Comparison:
     diffs: list[FieldDiff] = []
     if a.status != b.status:
         diffs.append(FieldDiff("status", str(a.status), str(b.status)))
@@ -235,7 +247,11 @@ def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
         _, _, ma = mask_http(a.status, a.headers, a.body, owns_a, aliases_a)
         _, _, mb = mask_http(b.status, b.headers, b.body, owns_b, aliases_b)
         if ma != mb or a.truncated != b.truncated:
-            diffs.extend(_body_diffs(a, b, ma, mb))
+            body = _body_diffs(a, b, ma, mb, _MASKED_JSON.get(endpoint, ()))
+            if body is None:  # only masked values differ, and with them possibly the length
+                diffs = [d for d in diffs if d.path != "header:content-length"]
+            else:
+                diffs.extend(body)
     return _verdict(diffs, rules)
 
 
@@ -314,15 +330,16 @@ def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = N
 # -- outcomes --------------------------------------------------------------------------------------
 
 
-def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULES) -> Comparison:
-    """Compare two sides' outcomes of the same request (`method`: the gRPC path, or "" for HTTP)."""
+def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULES, endpoint: str = "") -> Comparison:
+    """Compare two sides' outcomes of the same request (`method`: the gRPC path, or "" for HTTP;
+    `endpoint`: the route name, which picks the mask's JSON fields)."""
     ra, rb = a.response, b.response
     if ra is None or rb is None:
         if ra is None and rb is None and a.error == b.error:
             return MATCH
         return _verdict([FieldDiff("error", short(a.error or "answered"), short(b.error or "answered"))], rules)
     if isinstance(ra, HttpResponse) and isinstance(rb, HttpResponse):
-        return compare_http(ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases)
+        return compare_http(ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases, endpoint)
     if isinstance(ra, GrpcResponse) and isinstance(rb, GrpcResponse):
         return compare_grpc(method, ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases)
     return _verdict([FieldDiff("error", type(ra).__name__, type(rb).__name__)], rules)

@@ -10,7 +10,7 @@ This is the one place that lists them; the differ's defaults and every different
   in header values and bodies when the caller knows it; likewise any other per-server value the
   caller names as an alias `(value, placeholder)` (e.g. a peer's `ip:port`).
 
-gRPC messages: the fields in `GRPC_VARIABLE_FIELDS` (per method; dotted paths, `*` = every list
+JSON bodies and gRPC messages: the fields in `HTTP_VARIABLE_FIELDS` / `GRPC_VARIABLE_FIELDS` (per method; dotted paths, `*` = every list
 element or map value) hold clocks, live disk figures, directory paths and runtime memory; their
 values are masked, but presence still counts. `HEARTBEAT_VARIABLE_FIELDS` is the same for the
 heartbeats a volume server sends its master (used by the heartbeat differential tests).
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["VARIABLE_HEADERS", "GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS",
+__all__ = ["VARIABLE_HEADERS", "HTTP_VARIABLE_FIELDS", "GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS",
            "MASKED_VALUE", "SELF",
            "BOUNDARY", "mask_http", "mask_headers", "mask_text", "boundary_of", "grpc_variable_fields"]
 
@@ -41,6 +41,15 @@ GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "ReadVolumeFileStatus": ("idx_file_timestamp_seconds", "dat_file_timestamp_seconds"),
 }
+# Per HTTP endpoint: JSON body fields whose values differ between any two servers (the same disk
+# figures as VolumeServerStatus); when only these differ, so may Content-Length.
+HTTP_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "admin.status": (
+        "DiskStatuses.*.dir", "DiskStatuses.*.all", "DiskStatuses.*.used", "DiskStatuses.*.free",
+        "DiskStatuses.*.percent_free", "DiskStatuses.*.percent_used",
+    ),
+}
+
 # Heartbeat fields: the sender's address fields (each server has its own ports), directory uuids,
 # disk byte totals, volume modification times.
 HEARTBEAT_VARIABLE_FIELDS: tuple[str, ...] = (

@@ -227,3 +227,17 @@ def test_request_id_in_grpc_metadata_is_masked() -> None:
     a = grpc(extra_trailers=((b"x-amz-request-id", b"1"),))
     b = grpc(extra_trailers=((b"x-amz-request-id", b"2"),))
     assert compare_grpc(PING, a, b).verdict is Verdict.MATCH
+
+
+def test_status_disk_figures_are_masked_with_their_length() -> None:
+    a = json.dumps({"Version": "4.48", "DiskStatuses": [{"dir": "/a", "free": 9, "used": 1}]}).encode()
+    b = json.dumps({"Version": "4.48", "DiskStatuses": [{"dir": "/a", "free": 10, "used": 0}]}).encode()
+    ha = [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(a))]
+    hb = [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(b))]
+    assert compare_http(http(headers=ha, body=a), http(headers=hb, body=b), endpoint="admin.status").verdict is Verdict.MATCH
+    assert compare_http(http(headers=ha, body=a), http(headers=hb, body=b), endpoint="admin.read").keys == {
+        "header:content-length", "body.DiskStatuses[*].free", "body.DiskStatuses[*].used"}
+    c = json.dumps({"Version": "4.49", "DiskStatuses": [{"dir": "/a", "free": 10, "used": 0}]}).encode()
+    hc = [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(c))]
+    assert compare_http(http(headers=ha, body=a), http(headers=hc, body=c), endpoint="admin.status").keys == {
+        "header:content-length", "body.Version"}
