@@ -134,6 +134,8 @@ _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("mode", S, "", "weedpy: exec|proxy|native|mixed (env WEEDPY_MODE, VOLUME_SERVER_RUST_MODE; default proxy)",
              _one_of("", *(m.value for m in Mode)), from_env=False),
     FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode)", from_env=False),
+    FlagSpec("dir.native", S, "", "weedpy: the native side's own data directories for dual-run routes "
+             "(shadow, native+verify), one per -dir", from_env=False),
     FlagSpec("securityFile", S, "", "weedpy: path of security.toml (instead of -config_dir search)", from_env=False),
     FlagSpec("weedBinary", S, "", "weedpy: path of the Go weed binary (env WEEDPY_WEED_BINARY)", from_env=False),
     FlagSpec("offsetBytes", I, 0, "weedpy: needle offset width 4 or 5 for new volumes (0: same as the bundled weed)",
