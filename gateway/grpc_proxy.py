@@ -270,14 +270,21 @@ async def serve_grpc_proxy(
     routes: RouteTable | None = None,
     targets: Mapping[Target, CallTarget] | None = None,
     checks: Mapping[str, RequestCheck] | None = None,
+    wrap_targets: Callable[[GoRelay], Mapping[Target, CallTarget]] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the gRPC front on `listener` until cancelled (see the module docstring)."""
+    """Serve the gRPC front on `listener` until cancelled (see the module docstring).
+
+    `wrap_targets(relay)` (dual-run) returns targets built around the Go relay; they are added
+    last, so they may replace the plain `go` target.
+    """
     async with trio.open_nursery() as nursery:
         pools = BackendPools(nursery)
         try:
             all_targets: dict[Target, CallTarget] = dict(targets or {})
-            all_targets[Target.GO] = GoRelay(backend, pools, checks or {})
+            relay = all_targets[Target.GO] = GoRelay(backend, pools, checks or {})
+            if wrap_targets is not None:
+                all_targets.update(wrap_targets(relay))
             front = GrpcFront(routes or default_route_table(), all_targets)
             await nursery.start(functools.partial(serve_listeners, [listener], front, options=PROXY_SERVER_OPTIONS))
             task_status.started()
