@@ -24,7 +24,8 @@ from gateway.routes import RouteTable, Target
 from weedpy.grpc import CallHandler, ServerOptions
 from weedpy.http1 import Exchange
 
-__all__ = ["DualRun", "SideInfo", "build_dual_run", "check_stores", "StoresDiffer"]
+__all__ = ["DualRun", "SideInfo", "build_dual_run", "check_stores", "StoresDiffer", "http_dual_targets",
+           "grpc_dual_targets"]
 
 HttpHandler = Callable[[Exchange], Awaitable[None]]
 
@@ -36,27 +37,45 @@ class DualRun:
     grpc_targets: dict[Target, object]  # Target -> gateway CallTarget
 
 
-def build_dual_run(
-    routes: RouteTable, *, go_http: HttpHandler, native_http: HttpHandler, go_grpc: CallHandler,
-    native_grpc: CallHandler, go_grpc_options: ServerOptions, native_grpc_options: ServerOptions,
-    sides: dict[str, SideInfo], config: EngineConfig = EngineConfig(), versions: dict[str, str] | None = None,
-) -> DualRun:
-    engine = DiffEngine(routes, config, versions=versions)
-    http: dict[Target, HttpHandler] = {
-        Target.SHADOW: DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle,
-        Target.NATIVE_VERIFY: DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle,
-    }
+def grpc_dual_targets(
+    engine: DiffEngine, routes: RouteTable, go_grpc: CallHandler, native_grpc: CallHandler,
+    go_grpc_options: ServerOptions, native_grpc_options: ServerOptions, sides: dict[str, SideInfo],
+) -> dict[Target, object]:
+    """The gRPC front's dual-run targets (and, while mirroring, its plain go/native ones)."""
     grpc: dict[Target, object] = {
         Target.SHADOW: DualRunGrpc("shadow", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides),
         Target.NATIVE_VERIFY: DualRunGrpc("native+verify", native_grpc, go_grpc, go_grpc_options, "native", engine,
                                           routes, sides),
     }
     if engine.mirroring:
-        http[Target.GO] = DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle
-        http[Target.NATIVE] = DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle
         grpc[Target.GO] = DualRunGrpc("go", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides)
         grpc[Target.NATIVE] = DualRunGrpc("native", native_grpc, go_grpc, go_grpc_options, "native", engine, routes,
                                           sides)
+    return grpc
+
+
+def http_dual_targets(
+    engine: DiffEngine, routes: RouteTable, go_http: HttpHandler, native_http: HttpHandler, sides: dict[str, SideInfo],
+) -> dict[Target, HttpHandler]:
+    """The HTTP front's dual-run targets (and, while mirroring, its plain go/native ones)."""
+    http: dict[Target, HttpHandler] = {
+        Target.SHADOW: DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle,
+        Target.NATIVE_VERIFY: DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle,
+    }
+    if engine.mirroring:
+        http[Target.GO] = DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle
+        http[Target.NATIVE] = DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle
+    return http
+
+
+def build_dual_run(
+    routes: RouteTable, *, go_http: HttpHandler, native_http: HttpHandler, go_grpc: CallHandler,
+    native_grpc: CallHandler, go_grpc_options: ServerOptions, native_grpc_options: ServerOptions,
+    sides: dict[str, SideInfo], config: EngineConfig = EngineConfig(), versions: dict[str, str] | None = None,
+) -> DualRun:
+    engine = DiffEngine(routes, config, versions=versions)
+    http = http_dual_targets(engine, routes, go_http, native_http, sides)
+    grpc = grpc_dual_targets(engine, routes, go_grpc, native_grpc, go_grpc_options, native_grpc_options, sides)
     return DualRun(engine, http, grpc)
 
 
