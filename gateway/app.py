@@ -27,7 +27,7 @@ from gateway.http_front import GatewayState, HttpFront
 from gateway.http_proxy import GoHttpTarget
 from gateway.routes import RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
-from gateway.grpc_proxy import NamedTarget, serve_grpc_proxy
+from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, NamedTarget, serve_grpc_proxy
 from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
 from weedpy.config import Mode, VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
@@ -42,6 +42,7 @@ log = get_logger("gateway.app")
 # so a client that stops reading would not stall Go as it does when connected directly (Go counts
 # a download as in flight until its last write returns, which the throttling limits rely on).
 RELAY_SOCKET_BUFFER = 128 << 10
+DUAL_RUN_DRAIN_SECONDS = 10.0  # at stop, how long mirrored writes may take to reach the other store
 
 
 def weed_version(weed: Path) -> str:
@@ -122,6 +123,21 @@ async def _run_bound(
             cfg.ip, functools.partial(master_volume_servers, cfg.masters),
         )
         checks = request_checks(policy, cfg.masters, master_arg)
+        dual_native = None
+        if cfg.mode is Mode.MIXED:
+            from difftool.gateway import DualRunConfigError, StoresDiffer, dual_run_requested, prepare_native
+
+            if dual_run_requested(routes):
+                from native.server import weed_full_version
+
+                try:  # before Go starts: both stores must start equal
+                    dual_native = await trio.to_thread.run_sync(
+                        prepare_native, cfg, security, str(weed), weed_full_version(weed))
+                except (DualRunConfigError, StoresDiffer, OSError) as exc:
+                    log.error("dual-run cannot start", error=str(exc))
+                    print(f"weedpy: {exc}", file=sys.stderr)
+                    exit_code = 1
+                    stop.set()
         with trio.CancelScope() as startup:
             root.start_soon(_cancel_on, stop, startup)
             try:
@@ -136,10 +152,20 @@ async def _run_bound(
             buffer_size=RELAY_SOCKET_BUFFER,
         )
         native = None
+        dual = None
         if not stop.is_set() and cfg.mode is Mode.MIXED:
             from native.server import build_mixed, weed_full_version
 
-            native = build_mixed(cfg, security, str(weed), weed_full_version(weed))
+            if dual_native is not None:
+                from difftool.gateway import GatewayDualRun
+                from native.server import GRPC_OPTIONS
+
+                native = dual_native
+                dual = GatewayDualRun(routes, native, supervisor, cfg, weed_version(weed), native.ctx.full_version,
+                                      guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS)
+                await root.start(dual.engine.run)
+            else:
+                native = build_mixed(cfg, security, str(weed), weed_full_version(weed))
         if not stop.is_set():
             go = GoHttpTarget(supervisor, pool)
             http_targets = {Target.GO: go.handle}
@@ -147,7 +173,10 @@ async def _run_bound(
             if native is not None:
                 http_targets[Target.NATIVE] = native.http.handle
                 grpc_targets[Target.NATIVE] = NamedTarget("native", native.router)
+            if dual is not None:
+                http_targets.update(dual.http_targets(go.handle))
             http_front = HttpFront(routes, http_targets, guard, server_header, state)
+            http_handler = dual.admin(http_front.handle) if dual is not None else http_front
             idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as listeners:
@@ -157,9 +186,10 @@ async def _run_bound(
                             listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
                             listeners.start_soon(functools.partial(
                                 serve_grpc_proxy, listener, supervisor, routes=routes, targets=grpc_targets, checks=checks,
+                                wrap_targets=dual.grpc_targets if dual is not None else None,
                             ))
                         else:
-                            listeners.start_soon(_serve_http, sock, http_front, idle, kind, connections)
+                            listeners.start_soon(_serve_http, sock, http_handler, idle, kind, connections)
                     log.info(
                         "gateway ready", mode=cfg.mode.value, port=cfg.port, grpc_port=cfg.grpc_port,
                         public_port=cfg.public_port, routes_v=routes.version, server=server_header.decode(),
@@ -169,10 +199,15 @@ async def _run_bound(
                     state.stopping = True
                     listeners.cancel_scope.cancel()
                 await trio.sleep(cfg.pre_stop_seconds)
+                if dual is not None:  # let mirrored writes reach the native store before Go stops
+                    with trio.move_on_after(DUAL_RUN_DRAIN_SECONDS):
+                        await dual.engine.wait_idle()
                 await supervisor.stop()
                 connections.cancel_scope.cancel()
         await supervisor.stop()
         await pool.aclose()
+        if native is None and dual_native is not None:
+            native = dual_native
         if native is not None:
             await native.ctx.http_pool.aclose()
             native.ctx.store.close()
