@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 
 import trio
@@ -25,7 +24,7 @@ import trio
 from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_maintenance, check_peer, grpc_target, peer_policy, refuse_to_unknown
 from native.grpc._services import Services
-from native.storage import StorageError, VolumeNotFound, volume_base_name
+from native.storage import StorageError, volume_base_name
 from native.storage._idx import IdxCodec
 from native.storage._since import last_append_at_ns, locate_since
 from native.storage._types import readable_disk_type, normalize_disk_type
@@ -312,6 +311,8 @@ def register(router: Router, svc: Services) -> None:
                 )
             except GrpcError as exc:
                 raise refuse_to_unknown(exc, "read volume file status failed, ") from None
+            if status.volume_info.files:  # refused before the local copy is dropped
+                raise GrpcError(Status.UNIMPLEMENTED, f"volume {vid} on {source} is tiered to remote storage, which weedpy does not serve")
             if had_volume:
                 try:
                     await trio.to_thread.run_sync(lambda: store.delete_volume(vid))
@@ -319,8 +320,6 @@ def register(router: Router, svc: Services) -> None:
                     raise go_error(f"failed to delete existing volume {vid}: {exc}") from None
                 finally:
                     svc.master.notify_changed()
-            if status.volume_info.files:
-                raise GrpcError(Status.UNIMPLEMENTED, f"volume {vid} on {source} is tiered to remote storage, which weedpy does not serve")
             disk_type = normalize_disk_type(req.disk_type or status.disk_type)
             for loc in store.locations:
                 await trio.to_thread.run_sync(loc.check_disk_space)

@@ -29,7 +29,7 @@ from native.storage._since import ScannedRecord, locate_since, scan_records
 from native.storage._types import CHECKSUM_SIZE, VERSION3
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
-from weedpy.grpc import Channel, Context, GrpcError, Router
+from weedpy.grpc import Channel, Context, Router
 
 __all__ = ["register", "POLL_SECONDS", "CHUNK"]
 

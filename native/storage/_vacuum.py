@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator
 
 from ._errors import Corrupted, StorageError
 from ._needle import Needle, decode_needle, encode_needle, record_size
-from ._superblock import SuperBlock
 from ._types import PADDING_SIZE, SUPER_BLOCK_SIZE, actual_size
 
 __all__ = [

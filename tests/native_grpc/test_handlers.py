@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-import trio
 
 import native.grpc._tail as tail_module
 from native.storage import FAKE_TOMBSTONE_COOKIE, IdxCodec, crc32c, legacy_crc_value, parse_header
 from proto import volume_server_pb2 as vs
-from tests.native_grpc.support import Served, needle, serve_native
+from tests.native_grpc.support import needle, serve_native
 
 ANY = 0xFFFFFFFF
 
@@ -334,7 +333,6 @@ async def test_tail_sender_heartbeat_chunks_and_idle_end(tmp_path: Path) -> None
         assert [m.is_last_chunk for m in records] == [True, False, True, True]
         assert b"".join(m.needle_header + m.needle_body if i in (0, 1, 3) else m.needle_body for i, m in enumerate(records)) == raw[8:]
         assert msgs[-1].needle_header == b"" and msgs[-1].is_last_chunk  # the idle heartbeats close the stream
-        since = v.needle_value(2).offset  # noqa: F841 - only the timestamps matter below
         out = await s.stream("VolumeTailSender", vs.VolumeTailSenderRequest(volume_id=5, since_ns=v.last_append_at_ns, idle_timeout_seconds=1), vs.VolumeTailSenderResponse)
         assert [m.needle_header for m in out.messages] == [b""]
 

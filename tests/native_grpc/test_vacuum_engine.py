@@ -3,7 +3,6 @@ recovery, concurrency. Byte-level agreement with Go's compaction is in test_vacu
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -407,5 +406,22 @@ def test_garbage_level_falls_back_to_dat_size_for_sdx_style_counts(tmp_path: Pat
             want = c.deletion_bytes / c.file_bytes
         assert v.garbage_level() == pytest.approx(want)
         assert v.garbage_level() > 0
+    finally:
+        v.close()
+
+
+def test_separate_index_directory_keeps_cpx_and_idx_there(tmp_path: Path) -> None:
+    data, idx = tmp_path / "data", tmp_path / "idx"
+    v = Volume.create(data, 3, idx_directory=idx)
+    try:
+        for k in range(1, 9):
+            v.write_needle(mk(k))
+        v.delete_needle(4, 0x1234)
+        compact(v)
+        assert (data / "3.cpd").exists() and (idx / "3.cpx").exists() and not (data / "3.cpx").exists()
+        commit_compact(v)
+        assert not (data / "3.idx").exists() and [r[0] for r in rows(idx / "3.idx")] == [1, 2, 3, 5, 6, 7, 8]
+        assert not any(data.glob("3.cp*")) and not any(idx.glob("3.cp*"))
+        assert v.read_needle(8).data == mk(8).data
     finally:
         v.close()
