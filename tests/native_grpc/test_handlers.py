@@ -363,3 +363,27 @@ async def test_tail_receiver_replicates_writes_and_deletes(tmp_path: Path) -> No
         assert [(r.key, r.size) for r in last_rows][1] == (3, -1)
         tomb = parse_header(raw[last_rows[1].offset * 8:last_rows[1].offset * 8 + 16])
         assert (tomb.cookie, tomb.size) == (0xABCD, 0) and tomb.cookie != FAKE_TOMBSTONE_COOKIE
+
+
+async def test_progress_messages_for_compaction_and_volume_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import native.grpc._copy as copy_module
+    import native.grpc._vacuum as vacuum_module
+
+    monkeypatch.setattr(vacuum_module, "REPORT_INTERVAL", 40_000)
+    monkeypatch.setattr(copy_module, "REPORT_INTERVAL", 40_000)
+    async with serve_native(tmp_path / "src", volumes=[5]) as src, serve_native(tmp_path / "dst") as dst:
+        v = src.store.volume(5)
+        for k in range(1, 41):
+            v.write_needle(needle(k, os.urandom(5000)))
+        out = await src.stream("VacuumVolumeCompact", vs.VacuumVolumeCompactRequest(volume_id=5), vs.VacuumVolumeCompactResponse)
+        done = [m.processed_bytes for m in out.messages]
+        assert out.ok and len(done) >= 3 and done == sorted(done)
+        assert all(b - a > 40_000 for a, b in zip(done, done[1:]))  # Go: the next report after another interval
+        assert all(m.load_avg_1m >= 0 for m in out.messages)
+        assert (await src.call("VacuumVolumeCommit", vs.VacuumVolumeCommitRequest(volume_id=5), vs.VacuumVolumeCommitResponse)).ok
+        out = await dst.stream("VolumeCopy", vs.VolumeCopyRequest(volume_id=5, source_data_node=src.address), vs.VolumeCopyResponse)
+        assert out.ok, out
+        progress, final = out.messages[:-1], out.messages[-1]
+        # checked per CopyFile message (2 MiB each): this .dat arrives in one
+        assert [(m.processed_bytes, m.last_append_at_ns) for m in progress] == [(v.dat_size, 0)]
+        assert final.last_append_at_ns == v.last_append_at_ns and final.processed_bytes == 0
