@@ -29,6 +29,8 @@ class RecordingMaster:
         self.marks: list[master_pb2.VolumeMarkReadonlyRequest] = []
         self.streams = 0
         self.leader_override: str | None = None
+        self.locations: dict[str, list[master_pb2.Location]] = {}  # LookupVolume answers by volume id
+        self.lookups = 0
         self._lock = threading.Lock()
         self._stop: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -58,7 +60,10 @@ class RecordingMaster:
 
     def stop(self) -> None:
         if self._token is not None and self._stop is not None:
-            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+            try:
+                self._token.run_sync_soon(self._stop.set)  # callable from any thread, trio or not
+            except trio.RunFinishedError:
+                pass
         if self._thread is not None:
             self._thread.join(10)
 
@@ -90,6 +95,19 @@ class RecordingMaster:
             now = time.time_ns()
             return master_pb2.PingResponse(start_time_ns=now, stop_time_ns=now)
 
+        async def lookup(req, ctx: Context) -> master_pb2.LookupVolumeResponse:
+            resp = master_pb2.LookupVolumeResponse()
+            with self._lock:
+                self.lookups += 1
+            for vid in req.volume_or_file_ids:
+                entry = resp.volume_id_locations.add(volume_or_file_id=vid)
+                if vid in self.locations:
+                    entry.locations.extend(self.locations[vid])
+                else:
+                    entry.error = f"volume id {vid} not found"
+            return resp
+
+        r.add(RPCS[M + "LookupVolume"], lookup)
         r.add(RPCS[M + "SendHeartbeat"], heartbeat)
         r.add(RPCS[M + "GetMasterConfiguration"], configuration)
         r.add(RPCS[M + "VolumeMarkReadonly"], mark)

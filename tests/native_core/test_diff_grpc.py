@@ -207,3 +207,28 @@ def _registered(side: Side, vid: int) -> bool:
 
 
 
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Both servers with a whitelist that does not include the test's address."""
+    go, py = start_pair_sides(tmp_path_factory.mktemp("diff-grpc-guard"), native_extra=["-whiteList=10.9.9.9"],
+                              go_extra=["-whiteList=10.9.9.9"])
+    try:
+        yield Pair(go, py)
+    finally:
+        go.stop()
+        py.stop()
+
+
+def test_admin_rpcs_check_the_whitelist(guarded: Pair) -> None:
+    guarded.same("AllocateVolume", alloc(70), vs.AllocateVolumeResponse)
+    guarded.same("SetState", vs.SetStateRequest(state=vs.VolumeServerState(maintenance=True)), vs.SetStateResponse)
+    guarded.same("DeleteCollection", vs.DeleteCollectionRequest(collection="x"), vs.DeleteCollectionResponse)
+    guarded.same("VolumeNeedleStatus", vs.VolumeNeedleStatusRequest(volume_id=70, needle_id=1), vs.VolumeNeedleStatusResponse)
+    guarded.same("VolumeMount", vs.VolumeMountRequest(volume_id=70), vs.VolumeMountResponse)
+    guarded.same("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=70), vs.VolumeMarkReadonlyResponse)
+    guarded.same("VolumeServerLeave", vs.VolumeServerLeaveRequest(), vs.VolumeServerLeaveResponse)
+    guarded.same("GetState", vs.GetStateRequest(), vs.GetStateResponse, "no whitelist on reads")
+    guarded.same("VolumeStatus", vs.VolumeStatusRequest(volume_id=70), vs.VolumeStatusResponse, "no whitelist on reads")
+    guarded.check()
