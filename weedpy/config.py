@@ -133,7 +133,7 @@ _GLOBAL_FLAGS: tuple[FlagSpec, ...] = (
 _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("mode", S, "", "weedpy: exec|proxy|native|mixed (env WEEDPY_MODE, VOLUME_SERVER_RUST_MODE; default proxy)",
              _one_of("", *(m.value for m in Mode)), from_env=False),
-    FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode)", from_env=False),
+    FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode; env WEEDPY_ROUTES)", from_env=False),
     FlagSpec("dir.native", S, "", "weedpy: the native side's own data directories for dual-run routes "
              "(shadow, native+verify), one per -dir", from_env=False),
     FlagSpec("securityFile", S, "", "weedpy: path of security.toml (instead of -config_dir search)", from_env=False),
@@ -255,7 +255,7 @@ def parse_volume_args(
         security_file=v["securityFile"] or None,
         config_dir=cfg_dir,
         weed_binary=weed_binary,
-        routes_file=v["routes"] or None,
+        routes_file=v["routes"] or env.get("WEEDPY_ROUTES") or None,
         log_level=v["logLevel"],
     )
 
