@@ -145,7 +145,6 @@ def render_ui(app: "NativeHttp") -> str:
                 <h2>System Stats</h2>
                 <table class="table table-condensed table-striped">
                     <tr><th>Masters</th><td>{masters}</td></tr>
-                    <tr><th>Weekly # ReadRequests</th><td></td></tr>
                     <tr><th>Up Time</th><td>{_uptime()}</td></tr>
                 </table>
             </div>
