@@ -9,7 +9,6 @@ descriptor is never reused under a reader.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import logging
@@ -150,7 +149,8 @@ class Volume:
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._synced_upto = 0
-        self._io = threading.Condition()
+        self._io = threading.Condition(threading.Lock())
+        self._gate = _ReadGate(self)
         self._readers = 0
         self._closed = False
         self._view = False  # read_only_view: another process owns the files
@@ -504,23 +504,10 @@ class Volume:
     def _pread_raw(self, length: int, offset: int) -> bytes:
         return os.pread(self._dat_fd, length, offset)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
+    def _reading(self) -> "_ReadGate":
         """Hold the files steady for a map lookup and the reads it leads to: a compaction
         commit swapping in new files waits for these, and new ones wait for the swap."""
-        with self._io:
-            while self._swapping:
-                self._io.wait()
-            if self._closed:
-                raise StorageError(f"volume {self.id} is closed")
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._io:
-                self._readers -= 1
-                if not self._readers:
-                    self._io.notify_all()
+        return self._gate
 
     def pinned_dat(self) -> tuple[int, int]:
         """(a private duplicate of the `.dat` fd, its size now): for long scans that must not
@@ -592,7 +579,7 @@ class Volume:
             if loc is None:
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
-            raw = self._pread(actual_size(size, self.version), offset)
+            raw = os.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
             n = self._decode_at(raw, offset, size, verify_crc)
         self._check_ttl_and_cookie(n, cookie)
         return n
@@ -1005,6 +992,31 @@ class Volume:
 
     def __repr__(self) -> str:
         return f"<Volume {self.id} {self.collection!r} {self.directory} ro={self.read_only}>"
+
+
+class _ReadGate:
+    """`with volume._reading():` as a plain class (no generator per read: reads are hot)."""
+
+    __slots__ = ("_v",)
+
+    def __init__(self, v: Volume) -> None:
+        self._v = v
+
+    def __enter__(self) -> None:
+        v = self._v
+        with v._io:
+            while v._swapping:
+                v._io.wait()
+            if v._closed:
+                raise StorageError(f"volume {v.id} is closed")
+            v._readers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        v = self._v
+        with v._io:
+            v._readers -= 1
+            if not v._readers:
+                v._io.notify_all()
 
 
 def _read_all(fd: int) -> bytes:
