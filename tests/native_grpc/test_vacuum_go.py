@@ -215,3 +215,40 @@ def test_commit_replays_late_writes_and_go_reads_the_result(tmp_path: Path) -> N
             go.stop()
     finally:
         master.stop()
+
+
+def test_master_driven_vacuum_of_a_native_server(tmp_path: Path) -> None:
+    """`weed shell volume.vacuum`: Go's master runs check/compact/commit on the native server."""
+    import subprocess
+
+    from weedpy.weedbin import find_weed_binary
+
+    master = start_master(tmp_path)
+    try:
+        native = start_native(tmp_path, master)
+        try:
+            fids = []
+            for _ in range(30):
+                a = httpx.get(f"{master.url}/dir/assign", timeout=10).json()
+                body = random.Random(a["fid"]).randbytes(20000)
+                assert httpx.post(f"http://{a['url']}/{a['fid']}", files={"file": ("f", body)}, timeout=10).status_code == 201
+                fids.append((a["url"], a["fid"], body))
+            for url, f, _ in fids[:20]:
+                assert httpx.delete(f"http://{url}/{f}", timeout=10).status_code == 202
+            sizes = {p.name: p.stat().st_size for p in native.data_dir.glob("*.dat")}
+            out = subprocess.run(
+                [str(find_weed_binary()), "shell", f"-master={master.address}"],
+                input="lock\nvolume.vacuum -garbageThreshold 0.1\nunlock\n", capture_output=True, text=True, timeout=120,
+            )
+            assert out.returncode == 0, out.stderr
+            after = {p.name: p.stat().st_size for p in native.data_dir.glob("*.dat")}
+            assert sum(after.values()) < sum(sizes.values()) - 20 * 20000
+            for url, f, body in fids[20:]:
+                r = httpx.get(f"http://{url}/{f}", timeout=10)
+                assert (r.status_code, r.content) == (200, body)
+            for url, f, _ in fids[:20]:
+                assert httpx.get(f"http://{url}/{f}", timeout=10).status_code == 404
+        finally:
+            native.stop()
+    finally:
+        master.stop()
