@@ -20,6 +20,7 @@ from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
 from native.http._content import ContentError, FileBody
 from native.http._delete import delete
+from native.http._fast import fast_read
 from native.http._fid import new_volume_id, parse_url_path
 from native.http._gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
@@ -138,6 +139,18 @@ class NativeHttp:
     # -- dispatch ------------------------------------------------------------------------------
 
     async def handle(self, exch: Exchange) -> None:
+        raw = exch.request
+        if raw.method == b"GET" or raw.method == b"HEAD":
+            fast = fast_read(self, raw)
+            if fast is not None:
+                data, inflight = fast
+                exch.started = True
+                exch.status = 200
+                try:
+                    await exch.send(data)
+                finally:
+                    self.download.release(inflight)
+                return
         try:
             req = GoRequest(exch.request, exch.client_host)
         except BadRequestURI:
