@@ -106,7 +106,7 @@ def register(router: Router, svc: Services) -> None:
         vid = req.volume_id
         if store.find_volume(vid) is None:
             raise go_error(f"delete volume {vid} not found on disk: volume not found", Status.NOT_FOUND)
-        _check_maintenance(svc)
+        # weed 4.48 no longer refuses VolumeDelete in maintenance mode (the 4.44 source did)
         if req.only_empty:
             v = store.find_volume(vid)
             if v is not None and not v.is_empty():
@@ -185,7 +185,7 @@ def register(router: Router, svc: Services) -> None:
         v = store.find_volume(req.volume_id)
         if v is None:
             raise go_error(f"volume {req.volume_id} not found")
-        _check_maintenance(svc)
+        # weed 4.48 marks read-only in maintenance mode too (the 4.44 source refused)
         await _notify_master(v, True)
         try:
             await _run(lambda: store.mark_volume_readonly(v.id, can_delete=req.can_delete, persist=req.persist))

@@ -87,6 +87,23 @@ def test_state_and_maintenance_mode(pair: Pair) -> None:
     pair.check()
 
 
+def test_maintenance_mode_with_an_existing_volume(pair: Pair) -> None:
+    pair.same("AllocateVolume", alloc(27), vs.AllocateVolumeResponse)
+    state = call(pair.go.grpc, "GetState", vs.GetStateRequest(), vs.GetStateResponse).response.state
+    on = vs.VolumeServerState(maintenance=True, version=state.version)
+    pair.same("SetState", vs.SetStateRequest(state=on), vs.SetStateResponse)
+    pair.same("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=27, persist=True), vs.VolumeMarkReadonlyResponse)
+    pair.same("VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=27), vs.VolumeMarkWritableResponse)
+    pair.same("VolumeConfigure", vs.VolumeConfigureRequest(volume_id=27, replication="000"), vs.VolumeConfigureResponse)
+    pair.same("VolumeUnmount", vs.VolumeUnmountRequest(volume_id=27), vs.VolumeUnmountResponse)
+    pair.same("VolumeMount", vs.VolumeMountRequest(volume_id=27), vs.VolumeMountResponse)
+    pair.same("VolumeDelete", vs.VolumeDeleteRequest(volume_id=27, only_empty=True), vs.VolumeDeleteResponse)
+    pair.same("VolumeStatus", vs.VolumeStatusRequest(volume_id=27), vs.VolumeStatusResponse, "after delete in maintenance")
+    off = vs.VolumeServerState(maintenance=False, version=on.version + 1)
+    pair.same("SetState", vs.SetStateRequest(state=off), vs.SetStateResponse)
+    pair.check()
+
+
 def test_allocate_variants(pair: Pair) -> None:
     pair.same("AllocateVolume", alloc(21), vs.AllocateVolumeResponse)
     pair.same("AllocateVolume", alloc(21), vs.AllocateVolumeResponse, "duplicate")
