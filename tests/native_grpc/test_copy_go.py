@@ -209,3 +209,29 @@ def test_read_all_needles_and_blob_reads_match_go(cluster) -> None:
         ):
             x, y = unary(go.grpc_port, method, req, resp), unary(native.grpc_port, method, req, resp)
             assert (x.status, x.message, x.response) == (y.status, y.message, y.response), (method, row)
+
+
+def test_weed_shell_volume_move_between_go_and_native(cluster) -> None:
+    """`volume.move` (mark read-only, VolumeCopy, VolumeTailReceiver, delete) both ways."""
+    import subprocess
+
+    from tests.native_core.support import lookup_urls, wait_until
+    from weedpy.weedbin import find_weed_binary
+
+    master, go, native = cluster
+    body = os.urandom(5000)
+    a = httpx.get(f"{master.url}/dir/assign", params={"collection": "moving"}, timeout=10).json()
+    assert httpx.post(f"http://{a['url']}/{a['fid']}", files={"file": ("f", body)}, timeout=10).status_code == 201
+    vid = int(a["fid"].split(",")[0])
+    here = a["url"]
+    there = f"127.0.0.1:{go.port}" if here == f"127.0.0.1:{native.port}" else f"127.0.0.1:{native.port}"
+    for src, dst in ((here, there), (there, here)):
+        out = subprocess.run(
+            [str(find_weed_binary()), "shell", f"-master={master.address}"],
+            input=f"lock\nvolume.move -source {src} -target {dst} -volumeId {vid}\nunlock\n",
+            capture_output=True, text=True, timeout=120,
+        )
+        assert f"moved volume {vid} from {src} to {dst}" in out.stdout, out.stdout + out.stderr
+        wait_until(lambda: lookup_urls(master, vid) == [dst], what=f"master lists {dst} only")
+        r = httpx.get(f"http://{dst}/{a['fid']}", timeout=10)
+        assert (r.status_code, r.content) == (200, body)
