@@ -363,8 +363,13 @@ class DiskLocation:
                 raise VolumeNotFound(f"volume {vid} not found")
             if only_empty and not v.is_empty():
                 raise StorageError("volume not empty")
+            if not v.compaction_lock.acquire(blocking=False):  # Go's Destroy refuses as well
+                raise StorageError(f"volume {vid} is compacting")
             del self._volumes[vid]
-        v.destroy()
+        try:
+            v.destroy()
+        finally:
+            v.compaction_lock.release()
 
     def delete_collection(self, collection: str) -> list[Volume]:
         with self._lock:

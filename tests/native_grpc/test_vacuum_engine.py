@@ -425,3 +425,20 @@ def test_separate_index_directory_keeps_cpx_and_idx_there(tmp_path: Path) -> Non
         assert v.read_needle(8).data == mk(8).data
     finally:
         v.close()
+
+
+def test_a_compacting_volume_cannot_be_deleted(tmp_path: Path) -> None:
+    store = Store.open([tmp_path])
+    try:
+        v = store.allocate_volume(3)
+        v.write_needle(mk(1))
+        steps = store.compact_volume(3)
+        next(steps)
+        with pytest.raises(Exception, match="volume 3 is compacting"):
+            store.delete_volume(3)
+        assert store.volume(3) is v
+        steps.close()
+        store.delete_volume(3)
+        assert not list(tmp_path.glob("3.*"))
+    finally:
+        store.close()
