@@ -7,6 +7,7 @@ for the multipart boundary. Strings are Go byte strings (latin-1 `str`).
 from __future__ import annotations
 
 import functools
+import re
 
 __all__ = ["MediaTypeError", "parse_media_type", "format_media_type", "is_token"]
 
@@ -22,8 +23,11 @@ class MediaTypeError(ValueError):
     pass
 
 
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+\Z")
+
+
 def is_token(s: str) -> bool:
-    return bool(s) and all(c in _TOKEN for c in s)
+    return _TOKEN_RE.match(s) is not None
 
 
 def _consume_token(v: str) -> tuple[str, str]:
