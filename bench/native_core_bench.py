@@ -8,6 +8,8 @@ settings (both pinned to CPU 0 when taskset exists; clients on the other CPUs; n
 warning, as Go logs nothing per call), each with `--volumes` allocated volumes. Then, for each
 method, alternating rounds Go/native with bench/grpc_bench.py's load generator, medians and the
 native/Go ratio; and the resident memory (VmRSS) of both servers after idling, before any load.
+Server CPU time per call is printed too: the load generator is Python, so against Go it is often
+the bottleneck and calls/s flatter native; CPU per call is the server's own cost.
 A benchmark, never a test: figures move with the machine's load, the ratio is what to quote.
 """
 
@@ -38,6 +40,11 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rate(port: int, method: str, args: argparse.Namespace) -> float:
@@ -114,13 +121,20 @@ def main() -> None:
                   f"(native/Go {rss['native'] / rss['go']:.2f}x)")
             for method in args.methods.split(","):
                 rates: dict[str, list[float]] = {"go": [], "native": []}
+                cpu: dict[str, list[float]] = {"go": [], "native": []}  # server CPU microseconds per call
                 for _ in range(args.rounds):
                     for kind in ("go", "native"):
-                        rates[kind].append(_rate(servers[kind].grpc_port, method, args))
+                        pid = servers[kind].proc.pid
+                        c0 = _cpu_seconds(pid)
+                        rate = _rate(servers[kind].grpc_port, method, args)
+                        rates[kind].append(rate)
+                        cpu[kind].append((_cpu_seconds(pid) - c0) / max(1.0, rate * args.seconds) * 1e6)
                 go, nat = statistics.median(rates["go"]), statistics.median(rates["native"])
+                gc, nc = statistics.median(cpu["go"]), statistics.median(cpu["native"])
                 print(f"{method}: Go {go:,.0f} calls/s, native {nat:,.0f} calls/s, native/Go {nat / go:.2f}x "
                       f"(rounds go={[round(r) for r in rates['go']]} native={[round(r) for r in rates['native']]}; "
-                      f"{args.clients} client process(es) x {args.concurrency} in flight, {args.seconds:g} s)")
+                      f"{args.clients} client process(es) x {args.concurrency} in flight, {args.seconds:g} s); "
+                      f"server CPU per call: Go {gc:,.0f} us, native {nc:,.0f} us (Go/native {gc / nc:.2f}x)")
             after = {k: _rss_mb(v.proc.pid) for k, v in servers.items()}
             print(f"RSS after the load: Go {after['go']:.1f} MiB, native {after['native']:.1f} MiB")
         finally:

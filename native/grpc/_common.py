@@ -3,6 +3,7 @@ disk / memory status messages (filled the way Go's weed/stats fills them)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -65,34 +66,32 @@ def disk_status(directory: str, disk_type: str | None = None) -> vs.DiskStatus:
     return d
 
 
-def _meminfo() -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                name, _, rest = line.partition(":")
-                parts = rest.split()
-                if parts:
-                    out[name] = int(parts[0]) * (1024 if len(parts) > 1 else 1)
-    except OSError:
-        pass
-    return out
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@functools.cache
+def _statm_fd() -> int:
+    """/proc/self/statm, opened once: re-read with pread at offset 0 (no open per call)."""
+    return os.open("/proc/self/statm", os.O_RDONLY)
 
 
 def _rss() -> int:
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return int(os.pread(_statm_fd(), 128, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
 
 
 def memory_status() -> vs.MemStatus:
     """Go's stats.MemStat, in Python terms: threads for goroutines, the process RSS for its heap,
-    and the machine's RAM from the kernel (sysinfo's totalram/freeram are MemTotal/MemFree)."""
+    and the machine's RAM as sysinfo reports it (Go reads totalram/freeram; glibc's
+    _SC_PHYS_PAGES/_SC_AVPHYS_PAGES are the same two figures)."""
     m = vs.MemStatus(goroutines=threading.active_count())
-    info = _meminfo()
-    total, free = info.get("MemTotal", 0), info.get("MemFree", 0)
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * _PAGE
+        free = os.sysconf("SC_AVPHYS_PAGES") * _PAGE
+    except (OSError, ValueError):
+        total = free = 0
     m.all, m.free, m.used = total, free, max(0, total - free)
     rss = _rss()
     m.self, m.heap = rss, rss
