@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
 
 import native.grpc._tail as tail_module
 from native.storage import FAKE_TOMBSTONE_COOKIE, IdxCodec, crc32c, legacy_crc_value, parse_header
@@ -387,3 +388,27 @@ async def test_progress_messages_for_compaction_and_volume_copy(tmp_path: Path, 
         # checked per CopyFile message (2 MiB each): this .dat arrives in one
         assert [(m.processed_bytes, m.last_append_at_ns) for m in progress] == [(v.dat_size, 0)]
         assert final.last_append_at_ns == v.last_append_at_ns and final.processed_bytes == 0
+
+
+async def test_a_cancelled_compaction_releases_the_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import native.grpc._vacuum as vacuum_module
+    from weedpy.grpc import Channel
+
+    monkeypatch.setattr(vacuum_module, "REPORT_INTERVAL", 10_000)
+    async with serve_native(tmp_path, volumes=[5]) as s:
+        v = s.store.volume(5)
+        bodies = {k: os.urandom(3000) for k in range(1, 200)}
+        for k, body in bodies.items():
+            v.write_needle(needle(k, body))
+        async with Channel("127.0.0.1", s.port) as ch:
+            async with ch.unary_stream("/volume_server_pb.VolumeServer/VacuumVolumeCompact",
+                                       vs.VacuumVolumeCompactRequest(volume_id=5), vs.VacuumVolumeCompactResponse) as responses:
+                async for _ in responses:
+                    break  # leaving the block resets the stream: the server's handler is cancelled
+        with trio.fail_after(10):
+            while v.compaction_lock.locked():
+                await trio.sleep(0.01)
+        out = await s.stream("VacuumVolumeCompact", vs.VacuumVolumeCompactRequest(volume_id=5), vs.VacuumVolumeCompactResponse)
+        assert out.ok and out.messages
+        assert (await s.call("VacuumVolumeCommit", vs.VacuumVolumeCommitRequest(volume_id=5), vs.VacuumVolumeCommitResponse)).ok
+        assert {k: v.read_needle(k).data for k in bodies} == bodies and v.super_block.compaction_revision == 1
