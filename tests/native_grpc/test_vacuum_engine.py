@@ -442,3 +442,24 @@ def test_a_compacting_volume_cannot_be_deleted(tmp_path: Path) -> None:
         assert not list(tmp_path.glob("3.*"))
     finally:
         store.close()
+
+
+def test_locate_since_finds_the_first_record_appended_after_a_time(tmp_path: Path) -> None:
+    from native.storage._since import append_at_ns_at, locate_since
+
+    v = Volume.create(tmp_path, 4, clock_ns=Clock())
+    try:
+        rnd = random.Random(11)
+        for k in range(1, 120):
+            v.write_needle(mk(rnd.randint(1, 60), b"x" * rnd.randint(1, 90)))
+            if rnd.random() < 0.2:
+                v.delete_needle(rnd.randint(1, 60), 0x1234)  # a miss appends nothing
+        codec = IdxCodec.for_width(5)
+        offsets = [e.offset * 8 for e in codec.iter_entries(Path(v.idx_path).read_bytes())]
+        stamps = [append_at_ns_at(v.read_at, 3, off) for off in offsets]
+        assert stamps == sorted(stamps)
+        for since in [0, stamps[0] - 1, stamps[0], *rnd.sample(stamps, 25), stamps[-1], stamps[-1] + 1, 2**64 - 1]:
+            later = [off for off, ts in zip(offsets, stamps) if ts > since]
+            assert locate_since(v, since) == (later[0] if later else None), since
+    finally:
+        v.close()
