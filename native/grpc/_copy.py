@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 import trio
 
 from native.grpc._common import check_admin, go_error
-from native.grpc._guards import check_maintenance, check_peer, grpc_target, peer_policy, refuse_to_unknown
+from native.grpc._guards import check_maintenance, check_peer, grpc_target, peer_policy, wrap_peer_error
 from native.grpc._services import Services
 from native.storage import StorageError, volume_base_name
 from native.storage._idx import IdxCodec
@@ -280,7 +280,7 @@ def register(router: Router, svc: Services) -> None:
                                 yield msg
                             await rate.wrote(len(resp.file_content))
             except GrpcError as exc:
-                raise go_error(f"failed to copy {dest} file: receiving {dest}: {refuse_to_unknown(exc, '').message}") from None
+                raise go_error(f"failed to copy {dest} file: receiving {dest}: {wrap_peer_error(exc, '').message}") from None
             except OSError as exc:
                 raise go_error(f"failed to copy {dest} file: write file {dest}: {exc.strerror}") from None
             ok = True
@@ -310,7 +310,7 @@ def register(router: Router, svc: Services) -> None:
                     vs.ReadVolumeFileStatusResponse, timeout=60,
                 )
             except GrpcError as exc:
-                raise refuse_to_unknown(exc, "read volume file status failed, ") from None
+                raise wrap_peer_error(exc, "read volume file status failed, ") from None
             if status.volume_info.files:  # refused before the local copy is dropped
                 raise GrpcError(Status.UNIMPLEMENTED, f"volume {vid} on {source} is tiered to remote storage, which weedpy does not serve")
             if had_volume:

@@ -15,7 +15,7 @@ from native.grpc._common import go_error
 from native.grpc._services import Services
 from weedpy.grpc import GrpcError
 
-__all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "refuse_to_unknown"]
+__all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "wrap_peer_error"]
 
 GRPC_PORT_OFFSET = 10000  # Go's gRPC port when an address names only the HTTP port
 
@@ -62,7 +62,7 @@ def grpc_target(address: str) -> tuple[str, int]:
         raise go_error(f"invalid server address {address!r}") from None
 
 
-def refuse_to_unknown(exc: GrpcError, prefix: str) -> GrpcError:
+def wrap_peer_error(exc: GrpcError, prefix: str) -> GrpcError:
     """Wrap a peer's failure as Go's `fmt.Errorf("prefix, %w", err)`: the status code survives."""
     return GrpcError(exc.status, f"{prefix}{_rpc_error_text(exc)}")
 

@@ -24,6 +24,8 @@ Handler entry points (all on `Store`; `vid` is the volume id, `needle_id` the ke
 - `delete_needle(vid, needle_id, cookie=None, *, checksum=None) -> int` (deleted record size)
 - `allocate_volume`, `mount_volume`, `unmount_volume`, `delete_volume`, `delete_collection`,
   `mark_volume_readonly(vid, can_delete=, persist=)`, `mark_volume_writable`, `configure_volume`
+- vacuum: `check_compact_volume`, `compact_volume` (a generator of progress offsets),
+  `commit_compact_volume`, `cleanup_compact_volume` (see `_vacuum.py`)
 - `volumes()`, `volume(vid)`, `find_volume(vid)`, `volume_stats()`, `disk_statuses()`,
   `check_disk_space()`, `expired_volumes()`; per volume: `stats()`, `dat_path`, `idx_path`,
   `vif_path`, `read_record`, `write_needle_blob`, `iter_records`, `needle_value`.
