@@ -342,6 +342,9 @@ async def test_tail_receiver_replicates_writes_and_deletes(tmp_path: Path) -> No
     async with serve_native(tmp_path / "src", volumes=[7]) as src, serve_native(tmp_path / "dst", volumes=[7]) as dst:
         out = await dst.call("VolumeTailReceiver", vs.VolumeTailReceiverRequest(volume_id=88888, source_volume_server=src.address), vs.VolumeTailReceiverResponse)
         assert out.message == "receiver not found volume id 88888"
+        dst.store.allocate_volume(9)
+        out = await dst.call("VolumeTailReceiver", vs.VolumeTailReceiverRequest(volume_id=9, source_volume_server=src.address), vs.VolumeTailReceiverResponse)
+        assert (out.status, out.message) == ("UNKNOWN", "not found volume id 9")  # the source's error, as Go passes it on
         a, b = src.store.volume(7), dst.store.volume(7)
         for k in range(1, 6):
             a.write_needle(needle(k, f"payload-{k}".encode()))
