@@ -7,13 +7,22 @@ counts it, by endpoint and reason):
 
 * the **mirror lane** takes every request that writes volume files while any endpoint is
   dual-run. One task applies them to the other side in arrival order, so both stores receive the
-  same writes in the same order. A dropped or skipped mirror means the stores may now differ: it
-  is counted (`mirror_dropped`, ...) and `diverged` says so in every report.
+  same writes in the same order. Writes are not samples: when the lane is full, the write's
+  connection waits (after its client has the answer) for room, up to `mirror_wait` seconds; that
+  is the one way dual-run can slow clients, and it is counted (`mirror_waits`, seconds waited).
+  A write that still cannot be queued, or is too large, is dropped: the stores may now differ,
+  it is counted (`mirror_*`) and `diverged` says so in every report.
 * the **sample lane** takes sampled reads; a few workers run them, each after the mirror lane
   has applied every write that came before it (so a read after an upload finds it on both
-  sides), and a write waits for the reads that came before it (so a read before a delete does
-  not find it deleted). Reads run concurrently with each other; the order between reads and
-  writes is the order in which the serving side answered them.
+  sides), and a write waits for the reads before it (so a read before a delete does not find it
+  deleted): for those a worker has taken, until they finish; for those still queued, at most
+  `overtake_after` seconds. A read still queued when a later write starts would see a store the
+  serving side never saw: it is dropped (`overtaken`), so writes never wait on a long backlog.
+  Reads run concurrently with each other; the order between reads and writes is the order in
+  which the serving side answered them. The workers spend at most
+  `sample_share` of the wall time busy (after a job they pause in proportion), so on a shared
+  CPU the comparisons take a bounded share from the serving path; what does not fit is dropped
+  (`queue_full`).
 
 Every outcome pair is judged (`judge`) with the route's ignore rules and accounted in the
 `Aggregator`, whose report the admin API serves.
@@ -50,6 +59,9 @@ class EngineConfig:
     sample_queue: int = 256  # sampled reads waiting to be compared
     mirror_queue: int = 1024  # writes waiting to be applied to the other side
     workers: int = 2  # concurrent sample comparisons
+    sample_share: float = 0.1  # at most this share of wall time spent on samples (all workers together)
+    mirror_wait: float = 30.0  # how long a write may wait for room in a full mirror lane
+    overtake_after: float = 1.0  # a write waits this long for earlier queued reads, then overtakes them
     capture_limit: int = 1 << 20  # bytes of a body kept for comparison; longer ones are dropped
     mirror_limit: int = 64 << 20  # a mirrored write's body is buffered up to this
     mirror_budget: int = 256 << 20  # total bytes of mirrored writes waiting
@@ -89,10 +101,15 @@ class DiffEngine:
         self._enqueued = 0  # mirror sequence numbers handed out
         self._applied = 0  # ... and applied on the other side
         self._applied_changed = trio.Event()
-        self._reads_open: Counter[int] = Counter()  # sampled reads not yet done, by epoch (writes before them)
+        self._writes_started = 0  # mirrored writes whose application has begun
+        self._reads_running: Counter[int] = Counter()  # sampled reads claimed by a worker, by epoch
+        self._reads_open: Counter[int] = Counter()  # ... and those still queued
         self._reads_changed = trio.Event()
         self.diverged = 0  # writes that did not reach the other side
-        self._busy = 0  # sample jobs being worked on
+        self._samples_in = 0  # sample jobs accepted ...
+        self._samples_out = 0  # ... and finished (compared or dropped)
+        self.mirror_waits = 0  # writes that waited for room in the mirror lane
+        self.mirror_wait_s = 0.0
         self.started = time.time()
 
     # -- serving path (never blocks) ----------------------------------------------------------------
@@ -110,29 +127,50 @@ class DiffEngine:
             log.warning("write not mirrored: the stores may differ", route=endpoint, reason=reason)
 
     def offer(self, job: Job) -> bool:
-        """Queue a job; False (and counted) when its lane is full."""
+        """Queue a sample (never waits); False, and counted, when the lane is full."""
         job.routes_v = job.routes_v or self.routes.version
-        if self.is_mirrored(job.endpoint):
-            if self._mirror_bytes + job.size > self.config.mirror_budget:
-                self.drop(job.endpoint, "mirror_over_budget")
-                return False
-            try:
-                self._mirror_send.send_nowait(job)
-            except trio.WouldBlock:
-                self.drop(job.endpoint, "mirror_queue_full")
-                return False
-            self._mirror_bytes += job.size
-            job.after = self._enqueued
-            self._enqueued += 1
-            return True
         job.after = self._enqueued
         try:
             self._samples_send.send_nowait(job)
         except trio.WouldBlock:
             self.drop(job.endpoint, "queue_full")
             return False
+        self._samples_in += 1
         self._reads_open[job.after] += 1
         return True
+
+    async def submit(self, job: Job) -> bool:
+        """Queue a job: samples as `offer`; a mirrored write waits for room (see the docstring)."""
+        if not self.is_mirrored(job.endpoint):
+            return self.offer(job)
+        job.routes_v = job.routes_v or self.routes.version
+        if self._mirror_bytes + job.size > self.config.mirror_budget:
+            self.drop(job.endpoint, "mirror_over_budget")
+            return False
+        job.after = self._enqueued
+        self._enqueued += 1
+        self._mirror_bytes += job.size
+        try:
+            self._mirror_send.send_nowait(job)
+            return True
+        except trio.WouldBlock:
+            pass
+        t0 = time.perf_counter()
+        with trio.move_on_after(self.config.mirror_wait):
+            await self._mirror_send.send(job)
+            self.mirror_waits += 1
+            self.mirror_wait_s += time.perf_counter() - t0
+            return True
+        self._mirror_bytes -= job.size
+        self._writes_started = max(self._writes_started, job.after + 1)
+        self._mark_applied()  # its place in the order is given up
+        self.drop(job.endpoint, "mirror_queue_full")
+        return False
+
+    def _mark_applied(self) -> None:
+        self._applied += 1
+        self._applied_changed.set()
+        self._applied_changed = trio.Event()
 
     # -- background ---------------------------------------------------------------------------------
 
@@ -145,7 +183,11 @@ class DiffEngine:
 
     async def _mirror_lane(self) -> None:
         async for job in self._mirror_recv:
-            while self._reads_open and min(self._reads_open) <= job.after:
+            with trio.move_on_after(self.config.overtake_after):  # earlier reads, queued or running
+                while self._reads_open and min(self._reads_open) <= job.after:
+                    await self._reads_changed.wait()
+            self._writes_started = max(self._writes_started, job.after + 1)  # no earlier read starts now
+            while self._reads_running and min(self._reads_running) <= job.after:
                 await self._reads_changed.wait()
             try:
                 other = await self._run_other(job)
@@ -153,26 +195,41 @@ class DiffEngine:
                     self._account(job, other)
             finally:
                 self._mirror_bytes -= job.size
-                self._applied += 1
-                self._applied_changed.set()
-                self._applied_changed = trio.Event()
+                self._mark_applied()
 
     async def _sample_worker(self) -> None:
+        share = min(1.0, max(0.001, self.config.sample_share))
+        pause_factor = max(1, self.config.workers) / share - 1.0
         async for job in self._samples_recv:
-            self._busy += 1
+            if self._writes_started > job.after:  # a later write is reaching the other store already
+                self.aggregator.drop(job.endpoint, "overtaken")
+                self._samples_out += 1
+                self._read_done(self._reads_open, job.after)
+                continue
+            self._reads_running[job.after] += 1  # claimed: the next write waits for it
+            busy = 0.0
             try:
                 while self._applied < job.after:
                     await self._applied_changed.wait()
+                t0 = time.perf_counter()
                 other = await self._run_other(job)
                 self._account(job, other)
+                busy = time.perf_counter() - t0
             finally:
-                self._busy -= 1
-                self._reads_open[job.after] -= 1
-                if self._reads_open[job.after] <= 0:
-                    del self._reads_open[job.after]
-                self._reads_changed.set()
-                self._reads_changed = trio.Event()
-            await trio.lowlevel.checkpoint()
+                self._samples_out += 1
+                self._read_done(self._reads_running, job.after)
+                self._read_done(self._reads_open, job.after)
+            if trio.lowlevel.current_statistics().tasks_runnable:  # the serving path wants the CPU
+                await trio.sleep(busy * pause_factor)
+            else:
+                await trio.lowlevel.checkpoint()
+
+    def _read_done(self, counter: Counter[int], epoch: int) -> None:
+        counter[epoch] -= 1
+        if counter[epoch] <= 0:
+            del counter[epoch]
+        self._reads_changed.set()
+        self._reads_changed = trio.Event()
 
     async def _run_other(self, job: Job) -> Outcome:
         try:
@@ -202,7 +259,8 @@ class DiffEngine:
             "mirroring": self.mirroring,
         })
         rep["stores"] = {"diverged_writes": self.diverged, "equal": None if self.diverged == 0 else False,
-                         "mirror_pending": self._enqueued - self._applied}
+                         "mirror_pending": self._enqueued - self._applied, "mirror_waits": self.mirror_waits,
+                         "mirror_wait_seconds": round(self.mirror_wait_s, 3)}
         return rep
 
     def fixture_ids(self) -> list[int]:
@@ -217,10 +275,5 @@ class DiffEngine:
 
     async def wait_idle(self) -> None:
         """Until both lanes are empty and every job finished (tests, orderly shutdown)."""
-        while True:
-            s = self._samples_send.statistics()
-            m = self._mirror_send.statistics()
-            if (s.current_buffer_used == 0 and m.current_buffer_used == 0 and self._applied == self._enqueued
-                    and self._busy == 0):
-                return
+        while self._samples_in != self._samples_out or self._applied != self._enqueued:
             await trio.sleep(0.01)

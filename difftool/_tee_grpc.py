@@ -226,9 +226,9 @@ class DualRunGrpc:
         finally:
             if not finished:  # crashed or cancelled: no answer to compare; a write may be half done
                 engine.drop(endpoint, "mirror_serving_failed" if mirrored else "serving_failed")
-        self._submit(endpoint, call, tee, (time.perf_counter() - t0) * 1000, sampled, mirrored)
+        await self._submit(endpoint, call, tee, (time.perf_counter() - t0) * 1000, sampled, mirrored)
 
-    def _submit(self, endpoint: str, call: ServerCall, tee: TeeCall, ms: float, sampled: bool, mirrored: bool) -> None:
+    async def _submit(self, endpoint: str, call: ServerCall, tee: TeeCall, ms: float, sampled: bool, mirrored: bool) -> None:
         engine = self._engine
         if tee.request_cut:
             engine.drop(endpoint, "mirror_too_large" if mirrored else "too_large")
@@ -254,5 +254,5 @@ class DualRunGrpc:
             return await run_other_grpc(other, record, peer=peer, options=options, limit=limit, own_addrs=o_own,
                                         aliases=o_aliases, version=o_version)
 
-        engine.offer(Job(endpoint, record, serving, self._side, run_other, compare=compare,
+        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare,
                          size=sum(map(len, record.messages))))

@@ -11,6 +11,7 @@ over a capture stream (`run_other_http`), so both sides run exactly the code the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
@@ -154,12 +155,14 @@ class DualRunHttp:
         cfg = engine.config
         body_limit = cfg.mirror_limit if mirrored else cfg.capture_limit
         tee = TeeExchange(exch, body_limit, cfg.capture_limit + _HEAD_SLACK)
+        started = time.time()
         t0 = time.perf_counter()
         await self._serving(tee)  # type: ignore[arg-type]
         ms = (time.perf_counter() - t0) * 1000
-        self._submit(endpoint, exch, tee, ms, sampled, mirrored)
+        await self._submit(endpoint, exch, tee, ms, sampled, mirrored, started)
 
-    def _submit(self, endpoint: str, exch: Exchange, tee: TeeExchange, ms: float, sampled: bool, mirrored: bool) -> None:
+    async def _submit(self, endpoint: str, exch: Exchange, tee: TeeExchange, ms: float, sampled: bool, mirrored: bool,
+                      started: float) -> None:
         engine = self._engine
         if not tee.body_done:
             # The serving side answered without reading the whole body (401, 413, ...): it stored
@@ -182,12 +185,26 @@ class DualRunHttp:
         serving = Outcome(resp, "" if resp is not None else "answer not captured", ms, own, version, aliases)
         o_own, o_aliases, o_version = self._info[self._other_side]()
         other = self._other
+        replay = pin_write_time(record, int(started)) if mirrored else record
 
         async def run_other() -> Outcome:
-            return await run_other_http(other, record, client_host=exch.client_host, local_port=exch.local_port,
+            return await run_other_http(other, replay, client_host=exch.client_host, local_port=exch.local_port,
                                         limit=cfg_limit(engine), own_addrs=o_own, aliases=o_aliases, version=o_version)
 
-        engine.offer(Job(endpoint, record, serving, self._side, run_other, compare=compare, size=len(record.body)))
+        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare, size=len(record.body)))
+
+
+def pin_write_time(req: HttpRequest, unix_s: int) -> HttpRequest:
+    """The write as replayed on the other side: `ts` (the needle's Last-Modified) pinned to when the
+    serving side took it, unless the client gave one. Both sides read `ts` (Go's FormValue("ts"));
+    without it each would stamp its own clock, and the mirror runs later."""
+    if req.method not in (b"POST", b"PUT", b"DELETE"):
+        return req
+    path, sep, query = req.target.partition(b"?")
+    if any(p.split(b"=", 1)[0] == b"ts" for p in query.split(b"&")):
+        return req
+    target = req.target + (b"&" if query else b"" if sep else b"?") + b"ts=%d" % unix_s
+    return dataclasses.replace(req, target=target)
 
 
 def cfg_limit(engine: DiffEngine) -> int:

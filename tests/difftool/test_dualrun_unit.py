@@ -131,7 +131,7 @@ async def test_slow_other_side_never_blocks_and_full_queue_drops() -> None:
         gate.set()
         await d.engine.wait_idle()
         n.cancel_scope.cancel()
-    assert d.engine.aggregator.counts("admin.read")["matched"] == 3
+    assert d.engine.aggregator.counts("admin.read")["matched"] == 3, d.engine.aggregator.counts("admin.read")
 
 
 async def test_writes_are_mirrored_in_order_and_reads_wait_for_them() -> None:
@@ -155,11 +155,14 @@ async def test_writes_are_mirrored_in_order_and_reads_wait_for_them() -> None:
         gate.set()
         await d.engine.wait_idle()
         n.cancel_scope.cancel()
-    assert seen == [(b"PUT", b"/1,0a", b"one"), (b"PUT", b"/1,0b", b"two"), (b"GET", b"/1,0a", b""),
-                    (b"DELETE", b"/1,0a", b"")]
+    # writes replayed with the serving side's time pinned (ts), so Last-Modified agrees
+    assert [(m, t.split(b"?")[0], b) for m, t, b in seen] == [
+        (b"PUT", b"/1,0a", b"one"), (b"PUT", b"/1,0b", b"two"), (b"GET", b"/1,0a", b""), (b"DELETE", b"/1,0a", b"")]
+    assert all(t.startswith((b"/1,0a?ts=", b"/1,0b?ts=")) for m, t, _ in seen if m != b"GET")
     counts = {e: d.engine.aggregator.counts(e) for e in ("admin.write", "admin.read", "admin.delete")}
     assert counts["admin.write"]["matched"] == 2 and counts["admin.delete"]["matched"] == 1
-    assert d.engine.report()["stores"] == {"diverged_writes": 0, "equal": None, "mirror_pending": 0}
+    assert d.engine.report()["stores"] == {"diverged_writes": 0, "equal": None, "mirror_pending": 0,
+                                           "mirror_waits": 0, "mirror_wait_seconds": 0.0}
 
 
 async def test_no_mirroring_without_dual_run() -> None:
@@ -224,7 +227,12 @@ async def _grpc_round(routes, go: Router, native: Router, requests: list[GrpcReq
         pool = ConnectionPool("front", 0, n, connector=connect)
         for req in requests:
             answers.append(await capture_grpc(pool, req))
-        await d.engine.wait_idle()
+        # the client has its trailers before the front hands the recorded call to the engine
+        with trio.fail_after(5):
+            while sum(d.engine.aggregator.counts(e)["compared"] + d.engine.aggregator.counts(e)["dropped"]
+                      for e in {r.method for r in requests}) < len(requests):
+                await d.engine.wait_idle()
+                await trio.sleep(0.001)
         pool.close()
         n.cancel_scope.cancel()
     return d, answers
@@ -249,4 +257,36 @@ async def test_grpc_identical_is_silent() -> None:
     req = GrpcRequest(P + "VolumeStatus", (), (vs.VolumeStatusRequest(volume_id=3).SerializeToString(),))
     d, answers = await _grpc_round(routes, router(), router(), [req, req, req])
     assert all(a.response.trailer(b"grpc-status") == b"0" for a in answers)
-    assert d.engine.aggregator.counts(P + "VolumeStatus")["matched"] == 3
+    assert d.engine.aggregator.counts(P + "VolumeStatus")["matched"] == 3, d.engine.report()["endpoints"]
+
+
+async def test_full_mirror_lane_holds_the_connection_after_the_answer() -> None:
+    routes = table({"admin.read": "shadow"})
+    gate = trio.Event()
+    d = dual(routes, responder(), responder(gate=gate), mirror_queue=1, mirror_wait=0.3)
+    put = b"PUT /1,0a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"
+    handler = d.http_targets[routes.lookup("admin.write").target]
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        for _ in range(2):  # one being applied (gated), one queued
+            exch, _ = client(put)
+            await handler(exch)
+        exch, stream = client(put)
+        done = trio.Event()
+
+        async def third() -> None:
+            await handler(exch)
+            done.set()
+
+        n.start_soon(third)
+        await trio.sleep(0.1)
+        assert stream.data.startswith(b"HTTP/1.1 200") and not done.is_set()  # answered, then held
+        await done.wait()  # gave up after mirror_wait: dropped, counted, the stores may differ
+        assert d.engine.diverged == 1 and d.engine.aggregator.counts("admin.write")["dropped"] == 1
+        exch, stream = client(put)
+        n.start_soon(handler, exch)
+        await trio.sleep(0.05)
+        gate.set()
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    assert d.engine.mirror_waits >= 1 and d.engine.aggregator.counts("admin.write")["matched"] == 3

@@ -5,8 +5,8 @@ directories hold the same needles. Stores that start different refuse to start."
 
 from __future__ import annotations
 
-import json
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -63,7 +63,14 @@ def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc) -> None:
             assert c.delete(f"{server.url}/{fids[0][0]}").status_code == 202
             assert c.get(f"{server.url}/{fids[0][0]}").status_code == 404
             c.get(f"{server.url}/status")
-            report = c.get(f"{server.url}/weedpy/diff").json()
+            deadline = time.monotonic() + 30  # the comparisons run after the answers
+            while True:
+                report = c.get(f"{server.url}/weedpy/diff").json()
+                eps = {e["endpoint"]: e for e in report["endpoints"]}
+                done = eps.get("admin.delete", {}).get("compared") and report["stores"]["mirror_pending"] == 0
+                if done or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
         out = tmp_path / "report"
         rc = diff_main(["report", "--from", server.url, "--out", str(out / "report.json"), "--html",
                         str(out / "report.html"), "--junit", str(out / "junit.xml"), "--fixtures", str(out / "fixtures")])
