@@ -12,8 +12,18 @@ from typing import Any
 import httpx
 import trio
 
-from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master
-from tests.support.weedpy_proc import start_weedpy_volume
+from tests.support.procs import (
+    MasterProc,
+    VolumeProc,
+    clean_env,
+    free_port_pair,
+    start_go_volume,
+    start_master,
+    start_proc,
+    wait_http,
+    wait_tcp,
+)
+from tests.support.weedpy_proc import weedpy_volume_argv
 from weedpy.grpc import Channel, GrpcError
 
 __all__ = ["Outcome", "call", "start_native", "start_go", "wait_until", "lookup_urls", "Side"]
@@ -45,8 +55,21 @@ def call(grpc_port: int, method: str, request: Any, response_type: type, *, time
     return trio.run(run)
 
 
-def start_native(workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:
-    return start_weedpy_volume(workdir, master, name=name, extra=["-mode=native", *extra], **kw)
+def start_native(workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = ()) -> VolumeProc:
+    """`weedpy-volume -mode=native`, ready once /healthz says 200; stopped again if it never is."""
+    port, grpc_port = free_port_pair()
+    data_dir = workdir / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data_dir,
+                              master=master.address, extra=["-mode=native", *extra])
+    proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=clean_env())
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
+        wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return VolumeProc(proc, port, grpc_port, port, data_dir)
 
 
 def start_go(workdir: Path, master: MasterProc, *, name: str = "go", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:
@@ -99,10 +122,19 @@ class Side:
 
 def start_pair_sides(workdir: Path, *, native_extra: Sequence[str] = (), go_extra: Sequence[str] = ()) -> tuple[Side, Side]:
     """A Go and a native volume server, each registered with a master of its own."""
-    gm = start_master(workdir / "go-side")
-    nm = start_master(workdir / "native-side")
-    go = start_go(workdir / "go-side", gm, extra=go_extra)
-    native = start_native(workdir / "native-side", nm, extra=native_extra)
+    started: list = []
+    try:
+        gm = start_master(workdir / "go-side")
+        started.append(gm)
+        nm = start_master(workdir / "native-side")
+        started.append(nm)
+        go = start_go(workdir / "go-side", gm, extra=go_extra)
+        started.append(go)
+        native = start_native(workdir / "native-side", nm, extra=native_extra)
+    except BaseException:
+        for proc in reversed(started):  # a server that never came up must not leave the others running
+            proc.stop()
+        raise
     return Side("go", gm, go), Side("weedpy", nm, native)
 
 
