@@ -249,7 +249,7 @@ def register(router: Router, svc: Services) -> None:
         except (StorageError, OSError) as exc:
             raise go_error(str(exc)) from None
         resp = vs.VolumeNeedleStatusResponse(
-            needle_id=req.needle_id, cookie=n.cookie, size=nv.size, last_modified=n.last_modified,
+            needle_id=n.id, cookie=n.cookie, size=nv.size, last_modified=n.last_modified,
             crc=legacy_crc_value(n.checksum or 0),
         )
         if n.ttl:

@@ -169,6 +169,9 @@ async def test_needle_blob_and_meta_reads_and_blob_writes(tmp_path: Path) -> Non
         assert out.ok
         copy = v.read_needle(77)
         assert (copy.id, copy.data, copy.cookie) == (1, b"hello", 0xABCD)  # the record keeps its own header
+        status = (await s.call("VolumeNeedleStatus", vs.VolumeNeedleStatusRequest(volume_id=5, needle_id=77),
+                               vs.VolumeNeedleStatusResponse)).response
+        assert (status.needle_id, status.cookie) == (1, 0xABCD)  # Go reports the id stored in the record
 
 
 async def test_read_all_needles_in_dat_order_latest_records_only(tmp_path: Path) -> None:
