@@ -165,7 +165,11 @@ def start_master(workdir: Path, volume_size_limit_mb: int = 32, extra: Sequence[
         f"-volumeSizeLimitMB={volume_size_limit_mb}", "-defaultReplication=000", *extra,
     ]
     proc = start_proc(argv, workdir / "logs" / f"master-{port}.log", cwd=workdir)
-    wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
     return MasterProc(proc, port, grpc_port)
 
 
@@ -203,8 +207,12 @@ def start_go_volume(
         f"-master={master.address}", "-preStopSeconds=0", *extra,
     ]
     proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir)
-    wait_http(f"http://127.0.0.1:{port}/status", proc=proc)
-    wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/status", proc=proc)
+        wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
     return VolumeProc(proc, port, grpc_port, port, data_dir)
 
 

@@ -47,8 +47,12 @@ def start_weedpy_volume(
         master=master.address, style=style, extra=extra,
     )
     proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=env or clean_env())
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
-    wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
+        wait_tcp("127.0.0.1", grpc_port, proc=proc)
+    except BaseException:
+        proc.stop()  # never leave a half-started server behind a failed fixture
+        raise
     return VolumeProc(proc, port, grpc_port, public_port, data_dir)
 
 
