@@ -9,7 +9,7 @@ registered: Go owns every file and the heartbeat.
 
 from __future__ import annotations
 
-from native.grpc import _copy, _data, _server_rpcs, _tail, _vacuum, _volumes
+from native.grpc import _copy, _data, _ec, _server_rpcs, _tail, _vacuum, _volumes
 from native.grpc._services import MasterSide, Services
 from native.grpc._state import StateFile, StateVersionMismatch
 from weedpy.grpc import Router
@@ -29,6 +29,7 @@ def build_router(svc: Services) -> Router:
     # maintenance and data plane: vacuum, needle blobs, batch delete, copies, tailing
     for module in (_vacuum, _data, _copy, _tail):
         module.register(full, svc)
+    _ec.register(full, svc)  # erasure coding
     if not svc.read_only_view:
         return full
     return Router(h for path, h in full.paths.items() if path in READ_ONLY_RPCS)

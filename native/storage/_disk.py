@@ -246,7 +246,7 @@ class DiskLocation:
         except InvalidFileId:
             return None
         if self._exists(base, ".ecx"):
-            self.load_errors[base] = "erasure-coded volumes are not served by the native engine"
+            self.load_errors[base] = "an .ecx is present: an erasure-coded volume (served by Store.ec)"
             return None
         note = os.path.join(self.directory, base + ".note")
         if os.path.exists(note):

@@ -13,6 +13,7 @@ from ._replica import ReplicaPlacement
 from ._stream import NeedleStream
 from ._ttl import TTL
 from ._vacuum import cleanup_compact, commit_compact, compact_steps
+from .ec._store import EcStore
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
 from ._volume import Volume, VolumeStats, WriteResult
@@ -33,6 +34,7 @@ class Store:
         self.locations = list(locations)
         self.offset_bytes = offset_bytes
         self.volume_size_limit = 0  # learned from the master; 0 = unknown
+        self.ec = EcStore(self.locations, offset_bytes=offset_bytes)  # erasure-coded shards
 
     @classmethod
     def open(
@@ -79,6 +81,7 @@ class Store:
                 others = [o for o in self.locations if o is not loc and o.find_volume(v.id) is not None]
                 if others:
                     log.warning("volume %s is on %s and %s", v.id, loc.directory, others[0].directory)
+        self.ec.load()
 
     # lookup ------------------------------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class Store:
         return out
 
     def close(self) -> None:
+        self.ec.close()
         for loc in self.locations:
             loc.close()
 
