@@ -34,6 +34,7 @@ __all__ = [
     "VolumeReport",
     "DiskReport",
     "StoreSnapshot",
+    "EcReport",
     "HeartbeatState",
     "ResponseActions",
     "interpret_response",
@@ -114,9 +115,39 @@ class DiskReport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class EcReport:
+    """The EC shards of one volume on one disk (Go's ToVolumeEcShardInformationMessage)."""
+
+    id: int
+    collection: str
+    disk_id: int
+    disk_type: str
+    bits: int  # bit i set = shard i held
+    sizes: tuple[int, ...]  # per held shard, in shard-id order
+    expire_at_sec: int = 0
+    file_count: int = 0
+    delete_count: int = 0
+    encode_ts_ns: int = 0
+
+    def message(self, bits: int | None = None) -> master_pb2.VolumeEcShardInformationMessage:
+        """The full message, or one restricted to `bits` (a delta's shards)."""
+        held = [i for i in range(32) if self.bits >> i & 1]
+        size_of = dict(zip(held, self.sizes))
+        want = self.bits if bits is None else bits
+        ids = [i for i in range(32) if want >> i & 1]
+        return master_pb2.VolumeEcShardInformationMessage(
+            id=self.id, collection=self.collection, ec_index_bits=want, disk_type=self.disk_type,
+            expire_at_sec=self.expire_at_sec, disk_id=self.disk_id, shard_sizes=[size_of.get(i, 0) for i in ids],
+            file_count=self.file_count if bits is None else 0, delete_count=self.delete_count if bits is None else 0,
+            encode_ts_ns=self.encode_ts_ns,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     volumes: tuple[VolumeReport, ...]
     disks: tuple[DiskReport, ...]
+    ec_shards: tuple[EcReport, ...] = ()
 
     @property
     def max_file_key(self) -> int:
@@ -129,6 +160,7 @@ class HeartbeatState:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
         self._reported: dict[int, tuple] = {}
+        self._reported_ec: dict[tuple[int, int], EcReport] = {}
 
     @property
     def reported_ids(self) -> frozenset[int]:
@@ -137,6 +169,7 @@ class HeartbeatState:
     def reset(self) -> None:
         """A new stream: the master (maybe a different one) knows nothing yet."""
         self._reported = {}
+        self._reported_ec = {}
 
     def full(self, snap: StoreSnapshot, state: volume_server_pb2.VolumeServerState | None = None) -> master_pb2.Heartbeat:
         ident = self.identity
@@ -144,7 +177,7 @@ class HeartbeatState:
             ip=ident.ip, port=ident.port, grpc_port=ident.grpc_port, public_url=ident.public_url, id=ident.server_id,
             data_center=ident.data_center, rack=ident.rack, max_file_key=snap.max_file_key,
             volumes=[v.full_message() for v in snap.volumes],
-            has_no_volumes=not snap.volumes, has_no_ec_shards=True,
+            has_no_volumes=not snap.volumes, has_no_ec_shards=not snap.ec_shards,
             location_uuids=[d.uuid for d in snap.disks],
         )
         for d in snap.disks:
@@ -156,9 +189,30 @@ class HeartbeatState:
         self._reported = {v.id: v.short() for v in snap.volumes}
         return hb
 
-    def ec_full(self) -> master_pb2.Heartbeat:
-        """Go's EC heartbeat for a server without EC shards."""
-        return master_pb2.Heartbeat(has_no_ec_shards=True)
+    def ec_full(self, snap: StoreSnapshot | None = None) -> master_pb2.Heartbeat:
+        """Go's CollectErasureCodingHeartbeat: every EC shard held (the master replaces its list)."""
+        reports = snap.ec_shards if snap is not None else ()
+        self._reported_ec = {(r.id, r.disk_id): r for r in reports}
+        return master_pb2.Heartbeat(ec_shards=[r.message() for r in reports], has_no_ec_shards=not reports)
+
+    def ec_delta(self, snap: StoreSnapshot) -> master_pb2.Heartbeat | None:
+        """Shards mounted or unmounted since the last EC report (Go's new/deleted EC shard
+        channels); None when nothing changed."""
+        current = {(r.id, r.disk_id): r for r in snap.ec_shards}
+        new, deleted = [], []
+        for key in sorted(set(current) | set(self._reported_ec)):
+            now, before = current.get(key), self._reported_ec.get(key)
+            now_bits, before_bits = (now.bits if now else 0), (before.bits if before else 0)
+            if before is not None and before_bits & ~now_bits:
+                deleted.append(before.message(before_bits & ~now_bits))
+            if now is not None and now_bits & ~before_bits:
+                new.append(now.message(now_bits & ~before_bits))
+        self._reported_ec = current
+        if not new and not deleted:
+            return None
+        ident = self.identity
+        return master_pb2.Heartbeat(ip=ident.ip, port=ident.port, data_center=ident.data_center, rack=ident.rack,
+                                    new_ec_shards=new, deleted_ec_shards=deleted)
 
     def delta(self, snap: StoreSnapshot) -> master_pb2.Heartbeat | None:
         """Volumes added or removed since the last report; None when nothing changed."""
@@ -260,4 +314,6 @@ def snapshot_store(store: object, *, skip: Iterable[int] = ()) -> StoreSnapshot:
             except Exception:  # a volume closed under us (unmounted meanwhile): not held any more
                 continue
     volumes.sort(key=lambda r: r.id)
-    return StoreSnapshot(tuple(volumes), tuple(disks))
+    ec = getattr(store, "ec", None)
+    ec_reports = tuple(EcReport(*r) for r in ec.reports()) if ec is not None else ()
+    return StoreSnapshot(tuple(volumes), tuple(disks), ec_reports)

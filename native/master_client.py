@@ -284,8 +284,9 @@ class MasterClient:
             async with ch.stream_stream(SEND_HEARTBEAT, master_pb2.HeartbeatResponse) as call:
                 self.hb.reset()
                 self._wake.rearm()
-                await call.send_message(self.hb.full(await self._snapshot(), self._state_proto()))
-                await call.send_message(self.hb.ec_full())
+                snap = await self._snapshot()
+                await call.send_message(self.hb.full(snap, self._state_proto()))
+                await call.send_message(self.hb.ec_full(snap))
                 self._current = master
                 log.info("heartbeat stream open", master=_fmt(master))
                 result: list[str | None] = [None]
@@ -322,6 +323,9 @@ class MasterClient:
                 delta = self.hb.delta(snap)
                 if delta is not None:
                     await call.send_message(delta)
+            ec_delta = self.hb.ec_delta(snap)  # EC shards go by delta (the full heartbeat omits them)
+            if ec_delta is not None:
+                await call.send_message(ec_delta)
 
     async def _receive(
         self, call, master: MasterAddress, result: list[str | None], scope: trio.CancelScope, finished: trio.Event,
