@@ -38,6 +38,10 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
     if not app.jwt_ok(req, up.vid, up.fid, write=True):
         return json_error(h, req, 401, "wrong jwt")
     store = app.ctx.store
+    if store.ec.has(vid):  # Go serves the EC copy first
+        from native.http._ec import ec_delete
+
+        return await ec_delete(app, req, h, vid, key, cookie)
     vol = store.find_volume(vid)
     try:
         if vol is None:

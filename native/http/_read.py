@@ -29,7 +29,7 @@ from weedpy.http1 import GoHeader, GoResponse
 if TYPE_CHECKING:
     from native.http.app import NativeHttp, Scope
 
-__all__ = ["get_or_head", "PAGED_READ_LIMIT", "DropConnection"]
+__all__ = ["get_or_head", "respond", "PAGED_READ_LIMIT", "DropConnection"]
 
 PAGED_READ_LIMIT = 1024 * 1024
 _STREAM_CHUNK = 1 << 20
@@ -100,6 +100,10 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
     store = app.ctx.store
     vol = store.find_volume(vid)
     if vol is None:
+        if store.ec.has(vid):  # an EC volume held here (Go: hasEcVolume)
+            from native.http._ec import ec_get_or_head
+
+            return await ec_get_or_head(app, req, h, scope, vid, key, cookie, up)
         if app.read_mode == "local":
             return empty(h, 404)
         return await app.proxy_or_redirect(req, h, scope, up.vid, up.fid)
@@ -146,6 +150,12 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             return empty(h, 404)
         except (StorageError, OSError):
             return empty(h, 500)
+    return await respond(app, req, h, n, cookie, stream, filename=filename, ext=ext, has_query=has_query)
+
+
+async def respond(app: "NativeHttp", req: GoRequest, h: GoHeader, n, cookie: int, stream, *, filename: str, ext: str,
+                  has_query: bool) -> GoResponse:
+    """Everything after the read: cookie, conditionals, headers, manifest, gzip, images, body."""
     if n.cookie != cookie:
         return empty(h, 404)
     if n.last_modified != 0:
