@@ -1,0 +1,167 @@
+"""Server CPU time per request (and req/s) for Go, weedpy proxy and weedpy native, in one run.
+
+req/s on a shared 2-core machine moves with everyone else's load; the CPU the server process
+spends per request moves much less, so this reports both. Each target gets its own master and
+data directory; the Go load generator (bench/http_loadgen) first uploads `-n` files with
+`weed benchmark`-shaped multipart POSTs to 7 volumes, then reads `-n` random ones. Around each
+phase the harness samples utime+stime of the server's processes from /proc (the gateway and its
+Go backend separately in proxy mode), so
+
+    cpu_us/req = (CPU seconds spent by the server during the phase) / n * 1e6
+
+Targets alternate (go, proxy, native, go, ...) for `--rounds`; medians and the ratio to Go of
+the same run are printed (for CPU: target/Go, lower is better; for req/s: target/Go).
+
+    .venv/bin/python bench/cpu_per_request.py --rounds 3 -n 20000 -c 16 --size 1024
+    .venv/bin/python bench/cpu_per_request.py --targets go,native --size 1048576 -n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.native_http_bench import build_loadgen  # noqa: E402
+from tests.support.procs import VolumeProc, start_go_volume, start_master, wait_for_volume_server  # noqa: E402
+from tests.support.weedpy_proc import start_weedpy_volume  # noqa: E402
+
+_LINE = re.compile(r"(write|read) rps=([0-9.]+) failed=([0-9]+)")
+_TICK = os.sysconf("SC_CLK_TCK")
+VOLUMES = 7
+
+
+def proc_cpu(pid: int) -> float:
+    """utime+stime of a live process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def sample(pids: dict[str, int]) -> dict[str, float]:
+    return {name: proc_cpu(pid) for name, pid in pids.items()}
+
+
+def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.Namespace, keybase: int,
+              pids: dict[str, int]) -> dict[str, float]:
+    before = sample(pids)
+    out = subprocess.run([str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
+                          f"-size={args.size}", f"-keybase={keybase}", f"-phase={phase}"],
+                         capture_output=True, text=True, timeout=3600)
+    after = sample(pids)
+    found = {p: (float(r), int(f)) for p, r, f in _LINE.findall(out.stdout)}
+    if phase not in found:
+        raise RuntimeError(out.stdout + out.stderr)
+    rps, failed = found[phase]
+    res = {"rps": rps, "failed": failed}
+    total = 0.0
+    for name in pids:
+        us = (after[name] - before[name]) / args.n * 1e6
+        res[f"cpu_us_{name}"] = us
+        total += us
+    res["cpu_us"] = total
+    return res
+
+
+def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
+    master = start_master(work / "m", volume_size_limit_mb=4096)
+    server: VolumeProc | None = None
+    try:
+        extra = [f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"]
+        if kind == "go":
+            server = start_go_volume(work, master, max_volumes=VOLUMES + 2)
+            pids = {"server": server.proc.pid}
+        else:
+            server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra])
+            pids = {"server": server.proc.pid}
+            if kind == "proxy":
+                kids = children(server.proc.pid)
+                if len(kids) != 1:
+                    raise RuntimeError(f"expected one Go backend under the gateway, found {kids}")
+                pids = {"gateway": server.proc.pid, "backend": kids[0]}
+        wait_for_volume_server(master, f"127.0.0.1:{server.port}")
+        r = httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120)
+        r.raise_for_status()
+        vids = ",".join(str(v) for v in range(1, VOLUMES + 1))
+        addr = f"127.0.0.1:{server.port}"
+        return {phase: run_phase(loadgen, addr, phase, vids, args, keybase, pids) for phase in ("write", "read")}
+    finally:
+        if server is not None:
+            server.stop()
+        master.stop()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--targets", default="go,proxy,native")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("-n", type=int, default=20000)
+    p.add_argument("-c", type=int, default=16)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
+    p.add_argument("--json", help="also write every figure to this file")
+    args = p.parse_args()
+    targets = args.targets.split(",")
+    base = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
+    loadgen = build_loadgen(base / "loadgen")
+    results: dict[str, list[dict[str, dict[str, float]]]] = {t: [] for t in targets}
+    for r in range(args.rounds):
+        for kind in targets:
+            res = one_round(kind, args, base, loadgen, keybase=(r + 1) * 10_000_000)
+            results[kind].append(res)
+            cells = []
+            for phase in ("write", "read"):
+                x = res[phase]
+                parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in x.items() if k.startswith("cpu_us_") and len(x) > 4)
+                cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} failed={x['failed']:.0f}")
+            print(f"round {r + 1} {kind:6s} " + " | ".join(cells), flush=True)
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for phase in ("write", "read"):
+        ref = results.get("go")
+        go_rps = statistics.median(x[phase]["rps"] for x in ref) if ref else None
+        go_cpu = statistics.median(x[phase]["cpu_us"] for x in ref) if ref else None
+        for kind in targets:
+            rps = statistics.median(x[phase]["rps"] for x in results[kind])
+            cpu = statistics.median(x[phase]["cpu_us"] for x in results[kind])
+            row = {"rps": rps, "cpu_us": cpu}
+            line = f"{phase:5s} {kind:6s} {rps:8.0f} req/s  {cpu:6.1f} cpu-us/req"
+            if go_rps:
+                row["rps_ratio"] = rps / go_rps
+                row["cpu_ratio"] = cpu / go_cpu
+                line += f"   req/s x{rps / go_rps:.2f} of go   cpu x{cpu / go_cpu:.2f} of go"
+            summary.setdefault(phase, {})[kind] = row
+            print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": results, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
