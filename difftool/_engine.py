@@ -59,7 +59,7 @@ class EngineConfig:
     sample_queue: int = 256  # sampled reads waiting to be compared
     mirror_queue: int = 1024  # writes waiting to be applied to the other side
     workers: int = 2  # concurrent sample comparisons
-    sample_share: float = 0.1  # at most this share of wall time spent on samples (all workers together)
+    sample_share: float = 0.05  # at most this share of wall time spent on samples (all workers together)
     mirror_wait: float = 30.0  # how long a write may wait for room in a full mirror lane
     overtake_after: float = 1.0  # a write waits this long for earlier queued reads, then overtakes them
     capture_limit: int = 1 << 20  # bytes of a body kept for comparison; longer ones are dropped
@@ -73,7 +73,7 @@ class EngineConfig:
 class Job:
     endpoint: str
     request: Request
-    serving: Outcome
+    serving: Outcome | Callable[[], Outcome]  # or how to build it from what was captured (off the serving path)
     serving_side: str  # "go" or "native"
     run_other: Callable[[], Awaitable[Outcome]]
     compare: bool  # judge and account it (sampled dual-run endpoint, or a mirrored write)
@@ -104,6 +104,8 @@ class DiffEngine:
         self._writes_started = 0  # mirrored writes whose application has begun
         self._reads_running: Counter[int] = Counter()  # sampled reads claimed by a worker, by epoch
         self._reads_open: Counter[int] = Counter()  # ... and those still queued
+        self._write_waiting = False
+        self._write_wait = trio.Event()
         self._reads_changed = trio.Event()
         self.diverged = 0  # writes that did not reach the other side
         self._samples_in = 0  # sample jobs accepted ...
@@ -125,6 +127,14 @@ class DiffEngine:
         if reason.startswith("mirror_"):
             self.diverged += 1
             log.warning("write not mirrored: the stores may differ", route=endpoint, reason=reason)
+
+    def has_room(self, endpoint: str) -> bool:
+        """Whether a sample would be queued now; if not, it is counted as dropped and not taken."""
+        stats = self._samples_send.statistics()
+        if stats.current_buffer_used < stats.max_buffer_size:
+            return True
+        self.drop(endpoint, "queue_full")
+        return False
 
     def offer(self, job: Job) -> bool:
         """Queue a sample (never waits); False, and counted, when the lane is full."""
@@ -183,9 +193,14 @@ class DiffEngine:
 
     async def _mirror_lane(self) -> None:
         async for job in self._mirror_recv:
-            with trio.move_on_after(self.config.overtake_after):  # earlier reads, queued or running
-                while self._reads_open and min(self._reads_open) <= job.after:
-                    await self._reads_changed.wait()
+            if self._reads_open and min(self._reads_open) <= job.after:
+                self._write_waiting = True  # the workers stop pausing until the reads before it are done
+                self._write_wait.set()
+                with trio.move_on_after(self.config.overtake_after):  # earlier reads, queued or running
+                    while self._reads_open and min(self._reads_open) <= job.after:
+                        await self._reads_changed.wait()
+                self._write_waiting = False
+                self._write_wait = trio.Event()
             self._writes_started = max(self._writes_started, job.after + 1)  # no earlier read starts now
             while self._reads_running and min(self._reads_running) <= job.after:
                 await self._reads_changed.wait()
@@ -219,8 +234,9 @@ class DiffEngine:
                 self._samples_out += 1
                 self._read_done(self._reads_running, job.after)
                 self._read_done(self._reads_open, job.after)
-            if trio.lowlevel.current_statistics().tasks_runnable:  # the serving path wants the CPU
-                await trio.sleep(busy * pause_factor)
+            if busy and not self._write_waiting:
+                with trio.move_on_after(busy * pause_factor):  # cut short when a write waits for reads
+                    await self._write_wait.wait()
             else:
                 await trio.lowlevel.checkpoint()
 
@@ -246,7 +262,13 @@ class DiffEngine:
         return Rules.of(r.ignore_headers, r.ignore_fields)
 
     def _account(self, job: Job, other: Outcome) -> None:
-        go, native = (job.serving, other) if job.serving_side == Side.PRIMARY else (other, job.serving)
+        serving = job.serving() if callable(job.serving) else job.serving
+        resp = serving.response
+        if resp is None or getattr(resp, "truncated", False):  # too long (or cut) to compare
+            self.aggregator.drop(job.endpoint, "too_large" if resp is not None or "longer" in serving.error
+                                 else "incomplete_answer")
+            return
+        go, native = (serving, other) if job.serving_side == Side.PRIMARY else (other, serving)
         sample = Sample(job.endpoint, job.request, go, native, None, job.routes_v, f"served by {job.serving_side}")
         judgement = judge(sample, self.rules_for(job.endpoint))
         self.aggregator.add(sample, judgement)

@@ -32,7 +32,7 @@ VARIABLE_HEADERS = frozenset({b"date", b"x-amz-request-id"})
 # Per VolumeServer method: response fields whose values differ between any two servers.
 # Ping: its three clocks; VolumeServerStatus: disk figures and directory paths (different data
 # directories, live free space) and the whole memory status (a Go runtime's numbers vs a Python
-# process's); ReadVolumeFileStatus: the .dat/.idx modification times.
+# process's); ReadVolumeFileStatus and CopyFile: the files' modification times.
 GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "Ping": ("start_time_ns", "remote_time_ns", "stop_time_ns"),
     "VolumeServerStatus": (
@@ -40,6 +40,7 @@ GRPC_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
         "disk_statuses.*.percent_free", "disk_statuses.*.percent_used", "memory_status",
     ),
     "ReadVolumeFileStatus": ("idx_file_timestamp_seconds", "dat_file_timestamp_seconds"),
+    "CopyFile": ("modified_ts_ns",),
 }
 # Per HTTP endpoint: JSON body fields whose values differ between any two servers (the same disk
 # figures as VolumeServerStatus); when only these differ, so may Content-Length.

@@ -204,7 +204,7 @@ class DualRunGrpc:
         engine = self._engine
         route = self._routes.lookup(endpoint)
         mirrored = engine.is_mirrored(endpoint)
-        sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct)
+        sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct) and engine.has_room(endpoint)
         if not (sampled or mirrored):
             await self._serving.handle(call)
             return

@@ -148,7 +148,7 @@ class DualRunHttp:
         engine = self._engine
         route = self._routes.lookup(endpoint)
         mirrored = engine.is_mirrored(endpoint)
-        sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct)
+        sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct) and engine.has_room(endpoint)
         if not (sampled or mirrored):
             await self._serving(exch)
             return
@@ -175,14 +175,13 @@ class DualRunHttp:
         req = exch.request
         record = HttpRequest(req.method, req.target, req.headers, bytes(tee.body), exch.port_kind)
         own, aliases, version = self._info[self._side]()
-        resp = None if tee.out_cut else read_http_response(bytes(tee.out), req.method == b"HEAD", cfg_limit(engine))
-        compare = sampled or mirrored
-        if resp is None or resp.truncated:  # too long (or unparsable) to compare; a write is still mirrored
-            compare = False
-            if not mirrored:
-                engine.aggregator.drop(endpoint, "incomplete_answer" if resp is None and not tee.out_cut else "too_large")
-                return
-        serving = Outcome(resp, "" if resp is not None else "answer not captured", ms, own, version, aliases)
+        out, out_cut, head_only, limit = bytes(tee.out), tee.out_cut, req.method == b"HEAD", cfg_limit(engine)
+
+        def serving() -> Outcome:  # parsed by the engine, off the serving path
+            resp = None if out_cut else read_http_response(out, head_only, limit)
+            error = "" if resp is not None else "answer longer than the capture limit" if out_cut else "incomplete answer"
+            return Outcome(resp, error, ms, own, version, aliases)
+
         o_own, o_aliases, o_version = self._info[self._other_side]()
         other = self._other
         replay = pin_write_time(record, int(started)) if mirrored else record
@@ -191,7 +190,8 @@ class DualRunHttp:
             return await run_other_http(other, replay, client_host=exch.client_host, local_port=exch.local_port,
                                         limit=cfg_limit(engine), own_addrs=o_own, aliases=o_aliases, version=o_version)
 
-        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare, size=len(record.body)))
+        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=sampled or mirrored,
+                                size=len(record.body)))
 
 
 def pin_write_time(req: HttpRequest, unix_s: int) -> HttpRequest:

@@ -55,7 +55,7 @@ def test_aa_run_learns_noise(tmp_path: Path) -> None:
     copy = eps["/volume_server_pb.VolumeServer/CopyFile"]
     assert copy["noise"] == 3 and copy["mismatched"] == 0 and copy["verdict"] == "clean"
     assert "msg[*].file_content" in {f["field"] for f in copy["fields"] if f["class"] == "noise"}
-    assert all(f["class"] == "noise" for f in copy["fields"])
+    assert all(f["class"] == "noise" for f in copy["fields"]), copy["fields"]
     assert eps["admin.read"]["matched"] == 1 and result.report["stores"]["equal"]
 
     # Without the control, the same differences are unexplained.
