@@ -4,19 +4,29 @@ Per-request events on the data path are written through a line buffer that the s
 every `FLUSH_INTERVAL` seconds (and when it holds 64 KiB, and at exit), so a request costs one
 JSON render and no write syscall. Outside a running server (`buffered=False`, the default) every
 event is written at once.
+
+The per-request events themselves (one per HTTP request or gRPC call) go through `FastEvent`:
+the same JSON line the structlog chain below renders, built from a pre-rendered template in a
+few microseconds instead of about twenty. structlog stays the logging API: whenever the active
+structlog configuration is not the one `configure_logging` installed (tests capturing logs,
+another configuration), or context variables are bound, `FastEvent` hands the event to structlog.
 """
 
 from __future__ import annotations
 
 import atexit
+import datetime
+import json
 import logging
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "flush_periodically"]
+__all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "flush_periodically", "FastEvent"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 FLUSH_INTERVAL = 0.1
@@ -32,6 +42,15 @@ class LineSink:
         self._lines: list[str] = []
         self._size = 0
         self._lock = threading.Lock()
+        # Set by configure_logging: the chain it installed (FastEvent renders exactly this
+        # chain's output while it is the active configuration) and the lowest level logged.
+        self.chain: tuple[Any, ...] = ()
+        self.wrapper: Any = None
+        self.level = logging.INFO
+
+    def __call__(self, *args: Any) -> "LineSink":
+        """structlog's logger factory: every logger writes here."""
+        return self
 
     def msg(self, message: str) -> None:
         if not self._buffered:
@@ -70,16 +89,20 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, buffere
     """JSON lines; cached loggers; no stdlib bridge on the hot path. Returns the sink to flush."""
     sink = LineSink(stream or sys.stderr, buffered)
     atexit.register(sink.flush)
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+    ]
+    sink.level = _LEVELS.get(level, logging.INFO)
+    sink.wrapper = structlog.make_filtering_bound_logger(sink.level)
+    sink.chain = tuple(processors)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=lambda *_: sink,
+        processors=processors,
+        wrapper_class=sink.wrapper,
+        logger_factory=sink,
         cache_logger_on_first_use=True,
     )
     return sink
@@ -100,3 +123,107 @@ async def flush_periodically(sink: LineSink, interval: float = FLUSH_INTERVAL) -
             sink.flush()
     finally:
         sink.set_buffered(False)
+
+
+def _active_sink() -> LineSink | None:
+    """The LineSink of the running configuration if it is exactly configure_logging's chain."""
+    cfg = structlog.get_config()
+    sink = cfg["logger_factory"]
+    if type(sink) is not LineSink or cfg["wrapper_class"] is not sink.wrapper:
+        return None
+    if tuple(cfg["processors"]) != sink.chain:  # capture_logs edits the list in place
+        return None
+    if getattr(structlog.contextvars, "_CONTEXT_VARS", True):  # something was bound once: merge
+        return None
+    return sink
+
+
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str
+
+
+class _Clock:
+    """`datetime.now(utc).isoformat()` with `+00:00` as `Z` (TimeStamper's text), the
+    seconds part formatted once per second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        return self.text(time.time_ns())
+
+    def text(self, ns: int) -> str:
+        second, rest = divmod(ns, 1_000_000_000)
+        if second != self._second:
+            self._text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
+            self._second = second
+        micro = rest // 1000
+        if micro:
+            return "%s.%06dZ" % (self._text, micro)
+        return self._text + "Z"  # isoformat leaves out a zero fraction
+
+
+def _finite(value: float) -> str:
+    if value - value != 0.0:  # inf or nan: json.dumps's spelling is left to structlog
+        raise KeyError(value)
+    return float.__repr__(value)
+
+
+# How json.dumps renders each plain type (str: the C encoder json itself uses).
+_RENDER: dict[type, Any] = {
+    str: _encode_str,
+    int: int.__repr__,
+    float: _finite,
+    type(None): lambda _v: "null",
+    bool: {True: "true", False: "false"}.__getitem__,
+}
+
+
+class FastEvent:
+    """An info event with fixed fields, rendered without running the structlog chain.
+
+    `FastEvent("gateway.http", "http", ("route", "status"))("admin.read", 200)` writes the line
+    `get_logger("gateway.http").info("http", route="admin.read", status=200)` would write under
+    configure_logging's configuration: `{"logger_name": ..., <fields in order>, "event": ...,
+    "level": "info", "timestamp": ...}`, values as json.dumps renders them. Values other than
+    str, int, float, bool and None, a non-finite float, or any other active configuration send
+    the event through structlog itself.
+    """
+
+    __slots__ = ("_log", "_event", "_fields", "_template", "_clock")
+
+    def __init__(self, logger_name: str, event: str, fields: Sequence[str]) -> None:
+        reserved = {"logger_name", "event", "level", "timestamp"}.intersection(fields)
+        if reserved or len(set(fields)) != len(fields):
+            raise ValueError(f"fields must be distinct and not {sorted(reserved)}")
+        self._log = get_logger(logger_name)
+        self._event = event
+        self._fields = tuple(fields)
+        parts = ['{"logger_name": ' + _encode_str(logger_name).replace("%", "%%")]
+        for f in fields:
+            parts.append(", " + _encode_str(f).replace("%", "%%") + ": %s")
+        parts.append(', "event": ' + _encode_str(event).replace("%", "%%") + ', "level": "info", "timestamp": "%s"}')
+        self._template = "".join(parts)
+        self._clock = _Clock()
+
+    def __call__(self, *values: Any) -> None:
+        if len(values) != len(self._fields):
+            raise TypeError(f"{len(self._fields)} values expected, got {len(values)}")
+        sink = _active_sink()
+        if sink is None:
+            self._slow(values)
+            return
+        if sink.level > logging.INFO:
+            return
+        try:
+            texts = [_RENDER[type(v)](v) for v in values]
+        except KeyError:
+            self._slow(values)
+            return
+        texts.append(self._clock.now())
+        sink.msg(self._template % tuple(texts))
+
+    def _slow(self, values: Sequence[Any]) -> None:
+        self._log.info(self._event, **dict(zip(self._fields, values, strict=True)))
