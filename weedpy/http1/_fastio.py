@@ -36,6 +36,23 @@ class FastStream:
     def setsockopt(self, level: int, option: int, value: int) -> None:
         self.sock.setsockopt(level, option, value)
 
+    def receive_now(self, max_bytes: int = 65536) -> bytes | None:
+        """What the kernel already holds (b"" at EOF), or None when a receive would block.
+
+        Lets a caller skip setting up a timeout for the common case where the peer's bytes are
+        already here; it is not a checkpoint.
+        """
+        try:
+            return self.sock.recv(max_bytes)
+        except BlockingIOError:
+            return None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        except OSError as exc:
+            if self._closed or exc.errno == errno.EBADF:
+                raise trio.ClosedResourceError("stream closed") from exc
+            raise trio.BrokenResourceError(str(exc)) from exc
+
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         sock = self.sock
         while True:

@@ -56,8 +56,11 @@ class Exchange:
         while True:
             ev = conn.next_event()
             if ev is NEED_DATA:
-                with trio.fail_after(self._idle):
-                    data = await self._stream.receive_some(RECV_SIZE)
+                stream = self._stream
+                data = stream.receive_now(RECV_SIZE) if type(stream) is FastStream else None
+                if data is None:
+                    with trio.fail_after(self._idle):
+                        data = await stream.receive_some(RECV_SIZE)
                 conn.receive_data(data)
                 continue
             if isinstance(ev, Data):
@@ -132,14 +135,22 @@ async def serve_connection(
         return
     client_host = peer[0] if isinstance(peer, tuple) else str(peer)
     exchange: Exchange | None = None
+    # Bytes the kernel already holds are taken without a timeout scope (entering and leaving a
+    # cancel scope costs more than the rest of a small request's I/O); only a receive that
+    # would block waits under the idle timeout.
+    receive_now = stream.receive_now if type(stream) is FastStream else None
+    parked = False  # this task went through the scheduler since its last request
     try:
         while True:
             ev = conn.next_event()
             if ev is NEED_DATA:
-                with trio.move_on_after(idle_timeout) as idle:
-                    data = await stream.receive_some(RECV_SIZE)
-                if idle.cancelled_caught:
-                    return
+                data = receive_now(RECV_SIZE) if receive_now is not None else None
+                if data is None:
+                    with trio.move_on_after(idle_timeout) as idle:
+                        data = await stream.receive_some(RECV_SIZE)
+                    if idle.cancelled_caught:
+                        return
+                    parked = True
                 conn.receive_data(data)
                 continue
             if isinstance(ev, ConnectionClosed):
@@ -147,7 +158,11 @@ async def serve_connection(
             if not isinstance(ev, Request):
                 raise ProtocolError("body without a request")
             exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
-            await trio.lowlevel.checkpoint()  # fast streams skip trio's per-call checkpoints
+            if not parked:
+                # Fast streams skip trio's per-call checkpoints: one per request keeps a busy
+                # connection from starving the others (a wait for its bytes already was one).
+                await trio.lowlevel.checkpoint()
+            parked = False
             await handler(exchange)
             if exchange.close_after or not ev.keep_alive or not exchange.drain_buffered():
                 return
