@@ -15,7 +15,7 @@ from gateway.guard import Guard
 from gateway.responses import json_error
 from gateway.routes import RouteTable, Target, http_endpoint, request_path
 from weedpy.http1 import Exchange, simple_response
-from weedpy.logs import get_logger
+from weedpy.logs import FastEvent
 
 __all__ = ["HttpFront", "HttpTarget", "GatewayState"]
 
@@ -46,7 +46,9 @@ class HttpFront:
         self._guard = guard
         self._server = server_header
         self._state = state
-        self._log = get_logger("gateway.http")
+        self._log_http = FastEvent(
+            "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"),
+        )
 
     async def handle(self, exch: Exchange) -> None:
         t0 = time.perf_counter()
@@ -69,16 +71,9 @@ class HttpFront:
                 else:
                     await handler(exch)
         finally:
-            self._log.info(
-                "http",
-                route=endpoint,
-                target=target.value,
-                routes_v=routes.version,
-                method=req.method.decode("latin-1"),
-                path=path.decode("latin-1"),
-                status=exch.status,
-                ms=round((time.perf_counter() - t0) * 1000, 3),
-                client=exch.client_host,
+            self._log_http(
+                endpoint, target.value, routes.version, req.method.decode("latin-1"), path.decode("latin-1"),
+                exch.status, round((time.perf_counter() - t0) * 1000, 3), exch.client_host,
             )
 
     async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
