@@ -61,3 +61,87 @@ async def test_idle_connection_is_closed() -> None:
     with trio.fail_after(5):
         out = await serve_once(echo_handler, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", idle=0.2, read_for=3)
     assert out.count(b"HTTP/1.1 200 OK") == 1
+
+
+# -- the syscall-first stream (what the gateway and the native server serve on) -------------------
+
+async def serve_fast_once(handler, sends: list[bytes], idle: float = 5.0, read_for: float = 1.0) -> bytes:
+    from weedpy.http1 import listening_socket, serve_fast
+
+    async with trio.open_nursery() as nursery:
+        sock = listening_socket("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        nursery.start_soon(serve_fast, sock,
+                           lambda s: serve_connection(s, handler, idle_timeout=idle, port_kind="admin"), nursery)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        for data in sends:
+            await client.send_all(data)
+            await trio.sleep(0.05)
+        out = b""
+        with trio.move_on_after(read_for):
+            while data := await client.receive_some(65536):
+                out += data
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    return out
+
+
+async def test_fast_stream_pipelined_and_split_requests() -> None:
+    reqs = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwx")
+    out = await serve_fast_once(echo_handler, [reqs, b"yz", b"GET /b HTTP/1.1\r\n", b"Connection: close\r\n\r\n"])
+    assert out.count(b"HTTP/1.1 200 OK") == 3
+    assert b"/read wxyz" in out and out.rstrip().endswith(b"/b")
+
+
+async def test_fast_stream_idle_connection_is_closed() -> None:
+    with trio.fail_after(5):
+        out = await serve_fast_once(echo_handler, [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"], idle=0.2, read_for=3)
+    assert out.count(b"HTTP/1.1 200 OK") == 1
+
+
+async def test_fast_stream_receive_now() -> None:
+    import socket
+
+    from weedpy.http1 import FastStream
+
+    a, b = socket.socketpair()
+    stream = FastStream(a)
+    try:
+        assert stream.receive_now() is None
+        b.sendall(b"abc")
+        assert stream.receive_now() == b"abc"
+        b.close()
+        assert stream.receive_now() == b""
+    finally:
+        stream.close()
+
+
+async def test_busy_pipelining_connection_does_not_starve_another() -> None:
+    """Requests already buffered are served without waiting for the socket, so the loop must
+    still yield once per request: two connections with 40 pipelined requests each interleave."""
+    from weedpy.http1 import listening_socket, serve_fast
+
+    order: list[bytes] = []
+
+    async def record(exch: Exchange) -> None:
+        order.append(exch.request.target[:2])
+        await send_go_response(exch, GoResponse(204))
+
+    async with trio.open_nursery() as nursery:
+        sock = listening_socket("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        nursery.start_soon(serve_fast, sock,
+                           lambda s: serve_connection(s, record, idle_timeout=5, port_kind="admin"), nursery)
+        clients = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+        for name, client in zip((b"/a", b"/b"), clients):
+            await client.send_all(b"".join(b"GET %s%d HTTP/1.1\r\nHost: x\r\n\r\n" % (name, i) for i in range(40)))
+        with trio.fail_after(10):
+            while len(order) < 80:
+                await trio.sleep(0.01)
+        for client in clients:
+            await client.aclose()
+        nursery.cancel_scope.cancel()
+    first_b = order.index(b"/b")
+    last_a = len(order) - 1 - order[::-1].index(b"/a")
+    assert first_b < last_a, "one connection's buffered requests ran to the end before the other started"
