@@ -16,6 +16,7 @@ import numpy as np
 import trio
 
 from native.storage import Deleted, NotFound, StorageError, decode_needle
+from native.storage._types import actual_size
 from native.storage.ec import Interval, ReedSolomon, TooFewShards
 from native.storage.ec._volume import EcVolume
 from proto import master_pb2
@@ -172,10 +173,11 @@ async def read_ec_needle(ctx: Any, vid: int, needle_id: int):
 async def delete_ec_needle(ctx: Any, vid: int, needle_id: int, cookie: int | None) -> int:
     """Go's DeleteEcShardNeedle: read (cookie check), then journal the delete on exactly one
     holder of the needle's first data shard (this server when it holds it), falling back to
-    any other shard's holder. Returns the bytes read (Go reports that count as the size)."""
+    any other shard's holder. Returns Go's count (see below), which HTTP reports as the size."""
     ev, raw, size = await read_ec_record(ctx, vid, needle_id)
     n = decode_needle(raw, ev.version, expected_size=size)
-    record_len = len(raw)
+    # Go counts the bytes it read, and its locate applies GetActualSize twice: report that
+    record_len = actual_size(len(raw), ev.version)
     if cookie is not None and cookie != 0 and cookie != n.cookie:
         raise StorageError(f"unexpected cookie {cookie:x}")
     loc = ev.locate(needle_id)

@@ -323,12 +323,15 @@ def register(router: Router, svc: Services) -> None:
                     await pull(ch, req, data_base, ".vif", append=False, ignore=True)
                 if req.copy_ecsum_file:
                     await pull(ch, req, data_base, SIDECAR_EXT, append=False, ignore=True)
-        except GrpcError as exc:
-            if exc.message.startswith(f"VolumeEcShardsCopy volume {vid}:"):
-                raise
-            raise go_error(f"VolumeEcShardsCopy volume {vid}: {exc.message}") from None
-        except OSError as exc:
-            raise go_error(f"VolumeEcShardsCopy volume {vid}: {exc}") from None
+        except BaseException as exc:  # the channel's task group may wrap what was raised
+            leaf = _leaf(exc)
+            if isinstance(leaf, GrpcError):
+                if leaf.message.startswith(f"VolumeEcShardsCopy volume {vid}:"):
+                    raise leaf from None
+                raise go_error(f"VolumeEcShardsCopy volume {vid}: {leaf.message}") from None
+            if isinstance(leaf, OSError):
+                raise go_error(f"VolumeEcShardsCopy volume {vid}: {leaf}") from None
+            raise
         return vs.VolumeEcShardsCopyResponse()
 
     # delete ---------------------------------------------------------------------------------
@@ -582,6 +585,12 @@ def register(router: Router, svc: Services) -> None:
     add("VolumeEcBlobDelete", blob_delete)
     add("VolumeEcShardsToVolume", shards_to_volume)
     add("VolumeEcShardsInfo", shards_info)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _go_list(ids: list[int]) -> str:
