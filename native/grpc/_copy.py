@@ -185,6 +185,10 @@ def register(router: Router, svc: Services) -> None:
         check_collection(info.collection)
         base = volume_base_name(info.collection, info.volume_id)
         if info.is_ec_volume:
+            mounted = [i for i, _ in store.ec.volumes_of(info.volume_id)]
+            if mounted:  # writing would truncate a shard being served (Go refuses too)
+                raise ValueError(f"ec volume {info.volume_id} is mounted on disk_ids:[{' '.join(map(str, mounted))}]; "
+                                 "unmount before ReceiveFile")
             locs = store.locations
             if info.disk_id > 0:
                 if info.disk_id >= len(locs):

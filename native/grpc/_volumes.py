@@ -233,6 +233,8 @@ def register(router: Router, svc: Services) -> None:
     async def needle_status(req: vs.VolumeNeedleStatusRequest, ctx: Context) -> vs.VolumeNeedleStatusResponse:
         check_admin(guard, ctx)
         v = store.find_volume(req.volume_id)
+        if v is None and store.ec.has(req.volume_id):
+            return await _ec_needle_status(svc, req)
         if v is None:
             raise go_error(f"volume not found {req.volume_id}")
         nv = v.needle_value(req.needle_id)
@@ -267,6 +269,24 @@ def register(router: Router, svc: Services) -> None:
     add("VolumeStatus", volume_status)
     add("ReadVolumeFileStatus", read_volume_file_status)
     add("VolumeNeedleStatus", needle_status)
+
+
+async def _ec_needle_status(svc: Services, req: vs.VolumeNeedleStatusRequest) -> vs.VolumeNeedleStatusResponse:
+    """Go reads the needle from the EC shards when only an EC volume is held."""
+    from native.ec_net import read_ec_record
+    from native.storage import decode_needle
+
+    try:
+        ev, raw, size = await read_ec_record(svc.ctx, req.volume_id, req.needle_id)
+        n = decode_needle(raw, ev.version, expected_size=size)
+    except (StorageError, OSError, ValueError) as exc:
+        raise go_error(str(exc)) from None
+    resp = vs.VolumeNeedleStatusResponse(
+        needle_id=n.id, cookie=n.cookie, size=size, last_modified=n.last_modified, crc=legacy_crc_value(n.checksum or 0),
+    )
+    if n.ttl:
+        resp.ttl = str(n.ttl)
+    return resp
 
 
 def _not_found_on_disk(vid: int, exc: BaseException) -> str:

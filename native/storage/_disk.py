@@ -240,12 +240,12 @@ class DiskLocation:
                 loaded.append(v)
         return loaded
 
-    def _load_base(self, base: str) -> Volume | None:
+    def _load_base(self, base: str, *, skip_ec: bool = True) -> Volume | None:
         try:
             collection, vid = parse_volume_base(base)
         except InvalidFileId:
             return None
-        if self._exists(base, ".ecx"):
+        if skip_ec and self._exists(base, ".ecx"):  # startup: the EC copy wins (Go); a mount loads it
             self.load_errors[base] = "an .ecx is present: an erasure-coded volume (served by Store.ec)"
             return None
         note = os.path.join(self.directory, base + ".note")
@@ -346,7 +346,7 @@ class DiskLocation:
         base = self.locate_volume(vid)
         if base is None:
             return None
-        return self._load_base(base)
+        return self._load_base(base, skip_ec=False)
 
     def unload_volume(self, vid: int) -> bool:
         with self._lock:
