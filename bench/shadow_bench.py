@@ -1,10 +1,12 @@
 """What shadowing costs the serving path: the same load against mixed mode without and with dual-run.
 
-Configurations (each `weedpy volume -mode=mixed` on its own master and fresh directories, all
+Configurations (each a weedpy volume server on its own master and fresh directories, all
 started up front and kept running, so rounds can alternate between them):
 
-  go          every route `go`: the gateway relays to Go (the baseline)
-  shadow-P    `admin.read` = shadow at sample P%; while dual-run is on, every write is mirrored to
+  go          `-mode=proxy`: the gateway relays everything to Go (the baseline; the relay path is
+              the one shadowed routes serve from)
+  mixed       `-mode=mixed`, every route `go` (native handlers loaded, no dual-run)
+  shadow-P    `-mode=mixed`, `admin.read` = shadow at sample P%; while dual-run is on, every write is mirrored to
               the native store too (off the serving path, but on the same CPU)
 
 Load: bench/http_loadgen (Go, `weed benchmark`-shaped: multipart uploads, then random GETs) at
@@ -58,8 +60,8 @@ def build_loadgen(out: Path) -> Path:
 
 
 def table(config: str) -> str:
-    if config == "go":
-        return 'version = "bench-go"\ndefault = "go"\n'
+    if config in ("go", "mixed"):
+        return f'version = "bench-{config}"\ndefault = "go"\n'
     pct = float(config.split("-", 1)[1])
     return f'version = "bench-{config}"\ndefault = "go"\n[routes]\n"admin.read" = {{ target = "shadow", sample_pct = {pct} }}\n'
 
@@ -80,7 +82,7 @@ class Server:
 
     def drain(self) -> float:
         t0 = time.monotonic()
-        while self.config != "go" and self.report()["stores"]["mirror_pending"]:
+        while self.config.startswith("shadow") and self.report()["stores"]["mirror_pending"]:
             time.sleep(0.2)
         return time.monotonic() - t0
 
@@ -96,9 +98,10 @@ def start(config: str, base: Path) -> Server:
     routes.write_text(table(config))
     (work / "go").mkdir(parents=True)
     port, grpc_port = free_port_pair()
+    extra = (["-mode=proxy"] if config == "go" else ["-mode=mixed", f"-routes={routes}"] if config == "mixed" else
+             ["-mode=mixed", f"-routes={routes}", f"-dir.native={work / 'py'}"])
     argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=work / "go",
-                              master=master.address, max_volumes=32,
-                              extra=["-mode=mixed", f"-routes={routes}", f"-dir.native={work / 'py'}", "-logLevel=warning"])
+                              master=master.address, max_volumes=32, extra=extra + ["-logLevel=warning"])
     proc = start_proc(_pin("0") + argv, work / "server.log", env=clean_env())
     wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
     wait_tcp("127.0.0.1", grpc_port, proc=proc)
@@ -126,8 +129,9 @@ def main() -> None:
     ap.add_argument("-c", type=int, default=16)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--samples", default="100,10", help="shadow sample percentages to measure")
+    ap.add_argument("--mixed", action="store_true", help="also measure mixed mode without dual-run")
     args = ap.parse_args()
-    configs = ["go"] + [f"shadow-{p.strip()}" for p in args.samples.split(",") if p.strip()]
+    configs = ["go"] + (["mixed"] if args.mixed else []) + [f"shadow-{p.strip()}" for p in args.samples.split(",") if p.strip()]
     base = Path(tempfile.mkdtemp(prefix="shadow-bench-"))
     servers: list[Server] = []
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
@@ -147,7 +151,7 @@ def main() -> None:
             for c, res in round_res.items():
                 results[c].append(res)
                 print(f"round {r + 1} {c}: " + ", ".join(f"{k}={v:g}" for k, v in res.items()), flush=True)
-        reports = {s.config: s.report() for s in servers if s.config != "go"}
+        reports = {s.config: s.report() for s in servers if s.config.startswith("shadow")}
     finally:
         for s in servers:
             s.stop()

@@ -142,7 +142,8 @@ class DualRunHttp:
         self._routes = routes
         self._info = side_info
 
-    async def handle(self, exch: Exchange) -> None:
+    def handle(self, exch: Exchange) -> Awaitable[None]:
+        """Not a coroutine itself: an unsampled, unmirrored request goes on without an extra frame."""
         req = exch.request
         endpoint = http_endpoint(exch.port_kind, req.method, request_path(req.target))
         engine = self._engine
@@ -150,8 +151,11 @@ class DualRunHttp:
         mirrored = engine.is_mirrored(endpoint)
         sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct) and engine.has_room(endpoint)
         if not (sampled or mirrored):
-            await self._serving(exch)
-            return
+            return self._serving(exch)
+        return self._tee(exch, endpoint, sampled, mirrored)
+
+    async def _tee(self, exch: Exchange, endpoint: str, sampled: bool, mirrored: bool) -> None:
+        engine = self._engine
         cfg = engine.config
         body_limit = cfg.mirror_limit if mirrored else cfg.capture_limit
         tee = TeeExchange(exch, body_limit, cfg.capture_limit + _HEAD_SLACK)
