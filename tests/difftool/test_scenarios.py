@@ -14,7 +14,14 @@ REQUIRED_GRPC = {
     "ReadVolumeFileStatus", "VolumeNeedleStatus", "ReadNeedleMeta", "ReadNeedleBlob", "VacuumVolumeCheck",
     "VolumeSyncStatus", "CopyFile", "ReadAllNeedles", "VolumeMarkReadonly", "VolumeMarkWritable",
     "VolumeMount", "VolumeUnmount", "VolumeDelete", "VolumeConfigure", "DeleteCollection",
+    "VacuumVolumeCompact", "VacuumVolumeCommit", "VacuumVolumeCleanup", "WriteNeedleBlob", "VolumeIncrementalCopy",
+    "VolumeTailSender", "VolumeEcShardsGenerate", "VolumeEcShardsMount", "VolumeEcShardsInfo", "VolumeEcShardRead",
+    "VolumeEcBlobDelete", "VolumeEcShardsUnmount", "VolumeEcShardsDelete", "VolumeEcShardsRebuild",
+    "VolumeServerLeave",
 }
+# Implemented natively but needing a second server or bytes from an earlier answer (scenarios have
+# neither yet): listed in grpc-maintenance.toml's description.
+NOT_SCRIPTABLE = {"VolumeCopy", "VolumeTailReceiver", "ReceiveFile", "VolumeEcShardsCopy", "VolumeEcShardsToVolume"}
 
 
 def test_bundled_scenarios_parse() -> None:
@@ -47,7 +54,8 @@ def test_scenarios_cover_the_native_grpc_router() -> None:
     covered = set()
     for f in scenario_files():
         covered |= load_scenario(f).endpoints()
-    assert paths and not paths - covered, sorted(paths - covered)
+    missing = paths - covered - {GRPC_SERVICE + m for m in NOT_SCRIPTABLE}
+    assert paths and not missing, sorted(missing)
 
 
 def test_step_requests_are_identical_bytes() -> None:
