@@ -11,7 +11,10 @@ counts it, by endpoint and reason):
   connection waits (after its client has the answer) for room, up to `mirror_wait` seconds; that
   is the one way dual-run can slow clients, and it is counted (`mirror_waits`, seconds waited).
   A write that still cannot be queued, or is too large, is dropped: the stores may now differ,
-  it is counted (`mirror_*`) and `diverged` says so in every report.
+  it is counted (`mirror_*`) and `diverged` says so in every report. A request served by the
+  mirrored side (e.g. a `native+verify` read while Go owns the writes) first waits, bounded by
+  `catch_up_wait`, until that side has applied the writes acknowledged before it arrived, so a
+  client reads its own writes whichever side answers (`catch_up_waits`).
 * the **sample lane** takes sampled reads; a few workers run them, each after the mirror lane
   has applied every write that came before it (so a read after an upload finds it on both
   sides), and a write waits for the reads before it (so a read before a delete does not find it
@@ -61,6 +64,7 @@ class EngineConfig:
     workers: int = 2  # concurrent sample comparisons
     sample_share: float = 0.05  # at most this share of wall time spent on samples (all workers together)
     mirror_wait: float = 30.0  # how long a write may wait for room in a full mirror lane
+    catch_up_wait: float = 5.0  # how long a request served by the mirrored side waits for earlier writes
     overtake_after: float = 1.0  # a write waits this long for earlier queued reads, then overtakes them
     capture_limit: int = 1 << 20  # bytes of a body kept for comparison; longer ones are dropped
     mirror_limit: int = 64 << 20  # a mirrored write's body is buffered up to this
@@ -94,6 +98,7 @@ class DiffEngine:
         self.versions = dict(versions or {})
         self.aggregator = Aggregator(config.thresholds)
         self.mirroring = bool(routes.targets() & DUAL_RUN_TARGETS)
+        self.write_owner = routes.owner_of_writes()  # "go" or "native": the side writes are served by
         self._rng = rng or random.Random()
         self._samples_send, self._samples_recv = trio.open_memory_channel[Job](config.sample_queue)
         self._mirror_send, self._mirror_recv = trio.open_memory_channel[Job](config.mirror_queue)
@@ -112,6 +117,8 @@ class DiffEngine:
         self._samples_out = 0  # ... and finished (compared or dropped)
         self.mirror_waits = 0  # writes that waited for room in the mirror lane
         self.mirror_wait_s = 0.0
+        self.catch_up_waits = 0  # requests served by the mirrored side that waited for earlier writes
+        self.catch_up_wait_s = 0.0
         self.started = time.time()
 
     # -- serving path (never blocks) ----------------------------------------------------------------
@@ -127,6 +134,21 @@ class DiffEngine:
         if reason.startswith("mirror_"):
             self.diverged += 1
             log.warning("write not mirrored: the stores may differ", route=endpoint, reason=reason)
+
+    def behind(self, serving_side: str) -> bool:
+        """Whether `serving_side` is the mirrored side and still has acknowledged writes to apply."""
+        return self.mirroring and serving_side != self.write_owner and self._applied < self._enqueued
+
+    async def catch_up(self) -> None:
+        """Read-your-writes across sides: before the mirrored side answers, wait (bounded) until it
+        has applied every write acknowledged before this request arrived."""
+        target = self._enqueued
+        t0 = time.perf_counter()
+        with trio.move_on_after(self.config.catch_up_wait):
+            while self._applied < target:
+                await self._applied_changed.wait()
+        self.catch_up_waits += 1
+        self.catch_up_wait_s += time.perf_counter() - t0
 
     def has_room(self, endpoint: str) -> bool:
         """Whether a sample would be queued now; if not, it is counted as dropped and not taken."""
@@ -282,7 +304,8 @@ class DiffEngine:
         })
         rep["stores"] = {"diverged_writes": self.diverged, "equal": None if self.diverged == 0 else False,
                          "mirror_pending": self._enqueued - self._applied, "mirror_waits": self.mirror_waits,
-                         "mirror_wait_seconds": round(self.mirror_wait_s, 3)}
+                         "mirror_wait_seconds": round(self.mirror_wait_s, 3), "catch_up_waits": self.catch_up_waits,
+                         "catch_up_wait_seconds": round(self.catch_up_wait_s, 3)}
         return rep
 
     def fixture_ids(self) -> list[int]:

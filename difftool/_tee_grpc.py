@@ -205,6 +205,8 @@ class DualRunGrpc:
         route = self._routes.lookup(endpoint)
         mirrored = engine.is_mirrored(endpoint)
         sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct) and engine.has_room(endpoint)
+        if engine.behind(self._side):
+            await engine.catch_up()
         if not (sampled or mirrored):
             await self._serving.handle(call)
             return

@@ -150,12 +150,18 @@ class DualRunHttp:
         route = self._routes.lookup(endpoint)
         mirrored = engine.is_mirrored(endpoint)
         sampled = route.target in DUAL_RUN_TARGETS and engine.sampled(route.sample_pct) and engine.has_room(endpoint)
-        if not (sampled or mirrored):
+        behind = engine.behind(self._side)
+        if not (sampled or mirrored or behind):
             return self._serving(exch)
-        return self._tee(exch, endpoint, sampled, mirrored)
+        return self._tee(exch, endpoint, sampled, mirrored, behind)
 
-    async def _tee(self, exch: Exchange, endpoint: str, sampled: bool, mirrored: bool) -> None:
+    async def _tee(self, exch: Exchange, endpoint: str, sampled: bool, mirrored: bool, behind: bool) -> None:
         engine = self._engine
+        if behind:
+            await engine.catch_up()
+            if not (sampled or mirrored):
+                await self._serving(exch)
+                return
         cfg = engine.config
         body_limit = cfg.mirror_limit if mirrored else cfg.capture_limit
         tee = TeeExchange(exch, body_limit, cfg.capture_limit + _HEAD_SLACK)
