@@ -92,9 +92,11 @@ def main() -> int:
         cells = []
         for mode, res in runs:
             n = sum(1 for k in keys if res.get(k) == "pass")
-            ran = sum(1 for k in keys if k in res)
+            ran = sum(1 for k in keys if res.get(k) in ("pass", "fail"))
+            skipped = sum(1 for k in keys if res.get(k) == "skip")
             totals[mode] += n
-            cells.append(f"{n}/{ran}" if ran else "-")
+            cell = f"{n}/{ran}" if ran else "-"
+            cells.append(cell + (f" ({skipped} skipped)" if skipped else ""))
         print(f"| {fam} | {len(keys)} | " + " | ".join(cells) + " |")
     print(f"| **total** | {len(files)} | " + " | ".join(str(totals[m]) for m in modes) + " |")
     print("\n`--run` regex of each family (with `--pkg` grpc, http or rust):\n")
