@@ -94,7 +94,7 @@ async def test_dual_run_session(tmp_path: Path) -> None:
             dual = build_dual_run(routes, go_http=GoHttpTarget(backend, UpstreamPool()).handle,
                                   native_http=parts.http.handle, go_grpc=relay, native_grpc=parts.router,
                                   go_grpc_options=PROXY_SERVER_OPTIONS, native_grpc_options=GRPC_OPTIONS, sides=sides,
-                                  config=EngineConfig(workers=2))
+                                  config=EngineConfig(workers=2, sample_share=1.0))
             engine = dual.engine
             await nursery.start(engine.run)
             guard = Guard.from_entries(())
