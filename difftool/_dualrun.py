@@ -40,31 +40,36 @@ class DualRun:
 def grpc_dual_targets(
     engine: DiffEngine, routes: RouteTable, go_grpc: CallHandler, native_grpc: CallHandler,
     go_grpc_options: ServerOptions, native_grpc_options: ServerOptions, sides: dict[str, SideInfo],
+    control: CallHandler | None = None,
 ) -> dict[Target, object]:
-    """The gRPC front's dual-run targets (and, while mirroring, its plain go/native ones)."""
+    """The gRPC front's dual-run targets (and, while mirroring, its plain go/native ones).
+
+    `control` (a second Go backend) receives every compared request and every write too."""
+    c = {"control": control, "control_options": go_grpc_options}
     grpc: dict[Target, object] = {
-        Target.SHADOW: DualRunGrpc("shadow", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides),
+        Target.SHADOW: DualRunGrpc("shadow", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides, **c),
         Target.NATIVE_VERIFY: DualRunGrpc("native+verify", native_grpc, go_grpc, go_grpc_options, "native", engine,
-                                          routes, sides),
+                                          routes, sides, **c),
     }
     if engine.mirroring:
-        grpc[Target.GO] = DualRunGrpc("go", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides)
+        grpc[Target.GO] = DualRunGrpc("go", go_grpc, native_grpc, native_grpc_options, "go", engine, routes, sides, **c)
         grpc[Target.NATIVE] = DualRunGrpc("native", native_grpc, go_grpc, go_grpc_options, "native", engine, routes,
-                                          sides)
+                                          sides, **c)
     return grpc
 
 
 def http_dual_targets(
     engine: DiffEngine, routes: RouteTable, go_http: HttpHandler, native_http: HttpHandler, sides: dict[str, SideInfo],
+    control: HttpHandler | None = None,
 ) -> dict[Target, HttpHandler]:
     """The HTTP front's dual-run targets (and, while mirroring, its plain go/native ones)."""
     http: dict[Target, HttpHandler] = {
-        Target.SHADOW: DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle,
-        Target.NATIVE_VERIFY: DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle,
+        Target.SHADOW: DualRunHttp(go_http, native_http, "go", engine, routes, sides, control).handle,
+        Target.NATIVE_VERIFY: DualRunHttp(native_http, go_http, "native", engine, routes, sides, control).handle,
     }
     if engine.mirroring:
-        http[Target.GO] = DualRunHttp(go_http, native_http, "go", engine, routes, sides).handle
-        http[Target.NATIVE] = DualRunHttp(native_http, go_http, "native", engine, routes, sides).handle
+        http[Target.GO] = DualRunHttp(go_http, native_http, "go", engine, routes, sides, control).handle
+        http[Target.NATIVE] = DualRunHttp(native_http, go_http, "native", engine, routes, sides, control).handle
     return http
 
 
@@ -72,10 +77,13 @@ def build_dual_run(
     routes: RouteTable, *, go_http: HttpHandler, native_http: HttpHandler, go_grpc: CallHandler,
     native_grpc: CallHandler, go_grpc_options: ServerOptions, native_grpc_options: ServerOptions,
     sides: dict[str, SideInfo], config: EngineConfig = EngineConfig(), versions: dict[str, str] | None = None,
+    control_http: HttpHandler | None = None, control_grpc: CallHandler | None = None,
 ) -> DualRun:
     engine = DiffEngine(routes, config, versions=versions)
-    http = http_dual_targets(engine, routes, go_http, native_http, sides)
-    grpc = grpc_dual_targets(engine, routes, go_grpc, native_grpc, go_grpc_options, native_grpc_options, sides)
+    engine.control = control_http is not None or control_grpc is not None
+    http = http_dual_targets(engine, routes, go_http, native_http, sides, control_http)
+    grpc = grpc_dual_targets(engine, routes, go_grpc, native_grpc, go_grpc_options, native_grpc_options, sides,
+                             control_grpc)
     return DualRun(engine, http, grpc)
 
 

@@ -84,6 +84,7 @@ class Job:
     size: int = 0  # bytes held (mirror budget)
     after: int = 0  # writes queued before this job (a read waits for them; a write's own index)
     routes_v: str = ""
+    run_control: Callable[[], Awaitable[Outcome]] | None = None  # the second Go (noise control), if any
 
 
 class DiffEngine:
@@ -98,7 +99,8 @@ class DiffEngine:
         self.versions = dict(versions or {})
         self.aggregator = Aggregator(config.thresholds)
         self.mirroring = bool(routes.targets() & DUAL_RUN_TARGETS)
-        self.write_owner = routes.owner_of_writes()  # "go" or "native": the side writes are served by
+        self.write_owner = routes.owner_of_writes()
+        self.control = False  # a second Go backend answers every compared request too (set by the wiring)  # "go" or "native": the side writes are served by
         self._rng = rng or random.Random()
         self._samples_send, self._samples_recv = trio.open_memory_channel[Job](config.sample_queue)
         self._mirror_send, self._mirror_recv = trio.open_memory_channel[Job](config.mirror_queue)
@@ -227,9 +229,9 @@ class DiffEngine:
             while self._reads_running and min(self._reads_running) <= job.after:
                 await self._reads_changed.wait()
             try:
-                other = await self._run_other(job)
+                other, control = await self._run_sides(job)
                 if job.compare:
-                    self._account(job, other)
+                    self._account(job, other, control)
             finally:
                 self._mirror_bytes -= job.size
                 self._mark_applied()
@@ -249,8 +251,8 @@ class DiffEngine:
                 while self._applied < job.after:
                     await self._applied_changed.wait()
                 t0 = time.perf_counter()
-                other = await self._run_other(job)
-                self._account(job, other)
+                other, control = await self._run_sides(job)
+                self._account(job, other, control)
                 busy = time.perf_counter() - t0
             finally:
                 self._samples_out += 1
@@ -269,10 +271,25 @@ class DiffEngine:
         self._reads_changed.set()
         self._reads_changed = trio.Event()
 
-    async def _run_other(self, job: Job) -> Outcome:
+    async def _run_sides(self, job: Job) -> tuple[Outcome, Outcome | None]:
+        """The other side's outcome, and the control's (run at the same time) when there is one."""
+        if job.run_control is None:
+            return await self._run_other(job, job.run_other), None
+        results: list[Outcome] = []
+
+        async def control() -> None:
+            assert job.run_control is not None
+            results.append(await self._run_other(job, job.run_control))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(control)
+            other = await self._run_other(job, job.run_other)
+        return other, results[0]
+
+    async def _run_other(self, job: Job, run: Callable[[], Awaitable[Outcome]]) -> Outcome:
         try:
             with trio.fail_after(self.config.other_timeout):
-                return await job.run_other()
+                return await run()
         except trio.TooSlowError:
             return Outcome(None, f"no answer in {self.config.other_timeout:g}s")
         except Exception as exc:  # noqa: BLE001 - the other side's failure is a finding, not our crash
@@ -283,7 +300,7 @@ class DiffEngine:
         r = self.routes.lookup(endpoint)
         return Rules.of(r.ignore_headers, r.ignore_fields)
 
-    def _account(self, job: Job, other: Outcome) -> None:
+    def _account(self, job: Job, other: Outcome, control: Outcome | None = None) -> None:
         serving = job.serving() if callable(job.serving) else job.serving
         resp = serving.response
         if resp is None or getattr(resp, "truncated", False):  # too long (or cut) to compare
@@ -291,7 +308,7 @@ class DiffEngine:
                                  else "incomplete_answer")
             return
         go, native = (serving, other) if job.serving_side == Side.PRIMARY else (other, serving)
-        sample = Sample(job.endpoint, job.request, go, native, None, job.routes_v, f"served by {job.serving_side}")
+        sample = Sample(job.endpoint, job.request, go, native, control, job.routes_v, f"served by {job.serving_side}")
         judgement = judge(sample, self.rules_for(job.endpoint))
         self.aggregator.add(sample, judgement)
 
@@ -300,7 +317,7 @@ class DiffEngine:
     def report(self) -> dict[str, Any]:
         rep = self.aggregator.report({
             "scenario": "live", "routes_v": self.routes.version, "versions": self.versions,
-            "mirroring": self.mirroring,
+            "mirroring": self.mirroring, "control": self.control,
         })
         rep["stores"] = {"diverged_writes": self.diverged, "equal": None if self.diverged == 0 else False,
                          "mirror_pending": self._enqueued - self._applied, "mirror_waits": self.mirror_waits,

@@ -188,8 +188,11 @@ class DualRunGrpc:
     def __init__(
         self, name: str, serving: CallHandler, other: CallHandler, other_options: ServerOptions, serving_side: str,
         engine: DiffEngine, routes: RouteTable, side_info: dict[str, SideInfo],
+        control: CallHandler | None = None, control_options: ServerOptions | None = None,
     ) -> None:
         self.name = name
+        self._control = control
+        self._control_options = control_options or other_options
         self._serving = serving
         self._other = other
         self._other_options = other_options
@@ -256,5 +259,14 @@ class DualRunGrpc:
             return await run_other_grpc(other, record, peer=peer, options=options, limit=limit, own_addrs=o_own,
                                         aliases=o_aliases, version=o_version)
 
-        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare,
+        run_control = None
+        if self._control is not None:
+            c_own, c_aliases, c_version = self._info["go-control"]()
+            control, c_options = self._control, self._control_options
+
+            async def run_control() -> Outcome:
+                return await run_other_grpc(control, record, peer=peer, options=c_options, limit=limit,
+                                            own_addrs=c_own, aliases=c_aliases, version=c_version)
+
+        await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare, run_control=run_control,
                          size=sum(map(len, record.messages))))

@@ -132,10 +132,11 @@ class DualRunHttp:
 
     def __init__(
         self, serving: HttpHandler, other: HttpHandler, serving_side: str, engine: DiffEngine, routes: RouteTable,
-        side_info: dict[str, SideInfo],
+        side_info: dict[str, SideInfo], control: HttpHandler | None = None,
     ) -> None:
         self._serving = serving
         self._other = other
+        self._control = control
         self._side = serving_side
         self._other_side = "native" if serving_side == "go" else "go"
         self._engine = engine
@@ -200,8 +201,18 @@ class DualRunHttp:
             return await run_other_http(other, replay, client_host=exch.client_host, local_port=exch.local_port,
                                         limit=cfg_limit(engine), own_addrs=o_own, aliases=o_aliases, version=o_version)
 
+        run_control = None
+        if self._control is not None:
+            c_own, c_aliases, c_version = self._info["go-control"]()
+            control = self._control
+
+            async def run_control() -> Outcome:
+                return await run_other_http(control, replay, client_host=exch.client_host, local_port=exch.local_port,
+                                            limit=cfg_limit(engine), own_addrs=c_own, aliases=c_aliases,
+                                            version=c_version)
+
         await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=sampled or mirrored,
-                                size=len(record.body)))
+                                size=len(record.body), run_control=run_control))
 
 
 def pin_write_time(req: HttpRequest, unix_s: int) -> HttpRequest:

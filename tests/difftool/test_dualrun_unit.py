@@ -313,3 +313,37 @@ async def test_the_mirrored_side_answers_only_after_earlier_writes() -> None:
         n.cancel_scope.cancel()
     assert [m for m, _, _ in seen] == [b"PUT", b"GET"] and stream.data.startswith(b"HTTP/1.1 200")
     assert d.engine.catch_up_waits == 1
+
+
+def ticking(extra: tuple = ()):
+    """A side whose X-Now header changes on every answer (a clock), like Go's own per-response values."""
+    import itertools
+
+    counter = itertools.count()
+
+    async def handle(exch: Exchange) -> None:
+        while await exch.receive_body():
+            pass
+        exch.started = True
+        exch.status = 200
+        await exch.send(simple_response(200, b"{}", ((b"X-Now", b"%d" % next(counter)),) + extra))
+    return handle
+
+
+async def test_live_control_learns_noise() -> None:
+    routes = table({"admin.read": "shadow"})
+    sides = {**SIDES, "go-control": lambda: ((), (), "fake control")}
+    d = build_dual_run(routes, go_http=ticking(), native_http=ticking(((b"X-Extra", b"1"),)), go_grpc=Router(),
+                       native_grpc=Router(), go_grpc_options=ServerOptions(), native_grpc_options=ServerOptions(),
+                       sides=sides, config=EngineConfig(sample_share=1.0), control_http=ticking())
+    async with trio.open_nursery() as n:
+        await n.start(d.engine.run)
+        for i in range(20):
+            exch, _ = client(GET)
+            await d.http_targets[routes.lookup("admin.read").target](exch)
+        await d.engine.wait_idle()
+        n.cancel_scope.cancel()
+    ep = d.engine.report()["endpoints"][0]
+    classes = {f["field"]: f["class"] for f in ep["fields"]}
+    assert classes == {"header:x-now": "noise", "header:x-extra": "real"}
+    assert ep["control_compared"] == 20 and d.engine.report()["meta"]["control"] is True
