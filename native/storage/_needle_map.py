@@ -104,6 +104,19 @@ class NeedleMap:
                 return NeedleValue(key, self._offs[bi][j], self._sizes[bi][j])
             return None
 
+    def locate(self, key: int) -> tuple[int, int] | None:
+        """(offset in 8-byte units, size) of `key`, as `get` finds it, without building a
+        NeedleValue (the read fast path)."""
+        with self._lock:
+            bi = bisect_left(self._maxes, key)
+            if bi == len(self._maxes):
+                return None
+            kb = self._keys[bi]
+            j = bisect_left(kb, key)
+            if j < len(kb) and kb[j] == key:
+                return self._offs[bi][j], self._sizes[bi][j]
+            return None
+
     def __contains__(self, key: int) -> bool:
         return self.get(key) is not None
 

@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,8 +33,13 @@ from ._errors import (
 from ._idx import IdxCodec, IdxColumns
 from ._integrity import check_volume_tail
 from ._names import ALL_VOLUME_EXTS, volume_base_name
+from ._crc import crc32c, crc_matches
 from ._needle import (
+    FLAG_HAS_LAST_MODIFIED,
+    FLAG_HAS_MIME,
+    FLAG_HAS_NAME,
     FLAG_HAS_TTL,
+    LAST_MODIFIED_BYTES,
     Needle,
     NeedleHeader,
     data_start,
@@ -57,6 +63,7 @@ from ._types import (
     PADDING_SIZE,
     SUPER_BLOCK_SIZE,
     SUPPORTED_VERSIONS,
+    VERSION1,
     VERSION3,
     actual_size,
 )
@@ -65,6 +72,11 @@ from ._vif import VolumeInfo, load_volume_info, save_volume_info
 __all__ = ["Volume", "VolumeStats", "WriteResult", "ReadOnlyReasons", "RecordInfo"]
 
 log = logging.getLogger("weedpy.storage")
+
+_HEAD_AND_DATA_SIZE = struct.Struct(">IQiI")  # cookie, id, Size, DataSize (versions 2 and 3)
+
+# What `Volume.read_plain` returns: (cookie, data, flags, name, mime, last_modified, crc, Size).
+PlainRead = tuple[int, bytes, int, bytes, bytes, int, int, int]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -584,6 +596,65 @@ class Volume:
         self._check_ttl_and_cookie(n, cookie)
         return n
 
+    def read_plain(self, needle_id: int, limit: int) -> PlainRead | None:
+        """The common read, for a caller with a full path to fall back on.
+
+        A live needle of 1..`limit` record bytes with data, no TTL and a record that decodes
+        cleanly comes back as (cookie, data, flags, name, mime, last_modified, crc, Size), read
+        and CRC-checked as `read_needle` does (Size: the record's, as the index has it).
+        Anything else (absent, deleted, empty, too large, a TTL, version 1, a `.dat` that is not
+        a local file, a short or inconsistent record, a CRC mismatch) is None: `read_needle`
+        then reports it with Go's error. No cookie check: the caller compares.
+        """
+        version = self.super_block.version
+        if version == VERSION1:
+            return None
+        loc = self.nm.locate(needle_id)
+        if loc is None:
+            return None
+        units, size = loc
+        if units == 0 or size <= DATA_SIZE_SIZE or size > limit:
+            return None
+        length = actual_size(size, version)
+        with self._gate:
+            fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
+            raw = os.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+        if len(raw) < length:
+            return None
+        cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
+        if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
+            return None
+        i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
+        n = NEEDLE_HEADER_SIZE + size
+        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
+        crc = crc32c(data)
+        if not crc_matches(int.from_bytes(raw[n:n + 4], "big"), crc):
+            return None
+        # The optional fields, each read only while bytes remain (as decode_needle does).
+        flags, name, mime, last_modified = 0, b"", b"", 0
+        if i < n:
+            flags = raw[i]
+            i += 1
+            if flags & FLAG_HAS_TTL:
+                return None
+            if i < n and flags & FLAG_HAS_NAME:
+                end = i + 1 + raw[i]
+                if end > n:
+                    return None
+                name = raw[i + 1:end]
+                i = end
+            if i < n and flags & FLAG_HAS_MIME:
+                end = i + 1 + raw[i]
+                if end > n:
+                    return None
+                mime = raw[i + 1:end]
+                i = end
+            if i < n and flags & FLAG_HAS_LAST_MODIFIED:
+                if i + LAST_MODIFIED_BYTES > n:
+                    return None
+                last_modified = int.from_bytes(raw[i:i + LAST_MODIFIED_BYTES], "big")
+        return cookie, data, flags, name, mime, last_modified, crc, size
+
     def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool) -> Needle:
         try:
             return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
@@ -1015,7 +1086,8 @@ class _ReadGate:
         v = self._v
         with v._io:
             v._readers -= 1
-            if not v._readers:
+            # Only a swap or a close waits for the readers to drain (both flag it first).
+            if not v._readers and (v._swapping or v._closed):
                 v._io.notify_all()
 
 
