@@ -10,6 +10,7 @@ path, so this is purely a shortcut.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from native.http._content import _disposition
 from native.http._fid import filepath_ext
 from native.http._read import PAGED_READ_LIMIT, _http_date
 from native.http._sniff import detect_content_type
-from native.storage import StorageError
+from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, StorageError
 from weedpy.http1 import Request, http_date
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ _PLAIN = frozenset({b"host", b"user-agent", b"accept", b"accept-encoding", b"con
 def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     """(response bytes, in-flight bytes the caller must release after sending) or None."""
     m = _TARGET.match(req.target)
-    if m is None or not req.keep_alive or req.http_version != b"1.1" or req.has_body:
+    if m is None or not req.keep_alive or req.http_version != b"1.1" or req.chunked or req.content_length:
         return None
     for name, _ in req.headers:
         if name.lower() not in _PLAIN:
@@ -43,31 +44,28 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     vid = int(m.group(1))
     if vid > 0xFFFFFFFF:
         return None
-    fid = m.group(2)
-    key = int(fid[:-8], 16)
-    cookie = int(fid[-8:], 16)
     vol = app.ctx.store.find_volume(vid)
     if vol is None:
         return None
-    nv = vol.needle_value(key)
-    if nv is None or nv.offset == 0 or nv.size <= 0 or nv.size > PAGED_READ_LIMIT:
-        return None
+    fid = m.group(2)
     try:
-        n = vol.read_needle(key, None)
+        found = vol.read_plain(int(fid[:-8], 16), PAGED_READ_LIMIT)
     except StorageError:
         return None
-    if n.cookie != cookie or n.has_pairs or n.is_compressed or n.is_chunk_manifest:
+    if found is None:
         return None
-    app.download.add(nv.size)  # released by the caller once the bytes are out
-    lines = ["HTTP/1.1 200 OK", "Accept-Ranges: bytes"]
-    filename = n.name.decode("latin-1") if n.name else ""
+    cookie, data, flags, name, mime, last_modified, crc, record_size = found
+    if cookie != int(fid[-8:], 16) or flags & _DECLINED_FLAGS:
+        return None
+    app.download.add(record_size)  # released by the caller once the bytes are out
+    head = ["HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n"]
+    filename = name.decode("latin-1") if name else ""
     if filename:
-        lines.append("Content-Disposition: " + _disposition("inline", filename))
-    data = n.data
-    lines.append(f"Content-Length: {len(data)}")
+        head.append("Content-Disposition: " + _inline_disposition(filename) + "\r\n")
+    head.append("Content-Length: %d\r\n" % len(data))
     mtype = ""
-    if n.mime:
-        mt = n.mime.decode("latin-1")
+    if mime:
+        mt = mime.decode("latin-1")
         if not mt.startswith("application/octet-stream"):
             mtype = mt
     if mtype == "" and filename:
@@ -75,17 +73,31 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
         if ext:
             mtype = app.mimes.type_by_extension(ext)
     if mtype:
-        lines.append("Content-Type: " + mtype)
-    lines.append(f'Etag: "{n.etag}"')
-    if n.last_modified:
-        lines.append("Last-Modified: " + _http_date(n.last_modified))
-    lines.append("Server: " + app.server)
-    lines.append("X-Amz-Request-Id: " + request_id())
-    lines.append("Date: " + http_date())
-    if not mtype and data and req.method == b"GET":  # HEAD writes no body, so Go sniffs nothing
-        lines.append("Content-Type: " + detect_content_type(data[:512]))
-    lines.append("\r\n")
-    head = "\r\n".join(lines).encode("latin-1", "replace")
+        head.append("Content-Type: " + mtype + "\r\n")
+    head.append('Etag: "%08x"\r\n' % crc)
+    if last_modified:
+        head.append("Last-Modified: " + _last_modified(last_modified) + "\r\n")
+    head.append("Server: " + app.server + "\r\nX-Amz-Request-Id: " + request_id() + "\r\nDate: " + http_date() + "\r\n")
+    if not mtype and req.method == b"GET":  # HEAD writes no body, so Go sniffs nothing
+        head.append("Content-Type: " + detect_content_type(data[:512]) + "\r\n")
+    head.append("\r\n")
+    wire = "".join(head).encode("latin-1", "replace")
     if req.method == b"HEAD":
-        return head, nv.size
-    return head + data, nv.size
+        return wire, record_size
+    return wire + data, record_size
+
+
+_DECLINED_FLAGS = FLAG_HAS_PAIRS | FLAG_GZIP | FLAG_CHUNK_MANIFEST
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+\Z")
+
+
+def _inline_disposition(filename: str) -> str:
+    """`inline; filename=...` as mime.FormatMediaType writes it; a token needs no quoting."""
+    if _TOKEN.match(filename) is not None:
+        return "inline; filename=" + filename
+    return _disposition("inline", filename)
+
+
+@functools.lru_cache(maxsize=64)
+def _last_modified(ts: int) -> str:
+    return _http_date(ts)

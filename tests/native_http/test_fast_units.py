@@ -1,0 +1,19 @@
+"""Pieces of the read fast path that must equal what the full path computes."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from native.http._fast import _inline_disposition, _last_modified
+from native.http._mediatype import format_media_type
+from native.http._read import _http_date
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0xFF), min_size=1, max_size=30))
+def test_inline_disposition_is_format_media_type(name: str) -> None:
+    assert _inline_disposition(name) == format_media_type("inline", {"filename": name})
+
+
+@given(st.integers(min_value=1, max_value=253_402_300_799))  # email.utils stops at year 9999
+def test_last_modified_is_http_date(ts: int) -> None:
+    assert _last_modified(ts) == _http_date(ts)
