@@ -1,0 +1,20 @@
+"""Applying the master's storage backend configuration to a store (Go's LoadFromPbStorageBackends
+at volume server start): register the backends, then let tiered volumes that were loaded
+before their backend was known read their super block. Blocking (the reads are remote)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["apply_storage_backends"]
+
+
+def apply_storage_backends(store, storage_backends: Iterable) -> list[str]:
+    """Register the backends; returns the names added."""
+    added = store.tier_backends.load(storage_backends)
+    if added:
+        for v in store.volumes():
+            refresh = getattr(v, "refresh_super_block", None)
+            if refresh is not None:
+                refresh()
+    return added
