@@ -14,6 +14,8 @@ from ._errors import OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._volume import Volume
+from ._vif import load_volume_info
+from .tier._backends import BackendRegistry
 from ._errors import InvalidFileId
 
 __all__ = ["MinFreeSpace", "parse_min_free_spaces", "DiskStatus", "disk_status", "DiskLocation"]
@@ -172,6 +174,7 @@ class DiskLocation:
         self._clock_ns = clock_ns
         self._volumes: dict[int, Volume] = {}
         self._lock = threading.RLock()
+        self.tier_backends = BackendRegistry()  # the Store shares one across its locations
 
     # queries -----------------------------------------------------------------------------------
 
@@ -256,13 +259,22 @@ class DiskLocation:
         with self._lock:
             if vid in self._volumes:
                 return self._volumes[vid]
-        if not os.path.exists(os.path.join(self.directory, base + ".dat")):
-            return None  # a lone .vif/.idx (or a remote tier we do not serve)
+        tiered = _is_tiered(os.path.join(self.directory, base + ".vif"))
+        if not tiered and not os.path.exists(os.path.join(self.directory, base + ".dat")):
+            return None  # a lone .vif/.idx
         try:
-            v = Volume.load(
-                self.directory, vid, collection=collection, idx_directory=self.idx_directory,
-                offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,
-            )
+            if tiered:  # the .dat lives in remote storage (see native/storage/tier)
+                from .tier import TieredVolume
+
+                v = TieredVolume.open(
+                    self.directory, vid, backends=self.tier_backends, collection=collection,
+                    idx_directory=self.idx_directory, offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,
+                )
+            else:
+                v = Volume.load(
+                    self.directory, vid, collection=collection, idx_directory=self.idx_directory,
+                    offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,
+                )
         except OffsetWidthMismatch:
             raise
         except (StorageError, OSError, ValueError) as exc:
@@ -389,6 +401,15 @@ class DiskLocation:
 
     def base_name(self, collection: str, vid: int) -> str:
         return volume_base_name(collection, vid)
+
+
+def _is_tiered(vif_path: str) -> bool:
+    """Whether a `.vif` lists remote files (Go then loads the volume from remote storage)."""
+    try:
+        info = load_volume_info(vif_path)
+    except (OSError, ValueError):
+        return False
+    return info is not None and info.has_remote_file
 
 
 def _rm(path: str) -> None:

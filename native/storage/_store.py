@@ -17,6 +17,7 @@ from .ec._store import EcStore
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
 from ._volume import Volume, VolumeStats, WriteResult
+from .tier._backends import BackendRegistry
 
 __all__ = ["Store"]
 
@@ -35,6 +36,9 @@ class Store:
         self.offset_bytes = offset_bytes
         self.volume_size_limit = 0  # learned from the master; 0 = unknown
         self.ec = EcStore(self.locations, offset_bytes=offset_bytes)  # erasure-coded shards
+        self.tier_backends = BackendRegistry()  # remote storage for tiered volumes, from the master
+        for loc in self.locations:
+            loc.tier_backends = self.tier_backends
 
     @classmethod
     def open(
