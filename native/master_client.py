@@ -80,6 +80,7 @@ class MasterClient:
         snapshot: Snapshot,
         state_proto: StateProto,
         on_volume_size_limit: Callable[[int], None] = lambda _limit: None,
+        on_configuration: Callable[[master_pb2.GetMasterConfigurationResponse], Awaitable[None]] | None = None,
         pulse: float = PULSE_SECONDS,
         heartbeat: bool = True,
     ) -> None:
@@ -91,6 +92,7 @@ class MasterClient:
         self._snapshot = snapshot
         self._state_proto = state_proto
         self._on_limit = on_volume_size_limit
+        self._on_configuration = on_configuration  # e.g. the storage backends of tiered volumes
         self.pulse = pulse
         self._heartbeating = heartbeat
         self._wake = _Wake()
@@ -265,6 +267,8 @@ class MasterClient:
                     log.info("master not ready", master=_fmt(seed), error=str(exc))
                     continue
                 self.metrics_address = resp.metrics_address
+                if self._on_configuration is not None:
+                    await self._on_configuration(resp)
                 return
             await trio.sleep(CHECK_RETRY_SECONDS)
 

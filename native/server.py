@@ -154,9 +154,15 @@ def build_parts(
     def on_limit(limit: int) -> None:
         store.volume_size_limit = limit
 
+    async def on_configuration(resp) -> None:
+        if resp.storage_backends and hasattr(store, "tier_backends") and not read_only_view:
+            from native.storage.tier import apply_storage_backends
+
+            await trio.to_thread.run_sync(apply_storage_backends, store, list(resp.storage_backends))
+
     master = MasterClient(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
-        on_volume_size_limit=on_limit, heartbeat=heartbeat,
+        on_volume_size_limit=on_limit, on_configuration=on_configuration, heartbeat=heartbeat,
     )
     short, full = version or (go_version(store.offset_bytes), f"{go_version(store.offset_bytes)} {GO_COMMIT}")
     ctx = NativeContext(
