@@ -52,7 +52,7 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
             from native.storage import Needle
 
             n = Needle(id=key, cookie=cookie, checksum=0)
-        elif nv is not None and nv.size > (1 << 20):
+        elif nv is not None and (nv.size > (1 << 20) or getattr(vol, "is_remote", False)):  # tiered: a remote read
             n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None))
         else:
             n = vol.read_needle(key, None)

@@ -133,7 +133,9 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
         app.download.add(size)
         scope.on_done(lambda: app.download.release(size))
         try:
-            if attempt_meta and size > PAGED_READ_LIMIT:
+            if getattr(vol, "is_remote", False):  # tiered: ranged GETs from remote storage, never on the event loop
+                n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
+            elif attempt_meta and size > PAGED_READ_LIMIT:
                 stream = vol.open_needle_stream(key, None, read_deleted=read_deleted)
                 n = stream.needle
                 if n.is_compressed or n.is_chunk_manifest:
