@@ -78,6 +78,8 @@ class VolumeReport:
     disk_type: str
     disk_id: int
     max_file_key: int = 0
+    remote_storage_name: str = ""  # a volume tiered to remote storage: backend name and object key
+    remote_storage_key: str = ""
 
     def short(self) -> tuple:
         """The fields of a delta (VolumeShortInformationMessage); a change here is a re-add."""
@@ -90,6 +92,7 @@ class VolumeReport:
             read_only_can_delete=self.read_only_can_delete, replica_placement=self.replica_placement, version=self.version, ttl=self.ttl,
             compact_revision=self.compact_revision, modified_at_second=self.modified_at_second,
             disk_type=self.disk_type, disk_id=self.disk_id,
+            remote_storage_name=self.remote_storage_name, remote_storage_key=self.remote_storage_key,
         )
 
 
@@ -281,12 +284,14 @@ def interpret_response(
 
 def _volume_report(v: object, disk_type: str, disk_id: int) -> VolumeReport:
     s = v.stats()  # type: ignore[attr-defined]
+    remote_name, remote_key = getattr(v, "remote_storage", ("", ""))
     return VolumeReport(
         id=s.id, size=s.dat_size, collection=s.collection, file_count=s.file_count, delete_count=s.delete_count,
         deleted_byte_count=s.deleted_bytes, read_only=s.read_only,
         read_only_can_delete=s.read_only_reasons.no_write_can_delete, replica_placement=s.replica_placement.to_byte(),
         version=s.version, ttl=s.ttl.to_uint32(), compact_revision=s.compaction_revision,
         modified_at_second=s.modified_at_second, disk_type=disk_type, disk_id=disk_id, max_file_key=s.max_file_key,
+        remote_storage_name=remote_name, remote_storage_key=remote_key,
     )
 
 
