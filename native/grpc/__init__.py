@@ -9,7 +9,7 @@ registered: Go owns every file and the heartbeat.
 
 from __future__ import annotations
 
-from native.grpc import _copy, _data, _ec, _query, _scrub, _server_rpcs, _tail, _vacuum, _volumes
+from native.grpc import _copy, _data, _ec, _query, _remote, _scrub, _server_rpcs, _tail, _tier, _vacuum, _volumes
 from native.grpc._services import MasterSide, Services
 from native.grpc._state import StateFile, StateVersionMismatch
 from weedpy.grpc import Router
@@ -32,6 +32,8 @@ def build_router(svc: Services) -> Router:
     _ec.register(full, svc)  # erasure coding
     _scrub.register(full, svc)  # integrity checks of volumes and EC volumes
     _query.register(full, svc)
+    _tier.register(full, svc)  # remote tiering, index consolidation
+    _remote.register(full, svc)  # FetchAndWriteNeedle
     if not svc.read_only_view:
         return full
     return Router(h for path, h in full.paths.items() if path in READ_ONLY_RPCS)

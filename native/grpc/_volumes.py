@@ -111,6 +111,11 @@ def register(router: Router, svc: Services) -> None:
             v = store.find_volume(vid)
             if v is not None and not v.is_empty():
                 raise go_error(f"DeleteVolume {vid}: volume not empty", Status.FAILED_PRECONDITION)
+        if req.keep_remote_data:  # a tiered volume whose object another server takes over
+            for loc in store.locations:
+                held = loc.find_volume(vid)
+                if held is not None and hasattr(held, "keep_remote_data"):
+                    held.keep_remote_data = True
         try:
             await _run(lambda: store.delete_volume(vid, only_empty=req.only_empty))
         except VolumeNotFound:
