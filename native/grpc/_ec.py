@@ -113,7 +113,9 @@ def register(router: Router, svc: Services) -> None:
     guard = svc.guard
     cfg = svc.ctx.cfg
     policy = peer_policy(svc)
-    ec = store.ec
+    ec = getattr(store, "ec", None)
+    if ec is None:  # mixed mode's read-only follower holds no EC volumes of its own
+        return
 
     def add(name: str, fn) -> None:
         router.add(RPCS[P + name], fn)

@@ -55,10 +55,12 @@ def call(grpc_port: int, method: str, request: Any, response_type: type, *, time
     return trio.run(run)
 
 
-def start_native(workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = ()) -> VolumeProc:
+def start_native(
+    workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = (), data_dir: Path | None = None,
+) -> VolumeProc:
     """`weedpy-volume -mode=native`, ready once /healthz says 200; stopped again if it never is."""
     port, grpc_port = free_port_pair()
-    data_dir = workdir / name
+    data_dir = data_dir or workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data_dir,
                               master=master.address, extra=["-mode=native", *extra])
