@@ -32,11 +32,13 @@ _CHUNK = 1 << 20
 class S3Error(Exception):
     """A failed S3 call; `code` is the S3 error code ("NoSuchKey", "NotFound", "RequestError")."""
 
-    def __init__(self, code: str, message: str, status: int = 0, request_id: str = "") -> None:
+    def __init__(self, code: str, message: str, status: int = 0, request_id: str = "", host_id: str = "") -> None:
         self.code, self.message, self.status, self.request_id = code, message, status, request_id
         text = f"{code}: {message}"
         if status:
             text += f"\n\tstatus code: {status}, request id: {request_id}"
+            if host_id:  # aws-sdk-go prints an empty one too; a trailing space breaks gRPC headers
+                text += f", host id: {host_id}"
         super().__init__(text)
 
 
@@ -219,4 +221,5 @@ def _error_of(resp: httpx.Response, body: bytes) -> S3Error:
         code = resp.reason_phrase.replace(" ", "") or f"Status{resp.status_code}"
         message = resp.reason_phrase or str(resp.status_code)
     request_id = request_id or resp.headers.get("x-amz-request-id", "")
-    return S3Error(code, message, resp.status_code, request_id)
+    host_id = (_xml_text(body, "HostId") if body else "") or resp.headers.get("x-amz-id-2", "")
+    return S3Error(code, message, resp.status_code, request_id, host_id)
