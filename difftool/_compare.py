@@ -11,6 +11,7 @@ Sans-IO and side-effect free. Order of work, cheapest first (what Diffy and Scie
    all ignored is IGNORED, not MATCH.
 
 Field names: `status`, `header:<lower-name>`, `header-order`, `body`, `body.<json path>`,
+`body~<line shape>` (text bodies, one per differing line, numbers generalised),
 `body#format`, `body#encoding`, `body#truncated`, `error`; gRPC: `header:<name>`, `trailers-only`,
 `grpc-status`, `grpc-message`, `trailer:<name>`, `reset`, `message-count`, `msg[i]`,
 `msg[i].<field path>`, `msg[i]#format`.
@@ -19,11 +20,21 @@ Field names: `status`, `header:<lower-name>`, `header-order`, `body`, `body.<jso
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
+import re
 from collections.abc import Iterable, Sequence
 
 from difftool._fields import FieldPattern, field_key, gunzip, json_fields, proto_fields, short
-from difftool._mask import GRPC_VARIABLE_FIELDS, HTTP_VARIABLE_FIELDS, grpc_variable_fields, mask_headers, mask_http, mask_text
+from difftool._mask import (
+    GRPC_VARIABLE_FIELDS,
+    HTTP_VARIABLE_FIELDS,
+    HTTP_VARIABLE_LINES,
+    grpc_variable_fields,
+    mask_headers,
+    mask_http,
+    mask_text,
+)
 from difftool._records import GrpcResponse, HttpResponse, Outcome
 from proto.services import rpc_for_path
 from weedpy.grpc import percent_decode
@@ -201,13 +212,55 @@ def _path_order(path: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in path.replace("]", "[").split("["))
 
 
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_LINE_DIFFS = 20
+
+
+def _line_key(line: str) -> str:
+    """What identifies a line across answers: its text with numbers generalised, bounded."""
+    return _DIGITS.sub("#", " ".join(line.split()))[:80]
+
+
+_MASKED_LINES: dict[str, tuple[re.Pattern[str], ...]] = {
+    endpoint: tuple(re.compile(p) for p in patterns) for endpoint, patterns in HTTP_VARIABLE_LINES.items()
+}
+
+
+def _text_diffs(a: bytes, b: bytes, masks: tuple[re.Pattern[str], ...] = ()) -> list[FieldDiff] | None:
+    """Text bodies line by line: a field per differing line, keyed by the line's shape, so a page
+    whose clock ticks (noise) and whose master address differs (real) yields two fields, not one."""
+    try:
+        ta, tb = a.decode("utf-8"), b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    la, lb = ta.splitlines(), tb.splitlines()
+    if len(la) < 2 and len(lb) < 2:
+        return None
+    out: list[FieldDiff] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=la, b=lb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        left, right = la[i1:i2], lb[j1:j2]
+        for k in range(max(len(left), len(right))):
+            l = left[k] if k < len(left) else None
+            r = right[k] if k < len(right) else None
+            if l is not None and r is not None and any(m.match(l) and m.match(r) for m in masks):
+                continue
+            shape = _line_key(l if l is not None else r or "")
+            out.append(FieldDiff(f"body~{shape}", short(f"line {i1 + k + 1}: {l}") if l is not None else "<absent>",
+                                 short(f"line {j1 + k + 1}: {r}") if r is not None else "<absent>"))
+            if len(out) > _MAX_LINE_DIFFS:
+                return None
+    return out
+
+
 _MASKED_JSON: dict[str, tuple[FieldPattern, ...]] = {
     endpoint: tuple(FieldPattern(f"body.{p}") for p in paths) for endpoint, paths in HTTP_VARIABLE_FIELDS.items()
 }
 
 
 def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes,
-                masks: tuple[FieldPattern, ...] = ()) -> list[FieldDiff] | None:
+                masks: tuple[FieldPattern, ...] = (), line_masks: tuple[re.Pattern[str], ...] = ()) -> list[FieldDiff] | None:
     """The body's differences; None when every one of them is a masked value."""
     if a.truncated or b.truncated:
         return [FieldDiff("body#truncated", f"{len(a.body)} bytes{' (cut)' if a.truncated else ''}",
@@ -230,7 +283,10 @@ def _body_diffs(a: HttpResponse, b: HttpResponse, ma: bytes, mb: bytes,
             diffs = [d for d in diffs if not _masked(d, masks, ja, jb)]
             return diffs or None
         return diffs
-    return [_bytes_diff("body", da, db)]
+    text = _text_diffs(da, db, line_masks)
+    if text is None:
+        return [_bytes_diff("body", da, db)]
+    return text or None
 
 
 def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
@@ -247,7 +303,7 @@ def compare_http(a: HttpResponse, b: HttpResponse, rules: Rules = NO_RULES,
         _, _, ma = mask_http(a.status, a.headers, a.body, owns_a, aliases_a)
         _, _, mb = mask_http(b.status, b.headers, b.body, owns_b, aliases_b)
         if ma != mb or a.truncated != b.truncated:
-            body = _body_diffs(a, b, ma, mb, _MASKED_JSON.get(endpoint, ()))
+            body = _body_diffs(a, b, ma, mb, _MASKED_JSON.get(endpoint, ()), _MASKED_LINES.get(endpoint, ()))
             if body is None:  # only masked values differ, and with them possibly the length
                 diffs = [d for d in diffs if d.path != "header:content-length"]
             else:

@@ -129,7 +129,7 @@ class FieldPattern:
             else:
                 parts.append(re.escape(text[i]))
                 i += 1
-        self._re = re.compile("(" + "".join(parts) + r")(?:[.\[#].*)?$", re.DOTALL)
+        self._re = re.compile("(" + "".join(parts) + r")(?:[.\[#~].*)?$", re.DOTALL)
 
     def matches(self, path: str) -> bool:
         return self._re.match(path) is not None

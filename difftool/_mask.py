@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["VARIABLE_HEADERS", "HTTP_VARIABLE_FIELDS", "GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS",
+__all__ = ["VARIABLE_HEADERS", "HTTP_VARIABLE_FIELDS", "HTTP_VARIABLE_LINES", "GRPC_VARIABLE_FIELDS", "HEARTBEAT_VARIABLE_FIELDS", "HEARTBEAT_OMITTED_FIELDS",
            "MASKED_VALUE", "SELF",
            "BOUNDARY", "mask_http", "mask_headers", "mask_text", "boundary_of", "grpc_variable_fields"]
 
@@ -48,7 +48,15 @@ HTTP_VARIABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "admin.status": (
         "DiskStatuses.*.dir", "DiskStatuses.*.all", "DiskStatuses.*.used", "DiskStatuses.*.free",
         "DiskStatuses.*.percent_free", "DiskStatuses.*.percent_used",
+        # the second of a volume's last write: two servers (and a mirror) write at their own pace
+        "Volumes.*.ModifiedAtSecond",
     ),
+}
+# Per HTTP endpoint: lines of text pages whose values differ between any two servers; a differing
+# line is masked when both sides' lines match the same pattern. The UI's "Up Time" cell is Go's
+# time.Since(start).Truncate(time.Second).String(): "0s", "59s", "1m5s", "2h0m3s".
+HTTP_VARIABLE_LINES: dict[str, tuple[str, ...]] = {
+    "admin.ui": (r"^\s*<td>(?:[0-9]+h)?(?:[0-9]+m)?[0-9]+s</td>\s*$",),
 }
 
 # Heartbeat fields: the sender's address fields (each server has its own ports), directory uuids,

@@ -23,9 +23,12 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import trio
+
 from difftool._admin import DiffAdminApi
 from difftool._dualrun import StoresDiffer, check_stores, grpc_dual_targets, http_dual_targets
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine
+from difftool._null_master import NullMaster
 from gateway.backend import BackendView
 from gateway.guard import Guard
 from gateway.routes import RouteTable, Target
@@ -35,7 +38,10 @@ from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
 
-__all__ = ["dual_run_requested", "native_dirs", "prepare_native", "GatewayDualRun", "DualRunConfigError", "StoresDiffer"]
+__all__ = ["dual_run_requested", "native_dirs", "control_dirs", "control_argv", "prepare_native", "GatewayDualRun",
+           "DualRunConfigError", "StoresDiffer"]
+
+
 
 log = get_logger("difftool.gateway")
 HttpHandler = Callable[[Exchange], Awaitable[None]]
@@ -49,20 +55,35 @@ def dual_run_requested(routes: RouteTable) -> bool:
     return bool(routes.targets() & DUAL_RUN_TARGETS)
 
 
-def native_dirs(cfg: VolumeConfig) -> list[str]:
-    raw = str(cfg["dir.native"] or "")
+def _side_dirs(cfg: VolumeConfig, flag: str, required: bool) -> list[str]:
+    raw = str(cfg[flag] or "")
     dirs = [d.strip() for d in raw.split(",") if d.strip()]
     if not dirs:
-        raise DualRunConfigError(
-            "dual-run routes (shadow, native+verify) need -dir.native=DIR: the native side's own data directory "
-            "(one per -dir), which receives every write as the Go directories do")
+        if required:
+            raise DualRunConfigError(
+                "dual-run routes (shadow, native+verify) need -dir.native=DIR: the native side's own data directory "
+                "(one per -dir), which receives every write as the Go directories do")
+        return []
+    if cfg["dir.idx"]:
+        raise DualRunConfigError("dual-run does not support -dir.idx yet: each side needs its own index directory")
     if len(dirs) != len(cfg.dirs):
-        raise DualRunConfigError(f"-dir.native names {len(dirs)} directories, -dir {len(cfg.dirs)}; give one per -dir")
-    go = {os.path.realpath(d) for d in cfg.dirs}
+        raise DualRunConfigError(f"-{flag} names {len(dirs)} directories, -dir {len(cfg.dirs)}; give one per -dir")
+    taken = {os.path.realpath(d) for d in cfg.dirs}
+    if flag == "dir.control":
+        taken |= {os.path.realpath(d) for d in _side_dirs(cfg, "dir.native", False)}
     for d in dirs:
-        if os.path.realpath(d) in go:
-            raise DualRunConfigError(f"-dir.native {d} is also a Go directory; each side must own its files")
+        if os.path.realpath(d) in taken:
+            raise DualRunConfigError(f"-{flag} {d} is also another side's directory; each side must own its files")
     return dirs
+
+
+def native_dirs(cfg: VolumeConfig) -> list[str]:
+    return _side_dirs(cfg, "dir.native", True)
+
+
+def control_dirs(cfg: VolumeConfig) -> list[str]:
+    """The noise control's (a second Go backend's) directories, `-dir.control`; empty: no control."""
+    return _side_dirs(cfg, "dir.control", False)
 
 
 def prepare_native(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str, full_version: str):  # -> NativeParts
@@ -70,13 +91,12 @@ def prepare_native(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str
     from native.server import build_parts, open_store
 
     dirs = native_dirs(cfg)
-    total = 0
-    for go_dir, nat_dir in zip(cfg.dirs, dirs):
-        Path(nat_dir).mkdir(parents=True, exist_ok=True)
-        result = check_stores(go_dir, nat_dir)  # raises StoresDiffer
-        total += result.needles
-        log.info("dual-run stores start equal", go_dir=go_dir, native_dir=nat_dir, volumes=result.volumes,
-                 needles=result.needles, empty=result.volumes == 0)
+    for other, side in ((dirs, "native"), (control_dirs(cfg), "go-control")):
+        for go_dir, other_dir in zip(cfg.dirs, other):
+            Path(other_dir).mkdir(parents=True, exist_ok=True)
+            result = check_stores(go_dir, other_dir)  # raises StoresDiffer
+            log.info("dual-run stores start equal", side=side, go_dir=go_dir, other_dir=other_dir,
+                     volumes=result.volumes, needles=result.needles, empty=result.volumes == 0)
     native_cfg = dataclasses.replace(cfg, dirs=tuple(dirs))
     store = open_store(native_cfg)
     short = " ".join(full_version.split()[:2])
@@ -84,17 +104,33 @@ def prepare_native(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str
                        version=(short, full_version))
 
 
+def control_argv(argv: list[str], cfg: VolumeConfig, master: str) -> list[str]:
+    """The Go backend's argv turned into the control's: its own directories, the stand-in master
+    (the control must not join the cluster: the master would see a third server holding the same
+    volumes)."""
+    out = [a for a in argv if not a.startswith("-master=")]
+    return out + [f"-master={master}", f"-dir={','.join(control_dirs(cfg))}"]
+
+
 class GatewayDualRun:
     def __init__(self, routes: RouteTable, native, backend: BackendView, cfg: VolumeConfig, go_version: str,
                  native_version: str, guard: Guard, native_grpc_options: ServerOptions,
-                 go_grpc_options: ServerOptions) -> None:
+                 go_grpc_options: ServerOptions, control: BackendView | None = None) -> None:
         self.routes = routes
         self.native = native
         self._backend = backend
+        self._control = control
+        self._control_relay: CallHandler | None = None
         self._guard = guard
         self._native_grpc_options = native_grpc_options
         self._go_grpc_options = go_grpc_options
-        self.engine = DiffEngine(routes, versions={"go": go_version, "native": native_version})
+        versions = {"go": go_version, "native": native_version}
+        if control is not None:
+            versions["go-control"] = go_version
+        self.engine = DiffEngine(routes, versions=versions)
+        self.engine.control = control is not None
+        self.null_master = NullMaster()
+        self._masters = tuple(cfg.masters)
         front = f"{cfg.ip}:{cfg.port}".encode()
         public = f"{cfg.ip}:{cfg.public_port}".encode()
         go_aliases = tuple((d.encode(), b"<data dir>") for d in cfg.dirs)
@@ -113,14 +149,42 @@ class GatewayDualRun:
         def native_side() -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...], str]:
             return (front, public), nat_aliases, versions["native"]
 
-        self.sides = {"go": go_side, "native": native_side}
+        ctl_aliases = tuple((d.encode(), b"<data dir>") for d in control_dirs(cfg))
 
-    def http_targets(self, go_http: HttpHandler) -> dict[Target, HttpHandler]:
-        return http_dual_targets(self.engine, self.routes, go_http, self.native.http.handle, self.sides)
+        def control_side() -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...], str]:
+            ep = control.current() if control is not None else None
+            own = [front, public]
+            if ep is not None:
+                own.append(f"{ep.http[0]}:{ep.http[1]}".encode())
+                if ep.public is not None:
+                    own.append(f"{ep.public[0]}:{ep.public[1]}".encode())
+            return tuple(own), ctl_aliases, versions.get("go-control", "")
+
+        self.sides = {"go": go_side, "native": native_side, "go-control": control_side}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The engine, and the control's gRPC connections (start before building the targets)."""
+        from gateway.grpc_proxy import BackendPools, GoRelay
+
+        async with trio.open_nursery() as nursery:
+            pools = BackendPools(nursery)
+            try:
+                if self._control is not None:
+                    self._control_relay = GoRelay(self._control, pools)
+                    await self.null_master.learn_limit(self._masters)
+                    await nursery.start(self.null_master.run)
+                await nursery.start(self.engine.run)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                pools.close()
+
+    def http_targets(self, go_http: HttpHandler, control_http: HttpHandler | None = None) -> dict[Target, HttpHandler]:
+        return http_dual_targets(self.engine, self.routes, go_http, self.native.http.handle, self.sides, control_http)
 
     def grpc_targets(self, go_relay: CallHandler) -> dict[Target, object]:
         return grpc_dual_targets(self.engine, self.routes, go_relay, self.native.router, self._go_grpc_options,
-                                 self._native_grpc_options, self.sides)
+                                 self._native_grpc_options, self.sides, self._control_relay)
 
     def admin(self, inner: HttpHandler) -> DiffAdminApi:
         return DiffAdminApi(self.engine, self._guard, inner)

@@ -241,3 +241,23 @@ def test_status_disk_figures_are_masked_with_their_length() -> None:
     hc = [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(c))]
     assert compare_http(http(headers=ha, body=a), http(headers=hc, body=c), endpoint="admin.status").keys == {
         "header:content-length", "body.Version"}
+
+
+def test_text_bodies_are_compared_line_by_line() -> None:
+    def page(uptime: int, master: str) -> HttpResponse:
+        return http(headers=[(b"Content-Type", b"text/html")],
+                    body=f"<html>\n<td>Uptime {uptime}s</td>\n<td>[{master}]</td>\n</html>\n".encode())
+    c = compare_http(page(3, "10.0.0.1:9333"), page(4, "127.0.0.1:41000"))
+    assert c.keys == {"body~<td>Uptime #s</td>", "body~<td>[#.#.#.#:#]</td>"}
+    assert [d.left for d in c.diffs] == ["line 2: <td>Uptime 3s</td>", "line 3: <td>[10.0.0.1:9333]</td>"]
+    assert compare_http(page(3, "a"), page(3, "b"), Rules.of(ignore_fields=["body"])).verdict is Verdict.IGNORED
+
+
+def test_ui_uptime_line_is_masked() -> None:
+    def page(uptime: str) -> HttpResponse:
+        body = f"<html>\n<td>Up Time</td>\n  <td>{uptime}</td>\n</html>\n".encode()
+        return http(headers=[(b"Content-Type", b"text/html"), (b"Content-Length", b"%d" % len(body))], body=body)
+    assert compare_http(page("1s"), page("0s"), endpoint="admin.ui").verdict is Verdict.MATCH
+    assert compare_http(page("1m5s"), page("59s"), endpoint="admin.ui").verdict is Verdict.MATCH  # length follows
+    assert compare_http(page("1s"), page("0s"), endpoint="admin.read").verdict is Verdict.MISMATCH
+    assert compare_http(page("1s"), page("x"), endpoint="admin.ui").verdict is Verdict.MISMATCH

@@ -38,12 +38,15 @@ def master(tmp_path: Path):
     m.stop()
 
 
-def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc) -> None:
+@pytest.mark.parametrize("control", [False, True], ids=["no-control", "control"])
+def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc, control: bool) -> None:
     routes = tmp_path / "routes.toml"
     routes.write_text(TABLE)
-    go_dir, native_dir = tmp_path / "go", tmp_path / "py"
-    server = start_weedpy_volume(tmp_path, master, data_dir=go_dir,
-                                 extra=["-mode=mixed", f"-routes={routes}", f"-dir.native={native_dir}"])
+    go_dir, native_dir, control_dir = tmp_path / "go", tmp_path / "py", tmp_path / "gc"
+    extra = ["-mode=mixed", f"-routes={routes}", f"-dir.native={native_dir}"]
+    if control:
+        extra.append(f"-dir.control={control_dir}")
+    server = start_weedpy_volume(tmp_path, master, data_dir=go_dir, extra=extra)
     try:
         wait_for_volume_server(master, f"127.0.0.1:{server.port}")
         r = httpx.get(f"{master.url}/vol/grow", params={"count": 2, "replication": "000"}, timeout=30)
@@ -71,6 +74,8 @@ def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc) -> None:
                 if done or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
+        topo = httpx.get(f"{master.url}/dir/status", timeout=10).json()["Topology"]
+        nodes = [n["Url"] for dc in topo["DataCenters"] for rack in dc["Racks"] for n in rack["DataNodes"] or ()]
         out = tmp_path / "report"
         rc = diff_main(["report", "--from", server.url, "--out", str(out / "report.json"), "--html",
                         str(out / "report.html"), "--junit", str(out / "junit.xml"), "--fixtures", str(out / "fixtures")])
@@ -90,6 +95,12 @@ def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc) -> None:
     assert report["stores"]["diverged_writes"] == 0
     stores = compare_stores(go_dir, native_dir)
     assert stores.equal and stores.volumes == 2 and stores.needles == 5, stores.differences
+    assert report["meta"]["control"] is control
+    if control:  # the second Go got every write and answered every compared request
+        assert compare_stores(go_dir, control_dir, names=("go", "go-control")).equal
+        assert eps["admin.read"]["control_compared"] == eps["admin.read"]["compared"]
+        assert eps["admin.write"]["control_compared"] == 6
+        assert nodes == [f"127.0.0.1:{server.port}"], nodes  # the control never joined the cluster
 
 
 def test_stores_that_differ_refuse_to_start(tmp_path: Path, master: MasterProc) -> None:
