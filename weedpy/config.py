@@ -136,6 +136,8 @@ _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode; env WEEDPY_ROUTES)", from_env=False),
     FlagSpec("dir.native", S, "", "weedpy: the native side's own data directories for dual-run routes "
              "(shadow, native+verify), one per -dir", from_env=False),
+    FlagSpec("dir.control", S, "", "weedpy: dual-run noise control: directories of a second Go backend that "
+             "answers every compared request too, one per -dir (optional)", from_env=False),
     FlagSpec("securityFile", S, "", "weedpy: path of security.toml (instead of -config_dir search)", from_env=False),
     FlagSpec("weedBinary", S, "", "weedpy: path of the Go weed binary (env WEEDPY_WEED_BINARY)", from_env=False),
     FlagSpec("offsetBytes", I, 0, "weedpy: needle offset width 4 or 5 for new volumes (0: same as the bundled weed)",
