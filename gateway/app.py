@@ -153,17 +153,32 @@ async def _run_bound(
         )
         native = None
         dual = None
+        control: Supervisor | None = None
         if not stop.is_set() and cfg.mode is Mode.MIXED:
             from native.server import build_mixed, weed_full_version
 
             if dual_native is not None:
-                from difftool.gateway import GatewayDualRun
+                from difftool.gateway import GatewayDualRun, control_argv, control_dirs
                 from native.server import GRPC_OPTIONS
 
                 native = dual_native
+                if control_dirs(cfg):  # a second Go backend as the differ's noise control
+                    control = Supervisor(
+                        lambda ports: control_argv(backend_argv(cfg, weed, ports, master_arg, config_dir), cfg,
+                                                   dual.null_master.address),
+                        split_public=cfg.split_public_port, env=backend_environ(os.environ),
+                    )
                 dual = GatewayDualRun(routes, native, supervisor, cfg, weed_version(weed), native.ctx.full_version,
-                                      guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS)
-                await root.start(dual.engine.run)
+                                      guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS, control)
+                await root.start(dual.run)
+                if control is not None:
+                    try:
+                        await root.start(control.run)
+                    except BackendStartError as exc:
+                        log.error("control backend failed to start", error=str(exc))
+                        print(f"weedpy: the control Go backend failed to start:\n{exc}", file=sys.stderr)
+                        exit_code = 1
+                        stop.set()
             else:
                 native = build_mixed(cfg, security, str(weed), weed_full_version(weed))
         if not stop.is_set():
@@ -174,7 +189,8 @@ async def _run_bound(
                 http_targets[Target.NATIVE] = native.http.handle
                 grpc_targets[Target.NATIVE] = NamedTarget("native", native.router)
             if dual is not None:
-                http_targets.update(dual.http_targets(go.handle))
+                control_http = GoHttpTarget(control, pool).handle if control is not None else None
+                http_targets.update(dual.http_targets(go.handle, control_http))
             http_front = HttpFront(routes, http_targets, guard, server_header, state)
             http_handler = dual.admin(http_front.handle) if dual is not None else http_front
             idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
@@ -205,6 +221,8 @@ async def _run_bound(
                 await supervisor.stop()
                 connections.cancel_scope.cancel()
         await supervisor.stop()
+        if control is not None:
+            await control.stop()
         await pool.aclose()
         if native is None and dual_native is not None:
             native = dual_native
