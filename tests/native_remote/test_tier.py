@@ -96,6 +96,7 @@ async def test_move_to_remote_serve_delete_and_back(tmp_path: Path) -> None:
 
             for k, body in bodies.items():
                 assert s.store.read_needle(7, k, 0xC0 + k).data == body
+            s.store.mark_volume_writable(7)  # as Go: a tiered volume keeps taking deletes only
             with pytest.raises(ReadOnly):
                 s.store.write_needle(7, needle(99, b"no"))
             idx_size = v.idx_size

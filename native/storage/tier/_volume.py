@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .._errors import Corrupted, ReadOnly, StorageError
+from .._errors import Corrupted, StorageError
 from .._idx import IdxCodec
 from .._needle import Needle, decode_needle
 from .._needle_map import NeedleMap
@@ -256,7 +256,12 @@ class TieredVolume(Volume):
         return self.delete_needle(needle_id)
 
     def mark_writable(self) -> None:
-        raise ReadOnly(f"volume {self.id} is tiered to {self.remote.backend_name} and stays read only")
+        """Go's MarkVolumeWritable: clears a read-only mark, but a tiered volume keeps taking
+        deletes only (there is no local file to write to)."""
+        with self._write_lock:
+            self._check_open()
+            self.no_write_or_delete = False
+            self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
 
     def mark_readonly(self, *, can_delete: bool = False, persist: bool = False) -> None:
         with self._write_lock:
