@@ -135,8 +135,10 @@ def _corpus(vid: int, ttl_vid: int) -> list[Item]:
              history=[b"<same>"]),
         Item("deleted", fid(0x10D), rnd.randbytes(1500), b"d.bin", b"application/x-weedpy", 1700000013, deleted=True),
         Item("deleted_empty", fid(0x10E), b"", b"de.bin", b"application/x-weedpy", 1700000014, deleted=True),
+        # A recent timestamp: Go deletes a TTL volume whose newest write is older than its TTL at
+        # the next heartbeat, so a 2023 timestamp here would make the volume vanish under load.
         Item("in_ttl_volume", fid(0x10F, ttl_vid), rnd.randbytes(600), b"v.bin", b"application/x-weedpy",
-             1700000015),
+             int(time.time()) - 60),
     ]
     by = {it.label: it for it in items}
     manifest = {
