@@ -49,11 +49,11 @@ def _replica(rp) -> Struct:
     return Struct(("node", rp.same_rack, True), ("rack", rp.diff_rack, True), ("dc", rp.diff_data_center, True))
 
 
-def _volume(v, disk_id: int, disk_type: str) -> Struct:
+def _volume(v, disk_id: int, disk_type: str, remote_storage_name: str = "") -> Struct:
     return Struct(
         ("Collection", v.collection),
         ("DiskType", disk_type),
-        ("RemoteStorageName", ""),
+        ("RemoteStorageName", remote_storage_name),
         ("ReplicaPlacement", _replica(v.replica_placement)),
         ("Ttl", Struct(("Count", v.ttl.count), ("Unit", v.ttl.unit))),
         ("Size", v.content_size),
@@ -84,7 +84,8 @@ async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
     volumes = []
     for disk_id, loc in enumerate(store.locations):
         for v in loc.volumes():
-            volumes.append((v.id, _volume(v.stats(), disk_id, loc.disk_type)))
+            remote = getattr(v, "remote_storage", ("", ""))[0]  # a tiered volume's backend
+            volumes.append((v.id, _volume(v.stats(), disk_id, loc.disk_type, remote)))
     volumes.sort(key=lambda t: t[0])
     doc = {
         "DiskStatuses": disks,
