@@ -168,6 +168,8 @@ def test_tiered_by_one_side_served_and_restored_by_the_other(tmp_path: Path, mas
     b = start_second(tmp_path, master, name="second", data_dir=data)
     try:
         check_reads(b.url, bodies)
+        (listed,) = [x for x in httpx.get(f"{b.url}/status", timeout=10).json()["Volumes"] if x["Id"] == vid]
+        assert listed["RemoteStorageName"] == "s3.default" and listed["ReadOnly"]
         doomed = next(iter(bodies))
         r = httpx.delete(f"{b.url}/{doomed}", timeout=10)
         assert r.status_code == 202, r.text
