@@ -187,3 +187,16 @@ def test_consolidate_moves_the_index_back(tmp_path: Path) -> None:
             consolidate_volume_index(store, 9)
     finally:
         store.close()
+
+
+def test_counters_as_go_counts_a_sorted_map() -> None:
+    """Go 4.48 reports 1 deleted file for a fresh tiered volume of these rows (a Bloom filter
+    false positive on key 1); a repeated key and a tombstone count as deletions."""
+    from array import array
+
+    from native.storage.tier._metrics import go_sorted_counters
+
+    sizes = [3017, 6017, 9017, 12017, 15017]
+    assert go_sorted_counters(array("Q", [1, 2, 3, 4, 5]), array("i", sizes)) == (5, sum(sizes), 1, 3017)
+    assert go_sorted_counters(array("Q", [7, 7, 8]), array("i", [10, 20, -1]))[2:] == (2, 10)
+    assert go_sorted_counters(array("Q"), array("i")) == (0, 0, 0, 0)

@@ -29,6 +29,7 @@ from .._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE, ac
 from .._vif import VolumeInfo, load_volume_info
 from .._volume import Volume, VolumeStats, _read_all
 from ._backends import BackendRegistry, TierError
+from ._metrics import go_sorted_counters
 
 __all__ = ["TieredVolume", "RemoteFile", "remote_files"]
 
@@ -146,7 +147,11 @@ class TieredVolume(Volume):
         self._idx_fd = os.open(idx_path, os.O_RDWR)
         raw_idx = _read_all(self._idx_fd)
         self._idx_size = len(raw_idx)
-        self.nm = NeedleMap.from_columns(self.codec.columns(raw_idx), self.version, sorted_semantics=True)
+        cols = self.codec.columns(raw_idx)
+        self.nm = NeedleMap.from_columns(cols, self.version, sorted_semantics=True)
+        # Go's counts, Bloom-filter false positives included (see _metrics)
+        nm = self.nm
+        nm.file_count, nm.file_bytes, nm.deletion_count, nm.deletion_bytes = go_sorted_counters(cols.keys, cols.sizes)
         self.refresh_super_block()
 
     # the remote object ---------------------------------------------------------------------------
