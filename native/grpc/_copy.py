@@ -9,8 +9,8 @@ says so. VolumeCopy is the client side of the same: it asks the source (Go or we
 ReadVolumeFileStatus, pulls `.dat`, `.idx` and `.vif` with CopyFile under a `.note` marker,
 checks the sizes, mounts the volume and answers with the last record's AppendAtNs, streaming a
 progress message every 128 MiB of `.dat` on the way. The source address passes the project's
-peer-trust rule first. Remote-tiered sources (a `.vif` listing remote files) are refused with
-UNIMPLEMENTED: the native engine does not serve them.
+peer-trust rule first. Remote-tiered sources (a `.vif` listing remote files) have only their
+`.idx` and `.vif` copied: the `.dat` stays in remote storage (Go).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from native.storage._since import last_append_at_ns, locate_since
 from native.storage._types import readable_disk_type, normalize_disk_type
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
-from weedpy.grpc import Channel, Context, GrpcError, Router, Status
+from weedpy.grpc import Channel, Context, GrpcError, Router
 
 __all__ = ["register", "check_file_extension", "check_collection", "COPY_CHUNK"]
 
@@ -315,11 +315,10 @@ def register(router: Router, svc: Services) -> None:
                 )
             except GrpcError as exc:
                 raise wrap_peer_error(exc, "read volume file status failed, ") from None
-            if status.volume_info.files:  # refused before the local copy is dropped
-                raise GrpcError(Status.UNIMPLEMENTED, f"volume {vid} on {source} is tiered to remote storage, which weedpy does not serve")
+            remote_dat = len(status.volume_info.files) > 0  # tiered: only .idx and .vif land here
             if had_volume:
                 try:
-                    await trio.to_thread.run_sync(lambda: store.delete_volume(vid))
+                    await trio.to_thread.run_sync(lambda: _delete_keeping_remote(store, vid))
                 except (StorageError, OSError) as exc:
                     raise go_error(f"failed to delete existing volume {vid}: {exc}") from None
                 finally:
@@ -327,7 +326,8 @@ def register(router: Router, svc: Services) -> None:
             disk_type = normalize_disk_type(req.disk_type or status.disk_type)
             for loc in store.locations:
                 await trio.to_thread.run_sync(loc.check_disk_space)
-            loc = _free_location(lambda l: l.disk_type == disk_type and l.available_space > status.dat_file_size)
+            needed = status.idx_file_size if remote_dat else status.dat_file_size
+            loc = _free_location(lambda l: l.disk_type == disk_type and l.available_space > needed)
             if loc is None:
                 raise go_error(f"no space left for disk type {readable_disk_type(disk_type)}")
             base = volume_base_name(status.collection, vid)
@@ -355,10 +355,11 @@ def register(router: Router, svc: Services) -> None:
                         collection=req.collection, ignore_source_file_not_found=ignore,
                     )
 
-                async for item in pull_file(ch, file_req(".dat", status.dat_file_size, True), data_base + ".dat",
-                                            staged=True, rate=rate, progress=report):
-                    if isinstance(item, vs.VolumeCopyResponse):
-                        yield item
+                if not remote_dat:
+                    async for item in pull_file(ch, file_req(".dat", status.dat_file_size, True), data_base + ".dat",
+                                                staged=True, rate=rate, progress=report):
+                        if isinstance(item, vs.VolumeCopyResponse):
+                            yield item
                 async for _ in pull_file(ch, file_req(".idx", status.idx_file_size, False), index_base + ".idx",
                                          staged=False, rate=rate):
                     pass
@@ -366,9 +367,11 @@ def register(router: Router, svc: Services) -> None:
                                          staged=True, rate=rate):
                     pass
                 _unlink(data_base + ".note")
-                _check_copied_files(status, index_base + ".idx", data_base + ".dat")
+                _check_copied_files(status, index_base + ".idx", data_base + ".dat", remote_dat=remote_dat)
                 last_ns = status.dat_file_timestamp_seconds * 1_000_000_000
                 try:
+                    if remote_dat:
+                        raise StorageError("the .dat is remote")
                     codec = IdxCodec.for_width(store.offset_bytes)
                     found = last_append_at_ns(index_base + ".idx", data_base + ".dat", status.version, codec)
                     if found > 0:
@@ -394,8 +397,19 @@ def register(router: Router, svc: Services) -> None:
     router.add(RPCS[P + "VolumeCopy"], volume_copy)
 
 
-def _check_copied_files(status: vs.ReadVolumeFileStatusResponse, idx_path: str, dat_path: str) -> None:
-    """Go's checkCopyFiles: the copied sizes are the source's."""
+def _delete_keeping_remote(store, vid: int) -> None:
+    """Drop the local replica before a copy; a tiered one keeps its remote object (Go: the copy's
+    .vif may point at the same one)."""
+    for loc in store.locations:
+        held = loc.find_volume(vid)
+        if held is not None and hasattr(held, "keep_remote_data"):
+            held.keep_remote_data = True
+    store.delete_volume(vid)
+
+
+def _check_copied_files(status: vs.ReadVolumeFileStatusResponse, idx_path: str, dat_path: str, *,
+                        remote_dat: bool = False) -> None:
+    """Go's checkCopyFiles: the copied sizes are the source's (no `.dat` for a tiered volume)."""
     try:
         idx_size = os.stat(idx_path).st_size
     except FileNotFoundError as exc:
@@ -404,6 +418,8 @@ def _check_copied_files(status: vs.ReadVolumeFileStatusResponse, idx_path: str, 
     else:
         if idx_size != status.idx_file_size:
             raise go_error(f"idx file {idx_path} size [{idx_size}] is not same as origin file size [{status.idx_file_size}]")
+    if remote_dat:
+        return
     try:
         dat_size = os.stat(dat_path).st_size
     except OSError as exc:

@@ -48,6 +48,12 @@ def _volume_info_proto(info: Any) -> vs.VolumeInfo:
         dat_file_size=info.dat_file_size, expire_at_sec=info.expire_at_sec, read_only=info.read_only,
         read_only_can_delete=info.read_only_can_delete,
     )
+    if info.files:  # a tiered volume: where its .dat lives (VolumeCopy then pulls .idx/.vif only)
+        from native.storage.tier import remote_files
+
+        for f in remote_files(info):
+            out.files.add(backend_type=f.backend_type, backend_id=f.backend_id, key=f.key, offset=f.offset,
+                          file_size=f.file_size, modified_time=f.modified_time, extension=f.extension)
     return out
 
 
