@@ -227,3 +227,34 @@ def test_fetch_and_write_needle_from_s3_with_a_go_replica(tmp_path: Path, master
         native.stop()
         go.stop()
     shutil.rmtree(tmp_path / "native", ignore_errors=True)
+
+
+@pytest.mark.parametrize("source_side", ["go", "native"])
+def test_volume_copy_of_a_tiered_volume_leaves_the_dat_remote(tmp_path: Path, master: MasterProc, s3: S3,
+                                                               source_side: str) -> None:
+    """VolumeCopy pulls only `.idx` and `.vif` of a tiered source; the copy serves from the object."""
+    allow = ["-volume.allowUntrustedRemoteEndpoints"]  # Go refuses a loopback source without it
+    start_source, start_dest = (start_go, start_native) if source_side == "go" else (start_native, start_go)
+    vid = 45 if source_side == "go" else 46
+    src = start_source(tmp_path, master, name="src", extra=allow)
+    dst = start_dest(tmp_path, master, name="dst", extra=allow)
+    try:
+        bodies = fill(src.url, src.grpc_port, vid)
+        tier(src.grpc_port, "VolumeTierMoveDatToRemote",
+             vs.VolumeTierMoveDatToRemoteRequest(volume_id=vid, destination_backend_name="s3.default"))
+        key = remote_key(src.data_dir, vid)
+
+        async def copy() -> list:
+            async with Channel("127.0.0.1", dst.grpc_port) as ch:
+                async with ch.unary_stream(P + "VolumeCopy", vs.VolumeCopyRequest(
+                        volume_id=vid, source_data_node=f"127.0.0.1:{src.port}.{src.grpc_port}"),
+                        vs.VolumeCopyResponse, timeout=60) as rs:
+                    return [m async for m in rs]
+
+        trio.run(copy)
+        assert not (dst.data_dir / f"{vid}.dat").exists() and remote_key(dst.data_dir, vid) == key
+        check_reads(dst.url, bodies)
+        assert status(dst.grpc_port, vid).file_count == len(bodies)
+    finally:
+        src.stop()
+        dst.stop()
