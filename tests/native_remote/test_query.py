@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from native.query import Filter, Kind, for_each_line, get, select_records, wildcard_match
 from proto import volume_server_pb2 as vs
 from tests.native_grpc.support import needle, serve_native
@@ -77,3 +80,17 @@ async def test_query_rpc(tmp_path: Path) -> None:
             assert (out.status, out.message) == ("UNKNOWN", message), fid
         out = await s.stream("Query", Q(from_file_ids=["64,777001aabbccdd"]), vs.QueriedStripe)
         assert out.ok and out.messages == ()  # Go crashes on a missing filter/input; weedpy sends nothing
+
+
+_JSONISH = st.text(alphabet='{}[]":,.\\ \n\ttfnu0123456789-+eE.abc*?#@', max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_JSONISH, path=st.text(alphabet="abc.#*?\\0123", max_size=12), op=st.sampled_from(["", "=", "<", "%", "!%", "x"]))
+def test_any_input_yields_records_or_nothing(data: str, path: str, op: str) -> None:
+    """gjson is lenient: malformed JSON finds nothing, it never raises."""
+    out = select_records(data.encode(), [path, "a"], Filter(path, op, "1"))
+    assert isinstance(out, bytes)
+    for value in for_each_line(data):
+        assert value.raw and data.find(value.raw) >= 0
+        get(value.raw, path)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from native.storage import IdxCodec, encode_needle
 from native.storage._scrub import check_index, read_bytes_error
 from native.storage._types import actual_size
@@ -174,3 +177,14 @@ async def test_ec_modes_and_corruptions(tmp_path: Path) -> None:
         out = await scrub_ec(s, volume_ids=[210], mode=vs.CHECKSUM)  # confirmed by Reed-Solomon
         assert [(i.shard_id, i.size) for i in out.response.broken_shard_infos] == [(0, 1 << 20)]
         assert list(out.response.details) == ["ec volume 210 shard 0: checksum mismatch at block 0 (offset 0)"]
+
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=16, max_size=200), size=st.integers(-1, 180), version=st.sampled_from([1, 2, 3]))
+def test_record_check_answers_for_any_bytes(raw: bytes, size: int, version: int) -> None:
+    """Whatever the record bytes, the check returns None or a text; it never raises."""
+    if len(raw) < actual_size(max(size, 0), version):
+        raw = raw + bytes(actual_size(max(size, 0), version) - len(raw))
+    problem = read_bytes_error(raw, 8, size, version)
+    assert problem is None or isinstance(problem, str)
