@@ -178,7 +178,10 @@ def scrub_volume(v) -> ScrubResult:
     with v._write_lock:
         buf, problem = _open_index(v)
         if problem is None:
-            pread, release = _pinned_reader(v)
+            try:
+                pread, release = _pinned_reader(v)
+            except StorageError as exc:  # unmounted meanwhile
+                problem = str(exc)
     if problem is not None:
         return 0, [problem]
     try:
