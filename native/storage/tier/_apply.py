@@ -12,9 +12,12 @@ __all__ = ["apply_storage_backends"]
 def apply_storage_backends(store, storage_backends: Iterable) -> list[str]:
     """Register the backends; returns the names added."""
     added = store.tier_backends.load(storage_backends)
+    unreachable: set[str] = set()
     if added:
         for v in store.volumes():
             refresh = getattr(v, "refresh_super_block", None)
-            if refresh is not None:
-                refresh()
+            if refresh is None or v.remote.backend_name in unreachable:
+                continue
+            if not refresh():  # one failure per backend is enough: registration is waiting
+                unreachable.add(v.remote.backend_name)
     return added
