@@ -215,6 +215,8 @@ class TieredVolume(Volume):
         if loc is None:
             return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
         offset, size = loc
+        if not self._sb_loaded:  # the remote was unreachable when the backend was configured
+            self.refresh_super_block()
         raw = self._pread(actual_size(size, self.version), offset)
         try:
             n = decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
