@@ -182,7 +182,7 @@ async def _run_bound(
             else:
                 native = build_mixed(cfg, security, str(weed), weed_full_version(weed))
         if not stop.is_set():
-            go = GoHttpTarget(supervisor, pool)
+            go = GoHttpTarget(supervisor, pool, front_address=f"{cfg.ip}:{cfg.port}")
             http_targets = {Target.GO: go.handle}
             grpc_targets = {}
             if native is not None:
@@ -203,6 +203,7 @@ async def _run_bound(
                             listeners.start_soon(functools.partial(
                                 serve_grpc_proxy, listener, supervisor, routes=routes, targets=grpc_targets, checks=checks,
                                 wrap_targets=dual.grpc_targets if dual is not None else None,
+                                front_address=f"{cfg.ip}:{cfg.port}",
                             ))
                         else:
                             listeners.start_soon(_serve_http, sock, http_handler, idle, kind, connections)

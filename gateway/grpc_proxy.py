@@ -30,13 +30,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
-from gateway.backend import BackendView
+from gateway.backend import BackendEndpoints, BackendView
 from gateway.routes import RouteTable, Target, default_route_table, grpc_endpoint
 from weedpy.grpc import (
     CallHandler,
@@ -137,10 +137,20 @@ class GoRelay:
 
     name = "go"
 
-    def __init__(self, backend: BackendView, pools: BackendPools, checks: Mapping[str, RequestCheck] = {}) -> None:
+    def __init__(
+        self, backend: BackendView, pools: BackendPools, checks: Mapping[str, RequestCheck] = {},
+        front_address: str | None = None,
+    ) -> None:
         self._backend = backend
         self._pools = pools
         self._checks = dict(checks)
+        # Go names itself (its private ip:port) in some error messages; clients must see the front.
+        self._front_address = front_address.encode() if front_address else None
+
+    def _aliases(self, endpoints: BackendEndpoints) -> tuple[bytes, bytes] | None:
+        if self._front_address is None:
+            return None
+        return b"%s:%d" % (endpoints.http[0].encode(), endpoints.http[1]), self._front_address
 
     async def handle(self, call: ServerCall) -> None:
         endpoints = self._backend.current()
@@ -158,12 +168,12 @@ class GoRelay:
         error: GrpcError | None = None
         try:
             if await _relay_requests(call, upstream, first, ready_only=True):
-                await _relay_responses(call, upstream)  # the whole request is through: no second task
+                await _relay_responses(call, upstream, self._aliases(endpoints))  # the request is through: no second task
                 return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_relay_requests, call, upstream, None)
                 try:
-                    await _relay_responses(call, upstream)
+                    await _relay_responses(call, upstream, self._aliases(endpoints))
                 except GrpcError as exc:  # raised after the nursery, unwrapped
                     error = exc
                 nursery.cancel_scope.cancel()  # the call is over; the client may still be sending
@@ -195,19 +205,27 @@ async def _relay_requests(call: ServerCall, upstream: StreamHandle, first: bytes
     return False
 
 
-async def _relay_responses(call: ServerCall, upstream: StreamHandle) -> None:
-    """Backend headers, DATA and trailers to the client, unchanged."""
+def _unalias(headers: Sequence[tuple[bytes, bytes]], aliases: tuple[bytes, bytes] | None) -> Sequence[tuple[bytes, bytes]]:
+    """grpc-message with the backend's private address replaced by the front's."""
+    if aliases is None:
+        return headers
+    old, new = aliases
+    return [(k, v.replace(old, new)) if k == b"grpc-message" and old in v else (k, v) for k, v in headers]
+
+
+async def _relay_responses(call: ServerCall, upstream: StreamHandle, aliases: tuple[bytes, bytes] | None = None) -> None:
+    """Backend headers, DATA and trailers to the client, unchanged but for `_unalias`."""
     while True:
         ev = await upstream.receive()
         if isinstance(ev, DataReceived):
             await call.send_data(ev.data)
             upstream.acknowledge(ev.flow_len)
         elif isinstance(ev, ResponseStarted):
-            call.send_headers(ev.headers, end_stream=ev.end_stream)
+            call.send_headers(_unalias(ev.headers, aliases) if ev.end_stream else ev.headers, end_stream=ev.end_stream)
             if ev.end_stream:
                 return
         elif isinstance(ev, TrailersReceived):
-            call.send_trailers(ev.headers)
+            call.send_trailers(_unalias(ev.headers, aliases))
             return
         elif isinstance(ev, StreamReset):
             call.reset(ev.error_code)
@@ -271,6 +289,7 @@ async def serve_grpc_proxy(
     targets: Mapping[Target, CallTarget] | None = None,
     checks: Mapping[str, RequestCheck] | None = None,
     wrap_targets: Callable[[GoRelay], Mapping[Target, CallTarget]] | None = None,
+    front_address: str | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the gRPC front on `listener` until cancelled (see the module docstring).
@@ -282,7 +301,7 @@ async def serve_grpc_proxy(
         pools = BackendPools(nursery)
         try:
             all_targets: dict[Target, CallTarget] = dict(targets or {})
-            relay = all_targets[Target.GO] = GoRelay(backend, pools, checks or {})
+            relay = all_targets[Target.GO] = GoRelay(backend, pools, checks or {}, front_address)
             if wrap_targets is not None:
                 all_targets.update(wrap_targets(relay))
             front = GrpcFront(routes or default_route_table(), all_targets)

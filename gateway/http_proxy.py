@@ -81,6 +81,7 @@ def _client_response_head(resp: Response, close: bool, http10_keep_alive: bool) 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ")
 _LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]{1,18}) *\r\n")
+_LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
 def _quick_head(head: bytes) -> tuple[int, int] | None:
@@ -105,9 +106,11 @@ def _quick_head(head: bytes) -> tuple[int, int] | None:
 class GoHttpTarget:
     """Relays exchanges to the backend's admin or public listener."""
 
-    def __init__(self, backend: BackendView, pool: UpstreamPool) -> None:
+    def __init__(self, backend: BackendView, pool: UpstreamPool, front_address: str | None = None) -> None:
         self._backend = backend
         self._pool = pool
+        # Go names itself (its private ip:port) in some error bodies; clients must see the front.
+        self._front_address = front_address.encode() if front_address else None
 
     def _address(self, port_kind: str) -> tuple[str, int]:
         ep = self._backend.current()
@@ -214,7 +217,10 @@ class GoHttpTarget:
         exch.started = True
         exch.status = status
         if len(rest) >= length:
-            await exch.send(head + rest[:length])
+            body = rest[:length]
+            if status >= 400 and self._front_address is not None:
+                head, body = self._unalias(conn, head, body)
+            await exch.send(head + body)
             return len(rest) == length
         await exch.send(head + rest)
         remaining = length - len(rest)
@@ -228,6 +234,15 @@ class GoHttpTarget:
             remaining -= len(data)
             await exch.send(data)
         return True
+
+    def _unalias(self, conn: UpstreamConn, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+        """An error body naming the backend's private address names the front instead."""
+        private = b"%s:%d" % (conn.addr[0].encode(), conn.addr[1])
+        if private not in body or self._front_address is None:
+            return head, body
+        body = body.replace(private, self._front_address)
+        head = _LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1)
+        return head, body
 
     async def _read_response_parsed(self, exch: Exchange, conn: UpstreamConn, initial: bytes) -> bool:
         """The general path: 1xx, chunked, Connection headers, bodies until close."""

@@ -111,3 +111,13 @@ async def test_end_to_end_through_the_gateway(gateway: VolumeProc, master: Maste
         resp = await ch.unary_unary(SVC + "Ping", vs.PingRequest(target=master.address, target_type="master"),
                                     vs.PingResponse, timeout=20)
         assert resp.remote_time_ns > 0
+
+
+def test_go_errors_name_the_front_address_not_the_backend(gateway: VolumeProc) -> None:
+    """Go names itself in some error bodies; through the gateway that must be the front ip:port."""
+    import httpx
+
+    r = httpx.put(f"{gateway.url}/4242,0a1b2c3d4e", content=b"x", timeout=20)
+    assert r.status_code == 500
+    assert r.json() == {"error": f"volume 4242 not found on 127.0.0.1:{gateway.port}"}
+    assert int(r.headers["content-length"]) == len(r.content)
