@@ -70,7 +70,9 @@ def test_mixed_mode_dual_run(tmp_path: Path, master: MasterProc, control: bool) 
             while True:
                 report = c.get(f"{server.url}/weedpy/diff").json()
                 eps = {e["endpoint"]: e for e in report["endpoints"]}
-                done = eps.get("admin.delete", {}).get("compared") and report["stores"]["mirror_pending"] == 0
+                reads = eps.get("admin.read", {})
+                done = (eps.get("admin.delete", {}).get("compared") and report["stores"]["mirror_pending"] == 0
+                        and reads.get("compared", 0) + reads.get("dropped", 0) >= 13)
                 if done or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
