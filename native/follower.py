@@ -35,7 +35,7 @@ from native.storage import (
     ReadOnly,
     StorageError,
     Volume,
-    VolumeNotFound,
+    VolumeLookup,
     disk_status,
     normalize_disk_type,
     parse_volume_base,
@@ -213,47 +213,13 @@ class FollowerLocation:
             self._retired.pop(0)[1].close()
 
 
-class FollowerStore:
+class FollowerStore(VolumeLookup):
     """The reading half of `native.storage.Store` over directories another process owns."""
 
     def __init__(self, locations: Sequence[FollowerLocation], *, offset_bytes: int = 5) -> None:
         self.locations = list(locations)
         self.offset_bytes = offset_bytes
         self.volume_size_limit = 0
-
-    def find_volume(self, vid: int) -> Volume | None:
-        for loc in self.locations:
-            v = loc.find_volume(vid)
-            if v is not None:
-                return v
-        return None
-
-    def volume(self, vid: int) -> Volume:
-        v = self.find_volume(vid)
-        if v is None:
-            raise VolumeNotFound(f"volume {vid} not found")
-        return v
-
-    def has_volume(self, vid: int) -> bool:
-        return self.find_volume(vid) is not None
-
-    def location_of(self, vid: int) -> tuple[int, FollowerLocation] | None:
-        for i, loc in enumerate(self.locations):
-            if loc.find_volume(vid) is not None:
-                return i, loc
-        return None
-
-    def volumes(self) -> list[Volume]:
-        return sorted((v for loc in self.locations for v in loc.volumes()), key=lambda v: v.id)
-
-    def volume_stats(self):
-        return [v.stats() for v in self.volumes()]
-
-    def disk_statuses(self) -> list[DiskStatus]:
-        return [loc.status() for loc in self.locations]
-
-    def max_file_key(self) -> int:
-        return max((v.counters().max_file_key for v in self.volumes()), default=0)
 
     def expired_volumes(self, now_s: int | None = None) -> list[int]:
         return []  # the owner expires volumes

@@ -76,7 +76,7 @@ from ._needle import (
 from ._needle_map import MapCounters, NeedleMap, NeedleValue
 from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
 from ._replica import ReplicaPlacement
-from ._store import Store
+from ._store import Store, VolumeLookup
 from ._stream import NeedleStream
 from ._superblock import SuperBlock
 from ._ttl import EMPTY_TTL, TTL
@@ -107,6 +107,7 @@ from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResu
 __all__ = [
     # store and volumes
     "Store",
+    "VolumeLookup",
     "DiskLocation",
     "DiskStatus",
     "disk_status",

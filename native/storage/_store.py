@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
@@ -26,7 +27,54 @@ log = logging.getLogger("weedpy.storage")
 MAX_TTL_VOLUME_REMOVAL_DELAY = 10  # minutes
 
 
-class Store:
+class _Location(Protocol):
+    def find_volume(self, vid: int) -> Volume | None: ...
+    def volumes(self) -> list[Volume]: ...
+    def status(self) -> DiskStatus: ...
+
+
+class VolumeLookup:
+    """Finding volumes across the data directories; shared by `Store` and mixed mode's follower."""
+
+    locations: Sequence[_Location]
+
+    def find_volume(self, vid: int) -> Volume | None:
+        for loc in self.locations:
+            v = loc.find_volume(vid)
+            if v is not None:
+                return v
+        return None
+
+    def volume(self, vid: int) -> Volume:
+        v = self.find_volume(vid)
+        if v is None:
+            raise VolumeNotFound(f"volume {vid} not found")
+        return v
+
+    def has_volume(self, vid: int) -> bool:
+        return self.find_volume(vid) is not None
+
+    def location_of(self, vid: int) -> tuple[int, _Location] | None:
+        """(disk id, location) holding the volume."""
+        for i, loc in enumerate(self.locations):
+            if loc.find_volume(vid) is not None:
+                return i, loc
+        return None
+
+    def volumes(self) -> list[Volume]:
+        return sorted((v for loc in self.locations for v in loc.volumes()), key=lambda v: v.id)
+
+    def volume_stats(self) -> list[VolumeStats]:
+        return [v.stats() for v in self.volumes()]
+
+    def disk_statuses(self) -> list[DiskStatus]:
+        return [loc.status() for loc in self.locations]
+
+    def max_file_key(self) -> int:
+        return max((v.counters().max_file_key for v in self.volumes()), default=0)
+
+
+class Store(VolumeLookup):
     """Volumes across several directories. Thread-safe; blocking (run it in worker threads)."""
 
     def __init__(self, locations: Sequence[DiskLocation], *, offset_bytes: int = DEFAULT_OFFSET_BYTES) -> None:
@@ -88,41 +136,6 @@ class Store:
         self.ec.load()
 
     # lookup ------------------------------------------------------------------------------------
-
-    def find_volume(self, vid: int) -> Volume | None:
-        for loc in self.locations:
-            v = loc.find_volume(vid)
-            if v is not None:
-                return v
-        return None
-
-    def volume(self, vid: int) -> Volume:
-        v = self.find_volume(vid)
-        if v is None:
-            raise VolumeNotFound(f"volume {vid} not found")
-        return v
-
-    def has_volume(self, vid: int) -> bool:
-        return self.find_volume(vid) is not None
-
-    def location_of(self, vid: int) -> tuple[int, DiskLocation] | None:
-        """(disk id, location) holding the volume."""
-        for i, loc in enumerate(self.locations):
-            if loc.find_volume(vid) is not None:
-                return i, loc
-        return None
-
-    def volumes(self) -> list[Volume]:
-        return sorted((v for loc in self.locations for v in loc.volumes()), key=lambda v: v.id)
-
-    def volume_stats(self) -> list[VolumeStats]:
-        return [v.stats() for v in self.volumes()]
-
-    def disk_statuses(self) -> list[DiskStatus]:
-        return [loc.status() for loc in self.locations]
-
-    def max_file_key(self) -> int:
-        return max((v.counters().max_file_key for v in self.volumes()), default=0)
 
     # volume lifecycle --------------------------------------------------------------------------
 
