@@ -31,7 +31,7 @@ from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, NamedTarget, serve_grpc_pro
 from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
 from weedpy.config import Mode, VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
-from weedpy.logs import LineSink, flush_periodically, get_logger
+from weedpy.logs import LineSink, get_logger, log_flushing
 from weedpy.security import SecurityConfig
 
 __all__ = ["run_proxy", "weed_version"]
@@ -71,13 +71,8 @@ async def run_proxy(
                     log.error("cannot bind front port", port=port, bind_ip=cfg.bind_ip, error=exc.strerror)
                     print(f"weedpy: cannot bind {cfg.bind_ip}:{port}: {exc.strerror}", file=sys.stderr)
                     return 1
-            async with trio.open_nursery() as background:
-                if log_sink is not None:
-                    background.start_soon(flush_periodically, log_sink)
-                try:
-                    return await _run_bound(cfg, security, routes, weed, socks, signals)
-                finally:
-                    background.cancel_scope.cancel()
+            async with log_flushing(log_sink):
+                return await _run_bound(cfg, security, routes, weed, socks, signals)
         finally:
             for sock in socks.values():
                 sock.close()

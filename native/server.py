@@ -36,7 +36,7 @@ from native.master_client import MasterClient
 from weedpy.config import VolumeConfig
 from weedpy.grpc import Router, ServerOptions, serve_listeners
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
-from weedpy.logs import LineSink, flush_periodically, get_logger
+from weedpy.logs import LineSink, get_logger, log_flushing
 from weedpy.security import SecurityConfig
 
 __all__ = ["run_native", "NativeParts", "build_parts", "open_store", "native_route_table"]
@@ -216,13 +216,8 @@ async def run_native(
                 print(f"weedpy: cannot open the store: {exc}", file=sys.stderr)
                 return 1
             try:
-                async with trio.open_nursery() as background:
-                    if log_sink is not None:
-                        background.start_soon(flush_periodically, log_sink)
-                    try:
-                        return await _serve(cfg, security, routes, store, socks, signals)
-                    finally:
-                        background.cancel_scope.cancel()
+                async with log_flushing(log_sink):
+                    return await _serve(cfg, security, routes, store, socks, signals)
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(store.close)

@@ -15,6 +15,7 @@ another configuration), or context variables are bound, `FastEvent` hands the ev
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import json
 import logging
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import structlog
@@ -227,3 +229,17 @@ class FastEvent:
 
     def _slow(self, values: Sequence[Any]) -> None:
         self._log.info(self._event, **dict(zip(self._fields, values, strict=True)))
+
+
+@contextlib.asynccontextmanager
+async def log_flushing(sink: LineSink | None) -> AsyncIterator[None]:
+    """For a server's lifetime: buffer log lines and flush them periodically (no-op without a sink)."""
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        if sink is not None:
+            nursery.start_soon(flush_periodically, sink)
+        try:
+            yield
+        finally:
+            nursery.cancel_scope.cancel()
