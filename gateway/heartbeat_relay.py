@@ -26,7 +26,6 @@ Use (gateway/app.py):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 import trio
@@ -35,6 +34,7 @@ from google.protobuf.message import DecodeError
 from gateway.backend import BackendEndpoints, BackendView, FrontIdentity
 from gateway.grpc_proxy import BackendPools, GoRelay, forward_headers
 from gateway.tcp_relay import serve_tcp_relay
+from weedpy.addresses import ServerAddress
 from proto import master_pb2
 from weedpy.grpc import (
     DataReceived,
@@ -71,44 +71,13 @@ LOOKUPS = {
     "/master_pb.Seaweed/LookupVolume": master_pb2.LookupVolumeResponse,
     "/master_pb.Seaweed/LookupEcVolume": master_pb2.LookupEcVolumeResponse,
 }
-_GRPC_PORT_OFFSET = 10000  # Go's default when an address names no gRPC port
 
 
 # -- sans-IO: addresses, leader tracking, message rewriting ----------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MasterAddress:
-    """A master as Go's pb.ServerAddress names it: `host:port` or `host:port.grpcPort`."""
-
-    host: str
-    http_port: int
-    grpc_port: int
-
-    @classmethod
-    def parse(cls, address: str) -> MasterAddress:
-        host, sep, ports = address.strip().rpartition(":")
-        if not sep or not host:
-            raise ValueError(f"master address {address!r} needs host:port")
-        http_s, dot, grpc_s = ports.partition(".")
-        try:
-            http_port = int(http_s)
-            grpc_port = int(grpc_s) if dot else http_port + _GRPC_PORT_OFFSET
-        except ValueError:
-            raise ValueError(f"master address {address!r}: bad port") from None
-        return cls(host.strip("[]"), http_port, grpc_port)
-
-    @property
-    def http(self) -> tuple[str, int]:
-        return (self.host, self.http_port)
-
-    @property
-    def grpc(self) -> tuple[str, int]:
-        return (self.host, self.grpc_port)
-
-    def same_server(self, other: MasterAddress) -> bool:
-        """Go's ServerAddress.Equals: the HTTP addresses match."""
-        return self.http == other.http
+# A master as Go names it (kept under this name for the relay and the native master client).
+MasterAddress = ServerAddress
 
 
 class LeaderTracker:

@@ -35,6 +35,7 @@ import trio
 
 from gateway.routes import GRPC_SERVICE
 from proto import volume_server_pb2 as vs_pb
+from weedpy.addresses import ServerAddress
 from weedpy.grpc import GrpcError, ServerCall, Status
 from weedpy.logs import get_logger
 
@@ -95,17 +96,12 @@ def blocked_reason(endpoint: str, ip: IP, allow_private: bool) -> str | None:
 
 
 def split_server_address(address: str) -> tuple[str, int | None]:
-    """`host:port[.grpcPort]` (Go's pb.ServerAddress) -> (host, http port)."""
-    text = address.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            return text, None
-    port_text = port_text.split(".", 1)[0]
-    return host, int(port_text) if port_text.isdigit() else None
+    """`host:port[.grpcPort]` (Go's pb.ServerAddress) -> (host, http port); no port -> None."""
+    try:
+        addr = ServerAddress.parse(address)
+    except ValueError:
+        return address.strip().strip("[]"), None
+    return addr.host, addr.http_port
 
 
 def http_address(address: str) -> str:

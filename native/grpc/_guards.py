@@ -12,12 +12,12 @@ import functools
 
 from gateway.request_checks import PeerPolicy, master_volume_servers
 from native.grpc._common import go_error
+from weedpy.addresses import GRPC_PORT_OFFSET, ServerAddress
 from native.grpc._services import Services
 from weedpy.grpc import GrpcError
 
 __all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "wrap_peer_error"]
 
-GRPC_PORT_OFFSET = 10000  # Go's gRPC port when an address names only the HTTP port
 
 
 def check_maintenance(svc: Services) -> None:
@@ -45,19 +45,8 @@ async def check_peer(policy: PeerPolicy | None, address: str, what: str) -> None
 
 def grpc_target(address: str) -> tuple[str, int]:
     """(host, gRPC port) of Go's pb.ServerAddress `host:port[.grpcPort]`."""
-    text = address.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            raise go_error(f"invalid server address {address!r}: missing port")
-    http_text, dot, grpc_text = port_text.partition(".")
     try:
-        if dot:
-            return host, int(grpc_text)
-        return host, int(http_text) + GRPC_PORT_OFFSET
+        return ServerAddress.parse(address).grpc
     except ValueError:
         raise go_error(f"invalid server address {address!r}") from None
 
