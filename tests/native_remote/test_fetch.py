@@ -122,3 +122,13 @@ async def test_fetch_ranges_into_needles(tmp_path: Path) -> None:
                                                         remote_conf=conf(s3.endpoint), remote_location=loc),
                                vs.FetchAndWriteNeedleResponse)
             assert out.message.startswith("local write needle 7 size 10: ")  # another cookie holds the id
+
+
+def test_replica_targets_must_be_bare_host_ports() -> None:
+    from native.grpc._remote import _replica_target_problem
+
+    assert _replica_target_problem("10.0.0.5:8080") is None and _replica_target_problem("[::1]:80") is None
+    assert _replica_target_problem(" ") == "replica target is empty"
+    for bad in ("http://h:1", "h:1/x", "user@h:1", "h"):
+        assert _replica_target_problem(bad) == f"replica target {bad!r} must be a bare host:port"
+    assert _replica_target_problem(":80") == "replica target ':80' has no host"
