@@ -122,12 +122,12 @@ def _replica_target_problem(target: str) -> str | None:
     if not target.strip():
         return "replica target is empty"
     if "://" in target or any(c in target for c in "/?#@\\"):
-        return f"replica target {target!r} must be a bare host:port"
+        return f'replica target "{target}" must be a bare host:port'
     host, sep, port = target.rpartition(":")
     if not sep or not port:
-        return f"replica target {target!r} must be a bare host:port"
+        return f'replica target "{target}" must be a bare host:port'
     if not host.strip("[]"):
-        return f"replica target {target!r} has no host"
+        return f'replica target "{target}" has no host'
     return None
 
 

@@ -130,5 +130,5 @@ def test_replica_targets_must_be_bare_host_ports() -> None:
     assert _replica_target_problem("10.0.0.5:8080") is None and _replica_target_problem("[::1]:80") is None
     assert _replica_target_problem(" ") == "replica target is empty"
     for bad in ("http://h:1", "h:1/x", "user@h:1", "h"):
-        assert _replica_target_problem(bad) == f"replica target {bad!r} must be a bare host:port"
-    assert _replica_target_problem(":80") == "replica target ':80' has no host"
+        assert _replica_target_problem(bad) == f'replica target "{bad}" must be a bare host:port'
+    assert _replica_target_problem(":80") == 'replica target ":80" has no host'
