@@ -47,7 +47,7 @@ class HttpFront:
         self._server = server_header
         self._state = state
         self._log_http = FastEvent(
-            "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"),
+            "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"), repeating=4,
         )
 
     async def handle(self, exch: Exchange) -> None:

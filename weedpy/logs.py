@@ -44,9 +44,9 @@ class LineSink:
         self._lines: list[str] = []
         self._size = 0
         self._lock = threading.Lock()
-        # Set by configure_logging: the chain it installed (FastEvent renders exactly this
-        # chain's output while it is the active configuration) and the lowest level logged.
-        self.chain: tuple[Any, ...] = ()
+        # Set by configure_logging: a copy of the chain it installed (FastEvent renders exactly
+        # this chain's output while it is the active configuration) and the lowest level logged.
+        self.chain_list: list[Any] = []
         self.wrapper: Any = None
         self.level = logging.INFO
 
@@ -100,7 +100,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, buffere
     ]
     sink.level = _LEVELS.get(level, logging.INFO)
     sink.wrapper = structlog.make_filtering_bound_logger(sink.level)
-    sink.chain = tuple(processors)
+    sink.chain_list = list(processors)
     structlog.configure(
         processors=processors,
         wrapper_class=sink.wrapper,
@@ -127,15 +127,19 @@ async def flush_periodically(sink: LineSink, interval: float = FLUSH_INTERVAL) -
         sink.set_buffered(False)
 
 
+_contextvars = structlog.contextvars
+
+
 def _active_sink() -> LineSink | None:
     """The LineSink of the running configuration if it is exactly configure_logging's chain."""
     cfg = structlog.get_config()
     sink = cfg["logger_factory"]
-    if type(sink) is not LineSink or cfg["wrapper_class"] is not sink.wrapper:
-        return None
-    if tuple(cfg["processors"]) != sink.chain:  # capture_logs edits the list in place
-        return None
-    if getattr(structlog.contextvars, "_CONTEXT_VARS", True):  # something was bound once: merge
+    if (
+        type(sink) is not LineSink
+        or cfg["wrapper_class"] is not sink.wrapper
+        or cfg["processors"] != sink.chain_list  # capture_logs edits the list in place
+        or getattr(_contextvars, "_CONTEXT_VARS", True)  # something was bound once: merge
+    ):
         return None
     return sink
 
@@ -181,6 +185,7 @@ _RENDER: dict[type, Any] = {
     type(None): lambda _v: "null",
     bool: {True: "true", False: "false"}.__getitem__,
 }
+_MAX_PREFIXES = 4096
 
 
 class FastEvent:
@@ -192,22 +197,27 @@ class FastEvent:
     "level": "info", "timestamp": ...}`, values as json.dumps renders them. Values other than
     str, int, float, bool and None, a non-finite float, or any other active configuration send
     the event through structlog itself.
+
+    The first `repeating` fields take few distinct str values (an endpoint name, a method): the
+    text they render to is remembered per combination, so only the others are rendered.
     """
 
-    __slots__ = ("_log", "_event", "_fields", "_template", "_clock")
+    __slots__ = ("_log", "_event", "_fields", "_keys", "_head", "_tail", "_repeating", "_prefixes", "_clock")
 
-    def __init__(self, logger_name: str, event: str, fields: Sequence[str]) -> None:
+    def __init__(self, logger_name: str, event: str, fields: Sequence[str], repeating: int = 0) -> None:
         reserved = {"logger_name", "event", "level", "timestamp"}.intersection(fields)
         if reserved or len(set(fields)) != len(fields):
             raise ValueError(f"fields must be distinct and not {sorted(reserved)}")
+        if not 0 <= repeating <= len(fields):
+            raise ValueError("repeating must count leading fields")
         self._log = get_logger(logger_name)
         self._event = event
         self._fields = tuple(fields)
-        parts = ['{"logger_name": ' + _encode_str(logger_name).replace("%", "%%")]
-        for f in fields:
-            parts.append(", " + _encode_str(f).replace("%", "%%") + ": %s")
-        parts.append(', "event": ' + _encode_str(event).replace("%", "%%") + ', "level": "info", "timestamp": "%s"}')
-        self._template = "".join(parts)
+        self._keys = tuple(", " + _encode_str(f) + ": " for f in fields)
+        self._head = '{"logger_name": ' + _encode_str(logger_name)
+        self._tail = ', "event": ' + _encode_str(event) + ', "level": "info", "timestamp": "'
+        self._repeating = repeating
+        self._prefixes: dict[tuple[Any, ...], str] = {}
         self._clock = _Clock()
 
     def __call__(self, *values: Any) -> None:
@@ -219,27 +229,40 @@ class FastEvent:
             return
         if sink.level > logging.INFO:
             return
-        try:
-            texts = [_RENDER[type(v)](v) for v in values]
-        except KeyError:
+        r = self._repeating
+        if r:
+            lead = values[:r]
+            prefix = self._prefixes.get(lead)
+            if prefix is None:
+                prefix = self._render(self._head, 0, lead)
+                if prefix is None:
+                    self._slow(values)
+                    return
+                # Only str keys: a str is equal only to an equal str (1, 1.0 and True are not).
+                if all(type(v) is str for v in lead):
+                    if len(self._prefixes) >= _MAX_PREFIXES:
+                        self._prefixes.clear()
+                    self._prefixes[lead] = prefix
+        else:
+            prefix = self._head
+        line = self._render(prefix, r, values[r:])
+        if line is None:
             self._slow(values)
             return
-        texts.append(self._clock.now())
-        sink.msg(self._template % tuple(texts))
+        sink.msg(line + self._tail + self._clock.now() + '"}')
+
+    def _render(self, text: str, first: int, values: Sequence[Any]) -> str | None:
+        parts = [text]
+        keys = self._keys
+        i = first
+        try:
+            for v in values:
+                parts.append(keys[i])
+                parts.append(_RENDER[type(v)](v))
+                i += 1
+        except KeyError:
+            return None
+        return "".join(parts)
 
     def _slow(self, values: Sequence[Any]) -> None:
         self._log.info(self._event, **dict(zip(self._fields, values, strict=True)))
-
-
-@contextlib.asynccontextmanager
-async def log_flushing(sink: LineSink | None) -> AsyncIterator[None]:
-    """For a server's lifetime: buffer log lines and flush them periodically (no-op without a sink)."""
-    import trio
-
-    async with trio.open_nursery() as nursery:
-        if sink is not None:
-            nursery.start_soon(flush_periodically, sink)
-        try:
-            yield
-        finally:
-            nursery.cancel_scope.cancel()

@@ -132,3 +132,18 @@ def test_configure_logging_makes_its_sink_the_fast_one(restore_structlog, monkey
     with structlog.testing.capture_logs():
         assert _active_sink() is None
     assert _active_sink() is sink
+
+
+@given(values=st.lists(st.tuples(st.one_of(st.sampled_from(["a", "b"]), st.integers(0, 2), st.booleans(),
+                                           st.just(1.0), st.none()), scalars), min_size=1, max_size=8))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_remembered_prefixes_render_as_structlog(values, restore_structlog) -> None:
+    """Leading values that compare equal across types (1, 1.0, True) never share a prefix."""
+    out = _configured()
+    event = FastEvent("n", "e", ("lead", "rest"), repeating=1)
+    for lead, rest in values:
+        event(lead, rest)
+        get_logger("n").info("e", lead=lead, rest=rest)
+    lines = _lines(out)
+    for fast, slow in zip(lines[::2], lines[1::2]):
+        assert _without_time(fast)[0] == _without_time(slow)[0]
