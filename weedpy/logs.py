@@ -266,3 +266,17 @@ class FastEvent:
 
     def _slow(self, values: Sequence[Any]) -> None:
         self._log.info(self._event, **dict(zip(self._fields, values, strict=True)))
+
+
+@contextlib.asynccontextmanager
+async def log_flushing(sink: LineSink | None) -> AsyncIterator[None]:
+    """For a server's lifetime: buffer log lines and flush them periodically (no-op without a sink)."""
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        if sink is not None:
+            nursery.start_soon(flush_periodically, sink)
+        try:
+            yield
+        finally:
+            nursery.cancel_scope.cancel()
