@@ -66,6 +66,11 @@ async def test_idle_connection_is_closed() -> None:
 # -- the syscall-first stream (what the gateway and the native server serve on) -------------------
 
 async def serve_fast_once(handler, sends: list[bytes], idle: float = 5.0, read_for: float = 1.0) -> bytes:
+    return (await serve_fast_eof(handler, sends, idle, read_for))[0]
+
+
+async def serve_fast_eof(handler, sends: list[bytes], idle: float = 5.0, read_for: float = 1.0) -> tuple[bytes, bool]:
+    """What the server sent, and whether it closed the connection within `read_for`."""
     from weedpy.http1 import listening_socket, serve_fast
 
     async with trio.open_nursery() as nursery:
@@ -78,12 +83,14 @@ async def serve_fast_once(handler, sends: list[bytes], idle: float = 5.0, read_f
             await client.send_all(data)
             await trio.sleep(0.05)
         out = b""
+        eof = False
         with trio.move_on_after(read_for):
             while data := await client.receive_some(65536):
                 out += data
+            eof = True
         await client.aclose()
         nursery.cancel_scope.cancel()
-    return out
+    return out, eof
 
 
 async def test_fast_stream_pipelined_and_split_requests() -> None:
@@ -96,8 +103,8 @@ async def test_fast_stream_pipelined_and_split_requests() -> None:
 
 async def test_fast_stream_idle_connection_is_closed() -> None:
     with trio.fail_after(5):
-        out = await serve_fast_once(echo_handler, [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"], idle=0.2, read_for=3)
-    assert out.count(b"HTTP/1.1 200 OK") == 1
+        out, eof = await serve_fast_eof(echo_handler, [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"], idle=0.2, read_for=3)
+    assert out.count(b"HTTP/1.1 200 OK") == 1 and eof
 
 
 async def test_fast_stream_receive_now() -> None:
@@ -145,3 +152,20 @@ async def test_busy_pipelining_connection_does_not_starve_another() -> None:
     first_b = order.index(b"/b")
     last_a = len(order) - 1 - order[::-1].index(b"/a")
     assert first_b < last_a, "one connection's buffered requests ran to the end before the other started"
+
+
+async def test_fast_stream_slow_handler_is_not_an_idle_connection() -> None:
+    async def slow(exch: Exchange) -> None:
+        await trio.sleep(0.5)
+        await echo_handler(exch)
+
+    with trio.fail_after(10):
+        out, eof = await serve_fast_eof(
+            slow, [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"], idle=0.1, read_for=3)
+    assert out.count(b"HTTP/1.1 200 OK") == 2 and eof  # served both, then idled out
+
+
+async def test_fast_stream_half_sent_head_idles_out() -> None:
+    with trio.fail_after(5):
+        out, eof = await serve_fast_eof(echo_handler, [b"GET /a HTTP/1.1\r\nHo"], idle=0.2, read_for=3)
+    assert out == b"" and eof

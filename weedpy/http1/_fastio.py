@@ -22,12 +22,14 @@ __all__ = ["FastStream", "fast_connect", "serve_fast", "listening_socket"]
 class FastStream:
     """A connected non-blocking TCP socket with the subset of trio's stream API we use."""
 
-    __slots__ = ("sock", "_closed")
+    __slots__ = ("sock", "_closed", "idle_deadline")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
         self._closed = False
+        # time.monotonic() after which an idle reaper may close the stream; 0 while not waiting.
+        self.idle_deadline = 0.0
 
     @property
     def socket(self) -> socket.socket:
