@@ -169,3 +169,47 @@ async def test_fast_stream_half_sent_head_idles_out() -> None:
     with trio.fail_after(5):
         out, eof = await serve_fast_eof(echo_handler, [b"GET /a HTTP/1.1\r\nHo"], idle=0.2, read_for=3)
     assert out == b"" and eof
+
+
+async def test_buffered_body_whole_partial_and_given_back() -> None:
+    """buffered_body never waits: the whole body when it has arrived, else None with the bytes
+    taken coming back first from receive_body; unread puts bytes back in front."""
+    seen: list[tuple[bytes, object, object, bytes]] = []
+
+    async def handler(exch: Exchange) -> None:
+        first = exch.buffered_body()
+        if first is not None:
+            exch.unread(first[:3])
+            again = exch.buffered_body()
+        else:
+            again = None
+        rest = b""
+        while piece := await exch.receive_body():
+            rest += piece
+        seen.append((exch.request.target, first, again, rest))
+        await send_go_response(exch, GoResponse(204))
+
+    whole = b"POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    partial_head = b"POST /partial HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nwor"
+    with trio.fail_after(10):
+        out, _ = await serve_fast_eof(handler, [whole, partial_head, b"ld!"], read_for=1)
+    assert out.count(b"HTTP/1.1 204") == 2
+    assert seen[0] == (b"/whole", b"hello", b"hel", b"")  # `hel` given back, then taken again
+    assert seen[1] == (b"/partial", None, None, b"world!")  # `wor` came back first
+
+
+async def test_buffered_body_leaves_a_parse_error_for_receive_body() -> None:
+    from weedpy.http1 import ProtocolError
+
+    errors: list[str] = []
+
+    async def handler(exch: Exchange) -> None:
+        assert exch.buffered_body() is None
+        try:
+            await exch.receive_body()
+        except ProtocolError as exc:
+            errors.append(str(exc))
+            raise
+
+    await serve_fast_once(handler, [b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+    assert errors

@@ -29,7 +29,7 @@ class Exchange:
     """One request on a client connection: the head, its body as it arrives, and the reply channel."""
 
     __slots__ = ("request", "client_host", "local_port", "port_kind", "_conn", "_stream", "_idle",
-                 "body_done", "started", "close_after", "status", "bytes_out")
+                 "_unread", "body_done", "started", "close_after", "status", "bytes_out")
 
     def __init__(
         self, request: Request, conn: ServerConnection, stream: trio.abc.Stream, idle: float,
@@ -42,6 +42,7 @@ class Exchange:
         self._conn = conn
         self._stream = stream
         self._idle = idle
+        self._unread = b""  # body bytes a handler took and gave back (see buffered_body)
         self.body_done = False  # the request's EndOfMessage has been consumed
         self.started = False  # a response head went out
         self.close_after = False  # the connection must close after this exchange
@@ -50,6 +51,9 @@ class Exchange:
 
     async def receive_body(self) -> bytes:
         """The next piece of the request body; b"" once it is complete."""
+        if self._unread:
+            data, self._unread = self._unread, b""
+            return data
         if self.body_done:
             return b""
         conn = self._conn
@@ -69,6 +73,45 @@ class Exchange:
                 self.body_done = True
                 return b""
             raise ProtocolError("unexpected event in request body")
+
+    def buffered_body(self) -> bytes | None:
+        """The whole request body if all of it has already arrived, else None.
+
+        Never waits: what the parser holds, plus what the kernel already has for a fast stream.
+        When the body is incomplete (or broken) nothing is lost: the pieces taken come back
+        first from `receive_body`, and a parse error or EOF met here is met again there.
+        """
+        if self.body_done:
+            data, self._unread = self._unread, b""
+            return data
+        conn = self._conn
+        pieces = [self._unread] if self._unread else []
+        self._unread = b""
+        try:
+            while True:
+                ev = conn.next_event()
+                if isinstance(ev, Data):
+                    pieces.append(ev.data)
+                elif isinstance(ev, EndOfMessage):
+                    self.body_done = True
+                    return b"".join(pieces)
+                elif ev is NEED_DATA and type(self._stream) is FastStream:
+                    data = self._stream.receive_now(RECV_SIZE)
+                    if data is None:
+                        break
+                    conn.receive_data(data)  # b"": the parser records the EOF for later
+                    if not data:
+                        break
+                else:
+                    break
+        except ProtocolError:
+            pass  # stored in the parser: receive_body raises it again
+        self._unread = b"".join(pieces)
+        return None
+
+    def unread(self, data: bytes) -> None:
+        """Give back body bytes taken with `buffered_body`: `receive_body` returns them first."""
+        self._unread = data + self._unread
 
     async def send(self, data: bytes) -> None:
         self.bytes_out += len(data)
@@ -109,6 +152,7 @@ class Exchange:
         A handler that answered without reading the body leaves it behind; only what has already
         arrived is skipped, so the connection stays usable when the body was small or absent.
         """
+        self._unread = b""  # already off the wire
         conn = self._conn
         while not self.body_done:
             ev = conn.next_event()
