@@ -45,13 +45,17 @@ def body_allowed(status: int) -> bool:
     return not (100 <= status <= 199 or status in (204, 304))
 
 
-def json_response(h: GoHeader, req: GoRequest, status: int, obj: Any) -> GoResponse:
-    """writeJson: no body (and no JSON headers) for 1xx/204/304; `?pretty` indents."""
+def json_response(h: GoHeader, req: GoRequest | None, status: int, obj: Any, *, pretty: bool | None = None) -> GoResponse:
+    """writeJson: no body (and no JSON headers) for 1xx/204/304; `?pretty` indents (`pretty`
+    says it for a caller without a GoRequest)."""
     if not body_allowed(status):
         return GoResponse(status, h)
     body = b""
     if obj is not None:
-        body = marshal(obj, pretty=req.query.get("pretty") != "")
+        if pretty is None:
+            assert req is not None
+            pretty = req.query.get("pretty") != ""
+        body = marshal(obj, pretty=pretty)
     h.set("Content-Type", "application/json")
     h.set("X-Content-Type-Options", "nosniff")
     return GoResponse(status, h, body)

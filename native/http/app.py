@@ -21,6 +21,7 @@ from native.http._common import empty, handler_header, json_error
 from native.http._content import ContentError, FileBody
 from native.http._delete import delete
 from native.http._fast import fast_read
+from native.http._fast_write import fast_write
 from native.http._fid import new_volume_id, parse_url_path
 from native.http._gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
@@ -151,6 +152,8 @@ class NativeHttp:
                 finally:
                     self.download.release(inflight)
                 return
+        elif raw.method == b"POST" and await fast_write(self, exch):
+            return
         try:
             req = GoRequest(exch.request, exch.client_host)
         except BadRequestURI:

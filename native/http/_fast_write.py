@@ -1,0 +1,153 @@
+"""The common upload, answered without Go's full request model.
+
+`fast_write` serves `POST /<vid>,<fid>` on the admin port as Go's http.Client and `weed
+upload/benchmark` send it: no query, only Host, User-Agent, Content-Length, Content-Type and
+Accept-Encoding headers, a `multipart/form-data` body of at most 1 MiB holding one part with
+`Content-Disposition: form-data; name="..."; filename="<plain name>"` and optionally a plain
+`Content-Type`, for a local volume without replication, when no write JWT, whitelist or upload
+limit is in play, and the whole body has already arrived. It reuses the full path's pieces (the
+same upload rules, Needle, store write and response helpers), so the reply is byte for byte what
+post() answers; the differential suite runs uploads through both. Anything else goes to the full
+path, with the body handed back (`Exchange.unread`) when it was taken.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from native.http._common import json_error, json_response, request_id, set_etag
+from native.http._gojson import Struct
+from native.http._gzip import gzip_data
+from native.http._request import GoRequest
+from native.http._sniff import detect_content_type
+from native.http._upload import is_compressable, path_base
+from native.storage import Needle, StorageError
+from weedpy.http1 import Exchange, GoHeader, GoResponse, send_go_response
+
+if TYPE_CHECKING:
+    from native.http.app import NativeHttp
+
+__all__ = ["fast_write", "FAST_WRITE_LIMIT"]
+
+FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
+_TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})\Z")
+_PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding"})
+# What Go's multipart.Writer announces (its boundaries are 30 random bytes in hex; RFC 2046
+# allows more, which the full path handles).
+_CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})\Z")
+# One part: the headers Go's CreatePart writes (sorted keys), a plain file name and type.
+_PART_HEAD = re.compile(
+    rb'Content-Disposition: form-data; name="[0-9A-Za-z_-]*"; filename="([0-9A-Za-z_][0-9A-Za-z._-]{0,254})"\r\n'
+    rb"(?:Content-Type: ([0-9A-Za-z!#$&^_.+-]{1,127}/[0-9A-Za-z!#$&^_.+-]{1,127})\r\n)?"
+    rb"\r\n"
+)
+
+
+async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
+    """True when the request was answered here; False when the full path must serve it."""
+    req = exch.request
+    m = _TARGET.match(req.target)
+    if (
+        m is None or exch.port_kind != "admin" or not req.keep_alive or req.http_version != b"1.1"
+        or req.chunked or req.expect_continue or not req.content_length or req.content_length > FAST_WRITE_LIMIT
+    ):
+        return False
+    boundary = None
+    for name, value in req.headers:
+        lname = name.lower()
+        if lname not in _PLAIN:
+            return False
+        if lname == b"content-type":
+            ct = _CONTENT_TYPE.match(value)
+            if ct is None:
+                return False
+            boundary = ct.group(1)
+    if boundary is None or app.write_key or app.guard.restricts or app.fix_jpg_orientation:
+        return False
+    lim = app.upload
+    if lim.limit != 0 and lim.inflight > lim.limit:
+        return False  # the full path waits for room
+    vid = int(m.group(1))
+    if vid > 0xFFFFFFFF:
+        return False
+    store = app.ctx.store
+    vol = store.find_volume(vid)
+    if vol is None or vol.replica_placement.copy_count != 1:
+        return False
+    body = exch.buffered_body()
+    if body is None:
+        return False  # not all here yet: the full path streams it
+    parsed = _plain_part(body, b"--" + boundary)
+    if parsed is None or len(parsed[2]) > app.file_size_limit:
+        exch.unread(body)
+        return False
+    file_name, content_type, data = parsed
+
+    # ParseUpload for a plain multipart upload (see _upload.parse_upload / _parse_body).
+    mime_type = ""
+    dot = file_name.rfind(".")
+    mtype = app.mimes.type_by_extension(file_name[dot:].lower()) if dot > 0 else ""
+    if content_type != "" and content_type != "application/octet-stream" and mtype != content_type:
+        mime_type = content_type
+    elif mtype != "" and mtype != "application/octet-stream":
+        mime_type = mtype
+    original_size = len(data)
+    gzipped = False
+    sniffed = mime_type or detect_content_type(data)
+    should, sure = is_compressable(path_base(file_name), "" if sniffed == "application/octet-stream" else sniffed)
+    if should and sure:
+        compressed = gzip_data(data)
+        if len(compressed) * 10 < len(data) * 9:
+            data, gzipped = compressed, True
+
+    cl = req.content_length
+    lim.add(cl)  # as the full path counts an upload in flight until its reply is out
+    try:
+        h = GoHeader()
+        h.set("X-Amz-Request-Id", request_id())
+        h.set("Server", app.server)
+        n = Needle.create(
+            int(m.group(2), 16), int(m.group(3), 16), data,
+            name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
+            last_modified=int(time.time()), gzipped=gzipped,
+        )
+        try:
+            unchanged = store.write_needle(vid, n, check_cookie=True, fsync=False).unchanged
+        except StorageError as exc:
+            resp = json_error(h, GoRequest(req, exch.client_host), 500, f"failed to write to local disk: {exc}")
+        else:
+            set_etag(h, n.etag)
+            h.set("Content-MD5", "")
+            if unchanged:
+                resp = GoResponse(204, h)
+            else:
+                resp = json_response(h, None, 201, pretty=False, obj=Struct(
+                    ("name", file_name, True),
+                    ("size", original_size & 0xFFFFFFFF, True),
+                    ("eTag", n.etag, True),
+                    ("mime", mime_type, True),
+                    ("contentMd5", "", True),
+                ))
+        await send_go_response(exch, resp, sniff=detect_content_type)
+    finally:
+        lim.release(cl)
+    return True
+
+
+def _plain_part(body: bytes, dash_boundary: bytes) -> tuple[str, str, bytes] | None:
+    """(file name, part Content-Type or "", data) of a body that is exactly one plain part."""
+    opening = dash_boundary + b"\r\n"
+    closing = b"\r\n" + dash_boundary + b"--\r\n"
+    if not body.startswith(opening) or not body.endswith(closing):
+        return None
+    head = _PART_HEAD.match(body, len(opening))
+    if head is None:
+        return None
+    start = head.end()
+    end = len(body) - len(closing)
+    if start > end or body.find(b"\r\n" + dash_boundary, start) != end:
+        return None  # the boundary shows up inside: the full reader would end the part there
+    ct = head.group(2)
+    return head.group(1).decode("latin-1"), ct.decode("latin-1") if ct else "", body[start:end]
