@@ -1,10 +1,10 @@
 """The common upload, answered without Go's full request model.
 
-`fast_write` serves `POST /<vid>,<fid>` on the admin port as Go's http.Client and `weed
-upload/benchmark` send it: no query, only Host, User-Agent, Content-Length, Content-Type and
-Accept-Encoding headers, a `multipart/form-data` body of at most 1 MiB holding one part with
-`Content-Disposition: form-data; name="..."; filename="<plain name>"` and optionally a plain
-`Content-Type`, for a local volume without replication, when no write JWT, whitelist or upload
+`fast_write` serves `POST /<vid>,<fid>` on the admin port as Go's http.Client and weed's
+uploader (`weed upload`, `weed benchmark`, the filer) send it: no query, only Host, User-Agent,
+Content-Length, Content-Type, Accept-Encoding and X-Amz-Request-Id headers, a
+`multipart/form-data` body of at most 1 MiB holding one part with a plain file name and
+optionally a plain Content-Type (see _PART_HEAD), for a local volume without replication, when no write JWT, whitelist or upload
 limit is in play, and the whole body has already arrived. It reuses the full path's pieces (the
 same upload rules, Needle, store write and response helpers), so the reply is byte for byte what
 post() answers; the differential suite runs uploads through both. Anything else goes to the full
@@ -33,14 +33,22 @@ __all__ = ["fast_write", "FAST_WRITE_LIMIT"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})\Z")
-_PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding"})
+# X-Amz-Request-Id: weed's uploader always sends it (often empty); the handlers ignore it.
+_PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding", b"x-amz-request-id"})
 # What Go's multipart.Writer announces (its boundaries are 30 random bytes in hex; RFC 2046
-# allows more, which the full path handles).
-_CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})\Z")
-# One part: the headers Go's CreatePart writes (sorted keys), a plain file name and type.
+# allows more, and quoting, which the full path handles).
+_CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z_.-]{1,70})\Z")
+# One part with the headers Go writes (CreatePart sorts them): Content-Disposition as
+# multipart.CreateFormFile (`name="file"; filename="x"`) or weed's uploader (mime.FormatMediaType:
+# `filename=x; name=file`) write it, an optional plain Content-Type and weed's Idempotency-Key.
+# File names are limited to characters that neither quoting nor path cleaning changes.
+_NAME = rb'(?:[0-9A-Za-z_.-]+|"[0-9A-Za-z_.-]*")'
+_FILE = rb'(?:([0-9A-Za-z_.-]{1,255})|"([0-9A-Za-z_.-]{1,255})")'
 _PART_HEAD = re.compile(
-    rb'Content-Disposition: form-data; name="[0-9A-Za-z_-]*"; filename="([0-9A-Za-z_][0-9A-Za-z._-]{0,254})"\r\n'
+    rb"Content-Disposition: form-data; (?:name=" + _NAME + rb"; filename=" + _FILE
+    + rb"|filename=" + _FILE + rb"; name=" + _NAME + rb")\r\n"
     rb"(?:Content-Type: ([0-9A-Za-z!#$&^_.+-]{1,127}/[0-9A-Za-z!#$&^_.+-]{1,127})\r\n)?"
+    rb"(?:Idempotency-Key: [\x20-\x7e]*\r\n)?"
     rb"\r\n"
 )
 
@@ -149,5 +157,6 @@ def _plain_part(body: bytes, dash_boundary: bytes) -> tuple[str, str, bytes] | N
     end = len(body) - len(closing)
     if start > end or body.find(b"\r\n" + dash_boundary, start) != end:
         return None  # the boundary shows up inside: the full reader would end the part there
-    ct = head.group(2)
-    return head.group(1).decode("latin-1"), ct.decode("latin-1") if ct else "", body[start:end]
+    name = head.group(1) or head.group(2) or head.group(3) or head.group(4)
+    ct = head.group(5)
+    return name.decode("latin-1"), ct.decode("latin-1") if ct else "", body[start:end]

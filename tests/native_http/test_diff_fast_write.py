@@ -61,6 +61,21 @@ def file_part(name: bytes, data: bytes, mime: bytes | None = b"image/bench") -> 
     return headers, data
 
 
+def weed_part(name: bytes, data: bytes, fid: bytes, mime: bytes | None = b"image/bench") -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A part as weed's uploader writes it (mime.FormatMediaType, Idempotency-Key)."""
+    disposition = b"form-data; filename=" + name + b"; name=file"
+    headers = [(b"Content-Disposition", disposition)]
+    if mime is not None:
+        headers.append((b"Content-Type", mime))
+    headers.append((b"Idempotency-Key", b"http://127.0.0.1:8080/" + fid))
+    return headers, data
+
+
+def weed_post(fid: bytes, body: bytes) -> bytes:
+    """The request weed's uploader (weed upload, weed benchmark) writes."""
+    return go_post(fid, body, extra=b"X-Amz-Request-Id: \r\n")
+
+
 def go_post(fid: bytes, body: bytes, boundary: bytes = BOUNDARY, extra: bytes = b"") -> bytes:
     """The request Go's http.Client writes for a multipart POST."""
     return (b"POST /" + fid + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Go-http-client/1.1\r\n"
@@ -153,9 +168,22 @@ def test_plain_uploads_take_the_fast_path_and_match_go(pair: Pair, fast_answers:
         (b"3,1234567890abcdef89abcdef", file_part(b"a", b"z")),  # longest fid
         (b"3,0a00000009", file_part(b"b", b"\r\n--" + BOUNDARY[:-1] + b"x\r\n")),  # almost a boundary
         (b"3,0a00000010", file_part(b"c.html", b"<html>" * 300, b"text/html")),
+        (b"3,0a00000011", file_part(b".", BIN)),
+    ]
+    weed_cases = [
+        (b"2,0a00000020", weed_part(b".", BIN, b"2,0a00000020")),  # weed benchmark: no file name
+        (b"2,0a00000021", weed_part(b"bench9", BIN, b"2,0a00000021")),
+        (b"2,0a00000022", weed_part(b'"q.txt"', TEXT, b"2,0a00000022", None)),
+        (b"2,0a00000023", weed_part(b"..", b"dots", b"2,0a00000023", b"text/plain")),
     ]
     for fid, part in cases:
         pair.same(f"POST {fid.decode()}", go_post(fid, multipart([part])))
+    for fid, part in weed_cases:
+        pair.same(f"weed POST {fid.decode()}", weed_post(fid, multipart([part])))
+    cases += weed_cases
+    fid = b"2,0a00000024"  # the handlers ignore a request id the client sends
+    pair.same("request id", go_post(fid, multipart([file_part(b"r", BIN)]), extra=b"X-Amz-Request-Id: abc\r\n"))
+    cases.append((fid, None))
     # the same bytes again: Go answers 204 for an unchanged needle
     pair.same("POST unchanged", go_post(b"1,0a00000001", multipart([file_part(b"bench17", BIN)])))
     pair.same("POST cookie mismatch", go_post(b"1,0affffffff", multipart([file_part(b"bench17", BIN)])))
@@ -183,13 +211,14 @@ def test_near_misses_take_the_full_path_and_match_go(pair: Pair, fast_answers: l
               gzip.compress(TEXT, mtime=0))]))),
         ("boundary inside", go_post(b"1,0b00000007", multipart([file_part(b"i", b"x\r\n--" + BOUNDARY + b"\r\ny")]))),
         ("no final CRLF", go_post(b"1,0b00000008", multipart(one)[:-2])),
-        ("dot file name", go_post(b"1,0b00000009", multipart([file_part(b".", BIN)]))),
         ("over the size limit", go_post(b"2,0b00000010", multipart([file_part(b"huge", b"h" * (2 << 20))]))),
         # the head is not the plain shape: the fast path never looks at the body
         ("extra header", go_post(b"1,0b00000011", multipart(one), extra=b"Seaweed-Foo: bar\r\n")),
         ("other boundary text", go_post(b"1,0b00000012", multipart(one, boundary=b"a b"), boundary=b'"a b"')),
         ("query", go_post(b"1,0b00000013?ts=1700000000", multipart(one))),
         ("unknown volume", go_post(b"9,0b00000014", multipart(one))),
+        ("quoted name with a space", weed_post(b"1,0b00000015", multipart([weed_part(b'"a b.txt"', TEXT, b"x")]))),
+        ("token boundary Go never writes", go_post(b"1,0b00000017", multipart(one, boundary=b"a:b"), boundary=b"a:b")),
     ]
     for label, request in cases:
         pair.same(label, request)
