@@ -1,9 +1,16 @@
-"""Events of the HTTP/1.1 cores: immutable records with wire fields kept as bytes."""
+"""Events of the HTTP/1.1 cores: immutable records with wire fields kept as bytes.
+
+The per-message events (Request, Response, InformationalResponse, Data) are NamedTuples rather
+than the frozen dataclasses the rest of the code base uses for records: one is built for every
+request and body piece, and a frozen dataclass's __init__ (a guarded setattr per field) cost
+about 15k instructions a request where a tuple costs 3k.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import NamedTuple
 
 __all__ = [
     "Headers",
@@ -36,8 +43,7 @@ class ProtocolError(Exception):
         self.status_hint = status_hint
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     method: bytes
     target: bytes
     headers: Headers
@@ -60,8 +66,7 @@ class Request:
         return None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     status: int
     reason: bytes
     headers: Headers
@@ -73,15 +78,13 @@ class Response:
     until_close: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class InformationalResponse:
+class InformationalResponse(NamedTuple):
     status: int
     reason: bytes
     headers: Headers
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Data:
+class Data(NamedTuple):
     data: bytes
 
 

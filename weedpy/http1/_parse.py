@@ -87,23 +87,22 @@ class ServerConnection:
 
     def on_headers_complete(self) -> None:
         p = self._parser
-        length, chunked = _framing(self._headers)
-        expect = False
-        for name, value in self._headers:
-            if name.lower() == b"expect" and value.strip().lower() == b"100-continue":
+        length: int | None = None
+        chunked = expect = False
+        for name, value in self._headers:  # what _framing finds, plus Expect, in one pass
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value.strip())
+            elif lname == b"transfer-encoding":
+                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+            elif lname == b"expect" and value.strip().lower() == b"100-continue":
                 expect = True
-        self._events.append(
-            Request(
-                method=p.get_method(),
-                target=bytes(self._url),
-                headers=tuple(self._headers),
-                http_version=p.get_http_version().encode(),
-                keep_alive=p.should_keep_alive(),
-                content_length=length,
-                chunked=chunked,
-                expect_continue=expect,
-            )
-        )
+        # positional: method, target, headers, http_version, keep_alive, content_length,
+        # chunked, expect_continue
+        self._events.append(Request(
+            p.get_method(), bytes(self._url), tuple(self._headers), p.get_http_version().encode(),
+            p.should_keep_alive(), length, chunked, expect,
+        ))
 
     def on_body(self, body: bytes) -> None:
         self._events.append(Data(body))
