@@ -80,7 +80,8 @@ def _client_response_head(resp: Response, close: bool, http10_keep_alive: bool) 
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ")
-_LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]{1,18}) *\r\n")
+_HOP_BY_HOP = re.compile(rb"\r\n(?:transfer-encoding|connection|keep-alive):", re.IGNORECASE)
+_LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]{1,18}) *(?=\r\n)", re.IGNORECASE)  # (?=: adjacent repeats count
 _LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
@@ -93,10 +94,9 @@ def _quick_head(head: bytes) -> tuple[int, int] | None:
     m = _STATUS_LINE.match(head)
     if m is None:
         return None
-    lower = head.lower()
-    if b"\r\ntransfer-encoding:" in lower or b"\r\nconnection:" in lower or b"\r\nkeep-alive:" in lower:
+    if _HOP_BY_HOP.search(head) is not None:
         return None
-    lengths = _LENGTH.findall(lower)
+    lengths = _LENGTH.findall(head)
     if len(lengths) != 1:
         status = int(m.group(1))
         return (status, 0) if not lengths and status in (204, 304) else None

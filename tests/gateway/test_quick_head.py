@@ -1,0 +1,47 @@
+"""The relay's shortcut for plain Go response heads agrees with the full parser, or declines."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.http_proxy import _quick_head
+from weedpy.http1 import ClientConnection, Response
+
+BASE = b"HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nContent-Length: 1044\r\nContent-Type: image/bench\r\n\r\n"
+
+
+def parsed(head: bytes) -> Response:
+    c = ClientConnection()
+    c.receive_data(head)
+    ev = c.next_event()
+    assert isinstance(ev, Response)
+    return ev
+
+
+@pytest.mark.parametrize("head", [
+    BASE,
+    BASE.replace(b"Content-Length", b"content-length"),
+    BASE.replace(b"Content-Length: 1044", b"CONTENT-LENGTH:  7 "),
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+])
+def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
+    status, length = _quick_head(head)
+    ev = parsed(head)
+    assert status == ev.status and length == (ev.content_length or 0)
+
+
+@pytest.mark.parametrize("head", [
+    BASE.replace(b"Accept-Ranges: bytes", b"Transfer-Encoding: chunked"),
+    BASE.replace(b"Accept-Ranges: bytes", b"TRANSFER-encoding: chunked"),
+    BASE.replace(b"Accept-Ranges: bytes", b"Connection: close"),
+    BASE.replace(b"Accept-Ranges: bytes", b"connection: close"),
+    BASE.replace(b"Accept-Ranges: bytes", b"Keep-Alive: timeout=5"),
+    BASE.replace(b"Accept-Ranges: bytes", b"Content-Length: 1044"),  # twice
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  # until close
+    b"HTTP/1.1 100 Continue\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+])
+def test_anything_unusual_goes_to_the_parser(head: bytes) -> None:
+    assert _quick_head(head) is None
