@@ -256,8 +256,12 @@ def record_size(n: Needle, version: int) -> int:
     return size
 
 
-def encode_needle(n: Needle, version: int) -> bytes:
-    """The exact record Go's writeNeedleV{1,2,3} produces, padding bytes included."""
+def encode_needle(n: Needle, version: int, *, append_at_ns: int | None = None, size: int | None = None) -> bytes:
+    """The exact record Go's writeNeedleV{1,2,3} produces, padding bytes included.
+
+    `append_at_ns` stands in for the needle's own (a writer stamps the append time without
+    copying the needle); `size` is `record_size(n, version)` when the caller has it already.
+    """
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"unsupported needle version {version}")
     if len(n.mime) > _MAX_MIME:
@@ -266,7 +270,8 @@ def encode_needle(n: Needle, version: int) -> bytes:
         raise ValueError(f"pairs of {len(n.pairs)} bytes exceed {_MAX_PAIRS}")
     if len(n.data) > 0xFFFFFFFF:
         raise ValueError("needle data exceeds 4 GiB")
-    size = record_size(n, version)
+    if size is None:
+        size = record_size(n, version)
     if size > 0x7FFFFFFF:
         raise ValueError("needle record exceeds the int32 size field")
     # Go builds the record through one 24-byte scratch buffer that starts as the header;
@@ -307,7 +312,7 @@ def encode_needle(n: Needle, version: int) -> bytes:
             out.append(bytes(scratch[0:2]) + n.pairs)
     scratch[0:4] = crc
     if version == VERSION3:
-        scratch[4:12] = n.append_at_ns.to_bytes(8, "big")
+        scratch[4:12] = (n.append_at_ns if append_at_ns is None else append_at_ns).to_bytes(8, "big")
         out.append(bytes(scratch[0:CHECKSUM_SIZE + TIMESTAMP_SIZE + pad]))
     else:
         out.append(bytes(scratch[0:CHECKSUM_SIZE + pad]))

@@ -732,6 +732,8 @@ class Volume:
     # writes ------------------------------------------------------------------------------------
 
     def _check_writable(self) -> None:
+        if not (self.no_write_or_delete or self.no_write_can_delete or self.disk_space_low()):
+            return  # the common case, without building ReadOnlyReasons
         r = self.read_only_reasons()
         if r.read_only:
             why = "read only" if not r.disk_space_low or r.no_write_or_delete or r.no_write_can_delete else "read only (disk space low)"
@@ -763,17 +765,17 @@ class Volume:
                     n = n.replace(cookie=existing.cookie)
                 if existing.cookie != n.cookie:
                     raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
-            n = n.replace(append_at_ns=self._next_append_ns())
-            record = encode_needle(n, self.version)
+            append_at_ns = self._next_append_ns()
+            size = record_size(n, self.version)
+            record = encode_needle(n, self.version, append_at_ns=append_at_ns, size=size)
             offset = self._dat_size
             if offset >= self.codec.offsets.max_volume_size and n.data:
                 raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")
             if self.size_limit is not None and offset + len(record) > self.size_limit and n.data:
                 raise VolumeFull(f"volume {self.id} would exceed its size limit of {self.size_limit} bytes")
             self._append_dat(record, offset)
-            self.last_append_at_ns = n.append_at_ns
+            self.last_append_at_ns = append_at_ns
             if nv is None or nv.offset * PADDING_SIZE < offset:
-                size = record_size(n, self.version)
                 self.nm.put(n.id, offset // PADDING_SIZE, size)
                 self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size))
             if self.last_modified_ts < n.last_modified:

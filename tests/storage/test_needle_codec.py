@@ -258,3 +258,13 @@ def test_gzip_flag_is_about_the_stored_bytes() -> None:
     n = Needle.create(1, 2, body, gzipped=True)
     assert n.is_compressed and n.checksum == crc32c(body)
     assert decode_needle(encode_needle(n, 3), 3).data == body
+
+
+@given(st.integers(0, (1 << 64) - 1), st.binary(max_size=40), st.sampled_from([1, 2, 3]))
+def test_encode_with_a_stamped_append_time_equals_encoding_a_stamped_needle(append_at_ns: int, data: bytes, version: int) -> None:
+    from native.storage._needle import record_size
+
+    n = Needle.create(7, 9, data, name="n", last_modified=1_700_000_000)
+    stamped = n.replace(append_at_ns=append_at_ns)
+    assert encode_needle(n, version, append_at_ns=append_at_ns) == encode_needle(stamped, version)
+    assert encode_needle(n, version, append_at_ns=append_at_ns, size=record_size(n, version)) == encode_needle(stamped, version)
