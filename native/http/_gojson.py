@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,8 +41,18 @@ _SHORT = {0x5C: "\\\\", 0x22: '\\"', 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D
 _ASCII_SPECIAL = frozenset(range(0x20)) | {0x22, 0x5C, 0x3C, 0x3E, 0x26}
 
 
+# Printable ASCII without `"`, `\\`, `<`, `>`, `&`: such a string is its own JSON text.
+_VERBATIM = re.compile(r'[ !#-%\'-;=?-\[\]-~]*\Z')
+
+
 def encode_string(s: str) -> str:
     """JSON string literal of a Go byte string (returned as real text)."""
+    if _VERBATIM.match(s) is not None:
+        return '"' + s + '"'
+    return _encode_general(s)
+
+
+def _encode_general(s: str) -> str:
     b = s.encode("latin-1") if s.isascii() or max(s) <= "\xff" else s.encode("utf-8")
     if b.isascii() and not any(c in _ASCII_SPECIAL for c in b):
         return '"' + b.decode("ascii") + '"'

@@ -17,3 +17,10 @@ def test_inline_disposition_is_format_media_type(name: str) -> None:
 @given(st.integers(min_value=1, max_value=253_402_300_799))  # email.utils stops at year 9999
 def test_last_modified_is_http_date(ts: int) -> None:
     assert _last_modified(ts) == _http_date(ts)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2030), max_size=20))
+def test_verbatim_json_strings_encode_as_the_general_encoder(s: str) -> None:
+    from native.http._gojson import _encode_general, encode_string
+
+    assert encode_string(s) == _encode_general(s)
