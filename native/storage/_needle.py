@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import struct
 from collections.abc import Mapping
 from typing import Final
 
@@ -274,6 +275,43 @@ def encode_needle(n: Needle, version: int, *, append_at_ns: int | None = None, s
         size = record_size(n, version)
     if size > 0x7FFFFFFF:
         raise ValueError("needle record exceeds the int32 size field")
+    if version == VERSION3:
+        return _encode_v3(n, size, n.append_at_ns if append_at_ns is None else append_at_ns)
+    return _encode_replay(n, version, size, append_at_ns)
+
+
+_V3_HEAD = struct.Struct(">IQI")  # cookie, id, Size
+_V3_TAIL = struct.Struct(">IQ")  # checksum, append time
+
+
+def _encode_v3(n: Needle, size: int, append_at_ns: int) -> bytes:
+    """Version 3 without the scratch replay: after the tail, Go's scratch buffer still holds
+    the header's Size at bytes 12..15 and zeros after, so that is the padding."""
+    size32 = size & 0xFFFFFFFF
+    tail = _V3_TAIL.pack(n.checksum or 0, append_at_ns) + (size32.to_bytes(4, "big") + b"\0\0\0\0")[
+        :padding_length(size, VERSION3)]
+    head = _V3_HEAD.pack(n.cookie, n.id, size32)
+    data = n.data
+    if not data:
+        return head + tail
+    flags = n.flags
+    out = [head, len(data).to_bytes(4, "big"), data, bytes((flags & 0xFF,))]
+    if flags & FLAG_HAS_NAME:
+        name = n.name[:_MAX_NAME]
+        out.append(bytes((len(name),)) + name)
+    if flags & FLAG_HAS_MIME:
+        out.append(bytes((len(n.mime),)) + n.mime)
+    if flags & FLAG_HAS_LAST_MODIFIED:
+        out.append((n.last_modified & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")[8 - LAST_MODIFIED_BYTES:])
+    if flags & FLAG_HAS_TTL:
+        out.append(n.ttl.to_bytes()[:2])
+    if flags & FLAG_HAS_PAIRS:
+        out.append(len(n.pairs).to_bytes(2, "big") + n.pairs)
+    out.append(tail)
+    return b"".join(out)
+
+
+def _encode_replay(n: Needle, version: int, size: int, append_at_ns: int | None) -> bytes:
     # Go builds the record through one 24-byte scratch buffer that starts as the header;
     # the padding is whatever that buffer holds afterwards, so we replay the same writes.
     scratch = bytearray(24)

@@ -268,3 +268,18 @@ def test_encode_with_a_stamped_append_time_equals_encoding_a_stamped_needle(appe
     stamped = n.replace(append_at_ns=append_at_ns)
     assert encode_needle(n, version, append_at_ns=append_at_ns) == encode_needle(stamped, version)
     assert encode_needle(n, version, append_at_ns=append_at_ns, size=record_size(n, version)) == encode_needle(stamped, version)
+
+
+@given(
+    st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 32) - 1), st.binary(max_size=60),
+    st.one_of(st.none(), st.binary(max_size=300)), st.one_of(st.none(), st.binary(max_size=255)),
+    st.one_of(st.none(), st.integers(0, (1 << 64) - 1)), st.one_of(st.none(), st.sampled_from(["3m", "4h", "5d", "1y"])),
+    st.one_of(st.none(), st.binary(min_size=1, max_size=40)), st.booleans(), st.integers(0, (1 << 64) - 1),
+)
+def test_version_3_encoder_equals_the_scratch_replay(nid, cookie, data, name, mime, lm, ttl, pairs, gz, append) -> None:
+    from native.storage._needle import _encode_replay, _encode_v3, record_size
+
+    n = Needle.create(nid, cookie, data, name=name, mime=mime, last_modified=lm, ttl=ttl, pairs=pairs, gzipped=gz,
+                      append_at_ns=append)
+    size = record_size(n, 3)
+    assert _encode_v3(n, size, append) == _encode_replay(n, 3, size, append)
