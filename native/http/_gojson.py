@@ -76,6 +76,11 @@ def _encode_general(s: str) -> str:
 
 
 def _empty(v: Any) -> bool:
+    t = type(v)
+    if t is str:
+        return not v
+    if t is int:
+        return v == 0
     if v is None or v is False:
         return True
     if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -110,6 +115,13 @@ def _float(v: float) -> str:
 
 
 def _enc(v: Any, out: list[str], indent: str | None, level: int) -> None:
+    t = type(v)  # the common exact types first; subclasses take the general chain below
+    if t is str:
+        out.append(encode_string(v))
+        return
+    if t is int:
+        out.append(int.__repr__(v))
+        return
     if v is None:
         out.append("null")
     elif v is True:
