@@ -130,27 +130,35 @@ class Needle:
             flags |= FLAG_HAS_MIME
         if last_modified is not None:
             flags |= FLAG_HAS_LAST_MODIFIED
-        if isinstance(ttl, str):
-            ttl = TTL.parse(ttl)
-        if ttl is not None and ttl != EMPTY_TTL:
-            flags |= FLAG_HAS_TTL
-        if isinstance(pairs, Mapping):
+        if ttl is None:
+            ttl = EMPTY_TTL
+        else:
+            if isinstance(ttl, str):
+                ttl = TTL.parse(ttl)
+            if ttl != EMPTY_TTL:
+                flags |= FLAG_HAS_TTL
+        if pairs is not None and isinstance(pairs, Mapping):
             pairs = go_json_pairs(pairs) if pairs else None
         if pairs is not None:
             flags |= FLAG_HAS_PAIRS
-        return cls(
-            id=id,
-            cookie=cookie,
-            data=bytes(data),
-            flags=flags,
-            name=_b(name),
-            mime=_b(mime),
-            last_modified=last_modified or 0,
-            ttl=ttl or EMPTY_TTL,
-            pairs=pairs or b"",
-            checksum=checksum,
-            append_at_ns=append_at_ns,
-        )
+        if type(data) is not bytes:
+            data = bytes(data)
+        # What cls(...) builds (its __post_init__ included), set slot by slot: a frozen
+        # dataclass's __init__ routes each of the 11 fields through object.__setattr__,
+        # which made this the costliest step of a small upload.
+        n = object.__new__(cls)
+        _set_id(n, id)
+        _set_cookie(n, cookie)
+        _set_data(n, data)
+        _set_flags(n, flags)
+        _set_name(n, name if type(name) is bytes else _b(name))
+        _set_mime(n, mime if type(mime) is bytes else _b(mime))
+        _set_last_modified(n, last_modified or 0)
+        _set_ttl(n, ttl)
+        _set_pairs(n, pairs or b"")
+        _set_checksum(n, checksum if checksum is not None else (crc32c(data) if data else 0))
+        _set_append_at_ns(n, append_at_ns)
+        return n
 
     # flag accessors -------------------------------------------------------------------------
 
@@ -218,6 +226,10 @@ class Needle:
     def tombstone(self) -> "Needle":
         """The record a delete appends: same id and cookie, no data, this needle's CRC."""
         return Needle(id=self.id, cookie=self.cookie, checksum=self.checksum)
+
+
+(_set_id, _set_cookie, _set_data, _set_flags, _set_name, _set_mime, _set_last_modified, _set_ttl, _set_pairs,
+ _set_checksum, _set_append_at_ns) = (getattr(Needle, f.name).__set__ for f in dataclasses.fields(Needle))
 
 
 def _b(v: bytes | str | None) -> bytes:

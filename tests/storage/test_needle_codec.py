@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import subprocess
 from pathlib import Path
@@ -283,3 +284,36 @@ def test_version_3_encoder_equals_the_scratch_replay(nid, cookie, data, name, mi
                       append_at_ns=append)
     size = record_size(n, 3)
     assert _encode_v3(n, size, append) == _encode_replay(n, 3, size, append)
+
+
+@given(
+    st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 32) - 1), st.one_of(st.binary(max_size=30), st.builds(bytearray, st.binary(max_size=5))),
+    st.one_of(st.none(), st.binary(max_size=10), st.text(max_size=5)), st.one_of(st.none(), st.binary(max_size=10), st.text(max_size=5)),
+    st.one_of(st.none(), st.integers(0, (1 << 40))), st.one_of(st.none(), st.sampled_from(["", "3m", "5d"])),
+    st.one_of(st.none(), st.binary(max_size=5), st.dictionaries(st.text("ab", min_size=1), st.text(max_size=3), max_size=2)),
+    st.booleans(), st.booleans(), st.one_of(st.none(), st.integers(0, (1 << 32) - 1)), st.integers(0, 1 << 62),
+)
+def test_create_builds_what_the_dataclass_constructor_builds(nid, cookie, data, name, mime, lm, ttl, pairs, gz, cm, checksum, append) -> None:
+    """create() sets the frozen slots directly; the result must equal the plain constructor's."""
+    from collections.abc import Mapping
+
+    from native.storage._needle import (
+        FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_LAST_MODIFIED, FLAG_HAS_MIME, FLAG_HAS_NAME, FLAG_HAS_PAIRS,
+        FLAG_HAS_TTL, _b, go_json_pairs,
+    )
+    from native.storage._ttl import EMPTY_TTL, TTL
+
+    flags = (FLAG_GZIP if gz else 0) | (FLAG_CHUNK_MANIFEST if cm else 0)
+    flags |= (FLAG_HAS_NAME if name is not None else 0) | (FLAG_HAS_MIME if mime is not None else 0)
+    flags |= FLAG_HAS_LAST_MODIFIED if lm is not None else 0
+    t = TTL.parse(ttl) if isinstance(ttl, str) else ttl
+    flags |= FLAG_HAS_TTL if t is not None and t != EMPTY_TTL else 0
+    p = (go_json_pairs(pairs) if pairs else None) if isinstance(pairs, Mapping) else pairs
+    flags |= FLAG_HAS_PAIRS if p is not None else 0
+    expect = Needle(id=nid, cookie=cookie, data=bytes(data), flags=flags, name=_b(name), mime=_b(mime),
+                    last_modified=lm or 0, ttl=t or EMPTY_TTL, pairs=p or b"", checksum=checksum, append_at_ns=append)
+    got = Needle.create(nid, cookie, data, name=name, mime=mime, last_modified=lm, ttl=ttl, pairs=pairs, gzipped=gz,
+                        chunk_manifest=cm, checksum=checksum, append_at_ns=append)
+    assert got == expect and type(got.data) is bytes
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.id = 1  # type: ignore[misc]
