@@ -21,6 +21,7 @@ __all__ = ["HttpFront", "HttpTarget", "GatewayState"]
 
 HttpTarget = Callable[[Exchange], Awaitable[None]]
 _GUARDED = frozenset({"admin.write", "admin.delete"})
+_METHOD_NAMES = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS")}
 
 
 class GatewayState:
@@ -42,7 +43,10 @@ class HttpFront:
         state: GatewayState,
     ) -> None:
         self._routes = routes
-        self._targets = targets
+        self._targets = dict(targets)
+        # endpoint -> (target, its name, its handler or None): the table is immutable, so each
+        # endpoint is resolved once (an Enum key hashes through Python on every lookup).
+        self._resolved: dict[str, tuple[Target, str, HttpTarget | None]] = {}
         self._guard = guard
         self._server = server_header
         self._state = state
@@ -55,25 +59,26 @@ class HttpFront:
         req = exch.request
         path = request_path(req.target)
         endpoint = http_endpoint(exch.port_kind, req.method, path)
-        routes = self._routes
-        route = routes.lookup(endpoint)
-        target = route.target
+        resolved = self._resolved.get(endpoint)
+        if resolved is None:
+            target = self._routes.lookup(endpoint).target
+            resolved = self._resolved[endpoint] = (target, target.value, self._targets.get(target))
+        target, target_name, handler = resolved
         try:
             if endpoint == "admin.healthz" and self._state.stopping:
                 await self._reply(exch, 503, b"")
             elif endpoint in _GUARDED and not self._guard.allows(exch.client_host):
                 await self._reply(exch, 401, b"")
+            elif handler is None:
+                await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target_name}, which is not available"))
+                exch.status = 503
             else:
-                handler = self._targets.get(target)
-                if handler is None:
-                    await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target.value}, which is not available"))
-                    exch.status = 503
-                else:
-                    await handler(exch)
+                await handler(exch)
         finally:
+            method = req.method
             self._log_http(
-                endpoint, target.value, routes.version, req.method.decode("latin-1"), path.decode("latin-1"),
-                exch.status, round((time.perf_counter() - t0) * 1000, 3), exch.client_host,
+                endpoint, target_name, self._routes.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
+                path.decode("latin-1"), exch.status, round((time.perf_counter() - t0) * 1000, 3), exch.client_host,
             )
 
     async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
