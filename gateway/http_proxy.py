@@ -155,6 +155,19 @@ class GoHttpTarget:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise _StaleConnection from None
             return await self._read_response(exch, conn, retryable=True)
+        body = None if req.chunked or req.expect_continue else exch.buffered_body()
+        if body is not None:
+            # The whole body is here (a small upload): head and body in one send, and no
+            # second task; sending it first changes nothing a server could see.
+            try:
+                await conn.stream.send_all(head + body)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                body = None  # as when the body task finds the backend gone: the reader decides
+            reusable = await self._read_response(exch, conn, retryable=False)
+            if body is None:
+                exch.close_after = True
+                return False
+            return reusable
         upload_done = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._send_body, exch, conn, head, upload_done)
