@@ -55,6 +55,12 @@ class FastStream:
                 raise trio.ClosedResourceError("stream closed") from exc
             raise trio.BrokenResourceError(str(exc)) from exc
 
+    async def receive_after_wait(self, max_bytes: int = 65536) -> bytes:
+        """Wait until the socket is readable, then receive: for a caller that has just found
+        it empty (an immediate second recv would fail again; one syscall saved)."""
+        await trio.lowlevel.wait_readable(self.sock)
+        return await self.receive_some(max_bytes)
+
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         sock = self.sock
         while True:

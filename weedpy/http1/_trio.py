@@ -64,7 +64,10 @@ class Exchange:
                 data = stream.receive_now(RECV_SIZE) if type(stream) is FastStream else None
                 if data is None:
                     with trio.fail_after(self._idle):
-                        data = await stream.receive_some(RECV_SIZE)
+                        if type(stream) is FastStream:
+                            data = await stream.receive_after_wait(RECV_SIZE)
+                        else:
+                            data = await stream.receive_some(RECV_SIZE)
                 conn.receive_data(data)
                 continue
             if isinstance(ev, Data):
@@ -235,7 +238,7 @@ async def serve_connection(
                     if data is None:
                         stream.idle_deadline = time.monotonic() + idle_timeout
                         try:
-                            data = await stream.receive_some(RECV_SIZE)
+                            data = await stream.receive_after_wait(RECV_SIZE)
                         finally:
                             stream.idle_deadline = 0.0
                         parked = True
