@@ -201,9 +201,14 @@ class GoHttpTarget:
         req = exch.request
         stream = conn.stream
         buf = b""
+        first = True
         while True:
             try:
-                data = await stream.receive_some(RECV_SIZE)
+                if first:  # Go cannot have answered in the instant since the request went out
+                    first = False
+                    data = await stream.receive_after_wait(RECV_SIZE)
+                else:
+                    data = await stream.receive_some(RECV_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             if not data:
