@@ -10,7 +10,9 @@ Go backend separately in proxy mode), so
     cpu_us/req = (CPU seconds spent by the server during the phase) / n * 1e6
 
 Targets alternate (go, proxy, native, go, ...) for `--rounds`; medians and the ratio to Go of
-the same run are printed (for CPU: target/Go, lower is better; for req/s: target/Go).
+the same run are printed (for CPU: target/Go, lower is better; for req/s: target/Go). Each phase
+also reports how busy the machine's cores were (all processes, /proc/stat): near 100% means the
+box, not the server alone, was the limit.
 
     .venv/bin/python bench/cpu_per_request.py --rounds 3 -n 20000 -c 16 --size 1024
     .venv/bin/python bench/cpu_per_request.py --targets go,native --size 1048576 -n 1000
@@ -68,13 +70,22 @@ def sample(pids: dict[str, int]) -> dict[str, float]:
     return {name: proc_cpu(pid) for name, pid in pids.items()}
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
 def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.Namespace, keybase: int,
               pids: dict[str, int]) -> dict[str, float]:
     before = sample(pids)
+    busy0 = machine_ticks()
     out = subprocess.run([str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
                           f"-size={args.size}", f"-keybase={keybase}", f"-phase={phase}"],
                          capture_output=True, text=True, timeout=3600)
     after = sample(pids)
+    busy1 = machine_ticks()
     found = {p: (float(r), int(f)) for p, r, f in _LINE.findall(out.stdout)}
     if phase not in found:
         raise RuntimeError(out.stdout + out.stderr)
@@ -86,6 +97,7 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
         res[f"cpu_us_{name}"] = us
         total += us
     res["cpu_us"] = total
+    res["cores_busy_pct"] = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100
     return res
 
 
@@ -118,6 +130,10 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
         master.stop()
 
 
+def pids_of(res: dict[str, float]) -> list[str]:
+    return [k for k in res if k.startswith("cpu_us_")]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", default="go,proxy,native")
@@ -139,8 +155,9 @@ def main() -> int:
             cells = []
             for phase in ("write", "read"):
                 x = res[phase]
-                parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in x.items() if k.startswith("cpu_us_") and len(x) > 4)
-                cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} failed={x['failed']:.0f}")
+                parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in x.items() if k.startswith("cpu_us_") and len(pids_of(x)) > 1)
+                cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} "
+                             f"cores {x['cores_busy_pct']:3.0f}% busy failed={x['failed']:.0f}")
             print(f"round {r + 1} {kind:6s} " + " | ".join(cells), flush=True)
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for phase in ("write", "read"):
