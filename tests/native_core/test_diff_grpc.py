@@ -251,3 +251,23 @@ def test_admin_rpcs_check_the_whitelist(guarded: Pair) -> None:
     guarded.same("GetState", vs.GetStateRequest(), vs.GetStateResponse, "no whitelist on reads")
     guarded.same("VolumeStatus", vs.VolumeStatusRequest(volume_id=70), vs.VolumeStatusResponse, "no whitelist on reads")
     guarded.check()
+
+
+def test_unary_calls_end_with_the_request_id_trailer(pair: Pair) -> None:
+    """Go's unary interceptor: the caller's x-amz-request-id comes back as a trailer (a new one if none)."""
+    import trio
+
+    from weedpy.grpc import Channel
+
+    async def trailers(port: int, metadata: list[tuple[str, str]]) -> dict[str, object]:
+        async with Channel("127.0.0.1", port) as ch:
+            async with ch.open_call("/volume_server_pb.VolumeServer/Ping", vs.PingResponse, metadata=metadata) as c:
+                await c.send_message(vs.PingRequest(), end=True)
+                await c.receive_unary()
+                return dict(c.trailing_metadata)
+
+    for side in (pair.go, pair.py):
+        echoed = trio.run(trailers, side.grpc, [("x-amz-request-id", "weedpy-test-42")])
+        assert echoed.get("x-amz-request-id") == "weedpy-test-42", (side.name, echoed)
+        fresh = trio.run(trailers, side.grpc, [])
+        assert len(str(fresh.get("x-amz-request-id", ""))) == 36, (side.name, fresh)  # a UUID

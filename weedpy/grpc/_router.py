@@ -101,7 +101,8 @@ class Context:
         self._call.send_initial_metadata(metadata)
 
     def set_trailing_metadata(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
-        self._trailing = tuple(metadata)
+        """Add trailing metadata; like grpc-go's SetTrailer, several calls merge."""
+        self._trailing += tuple(metadata)
 
     @property
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
@@ -114,8 +115,13 @@ class Context:
 class Router:
     """Dispatches calls to registered handlers; unknown methods get UNIMPLEMENTED like grpc-go."""
 
-    def __init__(self, handlers: Iterable[RpcHandler] = ()) -> None:
+    def __init__(
+        self, handlers: Iterable[RpcHandler] = (),
+        unary_trailers: Callable[[ServerCall], Sequence[tuple[str, str | bytes]]] | None = None,
+    ) -> None:
+        """`unary_trailers(call)`: metadata every unary call ends with (a unary interceptor's SetTrailer)."""
         self._handlers: dict[str, RpcHandler] = {}
+        self._unary_trailers = unary_trailers
         for h in handlers:
             self.register(h)
 
@@ -141,6 +147,8 @@ class Router:
                 f'grpc: Decompressor is not installed for grpc-encoding "{encoding.decode("latin-1")}"',
             )
         ctx = Context(call)
+        if self._unary_trailers is not None and not h.client_streaming and not h.server_streaming:
+            ctx.set_trailing_metadata(self._unary_trailers(call))
         try:
             await _invoke(h, call, ctx)
         except GrpcError as exc:
