@@ -53,13 +53,32 @@ class TeeExchange:
         data = await self._x.receive_body()
         if not data:
             object.__setattr__(self, "body_done", True)
-        elif not self.body_cut:
-            if len(self.body) + len(data) > self._body_limit:
-                object.__setattr__(self, "body_cut", True)
-                self.body.clear()
-            else:
-                self.body.extend(data)
+        else:
+            self._record_body(data)
         return data
+
+    def buffered_body(self) -> bytes | None:
+        data = self._x.buffered_body()
+        if data is not None:
+            self._record_body(data)
+            object.__setattr__(self, "body_done", True)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Bytes given back are recorded again when `receive_body` returns them."""
+        self._x.unread(data)
+        object.__setattr__(self, "body_done", False)
+        if data and not self.body_cut:
+            del self.body[-len(data):]
+
+    def _record_body(self, data: bytes) -> None:
+        if self.body_cut:
+            return
+        if len(self.body) + len(data) > self._body_limit:
+            object.__setattr__(self, "body_cut", True)
+            self.body.clear()
+        else:
+            self.body.extend(data)
 
     async def send(self, data: bytes) -> None:
         if not self.out_cut:

@@ -89,7 +89,10 @@ def test_proxy_mode_over_every_scenario(tmp_path: Path) -> None:
     # The fixture reproduces on a fresh pair (replay against a chosen server: test_replay.py).
     fx = read_fixture(fixture)
     _, judgement = replay_fresh(fx, "proxy", flags=("-fileSizeLimitMB=1",))
-    assert judgement.candidate.keys == {"body~<td>[<master>]</td>"}, judgement
+    # The proxy's page names the relay as master; the request-rate sparklines differ only when a
+    # request happens to fall into another second on one side (a loaded CI box).
+    keys = {k for k in judgement.candidate.keys if "inlinesparkline" not in k}
+    assert keys == {"body~<td>[<master>]</td>"}, judgement
     with Cluster(tmp_path / "replay", [SideSpec("go", "go", flags=("-fileSizeLimitMB=1",))]) as cluster:
         go = cluster.servers["go"]
         import trio
