@@ -128,7 +128,7 @@ def test_grpc_through_the_front_port_with_an_independent_client(pair: Pair) -> N
     svc = "/volume_server_pb.VolumeServer/"
     front, direct = pair.weedpy.grpc_port, _backend_grpc_port(pair.weedpy)
 
-    async def calls(port: int) -> dict[str, object]:
+    async def calls(port: int, vid: int) -> dict[str, object]:
         ch = Channel("127.0.0.1", port)
         try:
             async def unary(name: str, req: object, resp_type: type) -> object:
@@ -138,7 +138,7 @@ def test_grpc_through_the_front_port_with_an_independent_client(pair: Pair) -> N
 
             status = await unary("VolumeServerStatus", vs.VolumeServerStatusRequest(), vs.VolumeServerStatusResponse)
             ping = await unary("Ping", vs.PingRequest(), vs.PingResponse)
-            await unary("AllocateVolume", vs.AllocateVolumeRequest(volume_id=60 + port % 7, replication="000", version=3),
+            await unary("AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, replication="000", version=3),
                         vs.AllocateVolumeResponse)
             chunks = []
             async with ch.request(svc + "CopyFile", Cardinality.UNARY_STREAM, vs.CopyFileRequest,
@@ -153,8 +153,8 @@ def test_grpc_through_the_front_port_with_an_independent_client(pair: Pair) -> N
         finally:
             ch.close()
 
-    via_front = asyncio.run(calls(front))
-    via_go = asyncio.run(calls(direct))
+    via_front = asyncio.run(calls(front, 60))
+    via_go = asyncio.run(calls(direct, 61))
     assert via_front["ping"] and via_front["version"] == via_go["version"]
     assert via_front["disks"] == via_go["disks"]
     assert via_front["idx"] == via_go["idx"] and len(via_front["idx"]) > 0
