@@ -16,6 +16,9 @@ box, not the server alone, was the limit.
 
     .venv/bin/python bench/cpu_per_request.py --rounds 3 -n 20000 -c 16 --size 1024
     .venv/bin/python bench/cpu_per_request.py --targets go,native --size 1048576 -n 1000
+
+Target `gorelay` puts a minimal compiled relay (bench/go_relay: Go's httputil.ReverseProxy) in
+front of a plain Go server: what any relay costs on this machine, the reference for proxy mode.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import argparse
 import json
 import os
 import re
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,9 +111,10 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     master = start_master(work / "m", volume_size_limit_mb=4096)
     server: VolumeProc | None = None
+    relay: subprocess.Popen[bytes] | None = None
     try:
         extra = [f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"]
-        if kind == "go":
+        if kind in ("go", "gorelay"):
             server = start_go_volume(work, master, max_volumes=VOLUMES + 2)
             pids = {"server": server.proc.pid}
         else:
@@ -123,11 +130,46 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
         r.raise_for_status()
         vids = ",".join(str(v) for v in range(1, VOLUMES + 1))
         addr = f"127.0.0.1:{server.port}"
+        if kind == "gorelay":
+            relay_port = free_port()
+            relay = subprocess.Popen([str(loadgen.parent / "go_relay"), f"-listen=127.0.0.1:{relay_port}",
+                                      f"-backend={addr}"])
+            pids = {"relay": relay.pid, "backend": server.proc.pid}
+            addr = f"127.0.0.1:{relay_port}"
+            wait_port(relay_port)
         return {phase: run_phase(loadgen, addr, phase, vids, args, keybase, pids) for phase in ("write", "read")}
     finally:
+        if relay is not None:
+            relay.terminate()
+            relay.wait(timeout=10)
         if server is not None:
             server.stop()
         master.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def build_go_relay(out: Path) -> Path:
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    subprocess.run([go, "build", "-o", str(out), "."], cwd=ROOT / "bench" / "go_relay", check=True,
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "GOFLAGS": "-mod=mod"})
+    return out
 
 
 def pids_of(res: dict[str, float]) -> list[str]:
@@ -147,6 +189,8 @@ def main() -> int:
     targets = args.targets.split(",")
     base = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
     loadgen = build_loadgen(base / "loadgen")
+    if "gorelay" in targets:
+        build_go_relay(base / "go_relay")
     results: dict[str, list[dict[str, dict[str, float]]]] = {t: [] for t in targets}
     for r in range(args.rounds):
         for kind in targets:

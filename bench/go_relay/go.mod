@@ -1,0 +1,3 @@
+module weedpy/bench/go_relay
+
+go 1.22
