@@ -25,10 +25,11 @@ from gateway.guard import Guard
 from gateway.heartbeat_relay import HeartbeatRelay
 from gateway.http_front import GatewayState, HttpFront
 from gateway.http_proxy import GoHttpTarget
-from gateway.routes import RouteTable, Target
+from gateway.routes import GRPC_SERVICE, RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, NamedTarget, serve_grpc_proxy
 from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
+from gateway.tail_receiver import tail_into_backend
 from weedpy.config import Mode, VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
 from weedpy.logs import LineSink, get_logger, log_flushing
@@ -117,7 +118,7 @@ async def _run_bound(
         policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
             cfg.ip, functools.partial(master_volume_servers, cfg.masters),
         )
-        checks = request_checks(policy, cfg.masters, master_arg)
+        checks = request_checks(policy, cfg.masters, master_arg, guard)
         dual_native = None
         if cfg.mode is Mode.MIXED:
             from difftool.gateway import DualRunConfigError, StoresDiffer, dual_run_requested, prepare_native
@@ -197,6 +198,7 @@ async def _run_bound(
                             listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
                             listeners.start_soon(functools.partial(
                                 serve_grpc_proxy, listener, supervisor, routes=routes, targets=grpc_targets, checks=checks,
+                                local={GRPC_SERVICE + "VolumeTailReceiver": tail_into_backend},
                                 wrap_targets=dual.grpc_targets if dual is not None else None,
                                 front_address=f"{cfg.ip}:{cfg.port}",
                             ))

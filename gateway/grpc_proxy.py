@@ -20,6 +20,9 @@ Entry point (called from gateway/app.py):
   reads the (first) request message and calls `await check(call, raw_message_bytes)`, which may
   decode it and raise `GrpcError` to refuse, or return replacement bytes to forward instead
   (None forwards the message unchanged); then it relays the rest.
+* `local` lists the few methods the gateway answers itself instead of relaying, after the check,
+  using the backend's own rpcs (gateway/tail_receiver.py: VolumeTailReceiver, whose Go 4.48
+  version turns tailed deletions into live empty needles).
 * The call's deadline (grpc-timeout) is enforced by the serving shell: DEADLINE_EXCEEDED to the
   client, the backend stream reset.
 * One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
@@ -63,6 +66,7 @@ __all__ = [
     "CallTarget",
     "GoRelay",
     "GrpcFront",
+    "LocalHandler",
     "NamedTarget",
     "RequestCheck",
     "forward_headers",
@@ -75,6 +79,8 @@ _log = get_logger("gateway.grpc")
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
 
 RequestCheck = Callable[[ServerCall, bytes], Awaitable[bytes | None]]
+# Answers a call itself, through the backend's own rpcs at the given gRPC address.
+LocalHandler = Callable[[ServerCall, bytes, tuple[str, int]], Awaitable[None]]
 
 # No message limits on the relay path (bytes are opaque); the check hook reads one message of up to 4 MiB.
 PROXY_SERVER_OPTIONS = ServerOptions(max_send_message_length=None)
@@ -139,11 +145,12 @@ class GoRelay:
 
     def __init__(
         self, backend: BackendView, pools: BackendPools, checks: Mapping[str, RequestCheck] = {},
-        front_address: str | None = None,
+        front_address: str | None = None, local: Mapping[str, LocalHandler] = {},
     ) -> None:
         self._backend = backend
         self._pools = pools
         self._checks = dict(checks)
+        self._local = dict(local)
         # Go names itself (its private ip:port) in some error messages; clients must see the front.
         self._front_address = front_address.encode() if front_address else None
 
@@ -158,12 +165,16 @@ class GoRelay:
             raise GrpcError(Status.UNAVAILABLE, "volume server backend is not available")
         first: bytes | None = None
         check = self._checks.get(call.method)
-        if check is not None:
+        local = self._local.get(call.method)
+        if check is not None or local is not None:
             first = await call.receive_message()
-            if first is not None:
+            if first is not None and check is not None:
                 replacement = await check(call, first)
                 if replacement is not None:
                     first = replacement
+        if local is not None and first is not None:
+            await local(call, first, endpoints.grpc)
+            return
         upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
         error: GrpcError | None = None
         try:
@@ -288,6 +299,7 @@ async def serve_grpc_proxy(
     routes: RouteTable | None = None,
     targets: Mapping[Target, CallTarget] | None = None,
     checks: Mapping[str, RequestCheck] | None = None,
+    local: Mapping[str, LocalHandler] | None = None,
     wrap_targets: Callable[[GoRelay], Mapping[Target, CallTarget]] | None = None,
     front_address: str | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -301,7 +313,7 @@ async def serve_grpc_proxy(
         pools = BackendPools(nursery)
         try:
             all_targets: dict[Target, CallTarget] = dict(targets or {})
-            relay = all_targets[Target.GO] = GoRelay(backend, pools, checks or {}, front_address)
+            relay = all_targets[Target.GO] = GoRelay(backend, pools, checks or {}, front_address, local or {})
             if wrap_targets is not None:
                 all_targets.update(wrap_targets(relay))
             front = GrpcFront(routes or default_route_table(), all_targets)

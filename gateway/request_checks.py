@@ -33,14 +33,15 @@ from urllib.parse import urlsplit
 
 import trio
 
+from gateway.guard import Guard
 from gateway.routes import GRPC_SERVICE
 from proto import volume_server_pb2 as vs_pb
-from weedpy.addresses import ServerAddress
+from weedpy.addresses import ServerAddress, peer_host
 from weedpy.grpc import GrpcError, ServerCall, Status
 from weedpy.logs import get_logger
 
 __all__ = [
-    "PeerPolicy", "blocked_reason", "request_checks", "split_server_address", "http_address", "master_volume_servers",
+    "ADMIN_RPCS", "PeerPolicy", "blocked_reason", "request_checks", "split_server_address", "http_address", "master_volume_servers",
 ]
 
 log = get_logger("gateway.request_checks")
@@ -180,10 +181,42 @@ def _refuse(message: str) -> GrpcError:
     return GrpcError(Status.UNKNOWN, message)
 
 
+# The rpcs Go 4.48 runs checkGrpcAdminAuth on: only whitelisted callers, when a whitelist is set.
+ADMIN_RPCS = frozenset(GRPC_SERVICE + m for m in (
+    "AllocateVolume", "BatchDelete", "DeleteCollection", "FetchAndWriteNeedle", "ReadAllNeedles", "ScrubEcVolume",
+    "ScrubVolume", "SetState", "VacuumVolumeCleanup", "VacuumVolumeCommit", "VacuumVolumeCompact", "VolumeConfigure",
+    "VolumeConsolidateIndex", "VolumeCopy", "VolumeDelete", "VolumeEcShardsCopy", "VolumeEcShardsDelete",
+    "VolumeEcShardsGenerate", "VolumeEcShardsRebuild", "VolumeEcShardsToVolume", "VolumeEcShardsUnmount",
+    "VolumeMarkReadonly", "VolumeMarkWritable", "VolumeMount", "VolumeNeedleStatus", "VolumeServerLeave",
+    "VolumeTailReceiver", "VolumeTierMoveDatFromRemote", "VolumeTierMoveDatToRemote", "VolumeUnmount",
+))
+
+
 def request_checks(
-    policy: PeerPolicy | None, masters: Sequence[str], relay_master: str,
+    policy: PeerPolicy | None, masters: Sequence[str], relay_master: str, guard: Guard | None = None,
 ) -> Mapping[str, Check]:
-    """The gRPC proxy's `checks` table. `policy` None means the operator allowed every endpoint."""
+    """The gRPC proxy's `checks` table. `policy` None means the operator allowed every endpoint.
+
+    With a restricting `guard` (the -whiteList and security.toml guard), the admin rpcs are refused
+    to other callers first, as Go does: the backend only ever sees the gateway's loopback address.
+    """
+    checks = _peer_checks(policy, masters, relay_master)
+    if guard is None or not guard.restricts:
+        return checks
+
+    def admin(then: Check | None) -> Check:
+        async def check(call: ServerCall, raw: bytes) -> bytes | None:
+            host = peer_host(call.peer)
+            if not guard.allows(host):
+                raise GrpcError(Status.PERMISSION_DENIED, f"not authorized: {host}")
+            return await then(call, raw) if then is not None else None
+
+        return check
+
+    return {**checks, **{m: admin(checks.get(m)) for m in ADMIN_RPCS}}
+
+
+def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master: str) -> dict[str, Check]:
     own_masters = {http_address(m) for m in masters}
 
     async def ping(call: ServerCall, raw: bytes) -> bytes | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ServerAddress", "GRPC_PORT_OFFSET"]
+__all__ = ["ServerAddress", "GRPC_PORT_OFFSET", "peer_host"]
 
 GRPC_PORT_OFFSET = 10000
 
@@ -40,3 +40,11 @@ class ServerAddress:
     def same_server(self, other: ServerAddress) -> bool:
         """Go's ServerAddress.Equals: the HTTP addresses match."""
         return self.http == other.http
+
+
+def peer_host(peer: str) -> str:
+    """The host of a connection's `ip:port` / `[v6]:port` peer string."""
+    if peer.startswith("["):
+        return peer[1:].partition("]")[0]
+    host, sep, _ = peer.rpartition(":")
+    return host if sep else peer

@@ -10,6 +10,7 @@ import threading
 
 from gateway.guard import Guard
 from proto import volume_server_pb2 as vs
+from weedpy.addresses import peer_host
 from weedpy.grpc import Context, GrpcError, Status
 
 __all__ = [
@@ -27,18 +28,11 @@ def go_error(message: str, status: Status = Status.UNKNOWN) -> GrpcError:
     return GrpcError(status, message)
 
 
-def _peer_host(peer: str) -> str:
-    if peer.startswith("["):
-        return peer[1:].partition("]")[0]
-    host, sep, _ = peer.rpartition(":")
-    return host if sep else peer
-
-
 def check_admin(guard: Guard, ctx: Context) -> None:
     """Go's checkGrpcAdminAuth: destructive rpcs only from whitelisted peers (all, if none listed)."""
     if not guard.restricts:
         return
-    host = _peer_host(ctx.peer)
+    host = peer_host(ctx.peer)
     if not guard.allows(host):
         raise GrpcError(Status.PERMISSION_DENIED, f"not authorized: {host}")
 

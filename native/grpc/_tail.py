@@ -16,7 +16,7 @@ deleted; Go writes such a record as an empty live needle (reads answer 200, empt
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -31,7 +31,7 @@ from proto import volume_server_pb2 as vs
 from proto.services import RPCS
 from weedpy.grpc import Channel, Context, Router
 
-__all__ = ["register", "POLL_SECONDS", "CHUNK"]
+__all__ = ["register", "tail_from_source", "POLL_SECONDS", "CHUNK"]
 
 P = "/volume_server_pb.VolumeServer/"
 POLL_SECONDS = 2.0  # Go sleeps 2 s between passes
@@ -53,6 +53,33 @@ def _messages(rec: ScannedRecord, version: int) -> list[vs.VolumeTailSenderRespo
             needle_header=rec.header, needle_body=body[i:i + CHUNK], is_last_chunk=i + CHUNK >= len(body), version=version,
         ))
     return out
+
+
+async def tail_from_source(
+    req: vs.VolumeTailReceiverRequest, apply: Callable[[bytes, bytes, int], Awaitable[None]],
+) -> None:
+    """The receiver's side of a tail: `await apply(needle header, rest of the record, version)`
+    for each record VolumeTailSender on `req.source_volume_server` streams, its pieces joined."""
+    host, port = grpc_target(req.source_volume_server)
+    sender_req = vs.VolumeTailSenderRequest(
+        volume_id=req.volume_id, since_ns=req.since_ns, idle_timeout_seconds=req.idle_timeout_seconds,
+    )
+    async with Channel(host, port) as ch:
+        async with ch.unary_stream(P + "VolumeTailSender", sender_req, vs.VolumeTailSenderResponse) as stream:
+            it = stream.__aiter__()
+            async for resp in it:
+                if not resp.needle_header:
+                    continue
+                header, body, version = resp.needle_header, resp.needle_body, resp.version or VERSION3
+                last = resp.is_last_chunk
+                while not last:
+                    try:
+                        more = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    body += more.needle_body
+                    last = more.is_last_chunk
+                await apply(header, body, version)
 
 
 def register(router: Router, svc: Services) -> None:
@@ -130,29 +157,13 @@ def register(router: Router, svc: Services) -> None:
         v = store.find_volume(req.volume_id)
         if v is None:
             raise go_error(f"receiver not found volume id {req.volume_id}")
-        host, port = grpc_target(source)
-        sender_req = vs.VolumeTailSenderRequest(
-            volume_id=req.volume_id, since_ns=req.since_ns, idle_timeout_seconds=req.idle_timeout_seconds,
-        )
-        async with Channel(host, port) as ch:
-            async with ch.unary_stream(P + "VolumeTailSender", sender_req, vs.VolumeTailSenderResponse) as stream:
-                it = stream.__aiter__()
-                async for resp in it:
-                    if not resp.needle_header:
-                        continue
-                    header, body, version = resp.needle_header, resp.needle_body, resp.version or VERSION3
-                    last = resp.is_last_chunk
-                    while not last:
-                        try:
-                            more = await it.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        body += more.needle_body
-                        last = more.is_last_chunk
-                    try:
-                        await trio.to_thread.run_sync(apply, v, header, body, version)
-                    except (StorageError, Corrupted, OSError) as exc:
-                        raise go_error(str(exc)) from None
+        async def apply_here(header: bytes, body: bytes, version: int) -> None:
+            try:
+                await trio.to_thread.run_sync(apply, v, header, body, version)
+            except (StorageError, Corrupted, OSError) as exc:
+                raise go_error(str(exc)) from None
+
+        await tail_from_source(req, apply_here)
         return vs.VolumeTailReceiverResponse()
 
     router.add(RPCS[P + "VolumeTailSender"], tail_sender)
