@@ -78,8 +78,9 @@ def test_tail_receiver_errors_match_go(pair) -> None:
 
 def test_admin_rpcs_refused_to_callers_outside_the_whitelist(tmp_path, master: MasterProc) -> None:
     go = start_go(tmp_path, master, extra=["-whiteList=10.9.9.9"])
-    proxy = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-whiteList=10.9.9.9"])
+    proxy = None
     try:
+        proxy = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-whiteList=10.9.9.9"])
         for method, req, resp in (
             ("AllocateVolume", vs.AllocateVolumeRequest(volume_id=77, version=3), vs.AllocateVolumeResponse),
             ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=77), vs.VolumeMarkReadonlyResponse),
@@ -93,5 +94,6 @@ def test_admin_rpcs_refused_to_callers_outside_the_whitelist(tmp_path, master: M
         b = unary(proxy.grpc_port, "VolumeServerStatus", vs.VolumeServerStatusRequest(), vs.VolumeServerStatusResponse)
         assert a.ok and b.ok
     finally:
-        proxy.stop()
+        if proxy is not None:
+            proxy.stop()
         go.stop()
