@@ -15,7 +15,7 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import start_go
-from tests.native_grpc.test_copy_go import address, assert_serves, delete, fid, fill, stream, unary, upload
+from tests.native_grpc.test_copy_go import address, assert_serves, copy_then_tail, fid, unary
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
 
@@ -38,33 +38,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MasterProc,
         master.stop()
 
 
-def file_status(v: VolumeProc, vid: int) -> vs.ReadVolumeFileStatusResponse:
-    out = unary(v.grpc_port, "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid),
-                vs.ReadVolumeFileStatusResponse)
-    assert out.ok, out
-    return out.response
-
-
 def test_tailed_deletions_are_deletions_through_the_gateway(pair) -> None:
     _, go, proxy = pair
-    vid = 31
-    want = fill(go, vid)
-    out = stream(proxy.grpc_port, "VolumeCopy", vs.VolumeCopyRequest(volume_id=vid, source_data_node=address(go)),
-                 vs.VolumeCopyResponse)
-    assert out.ok, out
-    checkpoint = out.response[-1].last_append_at_ns
-    upload(go, fid(vid, 40), b"written after the copy")
-    want[fid(vid, 40)] = b"written after the copy"
-    delete(go, fid(vid, 5))
-    want[fid(vid, 5)] = None
-    upload(go, fid(vid, 3), b"overwritten again")
-    want[fid(vid, 3)] = b"overwritten again"
-    res = unary(proxy.grpc_port, "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
-        volume_id=vid, since_ns=checkpoint, idle_timeout_seconds=1, source_volume_server=address(go),
-    ), vs.VolumeTailReceiverResponse)
-    assert res.ok, res
-    src, dst = file_status(go, vid), file_status(proxy, vid)
-    assert (dst.dat_file_size, dst.idx_file_size) == (src.dat_file_size, src.idx_file_size)
+    want = copy_then_tail(go, proxy, 31)
+    assert want[fid(31, 5)] is None
     assert_serves(proxy, want)  # the tailed deletion reads 404
 
 

@@ -150,26 +150,33 @@ def test_native_volume_copied_by_go_is_byte_identical(cluster) -> None:
     assert_serves(go, want)
 
 
+def copy_then_tail(src: VolumeProc, dst: VolumeProc, vid: int) -> dict[str, bytes | None]:
+    """Fill `vid` on src, VolumeCopy it to dst, write, delete and overwrite on src, then
+    VolumeTailReceiver on dst; checks dst's .dat/.idx sizes equal src's; what dst should serve."""
+    want = fill(src, vid)
+    out = stream(dst.grpc_port, "VolumeCopy", vs.VolumeCopyRequest(volume_id=vid, source_data_node=address(src)), vs.VolumeCopyResponse)
+    assert out.ok, out
+    checkpoint = out.response[-1].last_append_at_ns
+    upload(src, fid(vid, 40), b"written after the copy")
+    want[fid(vid, 40)] = b"written after the copy"
+    delete(src, fid(vid, 5))
+    want[fid(vid, 5)] = None
+    upload(src, fid(vid, 3), b"overwritten again")
+    want[fid(vid, 3)] = b"overwritten again"
+    res = unary(dst.grpc_port, "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
+        volume_id=vid, since_ns=checkpoint, idle_timeout_seconds=1, source_volume_server=address(src),
+    ), vs.VolumeTailReceiverResponse)
+    assert res.ok, res
+    src_status = unary(src.grpc_port, "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid), vs.ReadVolumeFileStatusResponse).response
+    dst_status = unary(dst.grpc_port, "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid), vs.ReadVolumeFileStatusResponse).response
+    assert (dst_status.dat_file_size, dst_status.idx_file_size) == (src_status.dat_file_size, src_status.idx_file_size)
+    return want
+
+
 def test_tailing_replays_writes_and_deletes_in_both_directions(cluster) -> None:
     _, go, native = cluster
     for src, dst, vid in ((go, native, 23), (native, go, 24)):
-        want = fill(src, vid)
-        out = stream(dst.grpc_port, "VolumeCopy", vs.VolumeCopyRequest(volume_id=vid, source_data_node=address(src)), vs.VolumeCopyResponse)
-        assert out.ok, out
-        checkpoint = out.response[-1].last_append_at_ns
-        upload(src, fid(vid, 40), b"written after the copy")
-        want[fid(vid, 40)] = b"written after the copy"
-        delete(src, fid(vid, 5))
-        want[fid(vid, 5)] = None
-        upload(src, fid(vid, 3), b"overwritten again")
-        want[fid(vid, 3)] = b"overwritten again"
-        res = unary(dst.grpc_port, "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
-            volume_id=vid, since_ns=checkpoint, idle_timeout_seconds=1, source_volume_server=address(src),
-        ), vs.VolumeTailReceiverResponse)
-        assert res.ok, res
-        src_status = unary(src.grpc_port, "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid), vs.ReadVolumeFileStatusResponse).response
-        dst_status = unary(dst.grpc_port, "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid), vs.ReadVolumeFileStatusResponse).response
-        assert (dst_status.dat_file_size, dst_status.idx_file_size) == (src_status.dat_file_size, src_status.idx_file_size)
+        want = copy_then_tail(src, dst, vid)
         if dst is native:
             assert_serves(native, want)
         else:
