@@ -89,6 +89,34 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
     assert await checks[SVC + "Ping"](None, other) is None  # type: ignore[arg-type]
 
 
+async def test_admin_rpcs_checked_against_the_whitelist_before_the_peer_rule() -> None:
+    from types import SimpleNamespace
+
+    from gateway.guard import Guard
+    from gateway.request_checks import ADMIN_RPCS
+
+    async def nobody() -> frozenset[str]:
+        return frozenset()
+
+    guard = Guard.from_entries(["10.1.0.0/16"])
+    checks = request_checks(PeerPolicy("127.0.0.1", nobody), [], "127.0.0.1:4000.5000", guard)
+    assert len(ADMIN_RPCS) == 30 and set(ADMIN_RPCS) <= set(checks)
+    bad_source = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="127.0.0.2:8080").SerializeToString()
+    outsider, insider = SimpleNamespace(peer="192.0.2.7:5000"), SimpleNamespace(peer="10.1.2.3:5000")
+    with pytest.raises(GrpcError) as info:  # the whitelist first, as Go's handlers do
+        await checks[SVC + "VolumeTailReceiver"](outsider, bad_source)  # type: ignore[arg-type]
+    assert (info.value.status, info.value.message) == (Status.PERMISSION_DENIED, "not authorized: 192.0.2.7")
+    with pytest.raises(GrpcError) as info:  # then the peer rule
+        await checks[SVC + "VolumeTailReceiver"](insider, bad_source)  # type: ignore[arg-type]
+    assert info.value.status is Status.UNKNOWN and "invalid source volume server" in str(info.value.message)
+    assert await checks[SVC + "VolumeDelete"](insider, b"") is None  # type: ignore[arg-type]
+    v6 = SimpleNamespace(peer="[2001:db8::1]:5000")
+    with pytest.raises(GrpcError, match="not authorized: 2001:db8::1"):
+        await checks[SVC + "VolumeDelete"](v6, b"")  # type: ignore[arg-type]
+    assert SVC + "VolumeServerStatus" not in checks  # not an admin rpc: never checked
+    assert SVC + "VolumeDelete" not in request_checks(None, [], "x", Guard.from_entries([]))  # no whitelist
+
+
 @pytest.fixture()
 def gateway(tmp_path: Path, master: MasterProc) -> Iterator[VolumeProc]:
     g = start_weedpy_volume(tmp_path, master)
