@@ -28,12 +28,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +40,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.native_http_bench import build_loadgen  # noqa: E402
-from tests.support.procs import VolumeProc, start_go_volume, start_master, wait_for_volume_server  # noqa: E402
+from tests.support.procs import (  # noqa: E402
+    VolumeProc, free_port, start_go_volume, start_master, wait_for_volume_server, wait_tcp,
+)
 from tests.support.weedpy_proc import start_weedpy_volume  # noqa: E402
 
 _LINE = re.compile(r"(write|read) rps=([0-9.]+) failed=([0-9]+)")
@@ -136,7 +136,7 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
                                       f"-backend={addr}"])
             pids = {"relay": relay.pid, "backend": server.proc.pid}
             addr = f"127.0.0.1:{relay_port}"
-            wait_port(relay_port)
+            wait_tcp("127.0.0.1", relay_port, timeout=10)
         return {phase: run_phase(loadgen, addr, phase, vids, args, keybase, pids) for phase in ("write", "read")}
     finally:
         if relay is not None:
@@ -145,24 +145,6 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
         if server is not None:
             server.stop()
         master.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def build_go_relay(out: Path) -> Path:

@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from weedpy.ports import free_port, free_port_pair
 from weedpy.weedbin import find_weed_binary
 
 __all__ = ["SideSpec", "Server", "Cluster", "ClusterError", "free_port", "free_port_pair", "weed_version_text"]
@@ -30,27 +31,6 @@ __all__ = ["SideSpec", "Server", "Cluster", "ClusterError", "free_port", "free_p
 
 class ClusterError(RuntimeError):
     """A process of the run failed to start; the message carries its log tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair() -> tuple[int, int]:
-    """P with P+10000 free too (a master's gRPC port is found at +10000)."""
-    for _ in range(200):
-        p = free_port()
-        if p + 10000 > 65535:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 10000))
-        except OSError:
-            continue
-        return p, p + 10000
-    raise ClusterError("no free port pair")
 
 
 def _env() -> dict[str, str]:
@@ -186,7 +166,10 @@ class Cluster:
         logs = self.workdir / "logs"
         masters: dict[str, tuple[_Proc, int]] = {}
         for i, spec in enumerate(self.sides):
-            mport, mgrpc = free_port_pair()
+            try:
+                mport, mgrpc = free_port_pair()
+            except OSError as exc:
+                raise ClusterError(str(exc)) from exc
             mdir = self._side_dir(i) / "master"
             mdir.mkdir(parents=True, exist_ok=True)
             argv = [str(weed), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={mport}",

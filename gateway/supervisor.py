@@ -12,7 +12,6 @@ import collections
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,20 +21,15 @@ import trio
 from gateway.backend import BackendEndpoints
 from gateway.backend_args import BackendPorts
 from weedpy.logs import get_logger
+from weedpy.ports import free_port
 
-__all__ = ["Supervisor", "BackendStartError", "free_loopback_port"]
+__all__ = ["Supervisor", "BackendStartError"]
 
 log = get_logger("gateway.supervisor")
 
 
 class BackendStartError(RuntimeError):
     """The backend could not be brought up; the message carries its last output lines."""
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -164,9 +158,9 @@ class Supervisor:
 
     async def _start_and_wait_ready(self) -> None:
         ports = BackendPorts(
-            http=free_loopback_port(),
-            grpc=free_loopback_port(),
-            public=free_loopback_port() if self._split_public else None,
+            http=free_port(),
+            grpc=free_port(),
+            public=free_port() if self._split_public else None,
         )
         argv = list(self._argv_for(ports))
         log.info("starting backend", source="gateway", argv=argv)

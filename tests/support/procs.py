@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from weedpy.ports import free_port, free_port_pair
 from weedpy.weedbin import find_weed_binary
 
 __all__ = [
@@ -28,29 +29,6 @@ __all__ = [
     "start_go_volume",
     "clean_env",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair() -> tuple[int, int]:
-    """A port P such that P and P+10000 are both free (Go's default gRPC offset)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + 10000 > 65535:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 10000))
-        except OSError:
-            continue
-        return p, p + 10000
-    raise RuntimeError("no free port pair")
 
 
 def wait_tcp(host: str, port: int, timeout: float = 30.0, proc: "Proc | None" = None) -> None:
