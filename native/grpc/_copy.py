@@ -31,6 +31,7 @@ from native.storage._types import readable_disk_type, normalize_disk_type
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
 from weedpy.grpc import Channel, Context, GrpcError, Router
+from native.storage._fs import remove_file
 
 __all__ = ["register", "check_file_extension", "check_collection", "COPY_CHUNK"]
 
@@ -237,7 +238,7 @@ def register(router: Router, svc: Services) -> None:
                     except OSError as exc:
                         os.close(fd)
                         fd = -1
-                        _unlink(path)
+                        remove_file(path)
                         return vs.ReceiveFileResponse(error=f"failed to write file: write {path}: {exc.strerror}")
                     written += len(req.file_content)
                 else:
@@ -291,7 +292,7 @@ def register(router: Router, svc: Services) -> None:
         finally:
             os.close(fd)
             if not ok or mtime_ns == 0:
-                _unlink(write_path)
+                remove_file(write_path)
         if mtime_ns and staged:
             os.replace(write_path, dest)
         if mtime_ns:
@@ -366,7 +367,7 @@ def register(router: Router, svc: Services) -> None:
                 async for _ in pull_file(ch, file_req(".vif", 1024 * 1024, True), data_base + ".vif",
                                          staged=True, rate=rate):
                     pass
-                _unlink(data_base + ".note")
+                remove_file(data_base + ".note")
                 _check_copied_files(status, index_base + ".idx", data_base + ".dat", remote_dat=remote_dat)
                 last_ns = status.dat_file_timestamp_seconds * 1_000_000_000
                 try:
@@ -386,7 +387,7 @@ def register(router: Router, svc: Services) -> None:
             finally:
                 if not completed:
                     for path in (data_base + ".dat", index_base + ".idx", data_base + ".vif", data_base + ".note"):
-                        _unlink(path)
+                        remove_file(path)
         svc.master.notify_changed()
         yield vs.VolumeCopyResponse(last_append_at_ns=last_ns)
 
@@ -435,8 +436,3 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass

@@ -33,6 +33,7 @@ from native.storage.ec._volume import layout_from_info
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
 from weedpy.grpc import Channel, Context, GrpcError, Router, Status
+from native.storage._fs import remove_file
 
 __all__ = ["register"]
 
@@ -44,11 +45,6 @@ ANY_REVISION = 0xFFFFFFFF
 MAX_INT64 = (1 << 63) - 1
 
 
-def _rm(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def _shard_count(base: str, loc) -> tuple[bool, bool, int]:
@@ -74,15 +70,15 @@ def _remove_stale(data_base: str, idx_base: str) -> None:
     """Go's removeStaleEcArtifacts: shards, index, journal, sidecars; the `.vif` only where no
     `.idx` makes it a live normal volume's."""
     for i in range(MAX_SHARDS):
-        _rm(data_base + shard_ext(i))
+        remove_file(data_base + shard_ext(i))
     for b in dict.fromkeys((idx_base, data_base)):
-        _rm(b + ".ecx")
-        _rm(b + ".ecj")
+        remove_file(b + ".ecx")
+        remove_file(b + ".ecj")
         remove_sidecars(b)
     if not os.path.exists(idx_base + ".idx"):
-        _rm(idx_base + ".vif")
+        remove_file(idx_base + ".vif")
         if data_base != idx_base and not os.path.exists(data_base + ".idx"):
-            _rm(data_base + ".vif")
+            remove_file(data_base + ".vif")
 
 
 def _vif_layout(path: str) -> EcLayout:
@@ -111,7 +107,6 @@ def _generation(data_base: str, idx_base: str) -> tuple[int, bool]:
 def register(router: Router, svc: Services) -> None:
     store = svc.ctx.store
     guard = svc.guard
-    cfg = svc.ctx.cfg
     policy = peer_policy(svc)
     ec = getattr(store, "ec", None)
     if ec is None:  # mixed mode's read-only follower holds no EC volumes of its own
@@ -169,9 +164,9 @@ def register(router: Router, svc: Services) -> None:
         finally:
             if not ok:
                 for i in range(layout.total_shards):
-                    _rm(base + shard_ext(i))
-                _rm(idx_base + ".ecx")
-                _rm(base + SIDECAR_EXT)
+                    remove_file(base + shard_ext(i))
+                remove_file(idx_base + ".ecx")
+                remove_file(base + SIDECAR_EXT)
 
     async def shards_generate(req: vs.VolumeEcShardsGenerateRequest, ctx: Context) -> vs.VolumeEcShardsGenerateResponse:
         check_admin(guard, ctx)
@@ -285,7 +280,7 @@ def register(router: Router, svc: Services) -> None:
             if fd >= 0:
                 os.close(fd)
                 if not ok and not append:
-                    _rm(path)
+                    remove_file(path)
         if ok and mtime and os.path.exists(path):
             os.utime(path, ns=(mtime, mtime))
 
@@ -317,7 +312,7 @@ def register(router: Router, svc: Services) -> None:
                     if not os.path.isfile(path):
                         raise go_error(f"VolumeEcShardsCopy volume {vid}: stat copied .ecx {path}: no such file or directory")
                     if os.path.getsize(path) == 0:
-                        _rm(path)
+                        remove_file(path)
                         raise go_error(f"VolumeEcShardsCopy volume {vid}: source .ecx is 0 bytes")
                 if req.copy_ecj_file:
                     await pull(ch, req, index_base, ".ecj", append=True, ignore=True)
@@ -369,10 +364,10 @@ def register(router: Router, svc: Services) -> None:
                 db, ib = os.path.join(loc.directory, name), os.path.join(loc.idx_directory, name)
                 if has_ecx:
                     for b in dict.fromkeys((ib, db)):
-                        _rm(b + ".ecx")
-                        _rm(b + ".ecj")
+                        remove_file(b + ".ecx")
+                        remove_file(b + ".ecj")
                 if not has_idx:
-                    _rm(db + ".vif")
+                    remove_file(db + ".vif")
         return False
 
     async def shards_delete(req: vs.VolumeEcShardsDeleteRequest, ctx: Context) -> vs.VolumeEcShardsDeleteResponse:
@@ -533,7 +528,7 @@ def register(router: Router, svc: Services) -> None:
             f.write(f"adopting decoded volume {vid}")
         for ext in (".vif", ".dat", ".idx"):
             os.replace(base + ext + ".copying", base + ext)
-        _rm(base + ".note")
+        remove_file(base + ".note")
         try:
             store.mount_volume(vid)
         except (StorageError, OSError) as exc:

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from ._fs import remove_path
 from ._errors import OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
@@ -322,11 +323,11 @@ class DiskLocation:
                 if os.path.exists(cpx):
                     os.replace(cpx, os.path.join(self.idx_directory, base + ".idx"))
                 for ext in (".ldb", ".rdb"):
-                    _rm(os.path.join(self.idx_directory, base + ext))
-                _rm(cpc)
+                    remove_path(os.path.join(self.idx_directory, base + ext))
+                remove_path(cpc)
             else:
                 for p in (cpd, cpx):
-                    _rm(p)
+                    remove_path(p)
 
     # membership --------------------------------------------------------------------------------
 
@@ -412,13 +413,3 @@ def _is_tiered(vif_path: str) -> bool:
     return info is not None and info.has_remote_file
 
 
-def _rm(path: str) -> None:
-    try:
-        if os.path.isdir(path):
-            import shutil
-
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
-    except FileNotFoundError:
-        pass

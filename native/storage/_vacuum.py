@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from ._errors import Corrupted, StorageError
 from ._needle import Needle, decode_needle, encode_needle, record_size
 from ._types import PADDING_SIZE, SUPER_BLOCK_SIZE, actual_size
+from ._fs import remove_path
 
 __all__ = [
     "CompactResult",
@@ -266,15 +267,6 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except IsADirectoryError:
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # commit ------------------------------------------------------------------------------------
@@ -293,16 +285,16 @@ def commit_compact(v, *, clock_ns: Callable[[], int] = time.time_ns) -> bool:
             try:
                 _makeup_diff(v, cpd, cpx, clock_ns)
             except VacuumError:
-                _remove(cpd)
-                _remove(cpx)
+                remove_path(cpd)
+                remove_path(cpx)
                 raise
             except (OSError, Corrupted) as exc:
-                _remove(cpd)
-                _remove(cpx)
+                remove_path(cpd)
+                remove_path(cpx)
                 raise VacuumError(f"makeupDiff in CommitCompact volume {v.id} failed: {exc}") from exc
             _write_marker(cpc)
             if not (os.path.exists(cpd) and os.path.exists(cpx)):
-                _remove(cpc)
+                remove_path(cpc)
                 raise VacuumError(f"volume {v.id} compact swap aborted: missing .cpd/.cpx")
             _swap(v, cpd, cpx, cpc)
             _reload(v)
@@ -405,9 +397,9 @@ def _swap(v, cpd: str, cpx: str, cpc: str) -> None:
     _fsync_dir(v.directory)
     if v.idx_directory != v.directory:
         _fsync_dir(v.idx_directory)
-    _remove(v.file_name(".ldb"))
-    _remove(v.file_name(".rdb"))
-    _remove(cpc)
+    remove_path(v.file_name(".ldb"))
+    remove_path(v.file_name(".rdb"))
+    remove_path(cpc)
     _fsync_dir(os.path.dirname(cpc))
 
 
@@ -436,6 +428,6 @@ def cleanup_compact(v) -> None:
             raise VacuumError(f"volume {v.id}: refusing cleanup while commit marker present")
         for ext in (".cpd", ".cpx", ".cpldb", ".cpc"):
             try:
-                _remove(v.file_name(ext))
+                remove_path(v.file_name(ext))
             except OSError as exc:
                 raise VacuumError(str(exc)) from exc

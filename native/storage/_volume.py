@@ -30,6 +30,7 @@ from ._errors import (
     UnsupportedVolume,
     VolumeFull,
 )
+from ._fs import remove_path
 from ._idx import IdxCodec, IdxColumns
 from ._integrity import check_volume_tail
 from ._names import ALL_VOLUME_EXTS, volume_base_name
@@ -1058,7 +1059,7 @@ class Volume:
         base = volume_base_name(self.collection, self.id)
         for directory in {self.directory, self.idx_directory}:
             for ext in ALL_VOLUME_EXTS:
-                _remove(os.path.join(directory, base + ext))
+                remove_path(os.path.join(directory, base + ext))
 
     def is_empty(self) -> bool:
         return self._dat_size <= SUPER_BLOCK_SIZE and self.nm.file_bytes == 0
@@ -1116,13 +1117,3 @@ def _fd_writable(fd: int) -> bool:
     return (flags & os.O_ACCMODE) in (os.O_RDWR, os.O_WRONLY)
 
 
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path):
-            import shutil
-
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
-    except FileNotFoundError:
-        pass
