@@ -297,20 +297,7 @@ class NeedleMap:
         """Memory semantics when every id is put once, in ascending order; None otherwise."""
         not_put = is_put.translate(_FLIP)
         rows_del = _positions(not_put, len(K) - n_put)
-        if len(rows_del) * 8 < len(K):
-            # sparse deletes: copy the runs of puts between them (memcpy per run)
-            KP, OP, SP = array("Q"), array("Q"), array("i")
-            prev = 0
-            for r in rows_del + [len(K)]:
-                if r > prev:
-                    KP += K[prev:r]
-                    OP += O[prev:r]
-                    SP += S[prev:r]
-                prev = r + 1
-        else:
-            KP = array("Q", compress(K, is_put))
-            OP = array("Q", compress(O, is_put))
-            SP = array("i", compress(S, is_put))
+        KP, OP, SP = _keep_rows(K, O, S, is_put, rows_del, sparse=len(rows_del) * 8 < len(K))
         if not _strictly_ascending(KP):
             return None
         file_bytes = sum(SP)
@@ -366,19 +353,7 @@ class NeedleMap:
         late = _positions(base.translate(_FLIP), n - n_base)
         if len(late) * 3 > n:
             return None
-        if len(late) * 4 < n:
-            KB, OB, SB = array("Q"), array("Q"), array("i")
-            prev = 0
-            for r in late + [n]:
-                if r > prev:
-                    KB += K[prev:r]
-                    OB += O[prev:r]
-                    SB += S[prev:r]
-                prev = r + 1
-        else:
-            KB = array("Q", compress(K, base))
-            OB = array("Q", compress(O, base))
-            SB = array("i", compress(S, base))
+        KB, OB, SB = _keep_rows(K, O, S, base, late, sparse=len(late) * 4 < n)
         late_keys = set(map(K.__getitem__, late))
         pos = list(compress(range(n_base), map(late_keys.__contains__, KB)))
         where = dict(zip(map(KB.__getitem__, pos), pos))
@@ -482,6 +457,23 @@ class NeedleMap:
         final.file_count, final.file_bytes = m.file_count, m.file_bytes
         final.deletion_count, final.deletion_bytes = m.deletion_count, m.deletion_bytes
         return final
+
+
+def _keep_rows(K: array, O: array, S: array, keep: bytes, dropped: list[int], *, sparse: bool) -> tuple[array, array, array]:
+    """The columns' rows marked in `keep`; `dropped` lists the others' positions, ascending.
+    When they are `sparse`, the runs between them are copied whole (a memcpy per run),
+    else every row is filtered through the mask."""
+    if not sparse:
+        return array("Q", compress(K, keep)), array("Q", compress(O, keep)), array("i", compress(S, keep))
+    KK, OK, SK = array("Q"), array("Q"), array("i")
+    prev = 0
+    for r in dropped + [len(K)]:
+        if r > prev:
+            KK += K[prev:r]
+            OK += O[prev:r]
+            SK += S[prev:r]
+        prev = r + 1
+    return KK, OK, SK
 
 
 def _valid_sum(S: array) -> tuple[int, int]:
