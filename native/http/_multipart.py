@@ -23,6 +23,7 @@ __all__ = [
     "MultipartReader",
     "Part",
     "canonical_mime_key",
+    "path_base",
 ]
 
 PEEK_BUFFER_SIZE = 4096
@@ -324,7 +325,7 @@ class Part:
         fn = params.get("filename", "")
         if fn == "":
             return ""
-        return _filepath_base(fn)
+        return path_base(fn)
 
     async def read(self, limit: int) -> tuple[bytes, GoIOError | None]:
         """Up to `limit` data bytes; err is None at the part's end (or at the limit)."""
@@ -360,7 +361,8 @@ class Part:
                 return
 
 
-def _filepath_base(p: str) -> str:
+def path_base(p: str) -> str:
+    """Go's path.Base (filepath.Base on Unix)."""
     if p == "":
         return "."
     p = p.rstrip("/")

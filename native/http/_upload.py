@@ -19,7 +19,7 @@ from native.http._gourl import parse_query, Query
 from native.http._gzip import GunzipError, gunzip_data, gzip_data
 from native.http._mediatype import MediaTypeError, parse_media_type
 from native.http._mime import MimeTable
-from native.http._multipart import EOF, GoIOError, MultipartReader, UNEXPECTED_EOF
+from native.http._multipart import GoIOError, MultipartReader, path_base
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 
@@ -97,16 +97,6 @@ async def parse_form(req: GoRequest, source: Source) -> None:
     err = err or q.error
     if err is not None:
         raise UploadError(err)
-
-
-def path_base(p: str) -> str:
-    """path.Base."""
-    if p == "":
-        return "."
-    p = p.rstrip("/")
-    if p == "":
-        return "/"
-    return p[p.rfind("/") + 1:]
 
 
 def _clean_windows_base(name: str) -> str:
