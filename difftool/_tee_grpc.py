@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 import trio.testing
@@ -252,21 +252,19 @@ class DualRunGrpc:
                 engine.aggregator.drop(endpoint, "too_large")
                 return
         serving = Outcome(tee.response_record(), "", ms, own, version, aliases)
-        o_own, o_aliases, o_version = self._info[self._other_side]()
-        other, options, peer, limit = self._other, self._other_options, call.peer, engine.config.capture_limit
+        peer, limit = call.peer, engine.config.capture_limit
 
-        async def run_other() -> Outcome:
-            return await run_other_grpc(other, record, peer=peer, options=options, limit=limit, own_addrs=o_own,
-                                        aliases=o_aliases, version=o_version)
+        def replay_on(handler: CallHandler, side: str, options: ServerOptions) -> Callable[[], Awaitable[Outcome]]:
+            """The recorded call, run on `handler` (the other side, or the control) later."""
+            side_own, side_aliases, side_version = self._info[side]()
 
-        run_control = None
-        if self._control is not None:
-            c_own, c_aliases, c_version = self._info["go-control"]()
-            control, c_options = self._control, self._control_options
+            async def run() -> Outcome:
+                return await run_other_grpc(handler, record, peer=peer, options=options, limit=limit,
+                                            own_addrs=side_own, aliases=side_aliases, version=side_version)
+            return run
 
-            async def run_control() -> Outcome:
-                return await run_other_grpc(control, record, peer=peer, options=c_options, limit=limit,
-                                            own_addrs=c_own, aliases=c_aliases, version=c_version)
-
+        run_other = replay_on(self._other, self._other_side, self._other_options)
+        run_control = (replay_on(self._control, "go-control", self._control_options)
+                       if self._control is not None else None)
         await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=compare, run_control=run_control,
                          size=sum(map(len, record.messages))))

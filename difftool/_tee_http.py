@@ -212,24 +212,20 @@ class DualRunHttp:
             error = "" if resp is not None else "answer longer than the capture limit" if out_cut else "incomplete answer"
             return Outcome(resp, error, ms, own, version, aliases)
 
-        o_own, o_aliases, o_version = self._info[self._other_side]()
-        other = self._other
         replay = pin_write_time(record, int(started)) if mirrored else record
 
-        async def run_other() -> Outcome:
-            return await run_other_http(other, replay, client_host=exch.client_host, local_port=exch.local_port,
-                                        limit=cfg_limit(engine), own_addrs=o_own, aliases=o_aliases, version=o_version)
+        def replay_on(handler: HttpHandler, side: str) -> Callable[[], Awaitable[Outcome]]:
+            """The recorded request, run on `handler` (the other side, or the control) later."""
+            side_own, side_aliases, side_version = self._info[side]()
 
-        run_control = None
-        if self._control is not None:
-            c_own, c_aliases, c_version = self._info["go-control"]()
-            control = self._control
+            async def run() -> Outcome:
+                return await run_other_http(handler, replay, client_host=exch.client_host, local_port=exch.local_port,
+                                            limit=cfg_limit(engine), own_addrs=side_own, aliases=side_aliases,
+                                            version=side_version)
+            return run
 
-            async def run_control() -> Outcome:
-                return await run_other_http(control, replay, client_host=exch.client_host, local_port=exch.local_port,
-                                            limit=cfg_limit(engine), own_addrs=c_own, aliases=c_aliases,
-                                            version=c_version)
-
+        run_other = replay_on(self._other, self._other_side)
+        run_control = replay_on(self._control, "go-control") if self._control is not None else None
         await engine.submit(Job(endpoint, record, serving, self._side, run_other, compare=sampled or mirrored,
                                 size=len(record.body), run_control=run_control))
 
