@@ -51,9 +51,7 @@ class FastStream:
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
         except OSError as exc:
-            if self._closed or exc.errno == errno.EBADF:
-                raise trio.ClosedResourceError("stream closed") from exc
-            raise trio.BrokenResourceError(str(exc)) from exc
+            raise self._broken(exc) from exc
 
     async def receive_after_wait(self, max_bytes: int = 65536) -> bytes:
         """Wait until the socket is readable, then receive: for a caller that has just found
@@ -71,9 +69,7 @@ class FastStream:
             except (ConnectionResetError, BrokenPipeError) as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
             except OSError as exc:
-                if self._closed or exc.errno == errno.EBADF:
-                    raise trio.ClosedResourceError("stream closed") from exc
-                raise trio.BrokenResourceError(str(exc)) from exc
+                raise self._broken(exc) from exc
             await trio.lowlevel.wait_readable(sock)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
