@@ -127,7 +127,7 @@ def main() -> int:
             control("-z", str(server.pid))
             control("-i", "on", str(server.pid))
             t0 = time.monotonic()
-            line = loadgen_phase(loadgen, addr, phase, args.n, args.c, args.size, keybase=1)
+            loadgen_phase(loadgen, addr, phase, args.n, args.c, args.size, keybase=1)
             control("-i", "off", str(server.pid))
             control("-d", f"{args.mode}-{phase}", str(server.pid))
             total = read_total(out_file)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import re
 import shutil
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +99,18 @@ def summarize(collapsed: str) -> tuple[int, dict[str, int], dict[str, int], dict
     return total, dict(self_area), dict(incl_area), dict(self_func)
 
 
+@contextlib.contextmanager
+def recording(spy: str, pid: int, rate: int, out: Path) -> Iterator[None]:
+    """py-spy samples `pid` into `out` (collapsed stacks) while the block runs."""
+    rec = subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking",
+                            "--pid", str(pid), "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=60)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("native", "proxy"), default="native")
@@ -130,31 +144,21 @@ def main() -> int:
         pids = {"server": server.proc.pid}
         out = base / "stacks.txt"
         if args.phase == "grpc":
-            rec = subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(args.rate), "--nonblocking",
-                                    "--pid", str(server.proc.pid), "-o", str(out)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            calls = subprocess.run([sys.executable, str(ROOT / "bench" / "grpc_bench.py"), "--client", str(server.grpc_port),
-                                    "--seconds", str(args.seconds), "--concurrency", str(args.c), "--method", args.method],
-                                   capture_output=True, text=True, timeout=600).stdout
-            rec.send_signal(signal.SIGINT)
-            rec.wait(timeout=60)
+            with recording(spy, server.proc.pid, args.rate, out):
+                calls = subprocess.run([sys.executable, str(ROOT / "bench" / "grpc_bench.py"), "--client",
+                                        str(server.grpc_port), "--seconds", str(args.seconds), "--concurrency",
+                                        str(args.c), "--method", args.method],
+                                       capture_output=True, text=True, timeout=600).stdout
             got = json.loads(calls.strip().splitlines()[-1])
             print(f"{args.mode} {args.method}: {got['calls'] / got['seconds']:.0f} calls/s "
                   f"(one Python client, {args.c} in flight)")
-        for phase in () if args.phase == "grpc" else ("write", "read"):
-            rec = None
-            if phase == args.phase:
-                rec = subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(args.rate), "--nonblocking",
-                                        "--pid", str(server.proc.pid), "-o", str(out)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            res = run_phase(loadgen, addr, phase, vids, args, 10_000_000, pids)
-            if rec is not None:
-                rec.send_signal(signal.SIGINT)
-                rec.wait(timeout=60)
-                print(f"{args.mode} {phase}: {res['rps']:.0f} req/s, {res['cpu_us']:.1f} cpu-us/req, "
-                      f"failed {res['failed']:.0f}, cores {res['cores_busy_pct']:.0f}% busy")
-            if phase == args.phase:
-                break
+        else:
+            if args.phase == "read":
+                run_phase(loadgen, addr, "write", vids, args, 10_000_000, pids)  # the files to read
+            with recording(spy, server.proc.pid, args.rate, out):
+                res = run_phase(loadgen, addr, args.phase, vids, args, 10_000_000, pids)
+            print(f"{args.mode} {args.phase}: {res['rps']:.0f} req/s, {res['cpu_us']:.1f} cpu-us/req, "
+                  f"failed {res['failed']:.0f}, cores {res['cores_busy_pct']:.0f}% busy")
     finally:
         if server is not None:
             server.stop()
@@ -169,7 +173,7 @@ def main() -> int:
     print(f"\n{total} samples while running Python; by area (self %, inclusive %):")
     for area, n in sorted(self_area.items(), key=lambda kv: -kv[1]):
         print(f"  {area:20s} {100 * n / total:5.1f}%  {100 * incl_area.get(area, 0) / total:5.1f}%")
-    print(f"\nhottest functions by self time:")
+    print("\nhottest functions by self time:")
     for func, n in sorted(self_func.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"  {100 * n / total:5.1f}%  {func}")
     return 0

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.cpu_per_request import proc_cpu, run_phase  # noqa: E402
+from bench.cpu_per_request import run_phase  # noqa: E402
 from bench.native_http_bench import build_loadgen  # noqa: E402
 from tests.support.procs import free_port, start_go_volume, start_master, wait_for_volume_server, wait_http  # noqa: E402
 

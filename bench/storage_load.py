@@ -135,7 +135,7 @@ def weedpy_cold(d: Path) -> float:
         "print(time.perf_counter()-t)"
     ) % (str(ROOT), str(d))
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return time.perf_counter() - t
 
 

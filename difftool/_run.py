@@ -24,7 +24,7 @@ from difftool._capture import capture_grpc, capture_http
 from difftool._cluster import Cluster, Server, SideSpec
 from difftool._fixture import Fixture, write_fixture
 from difftool._noise import DIFFY_DEFAULTS, NoiseThresholds
-from difftool._records import GrpcRequest, HttpRequest, Outcome, Request, Sample, Side
+from difftool._records import HttpRequest, Outcome, Request, Sample, Side
 from difftool._reports import write_reports
 from difftool._scenario import Scenario
 from difftool._stores import compare_stores

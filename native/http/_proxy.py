@@ -14,7 +14,7 @@ import zlib
 from collections.abc import AsyncIterator
 
 from native.http._common import empty
-from native.http._gourl import encode_values, path_escape, query_escape
+from native.http._gourl import encode_values, path_escape
 from native.http._request import GoRequest
 from native.http._upstream import UpstreamError, open_request
 from weedpy.http1 import GoHeader, GoResponse, UpstreamPool, canonical_key

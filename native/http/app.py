@@ -9,7 +9,6 @@ with the upload/download limits, the whitelist and JWTs in Go's order.
 from __future__ import annotations
 
 import posixpath
-import time
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -27,7 +26,7 @@ from native.http._gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
 from native.http._jwt import expected_claim, token_from_request, verify_file_id_token
 from native.http._mime import MimeTable
-from native.http._multipart import GoIOError, UNEXPECTED_EOF
+from native.http._multipart import GoIOError
 from native.http._proxy import pick_target, proxy_response, redirect_response
 from native.http._read import DropConnection, get_or_head
 from native.http._request import GoRequest

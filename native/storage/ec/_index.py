@@ -118,7 +118,7 @@ def fold_journal(base: str, codec: IdxCodec) -> None:
     with open(ecj, "rb") as f:
         raw = f.read()
     if len(raw) % 8:
-        raise ValueError(f"rebuild: read ecj: unexpected EOF")
+        raise ValueError("rebuild: read ecj: unexpected EOF")
     fd = os.open(base + ".ecx", os.O_RDWR)
     try:
         size = os.fstat(fd).st_size

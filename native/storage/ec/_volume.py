@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from .._errors import Deleted, NotFound, StorageError
+from .._errors import NotFound, StorageError
 from .._idx import IdxCodec
 from .._names import volume_base_name
 from .._types import CURRENT_VERSION, actual_size
