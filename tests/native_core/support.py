@@ -3,9 +3,10 @@ its own master when they must not see each other, and a synchronous gRPC helper.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ from tests.support.procs import (
     start_master,
     start_proc,
     wait_http,
+    wait_for_volume_server,
     wait_tcp,
 )
 from tests.support.weedpy_proc import weedpy_volume_argv
 from weedpy.grpc import Channel, GrpcError
 
-__all__ = ["Outcome", "call", "start_native", "start_go", "wait_until", "lookup_urls", "Side"]
+__all__ = ["Outcome", "call", "start_native", "start_go", "go_and_native_cluster", "wait_until", "lookup_urls", "Side"]
 
 VS = "/volume_server_pb.VolumeServer/"
 
@@ -76,6 +78,26 @@ def start_native(
 
 def start_go(workdir: Path, master: MasterProc, *, name: str = "go", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:
     return start_go_volume(workdir, master, name=name, extra=list(extra), **kw)
+
+
+@contextlib.contextmanager
+def go_and_native_cluster(work: Path) -> Iterator[tuple[MasterProc, VolumeProc, VolumeProc]]:
+    """One master with a Go volume server and a native one, both registered. Go trusts loopback
+    peers (`-volume.allowUntrustedRemoteEndpoints`, as the upstream harness starts it), so it can
+    copy from the native server; native trusts servers its master lists."""
+    master = start_master(work)
+    go = native = None
+    try:
+        go = start_go(work, master, extra=["-volume.allowUntrustedRemoteEndpoints"])
+        native = start_native(work, master)
+        wait_for_volume_server(master, f"127.0.0.1:{go.port}")
+        wait_for_volume_server(master, f"127.0.0.1:{native.port}")
+        yield master, go, native
+    finally:
+        for p in (native, go):
+            if p is not None:
+                p.stop()
+        master.stop()
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:

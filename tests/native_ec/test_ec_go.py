@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import start_go, start_native
+from tests.native_core.support import go_and_native_cluster
 from tests.native_grpc.test_copy_go import address, delete, fid, read, stream, unary, upload
-from tests.support.procs import MasterProc, VolumeProc, start_master
+from tests.support.procs import MasterProc, VolumeProc
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +42,8 @@ def shard_bytes(d, vid: int) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MasterProc, VolumeProc, VolumeProc]]:
-    work = tmp_path_factory.mktemp("ec-go")
-    master = start_master(work)
-    go = native = None
-    try:
-        go = start_go(work, master, extra=["-volume.allowUntrustedRemoteEndpoints"])
-        native = start_native(work, master)
-        yield master, go, native
-    finally:
-        for p in (native, go):
-            if p is not None:
-                p.stop()
-        master.stop()
+    with go_and_native_cluster(tmp_path_factory.mktemp("ec-go")) as c:
+        yield c
 
 
 def test_native_encodes_like_go_and_go_serves_native_shards(cluster) -> None:

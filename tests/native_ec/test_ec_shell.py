@@ -14,9 +14,8 @@ import pytest
 
 from native.storage._types import actual_size
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import start_go, start_native
+from tests.native_core.support import go_and_native_cluster
 from tests.native_grpc.test_copy_go import fid, read, unary, upload
-from tests.support.procs import start_master, wait_for_volume_server
 from weedpy.weedbin import find_weed_binary
 
 pytestmark = pytest.mark.slow
@@ -24,20 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    work = tmp_path_factory.mktemp("ec-shell")
-    master = start_master(work)
-    go = native = None
-    try:
-        go = start_go(work, master, extra=["-volume.allowUntrustedRemoteEndpoints"])
-        native = start_native(work, master)
-        wait_for_volume_server(master, f"127.0.0.1:{go.port}")
-        wait_for_volume_server(master, f"127.0.0.1:{native.port}")
-        yield master, go, native
-    finally:
-        for p in (native, go):
-            if p is not None:
-                p.stop()
-        master.stop()
+    with go_and_native_cluster(tmp_path_factory.mktemp("ec-shell")) as c:
+        yield c
 
 
 def shell(master, command: str) -> str:

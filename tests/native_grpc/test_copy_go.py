@@ -13,8 +13,8 @@ import pytest
 
 from native.storage import IdxCodec, parse_header
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import Outcome, start_go, start_native
-from tests.support.procs import MasterProc, VolumeProc, start_master
+from tests.native_core.support import Outcome, go_and_native_cluster
+from tests.support.procs import MasterProc, VolumeProc
 from weedpy.grpc import Channel, GrpcError
 
 import trio
@@ -109,18 +109,8 @@ def last_record_ns(idx: Path, dat: Path) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MasterProc, VolumeProc, VolumeProc]]:
-    work = tmp_path_factory.mktemp("copy-go")
-    master = start_master(work)
-    go = native = None
-    try:
-        go = start_go(work, master, extra=["-volume.allowUntrustedRemoteEndpoints"])
-        native = start_native(work, master)
-        yield master, go, native
-    finally:
-        for p in (native, go):
-            if p is not None:
-                p.stop()
-        master.stop()
+    with go_and_native_cluster(tmp_path_factory.mktemp("copy-go")) as c:
+        yield c
 
 
 def test_go_volume_copied_by_native_is_byte_identical(cluster) -> None:

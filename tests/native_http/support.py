@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -17,13 +17,13 @@ import trio
 from native.context import Location, NativeContext
 from native.http.app import NativeHttp
 from native.storage import Store
-from tests.support.procs import MasterProc, VolumeProc, free_port
+from tests.support.procs import MasterProc, VolumeProc, free_port, start_go_volume, start_master
 from weedpy.config import parse_volume_args
 from weedpy.http1 import UpstreamPool, serve_connection
 from weedpy.http1._fastio import listening_socket, serve_fast
 from weedpy.security import SecurityConfig
 
-__all__ = ["HttpMasterLookup", "NativeServer", "start_native", "grow_go_volumes", "write_security"]
+__all__ = ["HttpMasterLookup", "NativeServer", "start_native", "go_and_native", "grow_go_volumes", "write_security"]
 
 
 class HttpMasterLookup:
@@ -144,6 +144,28 @@ def start_native(
             raise errors[0]
 
 
+@contextlib.contextmanager
+def go_and_native(
+    work: Path, *, volumes: int = 2, flags: tuple[str, ...] = (), go_extra: tuple[str, ...] = (),
+    config_dir: Path | None = None, **native_kw: Any,
+) -> Iterator[tuple[VolumeProc, NativeServer]]:
+    """The two sides of a differential test: a plain Go volume server on its own master with
+    volumes 1..`volumes` grown, and the native handlers holding the same volume ids.
+    `flags` go to both, `go_extra` (and `config_dir`) to Go only, `native_kw` to `start_native`."""
+    master = start_master(work / "m-go")
+    try:
+        go = start_go_volume(work, master, extra=[*flags, *go_extra], config_dir=config_dir)
+        try:
+            ids = grow_go_volumes(master, go, volumes)
+            assert ids == list(range(1, volumes + 1))
+            with start_native(work / "native", volumes=tuple(ids), flags=flags, **native_kw) as py:
+                yield go, py
+        finally:
+            go.stop()
+    finally:
+        master.stop()
+
+
 def grow_go_volumes(master: MasterProc, server: VolumeProc, count: int, replication: str = "000") -> list[int]:
     """Volumes created through the master on a fresh Go server: ids 1..count."""
     from tests.support.procs import wait_for_volume_server
@@ -158,8 +180,6 @@ def grow_go_volumes(master: MasterProc, server: VolumeProc, count: int, replicat
             ids.append(vid)
     return ids
 
-
-_ = json
 
 
 def allocate_go(server: VolumeProc, vid: int, replication: str = "000", collection: str = "") -> None:

@@ -11,13 +11,12 @@ import gzip
 import hashlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.native_http.support import NativeServer, grow_go_volumes, start_native
+from tests.native_http.support import NativeServer, go_and_native
 from tests.support.compare import Raw, diff_text, fetch
-from tests.support.procs import VolumeProc, start_go_volume, start_master
+from tests.support.procs import VolumeProc
 
 VOLUMES = 6
 
@@ -43,19 +42,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("diff-basic")
-    m_go = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m_go, extra=["-fileSizeLimitMB=1"])
-        ids = grow_go_volumes(m_go, go, VOLUMES)
-        assert ids == list(range(1, VOLUMES + 1))
-        with start_native(work / "native", volumes=tuple(ids), flags=("-fileSizeLimitMB=1",)) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m_go.stop()
+    with go_and_native(tmp_path_factory.mktemp("diff-basic"), volumes=VOLUMES, flags=("-fileSizeLimitMB=1",)) as (go, py):
+        yield Pair(go, py)
 
 
 TEXT = b"hello weedpy\n" * 40

@@ -12,14 +12,13 @@ from __future__ import annotations
 import gzip
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import native.http.app as native_app
-from tests.native_http.support import NativeServer, grow_go_volumes, start_native
+from tests.native_http.support import NativeServer, go_and_native
 from tests.support.compare import Raw, diff_text
-from tests.support.procs import VolumeProc, start_go_volume, start_master
+from tests.support.procs import VolumeProc
 from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response
 
 VOLUMES = 3
@@ -110,19 +109,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("diff-fast-write")
-    m_go = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m_go, extra=["-fileSizeLimitMB=2"])
-        ids = grow_go_volumes(m_go, go, VOLUMES)
-        assert ids == list(range(1, VOLUMES + 1))
-        with start_native(work / "native", volumes=tuple(ids), flags=("-fileSizeLimitMB=2",)) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m_go.stop()
+    with go_and_native(tmp_path_factory.mktemp("diff-fast-write"), volumes=VOLUMES, flags=("-fileSizeLimitMB=2",)) as (go, py):
+        yield Pair(go, py)
 
 
 def settled(seen: list[bool], count: int) -> list[bool]:

@@ -7,31 +7,19 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.native_http.support import grow_go_volumes, start_native
+from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import diff_text, fetch
-from tests.support.procs import start_go_volume, start_master
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("diff-large")
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m)
-        ids = grow_go_volumes(m, go, 2)
-        with start_native(work / "native", volumes=tuple(ids)) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    with go_and_native(tmp_path_factory.mktemp("diff-large")) as (go, py):
+        yield Pair(go, py)
 
 
 BIG = os.urandom(3 * 1024 * 1024 + 17)
@@ -125,18 +113,9 @@ def _exif_jpeg(orientation: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def orient_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("diff-orient")
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m, extra=["-images.fix.orientation"])
-        ids = grow_go_volumes(m, go, 1)
-        with start_native(work / "native", volumes=tuple(ids), flags=("-images.fix.orientation",)) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    flags = ("-images.fix.orientation",)
+    with go_and_native(tmp_path_factory.mktemp("diff-orient"), volumes=1, flags=flags) as (go, py):
+        yield Pair(go, py)
 
 
 def test_exif_orientation_fixed_on_upload(orient_pair: Pair) -> None:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from native.http._jwt import sign_file_id_token
-from tests.native_http.support import grow_go_volumes, start_native, write_security
+from tests.native_http.support import go_and_native, write_security
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw, fetch
-from tests.support.procs import free_port, start_go_volume, start_master
+from tests.support.procs import free_port
 from weedpy.security import load_security
 
 WRITE_KEY = b"volume-server-write-key"
@@ -34,17 +34,8 @@ def jwt_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     work: Path = tmp_path_factory.mktemp("diff-jwt")
     conf = work / "conf"
     sec_path = write_security(conf, SECURITY)
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m, config_dir=conf)
-        ids = grow_go_volumes(m, go, 2)
-        with start_native(work / "native", volumes=tuple(ids), security=load_security(sec_path, environ={})) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    with go_and_native(work, config_dir=conf, security=load_security(sec_path, environ={})) as (go, py):
+        yield Pair(go, py)
 
 
 def w(fid: str, **kw: object) -> str:
@@ -118,19 +109,9 @@ class WhitelistPair(Pair):
 
 @pytest.fixture(scope="module")
 def wl_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhitelistPair]:
-    work: Path = tmp_path_factory.mktemp("diff-whitelist")
-    m = start_master(work / "m-go")
-    go = None
     wl = "-whiteList=127.0.0.1,127.0.3.0/24"
-    try:
-        go = start_go_volume(work, m, extra=[wl])
-        ids = grow_go_volumes(m, go, 1)
-        with start_native(work / "native", volumes=tuple(ids), flags=(wl,)) as py:
-            yield WhitelistPair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    with go_and_native(tmp_path_factory.mktemp("diff-whitelist"), volumes=1, flags=(wl,)) as (go, py):
+        yield WhitelistPair(go, py)
 
 
 def test_whitelist_blocks_writes_and_deletes_only(wl_pair: WhitelistPair) -> None:
@@ -157,20 +138,11 @@ class PublicPair(Pair):
 
 @pytest.fixture(scope="module")
 def public_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicPair]:
-    work: Path = tmp_path_factory.mktemp("diff-public")
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        pub = free_port()
-        go = start_go_volume(work, m, extra=[f"-port.public={pub}"])
+    pub = free_port()
+    with go_and_native(tmp_path_factory.mktemp("diff-public"), volumes=1, go_extra=(f"-port.public={pub}",),
+                       split_public=True) as (go, py):
         go.public_port = pub
-        ids = grow_go_volumes(m, go, 1)
-        with start_native(work / "native", volumes=tuple(ids), split_public=True) as py:
-            yield PublicPair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+        yield PublicPair(go, py)
 
 
 def test_public_port_is_read_only(public_pair: PublicPair) -> None:

@@ -7,14 +7,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.native_http.support import grow_go_volumes, start_native
+from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw, fetch
-from tests.support.procs import start_go_volume, start_master
 
 P8 = ("-concurrentUploadLimitMB=1", "-concurrentDownloadLimitMB=1",
       "-inflightUploadDataTimeout=2s", "-inflightDownloadDataTimeout=2s")
@@ -22,18 +20,8 @@ P8 = ("-concurrentUploadLimitMB=1", "-concurrentDownloadLimitMB=1",
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("diff-throttle")
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m, extra=list(P8))
-        ids = grow_go_volumes(m, go, 2)
-        with start_native(work / "native", volumes=tuple(ids), flags=P8) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    with go_and_native(tmp_path_factory.mktemp("diff-throttle"), flags=P8) as (go, py):
+        yield Pair(go, py)
 
 
 def _port(url: str) -> int:

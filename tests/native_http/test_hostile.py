@@ -9,31 +9,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.native_http.support import grow_go_volumes, start_native
+from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw
-from tests.support.procs import start_go_volume, start_master
 from weedpy.http1 import ClientConnection, Data, EndOfMessage, NEED_DATA, Response
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    work: Path = tmp_path_factory.mktemp("hostile")
-    m = start_master(work / "m-go")
-    go = None
-    try:
-        go = start_go_volume(work, m)
-        ids = grow_go_volumes(m, go, 2)
-        with start_native(work / "native", volumes=tuple(ids)) as py:
-            yield Pair(go, py)
-    finally:
-        if go is not None:
-            go.stop()
-        m.stop()
+    with go_and_native(tmp_path_factory.mktemp("hostile")) as (go, py):
+        yield Pair(go, py)
 
 
 def raw_exchange(port: int, data: bytes, half_close: bool = True, timeout: float = 10) -> Raw | None:

@@ -13,9 +13,9 @@ import pytest
 
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call, start_go, start_native, wait_until
+from tests.native_core.support import call, go_and_native_cluster, wait_until
 from tests.native_grpc.test_copy_go import address, fid, upload
-from tests.support.procs import MasterProc, VolumeProc, start_master
+from tests.support.procs import MasterProc, VolumeProc
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,7 @@ ALL = list(range(14))
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MasterProc, VolumeProc, VolumeProc, int]]:
-    work = tmp_path_factory.mktemp("scrub-go")
-    master = start_master(work)
-    go = native = None
-    try:
-        go = start_go(work, master, extra=["-volume.allowUntrustedRemoteEndpoints"])
-        native = start_native(work, master)
+    with go_and_native_cluster(tmp_path_factory.mktemp("scrub-go")) as (master, go, native):
         assert call(go.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=VID, version=3),
                     vs.AllocateVolumeResponse).ok
         for key in range(1, 21):
@@ -58,11 +53,6 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MasterProc
         wait_until(all_located, timeout=30, what="every shard registered with the master")
         rows = (native.data_dir / f"{VID}.ecx").stat().st_size // 17
         yield master, go, native, rows
-    finally:
-        for p in (native, go):
-            if p is not None:
-                p.stop()
-        master.stop()
 
 
 def scrub(v: VolumeProc, mode: int) -> vs.ScrubEcVolumeResponse:
