@@ -27,7 +27,8 @@ from .._stream import NeedleStream
 from .._superblock import SuperBlock
 from .._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE, actual_size
 from .._vif import VolumeInfo, load_volume_info
-from .._volume import Volume, VolumeStats, _read_all
+from .._volume import Volume, VolumeStats
+from .._volume_base import _read_all
 from ._backends import BackendRegistry, TierError
 from ._metrics import go_sorted_counters
 

@@ -1,0 +1,241 @@
+"""A volume's reads: needles whole, plain (the fast path), metadata only or streamed, raw
+records, and walks of `.dat`.
+
+Lock-free with respect to writers: the map lookup takes the map's own short lock and the
+`os.pread` happens under the read gate only, which a compaction commit or a close drains.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+
+from ._crc import crc32c, crc_matches
+from ._errors import ChecksumMismatch, CookieMismatch, Corrupted, Deleted, NotFound
+from ._needle import (
+    FLAG_HAS_LAST_MODIFIED,
+    FLAG_HAS_MIME,
+    FLAG_HAS_NAME,
+    FLAG_HAS_TTL,
+    LAST_MODIFIED_BYTES,
+    Needle,
+    data_start,
+    decode_meta,
+    decode_needle,
+    meta_span,
+    parse_header,
+)
+from ._needle_map import NeedleValue
+from ._stream import NeedleStream
+from ._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION1, actual_size
+from ._volume_base import RecordInfo, VolumeBase
+
+__all__ = ["VolumeReads", "PlainRead"]
+
+_HEAD_AND_DATA_SIZE = struct.Struct(">IQiI")  # cookie, id, Size, DataSize (versions 2 and 3)
+
+# What `Volume.read_plain` returns: (cookie, data, flags, name, mime, last_modified, crc, Size).
+PlainRead = tuple[int, bytes, int, bytes, bytes, int, int, int]
+
+
+class VolumeReads(VolumeBase):
+    """The read half of `Volume`."""
+
+    # raw bytes ---------------------------------------------------------------------------------
+
+    def pinned_dat(self) -> tuple[int, int]:
+        """(a private duplicate of the `.dat` fd, its size now): for long scans that must not
+        see a compaction commit swap the files underneath. The caller closes the fd."""
+        with self._reading():
+            return os.dup(self._dat_fd), self._dat_size
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """Raw `.dat` bytes (short at the end of the file), for the gRPC readers that take
+        offsets from the caller (ReadNeedleBlob, ReadNeedleMeta)."""
+        return self._pread(length, offset)
+
+    def read_record(self, offset: int, size: int) -> bytes:
+        """The raw record at a byte offset whose header Size is `size` (ReadNeedleBlob)."""
+        length = actual_size(max(size, 0), self.version)
+        raw = self._pread(length, offset)
+        if len(raw) < length:
+            raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
+        return raw
+
+    # reads -------------------------------------------------------------------------------------
+
+    def needle_value(self, needle_id: int) -> NeedleValue | None:
+        return self.nm.get(needle_id)
+
+    def _locate(self, needle_id: int, read_deleted: bool) -> tuple[int, int] | None:
+        """(byte offset, size) of the live (or, if asked, deleted) record; None for size 0."""
+        nv = self.nm.get(needle_id)
+        if nv is None or nv.offset == 0:
+            raise NotFound(f"needle {needle_id:x} not found in volume {self.id}")
+        size = nv.size
+        if size < 0:
+            if read_deleted and size != -1:
+                size = -size
+            else:
+                raise Deleted(f"needle {needle_id:x} in volume {self.id} is deleted")
+        if size == 0:
+            return None
+        return nv.offset * PADDING_SIZE, size
+
+    def read_needle(
+        self,
+        needle_id: int,
+        cookie: int | None = None,
+        *,
+        read_deleted: bool = False,
+        verify_crc: bool = True,
+    ) -> Needle:
+        """The whole needle, CRC-checked. `cookie` None skips the cookie check.
+
+        Like Go: an entry of size 0 returns an empty needle without reading (or checking the
+        cookie); a TTL-expired needle is NotFound; a wrong cookie is CookieMismatch.
+        """
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
+            if loc is None:
+                return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
+            offset, size = loc
+            raw = os.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
+            n = self._decode_at(raw, offset, size, verify_crc)
+        self._check_ttl_and_cookie(n, cookie)
+        return n
+
+    def read_plain(self, needle_id: int, limit: int) -> PlainRead | None:
+        """The common read, for a caller with a full path to fall back on.
+
+        A live needle of 1..`limit` record bytes with data, no TTL and a record that decodes
+        cleanly comes back as (cookie, data, flags, name, mime, last_modified, crc, Size), read
+        and CRC-checked as `read_needle` does (Size: the record's, as the index has it).
+        Anything else (absent, deleted, empty, too large, a TTL, version 1, a `.dat` that is not
+        a local file, a short or inconsistent record, a CRC mismatch) is None: `read_needle`
+        then reports it with Go's error. No cookie check: the caller compares.
+        """
+        version = self.super_block.version
+        if version == VERSION1:
+            return None
+        loc = self.nm.locate(needle_id)
+        if loc is None:
+            return None
+        units, size = loc
+        if units == 0 or size <= DATA_SIZE_SIZE or size > limit:
+            return None
+        length = actual_size(size, version)
+        with self._gate:
+            fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
+            raw = os.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+        if len(raw) < length:
+            return None
+        cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
+        if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
+            return None
+        i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
+        n = NEEDLE_HEADER_SIZE + size
+        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
+        crc = crc32c(data)
+        if not crc_matches(int.from_bytes(raw[n:n + 4], "big"), crc):
+            return None
+        # The optional fields, each read only while bytes remain (as decode_needle does).
+        flags, name, mime, last_modified = 0, b"", b"", 0
+        if i < n:
+            flags = raw[i]
+            i += 1
+            if flags & FLAG_HAS_TTL:
+                return None
+            if i < n and flags & FLAG_HAS_NAME:
+                end = i + 1 + raw[i]
+                if end > n:
+                    return None
+                name = raw[i + 1:end]
+                i = end
+            if i < n and flags & FLAG_HAS_MIME:
+                end = i + 1 + raw[i]
+                if end > n:
+                    return None
+                mime = raw[i + 1:end]
+                i = end
+            if i < n and flags & FLAG_HAS_LAST_MODIFIED:
+                if i + LAST_MODIFIED_BYTES > n:
+                    return None
+                last_modified = int.from_bytes(raw[i:i + LAST_MODIFIED_BYTES], "big")
+        return cookie, data, flags, name, mime, last_modified, crc, size
+
+    def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool) -> Needle:
+        try:
+            return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
+        except ChecksumMismatch:
+            raise
+        except Corrupted as exc:
+            alt = offset + self.codec.offsets.max_volume_size
+            if self.codec.offsets.width == 4 and self._dat_size > alt:
+                raw = self._pread(actual_size(size, self.version), alt)
+                return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
+            raise Corrupted(f"volume {self.id} offset {offset}: {exc}") from None
+
+    def _check_ttl_and_cookie(self, n: Needle, cookie: int | None) -> None:
+        if n.is_expired(self._clock_ns()):
+            raise NotFound(f"needle {n.id:x} in volume {self.id} has expired")
+        if cookie is not None and n.cookie != cookie:
+            raise CookieMismatch(f"needle {n.id:x} in volume {self.id}: cookie {cookie:08x} does not match")
+
+    def read_needle_meta(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> tuple[Needle, int]:
+        """(needle without data, data size), reading only the header and the metadata tail."""
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
+            if loc is None:
+                return Needle(id=needle_id, cookie=cookie or 0, checksum=0), 0
+            offset, size = loc
+            n, data_size = self._read_meta_at(offset, size)
+        self._check_ttl_and_cookie(n, cookie)
+        return n, data_size
+
+    def _read_meta_at(self, offset: int, size: int) -> tuple[Needle, int]:
+        head = self._pread(NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE, offset)
+        if len(head) < NEEDLE_HEADER_SIZE + (DATA_SIZE_SIZE if size > 0 else 0):
+            raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
+        h = parse_header(head)
+        if h.size != size:
+            raise Corrupted(f"volume {self.id} offset {offset}: header size {h.size}, index says {size}")
+        data_size = int.from_bytes(head[16:20], "big") if self.version != 1 and size > 0 else size
+        start, length = meta_span(size, data_size, self.version)
+        if length < 0 or length > 128 * 1024:
+            raise Corrupted(f"volume {self.id} offset {offset}: invalid needle meta size {length}")
+        rest = self._pread(length, offset + start)
+        if len(rest) < length:
+            raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
+        return decode_meta(head, rest, self.version)
+
+    def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
+        """Metadata now, data on demand: for needles too large to read whole (Go streams > 1 MiB)."""
+        with self._reading():
+            loc = self._locate(needle_id, read_deleted)
+            if loc is None:
+                return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0)
+            offset, size = loc
+            n, data_size = self._read_meta_at(offset, size)
+            self._check_ttl_and_cookie(n, cookie)
+            return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size)
+
+    def iter_records(self, start: int | None = None) -> Iterator[RecordInfo]:
+        """Walk `.dat` record by record from `start` (default: after the super block) by
+        hopping headers. Stops at the end, or raises Corrupted at a torn or impossible record."""
+        pos = self.super_block.block_size if start is None else start
+        end = self._dat_size
+        while pos < end:
+            head = self._pread(NEEDLE_HEADER_SIZE, pos)
+            if len(head) < NEEDLE_HEADER_SIZE:
+                raise Corrupted(f"volume {self.id}: torn record header at {pos}")
+            h = parse_header(head)
+            if h.size < 0:
+                raise Corrupted(f"volume {self.id}: negative record size at {pos}")
+            length = actual_size(h.size, self.version)
+            if pos + length > end:
+                raise Corrupted(f"volume {self.id}: record at {pos} needs {length} bytes, .dat ends at {end}")
+            yield RecordInfo(pos, h, length)
+            pos += length
+

@@ -1,0 +1,119 @@
+"""A volume's state changes: read-only marks (at runtime and in `.vif`), the replication
+setting, taking over the files a compaction commit reloaded, sync, close and destroy."""
+
+from __future__ import annotations
+
+import os
+
+from ._fs import remove_path
+from ._names import ALL_VOLUME_EXTS, volume_base_name
+from ._needle_map import NeedleMap
+from ._replica import ReplicaPlacement
+from ._volume_base import VolumeBase, _fd_writable, _read_all
+
+__all__ = ["VolumeStateChanges"]
+
+
+class VolumeStateChanges(VolumeBase):
+    """Marks, compaction adoption and the end of a volume's life."""
+
+    def mark_readonly(self, *, can_delete: bool = False, persist: bool = False) -> None:
+        """Go's MarkVolumeReadonly: flip the flags now; `persist` records them in `.vif`."""
+        with self._write_lock:
+            if can_delete and self._idx_fd >= 0 and not _fd_writable(self._idx_fd):
+                self._reopen_idx_rw()
+            self.no_write_or_delete = not can_delete
+            self.no_write_can_delete = can_delete
+            if persist:
+                self._save_info(self.info.replace(read_only=True, read_only_can_delete=can_delete))
+
+    def mark_writable(self) -> None:
+        """Go's MarkVolumeWritable: clear every read-only flag (an integrity failure's too) and
+        persist that; a map loaded read-only is rebuilt with writable semantics."""
+        with self._write_lock:
+            self._check_open()
+            if self.nm.sorted_semantics or not _fd_writable(self._idx_fd):
+                self._reopen_idx_rw()
+                cols = self.codec.columns(_read_all(self._idx_fd))
+                self.nm = NeedleMap.from_columns(cols, self.version)
+            self.no_write_or_delete = False
+            self.no_write_can_delete = False
+            self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
+
+    def _adopt(self, new: VolumeBase) -> None:
+        """Take over the files and state `new` loaded (a compaction commit's reload), with the
+        write lock held. Reads in progress finish on the old files first; read-only marks made
+        at runtime survive. `new` is left closed."""
+        with self._io:
+            self._swapping = True
+            while self._readers:
+                self._io.wait()
+            old_fds = (self._dat_fd, self._idx_fd)
+            self.super_block = new.super_block
+            self.info = new.info
+            self.codec = new.codec
+            self.nm = new.nm
+            self.no_write_or_delete = self.no_write_or_delete or new.no_write_or_delete
+            self.no_write_can_delete = self.no_write_can_delete or new.no_write_can_delete
+            self.integrity_error = new.integrity_error
+            self.warnings.extend(new.warnings)
+            self.last_append_at_ns = new.last_append_at_ns
+            self.last_modified_ts = max(self.last_modified_ts, new.last_modified_ts)
+            self._dat_fd, self._idx_fd = new._dat_fd, new._idx_fd
+            self._dat_size, self._idx_size = new._dat_size, new._idx_size
+            self._has_vif = new._has_vif
+            self._synced_upto = 0
+            new._dat_fd = new._idx_fd = -1
+            new._closed = True
+            self._swapping = False
+            self._io.notify_all()
+        for fd in old_fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _reopen_idx_rw(self) -> None:
+        fd = os.open(self.idx_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self._idx_fd >= 0:
+            os.close(self._idx_fd)
+        self._idx_fd = fd
+
+    def set_replication(self, replication: ReplicaPlacement | str) -> None:
+        """Record a replica placement in `.vif` (Go's ConfigureVolume; takes effect on reload)."""
+        rp = ReplicaPlacement.parse(replication) if isinstance(replication, str) else replication
+        with self._write_lock:
+            self._save_info(self.info.replace(replication=str(rp)))
+
+    def sync(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            os.fsync(self._idx_fd)
+            os.fsync(self._dat_fd)
+
+    def close(self) -> None:
+        """Flush the index, wait for in-flight reads, close the files. Idempotent."""
+        with self._write_lock:
+            with self._io:
+                if self._closed:
+                    return
+                self._closed = True
+                while self._readers:
+                    self._io.wait()
+            if self._idx_fd >= 0 and _fd_writable(self._idx_fd):
+                try:
+                    os.fsync(self._idx_fd)
+                except OSError:
+                    pass
+            self._close_fds()
+
+    def destroy(self) -> None:
+        """Close and remove every file of this volume (Go's Destroy, without remote tiers)."""
+        self.close()
+        base = volume_base_name(self.collection, self.id)
+        for directory in {self.directory, self.idx_directory}:
+            for ext in ALL_VOLUME_EXTS:
+                remove_path(os.path.join(directory, base + ext))
+

@@ -1,0 +1,228 @@
+"""A volume's writes: needle appends (with Go's unchanged-rewrite and cookie rules), group
+fsync, deletes and replayed tombstones, and raw records copied from another server.
+
+Every append happens under `_write_lock`: the `.dat` record goes first, then the map and the
+`.idx` row, so a reader never finds a map entry whose record is not yet on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeFull
+from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_needle, parse_header, record_size
+from ._needle_map import NeedleValue
+from ._ttl import EMPTY_TTL
+from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, actual_size
+from ._volume_base import WriteResult
+from ._volume_read import VolumeReads
+
+__all__ = ["VolumeWrites"]
+
+
+class VolumeWrites(VolumeReads):
+    """The write half of `Volume` (it reads back: rewrites and deletes compare cookies)."""
+
+    def _check_writable(self) -> None:
+        if not (self.no_write_or_delete or self.no_write_can_delete or self.disk_space_low()):
+            return  # the common case, without building ReadOnlyReasons
+        r = self.read_only_reasons()
+        if r.read_only:
+            why = "read only" if not r.disk_space_low or r.no_write_or_delete or r.no_write_can_delete else "read only (disk space low)"
+            raise ReadOnly(f"volume {self.id} is {why}")
+
+    def _next_append_ns(self) -> int:
+        return max(self._clock_ns(), self.last_append_at_ns + 1)
+
+    def write_needle(self, n: Needle, *, check_cookie: bool = True, fsync: bool = False) -> WriteResult:
+        """Append a needle (Go's writeNeedle2/doWriteRequest).
+
+        A needle without a TTL inherits the volume's. Rewriting an identical needle (same
+        cookie, CRC and data; non-TTL volumes only) appends nothing. An existing id with a
+        different cookie is refused, unless `check_cookie` is False and the cookie is 0 (then
+        the stored cookie is adopted, as Go does for replicated batch deletes).
+        """
+        self._check_writable()
+        if n.ttl == EMPTY_TTL and self.ttl != EMPTY_TTL:
+            n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=self.ttl)
+        with self._write_lock:
+            self._check_open()
+            nv = self.nm.get(n.id)
+            if nv is not None:
+                unchanged = self._unchanged(n, nv)
+                if unchanged is not None:
+                    return unchanged
+                existing = self._read_header_at(nv.offset * PADDING_SIZE)
+                if n.cookie == 0 and not check_cookie:
+                    n = n.replace(cookie=existing.cookie)
+                if existing.cookie != n.cookie:
+                    raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
+            append_at_ns = self._next_append_ns()
+            size = record_size(n, self.version)
+            record = encode_needle(n, self.version, append_at_ns=append_at_ns, size=size)
+            offset = self._dat_size
+            if offset >= self.codec.offsets.max_volume_size and n.data:
+                raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")
+            if self.size_limit is not None and offset + len(record) > self.size_limit and n.data:
+                raise VolumeFull(f"volume {self.id} would exceed its size limit of {self.size_limit} bytes")
+            self._append_dat(record, offset)
+            self.last_append_at_ns = append_at_ns
+            if nv is None or nv.offset * PADDING_SIZE < offset:
+                self.nm.put(n.id, offset // PADDING_SIZE, size)
+                self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size))
+            if self.last_modified_ts < n.last_modified:
+                self.last_modified_ts = n.last_modified
+            end = self._dat_size
+        if fsync:
+            self._sync_dat(end)
+        return WriteResult(offset, len(n.data), False)
+
+    def _unchanged(self, n: Needle, nv: NeedleValue) -> WriteResult | None:
+        if str(self.ttl) != "" or nv.offset == 0 or nv.size <= 0:
+            return None
+        try:
+            old = self.read_needle(n.id)
+        except StorageError:
+            return None
+        if old.cookie == n.cookie and old.checksum == n.checksum and old.data == n.data:
+            return WriteResult(nv.offset * PADDING_SIZE, len(old.data), True)
+        return None
+
+    def _read_header_at(self, offset: int) -> NeedleHeader:
+        head = self._pread(NEEDLE_HEADER_SIZE, offset)
+        if len(head) < NEEDLE_HEADER_SIZE:
+            raise Corrupted(f"reading existing needle: volume {self.id} has no record at {offset}")
+        return parse_header(head)
+
+    def _append_dat(self, record: bytes, offset: int) -> None:
+        try:
+            written = os.pwrite(self._dat_fd, record, offset)
+            if written != len(record):
+                raise OSError(errno.EIO, f"short write: {written} of {len(record)} bytes")
+        except OSError as exc:
+            try:
+                os.ftruncate(self._dat_fd, offset)
+            except OSError:
+                pass
+            raise StorageError(f"append to volume {self.id} at {offset}: {exc}") from exc
+        self._dat_size = offset + len(record)
+
+    def _append_idx(self, row: bytes) -> None:
+        try:
+            os.pwrite(self._idx_fd, row, self._idx_size)
+        except OSError as exc:
+            raise StorageError(f"append to {self.idx_path}: {exc}") from exc
+        self._idx_size += len(row)
+
+    def _sync_dat(self, upto: int) -> None:
+        """fdatasync once for every writer waiting on it (group commit)."""
+        with self._sync_lock:
+            if self._synced_upto >= upto:
+                return
+            target = self._dat_size
+            try:
+                os.fdatasync(self._dat_fd)
+            except OSError as exc:
+                raise StorageError(f"fsync volume {self.id}: {exc}") from exc
+            self._synced_upto = target
+
+    def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
+        """Append a tombstone; returns the deleted record's Size (0 if nothing was live).
+
+        With a cookie: the stored cookie must match, and the tombstone carries the deleted
+        data's CRC (pass `checksum` when the needle was already read, to skip a second read).
+        With `cookie=None` (skip-cookie batch deletes) the tombstone has cookie 0 and CRC 0.
+        Raises NotFound for an expired needle, like Go's read-before-delete.
+        """
+        if self.no_write_or_delete:
+            raise ReadOnly(f"volume {self.id} is read only")
+        nv = self.nm.get(needle_id)
+        if nv is None or nv.size < 0:
+            return 0
+        tomb_cookie, tomb_crc = 0, checksum or 0
+        if cookie is not None:
+            tomb_cookie = cookie
+            if checksum is None and nv.size > 0:
+                n = self.read_needle(needle_id, cookie)
+                tomb_crc = n.checksum or 0
+        with self._write_lock:
+            self._check_open()
+            nv2 = self.nm.get(needle_id)
+            if nv2 is None or nv2.size < 0:
+                return 0
+            if cookie is not None:
+                if nv2 != nv and nv2.size > 0:
+                    tomb_crc = self.read_needle(needle_id, cookie).checksum or 0
+                elif nv2.size > 0 or checksum is not None:
+                    h = self._read_header_at(nv2.offset * PADDING_SIZE)
+                    if h.cookie != cookie:
+                        raise CookieMismatch(f"needle {needle_id:x} in volume {self.id}: cookie {cookie:08x} does not match")
+            tomb = Needle(id=needle_id, cookie=tomb_cookie, checksum=tomb_crc, append_at_ns=self._next_append_ns())
+            record = encode_needle(tomb, self.version)
+            offset = self._dat_size
+            self._append_dat(record, offset)
+            self.last_append_at_ns = tomb.append_at_ns
+            self.nm.delete(needle_id)
+            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
+            return nv2.size
+
+    def apply_tombstone(self, needle_id: int, cookie: int, checksum: int) -> int:
+        """Replay a deletion read from another server's `.dat` (VolumeTailReceiver): append a
+        tombstone carrying that record's cookie and CRC if the needle is live here. Returns the
+        deleted record's Size, 0 when nothing was live (nothing appended)."""
+        if self.no_write_or_delete:
+            raise ReadOnly(f"volume {self.id} is read only")
+        with self._write_lock:
+            self._check_open()
+            nv = self.nm.get(needle_id)
+            if nv is None or nv.size < 0:
+                return 0
+            tomb = Needle(id=needle_id, cookie=cookie, checksum=checksum, append_at_ns=self._next_append_ns())
+            offset = self._dat_size
+            self._append_dat(encode_needle(tomb, self.version), offset)
+            self.last_append_at_ns = tomb.append_at_ns
+            self.nm.delete(needle_id)
+            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
+            return nv.size
+
+    def write_needle_blob(self, needle_id: int, blob: bytes, size: int) -> bool:
+        """Append a raw record copied from another server (Go's WriteNeedleBlob).
+
+        The v3 timestamp is replaced with a fresh one. Returns False when the identical
+        needle is already stored (nothing appended).
+        """
+        self._check_writable()
+        if len(blob) < NEEDLE_HEADER_SIZE:
+            raise Corrupted(f"needle {needle_id} blob of {len(blob)} bytes is shorter than a needle header")
+        h = parse_header(blob)
+        if h.size != size:
+            raise Corrupted(f"needle {needle_id} size {size} does not match its blob header size {h.size}")
+        need = actual_size(max(size, 0), self.version)
+        if len(blob) < need:
+            raise Corrupted(f"needle blob buffer too small: need {need} bytes, have {len(blob)}")
+        with self._write_lock:
+            self._check_open()
+            if self.nm.file_bytes + len(blob) > self.codec.offsets.max_volume_size:
+                raise VolumeFull(f"volume size limit {self.codec.offsets.max_volume_size} exceeded")
+            nv = self.nm.get(needle_id)
+            if nv is not None and nv.size == size and size > 0:
+                try:
+                    old = self.read_needle(needle_id)
+                    new = decode_needle(blob, self.version, expected_size=size)
+                    if old.cookie == new.cookie and old.checksum == new.checksum and old.data == new.data:
+                        return False
+                except StorageError:
+                    pass
+            ts = self._next_append_ns()
+            record = bytearray(blob[:need])
+            if self.version == VERSION3:
+                at = NEEDLE_HEADER_SIZE + max(size, 0) + 4
+                record[at:at + 8] = ts.to_bytes(8, "big")
+            offset = self._dat_size
+            self._append_dat(bytes(record), offset)
+            self.last_append_at_ns = ts
+            self.nm.put(needle_id, offset // PADDING_SIZE, size)
+            self._append_idx(self.codec.encode(needle_id, offset // PADDING_SIZE, size))
+        return True
+
