@@ -40,10 +40,10 @@ def worker(port: int, backend_port: int) -> None:
     import trio
 
     from gateway.backend import BackendEndpoints
-    from gateway.guard import Guard
-    from gateway.http_front import GatewayState, HttpFront
+    from weedpy.serve.guard import Guard
+    from weedpy.serve.http_front import FrontState, HttpFront
     from gateway.http_proxy import GoHttpTarget
-    from gateway.routes import Target, default_route_table
+    from weedpy.serve.routes import Target, default_route_table
     from weedpy.http1 import UpstreamPool, serve_connection, serve_fast
     from weedpy.logs import configure_logging, log_flushing
 
@@ -61,7 +61,7 @@ def worker(port: int, backend_port: int) -> None:
         sock.listen(4096)
         pool = UpstreamPool(buffer_size=128 << 10)
         go = GoHttpTarget(Backend(), pool)
-        front = HttpFront(default_route_table(), {Target.GO: go.handle}, Guard.from_entries(()), b"x", GatewayState())
+        front = HttpFront(default_route_table(), {Target.GO: go.handle}, Guard.from_entries(()), b"x", FrontState())
         async with log_flushing(sink):
             async with trio.open_nursery() as nursery:
                 async def on_conn(stream) -> None:

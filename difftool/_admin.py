@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from difftool._engine import DiffEngine
 from difftool._html import html_report
 from difftool._junit import junit_xml
-from gateway.guard import Guard
-from gateway.routes import request_path
+from weedpy.serve.guard import Guard
+from weedpy.serve.routes import request_path
 from weedpy.http1 import Exchange, response_head
 
 __all__ = ["DiffAdminApi", "PREFIX"]

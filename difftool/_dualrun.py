@@ -20,7 +20,7 @@ from difftool._engine import DiffEngine, EngineConfig
 from difftool._stores import StoreComparison, compare_stores
 from difftool._tee_grpc import DualRunGrpc
 from difftool._tee_http import DualRunHttp, SideInfo
-from gateway.routes import RouteTable, Target
+from weedpy.serve.routes import RouteTable, Target
 from weedpy.grpc import CallHandler, ServerOptions
 from weedpy.http1 import Exchange
 

@@ -47,7 +47,7 @@ from difftool._compare import Rules
 from difftool._fixture import Fixture, fixture_to_json
 from difftool._noise import DIFFY_DEFAULTS, NoiseThresholds
 from difftool._records import Outcome, Request, Sample, Side
-from gateway.routes import MUTATING_ENDPOINTS, RouteTable, Target
+from weedpy.serve.routes import MUTATING_ENDPOINTS, RouteTable, Target
 from weedpy.logs import get_logger
 
 __all__ = ["EngineConfig", "DiffEngine", "Job", "DUAL_RUN_TARGETS"]

@@ -122,7 +122,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
     agg = Aggregator(options.thresholds)
     routes_v = scenario.routes.version if scenario.routes is not None else "builtin"
     if options.routes_file:  # the table given on the command line wins over the scenario's
-        from gateway.routes import load_route_table
+        from weedpy.serve.routes import load_route_table
 
         scenario = dataclasses.replace(scenario, routes=load_route_table(options.routes_file))
         routes_v = scenario.routes.version  # type: ignore[union-attr]

@@ -47,7 +47,7 @@ from google.protobuf import json_format
 
 from difftool._compare import Rules
 from difftool._records import GrpcRequest, HttpRequest
-from gateway.routes import GRPC_SERVICE, RouteTable, grpc_endpoint, http_endpoint, load_route_table, request_path
+from weedpy.serve.routes import GRPC_SERVICE, RouteTable, grpc_endpoint, http_endpoint, load_route_table, request_path
 from proto.services import rpc_for_path
 from weedpy.grpc import format_timeout
 

@@ -21,7 +21,7 @@ import trio.testing
 from difftool._capture import capture_grpc
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine, Job
 from difftool._records import GrpcRequest, GrpcResponse, Outcome
-from gateway.routes import RouteTable, grpc_endpoint
+from weedpy.serve.routes import RouteTable, grpc_endpoint
 from weedpy.grpc import (
     CallHandler,
     ConnectionPool,

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from difftool._capture import http_request_bytes, read_http_response
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine, Job
 from difftool._records import HttpRequest, Outcome
-from gateway.routes import RouteTable, http_endpoint, request_path
+from weedpy.serve.routes import RouteTable, http_endpoint, request_path
 from weedpy.http1 import Exchange, ServerConnection
 from weedpy.http1 import Request as WireRequest
 

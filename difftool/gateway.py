@@ -30,8 +30,8 @@ from difftool._dualrun import StoresDiffer, check_stores, grpc_dual_targets, htt
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine
 from difftool._null_master import NullMaster
 from gateway.backend import BackendView
-from gateway.guard import Guard
-from gateway.routes import RouteTable, Target
+from weedpy.serve.guard import Guard
+from weedpy.serve.routes import RouteTable, Target
 from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions
 from weedpy.http1 import Exchange

@@ -21,14 +21,16 @@ import trio
 
 from gateway.backend import FrontIdentity
 from gateway.backend_args import backend_argv, backend_environ, security_config_dir
-from gateway.guard import Guard
+from weedpy.serve.guard import Guard
 from gateway.heartbeat_relay import HeartbeatRelay
-from gateway.http_front import GatewayState, HttpFront
+from weedpy.serve.http_front import FrontState, HttpFront
 from gateway.http_proxy import GoHttpTarget
-from gateway.routes import GRPC_SERVICE, RouteTable, Target
+from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
 from gateway.supervisor import BackendStartError, Supervisor
-from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, NamedTarget, serve_grpc_proxy
-from gateway.request_checks import PeerPolicy, master_volume_servers, request_checks
+from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, serve_grpc_proxy
+from weedpy.serve.grpc_front import NamedTarget
+from gateway.request_checks import request_checks
+from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from gateway.tail_receiver import tail_into_backend
 from weedpy.config import Mode, VolumeConfig
 from weedpy.http1 import FastStream, UpstreamPool, serve_connection, serve_fast
@@ -90,7 +92,7 @@ async def _run_bound(
     cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path,
     socks: dict[str, socket.socket], signals: AsyncIterator[int],
 ) -> int:
-    state = GatewayState()
+    state = FrontState()
     front = FrontIdentity(
         ip=cfg.ip, port=cfg.port, grpc_port=cfg.grpc_port, public_url=cfg.public_url, server_id=cfg.server_id,
     )

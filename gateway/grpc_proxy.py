@@ -1,4 +1,4 @@
-"""The gateway's gRPC front: terminate HTTP/2 from clients, route each call, relay to Go by default.
+"""The gateway's gRPC relay to the Go backend, behind the shared gRPC front (weedpy.serve.GrpcFront).
 
 Entry point (called from gateway/app.py):
 
@@ -7,10 +7,8 @@ Entry point (called from gateway/app.py):
                            checks={"/volume_server_pb.VolumeServer/VolumeCopy": check})
     # task_status.started() once the listener is being served.
 
-* `routes` (gateway.routes.RouteTable, read once per call) picks a `Target` by full method path;
-  `targets` maps a Target to a `CallTarget` (`name` + `async def handle(call: ServerCall)`);
-  `Target.GO` is always `GoRelay`. A native target is e.g. `NamedTarget("native", router)` over a
-  `weedpy.grpc.Router`. An unavailable or `off` target answers UNAVAILABLE.
+* `routes` and `targets` are the front's (weedpy.serve.GrpcFront: route by full method path, one
+  log event per call); `Target.GO` is always `GoRelay`.
 * `GoRelay` forwards each call to `backend.current().grpc` over pooled h2 connections as opaque
   bytes: request headers (minus connection-specific ones; grpc-timeout unchanged), DATA both ways,
   response headers / trailers / trailers-only responses unchanged, RST_STREAM both ways. Client DATA
@@ -25,24 +23,17 @@ Entry point (called from gateway/app.py):
   version turns tailed deletions into live empty needles).
 * The call's deadline (grpc-timeout) is enforced by the serving shell: DEADLINE_EXCEEDED to the
   client, the backend stream reset.
-* One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import trio
 
 from gateway.backend import BackendEndpoints, BackendView
-from gateway.routes import RouteTable, Target, default_route_table, grpc_endpoint
 from weedpy.grpc import (
-    CallHandler,
     ConnectionPool,
     ConnectionSettings,
     DataReceived,
@@ -56,24 +47,19 @@ from weedpy.grpc import (
     StreamReset,
     TrailersReceived,
     encode_message,
-    grpc_error_in,
     serve_listeners,
 )
-from weedpy.logs import get_logger
+from weedpy.serve.grpc_front import CallTarget, GrpcFront
+from weedpy.serve.routes import RouteTable, Target, default_route_table
 
 __all__ = [
     "BackendPools",
-    "CallTarget",
     "GoRelay",
-    "GrpcFront",
     "LocalHandler",
-    "NamedTarget",
     "RequestCheck",
     "forward_headers",
     "serve_grpc_proxy",
 ]
-
-_log = get_logger("gateway.grpc")
 
 # Never forwarded: hop-by-hop headers (h2 already refuses most of them from clients).
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
@@ -86,26 +72,6 @@ LocalHandler = Callable[[ServerCall, bytes, tuple[str, int]], Awaitable[None]]
 PROXY_SERVER_OPTIONS = ServerOptions(max_send_message_length=None)
 BACKEND_SETTINGS = ConnectionSettings(validate_inbound_headers=False)  # our own Go backend
 BACKEND_CONNECT_TIMEOUT = 2.0
-
-
-class CallTarget(Protocol):
-    """Where a routed call goes: `name` is what the logs call it ("go", "native", ...)."""
-
-    @property
-    def name(self) -> str: ...
-
-    async def handle(self, call: ServerCall) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NamedTarget:
-    """Any CallHandler (e.g. a weedpy.grpc.Router of native handlers) as a named target."""
-
-    name: str
-    handler: CallHandler
-
-    async def handle(self, call: ServerCall) -> None:
-        await self.handler.handle(call)
 
 
 def forward_headers(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
@@ -243,53 +209,6 @@ async def _relay_responses(call: ServerCall, upstream: StreamHandle, aliases: tu
             return
         elif isinstance(ev, InputEnded):
             raise GrpcError(Status.INTERNAL, "backend ended the stream without trailers")
-
-
-class GrpcFront:
-    """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
-
-    def __init__(self, routes: RouteTable, targets: Mapping[Target, CallTarget]) -> None:
-        self._routes = routes
-        self._targets = dict(targets)
-
-    async def handle(self, call: ServerCall) -> None:
-        t0 = time.perf_counter()
-        routes = self._routes
-        endpoint = grpc_endpoint(call.method)
-        route_target = routes.lookup(endpoint).target
-        target = self._targets.get(route_target)
-        failed = False
-        try:
-            if target is None:
-                raise GrpcError(Status.UNAVAILABLE, f"{endpoint} is routed to {route_target.value}, which is not available")
-            await target.handle(call)
-        except* Exception as group:  # a Cancelled alongside (client gone) propagates after this
-            err = grpc_error_in(group)
-            if err is None:
-                failed = True  # the serving shell answers UNKNOWN and logs the traceback
-                raise
-            if not call.finished and not call.reset_by_peer:
-                with contextlib.suppress(GrpcError):  # the client may be gone already
-                    call.finish(err.status, err.message, err.trailing_metadata)
-        finally:
-            # The serving shell applies the deadline (and answers DEADLINE_EXCEEDED) around us.
-            status = call.status
-            if status is None:
-                if call.reset_by_peer:
-                    status = Status.CANCELLED
-                elif trio.current_time() >= call.deadline:
-                    status = Status.DEADLINE_EXCEEDED
-                else:
-                    status = Status.UNKNOWN if failed else Status.CANCELLED
-            _log.info(
-                "grpc",
-                route=endpoint,
-                target=route_target.value,
-                routes_v=routes.version,
-                status=status.name,
-                duration_ms=round((time.perf_counter() - t0) * 1000, 3),
-                peer=call.peer,
-            )
 
 
 async def serve_grpc_proxy(

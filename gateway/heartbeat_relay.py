@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError
 from gateway.backend import BackendEndpoints, BackendView, FrontIdentity
 from gateway.grpc_proxy import BackendPools, GoRelay, forward_headers
 from gateway.tcp_relay import serve_tcp_relay
-from weedpy.addresses import ServerAddress
+from weedpy.addresses import MasterAddress
 from proto import master_pb2
 from weedpy.grpc import (
     DataReceived,
@@ -58,7 +58,6 @@ __all__ = [
     "SEND_HEARTBEAT",
     "HeartbeatRelay",
     "LeaderTracker",
-    "MasterAddress",
     "rewrite_heartbeat",
     "rewrite_heartbeat_response",
 ]
@@ -74,10 +73,6 @@ LOOKUPS = {
 
 
 # -- sans-IO: addresses, leader tracking, message rewriting ----------------------------------------
-
-
-# A master as Go names it (kept under this name for the relay and the native master client).
-MasterAddress = ServerAddress
 
 
 class LeaderTracker:
@@ -211,7 +206,7 @@ class HeartbeatRelay:
                 self._pools = pools
                 await nursery.start(serve_listeners, [grpc_listener], self)
                 nursery.start_soon(serve_tcp_relay, http_listener, lambda: self.tracker.current.http)
-                _log.info("heartbeat relay ready", relay=self.address, master=_fmt(self.tracker.current))
+                _log.info("heartbeat relay ready", relay=self.address, master=self.tracker.current.dotted)
                 task_status.started(self.address)
                 await trio.sleep_forever()
             finally:
@@ -244,7 +239,7 @@ class HeartbeatRelay:
             raise
         heartbeat = transform is None
         if heartbeat:
-            _log.info("heartbeat stream open", master=_fmt(master), peer=call.peer)
+            _log.info("heartbeat stream open", master=master.dotted, peer=call.peer)
         error: GrpcError | None = None
         try:
             async with trio.open_nursery() as nursery:
@@ -257,7 +252,7 @@ class HeartbeatRelay:
         finally:
             upstream.release()
             if heartbeat:
-                _log.info("heartbeat stream closed", master=_fmt(master), error=str(error) if error else None)
+                _log.info("heartbeat stream closed", master=master.dotted, error=str(error) if error else None)
         if error is not None:
             raise error
 
@@ -308,7 +303,4 @@ class HeartbeatRelay:
             elif isinstance(ev, InputEnded):
                 raise GrpcError(Status.UNAVAILABLE, "master ended the heartbeat stream without trailers")
 
-
-def _fmt(m: MasterAddress) -> str:
-    return f"{m.host}:{m.http_port}.{m.grpc_port}"
 

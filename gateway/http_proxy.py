@@ -13,7 +13,7 @@ import re
 import trio
 
 from gateway.backend import BackendView
-from gateway.responses import json_error
+from weedpy.serve.replies import json_error
 from weedpy.http1 import (
     CONTINUE_100,
     LAST_CHUNK,

@@ -1,22 +1,12 @@
 """Checks and rewrites the gateway applies to a few gRPC requests before relaying them to Go.
 
-**Peer trust.** Some rpcs make the volume server dial an address the caller supplies: the source
-of VolumeCopy, VolumeEcShardsCopy and VolumeTailReceiver, and the remote store and replicas of
-FetchAndWriteNeedle. Go 4.48 refuses loopback, link-local, unspecified and metadata-service
-addresses there unless started with `-volume.allowUntrustedRemoteEndpoints`. The managed backend
-is started with that flag and the gateway enforces this rule instead:
+**Peer trust.** The managed backend is started with `-volume.allowUntrustedRemoteEndpoints`, so
+the gateway applies weedpy's peer rule (weedpy.serve.peers.PeerPolicy) to the rpcs that make
+the server dial an address the caller supplies (VolumeCopy, VolumeEcShardsCopy,
+VolumeTailReceiver, FetchAndWriteNeedle). Refusals carry Go's gRPC status (Unknown) and message.
 
-- a peer volume server is trusted when the master lists it as a volume server, or when its host
-  is this server's own advertised `-ip` (a server that advertises a loopback address lives in a
-  single-host cluster, whose peers are loopback too);
-- any other peer must pass Go's check for peers (no loopback, link-local, unspecified,
-  interface-local or metadata-service address; private networks allowed);
-- remote object-store endpoints must pass Go's stricter check (private and CGNAT ranges refused
-  too), whatever the master says;
-- when the operator passes `-volume.allowUntrustedRemoteEndpoints` themselves, nothing is checked.
-
-Refusals carry Go's gRPC status (Unknown) and message. Host names are resolved once here; Go
-re-resolves when it dials, so this check does not defend against DNS rebinding.
+**Admin whitelist.** The backend only ever sees the gateway's loopback address, so Go's
+checkGrpcAdminAuth is applied here, on the real caller.
 
 **Master pings.** Go answers `Ping` for a master target only if it is one of its own masters;
 the backend's only master is the gateway's heartbeat relay, so a Ping naming one of the
@@ -25,156 +15,18 @@ operator's `-master` addresses is rewritten to name the relay, which forwards it
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from urllib.parse import urlsplit
 
-import trio
-
-from gateway.guard import Guard
-from gateway.routes import GRPC_SERVICE
 from proto import volume_server_pb2 as vs_pb
-from weedpy.addresses import ServerAddress, peer_host
+from weedpy.addresses import peer_host
 from weedpy.grpc import GrpcError, ServerCall, Status
-from weedpy.logs import get_logger
+from weedpy.serve.guard import Guard
+from weedpy.serve.peers import PeerPolicy, http_address
+from weedpy.serve.routes import GRPC_SERVICE
 
-__all__ = [
-    "ADMIN_RPCS", "PeerPolicy", "blocked_reason", "request_checks", "split_server_address", "http_address", "master_volume_servers",
-]
-
-log = get_logger("gateway.request_checks")
+__all__ = ["ADMIN_RPCS", "request_checks"]
 
 Check = Callable[[ServerCall, bytes], Awaitable[bytes | None]]
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_IMDS = ipaddress.ip_address("169.254.169.254")
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
-_LINK_LOCAL_MULTICAST = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
-_INTERFACE_LOCAL_MULTICAST = ipaddress.ip_network("ff01::/16")
-_IMDS_HOSTS = frozenset({"metadata.google.internal", "metadata"})
-
-
-def _embedded_ipv4(ip: IP) -> ipaddress.IPv4Address | None:
-    """The IPv4 destination inside IPv6 transition forms (mapped, 6to4, NAT64, Teredo)."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in ipaddress.ip_network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def blocked_reason(endpoint: str, ip: IP, allow_private: bool) -> str | None:
-    """Go's checkBlockedIPPolicy: why this address must not be dialled, or None."""
-    q = f'"{endpoint}"'
-    if ip == _IMDS:
-        return f"remote endpoint {q} targets instance metadata service {ip}"
-    if ip.is_loopback:
-        return f"remote endpoint {q} resolves to loopback address {ip}"
-    if ip.is_unspecified:
-        return f"remote endpoint {q} resolves to unspecified address {ip}"
-    if ip.is_link_local or any(ip in net for net in _LINK_LOCAL_MULTICAST if net.version == ip.version):
-        return f"remote endpoint {q} resolves to link-local address {ip}"
-    if ip.version == 6 and ip in _INTERFACE_LOCAL_MULTICAST:
-        return f"remote endpoint {q} resolves to interface-local address {ip}"
-    if not allow_private:
-        if any(ip in net for net in _PRIVATE if net.version == ip.version):
-            return f"remote endpoint {q} resolves to private address {ip}"
-        if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-            return f"remote endpoint {q} resolves to CGNAT address {ip}"
-    embedded = _embedded_ipv4(ip)
-    if embedded is not None:
-        return blocked_reason(endpoint, embedded, allow_private)
-    return None
-
-
-def split_server_address(address: str) -> tuple[str, int | None]:
-    """`host:port[.grpcPort]` (Go's pb.ServerAddress) -> (host, http port); no port -> None."""
-    try:
-        addr = ServerAddress.parse(address)
-    except ValueError:
-        return address.strip().strip("[]"), None
-    return addr.host, addr.http_port
-
-
-def http_address(address: str) -> str:
-    host, port = split_server_address(address)
-    return f"{host}:{port}" if port is not None else host
-
-
-async def _resolve(host: str) -> list[IP]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    with trio.fail_after(2):
-        infos = await trio.socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
-
-
-async def endpoint_reason(endpoint: str, host: str, allow_private: bool) -> str | None:
-    """Go's validation of a dial target: the first blocking reason among its addresses."""
-    if host.lower() in _IMDS_HOSTS:
-        return f'remote endpoint "{endpoint}" targets instance metadata service'
-    try:
-        ips = await _resolve(host)
-    except (OSError, trio.TooSlowError) as exc:
-        return f'resolve remote endpoint host "{host}": {exc}'
-    for ip in ips:
-        reason = blocked_reason(endpoint, ip, allow_private)
-        if reason is not None:
-            return reason
-    return None
-
-
-class PeerPolicy:
-    """Decides whether a peer volume server or a remote endpoint may be dialled (module docstring)."""
-
-    def __init__(
-        self, own_ip: str, known_servers: Callable[[], Awaitable[frozenset[str]]], cache_seconds: float = 5.0,
-    ) -> None:
-        self._own_ip = own_ip
-        self._fetch = known_servers
-        self._cache: frozenset[str] = frozenset()
-        self._cached_at = -1e9
-        self._ttl = cache_seconds
-
-    async def _listed(self, address: str) -> bool:
-        key = http_address(address)
-        if key in self._cache and time.monotonic() - self._cached_at < self._ttl:
-            return True
-        try:
-            self._cache = await self._fetch()
-            self._cached_at = time.monotonic()
-        except (OSError, ValueError, trio.TooSlowError) as exc:
-            log.warning("cannot list volume servers from the master", error=str(exc))
-        return key in self._cache
-
-    async def peer_reason(self, address: str) -> str | None:
-        host, _ = split_server_address(address)
-        if host == self._own_ip:
-            return None
-        reason = await endpoint_reason(address, host, allow_private=True)
-        if reason is None or await self._listed(address):
-            return None
-        return reason
-
-    async def remote_endpoint_reason(self, endpoint: str) -> str | None:
-        url = endpoint if "://" in endpoint else "http://" + endpoint
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            return f'remote endpoint "{endpoint}" must use http or https, got "{parts.scheme}"'
-        if not parts.hostname:
-            return f'remote endpoint "{endpoint}" has no host'
-        return await endpoint_reason(endpoint, parts.hostname, allow_private=False)
 
 
 def _refuse(message: str) -> GrpcError:
@@ -262,26 +114,3 @@ def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master
         GRPC_SERVICE + "FetchAndWriteNeedle": fetch_and_write,
     })
     return checks
-
-
-async def master_volume_servers(masters: Sequence[str]) -> frozenset[str]:
-    """Every volume server (url and public url) in the topology of the first master that answers."""
-    import httpx
-
-    last: Exception | None = None
-    async with httpx.AsyncClient(timeout=3) as client:
-        for master in masters:
-            try:
-                r = await client.get(f"http://{http_address(master)}/dir/status")
-                r.raise_for_status()
-                topo = r.json().get("Topology", {})
-            except (httpx.HTTPError, ValueError) as exc:
-                last = exc
-                continue
-            out = set()
-            for dc in topo.get("DataCenters") or []:
-                for rack in dc.get("Racks") or []:
-                    for node in rack.get("DataNodes") or []:
-                        out.update(x for x in (node.get("Url"), node.get("PublicUrl")) if x)
-            return frozenset(out)
-    raise OSError(f"no master answered /dir/status: {last}")

@@ -14,11 +14,11 @@ The gateway's checks (admin whitelist, peer trust) have run before this is calle
 
 from __future__ import annotations
 
-from native.grpc import request_id_trailer
-from native.grpc._tail import tail_from_source
-from native.storage._types import format_needle_id_cookie
+from native.storage import format_needle_id_cookie
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, GrpcError, ServerCall, Status
+from weedpy.serve.grpc_front import request_id_trailer
+from weedpy.serve.tail import tail_from_source
 
 __all__ = ["tail_into_backend"]
 

@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from gateway.heartbeat_relay import MasterAddress
 from native.context import Location, ServerState
 from native.heartbeat import PULSE_SECONDS, HeartbeatState, Identity, StoreSnapshot, interpret_response, same_master
 from proto import master_pb2, volume_server_pb2
+from weedpy.addresses import MasterAddress
 from weedpy.grpc import Channel, ChannelOptions, GrpcError, Status
 from weedpy.logs import get_logger
 
@@ -240,7 +240,7 @@ class MasterClient:
                 self.state.master_connected = False
                 self._current = None
                 known = isinstance(exc, (GrpcError, OSError, trio.TooSlowError, trio.BrokenResourceError))
-                log.warning("heartbeat to master failed", master=_fmt(master), error=str(exc) or repr(exc),
+                log.warning("heartbeat to master failed", master=master.dotted, error=str(exc) or repr(exc),
                             retry_in=backoff, exc_info=not known)
                 seed_index += 1
                 await trio.sleep(backoff)
@@ -264,7 +264,7 @@ class MasterClient:
                     resp = await self.call("GetMasterConfiguration", master_pb2.GetMasterConfigurationRequest(),
                                            master_pb2.GetMasterConfigurationResponse, master=seed, timeout=5)
                 except (GrpcError, OSError, trio.TooSlowError) as exc:
-                    log.info("master not ready", master=_fmt(seed), error=str(exc))
+                    log.info("master not ready", master=seed.dotted, error=str(exc))
                     continue
                 self.metrics_address = resp.metrics_address
                 if self._on_configuration is not None:
@@ -292,7 +292,7 @@ class MasterClient:
                 await call.send_message(self.hb.full(snap, self._state_proto()))
                 await call.send_message(self.hb.ec_full(snap))
                 self._current = master
-                log.info("heartbeat stream open", master=_fmt(master))
+                log.info("heartbeat stream open", master=master.dotted)
                 result: list[str | None] = [None]
                 received_all = trio.Event()
                 async with trio.open_nursery() as nursery:
@@ -410,7 +410,4 @@ def _unwrap(group: BaseExceptionGroup) -> BaseException:
         return group
     return leaves[0]
 
-
-def _fmt(m: MasterAddress) -> str:
-    return f"{m.host}:{m.http_port}.{m.grpc_port}"
 

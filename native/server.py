@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 import trio
 
-from gateway.grpc_proxy import GrpcFront, NamedTarget
-from gateway.guard import Guard
-from gateway.http_front import GatewayState, HttpFront
-from gateway.routes import Route, RouteTable, Target
+from weedpy.serve.grpc_front import GrpcFront, NamedTarget
+from weedpy.serve.guard import Guard
+from weedpy.serve.http_front import FrontState, HttpFront
+from weedpy.serve.routes import Route, RouteTable, Target
 from native.context import GO_COMMIT, NativeContext, ServerState, go_version
 from native.grpc import Services, StateFile, build_router
 from native.heartbeat import Identity, StoreSnapshot, snapshot_store
@@ -231,7 +231,7 @@ async def _serve(
 ) -> int:
     parts = build_parts(cfg, security, store, weed_binary=cfg.weed_binary)
     ctx = parts.ctx
-    front_state = GatewayState()
+    front_state = FrontState()
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))
     http_front = HttpFront(routes, {Target.NATIVE: parts.http.handle}, guard, ctx.server_header.encode(), front_state)
     grpc_front = GrpcFront(routes, {Target.NATIVE: NamedTarget("native", parts.router)})
@@ -310,7 +310,7 @@ def mixed_route_problem(routes: RouteTable) -> str | None:
     files (native/follower.py). So every endpoint that writes must stay with Go, and so must
     /healthz, whose answer depends on Go's heartbeat state.
     """
-    from gateway.routes import MUTATING_ENDPOINTS
+    from weedpy.serve.routes import MUTATING_ENDPOINTS
 
     native = sorted(e for e in MUTATING_ENDPOINTS | MIXED_GO_ONLY if routes.lookup(e).target.serving_side == "native")
     if not native:
@@ -351,7 +351,7 @@ __all__ += ["mixed_route_problem", "build_mixed", "MIXED_GO_ONLY", "weed_full_ve
 
 def unsupported_targets(routes: RouteTable) -> Sequence[str]:
     """Endpoints a native-mode table sends somewhere native mode cannot serve (there is no Go)."""
-    from gateway.routes import ALL_ENDPOINTS
+    from weedpy.serve.routes import ALL_ENDPOINTS
 
     return sorted(e for e in ALL_ENDPOINTS if routes.lookup(e).target not in (Target.NATIVE, Target.OFF))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ServerAddress", "GRPC_PORT_OFFSET", "peer_host"]
+__all__ = ["ServerAddress", "MasterAddress", "GRPC_PORT_OFFSET", "peer_host"]
 
 GRPC_PORT_OFFSET = 10000
 
@@ -40,6 +40,15 @@ class ServerAddress:
     def same_server(self, other: ServerAddress) -> bool:
         """Go's ServerAddress.Equals: the HTTP addresses match."""
         return self.http == other.http
+
+    @property
+    def dotted(self) -> str:
+        """`host:port.grpcPort`, both ports spelled out (how logs name a master)."""
+        return f"{self.host}:{self.http_port}.{self.grpc_port}"
+
+
+# A master as Go names it (the heartbeat relay and the native master client use this name).
+MasterAddress = ServerAddress
 
 
 def peer_host(peer: str) -> str:

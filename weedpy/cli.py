@@ -55,7 +55,7 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
 
 def serve(cfg: VolumeConfig) -> int:
     """Run the server the configuration describes, in its mode."""
-    from gateway.routes import RouteTableError, Target, load_route_table
+    from weedpy.serve.routes import RouteTableError, Target, load_route_table
     from weedpy.logs import configure_logging
     from weedpy.security import find_security_file, load_security
     from weedpy.weedbin import WeedNotFound, find_weed_binary

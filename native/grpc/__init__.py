@@ -9,12 +9,11 @@ registered: Go owns every file and the heartbeat.
 
 from __future__ import annotations
 
-import uuid
-
 from native.grpc import _copy, _data, _ec, _query, _remote, _scrub, _server_rpcs, _tail, _tier, _vacuum, _volumes
 from native.grpc._services import MasterSide, Services
 from native.grpc._state import StateFile, StateVersionMismatch
-from weedpy.grpc import Router, ServerCall, header_value
+from weedpy.grpc import Router
+from weedpy.serve.grpc_front import request_id_trailer
 
 __all__ = ["build_router", "Services", "MasterSide", "StateFile", "StateVersionMismatch", "READ_ONLY_RPCS"]
 
@@ -39,9 +38,3 @@ def build_router(svc: Services) -> Router:
     if not svc.read_only_view:
         return full
     return Router((h for path, h in full.paths.items() if path in READ_ONLY_RPCS), unary_trailers=request_id_trailer)
-
-
-def request_id_trailer(call: ServerCall) -> list[tuple[str, str]]:
-    """Go's unary interceptor: every unary call ends with the caller's x-amz-request-id, or a new one."""
-    rid = header_value(call.headers, b"x-amz-request-id")
-    return [("x-amz-request-id", rid.decode("latin-1") if rid else str(uuid.uuid4()))]

@@ -8,7 +8,7 @@ import os
 import struct
 import threading
 
-from gateway.guard import Guard
+from weedpy.serve.guard import Guard
 from proto import volume_server_pb2 as vs
 from weedpy.addresses import peer_host
 from weedpy.grpc import Context, GrpcError, Status

@@ -1,6 +1,6 @@
 """Refusals the maintenance and data rpcs share: maintenance mode, peer trust, peer addresses.
 
-Peer trust is the project's rule from `gateway.request_checks` (a peer the master lists, or one on
+Peer trust is the project's rule from `weedpy.serve.peers` (a peer the master lists, or one on
 this server's own `-ip`, is trusted; any other must pass Go's address check; the operator's
 `-volume.allowUntrustedRemoteEndpoints` turns checking off). In native mode there is no Go
 backend behind us to enforce it, so these handlers apply the same `PeerPolicy` themselves.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 
-from gateway.request_checks import PeerPolicy, master_volume_servers
 from native.grpc._common import go_error
-from weedpy.addresses import GRPC_PORT_OFFSET, ServerAddress
 from native.grpc._services import Services
+from weedpy.addresses import GRPC_PORT_OFFSET
 from weedpy.grpc import GrpcError
+from weedpy.serve.peers import PeerPolicy, grpc_target, master_volume_servers
 
 __all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "wrap_peer_error"]
 
@@ -41,14 +41,6 @@ async def check_peer(policy: PeerPolicy | None, address: str, what: str) -> None
     reason = await policy.peer_reason(address)
     if reason is not None:
         raise go_error(f"invalid {what} {address}: {reason}")
-
-
-def grpc_target(address: str) -> tuple[str, int]:
-    """(host, gRPC port) of Go's pb.ServerAddress `host:port[.grpcPort]`."""
-    try:
-        return ServerAddress.parse(address).grpc
-    except ValueError:
-        raise go_error(f"invalid server address {address!r}") from None
 
 
 def wrap_peer_error(exc: GrpcError, prefix: str) -> GrpcError:

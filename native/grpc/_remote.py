@@ -8,7 +8,7 @@ not found`), the endpoint (`reject remote endpoint: ...`), the read (`read from 
 replica targets (`reject replica target: ...`), then the local write (`local write needle ...`)
 and the replica uploads (`remote write needle ...`); the local error wins.
 
-Endpoints and replicas follow the project's peer rule (`gateway.request_checks`): unless the
+Endpoints and replicas follow the project's peer rule (`weedpy.serve.peers`): unless the
 operator passed `-volume.allowUntrustedRemoteEndpoints`, an object-store endpoint must pass
 Go's strict check (no loopback, private, link-local, metadata-service address) and the client
 then dials only the address it checked (a host that re-resolves elsewhere is refused); a
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import trio
 
-from gateway.request_checks import blocked_reason
+from weedpy.serve.peers import blocked_reason
 from native.grpc._common import check_admin, go_error, go_proto_text
 from native.grpc._guards import check_maintenance, peer_policy
 from native.grpc._services import Services

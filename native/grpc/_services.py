@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from gateway.guard import Guard
+from weedpy.serve.guard import Guard
 from native.context import NativeContext
 from native.grpc._state import StateFile
 from proto import master_pb2

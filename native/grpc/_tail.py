@@ -16,12 +16,12 @@ deleted; Go writes such a record as an empty live needle (reads answer 200, empt
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import trio
 
 from native.grpc._common import check_admin, go_error
-from native.grpc._guards import check_peer, grpc_target, peer_policy
+from native.grpc._guards import check_peer, peer_policy
 from native.grpc._services import Services
 from native.grpc._threads import next_batch
 from native.storage import Corrupted, StorageError, decode_needle
@@ -29,7 +29,8 @@ from native.storage._since import ScannedRecord, locate_since, scan_records
 from native.storage._types import CHECKSUM_SIZE, VERSION3
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
-from weedpy.grpc import Channel, Context, Router
+from weedpy.grpc import Context, Router
+from weedpy.serve.tail import tail_from_source
 
 __all__ = ["register", "tail_from_source", "POLL_SECONDS", "CHUNK"]
 
@@ -53,33 +54,6 @@ def _messages(rec: ScannedRecord, version: int) -> list[vs.VolumeTailSenderRespo
             needle_header=rec.header, needle_body=body[i:i + CHUNK], is_last_chunk=i + CHUNK >= len(body), version=version,
         ))
     return out
-
-
-async def tail_from_source(
-    req: vs.VolumeTailReceiverRequest, apply: Callable[[bytes, bytes, int], Awaitable[None]],
-) -> None:
-    """The receiver's side of a tail: `await apply(needle header, rest of the record, version)`
-    for each record VolumeTailSender on `req.source_volume_server` streams, its pieces joined."""
-    host, port = grpc_target(req.source_volume_server)
-    sender_req = vs.VolumeTailSenderRequest(
-        volume_id=req.volume_id, since_ns=req.since_ns, idle_timeout_seconds=req.idle_timeout_seconds,
-    )
-    async with Channel(host, port) as ch:
-        async with ch.unary_stream(P + "VolumeTailSender", sender_req, vs.VolumeTailSenderResponse) as stream:
-            it = stream.__aiter__()
-            async for resp in it:
-                if not resp.needle_header:
-                    continue
-                header, body, version = resp.needle_header, resp.needle_body, resp.version or VERSION3
-                last = resp.is_last_chunk
-                while not last:
-                    try:
-                        more = await it.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    body += more.needle_body
-                    last = more.is_last_chunk
-                await apply(header, body, version)
 
 
 def register(router: Router, svc: Services) -> None:

@@ -3,18 +3,14 @@ writeJson / writeJsonError, http.Error, SetEtag, the headers every handler respo
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Any
 
 from native.http._gojson import marshal
 from native.http._request import GoRequest
 from weedpy.http1 import GoHeader, GoResponse
-
-_RNG = random.Random()  # request ids need uniqueness, not secrecy
+from weedpy.serve.replies import request_id
 
 __all__ = [
-    "request_id",
     "handler_header",
     "json_response",
     "json_error",
@@ -23,11 +19,6 @@ __all__ = [
     "set_etag",
     "body_allowed",
 ]
-
-
-def request_id() -> str:
-    """weed/util/request_id: %X of the time in ns, then 4 random bytes as %08X."""
-    return "%X%08X" % (time.time_ns(), _RNG.getrandbits(32))
 
 
 def handler_header(server: str, req: GoRequest) -> GoHeader:

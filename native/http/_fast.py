@@ -14,13 +14,13 @@ import functools
 import re
 from typing import TYPE_CHECKING
 
-from native.http._common import request_id
 from native.http._content import _disposition
 from native.http._fid import filepath_ext
 from native.http._read import PAGED_READ_LIMIT, _http_date
 from native.http._sniff import detect_content_type
 from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, StorageError
 from weedpy.http1 import Request, http_date
+from weedpy.serve.replies import request_id
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp

@@ -17,7 +17,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from native.http._common import json_error, json_response, request_id, set_etag
+from native.http._common import json_error, json_response, set_etag
 from native.http._gojson import Struct
 from native.http._gzip import gzip_data
 from native.http._request import GoRequest
@@ -25,6 +25,7 @@ from native.http._sniff import detect_content_type
 from native.http._upload import is_compressable, path_base
 from native.storage import Needle, StorageError
 from weedpy.http1 import Exchange, GoHeader, GoResponse, send_go_response
+from weedpy.serve.replies import request_id
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from gateway.guard import Guard
+from weedpy.serve.guard import Guard
 from native.context import NativeContext
 from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
@@ -24,7 +24,7 @@ from native.http._fast_write import fast_write
 from native.http._fid import new_volume_id, parse_url_path
 from native.http._gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
-from native.http._jwt import expected_claim, token_from_request, verify_file_id_token
+from weedpy.serve.jwt import expected_claim, token_from_request, verify_file_id_token
 from native.http._mime import MimeTable
 from native.http._multipart import GoIOError
 from native.http._proxy import pick_target, proxy_response, redirect_response

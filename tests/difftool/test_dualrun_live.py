@@ -21,11 +21,12 @@ from difftool._dualrun import build_dual_run, check_stores
 from difftool._engine import EngineConfig
 from difftool._stores import compare_stores
 from gateway.backend import BackendEndpoints
-from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay, GrpcFront
-from gateway.guard import Guard
-from gateway.http_front import GatewayState, HttpFront
+from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay
+from weedpy.serve.grpc_front import GrpcFront
+from weedpy.serve.guard import Guard
+from weedpy.serve.http_front import FrontState, HttpFront
 from gateway.http_proxy import GoHttpTarget
-from gateway.routes import parse_route_table
+from weedpy.serve.routes import parse_route_table
 from native.server import GRPC_OPTIONS, build_parts
 from native.storage import Store
 from proto import volume_server_pb2 as vs
@@ -98,7 +99,7 @@ async def test_dual_run_session(tmp_path: Path) -> None:
             engine = dual.engine
             await nursery.start(engine.run)
             guard = Guard.from_entries(())
-            front = HttpFront(routes, dual.http_targets, guard, b"SeaweedFS Volume 8000GB 4.48", GatewayState())
+            front = HttpFront(routes, dual.http_targets, guard, b"SeaweedFS Volume 8000GB 4.48", FrontState())
             api = DiffAdminApi(engine, guard, front.handle)
             sock = listening_socket("127.0.0.1", front_port)
 

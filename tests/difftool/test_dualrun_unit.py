@@ -13,8 +13,8 @@ from difftool._capture import capture_grpc
 from difftool._dualrun import build_dual_run
 from difftool._engine import EngineConfig
 from difftool._tee_http import CaptureStream
-from gateway.grpc_proxy import GrpcFront, NamedTarget
-from gateway.routes import Target, parse_route_table
+from weedpy.serve.grpc_front import GrpcFront, NamedTarget
+from weedpy.serve.routes import Target, parse_route_table
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
 from difftool import GrpcRequest

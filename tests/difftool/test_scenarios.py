@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from difftool._scenario import ScenarioError, load_scenario, parse_scenario, scenario_files
-from gateway.routes import GRPC_SERVICE, HTTP_ENDPOINTS
+from weedpy.serve.routes import GRPC_SERVICE, HTTP_ENDPOINTS
 
 # gRPC methods the scenarios must exercise: the status/read calls and the data-path writes
 # weedpy implements natively so far (extend as native/grpc grows; see docs/differ.md).

@@ -14,8 +14,9 @@ import trio
 from google.protobuf import wrappers_pb2 as W
 
 from gateway.backend import BackendEndpoints
-from gateway.grpc_proxy import NamedTarget, forward_headers, serve_grpc_proxy
-from gateway.routes import Route, RouteTable, Target
+from gateway.grpc_proxy import forward_headers, serve_grpc_proxy
+from weedpy.serve.grpc_front import NamedTarget
+from weedpy.serve.routes import Route, RouteTable, Target
 from tests.grpc.helpers import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY
 from weedpy.grpc import (
     Channel,

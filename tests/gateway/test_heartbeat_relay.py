@@ -19,7 +19,6 @@ from gateway.grpc_proxy import serve_grpc_proxy
 from gateway.heartbeat_relay import (
     HeartbeatRelay,
     LeaderTracker,
-    MasterAddress,
     rewrite_heartbeat,
     rewrite_heartbeat_response,
 )
@@ -27,6 +26,7 @@ from gateway.tcp_relay import serve_tcp_relay
 from proto import master_pb2
 from tests.support.procs import MasterProc, start_go_volume, start_master, start_proc, wait_http
 from proto.services import RPCS
+from weedpy.addresses import MasterAddress
 from weedpy.grpc import Channel, Context, GrpcError, Router, Status, serve_listeners
 from weedpy.weedbin import find_weed_binary
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.request_checks import PeerPolicy, blocked_reason, request_checks, split_server_address
+from gateway.request_checks import request_checks
+from weedpy.serve.peers import PeerPolicy, blocked_reason, split_server_address
 from proto import remote_pb2, volume_server_pb2 as vs
 from tests.support.procs import MasterProc, VolumeProc
 from tests.support.weedpy_proc import start_weedpy_volume
@@ -92,7 +93,7 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
 async def test_admin_rpcs_checked_against_the_whitelist_before_the_peer_rule() -> None:
     from types import SimpleNamespace
 
-    from gateway.guard import Guard
+    from weedpy.serve.guard import Guard
     from gateway.request_checks import ADMIN_RPCS
 
     async def nobody() -> frozenset[str]:

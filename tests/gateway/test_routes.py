@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routes import (
+from weedpy.serve.routes import (
     ALL_ENDPOINTS, GRPC_METHODS, MUTATING_ENDPOINTS, RouteTableError, Target, http_endpoint, load_route_table,
     parse_route_table, request_path,
 )

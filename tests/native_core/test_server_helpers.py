@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routes import parse_route_table
+from weedpy.serve.routes import parse_route_table
 from native.grpc import StateFile, StateVersionMismatch
 from native.server import _folder_tags, adjust_volume_max, mixed_route_problem, native_route_table, unsupported_targets
 from native.storage import DiskStatus, Store

@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from gateway.guard import Guard
+from weedpy.serve.guard import Guard
 from native.context import NativeContext, go_version
 from native.grpc import Services, StateFile, build_router
 from native.storage import Needle, Store

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from native.http._jwt import sign_file_id_token
+from weedpy.serve.jwt import sign_file_id_token
 from tests.native_http.support import go_and_native, write_security
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw, fetch

@@ -1,7 +1,8 @@
-"""The gateway's HTTP front: name each request's endpoint, apply gateway-level rules, dispatch, log.
+"""The HTTP front every mode serves through: name each request's endpoint, apply the server-level
+rules, dispatch to the route's target, log.
 
 Per request: one route-table lookup, the whitelist for admin writes and deletes (on the real client
-address), then the route's target. One structlog event per request carries the endpoint name, the
+address), then the route's target (the Go relay, the native handlers or a dual-run target). One structlog event per request carries the endpoint name, the
 target, the table version, status and duration.
 """
 
@@ -10,21 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from gateway.go_headers import handler_headers, http_date
-from gateway.guard import Guard
-from gateway.responses import json_error
-from gateway.routes import RouteTable, Target, http_endpoint, request_path
 from weedpy.http1 import Exchange, simple_response
 from weedpy.logs import FastEvent
+from weedpy.serve.guard import Guard
+from weedpy.serve.replies import date_header, handler_headers, json_error
+from weedpy.serve.routes import RouteTable, Target, http_endpoint, request_path
 
-__all__ = ["HttpFront", "HttpTarget", "GatewayState"]
+__all__ = ["HttpFront", "HttpTarget", "FrontState"]
 
 HttpTarget = Callable[[Exchange], Awaitable[None]]
 _GUARDED = frozenset({"admin.write", "admin.delete"})
 _METHOD_NAMES = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS")}
 
 
-class GatewayState:
+class FrontState:
     """Flags the front consults; set by the lifecycle code (stopping flips /healthz to 503)."""
 
     __slots__ = ("stopping",)
@@ -40,7 +40,7 @@ class HttpFront:
         targets: Mapping[Target, HttpTarget],
         guard: Guard,
         server_header: bytes,
-        state: GatewayState,
+        state: FrontState,
     ) -> None:
         self._routes = routes
         self._targets = dict(targets)
@@ -83,7 +83,7 @@ class HttpFront:
 
     async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
         hs = handler_headers(self._server, exch.request.header(b"origin") is not None)
-        hs.append((b"Date", http_date()))
+        hs.append(date_header())
         await exch.send(simple_response(status, body, hs))
         exch.started = True
         exch.status = status
