@@ -4,7 +4,7 @@ For each volume: the super block; that `.idx` is whole rows; that every row poin
 with the right id and size, whose data matches its CRC (tombstones: a Size-0 record with the
 right id); that no two records overlap; that walking `.dat` header to header ends exactly at
 its end; and Go's load-time tail rule. Prints one summary line per volume (plus the first
-problems found) and exits 1 if any volume is corrupt, 2 on usage errors.
+problems found) and exits 1 if any volume is corrupt, 2 on usage errors or when there is no volume.
 
 Nothing is written: unlike loading a volume, verifying never creates a `.vif` or an index.
 """
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     total = 0
     for d in args.dirs:
         if not os.path.isdir(d):
-            print(f"{d}: not a directory", file=out)
+            print(f"weedpy verify: {d}: {'not a directory' if os.path.exists(d) else 'no such directory'}", file=sys.stderr)
             return 2
         for base in _volume_bases(d):
             rep = verify_volume(d, base, idx_directory=args.idx_dir, offset_bytes=args.offsetBytes)
@@ -295,6 +295,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             for msg in rep.errors:
                 print(f"  - {msg}", file=out)
             bad += not rep.ok
+    if not total:
+        print(f"weedpy verify: no volumes (.dat files) in {', '.join(args.dirs)}", file=sys.stderr)
+        return 2
     print(f"{total} volume{'s' if total != 1 else ''} checked, {bad} corrupt", file=out)
     return 1 if bad else 0
 

@@ -103,4 +103,4 @@ def test_go_written_volume_with_5_and_4_byte_offsets(go_volume: GoVolume, tmp_pa
 def test_usage_errors(tmp_path: Path) -> None:
     assert run()[0] == 2
     assert run(str(tmp_path / "missing"))[0] == 2
-    assert run(str(tmp_path)) == (0, "0 volumes checked, 0 corrupt\n")
+    assert run(str(tmp_path)) == (2, "")  # no volumes: said on stderr
