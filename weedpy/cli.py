@@ -10,8 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from weedpy.config import VOLUME_FLAGS, Mode, VolumeConfig, parse_volume_args
-from weedpy.flags import FlagError, Kind
+from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
+from weedpy.flags import FlagError, HelpRequested, format_usage
 
 __all__ = ["main", "volume_main"]
 
@@ -29,12 +29,19 @@ global flags (before the command, as with weed): -config_dir=DIR
 
 
 def _volume_usage() -> str:
-    lines = ["usage: weedpy volume [flags]   (weed volume 4.48 flags, plus weedpy's own)", ""]
-    for spec in VOLUME_FLAGS:
-        kind = "" if spec.kind is Kind.BOOL else f" {spec.kind.value}"
-        default = "" if spec.default in ("", 0, False) else f" (default {spec.default!r})"
-        lines.append(f"  -{spec.name}{kind}\n    \t{spec.help}{default}")
-    return "\n".join(lines)
+    """`weedpy volume -h`: Go's flags as `weed volume -h` prints them, then the flags weedpy adds."""
+    go = [s for s in VOLUME_FLAGS if s.name in GO_VOLUME_FLAG_NAMES]
+    others = [s for s in VOLUME_FLAGS if s.name not in GO_VOLUME_FLAG_NAMES]
+    return "\n".join([
+        "usage: weedpy volume [flags]",
+        "Example: weedpy volume -port=8080 -dir=/tmp -max=5 -ip=server_name -master=localhost:9333",
+        "",
+        "weed volume 4.48 flags:",
+        format_usage(go, defaults={"ip": detect_host_address()}),
+        "",
+        "weed's global flags (also accepted before the command) and weedpy's own:",
+        format_usage(others),
+    ])
 
 
 def _fail(message: str) -> int:
@@ -45,10 +52,10 @@ def _fail(message: str) -> int:
 def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
     try:
         cfg = parse_volume_args(argv, config_dir=config_dir)
+    except HelpRequested:
+        print(_volume_usage())
+        return 0
     except FlagError as exc:
-        if str(exc) == "help requested":
-            print(_volume_usage())
-            return 0
         return _fail(str(exc))
     return serve(cfg)
 

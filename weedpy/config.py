@@ -25,6 +25,7 @@ __all__ = [
     "VolumeConfig",
     "parse_volume_args",
     "detect_host_address",
+    "check_mode",
 ]
 
 
@@ -38,11 +39,17 @@ class Mode(enum.Enum):
 DEFAULT_MODE = Mode.PROXY
 
 
-def _one_of(*choices: str):
+def _one_of(*choices: Any):
     def check(value: Any) -> None:
         if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
+            raise ValueError(f"must be one of {', '.join(map(str, choices))}")
     return check
+
+
+def check_mode(value: str) -> None:
+    """A -mode value: one of the modes, or empty for "not given" (then env, then the default)."""
+    if value:
+        _one_of(*(m.value for m in Mode))(value)
 
 
 def _non_negative(value: int) -> None:
@@ -132,7 +139,7 @@ _GLOBAL_FLAGS: tuple[FlagSpec, ...] = (
 
 _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("mode", S, "", "weedpy: exec|proxy|native|mixed (env WEEDPY_MODE, VOLUME_SERVER_RUST_MODE; default proxy)",
-             _one_of("", *(m.value for m in Mode)), from_env=False),
+             check_mode, from_env=False),
     FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode; env WEEDPY_ROUTES)", from_env=False),
     FlagSpec("dir.native", S, "", "weedpy: the native side's own data directories for dual-run routes "
              "(shadow, native+verify), one per -dir", from_env=False),

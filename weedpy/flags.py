@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "FlagError",
+    "HelpRequested",
     "Kind",
     "FlagSpec",
     "ParsedFlags",
@@ -28,11 +29,17 @@ __all__ = [
     "parse_go_bool",
     "parse_go_int",
     "env_key",
+    "go_quote",
+    "format_usage",
 ]
 
 
 class FlagError(ValueError):
     """A flag that is unknown or whose value does not parse; the CLI exits 2 with its message."""
+
+
+class HelpRequested(FlagError):
+    """`-h`/`-help` was given: the CLI prints the usage and exits 0 instead of failing."""
 
 
 class Kind(enum.Enum):
@@ -216,7 +223,7 @@ def parse_flags(
             break
         raw_name, value = split
         if raw_name in ("h", "help"):
-            raise FlagError("help requested")
+            raise HelpRequested("help requested")
         name = aliases.get(raw_name, raw_name)
         spec = by_name.get(name)
         if spec is None:
@@ -263,6 +270,74 @@ def _option_lines(text: str) -> Iterable[tuple[str, str]]:
         if not eq:
             raise FlagError(f"bad line in options file: {line!r}")
         yield name.strip().lstrip("-"), value.strip()
+
+
+_GO_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+    "\\": "\\\\", '"': '\\"',
+}
+
+
+def go_quote(text: str) -> str:
+    """strconv.Quote (Go's `%q`): double quotes, C escapes, `\\xhh` for control and undecodable bytes."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_TYPE_NAMES = {Kind.STRING: "string", Kind.INT: "int", Kind.BOOL: "", Kind.DURATION: "duration"}
+_ZERO_TEXT = {Kind.STRING: "", Kind.INT: "0", Kind.BOOL: "false", Kind.DURATION: "0s"}
+
+
+def _value_text(kind: Kind, value: Any) -> str:
+    """The flag.Value String() of a value: what Go prints as a default."""
+    if kind is Kind.BOOL:
+        return "true" if value else "false"
+    if kind is Kind.DURATION:
+        return format_go_duration(value)
+    return str(value)
+
+
+def format_usage(specs: Iterable[FlagSpec], defaults: Mapping[str, Any] | None = None) -> str:
+    """flag.PrintDefaults: one entry per flag sorted by name, defaults in Go's forms.
+
+    `  -name type` then `    <tab>help (default X)`; the type name comes from a back-quoted word in
+    the help or from the kind (none for booleans); a default equal to the kind's zero value is not
+    shown, and a string default is quoted with Go's `%q`. `defaults` overrides a spec's default for
+    display, for defaults computed at parse time (Go shows `-ip`'s detected address).
+    """
+    defaults = defaults or {}
+    lines = []
+    for spec in sorted(specs, key=lambda s: s.name):
+        head = f"  -{spec.name}"
+        type_name, help_text = _TYPE_NAMES[spec.kind], spec.help
+        quoted = re.search(r"`([^`]*)`", help_text)
+        if quoted:
+            type_name = quoted.group(1)
+            help_text = help_text[: quoted.start()] + type_name + help_text[quoted.end():]
+        if type_name:
+            head += f" {type_name}"
+        head += "\t" if len(head) <= 4 else "\n    \t"
+        text = head + help_text.replace("\n", "\n    \t")
+        default = _value_text(spec.kind, defaults.get(spec.name, spec.default))
+        if default != _ZERO_TEXT[spec.kind]:
+            text += f" (default {go_quote(default) if spec.kind is Kind.STRING else default})"
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def environ_without_flags(specs: Iterable[FlagSpec], environ: Mapping[str, str]) -> dict[str, str]:

@@ -14,7 +14,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from weedpy.flags import FlagError, FlagSpec, Kind, parse_flags
+from weedpy.config import check_mode
+from weedpy.flags import FlagError, FlagSpec, HelpRequested, Kind, format_usage, parse_flags
 from weedpy.weedbin import WeedNotFound, find_weed_binary
 
 __all__ = ["run_local"]
@@ -23,7 +24,8 @@ _FLAGS = (
     FlagSpec("dir", Kind.STRING, "./weedpy-data", "data directory (master and volumes)", from_env=False),
     FlagSpec("port", Kind.INT, 8080, "volume server HTTP port (gRPC is port+10000)", from_env=False),
     FlagSpec("master.port", Kind.INT, 9333, "master HTTP port (gRPC is port+10000)", from_env=False),
-    FlagSpec("mode", Kind.STRING, "", "weedpy volume mode (exec|proxy|native|mixed)", from_env=False),
+    FlagSpec("mode", Kind.STRING, "", "weedpy volume mode: exec|proxy|native|mixed (default: env WEEDPY_MODE, else proxy)",
+             check_mode, from_env=False),
     FlagSpec("max", Kind.STRING, "16", "maximum number of volumes", from_env=False),
 )
 
@@ -54,9 +56,21 @@ def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
         proc.wait()
 
 
+def _usage() -> str:
+    return "\n".join([
+        "usage: weedpy local [flags]",
+        "Runs a `weed master` and a weedpy volume server on 127.0.0.1 until Ctrl-C.",
+        "",
+        format_usage(_FLAGS),
+    ])
+
+
 def run_local(argv: Sequence[str]) -> int:
     try:
         flags = parse_flags(_FLAGS, argv)
+    except HelpRequested:
+        print(_usage())
+        return 0
     except FlagError as exc:
         print(f"weedpy local: {exc}", file=sys.stderr)
         return 2
