@@ -20,8 +20,8 @@ from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Services
 from native.grpc._threads import next_batch
-from native.http._fid import FidError, _parse_key_cookie, new_volume_id, parse_path
-from native.http._gostrconv import NumError
+from native.fileid import FidError, parse_key_cookie, new_volume_id, parse_path
+from native.gostrconv import NumError
 from native.storage import (
     CookieMismatch,
     Corrupted,
@@ -104,7 +104,7 @@ def register(router: Router, svc: Services) -> None:
         vid_text, key_cookie = fid[:comma], fid[comma + 1:]
         try:
             if skip_cookie:
-                key, cookie = _parse_key_cookie(key_cookie)
+                key, cookie = parse_key_cookie(key_cookie)
             else:
                 key, cookie = parse_path(key_cookie)
         except FidError as exc:

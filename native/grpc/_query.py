@@ -21,7 +21,7 @@ import trio
 
 from native.grpc._common import go_error
 from native.grpc._services import Services
-from native.http._fid import FidError, NumError, new_volume_id, parse_path
+from native.fileid import FidError, NumError, new_volume_id, parse_path
 from native.query import Filter, select_records
 from native.storage import Deleted, NotFound, StorageError
 from proto import volume_server_pb2 as vs

@@ -5,7 +5,7 @@ port like Go's muxes (clean-path redirect, static, /status, /healthz, /ui, then 
 handlers). Modules, one job each:
 
 - request side: `_request` (Go's *http.Request view), `_gourl` (ParseRequestURI, ParseQuery,
-  escaping), `_fid` (parseURLPath, ParsePath), `_jwt` (token precedence and verification),
+  escaping), `native.fileid` (parseURLPath, ParsePath), `_jwt` (token precedence and verification),
   `_throttle` (in-flight byte limits);
 - handlers: `_read` (GetOrHeadHandler), `_fast` (the plain small GET shortcut), `_write`
   (PostHandler), `_delete` (DeleteHandler), `_admin` (/status, /healthz), `admin` (UI, static,
@@ -14,6 +14,6 @@ handlers). Modules, one job each:
 - Go behaviour ports, sans-IO: `_content` (writeResponseContent, ranges), `_range`,
   `_upload` (ParseForm + ParseUpload), `_multipart` (mime/multipart), `_mediatype`, `_mime`
   (TypeByExtension incl. weed's own registrations), `_sniff` (DetectContentType), `_gojson`
-  (encoding/json as Go 1.27 writes it), `_gostrconv`, `_gzip` + `_goflate` (Go 1.27's
+  (encoding/json as Go 1.27 writes it), `native.gostrconv`, `_gzip` + `_goflate` (Go 1.27's
   BestSpeed gzip, byte-identical), `_images` (crop/resize/orientation with Pillow), `_common`.
 """

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from native.http._common import http_error
-from native.http._gostrconv import NumError, parse_bool
+from native.gostrconv import NumError, parse_bool
 from native.http._mediatype import format_media_type
 from native.http._mime import MimeTable
-from native.http._fid import filepath_ext
+from native.fileid import filepath_ext
 from native.http._range import NoOverlap, RangeError, content_range, multipart_layout, new_boundary, parse_range
 from native.http._request import GoRequest
 from weedpy.http1 import GoHeader, GoResponse

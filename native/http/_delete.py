@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from native.http._common import json_error, json_response
-from native.http._fid import FidError, new_volume_id, parse_path, parse_url_path
-from native.http._gostrconv import NumError
+from native.fileid import FidError, new_volume_id, parse_path, parse_url_path
+from native.gostrconv import NumError
 from native.http._manifest import ManifestError, load_chunk_manifest
 from native.http._read import DropConnection
 from native.http._replicate import ReplicationError, replicate_delete, writable_remote_replicas

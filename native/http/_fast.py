@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from native.http._content import _disposition
-from native.http._fid import filepath_ext
+from native.fileid import filepath_ext
 from native.http._read import PAGED_READ_LIMIT, _http_date
 from native.http._sniff import detect_content_type
 from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, StorageError

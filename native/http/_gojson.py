@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from native.http._gostrconv import _utf8_runes
+from native.gostrconv import utf8_runes
 
 __all__ = ["Struct", "Raw", "marshal", "encode_string"]
 
@@ -57,7 +57,7 @@ def _encode_general(s: str) -> str:
     if b.isascii() and not any(c in _ASCII_SPECIAL for c in b):
         return '"' + b.decode("ascii") + '"'
     out = ['"']
-    for r, _raw in _utf8_runes(b):
+    for r, _raw in utf8_runes(b):
         if r is None:
             out.append("\ufffd")
         elif r < 0x80:

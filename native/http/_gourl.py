@@ -41,7 +41,7 @@ class EscapeError(ValueError):
 
 def _go_quote_ascii(s: str) -> str:
     # EscapeError uses strconv.Quote; the escape text is at most 3 bytes of the input.
-    from native.http._gostrconv import quote
+    from native.gostrconv import quote
 
     return quote(s)
 

@@ -151,7 +151,7 @@ def _fill(img: Image.Image, w: int, h: int) -> Image.Image | None:
 
 
 def _atoi(s: str) -> int:
-    from native.http._gostrconv import NumError, atoi
+    from native.gostrconv import NumError, atoi
 
     try:
         return atoi(s)

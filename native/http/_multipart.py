@@ -13,7 +13,7 @@ import quopri
 import re
 from collections.abc import Awaitable, Callable
 
-from native.http._gostrconv import quote
+from native.gostrconv import quote
 
 __all__ = [
     "GoIOError",

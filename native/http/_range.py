@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from native.http._gostrconv import NumError, parse_int
+from native.gostrconv import NumError, parse_int
 
 __all__ = ["RangeError", "NoOverlap", "parse_range", "content_range", "multipart_layout", "new_boundary"]
 

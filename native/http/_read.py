@@ -17,8 +17,8 @@ import trio
 
 from native.http._common import empty, json_error, set_etag
 from native.http._content import BytesContent, ContentError, FileBody, write_response_content
-from native.http._fid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
-from native.http._gostrconv import NumError
+from native.fileid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
+from native.gostrconv import NumError
 from native.http._gzip import GunzipError, gunzip_data, is_gzipped
 from native.http._images import crop_params, cropped, resize_params, resized
 from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable
 
-from native.http._gostrconv import NumError, parse_bool, parse_uint
+from native.gostrconv import NumError, parse_bool, parse_uint
 from native.http._gourl import parse_query, Query
 from native.http._gzip import GunzipError, gunzip_data, gzip_data
 from native.http._mediatype import MediaTypeError, parse_media_type

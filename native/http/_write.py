@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from native.http._common import json_error, json_response, set_etag
-from native.http._fid import FidError, new_volume_id, parse_path, parse_url_path, write_fid
+from native.fileid import FidError, new_volume_id, parse_path, parse_url_path, write_fid
 from native.http._gojson import Struct, marshal
-from native.http._gostrconv import NumError
+from native.gostrconv import NumError
 from native.http._images import fix_jpg_orientation
 from native.http._read import DropConnection
 from native.http._replicate import ReplicaWrite, ReplicationError, replicate_write, writable_remote_replicas

@@ -21,8 +21,8 @@ from native.http._content import ContentError, FileBody
 from native.http._delete import delete
 from native.http._fast import fast_read
 from native.http._fast_write import fast_write
-from native.http._fid import new_volume_id, parse_url_path
-from native.http._gostrconv import NumError
+from native.fileid import new_volume_id, parse_url_path
+from native.gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
 from weedpy.serve.jwt import expected_claim, token_from_request, verify_file_id_token
 from native.http._mime import MimeTable
@@ -454,7 +454,7 @@ class NativeHttp:
 
     def _batch_delete_local(self, fids: list[str]) -> list[tuple[str, str]]:
         """BatchDelete with SkipCookieCheck on this server's own store."""
-        from native.http._fid import FidError, _parse_key_cookie
+        from native.fileid import FidError, parse_key_cookie
         from native.storage import StorageError
 
         out = []
@@ -462,7 +462,7 @@ class NativeHttp:
         for fid in fids:
             vid_text, _, key_cookie = fid.partition(",")
             try:
-                key, _ = _parse_key_cookie(key_cookie)
+                key, _ = parse_key_cookie(key_cookie)
             except FidError as exc:
                 out.append((fid, str(exc)))
                 continue

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from native.http._gojson import encode_string, marshal, Struct
-from native.http._gostrconv import NumError, atoi, parse_uint, quote
+from native.gostrconv import NumError, atoi, parse_uint, quote
 from native.http._gourl import BadRequestURI, encode_values, parse_query, parse_request_target
 from native.http._mediatype import MediaTypeError, format_media_type, parse_media_type
 from native.http._mime import MimeTable

@@ -1,7 +1,8 @@
 """Go's strconv as the volume server's error messages expose it: parse errors and Quote.
 
 Errors carry Go's exact text (`strconv.ParseUint: parsing "x": invalid syntax`) because the
-handlers put them in JSON bodies a client can compare. Strings are latin-1 `str` (bytes).
+handlers put them in JSON bodies a client can compare. Strings are latin-1 `str` (bytes). Used
+by the native HTTP handlers and by `native.fileid`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["NumError", "parse_uint", "parse_int", "atoi", "parse_bool", "quote", "go_utf8"]
+__all__ = ["NumError", "parse_uint", "parse_int", "atoi", "parse_bool", "quote", "go_utf8", "utf8_runes"]
 
 _U64 = (1 << 64) - 1
 SYNTAX = "invalid syntax"
@@ -90,7 +91,7 @@ def parse_bool(s: str) -> bool:
     raise NumError("ParseBool", s, SYNTAX)
 
 
-def _utf8_runes(b: bytes):
+def utf8_runes(b: bytes):
     """Yield (rune or None for an invalid byte, raw bytes) as Go's utf8.DecodeRune walks `b`."""
     i, n = 0, len(b)
     while i < n:
@@ -119,7 +120,7 @@ def go_utf8(s: str | bytes) -> str:
     try:
         return b.decode("utf-8")
     except UnicodeDecodeError:
-        return "".join("\ufffd" if r is None else chr(r) for r, _ in _utf8_runes(b))
+        return "".join("\ufffd" if r is None else chr(r) for r, _ in utf8_runes(b))
 
 
 def _is_print(r: int) -> bool:
@@ -135,7 +136,7 @@ def _is_print(r: int) -> bool:
 def quote(s: str) -> str:
     """strconv.Quote of a Go byte string, returned as latin-1 text of the UTF-8 result."""
     out = ['"']
-    for r, raw in _utf8_runes(s.encode("latin-1")):
+    for r, raw in utf8_runes(s.encode("latin-1")):
         if r is None:
             out.append("\\x%02x" % raw[0])
         elif r == 0x22:

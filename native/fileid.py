@@ -1,15 +1,18 @@
-"""File ids in URLs: Go's parseURLPath, NewVolumeId and Needle.ParsePath, with Go's error texts.
+"""File ids: Go's parseURLPath, NewVolumeId and Needle.ParsePath, with Go's error texts.
 
-Strings are Go byte strings (latin-1 `str`); `ext` keeps its case and leading dot.
+Shared by the native HTTP handlers (ids in URLs) and gRPC handlers (BatchDelete, Query). Strings
+are Go byte strings (latin-1 `str`); `ext` keeps its case and leading dot.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from native.http._gostrconv import NumError, parse_uint
+from native.gostrconv import NumError, parse_uint
 
-__all__ = ["UrlPath", "parse_url_path", "new_volume_id", "FidError", "parse_path", "write_fid", "filepath_ext"]
+__all__ = [
+    "UrlPath", "parse_url_path", "new_volume_id", "FidError", "parse_path", "parse_key_cookie", "write_fid", "filepath_ext",
+]
 
 _U64 = (1 << 64) - 1
 
@@ -96,7 +99,8 @@ class FidError(ValueError):
     """ParsePath failed; str() is Go's message."""
 
 
-def _parse_key_cookie(s: str) -> tuple[int, int]:
+def parse_key_cookie(s: str) -> tuple[int, int]:
+    """(needle id, cookie) from `<key><cookie>` without a delta (Go's ParseNeedleIdCookie)."""
     if len(s) <= 8:
         raise FidError("KeyHash is too short.")
     if len(s) > 24:
@@ -121,7 +125,7 @@ def parse_path(fid: str) -> tuple[int, int]:
     i = fid.rfind("_")
     if i > 0:
         fid, delta = fid[:i], fid[i + 1:]
-    key, cookie = _parse_key_cookie(fid)
+    key, cookie = parse_key_cookie(fid)
     if delta != "":
         try:
             d = parse_uint(delta, 10, 64)
