@@ -16,7 +16,7 @@ from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._volume import Volume
 from ._vif import load_volume_info
-from .tier._backends import BackendRegistry
+from .tier import BackendRegistry
 from ._errors import InvalidFileId
 
 __all__ = ["MinFreeSpace", "parse_min_free_spaces", "DiskStatus", "disk_status", "DiskLocation"]

@@ -14,11 +14,11 @@ from ._replica import ReplicaPlacement
 from ._stream import NeedleStream
 from ._ttl import TTL
 from ._vacuum import cleanup_compact, commit_compact, compact_steps
-from .ec._store import EcStore
+from .ec import EcStore
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
 from ._volume import Volume, VolumeStats, WriteResult
-from .tier._backends import BackendRegistry
+from .tier import BackendRegistry
 
 __all__ = ["Store"]
 

@@ -14,6 +14,7 @@ Layers, bottom up:
 from ._gf import coding_matrix
 from ._layout import DATA_SHARDS, LARGE_BLOCK, MAX_SHARDS, PARITY_SHARDS, SMALL_BLOCK, EcLayout, Interval, Row, shard_ext
 from ._rs import Combiner, ReedSolomon, TooFewShards
+from ._store import EcStore
 
 __all__ = [
     "coding_matrix",
@@ -29,4 +30,5 @@ __all__ = [
     "LARGE_BLOCK",
     "SMALL_BLOCK",
     "MAX_SHARDS",
+    "EcStore",
 ]
