@@ -31,8 +31,16 @@ from native.grpc._guards import check_maintenance
 from native.grpc._services import Services
 from native.storage import StorageError, VolumeNotFound
 from native.storage._consolidate import consolidate_volume_index
-from native.storage.tier import RemoteFile, TierError, backend_name_to_type_id, remote_files
-from native.storage.tier._move import drop_first_remote_file, fsync_dir, swap_to_local, swap_to_remote
+from native.storage.tier import (
+    RemoteFile,
+    TierError,
+    backend_name_to_type_id,
+    drop_first_remote_file,
+    fsync_dir,
+    remote_files,
+    swap_to_local,
+    swap_to_remote,
+)
 from proto import volume_server_pb2 as vs
 from proto.services import RPCS
 from weedpy.grpc import Context, Router

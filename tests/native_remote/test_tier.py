@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import native.grpc._tier as tier_module
+from native.s3 import s3_object_store
 from native.storage import ReadOnly, Store, StorageError, VolumeNotFound
 from native.storage._consolidate import consolidate_volume_index
 from native.storage.tier import TieredVolume, apply_storage_backends, remote_files
@@ -80,7 +81,7 @@ async def test_move_to_remote_serve_delete_and_back(tmp_path: Path) -> None:
             s.store.allocate_volume(7, collection="c")
             bodies = fill(s, 7)
             dat_before = (tmp_path / "c_7.dat").read_bytes()
-            apply_storage_backends(s.store, [backend(s3)])
+            apply_storage_backends(s.store, [backend(s3)], s3_object_store)
             out = await up(s, volume_id=7, collection="c", destination_backend_name="s3.x")
             assert out.message == "destination s3.x not found, supported: [s3 s3.default]"
             out = await up(s, volume_id=7, collection="c", destination_backend_name="s3")
@@ -126,7 +127,7 @@ async def test_kept_copies_restart_and_volume_delete(tmp_path: Path) -> None:
         async with serve_native(tmp_path) as s:
             s.store.allocate_volume(8)
             bodies = fill(s, 8)
-            apply_storage_backends(s.store, [backend(s3)])
+            apply_storage_backends(s.store, [backend(s3)], s3_object_store)
             assert (await up(s, volume_id=8, destination_backend_name="s3.default", keep_local_dat_file=True)).ok
             assert (tmp_path / "8.dat").exists()
             key = s.store.volume(8).remote.key
@@ -137,7 +138,7 @@ async def test_kept_copies_restart_and_volume_delete(tmp_path: Path) -> None:
             assert isinstance(v, TieredVolume) and v.read_only
             with pytest.raises(StorageError, match="backend storage s3.default not found"):
                 v.read_needle(1)
-            apply_storage_backends(store, [backend(s3)])
+            apply_storage_backends(store, [backend(s3)], s3_object_store)
             assert v.read_needle(1).data == bodies[1] and v.super_block.version == 3
             store.delete_volume(8)
             assert ("tier", key) not in s3.objects and not (tmp_path / "8.vif").exists()
@@ -152,7 +153,7 @@ async def test_keep_remote_on_download_and_on_volume_delete(tmp_path: Path, monk
             for vid in (10, 11):
                 s.store.allocate_volume(vid)
                 fill(s, vid, n=20)
-            apply_storage_backends(s.store, [backend(s3)])
+            apply_storage_backends(s.store, [backend(s3)], s3_object_store)
             out = await up(s, volume_id=10, destination_backend_name="s3")
             assert out.ok and out.messages and out.messages[-1].processed == s.store.volume(10).dat_size
             assert out.messages[-1].processedPercentage == pytest.approx(100.0)

@@ -9,7 +9,8 @@ An S3 backend stores a volume's `.dat` as one object under a random UUID key (mu
 64 MiB parts, grown so there are at most 1000; storage class STANDARD_IA unless configured),
 reads byte ranges of it, downloads it back, and deletes it. Transfers are generators that
 yield the bytes processed so far (handlers turn them into progress messages) and return their
-result. Blocking: run them in worker threads.
+result. Blocking: run them in worker threads. The object store client comes from the
+`ObjectStoreFactory` given to `BackendRegistry.load` (see `_object_store`): no network code here.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import threading
 import uuid
 from collections.abc import Generator, Iterator, Mapping
 
-from native.s3 import S3Client, S3Error, S3Options
-
 from .._errors import StorageError
+from ._object_store import ObjectStoreClient, ObjectStoreError, ObjectStoreFactory, ObjectStoreSettings
 
 __all__ = ["BackendRegistry", "S3Backend", "backend_name_to_type_id", "TierError", "parse_go_bool"]
 
@@ -56,7 +56,7 @@ def backend_name_to_type_id(name: str) -> tuple[str, str]:
 class S3Backend:
     kind = "s3"
 
-    def __init__(self, backend_id: str, props: Mapping[str, str]) -> None:
+    def __init__(self, backend_id: str, props: Mapping[str, str], clients: ObjectStoreFactory) -> None:
         self.id = backend_id
         self.access_key = props.get("aws_access_key_id", "")
         self.secret_key = props.get("aws_secret_access_key", "")
@@ -65,7 +65,8 @@ class S3Backend:
         self.endpoint = props.get("endpoint", "")
         self.storage_class = props.get("storage_class", "") or "STANDARD_IA"
         self.force_path_style = parse_go_bool(props.get("force_path_style", ""), True)
-        self._client: S3Client | None = None
+        self._clients = clients
+        self._client: ObjectStoreClient | None = None
         self._lock = threading.Lock()
 
     @property
@@ -81,10 +82,10 @@ class S3Backend:
         }
 
     @property
-    def client(self) -> S3Client:
+    def client(self) -> ObjectStoreClient:
         with self._lock:
             if self._client is None:
-                self._client = S3Client(S3Options(
+                self._client = self._clients(ObjectStoreSettings(
                     endpoint=self.endpoint, region=self.region, access_key=self.access_key,
                     secret_key=self.secret_key, force_path_style=self.force_path_style,
                     anonymous=not (self.access_key and self.secret_key), user_agent=f"SeaweedFS/{_VERSION}",
@@ -98,7 +99,7 @@ class S3Backend:
         key = key.removeprefix("/")
         try:
             return self.client.get_range(self.bucket, key, offset, length)
-        except S3Error as exc:
+        except ObjectStoreError as exc:
             raise TierError(f"bucket {self.bucket} GetObject {key}: {exc}") from None
 
     def copy_file(self, path: str) -> Generator[int, None, tuple[str, int]]:
@@ -116,7 +117,7 @@ class S3Backend:
                 yield from self._put_whole(path, key, size)
             else:
                 yield from self._put_multipart(path, key, size, part)
-        except S3Error as exc:
+        except ObjectStoreError as exc:
             raise TierError(f"failed to upload file {path}: {exc}") from None
         return key, size
 
@@ -141,7 +142,7 @@ class S3Backend:
         except BaseException:
             try:
                 c.abort_multipart(self.bucket, key, upload_id)
-            except S3Error:
+            except ObjectStoreError:
                 pass
             raise
 
@@ -151,7 +152,7 @@ class S3Backend:
         key = key.removeprefix("/")
         try:
             size = self.client.head_object(self.bucket, key)
-        except S3Error as exc:
+        except ObjectStoreError as exc:
             raise TierError(str(exc)) from None
         written = 0
         try:
@@ -166,9 +167,9 @@ class S3Backend:
                     written += len(chunk)
                     yield written
             if written != size:
-                raise S3Error("ShortRead", f"got {written} of {size} bytes")
+                raise ObjectStoreError(f"ShortRead: got {written} of {size} bytes")
             os.fsync(fd)
-        except S3Error as exc:
+        except ObjectStoreError as exc:
             raise TierError(f"failed to download /buckets/{self.bucket}/{key} to {path}: {exc}") from None
         finally:
             os.close(fd)
@@ -177,14 +178,14 @@ class S3Backend:
     def delete_file(self, key: str) -> None:
         try:
             self.client.delete_object(self.bucket, key.removeprefix("/"))
-        except S3Error as exc:
+        except ObjectStoreError as exc:
             raise TierError(str(exc)) from None
 
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
                 self._client.close()
-                self._client: S3Client | None = None
+                self._client = None
 
 
 def _file_chunks(f, start: int, length: int, counter: list[int]) -> Iterator[bytes]:
@@ -209,16 +210,17 @@ class BackendRegistry:
         self._lock = threading.Lock()
         self.generation = 0  # bumped when backends are added
 
-    def load(self, storage_backends) -> list[str]:
-        """Add the master's `StorageBackend`s; returns the names added. Unknown types are
-        skipped; a name already known keeps its first configuration."""
+    def load(self, storage_backends, clients: ObjectStoreFactory) -> list[str]:
+        """Add the master's `StorageBackend`s, talking to their stores through clients from
+        `clients`; returns the names added. Unknown types are skipped; a name already known
+        keeps its first configuration."""
         added = []
         with self._lock:
             for sb in storage_backends:
                 factory = _FACTORIES.get(sb.type)
                 if factory is None or f"{sb.type}.{sb.id}" in self._backends:
                     continue
-                backend = factory(sb.id, dict(sb.properties))
+                backend = factory(sb.id, dict(sb.properties), clients)
                 self._backends[backend.name] = backend
                 added.append(backend.name)
                 if sb.id == "default":
