@@ -156,9 +156,10 @@ def build_parts(
 
     async def on_configuration(resp) -> None:
         if resp.storage_backends and hasattr(store, "tier_backends") and not read_only_view:
+            from native.s3 import s3_object_store
             from native.storage.tier import apply_storage_backends
 
-            await trio.to_thread.run_sync(apply_storage_backends, store, list(resp.storage_backends))
+            await trio.to_thread.run_sync(apply_storage_backends, store, list(resp.storage_backends), s3_object_store)
 
     master = MasterClient(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
