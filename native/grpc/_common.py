@@ -1,5 +1,6 @@
-"""Pieces the native gRPC handlers share: Go-shaped errors, the admin whitelist check, and the
-disk / memory status messages (filled the way Go's weed/stats fills them)."""
+"""Pieces the native gRPC handlers share: Go-shaped errors, the admin whitelist check, the
+disk / memory status messages (filled the way Go's weed/stats fills them), and whole writes of
+received file content."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ __all__ = [
     "memory_status",
     "float32",
     "go_proto_text",
+    "write_all",
 ]
 
 
@@ -128,3 +130,11 @@ def go_proto_text(msg) -> str:
         else:
             parts.append(f"{field.name}:{value}")
     return "  ".join(parts)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a short write is not an error)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

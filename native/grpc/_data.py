@@ -12,13 +12,13 @@ maintenance mode or for a peer off the admin whitelist. CRCs in responses are Go
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import trio
 
 from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_maintenance
-from native.grpc._services import Services
+from native.grpc._services import Handler, Services
 from native.grpc._threads import next_batch
 from native.fileid import FidError, parse_key_cookie, new_volume_id, parse_path
 from native.gostrconv import NumError
@@ -37,12 +37,13 @@ from native.storage import (
 from native.storage._since import scan_records
 from native.storage._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, actual_size
 from proto import volume_server_pb2 as vs
-from proto.services import RPCS
-from weedpy.grpc import Context, Router
+from weedpy.grpc import Context
 
-__all__ = ["register", "read_needle_meta_at"]
+__all__ = [
+    "HANDLERS", "batch_delete", "read_needle_blob", "read_needle_meta", "write_needle_blob", "read_all_needles",
+    "read_needle_meta_at",
+]
 
-P = "/volume_server_pb.VolumeServer/"
 _MAX_META = 128 * 1024
 
 
@@ -90,149 +91,152 @@ def _read_error_text(exc: StorageError) -> str:
     return str(exc)
 
 
-def register(router: Router, svc: Services) -> None:
-    store = svc.ctx.store
-    guard = svc.guard
-    cfg = svc.ctx.cfg
-
-    # BatchDelete --------------------------------------------------------------------------
-
-    def delete_one(fid: str, skip_cookie: bool) -> vs.DeleteResult:
-        comma = fid.find(",")
-        if comma <= 0:
-            return vs.DeleteResult(file_id=fid, status=400, error="Wrong fid format.")
-        vid_text, key_cookie = fid[:comma], fid[comma + 1:]
+def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
+    """One file id of a BatchDelete, answered with the HTTP status Go's DeleteHandler would give."""
+    store, cfg = svc.store, svc.ctx.cfg
+    comma = fid.find(",")
+    if comma <= 0:
+        return vs.DeleteResult(file_id=fid, status=400, error="Wrong fid format.")
+    vid_text, key_cookie = fid[:comma], fid[comma + 1:]
+    try:
+        if skip_cookie:
+            key, cookie = parse_key_cookie(key_cookie)
+        else:
+            key, cookie = parse_path(key_cookie)
+    except FidError as exc:
+        return vs.DeleteResult(file_id=fid, status=400, error=str(exc))
+    try:
+        vid = new_volume_id(vid_text)
+    except NumError:
+        vid = 0
+    checksum = None
+    tomb_cookie = None
+    if not skip_cookie:
+        v = store.find_volume(vid)
+        if v is None:
+            return vs.DeleteResult(file_id=fid, status=404, error=f"volume {vid} not found")
         try:
-            if skip_cookie:
-                key, cookie = parse_key_cookie(key_cookie)
-            else:
-                key, cookie = parse_path(key_cookie)
-        except FidError as exc:
-            return vs.DeleteResult(file_id=fid, status=400, error=str(exc))
-        try:
-            vid = new_volume_id(vid_text)
-        except NumError:
-            vid = 0
-        checksum = None
-        tomb_cookie = None
-        if not skip_cookie:
-            v = store.find_volume(vid)
-            if v is None:
-                return vs.DeleteResult(file_id=fid, status=404, error=f"volume {vid} not found")
-            try:
-                n = v.read_needle(key, cookie)
-            except CookieMismatch:
-                return vs.DeleteResult(file_id=fid, status=400, error="File Random Cookie does not match.")
-            except StorageError as exc:
-                return vs.DeleteResult(file_id=fid, status=404, error=_read_error_text(exc))
-            if n.is_chunk_manifest:
-                return vs.DeleteResult(file_id=fid, status=406, error="ChunkManifest: not allowed in batch delete mode.")
-            checksum, tomb_cookie = n.checksum or 0, n.cookie
-        try:
-            size = store.delete_needle(vid, key, tomb_cookie, checksum=checksum)
-        except VolumeNotFound:
-            return vs.DeleteResult(file_id=fid, status=500, error=f"volume {vid} not found on {cfg.ip}:{cfg.port}")
-        except ReadOnly:
-            return vs.DeleteResult(file_id=fid, status=500, error=f"volume {vid} is read only")
+            n = v.read_needle(key, cookie)
         except CookieMismatch:
             return vs.DeleteResult(file_id=fid, status=400, error="File Random Cookie does not match.")
-        except (StorageError, OSError) as exc:
-            return vs.DeleteResult(file_id=fid, status=500, error=str(exc))
-        if size == 0:
-            return vs.DeleteResult(file_id=fid, status=304)
-        return vs.DeleteResult(file_id=fid, status=202, size=size)
+        except StorageError as exc:
+            return vs.DeleteResult(file_id=fid, status=404, error=_read_error_text(exc))
+        if n.is_chunk_manifest:
+            return vs.DeleteResult(file_id=fid, status=406, error="ChunkManifest: not allowed in batch delete mode.")
+        checksum, tomb_cookie = n.checksum or 0, n.cookie
+    try:
+        size = store.delete_needle(vid, key, tomb_cookie, checksum=checksum)
+    except VolumeNotFound:
+        return vs.DeleteResult(file_id=fid, status=500, error=f"volume {vid} not found on {cfg.ip}:{cfg.port}")
+    except ReadOnly:
+        return vs.DeleteResult(file_id=fid, status=500, error=f"volume {vid} is read only")
+    except CookieMismatch:
+        return vs.DeleteResult(file_id=fid, status=400, error="File Random Cookie does not match.")
+    except (StorageError, OSError) as exc:
+        return vs.DeleteResult(file_id=fid, status=500, error=str(exc))
+    if size == 0:
+        return vs.DeleteResult(file_id=fid, status=304)
+    return vs.DeleteResult(file_id=fid, status=202, size=size)
 
-    async def batch_delete(req: vs.BatchDeleteRequest, ctx: Context) -> vs.BatchDeleteResponse:
-        check_admin(guard, ctx)
-        check_maintenance(svc)
-        fids, skip = list(req.file_ids), req.skip_cookie_check
-        results = await trio.to_thread.run_sync(lambda: [delete_one(f, skip) for f in fids])
-        return vs.BatchDeleteResponse(results=results)
 
-    # blobs and metadata -------------------------------------------------------------------
+async def batch_delete(svc: Services, req: vs.BatchDeleteRequest, ctx: Context) -> vs.BatchDeleteResponse:
+    check_admin(svc.guard, ctx)
+    check_maintenance(svc)
+    fids, skip = list(req.file_ids), req.skip_cookie_check
+    results = await trio.to_thread.run_sync(lambda: [_delete_one(svc, f, skip) for f in fids])
+    return vs.BatchDeleteResponse(results=results)
 
-    async def read_needle_blob(req: vs.ReadNeedleBlobRequest, ctx: Context) -> vs.ReadNeedleBlobResponse:
-        v = store.find_volume(req.volume_id)
-        if v is None:
-            raise go_error(f"not found volume id {req.volume_id}")
-        prefix = f"read needle blob offset {req.offset} size {req.size}: "
-        if req.size < 0:
-            raise go_error(f"{prefix}invalid needle size {req.size}")
-        length = actual_size(req.size, v.version)
-        if req.offset < 0 or req.offset + length > v.dat_size:
-            raise go_error(prefix + "EOF")
+
+async def read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest, ctx: Context) -> vs.ReadNeedleBlobResponse:
+    v = svc.store.find_volume(req.volume_id)
+    if v is None:
+        raise go_error(f"not found volume id {req.volume_id}")
+    prefix = f"read needle blob offset {req.offset} size {req.size}: "
+    if req.size < 0:
+        raise go_error(f"{prefix}invalid needle size {req.size}")
+    length = actual_size(req.size, v.version)
+    if req.offset < 0 or req.offset + length > v.dat_size:
+        raise go_error(prefix + "EOF")
+    try:
+        blob = await trio.to_thread.run_sync(v.read_at, length, req.offset)
+    except (StorageError, OSError) as exc:
+        raise go_error(prefix + str(exc)) from None
+    if len(blob) != length:
+        raise go_error(prefix + "EOF")
+    return vs.ReadNeedleBlobResponse(needle_blob=blob)
+
+
+async def read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest, ctx: Context) -> vs.ReadNeedleMetaResponse:
+    v = svc.store.find_volume(req.volume_id)
+    if v is None:
+        raise go_error(f"not found volume id {req.volume_id} and read needle metadata at ec shards is not supported")
+    if req.offset < 0:
+        raise go_error("EOF")
+    try:
+        n = await trio.to_thread.run_sync(read_needle_meta_at, v, req.offset, req.size)
+    except (StorageError, OSError) as exc:
+        raise go_error(str(exc)) from None
+    resp = vs.ReadNeedleMetaResponse(
+        cookie=n.cookie, last_modified=n.last_modified, crc=legacy_crc_value(n.checksum or 0),
+        append_at_ns=n.append_at_ns,
+    )
+    if n.has_ttl:
+        resp.ttl = str(n.ttl)
+    return resp
+
+
+async def write_needle_blob(svc: Services, req: vs.WriteNeedleBlobRequest, ctx: Context) -> vs.WriteNeedleBlobResponse:
+    check_maintenance(svc)
+    v = svc.store.find_volume(req.volume_id)
+    if v is None:
+        raise go_error(f"not found volume id {req.volume_id}")
+    try:
+        await trio.to_thread.run_sync(v.write_needle_blob, req.needle_id, req.needle_blob, req.size)
+    except (StorageError, OSError) as exc:
+        raise go_error(f"write blob needle {req.needle_id} size {req.size}: {exc}") from None
+    return vs.WriteNeedleBlobResponse()
+
+
+def _read_all_messages(v, fd: int, end: int):
+    """The live records of a pinned `.dat` (those its needle map points at), as messages."""
+    version = v.version
+    for rec in scan_records(fd, version, v.super_block.block_size, end):
+        nv = v.needle_value(rec.id)
+        if nv is None or nv.offset * 8 != rec.offset:
+            continue
         try:
-            blob = await trio.to_thread.run_sync(v.read_at, length, req.offset)
-        except (StorageError, OSError) as exc:
-            raise go_error(prefix + str(exc)) from None
-        if len(blob) != length:
-            raise go_error(prefix + "EOF")
-        return vs.ReadNeedleBlobResponse(needle_blob=blob)
-
-    async def read_needle_meta(req: vs.ReadNeedleMetaRequest, ctx: Context) -> vs.ReadNeedleMetaResponse:
-        v = store.find_volume(req.volume_id)
-        if v is None:
-            raise go_error(f"not found volume id {req.volume_id} and read needle metadata at ec shards is not supported")
-        if req.offset < 0:
-            raise go_error("EOF")
-        try:
-            n = await trio.to_thread.run_sync(read_needle_meta_at, v, req.offset, req.size)
-        except (StorageError, OSError) as exc:
-            raise go_error(str(exc)) from None
-        resp = vs.ReadNeedleMetaResponse(
-            cookie=n.cookie, last_modified=n.last_modified, crc=legacy_crc_value(n.checksum or 0),
-            append_at_ns=n.append_at_ns,
+            n = decode_needle(rec.header + rec.body, version, verify_crc=False)
+        except Corrupted:
+            continue
+        yield vs.ReadAllNeedlesResponse(
+            volume_id=v.id, needle_id=n.id, cookie=n.cookie, needle_blob=n.data,
+            needle_blob_compressed=n.is_compressed, last_modified=n.last_modified,
+            crc=legacy_crc_value(n.checksum or 0), name=n.name, mime=n.mime,
         )
-        if n.has_ttl:
-            resp.ttl = str(n.ttl)
-        return resp
 
-    async def write_needle_blob(req: vs.WriteNeedleBlobRequest, ctx: Context) -> vs.WriteNeedleBlobResponse:
-        check_maintenance(svc)
-        v = store.find_volume(req.volume_id)
+
+async def read_all_needles(
+    svc: Services, req: vs.ReadAllNeedlesRequest, ctx: Context,
+) -> AsyncIterator[vs.ReadAllNeedlesResponse]:
+    check_admin(svc.guard, ctx)
+    for vid in req.volume_ids:
+        v = svc.store.find_volume(vid)
         if v is None:
-            raise go_error(f"not found volume id {req.volume_id}")
+            raise go_error(f"not found volume id {vid}")
+        fd, end = v.pinned_dat()
         try:
-            await trio.to_thread.run_sync(v.write_needle_blob, req.needle_id, req.needle_blob, req.size)
-        except (StorageError, OSError) as exc:
-            raise go_error(f"write blob needle {req.needle_id} size {req.size}: {exc}") from None
-        return vs.WriteNeedleBlobResponse()
+            messages = _read_all_messages(v, fd, end)
+            while batch := await next_batch(messages, size=lambda m: len(m.needle_blob) + 64):
+                for msg in batch:
+                    yield msg
+        finally:
+            os.close(fd)
 
-    # ReadAllNeedles ------------------------------------------------------------------------
 
-    def _read_all_messages(v, fd: int, end: int):
-        version = v.version
-        for rec in scan_records(fd, version, v.super_block.block_size, end):
-            nv = v.needle_value(rec.id)
-            if nv is None or nv.offset * 8 != rec.offset:
-                continue
-            try:
-                n = decode_needle(rec.header + rec.body, version, verify_crc=False)
-            except Corrupted:
-                continue
-            yield vs.ReadAllNeedlesResponse(
-                volume_id=v.id, needle_id=n.id, cookie=n.cookie, needle_blob=n.data,
-                needle_blob_compressed=n.is_compressed, last_modified=n.last_modified,
-                crc=legacy_crc_value(n.checksum or 0), name=n.name, mime=n.mime,
-            )
-
-    async def read_all_needles(req: vs.ReadAllNeedlesRequest, ctx: Context) -> AsyncIterator[vs.ReadAllNeedlesResponse]:
-        check_admin(guard, ctx)
-        for vid in req.volume_ids:
-            v = store.find_volume(vid)
-            if v is None:
-                raise go_error(f"not found volume id {vid}")
-            fd, end = v.pinned_dat()
-            try:
-                messages = _read_all_messages(v, fd, end)
-                while batch := await next_batch(messages, size=lambda m: len(m.needle_blob) + 64):
-                    for msg in batch:
-                        yield msg
-            finally:
-                os.close(fd)
-
-    router.add(RPCS[P + "BatchDelete"], batch_delete)
-    router.add(RPCS[P + "ReadNeedleBlob"], read_needle_blob)
-    router.add(RPCS[P + "ReadNeedleMeta"], read_needle_meta)
-    router.add(RPCS[P + "WriteNeedleBlob"], write_needle_blob)
-    router.add(RPCS[P + "ReadAllNeedles"], read_all_needles)
+HANDLERS: Mapping[str, Handler] = {
+    "BatchDelete": batch_delete,
+    "ReadNeedleBlob": read_needle_blob,
+    "ReadNeedleMeta": read_needle_meta,
+    "WriteNeedleBlob": write_needle_blob,
+    "ReadAllNeedles": read_all_needles,
+}

@@ -3,35 +3,25 @@
 Peer trust is the project's rule from `weedpy.serve.peers` (a peer the master lists, or one on
 this server's own `-ip`, is trusted; any other must pass Go's address check; the operator's
 `-volume.allowUntrustedRemoteEndpoints` turns checking off). In native mode there is no Go
-backend behind us to enforce it, so these handlers apply the same `PeerPolicy` themselves.
+backend behind us to enforce it, so these handlers apply the same `PeerPolicy` themselves
+(`Services.peers`, built by `native.grpc._services.peer_policy`).
 """
 
 from __future__ import annotations
-
-import functools
 
 from native.grpc._common import go_error
 from native.grpc._services import Services
 from weedpy.addresses import GRPC_PORT_OFFSET
 from weedpy.grpc import GrpcError
-from weedpy.serve.peers import PeerPolicy, grpc_target, master_volume_servers
+from weedpy.serve.peers import PeerPolicy, grpc_target
 
-__all__ = ["check_maintenance", "peer_policy", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "wrap_peer_error"]
-
+__all__ = ["check_maintenance", "check_peer", "grpc_target", "GRPC_PORT_OFFSET", "wrap_peer_error"]
 
 
 def check_maintenance(svc: Services) -> None:
     """Go's CheckMaintenanceMode (a plain error: codes.Unknown)."""
     if svc.state_file.maintenance:
         raise go_error(f"volume server {svc.server_id} is in maintenance mode")
-
-
-def peer_policy(svc: Services) -> PeerPolicy | None:
-    """The policy for this server's configuration; None when the operator trusts every peer."""
-    cfg = svc.ctx.cfg
-    if cfg["volume.allowUntrustedRemoteEndpoints"]:
-        return None
-    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters))
 
 
 async def check_peer(policy: PeerPolicy | None, address: str, what: str) -> None:

@@ -17,20 +17,19 @@ weedpy reads them as empty: no filter field matches nothing, no input sends noth
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+
 import trio
 
 from native.grpc._common import go_error
-from native.grpc._services import Services
+from native.grpc._services import Handler, Services
 from native.fileid import FidError, NumError, new_volume_id, parse_path
 from native.query import Filter, select_records
 from native.storage import Deleted, NotFound, StorageError
 from proto import volume_server_pb2 as vs
-from proto.services import RPCS
-from weedpy.grpc import Context, Router
+from weedpy.grpc import Context
 
-__all__ = ["register"]
-
-P = "/volume_server_pb.VolumeServer/"
+__all__ = ["HANDLERS", "query"]
 
 
 def _parse_fid(fid: str) -> tuple[int, int, int]:
@@ -49,31 +48,30 @@ def _parse_fid(fid: str) -> tuple[int, int, int]:
     return vid, key, cookie
 
 
-def register(router: Router, svc: Services) -> None:
-    store = svc.ctx.store
+async def query(svc: Services, req: vs.QueryRequest, ctx: Context) -> AsyncIterator[vs.QueriedStripe]:
+    store = svc.store
+    selections = list(req.selections)
+    f = Filter(req.filter.field, req.filter.operand, req.filter.value)
+    json_input = req.input_serialization.HasField("json_input")
+    for fid in req.from_file_ids:
+        vid, key, cookie = _parse_fid(fid)
+        v = store.find_volume(vid)
+        if v is None:
+            raise go_error(f"volume {vid} not found")
+        nv = v.needle_value(key)
+        try:
+            n = await trio.to_thread.run_sync(lambda: v.read_needle(key, None))
+        except Deleted:
+            raise go_error("already deleted") from None
+        except NotFound:
+            raise go_error("not found") from None
+        except (StorageError, OSError) as exc:
+            raise go_error(str(exc)) from None
+        if n.cookie != cookie and not (nv is not None and nv.size == 0):
+            return
+        if json_input:
+            records = await trio.to_thread.run_sync(select_records, n.data, selections, f)
+            yield vs.QueriedStripe(records=records)
 
-    async def query(req: vs.QueryRequest, ctx: Context):
-        selections = list(req.selections)
-        f = Filter(req.filter.field, req.filter.operand, req.filter.value)
-        json_input = req.input_serialization.HasField("json_input")
-        for fid in req.from_file_ids:
-            vid, key, cookie = _parse_fid(fid)
-            v = store.find_volume(vid)
-            if v is None:
-                raise go_error(f"volume {vid} not found")
-            nv = v.needle_value(key)
-            try:
-                n = await trio.to_thread.run_sync(lambda: v.read_needle(key, None))
-            except Deleted:
-                raise go_error("already deleted") from None
-            except NotFound:
-                raise go_error("not found") from None
-            except (StorageError, OSError) as exc:
-                raise go_error(str(exc)) from None
-            if n.cookie != cookie and not (nv is not None and nv.size == 0):
-                return
-            if json_input:
-                records = await trio.to_thread.run_sync(select_records, n.data, selections, f)
-                yield vs.QueriedStripe(records=records)
 
-    router.add(RPCS[P + "Query"], query)
+HANDLERS: Mapping[str, Handler] = {"Query": query}

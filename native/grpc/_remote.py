@@ -24,6 +24,7 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -31,18 +32,16 @@ import trio
 
 from weedpy.serve.peers import blocked_reason
 from native.grpc._common import check_admin, go_error, go_proto_text
-from native.grpc._guards import check_maintenance, peer_policy
-from native.grpc._services import Services
+from native.grpc._guards import check_maintenance
+from native.grpc._services import Handler, Services, peer_policy
 from native.s3 import S3Client, S3Error, S3Options
 from native.storage import Needle, StorageError
 from proto import remote_pb2
 from proto import volume_server_pb2 as vs
-from proto.services import RPCS
-from weedpy.grpc import Context, Router
+from weedpy.grpc import Context
 
-__all__ = ["register", "s3_options"]
+__all__ = ["HANDLERS", "fetch_and_write_needle", "s3_options"]
 
-P = "/volume_server_pb.VolumeServer/"
 _KNOWN_TYPES = ("s3", "aliyun", "b2", "baidu", "contabo", "filebase", "storj", "tencent", "wasabi", "azure", "gcs")
 
 
@@ -131,74 +130,75 @@ def _replica_target_problem(target: str) -> str | None:
     return None
 
 
-def register(router: Router, svc: Services) -> None:
-    store = svc.ctx.store
+async def fetch_and_write_needle(
+    svc: Services, req: vs.FetchAndWriteNeedleRequest, ctx: Context,
+) -> vs.FetchAndWriteNeedleResponse:
+    check_admin(svc.guard, ctx)
+    check_maintenance(svc)
+    store = svc.store
+    v = store.find_volume(req.volume_id)
+    if v is None:
+        raise go_error(f"not found volume id {req.volume_id}")
+    conf = req.remote_conf
+    policy = peer_policy(svc.ctx.cfg)  # a fresh one per call: replicas are checked against a new master listing
+    found = s3_options(conf)
+    if found is None:
+        detail = (f"remote storage type {conf.type} is not implemented in weedpy" if conf.type in _KNOWN_TYPES
+                  else f"remote storage type {conf.type} not found")
+        raise go_error(f"get remote client: make remote storage client {conf.name}: {detail}")
+    endpoint, opts = found
+    pin = None
+    if policy is not None and endpoint:
+        reason = await policy.remote_endpoint_reason(endpoint)
+        if reason is not None:
+            raise go_error(f"reject remote endpoint: {reason}")
+        pin = _pinned_resolver(endpoint)
+    loc = req.remote_location
+    try:
+        data = await trio.to_thread.run_sync(_read_remote, opts, pin, loc, req.offset, req.size)
+    except StorageError as exc:
+        raise go_error(f"read from remote {go_proto_text(loc)}: {exc}") from None
+    if len(data) != req.size:
+        raise go_error(f"read from remote {go_proto_text(loc)}: got {len(data)} bytes, want {req.size}")
+    if policy is not None:
+        for replica in req.replicas:
+            problem = _replica_target_problem(replica.url) or await policy.peer_reason(replica.url)
+            if problem is not None:
+                raise go_error(f"reject replica target: {problem}")
+    n = Needle.create(req.needle_id, req.cookie, data, last_modified=int(time.time()))
+    resp = vs.FetchAndWriteNeedleResponse()
+    local_error: str | None = None
+    replica_errors: list[str | None] = [None] * len(req.replicas)
 
-    async def fetch_and_write(req: vs.FetchAndWriteNeedleRequest, ctx: Context) -> vs.FetchAndWriteNeedleResponse:
-        check_admin(svc.guard, ctx)
-        check_maintenance(svc)
-        v = store.find_volume(req.volume_id)
-        if v is None:
-            raise go_error(f"not found volume id {req.volume_id}")
-        conf = req.remote_conf
-        policy = peer_policy(svc)
-        found = s3_options(conf)
-        if found is None:
-            detail = (f"remote storage type {conf.type} is not implemented in weedpy" if conf.type in _KNOWN_TYPES
-                      else f"remote storage type {conf.type} not found")
-            raise go_error(f"get remote client: make remote storage client {conf.name}: {detail}")
-        endpoint, opts = found
-        pin = None
-        if policy is not None and endpoint:
-            reason = await policy.remote_endpoint_reason(endpoint)
-            if reason is not None:
-                raise go_error(f"reject remote endpoint: {reason}")
-            pin = _pinned_resolver(endpoint)
-        loc = req.remote_location
+    async def write_local() -> None:
+        nonlocal local_error
         try:
-            data = await trio.to_thread.run_sync(_read_remote, opts, pin, loc, req.offset, req.size)
-        except StorageError as exc:
-            raise go_error(f"read from remote {go_proto_text(loc)}: {exc}") from None
-        if len(data) != req.size:
-            raise go_error(f"read from remote {go_proto_text(loc)}: got {len(data)} bytes, want {req.size}")
-        if policy is not None:
-            for replica in req.replicas:
-                problem = _replica_target_problem(replica.url) or await policy.peer_reason(replica.url)
-                if problem is not None:
-                    raise go_error(f"reject replica target: {problem}")
-        n = Needle.create(req.needle_id, req.cookie, data, last_modified=int(time.time()))
-        resp = vs.FetchAndWriteNeedleResponse()
-        local_error: str | None = None
-        replica_errors: list[str | None] = [None] * len(req.replicas)
+            await trio.to_thread.run_sync(lambda: store.write_needle(v.id, n, check_cookie=True))
+        except (StorageError, OSError) as exc:
+            local_error = f"local write needle {req.needle_id} size {req.size}: {exc}"
+        else:
+            resp.e_tag = n.etag
 
-        async def write_local() -> None:
-            nonlocal local_error
-            try:
-                await trio.to_thread.run_sync(lambda: store.write_needle(v.id, n, check_cookie=True))
-            except (StorageError, OSError) as exc:
-                local_error = f"local write needle {req.needle_id} size {req.size}: {exc}"
-            else:
-                resp.e_tag = n.etag
+    async def write_replica(i: int, url: str) -> None:
+        fid = f"{v.id},{req.needle_id:x}{req.cookie:08x}"
+        headers = {"Authorization": f"BEARER {req.auth}"} if req.auth else {}
+        try:
+            async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+                r = await client.post(f"http://{url}/{fid}?type=replicate", headers=headers,
+                                      files={"file": ("", data, "application/octet-stream")})
+            if r.status_code >= 300:
+                raise httpx.HTTPError(f"{r.status_code}: {r.text.strip()}")
+        except httpx.HTTPError as exc:
+            replica_errors[i] = f"remote write needle {req.needle_id} size {req.size}: {exc}"
 
-        async def write_replica(i: int, url: str) -> None:
-            fid = f"{v.id},{req.needle_id:x}{req.cookie:08x}"
-            headers = {"Authorization": f"BEARER {req.auth}"} if req.auth else {}
-            try:
-                async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-                    r = await client.post(f"http://{url}/{fid}?type=replicate", headers=headers,
-                                          files={"file": ("", data, "application/octet-stream")})
-                if r.status_code >= 300:
-                    raise httpx.HTTPError(f"{r.status_code}: {r.text.strip()}")
-            except httpx.HTTPError as exc:
-                replica_errors[i] = f"remote write needle {req.needle_id} size {req.size}: {exc}"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write_local)
+        for i, replica in enumerate(req.replicas):
+            nursery.start_soon(write_replica, i, replica.url)
+    first = local_error or next((e for e in replica_errors if e), None)
+    if first is not None:
+        raise go_error(first)
+    return resp
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_local)
-            for i, replica in enumerate(req.replicas):
-                nursery.start_soon(write_replica, i, replica.url)
-        first = local_error or next((e for e in replica_errors if e), None)
-        if first is not None:
-            raise go_error(first)
-        return resp
 
-    router.add(RPCS[P + "FetchAndWriteNeedle"], fetch_and_write)
+HANDLERS: Mapping[str, Handler] = {"FetchAndWriteNeedle": fetch_and_write_needle}

@@ -13,101 +13,96 @@ well). Failed marks are returned together as one error, Go's errors.Join.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
 
 from native.ec_scrub import scrub_ec_distributed
 from native.grpc._common import check_admin, go_error
-from native.grpc._services import Services
+from native.grpc._services import Handler, Services
 from native.storage import StorageError
-from native.storage._scrub import scrub_index, scrub_volume
+from native.storage._scrub import scrub_index, scrub_volume as scrub_volume_records
 from native.storage.ec._scrub import checksum_scrub, scrub_ec_index, scrub_ec_local
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
-from proto.services import RPCS
-from weedpy.grpc import Context, Router
+from weedpy.grpc import Context
 
-__all__ = ["register"]
+__all__ = ["HANDLERS", "scrub_volume", "scrub_ec_volume"]
 
-P = "/volume_server_pb.VolumeServer/"
 INDEX, FULL, LOCAL, CHECKSUM, READS = vs.INDEX, vs.FULL, vs.LOCAL, vs.CHECKSUM, vs.READS
 
 _VOLUME_MODES: dict[int, Callable[[Any], tuple[int, list[str]]]] = {
-    INDEX: scrub_index, FULL: scrub_volume, LOCAL: scrub_volume, READS: scrub_volume,
+    INDEX: scrub_index, FULL: scrub_volume_records, LOCAL: scrub_volume_records, READS: scrub_volume_records,
 }
 
 
-def register(router: Router, svc: Services) -> None:
-    store = svc.ctx.store
-
-    async def scrub_volume_rpc(req: vs.ScrubVolumeRequest, ctx: Context) -> vs.ScrubVolumeResponse:
-        check_admin(svc.guard, ctx)
-        vids = list(req.volume_ids) or [vid for loc in store.locations for vid in loc.volume_ids()]
-        resp = vs.ScrubVolumeResponse()
-        broken = []
-        for vid in vids:
-            v = store.find_volume(vid)
-            if v is None:
-                raise go_error(f"volume id {vid} not found")
-            scrub = _VOLUME_MODES.get(req.mode)
-            if scrub is None:
-                raise go_error(f"unsupported volume scrub mode {req.mode}")
-            files, errs = await trio.to_thread.run_sync(scrub, v)
-            resp.total_volumes += 1
-            resp.total_files += files
-            if errs:
-                broken.append(v)
-                resp.broken_volume_ids.append(v.id)
-                resp.details.extend(errs)
-        if req.mark_broken_volumes_readonly:
-            failures = []
-            for v in broken:
-                try:
-                    await _make_readonly(svc, v)
-                except _MarkFailed as exc:
-                    failures.append(str(exc))
-                    resp.details.append(str(exc))
-                else:
-                    resp.details.append(f"volume {v.id} is now read-only")
-            if failures:
-                raise go_error("\n".join(failures))
-        return resp
-
-    async def scrub_ec_volume_rpc(req: vs.ScrubEcVolumeRequest, ctx: Context) -> vs.ScrubEcVolumeResponse:
-        check_admin(svc.guard, ctx)
-        if req.force_deleted_needles_check and req.mode not in (FULL, READS):
-            raise go_error("deleted needle checks are only supported for FULL and READS scrubs")
-        vids = list(req.volume_ids) or _ec_volume_ids(store)
-        resp = vs.ScrubEcVolumeResponse()
-        for vid in vids:
-            ev = store.ec.find_volume(vid)
-            if ev is None:
-                raise go_error(f"EC volume id {vid} not found")
-            infos: list = []
-            if req.mode == INDEX:
-                files, errs = await trio.to_thread.run_sync(scrub_ec_index, ev)
-            elif req.mode == LOCAL:
-                files, infos, errs = await trio.to_thread.run_sync(scrub_ec_local, ev)
-            elif req.mode in (FULL, READS):
-                files, infos, errs = await scrub_ec_distributed(
-                    svc.ctx, ev, recover=req.mode == READS, force_deleted_check=req.force_deleted_needles_check)
-            elif req.mode == CHECKSUM:
-                _, infos, errs = await trio.to_thread.run_sync(checksum_scrub, ev)
-                files = 0  # blocks were scanned, not files
+async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) -> vs.ScrubVolumeResponse:
+    check_admin(svc.guard, ctx)
+    store = svc.store
+    vids = list(req.volume_ids) or [vid for loc in store.locations for vid in loc.volume_ids()]
+    resp = vs.ScrubVolumeResponse()
+    broken = []
+    for vid in vids:
+        v = store.find_volume(vid)
+        if v is None:
+            raise go_error(f"volume id {vid} not found")
+        scrub = _VOLUME_MODES.get(req.mode)
+        if scrub is None:
+            raise go_error(f"unsupported volume scrub mode {req.mode}")
+        files, errs = await trio.to_thread.run_sync(scrub, v)
+        resp.total_volumes += 1
+        resp.total_files += files
+        if errs:
+            broken.append(v)
+            resp.broken_volume_ids.append(v.id)
+            resp.details.extend(errs)
+    if req.mark_broken_volumes_readonly:
+        failures = []
+        for v in broken:
+            try:
+                await _make_readonly(svc, v)
+            except _MarkFailed as exc:
+                failures.append(str(exc))
+                resp.details.append(str(exc))
             else:
-                raise go_error(f"unsupported EC volume scrub mode {req.mode}")
-            resp.total_volumes += 1
-            resp.total_files += files
-            if errs or infos:
-                resp.broken_volume_ids.append(vid)
-                resp.broken_shard_infos.extend(infos)
-                resp.details.extend(errs)
-        return resp
+                resp.details.append(f"volume {v.id} is now read-only")
+        if failures:
+            raise go_error("\n".join(failures))
+    return resp
 
-    router.add(RPCS[P + "ScrubVolume"], scrub_volume_rpc)
-    router.add(RPCS[P + "ScrubEcVolume"], scrub_ec_volume_rpc)
+
+async def scrub_ec_volume(svc: Services, req: vs.ScrubEcVolumeRequest, ctx: Context) -> vs.ScrubEcVolumeResponse:
+    check_admin(svc.guard, ctx)
+    store = svc.store
+    if req.force_deleted_needles_check and req.mode not in (FULL, READS):
+        raise go_error("deleted needle checks are only supported for FULL and READS scrubs")
+    vids = list(req.volume_ids) or _ec_volume_ids(store)
+    resp = vs.ScrubEcVolumeResponse()
+    for vid in vids:
+        ev = store.ec.find_volume(vid)
+        if ev is None:
+            raise go_error(f"EC volume id {vid} not found")
+        infos: list = []
+        if req.mode == INDEX:
+            files, errs = await trio.to_thread.run_sync(scrub_ec_index, ev)
+        elif req.mode == LOCAL:
+            files, infos, errs = await trio.to_thread.run_sync(scrub_ec_local, ev)
+        elif req.mode in (FULL, READS):
+            files, infos, errs = await scrub_ec_distributed(
+                svc.ctx, ev, recover=req.mode == READS, force_deleted_check=req.force_deleted_needles_check)
+        elif req.mode == CHECKSUM:
+            _, infos, errs = await trio.to_thread.run_sync(checksum_scrub, ev)
+            files = 0  # blocks were scanned, not files
+        else:
+            raise go_error(f"unsupported EC volume scrub mode {req.mode}")
+        resp.total_volumes += 1
+        resp.total_files += files
+        if errs or infos:
+            resp.broken_volume_ids.append(vid)
+            resp.broken_shard_infos.extend(infos)
+            resp.details.extend(errs)
+    return resp
 
 
 def _ec_volume_ids(store: Any) -> list[int]:
@@ -141,3 +136,9 @@ async def _make_readonly(svc: Services, v: Any) -> None:
         raise _MarkFailed(str(exc)) from None
     finally:
         svc.master.notify_changed()
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "ScrubVolume": scrub_volume,
+    "ScrubEcVolume": scrub_ec_volume,
+}

@@ -12,21 +12,22 @@ thread hop, so a cancelled call stops within one interval.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import trio
 
 from native.grpc._common import check_admin, float32, go_error
 from native.grpc._guards import check_maintenance
-from native.grpc._services import Services
+from native.grpc._services import Handler, Services
 from native.storage import StorageError, VolumeNotFound
 from proto import volume_server_pb2 as vs
-from proto.services import RPCS
-from weedpy.grpc import Context, Router, Status
+from weedpy.grpc import Context, Status
 
-__all__ = ["register", "REPORT_INTERVAL"]
+__all__ = [
+    "HANDLERS", "vacuum_volume_check", "vacuum_volume_compact", "vacuum_volume_commit", "vacuum_volume_cleanup",
+    "REPORT_INTERVAL",
+]
 
-P = "/volume_server_pb.VolumeServer/"
 REPORT_INTERVAL = 128 << 20  # Go reports compaction progress every 128 MiB of source offset
 
 
@@ -49,67 +50,77 @@ def _advance(steps: Iterator[int], target: int) -> int | None:
     return None
 
 
-def register(router: Router, svc: Services) -> None:
-    store = svc.ctx.store
-    guard = svc.guard
+async def vacuum_volume_check(
+    svc: Services, req: vs.VacuumVolumeCheckRequest, ctx: Context,
+) -> vs.VacuumVolumeCheckResponse:
+    try:
+        ratio = svc.store.check_compact_volume(req.volume_id)
+    except VolumeNotFound as exc:
+        raise go_error(f"{exc}: volume not found", Status.NOT_FOUND) from None
+    return vs.VacuumVolumeCheckResponse(garbage_ratio=ratio)
 
-    async def check(req: vs.VacuumVolumeCheckRequest, ctx: Context) -> vs.VacuumVolumeCheckResponse:
-        try:
-            ratio = store.check_compact_volume(req.volume_id)
-        except VolumeNotFound as exc:
-            raise go_error(f"{exc}: volume not found", Status.NOT_FOUND) from None
-        return vs.VacuumVolumeCheckResponse(garbage_ratio=ratio)
 
-    async def compact(req: vs.VacuumVolumeCompactRequest, ctx: Context) -> AsyncIterator[vs.VacuumVolumeCompactResponse]:
-        check_admin(guard, ctx)
-        check_maintenance(svc)
-        vid = req.volume_id
-        bytes_per_second = int(svc.ctx.cfg["compactionMBps"] or 0) * 1024 * 1024
-        try:
-            steps = store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second)
-        except VolumeNotFound as exc:
-            raise _not_found("compact", vid, exc) from None
-        target = REPORT_INTERVAL
-        try:
-            while True:
-                try:
-                    offset = await trio.to_thread.run_sync(_advance, steps, target)
-                except (StorageError, OSError) as exc:
-                    raise go_error(f"compact volume {vid}: {exc}") from None
-                if offset is None:
-                    return
-                yield vs.VacuumVolumeCompactResponse(processed_bytes=offset, load_avg_1m=_load_per_cpu())
-                target = offset + REPORT_INTERVAL
-        finally:
-            steps.close()
+async def vacuum_volume_compact(
+    svc: Services, req: vs.VacuumVolumeCompactRequest, ctx: Context,
+) -> AsyncIterator[vs.VacuumVolumeCompactResponse]:
+    check_admin(svc.guard, ctx)
+    check_maintenance(svc)
+    vid = req.volume_id
+    bytes_per_second = int(svc.ctx.cfg["compactionMBps"] or 0) * 1024 * 1024
+    try:
+        steps = svc.store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second)
+    except VolumeNotFound as exc:
+        raise _not_found("compact", vid, exc) from None
+    target = REPORT_INTERVAL
+    try:
+        while True:
+            try:
+                offset = await trio.to_thread.run_sync(_advance, steps, target)
+            except (StorageError, OSError) as exc:
+                raise go_error(f"compact volume {vid}: {exc}") from None
+            if offset is None:
+                return
+            yield vs.VacuumVolumeCompactResponse(processed_bytes=offset, load_avg_1m=_load_per_cpu())
+            target = offset + REPORT_INTERVAL
+    finally:
+        steps.close()
 
-    async def commit(req: vs.VacuumVolumeCommitRequest, ctx: Context) -> vs.VacuumVolumeCommitResponse:
-        check_admin(guard, ctx)
-        check_maintenance(svc)
-        vid = req.volume_id
-        if svc.ctx.state.stopping:
-            raise go_error(f"commit compact volume {vid}: volume id {vid} skips compact because volume is stopping")
-        try:
-            read_only, size = await trio.to_thread.run_sync(store.commit_compact_volume, vid)
-        except VolumeNotFound as exc:
-            raise _not_found("commit compact", vid, exc) from None
-        except (StorageError, OSError) as exc:
-            raise go_error(f"commit compact volume {vid}: {exc}") from None
-        return vs.VacuumVolumeCommitResponse(is_read_only=read_only, volume_size=size)
 
-    async def cleanup(req: vs.VacuumVolumeCleanupRequest, ctx: Context) -> vs.VacuumVolumeCleanupResponse:
-        check_admin(guard, ctx)
-        check_maintenance(svc)
-        vid = req.volume_id
-        try:
-            await trio.to_thread.run_sync(store.cleanup_compact_volume, vid)
-        except VolumeNotFound as exc:
-            raise _not_found("cleanup", vid, exc) from None
-        except (StorageError, OSError) as exc:
-            raise go_error(f"cleanup volume {vid}: {exc}") from None
-        return vs.VacuumVolumeCleanupResponse()
+async def vacuum_volume_commit(
+    svc: Services, req: vs.VacuumVolumeCommitRequest, ctx: Context,
+) -> vs.VacuumVolumeCommitResponse:
+    check_admin(svc.guard, ctx)
+    check_maintenance(svc)
+    vid = req.volume_id
+    if svc.ctx.state.stopping:
+        raise go_error(f"commit compact volume {vid}: volume id {vid} skips compact because volume is stopping")
+    try:
+        read_only, size = await trio.to_thread.run_sync(svc.store.commit_compact_volume, vid)
+    except VolumeNotFound as exc:
+        raise _not_found("commit compact", vid, exc) from None
+    except (StorageError, OSError) as exc:
+        raise go_error(f"commit compact volume {vid}: {exc}") from None
+    return vs.VacuumVolumeCommitResponse(is_read_only=read_only, volume_size=size)
 
-    router.add(RPCS[P + "VacuumVolumeCheck"], check)
-    router.add(RPCS[P + "VacuumVolumeCompact"], compact)
-    router.add(RPCS[P + "VacuumVolumeCommit"], commit)
-    router.add(RPCS[P + "VacuumVolumeCleanup"], cleanup)
+
+async def vacuum_volume_cleanup(
+    svc: Services, req: vs.VacuumVolumeCleanupRequest, ctx: Context,
+) -> vs.VacuumVolumeCleanupResponse:
+    check_admin(svc.guard, ctx)
+    check_maintenance(svc)
+    vid = req.volume_id
+    try:
+        await trio.to_thread.run_sync(svc.store.cleanup_compact_volume, vid)
+    except VolumeNotFound as exc:
+        raise _not_found("cleanup", vid, exc) from None
+    except (StorageError, OSError) as exc:
+        raise go_error(f"cleanup volume {vid}: {exc}") from None
+    return vs.VacuumVolumeCleanupResponse()
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "VacuumVolumeCheck": vacuum_volume_check,
+    "VacuumVolumeCompact": vacuum_volume_compact,
+    "VacuumVolumeCommit": vacuum_volume_commit,
+    "VacuumVolumeCleanup": vacuum_volume_cleanup,
+}
