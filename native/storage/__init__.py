@@ -34,8 +34,10 @@ Errors are typed (see `_errors.py`): `NotFound`, `Deleted`, `CookieMismatch`, `R
 `VolumeFull`, `Corrupted`/`ChecksumMismatch`, `VolumeNotFound`, `OffsetWidthMismatch`, ...
 """
 
+from ._consolidate import consolidate_volume_index
 from ._crc import crc32c, etag, legacy_crc_value
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace, disk_status, parse_min_free_spaces
+from ._fs import remove_file
 from ._errors import (
     ChecksumMismatch,
     CookieMismatch,
@@ -76,12 +78,16 @@ from ._needle import (
 from ._needle_map import MapCounters, NeedleMap, NeedleValue
 from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
 from ._replica import ReplicaPlacement
+from ._scrub import read_bytes_error, scrub_index, scrub_volume
+from ._since import ScannedRecord, last_append_at_ns, locate_since, scan_records
 from ._store import Store, VolumeLookup
 from ._stream import NeedleStream
 from ._superblock import SuperBlock
 from ._ttl import EMPTY_TTL, TTL
 from ._types import (
+    CHECKSUM_SIZE,
     CURRENT_VERSION,
+    DATA_SIZE_SIZE,
     DEFAULT_OFFSET_BYTES,
     NEEDLE_HEADER_SIZE,
     SUPER_BLOCK_SIZE,
@@ -130,6 +136,18 @@ __all__ = [
     "CompactResult",
     "VacuumError",
     "FAKE_TOMBSTONE_COOKIE",
+    "consolidate_volume_index",
+    # integrity scrubs
+    "scrub_index",
+    "scrub_volume",
+    "read_bytes_error",
+    # records by append time
+    "ScannedRecord",
+    "scan_records",
+    "locate_since",
+    "last_append_at_ns",
+    # files
+    "remove_file",
     # records and codecs
     "Needle",
     "NeedleHeader",
@@ -188,6 +206,8 @@ __all__ = [
     "CURRENT_VERSION",
     "DEFAULT_OFFSET_BYTES",
     "NEEDLE_HEADER_SIZE",
+    "DATA_SIZE_SIZE",
+    "CHECKSUM_SIZE",
     "SUPER_BLOCK_SIZE",
     "TOMBSTONE_SIZE",
     # errors
