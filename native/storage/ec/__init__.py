@@ -11,10 +11,15 @@ Layers, bottom up:
 - `_volume`, `_store`: mounted EC volumes and shards per disk location, needle reads and deletes.
 """
 
+from ._files import EcFileError, encode_files, find_dat_size, rebuild_files, write_dat_file
 from ._gf import coding_matrix
+from ._index import fold_journal, has_live_needles, write_ecx_from_idx, write_idx_from_ecx
 from ._layout import DATA_SHARDS, LARGE_BLOCK, MAX_SHARDS, PARITY_SHARDS, SMALL_BLOCK, EcLayout, Interval, Row, shard_ext
 from ._rs import Combiner, ReedSolomon, TooFewShards
-from ._store import EcStore
+from ._scrub import checksum_scrub, ecx_rows, go_list, scrub_ec_index, scrub_ec_local
+from ._sidecar import SIDECAR_EXT, ChecksumBuilder, build_protection, remove_sidecars, save_sidecar
+from ._store import SHARD_FILE, EcMountError, EcStore
+from ._volume import EcVolume, layout_from_info
 
 __all__ = [
     "coding_matrix",
@@ -31,4 +36,31 @@ __all__ = [
     "SMALL_BLOCK",
     "MAX_SHARDS",
     "EcStore",
+    "EcMountError",
+    "SHARD_FILE",
+    "EcVolume",
+    "layout_from_info",
+    # whole shard files
+    "encode_files",
+    "rebuild_files",
+    "write_dat_file",
+    "find_dat_size",
+    "EcFileError",
+    # .ecx / .ecj
+    "write_ecx_from_idx",
+    "write_idx_from_ecx",
+    "fold_journal",
+    "has_live_needles",
+    # .ecsum sidecar
+    "SIDECAR_EXT",
+    "ChecksumBuilder",
+    "build_protection",
+    "save_sidecar",
+    "remove_sidecars",
+    # scrubs
+    "scrub_ec_index",
+    "scrub_ec_local",
+    "checksum_scrub",
+    "ecx_rows",
+    "go_list",
 ]
