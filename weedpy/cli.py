@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
-from weedpy.flags import FlagError, HelpRequested, format_usage
+from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
 
 __all__ = ["main", "volume_main"]
 
@@ -53,7 +53,7 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
     try:
         cfg = parse_volume_args(argv, config_dir=config_dir)
     except HelpRequested:
-        print(_volume_usage())
+        print_usage(_volume_usage())
         return 0
     except FlagError as exc:
         return _fail(str(exc))

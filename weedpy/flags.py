@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "env_key",
     "go_quote",
     "format_usage",
+    "print_usage",
 ]
 
 
@@ -338,6 +341,15 @@ def format_usage(specs: Iterable[FlagSpec], defaults: Mapping[str, Any] | None =
             text += f" (default {go_quote(default) if spec.kind is Kind.STRING else default})"
         lines.append(text)
     return "\n".join(lines)
+
+
+def print_usage(text: str) -> None:
+    """Print a usage text to stdout; a reader that stops early (`weedpy volume -h | head`) is no error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def environ_without_flags(specs: Iterable[FlagSpec], environ: Mapping[str, str]) -> dict[str, str]:
