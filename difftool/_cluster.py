@@ -23,10 +23,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from weedpy import __version__
 from weedpy.ports import free_port, free_port_pair
-from weedpy.weedbin import find_weed_binary
+from weedpy.weedbin import find_weed_binary, weed_version
 
-__all__ = ["SideSpec", "Server", "Cluster", "ClusterError", "free_port", "free_port_pair", "weed_version_text"]
+__all__ = ["SideSpec", "Server", "Cluster", "ClusterError", "free_port", "free_port_pair"]
 
 
 class ClusterError(RuntimeError):
@@ -38,15 +39,6 @@ def _env() -> dict[str, str]:
     keep = {"PATH", "HOME", "USER", "LANG", "TMPDIR", "TERM", "SHELL", "VIRTUAL_ENV", "PWD"}
     return {k: v for k, v in os.environ.items()
             if not k.isupper() or k in keep or k.startswith(("WEEDPY_", "PYTHON", "LC_", "XDG_"))}
-
-
-def weed_version_text(weed: Path) -> str:
-    try:
-        out = subprocess.run([str(weed), "version"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "weed (unknown version)"
-    words = out.split()
-    return "weed " + " ".join(words[1:3]) if len(words) >= 3 else "weed (unknown version)"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,7 +154,7 @@ class Cluster:
 
     def start(self) -> None:
         weed = find_weed_binary()
-        go_version = weed_version_text(weed)
+        go_version = f"weed {weed_version(weed, 2) or '(unknown version)'}"
         logs = self.workdir / "logs"
         masters: dict[str, tuple[_Proc, int]] = {}
         for i, spec in enumerate(self.sides):
@@ -193,8 +185,6 @@ class Cluster:
                 argv = [str(weed), "volume", *common]
                 version, ready = go_version, f"http://127.0.0.1:{port}/status"
             else:
-                from weedpy import __version__
-
                 argv = [sys.executable, "-m", "weedpy.cli", "volume", *common, f"-mode={spec.mode}"]
                 if spec.routes_file:
                     argv.append(f"-routes={spec.routes_file}")

@@ -30,6 +30,7 @@ from difftool._scenario import Scenario
 from difftool._stores import compare_stores
 from weedpy.grpc import ConnectionPool
 from weedpy.http1 import UpstreamPool
+from weedpy.serve.routes import load_route_table
 
 __all__ = ["RunOptions", "RunResult", "SideClient", "run_scenario", "drive"]
 
@@ -122,8 +123,6 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
     agg = Aggregator(options.thresholds)
     routes_v = scenario.routes.version if scenario.routes is not None else "builtin"
     if options.routes_file:  # the table given on the command line wins over the scenario's
-        from weedpy.serve.routes import load_route_table
-
         scenario = dataclasses.replace(scenario, routes=load_route_table(options.routes_file))
         routes_v = scenario.routes.version  # type: ignore[union-attr]
     setups: dict[int, int] = {}  # sample id -> index of its step

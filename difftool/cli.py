@@ -17,6 +17,17 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+import trio
+
+from difftool._cluster import ClusterError
+from difftool._compare import Verdict
+from difftool._fixture import read_fixture
+from difftool._html import html_report
+from difftool._junit import junit_xml
+from difftool._replay import ReplayTarget, rejudge, replay_against, replay_fresh
+from difftool._run import RunOptions, run_scenario
+from difftool._scenario import ScenarioError, load_scenario, scenario_files
+
 __all__ = ["main"]
 
 
@@ -56,10 +67,6 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from difftool._cluster import ClusterError
-    from difftool._run import RunOptions, run_scenario
-    from difftool._scenario import ScenarioError, load_scenario, scenario_files
-
     names: list[str] = []
     for s in args.scenarios:
         names += [str(p) for p in scenario_files()] if s == "all" else [s]
@@ -95,9 +102,6 @@ def _fetch_json(url: str) -> object:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from difftool._html import html_report
-    from difftool._junit import junit_xml
-
     src = args.source
     try:
         if src.startswith(("http://", "https://")):
@@ -137,13 +141,6 @@ def _print_diffs(title: str, diffs: Sequence[object]) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import trio
-
-    from difftool._cluster import ClusterError
-    from difftool._compare import Verdict
-    from difftool._fixture import read_fixture
-    from difftool._replay import ReplayTarget, rejudge, replay_against, replay_fresh
-
     try:
         fx = read_fixture(args.fixture)
     except (OSError, ValueError, KeyError) as exc:

@@ -1,16 +1,16 @@
 """Dual-run inside the gateway (`-mode=mixed` with `shadow` / `native+verify` routes).
 
-What gateway/app.py calls, in order:
+What mixed mode (weedpy/mixed.py) calls, in order:
 
 1. `dual_run_requested(routes)`: any route dual-run?
-2. before the Go backend starts: `prepare_native(cfg, security, weed, full_version)` checks that the
-   Go directories (`-dir`) and the native side's own directories (`-dir.native`, one per `-dir`)
-   hold the same needles (or are all empty), says so in the log, and opens the native side on
+2. before the Go backend starts: `check_dual_run_stores(cfg)` checks that the Go directories
+   (`-dir`) and the native side's own directories (`-dir.native`, one per `-dir`) hold the same
+   needles (or are all empty) and says so in the log; the caller then opens the native side on
    its own store (no heartbeat: the Go backend stays the one the master hears from, and since
    both stores receive every write the master's view holds for both);
-3. `GatewayDualRun(routes, native, backend, cfg, weed_version)`: `.http_targets(go_http)` for the
-   HTTP front, `.grpc_targets(relay)` for the gRPC front (called with its Go relay), `.admin(front)`
-   for the admin API around the HTTP front, and `.engine.run` to start in a nursery.
+3. `GatewayDualRun(routes, native, backend, cfg, ...)`: `.http_targets(go_http)` for the HTTP
+   front, `.grpc_targets(relay)` for the gRPC front (called with its Go relay), `.admin(front)`
+   for the admin API around the HTTP front, and `.run` to start in a nursery.
 
 Refusals (start-up fails with one message): no `-dir.native`, a `-dir.native` that is one of the
 Go directories or has another count, stores that differ.
@@ -18,10 +18,10 @@ Go directories or has another count, stores that differ.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
@@ -29,22 +29,44 @@ from difftool._admin import DiffAdminApi
 from difftool._dualrun import StoresDiffer, check_stores, grpc_dual_targets, http_dual_targets
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine
 from difftool._null_master import NullMaster
-from gateway.backend import BackendView
-from weedpy.serve.guard import Guard
-from weedpy.serve.routes import RouteTable, Target
 from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions
 from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
-from weedpy.security import SecurityConfig
+from weedpy.serve.guard import Guard
+from weedpy.serve.routes import RouteTable, Target
 
-__all__ = ["dual_run_requested", "native_dirs", "control_dirs", "control_argv", "prepare_native", "GatewayDualRun",
-           "DualRunConfigError", "StoresDiffer"]
-
-
+__all__ = ["dual_run_requested", "native_dirs", "control_dirs", "control_argv", "check_dual_run_stores",
+           "GatewayDualRun", "DualRunConfigError", "StoresDiffer", "DualRunNative"]
 
 log = get_logger("difftool.gateway")
 HttpHandler = Callable[[Exchange], Awaitable[None]]
+
+
+class _Endpoints(Protocol):
+    http: tuple[str, int]
+    public: tuple[str, int] | None
+
+
+class Backend(Protocol):
+    """Where a Go backend listens right now (None while it is down): its own addresses are
+    masked in the comparison like the front's."""
+
+    def current(self) -> _Endpoints | None: ...
+
+
+class DualRunNative(Protocol):
+    """The native side: its HTTP handler and gRPC router."""
+
+    @property
+    def http(self) -> "_HasHandle": ...
+
+    @property
+    def router(self) -> CallHandler: ...
+
+
+class _HasHandle(Protocol):
+    async def handle(self, exch: Exchange) -> None: ...
 
 
 class DualRunConfigError(ValueError):
@@ -86,10 +108,9 @@ def control_dirs(cfg: VolumeConfig) -> list[str]:
     return _side_dirs(cfg, "dir.control", False)
 
 
-def prepare_native(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str, full_version: str):  # -> NativeParts
-    """Check the stores, then open the native side on its own directories (blocking)."""
-    from native.server import build_parts, open_store
-
+def check_dual_run_stores(cfg: VolumeConfig) -> list[str]:
+    """The native side's directories, once each (and the control's) holds what its Go directory
+    holds (blocking; raises DualRunConfigError or StoresDiffer)."""
     dirs = native_dirs(cfg)
     for other, side in ((dirs, "native"), (control_dirs(cfg), "go-control")):
         for go_dir, other_dir in zip(cfg.dirs, other):
@@ -97,11 +118,7 @@ def prepare_native(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str
             result = check_stores(go_dir, other_dir)  # raises StoresDiffer
             log.info("dual-run stores start equal", side=side, go_dir=go_dir, other_dir=other_dir,
                      volumes=result.volumes, needles=result.needles, empty=result.volumes == 0)
-    native_cfg = dataclasses.replace(cfg, dirs=tuple(dirs))
-    store = open_store(native_cfg)
-    short = " ".join(full_version.split()[:2])
-    return build_parts(native_cfg, security, store, heartbeat=False, read_only_view=False, weed_binary=weed_binary,
-                       version=(short, full_version))
+    return dirs
 
 
 def control_argv(argv: list[str], cfg: VolumeConfig, master: str) -> list[str]:
@@ -113,14 +130,17 @@ def control_argv(argv: list[str], cfg: VolumeConfig, master: str) -> list[str]:
 
 
 class GatewayDualRun:
-    def __init__(self, routes: RouteTable, native, backend: BackendView, cfg: VolumeConfig, go_version: str,
+    """`control` (a second Go backend, reached through `control_relay`) is the noise control."""
+
+    def __init__(self, routes: RouteTable, native: DualRunNative, backend: Backend, cfg: VolumeConfig, go_version: str,
                  native_version: str, guard: Guard, native_grpc_options: ServerOptions,
-                 go_grpc_options: ServerOptions, control: BackendView | None = None) -> None:
+                 go_grpc_options: ServerOptions, control: Backend | None = None,
+                 control_relay: CallHandler | None = None) -> None:
         self.routes = routes
         self.native = native
         self._backend = backend
         self._control = control
-        self._control_relay: CallHandler | None = None
+        self._control_relay = control_relay
         self._guard = guard
         self._native_grpc_options = native_grpc_options
         self._go_grpc_options = go_grpc_options
@@ -163,21 +183,14 @@ class GatewayDualRun:
         self.sides = {"go": go_side, "native": native_side, "go-control": control_side}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The engine, and the control's gRPC connections (start before building the targets)."""
-        from gateway.grpc_proxy import BackendPools, GoRelay
-
+        """The engine, and the control's stand-in master (start before the control backend)."""
         async with trio.open_nursery() as nursery:
-            pools = BackendPools(nursery)
-            try:
-                if self._control is not None:
-                    self._control_relay = GoRelay(self._control, pools)
-                    await self.null_master.learn_limit(self._masters)
-                    await nursery.start(self.null_master.run)
-                await nursery.start(self.engine.run)
-                task_status.started()
-                await trio.sleep_forever()
-            finally:
-                pools.close()
+            if self._control is not None:
+                await self.null_master.learn_limit(self._masters)
+                await nursery.start(self.null_master.run)
+            await nursery.start(self.engine.run)
+            task_status.started()
+            await trio.sleep_forever()
 
     def http_targets(self, go_http: HttpHandler, control_http: HttpHandler | None = None) -> dict[Target, HttpHandler]:
         return http_dual_targets(self.engine, self.routes, go_http, self.native.http.handle, self.sides, control_http)

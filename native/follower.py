@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 
 from native.storage import (
+    DEFAULT_OFFSET_BYTES,
     DiskStatus,
     InvalidFileId,
     MinFreeSpace,
@@ -38,6 +39,7 @@ from native.storage import (
     VolumeLookup,
     disk_status,
     normalize_disk_type,
+    parse_min_free_spaces,
     parse_volume_base,
 )
 
@@ -253,15 +255,12 @@ class FollowerStore(VolumeLookup):
     @classmethod
     def for_config(cls, cfg) -> "FollowerStore":
         """The locations `weed volume -dir -max -disk -tags -minFreeSpace -dir.idx` describes."""
-        from native.server import _folder_tags
-        from native.storage import DEFAULT_OFFSET_BYTES, parse_min_free_spaces
-
         n = len(cfg.dirs)
         frees = parse_min_free_spaces(cfg["minFreeSpace"], cfg["minFreeSpacePercent"], n)
         disks = cfg["disk"].split(",") if cfg["disk"] else [""]
         if len(disks) == 1:
             disks = disks * n
-        tags = _folder_tags(cfg["tags"], n)
+        tags = cfg.folder_tags()
         width = cfg["offsetBytes"] or DEFAULT_OFFSET_BYTES
         locs = [
             FollowerLocation(

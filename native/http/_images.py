@@ -13,6 +13,8 @@ import math
 
 from PIL import Image, ImageOps
 
+from native.gostrconv import NumError, atoi
+
 __all__ = ["resize_params", "crop_params", "resized", "cropped", "fix_jpg_orientation", "RESIZE_EXTS", "CROP_EXTS"]
 
 RESIZE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
@@ -151,8 +153,6 @@ def _fill(img: Image.Image, w: int, h: int) -> Image.Image | None:
 
 
 def _atoi(s: str) -> int:
-    from native.gostrconv import NumError, atoi
-
     try:
         return atoi(s)
     except NumError as exc:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from native.gostrconv import quote
+from native.http._mediatype import MediaTypeError, parse_media_type
 
 __all__ = [
     "GoIOError",
@@ -316,8 +317,6 @@ class Part:
         return vs[0] if vs else ""
 
     def file_name(self) -> str:
-        from native.http._mediatype import MediaTypeError, parse_media_type
-
         try:
             _, params = parse_media_type(self.get("Content-Disposition"))
         except MediaTypeError:

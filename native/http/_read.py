@@ -8,22 +8,25 @@ transformation) -> cookie -> Last-Modified / If-Modified-Since / If-None-Match -
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import functools
 import json
+import time
 from typing import TYPE_CHECKING
 
 import trio
 
-from native.http._common import empty, json_error, set_etag
-from native.http._content import BytesContent, ContentError, FileBody, write_response_content
+from native.ec_net import read_ec_needle
 from native.fileid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
+from native.http._common import empty, json_error, set_etag
+from native.http._content import BytesContent, ContentError, FileBody, write_response_content
 from native.http._gzip import GunzipError, gunzip_data, is_gzipped
 from native.http._images import crop_params, cropped, resize_params, resized
 from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest
 from native.http._request import GoRequest
-from native.storage import NotFound, StorageError
+from native.storage import Needle, NotFound, StorageError
 from weedpy.http1 import GoHeader, GoResponse
 
 if TYPE_CHECKING:
@@ -46,11 +49,8 @@ def _http_date(ts: int) -> str:
 
 def _parse_http_date(s: str) -> int | None:
     """time.Parse(http.TimeFormat, s).Unix(): exactly `Mon, 02 Jan 2006 15:04:05 GMT`."""
-    import calendar
-    import time as _time
-
     try:
-        t = _time.strptime(s, "%a, %d %b %Y %H:%M:%S GMT")
+        t = time.strptime(s, "%a, %d %b %Y %H:%M:%S GMT")
     except ValueError:
         return None
     if len(s) != 29:
@@ -101,8 +101,6 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
     vol = store.find_volume(vid)
     if vol is None:
         if store.ec.has(vid):  # an EC volume held here (Go: hasEcVolume)
-            from native.http._ec import ec_get_or_head
-
             return await ec_get_or_head(app, req, h, scope, vid, key, cookie, up)
         if app.read_mode == "local":
             return empty(h, 404)
@@ -126,8 +124,6 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             return empty(h, 404)
     stream = None
     if size == 0:
-        from native.storage import Needle
-
         n = Needle(id=key, cookie=cookie, checksum=0)
     else:
         app.download.add(size)
@@ -259,3 +255,32 @@ async def _chunked_file(app: "NativeHttp", req: GoRequest, h: GoHeader, data: by
         transformed = _transform_images(bytes(buf), lower_ext, req)
         return await write_response_content(h, req, filename, mtype, BytesContent(transformed), app.mimes)
     return await write_response_content(h, req, filename, mtype, content, app.mimes)
+
+
+async def ec_get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Scope", vid: int, key: int,
+                         cookie: int, up) -> GoResponse:
+    """Go's GetOrHeadHandler on an EC volume held here: the needle's shard intervals (locally, from
+    peers, or rebuilt; see `native.ec_net`), then the same answer as for a normal volume (no
+    streaming path and no `readDeleted`, as in Go)."""
+    ctx = app.ctx
+    ev = ctx.store.ec.find_volume(vid)
+    if ev is None:
+        return empty(h, 404)
+    try:
+        _, size = ev.find_needle(key)
+    except NotFound:
+        return empty(h, 404)
+    except (StorageError, OSError):
+        return empty(h, 500)
+    if size < 0:
+        return empty(h, 404)
+    app.download.add(size)
+    scope.on_done(lambda: app.download.release(size))
+    try:
+        n = await read_ec_needle(ctx, vid, key)
+    except NotFound:
+        return empty(h, 404)
+    except (StorageError, OSError, ValueError):
+        return empty(h, 500)
+    return await respond(app, req, h, n, cookie, None, filename=up.filename, ext=up.ext,
+                         has_query=req.url.raw_query != "")

@@ -25,10 +25,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import trio
+
 from native.http._common import empty
+from native.http._gourl import path_escape
+from native.http._range import multipart_layout, new_boundary
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from weedpy.http1 import GoHeader, GoResponse
+from weedpy.weedbin import find_weed_binary
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
@@ -273,8 +278,6 @@ class EmbeddedStatic:
         if self._files is None and not self._failed:
             try:
                 if self._binary is None:
-                    from weedpy.weedbin import find_weed_binary
-
                     self._binary = find_weed_binary()
                 self._files = read_embedded_static(Path(self._binary).read_bytes())
             except Exception:  # no binary, or not one we can read: static files are unavailable
@@ -282,8 +285,6 @@ class EmbeddedStatic:
         return self._files
 
     async def handle(self, req: GoRequest) -> GoResponse:
-        import trio
-
         files = await trio.to_thread.run_sync(self._table)
         if files is None:
             return GoResponse(501, GoHeader(), b"static assets are not available: no readable weed binary\n")
@@ -338,8 +339,6 @@ class EmbeddedStatic:
                 status, body = 206, data[start:start + length]
                 h.set("Content-Range", f"bytes {start}-{start + length - 1}/{size}")
             elif ranges:
-                from native.http._range import multipart_layout, new_boundary
-
                 boundary = new_boundary()
                 heads, closing, _total = multipart_layout(ranges, ctype, size, boundary)
                 body = b"".join(head + data[start:start + length] for head, (start, length) in zip(heads, ranges)) + closing
@@ -428,8 +427,6 @@ def _not_found() -> GoResponse:
 
 
 def _dir_list(req: GoRequest, files: Mapping[str, bytes], rel: str) -> GoResponse:
-    from native.http._gourl import path_escape
-
     prefix = rel + "/" if rel else ""
     names = set()
     for full in files:

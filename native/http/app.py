@@ -9,31 +9,34 @@ with the upload/download limits, the whitelist and JWTs in Go's order.
 from __future__ import annotations
 
 import posixpath
+import random
+import zlib
 from collections.abc import Awaitable, Callable
 
 import trio
 
-from weedpy.serve.guard import Guard
 from native.context import NativeContext
+from native.fileid import FidError, new_volume_id, parse_key_cookie, parse_url_path
+from native.gostrconv import NumError
 from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
 from native.http._content import ContentError, FileBody
 from native.http._delete import delete
 from native.http._fast import fast_read
 from native.http._fast_write import fast_write
-from native.fileid import new_volume_id, parse_url_path
-from native.gostrconv import NumError
 from native.http._gourl import BadRequestURI, path_escape
-from weedpy.serve.jwt import expected_claim, token_from_request, verify_file_id_token
 from native.http._mime import MimeTable
 from native.http._multipart import GoIOError
-from native.http._proxy import pick_target, proxy_response, redirect_response
+from native.http._proxy import html_escape, pick_target, proxy_response, redirect_response
 from native.http._read import DropConnection, get_or_head
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from native.http._throttle import InflightLimit, WaitOutcome
 from native.http._upstream import UpstreamError, open_request
 from native.http._write import post
+from native.storage import StorageError
+from proto import volume_server_pb2 as vs
+from weedpy.grpc import Channel, GrpcError
 from weedpy.http1 import (
     CONTINUE_100,
     Exchange,
@@ -45,6 +48,8 @@ from weedpy.http1 import (
     serialize_head,
 )
 from weedpy.logs import get_logger
+from weedpy.serve.guard import Guard
+from weedpy.serve.jwt import expected_claim, token_from_request, verify_file_id_token
 
 __all__ = ["NativeHttp", "Scope", "Source"]
 
@@ -369,8 +374,6 @@ class NativeHttp:
 
     async def chunk_url(self, fid: str) -> str:
         """LookupFileId: a random location of the chunk's volume."""
-        import random
-
         parts = fid.split(",")
         if len(parts) != 2:
             raise ContentError("Invalid fileId " + fid)
@@ -398,8 +401,6 @@ class NativeHttp:
         gunzip = offset == 0 and (resp.header(b"content-encoding") or b"").lower() == b"gzip"
 
         async def body():
-            import zlib
-
             try:
                 d = zlib.decompressobj(16 + 15) if gunzip else None
                 async for piece in resp.body():
@@ -454,9 +455,6 @@ class NativeHttp:
 
     def _batch_delete_local(self, fids: list[str]) -> list[tuple[str, str]]:
         """BatchDelete with SkipCookieCheck on this server's own store."""
-        from native.fileid import FidError, parse_key_cookie
-        from native.storage import StorageError
-
         out = []
         store = self.ctx.store
         for fid in fids:
@@ -481,9 +479,6 @@ class NativeHttp:
 
 
 async def _batch_delete_remote(url: str, grpc_port: int, fids: list[str]) -> list[tuple[str, str]]:
-    from proto import volume_server_pb2 as vs
-    from weedpy.grpc import Channel, GrpcError
-
     host = url.rsplit(":", 1)[0]
     port = grpc_port or int(url.rsplit(":", 1)[1]) + 10000
     try:
@@ -528,8 +523,6 @@ def _chunk_error(message: str) -> str:
 
 def _mux_redirect(req: GoRequest, clean_escaped: str) -> GoResponse:
     """ServeMux's redirect to the clean path: 307, Location, and for GET a small HTML body."""
-    from native.http._proxy import html_escape
-
     url = clean_escaped + (("?" + req.url.raw_query) if req.url.raw_query else "")
     h = GoHeader()
     h.set("Location", url)

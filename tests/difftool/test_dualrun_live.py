@@ -27,7 +27,7 @@ from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront
 from gateway.http_proxy import GoHttpTarget
 from weedpy.serve.routes import parse_route_table
-from native.server import GRPC_OPTIONS, build_parts
+from native.build import GRPC_OPTIONS, build_parts
 from native.storage import Store
 from proto import volume_server_pb2 as vs
 from tests.support.procs import free_port, start_go_volume, start_master

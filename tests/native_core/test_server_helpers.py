@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from weedpy.serve.routes import parse_route_table
+from native.build import adjust_volume_max
 from native.grpc import StateFile, StateVersionMismatch
-from native.server import _folder_tags, adjust_volume_max, mixed_route_problem, native_route_table, unsupported_targets
 from native.storage import DiskStatus, Store
 from proto import volume_server_pb2 as vs
+from weedpy.config import parse_volume_args
+from weedpy.serve.routes import mixed_route_problem, native_route_table, parse_route_table, unsupported_targets
 
 
 def test_native_mode_tables() -> None:
@@ -30,6 +31,11 @@ def test_mixed_mode_rules() -> None:
     assert "admin.healthz" in (mixed_route_problem(health) or "")
     writes = parse_route_table({"default": "native", "routes": {"admin.read": "go"}})  # every writer native
     assert "must stay on go" in (mixed_route_problem(writes) or "")
+
+
+def _folder_tags(tags: str, n: int) -> list[tuple[str, ...]]:
+    dirs = ",".join(f"/d{i}" for i in range(n))
+    return parse_volume_args([f"-dir={dirs}", f"-tags={tags}", "-ip=127.0.0.1"], environ={}).folder_tags()
 
 
 def test_folder_tags_as_go_parses_them() -> None:

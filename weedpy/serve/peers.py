@@ -183,7 +183,7 @@ class PeerPolicy:
 
 async def master_volume_servers(masters: Sequence[str]) -> frozenset[str]:
     """Every volume server (url and public url) in the topology of the first master that answers."""
-    import httpx
+    import httpx  # heavy to import; only an untrusted peer's first check needs it
 
     last: Exception | None = None
     async with httpx.AsyncClient(timeout=3) as client:

@@ -30,8 +30,14 @@ __all__ = [
     "ALL_ENDPOINTS",
     "grpc_endpoint",
     "http_endpoint",
+    "request_path",
     "load_route_table",
+    "parse_route_table",
     "default_route_table",
+    "MIXED_GO_ONLY",
+    "native_route_table",
+    "unsupported_targets",
+    "mixed_route_problem",
 ]
 
 
@@ -156,8 +162,6 @@ def http_endpoint(port_kind: str, method: bytes, path: bytes) -> str:
     return _ADMIN_METHODS.get(method, "admin.unsupported")
 
 
-__all__.append("request_path")
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Route:
@@ -254,4 +258,39 @@ def default_route_table() -> RouteTable:
     return RouteTable(version="builtin", default=Route(Target.GO), routes={})
 
 
-__all__.append("parse_route_table")
+
+# -- what each mode can serve ------------------------------------------------------------------
+
+# Native endpoints mixed mode refuses, besides every endpoint that writes volume files: the Go
+# backend owns the heartbeat, so only it knows whether it stopped heartbeating (Leave).
+MIXED_GO_ONLY = frozenset({"admin.healthz"})
+
+
+def native_route_table(routes: RouteTable | None) -> RouteTable:
+    """The table of native mode: everything native unless the operator's table says `off`."""
+    if routes is None or (routes.version == "builtin" and not routes.routes):
+        return RouteTable(version="native", default=Route(Target.NATIVE), routes={})
+    return routes
+
+
+def unsupported_targets(routes: RouteTable) -> list[str]:
+    """Endpoints a native-mode table sends somewhere native mode cannot serve (there is no Go)."""
+    return sorted(e for e in ALL_ENDPOINTS if routes.lookup(e).target not in (Target.NATIVE, Target.OFF))
+
+
+def mixed_route_problem(routes: RouteTable) -> str | None:
+    """Why a route table is unsafe for mixed mode (None if it is fine).
+
+    The Go backend writes the volume files and heartbeats; native handlers only read those
+    files (native/follower.py). So every endpoint that writes must stay with Go, and so must
+    /healthz, whose answer depends on Go's heartbeat state.
+    """
+    native = sorted(e for e in MUTATING_ENDPOINTS | MIXED_GO_ONLY if routes.lookup(e).target.serving_side == "native")
+    if not native:
+        return None
+    return (
+        "-mode=mixed keeps the Go backend the only writer of the volume files and the only heartbeat, "
+        f"so these endpoints must stay on go: {', '.join(native[:6])}{' ...' if len(native) > 6 else ''} "
+        "(use -mode=native to serve them natively)"
+    )
+

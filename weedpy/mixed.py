@@ -1,0 +1,120 @@
+"""Mixed mode: the proxy (gateway/) plus native handlers (native/) and the dual-run differ (difftool/).
+
+This is where the three meet, above all of them: `MixedExtension` is the gateway's
+`ProxyExtension`. Without dual-run routes the native side is a read-only view of the Go
+backend's files (native.build.build_follower). With `shadow` / `native+verify` routes it is a
+second store on `-dir.native` that receives every write too, checked equal to Go's before the
+backend starts, optionally with a second Go backend on `-dir.control` as the noise control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+import trio
+
+from difftool.gateway import (
+    DualRunConfigError,
+    GatewayDualRun,
+    StoresDiffer,
+    check_dual_run_stores,
+    control_argv,
+    control_dirs,
+    dual_run_requested,
+)
+from gateway.app import ProxyServer
+from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, GoRelay
+from gateway.supervisor import BackendStartError, Supervisor
+from native.build import GRPC_OPTIONS, NativeParts, build_follower, build_parts, native_version, open_store
+from weedpy.config import VolumeConfig
+from weedpy.security import SecurityConfig
+from weedpy.serve.grpc_front import CallTarget, NamedTarget
+from weedpy.serve.http_front import HttpTarget
+from weedpy.serve.lifecycle import StartupError
+from weedpy.serve.routes import RouteTable, Target
+from weedpy.weedbin import weed_version
+
+__all__ = ["MixedExtension", "mixed_server"]
+
+DUAL_RUN_DRAIN_SECONDS = 10.0  # at stop, how long mirrored writes may take to reach the other store
+
+
+def mixed_server(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> ProxyServer:
+    return ProxyServer(cfg, security, routes, weed, MixedExtension(cfg, security, routes, weed))
+
+
+class MixedExtension:
+    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> None:
+        self.cfg = cfg
+        self.security = security
+        self.routes = routes
+        self.weed = weed
+        self.native: NativeParts | None = None
+        self.dual: GatewayDualRun | None = None
+        self.control: Supervisor | None = None
+        self._control_http: HttpTarget | None = None
+
+    async def before_backend(self) -> None:
+        if not dual_run_requested(self.routes):
+            return
+        try:  # before Go starts: both stores must start equal
+            self.native = await trio.to_thread.run_sync(self._open_dual_native)
+        except (DualRunConfigError, StoresDiffer, OSError) as exc:
+            raise StartupError(str(exc)) from None
+
+    def _open_dual_native(self) -> NativeParts:
+        native_cfg = dataclasses.replace(self.cfg, dirs=tuple(check_dual_run_stores(self.cfg)))
+        return build_parts(native_cfg, self.security, open_store(native_cfg), heartbeat=False, read_only_view=False,
+                           weed_binary=str(self.weed), version=native_version(self.weed))
+
+    async def after_backend(self, nursery: trio.Nursery, proxy: ProxyServer) -> None:
+        if self.native is None:
+            self.native = build_follower(self.cfg, self.security, str(self.weed))
+            return
+        control_relay = None
+        if control_dirs(self.cfg):  # a second Go backend as the differ's noise control
+            self.control = proxy.new_supervisor(lambda ports: control_argv(
+                proxy.backend_argv(ports, proxy.master_arg), self.cfg, self.dual.null_master.address))
+            control_relay = proxy.go_relay(self.control)
+            self._control_http = proxy.go_http(self.control)
+        assert proxy.supervisor is not None
+        self.dual = GatewayDualRun(
+            self.routes, self.native, proxy.supervisor, self.cfg, weed_version(self.weed, 2) or "unknown",
+            self.native.ctx.full_version, proxy.guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS, self.control, control_relay,
+        )
+        await nursery.start(self.dual.run)
+        if self.control is not None:
+            try:
+                await nursery.start(self.control.run)
+            except BackendStartError as exc:
+                raise StartupError(f"the control Go backend failed to start:\n{exc}") from None
+
+    def http_targets(self, go: HttpTarget) -> Mapping[Target, HttpTarget]:
+        assert self.native is not None
+        targets: dict[Target, HttpTarget] = {Target.NATIVE: self.native.http.handle}
+        if self.dual is not None:
+            targets.update(self.dual.http_targets(go, self._control_http))
+        return targets
+
+    def wrap_http(self, front: HttpTarget) -> HttpTarget:
+        return self.dual.admin(front).handle if self.dual is not None else front
+
+    def grpc_targets(self, go: GoRelay) -> Mapping[Target, CallTarget]:
+        assert self.native is not None
+        targets: dict[Target, CallTarget] = {Target.NATIVE: NamedTarget("native", self.native.router)}
+        if self.dual is not None:
+            targets.update(self.dual.grpc_targets(go))
+        return targets
+
+    async def drain(self) -> None:
+        if self.dual is not None:  # let mirrored writes reach the native store before Go stops
+            with trio.move_on_after(DUAL_RUN_DRAIN_SECONDS):
+                await self.dual.engine.wait_idle()
+
+    async def close(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+        if self.native is not None:
+            await self.native.close()

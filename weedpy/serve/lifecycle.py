@@ -1,0 +1,182 @@
+"""A volume server process from start to stop, the same in every mode.
+
+`run_server(cfg, server)` does what each mode shares, in this order:
+
+1. bind (not yet listen on) the admin, public and gRPC ports, so a busy port fails at once with
+   `weedpy: cannot bind IP:PORT: REASON` and exit 1;
+2. `server.start(nursery)`: the mode's start-up (open the store, start the Go backend, ...),
+   cancelled by SIGINT/SIGTERM; it returns the handlers to serve, or raises `StartupError`
+   (its message is printed, exit 1);
+3. listen and serve: HTTP connections live in their own nursery, so they outlive the listeners
+   while the server drains; gRPC connections end with their listener;
+4. `server.serving(nursery)` (e.g. register with the master), then wait for SIGINT/SIGTERM;
+5. `server.stop(stop_listening)`: the mode's stop order (what it tells the master, how long it
+   drains: -preStopSeconds), calling `stop_listening()` when the ports must close;
+6. cancel the remaining connections, then `server.close()` (shielded), exit 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+from weedpy.config import VolumeConfig
+from weedpy.grpc import CallHandler, ServerOptions, serve_listeners
+from weedpy.http1 import Exchange, FastStream, serve_connection, serve_fast
+from weedpy.logs import LineSink, get_logger, log_flushing
+
+__all__ = ["Fronts", "Server", "StartupError", "bind_fronts", "front_ports", "run_server"]
+
+log = get_logger("serve.lifecycle")
+
+LISTEN_BACKLOG = 4096
+HttpHandler = Callable[[Exchange], Awaitable[None]]
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is the one line the operator sees."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fronts:
+    """What the listeners serve: one HTTP handler for the admin and public ports, one gRPC handler."""
+
+    http: HttpHandler
+    grpc: CallHandler
+    grpc_options: ServerOptions
+    send_buffer: int = 0  # caps each HTTP connection's send buffer (0: the kernel's autotuning)
+
+
+class Server(Protocol):
+    async def start(self, nursery: trio.Nursery) -> Fronts:
+        """Everything before the ports listen; long-lived tasks go into `nursery`."""
+
+    async def serving(self, nursery: trio.Nursery) -> None:
+        """The ports listen: what starts now (registering with the master), and the ready log line."""
+
+    async def stop(self, stop_listening: Callable[[], None]) -> None:
+        """The mode's stop order after a signal; calls `stop_listening()` when the ports must close."""
+
+    async def close(self) -> None:
+        """Release what `start` acquired (runs shielded, after every connection ended, even on failure)."""
+
+
+def front_ports(cfg: VolumeConfig) -> list[tuple[str, int]]:
+    """(kind, port) of each listener: admin, gRPC, and public when it has a port of its own."""
+    ports = [("admin", cfg.port), ("grpc", cfg.grpc_port)]
+    if cfg.split_public_port:
+        ports.append(("public", cfg.public_port))
+    return ports
+
+
+def bind_fronts(cfg: VolumeConfig) -> dict[str, socket.socket]:
+    """Bound, not yet listening sockets by kind; StartupError names the port that is taken."""
+    family = socket.AF_INET6 if ":" in cfg.bind_ip else socket.AF_INET
+    socks: dict[str, socket.socket] = {}
+    try:
+        for kind, port in front_ports(cfg):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            socks[kind] = sock
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((cfg.bind_ip, port))
+    except OSError as exc:
+        for sock in socks.values():
+            sock.close()
+        raise StartupError(f"cannot bind {cfg.bind_ip}:{port}: {exc.strerror}") from exc
+    return socks
+
+
+async def run_server(cfg: VolumeConfig, server: Server, log_sink: LineSink | None = None) -> int:
+    """Run `server` on the configured ports until SIGINT/SIGTERM (see the module docstring)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            socks = bind_fronts(cfg)
+        except StartupError as exc:
+            return _startup_failed(exc)
+        try:
+            async with log_flushing(log_sink):
+                return await _run_bound(cfg, server, socks, signals)
+        finally:
+            for sock in socks.values():
+                sock.close()
+
+
+async def _run_bound(cfg: VolumeConfig, server: Server, socks: dict[str, socket.socket], signals) -> int:
+    stop = trio.Event()
+    exit_code = 0
+
+    async def watch_signals() -> None:
+        async for signum in signals:
+            log.info("signal received", signal=signal.Signals(signum).name)
+            stop.set()
+
+    try:
+        async with trio.open_nursery() as root:
+            root.start_soon(watch_signals)
+            fronts = None
+            with trio.CancelScope() as startup:
+                root.start_soon(_cancel_on, stop, startup)
+                try:
+                    fronts = await server.start(root)
+                except StartupError as exc:
+                    exit_code = _startup_failed(exc)
+            if fronts is not None and not stop.is_set():
+                await _serve(cfg, server, fronts, socks, stop, root)
+            root.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await server.close()
+    log.info("stopped", exit_code=exit_code)
+    return exit_code
+
+
+async def _serve(
+    cfg: VolumeConfig, server: Server, fronts: Fronts, socks: dict[str, socket.socket], stop: trio.Event,
+    root: trio.Nursery,
+) -> None:
+    idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
+    async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as listeners:
+            for kind, sock in socks.items():
+                sock.listen(LISTEN_BACKLOG)
+                if kind == "grpc":
+                    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                    await listeners.start(functools.partial(
+                        serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
+                else:
+                    listeners.start_soon(_serve_http, sock, fronts, idle, kind, connections)
+            await server.serving(root)
+            await stop.wait()
+            await server.stop(listeners.cancel_scope.cancel)
+            listeners.cancel_scope.cancel()
+        connections.cancel_scope.cancel()
+
+
+async def _serve_http(sock: socket.socket, fronts: Fronts, idle: float, kind: str, connections: trio.Nursery) -> None:
+    handler = fronts.http
+
+    async def on_connection(stream: FastStream) -> None:
+        try:
+            await serve_connection(stream, handler, idle_timeout=idle, port_kind=kind)
+        except Exception:  # one connection's bug must not take the server down; the connection is gone
+            log.exception("http connection failed", port_kind=kind)
+
+    await serve_fast(sock, on_connection, connections, send_buffer=fronts.send_buffer)
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _startup_failed(exc: StartupError) -> int:
+    log.error("cannot start", error=str(exc))
+    print(f"weedpy: {exc}", file=sys.stderr)
+    return 1
