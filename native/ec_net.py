@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 import trio
 
-from native.storage import Deleted, NotFound, StorageError, decode_needle
-from native.storage._types import actual_size
-from native.storage.ec import Interval, ReedSolomon, TooFewShards
-from native.storage.ec._volume import EcVolume
+from native.storage import Deleted, NotFound, StorageError, actual_size, decode_needle
+from native.storage.ec import EcVolume, Interval, ReedSolomon, TooFewShards
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, GrpcError
 
-__all__ = ["read_ec_needle", "read_ec_record", "delete_ec_needle", "shard_locations", "EcReadError"]
+__all__ = [
+    "read_ec_needle", "read_ec_record", "delete_ec_needle", "shard_locations", "read_local_shard", "read_remote_shard",
+    "recover_interval", "EcReadError",
+]
 
 P = "/volume_server_pb.VolumeServer/"
 
@@ -62,7 +63,8 @@ async def shard_locations(ctx: Any, ev: EcVolume) -> dict[int, list[tuple[str, i
     return found
 
 
-def _local(ctx: Any, ev: EcVolume, sid: int, offset: int, size: int) -> bytes | None:
+def read_local_shard(ctx: Any, ev: EcVolume, sid: int, offset: int, size: int) -> bytes | None:
+    """The whole range from a shard this server holds for the same encode run, else None."""
     hit = ctx.store.ec.find_shard(ev.vid, sid)
     if hit is None:
         return None
@@ -76,8 +78,8 @@ def _local(ctx: Any, ev: EcVolume, sid: int, offset: int, size: int) -> bytes | 
     return data if len(data) == size else None
 
 
-async def _remote(peers: list[tuple[str, int]], ev: EcVolume, sid: int, offset: int, size: int,
-                  needle_id: int) -> tuple[bytes | None, bool]:
+async def read_remote_shard(peers: list[tuple[str, int]], ev: EcVolume, sid: int, offset: int, size: int,
+                            needle_id: int) -> tuple[bytes | None, bool]:
     """(bytes or None, deleted) from the first peer that serves the whole interval."""
     req = vs.VolumeEcShardReadRequest(volume_id=ev.vid, shard_id=sid, offset=offset, size=size,
                                       file_key=needle_id, encode_ts_ns=ev.encode_ts_ns)
@@ -102,30 +104,32 @@ async def _remote(peers: list[tuple[str, int]], ev: EcVolume, sid: int, offset: 
 
 
 async def _read_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int) -> tuple[bytes, bool]:
-    data = await trio.to_thread.run_sync(_local, ctx, ev, iv.shard_id, iv.offset, iv.size)
+    data = await trio.to_thread.run_sync(read_local_shard, ctx, ev, iv.shard_id, iv.offset, iv.size)
     if data is not None:
         return data, False
     locs = await shard_locations(ctx, ev)
     if locs.get(iv.shard_id):
-        data, deleted = await _remote(locs[iv.shard_id], ev, iv.shard_id, iv.offset, iv.size, needle_id)
+        data, deleted = await read_remote_shard(locs[iv.shard_id], ev, iv.shard_id, iv.offset, iv.size, needle_id)
         if deleted:
             return b"", True
         if data is not None:
             return data, False
-    return await _recover(ctx, ev, iv, needle_id, locs)
+    return await recover_interval(ctx, ev, iv, needle_id, locs)
 
 
-async def _recover(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
-                   locs: dict[int, list[tuple[str, int]]]) -> tuple[bytes, bool]:
+async def recover_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
+                           locs: dict[int, list[tuple[str, int]]]) -> tuple[bytes, bool]:
+    """(the interval rebuilt from the other shards, local or remote, deleted); EcReadError when
+    fewer than `data_shards` of them answer."""
     lay = ev.layout
     shards: list = [None] * lay.total_shards
     deleted = False
 
     async def fetch(sid: int) -> None:
         nonlocal deleted
-        data = await trio.to_thread.run_sync(_local, ctx, ev, sid, iv.offset, iv.size)
+        data = await trio.to_thread.run_sync(read_local_shard, ctx, ev, sid, iv.offset, iv.size)
         if data is None and locs.get(sid):
-            data, gone = await _remote(locs[sid], ev, sid, iv.offset, iv.size, needle_id)
+            data, gone = await read_remote_shard(locs[sid], ev, sid, iv.offset, iv.size, needle_id)
             deleted = deleted or gone
             if data is None:
                 ev.shard_locations.pop(sid, None)

@@ -21,12 +21,9 @@ from typing import Any
 
 import trio
 
-from native.ec_net import EcReadError, _local, _recover, _remote, shard_locations
-from native.storage._scrub import read_bytes_error
-from native.storage._types import actual_size
-from native.storage.ec import Interval
-from native.storage.ec._scrub import ecx_rows, go_list, scrub_ec_index
-from native.storage.ec._volume import EcVolume
+from native.ec_net import EcReadError, read_local_shard, read_remote_shard, recover_interval, shard_locations
+from native.storage import actual_size, read_bytes_error
+from native.storage.ec import EcVolume, Interval, ecx_rows, go_list, scrub_ec_index
 from proto import volume_server_pb2 as vs
 
 __all__ = ["scrub_ec_distributed"]
@@ -34,12 +31,12 @@ __all__ = ["scrub_ec_distributed"]
 
 async def _piece(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
                  locs: dict[int, list[tuple[str, int]]]) -> bytes | None:
-    data = await trio.to_thread.run_sync(_local, ctx, ev, iv.shard_id, iv.offset, iv.size)
+    data = await trio.to_thread.run_sync(read_local_shard, ctx, ev, iv.shard_id, iv.offset, iv.size)
     if data is not None:
         return data
     peers = locs.get(iv.shard_id)
     if peers:
-        data, _ = await _remote(peers, ev, iv.shard_id, iv.offset, iv.size, needle_id)
+        data, _ = await read_remote_shard(peers, ev, iv.shard_id, iv.offset, iv.size, needle_id)
     return data
 
 
@@ -72,7 +69,7 @@ async def scrub_ec_distributed(ctx: Any, ev: EcVolume, *, recover: bool,
                                                      collection=ev.collection, volume_id=ev.vid)
                 if recover:
                     try:
-                        data, _ = await _recover(ctx, ev, iv, e.key, locs)
+                        data, _ = await recover_interval(ctx, ev, iv, e.key, locs)
                     except EcReadError as exc:
                         errs.append(f"failed to read EC shard {iv.shard_id} for needle {e.key} on volume {ev.vid} "
                                     f"(interval {i}/{len(intervals)}): {exc}")

@@ -24,13 +24,18 @@ import trio
 from native.grpc._common import check_admin, go_error, write_all
 from native.grpc._guards import check_maintenance, check_peer, grpc_target, wrap_peer_error
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, volume_base_name
-from native.storage._idx import IdxCodec
-from native.storage._since import last_append_at_ns, locate_since
-from native.storage._types import readable_disk_type, normalize_disk_type
+from native.storage import (
+    IdxCodec,
+    StorageError,
+    last_append_at_ns,
+    locate_since,
+    normalize_disk_type,
+    readable_disk_type,
+    remove_file,
+    volume_base_name,
+)
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, Context, GrpcError
-from native.storage._fs import remove_file
 
 __all__ = [
     "HANDLERS", "volume_sync_status", "volume_incremental_copy", "copy_file", "receive_file", "volume_copy",

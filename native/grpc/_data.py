@@ -20,9 +20,11 @@ from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
 from native.grpc._threads import next_batch
-from native.fileid import FidError, parse_key_cookie, new_volume_id, parse_path
+from native.fileid import FidError, new_volume_id, parse_key_cookie, parse_path
 from native.gostrconv import NumError
 from native.storage import (
+    DATA_SIZE_SIZE,
+    NEEDLE_HEADER_SIZE,
     CookieMismatch,
     Corrupted,
     Deleted,
@@ -30,12 +32,12 @@ from native.storage import (
     ReadOnly,
     StorageError,
     VolumeNotFound,
+    actual_size,
     decode_meta,
     decode_needle,
     legacy_crc_value,
+    scan_records,
 )
-from native.storage._since import scan_records
-from native.storage._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, actual_size
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
 

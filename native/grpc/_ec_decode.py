@@ -18,13 +18,16 @@ import trio
 from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, Volume, volume_base_name
-from native.storage._fs import remove_file
-from native.storage._idx import IdxCodec
-from native.storage._vacuum import commit_compact, compact
-from native.storage.ec._files import EcFileError, find_dat_size, write_dat_file
-from native.storage.ec._index import fold_journal, has_live_needles, write_idx_from_ecx
-from native.storage.ec._sidecar import remove_sidecars
+from native.storage import IdxCodec, StorageError, Volume, commit_compact, compact, remove_file, volume_base_name
+from native.storage.ec import (
+    EcFileError,
+    find_dat_size,
+    fold_journal,
+    has_live_needles,
+    remove_sidecars,
+    write_dat_file,
+    write_idx_from_ecx,
+)
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context, Status
 

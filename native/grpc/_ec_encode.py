@@ -20,14 +20,22 @@ from native.grpc._common import check_admin, go_error
 from native.grpc._ec_files import ec_file_status, remove_stale_ec_files
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
-from native.storage import VolumeInfo, load_volume_info, save_volume_info, volume_base_name
-from native.storage._fs import remove_file
-from native.storage._idx import IdxCodec
-from native.storage.ec import SMALL_BLOCK, EcLayout, shard_ext
-from native.storage.ec._files import EcFileError, encode_files, rebuild_files
-from native.storage.ec._index import fold_journal, write_ecx_from_idx
-from native.storage.ec._sidecar import SIDECAR_EXT, ChecksumBuilder, build_protection, save_sidecar
-from native.storage.ec._volume import layout_from_info
+from native.storage import IdxCodec, VolumeInfo, load_volume_info, remove_file, save_volume_info, volume_base_name
+from native.storage.ec import (
+    SIDECAR_EXT,
+    SMALL_BLOCK,
+    ChecksumBuilder,
+    EcFileError,
+    EcLayout,
+    build_protection,
+    encode_files,
+    fold_journal,
+    layout_from_info,
+    rebuild_files,
+    save_sidecar,
+    shard_ext,
+    write_ecx_from_idx,
+)
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
 

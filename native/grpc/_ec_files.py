@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 
-from native.storage import load_volume_info
-from native.storage._fs import remove_file
-from native.storage.ec import MAX_SHARDS, shard_ext
-from native.storage.ec._sidecar import remove_sidecars
-from native.storage.ec._store import SHARD_FILE
+from native.storage import load_volume_info, remove_file
+from native.storage.ec import MAX_SHARDS, SHARD_FILE, remove_sidecars, shard_ext
 
 __all__ = ["ec_file_status", "remove_stale_ec_files", "encode_generation"]
 

@@ -18,11 +18,8 @@ from native.grpc._common import check_admin, go_error, write_all
 from native.grpc._ec_files import ec_file_status, encode_generation, remove_stale_ec_files
 from native.grpc._guards import check_maintenance, check_peer, grpc_target, wrap_peer_error
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, volume_base_name
-from native.storage._fs import remove_file
-from native.storage.ec import shard_ext
-from native.storage.ec._sidecar import SIDECAR_EXT, remove_sidecars
-from native.storage.ec._store import EcMountError
+from native.storage import StorageError, remove_file, volume_base_name
+from native.storage.ec import SIDECAR_EXT, EcMountError, remove_sidecars, shard_ext
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, Context, GrpcError
 

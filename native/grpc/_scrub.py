@@ -21,9 +21,8 @@ import trio
 from native.ec_scrub import scrub_ec_distributed
 from native.grpc._common import check_admin, go_error
 from native.grpc._services import Handler, Services
-from native.storage import StorageError
-from native.storage._scrub import scrub_index, scrub_volume as scrub_volume_records
-from native.storage.ec._scrub import checksum_scrub, scrub_ec_index, scrub_ec_local
+from native.storage import StorageError, scrub_index, scrub_volume as scrub_volume_records
+from native.storage.ec import checksum_scrub, scrub_ec_index, scrub_ec_local
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context

@@ -2,9 +2,9 @@
 VolumeTailReceiver pulls them from another server and applies them (Go's volume_grpc_tail.go).
 
 The sender finds the first record after `since_ns` (binary search over `.idx`, see
-`native.storage._since`), sends every record from there to the end of `.dat` (header, then the
-rest in 2 MiB pieces, the last one flagged), or a bare `is_last_chunk` heartbeat when there is
-nothing new, then sleeps 2 s and looks again. With `idle_timeout_seconds` N it stops after N
+`native.storage.locate_since`), sends every record from there to the end of `.dat` (header,
+then the rest in 2 MiB pieces, the last one flagged), or a bare `is_last_chunk` heartbeat when
+there is nothing new, then sleeps 2 s and looks again. With `idle_timeout_seconds` N it stops after N
 consecutive passes that found nothing new (Go counts passes, not seconds); with 0 it never stops.
 
 The receiver writes each needle through the normal write path with the cookie check off, as
@@ -24,9 +24,16 @@ from native.grpc._common import check_admin, go_error
 from native.grpc._guards import check_peer
 from native.grpc._services import Handler, Services
 from native.grpc._threads import next_batch
-from native.storage import Corrupted, StorageError, decode_needle
-from native.storage._since import ScannedRecord, locate_since, scan_records
-from native.storage._types import CHECKSUM_SIZE, VERSION3
+from native.storage import (
+    CHECKSUM_SIZE,
+    VERSION3,
+    Corrupted,
+    ScannedRecord,
+    StorageError,
+    decode_needle,
+    locate_since,
+    scan_records,
+)
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
 from weedpy.serve.tail import tail_from_source

@@ -29,8 +29,7 @@ import trio
 from native.grpc._common import check_admin, float32, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, VolumeNotFound
-from native.storage._consolidate import consolidate_volume_index
+from native.storage import StorageError, VolumeNotFound, consolidate_volume_index
 from native.storage.tier import (
     RemoteFile,
     TierError,

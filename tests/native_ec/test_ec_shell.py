@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from native.storage._types import actual_size
+from native.storage import actual_size
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import go_and_native_cluster
 from tests.native_grpc.test_copy_go import fid, read, unary, upload

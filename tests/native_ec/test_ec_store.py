@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from native.storage import Needle, Store, decode_needle
-from native.storage._idx import IdxCodec
-from native.storage.ec import EcLayout, ReedSolomon, shard_ext
-from native.storage.ec._files import encode_files, find_dat_size, rebuild_files, write_dat_file
+from native.storage import IdxCodec, Needle, Store, decode_needle
+from native.storage.ec import EcLayout, ReedSolomon, encode_files, find_dat_size, rebuild_files, shard_ext, write_dat_file
 from native.storage.ec._index import fold_journal, has_live_needles, iter_ecx, write_ecx_from_idx, write_idx_from_ecx
 from native.storage.ec._sidecar import load_sidecar, save_sidecar, shard_block_crcs
 
@@ -55,7 +53,7 @@ def test_encode_locate_read_rebuild_decode(tmp_path: Path, layout: EcLayout) -> 
     # every live needle, read back from the shard intervals
     large_rows = layout.large_rows_for_dat(len(dat))
     for _, offset, size in iter_ecx(base + ".ecx", codec):
-        from native.storage._types import actual_size
+        from native.storage import actual_size
 
         ivs = layout.locate(large_rows, offset * 8, actual_size(size, v.version))
         raw = b"".join(shards[iv.shard_id][iv.offset:iv.offset + iv.size] for iv in ivs)

@@ -22,6 +22,7 @@ from native.storage import (
     SuperBlock,
     VacuumError,
     Volume,
+    actual_size,
     cleanup_compact,
     commit_compact,
     compact,
@@ -29,7 +30,6 @@ from native.storage import (
     decode_needle,
     parse_header,
 )
-from native.storage._types import actual_size
 
 
 class Clock:

@@ -9,9 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from native.storage import IdxCodec, encode_needle
-from native.storage._scrub import check_index, read_bytes_error
-from native.storage._types import actual_size
+from native.storage import IdxCodec, actual_size, encode_needle, read_bytes_error
+from native.storage._scrub import check_index
 from proto import volume_server_pb2 as vs
 from tests.native_grpc.support import Served, needle, serve_native
 

@@ -11,8 +11,7 @@ import pytest
 
 import native.grpc._tier as tier_module
 from native.s3 import s3_object_store
-from native.storage import ReadOnly, Store, StorageError, VolumeNotFound
-from native.storage._consolidate import consolidate_volume_index
+from native.storage import ReadOnly, Store, StorageError, VolumeNotFound, consolidate_volume_index
 from native.storage.tier import TieredVolume, apply_storage_backends, remote_files
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
