@@ -18,7 +18,6 @@ from native.context import GO_COMMIT, NativeContext, ServerState, go_version
 from native.follower import FollowerStore
 from native.grpc import Services, StateFile, build_router
 from native.heartbeat import Identity, StoreSnapshot, snapshot_store
-from native.http import admin
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
 from native.s3 import s3_object_store
@@ -154,8 +153,7 @@ def build_parts(
         cfg=cfg, security=security, store=store, version=short, master=master,
         http_pool=UpstreamPool(), state=state, full_version=full,
     )
-    app = NativeHttp(ctx)
-    admin.install(app, weed_binary=weed_binary)
+    app = NativeHttp(ctx, weed_binary)
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))
     router = build_router(Services(ctx, master, state_file, guard, read_only_view=read_only_view))
     parts = NativeParts(ctx, app, router, master, state_file)

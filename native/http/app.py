@@ -8,6 +8,7 @@ with the upload/download limits, the whitelist and JWTs in Go's order.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import random
 import zlib
@@ -18,7 +19,6 @@ import trio
 from native.context import NativeContext
 from native.fileid import FidError, new_volume_id, parse_key_cookie, parse_url_path
 from native.gostrconv import NumError
-from native.http._admin import healthz, status
 from native.http._common import empty, handler_header, json_error
 from native.http._content import ContentError, FileBody
 from native.http._delete import delete
@@ -29,6 +29,9 @@ from native.http._mime import MimeTable
 from native.http._multipart import GoIOError
 from native.http._proxy import html_escape, pick_target, proxy_response, redirect_response
 from native.http._read import DropConnection, get_or_head
+from native.http._static import EmbeddedStatic
+from native.http._status import healthz, status
+from native.http._ui import ui_page
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from native.http._throttle import InflightLimit, WaitOutcome
@@ -107,7 +110,9 @@ def _clean_path(p: str) -> str:
 
 
 class NativeHttp:
-    def __init__(self, ctx: NativeContext) -> None:
+    """`weed_binary`: where Go's embedded static files are read from (default: the bundled weed)."""
+
+    def __init__(self, ctx: NativeContext, weed_binary: str | os.PathLike[str] | None = None) -> None:
         self.ctx = ctx
         cfg = ctx.cfg
         sec = ctx.security
@@ -123,9 +128,7 @@ class NativeHttp:
         self.upload = InflightLimit(cfg["concurrentUploadLimitMB"] * 1024 * 1024, cfg["inflightUploadDataTimeout"])
         self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"])
         self.server = ctx.server_header
-        self.admin_extra: dict[str, Callable[[GoRequest, GoHeader], Awaitable[GoResponse]]] = {}
-        self.static_files: Callable[[GoRequest], Awaitable[GoResponse]] | None = None
-        self.static_files: Callable[[GoRequest], Awaitable[GoResponse]] | None = None  # native/http/admin.py
+        self.static_files = EmbeddedStatic(weed_binary, self.mimes)
 
     # -- security ------------------------------------------------------------------------------
 
@@ -263,28 +266,19 @@ class NativeHttp:
         if path == "/favicon.ico" or path.startswith("/seaweedfsstatic/") or (
             exch.port_kind == "public" and path == "/seaweedfsstatic"
         ):
-            return await self._static(req)
+            return await self.static_files.handle(req)
         if exch.port_kind == "admin":
             if path in ("/status", "/healthz", "/readyz") or (path == "/ui/index.html" and self.ui_enabled):
                 h = GoHeader()
                 h.set("X-Amz-Request-Id", handler_header(self.server, req).get("X-Amz-Request-Id") or "")
                 h.set("Server", self.server)
-                extra = self.admin_extra.get(path)
-                if extra is not None:
-                    return await extra(req, h)
-                if path in ("/healthz", "/readyz"):
-                    return await healthz(self, req, h)
                 if path == "/status":
                     return await status(self, req, h)
-                return json_error(h, req, 501, f"{path} is not implemented by the native server")
+                if path == "/ui/index.html":
+                    return ui_page(self, h)
+                return healthz(self, h)
             return await self._private(exch, req, scope)
         return await self._public(exch, req, scope)
-
-    async def _static(self, req: GoRequest) -> GoResponse:
-        if self.static_files is not None:
-            return await self.static_files(req)
-        h = GoHeader()
-        return GoResponse(501, h, b"static assets are not served by the native server\n")
 
     async def _private(self, exch: Exchange, req: GoRequest, scope: Scope) -> GoResponse | None:
         h = handler_header(self.server, req)

@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 
 import httpx
 
-from native.s3._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, sign_headers
+from native.s3._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, sign_headers, uri_encode
 
 __all__ = ["S3Client", "S3Error", "S3Options"]
 
@@ -193,8 +193,6 @@ class S3Client:
 
 
 def _quote_path(path: str) -> str:
-    from native.s3._sigv4 import uri_encode
-
     return uri_encode(path, keep_slash=True)
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 
 from ._errors import VolumeNotFound
+from ._volume import Volume
 
 __all__ = ["consolidate_volume_index", "rename_or_copy"]
 
@@ -53,8 +54,6 @@ def consolidate_volume_index(store, vid: int) -> None:
 
 
 def _relocate(v, new_dir: str) -> None:
-    from ._volume import Volume
-
     with v._write_lock:
         if v.idx_directory == new_dir or not os.path.exists(v.idx_path):
             return

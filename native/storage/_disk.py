@@ -10,14 +10,13 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from ._errors import InvalidFileId, OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._fs import remove_path
-from ._errors import OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
-from ._volume import Volume
 from ._vif import load_volume_info
-from .tier import BackendRegistry
-from ._errors import InvalidFileId
+from ._volume import Volume
+from .tier import BackendRegistry, TieredVolume
 
 __all__ = ["MinFreeSpace", "parse_min_free_spaces", "DiskStatus", "disk_status", "DiskLocation"]
 
@@ -265,8 +264,6 @@ class DiskLocation:
             return None  # a lone .vif/.idx
         try:
             if tiered:  # the .dat lives in remote storage (see native/storage/tier)
-                from .tier import TieredVolume
-
                 v = TieredVolume.open(
                     self.directory, vid, backends=self.tier_backends, collection=collection,
                     idx_directory=self.idx_directory, offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,

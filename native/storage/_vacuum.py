@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 
 from ._errors import Corrupted, StorageError
+from ._fs import remove_path
 from ._needle import Needle, decode_needle, encode_needle, record_size
 from ._types import PADDING_SIZE, SUPER_BLOCK_SIZE, actual_size
-from ._fs import remove_path
+from ._volume import Volume
 
 __all__ = [
     "CompactResult",
@@ -404,8 +405,6 @@ def _swap(v, cpd: str, cpx: str, cpc: str) -> None:
 
 
 def _reload(v) -> None:
-    from ._volume import Volume
-
     try:
         new = Volume.load(
             v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,

@@ -7,6 +7,7 @@ The concurrency rules are in `_volume.py`; the fields they name are set up here.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import os
 import threading
@@ -330,8 +331,6 @@ def _read_all(fd: int) -> bytes:
 
 
 def _fd_writable(fd: int) -> bool:
-    import fcntl
-
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError:

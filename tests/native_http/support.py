@@ -105,6 +105,9 @@ def start_native(
         master=HttpMasterLookup(master_url, Location(f"127.0.0.1:{port}", f"127.0.0.1:{public_port}", 1), store),
         http_pool=UpstreamPool(),
     )
+    # The server stands in for one registered with the master behind HttpMasterLookup: /healthz
+    # answers 200 as a heartbeating Go server's does.
+    ctx.state.master_connected = True
     app = NativeHttp(ctx)
     listeners = [("admin", listening_socket("127.0.0.1", port))]
     if split_public:

@@ -1,33 +1,19 @@
-"""The native server's control-plane HTTP endpoints, installed into `NativeHttp` by the server.
-
-    install(app, weed_binary=path)
-
-- `/healthz`, `/readyz`: 200 once the master connection is up; 503 before it, once stopping, and
-  after VolumeServerLeave (Go: the port only opens after the master answered, and 503 when
-  stopping or not heartbeating).
-- `/ui/index.html`: the status page (our own template, with Go's title, links and tables).
-- `/favicon.ico`, `/seaweedfsstatic/*`: Go's embedded `weed/static` files, served as Go's
-  http.FileServer serves them (type by extension, `Accept-Ranges: bytes`, directory listings,
-  Go's redirects, `404 page not found`). The bytes are read from the `weed` binary's embed table
-  on first use; without a binary these answer 501.
-- `/status` stays with `native/http/_admin.py`. `/stats/counter|memory|disk` are commented out
-  in Go 4.48, so they reach the read handler there and here alike (400, or 401 under a read JWT).
+"""`/favicon.ico`, `/seaweedfsstatic/*`: Go's embedded `weed/static` files, served as Go's
+http.FileServer serves them (type by extension, `Accept-Ranges: bytes`, directory listings, Go's
+redirects, `404 page not found`). The bytes are read from the `weed` binary's embed table on first
+use; without a binary these answer 501.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import posixpath
 import struct
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
-from native.http._common import empty
 from native.http._gourl import path_escape
 from native.http._range import multipart_layout, new_boundary
 from native.http._request import GoRequest
@@ -35,158 +21,7 @@ from native.http._sniff import detect_content_type
 from weedpy.http1 import GoHeader, GoResponse
 from weedpy.weedbin import find_weed_binary
 
-if TYPE_CHECKING:
-    from native.http.app import NativeHttp
-
-__all__ = ["install", "healthz", "EmbeddedStatic", "read_embedded_static", "render_ui", "parse_serve_range", "RangeError"]
-
-_START = time.monotonic()
-
-
-def install(app: "NativeHttp", *, weed_binary: str | os.PathLike[str] | None = None) -> None:
-    """Route the control-plane endpoints of a native server to this module."""
-
-    async def health(req: GoRequest, h: GoHeader) -> GoResponse:
-        return healthz(app, h)
-
-    async def ui(req: GoRequest, h: GoHeader) -> GoResponse:
-        return GoResponse(200, h, render_ui(app).encode("utf-8"))
-
-    app.admin_extra["/healthz"] = health
-    app.admin_extra["/readyz"] = health
-    app.admin_extra["/ui/index.html"] = ui
-    static = EmbeddedStatic(weed_binary, app.mimes)
-    app.static_files = static.handle
-
-
-def healthz(app: "NativeHttp", h: GoHeader) -> GoResponse:
-    st = app.ctx.state
-    ok = st.master_connected and not st.stopping and not st.heartbeat_stopped
-    return empty(h, 200 if ok else 503)
-
-
-# -- the status page ------------------------------------------------------------------------------
-
-
-def _human(n: int) -> str:
-    """Go's util.BytesToHumanReadable: 1024-based, two decimals."""
-    unit = 1024
-    if n < unit:
-        return f"{n} B"
-    div, exp = unit, 0
-    m = n // unit
-    while m >= unit:
-        div *= unit
-        exp += 1
-        m //= unit
-    return f"{n / div:.2f} {'KMGTPE'[exp]}iB"
-
-
-def _uptime() -> str:
-    secs = int(time.monotonic() - _START)
-    h, rest = divmod(secs, 3600)
-    m, s = divmod(rest, 60)
-    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
-
-
-def render_ui(app: "NativeHttp") -> str:
-    ctx = app.ctx
-    e = html.escape
-    version = ctx.full_version or ctx.version
-    masters = ", ".join(e(m) for m in ctx.cfg.masters)
-    disks = []
-    volumes = []
-    for disk_id, loc in enumerate(ctx.store.locations):
-        try:
-            st = loc.status()
-        except OSError:
-            continue
-        pct = st.used / st.all * 100 if st.all else 0.0
-        disks.append(
-            f"<tr><td>{e(os.path.abspath(loc.directory))}</td><td>{e(loc.disk_type or 'hdd')}</td>"
-            f"<td>{_human(st.all)}</td><td>{_human(st.free)}</td><td>{pct:.2f}%</td></tr>"
-        )
-        for v in loc.volumes():
-            s = v.stats()
-            volumes.append((s.id, (
-                f"<tr><td><code>{s.id}</code></td><td>{e(s.collection)}</td><td>{e(loc.disk_type or 'hdd')}</td>"
-                f"<td>{_human(s.content_size)}</td><td>{s.file_count}</td><td>{s.delete_count} / {_human(s.deleted_bytes)}</td>"
-                f"<td>{e(str(s.ttl))}</td><td>{'yes' if s.read_only else ''}</td><td>{disk_id}</td></tr>"
-            )))
-    rows = "\n".join(r for _, r in sorted(volumes))
-    return f"""<!DOCTYPE html>
-<html>
-
-<head>
-    <title>SeaweedFS {e(version)}</title>
-    <link rel="stylesheet" href="/seaweedfsstatic/bootstrap/3.3.1/css/bootstrap.min.css">
-    <script type="text/javascript" src="/seaweedfsstatic/javascript/jquery-3.6.0.min.js"></script>
-    <script type="text/javascript"
-        src="/seaweedfsstatic/javascript/jquery-sparklines/2.1.2/jquery.sparkline.min.js"></script>
-    <style>
-        #jumbotron {{ margin-top: 10px; }}
-        .table-condensed td, .table-condensed th {{ padding: 2px 6px; }}
-        td code {{ white-space: nowrap; }}
-    </style>
-</head>
-
-<body>
-    <div class="container">
-        <div class="page-header">
-            <h1><a href="https://github.com/seaweedfs/seaweedfs"><img src="/seaweedfsstatic/seaweed50x50.png"></img></a>
-                SeaweedFS <small>{e(version)}</small></h1>
-        </div>
-        <div class="row">
-            <div class="col-sm-6">
-                <h2>Disk Stats</h2>
-                <table class="table table-striped">
-                    <thead><tr><th>Path</th><th>Disk</th><th>Total</th><th>Free</th><th>Usage</th></tr></thead>
-                    <tbody>
-{chr(10).join(disks)}
-                    </tbody>
-                </table>
-            </div>
-            <div class="col-sm-6">
-                <h2>System Stats</h2>
-                <table class="table table-condensed table-striped">
-                    <tr><th>Masters</th><td>{masters}</td></tr>
-                    <tr><th>Up Time</th><td>{_uptime()}</td></tr>
-                </table>
-            </div>
-        </div>
-        <div class="row">
-            <h2>Volumes</h2>
-            <table class="table table-striped">
-                <thead><tr><th>Id</th><th>Collection</th><th>Disk</th><th>Data Size</th><th>Files</th><th>Trash</th><th>TTL</th><th>ReadOnly</th><th>Disk Id</th></tr></thead>
-                <tbody>
-{rows}
-                </tbody>
-            </table>
-        </div>
-        <div class="row">
-            <h2>Remote Volumes</h2>
-            <table class="table table-striped">
-                <thead><tr><th>Id</th><th>Collection</th><th>Size</th><th>Files</th><th>Trash</th><th>Remote</th><th>Key</th></tr></thead>
-                <tbody>
-                </tbody>
-            </table>
-        </div>
-        <div class="row">
-            <h2>Erasure Coding Shards</h2>
-            <table class="table table-striped">
-                <thead><tr><th>Id</th><th>Collection</th><th>Total Size</th><th>Shard Details</th><th>CreatedAt</th></tr></thead>
-                <tbody>
-                </tbody>
-            </table>
-        </div>
-    </div>
-</body>
-
-</html>
-"""
-
-
-# -- embedded static files ------------------------------------------------------------------------
+__all__ = ["EmbeddedStatic", "read_embedded_static", "parse_serve_range", "RangeError"]
 
 _EMBED_PREFIX = b"static/"
 _ENTRY = struct.Struct("<QQQQ16s")  # embed.FS file: name (ptr, len), data (ptr, len), hash

@@ -1,5 +1,10 @@
 """The admin endpoints Go serves next to the store handler: /status and /healthz (/readyz).
 
+/healthz and /readyz: 200 once the master connection is up; 503 before it, once stopping, and
+after VolumeServerLeave (Go: the port only opens after the master answered, and 503 when stopping
+or not heartbeating). `/stats/counter|memory|disk` are commented out in Go 4.48, so they reach
+the read handler there and here alike (400, or 401 under a read JWT).
+
 /status is Go's map of DiskStatuses (protobuf json tags, omitempty, float32 percentages),
 Version and Volumes (storage.VolumeInfo in declaration order), through writeJson (so `?pretty`
 indents and `callback` is ignored).
@@ -95,6 +100,7 @@ async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
     return json_response(h, req, 200, doc)
 
 
-async def healthz(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
+def healthz(app: "NativeHttp", h: GoHeader) -> GoResponse:
     st = app.ctx.state
-    return empty(h, 503 if (st.stopping or st.heartbeat_stopped) else 200)
+    ok = st.master_connected and not st.stopping and not st.heartbeat_stopped
+    return empty(h, 200 if ok else 503)
