@@ -1,6 +1,6 @@
 """The gateway's gRPC relay to the Go backend, behind the shared gRPC front (weedpy.serve.GrpcFront).
 
-Entry point (called from gateway/app.py):
+Entry point (gateway/app.py builds the same from its parts):
 
     await serve_grpc_proxy(listener, backend)                     # everything relayed to Go
     await serve_grpc_proxy(listener, backend, routes=table, targets={Target.NATIVE: native},
