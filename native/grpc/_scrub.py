@@ -21,7 +21,9 @@ import trio
 from native.ec_scrub import scrub_ec_distributed
 from native.grpc._common import check_admin, go_error
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, scrub_index, scrub_volume as scrub_volume_records
+from native.master_client import MasterCallError
+from native.storage import StorageError, scrub_index
+from native.storage import scrub_volume as scrub_volume_records
 from native.storage.ec import checksum_scrub, scrub_ec_index, scrub_ec_local
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
@@ -118,8 +120,6 @@ class _MarkFailed(Exception):
 
 async def _make_readonly(svc: Services, v: Any) -> None:
     """Go's makeVolumeReadonly(ctx, v, canDelete=false, persist=true)."""
-    from native.master_client import MasterCallError
-
     cfg, store = svc.ctx.cfg, svc.ctx.store
     loc = store.location_of(v.id)
     req = master_pb2.VolumeMarkReadonlyRequest(

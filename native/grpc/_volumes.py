@@ -12,18 +12,22 @@ from typing import Any
 
 import trio
 
+from native.ec_net import read_ec_record
 from native.grpc._common import check_admin, go_error, go_proto_text
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
+from native.master_client import MasterCallError
 from native.storage import (
+    TTL,
     Deleted,
     NotFound,
     ReplicaPlacement,
     StorageError,
-    TTL,
     VolumeNotFound,
+    decode_needle,
     legacy_crc_value,
 )
+from native.storage.tier import remote_files
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context, Status
@@ -46,8 +50,6 @@ def _volume_info_proto(info: Any) -> vs.VolumeInfo:
         read_only_can_delete=info.read_only_can_delete,
     )
     if info.files:  # a tiered volume: where its .dat lives (VolumeCopy then pulls .idx/.vif only)
-        from native.storage.tier import remote_files
-
         for f in remote_files(info):
             out.files.add(backend_type=f.backend_type, backend_id=f.backend_id, key=f.key, offset=f.offset,
                           file_size=f.file_size, modified_time=f.modified_time, extension=f.extension)
@@ -186,8 +188,6 @@ def _mark_request(svc: Services, v: Any, read_only: bool) -> master_pb2.VolumeMa
 
 
 async def _notify_master(svc: Services, v: Any, read_only: bool) -> None:
-    from native.master_client import MasterCallError
-
     try:
         await svc.master.mark_volume_readonly(_mark_request(svc, v, read_only))
     except MasterCallError as exc:
@@ -292,9 +292,6 @@ async def volume_needle_status(
 
 async def _ec_needle_status(svc: Services, req: vs.VolumeNeedleStatusRequest) -> vs.VolumeNeedleStatusResponse:
     """Go reads the needle from the EC shards when only an EC volume is held."""
-    from native.ec_net import read_ec_record
-    from native.storage import decode_needle
-
     try:
         ev, raw, size = await read_ec_record(svc.ctx, req.volume_id, req.needle_id)
         n = decode_needle(raw, ev.version, expected_size=size)
