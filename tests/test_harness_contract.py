@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import MasterProc, clean_env, free_port_pair, wait_http, wait_tcp
+from tests.support.procs import MasterProc, Proc, clean_env, free_port_pair, on_fresh_ports, start_proc, wait_http, wait_tcp
 from tests.support.weedpy_proc import weedpy_executable
 
 
@@ -40,6 +40,23 @@ def harness_argv(workdir: Path, master: MasterProc, throttled: bool) -> tuple[li
     if throttled:
         argv += ["--inflightUploadDataTimeout", "2s", "--inflightDownloadDataTimeout", "2s"]
     return argv, port, grpc_port
+
+
+def start_harness(workdir: Path, master: MasterProc, mode: str, throttled: bool) -> tuple[Proc, int, int]:
+    """Start as the harness does and wait as it does (started again on fresh ports if one was taken)."""
+
+    def start() -> tuple[Proc, int, int]:
+        argv, port, grpc_port = harness_argv(workdir, master, throttled)
+        proc = start_proc(argv, workdir / f"volume-{port}.log", cwd=workdir, env=clean_env({"WEEDPY_MODE": mode}))
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+            wait_tcp("127.0.0.1", grpc_port, proc=proc)
+        except BaseException:
+            proc.stop()
+            raise
+        return proc, port, grpc_port
+
+    return on_fresh_ports(start)
 
 
 def descendants(pid: int) -> set[int]:
@@ -70,13 +87,9 @@ def gone(pid: int) -> bool:
 
 @pytest.mark.parametrize("mode", ["proxy", "native"])
 def test_harness_argv_readiness_and_sigint(tmp_path: Path, master: MasterProc, mode: str) -> None:
-    argv, port, grpc_port = harness_argv(tmp_path, master, throttled=False)
-    log = open(tmp_path / "volume.log", "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env({"WEEDPY_MODE": mode}),
-                            cwd=tmp_path)
+    started, port, grpc_port = start_harness(tmp_path, master, mode, throttled=False)
+    proc = started.popen
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        wait_tcp("127.0.0.1", grpc_port)
         assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).json()["Volumes"] is None
         children = descendants(proc.pid)
         if mode == "proxy":
@@ -95,19 +108,14 @@ def test_harness_argv_readiness_and_sigint(tmp_path: Path, master: MasterProc, m
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 @pytest.mark.parametrize("mode", ["proxy", "native"])
 def test_harness_throttling_flags_are_honoured(tmp_path: Path, master: MasterProc, mode: str) -> None:
     """P8: a 1 MB upload limit with a 2 s timeout turns a second upload into 429 while one is in flight."""
-    argv, port, grpc_port = harness_argv(tmp_path, master, throttled=True)
-    log = open(tmp_path / "volume.log", "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env({"WEEDPY_MODE": mode}),
-                            cwd=tmp_path)
+    started, port, grpc_port = start_harness(tmp_path, master, mode, throttled=True)
+    proc = started.popen
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        wait_tcp("127.0.0.1", grpc_port)
         deadline = time.monotonic() + 30
         while True:  # the master allocates volumes on this server once it has registered
             r = httpx.get(f"{master.url}/dir/assign", params={"dataNode": f"127.0.0.1:{port}"}, timeout=10)
@@ -121,10 +129,16 @@ def test_harness_throttling_flags_are_honoured(tmp_path: Path, master: MasterPro
         size = 2 << 20
         paused.sendall(f"PUT /{fid} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
         paused.sendall(b"x" * (size // 2))
-        time.sleep(0.5)
-        t0 = time.monotonic()
-        r = httpx.put(f"http://127.0.0.1:{port}/{fid}", content=b"small", timeout=20)
-        waited = time.monotonic() - t0
+        # Until the server has read the paused upload's head, a small upload still goes through
+        # (201); from then on it waits out the inflight timeout and is refused.
+        deadline = time.monotonic() + 30
+        while True:
+            t0 = time.monotonic()
+            r = httpx.put(f"http://127.0.0.1:{port}/{fid}", content=b"small", timeout=20)
+            waited = time.monotonic() - t0
+            if r.status_code != 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert r.status_code == 429, r.text
         assert "inflight upload data" in r.json()["error"]
         assert waited >= 1.5  # it waited for the 2 s inflight timeout before giving up
@@ -136,5 +150,4 @@ def test_harness_throttling_flags_are_honoured(tmp_path: Path, master: MasterPro
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 

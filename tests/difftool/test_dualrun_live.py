@@ -30,7 +30,7 @@ from weedpy.serve.routes import parse_route_table
 from native.build import GRPC_OPTIONS, build_parts
 from native.storage import Store
 from proto import volume_server_pb2 as vs
-from tests.support.procs import free_port, start_go_volume, start_master
+from tests.support.procs import start_go_volume, start_master
 from weedpy.config import parse_volume_args
 from weedpy.grpc import ConnectionPool, serve_listeners
 from weedpy.http1 import UpstreamPool, listening_socket, serve_connection, serve_fast
@@ -78,7 +78,10 @@ async def test_dual_run_session(tmp_path: Path) -> None:
     native_dir.mkdir()
     try:
         assert check_stores(go.data_dir, native_dir).equal  # both empty: the start-up rule holds
-        front_port, front_grpc = free_port(), free_port()
+        # The front's listeners are bound first, on ports the OS picks: nobody can take them meanwhile.
+        sock = listening_socket("127.0.0.1", 0)
+        grpc_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        front_port, front_grpc = sock.getsockname()[1], grpc_listeners[0].socket.getsockname()[1]
         cfg = parse_volume_args([f"-port={front_port}", f"-port.grpc={front_grpc}", "-ip=127.0.0.1", f"-dir={native_dir}",
                                  f"-master={master.address}", "-max=8"], environ={})
         store = Store.open([str(native_dir)], max_counts=8)
@@ -101,7 +104,6 @@ async def test_dual_run_session(tmp_path: Path) -> None:
             guard = Guard.from_entries(())
             front = HttpFront(routes, dual.http_targets, guard, b"SeaweedFS Volume 8000GB 4.48", FrontState())
             api = DiffAdminApi(engine, guard, front.handle)
-            sock = listening_socket("127.0.0.1", front_port)
 
             async def on_conn(stream) -> None:
                 await serve_connection(stream, api.handle, idle_timeout=30, port_kind="admin")
@@ -109,8 +111,7 @@ async def test_dual_run_session(tmp_path: Path) -> None:
             nursery.start_soon(serve_fast, sock, on_conn, nursery)
             grpc_targets = dict(dual.grpc_targets)
             grpc_front = GrpcFront(routes, grpc_targets)
-            listeners = await trio.open_tcp_listeners(front_grpc, host="127.0.0.1")
-            await nursery.start(functools.partial(serve_listeners, listeners, grpc_front))
+            await nursery.start(functools.partial(serve_listeners, grpc_listeners, grpc_front))
 
             client_http = UpstreamPool()
             client_grpc = ConnectionPool("127.0.0.1", front_grpc, nursery)

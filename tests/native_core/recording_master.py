@@ -40,22 +40,43 @@ class RecordingMaster:
     def address(self) -> str:
         return f"127.0.0.1:{self.http_port}"
 
-    def start(self) -> "RecordingMaster":
+    def start(self, *, fresh_ports_if_taken: bool = True) -> "RecordingMaster":
+        """Serve on grpc_port (the volume server dials the master's port + 10000). If someone took
+        the picked port in the meantime, pick another pair, unless the ports were set on purpose
+        (`fresh_ports_if_taken=False`: a master coming back at the same address)."""
         ready = threading.Event()
+        failed: list[BaseException] = []
 
         async def main() -> None:
             self._stop = trio.Event()
             self._token = trio.lowlevel.current_trio_token()
-            listeners = await trio.open_tcp_listeners(self.grpc_port, host="127.0.0.1")
+            for attempt in range(3):
+                try:
+                    listeners = await trio.open_tcp_listeners(self.grpc_port, host="127.0.0.1")
+                    break
+                except OSError:
+                    if not fresh_ports_if_taken or attempt == 2:
+                        raise
+                    self.http_port, self.grpc_port = free_port_pair()
             async with trio.open_nursery() as n:
                 await n.start(serve_listeners, listeners, self._router())
                 ready.set()
                 await self._stop.wait()
                 n.cancel_scope.cancel()
 
-        self._thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+        def run() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # re-raised by start()
+                failed.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
-        ready.wait(10)
+        if not ready.wait(30):
+            raise TimeoutError("the recording master did not start serving in 30s")
+        if failed:
+            raise RuntimeError(f"the recording master could not start: {failed[0]!r}") from failed[0]
         return self
 
     def stop(self) -> None:

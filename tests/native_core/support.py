@@ -13,19 +13,8 @@ from typing import Any
 import httpx
 import trio
 
-from tests.support.procs import (
-    MasterProc,
-    VolumeProc,
-    clean_env,
-    free_port_pair,
-    start_go_volume,
-    start_master,
-    start_proc,
-    wait_http,
-    wait_for_volume_server,
-    wait_tcp,
-)
-from tests.support.weedpy_proc import weedpy_volume_argv
+from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master, wait_for_volume_server
+from tests.support.weedpy_proc import start_weedpy_volume
 from weedpy.grpc import Channel, GrpcError
 
 __all__ = ["Outcome", "call", "start_native", "start_go", "go_and_native_cluster", "wait_until", "lookup_urls", "Side"]
@@ -60,20 +49,9 @@ def call(grpc_port: int, method: str, request: Any, response_type: type, *, time
 def start_native(
     workdir: Path, master: MasterProc, *, name: str = "native", extra: Sequence[str] = (), data_dir: Path | None = None,
 ) -> VolumeProc:
-    """`weedpy-volume -mode=native`, ready once /healthz says 200; stopped again if it never is."""
-    port, grpc_port = free_port_pair()
-    data_dir = data_dir or workdir / name
-    data_dir.mkdir(parents=True, exist_ok=True)
-    argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data_dir,
-                              master=master.address, extra=["-mode=native", *extra])
-    proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=clean_env())
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
-        wait_tcp("127.0.0.1", grpc_port, proc=proc)
-    except BaseException:
-        proc.stop()
-        raise
-    return VolumeProc(proc, port, grpc_port, port, data_dir)
+    """`weedpy-volume -mode=native`, ready once /healthz says 200 (started again on fresh ports if
+    one was taken; stopped again if it never is ready)."""
+    return start_weedpy_volume(workdir, master, name=name, extra=["-mode=native", *extra], data_dir=data_dir)
 
 
 def start_go(workdir: Path, master: MasterProc, *, name: str = "go", extra: Sequence[str] = (), **kw: Any) -> VolumeProc:

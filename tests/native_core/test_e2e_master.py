@@ -115,26 +115,33 @@ def test_leave_drops_the_volumes_from_the_master(tmp_path: Path) -> None:
 
 
 def test_healthz_is_503_until_a_master_answers(tmp_path: Path) -> None:
-    from tests.support.procs import free_port_pair
+    from tests.support.procs import free_port_pair, on_fresh_ports
     from tests.support.weedpy_proc import weedpy_volume_argv
 
-    mport, _ = free_port_pair()
-    port, grpc_port = free_port_pair()
     data = tmp_path / "data"
     data.mkdir()
-    argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data,
-                              master=f"127.0.0.1:{mport}", extra=["-mode=native"])
-    proc = start_proc(argv, tmp_path / "logs" / "native.log", cwd=tmp_path)
-    master = None
-    try:
-        wait_until(lambda: _healthz(f"http://127.0.0.1:{port}") == 503, timeout=30, what="503 before any master")
-        assert httpx.get(f"http://127.0.0.1:{port}/status").status_code == 200
-        master = _master_on(tmp_path, mport)
-        wait_until(lambda: _healthz(f"http://127.0.0.1:{port}") == 200, timeout=30, what="200 once the master is up")
-    finally:
-        proc.stop()
-        if master is not None:
-            master.stop()
+
+    def attempt() -> None:
+        # The master's port is picked now and bound only later, by design; if it or the server's
+        # ports were taken meanwhile, the whole attempt runs again on fresh ones.
+        mport, _ = free_port_pair()
+        port, grpc_port = free_port_pair()
+        argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data,
+                                  master=f"127.0.0.1:{mport}", extra=["-mode=native"])
+        proc = start_proc(argv, tmp_path / "logs" / f"native-{port}.log", cwd=tmp_path)
+        master = None
+        try:
+            wait_until(lambda: proc.check_alive() or _healthz(f"http://127.0.0.1:{port}") == 503, timeout=30,
+                       what="503 before any master")
+            assert httpx.get(f"http://127.0.0.1:{port}/status").status_code == 200
+            master = _master_on(tmp_path, mport)
+            wait_until(lambda: _healthz(f"http://127.0.0.1:{port}") == 200, timeout=30, what="200 once the master is up")
+        finally:
+            proc.stop()
+            if master is not None:
+                master.stop()
+
+    on_fresh_ports(attempt)
 
 
 def _master_on(workdir: Path, port: int) -> MasterProc:
@@ -142,8 +149,12 @@ def _master_on(workdir: Path, port: int) -> MasterProc:
     mdir.mkdir(exist_ok=True)
     argv = [str(find_weed_binary()), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={port}",
             f"-port.grpc={port + 10000}", f"-mdir={mdir}", "-peers=none", "-volumeSizeLimitMB=32", "-defaultReplication=000"]
-    proc = start_proc(argv, workdir / "logs" / "master.log", cwd=workdir)
-    wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+    proc = start_proc(argv, workdir / "logs" / f"master-{port}.log", cwd=workdir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
     return MasterProc(proc, port, port + 10000)
 
 

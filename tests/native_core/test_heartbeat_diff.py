@@ -15,7 +15,7 @@ from proto import volume_server_pb2 as vs
 from tests.native_core.recording_master import RecordingMaster
 from tests.native_core.support import call
 from tests.support.compare import HEARTBEAT_OMITTED_FIELDS, HEARTBEAT_VARIABLE_FIELDS, message_doc
-from tests.support.procs import Proc, free_port_pair, start_proc, wait_tcp
+from tests.support.procs import Proc, free_port_pair, on_fresh_ports, start_proc, wait_tcp
 from tests.support.weedpy_proc import weedpy_executable
 from weedpy.weedbin import find_weed_binary
 
@@ -31,18 +31,26 @@ def _is_delta(hb: master_pb2.Heartbeat) -> bool:
 
 
 def _start(kind: str, workdir: Path, master: RecordingMaster) -> tuple[Proc, int]:
-    port, grpc_port = free_port_pair()
     data = workdir / f"{kind}-data"
     data.mkdir(parents=True)
-    common = [f"-port={port}", f"-port.grpc={grpc_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
-              "-max=7", f"-master={master.address}.{master.grpc_port}", "-preStopSeconds=0"]
-    if kind == "go":
-        argv = [str(find_weed_binary()), "volume", *common]
-    else:
-        argv = [weedpy_executable(), "-mode=native", *common]
-    proc = start_proc(argv, workdir / "logs" / f"{kind}.log", cwd=workdir)
-    wait_tcp("127.0.0.1", grpc_port, timeout=60, proc=proc)
-    return proc, grpc_port
+
+    def start() -> tuple[Proc, int]:
+        port, grpc_port = free_port_pair()
+        common = [f"-port={port}", f"-port.grpc={grpc_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+                  "-max=7", f"-master={master.address}.{master.grpc_port}", "-preStopSeconds=0"]
+        if kind == "go":
+            argv = [str(find_weed_binary()), "volume", *common]
+        else:
+            argv = [weedpy_executable(), "-mode=native", *common]
+        proc = start_proc(argv, workdir / "logs" / f"{kind}-{port}.log", cwd=workdir)
+        try:
+            wait_tcp("127.0.0.1", grpc_port, timeout=60, proc=proc)
+        except BaseException:
+            proc.stop()
+            raise
+        return proc, grpc_port
+
+    return on_fresh_ports(start)
 
 
 def _script(grpc_port: int, master: RecordingMaster, results: dict, key: str) -> None:

@@ -122,7 +122,7 @@ async def test_reconnects_after_the_master_goes_away(store: Store) -> None:
             await _until(lambda: not state.master_connected, what="the loss noticed")
             again = RecordingMaster()
             again.http_port, again.grpc_port = m.http_port, m.grpc_port
-            again.start()
+            again.start(fresh_ports_if_taken=False)
             try:
                 await _until(lambda: state.master_connected, timeout=15, what="re-registration")
                 assert again.snapshot()[0].id == IDENT.server_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from weedpy.grpc import Channel, GrpcError, serve_listeners
 from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
 
-__all__ = ["Served", "serve_native", "Outcome", "needle"]
+__all__ = ["Served", "serve_native", "native_services", "Outcome", "needle"]
 
 P = "/volume_server_pb.VolumeServer/"
 
@@ -115,39 +115,53 @@ class Served:
         self.svc.state_file.update(vs.VolumeServerState(maintenance=on, version=state.version))
 
 
+@contextlib.contextmanager
+def native_services(
+    data_dir: Path, *, grpc_port: int = 1, flags: Sequence[str] = (), whitelist: Sequence[str] = (),
+    volumes: Sequence[int] = (),
+) -> Iterator[Services]:
+    """What `build_router` takes: a real NativeContext over a Store in `data_dir` (closed on exit),
+    a fake master, the state file and the whitelist guard. Nothing is served or bound here; the
+    HTTP port only appears in messages (`volume server IP:PORT is in maintenance mode`)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [f"-port={free_port()}", f"-port.grpc={grpc_port}", "-ip=127.0.0.1", f"-dir={data_dir}", "-max=50",
+            "-master=127.0.0.1:1", *flags]
+    cfg = parse_volume_args(argv, environ={})
+    store = Store.open([str(data_dir)], max_counts=50)
+    try:
+        for vid in volumes:
+            store.allocate_volume(vid)
+        ctx = NativeContext(
+            cfg=cfg, security=SecurityConfig(), store=store, version=go_version(5), master=_NoMasterLookup(),
+            http_pool=UpstreamPool(),
+        )
+        yield Services(ctx, _FakeMaster(), StateFile(str(data_dir)), Guard.from_entries(whitelist))
+    finally:
+        store.close()
+
+
 @contextlib.asynccontextmanager
 async def serve_native(
     data_dir: Path, *, flags: Sequence[str] = (), whitelist: Sequence[str] = (), volumes: Sequence[int] = (),
 ) -> AsyncIterator[Served]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = [f"-port={free_port()}", f"-port.grpc={port}", "-ip=127.0.0.1", f"-dir={data_dir}", "-max=50",
-            "-master=127.0.0.1:1", *flags]
-    cfg = parse_volume_args(argv, environ={})
-    store = Store.open([str(data_dir)], max_counts=50)
-    for vid in volumes:
-        store.allocate_volume(vid)
-    ctx = NativeContext(
-        cfg=cfg, security=SecurityConfig(), store=store, version=go_version(5), master=_NoMasterLookup(),
-        http_pool=UpstreamPool(),
-    )
-    master = _FakeMaster()
-    svc = Services(ctx, master, StateFile(str(data_dir)), Guard.from_entries(whitelist))
-    router = build_router(svc)
+    # The listener is bound first, on a port the OS picks, so no other process can take it
+    # between choosing the port and binding it.
     sock = trio.socket.socket()
-    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-    await sock.bind(("127.0.0.1", port))
+    await sock.bind(("127.0.0.1", 0))
     sock.listen(64)
+    port = sock.getsockname()[1]
     listener = trio.SocketListener(sock)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_listeners, [listener], router)
-            try:
-                yield Served(store, port, svc, data_dir, master)
-            finally:
-                nursery.cancel_scope.cancel()
+        with native_services(data_dir, grpc_port=port, flags=flags, whitelist=whitelist, volumes=volumes) as svc:
+            router = build_router(svc)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_listeners, [listener], router)
+                try:
+                    yield Served(svc.ctx.store, port, svc, data_dir, svc.master)  # type: ignore[arg-type]
+                finally:
+                    nursery.cancel_scope.cancel()
     finally:
-        store.close()
+        await listener.aclose()
 
 
 def needle(nid: int, data: bytes, cookie: int = 0xABCD, **kw: Any) -> Needle:

@@ -17,7 +17,7 @@ import trio
 from native.context import Location, NativeContext
 from native.http.app import NativeHttp
 from native.storage import Store
-from tests.support.procs import MasterProc, VolumeProc, free_port, start_go_volume, start_master
+from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master
 from weedpy.config import parse_volume_args
 from weedpy.http1 import UpstreamPool, serve_connection
 from weedpy.http1._fastio import listening_socket, serve_fast
@@ -91,8 +91,12 @@ def start_native(
     replication: str = "000", volume_replication: dict[int, str] | None = None,
 ) -> Iterator[NativeServer]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    public_port = free_port() if split_public else port
+    # Listening sockets first, on ports the OS picks: nobody can take them before they are bound.
+    listeners = [("admin", listening_socket("127.0.0.1", 0))]
+    if split_public:
+        listeners.append(("public", listening_socket("127.0.0.1", 0)))
+    port = listeners[0][1].getsockname()[1]
+    public_port = listeners[-1][1].getsockname()[1]
     argv = [f"-port={port}", "-port.grpc=1", "-ip=127.0.0.1", f"-dir={data_dir}", "-max=50", f"-port.public={public_port}",
             "-master=127.0.0.1:1", *flags]
     cfg = parse_volume_args(argv, environ={})
@@ -109,9 +113,6 @@ def start_native(
     # answers 200 as a heartbeating Go server's does.
     ctx.state.master_connected = True
     app = NativeHttp(ctx)
-    listeners = [("admin", listening_socket("127.0.0.1", port))]
-    if split_public:
-        listeners.append(("public", listening_socket("127.0.0.1", public_port)))
     stop = threading.Event()
     started = threading.Event()
     errors: list[BaseException] = []
@@ -150,18 +151,20 @@ def start_native(
 @contextlib.contextmanager
 def go_and_native(
     work: Path, *, volumes: int = 2, flags: tuple[str, ...] = (), go_extra: tuple[str, ...] = (),
-    config_dir: Path | None = None, **native_kw: Any,
+    config_dir: Path | None = None, split_public: bool = False, **native_kw: Any,
 ) -> Iterator[tuple[VolumeProc, NativeServer]]:
     """The two sides of a differential test: a plain Go volume server on its own master with
     volumes 1..`volumes` grown, and the native handlers holding the same volume ids.
-    `flags` go to both, `go_extra` (and `config_dir`) to Go only, `native_kw` to `start_native`."""
+    `flags` go to both, `go_extra` (and `config_dir`) to Go only, `native_kw` to `start_native`;
+    `split_public` gives both a separate public port."""
     master = start_master(work / "m-go")
     try:
-        go = start_go_volume(work, master, extra=[*flags, *go_extra], config_dir=config_dir)
+        go = start_go_volume(work, master, extra=[*flags, *go_extra], config_dir=config_dir, split_public=split_public)
         try:
             ids = grow_go_volumes(master, go, volumes)
             assert ids == list(range(1, volumes + 1))
-            with start_native(work / "native", volumes=tuple(ids), flags=flags, **native_kw) as py:
+            with start_native(work / "native", volumes=tuple(ids), flags=flags, split_public=split_public,
+                              **native_kw) as py:
                 yield go, py
         finally:
             go.stop()

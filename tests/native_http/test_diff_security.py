@@ -14,7 +14,6 @@ from weedpy.serve.jwt import sign_file_id_token
 from tests.native_http.support import go_and_native, write_security
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw, fetch
-from tests.support.procs import free_port
 from weedpy.security import load_security
 
 WRITE_KEY = b"volume-server-write-key"
@@ -138,10 +137,8 @@ class PublicPair(Pair):
 
 @pytest.fixture(scope="module")
 def public_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicPair]:
-    pub = free_port()
-    with go_and_native(tmp_path_factory.mktemp("diff-public"), volumes=1, go_extra=(f"-port.public={pub}",),
-                       split_public=True) as (go, py):
-        go.public_port = pub
+    with go_and_native(tmp_path_factory.mktemp("diff-public"), volumes=1, split_public=True) as (go, py):
+        assert go.public_port != go.port
         yield PublicPair(go, py)
 
 

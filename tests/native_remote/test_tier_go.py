@@ -17,7 +17,9 @@ from native.s3 import S3Client, S3Options
 from proto import remote_pb2
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call, start_go, start_native, wait_until
-from tests.support.procs import MasterProc, clean_env, free_port, free_port_pair, start_proc, wait_http, wait_tcp
+from tests.support.procs import (
+    MasterProc, Proc, clean_env, free_port, free_port_pair, on_fresh_ports, start_proc, wait_http, wait_tcp,
+)
 from weedpy.grpc import Channel
 from weedpy.weedbin import find_weed_binary
 
@@ -44,16 +46,25 @@ class S3:
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
     work = tmp_path_factory.mktemp("mini")
     (work / "security.toml").write_text("# empty\n")
-    ports = {name: free_port_pair()[0] for name in ("master", "volume", "filer", "s3")}
-    argv = [str(find_weed_binary()), "mini", f"-dir={work}", "-webdav=false", "-admin.ui=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-admin.port={free_port()}", f"-bucket={BUCKET}",
-            *(f"-{name}.port={port}" for name, port in ports.items())]
-    proc = start_proc(argv, work / "mini.log", cwd=work,
-                      env=clean_env({"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin"}))
+
+    def start() -> tuple[Proc, S3]:
+        ports = {name: free_port_pair()[0] for name in ("master", "volume", "filer", "s3")}
+        argv = [str(find_weed_binary()), "mini", f"-dir={work}", "-webdav=false", "-admin.ui=false",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-admin.port={free_port()}", f"-bucket={BUCKET}",
+                *(f"-{name}.port={port}" for name, port in ports.items())]
+        proc = start_proc(argv, work / f"mini-{ports['s3']}.log", cwd=work,
+                          env=clean_env({"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin"}))
+        try:
+            wait_tcp("127.0.0.1", ports["s3"], proc=proc, timeout=60)
+            s = S3(f"http://127.0.0.1:{ports['s3']}")
+            wait_until(lambda: proc.check_alive() or _bucket_ready(s), timeout=60, what="the mini S3 bucket")
+        except BaseException:
+            proc.stop()
+            raise
+        return proc, s
+
+    proc, s = on_fresh_ports(start)
     try:
-        wait_tcp("127.0.0.1", ports["s3"], proc=proc, timeout=60)
-        s = S3(f"http://127.0.0.1:{ports['s3']}")
-        wait_until(lambda: _bucket_ready(s), timeout=60, what="the mini S3 bucket")
         yield s
     finally:
         proc.stop()
@@ -84,17 +95,26 @@ def master(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Iterator[MasterP
   storage_class = "STANDARD"
   force_path_style = true
 """)
-    port, grpc_port = free_port_pair()
     (work / "m").mkdir()
-    argv = [str(find_weed_binary()), f"-config_dir={conf}", "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-port={port}", f"-port.grpc={grpc_port}", f"-mdir={work / 'm'}", "-peers=none",
-            "-volumeSizeLimitMB=64", "-defaultReplication=000"]
-    proc = start_proc(argv, work / "master.log", cwd=work)
+
+    def start() -> MasterProc:
+        port, grpc_port = free_port_pair()
+        argv = [str(find_weed_binary()), f"-config_dir={conf}", "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-port={port}", f"-port.grpc={grpc_port}", f"-mdir={work / 'm'}", "-peers=none",
+                "-volumeSizeLimitMB=64", "-defaultReplication=000"]
+        proc = start_proc(argv, work / f"master-{port}.log", cwd=work)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
+        except BaseException:
+            proc.stop()
+            raise
+        return MasterProc(proc, port, grpc_port)
+
+    m = on_fresh_ports(start)
     try:
-        wait_http(f"http://127.0.0.1:{port}/cluster/status", proc=proc)
-        yield MasterProc(proc, port, grpc_port)
+        yield m
     finally:
-        proc.stop()
+        m.stop()
 
 
 def upload(url: str, fid: str, body: bytes) -> None:

@@ -1,4 +1,10 @@
-"""Real processes for tests: free loopback ports, a `weed master`, a plain Go `weed volume`."""
+"""Real processes for tests: free loopback ports, a `weed master`, a plain Go `weed volume`.
+
+A port is picked (weedpy.ports) before the server binds it, so in rare cases someone else binds
+it first and the server exits with "address already in use". The start helpers here recognise
+that exit (`PortTaken`) and start again on fresh ports (`on_fresh_ports`); helpers elsewhere in
+tests/ that start servers on picked ports do the same.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -20,6 +27,9 @@ from weedpy.weedbin import find_weed_binary
 __all__ = [
     "free_port",
     "free_port_pair",
+    "PortTaken",
+    "BIND_FAILURE",
+    "on_fresh_ports",
     "wait_http",
     "wait_tcp",
     "Proc",
@@ -29,6 +39,26 @@ __all__ = [
     "start_go_volume",
     "clean_env",
 ]
+
+
+T = TypeVar("T")
+BIND_FAILURE = "address already in use"  # Go's "bind: address already in use", Python's "Address already in use"
+
+
+class PortTaken(RuntimeError):
+    """A server exited because a port picked for it was bound by someone else first."""
+
+
+def on_fresh_ports(start: Callable[[], T], attempts: int = 3) -> T:
+    """`start()` picks its ports and starts a server on them (raising PortTaken from its readiness
+    wait if the server could not bind one); on PortTaken, start again with fresh ports."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except PortTaken:
+            if attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def wait_tcp(host: str, port: int, timeout: float = 30.0, proc: "Proc | None" = None) -> None:
@@ -90,7 +120,9 @@ class Proc:
     def check_alive(self) -> None:
         rc = self.popen.poll()
         if rc is not None:
-            raise RuntimeError(f"{self.argv[0]} exited with {rc}:\n{self.log_tail()}")
+            tail = self.log_tail()
+            kind = PortTaken if BIND_FAILURE in tail.lower() else RuntimeError
+            raise kind(f"{self.argv[0]} exited with {rc}:\n{tail}")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
         if self.popen.poll() is None:
@@ -134,6 +166,10 @@ class MasterProc:
 
 
 def start_master(workdir: Path, volume_size_limit_mb: int = 32, extra: Sequence[str] = ()) -> MasterProc:
+    return on_fresh_ports(lambda: _start_master_once(workdir, volume_size_limit_mb, extra))
+
+
+def _start_master_once(workdir: Path, volume_size_limit_mb: int, extra: Sequence[str]) -> MasterProc:
     port, grpc_port = free_port_pair()
     mdir = workdir / "master"
     mdir.mkdir(parents=True, exist_ok=True)
@@ -173,25 +209,31 @@ class VolumeProc:
 
 def start_go_volume(
     workdir: Path, master: MasterProc, data_dir: Path | None = None, extra: Sequence[str] = (),
-    name: str = "go-volume", config_dir: Path | None = None, max_volumes: int = 16,
+    name: str = "go-volume", config_dir: Path | None = None, max_volumes: int = 16, split_public: bool = False,
 ) -> VolumeProc:
-    port, grpc_port = free_port_pair()
     data_dir = data_dir or workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     pre = [f"-config_dir={config_dir}"] if config_dir else []
-    argv = [
-        str(find_weed_binary()), *pre, "volume", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-port={port}", f"-port.grpc={grpc_port}", f"-dir={data_dir}", f"-max={max_volumes}",
-        f"-master={master.address}", "-preStopSeconds=0", *extra,
-    ]
-    proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/status", proc=proc)
-        wait_tcp("127.0.0.1", grpc_port, proc=proc)
-    except BaseException:
-        proc.stop()
-        raise
-    return VolumeProc(proc, port, grpc_port, port, data_dir)
+
+    def start() -> VolumeProc:
+        port, grpc_port = free_port_pair()
+        public_port = free_port() if split_public else port
+        argv = [
+            str(find_weed_binary()), *pre, "volume", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-port={port}", f"-port.grpc={grpc_port}", f"-dir={data_dir}", f"-max={max_volumes}",
+            f"-master={master.address}", "-preStopSeconds=0",
+            *([f"-port.public={public_port}"] if split_public else []), *extra,
+        ]
+        proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/status", proc=proc)
+            wait_tcp("127.0.0.1", grpc_port, proc=proc)
+        except BaseException:
+            proc.stop()
+            raise
+        return VolumeProc(proc, port, grpc_port, public_port, data_dir)
+
+    return on_fresh_ports(start)
 
 
 __all__.append("VolumeProc")

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port_pair, free_port, start_proc, wait_http, wait_tcp
+from tests.support.procs import (
+    MasterProc, VolumeProc, clean_env, free_port, free_port_pair, on_fresh_ports, start_proc, wait_http, wait_tcp,
+)
 
 __all__ = ["weedpy_volume_argv", "start_weedpy_volume", "weedpy_executable"]
 
@@ -38,21 +40,23 @@ def start_weedpy_volume(
     name: str = "weedpy", split_public: bool = False, env: dict[str, str] | None = None,
     data_dir: Path | None = None,
 ) -> VolumeProc:
-    port, grpc_port = free_port_pair()
-    public_port = free_port() if split_public else port
     data_dir = data_dir or workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = weedpy_volume_argv(
-        port=port, grpc_port=grpc_port, public_port=public_port, data_dir=data_dir,
-        master=master.address, style=style, extra=extra,
-    )
-    proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=env or clean_env())
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
-        wait_tcp("127.0.0.1", grpc_port, proc=proc)
-    except BaseException:
-        proc.stop()  # never leave a half-started server behind a failed fixture
-        raise
-    return VolumeProc(proc, port, grpc_port, public_port, data_dir)
 
+    def start() -> VolumeProc:
+        port, grpc_port = free_port_pair()
+        public_port = free_port() if split_public else port
+        argv = weedpy_volume_argv(
+            port=port, grpc_port=grpc_port, public_port=public_port, data_dir=data_dir,
+            master=master.address, style=style, extra=extra,
+        )
+        proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=env or clean_env())
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
+            wait_tcp("127.0.0.1", grpc_port, proc=proc)
+        except BaseException:
+            proc.stop()  # never leave a half-started server behind a failed fixture
+            raise
+        return VolumeProc(proc, port, grpc_port, public_port, data_dir)
 
+    return on_fresh_ports(start)
