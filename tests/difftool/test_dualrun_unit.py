@@ -114,7 +114,8 @@ async def test_native_verify_serves_native() -> None:
     assert sample["primary"]["response"]["body"] == "go" and sample["candidate"]["response"]["body"] == "native"
 
 
-async def test_slow_other_side_never_blocks_and_full_queue_drops() -> None:
+async def test_slow_other_side_never_blocks_and_full_queue_drops(autojump_clock: trio.abc.Clock) -> None:
+    # Virtual time: the 2 s limit fails only a client that waits for the gated side, never a slow machine.
     routes = table({"admin.read": "shadow"})
     gate = trio.Event()
     d = dual(routes, responder(), responder(gate=gate), sample_queue=2, workers=1)
@@ -287,7 +288,8 @@ async def test_grpc_identical_is_silent() -> None:
     assert d.engine.aggregator.counts(P + "VolumeStatus")["matched"] == 3, d.engine.report()["endpoints"]
 
 
-async def test_full_mirror_lane_holds_the_connection_after_the_answer() -> None:
+async def test_full_mirror_lane_holds_the_connection_after_the_answer(autojump_clock: trio.abc.Clock) -> None:
+    # Virtual time: the pauses below and the lane's 0.3 s wait are exact, whatever the machine's load.
     routes = table({"admin.read": "shadow"})
     gate = trio.Event()
     d = dual(routes, responder(), responder(gate=gate), mirror_queue=1, mirror_wait=0.3)
@@ -319,8 +321,9 @@ async def test_full_mirror_lane_holds_the_connection_after_the_answer() -> None:
     assert d.engine.mirror_waits >= 1 and d.engine.aggregator.counts("admin.write")["matched"] == 3
 
 
-async def test_the_mirrored_side_answers_only_after_earlier_writes() -> None:
-    """Go owns the writes; a read served by native waits until native has applied them."""
+async def test_the_mirrored_side_answers_only_after_earlier_writes(autojump_clock: trio.abc.Clock) -> None:
+    """Go owns the writes; a read served by native waits until native has applied them (virtual
+    time: the pause before the check is exact)."""
     routes = table({"admin.read": "native+verify"})
     seen: list = []
     gate = trio.Event()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from native.storage import actual_size
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import go_and_native_cluster
+from tests.native_core.support import go_and_native_cluster, wait_until
 from tests.native_grpc.test_copy_go import fid, read, unary, upload
 from weedpy.weedbin import find_weed_binary
 
@@ -31,6 +30,18 @@ def shell(master, command: str) -> str:
     out = subprocess.run([str(find_weed_binary()), "shell", f"-master={master.address}"],
                          input=f"lock\n{command}\nunlock\n", capture_output=True, text=True, timeout=300)
     return out.stdout + out.stderr
+
+
+def master_file_count(master, vid: int) -> int | None:
+    """The file count the master's topology holds for volume `vid` (None while it lists no such volume)."""
+    doc = httpx.get(f"{master.url}/vol/status", timeout=10).json()
+    for racks in doc["Volumes"]["DataCenters"].values():
+        for nodes in racks.values():
+            for volumes in nodes.values():
+                for v in volumes or ():
+                    if v["Id"] == vid:
+                        return v["FileCount"]
+    return None
 
 
 def files(v, vid: int) -> list[str]:
@@ -54,13 +65,17 @@ def test_shell_encode_read_delete_decode(cluster, source: str) -> None:
         body = rnd.randbytes(rnd.randint(1, 200_000))
         upload(src, fid(vid, key), body)
         want[fid(vid, key)] = body
-    time.sleep(6)  # the master learns the volume from a heartbeat
+    # the master learns the volume's contents from a periodic heartbeat
+    wait_until(lambda: master_file_count(master, vid) == len(want), timeout=60, what=f"the master to count volume {vid}")
     out = shell(master, f"ec.encode -volumeId={vid} -force")
     assert "Successfully completed EC encoding" in out, out
-    time.sleep(2)
-    held_go = [n for n in files(go, vid) if ".ec" in n and n[-2:].isdigit()]
-    held_native = [n for n in files(native, vid) if ".ec" in n and n[-2:].isdigit()]
-    assert held_go and held_native and len(held_go) + len(held_native) == 14
+
+    def shards() -> tuple[list[str], list[str]] | None:
+        held = tuple([n for n in files(v, vid) if ".ec" in n and n[-2:].isdigit()] for v in (go, native))
+        return held if sum(map(len, held)) == 14 else None
+
+    held_go, held_native = wait_until(shards, what="14 shards on disk")
+    assert held_go and held_native
     for f, body in want.items():
         assert read(native, f) == (200, body), f
         assert read(go, f) == (200, body), f
@@ -72,10 +87,8 @@ def test_shell_encode_read_delete_decode(cluster, source: str) -> None:
         assert read(native, fid(vid, key))[0] == 404 and read(go, fid(vid, key))[0] == 404
     out = shell(master, f"ec.decode -volumeId={vid}")
     assert "error" not in out.lower(), out
-    time.sleep(2)
+    wait_until(lambda: not any(".ec" in n for v in (go, native) for n in files(v, vid)), what="the shards removed")
     holder = next(v for v in (go, native) if f"{vid}.dat" in files(v, vid))
-    for v in (go, native):
-        assert not [n for n in files(v, vid) if ".ec" in n], files(v, vid)
     for f, body in want.items():
         assert read(holder, f) == (200, body), f
     assert read(holder, fid(vid, 3))[0] == 404 and read(holder, fid(vid, 4))[0] == 404

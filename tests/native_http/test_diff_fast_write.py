@@ -19,6 +19,7 @@ import native.http.app as native_app
 from tests.native_http.support import NativeServer, go_and_native
 from tests.support.compare import Raw, diff_text
 from tests.support.procs import VolumeProc
+from tests.support.sockets import wait_read
 from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response
 
 VOLUMES = 3
@@ -216,15 +217,13 @@ def test_near_misses_take_the_full_path_and_match_go(pair: Pair, fast_answers: l
 
 def test_a_body_still_arriving_takes_the_full_path(pair: Pair, fast_answers: list[bool]) -> None:
     """Only a body that has fully arrived is served fast; a slower one streams through post()."""
-    import time
-
     request = go_post(b"2,0c00000001", multipart([file_part(b"slow.bin", BIN)]))
     split = request.index(b"\r\n\r\n") + 4 + 10
     out = []
     for port in (pair.go.port, pair.py.port):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             s.sendall(request[:split])
-            time.sleep(0.3)
+            wait_read(port, s.getsockname()[1])  # the server has the head and 10 bytes, no more
             s.sendall(request[split:])
             data = b""
             while b"\r\n\r\n" not in data or not data.endswith(b"}"):

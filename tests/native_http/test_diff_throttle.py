@@ -41,8 +41,19 @@ def _unread_download(port: int, path: str) -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    time.sleep(0.5)
     return s
+
+
+def _once_held(send: Callable[[], Raw], passed: int) -> Raw:
+    """`send` until the server holds it back: the answer once the held transfer above is counted
+    in flight. Until the server has read the held request's head, a request passes (`passed`),
+    which says nothing about the limit, so it is sent again."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = send()
+        if r.status != passed or time.monotonic() > deadline:
+            return r
+        time.sleep(0.05)
 
 
 def both(pair: Pair, scenario: Callable[[str], list[Raw]], label: str) -> list[int]:
@@ -64,11 +75,10 @@ def both(pair: Pair, scenario: Callable[[str], list[Raw]], label: str) -> list[i
 def test_upload_limit_timeout_and_replicate_bypass(pair: Pair) -> None:
     def scenario(url: str) -> list[Raw]:
         held = _stalled_upload(_port(url), "/1,0a1b2c3d4e", 2 * 1024 * 1024, 1000)
-        time.sleep(0.3)
-        out = [fetch(url, "PUT", "/1,0b1b2c3d4e?ts=1700000000", content=b"small")]
+        out = [_once_held(lambda: fetch(url, "PUT", "/1,0b1b2c3d4e?ts=1700000000", content=b"small"), 201)]
         out.append(fetch(url, "PUT", "/1,0c1b2c3d4e?ts=1700000000&type=replicate", content=b"replica"))
         held.close()
-        time.sleep(0.3)
+        # no pause: until the server sees the close, this upload waits for the release (2 s at most)
         out.append(fetch(url, "PUT", "/1,0d1b2c3d4e?ts=1700000000", content=b"after release"))
         return out
 
@@ -80,7 +90,10 @@ def test_upload_limit_timeout_and_replicate_bypass(pair: Pair) -> None:
 def test_upload_waits_then_proceeds(pair: Pair) -> None:
     def scenario(url: str) -> list[Raw]:
         held = _stalled_upload(_port(url), "/1,0e1b2c3d4e", 2 * 1024 * 1024, 1000)
-        time.sleep(0.3)
+        # an upload to another needle is refused once the held one counts (not compared) ...
+        probe = _once_held(lambda: fetch(url, "PUT", "/1,101b2c3d4e?ts=1700000000", content=b"probe"), 201)
+        assert probe.status == 429, probe
+        # ... so this one waits for the limit, and goes through once the held upload is dropped
         threading.Timer(0.8, held.close).start()
         return [fetch(url, "PUT", "/1,0f1b2c3d4e?ts=1700000000", content=b"waited")]
 
@@ -96,11 +109,11 @@ def test_download_limit(pair: Pair) -> None:
 
     def scenario(url: str) -> list[Raw]:
         held = _unread_download(_port(url), "/2,0a1b2c3d4e")
-        out = [fetch(url, "GET", "/2,0b1b2c3d4e")]
+        out = [_once_held(lambda: fetch(url, "GET", "/2,0b1b2c3d4e"), 200)]
         out.append(fetch(url, "GET", "/2,0b1b2c3d4e?proxied=true"))
         out.append(fetch(url, "GET", "/abc,0b1b2c3d4e"))
         held.close()
-        time.sleep(0.5)
+        # no pause: until the server sees the close, this download waits for the release (2 s at most)
         out.append(fetch(url, "GET", "/2,0b1b2c3d4e"))
         return out
 

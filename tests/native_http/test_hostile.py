@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import Raw
+from tests.support.sockets import wait_no_connections
 from weedpy.http1 import ClientConnection, Data, EndOfMessage, NEED_DATA, Response
 
 
@@ -127,7 +127,7 @@ def test_hostile_requests(pair: Pair) -> None:
 
 
 def test_volumes_intact_after_hostile_input(pair: Pair) -> None:
-    time.sleep(0.5)
+    wait_no_connections(pair.py.port)  # every handler of the hostile requests has finished
     out = subprocess.run([sys.executable, "-m", "native.storage.verify", str(pair.py.data_dir)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
