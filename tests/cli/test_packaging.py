@@ -6,8 +6,6 @@ import tomllib
 import warnings
 from pathlib import Path
 
-import pytest
-
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
@@ -19,7 +17,7 @@ def test_license_is_an_spdx_expression_and_setuptools_is_new_enough_for_it() -> 
 
 
 def test_setuptools_reads_the_project_table_without_deprecation_warnings() -> None:
-    setuptools = pytest.importorskip("setuptools")
+    import setuptools  # from the test extra; imported here, not at collection: it patches distutils
     from setuptools.config.pyprojecttoml import apply_configuration
 
     with warnings.catch_warnings(record=True) as caught:
