@@ -35,6 +35,7 @@ can differ because the request did.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import hashlib
@@ -47,9 +48,9 @@ from google.protobuf import json_format
 
 from difftool._compare import Rules
 from difftool._records import GrpcRequest, HttpRequest
-from weedpy.serve.routes import GRPC_SERVICE, RouteTable, grpc_endpoint, http_endpoint, load_route_table, request_path
 from proto.services import rpc_for_path
 from weedpy.grpc import format_timeout
+from weedpy.serve.routes import GRPC_SERVICE, RouteTable, grpc_endpoint, http_endpoint, load_route_table, request_path
 
 __all__ = ["Step", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "endpoint_of", "scenario_files",
            "SCENARIO_DIR", "HOST"]
@@ -135,8 +136,6 @@ def _http_step(i: int, raw: Mapping[str, Any]) -> HttpRequest:
     if "body" in raw:
         body = str(raw["body"]).encode("utf-8")
     elif "body_b64" in raw:
-        import base64
-
         body = base64.b64decode(raw["body_b64"])
     elif "body_bytes" in raw:
         body = _det_bytes(int(raw["body_bytes"]), f"{target}:{i}")
