@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +135,19 @@ def test_storage_does_no_network_io() -> None:
            if _unit(e.importer) == "cores" and e.importer.startswith("native.storage")
            and any(e.imported == f or e.imported.startswith(f + ".") for f in STORAGE_FORBIDDEN)]
     assert not bad, "native.storage imports network or handler code:\n" + "\n".join(bad)
+
+
+def test_importing_storage_loads_no_network_module() -> None:
+    """What the scan cannot see (an import inside a dependency): load every storage module in a
+    fresh interpreter and look at what came with it."""
+    code = (
+        "import sys, importlib, pkgutil, native.storage as s\n"
+        "for m in pkgutil.walk_packages(s.__path__, 'native.storage.'): importlib.import_module(m.name)\n"
+        f"bad = [n for n in sys.modules if any(n == f or n.startswith(f + '.') for f in {STORAGE_FORBIDDEN!r})]\n"
+        "print(sorted(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
 
 
 def _private_owner(module: str) -> str | None:

@@ -1,6 +1,5 @@
 """The native rpc tables: every handler is a module-level function named after its rpc, of the
-shape its streaming kind needs, registered once; and native/grpc reaches other packages only
-through their public modules."""
+shape its streaming kind needs, registered once (private imports: tests/test_layering.py)."""
 
 from __future__ import annotations
 
@@ -57,32 +56,3 @@ def test_no_handler_is_nested() -> None:
                     if "ctx" in [a.arg for a in node.args.args]:
                         nested.append(f"{path.name}:{top.name}.{node.name}")
     assert nested == []
-
-
-def _private_imports(path: Path, package: str) -> list[str]:
-    """What `path` (a module of `package`) imports from another package's `_private` modules or
-    names; lazy imports count too."""
-    imported = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            imported.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            imported.extend(f"{node.module}.{a.name}" for a in node.names)
-    bad = []
-    for full in imported:
-        parts = full.split(".")
-        first = next((i for i, part in enumerate(parts) if part.startswith("_") and not part.startswith("__")), None)
-        if first is None:
-            continue
-        owner = ".".join(parts[:first])
-        if package != owner and not package.startswith(owner + "."):
-            bad.append(full)
-    return bad
-
-
-def test_native_grpc_and_the_ec_network_modules_import_no_private_module_of_another_package() -> None:
-    root = Path(native.__file__).parent
-    checked = {p: "native.grpc" for p in FAMILIES + [root / "grpc" / "__init__.py"]}
-    checked |= {root / "ec_net.py": "native", root / "ec_scrub.py": "native"}
-    bad = {str(p.relative_to(root)): found for p, pkg in checked.items() if (found := _private_imports(p, pkg))}
-    assert bad == {}
