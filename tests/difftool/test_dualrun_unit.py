@@ -345,11 +345,13 @@ async def test_the_mirrored_side_answers_only_after_earlier_writes(autojump_cloc
     assert d.engine.catch_up_waits == 1
 
 
-def ticking(extra: tuple = ()):
-    """A side whose X-Now header changes on every answer (a clock), like Go's own per-response values."""
+def ticking(extra: tuple = (), start: int = 0):
+    """A side whose X-Now header changes on every answer (a clock), like Go's own per-response values.
+    Sides given different `start`s never show the same value, whatever order each side serves the
+    requests in (counters starting together would match whenever two sides happen to keep step)."""
     import itertools
 
-    counter = itertools.count()
+    counter = itertools.count(start)
 
     async def handle(exch: Exchange) -> None:
         while await exch.receive_body():
@@ -363,9 +365,10 @@ def ticking(extra: tuple = ()):
 async def test_live_control_learns_noise() -> None:
     routes = table({"admin.read": "shadow"})
     sides = {**SIDES, "go-control": lambda: ((), (), "fake control")}
-    d = build_dual_run(routes, go_http=ticking(), native_http=ticking(((b"X-Extra", b"1"),)), go_grpc=Router(),
-                       native_grpc=Router(), go_grpc_options=ServerOptions(), native_grpc_options=ServerOptions(),
-                       sides=sides, config=EngineConfig(sample_share=1.0), control_http=ticking())
+    d = build_dual_run(routes, go_http=ticking(), native_http=ticking(((b"X-Extra", b"1"),), start=1000),
+                       go_grpc=Router(), native_grpc=Router(), go_grpc_options=ServerOptions(),
+                       native_grpc_options=ServerOptions(), sides=sides, config=EngineConfig(sample_share=1.0),
+                       control_http=ticking(start=2000))
     async with trio.open_nursery() as n:
         await n.start(d.engine.run)
         for i in range(20):
