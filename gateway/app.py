@@ -168,7 +168,7 @@ class ProxyServer:
     async def stop(self, stop_listening) -> None:
         log.info("stopping: no new connections", pre_stop_seconds=self.cfg.pre_stop_seconds)
         self.state.stopping = True
-        stop_listening()
+        await stop_listening()
         await trio.sleep(self.cfg.pre_stop_seconds)
         if self.extension is not None:
             await self.extension.drain()

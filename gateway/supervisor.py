@@ -9,11 +9,6 @@ backend is not ready, which the relays turn into an immediate 503 / UNAVAILABLE.
 from __future__ import annotations
 
 import collections
-import ctypes
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import trio
@@ -22,6 +17,7 @@ from gateway.backend import BackendEndpoints
 from gateway.backend_args import BackendPorts
 from weedpy.logs import get_logger
 from weedpy.ports import free_port
+from weedpy.procs import ChildProcess
 
 __all__ = ["Supervisor", "BackendStartError"]
 
@@ -30,62 +26,6 @@ log = get_logger("gateway.supervisor")
 
 class BackendStartError(RuntimeError):
     """The backend could not be brought up; the message carries its last output lines."""
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-
-class _Child:
-    """A process spawned from the main thread, waited on through a pidfd.
-
-    Linux delivers PR_SET_PDEATHSIG when the *thread* that forked the child exits; trio's
-    open_process forks from a worker thread that idles out after seconds, which would kill the
-    backend. Spawning here, on the thread that runs the event loop, ties the signal to the
-    gateway's own lifetime.
-    """
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(env), start_new_session=True, preexec_fn=_die_with_parent,
-        )
-        self.pid = self.popen.pid
-        assert self.popen.stdout is not None
-        self.stdout = trio.lowlevel.FdStream(os.dup(self.popen.stdout.fileno()))
-        self.popen.stdout.close()
-        self._pidfd = os.pidfd_open(self.pid)
-        self._exited = trio.Event()
-        trio.lowlevel.spawn_system_task(self._reap)
-
-    async def _reap(self) -> None:
-        """The one task that waits on the pidfd; everyone else waits on the event."""
-        try:
-            if self.popen.poll() is None:
-                await trio.lowlevel.wait_readable(self._pidfd)
-            self.popen.wait()
-        finally:
-            os.close(self._pidfd)
-            self._exited.set()
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
-
-    async def wait(self) -> int:
-        await self._exited.wait()
-        return self.popen.wait()
-
-    def send_signal(self, sig: int) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
 
 
 ArgvBuilder = Callable[[BackendPorts], Sequence[str]]
@@ -113,7 +53,7 @@ class Supervisor:
         self._max_backoff = max_backoff
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
         self._endpoints: BackendEndpoints | None = None
-        self._proc: _Child | None = None
+        self._proc: ChildProcess | None = None
         self._stopping = False
         self.restarts = 0
 
@@ -166,7 +106,7 @@ class Supervisor:
         log.info("starting backend", source="gateway", argv=argv)
         self._tail.clear()
         try:
-            proc = _Child(argv, self._env)
+            proc = ChildProcess(argv, self._env, capture_output=True)
         except OSError as exc:
             raise BackendStartError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         self._proc = proc
@@ -194,7 +134,7 @@ class Supervisor:
         self._endpoints = endpoints
         log.info("backend ready", source="gateway", pid=proc.pid, http=ports.http, grpc=ports.grpc, public=ports.public)
 
-    async def _pump_output(self, proc: _Child) -> None:
+    async def _pump_output(self, proc: ChildProcess) -> None:
         assert proc.stdout is not None
         buf = b""
         try:
@@ -221,16 +161,9 @@ class Supervisor:
         if self._proc is not None:
             await self._terminate(self._proc)
 
-    async def _terminate(self, proc: _Child) -> None:
-        with trio.CancelScope(shield=True):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                with trio.move_on_after(self._stop_timeout):
-                    await proc.wait()
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-            log.info("backend stopped", source="gateway", pid=proc.pid, returncode=proc.returncode)
+    async def _terminate(self, proc: ChildProcess) -> None:
+        returncode = await proc.terminate(self._stop_timeout)
+        log.info("backend stopped", source="gateway", pid=proc.pid, returncode=returncode)
 
 
 async def _tcp_ok(addr: tuple[str, int]) -> bool:

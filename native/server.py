@@ -75,7 +75,7 @@ class NativeServer:
         already = await self.parts.master.stop_heartbeat()
         if not already:
             await trio.sleep(self.cfg.pre_stop_seconds)
-        stop_listening()
+        await stop_listening()
 
     async def close(self) -> None:
         if self.parts is not None:

@@ -120,7 +120,7 @@ def test_sigterm_exits_zero_in_time_with_no_backend_left(tmp_path: Path, master:
     g.proc.popen.send_signal(signal.SIGTERM)
     rc = g.proc.popen.wait(timeout=1 + 5)
     assert rc == 0, g.proc.log_tail()
-    assert time.monotonic() - t0 < 6
+    assert 1.0 <= time.monotonic() - t0 < 6  # -preStopSeconds=1 was honoured, and no more
     deadline = time.monotonic() + 15  # the backend goes with the gateway, as soon as the kernel reaps it
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -13,6 +13,14 @@
 5. `server.stop(stop_listening)`: the mode's stop order (what it tells the master, how long it
    drains: -preStopSeconds), calling `stop_listening()` when the ports must close;
 6. cancel the remaining connections, then `server.close()` (shielded), exit 0.
+
+With `-workers=N` (default: every usable core) the leader (this process) spawns N-1 worker
+processes that accept on the same admin and public sockets (inherited, so the kernel hands each
+new connection to whichever process accepts first) while the leader alone serves gRPC, talks to
+the master and owns the server's state (weedpy/serve/workers.py). `Fronts.workers` says what a
+worker needs; a mode that cannot share its work leaves it None and runs alone. Each worker runs
+`run_worker`: it serves HTTP until the leader says to stop, applying every state change the
+leader sends before acknowledging it, and exits at once if the leader goes away.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -31,8 +39,13 @@ from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions, serve_listeners
 from weedpy.http1 import Exchange, FastStream, serve_connection, serve_fast
 from weedpy.logs import LineSink, get_logger, log_flushing
+from weedpy.serve.control import ControlChannel, ControlClosed
+from weedpy.serve.workers import WorkerPool
 
-__all__ = ["Fronts", "Server", "StartupError", "bind_fronts", "front_ports", "run_server"]
+__all__ = [
+    "Fronts", "Server", "StartupError", "WorkerSpec", "WorkerServer", "bind_fronts", "front_ports", "run_server",
+    "run_worker",
+]
 
 log = get_logger("serve.lifecycle")
 
@@ -45,6 +58,16 @@ class StartupError(Exception):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """How a mode shares its HTTP ports with worker processes."""
+
+    count: int  # processes in all, the leader included
+    init: Callable[[int], dict[str, Any]]  # what worker n's init message carries (JSON), built when it starts
+    attach: Callable[[WorkerPool], None]  # hands the mode the pool it broadcasts state changes to
+    extra_fds: tuple[int, ...] = ()  # descriptors every worker inherits (the shared block)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Fronts:
     """What the listeners serve: one HTTP handler for the admin and public ports, one gRPC handler."""
 
@@ -52,6 +75,7 @@ class Fronts:
     grpc: CallHandler
     grpc_options: ServerOptions
     send_buffer: int = 0  # caps each HTTP connection's send buffer (0: the kernel's autotuning)
+    workers: WorkerSpec | None = None  # None: this mode runs in one process
 
 
 class Server(Protocol):
@@ -61,8 +85,8 @@ class Server(Protocol):
     async def serving(self, nursery: trio.Nursery) -> None:
         """The ports listen: what starts now (registering with the master), and the ready log line."""
 
-    async def stop(self, stop_listening: Callable[[], None]) -> None:
-        """The mode's stop order after a signal; calls `stop_listening()` when the ports must close."""
+    async def stop(self, stop_listening: Callable[[], Awaitable[None]]) -> None:
+        """The mode's stop order after a signal; awaits `stop_listening()` when the ports must close."""
 
     async def close(self) -> None:
         """Release what `start` acquired (runs shielded, after every connection ended, even on failure)."""
@@ -141,26 +165,62 @@ async def _serve(
     cfg: VolumeConfig, server: Server, fronts: Fronts, socks: dict[str, socket.socket], stop: trio.Event,
     root: trio.Nursery,
 ) -> None:
-    idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
+    idle = _idle(cfg)
+    for sock in socks.values():
+        sock.listen(LISTEN_BACKLOG)
+    pool = None
+    spec = fronts.workers
+    if spec is not None and spec.count > 1:
+        http_socks = {kind: sock for kind, sock in socks.items() if kind != "grpc"}
+        pool = WorkerPool(spec.count, http_socks, spec.init, spec.extra_fds)
+        spec.attach(pool)
     async with trio.open_nursery() as connections:
-        async with trio.open_nursery() as listeners:
-            for kind, sock in socks.items():
-                sock.listen(LISTEN_BACKLOG)
-                if kind == "grpc":
-                    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-                    await listeners.start(functools.partial(
-                        serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
-                else:
-                    listeners.start_soon(_serve_http, sock, fronts, idle, kind, connections)
-            await server.serving(root)
-            await stop.wait()
-            await server.stop(listeners.cancel_scope.cancel)
-            listeners.cancel_scope.cancel()
+        listening = await connections.start(_listen, socks, fronts.http, fronts.send_buffer, idle, connections, fronts)
+        if pool is not None:
+            await root.start(pool.run)
+        await server.serving(root)
+        await stop.wait()
+
+        async def stop_listening() -> None:
+            listening.cancel()
+            if pool is not None:
+                await pool.broadcast({"op": "stop_listening"})
+
+        if pool is not None:
+            await pool.broadcast({"op": "stopping"})
+        await server.stop(stop_listening)
+        listening.cancel()
+        if pool is not None:
+            await pool.stop()
         connections.cancel_scope.cancel()
 
 
-async def _serve_http(sock: socket.socket, fronts: Fronts, idle: float, kind: str, connections: trio.Nursery) -> None:
-    handler = fronts.http
+async def _listen(
+    socks: dict[str, socket.socket], http: HttpHandler, send_buffer: int, idle: float, connections: trio.Nursery,
+    fronts: Fronts | None = None, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept on every socket until the scope handed to `task_status` is cancelled. HTTP
+    connections live on in `connections` (they drain after the listeners close); gRPC ones end
+    with their listener."""
+    async with trio.open_nursery() as listeners:
+        for kind, sock in socks.items():
+            if kind == "grpc":
+                assert fronts is not None
+                listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                await listeners.start(functools.partial(
+                    serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
+            else:
+                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections)
+        task_status.started(listeners.cancel_scope)
+
+
+def _idle(cfg: VolumeConfig) -> float:
+    return float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9
+
+
+async def _serve_http(
+    sock: socket.socket, handler: HttpHandler, send_buffer: int, idle: float, kind: str, connections: trio.Nursery,
+) -> None:
 
     async def on_connection(stream: FastStream) -> None:
         try:
@@ -168,7 +228,7 @@ async def _serve_http(sock: socket.socket, fronts: Fronts, idle: float, kind: st
         except Exception:  # one connection's bug must not take the server down; the connection is gone
             log.exception("http connection failed", port_kind=kind)
 
-    await serve_fast(sock, on_connection, connections, send_buffer=fronts.send_buffer)
+    await serve_fast(sock, on_connection, connections, send_buffer=send_buffer)
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
@@ -180,3 +240,82 @@ def _startup_failed(exc: StartupError) -> int:
     log.error("cannot start", error=str(exc))
     print(f"weedpy: {exc}", file=sys.stderr)
     return 1
+
+
+# -- worker processes ------------------------------------------------------------------------------
+
+
+class WorkerServer(Protocol):
+    """What a mode runs in a worker process: HTTP only, on the leader's sockets."""
+
+    async def start(self, nursery: trio.Nursery) -> HttpHandler:
+        """Everything before accepting (open the store view, the relay pools, ...)."""
+
+    async def control(self, msg: dict[str, Any]) -> None:
+        """Apply a state change the leader broadcast (`op` says which); done when it returns."""
+
+    def stopping(self) -> None:
+        """The leader is stopping: /healthz answers 503 from now on."""
+
+    async def close(self) -> None: ...
+
+
+async def run_worker(
+    cfg: VolumeConfig, server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket],
+    send_buffer: int = 0, log_sink: LineSink | None = None,
+) -> int:
+    """Serve HTTP on the inherited `socks` for the leader until it says `stop` (exit 0) or goes
+    away (exit 1: whatever it was doing, this process must not go on serving alone)."""
+    idle = _idle(cfg)
+    exit_code = 0
+    try:
+        async with log_flushing(log_sink):
+            async with trio.open_nursery() as root:
+                try:
+                    handler = await server.start(root)
+                except StartupError as exc:
+                    await channel.send({"ready": False, "error": str(exc)})
+                    return 1
+                await channel.send({"ready": True})
+                async with trio.open_nursery() as connections:
+                    try:
+                        await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections)
+                    except ControlClosed:
+                        log.error("the leader is gone: stopping this worker")
+                        exit_code = 1
+                    connections.cancel_scope.cancel()
+                root.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await server.close()
+    return exit_code
+
+
+async def _follow_leader(
+    server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket], handler: HttpHandler,
+    send_buffer: int, idle: float, connections: trio.Nursery,
+) -> None:
+    listening = trio.CancelScope()
+    while True:
+        msg = await channel.receive()
+        op = msg.get("op")
+        error = None
+        if op == "serve":
+            listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections)
+        elif op == "stopping":
+            server.stopping()
+        elif op == "stop_listening":
+            listening.cancel()
+        elif op == "stop":
+            await channel.send({"ack": msg.get("seq")})
+            return
+        else:
+            try:
+                await server.control(msg)
+            except Exception as exc:  # noqa: BLE001 - reported to the leader, which replaces this worker
+                log.exception("cannot apply a state change", op=op)
+                error = f"{type(exc).__name__}: {exc}"
+        reply: dict[str, Any] = {"ack": msg.get("seq")}
+        if error is not None:
+            reply["error"] = error
+        await channel.send(reply)
