@@ -14,6 +14,8 @@ import os
 import shutil
 
 from ._errors import VolumeNotFound
+from ._fs import remove_path
+from ._map_file import MAP_FILE_EXT
 from ._volume import Volume
 
 __all__ = ["consolidate_volume_index", "rename_or_copy"]
@@ -58,11 +60,13 @@ def _relocate(v, new_dir: str) -> None:
         if v.idx_directory == new_dir or not os.path.exists(v.idx_path):
             return
         old_idx = v.idx_path
+        old_map = v.file_name(MAP_FILE_EXT)
         os.fsync(v._idx_fd)
         rename_or_copy(old_idx, os.path.join(new_dir, os.path.basename(old_idx)))
         # the open descriptors follow a rename; after a copy they still hold the removed file,
         # so the reload below is what makes appends land in the new one
         v.idx_directory = new_dir
         fresh = Volume.load(v.directory, v.id, collection=v.collection, idx_directory=new_dir,
-                            offset_bytes=v.offset_bytes, clock_ns=v._clock_ns)
+                            offset_bytes=v.offset_bytes, clock_ns=v._clock_ns, map_policy=v.map_policy)
         v._adopt(fresh)
+        remove_path(old_map)  # the needle map file stays with the .idx it resolves

@@ -67,6 +67,11 @@ class IdxColumns:
     def entry(self, i: int) -> IdxEntry:
         return IdxEntry(self.keys[i], self.offsets[i], self.sizes[i])
 
+    def top_offset_entry(self) -> IdxEntry | None:
+        """The first row with the highest offset (None when every offset is 0)."""
+        top = max(self.offsets, default=0)
+        return self.entry(self.offsets.index(top)) if top else None
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class IdxCodec:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Protocol
 
 from ._errors import Corrupted
-from ._idx import IdxCodec, IdxColumns, IdxEntry
+from ._idx import IdxCodec, IdxEntry
 from ._needle import decode_needle, parse_header
 from ._types import (
     CHECKSUM_SIZE,
@@ -30,6 +31,16 @@ from ._types import (
 __all__ = ["IntegrityResult", "check_volume_tail"]
 
 Pread = Callable[[int, int], bytes]
+
+
+class IndexRows(Protocol):
+    """What the check reads of an index: `IdxColumns` or `IdxRows`."""
+
+    trailing: int
+
+    def __len__(self) -> int: ...
+    def entry(self, i: int) -> IdxEntry: ...
+    def top_offset_entry(self) -> IdxEntry | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,19 +58,16 @@ def _disk_end(e: IdxEntry, version: int) -> int:
     return e.actual_offset + actual_size(0 if e.size < 0 else e.size, version)
 
 
-def _tail_entry(cols: IdxColumns, dat_size: int, version: int) -> IdxEntry | None:
+def _tail_entry(cols: IndexRows, dat_size: int, version: int) -> IdxEntry | None:
     """The entry whose record is physically last in `.dat` (highest offset)."""
     last = cols.entry(len(cols) - 1)
     if last.offset != 0 and _disk_end(last, version) == dat_size:
         return last  # the usual append-ordered index
-    top = max(cols.offsets)
-    if top == 0:
-        return None
-    return cols.entry(cols.offsets.index(top))
+    return cols.top_offset_entry()
 
 
 def check_volume_tail(
-    cols: IdxColumns,
+    cols: IndexRows,
     codec: IdxCodec,
     dat_size: int,
     version: int,

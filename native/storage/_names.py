@@ -19,9 +19,10 @@ __all__ = [
 
 # Where Go keeps each file kind when -dir.idx separates index files from data files.
 DATA_DIR_EXTS = (".dat", ".vif", ".cpd", ".note")
-INDEX_DIR_EXTS = (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx")
-# What Destroy removes (and what a delete of the volume must not leave behind).
-ALL_VOLUME_EXTS = (".dat", ".idx", ".vif", ".sdx", ".cpd", ".cpx", ".cpc", ".ldb", ".rdb", ".note")
+INDEX_DIR_EXTS = (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx", ".nmx")
+# What Destroy removes (and what a delete of the volume must not leave behind); `.nmx` is
+# weedpy's needle map file (`_map_file`), which Go ignores.
+ALL_VOLUME_EXTS = (".dat", ".idx", ".vif", ".sdx", ".cpd", ".cpx", ".cpc", ".ldb", ".rdb", ".note", ".nmx")
 
 
 def volume_base_name(collection: str, vid: int) -> str:

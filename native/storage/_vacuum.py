@@ -408,7 +408,7 @@ def _reload(v) -> None:
     try:
         new = Volume.load(
             v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
-            offset_bytes=v.offset_bytes, clock_ns=v._clock_ns,
+            offset_bytes=v.offset_bytes, clock_ns=v._clock_ns, map_policy=v.map_policy,
         )
     except (StorageError, OSError) as exc:
         # the swapped files do not load: stop writes to the old (now unlinked) ones

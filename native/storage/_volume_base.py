@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 from ._errors import StorageError
 from ._idx import IdxCodec
+from ._map_build import IdxRows
+from ._map_file import MAP_FILE_EXT
+from ._map_load import MapPolicy, load_needle_map
 from ._names import volume_base_name
 from ._needle import NeedleHeader
 from ._needle_map import MapCounters, NeedleMap
@@ -95,6 +98,7 @@ class VolumeBase:
         self.info = VolumeInfo()
         self.codec = IdxCodec.for_width(DEFAULT_OFFSET_BYTES)
         self.nm = NeedleMap()
+        self.map_policy = MapPolicy()
         self.no_write_or_delete = False
         self.no_write_can_delete = False
         self.integrity_error: str | None = None
@@ -160,7 +164,7 @@ class VolumeBase:
 
     def file_name(self, ext: str) -> str:
         """Path of one of this volume's files (index kinds live in the index directory)."""
-        directory = self.idx_directory if ext in (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx") else self.directory
+        directory = self.idx_directory if ext in (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx", MAP_FILE_EXT) else self.directory
         return os.path.join(directory, volume_base_name(self.collection, self.id) + ext)
 
     @property
@@ -279,6 +283,16 @@ class VolumeBase:
             log.warning("volume %s: cannot write %s: %s", self.id, self.vif_path, exc)
             return
         self.info = info
+
+    def _build_map(self, rows: IdxRows, *, sorted_semantics: bool | None = None) -> NeedleMap:
+        """The map of `rows` (the whole `.idx`), through the map file when the policy says so;
+        read-only semantics when the volume is read-only (unless told)."""
+        if sorted_semantics is None:
+            sorted_semantics = self.no_write_or_delete or self.no_write_can_delete
+        return load_needle_map(
+            rows, self.version, sorted_semantics=sorted_semantics, map_path=self.file_name(MAP_FILE_EXT),
+            may_write=not self._view, policy=self.map_policy,
+        )
 
     def _close_fds(self) -> None:
         for name in ("_dat_fd", "_idx_fd"):

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Self
 
 from ._errors import Corrupted, NotFound, OffsetWidthMismatch, UnsupportedVolume
-from ._idx import IdxCodec, IdxColumns
+from ._idx import IdxCodec
 from ._integrity import check_volume_tail
+from ._map_build import IdxRows
+from ._map_load import MapPolicy
 from ._names import volume_base_name
 from ._needle import parse_header
-from ._needle_map import NeedleMap
 from ._replica import ReplicaPlacement
 from ._superblock import SuperBlock
 from ._ttl import EMPTY_TTL, TTL
@@ -46,6 +47,7 @@ class VolumeLoading(VolumeBase):
         version: int = CURRENT_VERSION,
         offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
+        map_policy: MapPolicy | None = None,
     ) -> Self:
         """Allocate a new volume (Go's NewVolume on a missing `.dat`): super block and `.vif`."""
         if isinstance(replica_placement, str):
@@ -55,7 +57,10 @@ class VolumeLoading(VolumeBase):
         if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVolume(f"volume super block version {version} is not supported")
         sb = SuperBlock(version=version, replica_placement=replica_placement, ttl=ttl)
-        return cls._open(directory, vid, collection, idx_directory, offset_bytes, new_super_block=sb, clock_ns=clock_ns)
+        return cls._open(
+            directory, vid, collection, idx_directory, offset_bytes, new_super_block=sb, clock_ns=clock_ns,
+            map_policy=map_policy,
+        )
 
     @classmethod
     def load(
@@ -69,6 +74,7 @@ class VolumeLoading(VolumeBase):
         default_offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
         read_only_view: bool = False,
+        map_policy: MapPolicy | None = None,
     ) -> Self:
         """Open an existing volume as Go's loader does (integrity check included).
 
@@ -76,10 +82,12 @@ class VolumeLoading(VolumeBase):
         explicit width that the `.vif` contradicts raises OffsetWidthMismatch.
         `read_only_view` opens every file read-only and writes nothing (not even a missing
         `.vif`): a view of a volume another process owns. Its flags are still the files' own.
+        `map_policy` says when the needle map goes through a map file (`_map_load`).
         """
         return cls._open(
             directory, vid, collection, idx_directory, offset_bytes,
             default_offset_bytes=default_offset_bytes, clock_ns=clock_ns, read_only_view=read_only_view,
+            map_policy=map_policy,
         )
 
     @classmethod
@@ -95,9 +103,12 @@ class VolumeLoading(VolumeBase):
         default_offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
         read_only_view: bool = False,
+        map_policy: MapPolicy | None = None,
     ) -> Self:
         v = cls()
         v._view = read_only_view
+        if map_policy is not None:
+            v.map_policy = map_policy
         v.id = vid
         v.collection = collection
         v.directory = os.fspath(directory)
@@ -187,17 +198,18 @@ class VolumeLoading(VolumeBase):
         raw_idx = _read_all(self._idx_fd)
         self._idx_size = len(raw_idx)
         self._check_width_plausible(len(raw_idx), info)
-        cols = self.codec.columns(raw_idx)
+        rows = IdxRows(raw_idx, width)
         del raw_idx
 
-        result = check_volume_tail(cols, self.codec, self._dat_size, self.version, self._pread_raw)
+        result = check_volume_tail(rows, self.codec, self._dat_size, self.version, self._pread_raw)
         self.last_append_at_ns = result.last_append_at_ns
         if not result.ok:
             self.integrity_error = result.error
             self.no_write_or_delete = True
             log.warning("volume %s: integrity check failed, serving read-only: %s", self.id, result.error)
 
-        self.nm = self._build_map(cols)
+        self.nm = self._build_map(rows)
+        del rows
         if self.nm.max_needle_end > self._dat_size and self._dat_size > 0:
             self.no_write_or_delete = True
             msg = f"index references bytes up to {self.nm.max_needle_end} but .dat has {self._dat_size}"
@@ -206,10 +218,6 @@ class VolumeLoading(VolumeBase):
         if not self._has_vif and not self._view:
             self._save_info(self.info)
             self._has_vif = True
-
-    def _build_map(self, cols: IdxColumns) -> NeedleMap:
-        sorted_semantics = self.no_write_or_delete or self.no_write_can_delete
-        return NeedleMap.from_columns(cols, self.version, sorted_semantics=sorted_semantics)
 
     def _resolve_width(self, info: VolumeInfo, offset_bytes: int | None, default: int) -> int:
         recorded = info.bytes_offset

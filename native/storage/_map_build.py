@@ -1,0 +1,215 @@
+"""Bulk needle-map building: an `.idx` (rows in file order) turned with numpy into the sorted
+columns Go's loader ends up with, and both sets of Go's counters.
+
+Go replays the index row by row into its map. Here the whole index is resolved at once, so a
+million rows cost tens of milliseconds whatever their order (overwrites and deletes included):
+
+1. `IdxRows` reads the big-endian rows as numpy columns (key u64, offset in 8-byte units, size
+   i32), only when something needs them (a valid map file spares the parse);
+2. `resolve`: ids strictly ascending with no deletes are already the answer; otherwise one
+   stable sort by id groups each id's rows in file order, and the last row of each group,
+   with the last put before it, gives the final entry; the counters are sums over masks of
+   neighbouring rows.
+
+The semantics are those of `_needle_map` (Go's CompactMap for writable volumes, with a deleted
+needle keeping its last put's offset and its size negated, 0 becoming -1; Go's `.sdx` map for
+volumes loaded read-only, which is the same entries without the deleted ones). Pure functions
+over buffers: no files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ._idx import IdxEntry
+from ._map_types import MapCounters
+from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, NEEDLE_ID_SIZE, PADDING_SIZE, SIZE_SIZE, TIMESTAMP_SIZE, VERSION3
+
+__all__ = ["IdxRows", "Resolved", "resolve", "record_ends"]
+
+_ROW4 = np.dtype([("k", ">u8"), ("lo", ">u4"), ("s", ">i4")])
+_ROW5 = np.dtype([("k", ">u8"), ("lo", ">u4"), ("hi", "u1"), ("s", ">i4")])
+_U32_LIMIT = 1 << 32
+
+
+class IdxRows:
+    """A raw `.idx` read as columns in file order; a torn trailing row is left out (and
+    counted in `trailing`), as Go's index walk leaves it. The columns are parsed on first use."""
+
+    __slots__ = ("buf", "width", "entry_size", "count", "trailing", "_cols")
+
+    def __init__(self, buf: bytes, width: int) -> None:
+        self.buf = buf
+        self.width = width
+        self.entry_size = NEEDLE_ID_SIZE + width + SIZE_SIZE
+        self.count = len(buf) // self.entry_size
+        self.trailing = len(buf) - self.count * self.entry_size
+        self._cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_columns(cls, keys: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, width: int = 5) -> "IdxRows":
+        """Rows already in columns (no raw bytes behind them)."""
+        rows = cls(b"", width)
+        rows.count = len(keys)
+        rows._cols = (
+            np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(offsets, np.uint64),
+            np.ascontiguousarray(sizes, np.int32),
+        )
+        return rows
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def whole_bytes(self) -> int:
+        """Bytes of the whole rows."""
+        return self.count * self.entry_size
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(keys u64, offsets u64 in 8-byte units, sizes i32), native byte order."""
+        if self._cols is None:
+            n = self.count
+            rec = np.frombuffer(self.buf, _ROW5 if self.width == 5 else _ROW4, n)
+            keys = np.empty(n, np.uint64)
+            keys[...] = rec["k"]  # assignment byte-swaps faster than astype
+            offsets = np.empty(n, np.uint64)
+            offsets[...] = rec["lo"]
+            if self.width == 5:
+                high = rec["hi"]
+                if high.any():
+                    offsets |= high.astype(np.uint64) << np.uint64(32)
+            sizes = np.empty(n, np.int32)
+            sizes[...] = rec["s"]
+            self._cols = (keys, offsets, sizes)
+        return self._cols
+
+    def entry(self, i: int) -> IdxEntry:
+        if i < 0:
+            i += self.count
+        if self._cols is not None and not self.buf:
+            k, o, s = self._cols
+            return IdxEntry(int(k[i]), int(o[i]), int(s[i]))
+        es, w = self.entry_size, self.width
+        raw = self.buf[i * es:(i + 1) * es]
+        low = int.from_bytes(raw[8:12], "big")
+        offset = low if w == 4 else low | (raw[12] << 32)
+        return IdxEntry(int.from_bytes(raw[0:8], "big"), offset, int.from_bytes(raw[8 + w:12 + w], "big", signed=True))
+
+    def top_offset_entry(self) -> IdxEntry | None:
+        """The first row with the highest offset (None when every offset is 0)."""
+        if not self.count:
+            return None
+        offsets = self.columns()[1]
+        i = int(offsets.argmax())
+        return self.entry(i) if offsets[i] else None
+
+    def after(self, start_bytes: int) -> "IdxRows":
+        """The whole rows from byte `start_bytes` (a row boundary) on."""
+        if self._cols is not None and not self.buf:
+            first = start_bytes // self.entry_size
+            return IdxRows.from_columns(*(c[first:] for c in self._cols), width=self.width)
+        return IdxRows(self.buf[start_bytes:self.whole_bytes], self.width)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolved:
+    """A replayed index: one entry per id, ascending, and Go's counters for both map kinds."""
+
+    keys: np.ndarray  # uint64, strictly ascending
+    offsets: np.ndarray  # uint32 when every offset fits, else uint64; 8-byte units
+    sizes: np.ndarray  # int32; negative: deleted, at its last put's offset
+    memory: MapCounters  # a writable volume's (Go's doLoading over CompactMap)
+    sorted: MapCounters  # a volume loaded read-only (Go's .sdx map and its reverse walk)
+    deleted: int  # entries with a negative size (absent from the read-only map)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def record_ends(offsets: np.ndarray, sizes: np.ndarray, version: int) -> int:
+    """Go's MaximumNeedleEnd: max(offset + record length) over rows holding data."""
+    has_data = (offsets != 0) & (sizes > 0)
+    if not has_data.any():
+        return 0
+    o = offsets[has_data].astype(np.int64)
+    t = sizes[has_data].astype(np.int64) + (NEEDLE_HEADER_SIZE + CHECKSUM_SIZE + (TIMESTAMP_SIZE if version == VERSION3 else 0))
+    return int((o * PADDING_SIZE + t + (PADDING_SIZE - t % PADDING_SIZE)).max())
+
+
+def resolve(rows: IdxRows, version: int) -> Resolved:
+    """Replay every whole row of `rows` at once (see the module docstring)."""
+    keys, offsets, sizes = rows.columns()
+    n = len(keys)
+    if not n:
+        empty = MapCounters(0, 0, 0, 0, 0, 0)
+        return Resolved(np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.int32), empty, empty, 0)
+    is_put = (offsets != 0) & (sizes >= 0)
+    max_key = int(keys.max())
+    max_end = record_ends(offsets, sizes, version)
+    positive = sizes > 0
+    positive_bytes = int(sizes.sum(dtype=np.int64, where=positive))
+    if is_put.all() and (n == 1 or bool((keys[1:] > keys[:-1]).all())):
+        # every id put once, ascending: the rows are the map
+        total = int(sizes.sum(dtype=np.int64))
+        non_positive = n - int(np.count_nonzero(positive))
+        return Resolved(
+            keys, _narrow(offsets), sizes,
+            MapCounters(n, total, 0, 0, max_key, max_end),
+            MapCounters(n, positive_bytes, non_positive, 0, max_key, max_end),
+            0,
+        )
+    order = np.argsort(keys, kind="stable")  # a key's rows stay in file order
+    ks = keys[order]
+    ps = is_put[order]
+    ss = sizes[order]
+    same_next = np.empty(n, bool)
+    np.equal(ks[:-1], ks[1:], out=same_next[:-1])
+    same_next[-1] = False
+    is_last = ~same_next
+
+    # writable (doLoading): every put counts; a put or delete that follows a put deletes its bytes
+    n_put = int(np.count_nonzero(ps))
+    file_bytes = int(ss.sum(dtype=np.int64, where=ps))
+    followed_put = ps & same_next
+    deletion_bytes = int(ss.sum(dtype=np.int64, where=followed_put))
+    put_after_put = int(np.count_nonzero(followed_put[:-1] & ps[1:]))
+    memory = MapCounters(n_put, file_bytes, (n - n_put) + put_after_put, deletion_bytes, max_key, max_end)
+
+    # read-only (the .sdx reverse walk): every row is a file; a key's earlier rows and a last
+    # row without data are deletions; earlier rows with data are deleted bytes
+    pos_sorted = ss > 0
+    n_keys = int(np.count_nonzero(is_last))
+    live_last = int(np.count_nonzero(pos_sorted & is_last))
+    sorted_deleted_bytes = int(ss.sum(dtype=np.int64, where=pos_sorted & same_next))
+    sorted_ = MapCounters(n, positive_bytes, (n - n_keys) + (n_keys - live_last), sorted_deleted_bytes, max_key, max_end)
+
+    # final entries: the last row's put, or for a last delete the put before it, size negated
+    pos = np.arange(n, dtype=np.int64)
+    last_put = np.where(ps, pos, -1)
+    np.maximum.accumulate(last_put, out=last_put)
+    lasts = pos[is_last]
+    p = last_put[lasts]
+    del pos, last_put
+    found = p >= 0
+    found[found] = ks[p[found]] == ks[lasts[found]]
+    lasts, p = lasts[found], p[found]
+    final_keys = ks[lasts]
+    del ks
+    final_offsets = _narrow(offsets[order[p]])
+    final_sizes = ss[p]
+    ended_by_delete = ~ps[lasts]
+    if ended_by_delete.any():
+        d = final_sizes[ended_by_delete]
+        final_sizes[ended_by_delete] = np.where(d == 0, -1, -d)
+    return Resolved(final_keys, final_offsets, final_sizes, memory, sorted_, int(np.count_nonzero(ended_by_delete)))
+
+
+def _narrow(offsets: np.ndarray) -> np.ndarray:
+    """Offsets as uint32 when they all fit (volumes under 32 GiB): 4 bytes per entry saved."""
+    if offsets.dtype == np.uint32:
+        return offsets
+    if not len(offsets) or int(offsets.max()) < _U32_LIMIT:
+        return offsets.astype(np.uint32)
+    return offsets

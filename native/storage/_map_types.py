@@ -1,0 +1,43 @@
+"""What a needle map answers: one entry (`NeedleValue`) and Go's counters (`MapCounters`).
+
+Kept apart from the map so that the bulk builder (`_map_build`), the map file (`_map_file`) and
+the map itself (`_needle_map`) share them without importing one another in a circle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ._types import PADDING_SIZE
+
+__all__ = ["NeedleValue", "MapCounters", "EMPTY_COUNTERS"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NeedleValue:
+    key: int
+    offset: int  # 8-byte units
+    size: int  # negative when deleted
+
+    @property
+    def actual_offset(self) -> int:
+        return self.offset * PADDING_SIZE
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.size < 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MapCounters:
+    """What a heartbeat and `/status` report, counted exactly as Go counts them."""
+
+    file_count: int
+    file_bytes: int  # "content size": every live put ever applied, overwrites included
+    deletion_count: int
+    deletion_bytes: int
+    max_file_key: int
+    max_needle_end: int  # highest offset+record length among live rows seen at load
+
+
+EMPTY_COUNTERS = MapCounters(0, 0, 0, 0, 0, 0)
