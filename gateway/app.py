@@ -15,11 +15,11 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
-from gateway.backend import BackendView, FrontIdentity
+from gateway.backend import BackendEndpoints, BackendView, FrontIdentity
 from gateway.backend_args import backend_argv, backend_environ, security_config_dir
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay
 from gateway.heartbeat_relay import HeartbeatRelay
@@ -27,6 +27,7 @@ from gateway.http_proxy import GoHttpTarget
 from gateway.request_checks import request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
+from gateway.worker import endpoints_to_json, relay_pool
 from weedpy.config import VolumeConfig
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
@@ -34,9 +35,10 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.grpc_front import CallTarget, GrpcFront
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
-from weedpy.serve.lifecycle import Fronts, StartupError
+from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
+from weedpy.serve.workers import WorkerPool
 from weedpy.weedbin import weed_version
 
 __all__ = ["ProxyServer", "ProxyExtension", "RELAY_SOCKET_BUFFER"]
@@ -91,6 +93,7 @@ class ProxyServer:
         self.http_pool: UpstreamPool | None = None
         self._nursery: trio.Nursery | None = None
         self._pools: list[BackendPools] = []
+        self.workers: WorkerPool | None = None
 
     def backend_argv(self, ports, master_arg: str) -> list[str]:
         return backend_argv(self.cfg, self.weed, ports, master_arg, self.config_dir)
@@ -101,6 +104,20 @@ class ProxyServer:
             argv or (lambda ports: self.backend_argv(ports, self.master_arg)),
             split_public=self.cfg.split_public_port, env=backend_environ(os.environ),
         )
+
+    async def _backend_moved(self, endpoints: BackendEndpoints | None) -> None:
+        if self.workers is not None:
+            await self.workers.broadcast({"op": "backend", "endpoints": endpoints_to_json(endpoints)})
+
+    def _worker_init(self, number: int) -> dict[str, Any]:
+        assert self.supervisor is not None
+        return {
+            "mode": "proxy", "argv": list(self.cfg.argv), "config_dir": self.cfg.config_dir,
+            "server_header": self.server_header.decode(), "backend": endpoints_to_json(self.supervisor.current()),
+        }
+
+    def _attach(self, pool: WorkerPool) -> None:
+        self.workers = pool
 
     def go_http(self, backend: BackendView, front_address: str | None = None) -> HttpTarget:
         """The HTTP relay to a backend, over this proxy's connection pool."""
@@ -126,6 +143,7 @@ class ProxyServer:
         relay = HeartbeatRelay(cfg.masters, front)
         self.master_arg = await nursery.start(relay.run)
         supervisor = self.supervisor = self.new_supervisor()
+        supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
         if self.extension is not None:
             await self.extension.before_backend()
@@ -133,10 +151,7 @@ class ProxyServer:
             await nursery.start(supervisor.run)
         except BackendStartError as exc:
             raise StartupError(f"the Go backend failed to start:\n{exc}") from None
-        self.http_pool = UpstreamPool(
-            idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)),
-            buffer_size=RELAY_SOCKET_BUFFER,
-        )
+        self.http_pool = relay_pool(cfg, RELAY_SOCKET_BUFFER)
         self._nursery = nursery
         policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
             cfg.ip, functools.partial(master_volume_servers, cfg.masters),
@@ -155,8 +170,10 @@ class ProxyServer:
         http: HttpTarget = HttpFront(self.routes, http_targets, self.guard, self.server_header, self.state).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
+        # Mixed mode's extras (native targets, the differ) live in this process only.
+        workers = None if self.extension is not None else WorkerSpec(cfg.workers, self._worker_init, self._attach)
         return Fronts(http=http, grpc=GrpcFront(self.routes, grpc_targets), grpc_options=PROXY_SERVER_OPTIONS,
-                      send_buffer=RELAY_SOCKET_BUFFER)
+                      send_buffer=RELAY_SOCKET_BUFFER, workers=workers)
 
     async def serving(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg

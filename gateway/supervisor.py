@@ -9,7 +9,7 @@ backend is not ready, which the relays turn into an immediate 503 / UNAVAILABLE.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
@@ -29,6 +29,9 @@ class BackendStartError(RuntimeError):
 
 
 ArgvBuilder = Callable[[BackendPorts], Sequence[str]]
+# Told where the backend listens whenever that changes (None: not running), so the gateway's
+# worker processes follow the backend's restarts.
+EndpointsListener = Callable[[BackendEndpoints | None], Awaitable[None]]
 
 
 class Supervisor:
@@ -44,6 +47,7 @@ class Supervisor:
         stop_timeout: float = 10.0,
         max_backoff: float = 10.0,
         tail_lines: int = 40,
+        on_change: EndpointsListener | None = None,
     ) -> None:
         self._argv_for = argv_for
         self._split_public = split_public
@@ -56,6 +60,7 @@ class Supervisor:
         self._proc: ChildProcess | None = None
         self._stopping = False
         self.restarts = 0
+        self.on_change = on_change
 
     def current(self) -> BackendEndpoints | None:
         return self._endpoints
@@ -85,7 +90,7 @@ class Supervisor:
                     first = False
                 assert self._proc is not None
                 rc = await self._proc.wait()
-                self._endpoints = None
+                await self._publish(None)
                 if self._stopping:
                     return
                 log.error("backend exited", source="gateway", returncode=rc, last_output=self.last_output())
@@ -131,7 +136,7 @@ class Supervisor:
             raise BackendStartError(
                 f"backend not ready after {self._ready_timeout:.0f}s:\n{self.last_output()}"
             )
-        self._endpoints = endpoints
+        await self._publish(endpoints)
         log.info("backend ready", source="gateway", pid=proc.pid, http=ports.http, grpc=ports.grpc, public=ports.public)
 
     async def _pump_output(self, proc: ChildProcess) -> None:
@@ -154,11 +159,16 @@ class Supervisor:
             log.info("backend output", source="backend", pid=proc.pid, line=text)
         await proc.stdout.aclose()
 
+    async def _publish(self, endpoints: BackendEndpoints | None) -> None:
+        self._endpoints = endpoints
+        if self.on_change is not None:
+            await self.on_change(endpoints)
+
     async def stop(self) -> None:
         """Stop for good: SIGTERM, then SIGKILL after the stop timeout; no restart."""
         self._stopping = True
         self._endpoints = None
-        if self._proc is not None:
+        if self._proc is not None and self._proc.returncode is None:
             await self._terminate(self._proc)
 
     async def _terminate(self, proc: ChildProcess) -> None:

@@ -52,6 +52,14 @@ def check_mode(value: str) -> None:
         _one_of(*(m.value for m in Mode))(value)
 
 
+def usable_cores() -> int:
+    """Every core this process may run on, like Go's GOMAXPROCS (the affinity mask, not the machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _non_negative(value: int) -> None:
     if value < 0:
         raise ValueError("must not be negative")
@@ -151,6 +159,8 @@ _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
              lambda v: _one_of(0, 4, 5)(v), from_env=False),
     FlagSpec("logLevel", S, "info", "weedpy: log level (debug, info, warning, error)",
              _one_of("debug", "info", "warning", "error"), from_env=False),
+    FlagSpec("workers", I, 0, "weedpy: processes that serve the HTTP ports (0: one per usable core); the "
+             "first also serves gRPC and talks to the master", _non_negative, from_env=False),
 )
 
 VOLUME_FLAGS: tuple[FlagSpec, ...] = _GO_FLAGS + _GLOBAL_FLAGS + _WEEDPY_FLAGS
@@ -182,6 +192,8 @@ class VolumeConfig:
     weed_binary: str | None
     routes_file: str | None
     log_level: str
+    workers: int  # processes serving the HTTP ports, the leader included (>= 1)
+    argv: tuple[str, ...] = ()  # the arguments this was parsed from (a worker process parses them again)
 
     def __getitem__(self, name: str) -> Any:
         return self.flags[name]
@@ -279,6 +291,8 @@ def parse_volume_args(
         weed_binary=weed_binary,
         routes_file=v["routes"] or env.get("WEEDPY_ROUTES") or None,
         log_level=v["logLevel"],
+        workers=v["workers"] or usable_cores(),
+        argv=tuple(argv),
     )
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
+import io
 import json
 import logging
+import os
+import select
 import sys
 import threading
 import time
@@ -35,10 +38,16 @@ FLUSH_INTERVAL = 0.1
 
 
 class LineSink:
-    """A structlog logger that appends rendered lines to a buffer; `flush()` writes them out."""
+    """A structlog logger that appends rendered lines to a buffer; `flush()` writes them out.
+
+    Several processes of one server (the leader and its workers) share one stderr: lines go out
+    in `write` calls of whole lines of at most PIPE_BUF bytes, which a pipe never interleaves
+    with another writer's (a file shared through one descriptor keeps one offset for all).
+    """
 
     def __init__(self, stream: TextIO, buffered: bool, max_buffer: int = 64 << 10) -> None:
         self._stream = stream
+        self._fd = _fileno(stream)
         self._buffered = buffered
         self._max = max_buffer
         self._lines: list[str] = []
@@ -56,8 +65,7 @@ class LineSink:
 
     def msg(self, message: str) -> None:
         if not self._buffered:
-            self._stream.write(message + "\n")
-            self._stream.flush()
+            self._write(message + "\n")
             return
         with self._lock:
             self._lines.append(message)
@@ -75,9 +83,23 @@ class LineSink:
             text = "\n".join(self._lines) + "\n"
             self._lines.clear()
             self._size = 0
+        self._write(text)
+
+    def _write(self, text: str) -> None:
         try:
-            self._stream.write(text)
-            self._stream.flush()
+            if self._fd is None:
+                self._stream.write(text)
+                self._stream.flush()
+                return
+            self._stream.flush()  # whatever else was printed to the stream goes first
+            data = text.encode()
+            while data:
+                cut = len(data) if len(data) <= select.PIPE_BUF else data.rfind(b"\n", 0, select.PIPE_BUF) + 1
+                if cut <= 0:  # one line longer than PIPE_BUF: it goes alone
+                    cut = data.index(b"\n") + 1
+                chunk, data = data[:cut], data[cut:]
+                while chunk:
+                    chunk = chunk[os.write(self._fd, chunk):]
         except (OSError, ValueError):
             pass
 
@@ -85,6 +107,13 @@ class LineSink:
         self._buffered = buffered
         if not buffered:
             self.flush()
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None, buffered: bool = False) -> LineSink:

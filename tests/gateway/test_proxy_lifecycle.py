@@ -16,44 +16,12 @@ import pytest
 from tests.support.procs import (
     BIND_FAILURE, MasterProc, VolumeProc, clean_env, free_port, free_port_pair, wait_for_volume_server,
 )
+from tests.support.process_tree import alive, child_with, worker_pids
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def backend_pid(gateway: VolumeProc, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid in children(gateway.proc.pid):
-            try:
-                if b"volume" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError("no Go backend child found")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return child_with(gateway.proc.pid, b"volume", timeout, exclude=frozenset(worker_pids(gateway.proc.pid)))
 
 
 def peak_rss_mib(pid: int) -> float:

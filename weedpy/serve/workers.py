@@ -27,7 +27,7 @@ from weedpy.logs import get_logger
 from weedpy.procs import ChildProcess
 from weedpy.serve.control import ControlChannel, ControlClosed
 
-__all__ = ["WorkerPool", "ACK_TIMEOUT", "CONTROL_FD_ENV", "default_worker_count"]
+__all__ = ["WorkerPool", "ACK_TIMEOUT", "CONTROL_FD_ENV"]
 
 log = get_logger("serve.workers")
 
@@ -119,7 +119,7 @@ class WorkerPool:
                 raise ControlClosed(f"worker {number} did not start: {reply.get('error', reply)}")
             while epoch != self._epoch:  # it built its view before a change: bring it up to date
                 epoch = self._epoch
-                await self._request(worker, {"op": "resync"}, starting=True)
+                await self._request(worker, {"op": "resync", **self._init(number)}, starting=True)
             worker.ready = True  # from now on every broadcast reaches it
             await self._request(worker, {"op": "serve"})
             log.info("worker ready", worker=number, pid=proc.pid)
@@ -167,12 +167,3 @@ class WorkerPool:
                 await worker.proc.wait()
         for worker in list(self._workers.values()):
             await worker.proc.terminate(0)
-
-
-def default_worker_count() -> int:
-    """Every usable core, like Go's GOMAXPROCS (the CPU affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-

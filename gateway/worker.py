@@ -1,0 +1,86 @@
+"""A proxy-mode worker process: the HTTP front and relay to the one Go backend the leader supervises.
+
+The leader keeps the backend, the heartbeat relay and the gRPC front; workers relay HTTP only.
+Where the backend listens reaches them in the init message and, after each restart of the
+backend, in a `backend` message (weedpy/serve/workers.py), acknowledged before the leader uses
+the new endpoints itself; in between, `current()` is None and requests get the relay's 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from gateway.backend import BackendEndpoints
+from gateway.http_proxy import GoHttpTarget
+from weedpy.config import VolumeConfig
+from weedpy.http1 import UpstreamPool
+from weedpy.security import SecurityConfig
+from weedpy.serve.guard import Guard
+from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
+from weedpy.serve.routes import RouteTable, Target
+
+__all__ = ["ProxyWorker", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
+
+
+def endpoints_to_json(ep: BackendEndpoints | None) -> dict[str, Any] | None:
+    if ep is None:
+        return None
+    return {"http": list(ep.http), "grpc": list(ep.grpc), "public": list(ep.public) if ep.public else None}
+
+
+def endpoints_from_json(doc: dict[str, Any] | None) -> BackendEndpoints | None:
+    if doc is None:
+        return None
+    public = doc.get("public")
+    return BackendEndpoints(http=tuple(doc["http"]), grpc=tuple(doc["grpc"]), public=tuple(public) if public else None)
+
+
+def relay_pool(cfg: VolumeConfig, buffer_size: int) -> UpstreamPool:
+    """The keep-alive pool to the backend: idle connections go before Go's -idleTimeout closes them."""
+    return UpstreamPool(
+        idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)), buffer_size=buffer_size,
+    )
+
+
+class _PublishedBackend:
+    """The backend's endpoints as the leader last published them (a BackendView)."""
+
+    def __init__(self, endpoints: BackendEndpoints | None) -> None:
+        self.endpoints = endpoints
+
+    def current(self) -> BackendEndpoints | None:
+        return self.endpoints
+
+
+class ProxyWorker:
+    """A weedpy.serve `WorkerServer`: the proxy's HTTP front in a worker process."""
+
+    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, init: dict[str, Any],
+                 buffer_size: int) -> None:
+        self.cfg = cfg
+        self.routes = routes
+        self.guard = Guard.from_entries(cfg.whitelist + security.guard_white_list)
+        self.server_header = init["server_header"].encode()
+        self.backend = _PublishedBackend(endpoints_from_json(init.get("backend")))
+        self.state = FrontState()
+        self.pool = relay_pool(cfg, buffer_size)
+
+    async def start(self, nursery: trio.Nursery) -> HttpTarget:
+        go = GoHttpTarget(self.backend, self.pool, front_address=f"{self.cfg.ip}:{self.cfg.port}")
+        return HttpFront(self.routes, {Target.GO: go.handle}, self.guard, self.server_header, self.state).handle
+
+    async def control(self, msg: dict[str, Any]) -> None:
+        if msg["op"] == "backend":
+            self.backend.endpoints = endpoints_from_json(msg.get("endpoints"))
+        elif msg["op"] == "resync":  # carries what an init message would carry now
+            self.backend.endpoints = endpoints_from_json(msg.get("backend"))
+        else:
+            raise ValueError(f"unknown control op {msg['op']!r}")
+
+    def stopping(self) -> None:
+        self.state.stopping = True
+
+    async def close(self) -> None:
+        await self.pool.aclose()

@@ -1,0 +1,69 @@
+"""`python -m weedpy.worker`: one worker process of a weedpy volume server, started by its leader.
+
+It reads the leader's init message from the control descriptor named by WEEDPY_CONTROL_FD,
+parses the server's own arguments again (so its configuration is the leader's), and runs the
+mode's worker server on the inherited listening sockets (weedpy/serve/lifecycle.py run_worker).
+Nobody starts it by hand: it exits at once when its leader is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+import trio
+
+from gateway.app import RELAY_SOCKET_BUFFER
+from gateway.worker import ProxyWorker
+from weedpy.config import parse_volume_args
+from weedpy.logs import configure_logging
+from weedpy.security import find_security_file, load_security
+from weedpy.serve.control import ControlChannel, ControlDecoder
+from weedpy.serve.lifecycle import WorkerServer, run_worker
+from weedpy.serve.routes import load_route_table
+from weedpy.serve.workers import CONTROL_FD_ENV
+
+__all__ = ["main"]
+
+
+def _read_init(sock: socket.socket) -> dict[str, Any]:
+    """The first message, read before the event loop starts (the leader sends nothing else first)."""
+    decoder = ControlDecoder()
+    while (msg := decoder.next_message()) is None:
+        data = sock.recv(1 << 16)
+        if not data:
+            raise SystemExit("weedpy worker: the leader closed the control channel before init")
+        decoder.receive_data(data)
+    if msg.get("op") != "init":
+        raise SystemExit(f"weedpy worker: expected init, got {msg!r}")
+    return msg
+
+
+def main() -> int:
+    fd = os.environ.pop(CONTROL_FD_ENV, None)
+    if fd is None:
+        print("weedpy worker: started without a leader (it is started by `weedpy volume -workers=N`)", file=sys.stderr)
+        return 2
+    control = socket.socket(fileno=int(fd))
+    init = _read_init(control)
+    cfg = parse_volume_args(init["argv"], config_dir=init.get("config_dir"))
+    sink = configure_logging(cfg.log_level)
+    security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
+    routes = load_route_table(cfg.routes_file)
+    socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
+    mode = init["mode"]
+    server: WorkerServer
+    send_buffer = 0
+    if mode == "proxy":
+        server = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
+        send_buffer = RELAY_SOCKET_BUFFER
+    else:
+        print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
+        return 2
+    return trio.run(run_worker, cfg, server, ControlChannel(control), socks, send_buffer, sink)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
