@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import trio
 from google.protobuf.message import DecodeError, Message
 
 from weedpy.logs import get_logger
+from weedpy.tls import open_tls_stream
 
 from ._connection import ConnectionSettings, GrpcConnection
 from ._events import DataReceived, InputEnded, ResponseStarted, StreamReset, TrailersReceived
@@ -43,6 +45,7 @@ class ChannelOptions:
     connect_timeout: float = 5.0
     settings: ConnectionSettings = field(default_factory=ConnectionSettings)
     connector: Connector | None = None  # instead of TCP to (host, port)
+    tls: ssl.SSLContext | None = None  # dial with TLS (weedpy.tls: VolumeTls.grpc_client); None: plaintext
 
 
 class ConnectionPool:
@@ -57,15 +60,21 @@ class ConnectionPool:
         settings: ConnectionSettings = ConnectionSettings(),
         connect_timeout: float = 5.0,
         connector: Connector | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._connector = connector
+        self._tls = tls
         self._nursery = nursery
         self._settings = settings
         self._connect_timeout = connect_timeout
         self._transports: list[H2Transport] = []
         self._lock = trio.Lock()
         self._closed = False
+
+    @property
+    def scheme(self) -> bytes:
+        return b"https" if self._tls is not None else b"http"
 
     @property
     def authority(self) -> bytes:
@@ -93,6 +102,8 @@ class ConnectionPool:
             with trio.fail_after(self._connect_timeout):
                 if self._connector is not None:
                     stream = await self._connector()
+                elif self._tls is not None:
+                    stream = await open_tls_stream(self.host, self.port, self._tls, connect_timeout=self._connect_timeout)
                 else:
                     stream = await trio.open_tcp_stream(self.host, self.port)
         except (OSError, trio.TooSlowError) as exc:
@@ -129,10 +140,11 @@ def request_headers(
     *,
     timeout: float | None = None,
     metadata: Sequence[tuple[str, str | bytes]] = (),
+    scheme: bytes = b"http",
 ) -> list[tuple[bytes, bytes]]:
     headers = [
         (b":method", b"POST"),
-        (b":scheme", b"http"),
+        (b":scheme", scheme),
         (b":path", path.encode("ascii") if isinstance(path, str) else path),
         (b":authority", authority),
         (b"content-type", b"application/grpc"),
@@ -304,6 +316,7 @@ class Channel:
             settings=self.options.settings,
             connect_timeout=self.options.connect_timeout,
             connector=self.options.connector,
+            tls=self.options.tls,
         )
         stack.callback(self._pool.close)
         self._stack = stack
@@ -327,7 +340,7 @@ class Channel:
         if self._pool is None:
             raise RuntimeError("use `async with Channel(...)`")
         deadline = trio.current_time() + timeout if timeout is not None else math.inf
-        headers = request_headers(path, self._pool.authority, timeout=timeout, metadata=metadata)
+        headers = request_headers(path, self._pool.authority, timeout=timeout, metadata=metadata, scheme=self._pool.scheme)
         with trio.move_on_at(deadline) as scope:
             handle = await self._pool.open_stream(headers)
             try:

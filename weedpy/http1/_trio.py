@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +20,7 @@ from weedpy.http1._gowire import GoResponse, serialize_head
 from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
 from weedpy.http1._parse import ServerConnection
 from weedpy.http1._write import LAST_CHUNK, chunk, go_bad_request
+from weedpy.tls import TlsStream, open_tls_stream
 
 __all__ = ["Exchange", "serve_connection", "UpstreamConn", "UpstreamPool", "RECV_SIZE", "send_go_response"]
 
@@ -209,7 +211,7 @@ def _idle_reaper() -> _IdleReaper:
 
 
 async def serve_connection(
-    stream: FastStream | trio.SocketStream, handler: Handler, *, idle_timeout: float, port_kind: str,
+    stream: FastStream | trio.SocketStream | TlsStream, handler: Handler, *, idle_timeout: float, port_kind: str,
 ) -> None:
     """Serve requests on one client connection until it closes, idles out or misbehaves."""
     conn = ServerConnection()
@@ -284,7 +286,7 @@ class UpstreamConn:
 
     __slots__ = ("stream", "addr", "idle_since", "reused")
 
-    def __init__(self, stream: FastStream, addr: tuple[str, int]) -> None:
+    def __init__(self, stream: FastStream | TlsStream, addr: tuple[str, int]) -> None:
         self.stream = stream
         self.addr = addr
         self.idle_since = 0.0
@@ -292,11 +294,17 @@ class UpstreamConn:
 
 
 class UpstreamPool:
-    """LIFO idle connections per upstream address, dropped after `idle_ttl` seconds unused."""
+    """LIFO idle connections per upstream address, dropped after `idle_ttl` seconds unused.
+
+    With `tls` every connection is HTTPS (the host name is verified as the context says); without
+    it they are the raw-socket fast streams of the plaintext path.
+    """
 
     def __init__(
         self, max_idle_per_addr: int = 256, idle_ttl: float = 15.0, connect_timeout: float = 5.0, buffer_size: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self._tls = tls
         self._idle: dict[tuple[str, int], collections.deque[UpstreamConn]] = {}
         self._buffer_size = buffer_size
         self._max_idle = max_idle_per_addr
@@ -312,6 +320,9 @@ class UpstreamPool:
                 conn.reused = True
                 return conn
             await _close_quietly(conn.stream)
+        if self._tls is not None:
+            tls_stream = await open_tls_stream(addr[0], addr[1], self._tls, http=True, connect_timeout=self._connect_timeout)
+            return UpstreamConn(tls_stream, addr)
         stream = await fast_connect(addr[0], addr[1], self._connect_timeout, self._buffer_size)
         return UpstreamConn(stream, addr)
 

@@ -8,7 +8,9 @@
    cancelled by SIGINT/SIGTERM; it returns the handlers to serve, or raises `StartupError`
    (its message is printed, exit 1);
 3. listen and serve: HTTP connections live in their own nursery, so they outlive the listeners
-   while the server drains; gRPC connections end with their listener;
+   while the server drains; gRPC connections end with their listener; gRPC and the admin port
+   speak TLS when security.toml says so (`front_tls`, weedpy.tls: a file that cannot be used
+   fails the start-up before any port is bound);
 4. `server.serving(nursery)` (e.g. register with the master), then wait for SIGINT/SIGTERM;
 5. `server.stop(stop_listening)`: the mode's stop order (what it tells the master, how long it
    drains: -preStopSeconds), calling `stop_listening()` when the ports must close;
@@ -39,11 +41,14 @@ from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions, serve_listeners
 from weedpy.http1 import Exchange, FastStream, serve_connection, serve_fast
 from weedpy.logs import LineSink, get_logger, log_flushing
+from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlClosed
 from weedpy.serve.workers import WorkerPool
+from weedpy.tls import ServerTls, TlsConfigError, TlsListener, TlsStream, VolumeTls, load_volume_tls, serve_https
 
 __all__ = [
-    "Fronts", "Server", "StartupError", "WorkerSpec", "WorkerServer", "bind_fronts", "front_ports", "run_server",
+    "Fronts", "Server", "StartupError", "WorkerSpec", "WorkerServer", "bind_fronts", "front_ports", "front_tls",
+    "run_server",
     "run_worker",
 ]
 
@@ -54,7 +59,11 @@ HttpHandler = Callable[[Exchange], Awaitable[None]]
 
 
 class StartupError(Exception):
-    """The server cannot start; the message is the one line the operator sees."""
+    """The server cannot start; the message is the one line the operator sees, `exit_code` the status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,22 +126,35 @@ def bind_fronts(cfg: VolumeConfig) -> dict[str, socket.socket]:
     return socks
 
 
+def front_tls(cfg: VolumeConfig) -> VolumeTls:
+    """The TLS security.toml asks for (weedpy.tls); StartupError names a file that cannot be used."""
+    try:
+        return load_volume_tls(load_security(find_security_file(cfg.security_file, cfg.config_dir)))
+    except TlsConfigError as exc:
+        raise StartupError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot read security configuration: {exc}") from None
+
+
 async def run_server(cfg: VolumeConfig, server: Server, log_sink: LineSink | None = None) -> int:
     """Run `server` on the configured ports until SIGINT/SIGTERM (see the module docstring)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
+            tls = front_tls(cfg)
             socks = bind_fronts(cfg)
         except StartupError as exc:
             return _startup_failed(exc)
         try:
             async with log_flushing(log_sink):
-                return await _run_bound(cfg, server, socks, signals)
+                return await _run_bound(cfg, server, socks, signals, tls)
         finally:
             for sock in socks.values():
                 sock.close()
 
 
-async def _run_bound(cfg: VolumeConfig, server: Server, socks: dict[str, socket.socket], signals) -> int:
+async def _run_bound(
+    cfg: VolumeConfig, server: Server, socks: dict[str, socket.socket], signals, tls: VolumeTls,
+) -> int:
     stop = trio.Event()
     exit_code = 0
 
@@ -152,7 +174,7 @@ async def _run_bound(cfg: VolumeConfig, server: Server, socks: dict[str, socket.
                 except StartupError as exc:
                     exit_code = _startup_failed(exc)
             if fronts is not None and not stop.is_set():
-                await _serve(cfg, server, fronts, socks, stop, root)
+                await _serve(cfg, server, fronts, socks, stop, root, tls)
             root.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -163,7 +185,7 @@ async def _run_bound(cfg: VolumeConfig, server: Server, socks: dict[str, socket.
 
 async def _serve(
     cfg: VolumeConfig, server: Server, fronts: Fronts, socks: dict[str, socket.socket], stop: trio.Event,
-    root: trio.Nursery,
+    root: trio.Nursery, tls: VolumeTls,
 ) -> None:
     idle = _idle(cfg)
     for sock in socks.values():
@@ -175,7 +197,7 @@ async def _serve(
         pool = WorkerPool(spec.count, http_socks, spec.init, spec.extra_fds)
         spec.attach(pool)
     async with trio.open_nursery() as connections:
-        listening = await connections.start(_listen, socks, fronts.http, fronts.send_buffer, idle, connections, fronts)
+        listening = await connections.start(_listen, socks, fronts.http, fronts.send_buffer, idle, connections, fronts, tls)
         if pool is not None:
             await root.start(pool.run)
         await server.serving(root)
@@ -197,20 +219,24 @@ async def _serve(
 
 async def _listen(
     socks: dict[str, socket.socket], http: HttpHandler, send_buffer: int, idle: float, connections: trio.Nursery,
-    fronts: Fronts | None = None, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    fronts: Fronts | None = None, tls: VolumeTls = VolumeTls(), *,
+    task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept on every socket until the scope handed to `task_status` is cancelled. HTTP
     connections live on in `connections` (they drain after the listeners close); gRPC ones end
-    with their listener."""
+    with their listener. `tls`: gRPC and the admin port speak TLS when security.toml says so."""
     async with trio.open_nursery() as listeners:
         for kind, sock in socks.items():
             if kind == "grpc":
                 assert fronts is not None
-                listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                listener: trio.abc.Listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                if tls.grpc_server is not None:
+                    listener = TlsListener(listener, tls.grpc_server)
                 await listeners.start(functools.partial(
                     serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
             else:
-                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections)
+                https = tls.https_server if kind == "admin" else None  # Go: the public port stays HTTP
+                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections, https)
         task_status.started(listeners.cancel_scope)
 
 
@@ -220,15 +246,19 @@ def _idle(cfg: VolumeConfig) -> float:
 
 async def _serve_http(
     sock: socket.socket, handler: HttpHandler, send_buffer: int, idle: float, kind: str, connections: trio.Nursery,
+    https: ServerTls | None = None,
 ) -> None:
 
-    async def on_connection(stream: FastStream) -> None:
+    async def on_connection(stream: FastStream | TlsStream) -> None:
         try:
             await serve_connection(stream, handler, idle_timeout=idle, port_kind=kind)
         except Exception:  # one connection's bug must not take the server down; the connection is gone
             log.exception("http connection failed", port_kind=kind)
 
-    await serve_fast(sock, on_connection, connections, send_buffer=send_buffer)
+    if https is not None:
+        await serve_https(sock, https, on_connection, connections, send_buffer=send_buffer)
+    else:
+        await serve_fast(sock, on_connection, connections, send_buffer=send_buffer)
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
@@ -239,7 +269,7 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 def _startup_failed(exc: StartupError) -> int:
     log.error("cannot start", error=str(exc))
     print(f"weedpy: {exc}", file=sys.stderr)
-    return 1
+    return exc.exit_code
 
 
 # -- worker processes ------------------------------------------------------------------------------
@@ -269,6 +299,11 @@ async def run_worker(
     idle = _idle(cfg)
     exit_code = 0
     try:
+        tls = front_tls(cfg)
+    except StartupError as exc:
+        await channel.send({"ready": False, "error": str(exc)})
+        return 1
+    try:
         async with log_flushing(log_sink):
             async with trio.open_nursery() as root:
                 try:
@@ -279,7 +314,7 @@ async def run_worker(
                 await channel.send({"ready": True})
                 async with trio.open_nursery() as connections:
                     try:
-                        await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections)
+                        await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections, tls)
                     except ControlClosed:
                         log.error("the leader is gone: stopping this worker")
                         exit_code = 1
@@ -293,7 +328,7 @@ async def run_worker(
 
 async def _follow_leader(
     server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket], handler: HttpHandler,
-    send_buffer: int, idle: float, connections: trio.Nursery,
+    send_buffer: int, idle: float, connections: trio.Nursery, tls: VolumeTls = VolumeTls(),
 ) -> None:
     listening = trio.CancelScope()
     while True:
@@ -301,7 +336,7 @@ async def _follow_leader(
         op = msg.get("op")
         error = None
         if op == "serve":
-            listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections)
+            listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections, None, tls)
         elif op == "stopping":
             server.stopping()
         elif op == "stop_listening":
