@@ -40,17 +40,25 @@ log = get_logger("native.server")
 GRPC_OPTIONS = ServerOptions(max_send_message_length=None)
 
 
-def open_store(cfg: VolumeConfig) -> Store:
-    """The store `weed volume -dir -max -disk -tags -minFreeSpace -dir.idx` describes (blocking)."""
+def open_store(cfg: VolumeConfig, *, load: bool = True) -> Store:
+    """The store `weed volume -dir -max -disk -tags -minFreeSpace -dir.idx` describes (blocking).
+    With `load=False` its volumes are only discovered; `Store.load_pending` loads them."""
     n = len(cfg.dirs)
     frees = parse_min_free_spaces(cfg["minFreeSpace"], cfg["minFreeSpacePercent"], n)
     disk_text = cfg["disk"]
     disks = disk_text.split(",") if disk_text else [""]
-    return Store.open(
+    store = Store.open(
         list(cfg.dirs), max_counts=list(cfg.max_counts), idx_directory=cfg["dir.idx"] or None,
         disk_types=disks, tags=cfg.folder_tags(), min_free_spaces=frees,
-        offset_bytes=cfg["offsetBytes"] or DEFAULT_OFFSET_BYTES,
+        offset_bytes=cfg["offsetBytes"] or DEFAULT_OFFSET_BYTES, load=load,
     )
+    if not load:
+        try:
+            store.discover()
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def adjust_volume_max(store, volume_size_limit: int) -> bool:

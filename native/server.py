@@ -1,10 +1,11 @@
 """`weedpy volume -mode=native`: a volume server process with no Go in it (a weedpy.serve `Server`).
 
 Start-up (after weedpy.serve bound the admin, public and gRPC ports, so a busy port fails at
-once): open the store, then serve while the master client registers with the master (/healthz
-says 503 until it has). Every HTTP request and gRPC call goes through the shared fronts with an
-all-native route table, so each one logs one event with `route`, `target=native` and the table
-version.
+once): discover the store's volumes, then serve while they load in worker threads
+(native/loading.py) and the master client registers with the master (/healthz says 503 until
+every volume is loaded and the master answered). Every HTTP request and gRPC call goes through
+the shared fronts with an all-native route table, so each one logs one event with `route`,
+`target=native` and the table version.
 
 Stop (SIGINT/SIGTERM): /healthz answers 503, the heartbeat stops (the master drops this server's
 volumes), then after -preStopSeconds the listeners close and the store is flushed; exit 0.
@@ -12,9 +13,12 @@ volumes), then after -preStopSeconds the listeners close and the store is flushe
 
 from __future__ import annotations
 
+import functools
+
 import trio
 
 from native.build import GRPC_OPTIONS, NativeParts, build_parts, open_store
+from native.loading import load_volumes
 from weedpy.config import VolumeConfig
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
@@ -44,7 +48,7 @@ class NativeServer:
 
     async def start(self, nursery: trio.Nursery) -> Fronts:
         try:
-            self._store = await trio.to_thread.run_sync(open_store, self.cfg)
+            self._store = await trio.to_thread.run_sync(functools.partial(open_store, self.cfg, load=False))
         except Exception as exc:  # noqa: BLE001 - any store failure ends start-up with its message
             raise StartupError(f"cannot open the store: {exc}") from exc
         cfg = self.cfg
@@ -55,6 +59,7 @@ class NativeServer:
         )
         grpc = GrpcFront(self.routes, {Target.NATIVE: NamedTarget("native", parts.router)})
         nursery.start_soon(_check_disks, self._store)
+        nursery.start_soon(load_volumes, self._store, parts.master.notify_changed)
         return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS)
 
     async def serving(self, nursery: trio.Nursery) -> None:

@@ -1,9 +1,10 @@
 """The admin endpoints Go serves next to the store handler: /status and /healthz (/readyz).
 
-/healthz and /readyz: 200 once the master connection is up; 503 before it, once stopping, and
-after VolumeServerLeave (Go: the port only opens after the master answered, and 503 when stopping
-or not heartbeating). `/stats/counter|memory|disk` are commented out in Go 4.48, so they reach
-the read handler there and here alike (400, or 401 under a read JWT).
+/healthz and /readyz: 200 once the master connection is up and every volume is loaded; 503
+before, once stopping, and after VolumeServerLeave (Go: the port only opens after the volumes
+loaded and the master answered, and 503 when stopping or not heartbeating).
+`/stats/counter|memory|disk` are commented out in Go 4.48, so they reach the read handler there
+and here alike (400, or 401 under a read JWT).
 
 /status is Go's map of DiskStatuses (protobuf json tags, omitempty, float32 percentages),
 Version and Volumes (storage.VolumeInfo in declaration order), through writeJson (so `?pretty`
@@ -103,4 +104,5 @@ async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
 def healthz(app: "NativeHttp", h: GoHeader) -> GoResponse:
     st = app.ctx.state
     ok = st.master_connected and not st.stopping and not st.heartbeat_stopped
-    return empty(h, 200 if ok else 503)
+    loading = getattr(app.ctx.store, "loading", False)  # volumes still loading (native/loading.py)
+    return empty(h, 200 if ok and not loading else 503)

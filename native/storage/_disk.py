@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from ._errors import InvalidFileId, OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._fs import remove_path
+from ._map_load import MapPolicy
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
-from ._vif import load_volume_info
+from ._vif import VolumeInfo, load_volume_info
 from ._volume import Volume
+from ._volume_load import width_mismatch
 from .tier import BackendRegistry, TieredVolume
 
 __all__ = ["MinFreeSpace", "parse_min_free_spaces", "DiskStatus", "disk_status", "DiskLocation"]
@@ -122,6 +124,16 @@ def disk_status(directory: str, disk_type: str = "") -> DiskStatus:
     return DiskStatus(directory, total, used, free, pf, pu, disk_type)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Found:
+    """A volume discovered on disk, not loaded yet."""
+
+    base: str
+    collection: str
+    vid: int
+    tiered: bool
+
+
 def _dir_uuid(directory: str) -> str:
     path = os.path.join(directory, "vol_dir.uuid")
     try:
@@ -152,6 +164,7 @@ class DiskLocation:
         offset_bytes: int = DEFAULT_OFFSET_BYTES,
         statfs: Callable[[str], DiskStatus] | None = None,
         clock_ns: Callable[[], int] | None = None,
+        map_policy: MapPolicy | None = None,
     ) -> None:
         self.directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
         self.idx_directory = (
@@ -172,7 +185,10 @@ class DiskLocation:
         self.load_errors: dict[str, str] = {}
         self._statfs = statfs or (lambda d: disk_status(d, self.disk_type))
         self._clock_ns = clock_ns
+        self.map_policy = map_policy or MapPolicy()
         self._volumes: dict[int, Volume] = {}
+        self._pending: dict[int, _Found] = {}  # discovered, not loaded yet
+        self._inflight: dict[int, threading.Event] = {}  # being loaded, set when done
         self._lock = threading.RLock()
         self.tier_backends = BackendRegistry()  # the Store shares one across its locations
 
@@ -235,15 +251,65 @@ class DiskLocation:
         A volume that fails to load is skipped and its error kept in `load_errors`; an offset
         width mismatch is raised, since Go refuses to start on one too.
         """
+        return [v for v in map(self.ensure_loaded, self.discover()) if v is not None]
+
+    def discover(self) -> list[int]:
+        """The startup scan without the loading: finish or roll back interrupted compactions,
+        drop unfinished volumes (`.note`), and list the volumes to load (`ensure_loaded`).
+        Only small files are read, so a `.vif` offset width this store cannot use is raised
+        here, before anything is served (Go exits on it)."""
         self._reconcile_compactions()
-        loaded = []
+        found = []
         for base in self._volume_bases():
-            v = self._load_base(base)
+            f = self._find(base)
+            if f is None:
+                continue
+            with self._lock:
+                if f.vid in self._volumes or f.vid in self._pending or f.vid in self._inflight:
+                    continue
+                self._pending[f.vid] = f
+            found.append(f.vid)
+        return found
+
+    def pending_ids(self) -> list[int]:
+        """Volumes discovered and not loaded yet (being loaded included)."""
+        with self._lock:
+            return sorted(set(self._pending) | set(self._inflight))
+
+    def ensure_loaded(self, vid: int) -> Volume | None:
+        """The volume, loaded now if it was discovered and not loaded yet; a load another
+        thread is doing is waited for. None when it is not here or does not load."""
+        with self._lock:
+            v = self._volumes.get(vid)
             if v is not None:
-                loaded.append(v)
-        return loaded
+                return v
+            done = self._inflight.get(vid)
+            if done is None:
+                f = self._pending.pop(vid, None)
+                if f is None:
+                    return None
+                mine = self._inflight[vid] = threading.Event()
+        if done is not None:
+            done.wait()
+            return self.find_volume(vid)
+        try:
+            return self._open_found(f)
+        finally:
+            with self._lock:
+                del self._inflight[vid]
+            mine.set()
 
     def _load_base(self, base: str, *, skip_ec: bool = True) -> Volume | None:
+        f = self._find(base, skip_ec=skip_ec)
+        if f is None:
+            return None
+        with self._lock:
+            if f.vid not in self._volumes and f.vid not in self._inflight:
+                self._pending[f.vid] = f
+        return self.ensure_loaded(f.vid)
+
+    def _find(self, base: str, *, skip_ec: bool = True) -> _Found | None:
+        """The cheap part of loading a volume: which volume, and whether to load it."""
         try:
             collection, vid = parse_volume_base(base)
         except InvalidFileId:
@@ -256,28 +322,35 @@ class DiskLocation:
             log.warning("volume %s was not completed; removing its files", base)
             self._remove_files(base)
             return None
-        with self._lock:
-            if vid in self._volumes:
-                return self._volumes[vid]
-        tiered = _is_tiered(os.path.join(self.directory, base + ".vif"))
+        vif_path = os.path.join(self.directory, base + ".vif")
+        info = _read_vif(vif_path)
+        tiered = info is not None and info.has_remote_file
         if not tiered and not os.path.exists(os.path.join(self.directory, base + ".dat")):
             return None  # a lone .vif/.idx
+        if info is not None:
+            mismatch = width_mismatch(vid, vif_path, info.bytes_offset, self.offset_bytes)
+            if mismatch is not None:
+                raise mismatch
+        return _Found(base, collection, vid, tiered)
+
+    def _open_found(self, f: _Found) -> Volume | None:
+        """The heavy part: open the files and build the needle map."""
         try:
-            if tiered:  # the .dat lives in remote storage (see native/storage/tier)
+            if f.tiered:  # the .dat lives in remote storage (see native/storage/tier)
                 v = TieredVolume.open(
-                    self.directory, vid, backends=self.tier_backends, collection=collection,
+                    self.directory, f.vid, backends=self.tier_backends, collection=f.collection,
                     idx_directory=self.idx_directory, offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,
                 )
             else:
                 v = Volume.load(
-                    self.directory, vid, collection=collection, idx_directory=self.idx_directory,
-                    offset_bytes=self.offset_bytes, clock_ns=self._clock_ns,
+                    self.directory, f.vid, collection=f.collection, idx_directory=self.idx_directory,
+                    offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
                 )
         except OffsetWidthMismatch:
             raise
         except (StorageError, OSError, ValueError) as exc:
-            self.load_errors[base] = str(exc)
-            log.warning("cannot load volume %s in %s: %s", base, self.directory, exc)
+            self.load_errors[f.base] = str(exc)
+            log.warning("cannot load volume %s in %s: %s", f.base, self.directory, exc)
             return None
         self.attach(v)
         return v
@@ -336,7 +409,7 @@ class DiskLocation:
     def create_volume(self, vid: int, **kwargs: object) -> Volume:
         v = Volume.create(
             self.directory, vid, idx_directory=self.idx_directory, offset_bytes=self.offset_bytes,
-            clock_ns=self._clock_ns, **kwargs,  # type: ignore[arg-type]
+            clock_ns=self._clock_ns, map_policy=self.map_policy, **kwargs,  # type: ignore[arg-type]
         )
         self.attach(v)
         return v
@@ -401,12 +474,9 @@ class DiskLocation:
         return volume_base_name(collection, vid)
 
 
-def _is_tiered(vif_path: str) -> bool:
-    """Whether a `.vif` lists remote files (Go then loads the volume from remote storage)."""
+def _read_vif(vif_path: str) -> VolumeInfo | None:
+    """A volume's `.vif` when it reads (an unreadable one is the volume loader's to report)."""
     try:
-        info = load_volume_info(vif_path)
+        return load_volume_info(vif_path)
     except (OSError, ValueError):
-        return False
-    return info is not None and info.has_remote_file
-
-
+        return None

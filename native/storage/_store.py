@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
+from ._map_load import MapPolicy
+from ._memory import release_free_memory
 from ._needle import Needle
 from ._replica import ReplicaPlacement
 from ._stream import NeedleStream
@@ -25,6 +28,7 @@ __all__ = ["Store"]
 log = logging.getLogger("weedpy.storage")
 
 MAX_TTL_VOLUME_REMOVAL_DELAY = 10  # minutes
+LOAD_THREADS = 4  # volumes loaded at once: file reads, numpy and CRCs release the GIL
 
 
 class _Location(Protocol):
@@ -102,9 +106,11 @@ class Store(VolumeLookup):
         load: bool = True,
         statfs: Callable[[str], DiskStatus] | None = None,
         clock_ns: Callable[[], int] | None = None,
+        map_policy: MapPolicy | None = None,
     ) -> "Store":
         """Build the locations the way `weed volume -dir -max -disk -minFreeSpace` does (one
-        value applies to every directory) and load the existing volumes."""
+        value applies to every directory) and load the existing volumes (with `load=False`,
+        `discover` and `load_pending` do it later)."""
         n = len(dirs)
         counts = _per_dir(max_counts, n, "-max")
         types = _per_dir(disk_types.split(",") if isinstance(disk_types, str) else list(disk_types), n, "-disk")
@@ -113,7 +119,7 @@ class Store(VolumeLookup):
             DiskLocation(
                 d, max_volume_count=counts[i], idx_directory=idx_directory, disk_type=types[i],
                 tags=tuple(tags[i]) if i < len(tags) else (), min_free_space=frees[i],
-                offset_bytes=offset_bytes, statfs=statfs, clock_ns=clock_ns,
+                offset_bytes=offset_bytes, statfs=statfs, clock_ns=clock_ns, map_policy=map_policy,
             )
             for i, d in enumerate(dirs)
         ]
@@ -127,13 +133,67 @@ class Store(VolumeLookup):
         return store
 
     def load(self) -> None:
+        """Discover and load every existing volume (blocking until all are loaded)."""
+        self.discover()
+        self.load_pending()
+
+    def discover(self) -> list[int]:
+        """Go's startup scan without the loading (`DiskLocation.discover`), and the EC shards;
+        raises OffsetWidthMismatch before anything is loaded. Returns the volumes to load."""
+        found = []
         for loc in self.locations:
             loc.check_disk_space()
-            for v in loc.load_existing_volumes():
+            found.extend(loc.discover())
+        self.ec.load()
+        return sorted(found)
+
+    @property
+    def loading(self) -> bool:
+        """Discovered volumes are still loading (they are not served or reported yet)."""
+        return any(loc.pending_ids() for loc in self.locations)
+
+    def load_pending(
+        self, *, threads: int = LOAD_THREADS, on_loaded: Callable[[Volume], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Load the discovered volumes, `threads` at a time, taking the locations in turn (as
+        Go loads every directory at once). `on_loaded` is called, in the caller's thread, after
+        each volume is loaded and mounted; once `should_stop()` is true the volumes not started
+        yet are left. A volume something else needs first (a mount, an allocate, a delete of
+        it) is loaded by that call instead (`_settle`). An OffsetWidthMismatch is raised after
+        the other volumes are loaded."""
+        queues = [[(loc, vid) for vid in loc.pending_ids()] for loc in self.locations]
+        order = [job for turn in _in_turns(queues) for job in turn]
+        if not order:
+            return
+
+        def load(loc: DiskLocation, vid: int) -> Volume | None:
+            return None if should_stop() else loc.ensure_loaded(vid)
+
+        failure: OffsetWidthMismatch | None = None
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(order))), thread_name_prefix="volume-load") as pool:
+            for fut in as_completed([pool.submit(load, loc, vid) for loc, vid in order]):
+                try:
+                    v = fut.result()
+                except OffsetWidthMismatch as exc:
+                    failure = failure or exc
+                    continue
+                if v is not None and on_loaded is not None:
+                    on_loaded(v)
+        release_free_memory()
+        for loc in self.locations:
+            for v in loc.volumes():
                 others = [o for o in self.locations if o is not loc and o.find_volume(v.id) is not None]
                 if others:
                     log.warning("volume %s is on %s and %s", v.id, loc.directory, others[0].directory)
-        self.ec.load()
+        if failure is not None:
+            raise failure
+
+    def _settle(self, vid: int) -> None:
+        """Load `vid` now if it is still waiting to be loaded, so that a change to it (mount,
+        allocate, unmount, delete, marks) sees the volume the files hold."""
+        for loc in self.locations:
+            loc.ensure_loaded(vid)
 
     # lookup ------------------------------------------------------------------------------------
 
@@ -150,6 +210,7 @@ class Store(VolumeLookup):
         version: int = CURRENT_VERSION,
     ) -> Volume:
         """Create a volume on the location of that disk type holding the fewest volumes."""
+        self._settle(vid)
         if self.find_volume(vid) is not None:
             raise VolumeExists(f"Volume Id {vid} already exists!")
         rp = ReplicaPlacement.parse(replication) if isinstance(replication, str) else replication
@@ -162,6 +223,7 @@ class Store(VolumeLookup):
         return loc.create_volume(vid, collection=collection, replica_placement=rp, ttl=t, version=version)
 
     def mount_volume(self, vid: int) -> Volume:
+        self._settle(vid)
         v = self.find_volume(vid)
         if v is not None:
             return v
@@ -173,12 +235,14 @@ class Store(VolumeLookup):
 
     def unmount_volume(self, vid: int) -> bool:
         """Close every mounted copy; False when none was mounted (not an error, as in Go)."""
+        self._settle(vid)
         found = False
         for loc in self.locations:
             found = loc.unload_volume(vid) or found
         return found
 
     def delete_volume(self, vid: int, *, only_empty: bool = False) -> None:
+        self._settle(vid)
         deleted = False
         for loc in self.locations:
             if loc.find_volume(vid) is not None:
@@ -188,20 +252,26 @@ class Store(VolumeLookup):
             raise VolumeNotFound(f"delete volume {vid} not found on disk")
 
     def delete_collection(self, collection: str) -> list[int]:
+        for loc in self.locations:
+            for vid in loc.pending_ids():
+                self._settle(vid)
         gone: list[int] = []
         for loc in self.locations:
             gone.extend(v.id for v in loc.delete_collection(collection))
         return sorted(gone)
 
     def mark_volume_readonly(self, vid: int, *, can_delete: bool = False, persist: bool = False) -> None:
+        self._settle(vid)
         self.volume(vid).mark_readonly(can_delete=can_delete, persist=persist)
 
     def mark_volume_writable(self, vid: int) -> None:
+        self._settle(vid)
         self.volume(vid).mark_writable()
 
     def configure_volume(self, vid: int, replication: str) -> None:
         """Write the replication into the volume's `.vif` (mounted or not; applies on mount)."""
         rp = ReplicaPlacement.parse(replication)
+        self._settle(vid)
         v = self.find_volume(vid)
         if v is not None:
             v.set_replication(rp)
@@ -284,6 +354,12 @@ class Store(VolumeLookup):
 
     def __repr__(self) -> str:
         return f"<Store {[loc.directory for loc in self.locations]}>"
+
+
+def _in_turns(queues: list[list]) -> Iterator[list]:
+    """The queues' items in turns: the first of each, then the second of each, ..."""
+    for i in range(max(map(len, queues), default=0)):
+        yield [q[i] for q in queues if i < len(q)]
 
 
 def _per_dir(value: object, n: int, flag: str) -> list:

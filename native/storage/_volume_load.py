@@ -26,9 +26,22 @@ from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, NEEDLE_HEADER_SIZE, S
 from ._vif import VolumeInfo, load_volume_info
 from ._volume_base import VolumeBase, _read_all
 
-__all__ = ["VolumeLoading"]
+__all__ = ["VolumeLoading", "width_mismatch"]
 
 log = logging.getLogger("weedpy.storage")
+
+
+def width_mismatch(vid: int, vif_path: str, recorded: int, configured: int | None) -> OffsetWidthMismatch | None:
+    """The error for a `.vif` whose recorded offset width this store cannot use (Go exits)."""
+    if recorded not in (0, 4, 5):
+        return OffsetWidthMismatch(f"{vif_path}: bytesOffset {recorded} is neither 4 nor 5")
+    if recorded and configured is not None and recorded != configured:
+        return OffsetWidthMismatch(
+            f"volume {vid} was written with {recorded}-byte offsets ({vif_path}), "
+            f"but this store uses {configured}-byte offsets; start with -offsetBytes={recorded} "
+            f"(Go: the {'8000GB/5BytesOffset' if recorded == 5 else 'default 30GB'} build)"
+        )
+    return None
 
 
 class VolumeLoading(VolumeBase):
@@ -221,14 +234,9 @@ class VolumeLoading(VolumeBase):
 
     def _resolve_width(self, info: VolumeInfo, offset_bytes: int | None, default: int) -> int:
         recorded = info.bytes_offset
-        if recorded not in (0, 4, 5):
-            raise OffsetWidthMismatch(f"{self.file_name('.vif')}: bytesOffset {recorded} is neither 4 nor 5")
-        if recorded and offset_bytes is not None and recorded != offset_bytes:
-            raise OffsetWidthMismatch(
-                f"volume {self.id} was written with {recorded}-byte offsets ({self.file_name('.vif')}), "
-                f"but this store uses {offset_bytes}-byte offsets; start with -offsetBytes={recorded} "
-                f"(Go: the {'8000GB/5BytesOffset' if recorded == 5 else 'default 30GB'} build)"
-            )
+        mismatch = width_mismatch(self.id, self.file_name(".vif"), recorded, offset_bytes)
+        if mismatch is not None:
+            raise mismatch
         return recorded or offset_bytes or default
 
     def _check_width_plausible(self, idx_size: int, info: VolumeInfo) -> None:

@@ -1,0 +1,100 @@
+"""Loading a store's volumes after it is open: discovery first (cheap, raises what Go exits on),
+then the volumes in worker threads; a change to a volume still waiting loads it at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from native.storage import Needle, OffsetWidthMismatch, Store, VolumeExists, VolumeInfo, save_volume_info
+from tests.storage.test_store import FakeDisk
+
+
+def n(nid: int, data: bytes = b"x") -> Needle:
+    return Needle.create(nid, 0x55, data, name="f", mime="m/t", last_modified=1)
+
+
+def populated(tmp_path: Path, vids: range = range(1, 9)) -> list[Path]:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    s = Store.open(dirs, max_counts=20, statfs=FakeDisk())
+    for vid in vids:
+        s.allocate_volume(vid, collection="c" if vid % 3 == 0 else "")
+        for k in range(1, vid * 5):
+            s.write_needle(vid, n(k, bytes([vid]) * k))
+        s.delete_needle(vid, 1, None)
+    s.close()
+    return dirs
+
+
+def stats(s: Store) -> list:
+    return [(st.id, st.collection, st.file_count, st.delete_count, st.content_size, st.deleted_bytes) for st in s.volume_stats()]
+
+
+def test_discover_then_load_pending_ends_where_a_blocking_open_does(tmp_path: Path) -> None:
+    dirs = populated(tmp_path)
+    whole = Store.open(dirs, max_counts=20, statfs=FakeDisk())
+    want = stats(whole)
+    whole.close()
+    s = Store.open(dirs, max_counts=20, statfs=FakeDisk(), load=False)
+    assert s.volumes() == [] and not s.loading
+    assert s.discover() == list(range(1, 9))
+    assert s.loading and s.volumes() == [] and s.find_volume(3) is None  # not served before it is loaded
+    seen: list[int] = []
+    s.load_pending(threads=3, on_loaded=lambda v: seen.append(v.id))
+    assert sorted(seen) == list(range(1, 9)) and not s.loading
+    assert stats(s) == want
+    assert s.read_needle(5, 4).data == bytes([5]) * 4
+    s.close()
+
+
+def test_a_change_to_a_volume_still_waiting_loads_it_first(tmp_path: Path) -> None:
+    dirs = populated(tmp_path)
+    s = Store.open(dirs, max_counts=20, statfs=FakeDisk(), load=False)
+    s.discover()
+    with pytest.raises(VolumeExists):
+        s.allocate_volume(2)  # its files are there: it is loaded, not created over
+    assert s.find_volume(2) is not None and 2 not in sum((loc.pending_ids() for loc in s.locations), [])
+    assert s.mount_volume(4).id == 4
+    s.delete_volume(5)
+    s.mark_volume_readonly(6)
+    assert s.volume(6).read_only
+    assert s.delete_collection("c") == [3, 6]
+    s.load_pending()
+    assert [v.id for v in s.volumes()] == [1, 2, 4, 7, 8]  # nothing deleted comes back
+    assert not any(p.name.startswith(("5.", "c_3.", "c_6.")) for d in dirs for p in d.iterdir())
+    s.close()
+
+
+def test_every_thread_asking_for_a_volume_gets_the_one_loaded(tmp_path: Path) -> None:
+    dirs = populated(tmp_path, range(1, 3))
+    s = Store.open(dirs, max_counts=20, statfs=FakeDisk(), load=False)
+    s.discover()
+    got: list[object] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        got.append(s.mount_volume(2))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(v is got[0] for v in got)
+    s.load_pending()
+    assert s.volume(2) is got[0]
+    s.close()
+
+
+def test_offset_width_mismatch_is_raised_by_discovery(tmp_path: Path) -> None:
+    dirs = populated(tmp_path, range(1, 3))
+    holder = next(d for d in dirs if (d / "2.dat").exists())
+    save_volume_info(str(holder / "2.vif"), VolumeInfo(version=3, bytes_offset=4))
+    s = Store.open(dirs, max_counts=20, statfs=FakeDisk(), load=False)
+    with pytest.raises(OffsetWidthMismatch):
+        s.discover()
+    assert s.volumes() == []
+    s.close()
