@@ -28,6 +28,7 @@ from weedpy.grpc import Router, ServerOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
+from weedpy.tls import VolumeTls, load_volume_tls
 from weedpy.serve.guard import Guard
 from weedpy.weedbin import weed_version
 
@@ -131,8 +132,11 @@ class NativeParts:
 
 def build_parts(
     cfg: VolumeConfig, security: SecurityConfig, store, *, heartbeat: bool = True, read_only_view: bool = False,
-    weed_binary: str | None = None, version: tuple[str, str] | None = None,
+    weed_binary: str | None = None, version: tuple[str, str] | None = None, tls: VolumeTls | None = None,
 ) -> NativeParts:
+    # gRPC peers and the master over mTLS, HTTP peers over HTTPS, as security.toml says (the
+    # lifecycle has already refused files that cannot be used)
+    tls = tls if tls is not None else load_volume_tls(security)
     state = ServerState()
     state_file = StateFile(store.locations[0].idx_directory, follow=read_only_view)
     state.maintenance = state_file.maintenance
@@ -155,11 +159,12 @@ def build_parts(
     master = MasterClient(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
         on_volume_size_limit=on_limit, on_configuration=on_configuration, heartbeat=heartbeat,
+        tls=tls.grpc_client,
     )
     short, full = version or (go_version(store.offset_bytes), f"{go_version(store.offset_bytes)} {GO_COMMIT}")
     ctx = NativeContext(
         cfg=cfg, security=security, store=store, version=short, master=master,
-        http_pool=UpstreamPool(), state=state, full_version=full,
+        http_pool=UpstreamPool(tls=tls.https_client), state=state, full_version=full, tls=tls,
     )
     app = NativeHttp(ctx, weed_binary)
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))

@@ -9,6 +9,7 @@ are cached on the EcVolume with Go's freshness rules (11 s while fewer than k sh
 
 from __future__ import annotations
 
+import ssl
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from native.storage import Deleted, NotFound, StorageError, actual_size, decode_
 from native.storage.ec import EcVolume, Interval, ReedSolomon, TooFewShards
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
-from weedpy.grpc import Channel, GrpcError
+from weedpy.grpc import Channel, ChannelOptions, GrpcError
 
 __all__ = [
     "read_ec_needle", "read_ec_record", "delete_ec_needle", "shard_locations", "read_local_shard", "read_remote_shard",
@@ -79,14 +80,15 @@ def read_local_shard(ctx: Any, ev: EcVolume, sid: int, offset: int, size: int) -
 
 
 async def read_remote_shard(peers: list[tuple[str, int]], ev: EcVolume, sid: int, offset: int, size: int,
-                            needle_id: int) -> tuple[bytes | None, bool]:
-    """(bytes or None, deleted) from the first peer that serves the whole interval."""
+                            needle_id: int, tls: ssl.SSLContext | None = None) -> tuple[bytes | None, bool]:
+    """(bytes or None, deleted) from the first peer that serves the whole interval (`tls`: dial
+    with gRPC mTLS, NativeContext.tls.grpc_client)."""
     req = vs.VolumeEcShardReadRequest(volume_id=ev.vid, shard_id=sid, offset=offset, size=size,
                                       file_key=needle_id, encode_ts_ns=ev.encode_ts_ns)
     for host, port in peers:
         parts, deleted = [], False
         try:
-            async with Channel(host, port) as ch:
+            async with Channel(host, port, options=ChannelOptions(tls=tls)) as ch:
                 async with ch.unary_stream(P + "VolumeEcShardRead", req, vs.VolumeEcShardReadResponse, timeout=30) as rs:
                     async for msg in rs:
                         if ev.encode_ts_ns and msg.encode_ts_ns != ev.encode_ts_ns:
@@ -109,7 +111,8 @@ async def _read_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int) -
         return data, False
     locs = await shard_locations(ctx, ev)
     if locs.get(iv.shard_id):
-        data, deleted = await read_remote_shard(locs[iv.shard_id], ev, iv.shard_id, iv.offset, iv.size, needle_id)
+        data, deleted = await read_remote_shard(locs[iv.shard_id], ev, iv.shard_id, iv.offset, iv.size, needle_id,
+                                                ctx.tls.grpc_client)
         if deleted:
             return b"", True
         if data is not None:
@@ -129,7 +132,7 @@ async def recover_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
         nonlocal deleted
         data = await trio.to_thread.run_sync(read_local_shard, ctx, ev, sid, iv.offset, iv.size)
         if data is None and locs.get(sid):
-            data, gone = await read_remote_shard(locs[sid], ev, sid, iv.offset, iv.size, needle_id)
+            data, gone = await read_remote_shard(locs[sid], ev, sid, iv.offset, iv.size, needle_id, ctx.tls.grpc_client)
             deleted = deleted or gone
             if data is None:
                 ev.shard_locations.pop(sid, None)
@@ -203,7 +206,7 @@ async def delete_ec_needle(ctx: Any, vid: int, needle_id: int, cookie: int | Non
                 last, locs = exc, {}
         for host, port in locs.get(sid, []):
             try:
-                async with Channel(host, port) as ch:
+                async with Channel(host, port, options=ctx.peer_grpc) as ch:
                     await ch.unary_unary(P + "VolumeEcBlobDelete", vs.VolumeEcBlobDeleteRequest(
                         volume_id=vid, collection=ev.collection, file_key=needle_id, version=ev.version),
                         vs.VolumeEcBlobDeleteResponse, timeout=30)

@@ -36,7 +36,7 @@ async def _piece(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
         return data
     peers = locs.get(iv.shard_id)
     if peers:
-        data, _ = await read_remote_shard(peers, ev, iv.shard_id, iv.offset, iv.size, needle_id)
+        data, _ = await read_remote_shard(peers, ev, iv.shard_id, iv.offset, iv.size, needle_id, ctx.tls.grpc_client)
     return data
 
 

@@ -19,6 +19,8 @@ sans-IO `native.heartbeat`.
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -83,8 +85,10 @@ class MasterClient:
         on_configuration: Callable[[master_pb2.GetMasterConfigurationResponse], Awaitable[None]] | None = None,
         pulse: float = PULSE_SECONDS,
         heartbeat: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.seeds = tuple(MasterAddress.parse(m) for m in masters)
+        self._options = dataclasses.replace(_OPTIONS, tls=tls)  # gRPC mTLS to the master when configured
         if not self.seeds:
             raise ValueError("no master addresses")
         self.identity = identity
@@ -139,7 +143,7 @@ class MasterClient:
     async def call(self, method: str, request, response_type, *, master: MasterAddress | None = None, timeout: float = RPC_TIMEOUT):
         m = master or self._target()
         try:
-            async with Channel(m.host, m.grpc_port, options=_OPTIONS) as ch:
+            async with Channel(m.host, m.grpc_port, options=self._options) as ch:
                 return await ch.unary_unary(SEED + method, request, response_type, timeout=timeout)
         except BaseExceptionGroup as group:  # the channel's task group wraps what the call raised
             raise _unwrap(group) from None
@@ -284,7 +288,7 @@ class MasterClient:
             self._session_done = None
 
     async def _stream(self, master: MasterAddress) -> str | None:
-        async with Channel(master.host, master.grpc_port, options=_OPTIONS) as ch:
+        async with Channel(master.host, master.grpc_port, options=self._options) as ch:
             async with ch.stream_stream(SEND_HEARTBEAT, master_pb2.HeartbeatResponse) as call:
                 self.hb.reset()
                 self._wake.rearm()

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from gateway.backend_args import backend_environ, exec_argv, security_config_dir
 from weedpy import __version__
 from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
+from weedpy.datadirs import FATAL_EXIT, data_folder_problem
 from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
 from weedpy.logs import configure_logging
 from weedpy.security import find_security_file, load_security
+from weedpy.tls import TlsConfigError, load_volume_tls
 from weedpy.serve.routes import (
     RouteTableError,
     Target,
@@ -80,6 +82,16 @@ def serve(cfg: VolumeConfig) -> int:
         security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
     except (OSError, ValueError) as exc:
         return _fail(f"cannot read security configuration: {exc}")
+    if cfg.mode is Mode.NATIVE:  # the other modes' Go checks the folders itself (the proxy relays its message)
+        problem = data_folder_problem(cfg.dirs)
+        if problem is not None:
+            print(f"weedpy: {problem}", file=sys.stderr)
+            return FATAL_EXIT
+    try:
+        load_volume_tls(security)  # every mode, exec too: a certificate file that cannot be used stops here
+    except TlsConfigError as exc:
+        print(f"weedpy: {exc}", file=sys.stderr)
+        return 1
     try:
         routes = load_route_table(cfg.routes_file)
     except RouteTableError as exc:

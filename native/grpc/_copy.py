@@ -349,7 +349,7 @@ async def volume_copy(svc: Services, req: vs.VolumeCopyRequest, ctx: Context) ->
     had_volume = store.find_volume(vid) is not None
     data_base = index_base = ""
     completed = False
-    async with Channel(host, port) as ch:
+    async with Channel(host, port, options=svc.ctx.peer_grpc) as ch:
         try:
             status = await ch.unary_unary(
                 P + "ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=vid),

@@ -89,7 +89,7 @@ async def volume_ec_shards_copy(
     data_base, index_base = os.path.join(loc.directory, name), os.path.join(loc.idx_directory, name)
     host, port = grpc_target(req.source_data_node)
     try:
-        async with Channel(host, port) as ch:
+        async with Channel(host, port, options=svc.ctx.peer_grpc) as ch:
             for sid in req.shard_ids:
                 await _pull(ch, req, data_base, shard_ext(sid), append=False, ignore=False)
             if req.copy_ecx_file:

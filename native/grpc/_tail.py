@@ -146,7 +146,7 @@ async def volume_tail_receiver(
         except (StorageError, Corrupted, OSError) as exc:
             raise go_error(str(exc)) from None
 
-    await tail_from_source(req, apply_here)
+    await tail_from_source(req, apply_here, tls=svc.ctx.tls.grpc_client)
     return vs.VolumeTailReceiverResponse()
 
 

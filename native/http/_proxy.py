@@ -42,14 +42,15 @@ def _hex_escape_non_ascii(s: str) -> str:
     return "".join("%%%02X" % ord(c) if ord(c) >= 0x80 else c for c in s)
 
 
-def redirect_response(h: GoHeader, req: GoRequest, target: str, vid: str, fid: str) -> GoResponse:
+def redirect_response(h: GoHeader, req: GoRequest, target: str, vid: str, fid: str, scheme: str = "http") -> GoResponse:
+    """Go's 301 to the volume's other server; `scheme` is https when https.client is enabled (NormalizeUrl)."""
     values: dict[str, list[str]] = {}
     c = req.form_value("collection")
     if c != "":
         values["collection"] = [c]
     values["proxied"] = ["true"]
     host = target.split("://", 1)[-1]
-    url = f"http://{host}" + path_escape(f"/{vid},{fid}") + "?" + encode_values(values)
+    url = f"{scheme}://{host}" + path_escape(f"/{vid},{fid}") + "?" + encode_values(values)
     h.set("Location", _hex_escape_non_ascii(url))
     body = b""
     if req.method in ("GET", "HEAD"):

@@ -112,7 +112,7 @@ async def replicate_write(app: "NativeHttp", remotes: list[str], w: ReplicaWrite
     target = w.path + "?" + encode_values(q)
 
     async def one(host: str) -> str | None:
-        url = f"http://{host}{target}"
+        url = f"{app.ctx.tls.http_scheme}://{host}{target}"
         body, ctype = _multipart(w, url, app.mimes)
         headers = [("Content-Type", ctype), ("User-Agent", "Go-http-client/1.1"), ("Accept-Encoding", "gzip")]
         for k, v in w.pairs.items():
@@ -147,7 +147,7 @@ async def replicate_delete(app: "NativeHttp", remotes: list[str], path: str, jwt
         try:
             status, _, body = await fetch(app.ctx.http_pool, host, "DELETE", path + "?type=replicate", headers)
         except UpstreamError as exc:
-            return f"Delete \"http://{host}{path}?type=replicate\": {exc}"
+            return f"Delete \"{app.ctx.tls.http_scheme}://{host}{path}?type=replicate\": {exc}"
         if status in (404, 204, 202, 200):
             return None
         try:

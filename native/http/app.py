@@ -39,7 +39,7 @@ from native.http._upstream import UpstreamError, open_request
 from native.http._write import post
 from native.storage import StorageError
 from proto import volume_server_pb2 as vs
-from weedpy.grpc import Channel, GrpcError
+from weedpy.grpc import Channel, ChannelOptions, GrpcError
 from weedpy.http1 import (
     CONTINUE_100,
     Exchange,
@@ -364,7 +364,7 @@ class NativeHttp:
             if cm is not None:
                 scope.close_later(cm)
             return resp
-        return redirect_response(h, req, target, vid_text, fid)
+        return redirect_response(h, req, target, vid_text, fid, self.ctx.tls.http_scheme)
 
     async def chunk_url(self, fid: str) -> str:
         """LookupFileId: a random location of the chunk's volume."""
@@ -378,10 +378,10 @@ class NativeHttp:
             raise ContentError(str(exc)) from None
         if not locations:
             raise ContentError("File Not Found")
-        return "http://" + locations[random.randrange(len(locations))].url + "/" + fid
+        return f"{self.ctx.tls.http_scheme}://" + locations[random.randrange(len(locations))].url + "/" + fid
 
     async def chunk_get(self, url: str, offset: int):
-        host, _, path = url[len("http://"):].partition("/")
+        host, _, path = url.partition("://")[2].partition("/")
         headers = [("User-Agent", "Go-http-client/1.1")]
         if offset > 0:
             headers.append(("Range", f"bytes={offset}-"))
@@ -441,7 +441,7 @@ class NativeHttp:
             if url == self.ctx.self_url:
                 failures += self._batch_delete_local(group)
             else:
-                failures += await _batch_delete_remote(url, grpc_port, group)
+                failures += await _batch_delete_remote(url, grpc_port, group, self.ctx.peer_grpc)
         if failures:
             fid, err = failures[0]
             return f"chunk delete {fid}: {err}"
@@ -472,11 +472,11 @@ class NativeHttp:
         return out
 
 
-async def _batch_delete_remote(url: str, grpc_port: int, fids: list[str]) -> list[tuple[str, str]]:
+async def _batch_delete_remote(url: str, grpc_port: int, fids: list[str], options: ChannelOptions) -> list[tuple[str, str]]:
     host = url.rsplit(":", 1)[0]
     port = grpc_port or int(url.rsplit(":", 1)[1]) + 10000
     try:
-        async with Channel(host, port) as ch:
+        async with Channel(host, port, options=options) as ch:
             resp = await ch.unary_unary(
                 "/volume_server_pb.VolumeServer/BatchDelete",
                 vs.BatchDeleteRequest(file_ids=fids, skip_cookie_check=True), vs.BatchDeleteResponse, timeout=30,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
@@ -181,15 +182,17 @@ class PeerPolicy:
 
 
 
-async def master_volume_servers(masters: Sequence[str]) -> frozenset[str]:
-    """Every volume server (url and public url) in the topology of the first master that answers."""
+async def master_volume_servers(masters: Sequence[str], https: ssl.SSLContext | None = None) -> frozenset[str]:
+    """Every volume server (url and public url) in the topology of the first master that answers
+    (`https`: over HTTPS with this context, as Go's volume server with https.client.enabled)."""
     import httpx  # heavy to import; only an untrusted peer's first check needs it
 
     last: Exception | None = None
-    async with httpx.AsyncClient(timeout=3) as client:
+    scheme = "https" if https is not None else "http"
+    async with httpx.AsyncClient(timeout=3, verify=https if https is not None else True) as client:
         for master in masters:
             try:
-                r = await client.get(f"http://{http_address(master)}/dir/status")
+                r = await client.get(f"{scheme}://{http_address(master)}/dir/status")
                 r.raise_for_status()
                 topo = r.json().get("Topology", {})
             except (httpx.HTTPError, ValueError) as exc:
