@@ -16,8 +16,9 @@ import trio
 
 from proto import master_pb2
 from proto.services import RPCS
-from weedpy.grpc import Channel, GrpcError, Router, serve_listeners
+from weedpy.grpc import Channel, ChannelOptions, GrpcError, Router, serve_listeners
 from weedpy.logs import get_logger
+from weedpy.tls import TlsListener, VolumeTls
 
 __all__ = ["NullMaster", "DEFAULT_SIZE_LIMIT_MB"]
 
@@ -27,8 +28,12 @@ _S = "/master_pb.Seaweed/"
 
 
 class NullMaster:
-    def __init__(self, size_limit_mb: int = DEFAULT_SIZE_LIMIT_MB) -> None:
+    """`tls`: with gRPC mTLS the control dials this master as any master (TLS, client certificate),
+    and the real master is asked with the volume's client identity."""
+
+    def __init__(self, size_limit_mb: int = DEFAULT_SIZE_LIMIT_MB, tls: VolumeTls = VolumeTls()) -> None:
         self.size_limit_mb = size_limit_mb
+        self._tls = tls
         self.port = 0
         self.heartbeats = 0
 
@@ -60,7 +65,7 @@ class NullMaster:
             try:
                 gport = int(grpc) if grpc else int(http_port) + 10000
                 with trio.move_on_after(5):
-                    async with Channel(host, gport) as ch:
+                    async with Channel(host, gport, options=ChannelOptions(tls=self._tls.grpc_client)) as ch:
                         resp = await ch.unary_unary(_S + "GetMasterConfiguration",
                                                     master_pb2.GetMasterConfigurationRequest(),
                                                     master_pb2.GetMasterConfigurationResponse, timeout=5)
@@ -71,8 +76,10 @@ class NullMaster:
                 log.warning("cannot ask the master for its volume size limit", master=m, error=str(exc))
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners: list[trio.abc.Listener] = list(await trio.open_tcp_listeners(0, host="127.0.0.1"))
         self.port = listeners[0].socket.getsockname()[1]
+        if self._tls.loopback_server is not None:
+            listeners = [TlsListener(listeners[0], self._tls.loopback_server)]
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(serve_listeners, listeners, self.router()))
             task_status.started(self.port)

@@ -35,6 +35,7 @@ from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
 from weedpy.serve.guard import Guard
 from weedpy.serve.routes import RouteTable, Target
+from weedpy.tls import VolumeTls
 
 __all__ = ["dual_run_requested", "native_dirs", "control_dirs", "control_argv", "check_dual_run_stores",
            "GatewayDualRun", "DualRunConfigError", "StoresDiffer", "DualRunNative"]
@@ -135,7 +136,7 @@ class GatewayDualRun:
     def __init__(self, routes: RouteTable, native: DualRunNative, backend: Backend, cfg: VolumeConfig, go_version: str,
                  native_version: str, guard: Guard, native_grpc_options: ServerOptions,
                  go_grpc_options: ServerOptions, control: Backend | None = None,
-                 control_relay: CallHandler | None = None) -> None:
+                 control_relay: CallHandler | None = None, tls: VolumeTls = VolumeTls()) -> None:
         self.routes = routes
         self.native = native
         self._backend = backend
@@ -149,7 +150,7 @@ class GatewayDualRun:
             versions["go-control"] = go_version
         self.engine = DiffEngine(routes, versions=versions)
         self.engine.control = control is not None
-        self.null_master = NullMaster()
+        self.null_master = NullMaster(tls=tls)  # the control dials it as the backend dials its master
         self._masters = tuple(cfg.masters)
         front = f"{cfg.ip}:{cfg.port}".encode()
         public = f"{cfg.ip}:{cfg.public_port}".encode()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 import trio
 
 from gateway.backend import BackendEndpoints, BackendView, FrontIdentity
-from gateway.backend_args import backend_argv, backend_environ, security_config_dir
+from gateway.backend_args import backend_argv, backend_config_dir, managed_backend_environ
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay
 from gateway.heartbeat_relay import HeartbeatRelay
 from gateway.http_proxy import GoHttpTarget
@@ -38,6 +39,7 @@ from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
+from weedpy.tls import load_volume_tls
 from weedpy.serve.workers import WorkerPool
 from weedpy.weedbin import weed_version
 
@@ -86,7 +88,11 @@ class ProxyServer:
         self.extension = extension
         self.server_header = f"SeaweedFS Volume {weed_version(weed, 2) or 'unknown'}".encode()
         self.guard = Guard.from_entries(cfg.whitelist + security.guard_white_list)
-        self.config_dir = security_config_dir(cfg)
+        self.security = security
+        # TLS ends at the front: the backend's ports on 127.0.0.1 are plain, what it dials uses
+        # the operator's client certificates (its own security.toml, made in start()).
+        self.tls = load_volume_tls(security)
+        self.config_dir: str | None = None
         self.state = FrontState()
         self.master_arg = ""
         self.supervisor: Supervisor | None = None
@@ -102,7 +108,7 @@ class ProxyServer:
         """A backend supervisor with this proxy's flags (`argv(ports)` overrides them)."""
         return Supervisor(
             argv or (lambda ports: self.backend_argv(ports, self.master_arg)),
-            split_public=self.cfg.split_public_port, env=backend_environ(os.environ),
+            split_public=self.cfg.split_public_port, env=managed_backend_environ(os.environ),
         )
 
     async def _backend_moved(self, endpoints: BackendEndpoints | None) -> None:
@@ -140,8 +146,9 @@ class ProxyServer:
         front = FrontIdentity(
             ip=cfg.ip, port=cfg.port, grpc_port=cfg.grpc_port, public_url=cfg.public_url, server_id=cfg.server_id,
         )
-        relay = HeartbeatRelay(cfg.masters, front)
+        relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
         self.master_arg = await nursery.start(relay.run)
+        self.config_dir = str(backend_config_dir(cfg, self.security))
         supervisor = self.supervisor = self.new_supervisor()
         supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
@@ -150,15 +157,18 @@ class ProxyServer:
         try:
             await nursery.start(supervisor.run)
         except BackendStartError as exc:
+            if exc.fatal:  # Go's own one-line reason (glog.Fatal), with Go's exit status
+                raise StartupError(exc.fatal, exit_code=exc.returncode or 1) from None
             raise StartupError(f"the Go backend failed to start:\n{exc}") from None
         self.http_pool = relay_pool(cfg, RELAY_SOCKET_BUFFER)
         self._nursery = nursery
         policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
-            cfg.ip, functools.partial(master_volume_servers, cfg.masters),
+            cfg.ip, functools.partial(master_volume_servers, cfg.masters, https=self.tls.https_client),
         )
         relay_to_go = self.go_relay(
             supervisor, checks=request_checks(policy, cfg.masters, self.master_arg, self.guard),
-            front_address=self.front_address, local={GRPC_SERVICE + "VolumeTailReceiver": tail_into_backend},
+            front_address=self.front_address,
+            local={GRPC_SERVICE + "VolumeTailReceiver": functools.partial(tail_into_backend, tls=self.tls.grpc_client)},
         )
         go_http = self.go_http(supervisor, self.front_address)
         http_targets: dict[Target, HttpTarget] = {Target.GO: go_http}
@@ -201,3 +211,5 @@ class ProxyServer:
             await self.http_pool.aclose()
         if self.extension is not None:
             await self.extension.close()
+        if self.config_dir is not None:
+            shutil.rmtree(self.config_dir, ignore_errors=True)

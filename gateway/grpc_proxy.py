@@ -28,6 +28,7 @@ Entry point (gateway/app.py builds the same from its parts):
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
@@ -80,11 +81,15 @@ def forward_headers(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[byte
 
 
 class BackendPools:
-    """One ConnectionPool per backend gRPC address; a new address (backend restarted) retires the old."""
+    """One ConnectionPool per backend gRPC address; a new address (backend restarted) retires the old.
+    `tls`: dial with gRPC mTLS (the heartbeat relay's pools to the real master)."""
 
-    def __init__(self, nursery: trio.Nursery, settings: ConnectionSettings = BACKEND_SETTINGS) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, settings: ConnectionSettings = BACKEND_SETTINGS, tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._nursery = nursery
         self._settings = settings
+        self._tls = tls
         self._pools: dict[tuple[str, int], ConnectionPool] = {}
 
     def get(self, address: tuple[str, int]) -> ConnectionPool:
@@ -94,7 +99,8 @@ class BackendPools:
                 stale.close()
             self._pools.clear()
             pool = self._pools[address] = ConnectionPool(
-                address[0], address[1], self._nursery, settings=self._settings, connect_timeout=BACKEND_CONNECT_TIMEOUT
+                address[0], address[1], self._nursery, settings=self._settings, connect_timeout=BACKEND_CONNECT_TIMEOUT,
+                tls=self._tls,
             )
         return pool
 

@@ -18,6 +18,11 @@ The backend is started with `-master=<relay>`, where the relay address is
   answers show this server under the backend's address (otherwise Go would "replicate" or "proxy"
   to itself through the gateway), and `VolumeMarkReadonly` requests carry the front address.
 
+With gRPC mTLS in security.toml the relay speaks TLS on both sides: the backend dials it with the
+volume's client certificate (it is the backend's master), it presents the volume's certificate
+(`VolumeTls.loopback_server`), and it dials the master with the same client identity, so the
+master sees the volume's certificate as it would from Go.
+
 Use (gateway/app.py):
 
     relay = HeartbeatRelay(cfg.masters, front)
@@ -51,6 +56,7 @@ from weedpy.grpc import (
     serve_listeners,
 )
 from weedpy.logs import get_logger
+from weedpy.tls import TlsListener, VolumeTls
 
 __all__ = [
     "rewrite_lookup",
@@ -179,10 +185,15 @@ class _CurrentMaster:
 class HeartbeatRelay:
     """Serve the relay on loopback; `run` reports the `-master` argument for the Go backend."""
 
-    def __init__(self, masters: Sequence[str], front: FrontIdentity, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, masters: Sequence[str], front: FrontIdentity, *, host: str = "127.0.0.1", tls: VolumeTls = VolumeTls(),
+    ) -> None:
         self.tracker = LeaderTracker([MasterAddress.parse(m) for m in masters])
         self.front = front
         self.host = host
+        # With gRPC mTLS the backend dials the relay as it dials any master (TLS, its client
+        # certificate), and the relay dials the master with the same client identity.
+        self._tls = tls
         self.address = ""  # the relay's own ServerAddress once running
         self._relay: GoRelay | None = None
         self._pools: BackendPools | None = None
@@ -194,13 +205,15 @@ class HeartbeatRelay:
         self._backend = backend
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        grpc_listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
+        grpc_listener: trio.abc.Listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
+        grpc_port = grpc_listener.socket.getsockname()[1]
+        if self._tls.loopback_server is not None:
+            grpc_listener = TlsListener(grpc_listener, self._tls.loopback_server)
         http_listener = (await trio.open_tcp_listeners(0, host=self.host))[0]
         http_port = http_listener.socket.getsockname()[1]
-        grpc_port = grpc_listener.socket.getsockname()[1]
         self.address = f"{self.host}:{http_port}.{grpc_port}"
         async with trio.open_nursery() as nursery:
-            pools = BackendPools(nursery)
+            pools = BackendPools(nursery, tls=self._tls.grpc_client)
             try:
                 self._relay = GoRelay(_CurrentMaster(self.tracker), pools, checks={MARK_READONLY: self._mark_readonly})
                 self._pools = pools

@@ -15,6 +15,7 @@ import trio
 
 from gateway.backend import BackendEndpoints
 from gateway.backend_args import BackendPorts
+from gateway.go_fatal import GlogFatal, LineKind
 from weedpy.logs import get_logger
 from weedpy.ports import free_port
 from weedpy.procs import ChildProcess
@@ -25,7 +26,13 @@ log = get_logger("gateway.supervisor")
 
 
 class BackendStartError(RuntimeError):
-    """The backend could not be brought up; the message carries its last output lines."""
+    """The backend could not be brought up; the message carries its last output lines, `fatal`
+    the message of Go's fatal line when it exited through glog.Fatal, `returncode` its status."""
+
+    def __init__(self, message: str, fatal: str | None = None, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.returncode = returncode
 
 
 ArgvBuilder = Callable[[BackendPorts], Sequence[str]]
@@ -115,7 +122,9 @@ class Supervisor:
         except OSError as exc:
             raise BackendStartError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         self._proc = proc
-        trio.lowlevel.spawn_system_task(self._pump_output, proc)
+        fatal = GlogFatal()
+        pumped = trio.Event()
+        trio.lowlevel.spawn_system_task(self._pump_output, proc, fatal, pumped)
         endpoints = BackendEndpoints(
             http=("127.0.0.1", ports.http),
             grpc=("127.0.0.1", ports.grpc),
@@ -124,9 +133,11 @@ class Supervisor:
         with trio.move_on_after(self._ready_timeout) as timeout:
             while True:
                 if proc.returncode is not None:
-                    await trio.sleep(0.1)  # let the pump catch the last lines
+                    with trio.move_on_after(2):
+                        await pumped.wait()  # let the pump catch the last lines
                     raise BackendStartError(
-                        f"backend exited with code {proc.returncode} before it was ready:\n{self.last_output()}"
+                        f"backend exited with code {proc.returncode} before it was ready:\n{self.last_output()}",
+                        fatal=fatal.message, returncode=proc.returncode,
                     )
                 if await _http_ok(endpoints.http) and await _tcp_ok(endpoints.grpc):
                     break
@@ -139,7 +150,7 @@ class Supervisor:
         await self._publish(endpoints)
         log.info("backend ready", source="gateway", pid=proc.pid, http=ports.http, grpc=ports.grpc, public=ports.public)
 
-    async def _pump_output(self, proc: ChildProcess) -> None:
+    async def _pump_output(self, proc: ChildProcess, fatal: GlogFatal, done: trio.Event) -> None:
         assert proc.stdout is not None
         buf = b""
         try:
@@ -147,17 +158,26 @@ class Supervisor:
                 buf += data
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
-                    text = line.decode(errors="replace").rstrip()
-                    if text:
-                        self._tail.append(text)
-                        log.info("backend output", source="backend", pid=proc.pid, line=text)
+                    self._output_line(proc, fatal, line.decode(errors="replace").rstrip())
         except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
             pass
-        if buf.strip():
-            text = buf.decode(errors="replace").rstrip()
-            self._tail.append(text)
-            log.info("backend output", source="backend", pid=proc.pid, line=text)
+        self._output_line(proc, fatal, buf.decode(errors="replace").rstrip())
         await proc.stdout.aclose()
+        done.set()
+
+    def _output_line(self, proc: ChildProcess, fatal: GlogFatal, text: str) -> None:
+        """Re-log one line of Go's output; Go's fatal line as an error, the stack dump after it at debug."""
+        if not text:
+            return
+        kind = fatal.feed(text)
+        if kind is LineKind.DUMP:
+            log.debug("backend output", source="backend", pid=proc.pid, line=text)
+            return
+        self._tail.append(text)
+        if kind is LineKind.FATAL:
+            log.error("backend fatal", source="backend", pid=proc.pid, error=fatal.message)
+        else:
+            log.info("backend output", source="backend", pid=proc.pid, line=text)
 
     async def _publish(self, endpoints: BackendEndpoints | None) -> None:
         self._endpoints = endpoints

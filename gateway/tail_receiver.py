@@ -14,6 +14,8 @@ The gateway's checks (admin whitelist, peer trust) have run before this is calle
 
 from __future__ import annotations
 
+import ssl
+
 from native.storage import format_needle_id_cookie
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, GrpcError, ServerCall, Status
@@ -26,19 +28,21 @@ P = "/volume_server_pb.VolumeServer/"
 _OK_DELETE = (202, 404)  # deleted, or not live on the receiver (nothing to do), as Go's receiver
 
 
-async def tail_into_backend(call: ServerCall, raw: bytes, backend_grpc: tuple[str, int]) -> None:
+async def tail_into_backend(
+    call: ServerCall, raw: bytes, backend_grpc: tuple[str, int], *, tls: ssl.SSLContext | None = None,
+) -> None:
     """Answer one VolumeTailReceiver call whose request message is `raw` (ending, as every unary
-    call of Go's does, with the x-amz-request-id trailer)."""
+    call of Go's does, with the x-amz-request-id trailer). `tls`: dial the source with gRPC mTLS."""
     trailer = request_id_trailer(call)
     try:
-        await _tail(raw, backend_grpc)
+        await _tail(raw, backend_grpc, tls)
     except GrpcError as exc:
         raise GrpcError(exc.status, exc.message, exc.trailing_metadata or trailer) from None
     await call.send_message(vs.VolumeTailReceiverResponse().SerializeToString())
     call.finish(Status.OK, metadata=trailer)
 
 
-async def _tail(raw: bytes, backend_grpc: tuple[str, int]) -> None:
+async def _tail(raw: bytes, backend_grpc: tuple[str, int], tls: ssl.SSLContext | None) -> None:
     req = vs.VolumeTailReceiverRequest.FromString(raw)
     vid = req.volume_id
     async with Channel(*backend_grpc) as backend:
@@ -64,4 +68,4 @@ async def _tail(raw: bytes, backend_grpc: tuple[str, int]) -> None:
                 if result.status not in _OK_DELETE:
                     raise GrpcError(Status.UNKNOWN, f"delete {fid}: {result.error or result.status}")
 
-        await tail_from_source(req, apply)
+        await tail_from_source(req, apply, tls=tls)

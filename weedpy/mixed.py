@@ -83,6 +83,7 @@ class MixedExtension:
         self.dual = GatewayDualRun(
             self.routes, self.native, proxy.supervisor, self.cfg, weed_version(self.weed, 2) or "unknown",
             self.native.ctx.full_version, proxy.guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS, self.control, control_relay,
+            tls=proxy.tls,
         )
         await nursery.start(self.dual.run)
         if self.control is not None:

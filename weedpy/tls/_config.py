@@ -91,6 +91,9 @@ class VolumeTls:
     grpc_client: ssl.SSLContext | None = None
     https_server: ServerTls | None = None  # the admin port (and the public one when it is the same)
     https_client: ssl.SSLContext | None = None  # every HTTP request the server makes is HTTPS
+    # What a loopback gRPC endpoint presents to a Go backend that dials it as it dials any peer
+    # (the proxy's heartbeat relay): the volume's server identity, else its client one; CA-checked.
+    loopback_server: ServerTls | None = None
 
     @property
     def http_scheme(self) -> str:
@@ -100,11 +103,13 @@ class VolumeTls:
 
 def load_volume_tls(sec: SecurityConfig) -> VolumeTls:
     """Every context security.toml asks for, its files read and checked now (TlsConfigError)."""
+    grpc_client = _grpc_client(sec)
     return VolumeTls(
         grpc_server=_grpc_server(sec),
-        grpc_client=_grpc_client(sec),
+        grpc_client=grpc_client,
         https_server=_https_server(sec),
         https_client=_https_client(sec),
+        loopback_server=_loopback_server(sec) if grpc_client is not None else None,
     )
 
 
@@ -143,6 +148,20 @@ def _grpc_client(sec: SecurityConfig) -> ssl.SSLContext | None:
     _load_pair(ctx, cert_key, cert, key_key, key)
     ctx.set_alpn_protocols(["h2"])
     return ctx
+
+
+def _loopback_server(sec: SecurityConfig) -> ServerTls:
+    if sec.grpc_volume_cert and sec.grpc_volume_key:
+        cert_key, key_key, cert, key = "grpc.volume.cert", "grpc.volume.key", sec.grpc_volume_cert, sec.grpc_volume_key
+    else:
+        cert_key, key_key = "grpc.volume.client_cert", "grpc.volume.client_key"
+        cert, key = sec.grpc_volume_client_cert, sec.grpc_volume_client_key
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _load_pair(ctx, cert_key, cert, key_key, key)
+    _load_ca(ctx, "grpc.ca", sec.grpc_ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.set_alpn_protocols(["h2"])
+    return ServerTls(ctx)
 
 
 def _https_server(sec: SecurityConfig) -> ServerTls | None:
