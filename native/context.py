@@ -11,10 +11,8 @@ import dataclasses
 from typing import Any, Protocol
 
 from weedpy.config import VolumeConfig
-from weedpy.grpc import ChannelOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
-from weedpy.tls import VolumeTls
 
 __all__ = ["Location", "MasterLookup", "ServerState", "NativeContext", "GO_VERSION", "GO_COMMIT", "go_version"]
 
@@ -49,17 +47,49 @@ class MasterLookup(Protocol):
         """The master currently connected (host:port), or None before the first heartbeat."""
 
 
-@dataclasses.dataclass(slots=True)
 class ServerState:
-    """Mutable server-wide flags; handlers read them, the lifecycle code sets them."""
+    """Server-wide flags; handlers read them, the lifecycle code and the master client set them.
 
-    maintenance: bool = False  # gRPC SetState; mutating gRPCs refuse while set
-    stopping: bool = False  # SIGINT/SIGTERM received: /healthz answers 503
-    heartbeat_stopped: bool = False  # VolumeServerLeave: /healthz answers 503
-    master_connected: bool = False
-    # Throttling: bytes in flight (Go's inFlightUploadDataSize / inFlightDownloadDataSize).
-    inflight_upload: int = 0
-    inflight_download: int = 0
+    In a server with worker processes the flags the leader learns (from the master, from
+    VolumeServerLeave and SetState) live in the shared block, so every process answers /healthz
+    and maintenance checks the same; `stopping` is each process's own (its leader tells it).
+    """
+
+    __slots__ = ("_w", "stopping")
+
+    def __init__(self, shared: memoryview | None = None) -> None:
+        self._w = shared if shared is not None else memoryview(bytearray(8 * 8)).cast("Q")
+        self.stopping = False  # SIGINT/SIGTERM received: /healthz answers 503
+
+    @property
+    def master_connected(self) -> bool:
+        return bool(self._w[_MASTER_CONNECTED])
+
+    @master_connected.setter
+    def master_connected(self, value: bool) -> None:
+        self._w[_MASTER_CONNECTED] = int(value)
+
+    @property
+    def heartbeat_stopped(self) -> bool:
+        """VolumeServerLeave: /healthz answers 503."""
+        return bool(self._w[_HEARTBEAT_STOPPED])
+
+    @heartbeat_stopped.setter
+    def heartbeat_stopped(self, value: bool) -> None:
+        self._w[_HEARTBEAT_STOPPED] = int(value)
+
+    @property
+    def maintenance(self) -> bool:
+        """gRPC SetState; mutating gRPCs refuse while set."""
+        return bool(self._w[_MAINTENANCE])
+
+    @maintenance.setter
+    def maintenance(self, value: bool) -> None:
+        self._w[_MAINTENANCE] = int(value)
+
+
+# Words of the shared flags region (weedpy.sharedmem LAYOUT.flags, 7 words).
+_MASTER_CONNECTED, _HEARTBEAT_STOPPED, _MAINTENANCE = range(3)
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,12 +102,6 @@ class NativeContext:
     http_pool: UpstreamPool
     state: ServerState = dataclasses.field(default_factory=ServerState)
     full_version: str = ""  # Go's version.Version() ("8000GB 4.48 pypi": VERSION + commit); "" = version
-    tls: VolumeTls = VolumeTls()  # what security.toml asks for; http_pool already dials with tls.https_client
-
-    @property
-    def peer_grpc(self) -> ChannelOptions:
-        """Channel options for dialing another volume server or the master (mTLS when configured)."""
-        return ChannelOptions(tls=self.tls.grpc_client)
 
     @property
     def server_header(self) -> str:

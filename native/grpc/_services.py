@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from weedpy.serve.guard import Guard
@@ -44,12 +43,12 @@ class MasterSide(Protocol):
     async def mark_volume_readonly(self, req: master_pb2.VolumeMarkReadonlyRequest) -> None: ...
 
 
-def peer_policy(cfg: Any, https: ssl.SSLContext | None = None) -> PeerPolicy | None:
+def peer_policy(cfg: Any) -> PeerPolicy | None:
     """The peer policy for a server's configuration; None when the operator trusts every peer
-    (`-volume.allowUntrustedRemoteEndpoints`). `https`: the master's listing is read over HTTPS."""
+    (`-volume.allowUntrustedRemoteEndpoints`)."""
     if cfg["volume.allowUntrustedRemoteEndpoints"]:
         return None
-    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters, https=https))
+    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters))
 
 
 @dataclasses.dataclass(slots=True)
@@ -59,12 +58,15 @@ class Services:
     state_file: StateFile
     guard: Guard
     read_only_view: bool = False  # mixed mode: Go owns the files; mutating rpcs are refused
+    # Awaited after an rpc that changed the server's state, before it answers: a server with
+    # worker processes makes every one of them apply the change first (native/server.py).
+    state_changed: Callable[[], Awaitable[None]] = dataclasses.field(default=lambda: _nothing())
     # the peer-trust check of the rpcs that dial a caller-given peer (VolumeCopy,
     # VolumeEcShardsCopy, VolumeTailReceiver); one per server, so its master listing is cached
     peers: PeerPolicy | None = dataclasses.field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.peers = peer_policy(self.ctx.cfg, self.ctx.tls.https_client)
+        self.peers = peer_policy(self.ctx.cfg)
 
     @property
     def server_id(self) -> str:
@@ -74,3 +76,7 @@ class Services:
     def store(self) -> Any:
         """The `native.storage.Store` every handler works on."""
         return self.ctx.store
+
+
+async def _nothing() -> None:
+    return None

@@ -3,13 +3,20 @@
 A counter plus a broadcast: Go waits on a sync.Cond that every finishing request broadcasts, with
 one timer for the whole wait. Admission is "in flight <= limit" (a request is admitted however
 large it is, so one huge upload still goes through an idle server).
+
+The limits are the server's, as in Go, however many processes serve it: with worker processes
+each one counts its own bytes in a word of the shared block (`counters[index]`, written only by
+its owner) and compares the sum of every process's word with the limit; a waiter also polls
+every `SHARED_POLL` seconds, since another process's release does not wake it.
 """
 
 from __future__ import annotations
 
 import trio
 
-__all__ = ["InflightLimit", "WaitOutcome"]
+__all__ = ["InflightLimit", "WaitOutcome", "SHARED_POLL"]
+
+SHARED_POLL = 0.01
 
 
 class WaitOutcome:
@@ -18,25 +25,38 @@ class WaitOutcome:
 
 
 class InflightLimit:
-    """One direction's in-flight bytes; `limit` 0 disables waiting (the counter still counts)."""
+    """One direction's in-flight bytes; `limit` 0 disables waiting (the counter still counts).
+    `counters`: every process's word (shared), `index` this process's; None: one process."""
 
-    __slots__ = ("limit", "timeout", "inflight", "_changed")
+    __slots__ = ("limit", "timeout", "_own", "_counters", "_index", "_changed")
 
-    def __init__(self, limit: int, timeout: float) -> None:
+    def __init__(self, limit: int, timeout: float, counters: memoryview | None = None, index: int = 0) -> None:
         self.limit = limit
         self.timeout = timeout
-        self.inflight = 0
+        self._own = 0
+        self._counters = counters
+        self._index = index
         self._changed = trio.Event()
+
+    @property
+    def inflight(self) -> int:
+        """The server's bytes in flight in this direction (every process's)."""
+        counters = self._counters
+        return self._own if counters is None else sum(counters)
 
     @property
     def over(self) -> bool:
         return self.limit != 0 and self.inflight > self.limit
 
     def add(self, n: int) -> None:
-        self.inflight += n
+        self._own += n
+        if self._counters is not None:
+            self._counters[self._index] = self._own
 
     def release(self, n: int) -> None:
-        self.inflight -= n
+        self._own -= n
+        if self._counters is not None:
+            self._counters[self._index] = self._own
         if self.limit != 0:
             self._broadcast()
 
@@ -51,7 +71,11 @@ class InflightLimit:
             return WaitOutcome.OK, seen
         with trio.move_on_after(self.timeout):
             while True:
-                await self._changed.wait()
+                if self._counters is None:
+                    await self._changed.wait()
+                else:
+                    with trio.move_on_after(SHARED_POLL):
+                        await self._changed.wait()
                 seen = self.inflight
                 if seen <= self.limit:
                     return WaitOutcome.OK, seen

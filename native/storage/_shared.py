@@ -1,0 +1,162 @@
+"""The volume table the processes of one server share (weedpy.sharedmem's volume region).
+
+One slot per mounted volume, eight 64-bit words:
+
+    0 vid + 1 (0: free)   1 generation   2 committed .dat end   3 committed .idx end
+    4 last AppendAtNs      5 last modified (s)   6 read-only flags   7 pid of an append in progress
+
+and one lock per slot (a byte-range lock on the shared block: the kernel releases a dead
+process's). Every process follows a volume's `.idx` as a log: it remembers how much of it its
+map has applied and applies the rest before it answers (a read of one word in the common case).
+An append takes the slot lock, writes at the committed ends (not at the file sizes: a process
+killed mid-append leaves a torn tail that the next append truncates), then publishes the new
+ends. The generation changes when the leader replaces or removes the volume's files (compaction
+commit, index consolidation, tier moves, unmount, delete): a process whose view is of an older
+generation reopens the volume before using it.
+"""
+
+from __future__ import annotations
+
+from weedpy.sharedmem import LAYOUT, WORDS_PER_SLOT, SharedBlock
+
+__all__ = ["VolumeTable", "SharedSlot", "NO_WRITE_OR_DELETE", "NO_WRITE_CAN_DELETE"]
+
+NO_WRITE_OR_DELETE = 1
+NO_WRITE_CAN_DELETE = 2
+
+_VID, _GEN, _DAT_END, _IDX_END, _APPEND_NS, _MODIFIED, _FLAGS, _WRITER = range(WORDS_PER_SLOT)
+
+
+class SharedSlot:
+    """One volume's slot. Plain attribute reads and writes of aligned words (see weedpy.sharedmem)."""
+
+    __slots__ = ("index", "_w", "_base", "_block")
+
+    def __init__(self, block: SharedBlock, index: int) -> None:
+        self.index = index
+        self._block = block
+        self._w = block.words
+        self._base = LAYOUT.volumes + index * WORDS_PER_SLOT
+
+    @property
+    def vid(self) -> int | None:
+        raw = self._w[self._base + _VID]
+        return raw - 1 if raw else None
+
+    @property
+    def generation(self) -> int:
+        return self._w[self._base + _GEN]
+
+    @property
+    def dat_end(self) -> int:
+        return self._w[self._base + _DAT_END]
+
+    @property
+    def idx_end(self) -> int:
+        return self._w[self._base + _IDX_END]
+
+    @property
+    def last_append_ns(self) -> int:
+        return self._w[self._base + _APPEND_NS]
+
+    @property
+    def last_modified(self) -> int:
+        return self._w[self._base + _MODIFIED]
+
+    @property
+    def flags(self) -> int:
+        return self._w[self._base + _FLAGS]
+
+    @property
+    def writer(self) -> int:
+        return self._w[self._base + _WRITER]
+
+    def publish(self, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int) -> None:
+        """After an append (slot lock held): the ends last, so a reader that sees them finds
+        every byte before them written."""
+        w, b = self._w, self._base
+        w[b + _APPEND_NS] = last_append_ns
+        if last_modified > w[b + _MODIFIED]:
+            w[b + _MODIFIED] = last_modified
+        w[b + _DAT_END] = dat_end
+        w[b + _IDX_END] = idx_end
+
+    def set_writer(self, pid: int) -> None:
+        self._w[self._base + _WRITER] = pid
+
+    def set_flags(self, flags: int) -> None:
+        self._w[self._base + _FLAGS] = flags
+
+    def bump_generation(self) -> int:
+        w, b = self._w, self._base
+        w[b + _GEN] = w[b + _GEN] + 1
+        return w[b + _GEN]
+
+    def lock(self, *, blocking: bool = True) -> bool:
+        return self._block.lock(self.index, blocking=blocking)
+
+    def unlock(self) -> None:
+        self._block.unlock(self.index)
+
+
+class VolumeTable:
+    """The slots, by volume id. The leader assigns and frees them; every process finds them."""
+
+    def __init__(self, block: SharedBlock) -> None:
+        self._block = block
+        self._w = block.words
+
+    def _slot_vid(self, index: int) -> int:
+        return self._w[LAYOUT.volumes + index * WORDS_PER_SLOT + _VID]
+
+    def find(self, vid: int) -> SharedSlot | None:
+        want = vid + 1
+        for i in range(LAYOUT.volume_slots):
+            if self._slot_vid(i) == want:
+                return SharedSlot(self._block, i)
+        return None
+
+    def vids(self) -> dict[int, SharedSlot]:
+        """Every volume in the table now."""
+        out = {}
+        for i in range(LAYOUT.volume_slots):
+            raw = self._slot_vid(i)
+            if raw:
+                out[raw - 1] = SharedSlot(self._block, i)
+        return out
+
+    def assign(self, vid: int, *, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int,
+               flags: int) -> SharedSlot:
+        """The leader mounts a volume: its slot (the one it had, or a free one), a new generation."""
+        slot = self.find(vid)
+        if slot is None:
+            for i in range(LAYOUT.volume_slots):
+                if not self._slot_vid(i):
+                    slot = SharedSlot(self._block, i)
+                    break
+            else:
+                raise RuntimeError(f"no free volume slot for volume {vid} ({LAYOUT.volume_slots} in use)")
+        slot.lock()
+        try:
+            b = slot._base
+            self._w[b + _WRITER] = 0
+            self._w[b + _FLAGS] = flags
+            self._w[b + _MODIFIED] = last_modified
+            slot.publish(dat_end, idx_end, last_append_ns, last_modified)
+            slot.bump_generation()
+            self._w[b + _VID] = vid + 1
+        finally:
+            slot.unlock()
+        return slot
+
+    def free(self, vid: int) -> None:
+        """The leader unmounted or deleted a volume: a process still holding it reopens and finds none."""
+        slot = self.find(vid)
+        if slot is None:
+            return
+        slot.lock()
+        try:
+            slot.bump_generation()
+            self._w[slot._base + _VID] = 0
+        finally:
+            slot.unlock()

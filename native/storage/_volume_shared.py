@@ -1,0 +1,175 @@
+"""A volume several processes of one server serve at once (see `_shared.py` for the slot).
+
+`share(slot)` ties a loaded volume to its slot. From then on:
+
+- reads call `_follow()` first: when the slot's committed `.idx` end is past what this map has
+  applied, the rows in between are read and applied as the process that wrote them applied them
+  (a put or a delete), along with the `.dat` end and the append clock; when the generation
+  changed, the volume's files were replaced and the volume reopens itself first;
+- an append runs between `_begin_append()` and `_end_append()`: the slot lock (taken without
+  waiting when the caller must not block: WouldBlock), the generation check, the repair of a
+  tail a killed writer left (truncate both files to the committed ends), the catch-up, and the
+  read-only flags the leader set; then the new ends are published and the lock released.
+
+Without a slot (one process, the default) each of these is one attribute test.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from ._errors import ReadOnly, StorageError
+from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
+from ._types import TOMBSTONE_SIZE
+from ._volume_base import VolumeBase
+
+__all__ = ["VolumeSharing", "WouldBlock", "VolumeGone"]
+
+
+class WouldBlock(StorageError):
+    """The operation would wait for a lock another thread or process holds (the caller asked it
+    not to): do it again where waiting is allowed (a worker thread)."""
+
+
+class VolumeGone(StorageError):
+    """The leader removed this volume (unmount, delete) since this process opened it."""
+
+
+class VolumeSharing(VolumeBase):
+    """The shared-volume half of `Volume` (class defaults: not shared)."""
+
+    shared: SharedSlot | None = None
+    _shared_gen = 0
+    _follow_lock: threading.Lock | None = None
+    _reopen = None  # callable(self) -> VolumeBase: the same volume loaded again from its files
+
+    def share(self, slot: SharedSlot, reopen) -> None:
+        """Serve this volume with the other processes of the server from now on. `reopen()` loads
+        it again from its files (after the leader replaced them)."""
+        self._follow_lock = threading.Lock()
+        self._reopen = reopen
+        self._shared_gen = slot.generation
+        self.shared = slot
+        with self._write_lock:
+            slot.lock()
+            try:
+                self._sync_locked(slot)
+            finally:
+                slot.unlock()
+
+    def publish_shared(self) -> None:
+        """The leader changed this volume in place (read-only marks): make it the slot's state."""
+        s = self.shared
+        if s is not None:
+            s.set_flags((NO_WRITE_OR_DELETE if self.no_write_or_delete else 0)
+                        | (NO_WRITE_CAN_DELETE if self.no_write_can_delete else 0))
+
+    # reads (call before entering the read gate: a reopen waits for the gate's readers) -----------
+
+    def _follow(self) -> None:
+        s = self.shared
+        if s is None or (s.idx_end == self._idx_size and s.generation == self._shared_gen):
+            return
+        if s.generation != self._shared_gen or s.vid != self.id:
+            with self._write_lock:
+                s.lock()
+                try:
+                    self._sync_locked(s)
+                finally:
+                    s.unlock()
+            return
+        lock = self._follow_lock
+        assert lock is not None
+        with lock:
+            self._apply_committed(s)
+
+    def follow_nowait(self) -> bool:
+        """`_follow` for the event loop: False when it would wait (a reopen, a busy lock)."""
+        s = self.shared
+        if s is None or (s.idx_end == self._idx_size and s.generation == self._shared_gen):
+            return True
+        if s.generation != self._shared_gen or s.vid != self.id:
+            return False
+        lock = self._follow_lock
+        assert lock is not None
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            self._apply_committed(s)
+        finally:
+            lock.release()
+        return True
+
+    def _apply_committed(self, s: SharedSlot) -> None:
+        """Follow lock held: the rows committed since, the committed `.dat` end, clocks and flags."""
+        end = s.idx_end
+        if end > self._idx_size:
+            raw = os.pread(self._idx_fd, end - self._idx_size, self._idx_size)
+            if len(raw) != end - self._idx_size:
+                raise StorageError(f"volume {self.id}: .idx ends at {self._idx_size + len(raw)}, the slot says {end}")
+            nm = self.nm
+            for e in self.codec.iter_entries(raw):  # as the writer applied them to its own map
+                if e.size == TOMBSTONE_SIZE:
+                    nm.delete(e.key)
+                else:
+                    nm.put(e.key, e.offset, e.size)
+            self._idx_size = end
+        self._dat_size = s.dat_end
+        self.last_append_at_ns = max(self.last_append_at_ns, s.last_append_ns)
+        self.last_modified_ts = max(self.last_modified_ts, s.last_modified)
+        flags = s.flags
+        self.no_write_or_delete = bool(flags & NO_WRITE_OR_DELETE)
+        self.no_write_can_delete = bool(flags & NO_WRITE_CAN_DELETE)
+
+    # appends -------------------------------------------------------------------------------------
+
+    def _begin_append(self, *, blocking: bool = True) -> None:
+        """With `_write_lock` held: the slot lock and a view of the volume as committed."""
+        s = self.shared
+        if s is None:
+            return
+        if not s.lock(blocking=blocking):
+            raise WouldBlock(f"volume {self.id} is being appended to by another process")
+        try:
+            if s.generation != self._shared_gen and not blocking:
+                raise WouldBlock(f"volume {self.id} must be reopened first")
+            self._sync_locked(s)
+            if self.no_write_or_delete:
+                raise ReadOnly(f"volume {self.id} is read only")
+            s.set_writer(os.getpid())
+        except BaseException:
+            s.unlock()
+            raise
+
+    def _end_append(self, ok: bool) -> None:
+        """Publish the append (when it completed) and let the next writer in. A failed one leaves
+        the writer mark set: the next append cuts whatever it wrote."""
+        s = self.shared
+        if s is None:
+            return
+        try:
+            if ok:
+                s.publish(self._dat_size, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
+                s.set_writer(0)
+        finally:
+            s.unlock()
+
+    def _sync_locked(self, s: SharedSlot) -> None:
+        """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
+        killed writer left, then apply what was committed."""
+        if s.vid != self.id:
+            raise VolumeGone(f"volume {self.id} was removed")
+        if s.writer:  # the last writer died mid-append: nothing past the committed ends is real
+            for fd, end in ((self._dat_fd, s.dat_end), (self._idx_fd, s.idx_end)):
+                if os.fstat(fd).st_size > end:
+                    os.ftruncate(fd, end)
+            s.set_writer(0)
+        if s.generation != self._shared_gen or self._idx_size > s.idx_end:
+            gen = s.generation  # replaced files, or opened while an append was in flight
+            self._adopt(self._reopen())
+            self._shared_gen = gen
+        lock = self._follow_lock
+        assert lock is not None
+        with lock:
+            self._apply_committed(s)
