@@ -148,8 +148,7 @@ async def serve_https(
                 pass
         try:
             if await _looks_like_http(stream):
-                await stream.send_all(HTTP_TO_HTTPS_REPLY)
-                await stream.aclose()
+                await _refuse_plaintext(stream)
                 return
             tls_stream = TlsStream(stream, tls.context, server_side=True, peer_names=tls.peer_names, http=True)
             await tls_stream.handshake()
@@ -159,6 +158,17 @@ async def serve_https(
         await handler(tls_stream)
 
     await trio.serve_listeners(one, [listener], handler_nursery=handler_nursery)
+
+
+async def _refuse_plaintext(stream: trio.SocketStream) -> None:
+    """Go's answer, then a lingering close: closing with the request unread would reset the
+    connection and could destroy the answer before the client reads it."""
+    await stream.send_all(HTTP_TO_HTTPS_REPLY)
+    await stream.send_eof()
+    with trio.move_on_after(1):
+        while await stream.receive_some(1 << 16):
+            pass
+    await stream.aclose()
 
 
 async def _looks_like_http(stream: trio.SocketStream) -> bool:
