@@ -81,9 +81,9 @@ def test_replication_between_weedpy_servers_over_tls(tmp_path: Path, pki: Pki, t
     dc = "dc-replication"
     servers = {}
     try:
-        for mode in ("native", "proxy"):
+        for mode in ("native", "proxy"):  # the proxy's HTTP ports are served by two processes
             servers[mode] = start_weedpy(tmp_path, tls_master, pki, mode=mode, security_file=sec, name=f"repl-{mode}",
-                                         data_center=dc, https=True)
+                                         data_center=dc, https=True, extra=["-workers=2"] if mode == "proxy" else [])
             wait_for_volume_server(tls_master, f"127.0.0.1:{servers[mode].port}")
         nodes = [f"127.0.0.1:{s.port}" for s in servers.values()]
         with https_client(pki) as client:
@@ -98,6 +98,9 @@ def test_replication_between_weedpy_servers_over_tls(tmp_path: Path, pki: Pki, t
                 assert client.delete(f"https://{writer}/{fid}").status_code == 202
                 for reader in nodes:
                     assert client.get(f"https://{reader}/{fid}").status_code == 404, (i, reader)
+        # whichever process accepts the connection, the port speaks TLS only
+        for _ in range(8):
+            assert _raw(servers["proxy"].port, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n") == HTTP_TO_HTTPS_REPLY
     finally:
         for s in servers.values():
             s.stop()
