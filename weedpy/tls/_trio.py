@@ -53,6 +53,8 @@ class TlsStream(trio.abc.Stream):
         self._peer_names = peer_names
         self._timeout = handshake_timeout
         self._ready = False
+        self._lock = trio.Lock()  # the reader and the writer of a connection may both start it
+        self._failed: TlsHandshakeError | None = None
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -76,6 +78,17 @@ class TlsStream(trio.abc.Stream):
         """Complete the handshake (and the name check); TlsHandshakeError on any failure."""
         if self._ready:
             return
+        async with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if not self._ready:
+                try:
+                    await self._handshake_once()
+                except TlsHandshakeError as exc:
+                    self._failed = exc
+                    raise
+
+    async def _handshake_once(self) -> None:
         try:
             with trio.fail_after(self._timeout):
                 await self._ssl.do_handshake()
