@@ -11,8 +11,10 @@ import dataclasses
 from typing import Any, Protocol
 
 from weedpy.config import VolumeConfig
+from weedpy.grpc import ChannelOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
+from weedpy.tls import VolumeTls
 
 __all__ = ["Location", "MasterLookup", "ServerState", "NativeContext", "GO_VERSION", "GO_COMMIT", "go_version"]
 
@@ -102,6 +104,12 @@ class NativeContext:
     http_pool: UpstreamPool
     state: ServerState = dataclasses.field(default_factory=ServerState)
     full_version: str = ""  # Go's version.Version() ("8000GB 4.48 pypi": VERSION + commit); "" = version
+    tls: VolumeTls = VolumeTls()  # what security.toml asks for; http_pool already dials with tls.https_client
+
+    @property
+    def peer_grpc(self) -> ChannelOptions:
+        """Channel options for dialing another volume server or the master (mTLS when configured)."""
+        return ChannelOptions(tls=self.tls.grpc_client)
 
     @property
     def server_header(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -43,12 +44,12 @@ class MasterSide(Protocol):
     async def mark_volume_readonly(self, req: master_pb2.VolumeMarkReadonlyRequest) -> None: ...
 
 
-def peer_policy(cfg: Any) -> PeerPolicy | None:
+def peer_policy(cfg: Any, https: ssl.SSLContext | None = None) -> PeerPolicy | None:
     """The peer policy for a server's configuration; None when the operator trusts every peer
-    (`-volume.allowUntrustedRemoteEndpoints`)."""
+    (`-volume.allowUntrustedRemoteEndpoints`). `https`: the master's listing is read over HTTPS."""
     if cfg["volume.allowUntrustedRemoteEndpoints"]:
         return None
-    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters))
+    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters, https=https))
 
 
 @dataclasses.dataclass(slots=True)
@@ -66,7 +67,7 @@ class Services:
     peers: PeerPolicy | None = dataclasses.field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.peers = peer_policy(self.ctx.cfg)
+        self.peers = peer_policy(self.ctx.cfg, self.ctx.tls.https_client)
 
     @property
     def server_id(self) -> str:
