@@ -56,7 +56,7 @@ def consolidate_volume_index(store, vid: int) -> None:
 
 
 def _relocate(v, new_dir: str) -> None:
-    with v._write_lock:
+    with v._write_lock, v.replacing_files():
         if v.idx_directory == new_dir or not os.path.exists(v.idx_path):
             return
         old_idx = v.idx_path

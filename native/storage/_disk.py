@@ -14,6 +14,7 @@ from ._errors import InvalidFileId, OffsetWidthMismatch, StorageError, VolumeNot
 from ._fs import remove_path
 from ._map_load import MapPolicy
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
+from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, VolumeTable
 from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info
 from ._volume import Volume
@@ -191,12 +192,20 @@ class DiskLocation:
         self._inflight: dict[int, threading.Event] = {}  # being loaded, set when done
         self._lock = threading.RLock()
         self.tier_backends = BackendRegistry()  # the Store shares one across its locations
+        # Set when other processes serve these volumes too (`Store.share`): the leader assigns
+        # each mounted volume a slot of this table and frees it when the volume goes; a worker
+        # follows the slots and never removes or repairs a file itself.
+        self.table: VolumeTable | None = None
+        self.leader = True
 
     # queries -----------------------------------------------------------------------------------
 
     def find_volume(self, vid: int) -> Volume | None:
         with self._lock:
-            return self._volumes.get(vid)
+            v = self._volumes.get(vid)
+        if v is not None and v.shared is not None and v.shared.vid != vid:
+            return None  # the leader removed it; this process's view goes at the next sync
+        return v
 
     def volumes(self) -> list[Volume]:
         with self._lock:
@@ -318,7 +327,7 @@ class DiskLocation:
             self.load_errors[base] = "an .ecx is present: an erasure-coded volume (served by Store.ec)"
             return None
         note = os.path.join(self.directory, base + ".note")
-        if os.path.exists(note):
+        if self.leader and os.path.exists(note):
             log.warning("volume %s was not completed; removing its files", base)
             self._remove_files(base)
             return None
@@ -403,8 +412,34 @@ class DiskLocation:
 
     def attach(self, v: Volume) -> None:
         v.disk_space_low = lambda: self.is_disk_space_low
+        if self.table is not None:
+            self._share(v)
         with self._lock:
             self._volumes[v.id] = v
+
+    def _share(self, v: Volume) -> None:
+        table = self.table
+        assert table is not None
+        if self.leader:
+            slot = table.assign(
+                v.id, dat_end=v.dat_size, idx_end=v.idx_size, last_append_ns=v.last_append_at_ns,
+                last_modified=v.last_modified_ts,
+                flags=(NO_WRITE_OR_DELETE if v.no_write_or_delete else 0) | (NO_WRITE_CAN_DELETE if v.no_write_can_delete else 0),
+            )
+        else:
+            slot = table.find(v.id)
+            if slot is None:
+                raise VolumeNotFound(f"volume {v.id} is not mounted by this server's leader")
+
+        def reopen() -> Volume:
+            return Volume.load(v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
+                               offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy)
+
+        v.share(slot, reopen)
+
+    def _unshare(self, vid: int) -> None:
+        if self.table is not None and self.leader:
+            self.table.free(vid)
 
     def create_volume(self, vid: int, **kwargs: object) -> Volume:
         v = Volume.create(
@@ -436,8 +471,16 @@ class DiskLocation:
             v = self._volumes.pop(vid, None)
         if v is None:
             return False
+        self._unshare(vid)
         v.close()
         return True
+
+    def forget_volume(self, vid: int) -> None:
+        """A worker's: close its view of a volume the leader removed or replaced (files untouched)."""
+        with self._lock:
+            v = self._volumes.pop(vid, None)
+        if v is not None:
+            v.close()
 
     def delete_volume(self, vid: int, *, only_empty: bool = False) -> None:
         with self._lock:
@@ -449,6 +492,7 @@ class DiskLocation:
             if not v.compaction_lock.acquire(blocking=False):  # Go's Destroy refuses as well
                 raise StorageError(f"volume {vid} is compacting")
             del self._volumes[vid]
+        self._unshare(vid)
         try:
             v.destroy()
         finally:
@@ -460,6 +504,7 @@ class DiskLocation:
             for v in doomed:
                 del self._volumes[v.id]
         for v in doomed:
+            self._unshare(v.id)
             v.destroy()
         return doomed
 

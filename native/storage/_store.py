@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
+from ._shared import VolumeTable
 from ._map_load import MapPolicy
 from ._memory import release_free_memory
 from ._needle import Needle
@@ -302,6 +303,40 @@ class Store(VolumeLookup):
         self.ec.close()
         for loc in self.locations:
             loc.close()
+
+    # several processes -------------------------------------------------------------------------
+
+    def share(self, table: VolumeTable, *, leader: bool) -> None:
+        """Serve these volumes together with the server's other processes (see `_shared.py`).
+        The leader publishes every volume it mounts in `table`; a worker (opened with
+        `load=False`) then follows the table with `sync_shared`."""
+        for loc in self.locations:
+            loc.table = table
+            loc.leader = leader
+            if leader:
+                for v in loc.volumes():
+                    loc.attach(v)
+
+    def sync_shared(self) -> None:
+        """A worker's view made the leader's: volumes it mounted since are loaded, volumes it
+        removed are closed (never deleted: the files are the leader's), volumes whose files it
+        replaced are loaded again, and the erasure-coded shards are rescanned."""
+        table = self.locations[0].table
+        assert table is not None and not self.locations[0].leader
+        wanted = table.vids()
+        for loc in self.locations:
+            for v in loc.volumes():
+                slot = wanted.get(v.id)
+                if slot is None or slot.generation != v._shared_gen or slot.index != v.shared.index:
+                    loc.forget_volume(v.id)
+        for vid in wanted:
+            if self.find_volume(vid) is None:
+                for loc in self.locations:
+                    if loc.load_volume(vid) is not None:
+                        break
+        old, self.ec = self.ec, EcStore(self.locations, offset_bytes=self.offset_bytes)
+        self.ec.load()
+        old.close()
 
     # vacuum ------------------------------------------------------------------------------------
 

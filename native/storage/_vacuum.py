@@ -136,6 +136,7 @@ def compact_steps(
 
 
 def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
+    v._follow()  # what other processes appended belongs to the compacted copy too
     with v._write_lock:
         v.compact_idx_offset = v.idx_size
         v.compact_revision = v.super_block.compaction_revision
@@ -280,7 +281,7 @@ def commit_compact(v, *, clock_ns: Callable[[], int] = time.time_ns) -> bool:
         log.info("volume %s is already compacting", v.id)
         return False
     try:
-        with v._write_lock:
+        with v._write_lock, v.replacing_files():
             v._check_open()
             cpd, cpx, cpc = v.file_name(".cpd"), v.file_name(".cpx"), v.file_name(".cpc")
             try:

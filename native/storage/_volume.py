@@ -7,9 +7,11 @@ a record the map points at is never rewritten. Closing waits for in-flight pread
 descriptor is never reused under a reader.
 
 `Volume` is composed of one part per job, all on the fields of `VolumeBase` (`_volume_base`):
-opening (`_volume_load`), reads (`_volume_read`), writes (`_volume_write`) and state changes
-(`_volume_state`). They are mixins rather than collaborators so the hot paths (`read_plain`,
-`read_needle`, `write_needle`) stay one method call on the volume, with no hop in between.
+opening (`_volume_load`), reads (`_volume_read`), writes (`_volume_write`), state changes
+(`_volume_state`) and serving it from several processes at once (`_volume_shared`: the readers
+follow the `.idx` other processes append to, appends take the volume's shared lock). They are
+mixins rather than collaborators so the hot paths (`read_plain`, `read_needle`, `write_needle`)
+stay one method call on the volume, with no hop in between.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 from ._volume_base import ReadOnlyReasons, RecordInfo, VolumeStats, WriteResult
 from ._volume_load import VolumeLoading
 from ._volume_read import VolumeReads
+from ._volume_shared import VolumeSharing
 from ._volume_state import VolumeStateChanges
 from ._volume_write import VolumeWrites
 
 __all__ = ["Volume", "VolumeStats", "WriteResult", "ReadOnlyReasons", "RecordInfo"]
 
 
-class Volume(VolumeLoading, VolumeWrites, VolumeReads, VolumeStateChanges):
+class Volume(VolumeLoading, VolumeWrites, VolumeReads, VolumeStateChanges, VolumeSharing):
     """Open with `Volume.load(...)` (existing) or `Volume.create(...)` (new)."""
 
     def __repr__(self) -> str:

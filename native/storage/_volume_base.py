@@ -192,7 +192,11 @@ class VolumeBase:
     def is_empty(self) -> bool:
         return self._dat_size <= SUPER_BLOCK_SIZE and self.nm.file_bytes == 0
 
+    def _follow(self) -> None:
+        """Catch up with the other processes serving this volume (`_volume_shared`); alone, nothing."""
+
     def stats(self) -> VolumeStats:
+        self._follow()
         c = self.nm.counters()
         reasons = self.read_only_reasons()
         try:

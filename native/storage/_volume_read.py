@@ -47,6 +47,7 @@ class VolumeReads(VolumeBase):
     def pinned_dat(self) -> tuple[int, int]:
         """(a private duplicate of the `.dat` fd, its size now): for long scans that must not
         see a compaction commit swap the files underneath. The caller closes the fd."""
+        self._follow()
         with self._reading():
             return os.dup(self._dat_fd), self._dat_size
 
@@ -66,6 +67,7 @@ class VolumeReads(VolumeBase):
     # reads -------------------------------------------------------------------------------------
 
     def needle_value(self, needle_id: int) -> NeedleValue | None:
+        self._follow()
         return self.nm.get(needle_id)
 
     def _locate(self, needle_id: int, read_deleted: bool) -> tuple[int, int] | None:
@@ -96,6 +98,7 @@ class VolumeReads(VolumeBase):
         Like Go: an entry of size 0 returns an empty needle without reading (or checking the
         cookie); a TTL-expired needle is NotFound; a wrong cookie is CookieMismatch.
         """
+        self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
@@ -117,7 +120,7 @@ class VolumeReads(VolumeBase):
         then reports it with Go's error. No cookie check: the caller compares.
         """
         version = self.super_block.version
-        if version == VERSION1:
+        if version == VERSION1 or not self.follow_nowait():
             return None
         loc = self.nm.locate(needle_id)
         if loc is None:
@@ -185,6 +188,7 @@ class VolumeReads(VolumeBase):
 
     def read_needle_meta(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> tuple[Needle, int]:
         """(needle without data, data size), reading only the header and the metadata tail."""
+        self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
@@ -212,6 +216,7 @@ class VolumeReads(VolumeBase):
 
     def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
         """Metadata now, data on demand: for needles too large to read whole (Go streams > 1 MiB)."""
+        self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
@@ -224,6 +229,7 @@ class VolumeReads(VolumeBase):
     def iter_records(self, start: int | None = None) -> Iterator[RecordInfo]:
         """Walk `.dat` record by record from `start` (default: after the super block) by
         hopping headers. Stops at the end, or raises Corrupted at a torn or impossible record."""
+        self._follow()
         pos = self.super_block.block_size if start is None else start
         end = self._dat_size
         while pos < end:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 
-from ._errors import ReadOnly, StorageError
+from ._errors import NotFound, ReadOnly, StorageError
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
 from ._types import TOMBSTONE_SIZE
 from ._volume_base import VolumeBase
@@ -32,8 +32,9 @@ class WouldBlock(StorageError):
     not to): do it again where waiting is allowed (a worker thread)."""
 
 
-class VolumeGone(StorageError):
-    """The leader removed this volume (unmount, delete) since this process opened it."""
+class VolumeGone(NotFound):
+    """The leader removed this volume (unmount, delete) since this process opened it: to a reader,
+    as absent as a needle of a deleted volume."""
 
 
 class VolumeSharing(VolumeBase):
@@ -58,12 +59,29 @@ class VolumeSharing(VolumeBase):
             finally:
                 slot.unlock()
 
-    def publish_shared(self) -> None:
-        """The leader changed this volume in place (read-only marks): make it the slot's state."""
+    def publish_flags(self) -> None:
+        """`_write_lock` held: the read-only marks this process just set become every process's
+        (an append in flight elsewhere finishes first; the next one sees them)."""
         s = self.shared
-        if s is not None:
-            s.set_flags((NO_WRITE_OR_DELETE if self.no_write_or_delete else 0)
-                        | (NO_WRITE_CAN_DELETE if self.no_write_can_delete else 0))
+        if s is None:
+            return
+        s.lock()
+        try:
+            self._set_flags_locked(s)
+        finally:
+            s.unlock()
+
+    def _set_flags_locked(self, s: SharedSlot) -> None:
+        no_write, can_delete = self.no_write_or_delete, self.no_write_can_delete
+        self._sync_locked(s)  # catch up first (it takes the slot's flags), then set ours
+        self.no_write_or_delete, self.no_write_can_delete = no_write, can_delete
+        s.set_flags((NO_WRITE_OR_DELETE if no_write else 0) | (NO_WRITE_CAN_DELETE if can_delete else 0))
+
+    def replacing_files(self) -> "_Replacing":
+        """`with v.replacing_files():` (`_write_lock` held) around a change of the volume's files
+        (compaction commit, index relocation, a map rebuilt): no other process appends meanwhile,
+        and after it they all reopen the volume (a new generation) before using it again."""
+        return _Replacing(self)
 
     # reads (call before entering the read gate: a reopen waits for the gate's readers) -----------
 
@@ -173,3 +191,34 @@ class VolumeSharing(VolumeBase):
         assert lock is not None
         with lock:
             self._apply_committed(s)
+
+
+class _Replacing:
+    __slots__ = ("_v",)
+
+    def __init__(self, v: VolumeSharing) -> None:
+        self._v = v
+
+    def __enter__(self) -> None:
+        v = self._v
+        s = v.shared
+        if s is not None:
+            s.lock()
+            try:
+                v._sync_locked(s)
+            except BaseException:
+                s.unlock()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        v = self._v
+        s = v.shared
+        if s is None:
+            return
+        try:  # whatever happened, the files may have changed: everyone else reopens
+            s.set_flags((NO_WRITE_OR_DELETE if v.no_write_or_delete else 0)
+                        | (NO_WRITE_CAN_DELETE if v.no_write_can_delete else 0))
+            s.publish(v._dat_size, v._idx_size, v.last_append_at_ns, v.last_modified_ts)
+            v._shared_gen = s.bump_generation()
+        finally:
+            s.unlock()

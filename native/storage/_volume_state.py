@@ -24,13 +24,14 @@ class VolumeStateChanges(VolumeBase):
                 self._reopen_idx_rw()
             self.no_write_or_delete = not can_delete
             self.no_write_can_delete = can_delete
+            self.publish_flags()
             if persist:
                 self._save_info(self.info.replace(read_only=True, read_only_can_delete=can_delete))
 
     def mark_writable(self) -> None:
         """Go's MarkVolumeWritable: clear every read-only flag (an integrity failure's too) and
         persist that; a map loaded read-only is rebuilt with writable semantics."""
-        with self._write_lock:
+        with self._write_lock, self.replacing_files():
             self._check_open()
             if self.nm.sorted_semantics or not _fd_writable(self._idx_fd):
                 self._reopen_idx_rw()

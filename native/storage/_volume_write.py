@@ -1,8 +1,9 @@
 """A volume's writes: needle appends (with Go's unchanged-rewrite and cookie rules), group
 fsync, deletes and replayed tombstones, and raw records copied from another server.
 
-Every append happens under `_write_lock`: the `.dat` record goes first, then the map and the
-`.idx` row, so a reader never finds a map entry whose record is not yet on disk.
+Every append happens under `_write_lock` (and, when other processes serve the volume too, its
+shared lock: see `_volume_shared`): the `.dat` record goes first, then the map and the `.idx`
+row, so a reader never finds a map entry whose record is not yet on disk.
 """
 
 from __future__ import annotations
@@ -17,12 +18,45 @@ from ._ttl import EMPTY_TTL
 from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, actual_size
 from ._volume_base import WriteResult
 from ._volume_read import VolumeReads
+from ._volume_shared import WouldBlock
 
 __all__ = ["VolumeWrites"]
 
 
+class _Appending:
+    """`with self._appending(blocking):` around an append (a class: this is the write hot path).
+    Not blocking: WouldBlock instead of waiting for a thread or process that holds a lock."""
+
+    __slots__ = ("_v", "_blocking")
+
+    def __init__(self, v: "VolumeWrites", blocking: bool) -> None:
+        self._v = v
+        self._blocking = blocking
+
+    def __enter__(self) -> None:
+        v = self._v
+        if not v._write_lock.acquire(blocking=self._blocking):
+            raise WouldBlock(f"volume {v.id} is being written by another thread")
+        try:
+            v._check_open()
+            v._begin_append(blocking=self._blocking)
+        except BaseException:
+            v._write_lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        v = self._v
+        try:
+            v._end_append(exc_type is None)
+        finally:
+            v._write_lock.release()
+
+
 class VolumeWrites(VolumeReads):
     """The write half of `Volume` (it reads back: rewrites and deletes compare cookies)."""
+
+    def _appending(self, blocking: bool = True) -> _Appending:
+        return _Appending(self, blocking)
 
     def _check_writable(self) -> None:
         if not (self.no_write_or_delete or self.no_write_can_delete or self.disk_space_low()):
@@ -35,19 +69,20 @@ class VolumeWrites(VolumeReads):
     def _next_append_ns(self) -> int:
         return max(self._clock_ns(), self.last_append_at_ns + 1)
 
-    def write_needle(self, n: Needle, *, check_cookie: bool = True, fsync: bool = False) -> WriteResult:
+    def write_needle(self, n: Needle, *, check_cookie: bool = True, fsync: bool = False,
+                     blocking: bool = True) -> WriteResult:
         """Append a needle (Go's writeNeedle2/doWriteRequest).
 
         A needle without a TTL inherits the volume's. Rewriting an identical needle (same
         cookie, CRC and data; non-TTL volumes only) appends nothing. An existing id with a
         different cookie is refused, unless `check_cookie` is False and the cookie is 0 (then
-        the stored cookie is adopted, as Go does for replicated batch deletes).
+        the stored cookie is adopted, as Go does for replicated batch deletes). With `blocking`
+        off, WouldBlock instead of waiting for a lock (the event loop's fast path).
         """
         self._check_writable()
         if n.ttl == EMPTY_TTL and self.ttl != EMPTY_TTL:
             n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=self.ttl)
-        with self._write_lock:
-            self._check_open()
+        with self._appending(blocking):
             nv = self.nm.get(n.id)
             if nv is not None:
                 unchanged = self._unchanged(n, nv)
@@ -135,6 +170,7 @@ class VolumeWrites(VolumeReads):
         With `cookie=None` (skip-cookie batch deletes) the tombstone has cookie 0 and CRC 0.
         Raises NotFound for an expired needle, like Go's read-before-delete.
         """
+        self._follow()
         if self.no_write_or_delete:
             raise ReadOnly(f"volume {self.id} is read only")
         nv = self.nm.get(needle_id)
@@ -146,8 +182,7 @@ class VolumeWrites(VolumeReads):
             if checksum is None and nv.size > 0:
                 n = self.read_needle(needle_id, cookie)
                 tomb_crc = n.checksum or 0
-        with self._write_lock:
-            self._check_open()
+        with self._appending():
             nv2 = self.nm.get(needle_id)
             if nv2 is None or nv2.size < 0:
                 return 0
@@ -173,8 +208,7 @@ class VolumeWrites(VolumeReads):
         deleted record's Size, 0 when nothing was live (nothing appended)."""
         if self.no_write_or_delete:
             raise ReadOnly(f"volume {self.id} is read only")
-        with self._write_lock:
-            self._check_open()
+        with self._appending():
             nv = self.nm.get(needle_id)
             if nv is None or nv.size < 0:
                 return 0
@@ -201,8 +235,7 @@ class VolumeWrites(VolumeReads):
         need = actual_size(max(size, 0), self.version)
         if len(blob) < need:
             raise Corrupted(f"needle blob buffer too small: need {need} bytes, have {len(blob)}")
-        with self._write_lock:
-            self._check_open()
+        with self._appending():
             if self.nm.file_bytes + len(blob) > self.codec.offsets.max_volume_size:
                 raise VolumeFull(f"volume size limit {self.codec.offsets.max_volume_size} exceeded")
             nv = self.nm.get(needle_id)
