@@ -20,7 +20,6 @@ from native.grpc import Services, StateFile, build_router
 from native.heartbeat import Identity, StoreSnapshot, snapshot_store
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
-from native.s3 import s3_object_store
 from native.storage import DEFAULT_OFFSET_BYTES, Store, parse_min_free_spaces
 from native.storage.tier import apply_storage_backends
 from weedpy.config import VolumeConfig
@@ -154,6 +153,8 @@ def build_parts(
 
     async def on_configuration(resp) -> None:
         if resp.storage_backends and hasattr(store, "tier_backends") and not read_only_view:
+            from native.s3 import s3_object_store  # the S3 client (httpx) loads only for a storage backend
+
             await trio.to_thread.run_sync(apply_storage_backends, store, list(resp.storage_backends), s3_object_store)
 
     master = MasterClient(

@@ -25,20 +25,21 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import trio
 
 from weedpy.serve.peers import blocked_reason
 from native.grpc._common import check_admin, go_error, go_proto_text
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services, peer_policy
-from native.s3 import S3Client, S3Error, S3Options
 from native.storage import Needle, StorageError
 from proto import remote_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
+
+if TYPE_CHECKING:
+    from native.s3 import S3Options
 
 __all__ = ["HANDLERS", "fetch_and_write_needle", "s3_options"]
 
@@ -48,6 +49,8 @@ _KNOWN_TYPES = ("s3", "aliyun", "b2", "baidu", "contabo", "filebase", "storj", "
 def s3_options(conf: remote_pb2.RemoteConf) -> tuple[str, S3Options] | None:
     """(endpoint, client options) for an S3-compatible RemoteConf (Go's s3CompatibleClientOptions),
     None for any other type. Credentials some providers read from the environment are read too."""
+    from native.s3 import S3Options  # the S3 client (httpx) loads with the first remote fetch, not at start-up
+
     env = os.environ.get
     t = conf.type
     if t == "s3":
@@ -80,6 +83,8 @@ def _pinned_resolver(endpoint: str):
     """connect_to(host) -> the first resolved address that passes Go's strict check, re-checked
     at every connection (Go's guardedDialer: a DNS answer that changes cannot redirect it)."""
 
+    from native.s3 import S3Error  # the S3 client (httpx) loads with the first remote fetch, not at start-up
+
     def connect_to(host: str) -> str:
         try:
             ips = [ipaddress.ip_address(host)]
@@ -101,6 +106,8 @@ def _pinned_resolver(endpoint: str):
 
 
 def _read_remote(opts: S3Options, pin: Any, loc: remote_pb2.RemoteStorageLocation, offset: int, size: int) -> bytes:
+    from native.s3 import S3Client, S3Error  # the S3 client (httpx) loads with the first remote fetch, not at start-up
+
     client = S3Client(opts, connect_to=pin)
     try:
         if size <= 0:
@@ -178,6 +185,8 @@ async def fetch_and_write_needle(
             local_error = f"local write needle {req.needle_id} size {req.size}: {exc}"
         else:
             resp.e_tag = n.etag
+
+    import httpx  # the HTTP client loads with the first remote fetch, not at start-up
 
     async def write_replica(i: int, url: str) -> None:
         fid = f"{v.id},{req.needle_id:x}{req.cookie:08x}"
