@@ -11,7 +11,8 @@ Entry point (gateway/app.py builds the same from its parts):
   log event per call); `Target.GO` is always `GoRelay`.
 * `GoRelay` forwards each call to `backend.current().grpc` over pooled h2 connections as opaque
   bytes: request headers (minus connection-specific ones; grpc-timeout unchanged), DATA both ways,
-  response headers / trailers / trailers-only responses unchanged, RST_STREAM both ways. Client DATA
+  response headers / trailers / trailers-only responses unchanged (but for Go naming its private
+  ip:port: in grpc-message, and in BatchDelete's results), RST_STREAM both ways. Client DATA
   is acknowledged only once the backend's window took it, backend DATA only once the client's window
   took it, so a 1 GiB CopyFile holds a few windows of memory, never the file.
 * `checks` is the request hook (gateway/request_checks.py): for the listed methods the relay first
@@ -32,8 +33,10 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
+from google.protobuf.message import DecodeError
 
 from gateway.backend import BackendEndpoints, BackendView
+from proto import volume_server_pb2 as vs
 from weedpy.grpc import (
     ConnectionPool,
     ConnectionSettings,
@@ -196,18 +199,60 @@ def _unalias(headers: Sequence[tuple[bytes, bytes]], aliases: tuple[bytes, bytes
     return [(k, v.replace(old, new)) if k == b"grpc-message" and old in v else (k, v) for k, v in headers]
 
 
+def _unalias_batch_delete(raw: bytes, old: bytes, new: bytes) -> bytes:
+    """BatchDelete names the server in a result's error ("volume N not found on ip:port")."""
+    msg = vs.BatchDeleteResponse()
+    msg.ParseFromString(raw)
+    o, n = old.decode(), new.decode()
+    for r in msg.results:
+        if o in r.error:
+            r.error = r.error.replace(o, n)
+    return msg.SerializeToString()
+
+
+# Methods whose response messages (small, unary) name the backend: rewritten whole.
+_MESSAGE_UNALIAS: Mapping[str, Callable[[bytes, bytes, bytes], bytes]] = {
+    "/volume_server_pb.VolumeServer/BatchDelete": _unalias_batch_delete,
+}
+
+
+def _unalias_messages(data: bytes, rewrite: Callable[[bytes, bytes, bytes], bytes], aliases: tuple[bytes, bytes]) -> bytes:
+    """Length-prefixed messages with each one rewritten (a compressed or torn one passes as is)."""
+    out, pos = bytearray(), 0
+    while pos + 5 <= len(data):
+        flag, length = data[pos], int.from_bytes(data[pos + 1:pos + 5], "big")
+        if flag != 0 or pos + 5 + length > len(data):
+            break
+        body = data[pos + 5:pos + 5 + length]
+        try:
+            out += encode_message(rewrite(body, *aliases) if aliases[0] in body else body)
+        except DecodeError:
+            out += data[pos:pos + 5 + length]
+        pos += 5 + length
+    return bytes(out + data[pos:])
+
+
 async def _relay_responses(call: ServerCall, upstream: StreamHandle, aliases: tuple[bytes, bytes] | None = None) -> None:
-    """Backend headers, DATA and trailers to the client, unchanged but for `_unalias`."""
+    """Backend headers, DATA and trailers to the client, unchanged but for `_unalias` (and the
+    whole messages of `_MESSAGE_UNALIAS` methods, held until the trailers)."""
+    rewrite = _MESSAGE_UNALIAS.get(call.method) if aliases is not None else None
+    held = bytearray()
     while True:
         ev = await upstream.receive()
         if isinstance(ev, DataReceived):
-            await call.send_data(ev.data)
+            if rewrite is not None:
+                held += ev.data
+            else:
+                await call.send_data(ev.data)
             upstream.acknowledge(ev.flow_len)
         elif isinstance(ev, ResponseStarted):
             call.send_headers(_unalias(ev.headers, aliases) if ev.end_stream else ev.headers, end_stream=ev.end_stream)
             if ev.end_stream:
                 return
         elif isinstance(ev, TrailersReceived):
+            if held:
+                assert rewrite is not None and aliases is not None
+                await call.send_data(_unalias_messages(bytes(held), rewrite, aliases))
             call.send_trailers(_unalias(ev.headers, aliases))
             return
         elif isinstance(ev, StreamReset):

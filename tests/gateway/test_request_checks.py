@@ -150,3 +150,15 @@ def test_go_errors_name_the_front_address_not_the_backend(gateway: VolumeProc) -
     assert r.status_code == 500
     assert r.json() == {"error": f"volume 4242 not found on 127.0.0.1:{gateway.port}"}
     assert int(r.headers["content-length"]) == len(r.content)
+
+
+async def test_batch_delete_results_name_the_front_address(gateway: VolumeProc) -> None:
+    """BatchDelete carries Go's "volume N not found on ip:port" inside its results, not in a
+    status: the gateway rewrites the message, so the client sees the front as from Go alone."""
+    async with Channel("127.0.0.1", gateway.grpc_port) as ch:
+        resp = await ch.unary_unary(SVC + "BatchDelete", vs.BatchDeleteRequest(
+            file_ids=["4242,0a1b2c3d4e", "bad"], skip_cookie_check=True), vs.BatchDeleteResponse, timeout=20)
+    assert [(r.file_id, r.status, r.error) for r in resp.results] == [
+        ("4242,0a1b2c3d4e", 500, f"volume 4242 not found on 127.0.0.1:{gateway.port}"),
+        ("bad", 400, "Wrong fid format."),
+    ]
