@@ -17,11 +17,12 @@ import dataclasses
 import datetime
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from difftool._codec import sample_to_json
 from difftool._compare import NO_RULES, Comparison, FieldDiff, Rules, Verdict, compare_outcomes
+from difftool._mask import ByteMask
 from difftool._noise import DIFFY_DEFAULTS, NoiseThresholds, classify_field
 from difftool._records import GrpcRequest, GrpcResponse, HttpResponse, Outcome, Sample, Side
 
@@ -38,12 +39,14 @@ class Judgement:
     control: Comparison | None = None  # primary vs secondary (the noise sample)
 
 
-def judge(sample: Sample, rules: Rules = NO_RULES) -> Judgement:
-    method = sample.request.method if isinstance(sample.request, GrpcRequest) else ""
-    cand = compare_outcomes(method, sample.primary, sample.candidate, rules, sample.endpoint)
+def judge(sample: Sample, rules: Rules = NO_RULES, masks: Sequence[ByteMask] = ()) -> Judgement:
+    """`masks`: byte ranges of the answer known to hold clocks (a generated step's)."""
+    req = sample.request if isinstance(sample.request, GrpcRequest) else None
+    method = req.method if req is not None else ""
+    cand = compare_outcomes(method, sample.primary, sample.candidate, rules, sample.endpoint, req, masks)
     ctrl = None
     if sample.secondary is not None:
-        ctrl = compare_outcomes(method, sample.primary, sample.secondary, NO_RULES, sample.endpoint)
+        ctrl = compare_outcomes(method, sample.primary, sample.secondary, NO_RULES, sample.endpoint, req, masks)
     return Judgement(cand, ctrl)
 
 

@@ -186,12 +186,18 @@ async def _grpc_once(pool: ConnectionPool, req: GrpcRequest, limit: int) -> Grpc
         except GrpcError:
             pass  # the server ended the call early; its answer says how
 
+    lost: GrpcError | None = None  # raised out of the nursery, not wrapped in an exception group
     try:
         async with trio.open_nursery() as nursery:
             if req.messages:
                 nursery.start_soon(send_all)
             while True:
-                ev = await handle.receive()
+                try:
+                    ev = await handle.receive()
+                except GrpcError as exc:
+                    lost = exc
+                    nursery.cancel_scope.cancel()
+                    break
                 if isinstance(ev, ResponseStarted):
                     if ev.end_stream:
                         nursery.cancel_scope.cancel()
@@ -220,4 +226,6 @@ async def _grpc_once(pool: ConnectionPool, req: GrpcRequest, limit: int) -> Grpc
                     return GrpcResponse(headers, tuple(messages), (), False, None, truncated)
     finally:
         handle.release()
+    if lost is not None:
+        raise lost
     raise AssertionError("unreachable")  # pragma: no cover

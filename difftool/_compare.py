@@ -30,12 +30,14 @@ from difftool._mask import (
     GRPC_VARIABLE_FIELDS,
     HTTP_VARIABLE_FIELDS,
     HTTP_VARIABLE_LINES,
+    ByteMask,
     grpc_variable_fields,
+    mask_grpc_messages,
     mask_headers,
     mask_http,
     mask_text,
 )
-from difftool._records import GrpcResponse, HttpResponse, Outcome
+from difftool._records import GrpcRequest, GrpcResponse, HttpResponse, Outcome
 from proto.services import rpc_for_path
 from weedpy.grpc import percent_decode
 
@@ -341,8 +343,8 @@ def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequen
         fa, fb = proto_fields(a, rpc.response, prefix), proto_fields(b, rpc.response, prefix)
         if fa is not None and fb is not None:
             diffs = _field_diffs(fa, fb, mask_a, mask_b)
-            if not diffs:
-                return [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")]
+            if not diffs:  # the same content in other bytes, or only masked values (own address) differ
+                return [FieldDiff(f"{prefix}#format", f"{len(a)} bytes", f"{len(b)} bytes")] if fa == fb else []
             masks = _MASKED_FIELDS.get(method.rsplit("/", 1)[-1], ())
             return [d for d in diffs if not _masked(d, masks, fa, fb)] if masks else diffs
     return [_bytes_diff(prefix, a, b)]
@@ -350,7 +352,10 @@ def _message_diffs(i: int, a: bytes, b: bytes, method: str, mask_a: tuple[Sequen
 
 def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = NO_RULES,
                  owns_a: Sequence[bytes] = (), owns_b: Sequence[bytes] = (),
-                 aliases_a: Aliases = (), aliases_b: Aliases = ()) -> Comparison:
+                 aliases_a: Aliases = (), aliases_b: Aliases = (), request: Sequence[bytes] = (),
+                 masks: Sequence[ByteMask] = ()) -> Comparison:
+    """`request`: the request's messages (some masks depend on them, e.g. CopyFile's ext);
+    `masks`: byte ranges the caller knows to hold clocks (see `_mask.ByteMask`)."""
     diffs: list[FieldDiff] = []
     a = dataclasses.replace(a, headers=tuple(mask_headers(a.headers, owns_a, aliases_a)),
                             trailers=tuple(mask_headers(a.trailers, owns_a, aliases_a)))
@@ -375,7 +380,11 @@ def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = N
     diffs.extend(_header_diffs(ta, tb, rules, prefix="trailer"))
     if len(a.messages) != len(b.messages):
         diffs.append(FieldDiff("message-count", str(len(a.messages)), str(len(b.messages))))
-    for i, (ma, mb) in enumerate(zip(a.messages, b.messages)):
+    msgs_a, msgs_b = a.messages, b.messages
+    if msgs_a != msgs_b:  # append times inside records, a .vif's spacing: masked before comparing
+        msgs_a = mask_grpc_messages(method, request, msgs_a, masks)
+        msgs_b = mask_grpc_messages(method, request, msgs_b, masks)
+    for i, (ma, mb) in enumerate(zip(msgs_a, msgs_b)):
         if ma != mb:
             diffs.extend(_message_diffs(i, ma, mb, method, (owns_a, aliases_a), (owns_b, aliases_b)))
     if a.truncated or b.truncated:
@@ -386,9 +395,11 @@ def compare_grpc(method: str, a: GrpcResponse, b: GrpcResponse, rules: Rules = N
 # -- outcomes --------------------------------------------------------------------------------------
 
 
-def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULES, endpoint: str = "") -> Comparison:
+def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULES, endpoint: str = "",
+                     request: GrpcRequest | None = None, masks: Sequence[ByteMask] = ()) -> Comparison:
     """Compare two sides' outcomes of the same request (`method`: the gRPC path, or "" for HTTP;
-    `endpoint`: the route name, which picks the mask's JSON fields)."""
+    `endpoint`: the route name, which picks the mask's JSON fields; `request` and `masks`: see
+    `compare_grpc`)."""
     ra, rb = a.response, b.response
     if ra is None or rb is None:
         if ra is None and rb is None and a.error == b.error:
@@ -397,5 +408,6 @@ def compare_outcomes(method: str, a: Outcome, b: Outcome, rules: Rules = NO_RULE
     if isinstance(ra, HttpResponse) and isinstance(rb, HttpResponse):
         return compare_http(ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases, endpoint)
     if isinstance(ra, GrpcResponse) and isinstance(rb, GrpcResponse):
-        return compare_grpc(method, ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases)
+        return compare_grpc(method, ra, rb, rules, a.own_addrs, b.own_addrs, a.aliases, b.aliases,
+                            request.messages if request is not None else (), masks)
     return _verdict([FieldDiff("error", type(ra).__name__, type(rb).__name__)], rules)

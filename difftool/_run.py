@@ -3,8 +3,8 @@
 `run_scenario` starts the cluster (`_cluster.py`: per side a master and a volume server; sides
 `go`, `native` = weedpy in the chosen mode, and with `control` a second Go), sends every step to
 all sides at once (so time-dependent fields line up as well as they can), judges each sample,
-then stops the servers, compares the Go and native data directories with the storage engine,
-and writes `report.json`, `report.html`, `junit.xml` and one fixture per unexplained mismatch
+then stops the servers, compares the Go and native data directories (needles through the storage
+engine, `_stores.py`, and the files themselves with clocks masked, `_files.py`), and writes `report.json`, `report.html`, `junit.xml` and one fixture per unexplained mismatch
 into the output directory.
 """
 
@@ -22,17 +22,19 @@ import trio
 from difftool._aggregate import Aggregator, Judgement, judge
 from difftool._capture import capture_grpc, capture_http
 from difftool._cluster import Cluster, Server, SideSpec
+from difftool._files import compare_volume_files
 from difftool._fixture import Fixture, write_fixture
 from difftool._noise import DIFFY_DEFAULTS, NoiseThresholds
-from difftool._records import HttpRequest, Outcome, Request, Sample, Side
+from difftool._records import GrpcResponse, HttpRequest, Outcome, Request, Sample, Side
 from difftool._reports import write_reports
 from difftool._scenario import Scenario
+from difftool._step import Step
 from difftool._stores import compare_stores
 from weedpy.grpc import ConnectionPool
 from weedpy.http1 import UpstreamPool
 from weedpy.serve.routes import load_route_table
 
-__all__ = ["RunOptions", "RunResult", "SideClient", "run_scenario", "drive"]
+__all__ = ["RunOptions", "RunResult", "SideClient", "ModelMisses", "run_scenario", "drive", "grpc_ok"]
 
 MAX_SETUP = 2000  # earlier requests kept in a fixture
 
@@ -81,9 +83,40 @@ class SideClient:
 Judged = Callable[[int, "int | None", Sample, Judgement], None]  # step index, kept sample id
 
 
+def grpc_ok(outcome: Outcome) -> bool | None:
+    """Did a gRPC call succeed (status 0)? None when it is not a gRPC answer."""
+    r = outcome.response
+    if not isinstance(r, GrpcResponse):
+        return None
+    return r.trailer(b"grpc-status") == b"0"
+
+
+@dataclasses.dataclass
+class ModelMisses:
+    """Steps whose Go answer a generator's model did not predict (`Step.expect`): not differences
+    between the servers, but calls the generator meant as good that were bad, or the reverse."""
+
+    checked: int = 0
+    missed: int = 0
+    examples: list[str] = dataclasses.field(default_factory=list)
+
+    def see(self, step: Step, go: Outcome) -> None:
+        ok = grpc_ok(go)
+        if not step.expect or ok is None:
+            return
+        self.checked += 1
+        if ok != (step.expect == "ok"):
+            self.missed += 1
+            if len(self.examples) < 20:
+                self.examples.append(f"{step.label}: expected {step.expect}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checked": self.checked, "missed": self.missed, "examples": self.examples}
+
+
 async def drive(
     scenario: Scenario, clients: Sequence[SideClient], agg: Aggregator, routes_v: str,
-    on_judged: Judged | None = None,
+    on_judged: Judged | None = None, misses: ModelMisses | None = None,
 ) -> None:
     """Send each step to every side at once; clients are (primary, candidate[, secondary])."""
     for index, step in enumerate(scenario.steps):
@@ -101,7 +134,9 @@ async def drive(
                     n.start_soon(one, i, c)
             sample = Sample(step.endpoint, step.request, outcomes[0], outcomes[1],  # type: ignore[arg-type]
                             outcomes[2] if len(outcomes) > 2 else None, routes_v, step.label)
-            judgement = judge(sample, scenario.rules_for(step.endpoint))
+            judgement = judge(sample, scenario.rules_for(step.endpoint), step.masks)
+            if misses is not None:
+                misses.see(step, sample.primary)
             sid = agg.add(sample, judgement)
             if on_judged is not None:
                 on_judged(index, sid, sample, judgement)
@@ -129,6 +164,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
     requests_by_step = [s.request for s in scenario.steps]
     meta: dict[str, Any] = {"scenario": scenario.name, "description": scenario.description, "routes_v": routes_v,
                             "candidate": options.candidate, "control": options.control}
+    misses = ModelMisses()
+    if scenario.generate is not None:
+        meta["generate"] = scenario.generate.to_json()
     try:
         with Cluster(work, _sides(options, scenario), split_public=scenario.split_public) as cluster:
             meta["versions"] = {name: s.version for name, s in cluster.servers.items()}
@@ -142,7 +180,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
                             if sid is not None:
                                 setups[sid] = index
 
-                        await drive(scenario, clients, agg, routes_v, remember)
+                        await drive(scenario, clients, agg, routes_v, remember, misses)
                     finally:
                         for c in clients:
                             await c.aclose()
@@ -150,6 +188,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
 
             trio.run(main)
         stores = compare_stores(cluster.servers[Side.PRIMARY].data_dir, cluster.servers[Side.CANDIDATE].data_dir)
+        files = compare_volume_files(cluster.servers[Side.PRIMARY].data_dir, cluster.servers[Side.CANDIDATE].data_dir)
         if (work / "logs").exists():
             shutil.copytree(work / "logs", out_dir / "logs", dirs_exist_ok=True)
     finally:
@@ -157,6 +196,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
             shutil.rmtree(work, ignore_errors=True)
     report = agg.report(meta)
     report["stores"] = stores.to_json()
+    report["files"] = files.to_json()
+    if scenario.generate is not None:
+        report["model"] = misses.to_json()
     fixtures = []
     for n, (sid, sample, judgement) in enumerate(agg.real_mismatch_samples(), 1):
         step = setups.get(sid, 0)
@@ -165,5 +207,5 @@ def run_scenario(scenario: Scenario, out_dir: Path, options: RunOptions = RunOpt
         fixtures.append(write_fixture(out_dir / "fixtures", fx, n))
     report["fixtures"] = [str(p.relative_to(out_dir)) for p in fixtures]
     write_reports(report, out_dir, title=f"weedpy differ: {scenario.name}")
-    bad = any(ep["verdict"] == "mismatch" for ep in report["endpoints"]) or not stores.equal
+    bad = any(ep["verdict"] == "mismatch" for ep in report["endpoints"]) or not stores.equal or not files.equal
     return RunResult(report, 1 if bad else 0, out_dir, tuple(fixtures))

@@ -29,6 +29,9 @@
     [[step]]
     sleep = 1.5                        # wait, e.g. for a heartbeat (not compared)
 
+Instead of steps, a `[generate]` table names a seeded generator (`kind`, `seed`, `operations`;
+see `_generate.py`) that makes them.
+
 Every side gets byte-identical requests, `Host: weedpy-diff` included, so nothing in an answer
 can differ because the request did.
 """
@@ -47,10 +50,12 @@ from typing import Any
 from google.protobuf import json_format
 
 from difftool._compare import Rules
+from difftool._generate import GenerateError, GenerateSpec, parse_generate
 from difftool._records import GrpcRequest, HttpRequest
+from difftool._step import GRPC_METADATA, Step, endpoint_of
 from proto.services import rpc_for_path
 from weedpy.grpc import format_timeout
-from weedpy.serve.routes import GRPC_SERVICE, RouteTable, grpc_endpoint, http_endpoint, load_route_table, request_path
+from weedpy.serve.routes import GRPC_SERVICE, RouteTable, load_route_table
 
 __all__ = ["Step", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "endpoint_of", "scenario_files",
            "SCENARIO_DIR", "HOST"]
@@ -65,19 +70,6 @@ class ScenarioError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Step:
-    label: str
-    request: HttpRequest | GrpcRequest | None  # None: a pause
-    repeat: int = 1
-    sleep: float = 0.0
-    timeout: float = 30.0
-
-    @property
-    def endpoint(self) -> str:
-        return endpoint_of(self.request) if self.request is not None else ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -87,6 +79,19 @@ class Scenario:
     ignore: Mapping[str, Rules] = dataclasses.field(default_factory=dict)
     routes: RouteTable | None = None
     source: str = ""
+    generate: GenerateSpec | None = None  # steps made by a seeded generator (`_generate.py`)
+
+    def regenerated(self, seed: int | None = None, operations: int | None = None) -> Scenario:
+        """A generated scenario with another seed or size (its steps made again)."""
+        if self.generate is None:
+            raise ScenarioError(f"{self.name} is not generated: it has no seed or size to change")
+        spec = dataclasses.replace(self.generate, seed=self.generate.seed if seed is None else seed,
+                                   operations=self.generate.operations if operations is None else operations)
+        try:
+            spec = parse_generate(spec.to_json())
+        except GenerateError as exc:
+            raise ScenarioError(str(exc)) from None
+        return dataclasses.replace(self, steps=spec.steps(), generate=spec)
 
     def rules_for(self, endpoint: str) -> Rules:
         rules = Rules()
@@ -98,12 +103,6 @@ class Scenario:
 
     def endpoints(self) -> frozenset[str]:
         return frozenset(s.endpoint for s in self.steps if s.request is not None)
-
-
-def endpoint_of(req: HttpRequest | GrpcRequest) -> str:
-    if isinstance(req, GrpcRequest):
-        return grpc_endpoint(req.method)
-    return http_endpoint(req.port_kind, req.method, request_path(req.target))
 
 
 def _det_bytes(n: int, seed: str) -> bytes:
@@ -174,8 +173,7 @@ def _grpc_step(i: int, raw: Mapping[str, Any]) -> GrpcRequest:
             messages.append(json_format.ParseDict(b, rpc.request()).SerializeToString(deterministic=True))
         except json_format.ParseError as exc:
             raise ScenarioError(f"{where}: bad request for {rpc.name}: {exc}") from None
-    metadata: list[tuple[bytes, bytes]] = [(b"content-type", b"application/grpc"), (b"te", b"trailers"),
-                                           (b"user-agent", b"weedpy-diff")]
+    metadata: list[tuple[bytes, bytes]] = list(GRPC_METADATA)
     if "timeout" in raw:
         metadata.append((b"grpc-timeout", format_timeout(float(raw["timeout"]))))
     for k, v in dict(raw.get("metadata", {})).items():
@@ -188,10 +186,19 @@ _STEP_KEYS = {"http", "grpc", "sleep", "port", "headers", "body", "body_b64", "b
 
 
 def parse_scenario(doc: Mapping[str, Any], name: str = "scenario", base: Path | None = None) -> Scenario:
-    unknown = set(doc) - {"name", "description", "flags", "split_public", "routes", "ignore", "step"}
+    unknown = set(doc) - {"name", "description", "flags", "split_public", "routes", "ignore", "step", "generate"}
     if unknown:
         raise ScenarioError(f"unknown key(s): {', '.join(sorted(unknown))}")
-    steps = []
+    if "generate" in doc and "step" in doc:
+        raise ScenarioError("give either steps or a [generate] table, not both")
+    generate = None
+    steps: list[Step] = []
+    if "generate" in doc:
+        try:
+            generate = parse_generate(dict(doc["generate"]))
+        except GenerateError as exc:
+            raise ScenarioError(str(exc)) from None
+        steps = list(generate.steps())
     for i, raw in enumerate(doc.get("step", [])):
         extra = set(raw) - _STEP_KEYS
         if extra:
@@ -219,7 +226,7 @@ def parse_scenario(doc: Mapping[str, Any], name: str = "scenario", base: Path | 
     return Scenario(
         name=str(doc.get("name", name)), description=str(doc.get("description", "")), steps=tuple(steps),
         flags=tuple(str(f) for f in doc.get("flags", ())), split_public=bool(doc.get("split_public", False)),
-        ignore=ignore, routes=routes, source=name,
+        ignore=ignore, routes=routes, source=name, generate=generate,
     )
 
 

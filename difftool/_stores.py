@@ -124,8 +124,9 @@ def compare_stores(a: str | os.PathLike[str], b: str | os.PathLike[str], *, name
     needles = 0
     for base in sorted(ia.keys() & ib.keys()):
         va, vb = ia[base], ib[base]
-        for side, v in ((names[0], va), (names[1], vb)):
-            diffs += [f"volume {base} in {side}: {p}" for p in v.problems]
+        if va.problems != vb.problems:  # the same unreadable records on both sides are no difference
+            for side, v in ((names[0], va), (names[1], vb)):
+                diffs += [f"volume {base} in {side}: {p}" for p in v.problems]
         needles += len(va.needles)
         for key in sorted(va.needles.keys() ^ vb.needles.keys()):
             diffs.append(f"volume {base} needle {key:x} live only in {names[0] if key in va.needles else names[1]}")

@@ -88,9 +88,10 @@ def _run(args: argparse.Namespace) -> int:
             continue
         t = result.report["totals"]
         bad = [e["endpoint"] for e in result.report["endpoints"] if e["verdict"] == "mismatch"]
-        stores = result.report["stores"]
+        stores, files = result.report["stores"], result.report["files"]
         print(f"{sc.name}: compared {t['compared']}, matched {t['matched']}, mismatched {t['mismatched']}, "
-              f"noise {t['noise']}, ignored {t['ignored']}; stores {'equal' if stores['equal'] else 'DIFFER'}"
+              f"noise {t['noise']}, ignored {t['ignored']}; stores {'equal' if stores['equal'] else 'DIFFER'}, "
+              f"files {'equal' if files['equal'] else 'DIFFER'}"
               f"{'; mismatching: ' + ', '.join(bad) if bad else ''} -> {out}")
         worst = max(worst, result.exit_code)
     return worst

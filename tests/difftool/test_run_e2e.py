@@ -48,25 +48,32 @@ def test_aa_run_learns_noise(tmp_path: Path) -> None:
             {"grpc": "AllocateVolume", "request": {"volume_id": 1, "version": 3}},
             {"http": "PUT /1,0a1b2c3d4e?ts=1700000000", "body": "x"},
             {"http": "GET /1,0a1b2c3d4e"},
-            # a .dat holds each needle's append time and the file its modification time: they
-            # differ between any two servers, Go or not
-            {"grpc": "CopyFile", "request": {"volume_id": 1, "ext": ".dat", "stop_offset": "100000"}, "repeat": 3},
+            # a needle's append time is each server's own clock: the shared mask zeroes it where
+            # it can find it (a .dat copy), and an EC shard read (no records to find it by)
+            # leaves it to the noise model
+            {"grpc": "CopyFile", "request": {"volume_id": 1, "ext": ".dat", "stop_offset": "100000"}},
+            {"grpc": "VolumeEcShardsGenerate", "request": {"volume_id": 1}},
+            {"grpc": "VolumeEcShardsMount", "request": {"volume_id": 1, "shard_ids": [0]}},
+            {"grpc": "VolumeEcShardRead", "request": {"volume_id": 1, "shard_id": 0, "offset": "0", "size": "200"},
+             "repeat": 3},
             {"grpc": "Ping"},
         ],
     })
+    read = "/volume_server_pb.VolumeServer/VolumeEcShardRead"
     result = run_scenario(sc, tmp_path / "aa", RunOptions(candidate="go"))
     eps = {e["endpoint"]: e for e in result.report["endpoints"]}
     assert result.exit_code == 0, json.dumps(result.report["endpoints"], indent=1)[:3000]
-    copy = eps["/volume_server_pb.VolumeServer/CopyFile"]
-    assert copy["noise"] == 3 and copy["mismatched"] == 0 and copy["verdict"] == "clean"
-    assert "msg[*].file_content" in {f["field"] for f in copy["fields"] if f["class"] == "noise"}
-    assert all(f["class"] == "noise" for f in copy["fields"]), copy["fields"]
+    shard = eps[read]
+    assert shard["noise"] == 3 and shard["mismatched"] == 0 and shard["verdict"] == "clean"
+    assert "msg[*].data" in {f["field"] for f in shard["fields"] if f["class"] == "noise"}
+    assert all(f["class"] == "noise" for f in shard["fields"]), shard["fields"]
+    assert eps["/volume_server_pb.VolumeServer/CopyFile"]["matched"] == 1  # masked, not noise
     assert eps["admin.read"]["matched"] == 1 and result.report["stores"]["equal"]
 
     # Without the control, the same differences are unexplained.
     result = run_scenario(sc, tmp_path / "aa-no-control", RunOptions(candidate="go", control=False))
-    copy = {e["endpoint"]: e for e in result.report["endpoints"]}["/volume_server_pb.VolumeServer/CopyFile"]
-    assert result.exit_code == 1 and copy["mismatched"] == 3
+    shard = {e["endpoint"]: e for e in result.report["endpoints"]}[read]
+    assert result.exit_code == 1 and shard["mismatched"] == 3
 
 
 def test_proxy_mode_over_every_scenario(tmp_path: Path) -> None:
