@@ -12,7 +12,7 @@ from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
 from ._shared import VolumeTable
 from ._map_load import MapPolicy
-from ._memory import release_free_memory
+from ._memory import bound_heap_retention, release_free_memory
 from ._needle import Needle
 from ._replica import ReplicaPlacement
 from ._stream import NeedleStream
@@ -167,6 +167,7 @@ class Store(VolumeLookup):
         order = [job for turn in _in_turns(queues) for job in turn]
         if not order:
             return
+        bound_heap_retention()  # the maps' temporaries must not stay resident (see _memory)
 
         def load(loc: DiskLocation, vid: int) -> Volume | None:
             return None if should_stop() else loc.ensure_loaded(vid)

@@ -98,3 +98,56 @@ def test_offset_width_mismatch_is_raised_by_discovery(tmp_path: Path) -> None:
         s.discover()
     assert s.volumes() == []
     s.close()
+
+
+_MEASURE = """
+import sys
+from native.storage import Store
+def anon():
+    return int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0]) << 10
+s = Store.open([sys.argv[1]], max_counts=0, load=False)
+s.discover()
+import numpy  # noqa: F401 - imported before the baseline, as a server has it
+before = anon()
+s.load_pending(threads=4)
+print(anon() - before, s.volume(1).nm.base_entries)
+"""
+
+
+def write_put_only_volume(d: Path, n: int) -> None:
+    """`n` 16-byte needles with ascending ids, written in bulk (numpy) in the layout the volume
+    writer produces."""
+    import numpy as np  # only this test builds volumes in bulk
+
+    from native.storage import SuperBlock, encode_needle
+
+    template = np.frombuffer(encode_needle(Needle.create(1, 7, b"0123456789abcdef", name=b"", mime=b"", last_modified=1), 3), np.uint8)
+    size = int.from_bytes(template[12:16].tobytes(), "big")
+    keys = np.arange(1, n + 1, dtype=np.uint64)
+    recs = np.empty((n, len(template)), np.uint8)
+    recs[:] = template
+    recs[:, 4:12] = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
+    (d / "1.dat").write_bytes(SuperBlock().encode() + recs.tobytes())
+    rows = np.empty(n, np.dtype([("k", ">u8"), ("lo", ">u4"), ("hi", "u1"), ("s", ">i4")]))
+    rows["k"], rows["lo"], rows["hi"], rows["s"] = keys, (8 + np.arange(n) * len(template)) // 8, 0, size
+    (d / "1.idx").write_bytes(rows.tobytes())
+    save_volume_info(str(d / "1.vif"), VolumeInfo(version=3, bytes_offset=5))
+
+
+@pytest.mark.slow
+def test_loading_leaves_the_map_in_its_file_not_in_the_heap(tmp_path: Path) -> None:
+    """After loading in worker threads, the process's anonymous memory has grown by a few bytes
+    per needle at most: the map is in its mapped file (16 bytes per needle), and the bulk
+    build's temporaries went back to the system (glibc keeps them otherwise: ~13 bytes per
+    needle)."""
+    import subprocess
+    import sys
+
+    n = 1_000_000
+    write_put_only_volume(tmp_path, n)
+    for _ in range(2):  # the first load builds and writes the map file, the second maps it
+        out = subprocess.run([sys.executable, "-c", _MEASURE, str(tmp_path)], capture_output=True, text=True, check=True)
+        grown, entries = map(int, out.stdout.split())
+        assert entries == n
+        assert grown / n < 3, f"{grown / n:.1f} anonymous bytes per needle"
+    assert (tmp_path / "1.nmx").stat().st_size <= 256 + 16 * n
