@@ -92,7 +92,7 @@ class ProxyServer:
         # TLS ends at the front: the backend's ports on 127.0.0.1 are plain, what it dials uses
         # the operator's client certificates (its own security.toml, made in start()).
         self.tls = load_volume_tls(security)
-        self.config_dir: str | None = None
+        self._config_dirs: list[str] = []  # the backends' own config dirs not yet removed
         self.state = FrontState()
         self.master_arg = ""
         self.supervisor: Supervisor | None = None
@@ -102,7 +102,15 @@ class ProxyServer:
         self.workers: WorkerPool | None = None
 
     def backend_argv(self, ports, master_arg: str) -> list[str]:
-        return backend_argv(self.cfg, self.weed, ports, master_arg, self.config_dir)
+        """A backend's command line, with a fresh `-config_dir` holding its security.toml (Go reads
+        it once, at start: the directory goes as soon as a backend is ready, or at close)."""
+        config_dir = str(backend_config_dir(self.cfg, self.security))
+        self._config_dirs.append(config_dir)
+        return backend_argv(self.cfg, self.weed, ports, master_arg, config_dir)
+
+    def _remove_config_dirs(self) -> None:
+        while self._config_dirs:
+            shutil.rmtree(self._config_dirs.pop(), ignore_errors=True)
 
     def new_supervisor(self, argv=None) -> Supervisor:
         """A backend supervisor with this proxy's flags (`argv(ports)` overrides them)."""
@@ -112,6 +120,8 @@ class ProxyServer:
         )
 
     async def _backend_moved(self, endpoints: BackendEndpoints | None) -> None:
+        if endpoints is not None:  # it has read its configuration
+            self._remove_config_dirs()
         if self.workers is not None:
             await self.workers.broadcast({"op": "backend", "endpoints": endpoints_to_json(endpoints)})
 
@@ -148,7 +158,6 @@ class ProxyServer:
         )
         relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
         self.master_arg = await nursery.start(relay.run)
-        self.config_dir = str(backend_config_dir(cfg, self.security))
         supervisor = self.supervisor = self.new_supervisor()
         supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
@@ -211,5 +220,4 @@ class ProxyServer:
             await self.http_pool.aclose()
         if self.extension is not None:
             await self.extension.close()
-        if self.config_dir is not None:
-            shutil.rmtree(self.config_dir, ignore_errors=True)
+        self._remove_config_dirs()

@@ -4,6 +4,7 @@ plaintext, certificate-less and foreign-CA gRPC clients."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,9 @@ def test_mode_over_grpc_mtls(mode: str, tmp_path: Path, pki: Pki, tls_master: Ma
     mtls = grpc_client_context(pki)
     try:
         wait_for_volume_server(tls_master, node)  # the heartbeat reached the master over mTLS
+        if mode in ("proxy", "mixed"):  # the backend's own security.toml is gone once it is ready
+            dirs = re.findall(r'"-config_dir=([^"]+)"', server.proc.log_path.read_text())
+            assert dirs and not any(Path(d).exists() for d in dirs), dirs
 
         # the master allocates a volume over mTLS; an upload and a read over HTTP
         a = httpx.get(f"{tls_master.url}/dir/assign", params={"dataCenter": dc, "collection": mode}, timeout=30).json()
