@@ -149,9 +149,15 @@ async def recover_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
     try:
         got = ReedSolomon(lay.data_shards, lay.parity_shards).reconstruct(shards, [iv.shard_id])
     except TooFewShards:
-        raise EcReadError(f"cannot recover shard {ev.vid}.{iv.shard_id}: only {len(have)} shards available {have}, "
-                          f"need at least {lay.data_shards}") from None
+        missing = [i for i in range(lay.total_shards) if i not in have]
+        raise EcReadError(f"cannot recover shard {ev.vid}.{iv.shard_id}: only {len(have)} shards available "
+                          f"{_go_list(have)}, need at least {lay.data_shards} (missing: {_go_list(missing)})") from None
     return got[iv.shard_id].tobytes(), False
+
+
+def _go_list(items: list[int]) -> str:
+    """A list as Go's %v prints a slice: [1 2 3]."""
+    return "[" + " ".join(str(i) for i in items) + "]"
 
 
 async def read_ec_record(ctx: Any, vid: int, needle_id: int) -> tuple[EcVolume, bytes, int]:

@@ -16,6 +16,7 @@ from weedpy.grpc import Context, GrpcError, Status
 
 __all__ = [
     "go_error",
+    "negative_offset",
     "check_admin",
     "disk_status",
     "memory_status",
@@ -28,6 +29,11 @@ __all__ = [
 def go_error(message: str, status: Status = Status.UNKNOWN) -> GrpcError:
     """An error as a Go handler returns it: fmt.Errorf(...) travels as codes.Unknown."""
     return GrpcError(status, message)
+
+
+def negative_offset(path: str) -> str:
+    """What Go's os.File.ReadAt says for a negative offset (handlers pass it on as is)."""
+    return f"readat {path}: negative offset"
 
 
 def check_admin(guard: Guard, ctx: Context) -> None:

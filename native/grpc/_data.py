@@ -16,17 +16,18 @@ from collections.abc import AsyncIterator, Mapping
 
 import trio
 
-from native.grpc._common import check_admin, go_error
+from native.grpc._common import check_admin, go_error, negative_offset
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
+from native.ec_net import EcReadError, delete_ec_needle, read_ec_needle
 from native.grpc._threads import next_batch
 from native.fileid import FidError, new_volume_id, parse_key_cookie, parse_path
 from native.gostrconv import NumError
 from native.storage import (
     DATA_SIZE_SIZE,
+    FLAG_GZIP,
     NEEDLE_HEADER_SIZE,
     CookieMismatch,
-    Corrupted,
     Deleted,
     NotFound,
     ReadOnly,
@@ -34,8 +35,8 @@ from native.storage import (
     VolumeNotFound,
     actual_size,
     decode_meta,
-    decode_needle,
     legacy_crc_value,
+    read_body,
     scan_records,
 )
 from proto import volume_server_pb2 as vs
@@ -93,9 +94,8 @@ def _read_error_text(exc: StorageError) -> str:
     return str(exc)
 
 
-def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
-    """One file id of a BatchDelete, answered with the HTTP status Go's DeleteHandler would give."""
-    store, cfg = svc.store, svc.ctx.cfg
+def _parse_fid(fid: str, skip_cookie: bool) -> tuple[int, int, int] | vs.DeleteResult:
+    """(volume id, needle id, cookie) as Go's BatchDelete parses a file id, or its 400 answer."""
     comma = fid.find(",")
     if comma <= 0:
         return vs.DeleteResult(file_id=fid, status=400, error="Wrong fid format.")
@@ -103,6 +103,7 @@ def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
     try:
         if skip_cookie:
             key, cookie = parse_key_cookie(key_cookie)
+            cookie = 0  # Go keeps only the id
         else:
             key, cookie = parse_path(key_cookie)
     except FidError as exc:
@@ -111,6 +112,12 @@ def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
         vid = new_volume_id(vid_text)
     except NumError:
         vid = 0
+    return vid, key, cookie
+
+
+def _delete_one(svc: Services, fid: str, vid: int, key: int, cookie: int, skip_cookie: bool) -> vs.DeleteResult:
+    """One file id of a plain volume, answered with the HTTP status Go's BatchDelete gives."""
+    store, cfg = svc.store, svc.ctx.cfg
     checksum = None
     tomb_cookie = None
     if not skip_cookie:
@@ -125,7 +132,9 @@ def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
             return vs.DeleteResult(file_id=fid, status=404, error=_read_error_text(exc))
         if n.is_chunk_manifest:
             return vs.DeleteResult(file_id=fid, status=406, error="ChunkManifest: not allowed in batch delete mode.")
-        checksum, tomb_cookie = n.checksum or 0, n.cookie
+        # Go's read fills the needle from the record, id included: a record written under
+        # another id (WriteNeedleBlob takes any) makes the delete look for that id
+        key, checksum, tomb_cookie = n.id, n.checksum or 0, n.cookie
     try:
         size = store.delete_needle(vid, key, tomb_cookie, checksum=checksum)
     except VolumeNotFound:
@@ -141,11 +150,53 @@ def _delete_one(svc: Services, fid: str, skip_cookie: bool) -> vs.DeleteResult:
     return vs.DeleteResult(file_id=fid, status=202, size=size)
 
 
+def _ec_error_text(exc: Exception) -> str:
+    """What Go's ReadEcShardNeedle says for the same outcome."""
+    if isinstance(exc, Deleted):
+        return "already deleted"
+    if isinstance(exc, NotFound):
+        return "locate in local ec volume: FindNeedleFromEcx: needle not found"
+    if isinstance(exc, EcReadError):
+        return f"ReadEcShardIntervals: {exc}"
+    return str(exc)
+
+
+async def _delete_ec_one(svc: Services, fid: str, vid: int, key: int, cookie: int,
+                         skip_cookie: bool) -> vs.DeleteResult:
+    """One file id of an EC volume mounted here (Go checks EC volumes before plain ones)."""
+    if not skip_cookie:
+        try:
+            n = await read_ec_needle(svc.ctx, vid, key)
+        except (StorageError, OSError) as exc:
+            return vs.DeleteResult(file_id=fid, status=404, error=_ec_error_text(exc))
+        if n.cookie != cookie:
+            return vs.DeleteResult(file_id=fid, status=400, error="File Random Cookie does not match.")
+        if n.is_chunk_manifest:
+            return vs.DeleteResult(file_id=fid, status=406, error="ChunkManifest: not allowed in batch delete mode.")
+        key, cookie = n.id, n.cookie
+    try:
+        count = await delete_ec_needle(svc.ctx, vid, key, cookie)
+    except (StorageError, OSError) as exc:
+        return vs.DeleteResult(file_id=fid, status=500, error=_ec_error_text(exc))
+    return vs.DeleteResult(file_id=fid, status=202, size=count)
+
+
 async def batch_delete(svc: Services, req: vs.BatchDeleteRequest, ctx: Context) -> vs.BatchDeleteResponse:
     check_admin(svc.guard, ctx)
     check_maintenance(svc)
-    fids, skip = list(req.file_ids), req.skip_cookie_check
-    results = await trio.to_thread.run_sync(lambda: [_delete_one(svc, f, skip) for f in fids])
+    skip = req.skip_cookie_check
+    results = []
+    for fid in req.file_ids:
+        parsed = _parse_fid(fid, skip)
+        if isinstance(parsed, vs.DeleteResult):
+            results.append(parsed)
+            continue
+        vid, key, cookie = parsed
+        ec = getattr(svc.store, "ec", None)
+        if ec is not None and ec.find_volume(vid) is not None:
+            results.append(await _delete_ec_one(svc, fid, vid, key, cookie, skip))
+        else:
+            results.append(await trio.to_thread.run_sync(_delete_one, svc, fid, vid, key, cookie, skip))
     return vs.BatchDeleteResponse(results=results)
 
 
@@ -157,7 +208,9 @@ async def read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest, ctx: Co
     if req.size < 0:
         raise go_error(f"{prefix}invalid needle size {req.size}")
     length = actual_size(req.size, v.version)
-    if req.offset < 0 or req.offset + length > v.dat_size:
+    if req.offset < 0:  # os.File.ReadAt's refusal, which Go passes on
+        raise go_error(prefix + negative_offset(v.dat_path))
+    if req.offset + length > v.dat_size:
         raise go_error(prefix + "EOF")
     try:
         blob = await trio.to_thread.run_sync(v.read_at, length, req.offset)
@@ -173,7 +226,7 @@ async def read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest, ctx: Co
     if v is None:
         raise go_error(f"not found volume id {req.volume_id} and read needle metadata at ec shards is not supported")
     if req.offset < 0:
-        raise go_error("EOF")
+        raise go_error(negative_offset(v.dat_path))
     try:
         n = await trio.to_thread.run_sync(read_needle_meta_at, v, req.offset, req.size)
     except (StorageError, OSError) as exc:
@@ -200,20 +253,18 @@ async def write_needle_blob(svc: Services, req: vs.WriteNeedleBlobRequest, ctx: 
 
 
 def _read_all_messages(v, fd: int, end: int):
-    """The live records of a pinned `.dat` (those its needle map points at), as messages."""
+    """The live records of a pinned `.dat` (those its needle map points at), as messages. A
+    record that does not parse is sent with the fields Go's scan read before the problem."""
     version = v.version
     for rec in scan_records(fd, version, v.super_block.block_size, end):
         nv = v.needle_value(rec.id)
         if nv is None or nv.offset * 8 != rec.offset:
             continue
-        try:
-            n = decode_needle(rec.header + rec.body, version, verify_crc=False)
-        except Corrupted:
-            continue
+        n = read_body(rec.id, rec.size, rec.body, version)
         yield vs.ReadAllNeedlesResponse(
-            volume_id=v.id, needle_id=n.id, cookie=n.cookie, needle_blob=n.data,
-            needle_blob_compressed=n.is_compressed, last_modified=n.last_modified,
-            crc=legacy_crc_value(n.checksum or 0), name=n.name, mime=n.mime,
+            volume_id=v.id, needle_id=rec.id, cookie=rec.cookie, needle_blob=n.data,
+            needle_blob_compressed=bool(n.flags & FLAG_GZIP), last_modified=n.last_modified,
+            crc=legacy_crc_value(n.checksum), name=n.name, mime=n.mime,
         )
 
 

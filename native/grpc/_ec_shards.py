@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 
 import trio
 
-from native.grpc._common import check_admin, go_error, write_all
+from native.grpc._common import check_admin, go_error, negative_offset, write_all
 from native.grpc._ec_files import ec_file_status, encode_generation, remove_stale_ec_files
 from native.grpc._guards import check_maintenance, check_peer, grpc_target, wrap_peer_error
 from native.grpc._services import Handler, Services
-from native.storage import StorageError, remove_file, volume_base_name
+from native.storage import TOMBSTONE_SIZE, StorageError, remove_file, volume_base_name
 from native.storage.ec import SIDECAR_EXT, EcMountError, remove_sidecars, shard_ext
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, Context, GrpcError
@@ -232,6 +232,8 @@ async def volume_ec_shard_read(
             yield vs.VolumeEcShardReadResponse(is_deleted=True, encode_ts_ns=ev.encode_ts_ns)
             return
     pos, left = req.offset, req.size
+    if pos < 0 and left > 0:  # os.File.ReadAt's refusal, which Go passes on
+        raise go_error(negative_offset(shard.path))
     while left > 0:
         n = min(BUFFER, left)
         try:
@@ -276,14 +278,14 @@ def _info(svc: Services, vid: int) -> vs.VolumeEcShardsInfoResponse:
     out = vs.VolumeEcShardsInfoResponse()
     seen = set()
     for _, ev in vols:
-        for s in ev.shard_list():
+        for s in ev.shards_in_mount_order():
             if s.shard_id not in seen:
                 seen.add(s.shard_id)
                 out.ec_shard_infos.add(shard_id=s.shard_id, size=s.size, collection=s.collection, volume_id=vid)
     files = deleted = total = 0
     raw = os.pread(primary.ecx_fd, primary.ecx_size, 0)
     for e in primary.codec.iter_entries(raw):
-        total += e.size & 0xFFFFFFFF
+        total += _raw_size(e.size)
         if e.size < 0:
             deleted += 1
         else:
@@ -291,7 +293,15 @@ def _info(svc: Services, vid: int) -> vs.VolumeEcShardsInfoResponse:
     out.file_count, out.file_deleted_count, out.volume_size = files, deleted, total
     out.ec_shard_config.data_shards = primary.layout.data_shards
     out.ec_shard_config.parity_shards = primary.layout.parity_shards
+    out.ec_shard_config.block_size = primary.layout.small_block
     return out
+
+
+def _raw_size(size: int) -> int:
+    """Go's Size.Raw(): a tombstone counts 0, another negative (deleted) size its magnitude."""
+    if size == TOMBSTONE_SIZE:
+        return 0
+    return -size if size < 0 else size
 
 
 async def volume_ec_shards_info(

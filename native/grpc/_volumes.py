@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
+from google.protobuf import json_format
 
 from native.ec_net import read_ec_record
 from native.grpc._common import check_admin, go_error, go_proto_text
@@ -49,6 +50,8 @@ def _volume_info_proto(info: Any) -> vs.VolumeInfo:
         dat_file_size=info.dat_file_size, expire_at_sec=info.expire_at_sec, read_only=info.read_only,
         read_only_can_delete=info.read_only_can_delete,
     )
+    if info.ec_shard_config:  # the .vif an EC encode wrote, once a reload read it (Go: commit, mount)
+        json_format.ParseDict(dict(info.ec_shard_config), out.ec_shard_config, ignore_unknown_fields=True)
     if info.files:  # a tiered volume: where its .dat lives (VolumeCopy then pulls .idx/.vif only)
         for f in remote_files(info):
             out.files.add(backend_type=f.backend_type, backend_id=f.backend_id, key=f.key, offset=f.offset,
@@ -264,7 +267,8 @@ async def volume_needle_status(
     check_admin(svc.guard, ctx)
     store = svc.store
     v = store.find_volume(req.volume_id)
-    if v is None and store.ec.has(req.volume_id):
+    ec = getattr(store, "ec", None)  # mixed mode's read-only view holds no EC volumes
+    if v is None and ec is not None and ec.has(req.volume_id):
         return await _ec_needle_status(svc, req)
     if v is None:
         raise go_error(f"volume not found {req.volume_id}")
@@ -273,8 +277,8 @@ async def volume_needle_status(
         raise go_error(f"needle not found {req.needle_id}", Status.NOT_FOUND)
     if nv.is_deleted:
         raise go_error("already deleted")
-    try:
-        n, _ = await _run(lambda: v.read_needle_meta(req.needle_id, None))
+    try:  # Go reads the whole needle (a CRC that does not match fails the call)
+        n = await _run(lambda: v.read_needle(req.needle_id, None))
     except Deleted:
         raise go_error("already deleted") from None
     except NotFound:

@@ -55,6 +55,7 @@ from ._errors import (
     VolumeNotFound,
 )
 from ._idx import IdxCodec, IdxColumns, IdxEntry
+from ._go_body import BodyRead, read_body
 from ._integrity import IntegrityResult, check_volume_tail
 from ._names import parse_volume_base, volume_base_name, volume_file_name
 from ._needle import (
@@ -156,6 +157,8 @@ __all__ = [
     "decode_meta",
     "parse_header",
     "record_size",
+    "BodyRead",
+    "read_body",
     "go_json_pairs",
     "NeedleReader",
     "Record",

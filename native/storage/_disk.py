@@ -15,7 +15,7 @@ from ._fs import remove_path
 from ._map_load import MapPolicy
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, VolumeTable
-from ._types import DEFAULT_OFFSET_BYTES, normalize_disk_type
+from ._types import DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info
 from ._volume import Volume
 from ._volume_load import width_mismatch
@@ -323,6 +323,14 @@ class DiskLocation:
             collection, vid = parse_volume_base(base)
         except InvalidFileId:
             return None
+        if self.leader and self._empty_ec_stub(base):  # (a worker removes nothing: the leader decides)
+            # Go 4.48 (removeEmptyEcDatStub): an empty .dat whose .vif records an EC encode is a
+            # leftover of an EC volume, not a volume: its .dat and .idx go (a mount then finds
+            # nothing, as Go's does after VolumeConfigure remounts such a volume)
+            log.warning("removing leftover empty .dat stub for EC volume %s", base)
+            remove_path(os.path.join(self.directory, base + ".dat"))
+            remove_path(os.path.join(self.idx_directory, base + ".idx"))
+            return None
         if skip_ec and self._exists(base, ".ecx"):  # startup: the EC copy wins (Go); a mount loads it
             self.load_errors[base] = "an .ecx is present: an erasure-coded volume (served by Store.ec)"
             return None
@@ -341,6 +349,18 @@ class DiskLocation:
             if mismatch is not None:
                 raise mismatch
         return _Found(base, collection, vid, tiered)
+
+    def _empty_ec_stub(self, base: str) -> bool:
+        try:
+            if os.path.getsize(os.path.join(self.directory, base + ".dat")) > SUPER_BLOCK_SIZE:
+                return False
+        except OSError:
+            return False
+        for d in dict.fromkeys((self.directory, self.idx_directory)):
+            info = _read_vif(os.path.join(d, base + ".vif"))
+            if info is not None and info.ec_shard_config is not None:
+                return True
+        return False
 
     def _open_found(self, f: _Found) -> Volume | None:
         """The heavy part: open the files and build the needle map."""

@@ -235,8 +235,9 @@ class NeedleMap:
             if old is None or old[1] < 0:
                 return 0
             offset, size = old
-            if self.sorted_semantics:
+            if self.sorted_semantics:  # Go 4.48's read-only map: the bytes count, the deletion does not
                 self._ov.set(key, offset, TOMBSTONE_SIZE)
+                self.deletion_bytes += size
                 return size
             self._ov.set(key, offset, TOMBSTONE_SIZE if size == 0 else -size)
             if size > 0:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from ._errors import Corrupted, StorageError
 from ._idx import IdxCodec
+from ._go_body import read_body
 from ._needle import parse_header
 from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, body_length
 
@@ -39,6 +40,25 @@ def append_at_ns_at(pread, version: int, offset: int) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _read_append_at_ns(pread, version: int, offset: int, name: str) -> int:
+    """Go's Volume.readAppendAtNs: the whole record is read and parsed (a body that does not
+    parse fails the search, in Go's words), then its AppendAtNs (0 before v3)."""
+    head = pread(NEEDLE_HEADER_SIZE, offset)
+    if len(head) < NEEDLE_HEADER_SIZE:
+        raise StorageError(f"ReadNeedleHeader {name} [{offset},{offset + NEEDLE_HEADER_SIZE}): EOF")
+    h = parse_header(head)
+    length = body_length(h.size, version)
+    if length <= 0:
+        return 0
+    body = pread(length, offset + NEEDLE_HEADER_SIZE)
+    if len(body) < length:
+        raise StorageError(f"ReadNeedleBody offset {offset}, bodyLength {length}: EOF")
+    got = read_body(h.id, h.size, body, version)
+    if got.error is not None:
+        raise StorageError(f"ReadNeedleBody offset {offset}, bodyLength {length}: {got.error}")
+    return got.append_at_ns
+
+
 def locate_since(v, since_ns: int) -> int | None:
     """Byte offset of the first record appended after `since_ns`, None if none was."""
     codec: IdxCodec = v.codec
@@ -56,7 +76,7 @@ def locate_since(v, since_ns: int) -> int | None:
         return codec.decode(raw).offset
 
     def ts(offset_units: int) -> int:
-        return append_at_ns_at(v._pread, v.version, offset_units * PADDING_SIZE)
+        return _read_append_at_ns(v._pread, v.version, offset_units * PADDING_SIZE, v.dat_path)
 
     lo, hi = 0, count
     while lo < hi:
@@ -89,7 +109,11 @@ def locate_since(v, since_ns: int) -> int | None:
                 hi = left + 1
                 continue
             return right_off * PADDING_SIZE
-        if ts(off) <= since_ns:
+        try:
+            m_ts = ts(off)
+        except StorageError as exc:
+            raise StorageError(f"read entry {m} offset {off * PADDING_SIZE}: {exc}") from None
+        if m_ts <= since_ns:
             lo = m + 1
         else:
             hi = m

@@ -271,12 +271,13 @@ class Store(VolumeLookup):
         self.volume(vid).mark_writable()
 
     def configure_volume(self, vid: int, replication: str) -> None:
-        """Write the replication into the volume's `.vif` (mounted or not; applies on mount)."""
-        rp = ReplicaPlacement.parse(replication)
+        """Write the replication into the volume's `.vif` (mounted or not; applies on mount),
+        as given: Go keeps the text ("" or "9" stay so; the placement they mean is "000", "009")."""
+        ReplicaPlacement.parse(replication)
         self._settle(vid)
         v = self.find_volume(vid)
         if v is not None:
-            v.set_replication(rp)
+            v.set_replication(replication)
             return
         for loc in self.locations:
             base = loc.locate_volume(vid)
@@ -284,7 +285,7 @@ class Store(VolumeLookup):
                 continue
             path = os.path.join(loc.directory, base + ".vif")
             info = load_volume_info(path) or VolumeInfo()
-            save_volume_info(path, info.replace(replication=str(rp)))
+            save_volume_info(path, info.replace(replication=replication))
             return
         raise VolumeNotFound(f"volume {vid} not found on disk")
 

@@ -19,9 +19,9 @@ Like Go, a compact or commit asked for while another runs does nothing and repor
 Deliberate differences: a failed commit leaves the volume serving its old files (Go leaves it
 closed until restart) and removes a `.cpc` it wrote; `makeupDiff` applies changed keys in
 ascending key order (Go: map order) and writes all five offset bytes of a copied row (Go keeps
-the old high byte); `.cpx` sizes are those of the records as re-encoded; the closing sanity
-check (live bytes must fit in `.cpd`) uses the counters of the snapshot compacted, where Go
-reads them at the end and can trip over writes that arrived meanwhile.
+the old high byte); `.cpx` sizes are those of the records as re-encoded. The closing sanity
+check (live bytes must fit in `.cpd`) is 4.48's: the live content of the snapshot compacted,
+less the needles dropped as unreadable or past their TTL.
 """
 
 from __future__ import annotations
@@ -140,7 +140,6 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
     with v._write_lock:
         v.compact_idx_offset = v.idx_size
         v.compact_revision = v.super_block.compaction_revision
-        counters = v.nm.counters()
     try:
         v.sync()
     except OSError as exc:
@@ -157,7 +156,7 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
     cpd_path, cpx_path = v.file_name(".cpd"), v.file_name(".cpx")
     rows: list[bytes] = []
     copied = skipped = expired = 0
-    skipped_bytes = 0
+    skipped_bytes = expired_bytes = 0
     fd = os.open(cpd_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         head = new_sb.encode()
@@ -183,6 +182,7 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
                 continue
             if n.has_ttl and now >= n.last_modified + ttl_seconds:
                 expired += 1
+                expired_bytes += max(size, 0)
                 continue
             record = encode_needle(n, new_sb.version)
             rows.append(v.codec.encode(n.id, new_offset // PADDING_SIZE, record_size(n, new_sb.version)))
@@ -204,14 +204,15 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
         log.warning("vacuum volume %s: dropped %d unreadable index entries (%d data bytes) during compaction",
                     v.id, skipped, skipped_bytes)
     if str(sb.ttl) == "":
-        c = counters  # as of the snapshot: later writes are not in .cpd yet (Go reads them live)
-        if c.file_bytes > c.deletion_bytes:
-            expected = max(0, c.file_bytes - c.deletion_bytes - skipped_bytes)
-            if expected > new_dat_size:
-                raise VacuumError(
-                    f"volume {v.id} unexpected new data size: {new_dat_size} does not match size of "
-                    f"content minus deleted: {expected}"
-                )
+        # Go 4.48: the live content of the snapshot, less what was dropped (unreadable or past
+        # its TTL), must have reached the new .dat (4.44 used the map's counters, which count a
+        # TTL-dropped needle as content and so refused to compact a volume holding one)
+        expected = sum(size for _, size in live.values() if size > 0) - skipped_bytes - expired_bytes
+        if expected > new_dat_size:
+            raise VacuumError(
+                f"volume {v.id} unexpected new data size: {new_dat_size} does not match expected live content "
+                f"size {expected} from the pre-compaction snapshot"
+            )
     rows_sorted = rows if _ascending_ids(rows) else sorted(rows, key=lambda r: r[:8])
     _write_file(cpx_path, b"".join(rows_sorted))
     return CompactResult(ran=True, copied=copied, skipped=skipped, expired=expired, dat_size=new_dat_size)
@@ -410,11 +411,19 @@ def _reload(v) -> None:
         new = Volume.load(
             v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
             offset_bytes=v.offset_bytes, clock_ns=v._clock_ns, map_policy=v.map_policy,
+            read_only_marks=(v.no_write_or_delete, v.no_write_can_delete),
         )
     except (StorageError, OSError) as exc:
         # the swapped files do not load: stop writes to the old (now unlinked) ones
         v.no_write_or_delete = True
         raise VacuumError(f"volume {v.id}: reloading the compacted files failed: {exc}") from exc
+    if not new.nm.sorted_semantics:
+        # Go's commit keeps the map it built while compacting (DoOffsetLoading over the new
+        # .idx), which counts every row as a file, deletions included; a fresh load (a later
+        # mount) counts only the puts. A read-only volume gets the read-only map either way.
+        with open(v.idx_path, "rb") as f:
+            puts = v.codec.columns(f.read()).puts()
+        new.nm.file_count += len(puts) - sum(puts)
     v._adopt(new)
 
 

@@ -88,6 +88,7 @@ class VolumeLoading(VolumeBase):
         clock_ns: Callable[[], int] | None = None,
         read_only_view: bool = False,
         map_policy: MapPolicy | None = None,
+        read_only_marks: tuple[bool, bool] = (False, False),
     ) -> Self:
         """Open an existing volume as Go's loader does (integrity check included).
 
@@ -96,11 +97,14 @@ class VolumeLoading(VolumeBase):
         `read_only_view` opens every file read-only and writes nothing (not even a missing
         `.vif`): a view of a volume another process owns. Its flags are still the files' own.
         `map_policy` says when the needle map goes through a map file (`_map_load`).
+        `read_only_marks` (no write or delete, no write but delete) are marks the volume
+        already carries at runtime: Go reloads a volume (a compaction commit) with them set, so
+        they choose the read-only needle map as a `.vif` mark does.
         """
         return cls._open(
             directory, vid, collection, idx_directory, offset_bytes,
             default_offset_bytes=default_offset_bytes, clock_ns=clock_ns, read_only_view=read_only_view,
-            map_policy=map_policy,
+            map_policy=map_policy, read_only_marks=read_only_marks,
         )
 
     @classmethod
@@ -117,9 +121,11 @@ class VolumeLoading(VolumeBase):
         clock_ns: Callable[[], int] | None = None,
         read_only_view: bool = False,
         map_policy: MapPolicy | None = None,
+        read_only_marks: tuple[bool, bool] = (False, False),
     ) -> Self:
         v = cls()
         v._view = read_only_view
+        v.no_write_or_delete, v.no_write_can_delete = read_only_marks
         if map_policy is not None:
             v.map_policy = map_policy
         v.id = vid

@@ -27,6 +27,7 @@ from ._needle import (
     parse_header,
 )
 from ._needle_map import NeedleValue
+from ._scrub import read_bytes_error
 from ._stream import NeedleStream
 from ._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION1, actual_size
 from ._volume_base import RecordInfo, VolumeBase
@@ -169,16 +170,23 @@ class VolumeReads(VolumeBase):
         return cookie, data, flags, name, mime, last_modified, crc, size
 
     def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool) -> Needle:
+        """The record at `offset`; a record that does not read fails with Go's ReadBytes text
+        (handlers pass it on as Go does)."""
         try:
             return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
-        except ChecksumMismatch:
-            raise
+        except ChecksumMismatch as exc:
+            raise ChecksumMismatch(self._go_read_error(raw, offset, size) or str(exc)) from None
         except Corrupted as exc:
             alt = offset + self.codec.offsets.max_volume_size
             if self.codec.offsets.width == 4 and self._dat_size > alt:
                 raw = self._pread(actual_size(size, self.version), alt)
                 return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
-            raise Corrupted(f"volume {self.id} offset {offset}: {exc}") from None
+            raise Corrupted(self._go_read_error(raw, offset, size) or f"volume {self.id} offset {offset}: {exc}") from None
+
+    def _go_read_error(self, raw: bytes, offset: int, size: int) -> str | None:
+        if len(raw) < actual_size(size, self.version):
+            return "EOF"
+        return read_bytes_error(raw, offset, size, self.version, self.codec.offsets.width)
 
     def _check_ttl_and_cookie(self, n: Needle, cookie: int | None) -> None:
         if n.is_expired(self._clock_ns()):

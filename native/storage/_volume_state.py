@@ -81,10 +81,15 @@ class VolumeStateChanges(VolumeBase):
         self._idx_fd = fd
 
     def set_replication(self, replication: ReplicaPlacement | str) -> None:
-        """Record a replica placement in `.vif` (Go's ConfigureVolume; takes effect on reload)."""
-        rp = ReplicaPlacement.parse(replication) if isinstance(replication, str) else replication
+        """Record a replica placement in `.vif` (Go's ConfigureVolume; takes effect on reload).
+        A text is kept as given (validated), as Go keeps it."""
+        if isinstance(replication, str):
+            ReplicaPlacement.parse(replication)
+            text = replication
+        else:
+            text = str(replication)
         with self._write_lock:
-            self._save_info(self.info.replace(replication=str(rp)))
+            self._save_info(self.info.replace(replication=text))
 
     def sync(self) -> None:
         with self._write_lock:

@@ -227,21 +227,28 @@ class VolumeWrites(VolumeReads):
         needle is already stored (nothing appended).
         """
         self._check_writable()
+        # Go 4.48's checks, in its order: a blob must be exactly the record its size makes (a
+        # longer one used to be cut to that length, so two replicas could hold different bytes)
+        if size < 0:
+            raise Corrupted(f"needle {needle_id} has invalid size {size}")
         if len(blob) < NEEDLE_HEADER_SIZE:
             raise Corrupted(f"needle {needle_id} blob of {len(blob)} bytes is shorter than a needle header")
         h = parse_header(blob)
         if h.size != size:
             raise Corrupted(f"needle {needle_id} size {size} does not match its blob header size {h.size}")
-        need = actual_size(max(size, 0), self.version)
-        if len(blob) < need:
-            raise Corrupted(f"needle blob buffer too small: need {need} bytes, have {len(blob)}")
+        need = actual_size(size, self.version)
+        if len(blob) != need:
+            raise Corrupted(f"needle {needle_id} blob of {len(blob)} bytes does not match the {need} bytes size {size} "
+                            f"takes in a version {self.version} volume")
         with self._appending():
             if self.nm.file_bytes + len(blob) > self.codec.offsets.max_volume_size:
                 raise VolumeFull(f"volume size limit {self.codec.offsets.max_volume_size} exceeded")
             nv = self.nm.get(needle_id)
-            if nv is not None and nv.size == size and size > 0:
+            if nv is not None and nv.size == size:
+                # Go compares the stored record as it reads it (an empty one included, no TTL
+                # or id check) with the blob: same cookie, checksum and data write nothing
                 try:
-                    old = self.read_needle(needle_id)
+                    old = decode_needle(self._pread(need, nv.actual_offset), self.version, expected_size=size)
                     new = decode_needle(blob, self.version, expected_size=size)
                     if old.cookie == new.cookie and old.checksum == new.checksum and old.data == new.data:
                         return False

@@ -154,6 +154,12 @@ class EcVolume:
         with self._lock:
             return [self.shards[i] for i in sorted(self.shards)]
 
+    def shards_in_mount_order(self) -> list[EcShard]:
+        """The shards in the order they were mounted: Go's EcVolume.Shards, whose sort compares
+        shard ids by unsigned subtraction (never "less"), so nothing moves."""
+        with self._lock:
+            return list(self.shards.values())
+
     @property
     def shard_size(self) -> int:
         with self._lock:
