@@ -13,7 +13,6 @@ import ssl
 import time
 from typing import Any
 
-import numpy as np
 import trio
 
 from native.storage import Deleted, NotFound, StorageError, actual_size, decode_needle
@@ -124,6 +123,8 @@ async def recover_interval(ctx: Any, ev: EcVolume, iv: Interval, needle_id: int,
                            locs: dict[int, list[tuple[str, int]]]) -> tuple[bytes, bool]:
     """(the interval rebuilt from the other shards, local or remote, deleted); EcReadError when
     fewer than `data_shards` of them answer."""
+    import numpy as np  # numpy: loaded by the first EC read that rebuilds, not at start-up
+
     lay = ev.layout
     shards: list = [None] * lay.total_shards
     deleted = False

@@ -15,7 +15,7 @@ import shutil
 
 from ._errors import VolumeNotFound
 from ._fs import remove_path
-from ._map_file import MAP_FILE_EXT
+from ._names import MAP_FILE_EXT
 from ._volume import Volume
 
 __all__ = ["consolidate_volume_index", "rename_or_copy"]

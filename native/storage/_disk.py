@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ._errors import InvalidFileId, OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._fs import remove_path
-from ._map_load import MapPolicy
+from ._map_types import MapPolicy
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, VolumeTable
 from ._types import DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE, normalize_disk_type

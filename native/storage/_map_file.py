@@ -33,10 +33,10 @@ import numpy as np
 from ._crc import crc32c
 from ._map_build import Resolved
 from ._map_types import MapCounters
+from ._names import MAP_FILE_EXT
 
 __all__ = ["MAP_FILE_EXT", "MapFile", "open_map_file", "write_map_file"]
 
-MAP_FILE_EXT = ".nmx"
 _MAGIC = b"WPYNMAP\x00"
 _FORMAT = 1
 _WIDE_OFFSETS = 1

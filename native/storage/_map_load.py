@@ -13,23 +13,14 @@ processes serving the volume).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from ._map_build import IdxRows, resolve
 from ._map_file import open_map_file, write_map_file
+from ._map_types import MapPolicy
 from ._needle_map import NeedleMap
 
 __all__ = ["MapPolicy", "load_needle_map"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MapPolicy:
-    """When a volume's map goes through a map file (see the module docstring)."""
-
-    file_min_rows: int = 1 << 16
-    replay_max_rows: int = 1 << 15
-    use_files: bool = True
 
 
 def load_needle_map(

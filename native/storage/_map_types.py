@@ -1,7 +1,8 @@
 """What a needle map answers: one entry (`NeedleValue`) and Go's counters (`MapCounters`).
 
 Kept apart from the map so that the bulk builder (`_map_build`), the map file (`_map_file`) and
-the map itself (`_needle_map`) share them without importing one another in a circle.
+the map itself (`_needle_map`) share them without importing one another in a circle, and so
+that a volume can name them without importing numpy (which loads with the first map built).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 
 from ._types import PADDING_SIZE
 
-__all__ = ["NeedleValue", "MapCounters", "EMPTY_COUNTERS"]
+__all__ = ["NeedleValue", "MapCounters", "EMPTY_COUNTERS", "MapPolicy"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,3 +42,13 @@ class MapCounters:
 
 
 EMPTY_COUNTERS = MapCounters(0, 0, 0, 0, 0, 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MapPolicy:
+    """When a volume's map goes through a map file (see `_map_load`): indexes of `file_min_rows`
+    rows or more; rows past a valid file replayed up to `replay_max_rows`, else resolved again."""
+
+    file_min_rows: int = 1 << 16
+    replay_max_rows: int = 1 << 15
+    use_files: bool = True

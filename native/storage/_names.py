@@ -15,6 +15,7 @@ __all__ = [
     "DATA_DIR_EXTS",
     "INDEX_DIR_EXTS",
     "ALL_VOLUME_EXTS",
+    "MAP_FILE_EXT",
 ]
 
 # Where Go keeps each file kind when -dir.idx separates index files from data files.
@@ -22,6 +23,7 @@ DATA_DIR_EXTS = (".dat", ".vif", ".cpd", ".note")
 INDEX_DIR_EXTS = (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx", ".nmx")
 # What Destroy removes (and what a delete of the volume must not leave behind); `.nmx` is
 # weedpy's needle map file (`_map_file`), which Go ignores.
+MAP_FILE_EXT = ".nmx"  # weedpy's needle map file beside the .idx (_map_file)
 ALL_VOLUME_EXTS = (".dat", ".idx", ".vif", ".sdx", ".cpd", ".cpx", ".cpc", ".ldb", ".rdb", ".note", ".nmx")
 
 

@@ -23,25 +23,28 @@ Two sets of semantics, both Go's:
 from __future__ import annotations
 
 import threading
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._idx import IdxColumns
 from ._map_blocks import BlockMap
-from ._map_build import IdxRows, Resolved, resolve
 from ._map_types import EMPTY_COUNTERS, MapCounters, NeedleValue
 from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, TOMBSTONE_SIZE, VERSION3
+
+if TYPE_CHECKING:
+    from ._map_build import IdxRows, Resolved
 
 __all__ = ["NeedleMap", "MapCounters", "NeedleValue", "SortedBase"]
 
 _CHUNK = 1 << 16  # base entries turned into Python ints at a time by items()
 
 
-def _scalar_view(a: np.ndarray, fmt: str) -> memoryview:
-    """A memoryview whose items are Python ints: what `bisect` and indexing want."""
-    return memoryview(np.ascontiguousarray(a)).cast("B").cast(fmt)
+def _scalar_view(a, fmt: str) -> memoryview:
+    """A memoryview whose items are Python ints (what `bisect` and indexing want) over a
+    contiguous numpy array or `array`."""
+    return memoryview(a).cast("B").cast(fmt)
 
 
 class SortedBase:
@@ -49,18 +52,19 @@ class SortedBase:
 
     __slots__ = ("keys", "offsets", "sizes", "deleted", "owner", "_k", "_o", "_s", "_n")
 
-    def __init__(self, keys: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, deleted: int = 0, owner: object = None) -> None:
+    def __init__(self, keys, offsets, sizes, deleted: int = 0, owner: object = None) -> None:
+        """Columns: numpy arrays (or `array`s) of uint64 keys, uint32/uint64 offsets, int32 sizes."""
         self.keys, self.offsets, self.sizes = keys, offsets, sizes
         self.deleted = deleted
         self.owner = owner
         self._k = _scalar_view(keys, "Q")
-        self._o = _scalar_view(offsets, "I" if offsets.dtype == np.uint32 else "Q")
+        self._o = _scalar_view(offsets, "I" if offsets.itemsize == 4 else "Q")
         self._s = _scalar_view(sizes, "i")
         self._n = len(keys)
 
     @classmethod
     def empty(cls) -> "SortedBase":
-        return cls(np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.int32))
+        return cls(array("Q"), array("I"), array("i"))
 
     @classmethod
     def of(cls, r: Resolved, owner: object = None) -> "SortedBase":
@@ -80,7 +84,7 @@ class SortedBase:
         return None
 
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.offsets.nbytes + self.sizes.nbytes
+        return sum(len(c) * c.itemsize for c in (self.keys, self.offsets, self.sizes))
 
 
 class NeedleMap:
@@ -119,11 +123,17 @@ class NeedleMap:
     @classmethod
     def from_rows(cls, rows: IdxRows, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
         """Replay an index the way Go's loader of that map kind does (in memory, no file)."""
+        from ._map_build import resolve  # numpy: loaded with the first map built, not at start-up
+
         return cls.from_resolved(resolve(rows, version), sorted_semantics=sorted_semantics)
 
     @classmethod
     def from_columns(cls, cols: IdxColumns, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
         """`from_rows` for an index already parsed into `array` columns."""
+        import numpy as np  # numpy: loaded with the first map built, not at start-up
+
+        from ._map_build import IdxRows  # numpy: loaded with the first map built, not at start-up
+
         rows = IdxRows.from_columns(
             np.frombuffer(cols.keys, np.uint64), np.frombuffer(cols.offsets, np.uint64), np.frombuffer(cols.sizes, np.int32),
         )

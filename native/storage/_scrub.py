@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._crc import crc32c, crc_matches
 from ._errors import StorageError
@@ -37,6 +36,9 @@ from ._types import (
     actual_size,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["check_index", "read_bytes_error", "scrub_index", "scrub_volume", "ScrubResult"]
 
 ScrubResult = tuple[int, list[str]]  # (rows counted, Go-style error texts)
@@ -48,6 +50,8 @@ _MAX_VOLUME_4 = 32 << 30  # Go's MaxPossibleVolumeSize with 4-byte offsets
 
 def _actual_sizes(sizes: np.ndarray, version: int) -> np.ndarray:
     """Go's GetActualSize over an array of int32 sizes (negative ones included, as Go computes)."""
+    import numpy as np  # numpy: loaded by the first scrub, not at start-up
+
     tail = CHECKSUM_SIZE + (TIMESTAMP_SIZE if version == VERSION3 else 0)
     base = NEEDLE_HEADER_SIZE + sizes.astype(np.int64) + tail
     return base + (PADDING_SIZE - base % PADDING_SIZE)
@@ -55,6 +59,8 @@ def _actual_sizes(sizes: np.ndarray, version: int) -> np.ndarray:
 
 def check_index(buf: bytes, file_size: int, version: int, codec: IdxCodec) -> ScrubResult:
     """Go's idx.CheckIndexFile over a whole `.idx`/`.ecx`: (rows, errors)."""
+    import numpy as np  # numpy: loaded by the first scrub, not at start-up
+
     cols = codec.columns(buf)
     count = len(cols)
     errs: list[str] = []

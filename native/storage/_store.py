@@ -11,7 +11,7 @@ from typing import Protocol
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
 from ._shared import VolumeTable
-from ._map_load import MapPolicy
+from ._map_types import MapPolicy
 from ._memory import bound_heap_retention, release_free_memory
 from ._needle import Needle
 from ._replica import ReplicaPlacement

@@ -13,13 +13,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._errors import StorageError
 from ._idx import IdxCodec
-from ._map_build import IdxRows
-from ._map_file import MAP_FILE_EXT
-from ._map_load import MapPolicy, load_needle_map
-from ._names import volume_base_name
+from ._map_types import MapPolicy
+from ._names import MAP_FILE_EXT, volume_base_name
 from ._needle import NeedleHeader
 from ._needle_map import MapCounters, NeedleMap
 from ._replica import ReplicaPlacement
@@ -27,6 +26,9 @@ from ._superblock import SuperBlock
 from ._ttl import TTL
 from ._types import DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE
 from ._vif import VolumeInfo, save_volume_info
+
+if TYPE_CHECKING:
+    from ._map_build import IdxRows
 
 __all__ = ["VolumeBase", "VolumeStats", "WriteResult", "ReadOnlyReasons", "RecordInfo"]
 
@@ -288,9 +290,17 @@ class VolumeBase:
             return
         self.info = info
 
+    def _index_rows(self, raw: bytes) -> IdxRows:
+        """A whole `.idx` read as rows for the integrity check and the map."""
+        from ._map_build import IdxRows  # numpy: loaded with the first volume's index, not at start-up
+
+        return IdxRows(raw, self.codec.offsets.width)
+
     def _build_map(self, rows: IdxRows, *, sorted_semantics: bool | None = None) -> NeedleMap:
         """The map of `rows` (the whole `.idx`), through the map file when the policy says so;
         read-only semantics when the volume is read-only (unless told)."""
+        from ._map_load import load_needle_map  # numpy: loaded with the first volume's map, not at start-up
+
         if sorted_semantics is None:
             sorted_semantics = self.no_write_or_delete or self.no_write_can_delete
         return load_needle_map(

@@ -15,8 +15,7 @@ from typing import Self
 from ._errors import Corrupted, NotFound, OffsetWidthMismatch, UnsupportedVolume
 from ._idx import IdxCodec
 from ._integrity import check_volume_tail
-from ._map_build import IdxRows
-from ._map_load import MapPolicy
+from ._map_types import MapPolicy
 from ._names import volume_base_name
 from ._needle import parse_header
 from ._replica import ReplicaPlacement
@@ -217,7 +216,7 @@ class VolumeLoading(VolumeBase):
         raw_idx = _read_all(self._idx_fd)
         self._idx_size = len(raw_idx)
         self._check_width_plausible(len(raw_idx), info)
-        rows = IdxRows(raw_idx, width)
+        rows = self._index_rows(raw_idx)
         del raw_idx
 
         result = check_volume_tail(rows, self.codec, self._dat_size, self.version, self._pread_raw)

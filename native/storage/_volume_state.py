@@ -7,7 +7,6 @@ import os
 
 from ._fs import remove_path
 from ._names import ALL_VOLUME_EXTS, volume_base_name
-from ._map_build import IdxRows
 from ._replica import ReplicaPlacement
 from ._volume_base import VolumeBase, _fd_writable, _read_all
 
@@ -35,7 +34,7 @@ class VolumeStateChanges(VolumeBase):
             self._check_open()
             if self.nm.sorted_semantics or not _fd_writable(self._idx_fd):
                 self._reopen_idx_rw()
-                self.nm = self._build_map(IdxRows(_read_all(self._idx_fd), self.offset_bytes), sorted_semantics=False)
+                self.nm = self._build_map(self._index_rows(_read_all(self._idx_fd)), sorted_semantics=False)
             self.no_write_or_delete = False
             self.no_write_can_delete = False
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))

@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .._errors import StorageError
 from .._superblock import SuperBlock
@@ -19,6 +18,9 @@ from ._index import iter_ecx
 from ._layout import EcLayout, shard_ext
 from ._rs import ReedSolomon
 from ._sidecar import ChecksumBuilder, build_protection
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["encode_files", "rebuild_files", "write_dat_file", "find_dat_size", "EcFileError", "CHUNK"]
 
@@ -64,6 +66,8 @@ def encode_files(dat_path: str, shard_base: str, layout: EcLayout, *, chunk: int
                  progress: Callable[[int], None] | None = None):
     """Write `<shard_base>.ec00..` from the `.dat` (Go's generateEcFiles) and return the bitrot
     protection (an EcBitrotProtection) computed on the way. Output files are truncated first."""
+    import numpy as np  # numpy: loaded by the first EC encode or rebuild, not at start-up
+
     rs = ReedSolomon(layout.data_shards, layout.parity_shards)
     k, total = layout.data_shards, layout.total_shards
     dfd = os.open(dat_path, os.O_RDONLY)
@@ -97,6 +101,8 @@ def encode_files(dat_path: str, shard_base: str, layout: EcLayout, *, chunk: int
 def rebuild_files(inputs: dict[int, str], outputs: dict[int, str], layout: EcLayout, *, chunk: int = CHUNK) -> None:
     """Reconstruct shard files `outputs` (id -> path, created) from present `inputs` (id ->
     path), which must all have one size (Go's rebuildEcFiles). Outputs are fsynced."""
+    import numpy as np  # numpy: loaded by the first EC encode or rebuild, not at start-up
+
     if len(inputs) < layout.data_shards:
         raise EcFileError(f"not enough shards: found {len(inputs)}, need {layout.data_shards}")
     rs = ReedSolomon(layout.data_shards, layout.parity_shards)
@@ -157,6 +163,8 @@ def write_dat_file(dat_path: str, dat_size: int, encoded_size: int, data_shards:
     """Go's WriteDatFile: the first `dat_size` bytes of the volume, de-striped from the data
     shards with the block layout of an `encoded_size`-byte `.dat` (0: inferred from the shard
     size). Written to `<dat>.tmp`, fsynced, renamed."""
+    import numpy as np  # numpy: loaded by the first EC encode or rebuild, not at start-up
+
     k = len(data_shards)
     if k == 0:
         raise EcFileError("no data shard files")

@@ -9,11 +9,13 @@ in-memory set). `fold_journal` (Go's RebuildEcxFile) writes the journal's tombst
 from __future__ import annotations
 
 import os
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .._idx import IdxCodec
 from .._types import TOMBSTONE_SIZE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "EcxRow",
@@ -32,6 +34,8 @@ EcxRow = tuple[int, int, int]  # (needle id, offset in 8-byte units, size; negat
 
 def ecx_dtype(offset_bytes: int) -> np.dtype:
     """One `.idx`/`.ecx` row as a numpy record (big-endian, 16 or 17 bytes, unaligned)."""
+    import numpy as np  # numpy: loaded by the first EC index use, not at start-up
+
     if offset_bytes == 4:
         return np.dtype({"names": ["key", "off", "size"], "formats": [">u8", ">u4", ">i4"],
                          "offsets": [0, 8, 12], "itemsize": 16})
@@ -46,6 +50,8 @@ def _is_deleted(size: int) -> bool:
 def write_ecx_from_idx(idx_path: str, ecx_path: str, offset_bytes: int) -> int:
     """Go's WriteSortedFileFromIdx: the last state of every needle of `.idx`, live ones only,
     ascending by id. Returns the number of rows written."""
+    import numpy as np  # numpy: loaded by the first EC index use, not at start-up
+
     dt = ecx_dtype(offset_bytes)
     with open(idx_path, "rb") as f:
         raw = f.read()

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._gf import EXP, LOG, SingularMatrix, coding_matrix, invert, mat_mul
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["ReedSolomon", "Combiner", "TooFewShards", "as_u8"]
 
-_OUT_DTYPES = {1: np.uint8, 2: np.uint16, 3: np.uint32, 4: np.uint32}
+_OUT_DTYPES = {1: "u1", 2: "u2", 3: "u4", 4: "u4"}  # numpy dtypes (native byte order)
 
 
 class TooFewShards(ValueError):
@@ -33,6 +35,8 @@ class TooFewShards(ValueError):
 
 
 def _mul_table() -> np.ndarray:
+    import numpy as np  # numpy: loaded by the first EC coding, not at start-up
+
     t = np.zeros((256, 256), dtype=np.uint8)
     for a in range(1, 256):
         la = LOG[a]
@@ -40,11 +44,16 @@ def _mul_table() -> np.ndarray:
     return t
 
 
-MUL = _mul_table()  # MUL[c, b] = c * b in GF(2^8); read-only after import
+@functools.cache
+def _mul() -> np.ndarray:
+    """MUL[c, b] = c * b in GF(2^8), built on first use; read-only."""
+    return _mul_table()
 
 
 def as_u8(buf) -> np.ndarray:
     """A 1-D uint8 view of bytes-like data (no copy)."""
+    import numpy as np  # numpy: loaded by the first EC coding, not at start-up
+
     if isinstance(buf, np.ndarray):
         return buf if buf.dtype == np.uint8 and buf.ndim == 1 else buf.reshape(-1).view(np.uint8)
     return np.frombuffer(buf, dtype=np.uint8)
@@ -54,6 +63,8 @@ class Combiner:
     """outputs[i] = XOR_j coef[i][j] * inputs[j], over rows of equal length."""
 
     def __init__(self, coefs: Sequence[Sequence[int]]) -> None:
+        import numpy as np  # numpy: loaded by the first EC coding, not at start-up
+
         self.coefs = tuple(tuple(int(c) for c in row) for row in coefs)
         self.n_out = len(self.coefs)
         self.n_in = len(self.coefs[0]) if self.coefs else 0
@@ -67,13 +78,15 @@ class Combiner:
             self._groups.append((rows, dtype, tables))
 
     def _table(self, rows: range, j: int, dtype: np.dtype) -> np.ndarray:
+        import numpy as np  # numpy: loaded by the first EC coding, not at start-up
+
         pair = j + 1 < self.n_in
         size = 65536 if pair else 256
         table = np.zeros(size, dtype=dtype)
         for shift, r in enumerate(rows):
-            lo = MUL[self.coefs[r][j]]
+            lo = _mul()[self.coefs[r][j]]
             if pair:
-                hi = MUL[self.coefs[r][j + 1]]
+                hi = _mul()[self.coefs[r][j + 1]]
                 part = (hi[:, None] ^ lo[None, :]).reshape(-1)
             else:
                 part = lo
@@ -82,6 +95,8 @@ class Combiner:
 
     def apply(self, inputs: Sequence, outputs: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Compute every output row (into `outputs` when given: writable uint8 arrays)."""
+        import numpy as np  # numpy: loaded by the first EC coding, not at start-up
+
         ins = [as_u8(x) for x in inputs]
         if len(ins) != self.n_in:
             raise ValueError(f"expected {self.n_in} inputs, got {len(ins)}")

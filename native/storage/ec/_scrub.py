@@ -17,8 +17,7 @@ shows up as short reads. Results: (count, broken shards as EcShardInfo, Go-style
 from __future__ import annotations
 
 import os
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from proto import volume_server_pb2 as vs
 
@@ -28,6 +27,9 @@ from .._types import actual_size
 from ._rs import ReedSolomon
 from ._sidecar import SIDECAR_EXT, SidecarError, load_sidecar
 from ._volume import EcShard, EcVolume
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["scrub_ec_index", "scrub_ec_local", "checksum_scrub", "ecx_rows", "go_list", "shard_info", "EcScrubResult"]
 
@@ -186,6 +188,8 @@ def _load_protection(ev: EcVolume) -> tuple[vs.EcBitrotProtection | None, bool]:
 
 def checksum_scrub(ev: EcVolume) -> EcScrubResult:
     """Go's EcVolume.ChecksumScrub: (blocks scanned, broken shards, errors)."""
+    import numpy as np  # numpy: loaded by the first EC scrub, not at start-up
+
     prot, invalid = _load_protection(ev)
     if invalid:
         return 0, [], [f"ec volume {ev.vid}: bitrot sidecar is malformed/unverifiable (sidecar integrity)"]
@@ -263,6 +267,8 @@ class _ArbitrationError(Exception):
 
 
 def _rs_disagrees(ev: EcVolume, target: EcShard, clean: list[EcShard], block: int) -> bool:
+    import numpy as np  # numpy: loaded by the first EC scrub, not at start-up
+
     lay = ev.layout
     rs = ReedSolomon(lay.data_shards, lay.parity_shards)
     offset = 0

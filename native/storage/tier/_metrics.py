@@ -15,15 +15,18 @@ numpy answers with one minimum-scatter over the bit indexes.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["go_sorted_counters"]
 
 _FP = 0.001
 _K = math.ceil(math.log2(1 / _FP))
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
 
 
 def _optimal_m(n: int) -> int:
@@ -31,10 +34,12 @@ def _optimal_m(n: int) -> int:
 
 
 def _fnv1_64(keys: np.ndarray) -> np.ndarray:
-    h = np.full(keys.shape, _FNV_OFFSET, dtype=np.uint64)
+    import numpy as np  # numpy: loaded by the first tiered volume load, not at start-up
+
+    h = np.full(keys.shape, np.uint64(_FNV_OFFSET), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for shift in range(56, -8, -8):  # the key's 8 bytes, big-endian
-            h = h * _FNV_PRIME
+            h = h * np.uint64(_FNV_PRIME)
             h ^= (keys >> np.uint64(shift)) & np.uint64(0xFF)
     return h
 
@@ -42,6 +47,8 @@ def _fnv1_64(keys: np.ndarray) -> np.ndarray:
 def go_sorted_counters(keys, sizes) -> tuple[int, int, int, int]:
     """(file count, file bytes, deletion count, deletion bytes) of `.idx` rows, as Go's
     needleMapMetricFromIndexFile counts them."""
+    import numpy as np  # numpy: loaded by the first tiered volume load, not at start-up
+
     n = len(keys)
     if n == 0:
         return 0, 0, 0, 0
