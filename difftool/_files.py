@@ -112,17 +112,16 @@ def _ec_masks(files: dict[str, Path], base: str, layout: EcLayout) -> tuple[dict
             return {}, f"{base}: shards do not rebuild: compared by length"
         for i in missing:
             shards[i] = got[i]
+    # The records end where the zero padding of the last row starts (the .vif's datFileSize can
+    # be an older encode's: a later one keeps an existing .vif's config).
     dat_size = _dat_size(files.get(f"{base}.vif"))
     large_rows = layout.large_rows_for_dat(dat_size) if dat_size else layout.large_rows_for_shard(size)
     dat = bytearray()
-    for row in layout.rows(dat_size or size * layout.data_shards):
+    for row in layout.rows(max(dat_size, size * layout.data_shards if not large_rows else 0)):
         for sid in range(layout.data_shards):
             dat += shards[sid][row.shard_offset:row.shard_offset + row.block].tobytes()
-    if dat_size:
-        del dat[dat_size:]
-    else:  # no size recorded: the records end where the zero padding of the last row starts
-        end = len(dat.rstrip(b"\0"))
-        del dat[end + (-end) % 8:]
+    end = len(dat.rstrip(b"\0"))
+    del dat[end + (-end) % 8:]
     masks: dict[int, list] = {}
     for start, end in record_clock_ranges(bytes(dat), super_block=True):
         for iv in layout.locate(large_rows, start, end - start):

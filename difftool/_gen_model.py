@@ -22,6 +22,7 @@ __all__ = ["Record", "Live", "EcModel", "VolumeModel", "TOMBSTONE_LENGTH", "SUPE
 SUPER_BLOCK = 8
 IDX_ROW = 17  # 8-byte key, 5-byte offset, 4-byte size (the bundled weed uses 5-byte offsets)
 TOMBSTONE_LENGTH = actual_size(0, VERSION3)
+FAKE_TOMBSTONE_COOKIE = 0x12345678  # what Go's commit writes for a needle deleted during the compaction
 _TIMESTAMP_AT = 16 + 4  # after the header and the checksum (plus the body's size)
 
 
@@ -114,7 +115,7 @@ class VolumeModel:
     info_ec: bool = False  # ... and the volume's in-memory info too (read back by a reload)
     compact_revision: int = 0
     compacted: tuple[list[Record], dict[int, Live], int] | None = None  # .cpd/.cpx: records, live, size
-    writes_since_compact: int = 0
+    changed: list[int] = dataclasses.field(default_factory=list)  # ids written or deleted since the compaction
     exact: bool = True
     ec: EcModel | None = None
 
@@ -129,7 +130,7 @@ class VolumeModel:
         self.idx_rows += 1
         self.live[live.needle_id] = live
         self.deleted.pop(live.needle_id, None)
-        self.writes_since_compact += 1
+        self._changed(live.needle_id)
 
     def delete(self, needle_id: int) -> int:
         """A delete that found the needle: a tombstone record and idx row; returns its size."""
@@ -139,8 +140,17 @@ class VolumeModel:
         self.dat_size += TOMBSTONE_LENGTH
         self.idx_rows += 1
         self.deleted[needle_id] = live
-        self.writes_since_compact += 1
+        self._changed(needle_id)
         return live.size
+
+    def _changed(self, needle_id: int) -> None:
+        if self.compacted is not None and needle_id not in self.changed:
+            self.changed.append(needle_id)
+
+    def may_change(self, needle_id: int) -> bool:
+        """Go's commit replays the needles changed since the compaction in map order (random
+        for two or more): the generator changes at most one while a compaction waits."""
+        return self.compacted is None or not self.changed or self.changed == [needle_id]
 
     def repeats(self, needle_id: int, size: int, cookie: int, checksum: int, data: bytes) -> bool:
         """Go's WriteNeedleBlob writes nothing when the stored needle has the same size, cookie,
@@ -210,20 +220,38 @@ class VolumeModel:
             records.append(Record(size, cur.size, nid))
             size += actual_size(cur.size, VERSION3)
         self.compacted = (records, live, size)
-        self.writes_since_compact = 0
+        self.changed = []
 
     def save_info(self) -> None:
         """The volume wrote its in-memory info to the `.vif` (a persisted mark)."""
         self.vif_ec = self.info_ec
 
     def commit(self) -> None:
+        """Go's CommitCompact: the compacted records, then the needle changed meanwhile (its
+        record copied, or a fake tombstone when it was deleted or is empty), then a reload."""
         assert self.compacted is not None
         self.info_ec = self.vif_ec  # the reload reads the .vif
-        if self.writes_since_compact:
-            self.exact = False  # Go replays them after the copied records; not followed here
-        self.records, self.live, self.dat_size = self.compacted
-        self.idx_rows = len(self.live)
-        self.deleted.clear()
-        self.tombstones.clear()
+        records, live, size = self.compacted
+        records, live = list(records), dict(live)
+        tombstones: dict[int, int] = {}
+        for nid in self.changed:
+            cur = self.live.get(nid)
+            if cur is not None and cur.size > 0:
+                live[nid] = dataclasses.replace(cur, offset=size)
+                records.append(Record(size, cur.size, nid, cur.parsable))
+                size += actual_size(cur.size, VERSION3)
+            else:
+                live.pop(nid, None)
+                if cur is not None:  # an empty needle: its index row keeps size 0, on the fake record
+                    live[nid] = dataclasses.replace(cur, offset=size, cookie=FAKE_TOMBSTONE_COOKIE)
+                else:
+                    tombstones[nid] = size
+                records.append(Record(size, 0, nid))
+                size += TOMBSTONE_LENGTH
+        self.records, self.live, self.dat_size = records, live, size
+        self.idx_rows = len(records)
+        self.deleted = {nid: self.deleted[nid] for nid in tombstones if nid in self.deleted}
+        self.tombstones = tombstones
         self.compact_revision += 1
         self.compacted = None
+        self.changed = []

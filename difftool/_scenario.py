@@ -58,9 +58,12 @@ from weedpy.grpc import format_timeout
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, load_route_table
 
 __all__ = ["Step", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "endpoint_of", "scenario_files",
-           "SCENARIO_DIR", "HOST"]
+           "SCENARIO_DIR", "MIXED_ROUTES", "HOST"]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+# The route table `--candidate mixed` runs with unless given another: every read-only rpc the
+# native read-only view serves goes to native, the rest to Go.
+MIXED_ROUTES = Path(__file__).parent / "routes" / "mixed-native-reads.toml"
 HOST = b"weedpy-diff"
 MULTIPART_BOUNDARY = b"weedpydiffboundary0123456789"
 

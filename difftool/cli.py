@@ -1,6 +1,7 @@
 """`weedpy diff run|report|replay`: the differ's command line.
 
     weedpy diff run SCENARIO... --out DIR [--candidate proxy|native|mixed|go] [--routes FILE] [--no-control]
+                    [--seed N|A-B]... [--operations N]      (generated scenarios, e.g. grpc-random)
     weedpy diff report --from URL|FILE [--out report.json] [--html FILE] [--junit FILE] [--fixtures DIR]
     weedpy diff replay FIXTURE [--against HOST:PORT --grpc HOST:PORT [--public HOST:PORT]] [--fresh [--candidate MODE]]
 
@@ -11,6 +12,7 @@ still reproduces), 2 usage or start-up errors.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import urllib.request
@@ -26,7 +28,7 @@ from difftool._html import html_report
 from difftool._junit import junit_xml
 from difftool._replay import ReplayTarget, rejudge, replay_against, replay_fresh
 from difftool._run import RunOptions, run_scenario
-from difftool._scenario import ScenarioError, load_scenario, scenario_files
+from difftool._scenario import MIXED_ROUTES, Scenario, ScenarioError, load_scenario, scenario_files
 
 __all__ = ["main"]
 
@@ -42,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-control", action="store_true", help="skip the second Go server (no noise learning)")
     run.add_argument("--keep-data", action="store_true", help="keep the servers' data directories")
     run.add_argument("--flag", action="append", default=[], help="extra volume server flag for every side (repeatable)")
+    run.add_argument("--seed", action="append", default=[], type=_seeds, metavar="N|A-B",
+                     help="generated scenarios: run with these seeds (repeatable; A-B is a range), each on fresh servers")
+    run.add_argument("--operations", type=int, default=None, help="generated scenarios: steps per seed")
     rep = sub.add_parser("report", help="fetch a gateway's report (admin API) or re-render a report file")
     rep.add_argument("--from", dest="source", required=True, help="http://host:port of a gateway, or a report.json")
     rep.add_argument("--out", type=Path, default=Path("report.json"), help="JSON report to write")
@@ -59,6 +64,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seeds(text: str) -> list[int]:
+    lo, dash, hi = text.partition("-")
+    try:
+        first, last = int(lo), int(hi) if dash else int(lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or A-B, got {text!r}") from None
+    if first < 0 or last < first or last - first >= 100_000:
+        raise argparse.ArgumentTypeError(f"not a seed range: {text!r}")
+    return list(range(first, last + 1))
+
+
+def _expand(scenarios: list[Scenario], seeds: list[int], operations: int | None) -> list[Scenario]:
+    """Generated scenarios once per seed (named <name>-seed<N>), with `operations` steps."""
+    out = []
+    for sc in scenarios:
+        if sc.generate is None:
+            if seeds or operations is not None:
+                raise ScenarioError(f"{sc.name} is not generated: --seed and --operations do not apply")
+            out.append(sc)
+            continue
+        for seed in seeds or [sc.generate.seed]:
+            one = sc.regenerated(seed, operations)
+            out.append(dataclasses.replace(one, name=f"{sc.name}-seed{seed}") if seeds else one)
+    return out
+
+
 def _hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -71,13 +102,17 @@ def _run(args: argparse.Namespace) -> int:
     for s in args.scenarios:
         names += [str(p) for p in scenario_files()] if s == "all" else [s]
     try:
-        scenarios = [load_scenario(n) for n in names]
+        scenarios = _expand([load_scenario(n) for n in names], [s for group in args.seed for s in group],
+                            args.operations)
     except (ScenarioError, OSError) as exc:
         print(f"weedpy diff: {exc}", file=sys.stderr)
         return 2
-    opts = RunOptions(candidate=args.candidate, routes_file=args.routes, control=not args.no_control,
+    routes = args.routes
+    if routes is None and args.candidate == "mixed":
+        routes = str(MIXED_ROUTES)  # mixed mode with nothing routed to native would compare Go with Go
+    opts = RunOptions(candidate=args.candidate, routes_file=routes, control=not args.no_control,
                       keep_data=args.keep_data, extra_flags=tuple(args.flag))
-    worst = 0
+    worst = total_ops = 0
     for sc in scenarios:
         out = args.out / sc.name if len(scenarios) > 1 else args.out
         try:
@@ -88,12 +123,15 @@ def _run(args: argparse.Namespace) -> int:
             continue
         t = result.report["totals"]
         bad = [e["endpoint"] for e in result.report["endpoints"] if e["verdict"] == "mismatch"]
+        total_ops += t["compared"]
         stores, files = result.report["stores"], result.report["files"]
         print(f"{sc.name}: compared {t['compared']}, matched {t['matched']}, mismatched {t['mismatched']}, "
               f"noise {t['noise']}, ignored {t['ignored']}; stores {'equal' if stores['equal'] else 'DIFFER'}, "
               f"files {'equal' if files['equal'] else 'DIFFER'}"
               f"{'; mismatching: ' + ', '.join(bad) if bad else ''} -> {out}")
         worst = max(worst, result.exit_code)
+    if len(scenarios) > 1:
+        print(f"{len(scenarios)} runs, {total_ops} requests compared, exit {worst}")
     return worst
 
 

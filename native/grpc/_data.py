@@ -176,6 +176,8 @@ async def _delete_ec_one(svc: Services, fid: str, vid: int, key: int, cookie: in
         key, cookie = n.id, n.cookie
     try:
         count = await delete_ec_needle(svc.ctx, vid, key, cookie)
+    except Deleted:  # deleted already: nothing to do (4.48), as for a plain volume
+        return vs.DeleteResult(file_id=fid, status=304)
     except (StorageError, OSError) as exc:
         return vs.DeleteResult(file_id=fid, status=500, error=_ec_error_text(exc))
     return vs.DeleteResult(file_id=fid, status=202, size=count)
