@@ -7,8 +7,8 @@ processes serving the volume).
 - a valid map file covering the whole `.idx` is the map as it stands (no row parsed);
 - rows appended after the map file was written (by writes since, or by another process) are
   replayed on top (`NeedleMap.catch_up`) while they are few; past `replay_max_rows`, or for a
-  read-only map (whose Go counters are a walk of the whole index), the map is resolved again
-  and the file rewritten.
+  read-only map, the map is resolved again and the file rewritten;
+- a read-only map's counters are always Go's walk of the whole index (`_map_walk`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 from ._map_build import IdxRows, resolve
 from ._map_file import open_map_file, write_map_file
 from ._map_types import MapPolicy
+from ._map_walk import walk_counters
 from ._needle_map import NeedleMap
 
 __all__ = ["MapPolicy", "load_needle_map"]
@@ -43,11 +44,13 @@ def load_needle_map(
         if may_write:
             _remove_stale(map_path)
         return NeedleMap.from_rows(rows, version, sorted_semantics=sorted_semantics)
+    # a read-only map's counters are Go's walk of the whole index, whatever holds its entries
+    walk = walk_counters(rows, version) if sorted_semantics else None
     mf = open_map_file(map_path, rows.buf, rows.entry_size, version)
     if mf is not None:
         tail = rows.after(mf.idx_bytes)
         if not len(tail) or (not sorted_semantics and len(tail) <= policy.replay_max_rows):
-            m = NeedleMap.from_resolved(mf.resolved, sorted_semantics=sorted_semantics, owner=mf.mapping)
+            m = NeedleMap.from_resolved(mf.resolved, sorted_semantics=sorted_semantics, owner=mf.mapping, counters=walk)
             m.catch_up(tail, version)
             return m
     resolved = resolve(rows, version)
@@ -56,8 +59,10 @@ def load_needle_map(
             map_path, resolved, idx_buf=rows.buf, idx_bytes=rows.whole_bytes, entry_size=rows.entry_size, version=version,
         )
         if written is not None:
-            return NeedleMap.from_resolved(written.resolved, sorted_semantics=sorted_semantics, owner=written.mapping)
-    return NeedleMap.from_resolved(resolved, sorted_semantics=sorted_semantics)
+            return NeedleMap.from_resolved(
+                written.resolved, sorted_semantics=sorted_semantics, owner=written.mapping, counters=walk,
+            )
+    return NeedleMap.from_resolved(resolved, sorted_semantics=sorted_semantics, counters=walk)
 
 
 def _remove_stale(path: str) -> None:

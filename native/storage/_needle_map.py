@@ -16,8 +16,8 @@ Two sets of semantics, both Go's:
   size (0 becomes -1), so `read_deleted` can still find the data; counters as `doLoading`.
 - *sorted* (a volume loaded read-only, Go's SortedFileNeedleMap over `.sdx`): ids whose last row
   is a delete are gone (the base keeps them, negated, and lookups skip them), counters come
-  from Go's reverse index walk, and deletes only flip the entry to a tombstone without
-  touching the counters.
+  from Go's reverse index walk (`_map_walk`, its Bloom filter's false positives included), and
+  deletes only flip the entry to a tombstone without touching the counters.
 """
 
 from __future__ import annotations
@@ -114,18 +114,22 @@ class NeedleMap:
     # building ----------------------------------------------------------------------------------
 
     @classmethod
-    def from_resolved(cls, r: Resolved, *, sorted_semantics: bool = False, owner: object = None) -> "NeedleMap":
-        return cls(
-            sorted_semantics=sorted_semantics, base=SortedBase.of(r, owner),
-            counters=r.sorted if sorted_semantics else r.memory,
-        )
+    def from_resolved(
+        cls, r: Resolved, *, sorted_semantics: bool = False, owner: object = None, counters: MapCounters | None = None,
+    ) -> "NeedleMap":
+        """The map of `r`; `counters` (Go's read-only walk, `_map_walk`) replace the resolved ones."""
+        if counters is None:
+            counters = r.sorted if sorted_semantics else r.memory
+        return cls(sorted_semantics=sorted_semantics, base=SortedBase.of(r, owner), counters=counters)
 
     @classmethod
     def from_rows(cls, rows: IdxRows, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
         """Replay an index the way Go's loader of that map kind does (in memory, no file)."""
         from ._map_build import resolve  # numpy: loaded with the first map built, not at start-up
+        from ._map_walk import walk_counters  # numpy: as above
 
-        return cls.from_resolved(resolve(rows, version), sorted_semantics=sorted_semantics)
+        walk = walk_counters(rows, version) if sorted_semantics else None
+        return cls.from_resolved(resolve(rows, version), sorted_semantics=sorted_semantics, counters=walk)
 
     @classmethod
     def from_columns(cls, cols: IdxColumns, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
@@ -245,9 +249,8 @@ class NeedleMap:
             if old is None or old[1] < 0:
                 return 0
             offset, size = old
-            if self.sorted_semantics:  # Go 4.48's read-only map: the bytes count, the deletion does not
+            if self.sorted_semantics:  # Go's read-only map: a tombstone, the counters untouched
                 self._ov.set(key, offset, TOMBSTONE_SIZE)
-                self.deletion_bytes += size
                 return size
             self._ov.set(key, offset, TOMBSTONE_SIZE if size == 0 else -size)
             if size > 0:
@@ -283,7 +286,7 @@ class NeedleMap:
                         if end > self.max_needle_end:
                             self.max_needle_end = end
                     continue
-                if self.sorted_semantics:
+                if self.sorted_semantics:  # as a runtime delete does: the counters untouched
                     if old is not None and old[1] >= 0:
                         self._ov.set(key, old[0], TOMBSTONE_SIZE)
                     continue

@@ -17,7 +17,14 @@ class VolumeStateChanges(VolumeBase):
     """Marks, compaction adoption and the end of a volume's life."""
 
     def mark_readonly(self, *, can_delete: bool = False, persist: bool = False) -> None:
-        """Go's MarkVolumeReadonly: flip the flags now; `persist` records them in `.vif`."""
+        """Go's MarkVolumeReadonly: flip the flags now; `persist` records them in `.vif`. A mark
+        that lets deletes in swaps a map loaded read-only for a writable one first (Go's
+        reopenIdxForWrite: its counters become a writable load's, and deletes count)."""
+        if can_delete and self.nm.sorted_semantics:
+            with self._write_lock, self.replacing_files():
+                self._check_open()
+                self._reopen_idx_rw()
+                self.nm = self._build_map(self._index_rows(_read_all(self._idx_fd)), sorted_semantics=False)
         with self._write_lock:
             if can_delete and self._idx_fd >= 0 and not _fd_writable(self._idx_fd):
                 self._reopen_idx_rw()

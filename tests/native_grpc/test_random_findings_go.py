@@ -163,8 +163,8 @@ CASES: dict[str, list[tuple[str, Message]]] = {
         alloc(20), write(20, 0x70, blob(0x70)), ("VolumeEcShardsGenerate", vs.VolumeEcShardsGenerateRequest(volume_id=20)),
         *compact_commit(20), ("ReadVolumeFileStatus", vs.ReadVolumeFileStatusRequest(volume_id=20)),
     ],
-    # a commit reloads a volume marked read-only at runtime with Go's read-only map, whose
-    # deletes count their bytes and not themselves
+    # a commit reloads a volume marked read-only at runtime with Go's read-only map; marking it
+    # read-only with deletes allowed swaps the writable map back in, whose deletes count
     "read-only-map-after-reload": [
         alloc(21), write(21, 0x80, blob(0x80)), write(21, 0x81, blob(0x81, b"")), write(21, 0x82, blob(0x82, b"y" * 99)),
         ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=21)), *compact_commit(21), status(21),
@@ -176,6 +176,32 @@ CASES: dict[str, list[tuple[str, Message]]] = {
         alloc(22), write(22, 0x90, blob(0x90)), write(22, 0x91, blob(0x91)),
         ("VacuumVolumeCompact", vs.VacuumVolumeCompactRequest(volume_id=22)), delete(fid(22, 0x91)),
         ("VacuumVolumeCommit", vs.VacuumVolumeCommitRequest(volume_id=22)), status(22),
+    ],
+    # a volume loaded read-only counts with Go's reverse index walk, whose Bloom filter takes
+    # 0x10 for a deleted id (3 deletions, 65 garbage bytes); its deletes count nothing
+    "read-only-load-walk-counters": [
+        alloc(24), write(24, 0x10, blob(0x10)), write(24, 0x11, blob(0x11, b"x" * 100)), write(24, 0x12, blob(0x12)),
+        write(24, 0x14, blob(0x14, b"y" * 50)), delete(fid(24, 0x14)),
+        ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=24, persist=True, can_delete=True)),
+        ("VolumeConfigure", vs.VolumeConfigureRequest(volume_id=24, replication="000")),
+        status(24), ("VacuumVolumeCheck", vs.VacuumVolumeCheckRequest(volume_id=24)),
+        delete(fid(24, 0x11)), status(24), ("VacuumVolumeCheck", vs.VacuumVolumeCheckRequest(volume_id=24)),
+    ],
+    # loaded read-only, then marked read-only with deletes allowed: the writable map again (the
+    # empty needle is no deletion there), and deletes count
+    "read-only-load-then-can-delete": [
+        alloc(25), write(25, 0x10, blob(0x10)), write(25, 0x11, blob(0x11, b"x" * 100)), write(25, 0x13, blob(0x13, b"")),
+        ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=25, persist=True)),
+        ("VolumeConfigure", vs.VolumeConfigureRequest(volume_id=25, replication="000")), status(25),
+        ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=25, can_delete=True)), status(25),
+        delete(fid(25, 0x11)), status(25), ("VacuumVolumeCheck", vs.VacuumVolumeCheckRequest(volume_id=25)),
+    ],
+    # marked read-only with deletes allowed, then compacted: the commit's reload is the read-only
+    # map, whose deletes count nothing
+    "compacted-read-only-deletes-count-nothing": [
+        alloc(26), write(26, 0x10, blob(0x10)), write(26, 0x11, blob(0x11, b"x" * 100)), write(26, 0x12, blob(0x12)),
+        ("VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=26, can_delete=True)), *compact_commit(26),
+        delete(fid(26, 0x11)), status(26), ("VacuumVolumeCheck", vs.VacuumVolumeCheckRequest(volume_id=26)),
     ],
     # an empty .dat beside a .vif with an EC config is a leftover: a remount removes it
     "empty-ec-stub-is-removed": [
@@ -220,7 +246,7 @@ def _run_all() -> dict[str, list[Answer]]:
         steps += [(f"{case}:{i}", grpc_request(m, msg)) for i, (m, msg) in enumerate(calls)]
     out: dict[str, list[Answer]] = {}
     work = Path(tempfile.mkdtemp(prefix="random-findings-"))
-    with Cluster(work, [SideSpec("go", "go"), SideSpec("native", "weedpy", "native")]) as cluster:
+    with Cluster(work, [SideSpec("go", "go"), SideSpec("native", "weedpy", "native")], max_volumes=32) as cluster:
         async def main() -> None:
             async with trio.open_nursery() as nursery:
                 go, native = (SideClient(cluster.servers[n], nursery) for n in ("go", "native"))
