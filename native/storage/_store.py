@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
-from ._errors import NoFreeLocation, ReadOnly, StorageError, VolumeExists, VolumeNotFound
+from ._errors import NoFreeLocation, OffsetWidthMismatch, ReadOnly, StorageError, VolumeExists, VolumeNotFound
 from ._shared import VolumeTable
 from ._map_types import MapPolicy
 from ._memory import bound_heap_retention, release_free_memory

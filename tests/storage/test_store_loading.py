@@ -151,3 +151,25 @@ def test_loading_leaves_the_map_in_its_file_not_in_the_heap(tmp_path: Path) -> N
         assert entries == n
         assert grown / n < 3, f"{grown / n:.1f} anonymous bytes per needle"
     assert (tmp_path / "1.nmx").stat().st_size <= 256 + 16 * n
+
+
+def test_a_width_found_only_while_loading_is_raised_after_the_others_load(tmp_path: Path) -> None:
+    """A volume without a `.vif` whose `.idx` only fits the other offset width cannot be found by
+    discovery; loading raises OffsetWidthMismatch once every other volume is loaded."""
+    from native.storage import Volume
+
+    four = Volume.create(tmp_path, 1, offset_bytes=4)
+    four.write_needle(n(1))
+    four.close()
+    five = Volume.create(tmp_path, 2, offset_bytes=5)
+    for k in range(1, 4):
+        five.write_needle(n(k))
+    five.close()
+    (tmp_path / "2.vif").unlink()
+    s = Store.open([tmp_path], max_counts=10, offset_bytes=4, statfs=FakeDisk(), load=False)
+    assert s.discover() == [1, 2]
+    seen: list[int] = []
+    with pytest.raises(OffsetWidthMismatch):
+        s.load_pending(on_loaded=lambda v: seen.append(v.id))
+    assert seen == [1] and [v.id for v in s.volumes()] == [1] and not s.loading
+    s.close()
