@@ -10,6 +10,7 @@ gRPC handlers, the master client (`NativeParts`, what the fronts dispatch to).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -27,6 +28,7 @@ from weedpy.grpc import Router, ServerOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
+from weedpy.sharedmem import ProcessShare
 from weedpy.tls import VolumeTls, load_volume_tls
 from weedpy.serve.guard import Guard
 from weedpy.weedbin import weed_version
@@ -132,11 +134,17 @@ class NativeParts:
 def build_parts(
     cfg: VolumeConfig, security: SecurityConfig, store, *, heartbeat: bool = True, read_only_view: bool = False,
     weed_binary: str | None = None, version: tuple[str, str] | None = None, tls: VolumeTls | None = None,
+    share: ProcessShare | None = None, state_changed: Callable[[], Awaitable[None]] | None = None,
+    configured: Callable[[list[bytes]], Awaitable[None]] | None = None,
 ) -> NativeParts:
+    """`share`: this process's part of a server with worker processes (the flags and in-flight
+    byte counts live there; `store` is already shared); `state_changed`: awaited by every rpc
+    that changed the server's state before it answers (the workers apply it); `configured`:
+    awaited with the master's storage backends (serialized) once they are applied here."""
     # gRPC peers and the master over mTLS, HTTP peers over HTTPS, as security.toml says (the
     # lifecycle has already refused files that cannot be used)
     tls = tls if tls is not None else load_volume_tls(security)
-    state = ServerState()
+    state = ServerState(share.flags() if share is not None else None)
     state_file = StateFile(store.locations[0].idx_directory, follow=read_only_view)
     state.maintenance = state_file.maintenance
     identity = Identity(
@@ -156,6 +164,8 @@ def build_parts(
             from native.s3 import s3_object_store  # the S3 client (httpx) loads only for a storage backend
 
             await trio.to_thread.run_sync(apply_storage_backends, store, list(resp.storage_backends), s3_object_store)
+        if configured is not None:
+            await configured([b.SerializeToString() for b in resp.storage_backends])
 
     master = MasterClient(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
@@ -165,11 +175,14 @@ def build_parts(
     short, full = version or (go_version(store.offset_bytes), f"{go_version(store.offset_bytes)} {GO_COMMIT}")
     ctx = NativeContext(
         cfg=cfg, security=security, store=store, version=short, master=master,
-        http_pool=UpstreamPool(tls=tls.https_client), state=state, full_version=full, tls=tls,
+        http_pool=UpstreamPool(tls=tls.https_client), state=state, full_version=full, tls=tls, share=share,
     )
     app = NativeHttp(ctx, weed_binary)
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))
-    router = build_router(Services(ctx, master, state_file, guard, read_only_view=read_only_view))
+    services = Services(ctx, master, state_file, guard, read_only_view=read_only_view)
+    if state_changed is not None:
+        services.state_changed = state_changed
+    router = build_router(services)
     parts = NativeParts(ctx, app, router, master, state_file)
     parts_ref.append(parts)
     return parts

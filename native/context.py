@@ -14,6 +14,7 @@ from weedpy.config import VolumeConfig
 from weedpy.grpc import ChannelOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
+from weedpy.sharedmem import ProcessShare
 from weedpy.tls import VolumeTls
 
 __all__ = ["Location", "MasterLookup", "ServerState", "NativeContext", "GO_VERSION", "GO_COMMIT", "go_version"]
@@ -89,9 +90,18 @@ class ServerState:
     def maintenance(self, value: bool) -> None:
         self._w[_MAINTENANCE] = int(value)
 
+    @property
+    def volumes_loading(self) -> bool:
+        """The leader is still loading volumes (native/loading.py): /healthz answers 503."""
+        return bool(self._w[_VOLUMES_LOADING])
+
+    @volumes_loading.setter
+    def volumes_loading(self, value: bool) -> None:
+        self._w[_VOLUMES_LOADING] = int(value)
+
 
 # Words of the shared flags region (weedpy.sharedmem LAYOUT.flags, 7 words).
-_MASTER_CONNECTED, _HEARTBEAT_STOPPED, _MAINTENANCE = range(3)
+_MASTER_CONNECTED, _HEARTBEAT_STOPPED, _MAINTENANCE, _VOLUMES_LOADING = range(4)
 
 
 @dataclasses.dataclass(slots=True)
@@ -105,6 +115,7 @@ class NativeContext:
     state: ServerState = dataclasses.field(default_factory=ServerState)
     full_version: str = ""  # Go's version.Version() ("8000GB 4.48 pypi": VERSION + commit); "" = version
     tls: VolumeTls = VolumeTls()  # what security.toml asks for; http_pool already dials with tls.https_client
+    share: ProcessShare | None = None  # this process's part of a server with worker processes
 
     @property
     def peer_grpc(self) -> ChannelOptions:

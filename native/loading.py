@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import trio
 
+from native.context import ServerState
 from native.storage import OffsetWidthMismatch, Store, Volume
 from weedpy.logs import get_logger
 
@@ -31,9 +32,12 @@ __all__ = ["load_volumes"]
 log = get_logger("native.loading")
 
 
-async def load_volumes(store: Store, notify_changed: Callable[[], None]) -> None:
+async def load_volumes(store: Store, notify_changed: Callable[[], None], state: ServerState | None = None) -> None:
     """Load every discovered volume, calling `notify_changed` (in trio) after each. On
-    cancellation the loads in progress finish in their threads and the rest are skipped."""
+    cancellation the loads in progress finish in their threads and the rest are skipped.
+    `state.volumes_loading` says so meanwhile (worker processes answer /healthz from it)."""
+    if state is not None:
+        state.volumes_loading = True
     stop = threading.Event()
     started = time.monotonic()
 
@@ -52,4 +56,6 @@ async def load_volumes(store: Store, notify_changed: Callable[[], None]) -> None
         log.error("volume not loaded", error=str(exc))
     finally:
         stop.set()
+        if state is not None:
+            state.volumes_loading = False
     log.info("volumes loaded", volumes=len(store.volumes()), seconds=round(time.monotonic() - started, 3))

@@ -231,7 +231,7 @@ class MasterClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        await self._check_with_master()
+        await self.check_with_master()
         backoff = BACKOFF_FIRST
         seed_index = 0
         leader: MasterAddress | None = None
@@ -260,7 +260,7 @@ class MasterClient:
                     leader = None
                 await trio.sleep(BACKOFF_FIRST)
 
-    async def _check_with_master(self) -> None:
+    async def check_with_master(self) -> None:
         """Go's checkWithMaster: the configuration of the first seed that answers, retried forever."""
         while True:
             for seed in self.seeds:
@@ -413,5 +413,3 @@ def _unwrap(group: BaseExceptionGroup) -> BaseException:
     if any(not isinstance(e, Exception) for e in leaves) or not leaves:
         return group
     return leaves[0]
-
-

@@ -9,26 +9,37 @@ the shared fronts with an all-native route table, so each one logs one event wit
 
 Stop (SIGINT/SIGTERM): /healthz answers 503, the heartbeat stops (the master drops this server's
 volumes), then after -preStopSeconds the listeners close and the store is flushed; exit 0.
+
+With `-workers=N` (N > 1) this process is the leader: it creates the shared block (the volume
+table, the server's flags, the in-flight byte counts), publishes every volume it mounts, serves
+gRPC and talks to the master alone, and after every state-changing rpc, and as volumes finish
+loading, has each worker (native/worker.py) apply the change before going on
+(`Services.state_changed`).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+from typing import Any
 
 import trio
 
 from native.build import GRPC_OPTIONS, NativeParts, build_parts, open_store
 from native.loading import load_volumes
+from native.storage import VolumeTable
 from weedpy.config import VolumeConfig
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
 from weedpy.serve.grpc_front import GrpcFront, NamedTarget
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront
-from weedpy.serve.lifecycle import Fronts, StartupError
+from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.routes import RouteTable, Target
+from weedpy.serve.workers import WorkerPool
+from weedpy.sharedmem import ProcessShare, SharedBlock
 
-__all__ = ["NativeServer"]
+__all__ = ["NativeServer", "check_disks"]
 
 log = get_logger("native.server")
 
@@ -45,6 +56,10 @@ class NativeServer:
         self.parts: NativeParts | None = None
         self._store = None
         self._front_state = FrontState()
+        self._share = ProcessShare(SharedBlock.create(), 0, cfg.workers) if cfg.workers > 1 else None
+        self._workers: WorkerPool | None = None
+        self._sync_wanted = trio.Event()
+        self._backends: list[str] = []  # the master's storage backends, for the workers (base64)
 
     async def start(self, nursery: trio.Nursery) -> Fronts:
         try:
@@ -52,15 +67,55 @@ class NativeServer:
         except Exception as exc:  # noqa: BLE001 - any store failure ends start-up with its message
             raise StartupError(f"cannot open the store: {exc}") from exc
         cfg = self.cfg
-        parts = self.parts = build_parts(cfg, self.security, self._store, weed_binary=cfg.weed_binary)
+        share = self._share
+        if share is not None:  # every volume mounted from now on (the loads below too) gets a slot
+            self._store.share(VolumeTable(share.block), leader=True)
+        parts = self.parts = build_parts(cfg, self.security, self._store, weed_binary=cfg.weed_binary, share=share,
+                                         state_changed=self._sync_workers, configured=self._configured)
         guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(self.security.guard_white_list))
         http = HttpFront(
             self.routes, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(), self._front_state,
         )
         grpc = GrpcFront(self.routes, {Target.NATIVE: NamedTarget("native", parts.router)})
-        nursery.start_soon(_check_disks, self._store)
-        nursery.start_soon(load_volumes, self._store, parts.master.notify_changed)
-        return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS)
+        nursery.start_soon(check_disks, self._store)
+        nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state)
+        workers = None
+        if share is not None:
+            workers = WorkerSpec(cfg.workers, self._worker_init, self._attach_workers, (share.block.fd,))
+            nursery.start_soon(self._sync_when_wanted)
+        return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers)
+
+    # worker processes --------------------------------------------------------------------------
+
+    def _worker_init(self, number: int) -> dict[str, Any]:
+        assert self._share is not None
+        return {"mode": "native", "argv": list(self.cfg.argv), "config_dir": self.cfg.config_dir,
+                "shared_fd": self._share.block.fd, "count": self._share.count, "backends": self._backends}
+
+    def _attach_workers(self, pool: WorkerPool) -> None:
+        self._workers = pool
+
+    async def _sync_workers(self) -> None:
+        """Every worker has applied the leader's current state (the volume table, EC shards)."""
+        if self._workers is not None:
+            await self._workers.broadcast({"op": "sync"})
+
+    async def _configured(self, backends: list[bytes]) -> None:
+        """The master's storage backends reach the workers before this server registers."""
+        self._backends = [base64.b64encode(b).decode() for b in backends]
+        if self._workers is not None:
+            await self._workers.broadcast({"op": "sync", "backends": self._backends})
+
+    def _volume_loaded(self) -> None:
+        assert self.parts is not None
+        self.parts.master.notify_changed()
+        self._sync_wanted.set()  # the workers serve it too, soon (coalesced with the next loads)
+
+    async def _sync_when_wanted(self) -> None:
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            await self._sync_workers()
 
     async def serving(self, nursery: trio.Nursery) -> None:
         assert self.parts is not None
@@ -87,9 +142,11 @@ class NativeServer:
             await self.parts.close()
         elif self._store is not None:
             await trio.to_thread.run_sync(self._store.close)
+        if self._share is not None:
+            self._share.block.close()
 
 
-async def _check_disks(store) -> None:
+async def check_disks(store) -> None:
     """Go re-checks free space every minute: low space makes the volumes read-only."""
     while True:
         await trio.sleep(DISK_CHECK_SECONDS)

@@ -88,10 +88,11 @@ class SharedBlock:
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, LAYOUT.lock_bytes + index)
 
     def close(self) -> None:
-        self.words.release()
-        self._mmap.close()
-        if self.owner:
+        """Close the descriptor (the leader's: workers already spawned keep theirs). The mapping
+        stays until the process exits: views of it live in the volume slots, flags and counters."""
+        if self.owner and self.fd >= 0:
             os.close(self.fd)
+            self.fd = -1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

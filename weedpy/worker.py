@@ -17,12 +17,13 @@ import trio
 
 from gateway.app import RELAY_SOCKET_BUFFER
 from gateway.worker import ProxyWorker
+from native.worker import NativeWorker
 from weedpy.config import parse_volume_args
 from weedpy.logs import configure_logging
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlDecoder
 from weedpy.serve.lifecycle import WorkerServer, run_worker
-from weedpy.serve.routes import load_route_table
+from weedpy.serve.routes import load_route_table, native_route_table
 from weedpy.serve.workers import CONTROL_FD_ENV
 
 __all__ = ["main"]
@@ -59,6 +60,8 @@ def main() -> int:
     if mode == "proxy":
         server = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
         send_buffer = RELAY_SOCKET_BUFFER
+    elif mode == "native":
+        server = NativeWorker(cfg, security, native_route_table(None if cfg.routes_file is None else routes), init)
     else:
         print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
         return 2

@@ -104,5 +104,5 @@ async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
 def healthz(app: "NativeHttp", h: GoHeader) -> GoResponse:
     st = app.ctx.state
     ok = st.master_connected and not st.stopping and not st.heartbeat_stopped
-    loading = getattr(app.ctx.store, "loading", False)  # volumes still loading (native/loading.py)
+    loading = st.volumes_loading or getattr(app.ctx.store, "loading", False)  # native/loading.py
     return empty(h, 200 if ok and not loading else 503)

@@ -125,8 +125,11 @@ class NativeHttp:
         self.file_size_limit = cfg["fileSizeLimitMB"] * 1024 * 1024
         self.read_buffer = max(1, cfg["readBufferSizeMB"]) * 1024 * 1024
         self.fix_jpg_orientation = bool(cfg["images.fix.orientation"])
-        self.upload = InflightLimit(cfg["concurrentUploadLimitMB"] * 1024 * 1024, cfg["inflightUploadDataTimeout"])
-        self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"])
+        share = ctx.share  # the limits are the server's: with worker processes, counted in the shared block
+        self.upload = InflightLimit(cfg["concurrentUploadLimitMB"] * 1024 * 1024, cfg["inflightUploadDataTimeout"],
+                                    share.inflight(0) if share else None, share.index if share else 0)
+        self.download = InflightLimit(cfg["concurrentDownloadLimitMB"] * 1024 * 1024, cfg["inflightDownloadDataTimeout"],
+                                      share.inflight(1) if share else None, share.index if share else 0)
         self.server = ctx.server_header
         self.static_files = EmbeddedStatic(weed_binary, self.mimes)
 

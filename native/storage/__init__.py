@@ -110,6 +110,8 @@ from ._types import (
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
 from ._vacuum import FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, cleanup_compact, commit_compact, compact, compact_steps
 from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
+from ._shared import SharedSlot, VolumeTable
+from ._volume_shared import VolumeGone, WouldBlock
 
 __all__ = [
     # store and volumes
@@ -122,6 +124,10 @@ __all__ = [
     "parse_min_free_spaces",
     "Volume",
     "VolumeStats",
+    "VolumeTable",
+    "SharedSlot",
+    "VolumeGone",
+    "WouldBlock",
     "WriteResult",
     "ReadOnlyReasons",
     "RecordInfo",

@@ -495,6 +495,18 @@ class DiskLocation:
         v.close()
         return True
 
+    def reload_volume(self, vid: int) -> None:
+        """A worker's: open the volume's files again as a new object and put it in the old one's
+        place (the old one closes once its readers are done)."""
+        old = self.find_volume(vid)
+        base = self.locate_volume(vid)
+        f = self._find(base, skip_ec=False) if base is not None else None
+        if f is None or self._open_found(f) is None:
+            self.forget_volume(vid)
+            return
+        if old is not None:
+            old.close()
+
     def forget_volume(self, vid: int) -> None:
         """A worker's: close its view of a volume the leader removed or replaced (files untouched)."""
         with self._lock:

@@ -25,6 +25,14 @@ NO_WRITE_OR_DELETE = 1
 NO_WRITE_CAN_DELETE = 2
 
 _VID, _GEN, _DAT_END, _IDX_END, _APPEND_NS, _MODIFIED, _FLAGS, _WRITER = range(WORDS_PER_SLOT)
+# An erasure-coded volume's shards mounted on one disk location take a slot too: its key word is
+# _EC | disk id << 33 | vid + 1, and its third word the mask of the shard ids mounted there.
+_EC = 1 << 62
+_SHARDS = _DAT_END
+
+
+def _ec_key(disk_id: int, vid: int) -> int:
+    return _EC | disk_id << 33 | (vid + 1)
 
 
 class SharedSlot:
@@ -41,7 +49,7 @@ class SharedSlot:
     @property
     def vid(self) -> int | None:
         raw = self._w[self._base + _VID]
-        return raw - 1 if raw else None
+        return raw - 1 if raw and not raw & _EC else None
 
     @property
     def generation(self) -> int:
@@ -110,32 +118,55 @@ class VolumeTable:
         return self._w[LAYOUT.volumes + index * WORDS_PER_SLOT + _VID]
 
     def find(self, vid: int) -> SharedSlot | None:
-        want = vid + 1
+        return self._find_key(vid + 1)
+
+    def _find_key(self, want: int) -> SharedSlot | None:
         for i in range(LAYOUT.volume_slots):
             if self._slot_vid(i) == want:
                 return SharedSlot(self._block, i)
         return None
+
+    def _free_slot(self, key: int) -> SharedSlot:
+        for i in range(LAYOUT.volume_slots):
+            if not self._slot_vid(i):
+                return SharedSlot(self._block, i)
+        raise RuntimeError(f"no free volume slot for {key:#x} ({LAYOUT.volume_slots} in use)")
 
     def vids(self) -> dict[int, SharedSlot]:
         """Every volume in the table now."""
         out = {}
         for i in range(LAYOUT.volume_slots):
             raw = self._slot_vid(i)
-            if raw:
+            if raw and not raw & _EC:
                 out[raw - 1] = SharedSlot(self._block, i)
         return out
+
+    def ec_shards(self) -> dict[tuple[int, int], int]:
+        """(disk id, vid) -> the mask of the shard ids the leader has mounted there."""
+        out = {}
+        for i in range(LAYOUT.volume_slots):
+            raw = self._slot_vid(i)
+            if raw & _EC:
+                base = LAYOUT.volumes + i * WORDS_PER_SLOT
+                out[((raw >> 33) & 0x1FFFFFFF, (raw & 0x1FFFFFFFF) - 1)] = self._w[base + _SHARDS]
+        return out
+
+    def publish_ec(self, mounted: dict[tuple[int, int], int]) -> None:
+        """The leader's EC mounts now (each (disk id, vid) with its shard mask); the rest freed."""
+        for key, mask in mounted.items():
+            k = _ec_key(*key)
+            slot = self._find_key(k) or self._free_slot(k)
+            self._w[slot._base + _SHARDS] = mask
+            self._w[slot._base + _VID] = k
+        for key in set(self.ec_shards()) - set(mounted):
+            slot = self._find_key(_ec_key(*key))
+            if slot is not None:
+                self._w[slot._base + _VID] = 0
 
     def assign(self, vid: int, *, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int,
                flags: int) -> SharedSlot:
         """The leader mounts a volume: its slot (the one it had, or a free one), a new generation."""
-        slot = self.find(vid)
-        if slot is None:
-            for i in range(LAYOUT.volume_slots):
-                if not self._slot_vid(i):
-                    slot = SharedSlot(self._block, i)
-                    break
-            else:
-                raise RuntimeError(f"no free volume slot for volume {vid} ({LAYOUT.volume_slots} in use)")
+        slot = self.find(vid) or self._free_slot(vid + 1)
         slot.lock()
         try:
             b = slot._base

@@ -318,6 +318,10 @@ class Store(VolumeLookup):
             if leader:
                 for v in loc.volumes():
                     loc.attach(v)
+        self.ec.table, self.ec.leader = table, leader
+        if leader:
+            with self.ec._lock:
+                self.ec._publish()
 
     def sync_shared(self) -> None:
         """A worker's view made the leader's: volumes it mounted since are loaded, volumes it
@@ -329,16 +333,19 @@ class Store(VolumeLookup):
         for loc in self.locations:
             for v in loc.volumes():
                 slot = wanted.get(v.id)
-                if slot is None or slot.generation != v._shared_gen or slot.index != v.shared.index:
+                if slot is None or slot.index != v.shared.index:
                     loc.forget_volume(v.id)
+                elif slot.generation != v._shared_gen:
+                    try:
+                        v._follow()  # reopened in place: readers never find it missing
+                    except StorageError:  # another kind of volume now (tiered): a new one replaces it
+                        loc.reload_volume(v.id)
         for vid in wanted:
             if self.find_volume(vid) is None:
                 for loc in self.locations:
                     if loc.load_volume(vid) is not None:
                         break
-        old, self.ec = self.ec, EcStore(self.locations, offset_bytes=self.offset_bytes)
-        self.ec.load()
-        old.close()
+        self.ec.follow_table()
 
     # vacuum ------------------------------------------------------------------------------------
 
@@ -406,4 +413,3 @@ def _per_dir(value: object, n: int, flag: str) -> list:
     if len(values) != n:
         raise StorageError(f"{n} directories by -dir, but {len(values)} values for {flag}")
     return values
-

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .._errors import StorageError
 from .._names import parse_volume_base, volume_base_name
+from .._shared import VolumeTable
 from ._layout import DATA_SHARDS, MAX_SHARDS, shard_ext
 from ._volume import EcShard, EcVolume
 
@@ -35,6 +36,10 @@ class EcStore:
         self.offset_bytes = offset_bytes
         self._vols: list[dict[int, EcVolume]] = [{} for _ in self.locations]
         self._lock = threading.RLock()
+        # Set when other processes serve this server too (`Store.share`): the leader publishes
+        # which shards it mounts where after every change; a worker mounts exactly those.
+        self.table: VolumeTable | None = None
+        self.leader = True
 
     # discovery -------------------------------------------------------------------------------
 
@@ -97,14 +102,64 @@ class EcStore:
                     if not self.has_ecx(loc, collection, vid):
                         idx = idx_dir or self._ecx_owner(collection, vid) or loc.idx_directory
                     ev = EcVolume(loc.directory, idx, collection, vid, offset_bytes=self.offset_bytes,
-                                  disk_type=loc.disk_type)
+                                  disk_type=loc.disk_type, create_journal=self.leader)
                     self._vols[disk_id][vid] = ev
                 if not ev.add_shard(shard):
                     shard.close()
+                self._publish()
                 return ev
         except BaseException:
             shard.close()
             raise
+
+    def _publish(self) -> None:
+        """The leader's mounts, for its workers (with `_lock` held)."""
+        if self.table is not None and self.leader:
+            self.table.publish_ec({
+                (disk_id, vid): sum(1 << s for s in ev.shard_ids())
+                for disk_id, vols in enumerate(self._vols) for vid, ev in vols.items()
+            })
+
+    def follow_table(self) -> None:
+        """A worker's mounts made the leader's: the same shards of the same volumes on the same
+        locations (nothing is created: the leader made every file)."""
+        assert self.table is not None and not self.leader
+        wanted = self.table.ec_shards()
+        with self._lock:
+            for disk_id, vols in enumerate(self._vols):
+                for vid, ev in list(vols.items()):
+                    mask = wanted.get((disk_id, vid), 0)
+                    for sid in ev.shard_ids():
+                        if not mask >> sid & 1:
+                            ev.remove_shard(sid)
+                    if not ev.shard_ids():
+                        ev.close()
+                        del vols[vid]
+        for (disk_id, vid), mask in wanted.items():
+            loc = self.locations[disk_id]
+            have = self._vols[disk_id].get(vid)
+            for sid in range(MAX_SHARDS):
+                if mask >> sid & 1 and (have is None or have.shard(sid) is None):
+                    collection = self._collection_of(loc, vid, sid)
+                    if collection is not None:
+                        have = self._load_shard(disk_id, collection, vid, sid)
+
+    def _collection_of(self, loc, vid: int, sid: int) -> str | None:
+        """The collection a shard file of `vid` in `loc` is named with."""
+        suffix = shard_ext(sid)
+        try:
+            names = os.listdir(loc.directory)
+        except FileNotFoundError:
+            return None
+        for name in names:
+            if name.endswith(suffix):
+                try:
+                    collection, found = parse_volume_base(name[:-len(suffix)])
+                except StorageError:
+                    continue
+                if found == vid:
+                    return collection
+        return None
 
     # mount / unmount -------------------------------------------------------------------------
 
@@ -151,6 +206,7 @@ class EcStore:
                     ev.close()
                     del vols[vid]
                 done.append(disk_id)
+            self._publish()
         return done
 
     def unload_volume(self, vid: int) -> None:
@@ -159,6 +215,7 @@ class EcStore:
                 ev = vols.pop(vid, None)
                 if ev is not None:
                     ev.close()
+            self._publish()
 
     def unload_collection(self, collection: str) -> list[int]:
         gone = []
@@ -167,6 +224,7 @@ class EcStore:
                 for vid in [v for v, ev in vols.items() if ev.collection == collection]:
                     vols.pop(vid).close()
                     gone.append(vid)
+            self._publish()
         return gone
 
     # queries ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ into shard intervals; reading the intervals, locally or from peers, is the calle
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import os
 import threading
@@ -87,7 +88,8 @@ class EcVolume:
     """Go's EcVolume: index, journal, configuration and the shards mounted on one location."""
 
     def __init__(self, directory: str, idx_directory: str, collection: str, vid: int, *,
-                 offset_bytes: int, disk_type: str = "") -> None:
+                 offset_bytes: int, disk_type: str = "", create_journal: bool = True) -> None:
+        """`create_journal` off: another process of the server mounted it (and made the `.ecj`)."""
         self.vid, self.collection = vid, collection
         self.directory, self.idx_directory = directory, idx_directory
         self.disk_type = disk_type
@@ -106,7 +108,7 @@ class EcVolume:
         self.ecx_fd = os.open(index_base + ".ecx", os.O_RDWR)
         st = os.fstat(self.ecx_fd)
         self.ecx_size, self.created_at = st.st_size, st.st_mtime
-        self.ecj_fd = os.open(index_base + ".ecj", os.O_RDWR | os.O_CREAT, 0o644)
+        self.ecj_fd = os.open(index_base + ".ecj", os.O_RDWR | (os.O_CREAT if create_journal else 0), 0o644)
         raw = os.pread(self.ecj_fd, os.fstat(self.ecj_fd).st_size, 0)
         self.ecj_size = len(raw) - len(raw) % 8
         self.deleted = {int.from_bytes(raw[i:i + 8], "big") for i in range(0, self.ecj_size, 8)}
@@ -168,7 +170,22 @@ class EcVolume:
 
     # index ---------------------------------------------------------------------------------------
 
+    def _follow_journal(self) -> None:
+        """Take the ids other processes of this server journalled since (the `.ecj` grows only)."""
+        fd = self.ecj_fd
+        if fd < 0:
+            return
+        size = os.fstat(fd).st_size
+        size -= size % 8
+        if size > self.ecj_size:
+            with self._lock:
+                if size > self.ecj_size:
+                    raw = os.pread(fd, size - self.ecj_size, self.ecj_size)
+                    self.deleted.update(int.from_bytes(raw[i:i + 8], "big") for i in range(0, len(raw) - 7, 8))
+                    self.ecj_size += len(raw) - len(raw) % 8
+
     def file_and_delete_count(self) -> tuple[int, int]:
+        self._follow_journal()
         return self.ecx_size // self.codec.entry_size, len(self.deleted)
 
     def find_needle(self, needle_id: int) -> tuple[int, int]:
@@ -177,6 +194,7 @@ class EcVolume:
         if found is None:
             raise NotFound(f"needle {needle_id:x} not found in ec volume {self.vid}")
         _, (_, offset, size) = found
+        self._follow_journal()
         if needle_id in self.deleted:
             size = -1
         return offset, size
@@ -202,25 +220,35 @@ class EcVolume:
         if found[1][2] < 0:
             self.deleted.add(needle_id)
             return
+        self._follow_journal()
         with self._lock:
             if needle_id in self.deleted:
                 return
             if self.ecj_fd < 0:
                 raise StorageError(f"ec volume {self.vid} closed")
-            prev = self.ecj_size
+            # other processes of this server journal here too: one append at a time, at the end
+            fcntl.lockf(self.ecj_fd, fcntl.LOCK_EX)
             try:
-                os.pwrite(self.ecj_fd, needle_id.to_bytes(8, "big"), prev)
-                os.fsync(self.ecj_fd)
-            except OSError as exc:
+                self._follow_journal()
+                if needle_id in self.deleted:
+                    return
+                prev = self.ecj_size
                 try:
-                    os.ftruncate(self.ecj_fd, prev)
-                except OSError:
-                    pass
-                raise StorageError(f"write ecj: {exc}") from exc
-            self.ecj_size = prev + 8
-            self.deleted.add(needle_id)
+                    os.pwrite(self.ecj_fd, needle_id.to_bytes(8, "big"), prev)
+                    os.fsync(self.ecj_fd)
+                except OSError as exc:
+                    try:
+                        os.ftruncate(self.ecj_fd, prev)
+                    except OSError:
+                        pass
+                    raise StorageError(f"write ecj: {exc}") from exc
+                self.ecj_size = prev + 8
+                self.deleted.add(needle_id)
+            finally:
+                fcntl.lockf(self.ecj_fd, fcntl.LOCK_UN)
 
     def is_deleted(self, needle_id: int) -> bool:
+        self._follow_journal()
         return needle_id in self.deleted
 
     def expired(self, now: float | None = None) -> bool:

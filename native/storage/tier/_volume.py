@@ -211,6 +211,7 @@ class TieredVolume(Volume):
 
     def read_needle(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False,
                     verify_crc: bool = True) -> Needle:
+        self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
         if loc is None:
@@ -227,6 +228,7 @@ class TieredVolume(Volume):
         return n
 
     def read_needle_meta(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> tuple[Needle, int]:
+        self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
         if loc is None:
@@ -245,13 +247,13 @@ class TieredVolume(Volume):
     def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
         """Go's delete on a tiered volume: an offset-0 tombstone row in `.idx`, nothing remote.
         With a cookie, the stored one must match (the record is read from the remote)."""
+        self._follow()
         nv = self.nm.get(needle_id)
         if nv is None or nv.size < 0:
             return 0
         if cookie is not None and checksum is None and nv.size > 0:
             self.read_needle(needle_id, cookie)
-        with self._write_lock:
-            self._check_open()
+        with self._appending():
             nv2 = self.nm.get(needle_id)
             if nv2 is None or nv2.size < 0:
                 return 0
@@ -269,11 +271,13 @@ class TieredVolume(Volume):
         with self._write_lock:
             self._check_open()
             self.no_write_or_delete = False
+            self.publish_flags()
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
 
     def mark_readonly(self, *, can_delete: bool = False, persist: bool = False) -> None:
         with self._write_lock:
             self.no_write_or_delete = not can_delete
+            self.publish_flags()
             if persist:
                 self._save_info(self.info.replace(read_only=True, read_only_can_delete=can_delete))
 
@@ -341,4 +345,3 @@ class _MemoryNeedleStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
