@@ -331,8 +331,8 @@ class _Gen:
             return fid, (v.vid, target)
         if cur.kind == "garbage" or cur.cookie != cookie or cur.manifest:
             return fid, None
-        if cur.kind == "other-id":  # Go's read takes the header's id, and the delete follows it
-            target = cur.header_id
+        if cur.kind == "other-id" and cur.size > 0:  # Go's read takes the header's id, the delete follows
+            target = cur.header_id  # (an empty needle is not read: its request id stays)
             if target not in v.live:
                 return fid, None
         return fid, (v.vid, target)
@@ -408,13 +408,13 @@ class _Gen:
                                                                          can_delete=can_delete))
             if v is not None:
                 v.read_only, v.can_delete = True, can_delete
-                v.read_only_persisted = v.read_only_persisted or persist
                 if persist:
+                    v.read_only_persisted, v.can_delete_persisted = True, can_delete
                     v.save_info()
         else:
             self.emit(f"mark {vid} writable", "VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=vid))
             if v is not None:
-                v.read_only = v.can_delete = v.read_only_persisted = False
+                v.read_only = v.can_delete = v.read_only_persisted = v.can_delete_persisted = False
                 v.save_info()
                 # a volume loaded read-only gets its writable map read afresh, and with it Go 4.48
                 # forgets the compaction it made (committing it then closes the volume; parity.md)
@@ -435,7 +435,7 @@ class _Gen:
         elif v is not None and good:  # Go unmounts and mounts it again: only a persisted mark stays
             v.info_ec = v.vif_ec
             v.replication = rep
-            v.read_only, v.can_delete = v.read_only_persisted, False
+            v.read_only, v.can_delete = v.read_only_persisted, v.read_only_persisted and v.can_delete_persisted
             # and the compaction made before is no longer this mount's: Go 4.48 commits it by
             # closing the volume for good (the next write crashes the server; parity.md)
             v.compacted = None
@@ -480,7 +480,8 @@ class _Gen:
                       vs.VolumeEcShardsGenerateRequest(volume_id=vid, collection=collection), timeout=60)
             if v is not None and collection == v.collection:
                 v.vif_ec = True
-                v.read_only_persisted = False  # Go writes a new .vif: version, sizes and EC config only
+                # Go writes a new .vif: version, sizes and EC config only
+                v.read_only_persisted = v.can_delete_persisted = False
                 entries = {n.needle_id: (n.offset, n.size) for n in v.live.values()}
                 entries.update({nid: (off, -1) for nid, off in v.tombstones.items()})
                 v.ec = EcModel(v.collection, v.dat_size, v.clocks(), entries)

@@ -111,6 +111,7 @@ class VolumeModel:
     read_only: bool = False
     can_delete: bool = False
     read_only_persisted: bool = False  # in the .vif: survives a remount
+    can_delete_persisted: bool = False  # ... with deletes allowed (the last persisted mark's)
     vif_ec: bool = False  # the .vif holds an EC encode's config (EC generate wrote it)
     info_ec: bool = False  # ... and the volume's in-memory info too (read back by a reload)
     compact_revision: int = 0
