@@ -29,6 +29,7 @@ from difftool._admin import DiffAdminApi
 from difftool._dualrun import StoresDiffer, check_stores, grpc_dual_targets, http_dual_targets
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine
 from difftool._null_master import NullMaster
+from difftool._tee_grpc import TeeCall
 from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions
 from weedpy.http1 import Exchange
@@ -38,7 +39,7 @@ from weedpy.serve.routes import RouteTable, Target
 from weedpy.tls import VolumeTls
 
 __all__ = ["dual_run_requested", "native_dirs", "control_dirs", "control_argv", "check_dual_run_stores",
-           "GatewayDualRun", "DualRunConfigError", "StoresDiffer", "DualRunNative"]
+           "GatewayDualRun", "DualRunConfigError", "StoresDiffer", "DualRunNative", "TeeCall"]
 
 log = get_logger("difftool.gateway")
 HttpHandler = Callable[[Exchange], Awaitable[None]]

@@ -14,10 +14,13 @@ Mixed mode keeps one writer per volume: the Go backend owns every `.dat`, `.idx`
   directory: on every full listing (`volumes()`) and on every lookup miss (a listing costs
   well under a millisecond; a miss in the read path costs a master lookup anyway).
 
-What a file-level view cannot see, and so what native endpoints in mixed mode may report
-differently from Go: read-only marks Go keeps only in memory (VolumeMarkReadonly without
-persist), its low-disk-space flag, and a volume Go unmounted while its files stay on disk.
-Writes are refused (`ReadOnly`): the route table never sends them here.
+What Go holds only in memory (read-only marks it did not persist, the kind of needle map it
+loaded and the counters that follow from it, the volume info it read at its last load, the
+volumes it unmounted while their files stay) the gateway tells the view: mixed mode passes every
+call Go answered that changes it to `FollowerStore.go_state` (native/go_state.py), and views are
+built to match (the map as Go loaded it, plus the rows appended since as runtime changes). Still
+not seen: Go's low-disk-space flag. Writes are refused (`ReadOnly`): the route table never sends
+them here.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ import threading
 import time
 from collections.abc import Sequence
 
+from native.go_state import GoStateBook, VolumeFiles
 from native.storage import (
     DEFAULT_OFFSET_BYTES,
     DiskStatus,
+    IdxCodec,
     InvalidFileId,
     MinFreeSpace,
     ReadOnly,
@@ -41,6 +46,7 @@ from native.storage import (
     normalize_disk_type,
     parse_min_free_spaces,
     parse_volume_base,
+    load_volume_info,
 )
 
 __all__ = ["FollowerStore", "FollowerLocation", "RESCAN_SECONDS"]
@@ -88,6 +94,7 @@ class FollowerLocation:
         self._scanned_at = -1e9
         self._retired: list[tuple[float, Volume]] = []
         self._lock = threading.RLock()
+        self.go_state: GoStateBook | None = None  # set by FollowerStore
 
     # -- what DiskLocation offers -------------------------------------------------------------
 
@@ -116,11 +123,18 @@ class FollowerLocation:
     def volume_ids(self) -> list[int]:
         return [v.id for v in self.volumes()]
 
+    def volume_ids_on_disk(self) -> list[int]:
+        with self._lock:
+            self._scan()
+            return sorted(self._bases)
+
     def volumes(self) -> list[Volume]:
         with self._lock:
             self._scan()
             out = []
             for vid in sorted(self._bases):
+                if self.go_state is not None and self.go_state.unmounted(vid):
+                    continue
                 v = self._fresh(vid)
                 if v is not None:
                     out.append(v)
@@ -133,6 +147,36 @@ class FollowerLocation:
             if vid not in self._bases:
                 return None
             return self._fresh(vid)
+
+    def files_of(self, vid: int) -> VolumeFiles | None:
+        """What the files of `vid` say now (for the Go state book)."""
+        with self._lock:
+            if vid not in self._bases:
+                self._scan()
+            found = self._bases.get(vid)
+        if found is None:
+            return None
+        base = found[1]
+        idx = os.path.join(self.idx_directory, base + ".idx")
+        if not os.path.exists(idx):
+            idx = os.path.join(self.directory, base + ".idx")
+        try:
+            info = load_volume_info(os.path.join(self.directory, base + ".vif"))
+        except (OSError, ValueError):
+            info = None
+        try:
+            with open(idx, "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        codec = IdxCodec.for_width((info.bytes_offset if info is not None else 0) or self.offset_bytes)
+        puts = codec.columns(raw).puts() if raw else b""
+        return VolumeFiles(len(raw), info, len(puts) - sum(puts))
+
+    def forget(self, vid: int) -> None:
+        """Drop the view of `vid`: what Go holds for it changed."""
+        with self._lock:
+            self._drop(vid)
 
     def close(self) -> None:
         with self._lock:
@@ -178,6 +222,8 @@ class FollowerLocation:
         )
 
     def _fresh(self, vid: int) -> Volume | None:
+        if self.go_state is not None and self.go_state.unmounted(vid):
+            return None  # Go unmounted it; its files may stay
         collection, base = self._bases[vid]
         key = self._key(base)
         entry = self._entries.get(vid)
@@ -197,10 +243,21 @@ class FollowerLocation:
             log.debug("volume %s not loadable right now: %s", vid, exc)
             return entry.volume if entry is not None and not entry.volume.closed else None
         v.disk_space_low = lambda: self.is_disk_space_low
+        state = self.go_state.state(vid) if self.go_state is not None else None
+        if state is not None:
+            self._as_go_holds_it(v, state)
         self._entries[vid] = _Entry(v, key)
         if entry is not None:
             self._retire(entry.volume)
         return v
+
+    @staticmethod
+    def _as_go_holds_it(v: Volume, state) -> None:
+        """The view as Go holds the volume in memory (see native/go_state.py)."""
+        v.rebuild_map_as_loaded(state.loaded_idx_bytes, sorted_semantics=state.sorted_map, extra_files=state.extra_files)
+        v.no_write_or_delete, v.no_write_can_delete = state.no_write_or_delete, state.no_write_can_delete
+        if state.info is not None:
+            v.info = state.info.replace(version=v.info.version, bytes_offset=v.info.bytes_offset)
 
     def _drop(self, vid: int) -> None:
         entry = self._entries.pop(vid, None)
@@ -222,6 +279,25 @@ class FollowerStore(VolumeLookup):
         self.locations = list(locations)
         self.offset_bytes = offset_bytes
         self.volume_size_limit = 0
+        # what Go holds in memory, from the calls mixed mode sees it answer; the volumes Go loads
+        # at start-up are as their files say now
+        self.go_state = GoStateBook(self._files_of)
+        for loc in self.locations:
+            loc.go_state = self.go_state
+        self.go_state.remember_startup([v for loc in self.locations for v in loc.volume_ids_on_disk()])
+
+    def _files_of(self, vid: int) -> VolumeFiles | None:
+        for loc in self.locations:
+            files = loc.files_of(vid)
+            if files is not None:
+                return files
+        return None
+
+    def go_answered(self, method: str, request: bytes, response: bytes | None) -> None:
+        """Go answered `method` successfully: follow what it changed in Go's memory."""
+        for vid in self.go_state.observe(method, request, response):
+            for loc in self.locations:
+                loc.forget(vid)
 
     def expired_volumes(self, now_s: int | None = None) -> list[int]:
         return []  # the owner expires volumes

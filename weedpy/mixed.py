@@ -10,12 +10,13 @@ backend starts, optionally with a second Go backend on `-dir.control` as the noi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import trio
 
 from difftool.gateway import (
+    TeeCall,
     DualRunConfigError,
     GatewayDualRun,
     StoresDiffer,
@@ -28,17 +29,43 @@ from gateway.app import ProxyServer
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, GoRelay
 from gateway.supervisor import BackendStartError, Supervisor
 from native.build import GRPC_OPTIONS, NativeParts, build_follower, build_parts, native_version, open_store
+from native.follower import FollowerStore
+from native.go_state import WATCHED
 from weedpy.config import VolumeConfig
 from weedpy.security import SecurityConfig
+from weedpy.grpc import ServerCall
 from weedpy.serve.grpc_front import CallTarget, NamedTarget
 from weedpy.serve.http_front import HttpTarget
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.weedbin import weed_version
 
-__all__ = ["MixedExtension", "mixed_server"]
+__all__ = ["MixedExtension", "mixed_server", "GoStateWatch"]
 
 DUAL_RUN_DRAIN_SECONDS = 10.0  # at stop, how long mirrored writes may take to reach the other store
+WATCH_LIMIT = 1 << 20  # bytes of a watched call kept (its request and answer are a few bytes)
+
+
+class GoStateWatch:
+    """The Go relay, telling the read-only view about the calls Go answered that change what it
+    holds in memory for a volume (native/go_state.py: marks, loads, commits, unmounts)."""
+
+    name = "go"
+
+    def __init__(self, go: CallTarget, answered: Callable[[str, bytes, bytes | None], None]) -> None:
+        self._go = go
+        self._answered = answered
+
+    async def handle(self, call: ServerCall) -> None:
+        if call.method not in WATCHED:
+            await self._go.handle(call)
+            return
+        tee = TeeCall(call, WATCH_LIMIT)
+        await self._go.handle(tee)
+        response = tee.response_record()
+        request = tee.request_record()
+        if response.trailer(b"grpc-status") == b"0" and request.messages:
+            self._answered(call.method, request.messages[0], response.messages[0] if response.messages else None)
 
 
 def mixed_server(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> ProxyServer:
@@ -107,6 +134,10 @@ class MixedExtension:
         targets: dict[Target, CallTarget] = {Target.NATIVE: NamedTarget("native", self.native.router)}
         if self.dual is not None:
             targets.update(self.dual.grpc_targets(go))
+        else:  # the read-only view follows what Go holds in memory
+            store = self.native.ctx.store
+            if isinstance(store, FollowerStore):
+                targets[Target.GO] = GoStateWatch(go, store.go_answered)
         return targets
 
     async def drain(self) -> None:

@@ -46,6 +46,31 @@ class VolumeStateChanges(VolumeBase):
             self.no_write_can_delete = False
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
 
+    def rebuild_map_as_loaded(self, loaded_idx_bytes: int, *, sorted_semantics: bool, extra_files: int = 0) -> None:
+        """The needle map another process holds for this volume: loaded when the `.idx` was
+        `loaded_idx_bytes` long (with `sorted_semantics`: Go's read-only map), the rows appended
+        since applied as that process applied them at runtime, and `extra_files` more files
+        counted (Go's commit adopts a map that counted every row as a file). For a read-only
+        view of a volume Go owns (mixed mode's follower)."""
+        from ._map_replay import load_only_deletions  # numpy: loaded with the first map built
+
+        with self._write_lock:
+            raw = _read_all(self._idx_fd)[:self._idx_size]  # what the view loaded, not rows since
+            es = self.codec.entry_size
+            whole = len(raw) // es * es
+            cut = min(loaded_idx_bytes, len(raw)) // es * es
+            nm = self.nm
+            if sorted_semantics or extra_files or nm.sorted_semantics != sorted_semantics:
+                nm = self._build_map(self._index_rows(raw[:cut]), sorted_semantics=sorted_semantics)
+                rest = raw[cut:whole]
+                if rest:
+                    nm.catch_up(self._index_rows(rest), self.version)
+                nm.file_count += extra_files
+            # else: the map loaded with the view is the whole index, loader-counted
+            if not sorted_semantics and cut < whole:  # the rows since Go's load, counted at runtime
+                nm.deletion_count -= load_only_deletions(self._index_rows(raw[:whole]), cut // es)
+            self.nm = nm
+
     def _adopt(self, new: VolumeBase) -> None:
         """Take over the files and state `new` loaded (a compaction commit's reload), with the
         write lock held. Reads in progress finish on the old files first; read-only marks made

@@ -24,7 +24,7 @@ from difftool.cli import main as diff_main
 
 pytestmark = pytest.mark.slow
 
-CI_SEEDS = {"native": (11, 12)}
+CI_SEEDS = {"native": (11, 12), "mixed": (13,)}
 CI_OPERATIONS = 300
 
 
