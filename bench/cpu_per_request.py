@@ -18,7 +18,13 @@ box, not the server alone, was the limit.
     .venv/bin/python bench/cpu_per_request.py --targets go,native --size 1048576 -n 1000
 
 Target `gorelay` puts a minimal compiled relay (bench/go_relay: Go's httputil.ReverseProxy) in
-front of a plain Go server: what any relay costs on this machine, the reference for proxy mode.
+front of a plain Go server, and `nginx` Debian's nginx-light (worker_processes auto, upstream
+keepalive; `bench/setup` installs it): what a relay costs on this machine, the references for
+proxy mode. A weedpy target takes a worker count after a colon (`native:1`, `proxy:2`; without
+one, weedpy's default: every usable core); its CPU is the leader's, its workers' and, in proxy
+mode, the Go backend's.
+
+    bench/setup && .venv/bin/python bench/cpu_per_request.py --targets go,native:1,native,proxy:1,proxy,nginx
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,24 +114,62 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     return res
 
 
-def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
+NGINX_CONF = """worker_processes auto;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    upstream go {{ server {backend}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{ proxy_pass http://go; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, backend: str) -> tuple[subprocess.Popen[bytes], int]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("nginx is not installed: run bench/setup")
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, backend=backend, port=port))
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work), "-g", "daemon off;"])
+    wait_tcp("127.0.0.1", port, timeout=10)
+    return proc, port
+
+
+def _pids(server: VolumeProc, kind: str) -> dict[str, int]:
+    """The server's processes by role: the leader and its workers (weedpy), the Go backend (proxy)."""
+    pids = {"server": server.proc.pid}
+    for i, child in enumerate(sorted(children(server.proc.pid))):
+        cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        pids[f"worker{i}" if b"weedpy.worker" in cmd else "backend"] = child
+    if kind == "proxy" and "backend" not in pids:
+        raise RuntimeError(f"no Go backend under the gateway: {pids}")
+    return pids
+
+
+def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
+    kind, _, workers = target.partition(":")
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     master = start_master(work / "m", volume_size_limit_mb=4096)
     server: VolumeProc | None = None
     relay: subprocess.Popen[bytes] | None = None
     try:
-        extra = [f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"]
-        if kind in ("go", "gorelay"):
+        extra = [f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"] + ([f"-workers={workers}"] if workers else [])
+        if kind in ("go", "gorelay", "nginx"):
             server = start_go_volume(work, master, max_volumes=VOLUMES + 2)
             pids = {"server": server.proc.pid}
         else:
             server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra])
-            pids = {"server": server.proc.pid}
-            if kind == "proxy":
-                kids = children(server.proc.pid)
-                if len(kids) != 1:
-                    raise RuntimeError(f"expected one Go backend under the gateway, found {kids}")
-                pids = {"gateway": server.proc.pid, "backend": kids[0]}
+            time.sleep(2)  # the workers come up beside the leader
+            pids = _pids(server, kind)
         wait_for_volume_server(master, f"127.0.0.1:{server.port}")
         r = httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120)
         r.raise_for_status()
@@ -137,6 +182,12 @@ def one_round(kind: str, args: argparse.Namespace, base: Path, loadgen: Path, ke
             pids = {"relay": relay.pid, "backend": server.proc.pid}
             addr = f"127.0.0.1:{relay_port}"
             wait_tcp("127.0.0.1", relay_port, timeout=10)
+        elif kind == "nginx":
+            relay, relay_port = start_nginx(work, addr)
+            time.sleep(0.5)
+            pids = {"relay": relay.pid, **{f"relay{i}": c for i, c in enumerate(children(relay.pid))},
+                    "backend": server.proc.pid}
+            addr = f"127.0.0.1:{relay_port}"
         return {phase: run_phase(loadgen, addr, phase, vids, args, keybase, pids) for phase in ("write", "read")}
     finally:
         if relay is not None:
@@ -184,7 +235,7 @@ def main() -> int:
                 parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in x.items() if k.startswith("cpu_us_") and len(pids_of(x)) > 1)
                 cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} "
                              f"cores {x['cores_busy_pct']:3.0f}% busy failed={x['failed']:.0f}")
-            print(f"round {r + 1} {kind:6s} " + " | ".join(cells), flush=True)
+            print(f"round {r + 1} {kind:9s} " + " | ".join(cells), flush=True)
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for phase in ("write", "read"):
         ref = results.get("go")
@@ -194,7 +245,7 @@ def main() -> int:
             rps = statistics.median(x[phase]["rps"] for x in results[kind])
             cpu = statistics.median(x[phase]["cpu_us"] for x in results[kind])
             row = {"rps": rps, "cpu_us": cpu}
-            line = f"{phase:5s} {kind:6s} {rps:8.0f} req/s  {cpu:6.1f} cpu-us/req"
+            line = f"{phase:5s} {kind:9s} {rps:8.0f} req/s  {cpu:6.1f} cpu-us/req"
             if go_rps:
                 row["rps_ratio"] = rps / go_rps
                 row["cpu_ratio"] = cpu / go_cpu
