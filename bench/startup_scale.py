@@ -158,6 +158,19 @@ def tree(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time spent so far by the process tree."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def memory(pid: int) -> dict:
     """RSS, its file-backed part and PSS in bytes, summed over the process tree."""
     rss = rss_file = pss = 0
@@ -204,15 +217,19 @@ def start_server(kind: str, d: Path, master: str, workers: int, log: Path) -> tu
     return p, port
 
 
-def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: int, log: Path) -> dict:
+def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: int, log: Path,
+            timeout: float = 600.0) -> dict:
     t0 = time.perf_counter()
     p, port = start_server(kind, d, master, workers, log)
     ready = served = None
+    ready_cpu = 0.0
     status: dict = {}
     try:
         while served is None:
             if p.poll() is not None:
                 raise RuntimeError(f"{kind} exited with {p.returncode}; see {log}")
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{kind} (-workers={workers}) did not serve every volume of {d.name} in {timeout:.0f} s")
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/status", timeout=5)
             except httpx.HTTPError:
@@ -220,10 +237,12 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
                 continue
             now = time.perf_counter() - t0
             if r.status_code == 200:
-                ready = ready if ready is not None else now
+                if ready is None:
+                    ready, ready_cpu = now, cpu_seconds(p.pid)
                 vols = {v["Id"]: v for v in r.json().get("Volumes") or []}
                 if all(vid in vols and vols[vid]["FileCount"] == e["FileCount"] for vid, e in expect.items()):
                     served, status = now, vols
+                    served_cpu = cpu_seconds(p.pid)
                     break
             time.sleep(0.01)
         time.sleep(1.0)
@@ -236,7 +255,8 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
             p.kill()
             p.wait()
     counts = {vid: {k: v[k] for k in ("FileCount", "DeleteCount", "Size", "DeletedByteCount")} for vid, v in status.items()}
-    return {"ready_s": ready, "served_s": served, **mem, "counts": counts}
+    return {"ready_s": ready, "served_s": served, "ready_cpu_s": ready_cpu, "served_cpu_s": served_cpu, **mem,
+            "counts": counts}
 
 
 def remove_map_files(d: Path) -> None:
@@ -257,8 +277,13 @@ def run_set(ds: DataSet, d: Path, master: str, runs: int, log: Path, empty: dict
         sides.setdefault("go", []).append(go)
         for workers, label in ((1, "native-w1"), (0, "native")):
             remove_map_files(d)
-            first = measure("native", d, master, expect, workers, log)
-            restart = measure("native", d, master, expect, workers, log)
+            limit = max(60.0, 10 * go["served_s"])  # a side that hangs is reported, not waited for
+            try:
+                first = measure("native", d, master, expect, workers, log, limit)
+                restart = measure("native", d, master, expect, workers, log, limit)
+            except TimeoutError as exc:
+                print(f"  {label}: {exc}", flush=True)
+                continue
             for r in (first, restart):
                 if r["counts"] != go["counts"]:
                     raise RuntimeError(f"{label} counts differ from Go's on {ds.name}: {r['counts']} vs {go['counts']}")
@@ -266,7 +291,8 @@ def run_set(ds: DataSet, d: Path, master: str, runs: int, log: Path, empty: dict
             sides.setdefault(f"{label}-restart", []).append(restart)
     out = {}
     for side, results in sides.items():
-        med = {k: statistics.median(r[k] for r in results) for k in ("ready_s", "served_s", "rss", "rss_file", "pss")}
+        med = {k: statistics.median(r[k] for r in results)
+               for k in ("ready_s", "served_s", "ready_cpu_s", "served_cpu_s", "rss", "rss_file", "pss")}
         med["processes"] = results[0]["processes"]
         base = empty.get(side.split("-first")[0].split("-restart")[0])
         if ds.total and base:
@@ -279,10 +305,11 @@ def run_set(ds: DataSet, d: Path, master: str, runs: int, log: Path, empty: dict
 def report(name: str, res: dict) -> None:
     go = res["go"]
     print(f"\n{name}")
-    print(f"  {'server':22} {'ready s':>8} {'x Go':>6} {'served s':>9} {'x Go':>6} {'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6}")
+    print(f"  {'server':22} {'ready s':>8} {'x Go':>6} {'cpu s':>6} {'served s':>9} {'x Go':>6} {'cpu s':>6} "
+          f"{'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6}")
     for side, m in res.items():
-        print(f"  {side:22} {m['ready_s']:8.3f} {m['ready_s'] / go['ready_s']:6.2f} {m['served_s']:9.3f} "
-              f"{m['served_s'] / go['served_s']:6.2f} {m['rss'] / 1e6:8.1f} {m['rss_file'] / 1e6:8.1f} {m['pss'] / 1e6:8.1f} "
+        print(f"  {side:22} {m['ready_s']:8.3f} {m['ready_s'] / go['ready_s']:6.2f} {m['ready_cpu_s']:6.2f} {m['served_s']:9.3f} "
+              f"{m['served_s'] / go['served_s']:6.2f} {m['served_cpu_s']:6.2f} {m['rss'] / 1e6:8.1f} {m['rss_file'] / 1e6:8.1f} {m['pss'] / 1e6:8.1f} "
               f"{m.get('rss_per_needle', float('nan')):13.1f} {m.get('pss_per_needle', float('nan')):6.1f}")
 
 
@@ -302,6 +329,9 @@ def main() -> int:
     master = start_master(work / "master", volume_size_limit_mb=30000)
     results: dict[str, dict] = {}
     try:
+        # one unmeasured start, so the libraries' bytecode is cached too (not only the project's)
+        (work / "warm-up").mkdir(exist_ok=True)
+        measure("native", work / "warm-up", master.address, {}, 1, log)
         sets = [parse_set(s, churn) for s in args.sets.split(",") for churn in
                 ((False,) if s == "0" else tuple(v == "churn" for v in args.variants.split(",")))]
         empty: dict = {}

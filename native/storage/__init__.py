@@ -8,7 +8,8 @@ Layers, bottom up:
 
 - codecs, sans-IO (bytes in, records out): `Needle` + `encode_needle`/`decode_needle`/
   `decode_meta`, `IdxCodec`, `SuperBlock`, `VolumeInfo`, `TTL`, `ReplicaPlacement`, `FileId`;
-- `NeedleMap`: the compact id -> (offset, size) map with Go's counters (~20 bytes/entry);
+- `NeedleMap`: id -> (offset, size) with Go's counters: a sorted base (16 bytes/entry, resolved
+  in bulk and kept in a `.nmx` map file every process maps) plus an overlay of later changes;
 - `Volume`: one volume's files; many readers (lock-free `pread`) alongside one writer;
 - `DiskLocation` (one `-dir`) and `Store` (all of them): what the HTTP/gRPC handlers call.
 
