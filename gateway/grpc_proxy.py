@@ -12,13 +12,15 @@ Entry point (gateway/app.py builds the same from its parts):
 * `GoRelay` forwards each call to `backend.current().grpc` over pooled h2 connections as opaque
   bytes: request headers (minus connection-specific ones; grpc-timeout unchanged), DATA both ways,
   response headers / trailers / trailers-only responses unchanged (but for Go naming its private
-  ip:port: in grpc-message, and in BatchDelete's results), RST_STREAM both ways. Client DATA
+  ip:port: in grpc-message, and in BatchDelete's results; and for a refusal a check left to the
+  backend's turn), RST_STREAM both ways. Client DATA
   is acknowledged only once the backend's window took it, backend DATA only once the client's window
   took it, so a 1 GiB CopyFile holds a few windows of memory, never the file.
 * `checks` is the request hook (gateway/request_checks.py): for the listed methods the relay first
   reads the (first) request message and calls `await check(call, raw_message_bytes)`, which may
-  decode it and raise `GrpcError` to refuse, or return replacement bytes to forward instead
-  (None forwards the message unchanged); then it relays the rest.
+  decode it and raise `GrpcError` to refuse (a unary call's refusal ends with Go's
+  x-amz-request-id trailer), or return replacement bytes to forward instead (None forwards the
+  message unchanged); then it relays the rest.
 * `local` lists the few methods the gateway answers itself instead of relaying, after the check,
   using the backend's own rpcs (gateway/tail_receiver.py: VolumeTailReceiver, whose Go 4.48
   version turns tailed deletions into live empty needles).
@@ -36,6 +38,7 @@ import trio
 from google.protobuf.message import DecodeError
 
 from gateway.backend import BackendEndpoints, BackendView
+from gateway.request_checks import REFUSAL_RESTORED, restore_refusal
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import (
     ConnectionPool,
@@ -51,9 +54,11 @@ from weedpy.grpc import (
     StreamReset,
     TrailersReceived,
     encode_message,
+    percent_decode,
+    percent_encode,
     serve_listeners,
 )
-from weedpy.serve.grpc_front import CallTarget, GrpcFront
+from weedpy.serve.grpc_front import CallTarget, GrpcFront, request_id_trailer
 from weedpy.serve.routes import RouteTable, Target, default_route_table
 
 __all__ = [
@@ -144,7 +149,12 @@ class GoRelay:
         if check is not None or local is not None:
             first = await call.receive_message()
             if first is not None and check is not None:
-                replacement = await check(call, first)
+                try:
+                    replacement = await check(call, first)
+                except GrpcError as exc:  # as Go's handler refuses: its unary interceptor's trailer
+                    if exc.trailing_metadata or not _unary(call.method):
+                        raise
+                    raise GrpcError(exc.status, exc.message, request_id_trailer(call)) from None
                 if replacement is not None:
                     first = replacement
         if local is not None and first is not None:
@@ -191,12 +201,37 @@ async def _relay_requests(call: ServerCall, upstream: StreamHandle, first: bytes
     return False
 
 
+@functools.cache
+def _unary(method: str) -> bool:
+    """Neither side streams (Go's unary interceptor runs on these)."""
+    service, _, name = method.lstrip("/").partition("/")
+    for svc in vs.DESCRIPTOR.services_by_name.values():
+        if svc.full_name == service and name in svc.methods_by_name:
+            m = svc.methods_by_name[name]
+            return not (m.client_streaming or m.server_streaming)
+    return False
+
+
 def _unalias(headers: Sequence[tuple[bytes, bytes]], aliases: tuple[bytes, bytes] | None) -> Sequence[tuple[bytes, bytes]]:
     """grpc-message with the backend's private address replaced by the front's."""
     if aliases is None:
         return headers
     old, new = aliases
     return [(k, v.replace(old, new)) if k == b"grpc-message" and old in v else (k, v) for k, v in headers]
+
+
+def _restore_refusals(method: str, headers: Sequence[tuple[bytes, bytes]]) -> Sequence[tuple[bytes, bytes]]:
+    """A refusal the gateway left to the backend's turn (gateway/request_checks.py), as its message."""
+    if method not in REFUSAL_RESTORED:
+        return headers
+    out = []
+    for k, v in headers:
+        if k == b"grpc-message":
+            refusal = restore_refusal(percent_decode(v))
+            if refusal is not None:
+                v = percent_encode(refusal)
+        out.append((k, v))
+    return out
 
 
 def _unalias_batch_delete(raw: bytes, old: bytes, new: bytes) -> bytes:
@@ -246,14 +281,15 @@ async def _relay_responses(call: ServerCall, upstream: StreamHandle, aliases: tu
                 await call.send_data(ev.data)
             upstream.acknowledge(ev.flow_len)
         elif isinstance(ev, ResponseStarted):
-            call.send_headers(_unalias(ev.headers, aliases) if ev.end_stream else ev.headers, end_stream=ev.end_stream)
+            headers = _restore_refusals(call.method, _unalias(ev.headers, aliases)) if ev.end_stream else ev.headers
+            call.send_headers(headers, end_stream=ev.end_stream)
             if ev.end_stream:
                 return
         elif isinstance(ev, TrailersReceived):
             if held:
                 assert rewrite is not None and aliases is not None
                 await call.send_data(_unalias_messages(bytes(held), rewrite, aliases))
-            call.send_trailers(_unalias(ev.headers, aliases))
+            call.send_trailers(_restore_refusals(call.method, _unalias(ev.headers, aliases)))
             return
         elif isinstance(ev, StreamReset):
             call.reset(ev.error_code)

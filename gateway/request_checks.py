@@ -3,7 +3,12 @@
 **Peer trust.** The managed backend is started with `-volume.allowUntrustedRemoteEndpoints`, so
 the gateway applies weedpy's peer rule (weedpy.serve.peers.PeerPolicy) to the rpcs that make
 the server dial an address the caller supplies (VolumeCopy, VolumeEcShardsCopy,
-VolumeTailReceiver, FetchAndWriteNeedle). Refusals carry Go's gRPC status (Unknown) and message.
+VolumeTailReceiver, FetchAndWriteNeedle). Refusals carry Go's gRPC status (Unknown) and message
+(and, for unary rpcs, the x-amz-request-id trailer Go's interceptor adds: GoRelay). Go checks a
+FetchAndWriteNeedle's remote endpoint only after maintenance mode and the volume, so that refusal
+is left to the backend's turn: the request goes on with a remote type no store has, carrying the
+refusal, and the backend's "remote storage type ... not found" answer is turned back into it
+(`restore_refusal`, applied by the relay to that rpc's trailers).
 
 **Admin whitelist.** The backend only ever sees the gateway's loopback address, so Go's
 checkGrpcAdminAuth is applied here, on the real caller.
@@ -15,6 +20,7 @@ operator's `-master` addresses is rewritten to name the relay, which forwards it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from proto import volume_server_pb2 as vs_pb
@@ -24,13 +30,31 @@ from weedpy.serve.guard import Guard
 from weedpy.serve.peers import PeerPolicy, http_address
 from weedpy.serve.routes import GRPC_SERVICE
 
-__all__ = ["ADMIN_RPCS", "request_checks"]
+__all__ = ["ADMIN_RPCS", "request_checks", "restore_refusal", "REFUSAL_RESTORED"]
 
 Check = Callable[[ServerCall, bytes], Awaitable[bytes | None]]
 
 
 def _refuse(message: str) -> GrpcError:
     return GrpcError(Status.UNKNOWN, message)
+
+
+_REFUSED = re.compile("\x00weedpy-refused:(.*?)\x00", re.S)
+
+
+def _deferred_refusal(message: str) -> str:
+    """A remote type that makes the backend fail where Go would check the endpoint, naming `message`."""
+    return f"\x00weedpy-refused:{message}\x00"
+
+
+def restore_refusal(message: str) -> str | None:
+    """The refusal a backend error carries (see the module docstring), None if it carries none."""
+    found = _REFUSED.search(message)
+    return found.group(1) if found else None
+
+
+# The rpcs whose backend answers may carry a deferred refusal.
+REFUSAL_RESTORED = frozenset({GRPC_SERVICE + "FetchAndWriteNeedle"})
 
 
 # The rpcs Go 4.48 runs checkGrpcAdminAuth on: only whitelisted callers, when a whitelist is set.
@@ -98,8 +122,9 @@ def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master
         for field, value in req.remote_conf.ListFields():
             if field.name.endswith("_endpoint") and isinstance(value, str) and value:
                 reason = await policy.remote_endpoint_reason(value)
-                if reason is not None:
-                    raise _refuse(f"reject remote endpoint: {reason}")
+                if reason is not None:  # after the backend's own earlier checks
+                    req.remote_conf.type = _deferred_refusal(f"reject remote endpoint: {reason}")
+                    return req.SerializeToString()
         for replica in req.replicas:
             reason = await policy.peer_reason(replica.url)
             if reason is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.request_checks import request_checks
+from gateway.request_checks import request_checks, restore_refusal
 from weedpy.serve.peers import PeerPolicy, blocked_reason, split_server_address
 from proto import remote_pb2, volume_server_pb2 as vs
 from tests.support.procs import MasterProc, VolumeProc
@@ -81,8 +81,15 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
     fetch = vs.FetchAndWriteNeedleRequest(
         volume_id=1, remote_conf=remote_pb2.RemoteConf(type="s3", s3_endpoint="http://169.254.169.254")
     ).SerializeToString()
-    with pytest.raises(GrpcError, match="reject remote endpoint"):
-        await checks[SVC + "FetchAndWriteNeedle"](None, fetch)  # type: ignore[arg-type]
+    # left to the backend's turn (Go checks maintenance mode and the volume first): the request
+    # goes on with a remote type no store has, and the backend's answer becomes the refusal
+    deferred = await checks[SVC + "FetchAndWriteNeedle"](None, fetch)  # type: ignore[arg-type]
+    assert deferred is not None
+    kind = vs.FetchAndWriteNeedleRequest.FromString(deferred).remote_conf.type
+    go_says = f"get remote client: make remote storage client : remote storage type {kind} not found"
+    assert restore_refusal(go_says) == (
+        'reject remote endpoint: remote endpoint "http://169.254.169.254" targets instance metadata service 169.254.169.254')
+    assert restore_refusal("not found volume id 99") is None
     ping = vs.PingRequest(target="127.0.0.1:9333", target_type="master").SerializeToString()
     rewritten = await checks[SVC + "Ping"](None, ping)  # type: ignore[arg-type]
     assert rewritten is not None and vs.PingRequest.FromString(rewritten).target == "127.0.0.1:4000.5000"
@@ -136,6 +143,21 @@ async def test_end_to_end_through_the_gateway(gateway: VolumeProc, master: Maste
                 async for _ in responses:
                     pass
         assert "invalid source data node 127.0.0.2:1" in str(info.value.message)
+        assert not [k for k, _ in info.value.trailing_metadata if k == "x-amz-request-id"]  # a stream: none
+        # A unary refusal ends as Go's unary interceptor ends every answer: the caller's request id.
+        with pytest.raises(GrpcError) as info:
+            await ch.unary_unary(SVC + "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
+                volume_id=77, source_volume_server="127.0.0.2:1"), vs.VolumeTailReceiverResponse,
+                metadata=[("x-amz-request-id", "rid-17")], timeout=20)
+        assert "invalid source volume server 127.0.0.2:1" in str(info.value.message)
+        assert ("x-amz-request-id", "rid-17") in [(k, v if isinstance(v, str) else v.decode()) for k, v in
+                                                  info.value.trailing_metadata]
+        # A refused remote endpoint waits for Go's own checks: a missing volume is Go's answer.
+        with pytest.raises(GrpcError) as info:
+            await ch.unary_unary(SVC + "FetchAndWriteNeedle", vs.FetchAndWriteNeedleRequest(
+                volume_id=77, remote_conf=remote_pb2.RemoteConf(type="s3", s3_endpoint="http://127.0.0.1:9")),
+                vs.FetchAndWriteNeedleResponse, timeout=20)
+        assert info.value.message == "not found volume id 77"
         # A master ping names the operator's master; Go only knows the relay, so the gateway rewrites it.
         resp = await ch.unary_unary(SVC + "Ping", vs.PingRequest(target=master.address, target_type="master"),
                                     vs.PingResponse, timeout=20)
