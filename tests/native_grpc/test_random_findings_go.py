@@ -224,6 +224,12 @@ DELIBERATE: dict[str, list[tuple[str, Message]]] = {
         alloc(41), write(41, 0xB0, blob(0xB0, b"")), delete(fid(41, 0xB0, 0x99)),
         ("VolumeNeedleStatus", vs.VolumeNeedleStatusRequest(volume_id=41, needle_id=0xB0)),
     ],
+    # Go panics on an EC shard read of a negative size (makeslice) and the server exits: last
+    "ec-read-negative-size": [
+        alloc(42), write(42, 0xC0, blob(0xC0)), ("VolumeEcShardsGenerate", vs.VolumeEcShardsGenerateRequest(volume_id=42)),
+        ("VolumeEcShardsMount", vs.VolumeEcShardsMountRequest(volume_id=42, shard_ids=[0])),
+        ("VolumeEcShardRead", vs.VolumeEcShardReadRequest(volume_id=42, shard_id=0, offset=0, size=-5)),
+    ],
 }
 
 
@@ -298,3 +304,9 @@ def test_empty_needle_keeps_its_cookie_check(answers: dict[str, list[Answer]]) -
                   for s in ("primary", "candidate"))
     assert (go.status, native.status, native.error) == (304, 400, "File Random Cookie does not match.")
     assert status_after.status("primary") == ("2", "already deleted") and status_after.status("candidate")[0] == "0"
+
+
+def test_ec_read_of_a_negative_size_keeps_the_server(answers: dict[str, list[Answer]]) -> None:
+    read = answers["ec-read-negative-size"][-1]
+    assert "connection closed" in read.sample.primary.error  # Go 4.48 crashed
+    assert read.status("candidate") == ("0", "") and not read.sample.candidate.response.messages  # nothing to read
