@@ -445,10 +445,11 @@ class _Gen:
     def op_vacuum(self) -> None:
         vid, v = self.vid()
         step = self.rng.choices(("compact", "commit", "cleanup", "all"), (3, 2, 1, 3))[0]
-        if step in ("commit", "cleanup") and v is not None and v.compacted is None:
-            # Go 4.48 commits a volume that has no compaction by closing it for good: the next
-            # call that reads it answers "data backend not found" or crashes the server
-            # (VolumeSyncStatus); weedpy refuses with Go's text and keeps the volume (parity.md)
+        if v is not None and (step == "commit" and v.commit_closes() or step == "cleanup" and v.compacted is None):
+            # Go 4.48 commits a volume that has no compaction (or one begun on an empty index
+            # written since) by closing it for good: the next call that reads it answers "data
+            # backend not found" or crashes the server (VolumeSyncStatus, WriteNeedleBlob);
+            # weedpy refuses with Go's text and keeps the volume (parity.md)
             step = "compact"
         if step in ("compact", "all"):
             self.emit(f"compact {vid}", "VacuumVolumeCompact",

@@ -117,6 +117,7 @@ class VolumeModel:
     compact_revision: int = 0
     compacted: tuple[list[Record], dict[int, Live], int] | None = None  # .cpd/.cpx: records, live, size
     changed: list[int] = dataclasses.field(default_factory=list)  # ids written or deleted since the compaction
+    compacted_idx_rows: int = 0  # the index rows when the compaction began
     exact: bool = True
     ec: EcModel | None = None
 
@@ -147,6 +148,12 @@ class VolumeModel:
     def _changed(self, needle_id: int) -> None:
         if self.compacted is not None and needle_id not in self.changed:
             self.changed.append(needle_id)
+
+    def commit_closes(self) -> bool:
+        """Go 4.48 fails a commit, and leaves the volume closed, when there is no compaction of
+        this mount, or when the compaction began on an empty index that has rows now (its
+        makeup walk steps below the first row; docs/parity.md)."""
+        return self.compacted is None or (self.compacted_idx_rows == 0 and self.idx_rows > 0)
 
     def may_change(self, needle_id: int) -> bool:
         """Go's commit replays the needles changed since the compaction in map order (random
@@ -221,6 +228,7 @@ class VolumeModel:
             records.append(Record(size, cur.size, nid))
             size += actual_size(cur.size, VERSION3)
         self.compacted = (records, live, size)
+        self.compacted_idx_rows = self.idx_rows
         self.changed = []
 
     def save_info(self) -> None:

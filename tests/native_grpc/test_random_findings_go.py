@@ -219,6 +219,12 @@ DELIBERATE: dict[str, list[tuple[str, Message]]] = {
         alloc(40), write(40, 0xA0, blob(0xA0)), ("VacuumVolumeCommit", vs.VacuumVolumeCommitRequest(volume_id=40)),
         status(40),
     ],
+    # ... and one whose compaction began on an empty index written since (its makeup walk steps
+    # below the first row)
+    "commit-after-empty-compaction": [
+        alloc(43), ("VacuumVolumeCompact", vs.VacuumVolumeCompactRequest(volume_id=43)), write(43, 0xA1, blob(0xA1)),
+        ("VacuumVolumeCommit", vs.VacuumVolumeCommitRequest(volume_id=43)), status(43),
+    ],
     # Go skips the cookie check of an empty needle and deletes it for any cookie
     "empty-needle-wrong-cookie": [
         alloc(41), write(41, 0xB0, blob(0xB0, b"")), delete(fid(41, 0xB0, 0x99)),
@@ -291,8 +297,9 @@ def test_native_answers_as_go(answers: dict[str, list[Answer]], case: str) -> No
     assert not bad, bad
 
 
-def test_commit_without_compaction_keeps_the_volume(answers: dict[str, list[Answer]]) -> None:
-    alloc_, write_, commit, after = answers["commit-without-compaction"]
+@pytest.mark.parametrize("case", ["commit-without-compaction", "commit-after-empty-compaction"])
+def test_refused_commit_keeps_the_volume(answers: dict[str, list[Answer]], case: str) -> None:
+    *_, commit, after = answers[case]
     assert commit.matched, commit.diffs  # the same refusal as Go's
     assert after.status("primary")[0] == "2" and "data backend not found" in after.status("primary")[1]
     assert after.status("candidate") == ("0", "")  # the volume still answers
