@@ -15,7 +15,16 @@ from typing import Any
 
 import trio
 
-from native.storage import Deleted, NotFound, StorageError, actual_size, decode_needle
+from native.storage import (
+    Corrupted,
+    Deleted,
+    NotFound,
+    StorageError,
+    actual_size,
+    decode_needle,
+    needle_string,
+    read_bytes_error,
+)
 from native.storage.ec import EcVolume, Interval, ReedSolomon, TooFewShards
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
@@ -163,6 +172,12 @@ def _go_list(items: list[int]) -> str:
 
 async def read_ec_record(ctx: Any, vid: int, needle_id: int) -> tuple[EcVolume, bytes, int]:
     """(volume, raw record bytes, Size) of a live needle; Deleted/NotFound/EcReadError."""
+    ev, raw, _, size = await _read_ec_record(ctx, vid, needle_id)
+    return ev, raw, size
+
+
+async def _read_ec_record(ctx: Any, vid: int, needle_id: int) -> tuple[EcVolume, bytes, int, int]:
+    """(volume, raw record bytes, its offset in the volume, Size)."""
     ev = ctx.store.ec.find_volume(vid)
     if ev is None:
         raise NotFound(f"ec shard {vid} not found")
@@ -175,21 +190,31 @@ async def read_ec_record(ctx: Any, vid: int, needle_id: int) -> tuple[EcVolume, 
         if deleted:
             raise Deleted(f"needle {needle_id:x} deleted")
         parts.append(data)
-    return ev, b"".join(parts), loc.size
+    return ev, b"".join(parts), loc.offset, loc.size
+
+
+def _decode(ev: EcVolume, raw: bytes, offset: int, size: int):
+    """The needle in `raw`, or Go's ReadEcShardNeedle refusal of it (the needle as far as its
+    read got, printed into the message)."""
+    problem = read_bytes_error(raw, offset, size, ev.version, ev.codec.offsets.width)
+    if problem is not None:
+        raise Corrupted(f"ec volume {ev.vid} needle {needle_string(raw, size, ev.version)} offset {offset} "
+                        f"size {size}: {problem}")
+    return decode_needle(raw, ev.version, expected_size=size)
 
 
 async def read_ec_needle(ctx: Any, vid: int, needle_id: int):
     """The needle (CRC-checked), as Go's ReadEcShardNeedle."""
-    ev, raw, size = await read_ec_record(ctx, vid, needle_id)
-    return decode_needle(raw, ev.version, expected_size=size)
+    ev, raw, offset, size = await _read_ec_record(ctx, vid, needle_id)
+    return _decode(ev, raw, offset, size)
 
 
 async def delete_ec_needle(ctx: Any, vid: int, needle_id: int, cookie: int | None) -> int:
     """Go's DeleteEcShardNeedle: read (cookie check), then journal the delete on exactly one
     holder of the needle's first data shard (this server when it holds it), falling back to
     any other shard's holder. Returns Go's count (see below), which HTTP reports as the size."""
-    ev, raw, size = await read_ec_record(ctx, vid, needle_id)
-    n = decode_needle(raw, ev.version, expected_size=size)
+    ev, raw, offset, size = await _read_ec_record(ctx, vid, needle_id)
+    n = _decode(ev, raw, offset, size)
     # Go counts the bytes it read, and its locate applies GetActualSize twice: report that
     record_len = actual_size(len(raw), ev.version)
     if cookie is not None and cookie != 0 and cookie != n.cookie:

@@ -56,7 +56,7 @@ from ._errors import (
     VolumeNotFound,
 )
 from ._idx import IdxCodec, IdxColumns, IdxEntry
-from ._go_body import BodyRead, read_body
+from ._go_body import BodyRead, needle_string, read_body
 from ._integrity import IntegrityResult, check_volume_tail
 from ._names import parse_volume_base, volume_base_name, volume_file_name
 from ._needle import (
@@ -166,6 +166,7 @@ __all__ = [
     "record_size",
     "BodyRead",
     "read_body",
+    "needle_string",
     "go_json_pairs",
     "NeedleReader",
     "Record",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 
 from ._crc import crc32c, crc_matches
-from ._needle import FLAG_HAS_LAST_MODIFIED, FLAG_HAS_MIME, FLAG_HAS_NAME, FLAG_HAS_PAIRS, FLAG_HAS_TTL
+from ._needle import FLAG_GZIP, FLAG_HAS_LAST_MODIFIED, FLAG_HAS_MIME, FLAG_HAS_NAME, FLAG_HAS_PAIRS, FLAG_HAS_TTL
 from ._ttl import EMPTY_TTL, TTL
-from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, VERSION1, VERSION3
+from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, VERSION1, VERSION3, format_needle_id_cookie
 
-__all__ = ["BodyRead", "read_body", "CORRUPTED"]
+__all__ = ["BodyRead", "read_body", "needle_string", "CORRUPTED"]
 
 CORRUPTED = "needle data corrupted"  # Go's ErrorCorrupted
 
@@ -112,3 +112,25 @@ def read_body(needle_id: int, size: int, body: bytes, version: int) -> BodyRead:
                                          f"{stored:08x}), data on disk corrupted: {CORRUPTED}")
         return BodyRead(**got, checksum=computed, append_at_ns=ts)
     return BodyRead(**got, checksum=stored, append_at_ns=ts)
+
+
+def needle_string(record: bytes, size: int, version: int) -> str:
+    """Go's Needle.String() after `ReadBytes(record, offset, size, version)` stopped (its error
+    messages print the needle): the header's id, cookie and size, and the data size, name, mime
+    and compressed flag as far as the body read got (a header size other than `size` stops it
+    before the body)."""
+    cookie = int.from_bytes(record[0:4], "big")
+    needle_id = int.from_bytes(record[4:12], "big")
+    header_size = int.from_bytes(record[12:16], "big", signed=True)
+    data_size, got = 0, {}
+    if header_size == size and size > 0:
+        body = record[NEEDLE_HEADER_SIZE:NEEDLE_HEADER_SIZE + size]
+        if version == VERSION1:
+            data_size = len(body)
+        elif len(body) >= DATA_SIZE_SIZE:
+            data_size = int.from_bytes(body[0:DATA_SIZE_SIZE], "big")  # set before Go's range check
+            got, _ = _v2_fields(body)
+    flags = got.get("flags", 0)
+    name, mime = (got.get(k, b"").decode("utf-8", "replace") for k in ("name", "mime"))
+    return (f"{format_needle_id_cookie(needle_id, cookie)} Size:{header_size}, DataSize:{data_size}, Name:{name}, "
+            f"Mime:{mime} Compressed:{'true' if flags & FLAG_GZIP else 'false'}")

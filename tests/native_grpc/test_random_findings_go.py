@@ -50,8 +50,8 @@ def garbage(nid: int, size: int = 40) -> tuple[bytes, int]:
     return raw + bytes(-len(raw) % 8 or 8), size
 
 
-def bad_crc(nid: int) -> tuple[bytes, int]:
-    raw, size = blob(nid, b"checksummed")
+def bad_crc(nid: int, **kw) -> tuple[bytes, int]:
+    raw, size = blob(nid, b"checksummed", **kw)
     at = 16 + size
     return raw[:at] + bytes(b ^ 0xFF for b in raw[at:at + 4]) + raw[at + 4:], size
 
@@ -115,6 +115,14 @@ CASES: dict[str, list[tuple[str, Message]]] = {
         ("VolumeNeedleStatus", vs.VolumeNeedleStatusRequest(volume_id=14, needle_id=0x21)),
         ("VolumeEcShardsUnmount", vs.VolumeEcShardsUnmountRequest(volume_id=14, shard_ids=[0])),
         delete(fid(14, 0x23)),
+    ],
+    # a needle of an EC volume that does not read: Go's refusal prints the needle as far as its
+    # read got (data size, name, mime, compressed flag)
+    "ec-unreadable-needles": [
+        alloc(27), write(27, 0x41, garbage(0x41)), write(27, 0x42, bad_crc(0x42, name="a.txt", mime="text/plain", gzipped=True)),
+        write(27, 0x43, blob(0x43)), ("VolumeEcShardsGenerate", vs.VolumeEcShardsGenerateRequest(volume_id=27)),
+        ("VolumeEcShardsMount", vs.VolumeEcShardsMountRequest(volume_id=27, shard_ids=list(range(14)))),
+        delete(fid(27, 0x41)), delete(fid(27, 0x42)), delete(fid(27, 0x41), fid(27, 0x42), skip=True),
     ],
     # EcShardsInfo: the shards in mount order, the block size, a deleted entry counting nothing
     "ec-shards-info": [

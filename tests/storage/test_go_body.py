@@ -3,7 +3,7 @@ filled before the first problem, and Go's words for the problem."""
 
 from __future__ import annotations
 
-from native.storage import VERSION3, Needle, encode_needle, read_body
+from native.storage import VERSION3, Needle, encode_needle, needle_string, read_body
 from native.storage._types import actual_size
 
 
@@ -44,3 +44,18 @@ def test_a_crc_mismatch_keeps_the_data_but_no_checksum() -> None:
     assert got.data == b"hello" and got.checksum == 0 and got.append_at_ns == 0
     assert got.error is not None and got.error.startswith("invalid CRC for needle 8 (got ")
     assert got.error.endswith("), data on disk corrupted: needle data corrupted")
+
+
+def test_needle_string_shows_what_go_read_before_it_stopped() -> None:
+    """Go's Needle.String() in ReadBytes errors (EC reads): id+cookie, header size, and the data
+    size, name, mime and compressed flag the body read had filled (answers seen from Go 4.48)."""
+    raw = encode_needle(Needle.create(0x42, 0x01020304, b"checksummed", name="a.txt", mime="text/plain", gzipped=True),
+                        VERSION3)
+    size = int.from_bytes(raw[12:16], "big")
+    assert needle_string(raw, size, VERSION3) == (
+        "4201020304 Size:33, DataSize:11, Name:a.txt, Mime:text/plain Compressed:true")
+    garbage = raw[:16] + b"\xff\xff\xff\xff" + raw[20:]
+    assert needle_string(garbage, size, VERSION3) == (
+        "4201020304 Size:33, DataSize:4294967295, Name:, Mime: Compressed:false")
+    assert needle_string(raw, size + 8, VERSION3) == (  # another size: stopped at the header
+        "4201020304 Size:33, DataSize:0, Name:, Mime: Compressed:false")
