@@ -240,6 +240,11 @@ class VolumeModel:
         record copied, or a fake tombstone when it was deleted or is empty), then a reload."""
         assert self.compacted is not None
         self.info_ec = self.vif_ec  # the reload reads the .vif
+        # ... and a persisted mark adds its flags to the runtime ones (a runtime can-delete does
+        # not undo a persisted read-only without it)
+        no_delete = (self.read_only and not self.can_delete) or (self.read_only_persisted and not self.can_delete_persisted)
+        self.read_only = self.read_only or self.read_only_persisted
+        self.can_delete = self.read_only and not no_delete
         records, live, size = self.compacted
         records, live = list(records), dict(live)
         tombstones: dict[int, int] = {}
