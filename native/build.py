@@ -154,6 +154,8 @@ def build_parts(
     parts_ref: list[NativeParts] = []
 
     async def snapshot() -> StoreSnapshot:
+        if state_changed is not None:  # the master never learns of a volume a worker cannot serve yet
+            await state_changed()
         return await parts_ref[0].snapshot()
 
     def on_limit(limit: int) -> None:

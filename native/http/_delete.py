@@ -9,7 +9,7 @@ import trio
 from native.ec_net import delete_ec_needle
 from native.fileid import FidError, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
-from native.http._common import json_error, json_response
+from native.http._common import json_error, json_response, storage_call
 from native.http._manifest import ManifestError, load_chunk_manifest
 from native.http._read import DropConnection
 from native.http._replicate import ReplicationError, replicate_delete, writable_remote_replicas
@@ -45,14 +45,14 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
     try:
         if vol is None:
             raise StorageError(f"volume {vid} not found")
-        nv = vol.needle_value(key)
+        nv = await storage_call(vol.needle_value, key)
         if nv is not None and nv.size == 0 and nv.offset != 0:
             # Go returns before reading an empty needle: no cookie check, CRC 0.
             n = Needle(id=key, cookie=cookie, checksum=0)
         elif nv is not None and (nv.size > (1 << 20) or getattr(vol, "is_remote", False)):  # tiered: a remote read
             n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None))
         else:
-            n = vol.read_needle(key, None)
+            n = await storage_call(vol.read_needle, key, None)
     except (StorageError, OSError):
         return json_response(h, req, 404, {"size": 0})
     if n.cookie != cookie:
@@ -82,7 +82,7 @@ async def _replicated_delete(app: "NativeHttp", req: GoRequest, vid: int, vol, k
         except ReplicationError as exc:
             return str(exc)
     try:
-        app.ctx.store.delete_needle(vid, key, cookie, checksum=crc)
+        await storage_call(app.ctx.store.delete_needle, vid, key, cookie, checksum=crc)
     except StorageError as exc:
         return str(exc)
     if remotes:

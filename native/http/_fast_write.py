@@ -17,7 +17,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from native.http._common import json_error, json_response, set_etag
+from native.http._common import json_error, json_response, set_etag, storage_call
 from native.http._gojson import Struct
 from native.http._gzip import gzip_data
 from native.http._request import GoRequest
@@ -123,7 +123,7 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
             last_modified=int(time.time()), gzipped=gzipped,
         )
         try:
-            unchanged = store.write_needle(vid, n, check_cookie=True, fsync=False).unchanged
+            unchanged = (await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)).unchanged
         except StorageError as exc:
             resp = json_error(h, GoRequest(req, exch.client_host), 500, f"failed to write to local disk: {exc}")
         else:

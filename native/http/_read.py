@@ -20,7 +20,7 @@ import trio
 from native.ec_net import read_ec_needle
 from native.fileid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
-from native.http._common import empty, json_error, set_etag
+from native.http._common import empty, json_error, set_etag, storage_call
 from native.http._content import BytesContent, ContentError, FileBody, write_response_content
 from native.http._gzip import GunzipError, gunzip_data, is_gzipped
 from native.http._images import crop_params, cropped, resize_params, resized
@@ -143,7 +143,7 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             elif size > PAGED_READ_LIMIT:
                 n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
             else:
-                n = vol.read_needle(key, None, read_deleted=read_deleted)
+                n = await storage_call(vol.read_needle, key, None, read_deleted=read_deleted)
         except NotFound:
             return empty(h, 404)
         except (StorageError, OSError):

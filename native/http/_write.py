@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from native.http._common import json_error, json_response, set_etag
+from native.http._common import json_error, json_response, set_etag, storage_call
 from native.fileid import FidError, new_volume_id, parse_path, parse_url_path, write_fid
 from native.http._gojson import Struct, marshal
 from native.gostrconv import NumError
@@ -111,7 +111,7 @@ async def _replicated_write(app: "NativeHttp", req: GoRequest, vid: int, n: Need
             if fsync or len(n.data) > (1 << 20):
                 result = await trio.to_thread.run_sync(lambda: store.write_needle(vid, n, check_cookie=True, fsync=fsync))
             else:
-                result = store.write_needle(vid, n, check_cookie=True, fsync=False)
+                result = await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)
         except StorageError as exc:
             return False, f"failed to write to local disk: {exc}"
         unchanged = result.unchanged

@@ -442,7 +442,7 @@ class NativeHttp:
                 entry[1].extend(group)
         for url, (grpc_port, group) in by_server.items():
             if url == self.ctx.self_url:
-                failures += self._batch_delete_local(group)
+                failures += await trio.to_thread.run_sync(self._batch_delete_local, group)
             else:
                 failures += await _batch_delete_remote(url, grpc_port, group, self.ctx.peer_grpc)
         if failures:

@@ -209,7 +209,14 @@ class DiskLocation:
 
     def volumes(self) -> list[Volume]:
         with self._lock:
-            return [self._volumes[k] for k in sorted(self._volumes)]
+            vols = [self._volumes[k] for k in sorted(self._volumes)]
+        # as find_volume: a volume the leader removed is not listed while this process still holds it
+        return [v for v in vols if v.shared is None or v.shared.vid == v.id]
+
+    def held_volumes(self) -> list[Volume]:
+        """Every volume this process has open, ones the leader removed since included."""
+        with self._lock:
+            return list(self._volumes.values())
 
     def volume_ids(self) -> list[int]:
         with self._lock:

@@ -17,6 +17,8 @@ generation reopens the volume before using it.
 
 from __future__ import annotations
 
+import threading
+
 from weedpy.sharedmem import LAYOUT, WORDS_PER_SLOT, SharedBlock
 
 __all__ = ["VolumeTable", "SharedSlot", "NO_WRITE_OR_DELETE", "NO_WRITE_CAN_DELETE"]
@@ -108,11 +110,13 @@ class SharedSlot:
 
 
 class VolumeTable:
-    """The slots, by volume id. The leader assigns and frees them; every process finds them."""
+    """The slots, by volume id. The leader assigns and frees them (from several threads: volumes
+    load in parallel, so a slot is taken under `_lock`); every process finds them."""
 
     def __init__(self, block: SharedBlock) -> None:
         self._block = block
         self._w = block.words
+        self._lock = threading.Lock()
 
     def _slot_vid(self, index: int) -> int:
         return self._w[LAYOUT.volumes + index * WORDS_PER_SLOT + _VID]
@@ -153,6 +157,10 @@ class VolumeTable:
 
     def publish_ec(self, mounted: dict[tuple[int, int], int]) -> None:
         """The leader's EC mounts now (each (disk id, vid) with its shard mask); the rest freed."""
+        with self._lock:
+            self._publish_ec(mounted)
+
+    def _publish_ec(self, mounted: dict[tuple[int, int], int]) -> None:
         for key, mask in mounted.items():
             k = _ec_key(*key)
             slot = self._find_key(k) or self._free_slot(k)
@@ -166,28 +174,30 @@ class VolumeTable:
     def assign(self, vid: int, *, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int,
                flags: int) -> SharedSlot:
         """The leader mounts a volume: its slot (the one it had, or a free one), a new generation."""
-        slot = self.find(vid) or self._free_slot(vid + 1)
-        slot.lock()
-        try:
-            b = slot._base
-            self._w[b + _WRITER] = 0
-            self._w[b + _FLAGS] = flags
-            self._w[b + _MODIFIED] = last_modified
-            slot.publish(dat_end, idx_end, last_append_ns, last_modified)
-            slot.bump_generation()
-            self._w[b + _VID] = vid + 1
-        finally:
-            slot.unlock()
+        with self._lock:
+            slot = self.find(vid) or self._free_slot(vid + 1)
+            slot.lock()
+            try:
+                b = slot._base
+                self._w[b + _WRITER] = 0
+                self._w[b + _FLAGS] = flags
+                self._w[b + _MODIFIED] = last_modified
+                slot.publish(dat_end, idx_end, last_append_ns, last_modified)
+                slot.bump_generation()
+                self._w[b + _VID] = vid + 1
+            finally:
+                slot.unlock()
         return slot
 
     def free(self, vid: int) -> None:
         """The leader unmounted or deleted a volume: a process still holding it reopens and finds none."""
-        slot = self.find(vid)
-        if slot is None:
-            return
-        slot.lock()
-        try:
-            slot.bump_generation()
-            self._w[slot._base + _VID] = 0
-        finally:
-            slot.unlock()
+        with self._lock:
+            slot = self.find(vid)
+            if slot is None:
+                return
+            slot.lock()
+            try:
+                slot.bump_generation()
+                self._w[slot._base + _VID] = 0
+            finally:
+                slot.unlock()

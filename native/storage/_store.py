@@ -331,7 +331,7 @@ class Store(VolumeLookup):
         assert table is not None and not self.locations[0].leader
         wanted = table.vids()
         for loc in self.locations:
-            for v in loc.volumes():
+            for v in loc.held_volumes():
                 slot = wanted.get(v.id)
                 if slot is None or slot.index != v.shared.index:
                     loc.forget_volume(v.id)
@@ -375,11 +375,12 @@ class Store(VolumeLookup):
 
     # needles -----------------------------------------------------------------------------------
 
-    def write_needle(self, vid: int, needle: Needle, *, check_cookie: bool = True, fsync: bool = False) -> WriteResult:
+    def write_needle(self, vid: int, needle: Needle, *, check_cookie: bool = True, fsync: bool = False,
+                     blocking: bool = True) -> WriteResult:
         v = self.find_volume(vid)
         if v is None:
             raise VolumeNotFound(f"volume {vid} not found")
-        return v.write_needle(needle, check_cookie=check_cookie, fsync=fsync)
+        return v.write_needle(needle, check_cookie=check_cookie, fsync=fsync, blocking=blocking)
 
     def read_needle(self, vid: int, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> Needle:
         return self.volume(vid).read_needle(needle_id, cookie, read_deleted=read_deleted)
@@ -390,11 +391,12 @@ class Store(VolumeLookup):
     def open_needle_stream(self, vid: int, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
         return self.volume(vid).open_needle_stream(needle_id, cookie, read_deleted=read_deleted)
 
-    def delete_needle(self, vid: int, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
+    def delete_needle(self, vid: int, needle_id: int, cookie: int | None = None, *, checksum: int | None = None,
+                      blocking: bool = True) -> int:
         v = self.volume(vid)
         if v.no_write_or_delete:
             raise ReadOnly(f"volume {vid} is read only")
-        return v.delete_needle(needle_id, cookie, checksum=checksum)
+        return v.delete_needle(needle_id, cookie, checksum=checksum, blocking=blocking)
 
     def __repr__(self) -> str:
         return f"<Store {[loc.directory for loc in self.locations]}>"

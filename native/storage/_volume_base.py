@@ -148,16 +148,21 @@ class VolumeBase:
     def offset_bytes(self) -> int:
         return self.codec.offsets.width
 
+    # What the volume holds now, with the appends of the server's other processes (`_follow`).
+
     @property
     def dat_size(self) -> int:
+        self._follow()
         return self._dat_size
 
     @property
     def idx_size(self) -> int:
+        self._follow()
         return self._idx_size
 
     @property
     def content_size(self) -> int:
+        self._follow()
         return self.nm.file_bytes
 
     @property
@@ -189,12 +194,14 @@ class VolumeBase:
         return self.read_only_reasons().read_only
 
     def counters(self) -> MapCounters:
+        self._follow()
         return self.nm.counters()
 
     def is_empty(self) -> bool:
+        self._follow()
         return self._dat_size <= SUPER_BLOCK_SIZE and self.nm.file_bytes == 0
 
-    def _follow(self) -> None:
+    def _follow(self, blocking: bool = True) -> None:
         """Catch up with the other processes serving this volume (`_volume_shared`); alone, nothing."""
 
     def stats(self) -> VolumeStats:
@@ -227,6 +234,7 @@ class VolumeBase:
     def garbage_level(self) -> float:
         """Go's garbageLevel: deleted bytes / content bytes; a map that counted deletions but
         not their sizes (one rebuilt from `.sdx`) falls back to the `.dat` size."""
+        self._follow()
         c = self.nm.counters()
         if c.file_bytes == 0:
             return 0.0
@@ -238,6 +246,7 @@ class VolumeBase:
 
     def expired(self, volume_size_limit: int, now_s: int | None = None) -> bool:
         """Go's Volume.expired: a TTL volume untouched for longer than its TTL."""
+        self._follow()
         if volume_size_limit == 0 or self._dat_size <= SUPER_BLOCK_SIZE or self.ttl.minutes == 0:
             return False
         now_s = int(time.time()) if now_s is None else now_s
@@ -336,6 +345,21 @@ class _ReadGate:
                 raise StorageError(f"volume {v.id} is closed")
             v._readers += 1
 
+    def enter_nowait(self) -> bool:
+        """`__enter__` for the event loop: False instead of waiting (a swap, a busy lock)."""
+        v = self._v
+        if not v._io.acquire(blocking=False):
+            return False
+        try:
+            if v._swapping:
+                return False
+            if v._closed:
+                raise StorageError(f"volume {v.id} is closed")
+            v._readers += 1
+            return True
+        finally:
+            v._io.release()
+
     def __exit__(self, *exc: object) -> None:
         v = self._v
         with v._io:
@@ -364,5 +388,3 @@ def _fd_writable(fd: int) -> bool:
     except OSError:
         return False
     return (flags & os.O_ACCMODE) in (os.O_RDWR, os.O_WRONLY)
-
-

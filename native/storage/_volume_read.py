@@ -31,6 +31,7 @@ from ._scrub import read_bytes_error
 from ._stream import NeedleStream
 from ._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION1, actual_size
 from ._volume_base import RecordInfo, VolumeBase
+from ._volume_shared import WouldBlock
 
 __all__ = ["VolumeReads", "PlainRead"]
 
@@ -67,8 +68,8 @@ class VolumeReads(VolumeBase):
 
     # reads -------------------------------------------------------------------------------------
 
-    def needle_value(self, needle_id: int) -> NeedleValue | None:
-        self._follow()
+    def needle_value(self, needle_id: int, *, blocking: bool = True) -> NeedleValue | None:
+        self._follow(blocking)
         return self.nm.get(needle_id)
 
     def _locate(self, needle_id: int, read_deleted: bool) -> tuple[int, int] | None:
@@ -93,20 +94,29 @@ class VolumeReads(VolumeBase):
         *,
         read_deleted: bool = False,
         verify_crc: bool = True,
+        blocking: bool = True,
     ) -> Needle:
         """The whole needle, CRC-checked. `cookie` None skips the cookie check.
 
         Like Go: an entry of size 0 returns an empty needle without reading (or checking the
-        cookie); a TTL-expired needle is NotFound; a wrong cookie is CookieMismatch.
+        cookie); a TTL-expired needle is NotFound; a wrong cookie is CookieMismatch. Not
+        `blocking` (the event loop): WouldBlock instead of waiting for a lock or a swap.
         """
-        self._follow()
-        with self._reading():
+        self._follow(blocking)
+        gate = self._reading()
+        if blocking:
+            gate.__enter__()
+        elif not gate.enter_nowait():
+            raise WouldBlock(f"volume {self.id} is swapping its files")
+        try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
             raw = os.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
             n = self._decode_at(raw, offset, size, verify_crc)
+        finally:
+            gate.__exit__()
         self._check_ttl_and_cookie(n, cookie)
         return n
 
@@ -121,7 +131,11 @@ class VolumeReads(VolumeBase):
         then reports it with Go's error. No cookie check: the caller compares.
         """
         version = self.super_block.version
-        if version == VERSION1 or not self.follow_nowait():
+        if version == VERSION1:
+            return None
+        try:
+            self._follow(False)
+        except WouldBlock:
             return None
         loc = self.nm.locate(needle_id)
         if loc is None:
@@ -130,9 +144,14 @@ class VolumeReads(VolumeBase):
         if units == 0 or size <= DATA_SIZE_SIZE or size > limit:
             return None
         length = actual_size(size, version)
-        with self._gate:
+        gate = self._gate
+        if not gate.enter_nowait():  # a compaction commit is swapping the files: the full path waits
+            return None
+        try:
             fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
             raw = os.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+        finally:
+            gate.__exit__()
         if len(raw) < length:
             return None
         cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
@@ -252,4 +271,3 @@ class VolumeReads(VolumeBase):
                 raise Corrupted(f"volume {self.id}: record at {pos} needs {length} bytes, .dat ends at {end}")
             yield RecordInfo(pos, h, length)
             pos += length
-

@@ -85,11 +85,15 @@ class VolumeSharing(VolumeBase):
 
     # reads (call before entering the read gate: a reopen waits for the gate's readers) -----------
 
-    def _follow(self) -> None:
+    def _follow(self, blocking: bool = True) -> None:
+        """Apply what other processes committed. Not `blocking`: WouldBlock instead of a reopen
+        or a wait for another thread that is catching up."""
         s = self.shared
         if s is None or (s.idx_end == self._idx_size and s.generation == self._shared_gen):
             return
         if s.generation != self._shared_gen or s.vid != self.id:
+            if not blocking:
+                raise WouldBlock(f"volume {self.id} must be reopened")
             with self._write_lock:
                 s.lock()
                 try:
@@ -99,25 +103,12 @@ class VolumeSharing(VolumeBase):
             return
         lock = self._follow_lock
         assert lock is not None
-        with lock:
-            self._apply_committed(s)
-
-    def follow_nowait(self) -> bool:
-        """`_follow` for the event loop: False when it would wait (a reopen, a busy lock)."""
-        s = self.shared
-        if s is None or (s.idx_end == self._idx_size and s.generation == self._shared_gen):
-            return True
-        if s.generation != self._shared_gen or s.vid != self.id:
-            return False
-        lock = self._follow_lock
-        assert lock is not None
-        if not lock.acquire(blocking=False):
-            return False
+        if not lock.acquire(blocking=blocking):
+            raise WouldBlock(f"volume {self.id} is being caught up by another thread")
         try:
             self._apply_committed(s)
         finally:
             lock.release()
-        return True
 
     def _apply_committed(self, s: SharedSlot) -> None:
         """Follow lock held: the rows committed since, the committed `.dat` end, clocks and flags."""

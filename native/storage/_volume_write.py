@@ -79,6 +79,7 @@ class VolumeWrites(VolumeReads):
         the stored cookie is adopted, as Go does for replicated batch deletes). With `blocking`
         off, WouldBlock instead of waiting for a lock (the event loop's fast path).
         """
+        self._follow(blocking)  # the read-only marks as every process of the server has them
         self._check_writable()
         if n.ttl == EMPTY_TTL and self.ttl != EMPTY_TTL:
             n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=self.ttl)
@@ -162,15 +163,17 @@ class VolumeWrites(VolumeReads):
                 raise StorageError(f"fsync volume {self.id}: {exc}") from exc
             self._synced_upto = target
 
-    def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
+    def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None,
+                      blocking: bool = True) -> int:
         """Append a tombstone; returns the deleted record's Size (0 if nothing was live).
 
         With a cookie: the stored cookie must match, and the tombstone carries the deleted
         data's CRC (pass `checksum` when the needle was already read, to skip a second read).
         With `cookie=None` (skip-cookie batch deletes) the tombstone has cookie 0 and CRC 0.
-        Raises NotFound for an expired needle, like Go's read-before-delete.
+        Raises NotFound for an expired needle, like Go's read-before-delete. Not `blocking`:
+        WouldBlock instead of waiting for a lock.
         """
-        self._follow()
+        self._follow(blocking)
         if self.no_write_or_delete:
             raise ReadOnly(f"volume {self.id} is read only")
         nv = self.nm.get(needle_id)
@@ -180,9 +183,9 @@ class VolumeWrites(VolumeReads):
         if cookie is not None:
             tomb_cookie = cookie
             if checksum is None and nv.size > 0:
-                n = self.read_needle(needle_id, cookie)
+                n = self.read_needle(needle_id, cookie, blocking=blocking)
                 tomb_crc = n.checksum or 0
-        with self._appending():
+        with self._appending(blocking):
             nv2 = self.nm.get(needle_id)
             if nv2 is None or nv2.size < 0:
                 return 0
@@ -226,6 +229,7 @@ class VolumeWrites(VolumeReads):
         The v3 timestamp is replaced with a fresh one. Returns False when the identical
         needle is already stored (nothing appended).
         """
+        self._follow()
         self._check_writable()
         # Go 4.48's checks, in its order: a blob must be exactly the record its size makes (a
         # longer one used to be cut to that length, so two replicas could hold different bytes)
@@ -265,4 +269,3 @@ class VolumeWrites(VolumeReads):
             self.nm.put(needle_id, offset // PADDING_SIZE, size)
             self._append_idx(self.codec.encode(needle_id, offset // PADDING_SIZE, size))
         return True
-

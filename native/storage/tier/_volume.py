@@ -22,6 +22,7 @@ from .._errors import Corrupted, StorageError
 from .._idx import IdxCodec
 from .._needle import Needle, decode_needle
 from .._needle_map import NeedleMap
+from .._volume_shared import WouldBlock
 from .._replica import ReplicaPlacement
 from .._stream import NeedleStream
 from .._superblock import SuperBlock
@@ -210,7 +211,9 @@ class TieredVolume(Volume):
     # reads ------------------------------------------------------------------------------------
 
     def read_needle(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False,
-                    verify_crc: bool = True) -> Needle:
+                    verify_crc: bool = True, blocking: bool = True) -> Needle:
+        if not blocking:  # a remote read: never on the event loop
+            raise WouldBlock(f"volume {self.id} reads from remote storage")
         self._follow()
         with self._reading():
             loc = self._locate(needle_id, read_deleted)
@@ -244,9 +247,12 @@ class TieredVolume(Volume):
 
     # writes -----------------------------------------------------------------------------------
 
-    def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None) -> int:
+    def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None,
+                      blocking: bool = True) -> int:
         """Go's delete on a tiered volume: an offset-0 tombstone row in `.idx`, nothing remote.
         With a cookie, the stored one must match (the record is read from the remote)."""
+        if not blocking:  # it may read from remote storage: never on the event loop
+            raise WouldBlock(f"volume {self.id} reads from remote storage")
         self._follow()
         nv = self.nm.get(needle_id)
         if nv is None or nv.size < 0:

@@ -1,0 +1,177 @@
+"""A volume served by several processes (native/storage/_shared.py, _volume_shared.py), driven
+directly: two views of one volume's files in two processes (or one process and a thread), and
+the event loop's calls that never wait for a lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+
+from native.http._common import storage_call
+from native.storage import Needle, Store, Volume, VolumeTable, WouldBlock
+from weedpy.sharedmem import SharedBlock
+
+VID = 3
+
+
+def mk(nid: int, data: bytes) -> Needle:
+    return Needle(id=nid, cookie=0x1234, data=data)
+
+
+def _shared_pair(tmp_path: Path) -> tuple[Store, Store, SharedBlock]:
+    """A leader's store and a worker's store over the same directory and shared block."""
+    block = SharedBlock.create()
+    leader = Store.open([str(tmp_path)], max_counts=8)
+    leader.share(VolumeTable(block), leader=True)
+    leader.allocate_volume(VID)
+    worker = Store.open([str(tmp_path)], max_counts=8, load=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.sync_shared()
+    return leader, worker, block
+
+
+def test_each_view_sees_what_the_other_appended(tmp_path: Path) -> None:
+    leader, worker, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"from the leader"))
+    worker.write_needle(VID, mk(2, b"from the worker"))
+    assert worker.read_needle(VID, 1).data == b"from the leader"
+    assert leader.read_needle(VID, 2).data == b"from the worker"
+    assert worker.delete_needle(VID, 1, 0x1234) > 0
+    with pytest.raises(Exception, match="deleted"):
+        leader.read_needle(VID, 1)
+    # both count the same, as Go's one process would
+    assert leader.volume(VID).stats().file_count == worker.volume(VID).stats().file_count == 2
+    assert leader.volume(VID).stats().delete_count == worker.volume(VID).stats().delete_count == 1
+
+
+def test_a_torn_append_is_cut_before_the_next(tmp_path: Path) -> None:
+    leader, worker, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"committed"))
+    v = worker.volume(VID)
+    slot = v.shared
+    committed = (slot.dat_end, slot.idx_end)
+    # a writer that died mid-append: bytes past the committed ends and its mark left behind
+    slot.lock()
+    slot.set_writer(999_999)
+    os.pwrite(v._dat_fd, b"torn garbage", committed[0])
+    slot.unlock()
+    leader.write_needle(VID, mk(2, b"next"))
+    lv = leader.volume(VID)
+    assert lv.read_needle(2).data == b"next" and lv.read_needle(1).data == b"committed"
+    assert os.path.getsize(lv.dat_path) == lv.shared.dat_end  # the garbage is gone, not built on
+    assert worker.read_needle(VID, 2).data == b"next"
+
+
+def test_a_compaction_commit_reopens_the_other_view(tmp_path: Path) -> None:
+    leader, worker, _ = _shared_pair(tmp_path)
+    for i in range(1, 21):
+        leader.write_needle(VID, mk(i, bytes([i]) * 500))
+    for i in range(1, 21, 2):
+        worker.delete_needle(VID, i, 0x1234)
+    w = worker.volume(VID)
+    before = w._shared_gen
+    for _ in leader.compact_volume(VID):
+        pass
+    leader.commit_compact_volume(VID)
+    assert w.shared.generation != before
+    assert worker.read_needle(VID, 2).data == bytes([2]) * 500  # reopened on the compacted files
+    assert w._shared_gen == w.shared.generation and w.dat_size == leader.volume(VID).dat_size
+    worker.write_needle(VID, mk(99, b"after the commit"))  # appended to the new files
+    assert leader.read_needle(VID, 99).data == b"after the commit"
+
+
+def test_marks_and_removal_reach_the_other_view(tmp_path: Path) -> None:
+    leader, worker, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"x"))
+    leader.mark_volume_readonly(VID)
+    with pytest.raises(Exception, match="read only"):
+        worker.write_needle(VID, mk(2, b"refused"))
+    leader.mark_volume_writable(VID)
+    worker.write_needle(VID, mk(2, b"allowed"))
+    leader.delete_volume(VID)
+    assert worker.find_volume(VID) is None  # gone at once, and closed at the next sync
+    worker.sync_shared()
+    assert worker.volumes() == []
+
+
+def _hold_slot_lock(fd: int, index: int, held: multiprocessing.synchronize.Event,
+                    release: multiprocessing.synchronize.Event) -> None:
+    block = SharedBlock.attach(fd)
+    block.lock(index)
+    held.set()
+    release.wait(30)
+    block.unlock(index)
+
+
+def test_another_process_appending_makes_the_event_loop_write_wait_elsewhere(tmp_path: Path) -> None:
+    leader, _, block = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    ctx = multiprocessing.get_context("fork")
+    held, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold_slot_lock, args=(block.fd, v.shared.index, held, release))
+    other.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(WouldBlock):
+            leader.write_needle(VID, mk(1, b"not now"), blocking=False)
+
+        async def main() -> int:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.to_thread.run_sync, lambda: (release.wait(0.3) or True) and release.set())
+                result = await storage_call(leader.write_needle, VID, mk(1, b"in a thread"))
+            return result.size
+
+        assert trio.run(main) == len(b"in a thread")
+    finally:
+        release.set()
+        other.join(10)
+    assert leader.read_needle(VID, 1).data == b"in a thread"
+
+
+def test_the_event_loop_never_waits_for_a_local_writer_or_a_swap(tmp_path: Path) -> None:
+    v = Volume.create(tmp_path, VID)
+    v.write_needle(mk(1, b"hello"))
+    with v._write_lock:  # another thread holds the volume (an fsync, a commit)
+        done = []
+        t = threading.Thread(target=lambda: done.append(pytest.raises(WouldBlock, v.write_needle, mk(2, b"x"),
+                                                                       blocking=False)))
+        t.start()
+        t.join()
+        assert done
+    with v._io:
+        v._swapping = True  # a compaction commit swapping the files
+    try:
+        assert v.read_plain(1, 1 << 20) is None  # the fast path gives way to the full one
+        with pytest.raises(WouldBlock):
+            v.read_needle(1, blocking=False)
+    finally:
+        with v._io:
+            v._swapping = False
+            v._io.notify_all()
+    assert v.read_needle(1, blocking=False).data == b"hello"
+
+
+def test_volumes_load_in_parallel_threads_into_distinct_slots(tmp_path: Path) -> None:
+    """The leader loads volumes in several threads: each one gets a slot of its own."""
+    seed = Store.open([str(tmp_path)], max_counts=64)
+    for vid in range(1, 41):
+        seed.allocate_volume(vid)
+        seed.write_needle(vid, mk(1, b"v%d" % vid))
+    seed.close()
+    block = SharedBlock.create()
+    leader = Store.open([str(tmp_path)], max_counts=64, load=False)
+    leader.share(VolumeTable(block), leader=True)
+    leader.discover()
+    leader.load_pending(threads=8)
+    table = VolumeTable(block).vids()
+    assert sorted(table) == list(range(1, 41))
+    assert len({slot.index for slot in table.values()}) == 40
+    worker = Store.open([str(tmp_path)], max_counts=64, load=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.sync_shared()
+    assert [worker.read_needle(vid, 1).data for vid in range(1, 41)] == [b"v%d" % vid for vid in range(1, 41)]
