@@ -77,7 +77,8 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
 
 def serve(cfg: VolumeConfig) -> int:
     """Run the server the configuration describes, in its mode."""
-    sink = configure_logging(cfg.log_level)
+    several = cfg.workers > 1 and cfg.mode in (Mode.NATIVE, Mode.PROXY)  # mixed mode runs one process
+    sink = configure_logging(cfg.log_level, worker=0 if several else None)
     try:
         security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
     except (OSError, ValueError) as exc:

@@ -58,6 +58,8 @@ class LineSink:
         self.chain_list: list[Any] = []
         self.wrapper: Any = None
         self.level = logging.INFO
+        # The fields configure_logging adds to every event (`, "worker": 1`), as JSON text.
+        self.extra_text = ""
 
     def __call__(self, *args: Any) -> "LineSink":
         """structlog's logger factory: every logger writes here."""
@@ -116,12 +118,20 @@ def _fileno(stream: TextIO) -> int | None:
         return None
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None, buffered: bool = False) -> LineSink:
-    """JSON lines; cached loggers; no stdlib bridge on the hot path. Returns the sink to flush."""
+def configure_logging(
+    level: str = "info", stream: TextIO | None = None, buffered: bool = False, worker: int | None = None,
+) -> LineSink:
+    """JSON lines; cached loggers; no stdlib bridge on the hot path. Returns the sink to flush.
+
+    `worker`: the process's number in a server of several processes (0: the leader); every event
+    then says which process wrote it, since they share one stderr."""
     sink = LineSink(stream or sys.stderr, buffered)
     atexit.register(sink.flush)
-    processors = [
-        structlog.contextvars.merge_contextvars,
+    processors: list[Any] = [structlog.contextvars.merge_contextvars]
+    if worker is not None:
+        processors.append(_AddFields({"worker": worker}))
+        sink.extra_text = ', "worker": ' + int.__repr__(worker)
+    processors += [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
@@ -137,6 +147,23 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, buffere
         cache_logger_on_first_use=True,
     )
     return sink
+
+
+class _AddFields:
+    """A processor adding fixed fields to every event (compared by value: FastEvent checks that
+    the active chain is the one configure_logging installed)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = dict(fields)
+
+    def __call__(self, _logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.update(self.fields)
+        return event_dict
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _AddFields) and other.fields == self.fields
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def get_logger(name: str, **initial: Any) -> structlog.typing.FilteringBoundLogger:
@@ -231,7 +258,7 @@ class FastEvent:
     text they render to is remembered per combination, so only the others are rendered.
     """
 
-    __slots__ = ("_log", "_event", "_fields", "_keys", "_head", "_tail", "_repeating", "_prefixes", "_clock")
+    __slots__ = ("_log", "_event", "_fields", "_keys", "_head", "_event_text", "_repeating", "_prefixes", "_clock")
 
     def __init__(self, logger_name: str, event: str, fields: Sequence[str], repeating: int = 0) -> None:
         reserved = {"logger_name", "event", "level", "timestamp"}.intersection(fields)
@@ -244,7 +271,7 @@ class FastEvent:
         self._fields = tuple(fields)
         self._keys = tuple(", " + _encode_str(f) + ": " for f in fields)
         self._head = '{"logger_name": ' + _encode_str(logger_name)
-        self._tail = ', "event": ' + _encode_str(event) + ', "level": "info", "timestamp": "'
+        self._event_text = ', "event": ' + _encode_str(event)
         self._repeating = repeating
         self._prefixes: dict[tuple[Any, ...], str] = {}
         self._clock = _Clock()
@@ -278,7 +305,7 @@ class FastEvent:
         if line is None:
             self._slow(values)
             return
-        sink.msg(line + self._tail + self._clock.now() + '"}')
+        sink.msg(line + self._event_text + sink.extra_text + ', "level": "info", "timestamp": "' + self._clock.now() + '"}')
 
     def _render(self, text: str, first: int, values: Sequence[Any]) -> str | None:
         parts = [text]

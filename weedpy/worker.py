@@ -50,7 +50,7 @@ def main() -> int:
     control = socket.socket(fileno=int(fd))
     init = _read_init(control)
     cfg = parse_volume_args(init["argv"], config_dir=init.get("config_dir"))
-    sink = configure_logging(cfg.log_level)
+    sink = configure_logging(cfg.log_level, worker=init["worker"])
     security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
     routes = load_route_table(cfg.routes_file)
     socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}

@@ -147,3 +147,17 @@ def test_remembered_prefixes_render_as_structlog(values, restore_structlog) -> N
     lines = _lines(out)
     for fast, slow in zip(lines[::2], lines[1::2]):
         assert _without_time(fast)[0] == _without_time(slow)[0]
+
+
+@given(values=st.tuples(*[scalars for _ in FIELDS]), worker=st.integers(min_value=0, max_value=64))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_worker_number_on_every_line(values, worker, restore_structlog) -> None:
+    """A process of a multi-process server names itself on every event, fast or not."""
+    out = io.StringIO()
+    configure_logging("info", stream=out, worker=worker)
+    FastEvent("gateway.http", "http", FIELDS)(*values)
+    get_logger("gateway.http").info("http", **dict(zip(FIELDS, values)))
+    get_logger("serve.workers").warning("other")
+    fast, slow, other = _lines(out)
+    assert _without_time(fast)[0] == _without_time(slow)[0]
+    assert [json.loads(line)["worker"] for line in (fast, slow, other)] == [worker] * 3

@@ -9,6 +9,7 @@ process the other one is frozen (SIGSTOP) for that step.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import signal
@@ -99,6 +100,12 @@ def test_each_process_serves_what_the_other_acknowledged(server: VolumeProc) -> 
     # and every needle counted once by the process that reports to the master
     status = call(server.grpc_port, "VolumeStatus", vs.VolumeStatusRequest(volume_id=VID), vs.VolumeStatusResponse)
     assert status.ok
+    # every log line names the process that wrote it: the writes above landed on both
+    time.sleep(0.5)  # request lines are flushed every 0.1 s
+    events = [json.loads(line) for line in server.proc.log_path.read_text().splitlines() if line.startswith("{")]
+    assert all(e.get("worker") in (0, 1) for e in events), [e for e in events if e.get("worker") not in (0, 1)][:3]
+    writers = {e["worker"] for e in events if e.get("event") == "http" and e.get("route") == "admin.write"}
+    assert writers == {0, 1}
 
 
 def test_fresh_connections_never_read_stale(server: VolumeProc) -> None:
