@@ -124,6 +124,8 @@ def main() -> int:
     p.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--workers", type=int, default=1,
+                   help="-workers of the server; only the leader (which alone serves gRPC) is sampled")
     p.add_argument("--keep", help="also write the collapsed stacks (flamegraph input) here")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -136,7 +138,8 @@ def main() -> int:
     server = None
     try:
         server = start_weedpy_volume(base, master, extra=[f"-mode={args.mode}", f"-max={VOLUMES + 2}",
-                                                          f"-logLevel={args.log_level}"])
+                                                          f"-logLevel={args.log_level}",
+                                                          f"-workers={args.workers}"])
         wait_for_volume_server(master, f"127.0.0.1:{server.port}")
         httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120).raise_for_status()
         vids = ",".join(str(v) for v in range(1, VOLUMES + 1))
