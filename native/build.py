@@ -182,8 +182,15 @@ def build_parts(
     app = NativeHttp(ctx, weed_binary)
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))
     services = Services(ctx, master, state_file, guard, read_only_view=read_only_view)
-    if state_changed is not None:
-        services.state_changed = state_changed
+
+    async def rpc_changed_state() -> None:
+        """Before a state-changing rpc answers: the workers applied it, and the master was sent
+        the heartbeat that reports the volumes it added or removed."""
+        if state_changed is not None:
+            await state_changed()
+        await master.changes_reported()
+
+    services.state_changed = rpc_changed_state
     router = build_router(services)
     parts = NativeParts(ctx, app, router, master, state_file)
     parts_ref.append(parts)

@@ -44,6 +44,8 @@ CHECK_RETRY_SECONDS = 1.79  # Go's checkWithMaster pause between rounds of the s
 BACKOFF_FIRST = 0.25
 RPC_TIMEOUT = 10.0
 _OPTIONS = ChannelOptions(connect_timeout=3.0)
+# How long an rpc that added or removed volumes waits for the heartbeat that tells the master.
+REPORT_WAIT_SECONDS = 2.0
 
 Snapshot = Callable[[], Awaitable[StoreSnapshot]]
 StateProto = Callable[[], volume_server_pb2.VolumeServerState]
@@ -100,6 +102,10 @@ class MasterClient:
         self.pulse = pulse
         self._heartbeating = heartbeat
         self._wake = _Wake()
+        # notify_changed calls so far, and how many of them a heartbeat sent to the master covers
+        self._changes_asked = 0
+        self._changes_sent = 0
+        self._changes_moved = trio.Event()
         self._session_done: trio.Event | None = None
         self._current: MasterAddress | None = None
         self._cache: dict[int, tuple[float, list[Location]]] = {}
@@ -198,8 +204,28 @@ class MasterClient:
 
     def notify_changed(self) -> None:
         """Volumes were added or removed: send a delta now."""
+        self._changes_asked += 1
         self._wake.changed = True
         self._wake.poke()
+
+    async def changes_reported(self, timeout: float = REPORT_WAIT_SECONDS) -> None:
+        """Until a heartbeat covering every change notified so far has gone to the master (at most
+        `timeout`; at once without an open stream). An rpc that allocates or mounts a volume then
+        answers after the master can know it, so a client that writes to it with replication right
+        away finds every copy (Go's delta goes out just after its answer; a slower server loses
+        that race)."""
+        target = self._changes_asked
+        with trio.move_on_after(timeout):
+            while self._changes_sent < target and self._current is not None:
+                await self._changes_moved.wait()
+
+    def _changes_covered(self, asked: int) -> None:
+        self._changes_sent = max(self._changes_sent, asked)
+        self._wake_reporters()
+
+    def _wake_reporters(self) -> None:
+        self._changes_moved.set()
+        self._changes_moved = trio.Event()
 
     def request_full(self) -> None:
         self._wake.full = True
@@ -286,16 +312,19 @@ class MasterClient:
         finally:
             done.set()
             self._session_done = None
+            self._wake_reporters()  # waiters look again: the stream they waited on is gone
 
     async def _stream(self, master: MasterAddress) -> str | None:
         async with Channel(master.host, master.grpc_port, options=self._options) as ch:
             async with ch.stream_stream(SEND_HEARTBEAT, master_pb2.HeartbeatResponse) as call:
                 self.hb.reset()
                 self._wake.rearm()
+                asked = self._changes_asked
                 snap = await self._snapshot()
                 await call.send_message(self.hb.full(snap, self._state_proto()))
                 await call.send_message(self.hb.ec_full(snap))
                 self._current = master
+                self._changes_covered(asked)
                 log.info("heartbeat stream open", master=master.dotted)
                 result: list[str | None] = [None]
                 received_all = trio.Event()
@@ -322,6 +351,7 @@ class MasterClient:
                 return True
             due = wake.full or trio.current_time() >= next_full
             changed = wake.changed
+            asked = self._changes_asked
             wake.rearm()
             snap = await self._snapshot()
             if due:
@@ -334,6 +364,7 @@ class MasterClient:
             ec_delta = self.hb.ec_delta(snap)  # EC shards go by delta (the full heartbeat omits them)
             if ec_delta is not None:
                 await call.send_message(ec_delta)
+            self._changes_covered(asked)
 
     async def _receive(
         self, call, master: MasterAddress, result: list[str | None], scope: trio.CancelScope, finished: trio.Event,
