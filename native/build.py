@@ -42,9 +42,11 @@ log = get_logger("native.server")
 GRPC_OPTIONS = ServerOptions(max_send_message_length=None)
 
 
-def open_store(cfg: VolumeConfig, *, load: bool = True) -> Store:
+def open_store(cfg: VolumeConfig, *, load: bool = True, discover: bool = True) -> Store:
     """The store `weed volume -dir -max -disk -tags -minFreeSpace -dir.idx` describes (blocking).
-    With `load=False` its volumes are only discovered; `Store.load_pending` loads them."""
+    With `load=False` its volumes are only discovered (`Store.load_pending` loads them), and with
+    `discover=False` too not even that: a worker process follows its leader's volume table and
+    must not take the leader's files in progress for leftovers (nor wait for volumes it skipped)."""
     n = len(cfg.dirs)
     frees = parse_min_free_spaces(cfg["minFreeSpace"], cfg["minFreeSpacePercent"], n)
     disk_text = cfg["disk"]
@@ -54,7 +56,7 @@ def open_store(cfg: VolumeConfig, *, load: bool = True) -> Store:
         disk_types=disks, tags=cfg.folder_tags(), min_free_spaces=frees,
         offset_bytes=cfg["offsetBytes"] or DEFAULT_OFFSET_BYTES, load=load,
     )
-    if not load:
+    if not load and discover:
         try:
             store.discover()
         except BaseException:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -32,10 +32,14 @@ __all__ = ["load_volumes"]
 log = get_logger("native.loading")
 
 
-async def load_volumes(store: Store, notify_changed: Callable[[], None], state: ServerState | None = None) -> None:
+async def load_volumes(
+    store: Store, notify_changed: Callable[[], None], state: ServerState | None = None,
+    settled: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Load every discovered volume, calling `notify_changed` (in trio) after each. On
     cancellation the loads in progress finish in their threads and the rest are skipped.
-    `state.volumes_loading` says so meanwhile (worker processes answer /healthz from it)."""
+    `state.volumes_loading` says so meanwhile (worker processes answer /healthz from it), until
+    `settled()` (the worker processes serve every volume loaded) has returned."""
     if state is not None:
         state.volumes_loading = True
     stop = threading.Event()
@@ -51,9 +55,12 @@ async def load_volumes(store: Store, notify_changed: Callable[[], None], state: 
 
     work = functools.partial(store.load_pending, on_loaded=loaded, should_stop=stop.is_set)
     try:
-        await trio.to_thread.run_sync(work, abandon_on_cancel=True)
-    except OffsetWidthMismatch as exc:  # a volume without a .vif whose .idx only fits the other width
-        log.error("volume not loaded", error=str(exc))
+        try:
+            await trio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except OffsetWidthMismatch as exc:  # a volume without a .vif whose .idx only fits the other width
+            log.error("volume not loaded", error=str(exc))
+        if settled is not None:  # ready means served by every process
+            await settled()
     finally:
         stop.set()
         if state is not None:

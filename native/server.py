@@ -78,7 +78,8 @@ class NativeServer:
         )
         grpc = GrpcFront(self.routes, {Target.NATIVE: NamedTarget("native", parts.router)})
         nursery.start_soon(check_disks, self._store)
-        nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state)
+        nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state,
+                           self._sync_workers if share is not None else None)
         workers = None
         if share is not None:
             workers = WorkerSpec(cfg.workers, self._worker_init, self._attach_workers, (share.block.fd,))

@@ -48,7 +48,7 @@ class NativeWorker:
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
         cfg = self.cfg
         try:
-            store = await trio.to_thread.run_sync(functools.partial(open_store, cfg, load=False))
+            store = await trio.to_thread.run_sync(functools.partial(open_store, cfg, load=False, discover=False))
         except Exception as exc:  # noqa: BLE001 - any store failure ends start-up with its message
             raise StartupError(f"cannot open the store: {exc}") from exc
         store.share(VolumeTable(self.share.block), leader=False)
