@@ -19,7 +19,8 @@ from weedpy.http1 import UpstreamPool
 from weedpy.security import SecurityConfig
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
-from weedpy.serve.routes import RouteTable, Target
+from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.routes import Target
 
 __all__ = ["ProxyWorker", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
 
@@ -57,7 +58,7 @@ class _PublishedBackend:
 class ProxyWorker:
     """A weedpy.serve `WorkerServer`: the proxy's HTTP front in a worker process."""
 
-    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, init: dict[str, Any],
+    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: LiveRoutes, init: dict[str, Any],
                  buffer_size: int) -> None:
         self.cfg = cfg
         self.routes = routes

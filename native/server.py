@@ -35,6 +35,7 @@ from weedpy.serve.grpc_front import GrpcFront, NamedTarget
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
+from weedpy.serve.live_routes import LiveRoutes, RoutesApi
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
 from weedpy.sharedmem import ProcessShare, SharedBlock
@@ -53,6 +54,7 @@ class NativeServer:
         self.cfg = cfg
         self.security = security
         self.routes = routes
+        self.live = LiveRoutes(routes, mode="native", path=cfg.routes_file)  # SIGHUP and the admin API change it
         self.parts: NativeParts | None = None
         self._store = None
         self._front_state = FrontState()
@@ -74,9 +76,9 @@ class NativeServer:
                                          state_changed=self._sync_workers, configured=self._configured)
         guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(self.security.guard_white_list))
         http = HttpFront(
-            self.routes, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(), self._front_state,
+            self.live, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(), self._front_state,
         )
-        grpc = GrpcFront(self.routes, {Target.NATIVE: NamedTarget("native", parts.router)})
+        grpc = GrpcFront(self.live, {Target.NATIVE: NamedTarget("native", parts.router)})
         nursery.start_soon(check_disks, self._store)
         nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state,
                            self._sync_workers if share is not None else None)
@@ -84,7 +86,8 @@ class NativeServer:
         if share is not None:
             workers = WorkerSpec(cfg.workers, self._worker_init, self._attach_workers, (share.block.fd,))
             nursery.start_soon(self._sync_when_wanted)
-        return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers)
+        return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers,
+                      routes=RoutesApi(self.live, guard))
 
     # worker processes --------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class NativeServer:
         log.info(
             "native volume server ready", port=cfg.port, grpc_port=cfg.grpc_port, public_port=cfg.public_port,
             masters=list(cfg.masters), volumes=len(self._store.volumes()), version=self.parts.ctx.full_version,
-            routes_v=self.routes.version,
+            routes_v=self.live.version,
         )
 
     async def stop(self, stop_listening) -> None:

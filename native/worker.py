@@ -27,7 +27,8 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.lifecycle import StartupError
-from weedpy.serve.routes import RouteTable, Target
+from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.routes import Target
 from weedpy.sharedmem import ProcessShare, SharedBlock
 
 __all__ = ["NativeWorker"]
@@ -36,7 +37,7 @@ __all__ = ["NativeWorker"]
 class NativeWorker:
     """A weedpy.serve `WorkerServer` for native mode."""
 
-    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, init: dict[str, Any]) -> None:
+    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: LiveRoutes, init: dict[str, Any]) -> None:
         self.cfg = cfg
         self.security = security
         self.routes = routes

@@ -18,14 +18,7 @@ from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
 from weedpy.logs import configure_logging
 from weedpy.security import find_security_file, load_security
 from weedpy.tls import TlsConfigError, load_volume_tls
-from weedpy.serve.routes import (
-    RouteTableError,
-    Target,
-    load_route_table,
-    mixed_route_problem,
-    native_route_table,
-    unsupported_targets,
-)
+from weedpy.serve.routes import RouteTableError, load_route_table, mode_route_problem, native_route_table
 from weedpy.weedbin import WeedNotFound, find_weed_binary, weed_version
 
 __all__ = ["main", "volume_main"]
@@ -99,21 +92,14 @@ def serve(cfg: VolumeConfig) -> int:
         return _fail(str(exc))
     if cfg.mode is Mode.NATIVE:
         routes = native_route_table(None if cfg.routes_file is None else routes)
-        elsewhere = unsupported_targets(routes)
-        if elsewhere:
-            return _fail(
-                "-mode=native runs no Go backend, but the route table sends these endpoints to go or a dual-run "
-                f"target: {', '.join(elsewhere[:8])}{' ...' if len(elsewhere) > 8 else ''}; use -mode=mixed"
-            )
+    if cfg.mode is not Mode.EXEC:
+        problem = mode_route_problem(cfg.mode.value, routes)
+        if problem is not None:
+            return _fail(problem)
+    if cfg.mode is Mode.NATIVE:
         from native.server import NativeServer  # each mode imports only its own server
 
         return _run(cfg, NativeServer(cfg, security, routes), sink)
-    if cfg.mode is Mode.MIXED:
-        problem = mixed_route_problem(routes)
-        if problem is not None:
-            return _fail(problem)
-    if cfg.mode is Mode.PROXY and routes.targets() - {Target.GO, Target.OFF}:
-        return _fail("-mode=proxy sends every endpoint to go; a route table with other targets needs -mode=mixed")
     try:
         weed = find_weed_binary(cfg.weed_binary)
     except WeedNotFound as exc:

@@ -108,7 +108,7 @@ class MixedExtension:
             self._control_http = proxy.go_http(self.control)
         assert proxy.supervisor is not None
         self.dual = GatewayDualRun(
-            self.routes, self.native, proxy.supervisor, self.cfg, weed_version(self.weed, 2) or "unknown",
+            proxy.live, self.native, proxy.supervisor, self.cfg, weed_version(self.weed, 2) or "unknown",
             self.native.ctx.full_version, proxy.guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS, self.control, control_relay,
             tls=proxy.tls,
         )

@@ -9,6 +9,7 @@ Nobody starts it by hand: it exits at once when its leader is gone.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -23,6 +24,7 @@ from weedpy.logs import configure_logging
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlDecoder
 from weedpy.serve.lifecycle import WorkerServer, run_worker
+from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import load_route_table, native_route_table
 from weedpy.serve.workers import CONTROL_FD_ENV
 
@@ -52,16 +54,23 @@ def main() -> int:
     cfg = parse_volume_args(init["argv"], config_dir=init.get("config_dir"))
     sink = configure_logging(cfg.log_level, worker=init["worker"])
     security = load_security(find_security_file(cfg.security_file, cfg.config_dir))
-    routes = load_route_table(cfg.routes_file)
-    socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
     mode = init["mode"]
+    if "routes" in init:  # the leader's running table (SIGHUP or the route API may have changed it)
+        routes = LiveRoutes(load_route_table(None), mode=mode)
+        routes.adopt(init["routes"])
+    else:
+        table = load_route_table(cfg.routes_file)
+        routes = LiveRoutes(native_route_table(None if cfg.routes_file is None else table) if mode == "native"
+                            else table, mode=mode)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the leader reloads the table and tells this process
+    socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
     server: WorkerServer
     send_buffer = 0
     if mode == "proxy":
         server = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
         send_buffer = RELAY_SOCKET_BUFFER
     elif mode == "native":
-        server = NativeWorker(cfg, security, native_route_table(None if cfg.routes_file is None else routes), init)
+        server = NativeWorker(cfg, security, routes, init)
     else:
         print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
         return 2

@@ -96,3 +96,63 @@ def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
     bad.write_text("routes = [")
     with pytest.raises(RouteTableError, match="not valid TOML"):
         load_route_table(bad)
+
+
+# -- native_pct ---------------------------------------------------------------------------------
+
+def test_file_key_is_the_same_for_every_spelling_of_a_file() -> None:
+    from weedpy.serve.routes import file_key
+
+    spellings = [b"/3,01637037d6", b"/3,1637037d6", b"/3/01637037d6", b"/3/01637037D6.jpg",
+                 b"/3/01637037d6/photo.jpg", b"/3,01637037d6_1", b"/3,01637037d6.png"]
+    assert {file_key(p) for p in spellings} == {b"3,1"}
+    assert file_key(b"/3,02637037d6") == b"3,2" and file_key(b"/4,01637037d6") == b"4,1"
+    assert file_key(b"/3,00000000d6637037") == b"3,0"  # a key of zero
+    assert file_key(b"/status") == b"/status" and file_key(b"/3,zz") == b"/3,zz"
+
+
+def test_native_share_splits_files_near_the_target_and_stably() -> None:
+    import random
+
+    from weedpy.serve.routes import native_share
+
+    rng = random.Random(15)
+    paths = [f"/{rng.randrange(1, 200)},{rng.getrandbits(40):x}{rng.getrandbits(32):08x}".encode()
+             for _ in range(10_000)]
+    shares = [native_share(p) for p in paths]
+    assert all(0 <= s < 100 for s in shares)
+    for pct in (1, 10, 25, 50, 90):
+        got = sum(s < pct for s in shares) / len(shares) * 100
+        assert abs(got - pct) < 2, (pct, got)
+    # stable: the same file, any spelling, any time, any process (no per-process hash seed)
+    assert [native_share(p) for p in paths[:100]] == shares[:100]
+    assert native_share(b"/3,01637037d6") == native_share(b"/3/01637037d6/name.jpg")
+    # sequential keys (how a master assigns them) split as well as random ones
+    seq = [native_share(f"/7,{k:x}{0xdeadbeef:08x}".encode()) for k in range(1, 10_001)]
+    assert abs(sum(s < 20 for s in seq) / 100 - 20) < 2
+
+
+def test_native_share_is_pinned() -> None:
+    """The split must not change between releases: a file would move sides on an upgrade."""
+    from weedpy.serve.routes import native_share
+
+    assert round(native_share(b"/3,01637037d6"), 6) == PINNED_SHARE
+
+
+def test_native_pct_rules() -> None:
+    ok = parse_route_table({"routes": {"admin.read": {"target": "native", "native_pct": 10},
+                                       "public.read": {"target": "native+verify", "native_pct": 0}}})
+    assert ok.lookup("admin.read").native_pct == 10.0 and ok.lookup("admin.read").go_side is Target.GO
+    assert ok.lookup("public.read").go_side is Target.SHADOW
+    assert ok.targets() == {Target.GO, Target.NATIVE, Target.NATIVE_VERIFY, Target.SHADOW}
+    for bad, needle in [
+        ({"admin.status": {"target": "native", "native_pct": 10}}, "only admin.read and public.read"),
+        ({"admin.read": {"target": "go", "native_pct": 10}}, "needs target native"),
+        ({"admin.read": {"target": "native", "native_pct": 101}}, "0 to 100"),
+        ({"admin.read": {"target": "native", "auto_rollback": {"window_s": 5}}}, "needs max_real_diff_pct"),
+        ({"admin.read": {"target": "native", "auto_rollback": {"max_5xx_pct": 5, "x": 1}}}, "unknown key"),
+    ]:
+        with pytest.raises(RouteTableError, match=needle):
+            parse_route_table({"routes": bad})
+
+PINNED_SHARE = 13.993878  # native_share(b"/3,01637037d6") since native_pct exists

@@ -1,8 +1,8 @@
 """The gRPC front every mode serves through: route each call by its full method, apply the call's
 deadline, log one event per call.
 
-`GrpcFront(routes, targets)` is the `CallHandler` behind the gRPC listener: `routes` (read once per
-call) picks a `Target` by full method path, `targets` maps it to a `CallTarget` (`name` + `async
+`GrpcFront(routes, targets)` is the `CallHandler` behind the gRPC listener: `routes` (the running
+table, weedpy/serve/live_routes.py, read once per call: a call finishes on the table it started with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` (`name` + `async
 def handle(call)`): the Go relay (gateway/), `NamedTarget("native", router)` over the native
 handlers, or a dual-run target (difftool/). An unavailable or `off` target answers UNAVAILABLE.
 One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
@@ -21,6 +21,7 @@ import trio
 
 from weedpy.grpc import CallHandler, GrpcError, ServerCall, Status, grpc_error_in, header_value
 from weedpy.logs import get_logger
+from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, grpc_endpoint
 
 __all__ = ["CallTarget", "GrpcFront", "NamedTarget", "request_id_trailer"]
@@ -51,13 +52,14 @@ class NamedTarget:
 class GrpcFront:
     """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
 
-    def __init__(self, routes: RouteTable, targets: Mapping[Target, CallTarget]) -> None:
-        self._routes = routes
+    def __init__(self, routes: RouteTable | LiveRoutes, targets: Mapping[Target, CallTarget]) -> None:
+        self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
+        self._live.serves(self._targets)
 
     async def handle(self, call: ServerCall) -> None:
         t0 = time.perf_counter()
-        routes = self._routes
+        routes = self._live.table
         endpoint = grpc_endpoint(call.method)
         route_target = routes.lookup(endpoint).target
         target = self._targets.get(route_target)

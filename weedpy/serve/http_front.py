@@ -1,9 +1,12 @@
 """The HTTP front every mode serves through: name each request's endpoint, apply the server-level
 rules, dispatch to the route's target, log.
 
-Per request: one route-table lookup, the whitelist for admin writes and deletes (on the real client
-address), then the route's target (the Go relay, the native handlers or a dual-run target). One structlog event per request carries the endpoint name, the
-target, the table version, status and duration.
+Per request: the running route table read once (weedpy/serve/live_routes.py: a change made while
+the request runs does not affect it), one lookup, the whitelist for admin writes and deletes (on the
+real client address), then the route's target (the Go relay, the native handlers or a dual-run
+target; a `native_pct` route picks native or its Go side by the file id, `native_share`). One
+structlog event per request carries the endpoint name, the target that served it, the table
+version, status and duration.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from weedpy.http1 import Exchange, simple_response
 from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
 from weedpy.serve.replies import date_header, handler_headers, json_error
-from weedpy.serve.routes import RouteTable, Target, http_endpoint, request_path
+from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
 
 __all__ = ["HttpFront", "HttpTarget", "FrontState"]
 
 HttpTarget = Callable[[Exchange], Awaitable[None]]
+_Resolved = tuple[str, "HttpTarget | None", "tuple[float, str, HttpTarget | None] | None"]
 _GUARDED = frozenset({"admin.write", "admin.delete"})
 _METHOD_NAMES = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS")}
 
@@ -36,17 +41,20 @@ class FrontState:
 class HttpFront:
     def __init__(
         self,
-        routes: RouteTable,
+        routes: RouteTable | LiveRoutes,
         targets: Mapping[Target, HttpTarget],
         guard: Guard,
         server_header: bytes,
         state: FrontState,
     ) -> None:
-        self._routes = routes
+        self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
-        # endpoint -> (target, its name, its handler or None): the table is immutable, so each
-        # endpoint is resolved once (an Enum key hashes through Python on every lookup).
-        self._resolved: dict[str, tuple[Target, str, HttpTarget | None]] = {}
+        self._live.serves(self._targets)
+        # endpoint -> (its target's name, handler or None, the Go side of a native_pct split): a
+        # table is immutable, so each endpoint is resolved once per table (an Enum key hashes
+        # through Python on every lookup).
+        self._table: RouteTable | None = None
+        self._resolved: dict[str, _Resolved] = {}
         self._guard = guard
         self._server = server_header
         self._state = state
@@ -59,11 +67,15 @@ class HttpFront:
         req = exch.request
         path = request_path(req.target)
         endpoint = http_endpoint(exch.port_kind, req.method, path)
+        table = self._live.table
+        if table is not self._table:  # a new table: resolve again from now on
+            self._table, self._resolved = table, {}
         resolved = self._resolved.get(endpoint)
         if resolved is None:
-            target = self._routes.lookup(endpoint).target
-            resolved = self._resolved[endpoint] = (target, target.value, self._targets.get(target))
-        target, target_name, handler = resolved
+            resolved = self._resolved[endpoint] = self._resolve(table, endpoint)
+        target_name, handler, split = resolved
+        if split is not None and native_share(path) >= split[0]:
+            target_name, handler = split[1], split[2]
         try:
             if endpoint == "admin.healthz" and self._state.stopping:
                 await self._reply(exch, 503, b"")
@@ -77,9 +89,17 @@ class HttpFront:
         finally:
             method = req.method
             self._log_http(
-                endpoint, target_name, self._routes.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
+                endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
                 path.decode("latin-1"), exch.status, round((time.perf_counter() - t0) * 1000, 3), exch.client_host,
             )
+
+    def _resolve(self, table: RouteTable, endpoint: str) -> _Resolved:
+        route = table.lookup(endpoint)
+        split = None
+        if route.native_pct is not None:
+            go = route.go_side
+            split = (route.native_pct, go.value, self._targets.get(go))
+        return route.target.value, self._targets.get(route.target), split
 
     async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
         hs = handler_headers(self._server, exch.request.header(b"origin") is not None)

@@ -12,6 +12,8 @@
    speak TLS when security.toml says so (`front_tls`, weedpy.tls: a file that cannot be used
    fails the start-up before any port is bound);
 4. `server.serving(nursery)` (e.g. register with the master), then wait for SIGINT/SIGTERM;
+   meanwhile SIGHUP reads the `-routes` file again and the admin API (`/weedpy/routes`) changes
+   the running table (`Fronts.routes`, weedpy/serve/live_routes.py);
 5. `server.stop(stop_listening)`: the mode's stop order (what it tells the master, how long it
    drains: -preStopSeconds), calling `stop_listening()` when the ports must close;
 6. cancel the remaining connections, then `server.close()` (shielded), exit 0.
@@ -22,7 +24,8 @@ new connection to whichever process accepts first) while the leader alone serves
 the master and owns the server's state (weedpy/serve/workers.py). `Fronts.workers` says what a
 worker needs; a mode that cannot share its work leaves it None and runs alone. Each worker runs
 `run_worker`: it serves HTTP until the leader says to stop, applying every state change the
-leader sends before acknowledging it, and exits at once if the leader goes away.
+leader sends before acknowledging it (a new route table too), and exits at once if the leader
+goes away. A route API request that reaches a worker is answered by the leader (`LeaderLink`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from weedpy.http1 import Exchange, FastStream, serve_connection, serve_fast
 from weedpy.logs import LineSink, get_logger, log_flushing
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlClosed
+from weedpy.serve.live_routes import LiveRoutes, RoutesApi, RoutesHttp
+from weedpy.serve.routes import RouteTableError
 from weedpy.serve.workers import WorkerPool
 from weedpy.tls import ServerTls, TlsConfigError, TlsListener, TlsStream, VolumeTls, load_volume_tls, serve_https
 
@@ -85,6 +90,7 @@ class Fronts:
     grpc_options: ServerOptions
     send_buffer: int = 0  # caps each HTTP connection's send buffer (0: the kernel's autotuning)
     workers: WorkerSpec | None = None  # None: this mode runs in one process
+    routes: RoutesApi | None = None  # the running table's admin API (SIGHUP reloads it too)
 
 
 class Server(Protocol):
@@ -138,7 +144,7 @@ def front_tls(cfg: VolumeConfig) -> VolumeTls:
 
 async def run_server(cfg: VolumeConfig, server: Server, log_sink: LineSink | None = None) -> int:
     """Run `server` on the configured ports until SIGINT/SIGTERM (see the module docstring)."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         try:
             tls = front_tls(cfg)
             socks = bind_fronts(cfg)
@@ -157,11 +163,17 @@ async def _run_bound(
 ) -> int:
     stop = trio.Event()
     exit_code = 0
+    serving: list[Fronts] = []  # the fronts once they serve (SIGHUP reloads their route table)
 
     async def watch_signals() -> None:
         async for signum in signals:
             log.info("signal received", signal=signal.Signals(signum).name)
-            stop.set()
+            if signum != signal.SIGHUP:
+                stop.set()
+            elif serving and serving[0].routes is not None:
+                root.start_soon(_reload_routes, serving[0].routes.live)
+            else:
+                log.warning("SIGHUP ignored: there is no route table to read again yet")
 
     try:
         async with trio.open_nursery() as root:
@@ -174,7 +186,7 @@ async def _run_bound(
                 except StartupError as exc:
                     exit_code = _startup_failed(exc)
             if fronts is not None and not stop.is_set():
-                await _serve(cfg, server, fronts, socks, stop, root, tls)
+                await _serve(cfg, server, fronts, socks, stop, root, tls, serving)
             root.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -183,9 +195,35 @@ async def _run_bound(
     return exit_code
 
 
+async def _reload_routes(live: LiveRoutes) -> None:
+    try:
+        await live.reload("sighup")
+    except RouteTableError:
+        pass  # logged with the entry; the running table stays
+
+
+def _share_routes(api: RoutesApi, pool: WorkerPool) -> None:
+    """Every worker serves the leader's table: in its init message (`WorkerPool` init, see
+    `_serve`), in each change (acknowledged before the change returns), and the route API's
+    answers come from the leader."""
+    live = api.live
+
+    async def broadcast(_: LiveRoutes) -> None:
+        await pool.broadcast({"op": "routes", "routes": live.message()})
+
+    async def on_call(msg: dict[str, Any]) -> dict[str, Any]:
+        if msg.get("op") != "routes_api":
+            raise ValueError(f"unknown call {msg.get('op')!r}")
+        status, doc = await api.answer(msg["method"], msg["path"], msg["body"].encode("latin-1"), msg["client"])
+        return {"status": status, "doc": doc}
+
+    live.subscribe(broadcast)
+    pool.on_call = on_call
+
+
 async def _serve(
     cfg: VolumeConfig, server: Server, fronts: Fronts, socks: dict[str, socket.socket], stop: trio.Event,
-    root: trio.Nursery, tls: VolumeTls,
+    root: trio.Nursery, tls: VolumeTls, serving: list[Fronts] | None = None,
 ) -> None:
     idle = _idle(cfg)
     for sock in socks.values():
@@ -194,10 +232,19 @@ async def _serve(
     spec = fronts.workers
     if spec is not None and spec.count > 1:
         http_socks = {kind: sock for kind, sock in socks.items() if kind != "grpc"}
-        pool = WorkerPool(spec.count, http_socks, spec.init, spec.extra_fds)
+        init = spec.init
+        if fronts.routes is not None:
+            live = fronts.routes.live
+            init = lambda number: {**spec.init(number), "routes": live.message()}  # noqa: E731
+        pool = WorkerPool(spec.count, http_socks, init, spec.extra_fds)
+        if fronts.routes is not None:
+            _share_routes(fronts.routes, pool)
         spec.attach(pool)
+    http = fronts.http if fronts.routes is None else RoutesHttp(fronts.routes.answer, fronts.http).handle
+    if serving is not None:
+        serving.append(fronts)
     async with trio.open_nursery() as connections:
-        listening = await connections.start(_listen, socks, fronts.http, fronts.send_buffer, idle, connections, fronts, tls)
+        listening = await connections.start(_listen, socks, http, fronts.send_buffer, idle, connections, fronts, tls)
         if pool is not None:
             await root.start(pool.run)
         await server.serving(root)
@@ -276,7 +323,10 @@ def _startup_failed(exc: StartupError) -> int:
 
 
 class WorkerServer(Protocol):
-    """What a mode runs in a worker process: HTTP only, on the leader's sockets."""
+    """What a mode runs in a worker process: HTTP only, on the leader's sockets. Its HTTP front
+    serves from `routes`, which follows the leader's table."""
+
+    routes: LiveRoutes
 
     async def start(self, nursery: trio.Nursery) -> HttpHandler:
         """Everything before accepting (open the store view, the relay pools, ...)."""
@@ -288,6 +338,48 @@ class WorkerServer(Protocol):
         """The leader is stopping: /healthz answers 503 from now on."""
 
     async def close(self) -> None: ...
+
+
+class LeaderLink:
+    """A worker's calls to its leader over the control channel (`{"call": n, ...}` answered by
+    `{"reply": n, ...}`; `_follow_leader` hands the replies in)."""
+
+    CALL_TIMEOUT = 120.0  # a route change waits for every worker to apply it
+
+    def __init__(self, channel: ControlChannel) -> None:
+        self._channel = channel
+        self._next = 0
+        self._waiting: dict[int, list[Any]] = {}
+
+    async def call(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self._next += 1
+        n = self._next
+        slot: list[Any] = [trio.Event(), None]
+        self._waiting[n] = slot
+        try:
+            await self._channel.send({**msg, "call": n})
+            with trio.fail_after(self.CALL_TIMEOUT):
+                await slot[0].wait()
+        finally:
+            self._waiting.pop(n, None)
+        return slot[1]
+
+    def resolve(self, msg: dict[str, Any]) -> None:
+        slot = self._waiting.get(msg.get("reply"))
+        if slot is not None:
+            slot[1] = msg
+            slot[0].set()
+
+    async def routes_api(self, method: str, path: str, body: bytes, client: str) -> tuple[int, dict[str, Any]]:
+        """The route API, answered by the leader (the only process that changes the table)."""
+        try:
+            reply = await self.call({"op": "routes_api", "method": method, "path": path,
+                                     "body": body.decode("latin-1"), "client": client})
+        except (ControlClosed, trio.TooSlowError) as exc:
+            return 503, {"error": f"the leader did not answer: {exc}"}
+        if "error" in reply:
+            return 500, {"error": reply["error"]}
+        return int(reply["status"]), reply["doc"]
 
 
 async def run_worker(
@@ -312,9 +404,12 @@ async def run_worker(
                     await channel.send({"ready": False, "error": str(exc)})
                     return 1
                 await channel.send({"ready": True})
+                link = LeaderLink(channel)
+                handler = RoutesHttp(link.routes_api, handler).handle
                 async with trio.open_nursery() as connections:
                     try:
-                        await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections, tls)
+                        await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections, tls,
+                                             link)
                     except ControlClosed:
                         log.error("the leader is gone: stopping this worker")
                         exit_code = 1
@@ -329,12 +424,22 @@ async def run_worker(
 async def _follow_leader(
     server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket], handler: HttpHandler,
     send_buffer: int, idle: float, connections: trio.Nursery, tls: VolumeTls = VolumeTls(),
+    link: LeaderLink | None = None,
 ) -> None:
     listening = trio.CancelScope()
     while True:
         msg = await channel.receive()
+        if "reply" in msg:  # the leader's answer to one of this worker's calls
+            if link is not None:
+                link.resolve(msg)
+            continue
         op = msg.get("op")
         error = None
+        if "routes" in msg and op in ("routes", "resync"):  # the leader's table, validated there
+            server.routes.adopt(msg["routes"])
+            if op == "routes":
+                await channel.send({"ack": msg.get("seq")})
+                continue
         if op == "serve":
             listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections, None, tls)
         elif op == "stopping":

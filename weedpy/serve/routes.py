@@ -1,4 +1,4 @@
-"""The route table: which side serves each endpoint, loaded once from TOML into an immutable snapshot.
+"""The route table: which side serves each endpoint, an immutable snapshot loaded from TOML.
 
 Endpoint names are what an operator reads in logs and writes in the table:
 HTTP by port and operation (`admin.read`, `admin.write`, `public.read`, `admin.status`, ...) and
@@ -6,13 +6,17 @@ gRPC by full method path (`/volume_server_pb.VolumeServer/Ping`). Targets: `go`,
 `shadow` (serve Go, compare native), `native+verify` (serve native, compare Go) and `off` (503 /
 UNAVAILABLE). Every endpoint that writes volume files must be owned by one side; a table that
 splits them is refused, because two processes must never write the same `.dat`/`.idx`.
-See docs/routes.md.
+A running server swaps snapshots whole (weedpy/serve/live_routes.py). Per route: the differ's
+`sample_pct` and ignore rules, `native_pct` (the share of files a read route serves from native,
+chosen by a stable hash of the file id: `native_share`) and `auto_rollback` (when the evidence
+moves the route back to Go, weedpy/cutover.py). See docs/routes.md and docs/cutover.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +25,10 @@ from typing import Any
 __all__ = [
     "Target",
     "Route",
+    "Rollback",
+    "NATIVE_PCT_ENDPOINTS",
+    "native_share",
+    "file_key",
     "RouteTable",
     "RouteTableError",
     "HTTP_ENDPOINTS",
@@ -38,6 +46,7 @@ __all__ = [
     "native_route_table",
     "unsupported_targets",
     "mixed_route_problem",
+    "mode_route_problem",
 ]
 
 
@@ -162,6 +171,55 @@ def http_endpoint(port_kind: str, method: bytes, path: bytes) -> str:
     return _ADMIN_METHODS.get(method, "admin.unsupported")
 
 
+# -- native_pct: which files a split read route serves from native -------------------------------
+
+NATIVE_PCT_ENDPOINTS = frozenset({"admin.read", "public.read"})
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def file_key(path: bytes) -> bytes:
+    """What names a file in a read path, the same for every spelling of it: `VID,KEY` with the
+    needle key's hex without leading zeros or the cookie (`/3,01637037d6`, `/3/01637037d6.jpg`,
+    `/3/01637037d6/name` and `/3,1637037d6_1` all give `3,1`: key 1, cookie 637037d6). A path that names no file id is
+    its own key."""
+    parts = path.strip(b"/").split(b"/")
+    if len(parts) >= 2:
+        vid, fid = parts[0], parts[1]
+    else:
+        vid, _, fid = parts[0].partition(b",")
+    fid = fid.split(b".", 1)[0].split(b"_", 1)[0].lower()
+    if not vid.isdigit() or len(fid) <= 8 or not _HEX.issuperset(fid):
+        return path
+    return vid.lstrip(b"0") + b"," + (fid[:-8].lstrip(b"0") or b"0")
+
+
+def native_share(path: bytes) -> float:
+    """Where a file falls in [0, 100): a route with `native_pct = P` serves it from native when this
+    is below P. A hash of `file_key`, the same in every process and every run."""
+    digest = hashlib.blake2b(file_key(path), digest_size=8, person=b"weedpy-pct").digest()
+    return int.from_bytes(digest, "big") * 100.0 / (1 << 64)
+
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rollback:
+    """`auto_rollback`: move the route back to Go when, over the last `window_s` seconds and with at
+    least `min_samples` behind the rate, the differ's real differences or the 5xx answers exceed
+    their share (percent of compared samples, of answered requests)."""
+
+    max_real_diff_pct: float | None = None
+    max_5xx_pct: float | None = None
+    window_s: float = 60.0
+    min_samples: int = 20
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"window_s": self.window_s, "min_samples": self.min_samples}
+        if self.max_real_diff_pct is not None:
+            doc["max_real_diff_pct"] = self.max_real_diff_pct
+        if self.max_5xx_pct is not None:
+            doc["max_5xx_pct"] = self.max_5xx_pct
+        return doc
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Route:
@@ -169,6 +227,29 @@ class Route:
     sample_pct: float = 100.0
     ignore_headers: tuple[str, ...] = ()
     ignore_fields: tuple[str, ...] = ()
+    native_pct: float | None = None  # None: every request to `target`
+    auto_rollback: Rollback | None = None
+
+    @property
+    def go_side(self) -> Target:
+        """Where the share of files not served by native goes, and where a rollback moves the route:
+        `native` -> `go`, `native+verify` -> `shadow` (still compared, served by Go)."""
+        return Target.SHADOW if self.target in (Target.SHADOW, Target.NATIVE_VERIFY) else Target.GO
+
+    def to_doc(self) -> dict[str, Any]:
+        """The route as a route-table entry (TOML/JSON), the inverse of parsing it."""
+        doc: dict[str, Any] = {"target": self.target.value}
+        if self.sample_pct != 100.0:
+            doc["sample_pct"] = self.sample_pct
+        if self.ignore_headers:
+            doc["ignore_headers"] = list(self.ignore_headers)
+        if self.ignore_fields:
+            doc["ignore_fields"] = list(self.ignore_fields)
+        if self.native_pct is not None:
+            doc["native_pct"] = self.native_pct
+        if self.auto_rollback is not None:
+            doc["auto_rollback"] = self.auto_rollback.to_doc()
+        return doc
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,7 +269,14 @@ class RouteTable:
         return next(iter(sides)) if len(sides) == 1 else None
 
     def targets(self) -> frozenset[Target]:
-        return frozenset({self.default.target} | {r.target for r in self.routes.values()})
+        """Every target a request can be sent to (a `native_pct` route's Go side included)."""
+        routes = (self.default, *self.routes.values())
+        return frozenset({r.target for r in routes} | {r.go_side for r in routes if r.native_pct is not None})
+
+    def to_doc(self) -> dict[str, Any]:
+        """The table as a document `parse_route_table` reads back (the control channel, the admin API)."""
+        return {"version": self.version, "default": self.default.to_doc(),
+                "routes": {name: route.to_doc() for name, route in sorted(self.routes.items())}}
 
 
 def _route_from(name: str, raw: Any) -> Route:
@@ -196,7 +284,7 @@ def _route_from(name: str, raw: Any) -> Route:
         raw = {"target": raw}
     if not isinstance(raw, Mapping):
         raise RouteTableError(f"route {name!r}: expected a target string or a table, got {type(raw).__name__}")
-    unknown = set(raw) - {"target", "sample_pct", "ignore_headers", "ignore_fields"}
+    unknown = set(raw) - {"target", "sample_pct", "ignore_headers", "ignore_fields", "native_pct", "auto_rollback"}
     if unknown:
         raise RouteTableError(f"route {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
@@ -213,7 +301,45 @@ def _route_from(name: str, raw: Any) -> Route:
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             raise RouteTableError(f"route {name!r}: {key} must be a list of strings")
         lists[key] = tuple(value)
-    return Route(target=target, sample_pct=float(pct), **lists)
+    native_pct = raw.get("native_pct")
+    if native_pct is not None:
+        if not _is_number(native_pct) or not 0 <= native_pct <= 100:
+            raise RouteTableError(f"route {name!r}: native_pct must be a number from 0 to 100")
+        if name not in NATIVE_PCT_ENDPOINTS:
+            raise RouteTableError(
+                f"route {name!r}: native_pct splits by file id, so only {' and '.join(sorted(NATIVE_PCT_ENDPOINTS))} take it")
+        if target not in (Target.NATIVE, Target.NATIVE_VERIFY):
+            raise RouteTableError(f"route {name!r}: native_pct needs target native or native+verify (the share served "
+                                  "by native; the rest goes to go or shadow)")
+        native_pct = float(native_pct)
+    rollback = _rollback_from(name, raw["auto_rollback"]) if "auto_rollback" in raw else None
+    return Route(target=target, sample_pct=float(pct), native_pct=native_pct, auto_rollback=rollback, **lists)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _rollback_from(name: str, raw: Any) -> Rollback:
+    where = f"route {name!r}: auto_rollback"
+    if not isinstance(raw, Mapping):
+        raise RouteTableError(f"{where} must be a table (max_real_diff_pct, max_5xx_pct, window_s, min_samples)")
+    unknown = set(raw) - {"max_real_diff_pct", "max_5xx_pct", "window_s", "min_samples"}
+    if unknown:
+        raise RouteTableError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("max_real_diff_pct", "max_5xx_pct"):
+        if key in raw and (not _is_number(raw[key]) or not 0 <= raw[key] <= 100):
+            raise RouteTableError(f"{where}: {key} must be a number from 0 to 100")
+    if "max_real_diff_pct" not in raw and "max_5xx_pct" not in raw:
+        raise RouteTableError(f"{where} needs max_real_diff_pct or max_5xx_pct")
+    window = raw.get("window_s", 60.0)
+    if not _is_number(window) or not 1 <= window <= 86400:
+        raise RouteTableError(f"{where}: window_s must be a number of seconds from 1 to 86400")
+    min_samples = raw.get("min_samples", 20)
+    if not isinstance(min_samples, int) or isinstance(min_samples, bool) or min_samples < 1:
+        raise RouteTableError(f"{where}: min_samples must be a whole number from 1")
+    pct = {k: float(raw[k]) for k in ("max_real_diff_pct", "max_5xx_pct") if k in raw}
+    return Rollback(window_s=float(window), min_samples=min_samples, **pct)
 
 
 def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> RouteTable:
@@ -221,6 +347,8 @@ def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> Route
     if unknown:
         raise RouteTableError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
     default = _route_from("default", doc.get("default", "go"))
+    if default.native_pct is not None:
+        raise RouteTableError("route 'default': native_pct belongs to a read route (admin.read, public.read)")
     routes_raw = doc.get("routes", {})
     if not isinstance(routes_raw, Mapping):
         raise RouteTableError("[routes] must be a table of endpoint = target")
@@ -275,7 +403,26 @@ def native_route_table(routes: RouteTable | None) -> RouteTable:
 
 def unsupported_targets(routes: RouteTable) -> list[str]:
     """Endpoints a native-mode table sends somewhere native mode cannot serve (there is no Go)."""
-    return sorted(e for e in ALL_ENDPOINTS if routes.lookup(e).target not in (Target.NATIVE, Target.OFF))
+    return sorted(e for e in ALL_ENDPOINTS if routes.lookup(e).target not in (Target.NATIVE, Target.OFF)
+                  or routes.lookup(e).native_pct not in (None, 100.0))
+
+
+def mode_route_problem(mode: str, routes: RouteTable) -> str | None:
+    """Why a table cannot serve in `mode` (proxy, native, mixed); None if it can. The one-line
+    reason names the entries; the same rules hold at start and for every live change."""
+    if mode == "native":
+        elsewhere = unsupported_targets(routes)
+        if elsewhere:
+            return ("-mode=native runs no Go backend, but the route table sends these endpoints to go or a dual-run "
+                    f"target: {', '.join(elsewhere[:8])}{' ...' if len(elsewhere) > 8 else ''}; use -mode=mixed")
+        return None
+    if mode == "mixed":
+        return mixed_route_problem(routes)
+    if mode == "proxy" and routes.targets() - {Target.GO, Target.OFF}:
+        named = sorted(e for e in ALL_ENDPOINTS if routes.lookup(e).target not in (Target.GO, Target.OFF))
+        return ("-mode=proxy sends every endpoint to go; a route table with other targets needs -mode=mixed"
+                + (f" ({', '.join(named[:6])}{' ...' if len(named) > 6 else ''})" if named else ""))
+    return None
 
 
 def mixed_route_problem(routes: RouteTable) -> str | None:

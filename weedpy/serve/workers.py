@@ -10,6 +10,11 @@ without accepting yet; if a state change was broadcast meanwhile the leader send
 (`broadcast`) are acknowledged by every live worker in order. A worker that does not acknowledge
 within `ACK_TIMEOUT` is killed: it must not serve from a state the leader has moved past; it is
 started again from the current one.
+
+A worker may also ask the leader something (`{"call": n, ...}`, answered `{"reply": n, ...}` by
+`on_call`): the admin API of the route table, which only the leader can change (it then
+broadcasts the new table to every worker, the asking one included, before it answers). One
+reader task per worker sorts what arrives into acknowledgements and calls.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import dataclasses
 import os
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -46,6 +51,16 @@ class _Worker:
     ready: bool = False
     seq: int = 0
     lock: trio.Lock = dataclasses.field(default_factory=trio.Lock)  # one request at a time
+    acks: dict[int, _Waiter] = dataclasses.field(default_factory=dict)  # seq -> who waits for its ack
+    closed: str | None = None  # why its channel ended (the reader saw it)
+
+
+class _Waiter:
+    __slots__ = ("event", "reply")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.reply: dict[str, Any] | None = None
 
 
 class WorkerPool:
@@ -64,6 +79,8 @@ class WorkerPool:
         self._epoch = 0  # broadcasts so far: a worker that started before one must resync
         self._stopping = False
         self.restarts = 0
+        # Answers a worker's call (`{"call": n, "op": ...}`); returns the reply's fields.
+        self.on_call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     @property
     def live(self) -> list[_Worker]:
@@ -117,22 +134,65 @@ class WorkerPool:
                 reply = await worker.channel.receive()
             if not reply.get("ready"):
                 raise ControlClosed(f"worker {number} did not start: {reply.get('error', reply)}")
-            while epoch != self._epoch:  # it built its view before a change: bring it up to date
-                epoch = self._epoch
-                await self._request(worker, {"op": "resync", **self._init(number)}, starting=True)
-            worker.ready = True  # from now on every broadcast reaches it
-            await self._request(worker, {"op": "serve"})
-            log.info("worker ready", worker=number, pid=proc.pid)
-            first.set()
-            rc = await proc.wait()
-            if not self._stopping:
-                log.error("worker exited", worker=number, pid=proc.pid, returncode=rc)
+            failed: Exception | None = None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, worker, nursery)
+                try:
+                    while epoch != self._epoch:  # it built its view before a change: bring it up to date
+                        epoch = self._epoch
+                        await self._request(worker, {"op": "resync", **self._init(number)}, starting=True)
+                    worker.ready = True  # from now on every broadcast reaches it
+                    await self._request(worker, {"op": "serve"})
+                    log.info("worker ready", worker=number, pid=proc.pid)
+                    first.set()
+                    rc = await proc.wait()
+                    if not self._stopping:
+                        log.error("worker exited", worker=number, pid=proc.pid, returncode=rc)
+                except (OSError, ControlClosed, trio.TooSlowError) as exc:
+                    failed = exc  # raised outside the nursery, as itself (not in an exception group)
+                nursery.cancel_scope.cancel()
+            if failed is not None:
+                raise failed
         finally:
             worker.ready = False
             self._workers.pop(number, None)
             await worker.channel.aclose()
             if proc.returncode is None:
                 await proc.terminate(STOP_TIMEOUT)
+
+    async def _read(self, worker: _Worker, nursery: trio.Nursery) -> None:
+        """Everything the worker sends after it is ready: acknowledgements, and calls to answer."""
+        try:
+            while True:
+                msg = await worker.channel.receive()
+                if "call" in msg:
+                    nursery.start_soon(self._answer, worker, msg)
+                    continue
+                waiter = worker.acks.pop(msg.get("ack"), None) if isinstance(msg.get("ack"), int) else None
+                if waiter is None:
+                    raise ControlClosed(f"unexpected message {msg!r}")
+                waiter.reply = msg
+                waiter.event.set()
+        except (ControlClosed, ValueError) as exc:
+            worker.closed = str(exc)
+        finally:
+            worker.closed = worker.closed or "the worker is gone"
+            for waiter in worker.acks.values():
+                waiter.event.set()  # no reply: the request fails at once
+            worker.acks.clear()
+
+    async def _answer(self, worker: _Worker, msg: dict[str, Any]) -> None:
+        try:
+            if self.on_call is None:
+                raise ValueError("the leader answers no calls")
+            reply = await self.on_call(msg)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            log.exception("cannot answer a worker's call", worker=worker.number, op=msg.get("op"))
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            await worker.channel.send({**reply, "reply": msg["call"]})
+        except ControlClosed:
+            pass
 
     async def broadcast(self, msg: dict[str, Any]) -> None:
         """Send `msg` to every live worker and wait until each has applied it (or was replaced)."""
@@ -144,11 +204,18 @@ class WorkerPool:
     async def _request(self, worker: _Worker, msg: dict[str, Any], starting: bool = False) -> None:
         try:
             async with worker.lock:
+                if worker.closed is not None:
+                    raise ControlClosed(worker.closed)
                 worker.seq += 1
-                await worker.channel.send({**msg, "seq": worker.seq})
+                seq = worker.seq
+                waiter = worker.acks[seq] = _Waiter()
+                await worker.channel.send({**msg, "seq": seq})
                 with trio.fail_after(ACK_TIMEOUT):
-                    reply = await worker.channel.receive()
-            if reply.get("ack") != worker.seq or reply.get("error"):
+                    await waiter.event.wait()
+            reply = waiter.reply
+            if reply is None:
+                raise ControlClosed(worker.closed or "the control channel closed")
+            if reply.get("error"):
                 raise ControlClosed(f"bad answer {reply!r}")
         except (ControlClosed, trio.TooSlowError) as exc:
             if starting:
