@@ -47,9 +47,15 @@ class _StaleConnection(Exception):
 
 
 def _backend_request_head(req: Request) -> bytes:
-    headers = end_to_end_headers(req.headers)
+    """The head Go gets: the client's end-to-end headers, then the body framing we parsed, written
+    by us. The framing never comes from the client's own headers: a client that names
+    Content-Length in Connection would otherwise have it dropped as hop-by-hop while its body
+    still went through, and Go would read that body as the next request."""
+    headers = [(n, v) for n, v in end_to_end_headers(req.headers) if n.lower() != b"content-length"]
     if req.chunked:
         headers.append((b"Transfer-Encoding", b"chunked"))
+    elif req.content_length is not None:
+        headers.append((b"Content-Length", b"%d" % req.content_length))
     return request_head(req.method, req.target, headers)
 
 
@@ -169,17 +175,27 @@ class GoHttpTarget:
                 return False
             return reusable
         upload_done = trio.Event()
+        body_error: list[ProtocolError] = []
+        reusable = False
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._send_body, exch, conn, head, upload_done)
+            nursery.start_soon(self._send_body, exch, conn, head, upload_done, body_error, nursery.cancel_scope)
             reusable = await self._read_response(exch, conn, retryable=False)
             if not upload_done.is_set():
                 # The backend answered without reading the whole body: neither side is reusable.
                 nursery.cancel_scope.cancel()
                 exch.close_after = True
                 return False
+        if body_error:
+            # The client's body does not frame (a bad chunk): the backend holds a partial request,
+            # so its connection goes, and the client gets Go's 400 unless a response has started.
+            exch.close_after = True
+            raise body_error[0]
         return reusable
 
-    async def _send_body(self, exch: Exchange, conn: UpstreamConn, head: bytes, done: trio.Event) -> None:
+    async def _send_body(
+        self, exch: Exchange, conn: UpstreamConn, head: bytes, done: trio.Event, errors: list[ProtocolError],
+        scope: trio.CancelScope,
+    ) -> None:
         chunked = exch.request.chunked
         stream = conn.stream
         try:
@@ -193,6 +209,12 @@ class GoHttpTarget:
                 await stream.send_all(LAST_CHUNK)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The backend stopped reading (it may have answered already); the reader decides.
+            return
+        except ProtocolError as exc:
+            # Raised here it would reach the connection as an exception group and the client would
+            # get no answer at all; the relay re-raises it once the response reader is stopped.
+            errors.append(exc)
+            scope.cancel()
             return
         done.set()
 

@@ -87,7 +87,8 @@ def test_expect_continue_and_http10() -> None:
 def test_ambiguous_or_malformed_requests_are_refused(raw: bytes) -> None:
     with pytest.raises(ProtocolError) as info:
         drain(ServerConnection(), raw)
-    assert info.value.status_hint == 400
+    # Go answers a transfer coding other than chunked with 501, every other refusal here with 400
+    assert info.value.status_hint == (501 if b"gzip" in raw else 400)
 
 
 def test_oversized_head_gets_431() -> None:

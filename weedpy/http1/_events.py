@@ -36,11 +36,13 @@ NEED_DATA = Sentinel.NEED_DATA
 
 
 class ProtocolError(Exception):
-    """The peer sent something we will not relay or serve; `status_hint` is what to answer."""
+    """The peer sent something we will not relay or serve; `status_hint` is what to answer, and
+    `public` the detail Go's net/http adds to that answer's text (most refusals have none)."""
 
-    def __init__(self, message: str, status_hint: int = 400) -> None:
+    def __init__(self, message: str, status_hint: int = 400, public: str = "") -> None:
         super().__init__(message)
         self.status_hint = status_hint
+        self.public = public
 
 
 class Request(NamedTuple):

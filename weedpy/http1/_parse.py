@@ -50,6 +50,18 @@ def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
     return length, chunked
 
 
+def _check_version(version: str, codings: int) -> None:
+    """Refuse what Go's server refuses and llhttp lets through: HTTP/0.9 (no version at all),
+    another major version (505), and Transfer-Encoding on HTTP/1.0, which Go ignores (its body
+    would be read as the next request), so neither framing could be the client's."""
+    if version == "0.9":
+        raise ProtocolError("malformed HTTP request", 400)
+    if not version.startswith("1."):
+        raise ProtocolError("unsupported protocol version", 505, "unsupported protocol version")
+    if codings:
+        raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
+
+
 class ServerConnection:
     """Reads pipelined requests from one client connection."""
 
@@ -89,14 +101,31 @@ class ServerConnection:
         p = self._parser
         length: int | None = None
         chunked = expect = False
+        hosts = codings = 0
         for name, value in self._headers:  # what _framing finds, plus Expect, in one pass
             lname = name.lower()
             if lname == b"content-length":
                 length = int(value.strip())
             elif lname == b"transfer-encoding":
                 chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+                codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
             elif lname == b"expect" and value.strip().lower() == b"100-continue":
                 expect = True
+            elif lname == b"host":
+                hosts += 1
+        version = p.get_http_version()
+        if version != "1.1":
+            _check_version(version, codings)
+        if codings > 1:
+            # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
+            # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
+            raise ProtocolError("unsupported transfer encoding", 501)
+        if hosts > 1:
+            raise ProtocolError("too many Host headers", 400, "too many Host headers")
+        if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
+            # llhttp ends an upgrade request at its head, where Go reads a body (and a CONNECT's
+            # body) as the request's own: no framing of ours could match Go's.
+            raise ProtocolError("upgrade request with a body", 400)
         # positional: method, target, headers, http_version, keep_alive, content_length,
         # chunked, expect_continue
         self._events.append(Request(
@@ -119,15 +148,26 @@ class ServerConnection:
             self._eof = True
             return
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._error = ProtocolError("protocol upgrade is not supported", 400)
+            while True:
+                try:
+                    self._parser.feed_data(data)
+                    break
+                except httptools.HttpParserUpgrade as exc:
+                    # Go's server upgrades nothing: it serves the request and reads the next one
+                    # from the bytes after it (an upgrade request with a body is refused above).
+                    data = data[exc.args[0]:]
+                    self._parser = httptools.HttpRequestParser(self)
+                    if not data:
+                        break
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc))
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc))
+            if isinstance(cause, ProtocolError):
+                self._error = cause
+            else:  # a transfer coding llhttp will not frame is one Go answers with 501
+                self._error = ProtocolError(str(exc), 501 if "invalid `transfer-encoding`" in str(exc).lower() else 400)
 
     def next_event(self) -> ServerEvent:
         if self._events:

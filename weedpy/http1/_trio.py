@@ -269,7 +269,7 @@ async def serve_connection(
     except ProtocolError as exc:
         if exchange is None or not exchange.started:
             try:
-                await stream.send_all(go_bad_request(exc.status_hint))
+                await stream.send_all(go_bad_request(exc.status_hint, exc.public))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):

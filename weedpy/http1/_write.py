@@ -42,7 +42,7 @@ REASONS: dict[int, bytes] = {
     417: b"Expectation Failed", 429: b"Too Many Requests",
     431: b"Request Header Fields Too Large", 499: b"", 500: b"Internal Server Error",
     501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Unavailable",
-    504: b"Gateway Timeout",
+    504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
 }
 
 LAST_CHUNK = b"0\r\n\r\n"
@@ -96,10 +96,15 @@ def simple_response(
 
 def go_bad_request(status: int = 400, message: str = "") -> bytes:
     """What Go's net/http writes for a request it cannot parse (and then closes)."""
-    text = f"{status} {REASONS.get(status, b'').decode()}"
-    if message:
-        text += f": {message}"
+    reason = REASONS.get(status, b"").decode()
+    if status == 501:  # Go's one 501 at this stage, with a text of its own
+        line, text = reason, "Unsupported transfer encoding"
+    elif message:  # net/http's statusError: the detail in the status line and in the body
+        line = text = f"{reason}: {message}"
+        text = f"{status} {text}"
+    else:
+        line, text = reason, f"{status} {reason}"
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s"
-        % (status, REASONS.get(status, b""), text.encode())
+        % (status, line.encode(), text.encode())
     )
