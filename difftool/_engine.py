@@ -42,7 +42,8 @@ from typing import Any
 
 import trio
 
-from difftool._aggregate import Aggregator, judge
+from difftool._aggregate import Aggregator, Judgement, judge
+from difftool._compare import Verdict
 from difftool._compare import Rules
 from difftool._fixture import Fixture, fixture_to_json
 from difftool._noise import DIFFY_DEFAULTS, NoiseThresholds
@@ -122,6 +123,9 @@ class DiffEngine:
         self.catch_up_waits = 0  # requests served by the mirrored side that waited for earlier writes
         self.catch_up_wait_s = 0.0
         self.started = time.time()
+        # Set by the wiring (weedpy/cutover.py): told the kind of every compared sample; adds to the report.
+        self.observer: Callable[[str, str], None] | None = None
+        self.report_extra: Callable[[], dict[str, Any]] | None = None
 
     # -- serving path (never blocks) ----------------------------------------------------------------
 
@@ -311,6 +315,16 @@ class DiffEngine:
         sample = Sample(job.endpoint, job.request, go, native, control, job.routes_v, f"served by {job.serving_side}")
         judgement = judge(sample, self.rules_for(job.endpoint))
         self.aggregator.add(sample, judgement)
+        if self.observer is not None:
+            self.observer(job.endpoint, self._kind(job.endpoint, judgement))
+
+    def _kind(self, endpoint: str, judgement: Judgement) -> str:
+        """`match`, `ignored`, `real` or `noise`, as the fields' rates so far classify the sample."""
+        cand = judgement.candidate
+        if cand.verdict is not Verdict.MISMATCH:
+            return "match" if cand.verdict is Verdict.MATCH else "ignored"
+        noise = all(self.aggregator.is_noise(endpoint, key) for key in cand.keys)
+        return "noise" if noise else "real"
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -319,6 +333,8 @@ class DiffEngine:
             "scenario": "live", "routes_v": self.routes.version, "versions": self.versions,
             "mirroring": self.mirroring, "control": self.control,
         })
+        if self.report_extra is not None:
+            rep.update(self.report_extra())
         rep["stores"] = {"diverged_writes": self.diverged, "equal": None if self.diverged == 0 else False,
                          "mirror_pending": self._enqueued - self._applied, "mirror_waits": self.mirror_waits,
                          "mirror_wait_seconds": round(self.mirror_wait_s, 3), "catch_up_waits": self.catch_up_waits,

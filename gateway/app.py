@@ -37,6 +37,7 @@ from weedpy.serve.grpc_front import CallTarget, GrpcFront
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
+from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
@@ -89,6 +90,7 @@ class ProxyServer:
         self.extension = extension
         # The running table: SIGHUP and the admin API replace it (weedpy/serve/live_routes.py).
         self.live = LiveRoutes(routes, mode=cfg.mode.value, path=cfg.routes_file)
+        self.evidence: Evidence | None = None  # mixed mode: what each side answered, for the cutover rules
         self.server_header = f"SeaweedFS Volume {weed_version(weed, 2) or 'unknown'}".encode()
         self.guard = Guard.from_entries(cfg.whitelist + security.guard_white_list)
         self.security = security
@@ -189,12 +191,13 @@ class ProxyServer:
             await self.extension.after_backend(nursery, self)
             http_targets.update(self.extension.http_targets(go_http))
             grpc_targets.update(self.extension.grpc_targets(relay_to_go))
-        http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state).handle
+        http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
+                                     self.evidence).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
         # Mixed mode's extras (native targets, the differ) live in this process only.
         workers = None if self.extension is not None else WorkerSpec(cfg.workers, self._worker_init, self._attach)
-        return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets), grpc_options=PROXY_SERVER_OPTIONS,
+        return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence), grpc_options=PROXY_SERVER_OPTIONS,
                       send_buffer=RELAY_SOCKET_BUFFER, workers=workers, routes=RoutesApi(self.live, self.guard))
 
     async def serving(self, nursery: trio.Nursery) -> None:

@@ -30,6 +30,7 @@ commands:
   local    run a local master and a weedpy volume server for trying things out
   verify   check every volume in a data directory against its index
   diff     dual-run differ: `diff run SCENARIO --out DIR`, `diff report`, `diff replay FIXTURE`
+  cutover  `cutover status [-server=HOST:PORT] [-json]`: the running route table and its evidence
   version  print weedpy's and the Go backend's versions
 
 global flags (before the command, as with weed): -config_dir=DIR
@@ -162,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from difftool.cli import main as diff_main  # each command imports only what it runs
 
         return diff_main(rest)
+    if command == "cutover":
+        from weedpy.cutover import main as cutover_main  # each command imports only what it runs
+
+        return cutover_main(rest)
     if command == "version":
         try:
             go = weed_version(find_weed_binary(), 2) or "unknown"

@@ -39,8 +39,13 @@ from weedpy.serve.http_front import HttpTarget
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.weedbin import weed_version
+from weedpy.cutover import TEST_FAULT_ENV, Cutover, FaultyHttp, fault_switch
+from weedpy.logs import get_logger
+from weedpy.serve.evidence import Evidence
 
 __all__ = ["MixedExtension", "mixed_server", "GoStateWatch"]
+
+log = get_logger("mixed")
 
 DUAL_RUN_DRAIN_SECONDS = 10.0  # at stop, how long mirrored writes may take to reach the other store
 WATCH_LIMIT = 1 << 20  # bytes of a watched call kept (its request and answer are a few bytes)
@@ -82,8 +87,17 @@ class MixedExtension:
         self.dual: GatewayDualRun | None = None
         self.control: Supervisor | None = None
         self._control_http: HttpTarget | None = None
+        self.cutover: Cutover | None = None
+        self._fault: tuple[str, str] | None = None
 
     async def before_backend(self) -> None:
+        try:
+            self._fault = fault_switch(self.cfg.bind_ip)  # a test-only switch (weedpy/cutover.py)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        await self._open_dual()
+
+    async def _open_dual(self) -> None:
         if not dual_run_requested(self.routes):
             return
         try:  # before Go starts: both stores must start equal
@@ -97,8 +111,15 @@ class MixedExtension:
                            weed_binary=str(self.weed), version=native_version(self.weed))
 
     async def after_backend(self, nursery: trio.Nursery, proxy: ProxyServer) -> None:
-        if self.native is None:
+        # The evidence the cutover rules read: each side's answers (the fronts), the differ's samples.
+        proxy.evidence = Evidence()
+        self.cutover = Cutover(proxy.live, proxy.evidence)
+        await nursery.start(self.cutover.run)
+        follower = self.native is None  # no dual-run: the read-only view of Go's files
+        if follower:
             self.native = build_follower(self.cfg, self.security, str(self.weed))
+        self._apply_fault()
+        if follower:
             return
         control_relay = None
         if control_dirs(self.cfg):  # a second Go backend as the differ's noise control
@@ -112,12 +133,21 @@ class MixedExtension:
             self.native.ctx.full_version, proxy.guard, GRPC_OPTIONS, PROXY_SERVER_OPTIONS, self.control, control_relay,
             tls=proxy.tls,
         )
+        self.dual.engine.observer = self.cutover.judged
+        self.dual.engine.report_extra = lambda: {"cutover": self.cutover.status()}
         await nursery.start(self.dual.run)
         if self.control is not None:
             try:
                 await nursery.start(self.control.run)
             except BackendStartError as exc:
                 raise StartupError(f"the control Go backend failed to start:\n{exc}") from None
+
+    def _apply_fault(self) -> None:
+        if self._fault is not None:
+            assert self.native is not None
+            log.warning("TEST-ONLY FAULT: native answers this endpoint wrongly on purpose", kind=self._fault[0],
+                        route=self._fault[1], env=TEST_FAULT_ENV)
+            self.native.http = FaultyHttp(self.native.http, *self._fault)
 
     def http_targets(self, go: HttpTarget) -> Mapping[Target, HttpTarget]:
         assert self.native is not None

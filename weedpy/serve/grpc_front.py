@@ -21,6 +21,7 @@ import trio
 
 from weedpy.grpc import CallHandler, GrpcError, ServerCall, Status, grpc_error_in, header_value
 from weedpy.logs import get_logger
+from weedpy.serve.evidence import GRPC_SERVER_ERRORS, Evidence
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, grpc_endpoint
 
@@ -52,7 +53,9 @@ class NamedTarget:
 class GrpcFront:
     """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
 
-    def __init__(self, routes: RouteTable | LiveRoutes, targets: Mapping[Target, CallTarget]) -> None:
+    def __init__(self, routes: RouteTable | LiveRoutes, targets: Mapping[Target, CallTarget],
+                 evidence: Evidence | None = None) -> None:
+        self._evidence = evidence  # counts each side's answers and server errors (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
         self._live.serves(self._targets)
@@ -86,6 +89,8 @@ class GrpcFront:
                     status = Status.DEADLINE_EXCEEDED
                 else:
                     status = Status.UNKNOWN if failed else Status.CANCELLED
+            if self._evidence is not None:
+                self._evidence.answered(endpoint, route_target.value, status.name in GRPC_SERVER_ERRORS)
             _log.info(
                 "grpc",
                 route=endpoint,

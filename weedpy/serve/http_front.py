@@ -18,6 +18,7 @@ from weedpy.http1 import Exchange, simple_response
 from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
 from weedpy.serve.replies import date_header, handler_headers, json_error
+from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
 
@@ -46,7 +47,9 @@ class HttpFront:
         guard: Guard,
         server_header: bytes,
         state: FrontState,
+        evidence: Evidence | None = None,
     ) -> None:
+        self._evidence = evidence  # counts each side's answers and 5xx (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
         self._live.serves(self._targets)
@@ -87,6 +90,8 @@ class HttpFront:
             else:
                 await handler(exch)
         finally:
+            if self._evidence is not None:
+                self._evidence.answered(endpoint, target_name, exch.status >= 500)
             method = req.method
             self._log_http(
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),

@@ -205,14 +205,14 @@ class LiveRoutes:
             raise
         return await self.install(table, by)
 
-    async def edit(self, patch: Mapping[str, Any], by: str) -> RouteTable:
+    async def edit(self, patch: Mapping[str, Any], by: str, note: str = "") -> RouteTable:
         """Change some entries of the running table (see `edit_table`) and install the result."""
         try:
             table = edit_table(self.table, patch)
         except RouteTableError as exc:
             log.error("route table refused", by=by, error=str(exc), running=self.table.version)
             raise
-        return await self.install(table, by)
+        return await self.install(table, by, note)
 
     def adopt(self, msg: Mapping[str, Any]) -> None:
         """A worker process: take the leader's table as it is (the leader validated it)."""

@@ -415,6 +415,10 @@ def mode_route_problem(mode: str, routes: RouteTable) -> str | None:
         if elsewhere:
             return ("-mode=native runs no Go backend, but the route table sends these endpoints to go or a dual-run "
                     f"target: {', '.join(elsewhere[:8])}{' ...' if len(elsewhere) > 8 else ''}; use -mode=mixed")
+        ruled = sorted(e for e, r in routes.routes.items() if r.auto_rollback is not None)
+        if ruled:
+            return (f"-mode=native has no Go side to roll back to, but these routes have auto_rollback: "
+                    f"{', '.join(ruled[:8])}; use -mode=mixed")
         return None
     if mode == "mixed":
         return mixed_route_problem(routes)

@@ -1,0 +1,152 @@
+"""Auto-rollback on real processes: a native handler made to differ (or to fail) by the test-only
+fault switch is moved back to Go within its rule's window, with no failed request once it is;
+`/weedpy/routes`, `weedpy cutover status`, the differ's report and the log show it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proto import volume_server_pb2 as vs
+from tests.native_core.support import call
+from tests.support.procs import clean_env, free_port_pair, start_master
+from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
+from weedpy.cutover import TEST_FAULT_ENV
+
+pytestmark = pytest.mark.slow
+
+VID = 5
+
+
+def _events(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def _write_files(url: str, grpc_port: int, n: int = 20) -> dict[str, bytes]:
+    assert call(grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=VID, version=3),
+                vs.AllocateVolumeResponse).ok
+    files = {f"{VID},{k:x}{0xfa170000 + k:08x}": f"rollback file {k}".encode() for k in range(1, n + 1)}
+    with httpx.Client(timeout=30) as c:
+        for fid, body in files.items():
+            assert c.put(f"{url}/{fid}", content=body).status_code == 201
+    return files
+
+
+def _target(url: str, route: str) -> str:
+    doc = httpx.get(f"{url}/weedpy/routes", timeout=10).json()
+    return doc["table"]["routes"].get(route, doc["table"]["default"])["target"]
+
+
+def test_a_differing_native_read_is_rolled_back_to_go(tmp_path: Path) -> None:
+    master = start_master(tmp_path)
+    table = tmp_path / "routes.toml"
+    table.write_text("""version = "rb-1"
+default = "go"
+[routes]
+"admin.read" = { target = "native+verify", sample_pct = 100, auto_rollback = { max_real_diff_pct = 5, window_s = 60, min_samples = 10 } }
+""")
+    server = start_weedpy_volume(
+        tmp_path, master, data_dir=tmp_path / "go",
+        extra=["-mode=mixed", f"-routes={table}", f"-dir.native={tmp_path / 'py'}"],
+        env=clean_env({TEST_FAULT_ENV: "differ:admin.read"}),
+    )
+    url = server.url
+    try:
+        files = _write_files(url, server.grpc_port)
+        started = time.monotonic()
+        with httpx.Client(timeout=30) as c:
+            while _target(url, "admin.read") == "native+verify":
+                assert time.monotonic() - started < 30, "not rolled back within 30 s"
+                for fid, body in files.items():
+                    r = c.get(f"{url}/{fid}")
+                    assert r.status_code == 200 and r.content == body  # the client's answer is never lost
+            rolled_at = time.monotonic()
+            assert _target(url, "admin.read") == "shadow"
+            for fid, body in files.items():  # Go serves it now, native is still compared
+                r = c.get(f"{url}/{fid}")
+                assert r.status_code == 200 and r.content == body and "x-weedpy-test-fault" not in r.headers
+        assert rolled_at - started < 30
+
+        doc = httpx.get(f"{url}/weedpy/routes", timeout=10).json()
+        [rb] = doc["rollbacks"]
+        assert rb["route"] == "admin.read" and rb["from"] == "native+verify" and rb["to"] == "shadow"
+        assert "real differences" in rb["reason"] and doc["rollbacks_total"] == 1
+        row = next(r for r in doc["evidence"] if r["route"] == "admin.read")
+        assert row["samples"] >= 10 and row["real"] >= 10 and row["rolled_back"] and row["last_change_by"] == "auto_rollback"
+        assert doc["table"]["routes"]["admin.read"]["auto_rollback"]["max_real_diff_pct"] == 5  # kept: why it moved
+        report = httpx.get(f"{url}/weedpy/diff", timeout=10).json()
+        assert report["cutover"]["rollbacks"][0]["route"] == "admin.read"
+        fields = next(e for e in report["endpoints"] if e["endpoint"] == "admin.read")["fields"]
+        assert any(f["field"] == "header:x-weedpy-test-fault" and f["class"] == "real" for f in fields)
+
+        out = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "status",
+                              f"-server=127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out
+        assert "shadow (rolled back)" in out.stdout and "rolled back" in out.stdout.splitlines()[-1], out.stdout
+        out = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "status", "--json",
+                              "--server", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
+        assert json.loads(out.stdout)["rollbacks_total"] == 1
+
+        events = _events(server.proc.log_path)
+        assert any(e.get("event", "").startswith("TEST-ONLY FAULT") for e in events)
+        assert [e["route"] for e in events if e.get("event") == "route rolled back"] == ["admin.read"]
+        assert any(e.get("event") == "route table changed" and e.get("by") == "auto_rollback" for e in events)
+    finally:
+        server.stop()
+        master.stop()
+
+
+def test_native_server_errors_roll_the_route_back_to_go(tmp_path: Path) -> None:
+    master = start_master(tmp_path)
+    table = tmp_path / "routes.toml"
+    rule = "auto_rollback = { max_5xx_pct = 20, window_s = 30, min_samples = 10 }"
+    table.write_text(f"""version = "rb-5xx"
+default = "go"
+[routes]
+"admin.read" = {{ target = "native", {rule} }}
+"admin.status" = {{ target = "native", {rule} }}
+""")
+    server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-routes={table}"],
+                                 env=clean_env({TEST_FAULT_ENV: "5xx:admin.read"}))
+    url = server.url
+    try:
+        files = _write_files(url, server.grpc_port)
+        statuses = []
+        with httpx.Client(timeout=30) as c:
+            started = time.monotonic()
+            while _target(url, "admin.read") == "native":
+                assert time.monotonic() - started < 20, "not rolled back"
+                for fid in files:
+                    statuses.append(c.get(f"{url}/{fid}").status_code)
+                assert c.get(f"{url}/status").status_code == 200
+            for fid, body in files.items():
+                r = c.get(f"{url}/{fid}")
+                assert r.status_code == 200 and r.content == body
+        assert set(statuses) == {500}  # the fault, until the rule moved the route
+        doc = httpx.get(f"{url}/weedpy/routes", timeout=10).json()
+        assert [r["route"] for r in doc["rollbacks"]] == ["admin.read"] and "5xx" in doc["rollbacks"][0]["reason"]
+        assert _target(url, "admin.status") == "native"  # its own rule holds: no server errors
+    finally:
+        server.stop()
+        master.stop()
+
+
+def test_the_fault_switch_stops_a_server_not_bound_to_loopback(tmp_path: Path) -> None:
+    port, grpc_port = free_port_pair()
+    argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=tmp_path,
+                              master="127.0.0.1:1") + ["-mode=mixed", "-ip.bind=0.0.0.0"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                         env=clean_env({TEST_FAULT_ENV: "differ:admin.read"}))
+    assert out.returncode == 1 and "for tests only" in out.stderr, out

@@ -1,0 +1,283 @@
+"""Evidence-gated cutover in mixed mode: the differ's and the fronts' counts per endpoint over a
+window, `auto_rollback` rules that move a route back to Go, and what `weedpy cutover status` shows.
+
+`Cutover(live, evidence)` sits above the shared layer and the differ (like weedpy/mixed.py): the
+fronts count each side's answers and server errors into `evidence`, the differ's engine calls
+`judged(endpoint, kind)` for every compared sample (`real` and `noise` as the differ classifies
+the sample's fields at that moment, docs/differ.md), and `run()` checks every route that has an
+`auto_rollback` rule once a second. A route served (wholly or in part) by native whose window
+breaks its rule is moved to its Go side (`native` -> `go`, `native+verify` -> `shadow`, any
+`native_pct` dropped) through the same validated, atomic change as SIGHUP and the admin API
+(`by = "auto_rollback"`), logged (`route rolled back`), listed under `rollbacks` in
+`/weedpy/routes` and in the differ's report. The route keeps its rule, so the status shows why.
+
+A test-only fault switch (`TEST_FAULT_ENV`, see `fault_switch`) makes native answer one endpoint
+wrongly, so the tests can watch a rollback happen; docs/cutover.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from weedpy.http1 import Exchange
+from weedpy.logs import get_logger
+from weedpy.serve.evidence import Evidence
+from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.routes import ALL_ENDPOINTS, Route, RouteTable, RouteTableError, Target, request_path, http_endpoint
+
+__all__ = ["Cutover", "DEFAULT_WINDOW_S", "CHECK_S", "TEST_FAULT_ENV", "fault_switch", "FaultyHttp", "status_rows"]
+
+log = get_logger("cutover")
+
+DEFAULT_WINDOW_S = 60.0  # the window of an endpoint without a rule, in the status
+CHECK_S = 1.0
+TEST_FAULT_ENV = "WEEDPY_TEST_ONLY_FAULT"
+
+
+def _serves_native(route: Route) -> bool:
+    return route.target in (Target.NATIVE, Target.NATIVE_VERIFY) and route.native_pct != 0.0
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(part * 100.0 / whole, 3) if whole else None
+
+
+class Cutover:
+    def __init__(self, live: LiveRoutes, evidence: Evidence) -> None:
+        self.live = live
+        self.evidence = evidence
+        self.rollbacks: list[dict[str, Any]] = []
+        live.status_extra = self.status
+
+    # -- what the differ tells -----------------------------------------------------------------
+
+    def judged(self, endpoint: str, kind: str) -> None:
+        """One compared sample: `match`, `ignored`, `real` (a difference the noise does not
+        explain) or `noise`."""
+        ev = self.evidence
+        ev.add(endpoint, "samples")
+        if kind in ("real", "noise"):
+            ev.add(endpoint, kind)
+
+    # -- the rule ------------------------------------------------------------------------------
+
+    def breach(self, endpoint: str, route: Route) -> str | None:
+        """Why `route` must go back to Go now (None: it may stay)."""
+        rule = route.auto_rollback
+        if rule is None or not _serves_native(route):
+            return None
+        w = self.evidence.window(endpoint, rule.window_s)
+        if rule.max_real_diff_pct is not None and w["samples"] >= rule.min_samples:
+            rate = w["real"] * 100.0 / w["samples"]
+            if rate > rule.max_real_diff_pct:
+                return (f"real differences {w['real']}/{w['samples']} = {rate:.2f}% over {rule.window_s:g}s "
+                        f"> {rule.max_real_diff_pct:g}%")
+        answered = w["requests.native"]
+        if rule.max_5xx_pct is not None and answered >= rule.min_samples:
+            rate = w["5xx.native"] * 100.0 / answered
+            if rate > rule.max_5xx_pct:
+                return (f"5xx answers from native {w['5xx.native']}/{answered} = {rate:.2f}% over "
+                        f"{rule.window_s:g}s > {rule.max_5xx_pct:g}%")
+        return None
+
+    async def check(self) -> list[str]:
+        """Roll back every route whose rule is broken; the endpoints moved."""
+        table = self.live.table
+        moved = []
+        for endpoint, route in table.routes.items():
+            reason = self.breach(endpoint, route)
+            if reason is not None and await self._roll_back(table, endpoint, route, reason):
+                moved.append(endpoint)
+        return moved
+
+    async def _roll_back(self, seen: RouteTable, endpoint: str, route: Route, reason: str) -> bool:
+        if self.live.table is not seen and self.live.lookup(endpoint) != route:
+            return False  # someone changed it meanwhile: judge the new route next time
+        back = dataclasses.replace(route, target=route.go_side, native_pct=None)
+        try:
+            table = await self.live.edit({"routes": {endpoint: back.to_doc()}}, "auto_rollback", reason)
+        except RouteTableError as exc:  # cannot happen for a table that served (logged by LiveRoutes)
+            log.error("rollback refused", route=endpoint, reason=reason, error=str(exc))
+            return False
+        record = {"route": endpoint, "from": route.target.value, "native_pct": route.native_pct,
+                  "to": back.target.value, "reason": reason, "at": time.time(), "version": table.version}
+        self.rollbacks.append(record)
+        log.warning("route rolled back", **record)
+        return True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(CHECK_S)
+            await self.check()
+
+    # -- what `weedpy cutover status` shows ----------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        table = self.live.table
+        names = sorted(set(table.routes) | (set(self.evidence.endpoints()) & ALL_ENDPOINTS))
+        last: dict[str, tuple[float, str]] = {}
+        for change in self.live.history:  # oldest first: the last change of each endpoint wins
+            for line in change.moved:
+                last[line.split(":", 1)[0]] = (change.at, change.by)
+        start = self.live.history[0]
+        rows = []
+        for name in names:
+            route = table.lookup(name)
+            window = route.auto_rollback.window_s if route.auto_rollback else DEFAULT_WINDOW_S
+            w = self.evidence.window(name, window)
+            at, by = last.get(name, (start.at, start.by))
+            rows.append({
+                "route": name, "target": route.target.value,
+                "native_pct": route.native_pct if route.native_pct is not None else (
+                    100.0 if route.target.serving_side == "native" else 0.0),
+                "window_s": window, "samples": w["samples"], "real": w["real"], "noise": w["noise"],
+                "real_pct": _pct(w["real"], w["samples"]),
+                "requests_native": w["requests.native"], "5xx_native": w["5xx.native"],
+                "requests_go": w["requests.go"], "5xx_go": w["5xx.go"],
+                "auto_rollback": route.auto_rollback.to_doc() if route.auto_rollback else None,
+                "rolled_back": any(r["route"] == name for r in self.rollbacks),
+                "last_change_at": at, "last_change_by": by,
+            })
+        return {"evidence": rows, "rollbacks": list(self.rollbacks), "rollbacks_total": len(self.rollbacks)}
+
+
+def status_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """`weedpy cutover status` as table rows (header first) from the `/weedpy/routes` document."""
+    rows = [["ROUTE", "TARGET", "NATIVE%", "WINDOW", "SAMPLES", "REAL", "NOISE", "5XX(N)", "LAST CHANGE", "BY"]]
+    evidence = doc.get("evidence")
+    if evidence is None:  # not mixed mode: the table only
+        table = doc["table"]
+        for name, route in sorted(table["routes"].items()):
+            rows.append([name, route["target"], str(route.get("native_pct", "")), "", "", "", "", "", "", ""])
+        return rows
+    for r in evidence:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_change_at"]))
+        target = r["target"] + (" (rolled back)" if r["rolled_back"] else "")
+        rows.append([r["route"], target, f"{r['native_pct']:g}", f"{r['window_s']:g}s", str(r["samples"]),
+                     str(r["real"]), str(r["noise"]), f"{r['5xx_native']}/{r['requests_native']}", when,
+                     r["last_change_by"]])
+    return rows
+
+
+# -- the test-only fault switch ----------------------------------------------------------------
+
+
+def fault_switch(bind_ip: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(kind, endpoint) when `WEEDPY_TEST_ONLY_FAULT=KIND:ENDPOINT` is set, KIND `differ` (native
+    adds a header Go does not send) or `5xx` (native answers 500). For tests only: honoured only
+    by a server bound to a loopback address; any other server refuses to start with it set
+    (ValueError), so it cannot reach production by accident."""
+    raw = (environ if environ is not None else os.environ).get(TEST_FAULT_ENV)
+    if not raw:
+        return None
+    kind, _, endpoint = raw.partition(":")
+    if kind not in ("differ", "5xx") or endpoint not in ALL_ENDPOINTS or endpoint.startswith("/"):
+        raise ValueError(f"{TEST_FAULT_ENV}={raw!r}: expected differ:ENDPOINT or 5xx:ENDPOINT (an HTTP endpoint)")
+    try:
+        loopback = ipaddress.ip_address(bind_ip).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"{TEST_FAULT_ENV} is set: it makes native answer wrongly on purpose and is for tests "
+                         f"only; a server bound to {bind_ip or 'every address'} refuses it")
+    return kind, endpoint
+
+
+class FaultyHttp:
+    """Native's HTTP app (anything with `.handle`) with the test fault applied to one endpoint."""
+
+    def __init__(self, app: Any, kind: str, endpoint: str) -> None:
+        self._inner_app = app
+        self._inner: Callable[[Exchange], Awaitable[None]] = app.handle
+        self._kind = kind
+        self._endpoint = endpoint
+
+    async def handle(self, exch: Exchange) -> None:
+        req = exch.request
+        if http_endpoint(exch.port_kind, req.method, request_path(req.target)) != self._endpoint:
+            await self._inner(exch)
+            return
+        if self._kind == "5xx":
+            body = b'{"error":"test-only fault"}'
+            await exch.send(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            exch.started = True
+            exch.status = 500
+            return
+        await self._inner(_MarkedExchange(exch))  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:  # the rest of native's HTTP app, as it is
+        return getattr(self._inner_app, name)
+
+
+class _MarkedExchange:
+    """An exchange whose response head carries one header more (`differ` fault)."""
+
+    __slots__ = ("_x", "_marked")
+
+    def __init__(self, exch: Exchange) -> None:
+        object.__setattr__(self, "_x", exch)
+        object.__setattr__(self, "_marked", False)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._x, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self._x, name, value)
+
+    async def send(self, data: bytes) -> None:
+        if not self._marked and data.startswith(b"HTTP/"):
+            object.__setattr__(self, "_marked", True)
+            end = data.find(b"\r\n")
+            data = data[:end + 2] + b"X-Weedpy-Test-Fault: differ\r\n" + data[end + 2:]
+        await self._x.send(data)
+
+
+# -- `weedpy cutover status` -------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    """`weedpy cutover status [-server=HOST:PORT] [-json]`: the running route table and the evidence
+    per endpoint, from the server's `/weedpy/routes` (its admin port, from loopback or a
+    whitelisted address). Exit 0, or 1 when the server cannot be asked."""
+    parser = argparse.ArgumentParser(prog="weedpy cutover", description="evidence-gated cutover (docs/cutover.md)")
+    parser.add_argument("command", choices=["status"])
+    parser.add_argument("-server", "--server", default="127.0.0.1:8080", help="the volume server's admin HOST:PORT")
+    parser.add_argument("-json", "--json", action="store_true", help="print the whole document as JSON (for CI)")
+    args = parser.parse_args(argv)
+    base = args.server if "://" in args.server else f"http://{args.server}"
+    try:
+        with urllib.request.urlopen(f"{base}/weedpy/routes", timeout=30) as resp:
+            doc = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        print(f"weedpy cutover: {base} answered {exc.code}: {exc.read().decode(errors='replace')}")
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"weedpy cutover: cannot ask {base}: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["changed_at"]))
+    print(f"route table {doc['version']} (serial {doc['serial']}, mode {doc['mode']}), "
+          f"changed {when} by {doc['changed_by']}; default {doc['table']['default']['target']}")
+    rows = status_rows(doc)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for rb in doc.get("rollbacks", []):
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rb["at"]))
+        print(f"rolled back {at}: {rb['route']} {rb['from']} -> {rb['to']}: {rb['reason']}")
+    return 0
