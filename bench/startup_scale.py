@@ -163,7 +163,7 @@ def start_server(kind: str, d: Path, master: str, workers: int, log: Path) -> tu
     if kind == "go":
         argv = [str(find_weed_binary()), "volume", *common]
     else:
-        argv = [str(ROOT / ".venv/bin/weedpy"), "volume", "-mode=native", *common] + ([f"-workers={workers}"] if workers else [])
+        argv = [str(Path(sys.executable).parent / "weedpy"), "volume", "-mode=native", *common] + ([f"-workers={workers}"] if workers else [])
     env = python_env(log.parent / "pycache") if kind != "go" else clean_env()
     with open(log, "ab") as out:
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

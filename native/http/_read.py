@@ -9,7 +9,6 @@ transformation) -> cookie -> Last-Modified / If-Modified-Since / If-None-Match -
 from __future__ import annotations
 
 import calendar
-import email.utils
 import functools
 import json
 import time
@@ -27,7 +26,7 @@ from native.http._images import crop_params, cropped, resize_params, resized
 from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest
 from native.http._request import GoRequest
 from native.storage import Needle, NotFound, StorageError
-from weedpy.http1 import GoHeader, GoResponse
+from weedpy.http1 import GoHeader, GoResponse, format_http_date
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp, Scope
@@ -44,7 +43,7 @@ class DropConnection(Exception):
 
 @functools.lru_cache(maxsize=1024)
 def _http_date(ts: int) -> str:
-    return email.utils.formatdate(ts, usegmt=True)
+    return format_http_date(ts)
 
 
 def _parse_http_date(s: str) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 import time
 from typing import TYPE_CHECKING
@@ -44,6 +43,8 @@ def _uptime() -> str:
 
 def render_ui(app: "NativeHttp") -> str:
     ctx = app.ctx
+    import html  # with its entity tables: only for the status page (start-up time)
+
     e = html.escape
     version = ctx.full_version or ctx.version
     masters = ", ".join(e(m) for m in ctx.cfg.masters)

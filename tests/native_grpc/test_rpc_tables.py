@@ -16,7 +16,7 @@ from native.grpc import HANDLERS, READ_ONLY_RPCS
 from proto.services import RPCS, VOLUME_SERVER
 
 P = "/volume_server_pb.VolumeServer/"
-FAMILIES = sorted(Path(native.grpc.__file__).parent.glob("_*.py"))
+FAMILIES = sorted(p for p in Path(native.grpc.__file__).parent.glob("_*.py") if p.stem != "_router")  # _router: their union
 
 
 def _snake(name: str) -> str:

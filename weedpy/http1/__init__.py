@@ -43,6 +43,7 @@ from weedpy.http1._gowire import (
     GoResponse as GoResponse,
     WireHead as WireHead,
     canonical_key as canonical_key,
+    format_http_date as format_http_date,
     http_date as http_date,
     serialize_head as serialize_head,
 )

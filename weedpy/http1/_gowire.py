@@ -16,7 +16,6 @@ turns it into the bytes Go would send, so a client (or the differ) cannot tell t
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
@@ -109,9 +108,19 @@ class WireHead:
     send_body: bool  # False for HEAD/204/304/1xx: the body is dropped
 
 
-@functools.lru_cache(maxsize=4)
-def _format_date(second: int) -> str:
-    return email.utils.formatdate(second, usegmt=True)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_http_date(second: int) -> str:
+    """RFC 7231's IMF-fixdate, as Go's http.TimeFormat (email.utils.formatdate's output, without
+    loading the email package at start-up)."""
+    t = time.gmtime(second)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+_format_date = functools.lru_cache(maxsize=4)(format_http_date)
 
 
 def http_date() -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -372,6 +371,8 @@ def load_route_table(path: str | Path | None) -> RouteTable:
     """The table in `path`, or the built-in one (everything to go) when no file is given."""
     if path is None:
         return default_route_table()
+    import tomllib  # only when there is a file to read (start-up time)
+
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text())
