@@ -20,7 +20,6 @@ import dataclasses
 import ipaddress
 import json
 import time
-import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -257,6 +256,8 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     text = body.decode("utf-8", "replace").strip()
     if not text:
         raise RouteTableError("the request has no body (a route table or an edit, as TOML or JSON)")
+    import tomllib  # only for a route change (start-up time)
+
     try:
         doc = json.loads(text) if text.startswith("{") else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
