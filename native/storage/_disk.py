@@ -381,6 +381,7 @@ class DiskLocation:
                 v = Volume.load(
                     self.directory, f.vid, collection=f.collection, idx_directory=self.idx_directory,
                     offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
+                    repair=self.leader,  # a worker changes no file: the leader loaded (and repaired) it first
                 )
         except OffsetWidthMismatch:
             raise
@@ -460,7 +461,8 @@ class DiskLocation:
 
         def reopen() -> Volume:
             return Volume.load(v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
-                               offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy)
+                               offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
+                               repair=False, files=v.files)
 
         v.share(slot, reopen)
 

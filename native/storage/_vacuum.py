@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from ._errors import Corrupted, StorageError
+from ._fileio import FileOps
 from ._fs import remove_path
 from ._needle import Needle, decode_needle, encode_needle, record_size
 from ._types import PADDING_SIZE, SUPER_BLOCK_SIZE, actual_size
@@ -157,7 +158,8 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
     rows: list[bytes] = []
     copied = skipped = expired = 0
     skipped_bytes = expired_bytes = 0
-    fd = os.open(cpd_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    files = v.files
+    fd = files.open(cpd_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         head = new_sb.encode()
         pending = [head]
@@ -192,14 +194,14 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
             copied += 1
             throttle.wrote(len(record))
             if pending_len >= _WRITE_CHUNK:
-                written += _write_all(fd, b"".join(pending), written)
+                written += _write_all(files, fd, b"".join(pending), written)
                 pending, pending_len = [], 0
         if pending:
-            written += _write_all(fd, b"".join(pending), written)
-        os.fsync(fd)
+            written += _write_all(files, fd, b"".join(pending), written)
+        files.fsync(fd)
         new_dat_size = os.fstat(fd).st_size
     finally:
-        os.close(fd)
+        files.close(fd)
     if skipped:
         log.warning("vacuum volume %s: dropped %d unreadable index entries (%d data bytes) during compaction",
                     v.id, skipped, skipped_bytes)
@@ -214,7 +216,7 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
                 f"size {expected} from the pre-compaction snapshot"
             )
     rows_sorted = rows if _ascending_ids(rows) else sorted(rows, key=lambda r: r[:8])
-    _write_file(cpx_path, b"".join(rows_sorted))
+    _write_file(files, cpx_path, b"".join(rows_sorted))
     return CompactResult(ran=True, copied=copied, skipped=skipped, expired=expired, dat_size=new_dat_size)
 
 
@@ -236,38 +238,31 @@ def compact(v, *, progress: Callable[[int], bool] | None = None, **kwargs) -> Co
         steps.close()
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> int:
+def _write_all(files: FileOps, fd: int, data: bytes, offset: int) -> int:
     view = memoryview(data)
     done = 0
     while done < len(view):
-        n = os.pwrite(fd, view[done:], offset + done)
+        n = files.pwrite(fd, view[done:], offset + done)
         if n <= 0:
             raise OSError(errno.EIO, "short write")
         done += n
     return done
 
 
-def _write_file(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def _write_file(files: FileOps, path: str, data: bytes) -> None:
+    fd = files.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, data, 0)
-        os.fsync(fd)
+        _write_all(files, fd, data, 0)
+        files.fsync(fd)
     finally:
-        os.close(fd)
+        files.close(fd)
 
 
-def _fsync_dir(directory: str) -> None:
+def _fsync_dir(files: FileOps, directory: str) -> None:
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        files.fsync_dir(directory)
     except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise VacuumError(f"sync dir {directory}: {exc}") from exc
-    finally:
-        os.close(fd)
+        raise VacuumError(f"sync dir {directory}: {exc}") from exc
 
 
 
@@ -288,16 +283,16 @@ def commit_compact(v, *, clock_ns: Callable[[], int] = time.time_ns) -> bool:
             try:
                 _makeup_diff(v, cpd, cpx, clock_ns)
             except VacuumError:
-                remove_path(cpd)
-                remove_path(cpx)
+                v.files.remove(cpd)
+                v.files.remove(cpx)
                 raise
             except (OSError, Corrupted) as exc:
-                remove_path(cpd)
-                remove_path(cpx)
+                v.files.remove(cpd)
+                v.files.remove(cpx)
                 raise VacuumError(f"makeupDiff in CommitCompact volume {v.id} failed: {exc}") from exc
-            _write_marker(cpc)
+            _write_marker(v.files, cpc)
             if not (os.path.exists(cpd) and os.path.exists(cpx)):
-                remove_path(cpc)
+                v.files.remove(cpc)
                 raise VacuumError(f"volume {v.id} compact swap aborted: missing .cpd/.cpx")
             _swap(v, cpd, cpx, cpc)
             _reload(v)
@@ -329,13 +324,14 @@ def _makeup_diff(v, cpd: str, cpx: str, clock_ns: Callable[[], int]) -> None:
         changed[e.key] = (e.offset, e.size)  # the last row of a key wins
     if not changed:
         return
+    files = v.files
     try:
-        dat = os.open(cpd, os.O_RDWR)
+        dat = files.open(cpd, os.O_RDWR)
     except OSError as exc:
         raise VacuumError(f"open dat file {cpd} failed: open {cpd}: {exc.strerror.lower() if exc.strerror else exc}") from exc
     try:
         try:
-            idx = os.open(cpx, os.O_RDWR)
+            idx = files.open(cpx, os.O_RDWR)
         except OSError as exc:
             raise VacuumError(f"open idx file {cpx} failed: open {cpx}: {exc.strerror.lower() if exc.strerror else exc}") from exc
         try:
@@ -363,47 +359,50 @@ def _makeup_diff(v, cpd: str, cpx: str, clock_ns: Callable[[], int]) -> None:
                 else:
                     blob = encode_needle(Needle(id=key, cookie=FAKE_TOMBSTONE_COOKIE, append_at_ns=clock_ns()), version)
                     row = v.codec.encode(key, end // PADDING_SIZE, size)
-                end += _write_all(dat, blob, end)
-                idx_end += _write_all(idx, row, idx_end)
-            os.fsync(dat)
+                end += _write_all(files, dat, blob, end)
+                idx_end += _write_all(files, idx, row, idx_end)
+            files.fsync(dat)
         finally:
-            os.fsync(idx)
-            os.close(idx)
+            try:
+                files.fsync(idx)
+            finally:
+                files.close(idx)
     finally:
-        os.close(dat)
+        files.close(dat)
 
 
-def _write_marker(cpc: str) -> None:
+def _write_marker(files: FileOps, cpc: str) -> None:
     try:
-        fd = os.open(cpc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = files.open(cpc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
         raise VacuumError(f"create commit marker {cpc}: {exc}") from exc
     try:
-        os.fsync(fd)
+        files.fsync(fd)
     except OSError as exc:
         raise VacuumError(f"sync commit marker {cpc}: {exc}") from exc
     finally:
-        os.close(fd)
-    _fsync_dir(os.path.dirname(cpc))
+        files.close(fd)
+    _fsync_dir(files, os.path.dirname(cpc))
 
 
 def _swap(v, cpd: str, cpx: str, cpc: str) -> None:
     """Go's finishCompactSwap: the two renames, directory fsyncs, stale maps, marker last."""
+    files = v.files
     try:
-        os.replace(cpd, v.dat_path)
+        files.replace(cpd, v.dat_path)
     except OSError as exc:
         raise VacuumError(f"rename {cpd}: {exc}") from exc
     try:
-        os.replace(cpx, v.idx_path)
+        files.replace(cpx, v.idx_path)
     except OSError as exc:
         raise VacuumError(f"rename {cpx}: {exc}") from exc
-    _fsync_dir(v.directory)
+    _fsync_dir(files, v.directory)
     if v.idx_directory != v.directory:
-        _fsync_dir(v.idx_directory)
+        _fsync_dir(files, v.idx_directory)
     remove_path(v.file_name(".ldb"))
     remove_path(v.file_name(".rdb"))
-    remove_path(cpc)
-    _fsync_dir(os.path.dirname(cpc))
+    files.remove(cpc)
+    _fsync_dir(files, os.path.dirname(cpc))
 
 
 def _reload(v) -> None:
@@ -411,7 +410,7 @@ def _reload(v) -> None:
         new = Volume.load(
             v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
             offset_bytes=v.offset_bytes, clock_ns=v._clock_ns, map_policy=v.map_policy,
-            read_only_marks=(v.no_write_or_delete, v.no_write_can_delete),
+            read_only_marks=(v.no_write_or_delete, v.no_write_can_delete), repair=False, files=v.files,
         )
     except (StorageError, OSError) as exc:
         # the swapped files do not load: stop writes to the old (now unlinked) ones

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._errors import StorageError
+from ._fileio import OS_FILES, FileOps
 from ._idx import IdxCodec
 from ._map_types import MapPolicy
 from ._names import MAP_FILE_EXT, volume_base_name
@@ -109,6 +110,7 @@ class VolumeBase:
         self.last_modified_ts = 0
         self.size_limit: int | None = None
         self.disk_space_low: Callable[[], bool] = lambda: False
+        self.files: FileOps = OS_FILES  # every write, sync, truncate and rename of the files
         self._clock_ns: Callable[[], int] = _now_ns
         self._dat_fd = -1
         self._idx_fd = -1
@@ -322,7 +324,7 @@ class VolumeBase:
             fd = getattr(self, name)
             if fd >= 0:
                 try:
-                    os.close(fd)
+                    self.files.close(fd)
                 except OSError:
                     pass
                 setattr(self, name, -1)

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Self
 
 from ._errors import Corrupted, NotFound, OffsetWidthMismatch, UnsupportedVolume
+from ._fileio import FileOps
 from ._idx import IdxCodec
 from ._integrity import check_volume_tail
 from ._map_types import MapPolicy
 from ._names import volume_base_name
+from ._recover import plan_tail_repair
 from ._needle import parse_header
 from ._replica import ReplicaPlacement
 from ._superblock import SuperBlock
@@ -60,6 +62,7 @@ class VolumeLoading(VolumeBase):
         offset_bytes: int = DEFAULT_OFFSET_BYTES,
         clock_ns: Callable[[], int] | None = None,
         map_policy: MapPolicy | None = None,
+        files: FileOps | None = None,
     ) -> Self:
         """Allocate a new volume (Go's NewVolume on a missing `.dat`): super block and `.vif`."""
         if isinstance(replica_placement, str):
@@ -71,7 +74,7 @@ class VolumeLoading(VolumeBase):
         sb = SuperBlock(version=version, replica_placement=replica_placement, ttl=ttl)
         return cls._open(
             directory, vid, collection, idx_directory, offset_bytes, new_super_block=sb, clock_ns=clock_ns,
-            map_policy=map_policy,
+            map_policy=map_policy, files=files,
         )
 
     @classmethod
@@ -88,6 +91,8 @@ class VolumeLoading(VolumeBase):
         read_only_view: bool = False,
         map_policy: MapPolicy | None = None,
         read_only_marks: tuple[bool, bool] = (False, False),
+        repair: bool = True,
+        files: FileOps | None = None,
     ) -> Self:
         """Open an existing volume as Go's loader does (integrity check included).
 
@@ -99,11 +104,14 @@ class VolumeLoading(VolumeBase):
         `read_only_marks` (no write or delete, no write but delete) are marks the volume
         already carries at runtime: Go reloads a volume (a compaction commit) with them set, so
         they choose the read-only needle map as a `.vif` mark does.
+        `repair` cuts the torn tail a crash left (`_recover`) off a writable volume's files
+        before loading it; off for a process that does not own the files. `files` is the layer
+        every write goes through (`_fileio`; the operating system's by default).
         """
         return cls._open(
             directory, vid, collection, idx_directory, offset_bytes,
             default_offset_bytes=default_offset_bytes, clock_ns=clock_ns, read_only_view=read_only_view,
-            map_policy=map_policy, read_only_marks=read_only_marks,
+            map_policy=map_policy, read_only_marks=read_only_marks, repair=repair, files=files,
         )
 
     @classmethod
@@ -121,8 +129,12 @@ class VolumeLoading(VolumeBase):
         read_only_view: bool = False,
         map_policy: MapPolicy | None = None,
         read_only_marks: tuple[bool, bool] = (False, False),
+        repair: bool = False,
+        files: FileOps | None = None,
     ) -> Self:
         v = cls()
+        if files is not None:
+            v.files = files
         v._view = read_only_view
         v.no_write_or_delete, v.no_write_can_delete = read_only_marks
         if map_policy is not None:
@@ -134,13 +146,14 @@ class VolumeLoading(VolumeBase):
         if clock_ns is not None:
             v._clock_ns = clock_ns
         try:
-            v._load(offset_bytes, default_offset_bytes, new_super_block)
+            v._load(offset_bytes, default_offset_bytes, new_super_block, repair)
         except BaseException:
             v._close_fds()
             raise
         return v
 
-    def _load(self, offset_bytes: int | None, default_offset_bytes: int, new_sb: SuperBlock | None) -> None:
+    def _load(self, offset_bytes: int | None, default_offset_bytes: int, new_sb: SuperBlock | None,
+              repair: bool = False) -> None:
         base = volume_base_name(self.collection, self.id)
         # an .idx next to the .dat wins over -dir.idx (volumes moved in from elsewhere)
         if self.idx_directory != self.directory and os.path.exists(os.path.join(self.directory, base + ".idx")):
@@ -167,14 +180,14 @@ class VolumeLoading(VolumeBase):
         dat_path = self.file_name(".dat")
         if os.path.exists(dat_path):
             writable = os.access(dat_path, os.W_OK)
-            self._dat_fd = os.open(dat_path, os.O_RDWR if writable and not self._view else os.O_RDONLY)
+            self._dat_fd = self.files.open(dat_path, os.O_RDWR if writable and not self._view else os.O_RDONLY)
             if not writable:
                 self.no_write_or_delete = True
             st = os.fstat(self._dat_fd)
             self.last_modified_ts = int(st.st_mtime)
         elif new_sb is not None:
             os.makedirs(self.directory, exist_ok=True)
-            self._dat_fd = os.open(dat_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._dat_fd = self.files.open(dat_path, os.O_RDWR | os.O_CREAT, 0o644)
             self.last_modified_ts = int(time.time())
         else:
             raise NotFound(f"volume data file {dat_path} does not exist")
@@ -193,7 +206,7 @@ class VolumeLoading(VolumeBase):
                 raise Corrupted(f"volume {dat_path} not initialized (no super block)")
             sb = new_sb
             raw = sb.encode()
-            os.pwrite(self._dat_fd, raw, 0)
+            self.files.pwrite(self._dat_fd, raw, 0)
             self._dat_size = len(raw)
         if info.replication:
             try:
@@ -207,15 +220,17 @@ class VolumeLoading(VolumeBase):
         if not os.path.exists(idx_path) and self._dat_size > SUPER_BLOCK_SIZE:
             raise Corrupted(f"idx file {idx_path} does not exist")
         if (self.no_write_or_delete or self._view) and os.path.exists(idx_path):
-            self._idx_fd = os.open(idx_path, os.O_RDONLY)
+            self._idx_fd = self.files.open(idx_path, os.O_RDONLY)
         elif self._view:
             raise NotFound(f"idx file {idx_path} does not exist")
         else:
             os.makedirs(self.idx_directory, exist_ok=True)
-            self._idx_fd = os.open(idx_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._idx_fd = self.files.open(idx_path, os.O_RDWR | os.O_CREAT, 0o644)
         raw_idx = _read_all(self._idx_fd)
-        self._idx_size = len(raw_idx)
         self._check_width_plausible(len(raw_idx), info)
+        if repair and not self._view and not self.no_write_or_delete and self._dat_size >= sb.block_size:
+            raw_idx = self._repair_tail(raw_idx, sb.block_size)
+        self._idx_size = len(raw_idx)
         rows = self._index_rows(raw_idx)
         del raw_idx
 
@@ -236,6 +251,22 @@ class VolumeLoading(VolumeBase):
         if not self._has_vif and not self._view:
             self._save_info(self.info)
             self._has_vif = True
+
+    def _repair_tail(self, raw_idx: bytes, data_start: int) -> bytes:
+        """Cut the torn tail a crash left (`_recover`), durably; the `.idx` bytes kept."""
+        plan = plan_tail_repair(raw_idx, self.codec, self._dat_size, self.super_block.version, self._pread_raw, data_start)
+        if plan is None:
+            return raw_idx
+        log.warning("volume %s: recovering from a crash: %s", self.id, plan.describe())
+        if plan.idx_size < len(raw_idx):
+            self.files.ftruncate(self._idx_fd, plan.idx_size)
+            self.files.fsync(self._idx_fd)
+        if plan.dat_size < self._dat_size:
+            self.files.ftruncate(self._dat_fd, plan.dat_size)
+            self.files.fsync(self._dat_fd)
+            self._dat_size = plan.dat_size
+        self.warnings.append(f"recovered from a crash: {plan.describe()}")
+        return raw_idx[:plan.idx_size]
 
     def _resolve_width(self, info: VolumeInfo, offset_bytes: int | None, default: int) -> int:
         recorded = info.bytes_offset

@@ -172,7 +172,7 @@ class VolumeSharing(VolumeBase):
         if s.writer:  # the last writer died mid-append: nothing past the committed ends is real
             for fd, end in ((self._dat_fd, s.dat_end), (self._idx_fd, s.idx_end)):
                 if os.fstat(fd).st_size > end:
-                    os.ftruncate(fd, end)
+                    self.files.ftruncate(fd, end)
             s.set_writer(0)
         if s.generation != self._shared_gen or self._idx_size > s.idx_end:
             gen = s.generation  # replaced files, or opened while an append was in flight

@@ -101,14 +101,14 @@ class VolumeStateChanges(VolumeBase):
         for fd in old_fds:
             if fd >= 0:
                 try:
-                    os.close(fd)
+                    self.files.close(fd)
                 except OSError:
                     pass
 
     def _reopen_idx_rw(self) -> None:
-        fd = os.open(self.idx_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self.files.open(self.idx_path, os.O_RDWR | os.O_CREAT, 0o644)
         if self._idx_fd >= 0:
-            os.close(self._idx_fd)
+            self.files.close(self._idx_fd)
         self._idx_fd = fd
 
     def set_replication(self, replication: ReplicaPlacement | str) -> None:
@@ -126,8 +126,8 @@ class VolumeStateChanges(VolumeBase):
         with self._write_lock:
             if self._closed:
                 return
-            os.fsync(self._idx_fd)
-            os.fsync(self._dat_fd)
+            self.files.fsync(self._dat_fd)
+            self.files.fsync(self._idx_fd)
 
     def close(self) -> None:
         """Flush the index, wait for in-flight reads, close the files. Idempotent."""
@@ -140,7 +140,7 @@ class VolumeStateChanges(VolumeBase):
                     self._io.wait()
             if self._idx_fd >= 0 and _fd_writable(self._idx_fd):
                 try:
-                    os.fsync(self._idx_fd)
+                    self.files.fsync(self._idx_fd)
                 except OSError:
                     pass
             self._close_fds()

@@ -9,7 +9,6 @@ row, so a reader never finds a map entry whose record is not yet on disk.
 from __future__ import annotations
 
 import errno
-import os
 
 from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeFull
 from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_needle, parse_header, record_size
@@ -133,12 +132,12 @@ class VolumeWrites(VolumeReads):
 
     def _append_dat(self, record: bytes, offset: int) -> None:
         try:
-            written = os.pwrite(self._dat_fd, record, offset)
+            written = self.files.pwrite(self._dat_fd, record, offset)
             if written != len(record):
                 raise OSError(errno.EIO, f"short write: {written} of {len(record)} bytes")
         except OSError as exc:
             try:
-                os.ftruncate(self._dat_fd, offset)
+                self.files.ftruncate(self._dat_fd, offset)
             except OSError:
                 pass
             raise StorageError(f"append to volume {self.id} at {offset}: {exc}") from exc
@@ -146,19 +145,28 @@ class VolumeWrites(VolumeReads):
 
     def _append_idx(self, row: bytes) -> None:
         try:
-            os.pwrite(self._idx_fd, row, self._idx_size)
+            written = self.files.pwrite(self._idx_fd, row, self._idx_size)
+            if written != len(row):
+                raise OSError(errno.EIO, f"short write: {written} of {len(row)} bytes")
         except OSError as exc:
+            try:  # no torn row left behind for the next append to build on
+                self.files.ftruncate(self._idx_fd, self._idx_size)
+            except OSError:
+                pass
             raise StorageError(f"append to {self.idx_path}: {exc}") from exc
         self._idx_size += len(row)
 
     def _sync_dat(self, upto: int) -> None:
-        """fdatasync once for every writer waiting on it (group commit)."""
+        """fdatasync `.dat`, then `.idx`, once for every writer waiting on it (group commit):
+        an acknowledged `fsync` write is on disk with its index row (Go syncs only `.dat`)."""
         with self._sync_lock:
             if self._synced_upto >= upto:
                 return
-            target = self._dat_size
+            with self._write_lock:  # an end no append is half-way past (its row written too)
+                target = self._dat_size
             try:
-                os.fdatasync(self._dat_fd)
+                self.files.fdatasync(self._dat_fd)
+                self.files.fdatasync(self._idx_fd)
             except OSError as exc:
                 raise StorageError(f"fsync volume {self.id}: {exc}") from exc
             self._synced_upto = target

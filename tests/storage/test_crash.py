@@ -3,8 +3,10 @@
 Go appends the record to `.dat`, then the row to `.idx`. A crash can therefore leave
 (1) a partial or complete record in `.dat` without its row, (2) a torn row in `.idx`, or, if the
 disk loses the data but not the index, (3) a row pointing past the end of `.dat`. In every case
-the volume must load, serve every earlier needle intact, never return the torn one's bytes,
-and turn read-only (as Go does) whenever `.dat` and `.idx` disagree.
+the volume must load, serve every earlier needle intact and never return the torn one's bytes.
+Loaded as a writable volume it cuts the torn tail off both files (`_recover`) and stays
+writable, so Go's load-time check accepts the files too; without repair (a process that does
+not own the files) it turns read-only, as Go does.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     }
 
 
-def _state(tmp: Path, src: Path, dat: bytes, idx: bytes) -> Volume:
+def _state(tmp: Path, src: Path, dat: bytes, idx: bytes, *, repair: bool = True) -> Volume:
     d = tmp / "state"
     if d.exists():
         shutil.rmtree(d)
@@ -60,7 +62,16 @@ def _state(tmp: Path, src: Path, dat: bytes, idx: bytes) -> Volume:
     shutil.copy(src / "1.vif", d / "1.vif")
     (d / "1.dat").write_bytes(dat)
     (d / "1.idx").write_bytes(idx)
-    return Volume.load(d, 1)
+    return Volume.load(d, 1, repair=repair)
+
+
+def _repaired(v: Volume, dat: bytes, idx: bytes) -> None:
+    """Writable again, both files cut back to the last whole append, and a write then lands."""
+    assert v.integrity_error is None and not v.read_only
+    d = Path(v.directory)
+    assert (d / "1.dat").read_bytes() == dat and (d / "1.idx").read_bytes() == idx
+    v.write_needle(Needle.create(9, COOKIE, b"after the crash"))
+    assert v.read_needle(9, COOKIE).data == b"after the crash"
 
 
 def _earlier_needles_intact(v: Volume) -> None:
@@ -75,74 +86,112 @@ def test_torn_record_without_index_row(golden: dict, tmp_path: Path) -> None:
     start, end = golden["dat_before"], len(golden["dat_put"])
     idx = golden["idx_put"][: golden["idx_before"]]
     for cut in range(start, end + 1):
-        v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], idx)
-        try:
-            _earlier_needles_intact(v)
-            with pytest.raises(NotFound):
-                v.read_needle(4)
-            assert v.stats().file_count == 3
-            if cut == start:
-                assert v.integrity_error is None and not v.read_only
-            else:
-                assert v.integrity_error and v.read_only, cut
-                with pytest.raises(ReadOnly):
-                    v.write_needle(_needle(4))
-        finally:
-            v.close()
+        for repair in (True, False):
+            v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], idx, repair=repair)
+            try:
+                _earlier_needles_intact(v)
+                with pytest.raises(NotFound):
+                    v.read_needle(4)
+                assert v.stats().file_count == 3
+                if repair or cut == start:
+                    _repaired(v, golden["dat_put"][:start], idx)
+                else:
+                    assert v.integrity_error and v.read_only, cut
+                    with pytest.raises(ReadOnly):
+                        v.write_needle(_needle(4))
+            finally:
+                v.close()
 
 
 def test_torn_index_row(golden: dict, tmp_path: Path) -> None:
     es = 8 + golden["width"] + 4
     start = golden["idx_before"]
     for cut in range(start, start + es + 1):
-        v = _state(tmp_path, golden["put"], golden["dat_put"], golden["idx_put"][:cut])
-        try:
-            _earlier_needles_intact(v)
-            if cut == start + es:
-                assert v.integrity_error is None and not v.read_only
-                assert v.read_needle(4, COOKIE).data == BODIES[4]
-            else:
-                assert v.read_only and v.integrity_error, cut
+        for repair in (True, False):
+            v = _state(tmp_path, golden["put"], golden["dat_put"], golden["idx_put"][:cut], repair=repair)
+            try:
+                _earlier_needles_intact(v)
+                if cut == start + es:
+                    assert v.integrity_error is None and not v.read_only
+                    assert v.read_needle(4, COOKIE).data == BODIES[4]
+                    continue
                 with pytest.raises(NotFound):
                     v.read_needle(4)
                 assert v.stats().file_count == 3
-        finally:
-            v.close()
+                if repair:  # the record the torn row was for goes with it
+                    _repaired(v, golden["dat_put"][:golden["dat_before"]], golden["idx_put"][:start])
+                else:
+                    assert v.read_only and v.integrity_error, cut
+            finally:
+                v.close()
 
 
 def test_index_row_pointing_past_a_truncated_dat(golden: dict, tmp_path: Path) -> None:
     start, end = golden["dat_before"], len(golden["dat_put"])
     for cut in range(start, end):
-        v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], golden["idx_put"])
-        try:
-            assert v.read_only and v.integrity_error, cut
-            _earlier_needles_intact(v)
-            with pytest.raises(Corrupted):  # never the torn bytes
-                v.read_needle(4, COOKIE)
-            with pytest.raises(Corrupted):
-                with v.open_needle_stream(4) as s:
-                    b"".join(s.iter_chunks())
-        finally:
-            v.close()
+        for repair in (True, False):
+            v = _state(tmp_path, golden["put"], golden["dat_put"][:cut], golden["idx_put"], repair=repair)
+            try:
+                _earlier_needles_intact(v)
+                if repair:
+                    with pytest.raises(NotFound):
+                        v.read_needle(4, COOKIE)
+                    _repaired(v, golden["dat_put"][:start], golden["idx_put"][:golden["idx_before"]])
+                    continue
+                assert v.read_only and v.integrity_error, cut
+                with pytest.raises(Corrupted):  # never the torn bytes
+                    v.read_needle(4, COOKIE)
+                with pytest.raises(Corrupted):
+                    with v.open_needle_stream(4) as s:
+                        b"".join(s.iter_chunks())
+            finally:
+                v.close()
 
 
 def test_torn_tombstone(golden: dict, tmp_path: Path) -> None:
     put_end = len(golden["dat_put"])
     for cut in range(put_end, len(golden["dat_del"]) + 1):
-        # the tombstone's row never made it: needle 4 is still live
-        v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_put"])
-        try:
-            assert v.read_needle(4, COOKIE).data == BODIES[4]
-            assert v.read_only == (cut > put_end), cut
-        finally:
-            v.close()
-        # the row made it but the tombstone record is cut short
-        if cut < len(golden["dat_del"]):
-            v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_del"])
+        for repair in (True, False):
+            # the tombstone's row never made it: needle 4 is still live
+            v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_put"], repair=repair)
             try:
-                assert v.read_only and v.integrity_error
-                with pytest.raises(NotFound):  # deleted (a read-only map drops deleted ids)
-                    v.read_needle(4)
-                _earlier_needles_intact(v)
+                assert v.read_needle(4, COOKIE).data == BODIES[4]
+                if repair:
+                    _repaired(v, golden["dat_put"], golden["idx_put"])
+                else:
+                    assert v.read_only == (cut > put_end), cut
             finally:
                 v.close()
+            # the row made it but the tombstone record is cut short
+            if cut < len(golden["dat_del"]):
+                v = _state(tmp_path, golden["del"], golden["dat_del"][:cut], golden["idx_del"], repair=repair)
+                try:
+                    _earlier_needles_intact(v)
+                    if repair:  # the delete was not whole: needle 4 is as before it
+                        assert v.read_needle(4, COOKIE).data == BODIES[4]
+                        _repaired(v, golden["dat_put"], golden["idx_put"])
+                    else:
+                        assert v.read_only and v.integrity_error
+                        with pytest.raises(NotFound):  # deleted (a read-only map drops deleted ids)
+                            v.read_needle(4)
+                finally:
+                    v.close()
+
+
+def test_a_damaged_record_before_a_whole_one_is_kept(golden: dict, tmp_path: Path) -> None:
+    """Only a torn tail is cut: a bad record followed by whole ones is not a torn append; it
+    stays (its reads fail the CRC check) and nothing after it is dropped."""
+    dat = bytearray(golden["dat_put"])
+    v = _state(tmp_path, golden["put"], bytes(dat), golden["idx_put"])
+    off = v.needle_value(3).offset * 8
+    v.close()
+    dat[off + 20] ^= 0xFF  # inside needle 3's data
+    v = _state(tmp_path, golden["put"], bytes(dat), golden["idx_put"])
+    try:
+        assert not v.read_only and v.warnings == []
+        with pytest.raises(Corrupted):
+            v.read_needle(3, COOKIE)
+        assert v.read_needle(4, COOKIE).data == BODIES[4]
+        assert (Path(v.directory) / "1.dat").read_bytes() == bytes(dat)
+    finally:
+        v.close()

@@ -1,0 +1,67 @@
+"""The one layer every change to a volume's files goes through: opening, writing, truncating,
+syncing and renaming `.dat`/`.idx` and the compaction files.
+
+A `Volume` holds a `FileOps` (`volume.files`, the operating system's by default). Reads stay
+plain `os.pread` on the descriptors: whatever was written is in the page cache, so what a read
+sees never depends on this layer. Replacing it is how the crash tests (`tests/reliability`)
+stop a volume at any step and decide which of the writes since the last fsync reach the disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Protocol
+
+__all__ = ["FileOps", "OsFileOps", "OS_FILES"]
+
+
+class FileOps(Protocol):
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int: ...
+    def close(self, fd: int) -> None: ...
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int: ...
+    def ftruncate(self, fd: int, size: int) -> None: ...
+    def fsync(self, fd: int) -> None: ...
+    def fdatasync(self, fd: int) -> None: ...
+    def replace(self, src: str, dst: str) -> None: ...
+    def remove(self, path: str) -> None: ...
+    def fsync_dir(self, directory: str) -> None: ...
+
+
+class OsFileOps:
+    """The operating system's calls, unchanged."""
+
+    open = staticmethod(os.open)
+    close = staticmethod(os.close)
+    pwrite = staticmethod(os.pwrite)
+    ftruncate = staticmethod(os.ftruncate)
+    fsync = staticmethod(os.fsync)
+    fdatasync = staticmethod(os.fdatasync)
+    replace = staticmethod(os.replace)
+
+    @staticmethod
+    def remove(path: str) -> None:
+        """Remove a file; one that is already gone is fine."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def fsync_dir(directory: str) -> None:
+        """Make renames and creations in `directory` durable (a file system that cannot sync a
+        directory, EINVAL, is fine)."""
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        finally:
+            os.close(fd)
+
+
+OS_FILES: FileOps = OsFileOps()
