@@ -1,0 +1,131 @@
+"""kill -9 under load (issue 16, part 1): 16 writers (0 B to 1 MiB, new keys, overwrites, deletes,
+reads of their own keys) against one server, SIGKILL at a random moment, the server started
+again on the same files, every key read back against the client's ledger (`ledger.py`). After
+the last crash: `weedpy verify` passes over the files, and Go's `weed volume` loads every volume
+writable, reads every key as the ledger says and accepts a new write to each volume.
+
+Native mode with -workers=2 and -workers=1; proxy mode (default workers) killing the whole
+server (gateway and Go backend), then killing only the Go backend (the gateway restarts it).
+The fast set kills a few times; `reliability_long` 50 times each.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.reliability.ledger import Ledger, check_all, run_writers
+from tests.reliability.servers import Crashable, go_loads_writable, log_counts, weedpy_verify
+from tests.support.procs import MasterProc, start_master
+
+pytestmark = pytest.mark.slow
+
+VIDS = (1, 2, 3)
+KEYS_PER_VID = 40
+LONG = int(os.environ.get("WEEDPY_RELIABILITY_KILLS", "50"))  # kills per mode in the long set
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[MasterProc]:
+    m = start_master(tmp_path / "master", volume_size_limit_mb=4096)
+    yield m
+    m.stop()
+
+
+def _load_then(server: Crashable, led: Ledger, rng: random.Random, seed: int, act) -> None:
+    """Writers on the server; after a random 0.3-1.5 s, `act()` (the kill) while they run."""
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: run_writers(server.url, led, stop, seed=seed, timeout=20))
+            await trio.sleep(rng.uniform(0.3, 1.5))
+            await trio.to_thread.run_sync(act)
+            stop.set()
+
+    trio.run(main)
+
+
+def _check(server: Crashable, led: Ledger) -> None:
+    trio.run(lambda: check_all(server.url, led))
+
+
+def _finish(tmp_path: Path, master: MasterProc, server: Crashable, led: Ledger, report: dict) -> None:
+    server.stop()
+    rc, out = weedpy_verify(server.data_dir)
+    report.update(verify_rc=rc)
+    go = go_loads_writable(tmp_path, master, server.data_dir, led, VIDS)
+    report.update(go)
+    report.update(acked_writes=led.acked_writes, acked_deletes=led.acked_deletes,
+                  acked_mib=round(led.acked_bytes / 2**20, 1), unknown_ops=led.unknown,
+                  unknown_applied=led.unknown_applied, reads_checked=led.reads_checked,
+                  violations=len(led.violations), **log_counts(tmp_path))
+    assert led.violations == [], "\n".join(led.violations[:30])
+    assert rc == 0, out[-3000:]
+    assert go["go_problems"] == [], "\n".join(go["go_problems"][:30])
+
+
+def _whole_server_kills(tmp_path: Path, master: MasterProc, mode: str, workers: int | None, kills: int,
+                        report: dict) -> None:
+    server = Crashable(tmp_path, master, mode, workers)
+    led = Ledger.create(VIDS, KEYS_PER_VID)
+    rng = random.Random(f"{mode}{workers}{kills}")
+    server.start()
+    server.allocate(VIDS)
+    try:
+        for i in range(kills):
+            _load_then(server, led, rng, i, server.kill)
+            server.start()
+            _check(server, led)
+            assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
+        report.update(mode=mode, workers=workers if workers is not None else "default", kills=kills)
+        _finish(tmp_path, master, server, led, report)
+    finally:
+        if server.proc is not None:
+            server.kill()
+
+
+@pytest.mark.parametrize("kills", [pytest.param(2, id="fast"),
+                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+def test_native_two_workers(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, "native", 2, kills, report)
+
+
+@pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
+                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+def test_native_one_worker(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, "native", 1, kills, report)
+
+
+@pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
+                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+def test_proxy_whole_server(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, "proxy", None, kills, report)
+
+
+@pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
+                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+def test_proxy_backend_only(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
+    """The gateway stays up; its Go backend is SIGKILLed under load and started again by it."""
+    server = Crashable(tmp_path, master, "proxy", None)
+    led = Ledger.create(VIDS, KEYS_PER_VID)
+    rng = random.Random(f"backend{kills}")
+    server.start()
+    server.allocate(VIDS)
+    try:
+        for i in range(kills):
+            killed: list[int] = []
+            _load_then(server, led, rng, i, lambda: killed.append(server.kill_backend()))
+            server.wait_backend_back(killed[0])
+            _check(server, led)
+            assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
+        report.update(mode="proxy", workers="default", backend_kills=kills)
+        _finish(tmp_path, master, server, led, report)
+    finally:
+        if server.proc is not None:
+            server.kill()
