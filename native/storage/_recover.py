@@ -78,7 +78,7 @@ def _records_end(raw_idx: bytes, codec: IdxCodec, version: int, data_start: int,
 
 def _whole(e: IdxEntry, codec: IdxCodec, dat_size: int, version: int, pread: Pread) -> bool:
     if e.offset == 0:
-        return True  # nothing on disk to check (a remote-tier deletion)
+        return e.size < 0  # a deletion with no record (remote tier); a live row at 0 is torn (zeros)
     offsets = [e.actual_offset]
     if codec.offsets.width == 4 and dat_size > e.actual_offset + codec.offsets.max_volume_size:
         offsets.append(e.actual_offset + codec.offsets.max_volume_size)  # 4-byte offsets wrap at 32 GiB

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.workload import crash_once, enumerate_ops, random_plan
+from native.storage import Volume
+from tests.reliability.crashfs import CrashFS
+from tests.reliability.ledger import Value, body
+from tests.reliability.workload import COOKIE, VID, crash_once, enumerate_ops, needle, new_volume, random_plan
 
 LOSSES = ("power", "power", "power", "nothing", "everything")
 
@@ -46,3 +49,21 @@ def test_power_loss(tmp_path: Path, points: int, report: dict) -> None:
     report.update(crash_points=points, repaired_tails=repaired, crc_refusals_of_unsynced=errors, by_loss=by_loss,
                   violations=len(violations))
     assert violations == [], "\n".join(violations[:30])
+
+
+@pytest.mark.parametrize("width", [4, 5])
+def test_fsync_write_keeps_its_index_row(tmp_path: Path, width: int) -> None:
+    """Regression: `fsync=true` synced `.dat` only, so a power loss right after the
+    acknowledgement kept the record and lost its `.idx` row (the needle was gone)."""
+    new_volume(tmp_path / "v", width)
+    fs = CrashFS()
+    v = Volume.load(tmp_path / "v", VID, offset_bytes=width, files=fs)
+    v.write_needle(needle(1, Value(1, 3000)), fsync=True)
+    fs.crashed = True
+    fs.apply_crash("nothing")  # nothing written since the last fsync reaches the disk
+    again = Volume.load(tmp_path / "v", VID, offset_bytes=width)
+    try:
+        assert again.read_needle(1, COOKIE).data == body(1, Value(1, 3000))
+        assert not again.read_only
+    finally:
+        again.close()
