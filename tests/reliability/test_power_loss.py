@@ -13,6 +13,7 @@ CRC check, never another; a new write lands and survives a reload.
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,5 +66,60 @@ def test_fsync_write_keeps_its_index_row(tmp_path: Path, width: int) -> None:
     try:
         assert again.read_needle(1, COOKIE).data == body(1, Value(1, 3000))
         assert not again.read_only
+    finally:
+        again.close()
+
+
+class _PausingFS(CrashFS):
+    """Holds the next `.idx` write until told, once armed (an append caught half-way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.at_idx = threading.Event()
+        self.go_on = threading.Event()
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        if self.armed and self._paths[fd].endswith(".idx"):
+            self.armed = False
+            self.at_idx.set()
+            self.go_on.wait(10)
+        return super().pwrite(fd, data, offset)
+
+
+def test_group_fsync_never_counts_a_row_not_written_yet(tmp_path: Path) -> None:
+    """Regression: a group fsync that ran while another append had written its record but not
+    its row counted that record as synced; the other append's own fsync then returned at once
+    and its row was not durable when it was acknowledged."""
+    new_volume(tmp_path / "v", 5)
+    fs = _PausingFS()
+    v = Volume.load(tmp_path / "v", VID, offset_bytes=5, files=fs)
+    first = v.write_needle(needle(1, Value(1, 100)))
+    fs.armed = True
+    errors: list[BaseException] = []
+
+    def run(fn) -> threading.Thread:
+        def target() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+        t = threading.Thread(target=target)
+        t.start()
+        return t
+
+    writer = run(lambda: v.write_needle(needle(2, Value(2, 5000)), fsync=True))
+    assert fs.at_idx.wait(10)
+    syncer = run(lambda: v._sync_dat(first.offset + 1))  # an earlier writer's group fsync
+    syncer.join(0.3)
+    fs.go_on.set()
+    writer.join(10)
+    syncer.join(10)
+    assert errors == []
+    fs.crashed = True
+    fs.apply_crash("nothing")
+    again = Volume.load(tmp_path / "v", VID, offset_bytes=5)
+    try:
+        assert again.read_needle(2, COOKIE).data == body(2, Value(2, 5000))
     finally:
         again.close()
