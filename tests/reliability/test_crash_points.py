@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.crashfs import SECTOR
+from tests.reliability.marks import LONG_MARKS
 from tests.reliability.workload import crash_once, crash_point_plan, enumerate_ops
 
 FAST_SAMPLE = 40
@@ -38,7 +39,7 @@ def crash_points(ops) -> list[tuple[int, int | None]]:
 
 @pytest.mark.parametrize("width", [4, 5], ids=["4-byte", "5-byte"])
 @pytest.mark.parametrize("sample", [pytest.param(FAST_SAMPLE, id="fast"),
-                                    pytest.param(None, id="long", marks=pytest.mark.reliability_long)])
+                                    pytest.param(None, id="long", marks=LONG_MARKS)])
 def test_every_crash_point(tmp_path: Path, width: int, sample: int | None, report: dict) -> None:
     plan = crash_point_plan()
     ops = enumerate_ops(tmp_path, width, plan)

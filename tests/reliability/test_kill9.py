@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from tests.reliability.ledger import Ledger, check_all, run_writers
+from tests.reliability.marks import LONG_MARKS
 from tests.reliability.servers import Crashable, go_loads_writable, log_counts, weedpy_verify
 from tests.support.procs import MasterProc, start_master
 
@@ -91,25 +92,25 @@ def _whole_server_kills(tmp_path: Path, master: MasterProc, mode: str, workers: 
 
 
 @pytest.mark.parametrize("kills", [pytest.param(2, id="fast"),
-                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+                                   pytest.param(LONG, id="long", marks=LONG_MARKS)])
 def test_native_two_workers(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
     _whole_server_kills(tmp_path, master, "native", 2, kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
-                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+                                   pytest.param(LONG, id="long", marks=LONG_MARKS)])
 def test_native_one_worker(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
     _whole_server_kills(tmp_path, master, "native", 1, kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
-                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+                                   pytest.param(LONG, id="long", marks=LONG_MARKS)])
 def test_proxy_whole_server(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
     _whole_server_kills(tmp_path, master, "proxy", None, kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
-                                   pytest.param(LONG, id="long", marks=pytest.mark.reliability_long)])
+                                   pytest.param(LONG, id="long", marks=LONG_MARKS)])
 def test_proxy_backend_only(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
     """The gateway stays up; its Go backend is SIGKILLed under load and started again by it."""
     server = Crashable(tmp_path, master, "proxy", None)

@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from tests.reliability.linearizability import INF, Operation, check_history, check_key
+from tests.reliability.marks import LONG_MARKS
 from tests.reliability.servers import Crashable
 from tests.support.procs import MasterProc, start_master
 
@@ -134,7 +135,7 @@ def test_checker_finds_a_stale_read_and_a_resurrected_delete() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("seconds", "every"), [pytest.param(15, 5, id="fast"),
-                                                pytest.param(60, 10, id="long", marks=pytest.mark.reliability_long)])
+                                                pytest.param(60, 10, id="long", marks=LONG_MARKS)])
 def test_linearizable_across_kill9(tmp_path: Path, master: MasterProc, seconds: int, every: int, report: dict) -> None:
     server = Crashable(tmp_path, master, "native", 2)
     server.start()

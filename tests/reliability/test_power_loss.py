@@ -21,13 +21,14 @@ import pytest
 from native.storage import Volume
 from tests.reliability.crashfs import CrashFS
 from tests.reliability.ledger import Value, body
+from tests.reliability.marks import LONG_MARKS
 from tests.reliability.workload import COOKIE, VID, crash_once, enumerate_ops, needle, new_volume, random_plan
 
 LOSSES = ("power", "power", "power", "nothing", "everything")
 
 
 @pytest.mark.parametrize("points", [pytest.param(30, id="fast"),
-                                    pytest.param(200, id="long", marks=pytest.mark.reliability_long)])
+                                    pytest.param(200, id="long", marks=LONG_MARKS)])
 def test_power_loss(tmp_path: Path, points: int, report: dict) -> None:
     violations: list[str] = []
     errors = repaired = 0
