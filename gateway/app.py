@@ -122,7 +122,17 @@ class ProxyServer:
         return Supervisor(
             argv or (lambda ports: self.backend_argv(ports, self.master_arg)),
             split_public=self.cfg.split_public_port, env=managed_backend_environ(os.environ),
+            before_start=self.recover_volumes,
         )
+
+    def recover_volumes(self) -> None:
+        """Before a backend starts: cut the torn tail a crash (of the server or of the backend
+        alone) left on a volume's files, which Go would serve read-only, or, for a cut `.idx`
+        row, not load at all (native/storage/_recover.py)."""
+        from native.storage import repair_directory  # the storage engine loads only for a backend start
+
+        for directory in self.cfg.dirs:
+            repair_directory(directory, self.cfg["dir.idx"] or None)
 
     async def _backend_moved(self, endpoints: BackendEndpoints | None) -> None:
         if endpoints is not None:  # it has read its configuration

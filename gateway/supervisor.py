@@ -55,6 +55,7 @@ class Supervisor:
         max_backoff: float = 10.0,
         tail_lines: int = 40,
         on_change: EndpointsListener | None = None,
+        before_start: Callable[[], object] | None = None,
     ) -> None:
         self._argv_for = argv_for
         self._split_public = split_public
@@ -68,6 +69,7 @@ class Supervisor:
         self._stopping = False
         self.restarts = 0
         self.on_change = on_change
+        self._before_start = before_start  # blocking, run in a thread before each start
 
     def current(self) -> BackendEndpoints | None:
         return self._endpoints
@@ -115,6 +117,11 @@ class Supervisor:
             public=free_port() if self._split_public else None,
         )
         argv = list(self._argv_for(ports))
+        if self._before_start is not None:
+            try:
+                await trio.to_thread.run_sync(self._before_start)
+            except Exception as exc:  # the backend starts anyway: it loads what it can, as without it
+                log.error("before starting the backend", source="gateway", error=str(exc))
         log.info("starting backend", source="gateway", argv=argv)
         self._tail.clear()
         try:

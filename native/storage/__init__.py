@@ -57,6 +57,7 @@ from ._errors import (
 )
 from ._idx import IdxCodec, IdxColumns, IdxEntry
 from ._go_body import BodyRead, needle_string, read_body
+from ._fileio import OS_FILES, FileOps, OsFileOps
 from ._integrity import IntegrityResult, check_volume_tail
 from ._names import parse_volume_base, volume_base_name, volume_file_name
 from ._needle import (
@@ -78,6 +79,7 @@ from ._needle import (
     record_size,
 )
 from ._needle_map import MapCounters, NeedleMap, NeedleValue
+from ._recover import TailRepair, plan_tail_repair, repair_directory, repair_volume_files
 from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
 from ._replica import ReplicaPlacement
 from ._scrub import read_bytes_error, scrub_index, scrub_volume
@@ -115,6 +117,13 @@ from ._shared import SharedSlot, VolumeTable
 from ._volume_shared import VolumeGone, WouldBlock
 
 __all__ = [
+    "FileOps",
+    "OsFileOps",
+    "OS_FILES",
+    "TailRepair",
+    "plan_tail_repair",
+    "repair_directory",
+    "repair_volume_files",
     # store and volumes
     "Store",
     "VolumeLookup",

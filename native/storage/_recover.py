@@ -14,20 +14,32 @@ name. Cutting them leaves the volume as it was after its last whole append, whic
 check (`_integrity`) accepts, so the volume loads writable in weedpy and in Go. The walk stops at
 the first whole record: a damaged record further back is not a torn append, is kept, and its
 reads fail the CRC check rather than serve wrong bytes.
+
+`Volume.load` repairs a writable volume this way. `repair_directory` does it for files no
+process has open: proxy mode runs it before it starts (or restarts) its Go backend, which
+would otherwise serve a volume with a torn `.dat` tail read-only and not load one with a cut
+`.idx` row at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Callable
 
 from ._crc import crc32c_update, crc_matches
-from ._errors import Corrupted
+from ._errors import Corrupted, StorageError
 from ._idx import IdxCodec, IdxEntry
 from ._needle import decode_needle, parse_header
-from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, VERSION1, actual_size
+from ._names import parse_volume_base
+from ._superblock import SuperBlock
+from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, SUPER_BLOCK_SIZE, VERSION1, actual_size
+from ._vif import load_volume_info
 
-__all__ = ["TailRepair", "plan_tail_repair"]
+__all__ = ["TailRepair", "plan_tail_repair", "repair_volume_files", "repair_directory"]
+
+log = logging.getLogger("weedpy.storage")
 
 Pread = Callable[[int, int], bytes]
 _WHOLE_READ = 4 << 20  # records up to this size are decoded whole; larger ones CRC-checked in chunks
@@ -127,3 +139,102 @@ def _large_whole(e: IdxEntry, at: int, version: int, pread: Pread) -> bool:
         pos += len(chunk)
     stored = pread(CHECKSUM_SIZE, at + NEEDLE_HEADER_SIZE + e.size)
     return len(stored) == CHECKSUM_SIZE and (data_size == 0 or crc_matches(int.from_bytes(stored, "big"), crc))
+
+
+def repair_volume_files(dat_path: str, idx_path: str, width: int) -> TailRepair | None:
+    """Cut a crash's torn tail off a volume's files that no process has open (fsynced); None
+    when they end at a whole append. Reads only the last `.idx` row unless something is torn."""
+    dat_fd = os.open(dat_path, os.O_RDWR)
+    try:
+        idx_fd = os.open(idx_path, os.O_RDWR)
+        try:
+            return _repair_fds(dat_fd, idx_fd, width)
+        finally:
+            os.close(idx_fd)
+    finally:
+        os.close(dat_fd)
+
+
+def _repair_fds(dat_fd: int, idx_fd: int, width: int) -> TailRepair | None:
+    dat_size = os.fstat(dat_fd).st_size
+    if dat_size < SUPER_BLOCK_SIZE:
+        return None
+    head = os.pread(dat_fd, SUPER_BLOCK_SIZE, 0)
+    extra = SuperBlock.extra_size_of(head)
+    sb = SuperBlock.decode(os.pread(dat_fd, SUPER_BLOCK_SIZE + extra, 0) if extra else head)
+    codec = IdxCodec.for_width(width)
+    es = codec.entry_size
+    idx_size = os.fstat(idx_fd).st_size
+
+    def pread(length: int, offset: int) -> bytes:
+        return os.pread(dat_fd, length, offset)
+
+    if idx_size % es == 0:  # the usual state: whole rows, the last one naming the last whole record
+        if idx_size == 0 and dat_size == sb.block_size:
+            return None
+        if idx_size:
+            last = codec.decode(os.pread(idx_fd, es, idx_size - es))
+            if (last.offset and last.actual_offset + actual_size(max(last.size, 0), sb.version) == dat_size
+                    and _whole(last, codec, dat_size, sb.version, pread)):
+                return None
+    raw = b"".join(_chunks(idx_fd, idx_size))
+    plan = plan_tail_repair(raw, codec, dat_size, sb.version, pread, sb.block_size)
+    if plan is None:
+        return None
+    if plan.idx_size < idx_size:
+        os.ftruncate(idx_fd, plan.idx_size)
+        os.fsync(idx_fd)
+    if plan.dat_size < dat_size:
+        os.ftruncate(dat_fd, plan.dat_size)
+        os.fsync(dat_fd)
+    return plan
+
+
+def _chunks(fd: int, size: int) -> list[bytes]:
+    out, pos = [], 0
+    while pos < size:
+        chunk = os.pread(fd, min(size - pos, 64 << 20), pos)
+        if not chunk:
+            break
+        out.append(chunk)
+        pos += len(chunk)
+    return out
+
+
+def repair_directory(directory: str, idx_directory: str | None = None) -> dict[str, TailRepair]:
+    """`repair_volume_files` for every volume of a data directory that a loader would open
+    writable: its `.vif` records the offset width and no read-only mark or remote file, and no
+    compaction, erasure coding or unfinished creation is in the way. Returns what was cut, by
+    base name; a volume that cannot be read is left to the loader (logged)."""
+    done: dict[str, TailRepair] = {}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return done
+    present = set(names)
+    for name in names:
+        if not name.endswith(".dat"):
+            continue
+        base = name[:-4]
+        try:
+            parse_volume_base(base)
+        except ValueError:
+            continue
+        if any(base + ext in present for ext in (".cpc", ".cpd", ".note", ".ecx")):
+            continue
+        idx_path = os.path.join(directory, base + ".idx")
+        if not os.path.exists(idx_path) and idx_directory:
+            idx_path = os.path.join(idx_directory, base + ".idx")
+        try:
+            info = load_volume_info(os.path.join(directory, base + ".vif"))
+            if (info is None or info.bytes_offset not in (4, 5) or info.read_only or info.has_remote_file
+                    or not os.path.exists(idx_path)):
+                continue
+            plan = repair_volume_files(os.path.join(directory, name), idx_path, info.bytes_offset)
+        except (OSError, ValueError, StorageError) as exc:
+            log.warning("volume %s in %s: crash recovery skipped: %s", base, directory, exc)
+            continue
+        if plan is not None:
+            log.warning("volume %s in %s: recovering from a crash: %s", base, directory, plan.describe())
+            done[base] = plan
+    return done

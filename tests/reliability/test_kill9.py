@@ -16,10 +16,11 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
-from tests.reliability.ledger import Ledger, check_all, run_writers
+from tests.reliability.ledger import Ledger, Value, body, check_all, fid, run_writers
 from tests.reliability.marks import LONG_MARKS
 from tests.reliability.servers import Crashable, go_loads_writable, log_counts, weedpy_verify
 from tests.support.procs import MasterProc, start_master
@@ -127,6 +128,44 @@ def test_proxy_backend_only(tmp_path: Path, master: MasterProc, kills: int, repo
             assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
         report.update(mode="proxy", workers="default", backend_kills=kills)
         _finish(tmp_path, master, server, led, report)
+    finally:
+        if server.proc is not None:
+            server.kill()
+
+
+@pytest.mark.parametrize("torn", ["dat", "idx"])
+def test_proxy_backend_starts_on_a_torn_tail(tmp_path: Path, master: MasterProc, torn: str, report: dict) -> None:
+    """What Go leaves when it is killed between its `.dat` write and its `.idx` write (or inside
+    the latter): the proxy's backend must still open the volume writable (Go alone serves it
+    read-only: its load check refuses `.dat` bytes no row names, and a cut `.idx` row)."""
+    server = Crashable(tmp_path, master, "proxy", 1)
+    server.start()
+    server.allocate(VIDS[:1])
+    led = Ledger.create(VIDS[:1], 3)
+    octets = {"Content-Type": "application/octet-stream"}
+
+    async def write() -> None:
+        async with httpx.AsyncClient(timeout=20) as client:
+            for key, st in led.keys.items():
+                v = Value(key, 1000 + key)
+                r = await client.post(f"{server.url}/{fid(st.vid, key)}", content=body(key, v), headers=octets)
+                assert r.status_code == 201, r.text
+                st.acked = v
+
+    try:
+        trio.run(write)
+        server.stop()
+        base = server.data_dir / str(VIDS[0])
+        with open(f"{base}.{torn}", "ab") as f:
+            f.write(b"\x01" * 777 if torn == "dat" else b"\x00" * 7)  # a cut record no row names / a cut row
+        server.start()
+        _check(server, led)
+        assert led.violations == [], led.violations
+        vols = {v["Id"]: v for v in httpx.get(f"{server.url}/status", timeout=10).json()["Volumes"]}
+        assert not vols[VIDS[0]]["ReadOnly"], vols[VIDS[0]]
+        r = httpx.post(f"{server.url}/{VIDS[0]},{0x77:x}{0x1234:08x}", content=b"after", headers=octets, timeout=20)
+        assert r.status_code == 201, r.text
+        report.update(torn=torn, **log_counts(tmp_path))
     finally:
         if server.proc is not None:
             server.kill()

@@ -195,3 +195,37 @@ def test_a_damaged_record_before_a_whole_one_is_kept(golden: dict, tmp_path: Pat
         assert (Path(v.directory) / "1.dat").read_bytes() == bytes(dat)
     finally:
         v.close()
+
+
+def test_repair_directory_cuts_torn_tails_of_files_no_process_has_open(golden: dict, tmp_path: Path) -> None:
+    """What proxy mode runs before its Go backend starts: torn tails cut, whole volumes, volumes
+    marked read-only and volumes in the middle of a compaction left alone."""
+    from native.storage import repair_directory
+
+    d = tmp_path / "dir"
+    d.mkdir()
+    dat, idx = golden["dat_put"], golden["idx_put"]
+    cases = {
+        "1": (dat + b"\x01" * 100, idx),  # a record no row names
+        "2": (dat, idx + b"\x00" * 5),  # a cut row
+        "3": (dat[:-9], idx),  # the last record cut short
+        "4": (dat, idx),  # whole
+        "5": (dat + b"\x01" * 100, idx),  # marked read-only: left alone
+        "6": (dat + b"\x01" * 100, idx),  # compacting: left alone
+    }
+    vif = (golden["put"] / "1.vif").read_text()
+    for base, (dat_bytes, idx_bytes) in cases.items():
+        (d / f"{base}.dat").write_bytes(dat_bytes)
+        (d / f"{base}.idx").write_bytes(idx_bytes)
+        (d / f"{base}.vif").write_text(vif.replace('"readOnly": false', '"readOnly": true') if base == "5" else vif)
+    (d / "6.cpd").write_bytes(b"")
+    assert '"readOnly": true' in (d / "5.vif").read_text()
+    done = repair_directory(str(d))
+    assert sorted(done) == ["1", "2", "3"]
+    whole_before_4 = (golden["dat_put"][:golden["dat_before"]], golden["idx_put"][:golden["idx_before"]])
+    expect = {"1": (dat, idx), "2": (dat, idx), "3": whole_before_4, "4": (dat, idx),
+              "5": cases["5"], "6": cases["6"]}
+    for base, (dat_bytes, idx_bytes) in expect.items():
+        assert (d / f"{base}.dat").read_bytes() == dat_bytes, base
+        assert (d / f"{base}.idx").read_bytes() == idx_bytes, base
+    assert repair_directory(str(d)) == {}
