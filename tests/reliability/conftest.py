@@ -1,10 +1,8 @@
-"""The reliability suite's figures: each test fills `report`, which is logged with the test and,
-when WEEDPY_RELIABILITY_REPORT names a file (scripts/reliability), appended to it as one JSON line."""
+"""The crash tests' figures: each test fills `report`; every figure becomes a property of the test
+(pytest's user properties), which scripts/reliability prints on the test's summary line."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
 
@@ -17,18 +15,5 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict]:
     started = time.monotonic()
     yield figures
     figures["seconds"] = round(time.monotonic() - started, 1)
-    request.node.user_properties.append(("figures", figures))
-    path = os.environ.get("WEEDPY_RELIABILITY_REPORT")
-    if path:
-        rep = getattr(request.node, "rep_call", None)
-        outcome = rep.outcome if rep is not None else "error"
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": request.node.nodeid, "outcome": outcome, "figures": figures}) + "\n")
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    rep = yield
-    if rep.when == "call":
-        item.rep_call = rep  # type: ignore[attr-defined]
-    return rep
+    for name, value in figures.items():
+        request.node.user_properties.append((name, value))
