@@ -18,7 +18,8 @@ byte-compiled beforehand into a cache of the run's own (`PYTHONPYCACHEPREFIX`), 
 package is (without it, an environment with `PYTHONDONTWRITEBYTECODE` compiles every module at
 every start):
 - ready: spawn until `/status` answers 200;
-- served: spawn until `/status` lists every volume with its full file count;
+- served: spawn until `/status` lists every volume with its full file count (asked every 25 ms
+  once the server answers: `SERVED_PROBE_INTERVAL`);
 - memory once served (sampled 1 s later), summed over the server's process tree: RSS
   (`VmRSS`, and its file-backed part `RssFile`) and PSS (`/proc/PID/smaps_rollup`), which
   divides pages shared by several processes (the mapped needle map files) among them;
@@ -53,6 +54,12 @@ sys.path.insert(0, str(ROOT))
 from tests.support.bulk_volumes import write_volume  # noqa: E402
 from tests.support.procs import clean_env, free_port_pair, start_master  # noqa: E402
 from weedpy.weedbin import find_weed_binary  # noqa: E402
+
+
+# Once a server answers, /status is asked every 25 ms until it lists every volume: each answer
+# costs the server CPU (native ~1.5 ms, Go ~0.9 ms) that the loading shares two cores with, and
+# only native answers while it loads (Go's ports open after), so a faster probe slows native.
+SERVED_PROBE_INTERVAL = 0.025
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +184,9 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
     ready = served = None
     ready_cpu = 0.0
     status: dict = {}
+    # a new connection per probe (with workers, whichever process accepts it answers), one client
+    # (no TLS context built per probe: the probing shares the server's 2 cores)
+    client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5)
     try:
         while served is None:
             if p.poll() is not None:
@@ -184,7 +194,7 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"{kind} (-workers={workers}) did not serve every volume of {d.name} in {timeout:.0f} s")
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/status", timeout=5)
+                r = client.get(f"http://127.0.0.1:{port}/status")
             except httpx.HTTPError:
                 time.sleep(0.005)
                 continue
@@ -197,10 +207,11 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
                     served, status = now, vols
                     served_cpu = cpu_seconds(p.pid)
                     break
-            time.sleep(0.01)
+            time.sleep(SERVED_PROBE_INTERVAL)
         time.sleep(1.0)
         mem = memory(p.pid)
     finally:
+        client.close()
         p.send_signal(signal.SIGINT)
         try:
             p.wait(30)

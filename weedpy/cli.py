@@ -72,6 +72,11 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
 def serve(cfg: VolumeConfig) -> int:
     """Run the server the configuration describes, in its mode."""
     several = cfg.workers > 1 and cfg.mode in (Mode.NATIVE, Mode.PROXY)  # mixed mode runs one process
+    # numpy (needle maps, EC) does no linear algebra here: one OpenBLAS thread, not a pool per
+    # process started at numpy's import (CPU at start-up, memory per worker); the worker processes
+    # inherit it. A value the user set is kept.
+    if cfg.mode in (Mode.NATIVE, Mode.MIXED):
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sink = configure_logging(cfg.log_level, worker=0 if several else None)
     try:
         security = load_security(find_security_file(cfg.security_file, cfg.config_dir))

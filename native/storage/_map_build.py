@@ -129,12 +129,20 @@ class Resolved:
 
 
 def record_ends(offsets: np.ndarray, sizes: np.ndarray, version: int) -> int:
-    """Go's MaximumNeedleEnd: max(offset + record length) over rows holding data."""
+    """Go's MaximumNeedleEnd: max(offset + record length) over rows holding data.
+
+    Only rows starting within one record length (the longest) of the last start can end last,
+    so the lengths are computed for those few rows, not for every row."""
     has_data = (offsets != 0) & (sizes > 0)
     if not has_data.any():
         return 0
-    o = offsets[has_data].astype(np.int64)
-    t = sizes[has_data].astype(np.int64) + (NEEDLE_HEADER_SIZE + CHECKSUM_SIZE + (TIMESTAMP_SIZE if version == VERSION3 else 0))
+    extra = NEEDLE_HEADER_SIZE + CHECKSUM_SIZE + (TIMESTAMP_SIZE if version == VERSION3 else 0)
+    top = int(offsets.max(where=has_data, initial=0))
+    reach = int(sizes.max(where=has_data, initial=0)) + extra + PADDING_SIZE  # the longest record
+    low = max(0, top - -(-reach // PADDING_SIZE))
+    near = has_data & (offsets >= offsets.dtype.type(low))
+    o = offsets[near].astype(np.int64)
+    t = sizes[near].astype(np.int64) + extra
     return int((o * PADDING_SIZE + t + (PADDING_SIZE - t % PADDING_SIZE)).max())
 
 
