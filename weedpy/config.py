@@ -265,7 +265,8 @@ def parse_volume_args(
         counts = counts * len(dirs)
     elif len(counts) != len(dirs):
         raise FlagError(f"invalid value {v['max']!r} for flag -max: {len(counts)} counts for {len(dirs)} directories")
-    whitelist = _split_list(v["whiteList"])
+    # Go splits on commas and trims nothing: " 10.0.0.1" is an entry no address equals
+    whitelist = tuple(v["whiteList"].split(",")) if v["whiteList"] else ()
     mode = _mode_from(v["mode"], env)
     weed_binary = v["weedBinary"] or env.get("WEEDPY_WEED_BINARY") or None
     cfg_dir = v["config_dir"] or config_dir or None

@@ -151,6 +151,6 @@ def load_security(path: Path | None, environ: Mapping[str, str] | None = None) -
     wl = _get(tree, "guard.white_list", env, "")
     return SecurityConfig(
         path=path,
-        guard_white_list=tuple(x.strip() for x in wl.split(",") if x.strip()),
+        guard_white_list=tuple(wl.split(",")) if wl else (),  # as Go: split, nothing trimmed
         **values,
     )

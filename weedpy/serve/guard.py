@@ -2,7 +2,10 @@
 
 The Go backend only ever sees the gateway's loopback connections, so Go's own guard cannot tell
 clients apart: the gateway applies Go's rule itself. Active when the list is non-empty or a JWT
-signing key is set; an empty list then allows everyone. Entries are exact IPs or CIDR blocks.
+signing key is set; an empty list then allows everyone. Entries are exact IPs or CIDR blocks,
+taken as Go takes them: untrimmed (" 10.0.0.1" matches no address), a CIDR that does not parse
+left out (a list of only such entries allows everyone), an empty piece kept as an IP no address
+equals.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ class Guard:
     def from_entries(cls, entries: Iterable[str]) -> "Guard":
         ips: set[str] = set()
         nets = []
-        for raw in entries:
-            entry = raw.strip()
-            if not entry:
-                continue
+        for entry in entries:
             if "/" in entry:
-                nets.append(ipaddress.ip_network(entry, strict=False))
+                try:
+                    nets.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    continue  # Go logs "Parse CIDR ... failed" and drops the entry
             else:
                 ips.add(entry)
         return cls(frozenset(ips), tuple(nets))
