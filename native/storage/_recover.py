@@ -43,6 +43,11 @@ log = logging.getLogger("weedpy.storage")
 
 Pread = Callable[[int, int], bytes]
 _WHOLE_READ = 4 << 20  # records up to this size are decoded whole; larger ones CRC-checked in chunks
+# A crash leaves one append in flight per volume (kill -9), or what the kernel had not written back
+# yet (power loss). A tail larger than this is not taken for a torn append: the volume is left as
+# it is (read-only by the load check) for an operator to look at, rather than cut.
+MAX_CUT_BYTES = 256 << 20
+MAX_DROPPED_ROWS = 4096
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +57,11 @@ class TailRepair:
     dropped_rows: int  # whole rows whose record was not whole
     torn_row_bytes: int  # bytes of a cut trailing row
     dat_cut: int  # `.dat` bytes after the last record named
+
+    @property
+    def too_large(self) -> bool:
+        """More than a crash leaves: not cut (see MAX_CUT_BYTES)."""
+        return self.dat_cut > MAX_CUT_BYTES or self.dropped_rows > MAX_DROPPED_ROWS
 
     def describe(self) -> str:
         return (f"dropped {self.dropped_rows} index rows without a whole record, {self.torn_row_bytes} bytes of a "
@@ -179,8 +189,8 @@ def _repair_fds(dat_fd: int, idx_fd: int, width: int) -> TailRepair | None:
                 return None
     raw = b"".join(_chunks(idx_fd, idx_size))
     plan = plan_tail_repair(raw, codec, dat_size, sb.version, pread, sb.block_size)
-    if plan is None:
-        return None
+    if plan is None or plan.too_large:
+        return plan
     if plan.idx_size < idx_size:
         os.ftruncate(idx_fd, plan.idx_size)
         os.fsync(idx_fd)
@@ -234,7 +244,10 @@ def repair_directory(directory: str, idx_directory: str | None = None) -> dict[s
         except (OSError, ValueError, StorageError) as exc:
             log.warning("volume %s in %s: crash recovery skipped: %s", base, directory, exc)
             continue
-        if plan is not None:
+        if plan is not None and plan.too_large:
+            log.warning("volume %s in %s: not cutting a tail larger than a crash leaves: %s", base, directory,
+                        plan.describe())
+        elif plan is not None:
             log.warning("volume %s in %s: recovering from a crash: %s", base, directory, plan.describe())
             done[base] = plan
     return done

@@ -257,6 +257,10 @@ class VolumeLoading(VolumeBase):
         plan = plan_tail_repair(raw_idx, self.codec, self._dat_size, self.super_block.version, self._pread_raw, data_start)
         if plan is None:
             return raw_idx
+        if plan.too_large:  # not what a crash leaves: left for an operator (the load check marks it read-only)
+            log.warning("volume %s: not cutting a tail larger than a crash leaves: %s", self.id, plan.describe())
+            self.warnings.append(f"not repaired: {plan.describe()}")
+            return raw_idx
         log.warning("volume %s: recovering from a crash: %s", self.id, plan.describe())
         if plan.idx_size < len(raw_idx):
             self.files.ftruncate(self._idx_fd, plan.idx_size)

@@ -229,3 +229,31 @@ def test_repair_directory_cuts_torn_tails_of_files_no_process_has_open(golden: d
         assert (d / f"{base}.dat").read_bytes() == dat_bytes, base
         assert (d / f"{base}.idx").read_bytes() == idx_bytes, base
     assert repair_directory(str(d)) == {}
+
+
+def test_a_tail_larger_than_a_crash_leaves_is_not_cut(golden: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An emptied `.idx` beside a full `.dat` (or any tail past the limits) is not a torn append:
+    the files stay as they are and the volume loads read-only, as before repair existed."""
+    from native.storage import _recover
+
+    monkeypatch.setattr(_recover, "MAX_CUT_BYTES", 100)
+    dat = golden["dat_put"]
+    v = _state(tmp_path, golden["put"], dat + b"\x01" * 200, golden["idx_put"])
+    try:
+        assert v.read_only and any("not repaired" in w for w in v.warnings)
+        assert (Path(v.directory) / "1.dat").read_bytes() == dat + b"\x01" * 200
+    finally:
+        v.close()
+    v = _state(tmp_path, golden["put"], dat, b"")
+    try:
+        assert any("not repaired" in w for w in v.warnings)
+        assert (Path(v.directory) / "1.dat").read_bytes() == dat
+    finally:
+        v.close()
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "1.dat").write_bytes(dat)
+    (d / "1.idx").write_bytes(b"")
+    (d / "1.vif").write_text((golden["put"] / "1.vif").read_text())
+    assert _recover.repair_directory(str(d)) == {}
+    assert (d / "1.dat").read_bytes() == dat
