@@ -269,6 +269,11 @@ class Aggregator:
     def endpoints(self) -> list[str]:
         return sorted(self._endpoints)
 
+    def dropped(self, endpoint: str) -> dict[str, int]:
+        """Requests of `endpoint` not compared, by reason."""
+        acc = self._endpoints.get(endpoint)
+        return dict(acc.dropped) if acc is not None else {}
+
     def report(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         lim = self.limits.report_body_limit
         endpoints = []

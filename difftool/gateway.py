@@ -28,6 +28,7 @@ import trio
 from difftool._admin import DiffAdminApi
 from difftool._dualrun import StoresDiffer, check_stores, grpc_dual_targets, http_dual_targets
 from difftool._engine import DUAL_RUN_TARGETS, DiffEngine
+from difftool._metrics import differ_families
 from difftool._null_master import NullMaster
 from difftool._tee_grpc import TeeCall
 from weedpy.config import VolumeConfig
@@ -200,6 +201,10 @@ class GatewayDualRun:
     def grpc_targets(self, go_relay: CallHandler) -> dict[Target, object]:
         return grpc_dual_targets(self.engine, self.routes, go_relay, self.native.router, self._go_grpc_options,
                                  self._native_grpc_options, self.sides, self._control_relay)
+
+    def metrics(self) -> list:
+        """The differ's families for the metrics port (difftool/_metrics.py)."""
+        return differ_families(self.engine)
 
     def admin(self, inner: HttpHandler) -> DiffAdminApi:
         return DiffAdminApi(self.engine, self._guard, inner)

@@ -39,10 +39,19 @@ from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi
+from weedpy.serve.metrics import (
+    WEEDPY_FAMILIES,
+    MetricsEndpoint,
+    RouteMeter,
+    ServerMetrics,
+    fetch_metrics_text,
+    runtime_registry,
+)
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
 from weedpy.tls import load_volume_tls
 from weedpy.serve.workers import WorkerPool
+from weedpy.metrics import COUNTER, GAUGE, new_metric, render_text
 from weedpy.weedbin import weed_version
 
 __all__ = ["ProxyServer", "ProxyExtension", "RELAY_SOCKET_BUFFER"]
@@ -69,6 +78,9 @@ class ProxyExtension(Protocol):
     def wrap_http(self, front: HttpTarget) -> HttpTarget: ...
 
     def grpc_targets(self, go: GoRelay) -> Mapping[Target, CallTarget]: ...
+
+    def metrics(self) -> list:
+        """Families of its own for the metrics port (the differ's), computed when scraped."""
 
     async def drain(self) -> None:
         """Before the backend stops: let work in flight reach it."""
@@ -105,6 +117,8 @@ class ProxyServer:
         self._nursery: trio.Nursery | None = None
         self._pools: list[BackendPools] = []
         self.workers: WorkerPool | None = None
+        self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # the gateway's weedpy_* families (docs/metrics.md)
+        self._runtime = runtime_registry(process=False)  # the backend's families carry process_*
 
     def backend_argv(self, ports, master_arg: str) -> list[str]:
         """A backend's command line, with a fresh `-config_dir` holding its security.toml (Go reads
@@ -117,12 +131,13 @@ class ProxyServer:
         while self._config_dirs:
             shutil.rmtree(self._config_dirs.pop(), ignore_errors=True)
 
-    def new_supervisor(self, argv=None) -> Supervisor:
-        """A backend supervisor with this proxy's flags (`argv(ports)` overrides them)."""
+    def new_supervisor(self, argv=None, *, metrics: bool = False) -> Supervisor:
+        """A backend supervisor with this proxy's flags (`argv(ports)` overrides them); `metrics`:
+        the backend serves its families on a private port the front's metrics port scrapes."""
         return Supervisor(
             argv or (lambda ports: self.backend_argv(ports, self.master_arg)),
             split_public=self.cfg.split_public_port, env=managed_backend_environ(os.environ),
-            before_start=self.recover_volumes,
+            before_start=self.recover_volumes, metrics=metrics,
         )
 
     def recover_volumes(self) -> None:
@@ -133,6 +148,42 @@ class ProxyServer:
 
         for directory in self.cfg.dirs:
             repair_directory(directory, self.cfg["dir.idx"] or None)
+
+    def relay_error_counter(self, protocol: str):
+        """weedpy_relay_errors_total{protocol, reason} += 1, as a relay's `on_error`."""
+        family = self.metrics.local["weedpy_relay_errors_total"]
+        return lambda reason: family.labels(protocol, reason).inc()
+
+    async def gather_metrics(self) -> bytes:
+        """The metrics port: the backend's families as it serves them, then the gateway's own
+        (every process's counts summed), then its python_* families."""
+        parts: list[bytes] = []
+        ep = self.supervisor.current() if self.supervisor is not None else None
+        up = 0
+        if ep is not None and ep.metrics is not None:
+            text = await fetch_metrics_text(ep.metrics)
+            if text is not None:
+                up = 1
+                parts.append(text if text.endswith(b"\n") or not text else text + b"\n")
+        total = await self.metrics.total()
+        families = [*total.collect(), *self._scraped_families(up)]
+        if self.extension is not None:
+            families += self.extension.metrics()
+        families.sort(key=lambda m: m.name)
+        families += self._runtime.collect()
+        parts.append(render_text(families))
+        return b"".join(parts)
+
+    def _scraped_families(self, backend_up: int) -> list:
+        restarts = self.supervisor.restarts if self.supervisor is not None else 0
+        return [
+            new_metric("weedpy_backend_restarts_total", "Times the gateway restarted the Go backend.", COUNTER,
+                       [({"backend": "go"}, restarts)]),
+            new_metric("weedpy_backend_metrics_up", "1 when the Go backend's families were scraped for this answer.",
+                       GAUGE, [({}, backend_up)]),
+            new_metric("weedpy_route_table_info", "The route table in force, by version (always 1).", GAUGE,
+                       [({"version": self.live.table.version}, 1)]),
+        ]
 
     async def _backend_moved(self, endpoints: BackendEndpoints | None) -> None:
         if endpoints is not None:  # it has read its configuration
@@ -149,18 +200,20 @@ class ProxyServer:
 
     def _attach(self, pool: WorkerPool) -> None:
         self.workers = pool
+        self.metrics.pool = pool  # the metrics port sums every process's counts
 
     def go_http(self, backend: BackendView, front_address: str | None = None) -> HttpTarget:
         """The HTTP relay to a backend, over this proxy's connection pool."""
         assert self.http_pool is not None
-        return GoHttpTarget(backend, self.http_pool, front_address=front_address).handle
+        return GoHttpTarget(backend, self.http_pool, front_address=front_address,
+                            on_error=self.relay_error_counter("http")).handle
 
     def go_relay(self, backend: BackendView, **kwargs) -> GoRelay:
         """The gRPC relay to a backend, with connection pools of its own (closed with the proxy)."""
         assert self._nursery is not None
         pools = BackendPools(self._nursery)
         self._pools.append(pools)
-        return GoRelay(backend, pools, **kwargs)
+        return GoRelay(backend, pools, on_error=self.relay_error_counter("grpc"), **kwargs)
 
     @property
     def front_address(self) -> str:
@@ -173,7 +226,7 @@ class ProxyServer:
         )
         relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
         self.master_arg = await nursery.start(relay.run)
-        supervisor = self.supervisor = self.new_supervisor()
+        supervisor = self.supervisor = self.new_supervisor(metrics=bool(cfg["metricsPort"]))
         supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
         if self.extension is not None:
@@ -201,14 +254,17 @@ class ProxyServer:
             await self.extension.after_backend(nursery, self)
             http_targets.update(self.extension.http_targets(go_http))
             grpc_targets.update(self.extension.grpc_targets(relay_to_go))
+        local = self.metrics.local
         http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
-                                     self.evidence).handle
+                                     self.evidence, meter=RouteMeter(local, "http")).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
         # Mixed mode's extras (native targets, the differ) live in this process only.
         workers = None if self.extension is not None else WorkerSpec(cfg.workers, self._worker_init, self._attach)
-        return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence), grpc_options=PROXY_SERVER_OPTIONS,
-                      send_buffer=RELAY_SOCKET_BUFFER, workers=workers, routes=RoutesApi(self.live, self.guard))
+        metrics = MetricsEndpoint(self.gather_metrics).handle if cfg["metricsPort"] else None
+        return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc")),
+                      grpc_options=PROXY_SERVER_OPTIONS, send_buffer=RELAY_SOCKET_BUFFER, workers=workers,
+                      routes=RoutesApi(self.live, self.guard), metrics=metrics)
 
     async def serving(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg

@@ -16,6 +16,8 @@ class BackendEndpoints:
     grpc: tuple[str, int]
     # The backend's public (read-only) listener when the front splits the public port, else None.
     public: tuple[str, int] | None = None
+    # Its Prometheus listener (-metricsPort) when the front serves a metrics port, else None.
+    metrics: tuple[str, int] | None = None
 
 
 class BackendView(Protocol):

@@ -31,7 +31,7 @@ _SPECS = {s.name: s for s in VOLUME_FLAGS}
 # Flags the gateway decides for the managed backend instead of passing the operator's value.
 _GATEWAY_OWNED = frozenset({
     "ip", "ip.bind", "port", "port.grpc", "port.public", "master", "mserver", "preStopSeconds",
-    "whiteList", "id", "publicUrl", "options", "metricsIp", "volume.allowUntrustedRemoteEndpoints",
+    "whiteList", "id", "publicUrl", "options", "metricsIp", "metricsPort", "volume.allowUntrustedRemoteEndpoints",
 })
 
 
@@ -40,6 +40,7 @@ class BackendPorts:
     http: int
     grpc: int
     public: int | None  # a separate public listener, only when the front splits it
+    metrics: int | None = None  # a private -metricsPort, only when the front serves one (it scrapes this)
 
 
 def _go_flags(cfg: VolumeConfig, skip: frozenset[str]) -> list[str]:
@@ -97,8 +98,8 @@ def backend_argv(
         # The gateway applies the endpoint rules itself (gateway/request_checks.py).
         "-volume.allowUntrustedRemoteEndpoints=true",
     ]
-    if cfg["metricsPort"]:
-        argv.append(f"-metricsIp={cfg['metricsIp'] or cfg.bind_ip}")
+    if ports.metrics:  # the front's metrics port serves these families with the gateway's own
+        argv += [f"-metricsPort={ports.metrics}", "-metricsIp=127.0.0.1"]
     return argv
 
 

@@ -126,8 +126,10 @@ class GoRelay:
     def __init__(
         self, backend: BackendView, pools: BackendPools, checks: Mapping[str, RequestCheck] = {},
         front_address: str | None = None, local: Mapping[str, LocalHandler] = {},
+        on_error: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self._backend = backend
+        self._on_error = on_error  # a call that could not reach the backend, by reason
         self._pools = pools
         self._checks = dict(checks)
         self._local = dict(local)
@@ -142,6 +144,7 @@ class GoRelay:
     async def handle(self, call: ServerCall) -> None:
         endpoints = self._backend.current()
         if endpoints is None:
+            self._on_error("backend_unavailable")
             raise GrpcError(Status.UNAVAILABLE, "volume server backend is not available")
         first: bytes | None = None
         check = self._checks.get(call.method)
@@ -160,7 +163,11 @@ class GoRelay:
         if local is not None and first is not None:
             await local(call, first, endpoints.grpc)
             return
-        upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
+        try:
+            upstream = await self._pools.get(endpoints.grpc).open_stream(forward_headers(call.headers))
+        except (GrpcError, OSError):
+            self._on_error("connect_failed")
+            raise
         error: GrpcError | None = None
         try:
             if await _relay_requests(call, upstream, first, ready_only=True):

@@ -9,6 +9,7 @@ answers (401, 429, ...) work as they do against Go directly.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import trio
 
@@ -112,9 +113,11 @@ def _quick_head(head: bytes) -> tuple[int, int] | None:
 class GoHttpTarget:
     """Relays exchanges to the backend's admin or public listener."""
 
-    def __init__(self, backend: BackendView, pool: UpstreamPool, front_address: str | None = None) -> None:
+    def __init__(self, backend: BackendView, pool: UpstreamPool, front_address: str | None = None,
+                 on_error: Callable[[str], None] = lambda _reason: None) -> None:
         self._backend = backend
         self._pool = pool
+        self._on_error = on_error  # a request that could not be relayed, by reason (weedpy_relay_errors_total)
         # Go names itself (its private ip:port) in some error bodies; clients must see the front.
         self._front_address = front_address.encode() if front_address else None
 
@@ -130,6 +133,7 @@ class GoHttpTarget:
         try:
             addr = self._address(exch.port_kind)
         except BackendUnavailable as exc:
+            self._on_error("backend_unavailable")
             await exch.send(json_error(503, str(exc)))
             exch.status = 503
             return
@@ -139,6 +143,7 @@ class GoHttpTarget:
             try:
                 conn = await self._pool.acquire(addr)
             except (OSError, trio.TooSlowError):
+                self._on_error("connect_failed")
                 await exch.send(json_error(503, "volume server backend is not reachable"))
                 exch.status = 503
                 return
@@ -148,7 +153,12 @@ class GoHttpTarget:
                 return
             except _StaleConnection:
                 if attempt == 1 or not conn.reused:
+                    self._on_error("backend_closed")
                     raise ProtocolError("backend closed the connection", 502) from None
+            except ProtocolError as exc:
+                if exc.status_hint == 502:  # the backend's side broke (a client's error is its own)
+                    self._on_error("backend_closed")
+                raise
             finally:
                 await self._pool.release(conn, reusable)
 

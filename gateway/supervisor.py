@@ -56,6 +56,7 @@ class Supervisor:
         tail_lines: int = 40,
         on_change: EndpointsListener | None = None,
         before_start: Callable[[], object] | None = None,
+        metrics: bool = False,
     ) -> None:
         self._argv_for = argv_for
         self._split_public = split_public
@@ -70,6 +71,7 @@ class Supervisor:
         self.restarts = 0
         self.on_change = on_change
         self._before_start = before_start  # blocking, run in a thread before each start
+        self._metrics = metrics  # give the backend a private -metricsPort (the front scrapes it)
 
     def current(self) -> BackendEndpoints | None:
         return self._endpoints
@@ -115,6 +117,7 @@ class Supervisor:
             http=free_port(),
             grpc=free_port(),
             public=free_port() if self._split_public else None,
+            metrics=free_port() if self._metrics else None,
         )
         argv = list(self._argv_for(ports))
         if self._before_start is not None:
@@ -136,6 +139,7 @@ class Supervisor:
             http=("127.0.0.1", ports.http),
             grpc=("127.0.0.1", ports.grpc),
             public=("127.0.0.1", ports.public) if ports.public else None,
+            metrics=("127.0.0.1", ports.metrics) if ports.metrics else None,
         )
         with trio.move_on_after(self._ready_timeout) as timeout:
             while True:

@@ -20,6 +20,7 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.metrics import WEEDPY_FAMILIES, RouteMeter, ServerMetrics
 from weedpy.serve.routes import Target
 
 __all__ = ["ProxyWorker", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
@@ -67,18 +68,25 @@ class ProxyWorker:
         self.backend = _PublishedBackend(endpoints_from_json(init.get("backend")))
         self.state = FrontState()
         self.pool = relay_pool(cfg, buffer_size)
+        self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # counted here, summed by the leader when scraped
 
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
-        go = GoHttpTarget(self.backend, self.pool, front_address=f"{self.cfg.ip}:{self.cfg.port}")
-        return HttpFront(self.routes, {Target.GO: go.handle}, self.guard, self.server_header, self.state).handle
+        errors = self.metrics.local["weedpy_relay_errors_total"]
+        go = GoHttpTarget(self.backend, self.pool, front_address=f"{self.cfg.ip}:{self.cfg.port}",
+                          on_error=lambda reason: errors.labels("http", reason).inc())
+        return HttpFront(self.routes, {Target.GO: go.handle}, self.guard, self.server_header, self.state,
+                         meter=RouteMeter(self.metrics.local, "http")).handle
 
-    async def control(self, msg: dict[str, Any]) -> None:
+    async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        if msg["op"] == "metrics":
+            return self.metrics.worker_reply()
         if msg["op"] == "backend":
             self.backend.endpoints = endpoints_from_json(msg.get("endpoints"))
         elif msg["op"] == "resync":  # carries what an init message would carry now
             self.backend.endpoints = endpoints_from_json(msg.get("backend"))
         else:
             raise ValueError(f"unknown control op {msg['op']!r}")
+        return None
 
     def stopping(self) -> None:
         self.state.stopping = True

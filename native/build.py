@@ -20,6 +20,7 @@ from native.grpc import Services, StateFile
 from native.heartbeat import Identity, StoreSnapshot, snapshot_store
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
+from native.metrics import NativeMetrics
 from native.storage import DEFAULT_OFFSET_BYTES, Store, parse_min_free_spaces
 from native.storage.tier import apply_storage_backends
 from weedpy.config import VolumeConfig
@@ -193,15 +194,18 @@ def build_parts(
         if configured is not None:
             await configured([b.SerializeToString() for b in resp.storage_backends])
 
+    metrics = NativeMetrics()
+    disconnections = metrics.family("master_disconnections")
     master = MasterClient(
         cfg.masters, identity, state=state, snapshot=snapshot, state_proto=state_file.proto,
         on_volume_size_limit=on_limit, on_configuration=on_configuration, heartbeat=heartbeat,
-        tls=tls.grpc_client,
+        tls=tls.grpc_client, on_disconnect=lambda name: disconnections.labels(name).inc(),
     )
     short, full = version or (go_version(store.offset_bytes), f"{go_version(store.offset_bytes)} {GO_COMMIT}")
     ctx = NativeContext(
         cfg=cfg, security=security, store=store, version=short, master=master,
         http_pool=UpstreamPool(tls=tls.https_client), state=state, full_version=full, tls=tls, share=share,
+        metrics=metrics,
     )
     app = NativeHttp(ctx, weed_binary)
     guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(security.guard_white_list))

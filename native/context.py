@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
+from native.metrics import NativeMetrics
 from weedpy.config import VolumeConfig
 from weedpy.grpc import ChannelOptions
 from weedpy.http1 import UpstreamPool
@@ -116,6 +117,7 @@ class NativeContext:
     full_version: str = ""  # Go's version.Version() ("8000GB 4.48 pypi": VERSION + commit); "" = version
     tls: VolumeTls = VolumeTls()  # what security.toml asks for; http_pool already dials with tls.https_client
     share: ProcessShare | None = None  # this process's part of a server with worker processes
+    metrics: NativeMetrics = dataclasses.field(default_factory=NativeMetrics)  # this process's counted families
 
     @property
     def peer_grpc(self) -> ChannelOptions:

@@ -88,8 +88,11 @@ class MasterClient:
         pulse: float = PULSE_SECONDS,
         heartbeat: bool = True,
         tls: ssl.SSLContext | None = None,
+        on_disconnect: Callable[[str], None] = lambda _master: None,
     ) -> None:
         self.seeds = tuple(MasterAddress.parse(m) for m in masters)
+        self._seed_names = tuple(m.strip() for m in masters)  # as given: Go labels disconnections so
+        self._on_disconnect = on_disconnect  # a failed heartbeat stream, by master (master_disconnections)
         self._options = dataclasses.replace(_OPTIONS, tls=tls)  # gRPC mTLS to the master when configured
         if not self.seeds:
             raise ValueError("no master addresses")
@@ -261,14 +264,17 @@ class MasterClient:
         backoff = BACKOFF_FIRST
         seed_index = 0
         leader: MasterAddress | None = None
+        leader_name = ""
         while self._heartbeating:
             master = leader or self.seeds[seed_index % len(self.seeds)]
+            name = leader_name if leader is not None else self._seed_names[seed_index % len(self.seeds)]
             leader = None
             try:
                 new_leader = await self._session(master)
             except Exception as exc:  # noqa: BLE001 - any failure of one stream: reconnect, never crash
                 self.state.master_connected = False
                 self._current = None
+                self._on_disconnect(name)
                 known = isinstance(exc, (GrpcError, OSError, trio.TooSlowError, trio.BrokenResourceError))
                 log.warning("heartbeat to master failed", master=master.dotted, error=str(exc) or repr(exc),
                             retry_in=backoff, exc_info=not known)
@@ -282,6 +288,7 @@ class MasterClient:
                 log.info("master leader moved", leader=new_leader)
                 try:
                     leader = MasterAddress.parse(new_leader)
+                    leader_name = new_leader
                 except ValueError:
                     leader = None
                 await trio.sleep(BACKOFF_FIRST)

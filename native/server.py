@@ -27,6 +27,7 @@ import trio
 
 from native.build import GRPC_OPTIONS, NativeParts, build_parts, open_store
 from native.loading import load_volumes
+from native.metrics import NativeExporter
 from native.storage import VolumeTable
 from weedpy.config import VolumeConfig
 from weedpy.logs import get_logger
@@ -36,6 +37,7 @@ from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi
+from weedpy.serve.metrics import MetricsEndpoint
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
 from weedpy.sharedmem import ProcessShare, SharedBlock
@@ -75,10 +77,18 @@ class NativeServer:
         parts = self.parts = build_parts(cfg, self.security, self._store, weed_binary=cfg.weed_binary, share=share,
                                          state_changed=self._sync_workers, configured=self._configured)
         guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(self.security.guard_white_list))
+        metrics = parts.ctx.metrics
         http = HttpFront(
             self.live, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(), self._front_state,
+            meter=metrics.meter,
         )
         grpc = GrpcFront(self.live, {Target.NATIVE: NamedTarget("native", parts.router)})
+        metrics_endpoint = None
+        if cfg["metricsPort"]:
+            sizelimit, version, commit = (parts.ctx.full_version.split() + ["", "", ""])[:3]
+            exporter = NativeExporter(metrics, self._store, cfg, lambda: (parts.http.upload, parts.http.download),
+                                      (version, commit, sizelimit))
+            metrics_endpoint = MetricsEndpoint(exporter.gather).handle
         nursery.start_soon(check_disks, self._store)
         nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state,
                            self._sync_workers if share is not None else None)
@@ -87,7 +97,7 @@ class NativeServer:
             workers = WorkerSpec(cfg.workers, self._worker_init, self._attach_workers, (share.block.fd,))
             nursery.start_soon(self._sync_when_wanted)
         return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers,
-                      routes=RoutesApi(self.live, guard))
+                      routes=RoutesApi(self.live, guard), metrics=metrics_endpoint)
 
     # worker processes --------------------------------------------------------------------------
 
@@ -98,6 +108,8 @@ class NativeServer:
 
     def _attach_workers(self, pool: WorkerPool) -> None:
         self._workers = pool
+        if self.parts is not None:  # the metrics port sums every process's counts
+            self.parts.ctx.metrics.server.pool = pool
 
     async def _sync_workers(self) -> None:
         """Every worker has applied the leader's current state (the volume table, EC shards)."""

@@ -60,16 +60,20 @@ class NativeWorker:
         nursery.start_soon(check_disks, store)
         await self._apply_backends(self.init.get("backends") or [])
         front = HttpFront(self.routes, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(),
-                          self._front_state)
+                          self._front_state, meter=parts.ctx.metrics.meter)
         return front.handle
 
-    async def control(self, msg: dict[str, Any]) -> None:
+    async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        if msg["op"] == "metrics":  # the leader sums every process's counts when scraped
+            assert self.parts is not None
+            return self.parts.ctx.metrics.server.worker_reply()
         if msg["op"] not in ("sync", "resync"):
             raise ValueError(f"unknown control op {msg['op']!r}")
         assert self.parts is not None
         await trio.to_thread.run_sync(self.parts.ctx.store.sync_shared)
         if "backends" in msg:
             await self._apply_backends(msg["backends"])
+        return None
 
     async def _apply_backends(self, encoded: list[str]) -> None:
         """The master's storage backends, as the leader applied them (tiered volumes read there)."""

@@ -170,6 +170,10 @@ class MixedExtension:
                 targets[Target.GO] = GoStateWatch(go, store.go_answered)
         return targets
 
+    def metrics(self) -> list:
+        """The differ's families (dual-run routes), for the gateway's metrics port."""
+        return self.dual.metrics() if self.dual is not None else []
+
     async def drain(self) -> None:
         if self.dual is not None:  # let mirrored writes reach the native store before Go stops
             with trio.move_on_after(DUAL_RUN_DRAIN_SECONDS):

@@ -40,7 +40,7 @@ from native.storage import (
     scan_records,
 )
 from proto import volume_server_pb2 as vs
-from weedpy.grpc import Context
+from weedpy.grpc import Context, GrpcError
 
 __all__ = [
     "HANDLERS", "batch_delete", "read_needle_blob", "read_needle_meta", "write_needle_blob", "read_all_needles",
@@ -202,7 +202,20 @@ async def batch_delete(svc: Services, req: vs.BatchDeleteRequest, ctx: Context) 
     return vs.BatchDeleteResponse(results=results)
 
 
+def _read_failure(svc: Services) -> None:
+    """file_read_failures, as Go counts a failed ReadNeedleBlob, ReadNeedleMeta or ReadAllNeedles."""
+    svc.ctx.metrics.read_failures.value += 1
+
+
 async def read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest, ctx: Context) -> vs.ReadNeedleBlobResponse:
+    try:
+        return await _read_needle_blob(svc, req)
+    except GrpcError:
+        _read_failure(svc)
+        raise
+
+
+async def _read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest) -> vs.ReadNeedleBlobResponse:
     v = svc.store.find_volume(req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id}")
@@ -224,6 +237,14 @@ async def read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest, ctx: Co
 
 
 async def read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest, ctx: Context) -> vs.ReadNeedleMetaResponse:
+    try:
+        return await _read_needle_meta(svc, req)
+    except GrpcError:
+        _read_failure(svc)
+        raise
+
+
+async def _read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest) -> vs.ReadNeedleMetaResponse:
     v = svc.store.find_volume(req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id} and read needle metadata at ec shards is not supported")
@@ -245,12 +266,18 @@ async def read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest, ctx: Co
 async def write_needle_blob(svc: Services, req: vs.WriteNeedleBlobRequest, ctx: Context) -> vs.WriteNeedleBlobResponse:
     check_maintenance(svc)
     v = svc.store.find_volume(req.volume_id)
+    failed = None
     if v is None:
-        raise go_error(f"not found volume id {req.volume_id}")
-    try:
-        await trio.to_thread.run_sync(v.write_needle_blob, req.needle_id, req.needle_blob, req.size)
-    except (StorageError, OSError) as exc:
-        raise go_error(f"write blob needle {req.needle_id} size {req.size}: {exc}") from None
+        failed = go_error(f"not found volume id {req.volume_id}")
+    else:
+        try:
+            await trio.to_thread.run_sync(v.write_needle_blob, req.needle_id, req.needle_blob, req.size)
+        except (StorageError, OSError) as exc:
+            svc.ctx.metrics.storage_error(exc)
+            failed = go_error(f"write blob needle {req.needle_id} size {req.size}: {exc}")
+    if failed is not None:
+        svc.ctx.metrics.write_failures.value += 1
+        raise failed
     return vs.WriteNeedleBlobResponse()
 
 
@@ -277,6 +304,7 @@ async def read_all_needles(
     for vid in req.volume_ids:
         v = svc.store.find_volume(vid)
         if v is None:
+            _read_failure(svc)
             raise go_error(f"not found volume id {vid}")
         fd, end = v.pinned_dat()
         try:
@@ -284,6 +312,9 @@ async def read_all_needles(
             while batch := await next_batch(messages, size=lambda m: len(m.needle_blob) + 64):
                 for msg in batch:
                     yield msg
+        except GrpcError:
+            _read_failure(svc)
+            raise
         finally:
             os.close(fd)
 

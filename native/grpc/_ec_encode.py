@@ -110,7 +110,8 @@ async def volume_ec_shards_generate(
 
 # rebuild ----------------------------------------------------------------------------------------
 
-def _rebuild(svc: Services, vid: int, collection: str) -> list[int]:
+def _rebuild(svc: Services, vid: int, collection: str, started: list[float] | None = None) -> list[int]:
+    """`started` gets the time the rebuild itself began (Go times and counts from there)."""
     store = svc.store
     name = volume_base_name(collection, vid)
     target, target_count, others = None, 0, []
@@ -127,6 +128,8 @@ def _rebuild(svc: Services, vid: int, collection: str) -> list[int]:
             others.append(loc)
     if target is None:
         return []
+    if started is not None:
+        started.append(time.perf_counter())
     data_base = os.path.join(target.directory, name)
     try:
         info = load_volume_info(data_base + ".vif")
@@ -191,7 +194,16 @@ async def volume_ec_shards_rebuild(
 ) -> vs.VolumeEcShardsRebuildResponse:
     check_admin(svc.guard, ctx)
     check_maintenance(svc)
-    ids = await trio.to_thread.run_sync(_rebuild, svc, req.volume_id, req.collection)
+    started: list[float] = []
+    result = "failure"
+    try:
+        ids = await trio.to_thread.run_sync(_rebuild, svc, req.volume_id, req.collection, started)
+        result = "success"
+    finally:
+        if started:  # Go's recordEcRebuild: ec_rebuild_seconds{result} and ec_rebuild_total{result}
+            m = svc.ctx.metrics
+            m.family("ec_rebuild_seconds").labels(result).observe(time.perf_counter() - started[0])
+            m.family("ec_rebuild_total").labels(result).inc()
     return vs.VolumeEcShardsRebuildResponse(rebuilt_shard_ids=ids)
 
 

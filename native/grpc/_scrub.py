@@ -13,6 +13,7 @@ well). Failed marks are returned together as one error, Go's errors.Join.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,8 +59,8 @@ async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) 
             broken.append(v)
             resp.broken_volume_ids.append(v.id)
             resp.details.extend(errs)
+    failures = []
     if req.mark_broken_volumes_readonly:
-        failures = []
         for v in broken:
             try:
                 await _make_readonly(svc, v)
@@ -68,9 +69,20 @@ async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) 
                 resp.details.append(str(exc))
             else:
                 resp.details.append(f"volume {v.id} is now read-only")
-        if failures:
-            raise go_error("\n".join(failures))
+    _count_scrub(svc, req.mode, len(broken))
+    if failures:
+        raise go_error("\n".join(failures))
     return resp
+
+
+def _count_scrub(svc: Services, mode: int, volumes: int, shards: int | None = None) -> None:
+    """Go's scrub metrics once a scrub went through every volume: when, and what was broken."""
+    m = svc.ctx.metrics
+    label = vs.VolumeScrubMode.Name(mode) if mode in vs.VolumeScrubMode.values() else str(mode)
+    m.family("scrub_last_time_seconds").labels(label).set(int(time.time()))
+    m.family("scrub_volume_failures").labels(label).inc(volumes)
+    if shards is not None:
+        m.family("scrub_shard_failures").labels(label).inc(shards)
 
 
 async def scrub_ec_volume(svc: Services, req: vs.ScrubEcVolumeRequest, ctx: Context) -> vs.ScrubEcVolumeResponse:
@@ -103,6 +115,7 @@ async def scrub_ec_volume(svc: Services, req: vs.ScrubEcVolumeRequest, ctx: Cont
             resp.broken_volume_ids.append(vid)
             resp.broken_shard_infos.extend(infos)
             resp.details.extend(errs)
+    _count_scrub(svc, req.mode, len(resp.broken_volume_ids), len(resp.broken_shard_infos))
     return resp
 
 

@@ -12,6 +12,7 @@ thread hop, so a cancelled call stops within one interval.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 
 import trio
@@ -67,23 +68,45 @@ async def vacuum_volume_compact(
     check_maintenance(svc)
     vid = req.volume_id
     bytes_per_second = int(svc.ctx.cfg["compactionMBps"] or 0) * 1024 * 1024
+    done = _Counted(svc, "compact", "vacuuming_compact_count")
     try:
-        steps = svc.store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second)
-    except VolumeNotFound as exc:
-        raise _not_found("compact", vid, exc) from None
-    target = REPORT_INTERVAL
-    try:
-        while True:
-            try:
-                offset = await trio.to_thread.run_sync(_advance, steps, target)
-            except (StorageError, OSError) as exc:
-                raise go_error(f"compact volume {vid}: {exc}") from None
-            if offset is None:
-                return
-            yield vs.VacuumVolumeCompactResponse(processed_bytes=offset, load_avg_1m=_load_per_cpu())
-            target = offset + REPORT_INTERVAL
+        try:
+            steps = svc.store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second)
+        except VolumeNotFound as exc:
+            raise _not_found("compact", vid, exc) from None
+        target = REPORT_INTERVAL
+        try:
+            while True:
+                try:
+                    offset = await trio.to_thread.run_sync(_advance, steps, target)
+                except (StorageError, OSError) as exc:
+                    raise go_error(f"compact volume {vid}: {exc}") from None
+                if offset is None:
+                    done.ok = True
+                    return
+                yield vs.VacuumVolumeCompactResponse(processed_bytes=offset, load_avg_1m=_load_per_cpu())
+                target = offset + REPORT_INTERVAL
+        finally:
+            steps.close()
     finally:
-        steps.close()
+        done.count()
+
+
+class _Counted:
+    """Go's vacuum metrics around a compact or commit: vacuuming_seconds{type} and the
+    success-labelled counter, whatever the outcome."""
+
+    def __init__(self, svc: Services, kind: str, counter: str) -> None:
+        self._metrics = svc.ctx.metrics
+        self._kind = kind
+        self._counter = counter
+        self._t0 = time.perf_counter()
+        self.ok = False
+
+    def count(self) -> None:
+        m = self._metrics
+        m.family("vacuuming_seconds").labels(self._kind).observe(time.perf_counter() - self._t0)
+        m.family(self._counter).labels("true" if self.ok else "false").inc()
 
 
 async def vacuum_volume_commit(
@@ -92,14 +115,19 @@ async def vacuum_volume_commit(
     check_admin(svc.guard, ctx)
     check_maintenance(svc)
     vid = req.volume_id
-    if svc.ctx.state.stopping:
-        raise go_error(f"commit compact volume {vid}: volume id {vid} skips compact because volume is stopping")
+    done = _Counted(svc, "commit", "vacuuming_commit_count")
     try:
-        read_only, size = await trio.to_thread.run_sync(svc.store.commit_compact_volume, vid)
-    except VolumeNotFound as exc:
-        raise _not_found("commit compact", vid, exc) from None
-    except (StorageError, OSError) as exc:
-        raise go_error(f"commit compact volume {vid}: {exc}") from None
+        if svc.ctx.state.stopping:
+            raise go_error(f"commit compact volume {vid}: volume id {vid} skips compact because volume is stopping")
+        try:
+            read_only, size = await trio.to_thread.run_sync(svc.store.commit_compact_volume, vid)
+        except VolumeNotFound as exc:
+            raise _not_found("commit compact", vid, exc) from None
+        except (StorageError, OSError) as exc:
+            raise go_error(f"commit compact volume {vid}: {exc}") from None
+        done.ok = True
+    finally:
+        done.count()
     return vs.VacuumVolumeCommitResponse(is_read_only=read_only, volume_size=size)
 
 

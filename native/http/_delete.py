@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -12,7 +13,7 @@ from native.gostrconv import NumError
 from native.http._common import json_error, json_response, storage_call
 from native.http._manifest import ManifestError, load_chunk_manifest
 from native.http._read import DropConnection
-from native.http._replicate import ReplicationError, replicate_delete, writable_remote_replicas
+from native.http._replicate import ReplicationError, replicate_delete, replication_failed, writable_remote_replicas
 from native.http._request import GoRequest
 from native.storage import Needle, StorageError
 from weedpy.http1 import GoHeader, GoResponse
@@ -62,32 +63,48 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
         try:
             cm = load_chunk_manifest(n.data, n.is_compressed)
         except ManifestError as exc:
+            app.ctx.metrics.write_failures.value += 1
             return json_error(h, req, 500, f"Load chunks manifest error: {exc}")
         err = await app.delete_chunks([c.fid for c in cm.chunks])
         if err is not None:
+            app.ctx.metrics.write_failures.value += 1
             return json_error(h, req, 500, f"Delete chunks error: {err}")
         count = cm.size
     crc = None if (nv is not None and nv.size == 0) else (n.checksum or 0)
     err = await _replicated_delete(app, req, vid, vol, key, cookie, crc)
     if err is not None:
+        app.ctx.metrics.write_failures.value += 1
         return json_error(h, req, 500, f"Deletion Failed: {err}")
     return json_response(h, req, 202, {"size": count})
 
 
 async def _replicated_delete(app: "NativeHttp", req: GoRequest, vid: int, vol, key: int, cookie: int, crc: int | None) -> str | None:
+    """Go's topology.ReplicatedDelete, with its metrics: replica targets observed once the local
+    delete is done; with replicas, the whole operation timed and counted by its result."""
     remotes: list[str] = []
     if req.form_value("type") != "replicate":
         try:
             remotes = await writable_remote_replicas(app, vid, vol)
         except ReplicationError as exc:
             return str(exc)
+    metrics = app.ctx.metrics
+    t0 = time.perf_counter()
+    err = None
     try:
         await storage_call(app.ctx.store.delete_needle, vid, key, cookie, checksum=crc)
     except StorageError as exc:
-        return str(exc)
+        metrics.storage_error(exc.__cause__ or exc)
+        err = str(exc)
+    else:
+        metrics.replication_targets.observe(len(remotes))
+        if remotes:
+            err = await replicate_delete(app, remotes, req.url.escaped_path, app.request_jwt(req))
+            if err is not None:
+                replication_failed(metrics, "delete", err)
     if remotes:
-        return await replicate_delete(app, remotes, req.url.escaped_path, app.request_jwt(req))
-    return None
+        metrics.family("replication_seconds").labels("delete").observe(time.perf_counter() - t0)
+        metrics.family("replication_operations_total").labels("delete", "failure" if err else "success").inc()
+    return err
 
 
 async def ec_delete(app: "NativeHttp", req: GoRequest, h: GoHeader, vid: int, key: int, cookie: int) -> GoResponse:
@@ -95,5 +112,6 @@ async def ec_delete(app: "NativeHttp", req: GoRequest, h: GoHeader, vid: int, ke
     try:
         count = await delete_ec_needle(app.ctx, vid, key, cookie)
     except (StorageError, OSError, ValueError) as exc:
+        app.ctx.metrics.write_failures.value += 1
         return json_error(h, req, 500, f"Deletion Failed: {exc}")
     return json_response(h, req, 202, {"size": count})

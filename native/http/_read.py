@@ -84,6 +84,18 @@ class _StreamContent:
             yield piece
 
 
+def _not_found(app: "NativeHttp", h: GoHeader, *, invalid: bool = False) -> GoResponse:
+    """Go's NotFound(w), counted (`invalid`: the needle id is unknown, not deleted or mismatched)."""
+    app.ctx.metrics.not_found(invalid=invalid)
+    return empty(h, 404)
+
+
+def _internal(app: "NativeHttp", h: GoHeader, exc: BaseException | None = None) -> GoResponse:
+    """Go's InternalError(w), counted."""
+    app.ctx.metrics.internal_error(exc)
+    return empty(h, 500)
+
+
 async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Scope") -> GoResponse:
     try:
         up = parse_url_path(req.path)
@@ -102,7 +114,7 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
         if store.ec.has(vid):  # an EC volume held here (Go: hasEcVolume)
             return await ec_get_or_head(app, req, h, scope, vid, key, cookie, up)
         if app.read_mode == "local":
-            return empty(h, 404)
+            return _not_found(app, h, invalid=True)
         return await app.proxy_or_redirect(req, h, scope, up.vid, up.fid)
     has_query = req.url.raw_query != ""
     read_deleted = has_query and req.form_value("readDeleted") == "true"
@@ -114,13 +126,13 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
 
     nv = vol.needle_value(key)
     if nv is None or nv.offset == 0:
-        return empty(h, 404)
+        return _not_found(app, h, invalid=True)
     size = nv.size
     if size < 0:
         if read_deleted and size != -1:
             size = -size
         else:
-            return empty(h, 404)
+            return _not_found(app, h)  # Go: ErrorDeleted
     stream = None
     if size == 0:
         n = Needle(id=key, cookie=cookie, checksum=0)
@@ -144,9 +156,9 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             else:
                 n = await storage_call(vol.read_needle, key, None, read_deleted=read_deleted)
         except NotFound:
-            return empty(h, 404)
-        except (StorageError, OSError):
-            return empty(h, 500)
+            return _not_found(app, h, invalid=True)
+        except (StorageError, OSError) as exc:
+            return _internal(app, h, exc)
     return await respond(app, req, h, n, cookie, stream, filename=filename, ext=ext, has_query=has_query)
 
 
@@ -154,7 +166,7 @@ async def respond(app: "NativeHttp", req: GoRequest, h: GoHeader, n, cookie: int
                   has_query: bool) -> GoResponse:
     """Everything after the read: cookie, conditionals, headers, manifest, gzip, images, body."""
     if n.cookie != cookie:
-        return empty(h, 404)
+        return _not_found(app, h)
     if n.last_modified != 0:
         h.set("Last-Modified", _http_date(n.last_modified))
         ims = req.header("If-Modified-Since")
@@ -264,22 +276,22 @@ async def ec_get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: 
     ctx = app.ctx
     ev = ctx.store.ec.find_volume(vid)
     if ev is None:
-        return empty(h, 404)
+        return _not_found(app, h, invalid=True)
     try:
         _, size = ev.find_needle(key)
     except NotFound:
-        return empty(h, 404)
-    except (StorageError, OSError):
-        return empty(h, 500)
+        return _not_found(app, h, invalid=True)
+    except (StorageError, OSError) as exc:
+        return _internal(app, h, exc)
     if size < 0:
-        return empty(h, 404)
+        return _not_found(app, h)
     app.download.add(size)
     scope.on_done(lambda: app.download.release(size))
     try:
         n = await read_ec_needle(ctx, vid, key)
     except NotFound:
-        return empty(h, 404)
-    except (StorageError, OSError, ValueError):
-        return empty(h, 500)
+        return _not_found(app, h, invalid=True)
+    except (StorageError, OSError, ValueError) as exc:
+        return _internal(app, h, exc)
     return await respond(app, req, h, n, cookie, None, filename=up.filename, ext=up.ext,
                          has_query=req.url.raw_query != "")

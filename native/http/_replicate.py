@@ -17,7 +17,10 @@ from native.http._upstream import UpstreamError, fetch
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["ReplicationError", "writable_remote_replicas", "replicate_write", "replicate_delete", "distributed"]
+__all__ = [
+    "ReplicationError", "writable_remote_replicas", "replicate_write", "replicate_delete", "distributed",
+    "replication_failed",
+]
 
 
 class ReplicationError(Exception):
@@ -99,6 +102,23 @@ def _multipart(w: ReplicaWrite, url: str, mimes) -> tuple[bytes, str]:
     head = f"--{boundary}\r\n" + "".join(f"{k}: {headers[k]}\r\n" for k in sorted(headers)) + "\r\n"
     body = head.encode("latin-1") + w.data + f"\r\n--{boundary}--\r\n".encode()
     return body, "multipart/form-data; boundary=" + boundary
+
+
+def replication_failed(metrics, operation: str, err: str) -> None:
+    """A failed fan-out, counted as Go counts it: the operation's failure (writes here; deletes
+    count theirs around the whole operation) and the reason, Go's classifyReplicationError."""
+    if operation == "write":
+        metrics.family("replication_operations_total").labels(operation, "failure").inc()
+    lowered = err.lower()
+    if "deadline exceeded" in lowered or "timed out" in lowered or "timeout" in lowered:
+        reason = "timeout"
+    elif "context canceled" in lowered:
+        reason = "context_cancelled"
+    elif "connection refused" in lowered:
+        reason = "connection_refused"
+    else:
+        reason = "server_error"
+    metrics.family("replication_failures_total").labels(operation, reason).inc()
 
 
 async def replicate_write(app: "NativeHttp", remotes: list[str], w: ReplicaWrite) -> str | None:

@@ -17,7 +17,13 @@ from native.http._gojson import Struct, marshal
 from native.gostrconv import NumError
 from native.http._images import fix_jpg_orientation
 from native.http._read import DropConnection
-from native.http._replicate import ReplicaWrite, ReplicationError, replicate_write, writable_remote_replicas
+from native.http._replicate import (
+    ReplicaWrite,
+    ReplicationError,
+    replicate_write,
+    replication_failed,
+    writable_remote_replicas,
+)
 from native.http._request import GoRequest
 from native.http._upload import UploadError, parse_form, parse_upload
 from native.storage import EMPTY_TTL, TTL, Needle, StorageError
@@ -38,15 +44,18 @@ async def post(app: "NativeHttp", req: GoRequest, h: GoHeader, source: "Source")
         up = parse_url_path(req.path)
     except ValueError:
         raise DropConnection from None
+    metrics = app.ctx.metrics
     try:
         vid = new_volume_id(up.vid)
     except NumError as exc:
+        metrics.write_failures.value += 1
         return json_error(h, req, 400, str(exc))
     if not app.jwt_ok(req, up.vid, up.fid, write=True):
         return json_error(h, req, 401, "wrong jwt")
     try:
         pu = await parse_upload(req, source, app.file_size_limit, app.mimes)
     except UploadError as exc:
+        metrics.write_failures.value += 1
         return json_error(h, req, 400, str(exc))
     ttl = TTL.parse_lenient(pu.ttl)
     name = pu.file_name.encode("latin-1") if len(pu.file_name) < 256 else None
@@ -76,6 +85,7 @@ async def post(app: "NativeHttp", req: GoRequest, h: GoHeader, source: "Source")
     )
     unchanged, err = await _replicated_write(app, req, vid, n, pu.content_md5)
     if err is not None:
+        metrics.write_failures.value += 1
         return json_error(h, req, 500, err)
     if unchanged:
         set_etag(h, n.etag)
@@ -94,7 +104,10 @@ async def post(app: "NativeHttp", req: GoRequest, h: GoHeader, source: "Source")
 
 
 async def _replicated_write(app: "NativeHttp", req: GoRequest, vid: int, n: Needle, content_md5: str) -> tuple[bool, str | None]:
+    """Go's topology.ReplicatedWrite, with its metrics: writeToLocalDisk and writeToReplicas in
+    flight and timed, replica targets observed, replication operations counted."""
     store = app.ctx.store
+    metrics = app.ctx.metrics
     vol = store.find_volume(vid)
     remotes: list[str] = []
     if req.form_value("type") != "replicate":
@@ -106,15 +119,22 @@ async def _replicated_write(app: "NativeHttp", req: GoRequest, vid: int, n: Need
     unchanged = False
     if vol is None and not remotes:
         return False, f"volume {vid} not found on {app.ctx.self_url}"
+    t0 = time.perf_counter()
     if vol is not None:
         try:
-            if fsync or len(n.data) > (1 << 20):
-                result = await trio.to_thread.run_sync(lambda: store.write_needle(vid, n, check_cookie=True, fsync=fsync))
-            else:
-                result = await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)
+            with metrics.timed("writeToLocalDisk"):
+                if fsync or len(n.data) > (1 << 20):
+                    result = await trio.to_thread.run_sync(
+                        lambda: store.write_needle(vid, n, check_cookie=True, fsync=fsync))
+                else:
+                    result = await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)
         except StorageError as exc:
+            metrics.handler("errorWriteToLocalDisk")
+            metrics.storage_error(exc.__cause__ or exc)
+            _replication_seconds(metrics, "write", remotes, t0)
             return False, f"failed to write to local disk: {exc}"
         unchanged = result.unchanged
+    metrics.replication_targets.observe(len(remotes))
     if remotes:
         pairs = {}
         if n.has_pairs:
@@ -127,7 +147,18 @@ async def _replicated_write(app: "NativeHttp", req: GoRequest, vid: int, n: Need
             compressed=n.is_compressed, ttl=str(n.ttl), fsync=fsync, last_modified=n.last_modified,
             chunk_manifest=n.is_chunk_manifest, pairs=pairs, jwt=app.request_jwt(req), content_md5=content_md5,
         )
-        err = await replicate_write(app, remotes, w)
+        with metrics.timed("writeToReplicas"):
+            err = await replicate_write(app, remotes, w)
+        _replication_seconds(metrics, "write", remotes, t0)
         if err is not None:
+            metrics.handler("errorWriteToReplicas")
+            replication_failed(metrics, "write", err)
             return False, f"failed to write to replicas for volume {vid}: {err}"
+        metrics.family("replication_operations_total").labels("write", "success").inc()
     return unchanged, None
+
+
+def _replication_seconds(metrics, operation: str, remotes: list[str], t0: float) -> None:
+    """replication_seconds{operation}: the whole replicated operation, when it has replicas."""
+    if remotes:
+        metrics.family("replication_seconds").labels(operation).observe(time.perf_counter() - t0)

@@ -320,6 +320,7 @@ class NativeHttp:
                 cl = 0
         lim = self.upload
         if lim.limit != 0 and req.query.get("type") != "replicate" and lim.inflight > lim.limit:
+            self.ctx.metrics.handler("uploadLimitCondition")
             outcome, seen = await lim.wait()
             if outcome == WaitOutcome.TIMEOUT:
                 return json_error(h, req, 429, f"reject because inflight upload data {seen} > {lim.limit}, and wait timeout")
@@ -332,6 +333,7 @@ class NativeHttp:
     async def _get(self, exch: Exchange, req: GoRequest, h: GoHeader, scope: Scope) -> GoResponse | None:
         lim = self.download
         if lim.over:
+            self.ctx.metrics.handler("downloadLimitCondition")
             if req.query.get("proxied") != "true":
                 try:
                     vid = new_volume_id(parse_url_path(req.path).vid)
@@ -355,18 +357,27 @@ class NativeHttp:
             vid = new_volume_id(vid_text)
         except NumError:
             return empty(h, 400)
+        metrics = self.ctx.metrics
         try:
             locations = await self.ctx.master.lookup_volume(vid)
         except Exception:
+            metrics.not_found(invalid=True)
             return empty(h, 404)
         target = pick_target([loc.url for loc in locations], self.ctx.self_url)
         if target is None:
+            metrics.handler("emptyReadProxyLocaction")  # sic: Go's label
+            metrics.not_found(invalid=True)
             return empty(h, 404)
         if self.read_mode == "proxy":
+            metrics.handler("readProxyRequest")
             resp, cm = await proxy_response(h, req, self.ctx.http_pool, target)
             if cm is not None:
                 scope.close_later(cm)
+            elif resp.status == 500:
+                metrics.handler("failedReadProxyRequest")
+                metrics.internal_error()
             return resp
+        metrics.handler("readRedirectRequest")
         return redirect_response(h, req, target, vid_text, fid, self.ctx.tls.http_scheme)
 
     async def chunk_url(self, fid: str) -> str:

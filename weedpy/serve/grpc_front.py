@@ -5,7 +5,8 @@ deadline, log one event per call.
 table, weedpy/serve/live_routes.py, read once per call: a call finishes on the table it started with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` (`name` + `async
 def handle(call)`): the Go relay (gateway/), `NamedTarget("native", router)` over the native
 handlers, or a dual-run target (difftool/). An unavailable or `off` target answers UNAVAILABLE.
-One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer.
+One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer; the
+optional `meter` (a weedpy.serve.metrics RouteMeter) counts it for the metrics port.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from weedpy.grpc import CallHandler, GrpcError, ServerCall, Status, grpc_error_i
 from weedpy.logs import get_logger
 from weedpy.serve.evidence import GRPC_SERVER_ERRORS, Evidence
 from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.metrics import RouteMeter
 from weedpy.serve.routes import RouteTable, Target, grpc_endpoint
 
 __all__ = ["CallTarget", "GrpcFront", "NamedTarget", "request_id_trailer"]
@@ -54,7 +56,8 @@ class GrpcFront:
     """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
 
     def __init__(self, routes: RouteTable | LiveRoutes, targets: Mapping[Target, CallTarget],
-                 evidence: Evidence | None = None) -> None:
+                 evidence: Evidence | None = None, meter: RouteMeter | None = None) -> None:
+        self._meter = meter  # the gateway's weedpy_grpc_* families (weedpy/serve/metrics.py)
         self._evidence = evidence  # counts each side's answers and server errors (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
@@ -91,13 +94,17 @@ class GrpcFront:
                     status = Status.UNKNOWN if failed else Status.CANCELLED
             if self._evidence is not None:
                 self._evidence.answered(endpoint, route_target.value, status.name in GRPC_SERVER_ERRORS)
+            elapsed = time.perf_counter() - t0
+            if self._meter is not None:
+                meter = self._meter
+                meter.end(meter.begin(endpoint, b"", route_target.value), status.name, elapsed)
             _log.info(
                 "grpc",
                 route=endpoint,
                 target=route_target.value,
                 routes_v=routes.version,
                 status=status.name,
-                duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+                duration_ms=round(elapsed * 1000, 3),
                 peer=call.peer,
             )
 

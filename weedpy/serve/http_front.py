@@ -6,7 +6,8 @@ the request runs does not affect it), one lookup, the whitelist for admin writes
 real client address), then the route's target (the Go relay, the native handlers or a dual-run
 target; a `native_pct` route picks native or its Go side by the file id, `native_share`). One
 structlog event per request carries the endpoint name, the target that served it, the table
-version, status and duration.
+version, status and duration; the `meter` (weedpy/serve/metrics.py) counts it for the metrics
+port: Go's request families in native mode, the gateway's route families otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from weedpy.http1 import Exchange, simple_response
 from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
+from weedpy.serve.metrics import GoRequestMeter, RouteMeter
 from weedpy.serve.replies import date_header, handler_headers, json_error
 from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes
@@ -48,6 +50,7 @@ class HttpFront:
         server_header: bytes,
         state: FrontState,
         evidence: Evidence | None = None,
+        meter: GoRequestMeter | RouteMeter | None = None,
     ) -> None:
         self._evidence = evidence  # counts each side's answers and 5xx (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
@@ -61,6 +64,7 @@ class HttpFront:
         self._guard = guard
         self._server = server_header
         self._state = state
+        self._meter = meter
         self._log_http = FastEvent(
             "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"), repeating=4,
         )
@@ -79,6 +83,8 @@ class HttpFront:
         target_name, handler, split = resolved
         if split is not None and native_share(path) >= split[0]:
             target_name, handler = split[1], split[2]
+        meter = self._meter
+        slot = meter.begin(endpoint, req.method, target_name) if meter is not None else None
         try:
             if endpoint == "admin.healthz" and self._state.stopping:
                 await self._reply(exch, 503, b"")
@@ -93,9 +99,12 @@ class HttpFront:
             if self._evidence is not None:
                 self._evidence.answered(endpoint, target_name, exch.status >= 500)
             method = req.method
+            elapsed = time.perf_counter() - t0
+            if slot is not None:
+                meter.end(slot, exch.status, elapsed)
             self._log_http(
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
-                path.decode("latin-1"), exch.status, round((time.perf_counter() - t0) * 1000, 3), exch.client_host,
+                path.decode("latin-1"), exch.status, round(elapsed * 1000, 3), exch.client_host,
             )
 
     def _resolve(self, table: RouteTable, endpoint: str) -> _Resolved:

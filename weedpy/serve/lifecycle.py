@@ -91,6 +91,7 @@ class Fronts:
     send_buffer: int = 0  # caps each HTTP connection's send buffer (0: the kernel's autotuning)
     workers: WorkerSpec | None = None  # None: this mode runs in one process
     routes: RoutesApi | None = None  # the running table's admin API (SIGHUP reloads it too)
+    metrics: HttpHandler | None = None  # the -metricsPort listener's handler (weedpy/serve/metrics.py)
 
 
 class Server(Protocol):
@@ -108,27 +109,31 @@ class Server(Protocol):
 
 
 def front_ports(cfg: VolumeConfig) -> list[tuple[str, int]]:
-    """(kind, port) of each listener: admin, gRPC, and public when it has a port of its own."""
+    """(kind, port) of each listener: admin, gRPC, public when it has a port of its own, and
+    metrics with -metricsPort (on -metricsIp, else -ip.bind, else -ip: Go's order)."""
     ports = [("admin", cfg.port), ("grpc", cfg.grpc_port)]
     if cfg.split_public_port:
         ports.append(("public", cfg.public_port))
+    if cfg["metricsPort"]:
+        ports.append(("metrics", cfg["metricsPort"]))
     return ports
 
 
 def bind_fronts(cfg: VolumeConfig) -> dict[str, socket.socket]:
     """Bound, not yet listening sockets by kind; StartupError names the port that is taken."""
-    family = socket.AF_INET6 if ":" in cfg.bind_ip else socket.AF_INET
     socks: dict[str, socket.socket] = {}
+    ip = cfg.bind_ip
     try:
         for kind, port in front_ports(cfg):
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            ip = (cfg["metricsIp"] or cfg.bind_ip) if kind == "metrics" else cfg.bind_ip
+            sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
             socks[kind] = sock
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((cfg.bind_ip, port))
+            sock.bind((ip, port))
     except OSError as exc:
         for sock in socks.values():
             sock.close()
-        raise StartupError(f"cannot bind {cfg.bind_ip}:{port}: {exc.strerror}") from exc
+        raise StartupError(f"cannot bind {ip}:{port}: {exc.strerror}") from exc
     return socks
 
 
@@ -231,7 +236,7 @@ async def _serve(
     pool = None
     spec = fronts.workers
     if spec is not None and spec.count > 1:
-        http_socks = {kind: sock for kind, sock in socks.items() if kind != "grpc"}
+        http_socks = {kind: sock for kind, sock in socks.items() if kind in ("admin", "public")}
         init = spec.init
         if fronts.routes is not None:
             live = fronts.routes.live
@@ -274,7 +279,10 @@ async def _listen(
     with their listener. `tls`: gRPC and the admin port speak TLS when security.toml says so."""
     async with trio.open_nursery() as listeners:
         for kind, sock in socks.items():
-            if kind == "grpc":
+            if kind == "metrics":  # plain HTTP, as Go's metrics listener; the leader's alone
+                if fronts is not None and fronts.metrics is not None:
+                    listeners.start_soon(_serve_http, sock, fronts.metrics, 0, idle, kind, connections, None)
+            elif kind == "grpc":
                 assert fronts is not None
                 listener: trio.abc.Listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
                 if tls.grpc_server is not None:
@@ -331,8 +339,9 @@ class WorkerServer(Protocol):
     async def start(self, nursery: trio.Nursery) -> HttpHandler:
         """Everything before accepting (open the store view, the relay pools, ...)."""
 
-    async def control(self, msg: dict[str, Any]) -> None:
-        """Apply a state change the leader broadcast (`op` says which); done when it returns."""
+    async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply a state change the leader broadcast (`op` says which); done when it returns.
+        A question (`metrics`) is answered by the dict returned, sent with the acknowledgement."""
 
     def stopping(self) -> None:
         """The leader is stopping: /healthz answers 503 from now on."""
@@ -440,6 +449,7 @@ async def _follow_leader(
             if op == "routes":
                 await channel.send({"ack": msg.get("seq")})
                 continue
+        answer: dict[str, Any] | None = None
         if op == "serve":
             listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections, None, tls)
         elif op == "stopping":
@@ -451,11 +461,13 @@ async def _follow_leader(
             return
         else:
             try:
-                await server.control(msg)
+                answer = await server.control(msg)
             except Exception as exc:  # noqa: BLE001 - reported to the leader, which replaces this worker
                 log.exception("cannot apply a state change", op=op)
                 error = f"{type(exc).__name__}: {exc}"
         reply: dict[str, Any] = {"ack": msg.get("seq")}
+        if answer:
+            reply.update(answer)
         if error is not None:
             reply["error"] = error
         await channel.send(reply)

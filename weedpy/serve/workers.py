@@ -201,7 +201,24 @@ class WorkerPool:
             for worker in self.live:
                 nursery.start_soon(self._request, worker, msg)
 
-    async def _request(self, worker: _Worker, msg: dict[str, Any], starting: bool = False) -> None:
+    async def ask(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
+        """Send `msg` to every live worker and return their answers (a question, not a state
+        change: a worker starting meanwhile need not resync). A worker that does not answer within
+        `ACK_TIMEOUT` is replaced, as for a broadcast, and left out."""
+        replies: list[dict[str, Any]] = []
+
+        async def one(worker: _Worker) -> None:
+            reply = await self._request(worker, msg)
+            if reply is not None:
+                replies.append(reply)
+
+        async with trio.open_nursery() as nursery:
+            for worker in self.live:
+                nursery.start_soon(one, worker)
+        return replies
+
+    async def _request(self, worker: _Worker, msg: dict[str, Any], starting: bool = False) -> dict[str, Any] | None:
+        """The worker's answer, or None when it failed to give one (and is being replaced)."""
         try:
             async with worker.lock:
                 if worker.closed is not None:
@@ -217,6 +234,7 @@ class WorkerPool:
                 raise ControlClosed(worker.closed or "the control channel closed")
             if reply.get("error"):
                 raise ControlClosed(f"bad answer {reply!r}")
+            return reply
         except (ControlClosed, trio.TooSlowError) as exc:
             if starting:
                 raise ControlClosed(f"worker {worker.number} did not resync: {exc}") from exc
@@ -224,6 +242,7 @@ class WorkerPool:
                 log.error("worker did not apply a state change: replacing it", worker=worker.number,
                           op=msg.get("op"), error=str(exc))
                 worker.proc.kill()
+            return None
 
     async def stop(self) -> None:
         """Tell every worker to end its connections and exit; kill the ones that do not."""
