@@ -1,0 +1,133 @@
+"""weedpy.metrics and the meters, without processes: Go's number format, the text format, sums
+over processes, what a replaced process leaves behind, and what each request counts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from difftool._engine import DiffEngine
+from difftool._metrics import differ_families
+from tests.metrics.support import parse_exposition
+from weedpy.metrics import (
+    COUNTER,
+    GAUGE,
+    HISTOGRAM,
+    ExitedProcesses,
+    FamilySpec,
+    MetricSet,
+    go_float,
+    render_text,
+)
+from weedpy.serve.metrics import VOLUME_FAMILIES, WEEDPY_FAMILIES, GoRequestMeter, RouteMeter
+from weedpy.serve.routes import default_route_table
+
+# Values as Go's client_golang wrote them in a scrape of weed 4.48 (strconv.FormatFloat 'g', -1).
+GO_WRITES = {
+    0.0001: "0.0001", 1048576.0: "1.048576e+06", 838.8608: "838.8608", 270553174016.0: "2.70553174016e+11",
+    1796533379.0: "1.796533379e+09", 7.6293e-05: "7.6293e-05", 0.0014925659999999999: "0.0014925659999999999",
+    0.0: "0", 1.0: "1", 4.0: "4", 1500.0: "1500", 123456.0: "123456", 1e6: "1e+06", math.inf: "+Inf",
+    -2.5: "-2.5", 1e21: "1e+21",
+}
+
+
+@pytest.mark.parametrize("value", list(GO_WRITES))
+def test_go_float(value: float) -> None:
+    assert go_float(value) == GO_WRITES[value]
+
+
+SPECS = (
+    FamilySpec("x_failures", "Failures.", COUNTER),
+    FamilySpec("x_requests_total", "Requests.", COUNTER, ("type", "code")),
+    FamilySpec("x_in_flight", "In flight.", GAUGE, ("type",)),
+    FamilySpec("x_seconds", "Latency.", HISTOGRAM, ("type",), (0.1, 1.0)),
+)
+
+
+def test_text_format_keeps_go_names_and_orders_as_go() -> None:
+    m = MetricSet(SPECS)
+    m["x_requests_total"].labels("GET", "404").inc()
+    m["x_requests_total"].labels("GET", "200").inc(2)
+    m["x_requests_total"].labels("DELETE", "202").inc()
+    h = m["x_seconds"].labels("GET")
+    for v in (0.05, 0.1, 0.5, 3):
+        h.observe(v)
+    text = render_text(m.collect()).decode()
+    # a counter without _total keeps its name (prometheus-client's writer would append it)
+    assert "# TYPE x_failures counter\nx_failures 0\n" in text
+    # a labelled family with no child is left out, as a Go *Vec
+    assert "x_in_flight" not in text
+    # children sorted by the values of the sorted label names (code before type), as Go sorts them
+    lines = [line for line in text.splitlines() if line.startswith("x_requests_total{")]
+    assert lines == ['x_requests_total{code="200",type="GET"} 2', 'x_requests_total{code="202",type="DELETE"} 1',
+                     'x_requests_total{code="404",type="GET"} 1']
+    # cumulative buckets, `le` last, `le` is inclusive
+    e = parse_exposition(text)
+    assert e.value("x_seconds_bucket", type="GET", le="0.1") == 2
+    assert e.value("x_seconds_bucket", type="GET", le="1") == 3
+    assert e.value("x_seconds_bucket", type="GET", le="+Inf") == 4
+    assert e.value("x_seconds_count", type="GET") == 4
+    assert e.value("x_seconds_sum", type="GET") == pytest.approx(3.65)
+    assert 'x_seconds_bucket{type="GET",le="0.1"} 2' in text
+
+
+def test_sums_over_processes_and_keeps_what_exited_processes_counted() -> None:
+    leader, w1, w2 = MetricSet(SPECS), MetricSet(SPECS), MetricSet(SPECS)
+    for ms, n in ((leader, 1), (w1, 2), (w2, 4)):
+        ms["x_failures"].labels().inc(n)
+        ms["x_in_flight"].labels("GET").inc(n)
+        ms["x_seconds"].labels("GET").observe(0.5)
+    others = ExitedProcesses(leader.specs)
+    others.update({101: w1.snapshot(), 102: w2.snapshot()})
+    total = leader.copy()
+    others.add_to(total)
+    assert total["x_failures"].labels().value == 7
+    assert total["x_in_flight"].labels("GET").value == 7
+    assert total["x_seconds"].labels("GET").counts == [0, 3, 0]
+    # worker 102 is replaced by 103: its counters stay, its gauges go
+    others.update({101: w1.snapshot(), 103: MetricSet(SPECS).snapshot()})
+    total = leader.copy()
+    others.add_to(total)
+    assert total["x_failures"].labels().value == 7
+    assert total["x_in_flight"].labels("GET").value == 3
+    assert total["x_seconds"].labels("GET").counts == [0, 3, 0]
+    assert leader["x_failures"].labels().value == 1  # the leader's own values are untouched
+
+
+def test_go_request_meter_counts_what_go_counts() -> None:
+    m = MetricSet(VOLUME_FAMILIES)
+    meter = GoRequestMeter(m)
+    ns = "SeaweedFS_volumeServer_"
+    slot = meter.begin("admin.read", b"GET", "native")
+    assert m[ns + "in_flight_requests"].labels("GET").value == 1
+    meter.end(slot, 200, 0.001)
+    meter.end(meter.begin("admin.unsupported", b"PATCH", "native"), 400, 0.001)  # Go's "INVALID"
+    meter.end(meter.begin("public.read", b"GET", "native"), 404, 0.001)  # the public port: not in flight
+    assert meter.begin("admin.status", b"GET", "native") is None  # /status is not a store request
+    assert m[ns + "in_flight_requests"].labels("GET").value == 0
+    assert m[ns + "request_total"].labels("GET", "200").value == 1
+    assert m[ns + "request_total"].labels("GET", "404").value == 1
+    assert m[ns + "request_total"].labels("INVALID", "400").value == 1
+    assert set(m[ns + "in_flight_requests"].children) == {("GET",), ("PATCH",)}
+    assert sum(m[ns + "request_seconds"].labels("GET").counts) == 2
+
+
+def test_route_meter_by_route_and_target() -> None:
+    m = MetricSet(WEEDPY_FAMILIES)
+    meter = RouteMeter(m, "grpc")
+    meter.end(meter.begin("/volume_server_pb.VolumeServer/Ping", b"", "go"), "OK", 0.002)
+    meter.end(meter.begin("/volume_server_pb.VolumeServer/Ping", b"", "go"), "UNAVAILABLE", 0.002)
+    total = m["weedpy_grpc_requests_total"]
+    assert total.labels("/volume_server_pb.VolumeServer/Ping", "go", "OK").value == 1
+    assert total.labels("/volume_server_pb.VolumeServer/Ping", "go", "UNAVAILABLE").value == 1
+
+
+def test_differ_families() -> None:
+    engine = DiffEngine(default_route_table())
+    engine.aggregator.drop("admin.read", "queue_full", 3)
+    e = parse_exposition(render_text(differ_families(engine)).decode())
+    assert e.value("weedpy_differ_dropped_total", route="admin.read", reason="queue_full") == 3
+    assert e.value("weedpy_differ_samples_total", route="admin.read") == 0
+    assert e.value("weedpy_differ_diverged_writes_total") == 0
+    assert e.types["weedpy_differ_differences"] == "gauge"
