@@ -122,11 +122,17 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
             name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
             last_modified=int(time.time()), gzipped=gzipped,
         )
+        metrics = app.ctx.metrics
         try:
-            unchanged = (await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)).unchanged
+            with metrics.timed("writeToLocalDisk"):
+                unchanged = (await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)).unchanged
         except StorageError as exc:
+            metrics.handler("errorWriteToLocalDisk")
+            metrics.storage_error(exc.__cause__ or exc)
+            metrics.write_failures.value += 1
             resp = json_error(h, GoRequest(req, exch.client_host), 500, f"failed to write to local disk: {exc}")
         else:
+            metrics.replication_targets.observe(0)  # a volume with no replicas (the full path counts the rest)
             set_etag(h, n.etag)
             h.set("Content-MD5", "")
             if unchanged:

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from difftool._engine import DiffEngine
+from gateway.backend_args import BackendPorts, backend_argv
 from difftool._metrics import differ_families
 from tests.metrics.support import parse_exposition
 from weedpy.metrics import (
@@ -21,6 +22,7 @@ from weedpy.metrics import (
     render_text,
 )
 from weedpy.serve.metrics import VOLUME_FAMILIES, WEEDPY_FAMILIES, GoRequestMeter, RouteMeter
+from weedpy.config import parse_volume_args
 from weedpy.serve.routes import default_route_table
 
 # Values as Go's client_golang wrote them in a scrape of weed 4.48 (strconv.FormatFloat 'g', -1).
@@ -131,3 +133,12 @@ def test_differ_families() -> None:
     assert e.value("weedpy_differ_samples_total", route="admin.read") == 0
     assert e.value("weedpy_differ_diverged_writes_total") == 0
     assert e.types["weedpy_differ_differences"] == "gauge"
+
+
+def test_the_backend_gets_a_private_metrics_port() -> None:
+    cfg = parse_volume_args(["-dir=/tmp", "-metricsPort=9999", "-metricsIp=0.0.0.0", "-mserver=127.0.0.1:9333"])
+    argv = backend_argv(cfg, "weed", BackendPorts(http=1, grpc=2, public=None, metrics=12345), "127.0.0.1:1", None)
+    assert "-metricsPort=12345" in argv and "-metricsIp=127.0.0.1" in argv
+    assert not any(a.startswith(("-metricsPort=9999", "-metricsIp=0.0.0.0")) for a in argv), argv
+    argv = backend_argv(cfg, "weed", BackendPorts(http=1, grpc=2, public=None), "127.0.0.1:1", None)
+    assert not any(a.startswith(("-metricsPort", "-metricsIp")) for a in argv), argv
