@@ -2,7 +2,8 @@
 deadline, log one event per call.
 
 `GrpcFront(routes, targets)` is the `CallHandler` behind the gRPC listener: `routes` (the running
-table, weedpy/serve/live_routes.py, read once per call: a call finishes on the table it started with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` (`name` + `async
+table, weedpy/serve/live_routes.py, read once per call: a call finishes on the table it started
+with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` (`name` + `async
 def handle(call)`): the Go relay (gateway/), `NamedTarget("native", router)` over the native
 handlers, or a dual-run target (difftool/). An unavailable or `off` target answers UNAVAILABLE.
 One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer; the

@@ -445,9 +445,13 @@ async def _follow_leader(
         op = msg.get("op")
         error = None
         if "routes" in msg and op in ("routes", "resync"):  # the leader's table, validated there
-            server.routes.adopt(msg["routes"])
-            if op == "routes":
-                await channel.send({"ack": msg.get("seq")})
+            try:
+                server.routes.adopt(msg["routes"])
+            except Exception as exc:  # noqa: BLE001 - reported to the leader, which replaces this worker
+                log.exception("cannot apply the leader's route table")
+                error = f"{type(exc).__name__}: {exc}"
+            if op == "routes" or error is not None:
+                await channel.send({"ack": msg.get("seq"), **({"error": error} if error else {})})
                 continue
         answer: dict[str, Any] | None = None
         if op == "serve":

@@ -16,11 +16,12 @@ and the auto-rollback monitor (weedpy/cutover.py). See docs/routes.md and docs/c
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +169,23 @@ class LiveRoutes:
                         f"-dir.native at start): {', '.join(names[:6]) or 'default'}{' ...' if len(names) > 6 else ''}")
         return self.check(table) if self.check is not None else None
 
+    @contextlib.contextmanager
+    def refusing(self, by: str, version: str | None = None) -> Iterator[None]:
+        """A RouteTableError raised inside is logged (`route table refused`, naming the entry) and
+        raised on; the running table stays."""
+        try:
+            yield
+        except RouteTableError as exc:
+            log.error("route table refused", by=by, version=version, error=str(exc), running=self.table.version)
+            raise
+
     async def install(self, table: RouteTable, by: str, note: str = "") -> RouteTable:
         """Validate `table`, switch to it, tell the subscribers; RouteTableError leaves the running one."""
         async with self._lock:
             problem = self.problem(table)
             if problem is not None:
-                log.error("route table refused", by=by, version=table.version, error=problem,
-                          running=self.table.version)
-                raise RouteTableError(problem)
+                with self.refusing(by, table.version):
+                    raise RouteTableError(problem)
             serial = self.serial + 1
             if table.version in self._labels:  # the same label again (an unchanged `version` line)
                 table = dataclasses.replace(table, version=f"{table.version}#{serial}")
@@ -193,24 +203,16 @@ class LiveRoutes:
 
     async def reload(self, by: str = "sighup") -> RouteTable:
         """Read the `-routes` file again and install it (SIGHUP, POST /weedpy/routes/reload)."""
-        if self.path is None:
-            error = "no -routes file to read again: this server started without one"
-            log.error("route table refused", by=by, error=error, running=self.table.version)
-            raise RouteTableError(error)
-        try:
+        with self.refusing(by):
+            if self.path is None:
+                raise RouteTableError("no -routes file to read again: this server started without one")
             table = await trio.to_thread.run_sync(load_route_table, self.path)
-        except RouteTableError as exc:
-            log.error("route table refused", by=by, error=str(exc), running=self.table.version)
-            raise
         return await self.install(table, by)
 
     async def edit(self, patch: Mapping[str, Any], by: str, note: str = "") -> RouteTable:
         """Change some entries of the running table (see `edit_table`) and install the result."""
-        try:
+        with self.refusing(by):
             table = edit_table(self.table, patch)
-        except RouteTableError as exc:
-            log.error("route table refused", by=by, error=str(exc), running=self.table.version)
-            raise
         return await self.install(table, by, note)
 
     def adopt(self, msg: Mapping[str, Any]) -> None:
@@ -295,19 +297,13 @@ class RoutesApi:
             if rest == "" and method in ("GET", "HEAD"):
                 return 200, self.live.status()
             if rest == "" and method == "PUT":
-                try:
+                with self.live.refusing(by):
                     doc = _parse_body(body)
                     table = parse_route_table(doc, version=str(doc.get("version", "api")))
-                except RouteTableError as exc:
-                    log.error("route table refused", by=by, error=str(exc), running=self.live.version)
-                    raise
                 await self.live.install(table, by)
             elif rest == "" and method == "PATCH":
-                try:
+                with self.live.refusing(by):
                     patch = _parse_body(body)
-                except RouteTableError as exc:
-                    log.error("route table refused", by=by, error=str(exc), running=self.live.version)
-                    raise
                 await self.live.edit(patch, by)
             elif rest == "reload" and method == "POST":
                 await self.live.reload(by)
