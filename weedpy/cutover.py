@@ -26,17 +26,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
+from weedpy.metrics import COUNTER, new_metric
 from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import ALL_ENDPOINTS, Route, RouteTable, RouteTableError, Target, request_path, http_endpoint
 
 __all__ = ["Cutover", "DEFAULT_WINDOW_S", "CHECK_S", "TEST_FAULT_ENV", "fault_switch", "FaultyHttp", "status_rows"]
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
 
 log = get_logger("cutover")
 
@@ -121,6 +125,15 @@ class Cutover:
         while True:
             await trio.sleep(CHECK_S)
             await self.check()
+
+    def metrics(self) -> list[Metric]:
+        """`weedpy_route_rollbacks_total{route, from, to}` for the gateway's metrics port."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for rb in self.rollbacks:
+            key = (rb["route"], rb["from"], rb["to"])
+            counts[key] = counts.get(key, 0) + 1
+        return [new_metric("weedpy_route_rollbacks_total", "Routes moved back to Go by their auto_rollback rule.",
+                           COUNTER, [({"route": r, "from": f, "to": t}, n) for (r, f, t), n in sorted(counts.items())])]
 
     # -- what `weedpy cutover status` shows ----------------------------------------------------
 

@@ -171,8 +171,9 @@ class MixedExtension:
         return targets
 
     def metrics(self) -> list:
-        """The differ's families (dual-run routes), for the gateway's metrics port."""
-        return self.dual.metrics() if self.dual is not None else []
+        """The differ's families (dual-run routes) and the rollbacks, for the gateway's metrics port."""
+        families = self.dual.metrics() if self.dual is not None else []
+        return families + (self.cutover.metrics() if self.cutover is not None else [])
 
     async def drain(self) -> None:
         if self.dual is not None:  # let mirrored writes reach the native store before Go stops
