@@ -8,9 +8,18 @@ acknowledged durably: every write acknowledged with `fsync` is on disk whole wit
 so is everything appended before it.
 
 `plan_tail_repair` finds the torn tail: a cut trailing `.idx` row, then, from the last row
-backwards, every row whose record is not whole (past the end of `.dat`, another id or size in
-its header, a CRC that does not match), and the `.dat` bytes after the last record the kept rows
-name. Cutting them leaves the volume as it was after its last whole append, which Go's load-time
+backwards, every row whose record is not whole (past the end of `.dat`, or torn: another id or
+size in its header or a CRC that does not match, with a piece of the record that a lost sector
+left zero), and the `.dat` bytes after the last record the kept rows name.
+
+Why torn needs the zeros: a record can be written wrong on purpose (WriteNeedleBlob stores the
+blob it is given, and Go 4.48 keeps such a record at a volume's end when it loads it: its check
+compares the header's size and where the file ends, not the id or the CRC), or rot on disk;
+neither is a crash's leftover, and cutting it would lose an acknowledged write (or bring back the
+version it overwrote). What a crash leaves instead is sectors that never reached the disk, which
+a file system reads back as zeros where the file grew. So a record is cut only when it is past
+the end of `.dat` or its check fails with a sector-aligned piece of it (4 bytes or more) all
+zero; any other record stays, and Go's load check decides as Go does (a bad CRC fails reads). Cutting them leaves the volume as it was after its last whole append, which Go's load-time
 check (`_integrity`) accepts, so the volume loads writable in weedpy and in Go. The walk stops at
 the first whole record: a damaged record further back is not a torn append, is kept, and its
 reads fail the CRC check rather than serve wrong bytes.
@@ -43,6 +52,8 @@ log = logging.getLogger("weedpy.storage")
 
 Pread = Callable[[int, int], bytes]
 _WHOLE_READ = 4 << 20  # records up to this size are decoded whole; larger ones CRC-checked in chunks
+SECTOR = 512  # what a disk writes atomically: a power loss keeps or loses whole sectors
+_MIN_ZERO_PIECE = 4  # shorter zero pieces at a record's edges are as likely to be its own bytes
 # A crash leaves one append in flight per volume (kill -9), or what the kernel had not written back
 # yet (power loss). A tail larger than this is not taken for a torn append: the volume is left as
 # it is (read-only by the load check) for an operator to look at, rather than cut.
@@ -108,6 +119,7 @@ def _whole(e: IdxEntry, codec: IdxCodec, dat_size: int, version: int, pread: Pre
 
 
 def _record_whole(e: IdxEntry, at: int, dat_size: int, version: int, pread: Pread) -> bool:
+    """False when the record is cut off by the end of `.dat` or torn (module docstring)."""
     size = max(e.size, 0)
     length = actual_size(size, version)
     if at + length > dat_size:
@@ -117,17 +129,36 @@ def _record_whole(e: IdxEntry, at: int, dat_size: int, version: int, pread: Prea
         if len(head) < NEEDLE_HEADER_SIZE:
             return False
         h = parse_header(head)
-        return h.id == e.key and h.size == size
+        return (h.id == e.key and h.size == size) or not _zero_piece(head, at)
     if length <= _WHOLE_READ:
         raw = pread(length, at)
-        try:
-            return len(raw) == length and decode_needle(raw, version, expected_size=size).id == e.key
-        except Corrupted:
+        if len(raw) < length:
             return False
-    return _large_whole(e, at, version, pread)
+        try:
+            if decode_needle(raw, version, expected_size=size).id == e.key:
+                return True
+        except Corrupted:
+            pass
+        return not _zero_piece(raw, at)
+    return _large_whole(e, at, length, version, pread)
 
 
-def _large_whole(e: IdxEntry, at: int, version: int, pread: Pread) -> bool:
+def _large_whole(e: IdxEntry, at: int, length: int, version: int, pread: Pread) -> bool:
+    if _large_checks(e, at, version, pread):
+        return True
+    pos, end = at, at + length
+    while pos < end:
+        chunk = pread(min(_WHOLE_READ, end - pos), pos)
+        if not chunk:
+            return False
+        if _zero_piece(chunk, pos):
+            return False
+        pos += len(chunk)
+    return True
+
+
+def _large_checks(e: IdxEntry, at: int, version: int, pread: Pread) -> bool:
+    """The header names the row's id and size, and the data's CRC matches (read in chunks)."""
     head = pread(NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE, at)
     if len(head) < NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:
         return False
@@ -149,6 +180,20 @@ def _large_whole(e: IdxEntry, at: int, version: int, pread: Pread) -> bool:
         pos += len(chunk)
     stored = pread(CHECKSUM_SIZE, at + NEEDLE_HEADER_SIZE + e.size)
     return len(stored) == CHECKSUM_SIZE and (data_size == 0 or crc_matches(int.from_bytes(stored, "big"), crc))
+
+
+def _zero_piece(data: bytes, start: int) -> bool:
+    """Whether `data` (the file's bytes from offset `start`) has a piece between sector
+    boundaries, of at least _MIN_ZERO_PIECE bytes, that is all zero: a sector a crash lost."""
+    view = memoryview(data)
+    pos = 0
+    while pos < len(view):
+        end = min(len(view), pos + SECTOR - (start + pos) % SECTOR)
+        piece = view[pos:end]
+        if len(piece) >= _MIN_ZERO_PIECE and not any(piece):
+            return True
+        pos = end
+    return False
 
 
 def repair_volume_files(dat_path: str, idx_path: str, width: int) -> TailRepair | None:

@@ -257,3 +257,49 @@ def test_a_tail_larger_than_a_crash_leaves_is_not_cut(golden: dict, tmp_path: Pa
     (d / "1.vif").write_text((golden["put"] / "1.vif").read_text())
     assert _recover.repair_directory(str(d)) == {}
     assert (d / "1.dat").read_bytes() == dat
+
+
+def _last_record(golden: dict) -> tuple[int, int]:
+    """Needle 4's record: where it starts in .dat and its length (it ends the file)."""
+    start = golden["dat_before"]
+    return start, len(golden["dat_put"]) - start
+
+
+@pytest.mark.parametrize("damage", ["crc", "other-id"])
+def test_a_wrong_last_record_with_no_lost_sector_is_kept(golden: dict, tmp_path: Path, damage: str) -> None:
+    """A last record that is wrong but whole (WriteNeedleBlob stores what it is given; disk rot)
+    is no crash's leftover: Go 4.48's load keeps it (it checks the header's size and where the
+    file ends), and so does weedpy, as it is: its reads fail, nothing acknowledged is cut."""
+    dat = bytearray(golden["dat_put"])
+    start, length = _last_record(golden)
+    if damage == "crc":
+        dat[start + 21] ^= 0xFF  # a byte of needle 4's data
+    else:
+        dat[start + 11] ^= 0x01  # the low byte of the id in its header
+    v = _state(tmp_path, golden["put"], bytes(dat), golden["idx_put"])
+    try:
+        d = Path(v.directory)
+        assert (d / "1.dat").read_bytes() == bytes(dat) and (d / "1.idx").read_bytes() == golden["idx_put"]
+        assert not v.read_only and v.integrity_error is None
+        if damage == "crc":
+            with pytest.raises(Corrupted):
+                v.read_needle(4, COOKIE)
+        _earlier_needles_intact(v)
+    finally:
+        v.close()
+
+
+def test_a_last_record_with_a_lost_sector_is_cut(golden: dict, tmp_path: Path) -> None:
+    """The same record with a sector-aligned piece of it zero (what a power loss leaves where the
+    file grew) is a torn append: cut with its row, the volume writable."""
+    dat = bytearray(golden["dat_put"])
+    start, length = _last_record(golden)
+    sector = (start + 20) // 512 * 512  # the sector holding the start of needle 4's data
+    lo, hi = max(start, sector), min(start + length, sector + 512)
+    dat[lo:hi] = bytes(hi - lo)
+    v = _state(tmp_path, golden["put"], bytes(dat), golden["idx_put"])
+    try:
+        _repaired(v, golden["dat_put"][:start], golden["idx_put"][:golden["idx_before"]])
+        _earlier_needles_intact(v)
+    finally:
+        v.close()
