@@ -154,5 +154,7 @@ def test_native_pct_rules() -> None:
     ]:
         with pytest.raises(RouteTableError, match=needle):
             parse_route_table({"routes": bad})
+    with pytest.raises(RouteTableError, match="'default': auto_rollback"):
+        parse_route_table({"default": {"target": "native", "auto_rollback": {"max_5xx_pct": 1}}})
 
 PINNED_SHARE = 13.993878  # native_share(b"/3,01637037d6") since native_pct exists

@@ -89,16 +89,13 @@ def _describe(route: Route) -> str:
 class LiveRoutes:
     """The running table of one process (see the module docstring).
 
-    `mode` is the server's (proxy, native, mixed); `path` the `-routes` file SIGHUP re-reads;
-    `check(table)` adds the server's own rules (a reason string refuses the table).
+    `mode` is the server's (proxy, native, mixed); `path` the `-routes` file SIGHUP re-reads.
     """
 
-    def __init__(self, table: RouteTable, *, mode: str, path: str | Path | None = None,
-                 check: Callable[[RouteTable], str | None] | None = None, by: str = "start") -> None:
+    def __init__(self, table: RouteTable, *, mode: str, path: str | Path | None = None, by: str = "start") -> None:
         self.table = table
         self.mode = mode
         self.path = None if path is None else Path(path)
-        self.check = check
         self.serial = 1
         self._available: frozenset[Target] | None = None
         self._labels = {table.version}
@@ -167,7 +164,7 @@ class LiveRoutes:
                 what = ", ".join(sorted(t.value for t in missing))
                 return (f"this server cannot serve target(s) {what} (dual-run targets need a dual-run table and "
                         f"-dir.native at start): {', '.join(names[:6]) or 'default'}{' ...' if len(names) > 6 else ''}")
-        return self.check(table) if self.check is not None else None
+        return None
 
     @contextlib.contextmanager
     def refusing(self, by: str, version: str | None = None) -> Iterator[None]:

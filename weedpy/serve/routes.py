@@ -348,6 +348,8 @@ def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> Route
     default = _route_from("default", doc.get("default", "go"))
     if default.native_pct is not None:
         raise RouteTableError("route 'default': native_pct belongs to a read route (admin.read, public.read)")
+    if default.auto_rollback is not None:
+        raise RouteTableError("route 'default': auto_rollback belongs to a route of its own (name the endpoint)")
     routes_raw = doc.get("routes", {})
     if not isinstance(routes_raw, Mapping):
         raise RouteTableError("[routes] must be a table of endpoint = target")
