@@ -24,3 +24,14 @@ def test_verbatim_json_strings_encode_as_the_general_encoder(s: str) -> None:
     from native.http._gojson import _encode_general, encode_string
 
     assert encode_string(s) == _encode_general(s)
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799))  # email.utils stops at year 9999
+def test_http_dates_are_email_utils_formatdate(ts: int) -> None:
+    """weedpy.http1 formats Date and Last-Modified itself (the email package stays out of
+    start-up); the text is the stdlib's, which is Go's http.TimeFormat."""
+    import email.utils
+
+    from weedpy.http1 import format_http_date
+
+    assert format_http_date(ts) == _http_date(ts) == email.utils.formatdate(ts, usegmt=True)
