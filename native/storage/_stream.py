@@ -67,6 +67,13 @@ class NeedleStream:
                 f"needle {self.needle.id:x}: CRC {crc:08x} of the data differs from stored {self.needle.checksum:08x}"
             )
 
+    def verify(self, chunk_size: int = DEFAULT_CHUNK) -> None:
+        """Read the whole data and check its CRC (ChecksumMismatch, Corrupted when cut short):
+        for a server that must not send a wrong byte, before the first one goes out (a ranged
+        read or sendfile never sees the data)."""
+        for _ in self.iter_chunks(0, None, chunk_size):
+            pass
+
     def _clamp(self, start: int, length: int | None) -> tuple[int, int]:
         if start < 0 or start > self.data_size:
             raise ValueError(f"start {start} outside data of {self.data_size} bytes")

@@ -44,6 +44,7 @@ class VolumeStateChanges(VolumeBase):
                 self.nm = self._build_map(self._index_rows(_read_all(self._idx_fd)), sorted_semantics=False)
             self.no_write_or_delete = False
             self.no_write_can_delete = False
+            self._sync_error = None  # the operator's call: fsync writes are tried again
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
 
     def rebuild_map_as_loaded(self, loaded_idx_bytes: int, *, sorted_semantics: bool, extra_files: int = 0) -> None:

@@ -104,8 +104,8 @@ class VolumeWrites(VolumeReads):
             self._append_dat(record, offset)
             self.last_append_at_ns = append_at_ns
             if nv is None or nv.offset * PADDING_SIZE < offset:
+                self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size), undo_dat=offset)
                 self.nm.put(n.id, offset // PADDING_SIZE, size)
-                self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size))
             if self.last_modified_ts < n.last_modified:
                 self.last_modified_ts = n.last_modified
             end = self._dat_size
@@ -143,7 +143,10 @@ class VolumeWrites(VolumeReads):
             raise StorageError(f"append to volume {self.id} at {offset}: {exc}") from exc
         self._dat_size = offset + len(record)
 
-    def _append_idx(self, row: bytes) -> None:
+    def _append_idx(self, row: bytes, undo_dat: int) -> None:
+        """Write the row of the record just appended at `undo_dat`, before the map learns of it:
+        a row that fails takes its record off `.dat` too, so the failed (unacknowledged) write
+        is never served, not before a restart nor after."""
         try:
             written = self.files.pwrite(self._idx_fd, row, self._idx_size)
             if written != len(row):
@@ -151,6 +154,11 @@ class VolumeWrites(VolumeReads):
         except OSError as exc:
             try:  # no torn row left behind for the next append to build on
                 self.files.ftruncate(self._idx_fd, self._idx_size)
+            except OSError:
+                pass
+            try:
+                self.files.ftruncate(self._dat_fd, undo_dat)
+                self._dat_size = undo_dat
             except OSError:
                 pass
             raise StorageError(f"append to {self.idx_path}: {exc}") from exc
@@ -162,14 +170,27 @@ class VolumeWrites(VolumeReads):
         with self._sync_lock:
             if self._synced_upto >= upto:
                 return
+            if self._sync_error is not None:  # never retried: the pages it lost may now look clean
+                raise StorageError(f"fsync volume {self.id} failed earlier: {self._sync_error}")
             with self._write_lock:  # an end no append is half-way past (its row written too)
                 target = self._dat_size
             try:
                 self.files.fdatasync(self._dat_fd)
                 self.files.fdatasync(self._idx_fd)
             except OSError as exc:
+                self._sync_failed(exc)
                 raise StorageError(f"fsync volume {self.id}: {exc}") from exc
             self._synced_upto = target
+
+    def _sync_failed(self, exc: OSError) -> None:
+        """An fsync failed: what was written since the last good one may be lost although the
+        page cache still serves it, and a later fsync could succeed over the lost pages. The
+        volume turns read-only (at runtime, for every process serving it) and every later
+        fsync fails, until an operator marks it writable."""
+        self._sync_error = exc
+        with self._write_lock:
+            self.no_write_or_delete = True
+            self.publish_flags()
 
     def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None,
                       blocking: bool = True) -> int:
@@ -209,8 +230,8 @@ class VolumeWrites(VolumeReads):
             offset = self._dat_size
             self._append_dat(record, offset)
             self.last_append_at_ns = tomb.append_at_ns
+            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE), undo_dat=offset)
             self.nm.delete(needle_id)
-            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
             return nv2.size
 
     def apply_tombstone(self, needle_id: int, cookie: int, checksum: int) -> int:
@@ -227,8 +248,8 @@ class VolumeWrites(VolumeReads):
             offset = self._dat_size
             self._append_dat(encode_needle(tomb, self.version), offset)
             self.last_append_at_ns = tomb.append_at_ns
+            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE), undo_dat=offset)
             self.nm.delete(needle_id)
-            self._append_idx(self.codec.tombstone(needle_id, offset // PADDING_SIZE))
             return nv.size
 
     def write_needle_blob(self, needle_id: int, blob: bytes, size: int) -> bool:
@@ -274,6 +295,6 @@ class VolumeWrites(VolumeReads):
             offset = self._dat_size
             self._append_dat(bytes(record), offset)
             self.last_append_at_ns = ts
+            self._append_idx(self.codec.encode(needle_id, offset // PADDING_SIZE, size), undo_dat=offset)
             self.nm.put(needle_id, offset // PADDING_SIZE, size)
-            self._append_idx(self.codec.encode(needle_id, offset // PADDING_SIZE, size))
         return True

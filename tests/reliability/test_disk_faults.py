@@ -1,0 +1,241 @@
+"""Disk faults, CORDS-style: one 4 KiB block of `.dat` or `.idx` zeroed, filled with junk or
+with one bit flipped; EIO and ENOSPC from writes and fsyncs (a `FileOps` that fails them).
+
+The rule: an error is returned, a wrong byte never is; the other needles keep being served and
+the volume loads; a write that failed is never acknowledged nor served later; an fsync that
+failed makes the volume read-only and is never retried. Reads have no seam (plain `os.pread`),
+so EIO on read is not injected here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from native.storage import Needle, Volume
+from native.storage._errors import ReadOnly, StorageError
+from native.storage._fileio import OS_FILES
+from native.storage._types import PADDING_SIZE
+
+BLOCK = 4096
+COOKIE = 0xC0FFEE
+# sizes chosen so every record spans blocks of its own and one needle is streamed (> 1 MiB)
+SIZES = [5000, 9000, 300, 12000, 2 * 1024 * 1024 + 123, 7000, 0, 20000]
+DAMAGES = ("zero", "junk", "flip")
+
+
+def _body(key: int, size: int) -> bytes:
+    return random.Random(key * 7919 + size).randbytes(size)
+
+
+def _fill(d: Path) -> tuple[Volume, dict[int, bytes]]:
+    v = Volume.create(d, 1)
+    want = {}
+    for key, size in enumerate(SIZES, start=1):
+        data = _body(key, size)
+        v.write_needle(Needle.create(key, COOKIE, data, name=f"k{key}", mime="text/plain"))
+        want[key] = data
+    return v, want
+
+
+def _damage(path: Path, block_at: int, how: str, seed: int) -> None:
+    """The CORDS fault: the aligned 4 KiB block holding `block_at`."""
+    start = block_at - block_at % BLOCK
+    with open(path, "r+b") as f:
+        f.seek(start)
+        old = f.read(BLOCK)
+        if how == "zero":
+            new = bytes(len(old))
+        elif how == "junk":
+            new = random.Random(seed).randbytes(len(old))
+        else:
+            bit = random.Random(seed).randrange(len(old) * 8)
+            b = bytearray(old)
+            b[bit // 8] ^= 1 << (bit % 8)
+            new = bytes(b)
+        f.seek(start)
+        f.write(new)
+
+
+def _span(v: Volume, key: int) -> tuple[int, int]:
+    nv = v.needle_value(key)
+    assert nv is not None
+    from native.storage._types import actual_size
+    return nv.offset * PADDING_SIZE, actual_size(nv.size, v.version)
+
+
+def _read_every_way(v: Volume, key: int) -> list[object]:
+    """Each read path's outcome: the bytes, or the error class. None: read_plain declined."""
+    out: list[object] = []
+    try:
+        out.append(v.read_needle(key, COOKIE).data)
+    except StorageError as exc:
+        out.append(type(exc))
+    plain = v.read_plain(key, 1024 * 1024)
+    out.append(None if plain is None else plain[1])
+    try:
+        with v.open_needle_stream(key, COOKIE) as s:
+            whole = b"".join(s.iter_chunks(0, None, 64 * 1024))
+            s.verify(64 * 1024)  # what the HTTP layer runs before a streamed or ranged body
+            out.append(whole)
+    except StorageError as exc:
+        out.append(type(exc))
+    return out
+
+
+def _check_all(v: Volume, want: dict[int, bytes], hit: set[int]) -> dict[str, int]:
+    """Every key: the right bytes or an error; keys outside the damaged block: the right bytes."""
+    figures = {"errors": 0, "served": 0}
+    for key, data in want.items():
+        for got in _read_every_way(v, key):
+            if isinstance(got, bytes):
+                assert got == data, f"key {key}: wrong bytes served"
+                figures["served"] += 1
+            elif got is not None:
+                assert key in hit, f"key {key} outside the damaged block failed: {got}"
+                figures["errors"] += 1
+    return figures
+
+
+def _hit_keys(v: Volume, want: dict[int, bytes], block_at: int) -> set[int]:
+    start = block_at - block_at % BLOCK
+    hit = set()
+    for key in want:
+        off, length = _span(v, key)
+        if off < start + BLOCK and start < off + length:
+            hit.add(key)
+    return hit
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("where", ["data", "header", "streamed_data"])
+def test_a_damaged_dat_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: str, where: str, report: dict) -> None:
+    v, want = _fill(tmp_path)
+    key = {"data": 4, "header": 2, "streamed_data": 5}[where]
+    off, length = _span(v, key)
+    at = off + 40 + (length - 60) // 2 if where != "header" else off + 4  # the id field
+    hit = _hit_keys(v, want, at)
+    _damage(tmp_path / "1.dat", at, how, seed=key)
+    figures = _check_all(v, want, hit)
+    if where != "header":  # a header's id or cookie bits change no served byte; the data's always fail
+        outcome = _read_every_way(v, key)
+        assert all(not isinstance(o, bytes) for o in outcome), f"damaged key {key} served: {outcome!r}"
+    v.close()
+    v = Volume.load(tmp_path, 1)  # the volume loads; reading goes on the same
+    figures2 = _check_all(v, want, hit)
+    v.close()
+    report.update(hit_keys=len(hit), errors=figures["errors"], served=figures["served"] + figures2["served"])
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: str, report: dict) -> None:
+    v, want = _fill(tmp_path)
+    v.close()
+    _damage(tmp_path / "1.idx", 0, how, seed=3)  # the whole index is one block here
+    v = Volume.load(tmp_path, 1)  # loads (maybe read-only): never a crash
+    served = errors = 0
+    for key, data in want.items():
+        for got in _read_every_way(v, key):
+            if isinstance(got, bytes):
+                assert got == data, f"key {key}: wrong bytes served"
+                served += 1
+            elif got is not None:
+                errors += 1
+    v.close()
+    report.update(served=served, errors=errors)
+
+
+class FaultyFiles:
+    """`OS_FILES`, except that `op` on `fd` raises OSError(`code`) from its `after`-th call on,
+    `times` times (None: for ever)."""
+
+    def __init__(self, op: str, fd: int, code: int, *, times: int | None = None) -> None:
+        self.op, self.fd, self.code, self.left = op, fd, code, times
+        self.failures = 0
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str):
+        real = getattr(OS_FILES, name)
+
+        def call(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if name == self.op and args and args[0] == self.fd and self.left != 0:
+                if self.left is not None:
+                    self.left -= 1
+                self.failures += 1
+                raise OSError(self.code, os.strerror(self.code))
+            return real(*args)
+
+        return call
+
+
+def _needle(key: int, size: int = 3000) -> Needle:
+    return Needle.create(key, COOKIE, _body(key, size))
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC])
+@pytest.mark.parametrize("target", ["dat", "idx"])
+def test_a_failed_write_is_never_acknowledged_nor_served(tmp_path: Path, code: int, target: str, report: dict) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(_needle(1))
+    v.write_needle(_needle(2))
+    fd = v._dat_fd if target == "dat" else v._idx_fd
+    v.files = FaultyFiles("pwrite", fd, code, times=1)
+    with pytest.raises(StorageError):
+        v.write_needle(_needle(3))  # new key
+    v.files.left = 1
+    with pytest.raises(StorageError):
+        v.write_needle(Needle.create(1, COOKIE, b"overwrite"))  # overwrite
+    v.files.left = 1
+    with pytest.raises(StorageError):
+        v.delete_needle(2, COOKIE)
+    # nothing of the failed writes is served, before or after a restart
+    for vol in (v, None):
+        if vol is None:
+            v.close()
+            vol = Volume.load(tmp_path, 1)
+        with pytest.raises(StorageError):
+            vol.read_needle(3, COOKIE)
+        assert vol.read_needle(1, COOKIE).data == _body(1, 3000)
+        assert vol.read_needle(2, COOKIE).data == _body(2, 3000)
+        assert not vol.read_only_reasons().read_only
+    # the volume goes on: the next write lands and survives a reload
+    vol.write_needle(_needle(4))
+    vol.close()
+    vol = Volume.load(tmp_path, 1)
+    assert vol.read_needle(4, COOKIE).data == _body(4, 3000)
+    vol.close()
+    report.update(failures_injected=3)
+
+
+@pytest.mark.parametrize("target", ["dat", "idx"])
+def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path: Path, target: str, report: dict) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(_needle(1), fsync=True)
+    fd = v._dat_fd if target == "dat" else v._idx_fd
+    faulty = FaultyFiles("fdatasync", fd, errno.EIO, times=1)  # one failure: a retry would succeed
+    v.files = faulty
+    with pytest.raises(StorageError):
+        v.write_needle(_needle(2), fsync=True)
+    assert v.read_only_reasons().read_only
+    syncs = faulty.calls.get("fdatasync", 0)
+    with pytest.raises(ReadOnly):
+        v.write_needle(_needle(3), fsync=True)
+    with pytest.raises(ReadOnly):
+        v.delete_needle(1, COOKIE)
+    with pytest.raises(StorageError):  # a waiter for the failed sync is not answered by a retry
+        v._sync_dat(v._dat_size)
+    assert faulty.calls.get("fdatasync", 0) == syncs, "fsync was retried"
+    assert v.read_needle(1, COOKIE).data == _body(1, 3000)  # reads go on
+    # an operator's mark_writable is the only way back
+    v.mark_writable()
+    v.write_needle(_needle(5), fsync=True)
+    v.close()
+    v = Volume.load(tmp_path, 1)
+    assert v.read_needle(5, COOKIE).data == _body(5, 3000)
+    v.close()
+    report.update(fsync_calls_after_failure=faulty.calls.get("fdatasync", 0) - syncs)
