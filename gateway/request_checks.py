@@ -28,6 +28,7 @@ from weedpy.addresses import peer_host
 from weedpy.grpc import GrpcError, ServerCall, Status
 from weedpy.serve.guard import Guard
 from weedpy.serve.peers import PeerPolicy, http_address
+from weedpy.serve.remote_endpoints import remote_conf_refusal
 from weedpy.serve.routes import GRPC_SERVICE
 
 __all__ = ["ADMIN_RPCS", "request_checks", "restore_refusal", "REFUSAL_RESTORED"]
@@ -119,12 +120,10 @@ def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master
 
     async def fetch_and_write(call: ServerCall, raw: bytes) -> bytes | None:
         req = vs_pb.FetchAndWriteNeedleRequest.FromString(raw)
-        for field, value in req.remote_conf.ListFields():
-            if field.name.endswith("_endpoint") and isinstance(value, str) and value:
-                reason = await policy.remote_endpoint_reason(value)
-                if reason is not None:  # after the backend's own earlier checks
-                    req.remote_conf.type = _deferred_refusal(f"reject remote endpoint: {reason}")
-                    return req.SerializeToString()
+        refusal = await remote_conf_refusal(req.remote_conf)
+        if refusal is not None:  # after the backend's own earlier checks
+            req.remote_conf.type = _deferred_refusal(refusal)
+            return req.SerializeToString()
         for replica in req.replicas:
             reason = await policy.peer_reason(replica.url)
             if reason is not None:

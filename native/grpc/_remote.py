@@ -9,8 +9,9 @@ replica targets (`reject replica target: ...`), then the local write (`local wri
 and the replica uploads (`remote write needle ...`); the local error wins.
 
 Endpoints and replicas follow the project's peer rule (`weedpy.serve.peers`): unless the
-operator passed `-volume.allowUntrustedRemoteEndpoints`, an object-store endpoint must pass
-Go's strict check (no loopback, private, link-local, metadata-service address) and the client
+operator passed `-volume.allowUntrustedRemoteEndpoints`, the endpoint each remote type dials
+(`weedpy.serve.remote_endpoints`: S3-compatible, azure, the gcs token exchange) must pass Go's
+strict check (no loopback, private, link-local, metadata-service address) and the client
 then dials only the address it checked (a host that re-resolves elsewhere is refused); a
 replica must be a bare host:port that the master lists or that is on this server's `-ip`.
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from weedpy.serve.peers import blocked_reason
+from weedpy.serve.remote_endpoints import remote_conf_refusal
 from native.grpc._common import check_admin, go_error, go_proto_text
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services, peer_policy
@@ -148,18 +150,17 @@ async def fetch_and_write_needle(
         raise go_error(f"not found volume id {req.volume_id}")
     conf = req.remote_conf
     policy = peer_policy(svc.ctx.cfg)  # a fresh one per call: replicas are checked against a new master listing
+    if policy is not None:  # Go checks the credentials and endpoint before it builds a client
+        refusal = await remote_conf_refusal(conf)
+        if refusal is not None:
+            raise go_error(refusal)
     found = s3_options(conf)
     if found is None:
         detail = (f"remote storage type {conf.type} is not implemented in weedpy" if conf.type in _KNOWN_TYPES
                   else f"remote storage type {conf.type} not found")
         raise go_error(f"get remote client: make remote storage client {conf.name}: {detail}")
     endpoint, opts = found
-    pin = None
-    if policy is not None and endpoint:
-        reason = await policy.remote_endpoint_reason(endpoint)
-        if reason is not None:
-            raise go_error(f"reject remote endpoint: {reason}")
-        pin = _pinned_resolver(endpoint)
+    pin = _pinned_resolver(endpoint) if policy is not None and endpoint else None
     loc = req.remote_location
     try:
         data = await trio.to_thread.run_sync(_read_remote, opts, pin, loc, req.offset, req.size)

@@ -27,7 +27,6 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import urlsplit
 
 import trio
 
@@ -172,14 +171,10 @@ class PeerPolicy:
         return reason
 
     async def remote_endpoint_reason(self, endpoint: str) -> str | None:
-        url = endpoint if "://" in endpoint else "http://" + endpoint
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            return f'remote endpoint "{endpoint}" must use http or https, got "{parts.scheme}"'
-        if not parts.hostname:
-            return f'remote endpoint "{endpoint}" has no host'
-        return await endpoint_reason(endpoint, parts.hostname, allow_private=False)
+        """Go's strict check of a remote object-store endpoint (weedpy.serve.remote_endpoints)."""
+        from weedpy.serve.remote_endpoints import remote_endpoint_reason  # it builds on this module
 
+        return await remote_endpoint_reason(endpoint)
 
 
 async def master_volume_servers(masters: Sequence[str], https: ssl.SSLContext | None = None) -> frozenset[str]:

@@ -1,0 +1,196 @@
+"""SSRF: the addresses a caller can make the volume server dial, differential against Go 4.48.
+
+A counting listener (`counting.py`) on 127.0.0.1 (and 127.0.0.2 and ::1 where the OS lets us bind
+them) records every connection. Against a real Go `weed volume`, a native weedpy and a proxy-mode
+weedpy started with the same flags (Go's secure default: no `-volume.allowUntrustedRemoteEndpoints`):
+
+- FetchAndWriteNeedle with remote_conf endpoints at loopback (literal, `localhost`, the names
+  /etc/hosts maps to loopback, 0.0.0.0, IPv4-mapped, NAT64 and 6to4 forms of 127.0.0.1, ::1),
+  link-local and the metadata address (169.254.169.254, `metadata`, `metadata.google.internal`),
+  private ranges (10/8, 172.16/12, 192.168/16, fd00::/8) and CGNAT, other schemes, no scheme, an
+  empty endpoint, userinfo: every answer (gRPC status and message) equals Go's and the listeners
+  see 0 connections. With `-volume.allowUntrustedRemoteEndpoints` both Go and weedpy do dial the
+  listener (the control that shows it counts).
+- The proxy and redirect read modes: a read of a volume another server holds goes to the server
+  the master lists, whatever the client puts in Host, X-Forwarded-Host or an absolute-form
+  request target: the same status and Location as Go, 0 connections to the listener.
+
+A real DNS-rebinding name (one answer at the check, another at the dial) needs a DNS server the
+test controls, out of reach offline; `localhost` and /etc/hosts names are the names covered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proto import remote_pb2
+from proto import volume_server_pb2 as vs
+from tests.native_core.support import Outcome, call
+from tests.reliability.hostile.counting import CountingListener, counting_listeners
+from tests.reliability.hostile.support import allocate
+from tests.support.procs import MasterProc, VolumeProc, start_go_volume
+from tests.support.weedpy_proc import start_weedpy_volume
+
+SERVERS = ("go", "native", "proxy")
+VIDS = {"go": 71, "native": 72, "proxy": 73}
+ALLOW = "-volume.allowUntrustedRemoteEndpoints"
+
+
+def _hosts_file_loopback_names() -> list[str]:
+    """Names /etc/hosts maps to a loopback address (other than localhost, covered anyway)."""
+    names: list[str] = []
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/hosts").read_text().splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) >= 2 and fields[0].startswith("127."):
+                names += [n for n in fields[1:] if n.lower() not in ("localhost", "localhost.localdomain")]
+    return sorted(set(names))[:3]
+
+
+def endpoints(listeners: dict[str, CountingListener]) -> list[str]:
+    """Every endpoint Go's secure default refuses, the loopback ones at a counting listener."""
+    p = listeners["127.0.0.1"].port
+    out = [
+        f"http://127.0.0.1:{p}", f"https://127.0.0.1:{p}", f"http://localhost:{p}", f"http://LocalHost:{p}",
+        f"http://0.0.0.0:{p}", f"http://[::ffff:127.0.0.1]:{p}", f"http://[64:ff9b::7f00:1]:{p}",
+        f"http://[2002:7f00:1::]:{p}", f"http://user:pw@127.0.0.1:{p}/bucket", f"http://127.0.0.1:{p}#@example.com",
+        "http://169.254.169.254", f"http://169.254.169.254:{p}/latest/meta-data/", "http://169.254.0.1",
+        "http://metadata", "http://metadata.google.internal", "http://METADATA.google.internal:80",
+        f"http://10.0.0.1:{p}", f"http://10.255.255.254:{p}", f"http://172.16.0.1:{p}", f"http://172.31.255.1:{p}",
+        f"http://192.168.0.1:{p}", f"http://192.168.255.1:{p}", f"http://100.64.0.1:{p}", f"http://[fd00::1]:{p}",
+        f"ftp://127.0.0.1:{p}", f"127.0.0.1:{p}", f"localhost:{p}", "s3.example.com", ":80", "http:127.0.0.1",
+    ]
+    out += [f"http://{name}:{p}" for name in _hosts_file_loopback_names()]
+    if "127.0.0.2" in listeners:
+        out.append(f"http://127.0.0.2:{listeners['127.0.0.2'].port}")
+    if "::1" in listeners:
+        out.append(f"http://[::1]:{listeners['::1'].port}")
+    return out
+
+
+def remote_conf(kind: str, endpoint: str) -> remote_pb2.RemoteConf:
+    if kind == "wasabi":
+        return remote_pb2.RemoteConf(name="r", type="wasabi", wasabi_endpoint=endpoint, wasabi_region="us-east-1",
+                                     wasabi_access_key="ak", wasabi_secret_key="sk")
+    return remote_pb2.RemoteConf(name="r", type="s3", s3_endpoint=endpoint, s3_region="us-east-1",
+                                 s3_access_key="ak", s3_secret_key="sk", s3_force_path_style=True)
+
+
+def fetch(server: VolumeProc, vid: int, conf: remote_pb2.RemoteConf) -> Outcome:
+    req = vs.FetchAndWriteNeedleRequest(
+        volume_id=vid, needle_id=0x51, cookie=0x1234, offset=0, size=16, remote_conf=conf,
+        remote_location=remote_pb2.RemoteStorageLocation(name="r", bucket="bucket", path="/key"))
+    return call(server.grpc_port, "FetchAndWriteNeedle", req, vs.FetchAndWriteNeedleResponse, timeout=30)
+
+
+@contextlib.contextmanager
+def three_servers(work: Path, master: MasterProc, extra: tuple[str, ...] = ()) -> Iterator[dict[str, VolumeProc]]:
+    started: dict[str, VolumeProc] = {}
+    try:
+        started["go"] = start_go_volume(work, master, extra=list(extra), name="go")
+        started["native"] = start_weedpy_volume(work, master, extra=["-mode=native", *extra], name="native")
+        started["proxy"] = start_weedpy_volume(work, master, extra=["-mode=proxy", *extra], name="proxy")
+        yield started
+    finally:
+        for p in reversed(list(started.values())):
+            p.stop()
+
+
+@pytest.fixture(scope="module")
+def listeners() -> Iterator[dict[str, CountingListener]]:
+    with counting_listeners() as out:
+        yield out
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, master: MasterProc) -> Iterator[dict[str, VolumeProc]]:
+    with three_servers(tmp_path_factory.mktemp("ssrf"), master) as s:
+        for name, server in s.items():
+            allocate(server, VIDS[name])
+        yield s
+
+
+def test_fetch_and_write_needle_refuses_what_go_refuses(
+    servers: dict[str, VolumeProc], listeners: dict[str, CountingListener], record_property,
+) -> None:
+    problems: list[str] = []
+    cases = 0
+    for kind in ("s3", "wasabi"):
+        # an empty endpoint: refused for every S3-compatible type but `s3`, which then goes to AWS
+        for endpoint in endpoints(listeners) + ([""] if kind != "s3" else []):
+            answers = {name: fetch(servers[name], VIDS[name], remote_conf(kind, endpoint)) for name in SERVERS}
+            cases += 1
+            go = answers["go"]
+            if go.ok or not go.message.startswith("reject remote endpoint: "):
+                problems.append(f"{kind} {endpoint!r}: Go did not refuse it: {go}")
+            for name in ("native", "proxy"):
+                got = answers[name]
+                if (got.status, got.message) != (go.status, go.message):
+                    problems.append(f"{kind} {endpoint!r} {name}: {got.status} {got.message!r} != Go {go.status} {go.message!r}")
+    dialled = {h: lst.connections for h, lst in listeners.items()}
+    record_property("cases", cases)
+    record_property("listeners", len(listeners))
+    record_property("connections", sum(dialled.values()))
+    record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
+    assert sum(dialled.values()) == 0, dialled
+
+
+def _service_account(token_uri: str) -> str:
+    """Inline gcs service-account credentials (a real RSA key) whose token exchange goes to `token_uri`."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return json.dumps({"type": "service_account", "project_id": "p", "private_key_id": "k", "private_key": key,
+                       "client_email": "a@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri})
+
+
+def test_gcs_and_azure_endpoints_refused_as_go(
+    servers: dict[str, VolumeProc], listeners: dict[str, CountingListener], record_property,
+) -> None:
+    """The proxy-mode backend runs with the opt-out flag, so the gateway must refuse these itself."""
+    p = listeners["127.0.0.1"].port
+    before = sum(lst.connections for lst in listeners.values())
+    confs = {
+        "gcs token_uri loopback": remote_pb2.RemoteConf(
+            name="r", type="gcs", gcs_google_application_credentials=_service_account(f"http://127.0.0.1:{p}/token")),
+        "gcs token_uri metadata": remote_pb2.RemoteConf(
+            name="r", type="gcs", gcs_google_application_credentials=_service_account("http://169.254.169.254/token")),
+        "gcs credentials path": remote_pb2.RemoteConf(name="r", type="gcs", gcs_google_application_credentials="/etc/hosts"),
+        "gcs authorized_user": remote_pb2.RemoteConf(
+            name="r", type="gcs", gcs_google_application_credentials='{"type":"authorized_user","token_uri":"http://127.0.0.1:%d/"}' % p),
+        "azure endpoint loopback": remote_pb2.RemoteConf(
+            name="r", type="azure", azure_account_name="acct", azure_account_key="a2V5", azure_endpoint=f"http://127.0.0.1:{p}"),
+        "azure endpoint private": remote_pb2.RemoteConf(
+            name="r", type="azure", azure_account_name="acct", azure_account_key="a2V5", azure_endpoint="http://10.1.2.3"),
+    }
+    problems = []
+    for what, conf in confs.items():
+        answers = {name: fetch(servers[name], VIDS[name], conf) for name in SERVERS}
+        go = answers["go"]
+        for name in ("native", "proxy"):
+            got = answers[name]
+            if what == "gcs credentials path":
+                # Go 4.48 reads the file the caller names and parses it; weedpy refuses any path
+                same = got.message == "reject remote credentials: gcs credentials must be inline JSON"
+                same = same and go.message.startswith("reject remote credentials: ")
+            else:
+                same = (got.status, got.message) == (go.status, go.message) and go.message.startswith("reject remote")
+            if not same:
+                problems.append(f"{what} {name}: {got.status} {got.message!r} != Go {go.status} {go.message!r}")
+    dialled = sum(lst.connections for lst in listeners.values()) - before
+    record_property("cases", len(confs))
+    record_property("connections", dialled)
+    record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
+    assert dialled == 0
