@@ -194,3 +194,113 @@ def test_gcs_and_azure_endpoints_refused_as_go(
     record_property("differences", len(problems))
     assert not problems, "\n".join(problems)
     assert dialled == 0
+
+
+def test_the_opt_out_does_dial_the_listener(tmp_path: Path, master: MasterProc, listeners: dict[str, CountingListener],
+                                             record_property) -> None:
+    """The control: with `-volume.allowUntrustedRemoteEndpoints` Go and native both reach the listener."""
+    lst = listeners["127.0.0.1"]
+    conf = remote_conf("s3", f"http://127.0.0.1:{lst.port}")
+    reached = {}
+    go = start_go_volume(tmp_path, master, extra=[ALLOW], name="go-allow")
+    try:
+        native = start_weedpy_volume(tmp_path, master, extra=["-mode=native", ALLOW], name="native-allow")
+        try:
+            for name, server, vid in (("go", go, 75), ("native", native, 76)):
+                allocate(server, vid)
+                before = lst.connections
+                out = fetch(server, vid, conf)
+                assert not out.ok and out.message.startswith("read from remote "), (name, out)
+                reached[name] = lst.connections - before
+        finally:
+            native.stop()
+    finally:
+        go.stop()
+    record_property("connections", sum(reached.values()))
+    assert all(n > 0 for n in reached.values()), reached
+
+
+# -- proxy and redirect read modes -------------------------------------------------------------
+
+FID_KEY = "0a1b2c3d00c0ffee"
+BODY = b"held by another server"
+
+
+def _head(raw: bytes) -> tuple[int, str]:
+    """(status, Location) of the first response in `raw` (0 when there is none)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    if not head[0].startswith("HTTP/1.1 "):
+        return 0, ""
+    location = next((line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("location:")), "")
+    return int(head[0].split()[1]), location
+
+
+def hostile_reads(fid: str, p: int) -> dict[str, bytes]:
+    """Requests for a file held elsewhere that try to steer where the server goes for it."""
+    evil = f"127.0.0.1:{p}"
+    return {
+        "plain": f"GET /{fid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "Host header": f"GET /{fid} HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n",
+        "X-Forwarded-Host": (f"GET /{fid} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Host: {evil}\r\n"
+                             f"X-Forwarded-Proto: http\r\nForwarded: host={evil}\r\nConnection: close\r\n\r\n"),
+        "absolute-form target": f"GET http://{evil}/{fid} HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n",
+        "collection with an address": f"GET /{fid}?collection=@{evil}&proxied=false HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "HEAD with Host": f"HEAD /{fid} HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n",
+    }
+
+
+def _read_mode_differences(readers: dict[str, tuple[VolumeProc, str]], holder_urls: dict[str, str],
+                           lst: CountingListener, expect_plain: tuple[int, str]) -> tuple[int, list[str]]:
+    from tests.reliability.hostile.support import raw_exchange
+
+    answers: dict[str, dict[str, tuple[int, str]]] = {}
+    for name, (server, fid) in readers.items():
+        answers[name] = {}
+        for what, req in hostile_reads(fid, lst.port).items():
+            status, location = _head(raw_exchange(server.port, req.encode()))
+            answers[name][what] = (status, location.replace(holder_urls[fid], "HOLDER"))
+    problems = [f"{name} {what}: {answers[name][what]} != Go {answers['go'][what]}"
+                for name in readers if name != "go" for what in answers["go"] if answers[name][what] != answers["go"][what]]
+    problems += [f"Go {what}: {a}" for what, a in answers["go"].items() if a[0] not in (200, 301)]
+    if answers["go"]["plain"] != expect_plain:
+        problems.append(f"Go plain read: {answers['go']['plain']} != {expect_plain}")
+    return len(answers["go"]) * len(readers), problems
+
+
+def test_proxy_read_mode_goes_only_where_the_master_says(
+    servers: dict[str, VolumeProc], listeners: dict[str, CountingListener], record_property,
+) -> None:
+    from tests.reliability.hostile.support import upload
+
+    lst = listeners["127.0.0.1"]
+    for name in ("go", "native"):
+        upload(servers[name], f"{VIDS[name]},{FID_KEY}", BODY)
+    on_go, on_native = f"{VIDS['go']},{FID_KEY}", f"{VIDS['native']},{FID_KEY}"
+    before = lst.connections
+    readers = {"go": (servers["go"], on_native), "native": (servers["native"], on_go), "proxy": (servers["proxy"], on_go)}
+    holders = {on_go: f"127.0.0.1:{servers['go'].port}", on_native: f"127.0.0.1:{servers['native'].port}"}
+    cases, problems = _read_mode_differences(readers, holders, lst, (200, ""))
+    record_property("cases", cases)
+    record_property("connections", lst.connections - before)
+    assert not problems, "\n".join(problems)
+    assert lst.connections == before
+
+
+def test_redirect_read_mode_points_only_where_the_master_says(
+    tmp_path: Path, master: MasterProc, servers: dict[str, VolumeProc], listeners: dict[str, CountingListener],
+    record_property,
+) -> None:
+    from tests.reliability.hostile.support import upload
+
+    lst = listeners["127.0.0.1"]
+    fid = f"{VIDS['go']},{FID_KEY}"
+    upload(servers["go"], fid, BODY)
+    before = lst.connections
+    with three_servers(tmp_path, master, ("-readMode=redirect",)) as redirecting:
+        readers = {name: (redirecting[name], fid) for name in SERVERS}
+        cases, problems = _read_mode_differences(readers, {fid: f"127.0.0.1:{servers['go'].port}"}, lst,
+                                                 (301, f"http://HOLDER/{fid}?proxied=true"))
+    record_property("cases", cases)
+    record_property("connections", lst.connections - before)
+    assert not problems, "\n".join(problems)
+    assert lst.connections == before
