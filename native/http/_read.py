@@ -58,9 +58,9 @@ def _parse_http_date(s: str) -> int | None:
 
 
 class _StreamContent:
-    """A large needle's data on `.dat`: whole ranges go out with sendfile (Go checks the CRC only
-    after sending, so a client sees the same bytes either way); multipart ranges are read in
-    worker threads."""
+    """A large needle's data on `.dat`, its CRC checked before (Go checks it only after sending
+    a whole body, and not at all for a range): whole ranges go out with sendfile; multipart
+    ranges are read in worker threads."""
 
     __slots__ = ("stream", "size", "chunk")
 
@@ -151,6 +151,8 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
                     n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
                 else:
                     scope.on_done(stream.close)
+                    if req.method != "HEAD":  # no wrong byte goes out: the CRC before the first one
+                        await trio.to_thread.run_sync(stream.verify)
             elif size > PAGED_READ_LIMIT:
                 n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
             else:

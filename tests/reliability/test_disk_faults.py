@@ -26,6 +26,7 @@ COOKIE = 0xC0FFEE
 # sizes chosen so every record spans blocks of its own and one needle is streamed (> 1 MiB)
 SIZES = [5000, 9000, 300, 12000, 2 * 1024 * 1024 + 123, 7000, 0, 20000]
 DAMAGES = ("zero", "junk", "flip")
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 def _body(key: int, size: int) -> bytes:
@@ -239,3 +240,57 @@ def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path
     assert v.read_needle(5, COOKIE).data == _body(5, 3000)
     v.close()
     report.update(fsync_calls_after_failure=faulty.calls.get("fdatasync", 0) - syncs)
+
+
+# ---- through a real server ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def master(tmp_path: Path):
+    from tests.support.procs import start_master
+
+    m = start_master(tmp_path / "master", volume_size_limit_mb=1024)
+    yield m
+    m.stop()
+
+
+def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_path: Path, master, report: dict) -> None:
+    """A `-mode=native` server: a needle with a damaged block answers 500 on a whole read, a
+    Range read and a streamed (> 1 MiB, sendfile) read, whole or ranged; the others are served;
+    the process keeps running and takes writes."""
+    import httpx
+
+    from tests.reliability.servers import Crashable
+
+    server = Crashable(tmp_path / "srv", master, "native", workers=1)
+    server.start()
+    try:
+        server.allocate([1])
+        bodies = {1: _body(1, 5000), 2: _body(2, 3 * 1024 * 1024 + 5), 3: _body(3, 7000), 4: _body(4, 2 * 1024 * 1024)}
+        url = lambda key: f"{server.url}/1,{key:x}{COOKIE:08x}"  # noqa: E731
+        for key, data in bodies.items():
+            r = httpx.post(url(key), content=data, headers=OCTETS, timeout=30)
+            assert r.status_code == 201, r.text
+        dat = server.data_dir / "1.dat"
+        raw = dat.read_bytes()
+        for key in (1, 2):  # a bit flipped in the middle of the data, and a block zeroed
+            at = raw.find(bodies[key]) + len(bodies[key]) // 2
+            _damage(dat, at, "flip" if key == 1 else "zero", seed=key)
+        statuses = {}
+        for key in (1, 2):
+            for rng in (None, "bytes=0-99", "bytes=1000-", "bytes=0-9,20-29"):
+                headers = {"Range": rng} if rng else {}
+                r = httpx.get(url(key), headers=headers, timeout=30)
+                statuses[(key, rng)] = r.status_code
+                assert r.status_code == 500, (key, rng, r.status_code)
+        for key in (3, 4):  # the undamaged ones, small and streamed, whole and ranged
+            r = httpx.get(url(key), timeout=30)
+            assert r.status_code == 200 and r.content == bodies[key]
+            r = httpx.get(url(key), headers={"Range": "bytes=10-4009"}, timeout=30)
+            assert r.status_code == 206 and r.content == bodies[key][10:4010]
+        r = httpx.post(url(5), content=b"after", headers=OCTETS, timeout=30)
+        assert r.status_code == 201
+        assert httpx.get(url(5), timeout=30).content == b"after"
+        report.update(damaged_reads_500=len(statuses))
+    finally:
+        server.stop()
