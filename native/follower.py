@@ -272,11 +272,23 @@ class FollowerLocation:
             self._retired.pop(0)[1].close()
 
 
+class _NoEcVolumes:
+    """The view's erasure-coded volumes: none. Go serves those (a read the view cannot find goes
+    on as for a volume this server does not hold: proxied, redirected or 404 by -readMode)."""
+
+    def has(self, vid: int) -> bool:
+        return False
+
+    def find_volume(self, vid: int) -> None:
+        return None
+
+
 class FollowerStore(VolumeLookup):
     """The reading half of `native.storage.Store` over directories another process owns."""
 
     def __init__(self, locations: Sequence[FollowerLocation], *, offset_bytes: int = 5) -> None:
         self.locations = list(locations)
+        self.ec = _NoEcVolumes()
         self.offset_bytes = offset_bytes
         self.volume_size_limit = 0
         # what Go holds in memory, from the calls mixed mode sees it answer; the volumes Go loads

@@ -293,3 +293,25 @@ def test_native_pct_serves_each_file_from_one_side(tmp_path: Path) -> None:
     finally:
         server.stop()
         master.stop()
+
+
+def test_a_read_of_a_volume_not_held_here_answers_as_go_does_from_native(tmp_path: Path) -> None:
+    """Mixed mode's native reads of a volume this server does not hold go on as Go's do (-readMode);
+    the read-only view has no EC volumes to look in (it used to fail the connection there)."""
+    master = start_master(tmp_path)
+    table = tmp_path / "routes.toml"
+    table.write_text('version = "r1"\ndefault = "go"\n')
+    server = start_weedpy_volume(tmp_path, master, extra=[f"-routes={table}", "-mode=mixed"])
+    url = server.url
+    try:
+        answers = {}
+        with httpx.Client(timeout=30) as c:
+            for target in ("go", "native"):
+                r = c.patch(f"{url}/weedpy/routes", json={"routes": {"admin.read": target}})
+                assert r.status_code == 200, r.text
+                got = c.get(f"{url}/77,01637037d6")
+                answers[target] = (got.status_code, got.content)
+        assert answers["native"] == answers["go"], answers
+    finally:
+        server.stop()
+        master.stop()
