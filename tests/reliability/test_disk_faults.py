@@ -14,12 +14,20 @@ import os
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 
 from native.storage import Needle, Volume
 from native.storage._errors import ReadOnly, StorageError
 from native.storage._fileio import OS_FILES
-from native.storage._types import PADDING_SIZE
+from native.storage._types import PADDING_SIZE, actual_size
+from proto import volume_server_pb2 as vs
+from tests.native_core.support import call
+from tests.reliability.servers import Crashable
+from tests.support.procs import (
+    VolumeProc, clean_env, free_port_pair, on_fresh_ports, start_master, start_proc, wait_http, wait_tcp,
+)
+from tests.support.weedpy_proc import weedpy_volume_argv
 
 BLOCK = 4096
 COOKIE = 0xC0FFEE
@@ -65,7 +73,6 @@ def _damage(path: Path, block_at: int, how: str, seed: int) -> None:
 def _span(v: Volume, key: int) -> tuple[int, int]:
     nv = v.needle_value(key)
     assert nv is not None
-    from native.storage._types import actual_size
     return nv.offset * PADDING_SIZE, actual_size(nv.size, v.version)
 
 
@@ -133,10 +140,23 @@ def test_a_damaged_dat_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: 
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: str, report: dict) -> None:
-    v, want = _fill(tmp_path)
+@pytest.mark.parametrize("block", ["first"])
+def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: str, block: str, report: dict) -> None:
+    """An `.idx` of three 4 KiB blocks; one is damaged. Keys whose rows lie outside it are served;
+    keys inside it are an error or their right bytes; the volume loads; `.dat` keeps every byte."""
+    v = Volume.create(tmp_path, 1)
+    want = {}
+    rng = random.Random(5)
+    for key in range(1, 601):  # 600 rows of 17 bytes: 10,200 bytes
+        want[key] = _body(key, rng.randrange(1, 300))
+        v.write_needle(Needle.create(key, COOKIE, want[key]))
+    row = v.codec.entry_size
     v.close()
-    _damage(tmp_path / "1.idx", 0, how, seed=3)  # the whole index is one block here
+    dat_size = (tmp_path / "1.dat").stat().st_size
+    at = 0 if block == "first" else 600 * row - 1
+    lo = at - at % BLOCK
+    inside = {k for k in want if lo <= (k - 1) * row < lo + BLOCK}
+    _damage(tmp_path / "1.idx", at, how, seed=3)
     v = Volume.load(tmp_path, 1)  # loads (maybe read-only): never a crash
     served = errors = 0
     for key, data in want.items():
@@ -145,9 +165,12 @@ def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: 
                 assert got == data, f"key {key}: wrong bytes served"
                 served += 1
             elif got is not None:
+                assert key in inside, f"key {key}, its row outside the damaged block, failed: {got}"
                 errors += 1
+    read_only = v.read_only_reasons().read_only
     v.close()
-    report.update(served=served, errors=errors)
+    assert (tmp_path / "1.dat").stat().st_size == dat_size, "a damaged index cost .dat bytes"
+    report.update(keys_in_block=len(inside), served=served, errors=errors, read_only=read_only)
 
 
 class FaultyFiles:
@@ -232,6 +255,7 @@ def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path
         v._sync_dat(v._dat_size)
     assert faulty.calls.get("fdatasync", 0) == syncs, "fsync was retried"
     assert v.read_needle(1, COOKIE).data == _body(1, 3000)  # reads go on
+    report.update(fsync_calls_after_failure=faulty.calls.get("fdatasync", 0) - syncs)
     # an operator's mark_writable is the only way back
     v.mark_writable()
     v.write_needle(_needle(5), fsync=True)
@@ -239,7 +263,6 @@ def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path
     v = Volume.load(tmp_path, 1)
     assert v.read_needle(5, COOKIE).data == _body(5, 3000)
     v.close()
-    report.update(fsync_calls_after_failure=faulty.calls.get("fdatasync", 0) - syncs)
 
 
 # ---- through a real server ----------------------------------------------------------------------
@@ -247,8 +270,6 @@ def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path
 
 @pytest.fixture
 def master(tmp_path: Path):
-    from tests.support.procs import start_master
-
     m = start_master(tmp_path / "master", volume_size_limit_mb=1024)
     yield m
     m.stop()
@@ -258,10 +279,6 @@ def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_
     """A `-mode=native` server: a needle with a damaged block answers 500 on a whole read, a
     Range read and a streamed (> 1 MiB, sendfile) read, whole or ranged; the others are served;
     the process keeps running and takes writes."""
-    import httpx
-
-    from tests.reliability.servers import Crashable
-
     server = Crashable(tmp_path / "srv", master, "native", workers=1)
     server.start()
     try:
@@ -294,3 +311,65 @@ def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_
         report.update(damaged_reads_500=len(statuses))
     finally:
         server.stop()
+
+
+def test_a_server_out_of_space_answers_500_and_serves_only_what_it_acknowledged(tmp_path: Path, master,
+                                                                                  report: dict) -> None:
+    """A `-mode=native` server whose files cannot grow past 6 MiB (RLIMIT_FSIZE: a write across
+    the limit is cut short, one at it fails with EFBIG, as a full disk cuts or fails it): the
+    write that does not fit answers 500 and is not served; every acknowledged one is, before
+    and after a restart; a write that fits lands; the process keeps running."""
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+
+    def start(name: str) -> VolumeProc:
+        def attempt() -> VolumeProc:
+            port, grpc_port = free_port_pair()
+            argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data_dir,
+                                      master=master.address, extra=["-mode=native", "-workers=1"])
+            proc = start_proc(["prlimit", f"--fsize={6 << 20}", "--", *argv], tmp_path / "logs" / f"{name}-{port}.log",
+                              cwd=tmp_path, env=clean_env())
+            try:
+                wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=60)
+                wait_tcp("127.0.0.1", grpc_port, proc=proc)
+            except BaseException:
+                proc.stop()
+                raise
+            return VolumeProc(proc, port, grpc_port, port, data_dir)
+
+        return on_fresh_ports(attempt)
+
+    srv = start("full-1")
+    try:
+        out = call(srv.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=1, version=3),
+                   vs.AllocateVolumeResponse)
+        assert out.ok, out
+        url = lambda key: f"{srv.url}/1,{key:x}{COOKIE:08x}"  # noqa: E731
+        acked: dict[int, bytes] = {}
+        refused = []
+        for key in range(1, 10):
+            data = _body(key, 1 << 20)
+            r = httpx.post(url(key), content=data, headers=OCTETS, timeout=30)
+            if r.status_code == 201:
+                acked[key] = data
+            else:
+                assert r.status_code == 500, (r.status_code, r.text)
+                refused.append(key)
+        assert refused and acked, (refused, list(acked))
+        small = _body(99, 1000)
+        r = httpx.post(url(99), content=small, headers=OCTETS, timeout=30)
+        assert r.status_code == 201, r.text
+        acked[99] = small
+        for round_ in ("before", "after"):
+            if round_ == "after":
+                assert srv.proc.stop() in (0, -2, 130, 1)
+                srv = start("full-2")
+            for key in refused:
+                assert httpx.get(url(key), timeout=30).status_code == 404
+            for key, data in acked.items():
+                r = httpx.get(url(key), timeout=30)
+                assert r.status_code == 200 and r.content == data, key
+        report.update(acknowledged=len(acked), refused_500=len(refused))
+    finally:
+        srv.proc.stop()
