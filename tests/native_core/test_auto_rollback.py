@@ -15,13 +15,20 @@ import pytest
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
 from tests.metrics.support import scrape
-from tests.support.procs import clean_env, free_port, free_port_pair, start_master
+from tests.support.procs import MasterProc, clean_env, free_port, free_port_pair, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
 from weedpy.cutover import TEST_FAULT_ENV
 
 pytestmark = pytest.mark.slow
 
 VID = 5
+
+
+@pytest.fixture()
+def master(tmp_path: Path):
+    m = start_master(tmp_path / "m")
+    yield m  # stopped even when the server under test fails to start
+    m.stop()
 
 
 def _events(path: Path) -> list[dict]:
@@ -50,8 +57,7 @@ def _target(url: str, route: str) -> str:
     return doc["table"]["routes"].get(route, doc["table"]["default"])["target"]
 
 
-def test_a_differing_native_read_is_rolled_back_to_go(tmp_path: Path) -> None:
-    master = start_master(tmp_path)
+def test_a_differing_native_read_is_rolled_back_to_go(tmp_path: Path, master: MasterProc) -> None:
     table = tmp_path / "routes.toml"
     table.write_text("""version = "rb-1"
 default = "go"
@@ -110,11 +116,9 @@ default = "go"
         assert any(e.get("event") == "route table changed" and e.get("by") == "auto_rollback" for e in events)
     finally:
         server.stop()
-        master.stop()
 
 
-def test_native_server_errors_roll_the_route_back_to_go(tmp_path: Path) -> None:
-    master = start_master(tmp_path)
+def test_native_server_errors_roll_the_route_back_to_go(tmp_path: Path, master: MasterProc) -> None:
     table = tmp_path / "routes.toml"
     rule = "auto_rollback = { max_5xx_pct = 20, window_s = 30, min_samples = 10 }"
     table.write_text(f"""version = "rb-5xx"
@@ -147,7 +151,6 @@ default = "go"
         assert _target(url, "admin.status") == "native"  # its own rule holds: no server errors
     finally:
         server.stop()
-        master.stop()
 
 
 def test_the_fault_switch_stops_a_server_not_bound_to_loopback(tmp_path: Path) -> None:

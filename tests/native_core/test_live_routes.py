@@ -18,13 +18,20 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call, start_native
-from tests.support.procs import start_master
+from tests.support.procs import MasterProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
 
 pytestmark = pytest.mark.slow
 
 P = "/volume_server_pb.VolumeServer/"
 VID = 9
+
+
+@pytest.fixture()
+def master(tmp_path: Path):
+    m = start_master(tmp_path / "m")
+    yield m  # stopped even when the server under test fails to start
+    m.stop()
 
 
 def _events(path: Path) -> list[dict]:
@@ -133,8 +140,7 @@ default = "go"
 """
 
 
-def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path) -> None:
-    master = start_master(tmp_path)
+def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path, master: MasterProc) -> None:
     table = tmp_path / "routes.toml"
     table.write_text(T1)
     server = start_weedpy_volume(tmp_path, master, extra=[f"-routes={table}", "-mode=mixed"])
@@ -192,11 +198,9 @@ def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path) -> None:
         assert "admin.read: go -> native" in status["history"][0]["moved"]
     finally:
         server.stop()
-        master.stop()
 
 
-def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path) -> None:
-    master = start_master(tmp_path)
+def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path, master: MasterProc) -> None:
     table = tmp_path / "routes.toml"
     table.write_text('version = "w1"\ndefault = "native"\n')
     server = start_native(tmp_path, master, extra=[f"-routes={table}", "-workers=3"])
@@ -246,13 +250,11 @@ def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path) -> Non
         assert {e.get("worker") for e in http if e["routes_v"] == "w2"} - {0}
     finally:
         server.stop()
-        master.stop()
 
 
-def test_native_pct_serves_each_file_from_one_side(tmp_path: Path) -> None:
+def test_native_pct_serves_each_file_from_one_side(tmp_path: Path, master: MasterProc) -> None:
     from weedpy.serve.routes import native_share
 
-    master = start_master(tmp_path)
     table = tmp_path / "routes.toml"
     table.write_text('version = "p30"\ndefault = "go"\n[routes]\n"admin.read" = { target = "native", native_pct = 30 }\n')
     server = start_weedpy_volume(tmp_path, master, extra=[f"-routes={table}", "-mode=mixed"])
@@ -292,13 +294,11 @@ def test_native_pct_serves_each_file_from_one_side(tmp_path: Path) -> None:
         assert at30 <= at60  # raising the share only moves files from go to native
     finally:
         server.stop()
-        master.stop()
 
 
-def test_a_read_of_a_volume_not_held_here_answers_as_go_does_from_native(tmp_path: Path) -> None:
+def test_a_read_of_a_volume_not_held_here_answers_as_go_does_from_native(tmp_path: Path, master: MasterProc) -> None:
     """Mixed mode's native reads of a volume this server does not hold go on as Go's do (-readMode);
     the read-only view has no EC volumes to look in (it used to fail the connection there)."""
-    master = start_master(tmp_path)
     table = tmp_path / "routes.toml"
     table.write_text('version = "r1"\ndefault = "go"\n')
     server = start_weedpy_volume(tmp_path, master, extra=[f"-routes={table}", "-mode=mixed"])
@@ -314,4 +314,3 @@ def test_a_read_of_a_volume_not_held_here_answers_as_go_does_from_native(tmp_pat
         assert answers["native"] == answers["go"], answers
     finally:
         server.stop()
-        master.stop()
