@@ -304,3 +304,88 @@ def test_redirect_read_mode_points_only_where_the_master_says(
     record_property("connections", lst.connections - before)
     assert not problems, "\n".join(problems)
     assert lst.connections == before
+
+
+# -- tier backends -----------------------------------------------------------------------------
+
+def tier_move(server: VolumeProc, vid: int, backend: str) -> Outcome:
+    import trio
+
+    from weedpy.grpc import Channel, GrpcError
+
+    async def run() -> Outcome:
+        req = vs.VolumeTierMoveDatToRemoteRequest(volume_id=vid, destination_backend_name=backend)
+        try:
+            async with Channel("127.0.0.1", server.grpc_port) as ch:
+                async with ch.unary_stream("/volume_server_pb.VolumeServer/VolumeTierMoveDatToRemote", req,
+                                           vs.VolumeTierMoveDatToRemoteResponse, timeout=60) as rs:
+                    async for _ in rs:
+                        pass
+        except GrpcError as exc:
+            return Outcome(None, exc.status.name, exc.message)
+        except BaseExceptionGroup as group:  # the stream's task group re-raises it grouped
+            found = group.subgroup(GrpcError)
+            if found is None:
+                raise
+            exc = found.exceptions[0]
+            while isinstance(exc, BaseExceptionGroup):
+                exc = exc.exceptions[0]
+            return Outcome(None, exc.status.name, exc.message)
+        return Outcome(True)
+
+    return trio.run(run)
+
+
+def _unordered(message: str) -> str:
+    """Go lists the supported backends in map order (random): compare them as a set."""
+    head, sep, rest = message.partition("supported: [")
+    return head + sep + " ".join(sorted(rest.rstrip("]").split())) + "]" if sep else message
+
+
+def test_tier_backends_are_the_operators_only(tmp_path: Path, listeners: dict[str, CountingListener],
+                                               record_property) -> None:
+    """A caller can only name a backend the master's operator configured: a name it made up is
+    refused as Go refuses it, without a connection; the configured one (here at loopback, the
+    operator's choice, which Go does not second-guess) is dialled by every mode, as by Go."""
+    from tests.support.procs import start_master
+
+    lst = listeners["127.0.0.1"]
+    (tmp_path / "master.toml").write_text(f"""
+[storage.backend]
+  [storage.backend.s3.default]
+  enabled = true
+  aws_access_key_id = "ak"
+  aws_secret_access_key = "sk"
+  region = "us-east-1"
+  bucket = "tier"
+  endpoint = "http://127.0.0.1:{lst.port}"
+  force_path_style = true
+""")
+    tier_master = start_master(tmp_path)
+    problems = []
+    try:
+        with three_servers(tmp_path, tier_master) as s:
+            vids = {"go": 81, "native": 82, "proxy": 83}
+            for name, server in s.items():
+                allocate(server, vids[name])
+            before = lst.connections
+            made_up = {name: tier_move(s[name], vids[name], f"s3.127.0.0.1:{lst.port}") for name in SERVERS}
+            for name in ("native", "proxy"):
+                if (made_up[name].status, _unordered(made_up[name].message)) != (made_up["go"].status, _unordered(made_up["go"].message)):
+                    problems.append(f"made-up backend {name}: {made_up[name]} != Go {made_up['go']}")
+            if lst.connections != before or "not found" not in made_up["go"].message:
+                problems.append(f"made-up backend: Go {made_up['go']}, {lst.connections - before} connections")
+            reached = {}
+            for name in SERVERS:
+                at = lst.connections
+                out = tier_move(s[name], vids[name], "s3.default")
+                reached[name] = lst.connections - at
+                if out.ok:
+                    problems.append(f"configured backend {name}: a move to a listener that closes succeeded")
+            if not all(reached.values()):
+                problems.append(f"configured backend not dialled by every mode: {reached}")
+    finally:
+        tier_master.stop()
+    record_property("cases", 2 * len(SERVERS))
+    record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
