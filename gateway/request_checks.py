@@ -3,7 +3,8 @@
 **Peer trust.** The managed backend is started with `-volume.allowUntrustedRemoteEndpoints`, so
 the gateway applies weedpy's peer rule (weedpy.serve.peers.PeerPolicy) to the rpcs that make
 the server dial an address the caller supplies (VolumeCopy, VolumeEcShardsCopy,
-VolumeTailReceiver, FetchAndWriteNeedle). Refusals carry Go's gRPC status (Unknown) and message
+VolumeTailReceiver, FetchAndWriteNeedle; for the latter, the endpoint each remote type dials,
+gcs token exchange included: weedpy.serve.remote_endpoints). Refusals carry Go's gRPC status (Unknown) and message
 (and, for unary rpcs, the x-amz-request-id trailer Go's interceptor adds: GoRelay). Go checks a
 FetchAndWriteNeedle's remote endpoint only after maintenance mode and the volume, so that refusal
 is left to the backend's turn: the request goes on with a remote type no store has, carrying the
