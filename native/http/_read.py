@@ -134,8 +134,14 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
         else:
             return _not_found(app, h)  # Go: ErrorDeleted
     stream = None
-    if size == 0:
-        n = Needle(id=key, cookie=cookie, checksum=0)
+    if size == 0:  # empty: read_needle checks only that its record says so
+        try:
+            n = await storage_call(vol.read_needle, key, None, read_deleted=read_deleted)
+        except NotFound:
+            return _not_found(app, h, invalid=True)
+        except (StorageError, OSError) as exc:
+            return _internal(app, h, exc)
+        n = n.replace(cookie=cookie)
     else:
         app.download.add(size)
         scope.on_done(lambda: app.download.release(size))

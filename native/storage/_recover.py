@@ -10,7 +10,9 @@ so is everything appended before it.
 `plan_tail_repair` finds the torn tail: a cut trailing `.idx` row, then, from the last row
 backwards, every row whose record is not whole (past the end of `.dat`, or torn: another id or
 size in its header or a CRC that does not match, with a piece of the record that a lost sector
-left zero), and the `.dat` bytes after the last record the kept rows name.
+left zero), and the `.dat` bytes after the last record the kept rows name. Whole records there
+(header, size and CRC good, with data) get their rows back instead of being cut: rows a damaged
+`.idx` block lost must not cost the records they named.
 
 Why torn needs the zeros: a record can be written wrong on purpose (WriteNeedleBlob stores the
 blob it is given, and Go 4.48 keeps such a record at a volume's end when it loads it: its check
@@ -43,7 +45,7 @@ from ._idx import IdxCodec, IdxEntry
 from ._needle import decode_needle, parse_header
 from ._names import parse_volume_base
 from ._superblock import SuperBlock
-from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, SUPER_BLOCK_SIZE, VERSION1, actual_size
+from ._types import CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, SUPER_BLOCK_SIZE, VERSION1, actual_size
 from ._vif import load_volume_info
 
 __all__ = ["TailRepair", "plan_tail_repair", "repair_volume_files", "repair_directory"]
@@ -68,6 +70,8 @@ class TailRepair:
     dropped_rows: int  # whole rows whose record was not whole
     torn_row_bytes: int  # bytes of a cut trailing row
     dat_cut: int  # `.dat` bytes after the last record named
+    rows: bytes = b""  # rows rebuilt for whole records past the kept ones, appended after `idx_size`
+    rows_rebuilt: int = 0  # how many rows `rows` holds
 
     @property
     def too_large(self) -> bool:
@@ -76,7 +80,8 @@ class TailRepair:
 
     def describe(self) -> str:
         return (f"dropped {self.dropped_rows} index rows without a whole record, {self.torn_row_bytes} bytes of a "
-                f"torn index row and {self.dat_cut} .dat bytes no row names")
+                f"torn index row and {self.dat_cut} .dat bytes no row names"
+                + (f"; rebuilt {self.rows_rebuilt} rows of whole records" if self.rows else ""))
 
 
 def plan_tail_repair(raw_idx: bytes, codec: IdxCodec, dat_size: int, version: int, pread: Pread,
@@ -91,9 +96,43 @@ def plan_tail_repair(raw_idx: bytes, codec: IdxCodec, dat_size: int, version: in
         keep -= 1
     end = _records_end(raw_idx[:keep * es], codec, version, data_start, dat_size)
     dat_keep = end if end < dat_size else dat_size
-    if keep == rows and not torn and dat_keep == dat_size:
+    rebuilt: list[bytes] = []
+    if dat_keep < dat_size:
+        dat_keep = _whole_records_after(dat_keep, dat_size, codec, version, pread, rebuilt)
+    if keep == rows and not torn and dat_keep == dat_size and not rebuilt:
         return None
-    return TailRepair(keep * es, dat_keep, rows - keep, torn, dat_size - dat_keep)
+    return TailRepair(keep * es, dat_keep, rows - keep, torn, dat_size - dat_keep, b"".join(rebuilt), len(rebuilt))
+
+
+def _whole_records_after(pos: int, dat_size: int, codec: IdxCodec, version: int, pread: Pread, rows: list[bytes]) -> int:
+    """Walk `.dat` from `pos` (past every record a kept row names) and append a row for each
+    whole record with data (its header id and size, a matching CRC); stop at the first other
+    one (a torn or zero-filled piece, or an empty record: a deletion and an empty write look
+    alike there). Returns where the whole records end: what is kept of `.dat`.
+
+    Rows a damaged `.idx` lost then cost no record (a bad block at the index's end used to cut
+    every record after it, acknowledged and fsynced ones included), and a crash's in-flight
+    append whose record is whole but whose row is not keeps the record, as the rules allow.
+    """
+    while pos + NEEDLE_HEADER_SIZE <= dat_size:
+        h = parse_header(pread(NEEDLE_HEADER_SIZE, pos))
+        if h.id == 0 or h.size <= 0:
+            break
+        e = IdxEntry(h.id, pos // PADDING_SIZE, h.size)
+        length = actual_size(h.size, version)
+        if pos + length > dat_size or pos % PADDING_SIZE:
+            break
+        if length <= _WHOLE_READ:
+            try:
+                if decode_needle(pread(length, pos), version, expected_size=h.size).id != h.id:
+                    break
+            except Corrupted:
+                break
+        elif not _large_checks(e, pos, version, pread):
+            break
+        rows.append(codec.encode(e.key, e.offset, e.size))
+        pos += length
+    return pos
 
 
 def _records_end(raw_idx: bytes, codec: IdxCodec, version: int, data_start: int, dat_size: int) -> int:
@@ -129,10 +168,14 @@ def _record_whole(e: IdxEntry, at: int, dat_size: int, version: int, pread: Prea
         if len(head) < NEEDLE_HEADER_SIZE:
             return False
         h = parse_header(head)
-        return (h.id == e.key and h.size == size) or not _zero_piece(head, at)
+        if _damaged_row(e, head):
+            return False
+        return h.id == e.key or not _zero_piece(head, at)
     if length <= _WHOLE_READ:
         raw = pread(length, at)
         if len(raw) < length:
+            return False
+        if _damaged_row(e, raw):
             return False
         try:
             if decode_needle(raw, version, expected_size=size).id == e.key:
@@ -143,7 +186,17 @@ def _record_whole(e: IdxEntry, at: int, dat_size: int, version: int, pread: Prea
     return _large_whole(e, at, length, version, pread)
 
 
+def _damaged_row(e: IdxEntry, head: bytes) -> bool:
+    """The record's header names the row's key with another size: no crash writes that (the
+    row and the header come from one needle), a damaged `.idx` does. The row is dropped and,
+    the record being whole, rebuilt from it (`_whole_records_after`)."""
+    h = parse_header(head)
+    return h.id == e.key and h.size != max(e.size, 0)
+
+
 def _large_whole(e: IdxEntry, at: int, length: int, version: int, pread: Pread) -> bool:
+    if _damaged_row(e, pread(NEEDLE_HEADER_SIZE, at)):
+        return False
     if _large_checks(e, at, version, pread):
         return True
     pos, end = at, at + length
@@ -236,8 +289,10 @@ def _repair_fds(dat_fd: int, idx_fd: int, width: int) -> TailRepair | None:
     plan = plan_tail_repair(raw, codec, dat_size, sb.version, pread, sb.block_size)
     if plan is None or plan.too_large:
         return plan
-    if plan.idx_size < idx_size:
+    if plan.idx_size < idx_size or plan.rows:
         os.ftruncate(idx_fd, plan.idx_size)
+        if plan.rows:
+            os.pwrite(idx_fd, plan.rows, plan.idx_size)
         os.fsync(idx_fd)
     if plan.dat_size < dat_size:
         os.ftruncate(dat_fd, plan.dat_size)

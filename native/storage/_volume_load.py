@@ -262,15 +262,17 @@ class VolumeLoading(VolumeBase):
             self.warnings.append(f"not repaired: {plan.describe()}")
             return raw_idx
         log.warning("volume %s: recovering from a crash: %s", self.id, plan.describe())
-        if plan.idx_size < len(raw_idx):
+        if plan.idx_size < len(raw_idx) or plan.rows:
             self.files.ftruncate(self._idx_fd, plan.idx_size)
+            if plan.rows:
+                self.files.pwrite(self._idx_fd, plan.rows, plan.idx_size)
             self.files.fsync(self._idx_fd)
         if plan.dat_size < self._dat_size:
             self.files.ftruncate(self._dat_fd, plan.dat_size)
             self.files.fsync(self._dat_fd)
             self._dat_size = plan.dat_size
         self.warnings.append(f"recovered from a crash: {plan.describe()}")
-        return raw_idx[:plan.idx_size]
+        return raw_idx[:plan.idx_size] + plan.rows
 
     def _resolve_width(self, info: VolumeInfo, offset_bytes: int | None, default: int) -> int:
         recorded = info.bytes_offset

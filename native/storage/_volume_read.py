@@ -111,6 +111,7 @@ class VolumeReads(VolumeBase):
         try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
+                self._check_empty_record(needle_id)
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
             raw = os.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
@@ -119,6 +120,24 @@ class VolumeReads(VolumeBase):
             gate.__exit__()
         self._check_ttl_and_cookie(n, cookie)
         return n
+
+    def _check_empty_record(self, needle_id: int) -> None:
+        """An index entry of size 0 is an empty needle only if its record says so: a damaged
+        `.idx` row (a size field zeroed or a single bit of it flipped) must not make a needle's
+        data read as empty. Go returns the empty needle unread; this costs one header read."""
+        nv = self.nm.get(needle_id)
+        if nv is None or nv.offset == 0:
+            return
+        at = nv.offset * PADDING_SIZE
+        for offset in (at, at + self.codec.offsets.max_volume_size):
+            head = os.pread(self._dat_fd, NEEDLE_HEADER_SIZE, offset)
+            if len(head) == NEEDLE_HEADER_SIZE:
+                h = parse_header(head)
+                if h.id == needle_id and h.size == 0:
+                    return
+            if self.codec.offsets.width != 4 or self._dat_size <= at + self.codec.offsets.max_volume_size:
+                break
+        raise Corrupted(f"volume {self.id}: the index says needle {needle_id:x} at {at} is empty, its record does not")
 
     def read_plain(self, needle_id: int, limit: int) -> PlainRead | None:
         """The common read, for a caller with a full path to fall back on.

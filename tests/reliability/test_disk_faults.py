@@ -140,7 +140,7 @@ def test_a_damaged_dat_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: 
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-@pytest.mark.parametrize("block", ["first"])
+@pytest.mark.parametrize("block", ["first", "last"])
 def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: str, block: str, report: dict) -> None:
     """An `.idx` of three 4 KiB blocks; one is damaged. Keys whose rows lie outside it are served;
     keys inside it are an error or their right bytes; the volume loads; `.dat` keeps every byte."""
@@ -171,6 +171,35 @@ def test_a_damaged_idx_block_is_an_error_never_wrong_bytes(tmp_path: Path, how: 
     v.close()
     assert (tmp_path / "1.dat").stat().st_size == dat_size, "a damaged index cost .dat bytes"
     report.update(keys_in_block=len(inside), served=served, errors=errors, read_only=read_only)
+
+
+@pytest.mark.parametrize("damage", ["size_zeroed", "one_bit_flipped"])
+def test_an_idx_row_damaged_to_size_0_is_an_error_not_an_empty_needle(tmp_path: Path, damage: str) -> None:
+    """A row's size field zeroed, or its one set bit flipped (a record of Size 64): the map says
+    "empty needle", which reads nothing from `.dat`; the record's header says otherwise."""
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, COOKIE, b"x" * 100))
+    v.write_needle(Needle.create(2, COOKIE, b"y" * 59))  # Size 64: 4 + 59 + 1 (flags)
+    v.write_needle(Needle.create(3, COOKIE, b""))  # a real empty needle
+    v.write_needle(Needle.create(4, COOKIE, b"z" * 100))
+    assert v.needle_value(2).size == 64
+    es = v.codec.entry_size
+    v.close()
+    with open(tmp_path / "1.idx", "r+b") as f:  # row 2 of 4: its size is the last 4 bytes
+        f.seek(es * 2 - 4)
+        size = int.from_bytes(f.read(4), "big")
+        f.seek(es * 2 - 4)
+        f.write((0 if damage == "size_zeroed" else size ^ 64).to_bytes(4, "big"))
+    v = Volume.load(tmp_path, 1)
+    try:
+        assert v.needle_value(2).size == 0
+        with pytest.raises(StorageError):
+            v.read_needle(2, COOKIE)
+        assert v.read_needle(3, COOKIE).data == b""
+        assert v.read_needle(1, COOKIE).data == b"x" * 100
+        assert v.read_needle(4, COOKIE).data == b"z" * 100
+    finally:
+        v.close()
 
 
 class FaultyFiles:
