@@ -124,11 +124,19 @@ class VolumeStateChanges(VolumeBase):
             self._save_info(self.info.replace(replication=text))
 
     def sync(self) -> None:
+        """fsync both files. A failure turns the volume read-only, as a failed `fsync` write
+        does (`VolumeWrites._sync_failed`), and is raised."""
         with self._write_lock:
             if self._closed:
                 return
-            self.files.fsync(self._dat_fd)
-            self.files.fsync(self._idx_fd)
+            try:
+                self.files.fsync(self._dat_fd)
+                self.files.fsync(self._idx_fd)
+            except OSError as exc:
+                self._sync_error = exc
+                self.no_write_or_delete = True
+                self.publish_flags()
+                raise
 
     def close(self) -> None:
         """Flush the index, wait for in-flight reads, close the files. Idempotent."""

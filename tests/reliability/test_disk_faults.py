@@ -294,6 +294,24 @@ def test_an_fsync_error_makes_the_volume_read_only_and_is_never_retried(tmp_path
     v.close()
 
 
+def test_an_error_from_volume_sync_makes_the_volume_read_only(tmp_path: Path) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(_needle(1))
+    faulty = FaultyFiles("fsync", v._idx_fd, errno.EIO, times=1)
+    v.files = faulty
+    with pytest.raises(OSError):
+        v.sync()
+    assert v.read_only_reasons().read_only
+    with pytest.raises(ReadOnly):
+        v.write_needle(_needle(2))
+    syncs = faulty.calls.get("fdatasync", 0)
+    with pytest.raises(StorageError):  # a later fsync write's sync is not tried either
+        v._sync_dat(v._dat_size)
+    assert faulty.calls.get("fdatasync", 0) == syncs
+    assert v.read_needle(1, COOKIE).data == _body(1, 3000)
+    v.close()
+
+
 # ---- through a real server ----------------------------------------------------------------------
 
 
