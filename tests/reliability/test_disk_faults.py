@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from native.storage import Needle, Volume
+from native.storage._disk import DiskLocation
 from native.storage._errors import ReadOnly, StorageError
 from native.storage._fileio import OS_FILES
 from native.storage._types import PADDING_SIZE, actual_size
@@ -200,6 +201,32 @@ def test_an_idx_row_damaged_to_size_0_is_an_error_not_an_empty_needle(tmp_path: 
         assert v.read_needle(4, COOKIE).data == b"z" * 100
     finally:
         v.close()
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_super_block_is_a_load_error_and_the_other_volumes_load(tmp_path: Path, how: str) -> None:
+    """The first block of `.dat` holds the super block: zeroed or junk, the version is not one
+    (the volume is not loaded, as in Go, and the error is kept); a flipped bit elsewhere in the
+    block fails the CRC of the record it hits. The disk's other volumes load either way."""
+    v, want = _fill(tmp_path)
+    v.close()
+    other = Volume.create(tmp_path, 2)
+    other.write_needle(_needle(1))
+    other.close()
+    _damage(tmp_path / "1.dat", 0, how, seed=1)
+    loc = DiskLocation(tmp_path)
+    loc.load_existing_volumes()
+    try:
+        assert loc.find_volume(2).read_needle(1, COOKIE).data == _body(1, 3000)
+        v = loc.find_volume(1)
+        if v is None:
+            assert "1" in loc.load_errors, loc.load_errors
+            return
+        hit = _hit_keys(v, want, 0)
+        _check_all(v, want, hit)
+    finally:
+        for vol in loc.volumes():
+            vol.close()
 
 
 class FaultyFiles:
