@@ -349,11 +349,13 @@ def master(tmp_path: Path):
     m.stop()
 
 
-def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_path: Path, master, report: dict) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_path: Path, master, workers: int,
+                                                                           report: dict) -> None:
     """A `-mode=native` server: a needle with a damaged block answers 500 on a whole read, a
     Range read and a streamed (> 1 MiB, sendfile) read, whole or ranged; the others are served;
     the process keeps running and takes writes."""
-    server = Crashable(tmp_path / "srv", master, "native", workers=1)
+    server = Crashable(tmp_path / "srv", master, "native", workers=workers)
     server.start()
     try:
         server.allocate([1])
@@ -387,7 +389,8 @@ def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_
         server.stop()
 
 
-def test_a_server_out_of_space_answers_500_and_serves_only_what_it_acknowledged(tmp_path: Path, master,
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_server_out_of_space_answers_500_and_serves_only_what_it_acknowledged(tmp_path: Path, master, workers: int,
                                                                                   report: dict) -> None:
     """A `-mode=native` server whose files cannot grow past 6 MiB (RLIMIT_FSIZE: a write across
     the limit is cut short, one at it fails with EFBIG, as a full disk cuts or fails it): the
@@ -401,7 +404,7 @@ def test_a_server_out_of_space_answers_500_and_serves_only_what_it_acknowledged(
         def attempt() -> VolumeProc:
             port, grpc_port = free_port_pair()
             argv = weedpy_volume_argv(port=port, grpc_port=grpc_port, public_port=port, data_dir=data_dir,
-                                      master=master.address, extra=["-mode=native", "-workers=1"])
+                                      master=master.address, extra=["-mode=native", f"-workers={workers}"])
             proc = start_proc(["prlimit", f"--fsize={6 << 20}", "--", *argv], tmp_path / "logs" / f"{name}-{port}.log",
                               cwd=tmp_path, env=clean_env())
             try:
