@@ -240,7 +240,7 @@ class ProxyServer:
         self.http_pool = relay_pool(cfg, RELAY_SOCKET_BUFFER)
         self._nursery = nursery
         policy = None if cfg["volume.allowUntrustedRemoteEndpoints"] else PeerPolicy(
-            cfg.ip, functools.partial(master_volume_servers, cfg.masters, https=self.tls.https_client),
+            functools.partial(master_volume_servers, cfg.masters, https=self.tls.https_client),
         )
         relay_to_go = self.go_relay(
             supervisor, checks=request_checks(policy, cfg.masters, self.master_arg, self.guard),

@@ -13,7 +13,7 @@ operator passed `-volume.allowUntrustedRemoteEndpoints`, the endpoint each remot
 (`weedpy.serve.remote_endpoints`: S3-compatible, azure, the gcs token exchange) must pass Go's
 strict check (no loopback, private, link-local, metadata-service address) and the client
 then dials only the address it checked (a host that re-resolves elsewhere is refused); a
-replica must be a bare host:port that the master lists or that is on this server's `-ip`.
+replica must be a bare host:port that the master lists or that passes Go's peer check.
 
 The S3-compatible types (s3, aliyun, b2, baidu, contabo, filebase, storj, tencent, wasabi) are
 supported, through `native.s3`; azure and gcs answer an explicit "not implemented" error.
@@ -125,20 +125,6 @@ def _read_remote(opts: S3Options, pin: Any, loc: remote_pb2.RemoteStorageLocatio
         client.close()
 
 
-def _replica_target_problem(target: str) -> str | None:
-    """Go's syntactic checks on a replica upload target (a bare host:port)."""
-    if not target.strip():
-        return "replica target is empty"
-    if "://" in target or any(c in target for c in "/?#@\\"):
-        return f'replica target "{target}" must be a bare host:port'
-    host, sep, port = target.rpartition(":")
-    if not sep or not port:
-        return f'replica target "{target}" must be a bare host:port'
-    if not host.strip("[]"):
-        return f'replica target "{target}" has no host'
-    return None
-
-
 async def fetch_and_write_needle(
     svc: Services, req: vs.FetchAndWriteNeedleRequest, ctx: Context,
 ) -> vs.FetchAndWriteNeedleResponse:
@@ -170,7 +156,7 @@ async def fetch_and_write_needle(
         raise go_error(f"read from remote {go_proto_text(loc)}: got {len(data)} bytes, want {req.size}")
     if policy is not None:
         for replica in req.replicas:
-            problem = _replica_target_problem(replica.url) or await policy.peer_reason(replica.url)
+            problem = await policy.peer_reason(replica.url)
             if problem is not None:
                 raise go_error(f"reject replica target: {problem}")
     n = Needle.create(req.needle_id, req.cookie, data, last_modified=int(time.time()))

@@ -49,7 +49,7 @@ def peer_policy(cfg: Any, https: ssl.SSLContext | None = None) -> PeerPolicy | N
     (`-volume.allowUntrustedRemoteEndpoints`). `https`: the master's listing is read over HTTPS."""
     if cfg["volume.allowUntrustedRemoteEndpoints"]:
         return None
-    return PeerPolicy(cfg.ip, functools.partial(master_volume_servers, cfg.masters, https=https))
+    return PeerPolicy(functools.partial(master_volume_servers, cfg.masters, https=https))
 
 
 @dataclasses.dataclass(slots=True)

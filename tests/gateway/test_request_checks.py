@@ -49,19 +49,20 @@ def test_server_address_forms() -> None:
     assert split_server_address("[fe80::1]:80") == ("fe80::1", 80)
 
 
-async def test_peer_policy_trusts_own_ip_and_master_listed_servers() -> None:
+async def test_peer_policy_trusts_master_listed_servers_only() -> None:
     calls = []
 
     async def listed() -> frozenset[str]:
         calls.append(1)
         return frozenset({"127.0.0.9:8080"})
 
-    policy = PeerPolicy("10.0.0.5", listed)
-    assert await policy.peer_reason("10.0.0.5:9000") is None  # own host
+    policy = PeerPolicy(listed)
     assert await policy.peer_reason("10.0.0.6:9000") is None  # private network peer
     assert await policy.peer_reason("127.0.0.9:8080.18080") is None  # loopback, but the master lists it
     reason = await policy.peer_reason("127.0.0.8:8080")
     assert reason is not None and "loopback" in reason
+    assert await policy.peer_reason("http://127.0.0.9:8080") == 'replica target "http://127.0.0.9:8080" must be a bare host:port'
+    assert await policy.peer_reason("metadata:80") == 'replica target "metadata:80" targets instance metadata service'
     assert await policy.remote_endpoint_reason("http://10.0.0.7:9000") is not None  # stores: no private
     assert "http or https" in (await policy.remote_endpoint_reason("ftp://x") or "")
 
@@ -70,13 +71,13 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
     async def nobody() -> frozenset[str]:
         return frozenset()
 
-    checks = request_checks(PeerPolicy("127.0.0.1", nobody), ["127.0.0.1:9333"], "127.0.0.1:4000.5000")
+    checks = request_checks(PeerPolicy(nobody), ["127.0.0.1:9333"], "127.0.0.1:4000.5000")
     raw = vs.VolumeCopyRequest(volume_id=1, source_data_node="127.0.0.2:8080").SerializeToString()
     with pytest.raises(GrpcError) as info:
         await checks[SVC + "VolumeCopy"](None, raw)  # type: ignore[arg-type]
     assert info.value.status is Status.UNKNOWN
     assert str(info.value.message).startswith('invalid source data node 127.0.0.2:8080: remote endpoint "127.0.0.2:8080"')
-    ok = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="127.0.0.1:8081").SerializeToString()
+    ok = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="10.0.0.9:8081").SerializeToString()
     assert await checks[SVC + "VolumeTailReceiver"](None, ok) is None  # type: ignore[arg-type]
     fetch = vs.FetchAndWriteNeedleRequest(
         volume_id=1, remote_conf=remote_pb2.RemoteConf(type="s3", s3_endpoint="http://169.254.169.254")
@@ -107,7 +108,7 @@ async def test_admin_rpcs_checked_against_the_whitelist_before_the_peer_rule() -
         return frozenset()
 
     guard = Guard.from_entries(["10.1.0.0/16"])
-    checks = request_checks(PeerPolicy("127.0.0.1", nobody), [], "127.0.0.1:4000.5000", guard)
+    checks = request_checks(PeerPolicy(nobody), [], "127.0.0.1:4000.5000", guard)
     assert len(ADMIN_RPCS) == 30 and set(ADMIN_RPCS) <= set(checks)
     bad_source = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="127.0.0.2:8080").SerializeToString()
     outsider, insider = SimpleNamespace(peer="192.0.2.7:5000"), SimpleNamespace(peer="10.1.2.3:5000")

@@ -19,6 +19,10 @@ from tests.native_grpc.support import needle, serve_native
 
 ANY = 0xFFFFFFFF
 
+# These servers have no master to list their peers: the operator trusts every peer, as Go needs
+# on loopback too.
+NO_MASTER = ["-volume.allowUntrustedRemoteEndpoints"]
+
 
 @pytest.fixture(autouse=True)
 def fast_tail(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,7 +284,7 @@ async def test_receive_file(tmp_path: Path) -> None:
 
 
 async def test_volume_copy_between_native_servers(tmp_path: Path) -> None:
-    async with serve_native(tmp_path / "src", volumes=[7]) as src, serve_native(tmp_path / "dst", volumes=[7]) as dst:
+    async with serve_native(tmp_path / "src", volumes=[7]) as src, serve_native(tmp_path / "dst", volumes=[7], flags=NO_MASTER) as dst:
         v = src.store.volume(7)
         for k in range(1, 30):
             v.write_needle(needle(k, os.urandom(k * 997)))
@@ -342,7 +346,7 @@ async def test_tail_sender_heartbeat_chunks_and_idle_end(tmp_path: Path) -> None
 
 
 async def test_tail_receiver_replicates_writes_and_deletes(tmp_path: Path) -> None:
-    async with serve_native(tmp_path / "src", volumes=[7]) as src, serve_native(tmp_path / "dst", volumes=[7]) as dst:
+    async with serve_native(tmp_path / "src", volumes=[7]) as src, serve_native(tmp_path / "dst", volumes=[7], flags=NO_MASTER) as dst:
         out = await dst.call("VolumeTailReceiver", vs.VolumeTailReceiverRequest(volume_id=88888, source_volume_server=src.address), vs.VolumeTailReceiverResponse)
         assert out.message == "receiver not found volume id 88888"
         dst.store.allocate_volume(9)
@@ -378,7 +382,7 @@ async def test_progress_messages_for_compaction_and_volume_copy(tmp_path: Path, 
 
     monkeypatch.setattr(vacuum_module, "REPORT_INTERVAL", 40_000)
     monkeypatch.setattr(copy_module, "REPORT_INTERVAL", 40_000)
-    async with serve_native(tmp_path / "src", volumes=[5]) as src, serve_native(tmp_path / "dst") as dst:
+    async with serve_native(tmp_path / "src", volumes=[5]) as src, serve_native(tmp_path / "dst", flags=NO_MASTER) as dst:
         v = src.store.volume(5)
         for k in range(1, 41):
             v.write_needle(needle(k, os.urandom(5000)))

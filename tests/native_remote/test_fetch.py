@@ -125,7 +125,7 @@ async def test_fetch_ranges_into_needles(tmp_path: Path) -> None:
 
 
 def test_replica_targets_must_be_bare_host_ports() -> None:
-    from native.grpc._remote import _replica_target_problem
+    from weedpy.serve.peers import replica_target_problem as _replica_target_problem
 
     assert _replica_target_problem("10.0.0.5:8080") is None and _replica_target_problem("[::1]:80") is None
     assert _replica_target_problem(" ") == "replica target is empty"

@@ -7,11 +7,12 @@ addresses there unless started with `-volume.allowUntrustedRemoteEndpoints`. wee
 (`PeerPolicy`), the same in native mode (the handlers check) and proxy mode (the gateway checks
 before relaying, its backend being started with the flag):
 
-- a peer volume server is trusted when the master lists it as a volume server, or when its host
-  is this server's own advertised `-ip` (a server that advertises a loopback address lives in a
-  single-host cluster, whose peers are loopback too);
+- a peer must be a bare `host:port[.grpcPort]` (Go's replica-target syntax);
+- a peer volume server is trusted when the master lists it as a volume server (so a single-host
+  cluster on 127.0.0.1 works without the flag, which Go needs there);
 - any other peer must pass Go's check for peers (no loopback, link-local, unspecified,
-  interface-local or metadata-service address; private networks allowed);
+  interface-local or metadata-service address; private networks allowed). Being on this
+  server's own `-ip` is no exception: on a loopback `-ip` that would open every local port;
 - remote object-store endpoints must pass Go's stricter check (private and CGNAT ranges refused
   too), whatever the master says;
 - when the operator passes `-volume.allowUntrustedRemoteEndpoints` themselves, nothing is checked.
@@ -35,7 +36,7 @@ from weedpy.grpc import GrpcError, Status
 from weedpy.logs import get_logger
 
 __all__ = [
-    "PeerPolicy", "blocked_reason", "endpoint_reason", "split_server_address", "http_address", "grpc_target",
+    "PeerPolicy", "blocked_reason", "endpoint_reason", "replica_target_problem", "split_server_address", "http_address", "grpc_target",
     "master_volume_servers",
 ]
 
@@ -123,10 +124,26 @@ async def _resolve(host: str) -> list[IP]:
     return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
 
 
+def replica_target_problem(target: str) -> str | None:
+    """Go's syntactic checks on a peer or replica target (a bare host:port)."""
+    if not target.strip():
+        return "replica target is empty"
+    if "://" in target or any(c in target for c in "/?#@\\"):
+        return f'replica target "{target}" must be a bare host:port'
+    host, sep, port = target.rpartition(":")
+    if not sep or not port:
+        return f'replica target "{target}" must be a bare host:port'
+    if not host.strip("[]"):
+        return f'replica target "{target}" has no host'
+    return None
+
+
 async def endpoint_reason(endpoint: str, host: str, allow_private: bool) -> str | None:
-    """Go's validation of a dial target: the first blocking reason among its addresses."""
+    """Go's validation of a dial target: the first blocking reason among its addresses (a peer,
+    `allow_private`, is named a replica target in the metadata-host refusal, as Go names it)."""
     if host.lower() in _IMDS_HOSTS:
-        return f'remote endpoint "{endpoint}" targets instance metadata service'
+        what = "replica target" if allow_private else "remote endpoint"
+        return f'{what} "{endpoint}" targets instance metadata service'
     try:
         ips = await _resolve(host)
     except (OSError, trio.TooSlowError) as exc:
@@ -141,10 +158,7 @@ async def endpoint_reason(endpoint: str, host: str, allow_private: bool) -> str 
 class PeerPolicy:
     """Decides whether a peer volume server or a remote endpoint may be dialled (module docstring)."""
 
-    def __init__(
-        self, own_ip: str, known_servers: Callable[[], Awaitable[frozenset[str]]], cache_seconds: float = 5.0,
-    ) -> None:
-        self._own_ip = own_ip
+    def __init__(self, known_servers: Callable[[], Awaitable[frozenset[str]]], cache_seconds: float = 5.0) -> None:
         self._fetch = known_servers
         self._cache: frozenset[str] = frozenset()
         self._cached_at = -1e9
@@ -162,9 +176,10 @@ class PeerPolicy:
         return key in self._cache
 
     async def peer_reason(self, address: str) -> str | None:
+        problem = replica_target_problem(address)
+        if problem is not None:
+            return problem
         host, _ = split_server_address(address)
-        if host == self._own_ip:
-            return None
         reason = await endpoint_reason(address, host, allow_private=True)
         if reason is None or await self._listed(address):
             return None

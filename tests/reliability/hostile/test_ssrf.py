@@ -389,3 +389,81 @@ def test_tier_backends_are_the_operators_only(tmp_path: Path, listeners: dict[st
     record_property("cases", 2 * len(SERVERS))
     record_property("differences", len(problems))
     assert not problems, "\n".join(problems)
+
+
+# -- peer sources: VolumeCopy, VolumeEcShardsCopy, VolumeTailReceiver ---------------------------
+
+def stream_outcome(server: VolumeProc, method: str, req, response_type: type) -> Outcome:
+    import trio
+
+    from weedpy.grpc import Channel, GrpcError
+
+    async def run() -> Outcome:
+        try:
+            async with Channel("127.0.0.1", server.grpc_port) as ch:
+                async with ch.unary_stream("/volume_server_pb.VolumeServer/" + method, req, response_type,
+                                           timeout=30) as rs:
+                    async for _ in rs:
+                        pass
+        except GrpcError as exc:
+            return Outcome(None, exc.status.name, exc.message)
+        except BaseExceptionGroup as group:  # the stream's task group re-raises it grouped
+            found = group.subgroup(GrpcError)
+            if found is None:
+                raise
+            exc = found.exceptions[0]
+            while isinstance(exc, BaseExceptionGroup):
+                exc = exc.exceptions[0]
+            return Outcome(None, exc.status.name, exc.message)
+        return Outcome(True)
+
+    return trio.run(run)
+
+
+def peer_targets(listeners: dict[str, CountingListener]) -> list[str]:
+    """Peer addresses (`host:port.grpcPort`) no master lists, which Go's secure default refuses."""
+    p = listeners["127.0.0.1"].port
+    out = [f"127.0.0.1:{p}.{p}", f"localhost:{p}.{p}", f"0.0.0.0:{p}.{p}", f"[::ffff:127.0.0.1]:{p}.{p}",
+           f"http://127.0.0.1:{p}", f"127.0.0.1:{p}/x", f"user@127.0.0.1:{p}", "169.254.169.254:80.81",
+           "metadata:80.81", "metadata.google.internal:80.81", f"[fe80::1]:{p}.{p}"]
+    if "127.0.0.2" in listeners:
+        q = listeners["127.0.0.2"].port
+        out.append(f"127.0.0.2:{q}.{q}")
+    if "::1" in listeners:
+        q = listeners["::1"].port
+        out.append(f"[::1]:{q}.{q}")
+    return out
+
+
+def test_peer_sources_refused_as_go(servers: dict[str, VolumeProc], listeners: dict[str, CountingListener],
+                                    record_property) -> None:
+    """A copy or tail source that is not a listed volume server is refused as Go refuses it,
+    even on loopback where every server of this test lives (this server's own `-ip`)."""
+    before = sum(lst.connections for lst in listeners.values())
+    problems = []
+    cases = 0
+    for target in peer_targets(listeners):
+        rpcs = {
+            "VolumeCopy": lambda name: stream_outcome(servers[name], "VolumeCopy", vs.VolumeCopyRequest(
+                volume_id=99, source_data_node=target), vs.VolumeCopyResponse),
+            "VolumeEcShardsCopy": lambda name: call(servers[name].grpc_port, "VolumeEcShardsCopy", vs.VolumeEcShardsCopyRequest(
+                volume_id=99, shard_ids=[0], copy_ecx_file=True, source_data_node=target), vs.VolumeEcShardsCopyResponse),
+            "VolumeTailReceiver": lambda name: call(servers[name].grpc_port, "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
+                volume_id=VIDS[name], source_volume_server=target, idle_timeout_seconds=1), vs.VolumeTailReceiverResponse),
+        }
+        for rpc, run in rpcs.items():
+            answers = {name: run(name) for name in SERVERS}
+            cases += 1
+            go = answers["go"]
+            if go.ok or not go.message.startswith("invalid source"):
+                problems.append(f"{rpc} {target!r}: Go did not refuse it: {go}")
+            for name in ("native", "proxy"):
+                got = answers[name]
+                if (got.status, got.message) != (go.status, go.message):
+                    problems.append(f"{rpc} {target!r} {name}: {got.status} {got.message!r} != Go {go.status} {go.message!r}")
+    dialled = sum(lst.connections for lst in listeners.values()) - before
+    record_property("cases", cases)
+    record_property("connections", dialled)
+    record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
+    assert dialled == 0
