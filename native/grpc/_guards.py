@@ -1,7 +1,7 @@
 """Refusals the maintenance and data rpcs share: maintenance mode, peer trust, peer addresses.
 
-Peer trust is the project's rule from `weedpy.serve.peers` (a peer the master lists, or one on
-this server's own `-ip`, is trusted; any other must pass Go's address check; the operator's
+Peer trust is the project's rule from `weedpy.serve.peers` (a peer the master lists is trusted;
+any other must pass Go's address check; the operator's
 `-volume.allowUntrustedRemoteEndpoints` turns checking off). In native mode there is no Go
 backend behind us to enforce it, so these handlers apply the same `PeerPolicy` themselves
 (`Services.peers`, built by `native.grpc._services.peer_policy`).

@@ -98,6 +98,34 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
     assert await checks[SVC + "Ping"](None, other) is None  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("conf", "refusal"), [
+    (remote_pb2.RemoteConf(type="gcs", gcs_google_application_credentials='{"type":"service_account","token_uri":"http://127.0.0.1:9/t"}'),
+     'reject remote endpoint: remote endpoint "http://127.0.0.1:9/t" resolves to loopback address 127.0.0.1'),
+    (remote_pb2.RemoteConf(type="gcs", gcs_google_application_credentials="/etc/hosts"),
+     "reject remote credentials: gcs credentials must be inline JSON"),
+    (remote_pb2.RemoteConf(type="azure", azure_endpoint="http://169.254.169.254"),
+     'reject remote endpoint: remote endpoint "http://169.254.169.254" targets instance metadata service 169.254.169.254'),
+    (remote_pb2.RemoteConf(type="wasabi"), "reject remote endpoint: remote endpoint is empty"),
+    (remote_pb2.RemoteConf(type="s3", s3_endpoint="localhost:9"),
+     'reject remote endpoint: remote endpoint "localhost:9" must use http or https, got "localhost"'),
+    (remote_pb2.RemoteConf(type="s3", s3_endpoint="127.0.0.1:9"),
+     'reject remote endpoint: parse remote endpoint "127.0.0.1:9": parse "127.0.0.1:9": first path segment in URL cannot contain colon'),
+    (remote_pb2.RemoteConf(type="wasabi", s3_endpoint="http://127.0.0.1:9", wasabi_endpoint="https://8.8.8.8"), None),
+    (remote_pb2.RemoteConf(type="s3"), None),  # plain s3 with no endpoint goes to AWS, as in Go
+])
+async def test_the_gateway_checks_the_endpoint_each_remote_type_dials(conf: remote_pb2.RemoteConf, refusal: str | None) -> None:
+    """The backend runs with the opt-out, so a gcs token exchange or an azure endpoint at an internal
+    address must be refused here (it reached the backend, which dialled it)."""
+    async def nobody() -> frozenset[str]:
+        return frozenset()
+
+    checks = request_checks(PeerPolicy(nobody), [], "127.0.0.1:4000.5000")
+    raw = vs.FetchAndWriteNeedleRequest(volume_id=1, remote_conf=conf).SerializeToString()
+    out = await checks[SVC + "FetchAndWriteNeedle"](None, raw)  # type: ignore[arg-type]
+    got = None if out is None else restore_refusal(vs.FetchAndWriteNeedleRequest.FromString(out).remote_conf.type)
+    assert got == refusal
+
+
 async def test_admin_rpcs_checked_against_the_whitelist_before_the_peer_rule() -> None:
     from types import SimpleNamespace
 
