@@ -26,7 +26,14 @@ from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
 from tests.reliability.servers import Crashable
 from tests.support.procs import (
-    VolumeProc, clean_env, free_port_pair, on_fresh_ports, start_master, start_proc, wait_http, wait_tcp,
+    VolumeProc,
+    clean_env,
+    free_port_pair,
+    on_fresh_ports,
+    start_master,
+    start_proc,
+    wait_http,
+    wait_tcp,
 )
 from tests.support.weedpy_proc import weedpy_volume_argv
 
@@ -360,7 +367,7 @@ def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_
     try:
         server.allocate([1])
         bodies = {1: _body(1, 5000), 2: _body(2, 3 * 1024 * 1024 + 5), 3: _body(3, 7000), 4: _body(4, 2 * 1024 * 1024)}
-        url = lambda key: f"{server.url}/1,{key:x}{COOKIE:08x}"  # noqa: E731
+        url = lambda key: f"{server.url}/1,{key:x}{COOKIE:08x}"
         for key, data in bodies.items():
             r = httpx.post(url(key), content=data, headers=OCTETS, timeout=30)
             assert r.status_code == 201, r.text
@@ -422,7 +429,7 @@ def test_a_server_out_of_space_answers_500_and_serves_only_what_it_acknowledged(
         out = call(srv.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=1, version=3),
                    vs.AllocateVolumeResponse)
         assert out.ok, out
-        url = lambda key: f"{srv.url}/1,{key:x}{COOKIE:08x}"  # noqa: E731
+        url = lambda key: f"{srv.url}/1,{key:x}{COOKIE:08x}"
         acked: dict[int, bytes] = {}
         refused = []
         for key in range(1, 10):
