@@ -11,9 +11,15 @@ weedpy started with the same flags (Go's secure default: no `-volume.allowUntrus
   empty endpoint, userinfo: every answer (gRPC status and message) equals Go's and the listeners
   see 0 connections. With `-volume.allowUntrustedRemoteEndpoints` both Go and weedpy do dial the
   listener (the control that shows it counts).
+- gcs credentials whose token exchange goes to loopback or the metadata address, azure
+  endpoints: refused as Go refuses them (the proxy-mode backend runs with the opt-out, so the
+  gateway must do it).
+- VolumeCopy, VolumeEcShardsCopy and VolumeTailReceiver from sources no master lists (loopback
+  in its forms, link-local, metadata, not a bare host:port): Go's messages, 0 connections.
 - The proxy and redirect read modes: a read of a volume another server holds goes to the server
   the master lists, whatever the client puts in Host, X-Forwarded-Host or an absolute-form
   request target: the same status and Location as Go, 0 connections to the listener.
+- VolumeTierMoveDatToRemote: only backends the master hands out (the operator's) are dialled.
 
 A real DNS-rebinding name (one answer at the check, another at the dial) needs a DNS server the
 test controls, out of reach offline; `localhost` and /etc/hosts names are the names covered.
