@@ -20,6 +20,7 @@ weedpy started with the same flags (Go's secure default: no `-volume.allowUntrus
   the master lists, whatever the client puts in Host, X-Forwarded-Host or an absolute-form
   request target: the same status and Location as Go, 0 connections to the listener.
 - VolumeTierMoveDatToRemote: only backends the master hands out (the operator's) are dialled.
+- Ping: only the server's own masters and known peers, as Go.
 
 A real DNS-rebinding name (one answer at the check, another at the dial) needs a DNS server the
 test controls, out of reach offline; `localhost` and /etc/hosts names are the names covered.
@@ -471,5 +472,31 @@ def test_peer_sources_refused_as_go(servers: dict[str, VolumeProc], listeners: d
     record_property("cases", cases)
     record_property("connections", dialled)
     record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
+    assert dialled == 0
+
+
+def test_ping_reaches_only_known_targets(servers: dict[str, VolumeProc], listeners: dict[str, CountingListener],
+                                         record_property) -> None:
+    """Go 4.48 pings only its own masters and known peers: a caller's address gets Go's refusal."""
+    p = listeners["127.0.0.1"].port
+    before = sum(lst.connections for lst in listeners.values())
+    problems = []
+    cases = 0
+    for target_type in ("volumeServer", "filer", "master"):
+        for target in (f"127.0.0.1:{p}", f"127.0.0.1:{p}.{p}", f"localhost:{p}", "169.254.169.254:80", "metadata:80"):
+            answers = {name: call(servers[name].grpc_port, "Ping", vs.PingRequest(target=target, target_type=target_type),
+                                  vs.PingResponse, timeout=15) for name in SERVERS}
+            cases += 1
+            go = answers["go"]
+            if go.ok:
+                problems.append(f"Ping {target_type} {target}: Go answered it")
+            for name in ("native", "proxy"):
+                got = answers[name]
+                if (got.status, got.message) != (go.status, go.message):
+                    problems.append(f"Ping {target_type} {target} {name}: {got.status} {got.message!r} != Go {go.message!r}")
+    dialled = sum(lst.connections for lst in listeners.values()) - before
+    record_property("cases", cases)
+    record_property("connections", dialled)
     assert not problems, "\n".join(problems)
     assert dialled == 0
