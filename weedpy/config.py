@@ -36,7 +36,7 @@ class Mode(enum.Enum):
     MIXED = "mixed"
 
 
-DEFAULT_MODE = Mode.PROXY
+DEFAULT_MODE = Mode.NATIVE
 
 
 def _one_of(*choices: Any):
@@ -146,7 +146,7 @@ _GLOBAL_FLAGS: tuple[FlagSpec, ...] = (
 )
 
 _WEEDPY_FLAGS: tuple[FlagSpec, ...] = (
-    FlagSpec("mode", S, "", "weedpy: exec|proxy|native|mixed (env WEEDPY_MODE, VOLUME_SERVER_RUST_MODE; default proxy)",
+    FlagSpec("mode", S, "", "weedpy: exec|proxy|native|mixed (env WEEDPY_MODE, VOLUME_SERVER_RUST_MODE; default native)",
              check_mode, from_env=False),
     FlagSpec("routes", S, "", "weedpy: route table TOML file (mixed mode; env WEEDPY_ROUTES)", from_env=False),
     FlagSpec("dir.native", S, "", "weedpy: the native side's own data directories for dual-run routes "

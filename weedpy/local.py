@@ -30,7 +30,7 @@ _FLAGS = (
     FlagSpec("dir", Kind.STRING, "./weedpy-data", "data directory (master and volumes)", from_env=False),
     FlagSpec("port", Kind.INT, 8080, "volume server HTTP port (gRPC is port+10000)", _port_with_grpc, from_env=False),
     FlagSpec("master.port", Kind.INT, 9333, "master HTTP port (gRPC is port+10000)", _port_with_grpc, from_env=False),
-    FlagSpec("mode", Kind.STRING, "", "weedpy volume mode: exec|proxy|native|mixed (default: env WEEDPY_MODE, else proxy)",
+    FlagSpec("mode", Kind.STRING, "", "weedpy volume mode: exec|proxy|native|mixed (default: env WEEDPY_MODE, else native)",
              check_mode, from_env=False),
     FlagSpec("max", Kind.STRING, "16", "maximum number of volumes", from_env=False),
 )

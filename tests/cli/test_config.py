@@ -20,7 +20,7 @@ def test_harness_argv_is_accepted_exactly() -> None:
     assert (cfg.port, cfg.grpc_port, cfg.public_port) == (8100, 18100, 8100)
     assert cfg.masters == ("127.0.0.1:9333",) and cfg.security_file == "/c/security.toml"
     assert cfg.pre_stop_seconds == 0 and cfg["inflightUploadDataTimeout"] == 2.0
-    assert cfg.mode is Mode.PROXY
+    assert cfg.mode is Mode.NATIVE  # no -mode, no WEEDPY_MODE: the native server
 
 
 def test_derived_defaults_follow_go() -> None:
@@ -48,7 +48,8 @@ def test_max_applies_to_every_dir_or_per_dir() -> None:
 @pytest.mark.parametrize(
     "env, argv, mode",
     [
-        ({}, [], Mode.PROXY),
+        ({}, [], Mode.NATIVE),
+        ({"WEEDPY_MODE": "proxy"}, [], Mode.PROXY),
         ({"WEEDPY_MODE": "exec"}, [], Mode.EXEC),
         ({"VOLUME_SERVER_RUST_MODE": "native"}, [], Mode.NATIVE),
         ({"WEEDPY_MODE": "exec"}, ["-mode=proxy"], Mode.PROXY),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.procs import (
@@ -22,8 +23,11 @@ def weedpy_executable() -> str:
 
 def weedpy_volume_argv(
     *, port: int, grpc_port: int, public_port: int, data_dir: Path, master: str,
-    style: str = "go", max_volumes: int = 16, extra: Sequence[str] = (),
+    style: str = "go", max_volumes: int = 16, extra: Sequence[str] = (), env: Mapping[str, str] | None = None,
 ) -> list[str]:
+    """The command line of a weedpy volume server on these ports. A test that names no mode
+    (no -mode in `extra`, no WEEDPY_MODE or VOLUME_SERVER_RUST_MODE in `env`, the test
+    environment by default) runs proxy mode: such tests were written for it."""
     pairs = [
         ("port", str(port)), ("port.grpc", str(grpc_port)), ("port.public", str(public_port)),
         ("ip", "127.0.0.1"), ("ip.bind", "127.0.0.1"), ("dir", str(data_dir)),
@@ -32,7 +36,13 @@ def weedpy_volume_argv(
     argv = [weedpy_executable()]
     for name, value in pairs:
         argv += [f"--{name}", value] if style == "dash" else [f"-{name}={value}"]
-    return argv + list(extra)
+    return argv + _mode_unless_named(extra, os.environ if env is None else env, style) + list(extra)
+
+
+def _mode_unless_named(extra: Sequence[str], env: Mapping[str, str], style: str) -> list[str]:
+    if any(a.lstrip("-").startswith("mode") for a in extra) or env.get("WEEDPY_MODE") or env.get("VOLUME_SERVER_RUST_MODE"):
+        return []
+    return ["--mode", "proxy"] if style == "dash" else ["-mode=proxy"]
 
 
 def start_weedpy_volume(
@@ -48,7 +58,7 @@ def start_weedpy_volume(
         public_port = free_port() if split_public else port
         argv = weedpy_volume_argv(
             port=port, grpc_port=grpc_port, public_port=public_port, data_dir=data_dir,
-            master=master.address, style=style, extra=extra,
+            master=master.address, style=style, extra=extra, env=env or clean_env(),
         )
         proc = start_proc(argv, workdir / "logs" / f"{name}-{port}.log", cwd=workdir, env=env or clean_env())
         try:
