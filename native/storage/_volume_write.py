@@ -143,10 +143,11 @@ class VolumeWrites(VolumeReads):
             raise StorageError(f"append to volume {self.id} at {offset}: {exc}") from exc
         self._dat_size = offset + len(record)
 
-    def _append_idx(self, row: bytes, undo_dat: int) -> None:
+    def _append_idx(self, row: bytes, undo_dat: int | None) -> None:
         """Write the row of the record just appended at `undo_dat`, before the map learns of it:
         a row that fails takes its record off `.dat` too, so the failed (unacknowledged) write
-        is never served, not before a restart nor after."""
+        is never served, not before a restart nor after. `undo_dat` None: a row with no record
+        (a tiered volume's deletion)."""
         try:
             written = self.files.pwrite(self._idx_fd, row, self._idx_size)
             if written != len(row):
@@ -156,11 +157,12 @@ class VolumeWrites(VolumeReads):
                 self.files.ftruncate(self._idx_fd, self._idx_size)
             except OSError:
                 pass
-            try:
-                self.files.ftruncate(self._dat_fd, undo_dat)
-                self._dat_size = undo_dat
-            except OSError:
-                pass
+            if undo_dat is not None:
+                try:
+                    self.files.ftruncate(self._dat_fd, undo_dat)
+                    self._dat_size = undo_dat
+                except OSError:
+                    pass
             raise StorageError(f"append to {self.idx_path}: {exc}") from exc
         self._idx_size += len(row)
 

@@ -264,8 +264,8 @@ class TieredVolume(Volume):
             if nv2 is None or nv2.size < 0:
                 return 0
             self.last_append_at_ns = self._next_append_ns()
+            self._append_idx(self.codec.tombstone(needle_id, 0), undo_dat=None)  # the row first, then the map
             self.nm.delete(needle_id)
-            self._append_idx(self.codec.tombstone(needle_id, 0))
             return nv2.size
 
     def apply_tombstone(self, needle_id: int, cookie: int, checksum: int) -> int:
