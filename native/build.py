@@ -21,6 +21,7 @@ from native.heartbeat import Identity, StoreSnapshot, snapshot_store
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
 from native.metrics import NativeMetrics
+from native.offload import heartbeat_thread
 from native.storage import DEFAULT_OFFSET_BYTES, Store, parse_min_free_spaces
 from native.storage.tier import apply_storage_backends
 from weedpy.config import VolumeConfig
@@ -148,7 +149,8 @@ class NativeParts:
             skip = [v.id for v in store.volumes() if v.expired(limit)]
             return snapshot_store(store, skip=skip)
 
-        return await trio.to_thread.run_sync(work)
+        # the heartbeat's own thread: no queue behind calls that wait on a busy volume (native/offload.py)
+        return await heartbeat_thread(work)
 
     async def close(self) -> None:
         """Close the handlers' HTTP pool and the store (blocking work in a thread)."""

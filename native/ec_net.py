@@ -25,6 +25,7 @@ from native.storage import (
     needle_string,
     read_bytes_error,
 )
+from native.offload import storage_call
 from native.storage.ec import EcVolume, Interval, ReedSolomon, TooFewShards
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
@@ -181,7 +182,7 @@ async def _read_ec_record(ctx: Any, vid: int, needle_id: int) -> tuple[EcVolume,
     ev = ctx.store.ec.find_volume(vid)
     if ev is None:
         raise NotFound(f"ec shard {vid} not found")
-    loc = ev.locate(needle_id)
+    loc = await storage_call(ev.locate, needle_id)
     if loc.size < 0:
         raise Deleted(f"needle {needle_id:x} deleted")
     parts = []
@@ -219,7 +220,7 @@ async def delete_ec_needle(ctx: Any, vid: int, needle_id: int, cookie: int | Non
     record_len = actual_size(len(raw), ev.version)
     if cookie is not None and cookie != 0 and cookie != n.cookie:
         raise StorageError(f"unexpected cookie {cookie:x}")
-    loc = ev.locate(needle_id)
+    loc = await storage_call(ev.locate, needle_id)
     if not loc.intervals:
         raise NotFound("needle not found")
     primary = loc.intervals[0].shard_id

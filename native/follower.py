@@ -42,6 +42,7 @@ from native.storage import (
     StorageError,
     Volume,
     VolumeLookup,
+    WouldBlock,
     disk_status,
     normalize_disk_type,
     parse_min_free_spaces,
@@ -129,6 +130,8 @@ class FollowerLocation:
             return sorted(self._bases)
 
     def volumes(self) -> list[Volume]:
+        if self.go_state is not None:
+            self.go_state.settle()  # before the lock: following a call takes it
         with self._lock:
             self._scan()
             out = []
@@ -140,13 +143,28 @@ class FollowerLocation:
                     out.append(v)
             return out
 
-    def find_volume(self, vid: int) -> Volume | None:
-        with self._lock:
+    def find_volume(self, vid: int, *, blocking: bool = True) -> Volume | None:
+        """Not `blocking` (the event loop): the view when it is current, else WouldBlock (a
+        directory listing or a reload of the volume, O(needles), is a worker thread's job; so is
+        waiting for another thread that holds the location doing one, or for a call Go answered
+        that changes the volume to be followed)."""
+        book = self.go_state
+        if book is not None and book.settling(vid):
+            if not blocking:
+                raise WouldBlock(f"volume {vid}: following a call Go answered")
+            book.settle(vid)  # before the lock: following the call takes it
+        if not self._lock.acquire(blocking=blocking):
+            raise WouldBlock(f"volume {vid}: another thread is loading this location's views")
+        try:
             if vid not in self._bases and time.monotonic() - self._scanned_at >= RESCAN_SECONDS:
+                if not blocking:
+                    raise WouldBlock(f"volume {vid}: the directory must be listed again")
                 self._scan()
             if vid not in self._bases:
                 return None
-            return self._fresh(vid)
+            return self._fresh(vid, blocking=blocking)
+        finally:
+            self._lock.release()
 
     def files_of(self, vid: int) -> VolumeFiles | None:
         """What the files of `vid` say now (for the Go state book)."""
@@ -221,7 +239,7 @@ class FollowerLocation:
             _stat_key(os.path.join(self.directory, base + ".vif")),
         )
 
-    def _fresh(self, vid: int) -> Volume | None:
+    def _fresh(self, vid: int, *, blocking: bool = True) -> Volume | None:
         if self.go_state is not None and self.go_state.unmounted(vid):
             return None  # Go unmounted it; its files may stay
         collection, base = self._bases[vid]
@@ -229,6 +247,8 @@ class FollowerLocation:
         entry = self._entries.get(vid)
         if entry is not None and entry.key == key and not entry.volume.closed:
             return entry.volume
+        if not blocking:
+            raise WouldBlock(f"volume {vid} changed on disk: its view must be loaded again")
         if key[0] is None or key[1] is None:
             self._drop(vid)
             self._bases.pop(vid, None)
@@ -305,11 +325,20 @@ class FollowerStore(VolumeLookup):
                 return files
         return None
 
-    def go_answered(self, method: str, request: bytes, response: bytes | None) -> None:
-        """Go answered `method` successfully: follow what it changed in Go's memory."""
-        for vid in self.go_state.observe(method, request, response):
-            for loc in self.locations:
-                loc.forget(vid)
+    def go_answering(self, method: str, request: bytes) -> list[int]:
+        """Go answered `method` successfully (cheap, on the event loop): the volumes it changes
+        wait for `go_answered(..., settling=...)` before they are served again."""
+        return self.go_state.begin(method, request)
+
+    def go_answered(self, method: str, request: bytes, response: bytes | None, *, settling: list[int] = ()) -> None:
+        """Go answered `method` successfully: follow what it changed in Go's memory (blocking: it
+        reads the volume's files; `settling`, what `go_answering` returned, is released after)."""
+        try:
+            for vid in self.go_state.observe(method, request, response):
+                for loc in self.locations:
+                    loc.forget(vid)
+        finally:
+            self.go_state.end(list(settling))
 
     def expired_volumes(self, now_s: int | None = None) -> list[int]:
         return []  # the owner expires volumes

@@ -82,6 +82,48 @@ class GoStateBook:
         self._states: dict[int, GoVolumeState] = {}
         self._unmounted: set[int] = set()
         self.version = 0  # bumped by every change: views built before are stale
+        # volumes a call Go answered changes, while the change is being followed (in a thread:
+        # it reads the .idx); lookups of them wait until it is done (`settle`)
+        self._settling: dict[int, int] = {}
+        self._settled = threading.Condition(self._lock)
+
+    # calls being followed ----------------------------------------------------------------------
+
+    def begin(self, method: str, request: bytes) -> list[int]:
+        """Cheap (the event loop, as soon as Go answered): the volumes `observe` will change are
+        marked settling until `end`, so that no lookup serves them as they were meanwhile."""
+        name = method.rsplit("/", 1)[-1]
+        if name == "DeleteCollection":
+            return []
+        req = getattr(vs, f"{name}Request")()
+        try:
+            req.ParseFromString(request)
+        except Exception:  # noqa: BLE001 - observe reports a request that does not parse
+            return []
+        with self._lock:
+            self._settling[req.volume_id] = self._settling.get(req.volume_id, 0) + 1
+        return [req.volume_id]
+
+    def end(self, vids: list[int]) -> None:
+        with self._lock:
+            for vid in vids:
+                left = self._settling.get(vid, 0) - 1
+                if left > 0:
+                    self._settling[vid] = left
+                else:
+                    self._settling.pop(vid, None)
+            self._settled.notify_all()
+
+    def settling(self, vid: int | None = None) -> bool:
+        """`vid` (any volume when None) is being changed by a call Go answered."""
+        with self._lock:
+            return bool(self._settling) if vid is None else vid in self._settling
+
+    def settle(self, vid: int | None = None) -> None:
+        """Wait until `settling(vid)` is false (a worker thread's wait, never the event loop's)."""
+        with self._settled:
+            while (self._settling if vid is None else vid in self._settling):
+                self._settled.wait()
 
     def remember_startup(self, vids: list[int]) -> None:
         """The state of the volumes Go loads at start-up (call before Go starts writing)."""

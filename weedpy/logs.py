@@ -1,9 +1,12 @@
 """structlog set-up: one JSON event per line on stderr, request context bound through contextvars.
 
 Per-request events on the data path are written through a line buffer that the server flushes
-every `FLUSH_INTERVAL` seconds (and when it holds 64 KiB, and at exit), so a request costs one
-JSON render and no write syscall. Outside a running server (`buffered=False`, the default) every
-event is written at once.
+every `FLUSH_INTERVAL` seconds from a worker thread (and at exit), so a request costs one JSON
+render and no write syscall, and the event loop never waits for the log's disk (a write to a
+file can wait for the page cache's writeback while a compaction or an fsync keeps that disk
+busy). Only a buffer past `HARD_LIMIT` (the log cannot keep up at all) is written by whoever
+adds to it. Outside a running server (`buffered=False`, the default) every event is written at
+once.
 
 The per-request events themselves (one per HTTP request or gRPC call) go through `FastEvent`:
 the same JSON line the structlog chain below renders, built from a pre-rendered template in a
@@ -31,10 +34,11 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "flush_periodically", "FastEvent"]
+__all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "HARD_LIMIT", "flush_periodically", "FastEvent"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 FLUSH_INTERVAL = 0.1
+HARD_LIMIT = 1 << 20  # buffered bytes past which a writer flushes the buffer itself (backpressure)
 
 
 class LineSink:
@@ -45,7 +49,7 @@ class LineSink:
     with another writer's (a file shared through one descriptor keeps one offset for all).
     """
 
-    def __init__(self, stream: TextIO, buffered: bool, max_buffer: int = 64 << 10) -> None:
+    def __init__(self, stream: TextIO, buffered: bool, max_buffer: int = HARD_LIMIT) -> None:
         self._stream = stream
         self._fd = _fileno(stream)
         self._buffered = buffered
@@ -53,6 +57,7 @@ class LineSink:
         self._lines: list[str] = []
         self._size = 0
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one flush at a time, so lines leave in order
         # Set by configure_logging: a copy of the chain it installed (FastEvent renders exactly
         # this chain's output while it is the active configuration) and the lowest level logged.
         self.chain_list: list[Any] = []
@@ -79,13 +84,14 @@ class LineSink:
     log = debug = info = warning = warn = error = critical = exception = fatal = failure = err = msg
 
     def flush(self) -> None:
-        with self._lock:
-            if not self._lines:
-                return
-            text = "\n".join(self._lines) + "\n"
-            self._lines.clear()
-            self._size = 0
-        self._write(text)
+        with self._write_lock:
+            with self._lock:
+                if not self._lines:
+                    return
+                text = "\n".join(self._lines) + "\n"
+                self._lines.clear()
+                self._size = 0
+            self._write(text)
 
     def _write(self, text: str) -> None:
         try:
@@ -104,6 +110,10 @@ class LineSink:
                     chunk = chunk[os.write(self._fd, chunk):]
         except (OSError, ValueError):
             pass
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._lines)
 
     def set_buffered(self, buffered: bool) -> None:
         self._buffered = buffered
@@ -178,7 +188,8 @@ async def flush_periodically(sink: LineSink, interval: float = FLUSH_INTERVAL) -
     try:
         while True:
             await trio.sleep(interval)
-            sink.flush()
+            if sink.pending:
+                await trio.to_thread.run_sync(sink.flush)  # the write may wait for the disk
     finally:
         sink.set_buffered(False)
 

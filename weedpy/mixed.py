@@ -10,7 +10,7 @@ backend starts, optionally with a second Go backend on `-dir.control` as the noi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import trio
@@ -57,9 +57,10 @@ class GoStateWatch:
 
     name = "go"
 
-    def __init__(self, go: CallTarget, answered: Callable[[str, bytes, bytes | None], None]) -> None:
+    def __init__(self, go: CallTarget, store: FollowerStore) -> None:
         self._go = go
-        self._answered = answered
+        self._store = store
+        self._in_order = trio.Lock()  # one at a time, in the order Go answered them
 
     async def handle(self, call: ServerCall) -> None:
         if call.method not in WATCHED:
@@ -70,7 +71,25 @@ class GoStateWatch:
         response = tee.response_record()
         request = tee.request_record()
         if response.trailer(b"grpc-status") == b"0" and request.messages:
-            self._answered(call.method, request.messages[0], response.messages[0] if response.messages else None)
+            # Following the call reads the volume's whole .idx and waits for the view's lock, which
+            # a thread loading a view holds: a thread's job. Until it is done, lookups of the
+            # volumes it changes wait (in threads), so none is served as it was before the call.
+            store, req = self._store, request.messages[0]
+            answer = response.messages[0] if response.messages else None
+            settling = store.go_answering(call.method, req)
+            taken = False
+
+            def follow() -> None:
+                nonlocal taken
+                taken = True  # go_answered releases `settling`, whatever happens
+                store.go_answered(call.method, req, answer, settling=settling)
+
+            try:
+                async with self._in_order:
+                    await trio.to_thread.run_sync(follow)
+            finally:
+                if not taken:  # cancelled before the thread started
+                    store.go_state.end(settling)
 
 
 def mixed_server(cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, weed: Path) -> ProxyServer:
@@ -167,7 +186,7 @@ class MixedExtension:
         else:  # the read-only view follows what Go holds in memory
             store = self.native.ctx.store
             if isinstance(store, FollowerStore):
-                targets[Target.GO] = GoStateWatch(go, store.go_answered)
+                targets[Target.GO] = GoStateWatch(go, store)
         return targets
 
     def metrics(self) -> list:

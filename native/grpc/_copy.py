@@ -34,6 +34,7 @@ from native.storage import (
     remove_file,
     volume_base_name,
 )
+from native.offload import storage_call
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, Context, GrpcError
 
@@ -90,8 +91,8 @@ class _RateLimit:
             self.since = trio.current_time()
 
 
-def _find(store, vid: int):
-    v = store.find_volume(vid)
+async def _find(store, vid: int):
+    v = await storage_call(store.find_volume, vid)
     if v is None:
         raise go_error(f"not found volume id {vid}")
     return v
@@ -102,10 +103,11 @@ def _find(store, vid: int):
 async def volume_sync_status(
     svc: Services, req: vs.VolumeSyncStatusRequest, ctx: Context,
 ) -> vs.VolumeSyncStatusResponse:
-    v = _find(svc.store, req.volume_id)
+    v = await _find(svc.store, req.volume_id)
+    s = await storage_call(v.stats)
     return vs.VolumeSyncStatusResponse(
         volume_id=v.id, collection=v.collection, replication=str(v.replica_placement), ttl=str(v.ttl),
-        tail_offset=v.dat_size, compact_revision=v.super_block.compaction_revision, idx_file_size=v.idx_size,
+        tail_offset=s.dat_size, compact_revision=v.super_block.compaction_revision, idx_file_size=s.idx_size,
         version=v.version,
     )
 
@@ -114,8 +116,8 @@ async def volume_incremental_copy(
     svc: Services, req: vs.VolumeIncrementalCopyRequest, ctx: Context,
 ) -> AsyncIterator[vs.VolumeIncrementalCopyResponse]:
     """The `.dat` bytes from the first record appended after `since_ns` to the end."""
-    v = _find(svc.store, req.volume_id)
-    fd, stop = v.pinned_dat()
+    v = await _find(svc.store, req.volume_id)
+    fd, stop = await storage_call(v.pinned_dat)
     try:
         try:
             start = await trio.to_thread.run_sync(locate_since, v, req.since_ns)
@@ -136,10 +138,10 @@ async def volume_incremental_copy(
 
 # CopyFile -------------------------------------------------------------------------------------
 
-def _copy_source(store, req: vs.CopyFileRequest) -> str | None:
+async def _copy_source(store, req: vs.CopyFileRequest) -> str | None:
     """The file to send; None when an EC file is absent."""
     if not req.is_ec_volume:
-        v = _find(store, req.volume_id)
+        v = await _find(store, req.volume_id)
         if v.super_block.compaction_revision != req.compaction_revision and req.compaction_revision != ANY_REVISION:
             raise go_error(f"volume {req.volume_id} is compacted")
         return v.file_name(req.ext)
@@ -159,7 +161,7 @@ async def copy_file(svc: Services, req: vs.CopyFileRequest, ctx: Context) -> Asy
         check_collection(req.collection)
     except ValueError as exc:
         raise go_error(str(exc)) from None
-    path = _copy_source(svc.store, req)
+    path = await _copy_source(svc.store, req)
     if path is None:
         if req.ignore_source_file_not_found:
             return

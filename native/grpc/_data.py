@@ -39,6 +39,7 @@ from native.storage import (
     read_body,
     scan_records,
 )
+from native.offload import storage_call
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context, GrpcError
 
@@ -216,7 +217,7 @@ async def read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest, ctx: Co
 
 
 async def _read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest) -> vs.ReadNeedleBlobResponse:
-    v = svc.store.find_volume(req.volume_id)
+    v = await storage_call(svc.store.find_volume, req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id}")
     prefix = f"read needle blob offset {req.offset} size {req.size}: "
@@ -225,7 +226,7 @@ async def _read_needle_blob(svc: Services, req: vs.ReadNeedleBlobRequest) -> vs.
     length = actual_size(req.size, v.version)
     if req.offset < 0:  # os.File.ReadAt's refusal, which Go passes on
         raise go_error(prefix + negative_offset(v.dat_path))
-    if req.offset + length > v.dat_size:
+    if req.offset + length > (await storage_call(v.stats)).dat_size:
         raise go_error(prefix + "EOF")
     try:
         blob = await trio.to_thread.run_sync(v.read_at, length, req.offset)
@@ -245,7 +246,7 @@ async def read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest, ctx: Co
 
 
 async def _read_needle_meta(svc: Services, req: vs.ReadNeedleMetaRequest) -> vs.ReadNeedleMetaResponse:
-    v = svc.store.find_volume(req.volume_id)
+    v = await storage_call(svc.store.find_volume, req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id} and read needle metadata at ec shards is not supported")
     if req.offset < 0:
@@ -302,11 +303,11 @@ async def read_all_needles(
 ) -> AsyncIterator[vs.ReadAllNeedlesResponse]:
     check_admin(svc.guard, ctx)
     for vid in req.volume_ids:
-        v = svc.store.find_volume(vid)
+        v = await storage_call(svc.store.find_volume, vid)
         if v is None:
             _read_failure(svc)
             raise go_error(f"not found volume id {vid}")
-        fd, end = v.pinned_dat()
+        fd, end = await storage_call(v.pinned_dat)
         try:
             messages = _read_all_messages(v, fd, end)
             while batch := await next_batch(messages, size=lambda m: len(m.needle_blob) + 64):

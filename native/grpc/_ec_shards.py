@@ -20,6 +20,7 @@ from native.grpc._guards import check_maintenance, check_peer, grpc_target, wrap
 from native.grpc._services import Handler, Services
 from native.storage import TOMBSTONE_SIZE, StorageError, remove_file, volume_base_name
 from native.storage.ec import SIDECAR_EXT, EcMountError, remove_sidecars, shard_ext
+from native.offload import storage_call
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Channel, Context, GrpcError
 
@@ -206,7 +207,8 @@ async def volume_ec_shards_unmount(
             ev = ec.find_volume(req.volume_id)
             if ev is None or not (0 < ev.encode_ts_ns < req.encode_ts_ns):
                 continue
-        ec.unmount_shard(req.volume_id, sid)
+        # closing an EC volume waits for a delete's journal fsync: not on the event loop
+        await trio.to_thread.run_sync(ec.unmount_shard, req.volume_id, sid)
     svc.master.notify_changed()
     return vs.VolumeEcShardsUnmountResponse()
 
@@ -225,7 +227,7 @@ async def volume_ec_shard_read(
         raise go_error(f"ec shard {req.volume_id}.{req.shard_id} belongs to a different encode run")
     if req.file_key != 0:
         try:
-            _, size = ev.find_needle(req.file_key)
+            _, size = await storage_call(ev.find_needle, req.file_key)
         except StorageError:
             size = 0
         if size < 0:
@@ -256,7 +258,7 @@ async def volume_ec_blob_delete(
     check_maintenance(svc)
     for _, ev in svc.store.ec.volumes_of(req.volume_id)[:1]:
         try:
-            _, size = ev.find_needle(req.file_key)
+            _, size = await storage_call(ev.find_needle, req.file_key)
         except StorageError:
             raise go_error("locate in local ec volume: FindNeedleFromEcx: needle not found") from None
         if size < 0:

@@ -26,6 +26,7 @@ from native.grpc._services import Handler, Services
 from native.fileid import FidError, NumError, new_volume_id, parse_path
 from native.query import Filter, select_records
 from native.storage import Deleted, NotFound, StorageError
+from native.offload import storage_call
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
 
@@ -55,10 +56,10 @@ async def query(svc: Services, req: vs.QueryRequest, ctx: Context) -> AsyncItera
     json_input = req.input_serialization.HasField("json_input")
     for fid in req.from_file_ids:
         vid, key, cookie = _parse_fid(fid)
-        v = store.find_volume(vid)
+        v = await storage_call(store.find_volume, vid)
         if v is None:
             raise go_error(f"volume {vid} not found")
-        nv = v.needle_value(key)
+        nv = await storage_call(v.needle_value, key)
         try:
             n = await trio.to_thread.run_sync(lambda: v.read_needle(key, None))
         except Deleted:

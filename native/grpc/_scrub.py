@@ -26,6 +26,7 @@ from native.master_client import MasterCallError
 from native.storage import StorageError, scrub_index
 from native.storage import scrub_volume as scrub_volume_records
 from native.storage.ec import checksum_scrub, scrub_ec_index, scrub_ec_local
+from native.offload import storage_call
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
@@ -42,11 +43,13 @@ _VOLUME_MODES: dict[int, Callable[[Any], tuple[int, list[str]]]] = {
 async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) -> vs.ScrubVolumeResponse:
     check_admin(svc.guard, ctx)
     store = svc.store
-    vids = list(req.volume_ids) or [vid for loc in store.locations for vid in loc.volume_ids()]
+    # every volume: in a thread (mixed mode's follower loads the views it lists)
+    vids = list(req.volume_ids) or await trio.to_thread.run_sync(
+        lambda: [vid for loc in store.locations for vid in loc.volume_ids()])
     resp = vs.ScrubVolumeResponse()
     broken = []
     for vid in vids:
-        v = store.find_volume(vid)
+        v = await storage_call(store.find_volume, vid)
         if v is None:
             raise go_error(f"volume id {vid} not found")
         scrub = _VOLUME_MODES.get(req.mode)
@@ -90,7 +93,7 @@ async def scrub_ec_volume(svc: Services, req: vs.ScrubEcVolumeRequest, ctx: Cont
     store = svc.store
     if req.force_deleted_needles_check and req.mode not in (FULL, READS):
         raise go_error("deleted needle checks are only supported for FULL and READS scrubs")
-    vids = list(req.volume_ids) or _ec_volume_ids(store)
+    vids = list(req.volume_ids) or await trio.to_thread.run_sync(_ec_volume_ids, store)
     resp = vs.ScrubEcVolumeResponse()
     for vid in vids:
         ev = store.ec.find_volume(vid)

@@ -46,16 +46,17 @@ class StateFile:
             raise ValueError(f"failed to parse store state from {self.path} : {exc}") from exc
 
     def proto(self) -> vs.VolumeServerState:
-        """A copy of the current state."""
+        """A copy of the current state. No lock: the heartbeat and every guarded rpc read it on
+        the event loop, and an update holds the lock while it writes the file; `_pb` is replaced
+        whole, never changed in place."""
         if self.follow:
             try:
                 self._pb = self._read()
             except ValueError:
                 pass  # a half-written file: keep the last good state
-        with self._lock:
-            out = vs.VolumeServerState()
-            out.CopyFrom(self._pb)
-            return out
+        out = vs.VolumeServerState()
+        out.CopyFrom(self._pb)
+        return out
 
     @property
     def maintenance(self) -> bool:

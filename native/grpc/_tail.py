@@ -34,6 +34,7 @@ from native.storage import (
     locate_since,
     scan_records,
 )
+from native.offload import storage_call
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
 from weedpy.serve.tail import tail_from_source
@@ -73,7 +74,7 @@ async def _send_since(v, since_ns: int) -> AsyncIterator[vs.VolumeTailSenderResp
         yield since_ns
         return
     last = 0
-    fd, end = v.pinned_dat()
+    fd, end = await storage_call(v.pinned_dat)
     try:
         records = scan_records(fd, version, start, end)
         while batch := await next_batch(records, size=lambda r: len(r.body)):
@@ -89,7 +90,7 @@ async def _send_since(v, since_ns: int) -> AsyncIterator[vs.VolumeTailSenderResp
 async def volume_tail_sender(
     svc: Services, req: vs.VolumeTailSenderRequest, ctx: Context,
 ) -> AsyncIterator[vs.VolumeTailSenderResponse]:
-    v = svc.store.find_volume(req.volume_id)
+    v = await storage_call(svc.store.find_volume, req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id}")
     last_ts = req.since_ns

@@ -55,7 +55,7 @@ async def vacuum_volume_check(
     svc: Services, req: vs.VacuumVolumeCheckRequest, ctx: Context,
 ) -> vs.VacuumVolumeCheckResponse:
     try:
-        ratio = svc.store.check_compact_volume(req.volume_id)
+        ratio = await trio.to_thread.run_sync(svc.store.check_compact_volume, req.volume_id)
     except VolumeNotFound as exc:
         raise go_error(f"{exc}: volume not found", Status.NOT_FOUND) from None
     return vs.VacuumVolumeCheckResponse(garbage_ratio=ratio)

@@ -29,6 +29,7 @@ from native.storage import (
     legacy_crc_value,
 )
 from native.storage.tier import remote_files
+from native.offload import storage_call
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context, Status
@@ -234,10 +235,10 @@ async def volume_mark_writable(
 
 
 async def volume_status(svc: Services, req: vs.VolumeStatusRequest, ctx: Context) -> vs.VolumeStatusResponse:
-    v = svc.store.find_volume(req.volume_id)
+    v = await storage_call(svc.store.find_volume, req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id}")
-    s = v.stats()
+    s = await storage_call(v.stats)
     return vs.VolumeStatusResponse(
         is_read_only=s.read_only, volume_size=s.dat_size, file_count=s.file_count,
         file_deleted_count=s.delete_count,
@@ -248,10 +249,10 @@ async def read_volume_file_status(
     svc: Services, req: vs.ReadVolumeFileStatusRequest, ctx: Context,
 ) -> vs.ReadVolumeFileStatusResponse:
     store = svc.store
-    v = store.find_volume(req.volume_id)
+    v = await storage_call(store.find_volume, req.volume_id)
     if v is None:
         raise go_error(f"not found volume id {req.volume_id}")
-    s = v.stats()
+    s = await storage_call(v.stats)
     loc = store.location_of(v.id)
     return vs.ReadVolumeFileStatusResponse(
         volume_id=req.volume_id, idx_file_timestamp_seconds=s.modified_at_second, idx_file_size=s.idx_size,
@@ -266,13 +267,13 @@ async def volume_needle_status(
 ) -> vs.VolumeNeedleStatusResponse:
     check_admin(svc.guard, ctx)
     store = svc.store
-    v = store.find_volume(req.volume_id)
+    v = await storage_call(store.find_volume, req.volume_id)
     ec = getattr(store, "ec", None)  # mixed mode's read-only view holds no EC volumes
     if v is None and ec is not None and ec.has(req.volume_id):
         return await _ec_needle_status(svc, req)
     if v is None:
         raise go_error(f"volume not found {req.volume_id}")
-    nv = v.needle_value(req.needle_id)
+    nv = await storage_call(v.needle_value, req.needle_id)
     if nv is None:
         raise go_error(f"needle not found {req.needle_id}", Status.NOT_FOUND)
     if nv.is_deleted:

@@ -3,19 +3,13 @@ writeJson / writeJsonError, http.Error, SetEtag, the headers every handler respo
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-import trio
+from typing import Any
 
 from native.http._gojson import marshal
 from native.http._request import GoRequest
-from native.storage import WouldBlock
+from native.offload import storage_call
 from weedpy.http1 import GoHeader, GoResponse
 from weedpy.serve.replies import request_id
-
-T = TypeVar("T")
 
 __all__ = [
     "storage_call",
@@ -27,17 +21,6 @@ __all__ = [
     "set_etag",
     "body_allowed",
 ]
-
-
-async def storage_call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`fn(..., blocking=False)` right here on the event loop (the common case: no lock to wait
-    for); when it would wait for a lock another thread or process holds (a compaction commit, an
-    fsync, another process's append), `fn(...)` in a worker thread instead, so no connection, gRPC
-    stream or heartbeat ever waits behind it."""
-    try:
-        return fn(*args, blocking=False, **kwargs)
-    except WouldBlock:
-        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
 def handler_header(server: str, req: GoRequest) -> GoHeader:

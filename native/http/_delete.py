@@ -42,7 +42,7 @@ async def delete(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
     store = app.ctx.store
     if store.ec.has(vid):  # Go serves the EC copy first
         return await ec_delete(app, req, h, vid, key, cookie)
-    vol = store.find_volume(vid)
+    vol = await storage_call(store.find_volume, vid)
     try:
         if vol is None:
             raise StorageError(f"volume {vid} not found")

@@ -44,11 +44,11 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     vid = int(m.group(1))
     if vid > 0xFFFFFFFF:
         return None
-    vol = app.ctx.store.find_volume(vid)
-    if vol is None:
-        return None
     fid = m.group(2)
     try:
+        vol = app.ctx.store.find_volume(vid, blocking=False)  # WouldBlock (a StorageError): the full path
+        if vol is None:
+            return None
         found = vol.read_plain(int(fid[:-8], 16), PAGED_READ_LIMIT)
     except StorageError:
         return None

@@ -82,7 +82,10 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
     if vid > 0xFFFFFFFF:
         return False
     store = app.ctx.store
-    vol = store.find_volume(vid)
+    try:
+        vol = store.find_volume(vid, blocking=False)
+    except StorageError:  # WouldBlock: the full path looks it up in a thread
+        return False
     if vol is None or vol.replica_placement.copy_count != 1:
         return False
     body = exch.buffered_body()

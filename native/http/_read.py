@@ -109,7 +109,7 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
     except (NumError, FidError):
         return empty(h, 400)
     store = app.ctx.store
-    vol = store.find_volume(vid)
+    vol = await storage_call(store.find_volume, vid)
     if vol is None:
         if store.ec.has(vid):  # an EC volume held here (Go: hasEcVolume)
             return await ec_get_or_head(app, req, h, scope, vid, key, cookie, up)
@@ -124,7 +124,7 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
     image_op = has_query and _image_op(lower_ext, req)
     attempt_meta = req.method == "HEAD" or not image_op
 
-    nv = vol.needle_value(key)
+    nv = await storage_call(vol.needle_value, key)
     if nv is None or nv.offset == 0:
         return _not_found(app, h, invalid=True)
     size = nv.size
@@ -149,7 +149,7 @@ async def get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: "Sc
             if getattr(vol, "is_remote", False):  # tiered: ranged GETs from remote storage, never on the event loop
                 n = await trio.to_thread.run_sync(lambda: vol.read_needle(key, None, read_deleted=read_deleted))
             elif attempt_meta and size > PAGED_READ_LIMIT:
-                stream = vol.open_needle_stream(key, None, read_deleted=read_deleted)
+                stream = await storage_call(vol.open_needle_stream, key, None, read_deleted=read_deleted)
                 n = stream.needle
                 if n.is_compressed or n.is_chunk_manifest:
                     stream.close()
@@ -286,7 +286,7 @@ async def ec_get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: 
     if ev is None:
         return _not_found(app, h, invalid=True)
     try:
-        _, size = ev.find_needle(key)
+        _, size = await storage_call(ev.find_needle, key)
     except NotFound:
         return _not_found(app, h, invalid=True)
     except (StorageError, OSError) as exc:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from native.http._common import empty, json_response
 from native.http._gojson import Raw, Struct
 from native.http._request import GoRequest
+from native.offload import control_thread
 from weedpy.http1 import GoHeader, GoResponse
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ def _volume(v, disk_id: int, disk_type: str, remote_storage_name: str = "") -> S
 
 
 async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
+    """Built in a control thread (native/offload.py): statfs per disk and every volume's stats,
+    which in a worker process may wait for a volume the leader just replaced to reopen."""
+    return json_response(h, req, 200, await control_thread(_status_doc, app))
+
+
+def _status_doc(app: "NativeHttp") -> dict:
     store = app.ctx.store
     disks = []
     for loc in store.locations:
@@ -98,7 +105,7 @@ async def status(app: "NativeHttp", req: GoRequest, h: GoHeader) -> GoResponse:
         "Version": app.ctx.full_version or app.ctx.version,
         "Volumes": [v for _, v in volumes] if volumes else None,
     }
-    return json_response(h, req, 200, doc)
+    return doc
 
 
 def healthz(app: "NativeHttp", h: GoHeader) -> GoResponse:

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from native.offload import control_thread
 from weedpy.http1 import GoHeader, GoResponse
 
 if TYPE_CHECKING:
@@ -16,8 +17,10 @@ __all__ = ["ui_page", "render_ui"]
 _START = time.monotonic()
 
 
-def ui_page(app: "NativeHttp", h: GoHeader) -> GoResponse:
-    return GoResponse(200, h, render_ui(app).encode("utf-8"))
+async def ui_page(app: "NativeHttp", h: GoHeader) -> GoResponse:
+    """The page is built in a control thread: every volume's stats and statfs, none on the event
+    loop (native/offload.py)."""
+    return GoResponse(200, h, (await control_thread(render_ui, app)).encode("utf-8"))
 
 
 def _human(n: int) -> str:

@@ -108,7 +108,7 @@ async def _replicated_write(app: "NativeHttp", req: GoRequest, vid: int, n: Need
     flight and timed, replica targets observed, replication operations counted."""
     store = app.ctx.store
     metrics = app.ctx.metrics
-    vol = store.find_volume(vid)
+    vol = await storage_call(store.find_volume, vid)
     remotes: list[str] = []
     if req.form_value("type") != "replicate":
         try:

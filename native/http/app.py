@@ -19,7 +19,7 @@ import trio
 from native.context import NativeContext
 from native.fileid import FidError, new_volume_id, parse_key_cookie, parse_url_path
 from native.gostrconv import NumError
-from native.http._common import empty, handler_header, json_error
+from native.http._common import empty, handler_header, json_error, storage_call
 from native.http._content import ContentError, FileBody
 from native.http._delete import delete
 from native.http._fast import fast_read
@@ -278,7 +278,7 @@ class NativeHttp:
                 if path == "/status":
                     return await status(self, req, h)
                 if path == "/ui/index.html":
-                    return ui_page(self, h)
+                    return await ui_page(self, h)
                 return healthz(self, h)
             return await self._private(exch, req, scope)
         return await self._public(exch, req, scope)
@@ -341,7 +341,7 @@ class NativeHttp:
                     return empty(h, 400)
                 except ValueError:
                     raise DropConnection from None
-                vol = self.ctx.store.find_volume(vid)
+                vol = await storage_call(self.ctx.store.find_volume, vid)
                 if vol is not None and vol.replica_placement.has_replication:
                     up = parse_url_path(req.path)
                     return await self.proxy_or_redirect(req, h, scope, up.vid, up.fid)

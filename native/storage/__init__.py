@@ -13,8 +13,9 @@ Layers, bottom up:
 - `Volume`: one volume's files; many readers (lock-free `pread`) alongside one writer;
 - `DiskLocation` (one `-dir`) and `Store` (all of them): what the HTTP/gRPC handlers call.
 
-Everything here blocks; call it from worker threads (`trio.to_thread.run_sync`), or directly
-for small reads.
+Everything here blocks; call it from worker threads (`trio.to_thread.run_sync`). The calls an
+event loop makes directly take `blocking=False` and raise `WouldBlock` instead of waiting for a
+lock another thread or process holds (`native.offload.storage_call` then runs them in a thread).
 
 Handler entry points (all on `Store`; `vid` is the volume id, `needle_id` the key):
 

@@ -200,9 +200,10 @@ class DiskLocation:
 
     # queries -----------------------------------------------------------------------------------
 
-    def find_volume(self, vid: int) -> Volume | None:
-        with self._lock:
-            v = self._volumes.get(vid)
+    def find_volume(self, vid: int, *, blocking: bool = True) -> Volume | None:
+        """Lock-free (one dict lookup: `_lock` only orders the changes), so the event loop calls
+        it directly; `blocking` is for the lookups that may load (mixed mode's follower)."""
+        v = self._volumes.get(vid)
         if v is not None and v.shared is not None and v.shared.vid != vid:
             return None  # the leader removed it; this process's view goes at the next sync
         return v

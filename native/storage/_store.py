@@ -33,7 +33,7 @@ LOAD_THREADS = 4  # volumes loaded at once: file reads, numpy and CRCs release t
 
 
 class _Location(Protocol):
-    def find_volume(self, vid: int) -> Volume | None: ...
+    def find_volume(self, vid: int, *, blocking: bool = True) -> Volume | None: ...
     def volumes(self) -> list[Volume]: ...
     def status(self) -> DiskStatus: ...
 
@@ -43,9 +43,11 @@ class VolumeLookup:
 
     locations: Sequence[_Location]
 
-    def find_volume(self, vid: int) -> Volume | None:
+    def find_volume(self, vid: int, *, blocking: bool = True) -> Volume | None:
+        """Not `blocking` (the event loop): WouldBlock where finding it would wait or load (a
+        follower's view that must be loaded again); a store's own lookups never do."""
         for loc in self.locations:
-            v = loc.find_volume(vid)
+            v = loc.find_volume(vid, blocking=blocking)
             if v is not None:
                 return v
         return None

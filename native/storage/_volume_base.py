@@ -207,8 +207,10 @@ class VolumeBase:
     def _follow(self, blocking: bool = True) -> None:
         """Catch up with the other processes serving this volume (`_volume_shared`); alone, nothing."""
 
-    def stats(self) -> VolumeStats:
-        self._follow()
+    def stats(self, *, blocking: bool = True) -> VolumeStats:
+        """Not `blocking` (the event loop): WouldBlock instead of waiting to catch up with the
+        server's other processes (a reopen, another thread's catch-up)."""
+        self._follow(blocking)
         c = self.nm.counters()
         reasons = self.read_only_reasons()
         try:

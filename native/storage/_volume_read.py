@@ -46,12 +46,26 @@ class VolumeReads(VolumeBase):
 
     # raw bytes ---------------------------------------------------------------------------------
 
-    def pinned_dat(self) -> tuple[int, int]:
+    def pinned_dat(self, *, blocking: bool = True) -> tuple[int, int]:
         """(a private duplicate of the `.dat` fd, its size now): for long scans that must not
-        see a compaction commit swap the files underneath. The caller closes the fd."""
-        self._follow()
-        with self._reading():
+        see a compaction commit swap the files underneath. The caller closes the fd. Not
+        `blocking` (the event loop): WouldBlock instead of waiting for a swap or a reopen."""
+        self._follow(blocking)
+        gate = self._enter_gate(blocking)
+        try:
             return os.dup(self._dat_fd), self._dat_size
+        finally:
+            gate.__exit__()
+
+    def _enter_gate(self, blocking: bool):
+        """The read gate entered (`_reading()`), or WouldBlock when not `blocking` and a
+        compaction commit is swapping the files (a swap waits for every reader in flight)."""
+        gate = self._gate
+        if blocking:
+            gate.__enter__()
+        elif not gate.enter_nowait():
+            raise WouldBlock(f"volume {self.id} is swapping its files")
+        return gate
 
     def read_at(self, length: int, offset: int) -> bytes:
         """Raw `.dat` bytes (short at the end of the file), for the gRPC readers that take
@@ -103,11 +117,7 @@ class VolumeReads(VolumeBase):
         `blocking` (the event loop): WouldBlock instead of waiting for a lock or a swap.
         """
         self._follow(blocking)
-        gate = self._reading()
-        if blocking:
-            gate.__enter__()
-        elif not gate.enter_nowait():
-            raise WouldBlock(f"volume {self.id} is swapping its files")
+        gate = self._enter_gate(blocking)
         try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
@@ -260,10 +270,13 @@ class VolumeReads(VolumeBase):
             raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
         return decode_meta(head, rest, self.version)
 
-    def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
-        """Metadata now, data on demand: for needles too large to read whole (Go streams > 1 MiB)."""
-        self._follow()
-        with self._reading():
+    def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False,
+                           blocking: bool = True) -> NeedleStream:
+        """Metadata now, data on demand: for needles too large to read whole (Go streams > 1 MiB).
+        Not `blocking`: WouldBlock instead of waiting for a swap or a reopen."""
+        self._follow(blocking)
+        gate = self._enter_gate(blocking)
+        try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
                 return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0)
@@ -271,6 +284,8 @@ class VolumeReads(VolumeBase):
             n, data_size = self._read_meta_at(offset, size)
             self._check_ttl_and_cookie(n, cookie)
             return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size)
+        finally:
+            gate.__exit__()
 
     def iter_records(self, start: int | None = None) -> Iterator[RecordInfo]:
         """Walk `.dat` record by record from `start` (default: after the super block) by

@@ -24,7 +24,11 @@ from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
 from ._types import TOMBSTONE_SIZE
 from ._volume_base import VolumeBase
 
-__all__ = ["VolumeSharing", "WouldBlock", "VolumeGone"]
+__all__ = ["VolumeSharing", "WouldBlock", "VolumeGone", "INLINE_CATCH_UP_BYTES"]
+
+# Rows other processes appended that the event loop applies itself before a read (a few per
+# request in steady state); more than this (a burst while this process was idle) is a thread's job.
+INLINE_CATCH_UP_BYTES = 64 << 10
 
 
 class WouldBlock(StorageError):
@@ -101,17 +105,26 @@ class VolumeSharing(VolumeBase):
                 finally:
                     s.unlock()
             return
+        if not blocking and s.idx_end - self._idx_size > INLINE_CATCH_UP_BYTES:
+            raise WouldBlock(f"volume {self.id}: many rows to catch up with")
         lock = self._follow_lock
         assert lock is not None
         if not lock.acquire(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being caught up by another thread")
         try:
-            self._apply_committed(s)
+            self._apply_committed(s, exact=False)
         finally:
             lock.release()
 
-    def _apply_committed(self, s: SharedSlot) -> None:
-        """Follow lock held: the rows committed since, the committed `.dat` end, clocks and flags."""
+    def _apply_committed(self, s: SharedSlot, *, exact: bool) -> None:
+        """Follow lock held: the rows committed since, the committed `.dat` end, clocks and flags.
+
+        `exact` (`_sync_locked`: the write lock and the slot lock held) makes the view the committed
+        state, ends and marks included. Otherwise (a read catching up, with neither lock) the view
+        only moves forward: a local append may have written its record and row without publishing
+        them yet (its ends are ahead of the slot's), and a local mark may be set and not yet
+        published (the write lock is held then); taking the slot's older values would make those
+        publish them, and the next append overwrite the record or the mark be lost."""
         end = s.idx_end
         if end > self._idx_size:
             raw = os.pread(self._idx_fd, end - self._idx_size, self._idx_size)
@@ -124,12 +137,15 @@ class VolumeSharing(VolumeBase):
                 else:
                     nm.put(e.key, e.offset, e.size)
             self._idx_size = end
-        self._dat_size = s.dat_end
+        dat_end = s.dat_end
+        if exact or dat_end > self._dat_size:
+            self._dat_size = dat_end
         self.last_append_at_ns = max(self.last_append_at_ns, s.last_append_ns)
         self.last_modified_ts = max(self.last_modified_ts, s.last_modified)
-        flags = s.flags
-        self.no_write_or_delete = bool(flags & NO_WRITE_OR_DELETE)
-        self.no_write_can_delete = bool(flags & NO_WRITE_CAN_DELETE)
+        if exact or not self._write_lock.locked():  # a local change may be on its way to the slot
+            flags = s.flags
+            self.no_write_or_delete = bool(flags & NO_WRITE_OR_DELETE)
+            self.no_write_can_delete = bool(flags & NO_WRITE_CAN_DELETE)
 
     # appends -------------------------------------------------------------------------------------
 
@@ -141,7 +157,7 @@ class VolumeSharing(VolumeBase):
         if not s.lock(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
-            if s.generation != self._shared_gen and not blocking:
+            if not blocking and (s.generation != self._shared_gen or self._idx_size > s.idx_end):
                 raise WouldBlock(f"volume {self.id} must be reopened first")
             self._sync_locked(s)
             if self.no_write_or_delete:
@@ -181,7 +197,7 @@ class VolumeSharing(VolumeBase):
         lock = self._follow_lock
         assert lock is not None
         with lock:
-            self._apply_committed(s)
+            self._apply_committed(s, exact=True)
 
 
 class _Replacing:

@@ -175,3 +175,65 @@ def test_volumes_load_in_parallel_threads_into_distinct_slots(tmp_path: Path) ->
     worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
     worker.sync_shared()
     assert [worker.read_needle(vid, 1).data for vid in range(1, 41)] == [b"v%d" % vid for vid in range(1, 41)]
+
+
+def test_a_read_catching_up_never_rolls_back_an_append_in_flight(tmp_path: Path) -> None:
+    """A reader's catch-up (`_follow`, no write lock) while a local append has written its record
+    and row but not published them yet must leave the appender's ends alone: taking the slot's
+    (older) `.dat` end made the appender publish it, and the next append overwrote the record."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    written, go_on = threading.Event(), threading.Event()
+    append_idx = v._append_idx
+
+    def paused_append_idx(row: bytes) -> None:
+        append_idx(row)
+        written.set()  # record and row written, nothing published yet
+        go_on.wait(10)
+
+    v._append_idx = paused_append_idx
+    t = threading.Thread(target=leader.write_needle, args=(VID, mk(1, b"first" * 100)))
+    t.start()
+    try:
+        assert written.wait(10)
+        v._follow()  # a read of the same volume arrives meanwhile
+        with pytest.raises(Exception, match="not found"):
+            worker.read_needle(VID, 1)  # not committed yet: no other process sees it
+    finally:
+        go_on.set()
+        t.join(10)
+    v._append_idx = append_idx
+    worker.write_needle(VID, mk(2, b"second" * 100))  # the next append, from the other process
+    leader.write_needle(VID, mk(3, b"third" * 100))
+    for store in (leader, worker):
+        assert [store.read_needle(VID, i).data for i in (1, 2, 3)] == [b"first" * 100, b"second" * 100, b"third" * 100]
+    assert os.path.getsize(v.dat_path) == v.shared.dat_end
+
+
+def test_a_read_catching_up_never_undoes_a_mark_being_published(tmp_path: Path) -> None:
+    """Likewise for the read-only marks: a reader's catch-up between a local mark and its
+    publication must not put the slot's old marks back (the old marks would be published)."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    marked, go_on = threading.Event(), threading.Event()
+    publish = v.publish_flags
+
+    def paused_publish() -> None:
+        marked.set()  # the marks set on this view, not published yet
+        go_on.wait(10)
+        publish()
+
+    v.publish_flags = paused_publish
+    t = threading.Thread(target=leader.mark_volume_readonly, args=(VID,))
+    t.start()
+    try:
+        assert marked.wait(10)
+        worker.write_needle(VID, mk(1, b"before the mark is out"))  # moves the slot: leader reads catch up
+        v._follow()
+    finally:
+        go_on.set()
+        t.join(10)
+    v.publish_flags = publish
+    assert v.read_only
+    with pytest.raises(Exception, match="read only"):
+        worker.write_needle(VID, mk(2, b"refused"))

@@ -124,14 +124,18 @@ class Exchange:
 
     async def send_file(self, fd: int, offset: int, count: int) -> int:
         """Send `count` bytes of a file from `offset` (sendfile(2) when the stream is a plain
-        socket, else pread + send); returns how many were sent (fewer if the file is short)."""
+        socket, else pread + send); returns how many were sent (fewer if the file is short).
+
+        The file is read in a worker thread: sendfile on a non-blocking socket never waits for
+        the peer, but it reads the file's pages itself, from the disk when they are not cached
+        (the event loop would stop for that long, every connection with it)."""
         sent = 0
         sock = getattr(self._stream, "sock", None)
         if sock is not None and hasattr(os, "sendfile"):
             out_fd = sock.fileno()
             while sent < count:
                 try:
-                    n = os.sendfile(out_fd, fd, offset + sent, min(count - sent, 1 << 24))
+                    n = await trio.to_thread.run_sync(os.sendfile, out_fd, fd, offset + sent, min(count - sent, 1 << 24))
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
                     continue
@@ -143,7 +147,7 @@ class Exchange:
             await trio.lowlevel.checkpoint()
         else:
             while sent < count:
-                piece = os.pread(fd, min(count - sent, 1 << 20), offset + sent)
+                piece = await trio.to_thread.run_sync(os.pread, fd, min(count - sent, 1 << 20), offset + sent)
                 if not piece:
                     break
                 await self._stream.send_all(piece)

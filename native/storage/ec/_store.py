@@ -229,23 +229,25 @@ class EcStore:
 
     # queries ---------------------------------------------------------------------------------
 
+    # The lookups take no lock: each is one dict lookup per location (`_lock` orders the changes,
+    # and a mount holds it while it opens a volume's files; an unmount, while closing waits for a
+    # journal fsync). Every DELETE and every read of a volume not held here asks `has`.
+
     def find_volume(self, vid: int) -> EcVolume | None:
-        with self._lock:
-            for vols in self._vols:
-                if vid in vols:
-                    return vols[vid]
+        for vols in self._vols:
+            ev = vols.get(vid)
+            if ev is not None:
+                return ev
         return None
 
     def volumes_of(self, vid: int) -> list[tuple[int, EcVolume]]:
-        with self._lock:
-            return [(i, vols[vid]) for i, vols in enumerate(self._vols) if vid in vols]
+        return [(i, ev) for i, vols in enumerate(self._vols) if (ev := vols.get(vid)) is not None]
 
     def find_shard(self, vid: int, sid: int) -> tuple[EcVolume, EcShard] | None:
-        with self._lock:
-            for vols in self._vols:
-                ev = vols.get(vid)
-                if ev is not None and (s := ev.shard(sid)) is not None:
-                    return ev, s
+        for vols in self._vols:
+            ev = vols.get(vid)
+            if ev is not None and (s := ev.shard(sid)) is not None:
+                return ev, s
         return None
 
     def all(self) -> list[tuple[int, EcVolume]]:

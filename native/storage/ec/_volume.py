@@ -16,6 +16,7 @@ import threading
 import time
 
 from .._errors import NotFound, StorageError
+from .._volume_shared import WouldBlock
 from .._idx import IdxCodec
 from .._names import volume_base_name
 from .._types import CURRENT_VERSION, actual_size
@@ -145,8 +146,7 @@ class EcVolume:
         return s
 
     def shard(self, shard_id: int) -> EcShard | None:
-        with self._lock:
-            return self.shards.get(shard_id)
+        return self.shards.get(shard_id)  # one dict lookup: no lock (the event loop calls it)
 
     def shard_ids(self) -> list[int]:
         with self._lock:
@@ -164,37 +164,46 @@ class EcVolume:
 
     @property
     def shard_size(self) -> int:
-        with self._lock:
-            first = next(iter(sorted(self.shards)), None)
-            return self.shards[first].size if first is not None else 0
+        # no lock (the event loop locates needles): a snapshot of the ids, then one lookup; a
+        # shard unmounted in between counts as none
+        first = min(list(self.shards), default=None)
+        shard = self.shards.get(first) if first is not None else None
+        return shard.size if shard is not None else 0
 
     # index ---------------------------------------------------------------------------------------
 
-    def _follow_journal(self) -> None:
-        """Take the ids other processes of this server journalled since (the `.ecj` grows only)."""
+    def _follow_journal(self, blocking: bool = True) -> None:
+        """Take the ids other processes of this server journalled since (the `.ecj` grows only).
+        Not `blocking` (the event loop): WouldBlock rather than wait for `_lock`, which a delete
+        holds through the journal's fsync."""
         fd = self.ecj_fd
         if fd < 0:
             return
         size = os.fstat(fd).st_size
         size -= size % 8
         if size > self.ecj_size:
-            with self._lock:
+            if not self._lock.acquire(blocking=blocking):
+                raise WouldBlock(f"ec volume {self.vid}: its journal is being written")
+            try:
                 if size > self.ecj_size:
                     raw = os.pread(fd, size - self.ecj_size, self.ecj_size)
                     self.deleted.update(int.from_bytes(raw[i:i + 8], "big") for i in range(0, len(raw) - 7, 8))
                     self.ecj_size += len(raw) - len(raw) % 8
+            finally:
+                self._lock.release()
 
     def file_and_delete_count(self) -> tuple[int, int]:
         self._follow_journal()
         return self.ecx_size // self.codec.entry_size, len(self.deleted)
 
-    def find_needle(self, needle_id: int) -> tuple[int, int]:
-        """(offset in 8-byte units, size) from `.ecx`; size is -1 once deleted. NotFound if absent."""
+    def find_needle(self, needle_id: int, *, blocking: bool = True) -> tuple[int, int]:
+        """(offset in 8-byte units, size) from `.ecx`; size is -1 once deleted. NotFound if absent.
+        Not `blocking`: WouldBlock instead of waiting for a delete's journal fsync."""
         found = search_ecx(self.ecx_fd, self.ecx_size, needle_id, self.codec)
         if found is None:
             raise NotFound(f"needle {needle_id:x} not found in ec volume {self.vid}")
         _, (_, offset, size) = found
-        self._follow_journal()
+        self._follow_journal(blocking)
         if needle_id in self.deleted:
             size = -1
         return offset, size
@@ -204,8 +213,8 @@ class EcVolume:
             return self.layout.large_rows_for_dat(self.dat_file_size)
         return self.layout.large_rows_for_shard(self.shard_size)
 
-    def locate(self, needle_id: int) -> NeedleLocation:
-        offset, size = self.find_needle(needle_id)
+    def locate(self, needle_id: int, *, blocking: bool = True) -> NeedleLocation:
+        offset, size = self.find_needle(needle_id, blocking=blocking)
         at = offset * 8
         if size < 0:
             return NeedleLocation(at, size, ())

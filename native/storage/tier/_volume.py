@@ -205,7 +205,7 @@ class TieredVolume(Volume):
                 raise StorageError(f"volume {self.id} is closed")
         return self._pread_raw(length, offset)
 
-    def pinned_dat(self) -> tuple[int, int]:
+    def pinned_dat(self, *, blocking: bool = True) -> tuple[int, int]:
         raise StorageError(f"volume {self.id} is tiered to {self.remote.backend_name}: its .dat is not local")
 
     # reads ------------------------------------------------------------------------------------
@@ -240,9 +240,10 @@ class TieredVolume(Volume):
         self._check_ttl_and_cookie(n, cookie)
         return n, data_size
 
-    def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False) -> NeedleStream:
+    def open_needle_stream(self, needle_id: int, cookie: int | None = None, *, read_deleted: bool = False,
+                           blocking: bool = True) -> NeedleStream:
         """The whole needle fetched once, served from memory (there is no local file to send)."""
-        n = self.read_needle(needle_id, cookie, read_deleted=read_deleted)
+        n = self.read_needle(needle_id, cookie, read_deleted=read_deleted, blocking=blocking)
         return _MemoryNeedleStream(n)
 
     # writes -----------------------------------------------------------------------------------
@@ -289,8 +290,8 @@ class TieredVolume(Volume):
 
     # state ------------------------------------------------------------------------------------
 
-    def stats(self) -> VolumeStats:
-        s = super().stats()
+    def stats(self, *, blocking: bool = True) -> VolumeStats:
+        s = super().stats(blocking=blocking)
         return dataclasses.replace(s, modified_at_second=self.remote.modified_time or s.modified_at_second)
 
     def sync(self) -> None:
