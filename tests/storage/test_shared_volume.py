@@ -186,8 +186,8 @@ def test_a_read_catching_up_never_rolls_back_an_append_in_flight(tmp_path: Path)
     written, go_on = threading.Event(), threading.Event()
     append_idx = v._append_idx
 
-    def paused_append_idx(row: bytes) -> None:
-        append_idx(row)
+    def paused_append_idx(row: bytes, undo_dat: int | None) -> None:
+        append_idx(row, undo_dat)
         written.set()  # record and row written, nothing published yet
         go_on.wait(10)
 
