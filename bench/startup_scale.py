@@ -27,7 +27,7 @@ every start):
 
 Native is measured twice per set: `first` (no needle map files: the start resolves every `.idx`
 and writes `<vid>.nmx`) and `restart` (the map files are there and still match the `.idx`).
-Targets (issue 18): ready within 1.5x of Go, every volume served within 2x, <= 24 bytes per
+Targets: ready within 1.5x of Go, every volume served within 2x, <= 24 bytes per
 needle across all processes, start-up on an empty directory within 1.5x.
 """
 

@@ -7,9 +7,14 @@ lines up after every other operation, where no read sees it). A history is linea
 the operations can be put in one order that respects real time (an operation that returned
 before another was called comes first) and in which every read returns the last write.
 
-Register model: the state is a value or None (absent/deleted). `write(v)` sets v; `delete`
-sets None and answers "deleted" when a value was there, "absent" otherwise; `read` answers the
-state. Keys are independent: `check_history` partitions by key.
+Register model: the state is a value or None (absent/deleted). `write(v)` sets v; `read`
+answers the state; `present` is a read that saw some value (which one is not known). A volume
+server's delete is not one atomic step: it looks the needle up, answers 404 ("absent") when it is
+not there, and otherwise appends a tombstone and answers 202 ("deleted") even when another
+delete got in between (Go and weedpy alike). So a delete answered "absent" is a read that saw
+None; one answered "deleted" is a `present` read and a `delete` (sets None, no precondition),
+both within the call (`delete_ops`); an unanswered delete is the `delete` alone. Keys are
+independent: `check_history` partitions by key.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import dataclasses
 import math
 from collections.abc import Hashable, Iterable
 
-__all__ = ["Operation", "INF", "check_key", "check_history"]
+__all__ = ["Operation", "INF", "check_key", "check_history", "delete_ops"]
 
 INF = math.inf
 
@@ -28,19 +33,30 @@ class Operation:
     key: Hashable
     call: float
     ret: float
-    kind: str  # write | delete | read
+    kind: str  # write | delete | read | present
     arg: Hashable = None  # the value written
-    out: Hashable = None  # what a read saw; "deleted"/"absent" for a delete
+    out: Hashable = None  # what a read saw
     client: int = 0
+
+
+def delete_ops(key: Hashable, call: float, ret: float, out: str | None, client: int = 0) -> list[Operation]:
+    """A delete as the model sees it: `out` "absent" (404) a read of None; "deleted" (202) a read
+    of some value and a blind delete; None (no answer, `ret` INF) the blind delete alone."""
+    if out == "absent":
+        return [Operation(key, call, ret, "read", out=None, client=client)]
+    ops = [Operation(key, call, ret, "delete", client=client)]
+    if out == "deleted":
+        ops.append(Operation(key, call, ret, "present", client=client))
+    return ops
 
 
 def _step(state: Hashable, op: Operation) -> tuple[bool, Hashable]:
     if op.kind == "write":
         return True, op.arg
     if op.kind == "delete":
-        if op.out is None:  # no answer: either outcome
-            return True, None
-        return (op.out == "deleted") == (state is not None), None
+        return True, None
+    if op.kind == "present":
+        return state is not None, state
     return op.out == state, state
 
 

@@ -1,5 +1,5 @@
 """Every crash point of a volume's appends, index appends, fsyncs, deletes and compaction commit
-(issue 16, part 3), as kill -9 leaves them: the page cache survives, so the files hold exactly
+as kill -9 leaves them: the page cache survives, so the files hold exactly
 what was written up to the crash, and the operation in flight landed partly: before and after
 every file operation, a `.dat` write torn at every 512 B boundary of its data, an `.idx` row at
 every byte. Writes and deletes run during the compaction (makeupDiff carries them into the new

@@ -1,4 +1,4 @@
-"""kill -9 under load (issue 16, part 1): 16 writers (0 B to 1 MiB, new keys, overwrites, deletes,
+"""kill -9 under load: 16 writers (0 B to 1 MiB, new keys, overwrites, deletes,
 reads of their own keys) against one server, SIGKILL at a random moment, the server started
 again on the same files, every key read back against the client's ledger (`ledger.py`). After
 the last crash: `weedpy verify` passes over the files, and Go's `weed volume` loads every volume

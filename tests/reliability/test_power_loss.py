@@ -1,4 +1,4 @@
-"""Simulated power loss (issue 16, part 2): the storage's file operations go through `CrashFS`,
+"""Simulated power loss: the storage's file operations go through `CrashFS`,
 which at a random crash point keeps, of the writes since each file's last fsync, a random
 subset, torn sector pieces, zero-filled extensions, nothing, or everything. Random plans of puts
 (0 B to 70 kB, a third with fsync), deletes and syncs, 4- and 5-byte offsets.
