@@ -52,14 +52,17 @@ class Content(Protocol):
 
 class FileBody:
     """A response body that is a byte range of an open file: sent with sendfile(2) by the app,
-    or iterated (pread in worker threads) where that is not possible."""
+    or iterated (pread in worker threads) where that is not possible. `cached`: its pages were
+    just read (a verified needle), so sendfile cannot wait on the disk and runs on the event loop
+    instead of a worker thread per socket buffer's worth."""
 
-    __slots__ = ("fd", "offset", "count")
+    __slots__ = ("fd", "offset", "count", "cached")
 
-    def __init__(self, fd: int, offset: int, count: int) -> None:
+    def __init__(self, fd: int, offset: int, count: int, cached: bool = False) -> None:
         self.fd = fd
         self.offset = offset
         self.count = count
+        self.cached = cached
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iter()

@@ -70,7 +70,7 @@ class _StreamContent:
         self.chunk = chunk
 
     def file_range(self, start: int, length: int) -> FileBody:
-        return FileBody(self.stream.fd, self.stream.data_offset + start, length)
+        return FileBody(self.stream.fd, self.stream.data_offset + start, length, cached=self.stream.verified)
 
     async def chunks(self, offset: int, length: int):
         it = self.stream.iter_chunks(offset, length, self.chunk)

@@ -209,7 +209,7 @@ class NativeHttp:
             exch.close_after = True
         await exch.send(wire.head)
         if wire.send_body and body.count > 0:
-            if await exch.send_file(body.fd, body.offset, body.count) != body.count:
+            if await exch.send_file(body.fd, body.offset, body.count, cached=body.cached) != body.count:
                 exch.close_after = True  # .dat cut short: the client must not wait for more
 
     async def _settle_body(self, exch: Exchange, scope: Scope) -> None:

@@ -24,12 +24,13 @@ class NeedleStream:
     For zero-copy serving: `os.sendfile(sock, stream.fd, stream.data_offset + start, n)`.
     """
 
-    __slots__ = ("needle", "data_offset", "data_size", "_fd")
+    __slots__ = ("needle", "data_offset", "data_size", "verified", "_fd")
 
     def __init__(self, needle: Needle, fd: int, data_offset: int, data_size: int) -> None:
         self.needle = needle
         self.data_offset = data_offset
         self.data_size = data_size
+        self.verified = False  # `verify()` passed: the data's pages were just read
         self._fd = os.dup(fd)
 
     @property
@@ -73,6 +74,7 @@ class NeedleStream:
         read or sendfile never sees the data)."""
         for _ in self.iter_chunks(0, None, chunk_size):
             pass
+        self.verified = True
 
     def _clamp(self, start: int, length: int | None) -> tuple[int, int]:
         if start < 0 or start > self.data_size:

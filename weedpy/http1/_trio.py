@@ -122,20 +122,25 @@ class Exchange:
         self.bytes_out += len(data)
         await self._stream.send_all(data)
 
-    async def send_file(self, fd: int, offset: int, count: int) -> int:
+    async def send_file(self, fd: int, offset: int, count: int, *, cached: bool = False) -> int:
         """Send `count` bytes of a file from `offset` (sendfile(2) when the stream is a plain
         socket, else pread + send); returns how many were sent (fewer if the file is short).
 
         The file is read in a worker thread: sendfile on a non-blocking socket never waits for
         the peer, but it reads the file's pages itself, from the disk when they are not cached
-        (the event loop would stop for that long, every connection with it)."""
+        (the event loop would stop for that long, every connection with it). When the caller has
+        just read the range (`cached`), sendfile runs right here: a thread hop per socket
+        buffer's worth cost more CPU than the copy itself."""
         sent = 0
         sock = getattr(self._stream, "sock", None)
         if sock is not None and hasattr(os, "sendfile"):
             out_fd = sock.fileno()
             while sent < count:
                 try:
-                    n = await trio.to_thread.run_sync(os.sendfile, out_fd, fd, offset + sent, min(count - sent, 1 << 24))
+                    if cached:
+                        n = os.sendfile(out_fd, fd, offset + sent, min(count - sent, 1 << 24))
+                    else:
+                        n = await trio.to_thread.run_sync(os.sendfile, out_fd, fd, offset + sent, min(count - sent, 1 << 24))
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
                     continue
