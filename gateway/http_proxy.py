@@ -34,9 +34,12 @@ from weedpy.http1 import (
     end_to_end_headers,
     request_head,
     response_head,
+    settle_body,
 )
 
 __all__ = ["GoHttpTarget", "BackendUnavailable"]
+
+_BODY_TASK_GRACE = 5.0  # a bound only: the body task has at most its end-of-body to take
 
 
 class BackendUnavailable(Exception):
@@ -134,8 +137,7 @@ class GoHttpTarget:
             addr = self._address(exch.port_kind)
         except BackendUnavailable as exc:
             self._on_error("backend_unavailable")
-            await exch.send(json_error(503, str(exc)))
-            exch.status = 503
+            await self._refuse(exch, str(exc))
             return
         req = exch.request
         head = _backend_request_head(req)
@@ -144,8 +146,7 @@ class GoHttpTarget:
                 conn = await self._pool.acquire(addr)
             except (OSError, trio.TooSlowError):
                 self._on_error("connect_failed")
-                await exch.send(json_error(503, "volume server backend is not reachable"))
-                exch.status = 503
+                await self._refuse(exch, "volume server backend is not reachable")
                 return
             reusable = False
             try:
@@ -161,6 +162,14 @@ class GoHttpTarget:
                 raise
             finally:
                 await self._pool.release(conn, reusable)
+
+    @staticmethod
+    async def _refuse(exch: Exchange, message: str) -> None:
+        """A 503 of the gateway's own, after the unread body is settled as Go would."""
+        await settle_body(exch)
+        await exch.send(json_error(503, message, close=exch.close_after))
+        exch.started = True
+        exch.status = 503
 
     async def _relay(self, exch: Exchange, conn: UpstreamConn, head: bytes) -> bool:
         """Run one request/response over `conn`; True if the connection can be reused."""
@@ -190,8 +199,15 @@ class GoHttpTarget:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._send_body, exch, conn, head, upload_done, body_error, nursery.cancel_scope)
             reusable = await self._read_response(exch, conn, retryable=False)
+            if not upload_done.is_set() and reusable and not exch.close_after:
+                # Go keeps a connection open only once it has read the whole body (it reads up to
+                # 256 KiB of one its handler left before answering), so the body task has sent
+                # it all and is about to finish: wait for it rather than close under the client.
+                with trio.move_on_after(_BODY_TASK_GRACE):
+                    await upload_done.wait()
             if not upload_done.is_set():
-                # The backend answered without reading the whole body: neither side is reusable.
+                # The backend answered without reading the whole body: neither side is reusable;
+                # the client's connection closes after a linger (weedpy.http1.serve_connection).
                 nursery.cancel_scope.cancel()
                 exch.close_after = True
                 return False

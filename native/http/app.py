@@ -49,6 +49,7 @@ from weedpy.http1 import (
     go_bad_request,
     send_go_response,
     serialize_head,
+    settle_body,
 )
 from weedpy.logs import get_logger
 from weedpy.serve.guard import Guard
@@ -57,7 +58,6 @@ from weedpy.serve.jwt import expected_claim, token_from_request, verify_file_id_
 __all__ = ["NativeHttp", "Scope", "Source"]
 
 Source = Callable[[], Awaitable[bytes]]
-MAX_POST_HANDLER_READ = 256 << 10
 log = get_logger("native.http")
 
 
@@ -213,32 +213,12 @@ class NativeHttp:
                 exch.close_after = True  # .dat cut short: the client must not wait for more
 
     async def _settle_body(self, exch: Exchange, scope: Scope) -> None:
-        """What Go's server does with a request body the handler left unread, before replying:
-        up to 256 KiB more is read and dropped; beyond that (or after a broken body) the reply
-        says `Connection: close`. A body that ended early at the peer's EOF counts as read."""
-        req = exch.request
-        if exch.body_done or not req.has_body or scope.body_ended:
+        """Go's handling of a request body the handler left unread (weedpy.http1.settle_body);
+        a body that ended early at the peer's EOF counts as read (Go's body saw its EOF)."""
+        if scope.body_ended:
+            exch.settled = True
             return
-        if req.expect_continue and not getattr(exch, "_continued", False):
-            exch.close_after = True
-            return
-        try:
-            if exch.drain_buffered():
-                return  # the rest had already arrived (the usual case)
-        except ProtocolError:
-            exch.close_after = True
-            return
-        left = MAX_POST_HANDLER_READ + 1
-        try:
-            with trio.move_on_after(5):
-                while left > 0:
-                    piece = await exch.receive_body()
-                    if not piece:
-                        return
-                    left -= len(piece)
-        except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        exch.close_after = True
+        await settle_body(exch)
 
     def _source(self, exch: Exchange, scope: Scope) -> Source:
         sent = False

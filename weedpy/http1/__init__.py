@@ -31,12 +31,15 @@ from weedpy.http1._write import (
     simple_response as simple_response,
 )
 from weedpy.http1._trio import (
+    MAX_POST_HANDLER_READ as MAX_POST_HANDLER_READ,
     RECV_SIZE as RECV_SIZE,
+    RST_AVOIDANCE_DELAY as RST_AVOIDANCE_DELAY,
     Exchange as Exchange,
     UpstreamConn as UpstreamConn,
     UpstreamPool as UpstreamPool,
     send_go_response as send_go_response,
     serve_connection as serve_connection,
+    settle_body as settle_body,
 )
 from weedpy.http1._gowire import (
     GoHeader as GoHeader,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -22,16 +23,21 @@ from weedpy.http1._parse import ServerConnection
 from weedpy.http1._write import LAST_CHUNK, chunk, go_bad_request
 from weedpy.tls import TlsStream, open_tls_stream
 
-__all__ = ["Exchange", "serve_connection", "UpstreamConn", "UpstreamPool", "RECV_SIZE", "send_go_response"]
+__all__ = [
+    "Exchange", "serve_connection", "settle_body", "UpstreamConn", "UpstreamPool", "RECV_SIZE", "send_go_response",
+    "MAX_POST_HANDLER_READ", "RST_AVOIDANCE_DELAY",
+]
 
 RECV_SIZE = 65536
+MAX_POST_HANDLER_READ = 256 << 10  # Go's maxPostHandlerReadBytes (net/http server.go)
+RST_AVOIDANCE_DELAY = 0.5  # Go's rstAvoidanceDelay: how long a closing connection lingers
 
 
 class Exchange:
     """One request on a client connection: the head, its body as it arrives, and the reply channel."""
 
     __slots__ = ("request", "client_host", "local_port", "port_kind", "_conn", "_stream", "_idle",
-                 "_unread", "body_done", "started", "close_after", "status", "bytes_out")
+                 "_unread", "_taken", "body_done", "settled", "started", "close_after", "status", "bytes_out")
 
     def __init__(
         self, request: Request, conn: ServerConnection, stream: trio.abc.Stream, idle: float,
@@ -45,7 +51,9 @@ class Exchange:
         self._stream = stream
         self._idle = idle
         self._unread = b""  # body bytes a handler took and gave back (see buffered_body)
+        self._taken = 0  # body bytes taken from the parser (those given back included)
         self.body_done = False  # the request's EndOfMessage has been consumed
+        self.settled = False  # the unread body was dealt with before the answer (settle_body)
         self.started = False  # a response head went out
         self.close_after = False  # the connection must close after this exchange
         self.status = 0
@@ -73,11 +81,20 @@ class Exchange:
                 conn.receive_data(data)
                 continue
             if isinstance(ev, Data):
+                self._taken += len(ev.data)
                 return ev.data
             if isinstance(ev, EndOfMessage):
                 self.body_done = True
                 return b""
             raise ProtocolError("unexpected event in request body")
+
+    @property
+    def body_unread(self) -> int | None:
+        """Bytes of a Content-Length body the handler has not read (None for a chunked one)."""
+        length = self.request.content_length
+        if length is None or self.request.chunked:
+            return None
+        return max(0, length - self._taken) + len(self._unread)
 
     def buffered_body(self) -> bytes | None:
         """The whole request body if all of it has already arrived, else None.
@@ -96,6 +113,7 @@ class Exchange:
             while True:
                 ev = conn.next_event()
                 if isinstance(ev, Data):
+                    self._taken += len(ev.data)
                     pieces.append(ev.data)
                 elif isinstance(ev, EndOfMessage):
                     self.body_done = True
@@ -178,6 +196,61 @@ class Exchange:
 
 
 Handler = Callable[[Exchange], Awaitable[None]]
+
+
+async def settle_body(exch: Exchange) -> None:
+    """Deal with the request body a handler left unread, as Go's net/http does just before a
+    response head goes out (server.go, chunkWriter.writeHeader), so that a client still sending
+    its body gets the answer instead of a reset.
+
+    A body of known length with 256 KiB or more still to come is not read: the answer closes the
+    connection (Go's "tooBig"), which then lingers (`serve_connection`). A smaller or chunked one
+    is read and dropped, up to 256 KiB more, each read under the idle timeout, and the connection
+    stays open; a body longer than that, or one that breaks or stalls, closes it. A request that
+    asked for `100 Continue` and whose body was not read to its end closes it too (the client may
+    be holding its body back), and so does one that already closes (Go reads nothing then).
+    Called once per request (`exch.settled`); works on anything shaped like an `Exchange`.
+    """
+    if exch.settled:
+        return
+    exch.settled = True
+    req = exch.request
+    if exch.body_done or not req.has_body or exch.close_after or not req.keep_alive:
+        return
+    if req.expect_continue:
+        exch.close_after = True
+        return
+    unread = exch.body_unread
+    if unread is not None and unread >= MAX_POST_HANDLER_READ:
+        exch.close_after = True
+        return
+    left = MAX_POST_HANDLER_READ + 1
+    try:
+        while left > 0:
+            piece = await exch.receive_body()
+            if not piece:
+                return
+            left -= len(piece)
+    except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    exch.close_after = True
+
+
+async def _lingering_close(stream: FastStream | trio.SocketStream | TlsStream) -> None:
+    """Close after an answer that left part of the request body on the wire (Go's
+    closeWriteAndWait): send FIN, then read and drop what the client still sends, until it closes
+    or RST_AVOIDANCE_DELAY has passed. Closing at once with unread bytes would make the kernel
+    send a reset, and the client's kernel may then drop the answer before it is read."""
+    try:
+        stream.socket.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    with trio.move_on_after(RST_AVOIDANCE_DELAY):
+        try:
+            while await stream.receive_some(RECV_SIZE):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 class _IdleReaper:
@@ -273,6 +346,8 @@ async def serve_connection(
             parked = False
             await handler(exchange)
             if exchange.close_after or not ev.keep_alive or not exchange.drain_buffered():
+                if ev.has_body and not exchange.body_done:
+                    await _lingering_close(stream)
                 return
             exchange = None
     except ProtocolError as exc:
@@ -361,7 +436,9 @@ async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
 
 
 async def send_go_response(exch: Exchange, resp: GoResponse, *, sniff: Callable[[bytes], str] | None = None) -> None:
-    """Write a native handler's GoResponse to the client with Go's framing (see _gowire)."""
+    """Write a native handler's GoResponse to the client with Go's framing (see _gowire), once
+    the unread request body is settled as Go settles it (`settle_body`)."""
+    await settle_body(exch)
     req = exch.request
     keep = req.keep_alive and not exch.close_after
     wire = serialize_head(resp, method=req.method, keep_alive=keep, http10=req.http_version == b"1.0", sniff=sniff)

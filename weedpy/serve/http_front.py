@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from weedpy.http1 import Exchange, simple_response
+from weedpy.http1 import Exchange, settle_body, simple_response
 from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
 from weedpy.serve.metrics import GoRequestMeter, RouteMeter
@@ -91,7 +91,9 @@ class HttpFront:
             elif endpoint in _GUARDED and not self._guard.allows(exch.client_host):
                 await self._reply(exch, 401, b"")
             elif handler is None:
-                await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target_name}, which is not available"))
+                await settle_body(exch)
+                await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target_name}, which is not available",
+                                           close=exch.close_after))
                 exch.status = 503
             else:
                 await handler(exch)
@@ -116,7 +118,12 @@ class HttpFront:
         return route.target.value, self._targets.get(route.target), split
 
     async def _reply(self, exch: Exchange, status: int, body: bytes) -> None:
+        """A refusal of the front's own (the whitelist's 401, /healthz's 503 while stopping),
+        after the unread body is settled as Go's server settles it."""
+        await settle_body(exch)
         hs = handler_headers(self._server, exch.request.header(b"origin") is not None)
+        if exch.close_after:
+            hs.append((b"Connection", b"close"))
         hs.append(date_header())
         await exch.send(simple_response(status, body, hs))
         exch.started = True

@@ -108,14 +108,7 @@ class Req:
 
 def _send(server: VolumeProc, r: Req, client: httpx.Client) -> int:
     files = {"file": ("m.txt", b"matrix", "text/plain")} if r.method == "POST" else None
-    try:
-        resp = client.request(r.method, f"{server.url}{r.path}", params=r.params, headers=r.headers, files=files)
-    except httpx.TransportError:
-        # A server that refuses a POST before its body has arrived may close the connection
-        # under it (weedpy drains only a body already received; Go reads up to 256 KiB more),
-        # and the reset can come before the status is read: the decision is asked again.
-        with httpx.Client(transport=httpx.HTTPTransport(local_address=r.source), timeout=10) as fresh:
-            resp = fresh.request(r.method, f"{server.url}{r.path}", params=r.params, headers=r.headers, files=files)
+    resp = client.request(r.method, f"{server.url}{r.path}", params=r.params, headers=r.headers, files=files)
     return resp.status_code
 
 
