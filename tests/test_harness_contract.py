@@ -8,6 +8,8 @@ that the throttling flags of the harness's P8 profile are honoured.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import socket
 import subprocess
@@ -84,6 +86,18 @@ def descendants(pid: int) -> set[int]:
     return out
 
 
+def _events(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            out.append(event)
+    return out
+
+
 def gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -104,10 +118,10 @@ def test_harness_argv_readiness_and_sigint(tmp_path: Path, master: MasterProc, m
             assert go, "proxy mode runs a Go backend"
         else:
             assert not go, "native mode runs no Go process (only its own workers)"
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - t0 < 10
+        assert proc.wait(timeout=60) == 0  # the harness kills after 10 s: it must not need to
+        stops = [e for e in _events(started.log_path) if e.get("event") in ("stopping", "stopping: no new connections")]
+        assert [e["pre_stop_seconds"] for e in stops] == [0]  # --preStopSeconds 0 was the wait, not Go's 10 s
         deadline = time.monotonic() + 5
         while not all(gone(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -141,15 +155,13 @@ def test_harness_throttling_flags_are_honoured(tmp_path: Path, master: MasterPro
         # (201); from then on it waits out the inflight timeout and is refused.
         deadline = time.monotonic() + 30
         while True:
-            t0 = time.monotonic()
             r = httpx.put(f"http://127.0.0.1:{port}/{fid}", content=b"small", timeout=20)
-            waited = time.monotonic() - t0
             if r.status_code != 201 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert r.status_code == 429, r.text
-        assert "inflight upload data" in r.json()["error"]
-        assert waited >= 1.5  # it waited for the 2 s inflight timeout before giving up
+        # Go's words for an upload that waited for room until the inflight timeout, then gave up
+        assert re.fullmatch(r"reject because inflight upload data \d+ > 1048576, and wait timeout", r.json()["error"]), r.text
         paused.close()
     finally:
         proc.send_signal(signal.SIGINT)

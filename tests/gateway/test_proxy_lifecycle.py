@@ -53,10 +53,11 @@ def test_backend_killed_is_restarted_and_gaps_answer_503(gateway: VolumeProc, ma
     before = backend_pid(gateway)
     os.kill(before, signal.SIGKILL)
     time.sleep(0.1)
-    # The restart waits at least 0.5 s of backoff: a request now lands in the gap and must get 503 at once.
-    t0 = time.monotonic()
-    gap = httpx.get(f"{gateway.url}/status", timeout=5)
-    assert gap.status_code == 503 and gap.json()["error"] and time.monotonic() - t0 < 2
+    # The restart waits at least 0.5 s of backoff: a request now lands in the gap and must be
+    # answered 503 then (one held until a backend is back would get Go's 200).
+    gap = httpx.get(f"{gateway.url}/status", timeout=30)
+    assert gap.status_code == 503 and gap.json()["error"] in (
+        "volume server backend is not running", "volume server backend is not reachable"), gap.text
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = httpx.get(f"{gateway.url}/status", timeout=5)

@@ -5,6 +5,7 @@ fault switch is moved back to Go within its rule's window, with no failed reques
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from weedpy.cutover import TEST_FAULT_ENV
 pytestmark = pytest.mark.slow
 
 VID = 5
+HANG_GUARD_S = 120.0  # only against a hang: the rollback itself is judged by its recorded evidence
 
 
 @pytest.fixture()
@@ -73,24 +75,24 @@ default = "go"
     url = server.url
     try:
         files = _write_files(url, server.grpc_port)
-        started = time.monotonic()
+        deadline = time.monotonic() + HANG_GUARD_S
         with httpx.Client(timeout=30) as c:
             while _target(url, "admin.read") == "native+verify":
-                assert time.monotonic() - started < 30, "not rolled back within 30 s"
+                assert time.monotonic() < deadline, "never rolled back"
                 for fid, body in files.items():
                     r = c.get(f"{url}/{fid}")
                     assert r.status_code == 200 and r.content == body  # the client's answer is never lost
-            rolled_at = time.monotonic()
             assert _target(url, "admin.read") == "shadow"
             for fid, body in files.items():  # Go serves it now, native is still compared
                 r = c.get(f"{url}/{fid}")
                 assert r.status_code == 200 and r.content == body and "x-weedpy-test-fault" not in r.headers
-        assert rolled_at - started < 30
 
         doc = httpx.get(f"{url}/weedpy/routes", timeout=10).json()
         [rb] = doc["rollbacks"]
         assert rb["route"] == "admin.read" and rb["from"] == "native+verify" and rb["to"] == "shadow"
-        assert "real differences" in rb["reason"] and doc["rollbacks_total"] == 1
+        # moved on the evidence of its rule's window: at least min_samples compared in the last 60 s
+        m = re.fullmatch(r"real differences (\d+)/(\d+) = [0-9.]+% over 60s > 5%", rb["reason"])
+        assert m is not None and int(m[2]) >= 10 and doc["rollbacks_total"] == 1, rb
         row = next(r for r in doc["evidence"] if r["route"] == "admin.read")
         assert row["samples"] >= 10 and row["real"] >= 10 and row["rolled_back"] and row["last_change_by"] == "auto_rollback"
         assert doc["table"]["routes"]["admin.read"]["auto_rollback"]["max_real_diff_pct"] == 5  # kept: why it moved
@@ -134,9 +136,9 @@ default = "go"
         files = _write_files(url, server.grpc_port)
         statuses = []
         with httpx.Client(timeout=30) as c:
-            started = time.monotonic()
+            deadline = time.monotonic() + HANG_GUARD_S
             while _target(url, "admin.read") == "native":
-                assert time.monotonic() - started < 20, "not rolled back"
+                assert time.monotonic() < deadline, "never rolled back"
                 for fid in files:
                     statuses.append(c.get(f"{url}/{fid}").status_code)
                 assert c.get(f"{url}/status").status_code == 200
@@ -147,7 +149,11 @@ default = "go"
         first_ok = statuses.index(200) if 200 in statuses else len(statuses)
         assert first_ok >= 10 and set(statuses[:first_ok]) == {500} and set(statuses[first_ok:]) <= {200}, statuses
         doc = httpx.get(f"{url}/weedpy/routes", timeout=10).json()
-        assert [r["route"] for r in doc["rollbacks"]] == ["admin.read"] and "5xx" in doc["rollbacks"][0]["reason"]
+        assert [r["route"] for r in doc["rollbacks"]] == ["admin.read"]
+        # moved on the evidence of its rule's window: at least min_samples native answers in the last 30 s
+        m = re.fullmatch(r"5xx answers from native (\d+)/(\d+) = [0-9.]+% over 30s > 20%", doc["rollbacks"][0]["reason"])
+        assert m is not None and int(m[2]) >= 10, doc["rollbacks"][0]
+        assert [e["route"] for e in _events(server.proc.log_path) if e.get("event") == "route rolled back"] == ["admin.read"]
         assert _target(url, "admin.status") == "native"  # its own rule holds: no server errors
     finally:
         server.stop()
