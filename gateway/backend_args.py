@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, VolumeConfig, go_flag_text
-from weedpy.flags import environ_without_flags
+from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, VolumeConfig
+from weedpy.flags import environ_without_flags, go_flag_text
 from weedpy.security import VOLUME_SECURITY_KEYS, SecurityConfig, security_env_name
 
 __all__ = [

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from weedpy.flags import FlagError, FlagSpec, Kind, ParsedFlags, format_go_duration, parse_flags
+from weedpy.flags import FlagError, FlagSpec, Kind, ParsedFlags, parse_flags
 
 __all__ = [
     "Mode",
@@ -295,15 +295,3 @@ def parse_volume_args(
         workers=v["workers"] or usable_cores(),
         argv=tuple(argv),
     )
-
-
-def go_flag_text(spec: FlagSpec, value: Any) -> str:
-    """Render a flag value the way Go's flag package would accept it back."""
-    if spec.kind is Kind.BOOL:
-        return "true" if value else "false"
-    if spec.kind is Kind.DURATION:
-        return format_go_duration(value)
-    return str(value)
-
-
-__all__.append("go_flag_text")

@@ -32,6 +32,7 @@ __all__ = [
     "parse_go_int",
     "env_key",
     "go_quote",
+    "go_flag_text",
     "format_usage",
     "print_usage",
 ]
@@ -306,11 +307,12 @@ _TYPE_NAMES = {Kind.STRING: "string", Kind.INT: "int", Kind.BOOL: "", Kind.DURAT
 _ZERO_TEXT = {Kind.STRING: "", Kind.INT: "0", Kind.BOOL: "false", Kind.DURATION: "0s"}
 
 
-def _value_text(kind: Kind, value: Any) -> str:
-    """The flag.Value String() of a value: what Go prints as a default."""
-    if kind is Kind.BOOL:
+def go_flag_text(spec: FlagSpec, value: Any) -> str:
+    """The flag.Value String() of a value: what Go prints as a default, and a value text Go's
+    flag package accepts back (`-name=<text>` on a Go command line)."""
+    if spec.kind is Kind.BOOL:
         return "true" if value else "false"
-    if kind is Kind.DURATION:
+    if spec.kind is Kind.DURATION:
         return format_go_duration(value)
     return str(value)
 
@@ -336,7 +338,7 @@ def format_usage(specs: Iterable[FlagSpec], defaults: Mapping[str, Any] | None =
             head += f" {type_name}"
         head += "\t" if len(head) <= 4 else "\n    \t"
         text = head + help_text.replace("\n", "\n    \t")
-        default = _value_text(spec.kind, defaults.get(spec.name, spec.default))
+        default = go_flag_text(spec, defaults.get(spec.name, spec.default))
         if default != _ZERO_TEXT[spec.kind]:
             text += f" (default {go_quote(default) if spec.kind is Kind.STRING else default})"
         lines.append(text)

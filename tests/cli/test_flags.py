@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from weedpy.flags import (
-    FlagError, FlagSpec, Kind, environ_without_flags, format_go_duration, parse_flags, parse_go_duration, parse_go_int,
+    FlagError, FlagSpec, Kind, environ_without_flags, format_go_duration, format_usage, go_flag_text, parse_flags,
+    parse_go_duration, parse_go_int,
 )
 
 SPECS = (
@@ -112,3 +113,17 @@ def test_duration_format_matches_go() -> None:
 @pytest.mark.parametrize("text, value", [("10", 10), ("0x10", 16), ("010", 8), ("-5", -5), ("1_000", 1000), ("0", 0)])
 def test_go_ints(text: str, value: int) -> None:
     assert parse_go_int(text) == value
+
+
+@pytest.mark.parametrize("name, value, text", [
+    ("port", 9333, "9333"), ("dir", "/a b", "/a b"), ("pprof", True, "true"), ("hasSlowRead", False, "false"),
+    ("timeout", 90.0, "1m30s"), ("timeout", 0.5, "500ms"),
+])
+def test_go_flag_text_is_what_go_prints_and_parses_back(name: str, value: object, text: str) -> None:
+    """One rendering for both uses: the value passed on a Go command line (proxy mode's backend
+    argv) and the default that usage prints."""
+    spec = next(s for s in SPECS if s.name == name)
+    assert go_flag_text(spec, value) == text
+    assert parse_flags(SPECS, [f"-{name}={text}"])[name] == value
+    shown = format_usage([FlagSpec(name, spec.kind, value, "help")])
+    assert (f"(default {text})" in shown) or (f'(default "{text}")' in shown) or text in ("false", "0s")
