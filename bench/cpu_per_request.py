@@ -44,13 +44,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
+from bench.native_http_bench import build_loadgen
 
-from bench.native_http_bench import build_loadgen  # noqa: E402
-from tests.support.procs import (  # noqa: E402
-    VolumeProc, free_port, start_go_volume, start_master, wait_for_volume_server, wait_tcp,
+from tests.support.procs import (
+    VolumeProc,
+    free_port,
+    start_go_volume,
+    start_master,
+    wait_for_volume_server,
+    wait_tcp,
 )
-from tests.support.weedpy_proc import start_weedpy_volume  # noqa: E402
+from tests.support.weedpy_proc import start_weedpy_volume
 
 _LINE = re.compile(r"(write|read) rps=([0-9.]+) failed=([0-9]+)")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -196,6 +201,7 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
         if server is not None:
             server.stop()
         master.stop()
+        shutil.rmtree(work, ignore_errors=True)  # 1 MiB rounds write gigabytes
 
 
 def build_go_relay(out: Path) -> Path:
@@ -209,18 +215,7 @@ def pids_of(res: dict[str, float]) -> list[str]:
     return [k for k in res if k.startswith("cpu_us_")]
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", default="go,proxy,native")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("-n", type=int, default=20000)
-    p.add_argument("-c", type=int, default=16)
-    p.add_argument("--size", type=int, default=1024)
-    p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
-    p.add_argument("--json", help="also write every figure to this file")
-    args = p.parse_args()
-    targets = args.targets.split(",")
-    base = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
+def run_rounds(args: argparse.Namespace, targets: list[str], base: Path) -> dict[str, list[dict[str, dict[str, float]]]]:
     loadgen = build_loadgen(base / "loadgen")
     if "gorelay" in targets:
         build_go_relay(base / "go_relay")
@@ -236,6 +231,25 @@ def main() -> int:
                 cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} "
                              f"cores {x['cores_busy_pct']:3.0f}% busy failed={x['failed']:.0f}")
             print(f"round {r + 1} {kind:9s} " + " | ".join(cells), flush=True)
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--targets", default="go,proxy,native")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("-n", type=int, default=20000)
+    p.add_argument("-c", type=int, default=16)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
+    p.add_argument("--json", help="also write every figure to this file")
+    args = p.parse_args()
+    targets = args.targets.split(",")
+    base = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
+    try:
+        results = run_rounds(args, targets, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for phase in ("write", "read"):
         ref = results.get("go")

@@ -13,6 +13,7 @@ included) use `bench/weed_benchmark.py --mode native`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import re
 import shutil
 import statistics
@@ -24,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import free_port, start_go_volume, start_master, start_proc, wait_http  # noqa: E402
+from tests.support.procs import free_port, start_go_volume, start_master, start_proc, wait_http
 
 _LINE = re.compile(r"(write|read) rps=([0-9.]+) failed=([0-9]+)")
 VIDS = "1,2,3,4,5,6,7"
@@ -57,6 +58,7 @@ def main() -> int:
     p.add_argument("--size", type=int, default=1024)
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="native-http-bench-"))
+    atexit.register(shutil.rmtree, base, True)  # servers' data: gigabytes at 1 MiB
     loadgen = build_loadgen(base / "loadgen")
     master = start_master(base / "m", volume_size_limit_mb=4096)
     go = start_go_volume(base, master, max_volumes=16)

@@ -15,7 +15,9 @@ backend's restarts), which costs nothing per request.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
+from bench.cpu_per_request import run_phase
+from bench.native_http_bench import build_loadgen
 
-from bench.cpu_per_request import run_phase  # noqa: E402
-from bench.native_http_bench import build_loadgen  # noqa: E402
-from tests.support.procs import free_port, start_go_volume, start_master, wait_for_volume_server, wait_http  # noqa: E402
+from tests.support.procs import free_port, start_go_volume, start_master, wait_for_volume_server, wait_http
 
 VOLUMES = 7
 
@@ -40,12 +42,12 @@ def worker(port: int, backend_port: int) -> None:
     import trio
 
     from gateway.backend import BackendEndpoints
-    from weedpy.serve.guard import Guard
-    from weedpy.serve.http_front import FrontState, HttpFront
     from gateway.http_proxy import GoHttpTarget
-    from weedpy.serve.routes import Target, default_route_table
     from weedpy.http1 import UpstreamPool, serve_connection, serve_fast
     from weedpy.logs import configure_logging, log_flushing
+    from weedpy.serve.guard import Guard
+    from weedpy.serve.http_front import FrontState, HttpFront
+    from weedpy.serve.routes import Target, default_route_table
 
     sink = configure_logging("info", stream=open(os.devnull, "w"))
 
@@ -62,11 +64,10 @@ def worker(port: int, backend_port: int) -> None:
         pool = UpstreamPool(buffer_size=128 << 10)
         go = GoHttpTarget(Backend(), pool)
         front = HttpFront(default_route_table(), {Target.GO: go.handle}, Guard.from_entries(()), b"x", FrontState())
-        async with log_flushing(sink):
-            async with trio.open_nursery() as nursery:
-                async def on_conn(stream) -> None:
-                    await serve_connection(stream, front.handle, idle_timeout=30, port_kind="admin")
-                nursery.start_soon(serve_fast, sock, on_conn, nursery, 128 << 10)
+        async with log_flushing(sink), trio.open_nursery() as nursery:
+            async def on_conn(stream) -> None:
+                await serve_connection(stream, front.handle, idle_timeout=30, port_kind="admin")
+            nursery.start_soon(serve_fast, sock, on_conn, nursery, 128 << 10)
 
     trio.run(main)
 
@@ -89,6 +90,7 @@ def main() -> int:
         worker(*args.worker)
         return 0
     base = Path(tempfile.mkdtemp(prefix="reuseport-"))
+    atexit.register(shutil.rmtree, base, True)  # servers' data: gigabytes at 1 MiB
     loadgen = build_loadgen(base / "loadgen")
     master = start_master(base / "m", volume_size_limit_mb=4096)
     go = start_go_volume(base, master, max_volumes=VOLUMES + 2)

@@ -10,8 +10,10 @@ with the weedpy/Go ratio. Figures are only meaningful as ratios from one run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import VolumeProc, start_go_volume, start_master, wait_for_volume_server  # noqa: E402
-from tests.support.weedpy_proc import start_weedpy_volume  # noqa: E402
-from weedpy.weedbin import find_weed_binary  # noqa: E402
+from tests.support.procs import VolumeProc, start_go_volume, start_master, wait_for_volume_server
+from tests.support.weedpy_proc import start_weedpy_volume
+from weedpy.weedbin import find_weed_binary
 
 _RPS = re.compile(r"Requests per second:\s+([0-9.]+)")
 _FAILED = re.compile(r"Failed requests:\s+([0-9]+)")
@@ -59,6 +61,7 @@ def one_round(kind: str, mode: str, args: argparse.Namespace, base: Path) -> dic
         if server is not None:
             server.stop()
         master.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:
@@ -71,6 +74,7 @@ def main() -> int:
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="weed-benchmark-"))
+    atexit.register(shutil.rmtree, base, True)
     results: dict[str, list[dict[str, float]]] = {"go": [], "weedpy": []}
     for r in range(args.rounds):
         for kind in ("go", "weedpy"):
