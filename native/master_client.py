@@ -115,7 +115,10 @@ class MasterClient:
         self.volume_size_limit = 0
         self.preallocate = False
         self.hb = HeartbeatState(identity)
+        # the push gateway the master names (weed master -metrics.address, -metrics.intervalSeconds)
         self.metrics_address = ""
+        self.metrics_interval = 0
+        self.configured = trio.Event()  # set once a master has answered GetMasterConfiguration
 
     # -- MasterLookup ---------------------------------------------------------------------------
 
@@ -304,8 +307,10 @@ class MasterClient:
                     log.info("master not ready", master=seed.dotted, error=str(exc))
                     continue
                 self.metrics_address = resp.metrics_address
+                self.metrics_interval = resp.metrics_interval_seconds
                 if self._on_configuration is not None:
                     await self._on_configuration(resp)
+                self.configured.set()
                 return
             await trio.sleep(CHECK_RETRY_SECONDS)
 

@@ -38,6 +38,7 @@ from weedpy.serve.http_front import FrontState, HttpFront
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi
 from weedpy.serve.metrics import MetricsEndpoint
+from weedpy.serve.metrics_push import push_instance, push_loop
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
 from weedpy.sharedmem import ProcessShare, SharedBlock
@@ -64,6 +65,7 @@ class NativeServer:
         self._workers: WorkerPool | None = None
         self._sync_wanted = trio.Event()
         self._backends: list[str] = []  # the master's storage backends, for the workers (base64)
+        self._metrics_exporter: NativeExporter | None = None
 
     async def start(self, nursery: trio.Nursery) -> Fronts:
         try:
@@ -83,12 +85,7 @@ class NativeServer:
             meter=metrics.meter,
         )
         grpc = GrpcFront(self.live, {Target.NATIVE: NamedTarget("native", parts.router)})
-        metrics_endpoint = None
-        if cfg["metricsPort"]:
-            sizelimit, version, commit = (parts.ctx.full_version.split() + ["", "", ""])[:3]
-            exporter = NativeExporter(metrics, self._store, cfg, lambda: (parts.http.upload, parts.http.download),
-                                      (version, commit, sizelimit))
-            metrics_endpoint = MetricsEndpoint(exporter.gather).handle
+        metrics_endpoint = MetricsEndpoint(self._exporter().gather).handle if cfg["metricsPort"] else None
         nursery.start_soon(check_disks, self._store)
         nursery.start_soon(load_volumes, self._store, self._volume_loaded, parts.ctx.state,
                            self._sync_workers if share is not None else None)
@@ -98,6 +95,28 @@ class NativeServer:
             nursery.start_soon(self._sync_when_wanted)
         return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers,
                       routes=RoutesApi(self.live, guard), metrics=metrics_endpoint)
+
+    def _exporter(self) -> NativeExporter:
+        """What the metrics port serves and a push gateway gets (made on first use: it loads
+        prometheus-client, which a server that does neither never imports)."""
+        if self._metrics_exporter is None:
+            parts = self.parts
+            assert parts is not None
+            sizelimit, version, commit = (parts.ctx.full_version.split() + ["", "", ""])[:3]
+            self._metrics_exporter = NativeExporter(
+                parts.ctx.metrics, self._store, self.cfg, lambda: (parts.http.upload, parts.http.download),
+                (version, commit, sizelimit))
+        return self._metrics_exporter
+
+    async def _push_metrics(self) -> None:
+        """Go's LoopPushingMetric: when the master's configuration names a push gateway, push
+        there what the metrics port serves, as job volumeServer, instance -ip:-port."""
+        assert self.parts is not None
+        master = self.parts.master
+        await master.configured.wait()
+        if master.metrics_address and master.metrics_interval:
+            await push_loop(self._exporter().gather, master.metrics_address, master.metrics_interval,
+                            push_instance(self.cfg.ip, self.cfg.port))
 
     # worker processes --------------------------------------------------------------------------
 
@@ -136,6 +155,7 @@ class NativeServer:
     async def serving(self, nursery: trio.Nursery) -> None:
         assert self.parts is not None
         await nursery.start(self.parts.master.run)
+        nursery.start_soon(self._push_metrics)
         cfg = self.cfg
         log.info(
             "native volume server ready", port=cfg.port, grpc_port=cfg.grpc_port, public_port=cfg.public_port,
