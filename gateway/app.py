@@ -52,6 +52,7 @@ from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
 from weedpy.tls import load_volume_tls
 from weedpy.serve.workers import WorkerPool
 from weedpy.metrics import COUNTER, GAUGE, new_metric, render_text
+from weedpy.serve.metrics_push import push_instance, push_loop
 from weedpy.weedbin import weed_version
 
 __all__ = ["ProxyServer", "ProxyExtension", "RELAY_SOCKET_BUFFER"]
@@ -226,7 +227,9 @@ class ProxyServer:
         )
         relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
         self.master_arg = await nursery.start(relay.run)
-        supervisor = self.supervisor = self.new_supervisor(metrics=bool(cfg["metricsPort"]))
+        # the backend's families on a private port, always: the front's metrics port and a push
+        # gateway the master may name (known only once the backend has asked) both gather them
+        supervisor = self.supervisor = self.new_supervisor(metrics=True)
         supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
         if self.extension is not None:
@@ -254,6 +257,7 @@ class ProxyServer:
             await self.extension.after_backend(nursery, self)
             http_targets.update(self.extension.http_targets(go_http))
             grpc_targets.update(self.extension.grpc_targets(relay_to_go))
+        nursery.start_soon(self._push_metrics, relay)
         local = self.metrics.local
         http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
                                      self.evidence, meter=RouteMeter(local, "http")).handle
@@ -265,6 +269,15 @@ class ProxyServer:
         return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc")),
                       grpc_options=PROXY_SERVER_OPTIONS, send_buffer=RELAY_SOCKET_BUFFER, workers=workers,
                       routes=RoutesApi(self.live, self.guard), metrics=metrics)
+
+    async def _push_metrics(self, relay: HeartbeatRelay) -> None:
+        """Go's LoopPushingMetric for the front: when the master names a push gateway, push there
+        what the metrics port serves (the backend's families and the gateway's), as job
+        volumeServer, instance -ip:-port (the relay kept the gateway from the backend)."""
+        await relay.configured.wait()
+        address, interval = relay.metrics_push
+        if address and interval:
+            await push_loop(self.gather_metrics, address, interval, push_instance(self.cfg.ip, self.cfg.port))
 
     async def serving(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg

@@ -16,7 +16,10 @@ The backend is started with `-master=<relay>`, where the relay address is
 * keeps Go's idea of itself consistent: Go recognises itself in lookup results by its own
   `ip:port`, which for the backend is the private one, so `LookupVolume` / `LookupEcVolume`
   answers show this server under the backend's address (otherwise Go would "replicate" or "proxy"
-  to itself through the gateway), and `VolumeMarkReadonly` requests carry the front address.
+  to itself through the gateway), and `VolumeMarkReadonly` requests carry the front address;
+* keeps the master's Prometheus push gateway (`GetMasterConfiguration`'s metrics address and
+  interval) from the backend, which would push under its private address, and keeps it for the
+  gateway, which pushes the front's metrics under the front's (`metrics_push`, `configured`).
 
 With gRPC mTLS in security.toml the relay speaks TLS on both sides: the backend dials it with the
 volume's client certificate (it is the backend's master), it presents the volume's certificate
@@ -66,11 +69,13 @@ __all__ = [
     "LeaderTracker",
     "rewrite_heartbeat",
     "rewrite_heartbeat_response",
+    "take_metrics_push",
 ]
 
 _log = get_logger("gateway.heartbeat_relay")
 
 SEND_HEARTBEAT = "/master_pb.Seaweed/SendHeartbeat"
+GET_CONFIGURATION = "/master_pb.Seaweed/GetMasterConfiguration"
 MARK_READONLY = "/master_pb.Seaweed/VolumeMarkReadonly"
 LOOKUPS = {
     "/master_pb.Seaweed/LookupVolume": master_pb2.LookupVolumeResponse,
@@ -154,6 +159,21 @@ def rewrite_mark_readonly(raw: bytes, front: FrontIdentity) -> bytes:
     return req.SerializeToString()
 
 
+def take_metrics_push(raw: bytes) -> tuple[bytes, str, int]:
+    """(the GetMasterConfigurationResponse without its push gateway, the gateway's address and
+    interval). The backend must not push under its private address: the front pushes for it."""
+    resp = master_pb2.GetMasterConfigurationResponse()
+    try:
+        resp.ParseFromString(raw)
+    except DecodeError as exc:
+        raise GrpcError(Status.INTERNAL, f"heartbeat relay: undecodable GetMasterConfigurationResponse: {exc}") from exc
+    address, interval = resp.metrics_address, resp.metrics_interval_seconds
+    if not address and not interval:
+        return raw, "", 0
+    resp.metrics_address, resp.metrics_interval_seconds = "", 0
+    return resp.SerializeToString(), address, interval
+
+
 def rewrite_heartbeat_response(raw: bytes, relay_address: str) -> tuple[bytes, str]:
     """(the response with `leader` pointing at the relay, the leader the master named or "")."""
     resp = master_pb2.HeartbeatResponse()
@@ -199,6 +219,10 @@ class HeartbeatRelay:
         self._pools: BackendPools | None = None
         self._backend: BackendView | None = None
         self._front_url = f"{front.ip}:{front.port}"
+        # The master's push gateway (address, interval), from the backend's GetMasterConfiguration;
+        # `configured` is set once one went through.
+        self.metrics_push: tuple[str, int] = ("", 0)
+        self.configured = trio.Event()
 
     def set_backend(self, backend: BackendView) -> None:
         """Where the Go backend listens now (its address changes on every restart)."""
@@ -233,10 +257,19 @@ class HeartbeatRelay:
             await self._relay_rewriting(call, lambda raw: rewrite_lookup(
                 raw, lookup_type, self._front_url, self._backend.current() if self._backend else None))
             return
+        if call.method == GET_CONFIGURATION:
+            await self._relay_rewriting(call, self._configuration)
+            return
         if call.method != SEND_HEARTBEAT:
             await self._relay.handle(call)
             return
         await self._relay_rewriting(call, None)
+
+    def _configuration(self, raw: bytes) -> bytes:
+        raw, address, interval = take_metrics_push(raw)
+        self.metrics_push = (address, interval)
+        self.configured.set()
+        return raw
 
     async def _mark_readonly(self, call: ServerCall, raw: bytes) -> bytes:
         return rewrite_mark_readonly(raw, self.front)

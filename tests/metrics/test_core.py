@@ -142,3 +142,53 @@ def test_the_backend_gets_a_private_metrics_port() -> None:
     assert not any(a.startswith(("-metricsPort=9999", "-metricsIp=0.0.0.0")) for a in argv), argv
     argv = backend_argv(cfg, "weed", BackendPorts(http=1, grpc=2, public=None), "127.0.0.1:1", None)
     assert not any(a.startswith(("-metricsPort", "-metricsIp")) for a in argv), argv
+
+
+# -- the push to the master's push gateway (tests/metrics/test_push.py runs it with processes) ------
+
+
+def test_push_instance_is_go_join_host_port() -> None:
+    from weedpy.serve.metrics_push import push_instance
+
+    assert push_instance("127.0.0.1", 8080) == "127.0.0.1:8080"
+    assert push_instance("::1", 8080) == "[::1]:8080" and push_instance("[::1]", 8080) == "[::1]:8080"
+
+
+def test_relay_keeps_the_push_gateway_from_the_backend() -> None:
+    from gateway.heartbeat_relay import take_metrics_push
+    from proto import master_pb2
+
+    raw = master_pb2.GetMasterConfigurationResponse(
+        metrics_address="10.0.0.9:9091", metrics_interval_seconds=7, leader="10.0.0.1:9333").SerializeToString()
+    out, address, interval = take_metrics_push(raw)
+    seen = master_pb2.GetMasterConfigurationResponse.FromString(out)
+    assert (address, interval) == ("10.0.0.9:9091", 7)
+    assert (seen.metrics_address, seen.metrics_interval_seconds, seen.leader) == ("", 0, "10.0.0.1:9333")
+    plain = master_pb2.GetMasterConfigurationResponse(leader="10.0.0.1:9333").SerializeToString()
+    assert take_metrics_push(plain) == (plain, "", 0)
+
+
+async def test_push_loop_pushes_at_once_then_every_interval_and_survives_a_failure(autojump_clock) -> None:
+    import trio
+
+    from weedpy.serve.metrics_push import push_loop
+
+    pushed: list[tuple[float, str, str, bytes]] = []
+
+    async def push(gateway: str, instance: str, text: bytes) -> None:
+        pushed.append((trio.current_time(), gateway, instance, text))
+        if len(pushed) == 2:
+            raise OSError("push gateway down")
+
+    async def gather() -> bytes:
+        return b"# TYPE x counter\nx %d\n" % len(pushed)
+
+    with trio.move_on_after(10.5):
+        await push_loop(gather, "127.0.0.1:9091", 3, "127.0.0.1:8080", push=push)
+    assert [round(t - pushed[0][0]) for t, *_ in pushed] == [0, 3, 6, 9]  # a failed push did not stop the loop
+    assert {(g, i) for _, g, i, _ in pushed} == {("127.0.0.1:9091", "127.0.0.1:8080")}
+    assert pushed[3][3] == b"# TYPE x counter\nx 3\n"
+    with trio.move_on_after(60):
+        await push_loop(gather, "127.0.0.1:9091", 0, "127.0.0.1:8080", push=push)  # Go: interval 0, no push
+        await push_loop(gather, "", 5, "127.0.0.1:8080", push=push)  # no gateway named
+    assert len(pushed) == 4

@@ -185,3 +185,32 @@ def test_no_push_without_a_gateway_from_the_master(tmp_path: Path, master: Maste
         assert not gateway.by_instance(f"127.0.0.1:{native.port}")
     finally:
         native.stop()
+
+
+def test_proxy_pushes_the_front_families_under_the_front_address(
+    tmp_path: Path, pushing_master: MasterProc, gateway: _Gateway,
+) -> None:
+    """Proxy mode: the Go backend does not push under its private address; the gateway pushes
+    what its metrics port would serve (Go's families and its own weedpy_*) under the front's."""
+    since = len(gateway.pushes)  # the servers of the tests before have stopped
+    proxy = start_weedpy_volume(tmp_path, pushing_master, name="proxy", extra=["-mode=proxy", "-dataCenter=dc-proxy"])
+    try:
+        wait_for_volume_server(pushing_master, f"127.0.0.1:{proxy.port}")
+        front = f"127.0.0.1:{proxy.port}"
+        workload(pushing_master.url, "dc-proxy")
+
+        def latest():
+            pushes = gateway.by_instance(front)
+            return parse_exposition(pushes[-1].body.decode()) if pushes else None
+
+        wait_for(lambda: (e := latest()) is not None and e.value(NS + "request_total", type="POST", code="201") == 2
+                 and e.value("weedpy_http_requests_total", route="admin.write", target="go", code="201") == 2,
+                 HANG_GUARD_S, "the front never pushed the workload")
+        pushes = gateway.by_instance(front)
+        assert {(p.method, p.path) for p in pushes} == {("PUT", f"/metrics/job/volumeServer/instance/{front}")}
+        assert "weedpy_backend_metrics_up" in latest().types and latest().value("weedpy_backend_metrics_up") == 1
+        with gateway.lock:  # one volume server group only: the backend never pushed under its private address
+            groups = {p.path for p in gateway.pushes[since:] if "/job/volumeServer/" in p.path}
+        assert groups == {f"/metrics/job/volumeServer/instance/{front}"}, groups
+    finally:
+        proxy.stop()

@@ -18,7 +18,7 @@ import trio
 
 from weedpy.logs import get_logger
 
-__all__ = ["PUSH_JOB", "push_instance", "push_text", "push_loop"]
+__all__ = ["PUSH_JOB", "push_instance", "push_text", "push_in_thread", "push_loop"]
 
 log = get_logger("weedpy.metrics_push")
 
@@ -26,7 +26,7 @@ PUSH_JOB = "volumeServer"  # Go's job name for a volume server
 DEFAULT_INTERVAL_S = 15  # Go's interval when the master's is negative
 PUSH_TIMEOUT_S = 30.0  # a push that hangs must not pile up behind the next ones
 
-Push = Callable[[str, str, bytes], None]
+Push = Callable[[str, str, bytes], Awaitable[None]]
 
 
 def push_instance(ip: str, port: int) -> str:
@@ -49,8 +49,14 @@ def push_text(gateway: str, instance: str, text: bytes) -> None:
                     timeout=PUSH_TIMEOUT_S, handler=handler)
 
 
+async def push_in_thread(gateway: str, instance: str, text: bytes) -> None:
+    """`push_text` in a worker thread (a push gateway that hangs is abandoned when we stop)."""
+    await trio.to_thread.run_sync(push_text, gateway, instance, text, abandon_on_cancel=True)
+
+
 async def push_loop(
-    gather: Callable[[], Awaitable[bytes]], gateway: str, interval_s: int, instance: str, *, push: Push = push_text,
+    gather: Callable[[], Awaitable[bytes]], gateway: str, interval_s: int, instance: str, *,
+    push: Push = push_in_thread,
 ) -> None:
     """Push what `gather()` returns to `gateway` now and every `interval_s` seconds, forever;
     nothing when the master named no gateway or an interval of 0 (Go's rule)."""
@@ -60,8 +66,7 @@ async def push_loop(
     log.info("pushing metrics", gateway=gateway, interval_s=interval, job=PUSH_JOB, instance=instance)
     while True:
         try:
-            text = await gather()
-            await trio.to_thread.run_sync(push, gateway, instance, text, abandon_on_cancel=True)
+            await push(gateway, instance, await gather())
         except Exception as exc:  # noqa: BLE001 - Go logs a failed push and pushes again next time
             log.warning("could not push metrics to prometheus push gateway", gateway=gateway, error=str(exc))
         await trio.sleep(interval)
