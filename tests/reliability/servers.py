@@ -19,20 +19,11 @@ import httpx
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
 from tests.reliability.ledger import Ledger, body, fid
+from tests.support.process_tree import alive, descendants
 from tests.support.procs import MasterProc, VolumeProc, start_go_volume, wait_http
-from tests.support.process_tree import alive, children
 from tests.support.weedpy_proc import start_weedpy_volume
 
 __all__ = ["Crashable", "descendants", "kill_all", "go_loads_writable", "weedpy_verify", "log_counts"]
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        for c in children(todo.pop()):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def kill_all(pids: Iterable[int], timeout: float = 20) -> None:
@@ -78,6 +69,8 @@ class Crashable:
         return self.proc.url
 
     def start(self) -> None:
+        if self.proc is not None and self.proc.proc.popen.poll() is None:
+            self.kill()  # never lose a running server by starting another over it
         extra = [f"-mode={self.mode}", "-preStopSeconds=0"]
         if self.workers is not None:
             extra.append(f"-workers={self.workers}")
@@ -131,9 +124,17 @@ class Crashable:
 
     def stop(self) -> None:
         if self.proc is not None:
-            rc = self.proc.stop()
+            rc = self.proc.stop()  # kills what outlives the leader, and the whole tree after 15 s
             self.proc = None
             assert rc in (0, -2, 130, 1), f"weedpy exited {rc}"
+
+    def close(self) -> None:
+        """Teardown on every path: SIGKILL whatever of the server is still running."""
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            if proc.proc.popen.poll() is None:
+                kill_all([*descendants(proc.proc.pid), proc.proc.pid])
+            proc.proc.stop()  # reaps the leader; kills any process that outlived it
 
 
 def log_counts(workdir: Path) -> dict[str, int]:

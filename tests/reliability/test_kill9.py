@@ -80,75 +80,66 @@ def _finish(tmp_path: Path, master: MasterProc, server: Crashable, led: Ledger, 
     assert go["go_problems"] == [], "\n".join(go["go_problems"][:30])
 
 
-def _whole_server_kills(tmp_path: Path, master: MasterProc, mode: str, workers: int | None, kills: int,
-                        report: dict) -> None:
-    server = Crashable(tmp_path, master, mode, workers)
+def _whole_server_kills(tmp_path: Path, master: MasterProc, server: Crashable, kills: int, report: dict) -> None:
     led = Ledger.create(VIDS, KEYS_PER_VID)
-    rng = random.Random(f"{mode}{workers}{kills}")
+    rng = random.Random(f"{server.mode}{server.workers}{kills}")
     server.start()
     server.allocate(VIDS)
-    report.update(mode=mode, workers=workers if workers is not None else "default")
-    try:
-        for i in range(kills):
-            _load_then(server, led, rng, i, server.kill)
-            server.start()
-            _check(server, led)
-            report.update(kills=i + 1, **_figures(led))  # so far, should a later round fail
-            assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
-        _finish(tmp_path, master, server, led, report)
-    finally:
-        if server.proc is not None:
-            server.kill()
+    report.update(mode=server.mode, workers=server.workers if server.workers is not None else "default")
+    for i in range(kills):
+        _load_then(server, led, rng, i, server.kill)
+        server.start()
+        _check(server, led)
+        report.update(kills=i + 1, **_figures(led))  # so far, should a later round fail
+        assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
+    _finish(tmp_path, master, server, led, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(2, id="fast"),
                                    pytest.param(LONG, id="long", marks=LONG_MARKS)])
-def test_native_two_workers(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
-    _whole_server_kills(tmp_path, master, "native", 2, kills, report)
+def test_native_two_workers(tmp_path: Path, master: MasterProc, crashable, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, crashable(master, "native", 2), kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
                                    pytest.param(LONG, id="long", marks=LONG_MARKS)])
-def test_native_one_worker(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
-    _whole_server_kills(tmp_path, master, "native", 1, kills, report)
+def test_native_one_worker(tmp_path: Path, master: MasterProc, crashable, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, crashable(master, "native", 1), kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
                                    pytest.param(LONG, id="long", marks=LONG_MARKS)])
-def test_proxy_whole_server(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
-    _whole_server_kills(tmp_path, master, "proxy", None, kills, report)
+def test_proxy_whole_server(tmp_path: Path, master: MasterProc, crashable, kills: int, report: dict) -> None:
+    _whole_server_kills(tmp_path, master, crashable(master, "proxy", None), kills, report)
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="fast"),
                                    pytest.param(LONG, id="long", marks=LONG_MARKS)])
-def test_proxy_backend_only(tmp_path: Path, master: MasterProc, kills: int, report: dict) -> None:
+def test_proxy_backend_only(tmp_path: Path, master: MasterProc, crashable, kills: int, report: dict) -> None:
     """The gateway stays up; its Go backend is SIGKILLed under load and started again by it."""
-    server = Crashable(tmp_path, master, "proxy", None)
+    server = crashable(master, "proxy", None)
     led = Ledger.create(VIDS, KEYS_PER_VID)
     rng = random.Random(f"backend{kills}")
     server.start()
     server.allocate(VIDS)
     report.update(mode="proxy", workers="default")
-    try:
-        for i in range(kills):
-            killed: list[int] = []
-            _load_then(server, led, rng, i, lambda: killed.append(server.kill_backend()))
-            server.wait_backend_back(killed[0])
-            _check(server, led)
-            report.update(backend_kills=i + 1, **_figures(led))
-            assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
-        _finish(tmp_path, master, server, led, report)
-    finally:
-        if server.proc is not None:
-            server.kill()
+    for i in range(kills):
+        killed: list[int] = []
+        _load_then(server, led, rng, i, lambda: killed.append(server.kill_backend()))
+        server.wait_backend_back(killed[0])
+        _check(server, led)
+        report.update(backend_kills=i + 1, **_figures(led))
+        assert led.violations == [], f"after kill {i + 1}:\n" + "\n".join(led.violations[:30])
+    _finish(tmp_path, master, server, led, report)
 
 
 @pytest.mark.parametrize("torn", ["dat", "idx"])
-def test_proxy_backend_starts_on_a_torn_tail(tmp_path: Path, master: MasterProc, torn: str, report: dict) -> None:
+def test_proxy_backend_starts_on_a_torn_tail(tmp_path: Path, master: MasterProc, crashable, torn: str,
+                                             report: dict) -> None:
     """What Go leaves when it is killed between its `.dat` write and its `.idx` write (or inside
     the latter): the proxy's backend must still open the volume writable (Go alone serves it
     read-only: its load check refuses `.dat` bytes no row names, and a cut `.idx` row)."""
-    server = Crashable(tmp_path, master, "proxy", 1)
+    server = crashable(master, "proxy", 1)
     server.start()
     server.allocate(VIDS[:1])
     led = Ledger.create(VIDS[:1], 3)
@@ -162,18 +153,14 @@ def test_proxy_backend_starts_on_a_torn_tail(tmp_path: Path, master: MasterProc,
                 assert r.status_code == 201, r.text
                 st.acked = v
 
-    try:
-        trio.run(write)
-        server.stop()
-        base = server.data_dir / str(VIDS[0])
-        with open(f"{base}.{torn}", "ab") as f:
-            f.write(b"\x01" * 777 if torn == "dat" else b"\x00" * 7)  # a cut record no row names / a cut row
-        server.start()
-        _check(server, led, VIDS[:1])
-        assert led.violations == [], led.violations
-        r = httpx.post(f"{server.url}/{VIDS[0]},{0x77:x}{0x1234:08x}", content=b"after", headers=octets, timeout=20)
-        assert r.status_code == 201, r.text
-        report.update(torn=torn, **log_counts(tmp_path))
-    finally:
-        if server.proc is not None:
-            server.kill()
+    trio.run(write)
+    server.stop()
+    base = server.data_dir / str(VIDS[0])
+    with open(f"{base}.{torn}", "ab") as f:
+        f.write(b"\x01" * 777 if torn == "dat" else b"\x00" * 7)  # a cut record no row names / a cut row
+    server.start()
+    _check(server, led, VIDS[:1])
+    assert led.violations == [], led.violations
+    r = httpx.post(f"{server.url}/{VIDS[0]},{0x77:x}{0x1234:08x}", content=b"after", headers=octets, timeout=20)
+    assert r.status_code == 201, r.text
+    report.update(torn=torn, **log_counts(tmp_path))

@@ -142,8 +142,9 @@ def test_checker_finds_a_stale_read_and_a_resurrected_delete() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("seconds", "every"), [pytest.param(15, 5, id="fast"),
                                                 pytest.param(60, 10, id="long", marks=LONG_MARKS)])
-def test_linearizable_across_kill9(tmp_path: Path, master: MasterProc, seconds: int, every: int, report: dict) -> None:
-    server = Crashable(tmp_path, master, "native", 2)
+def test_linearizable_across_kill9(tmp_path: Path, master: MasterProc, crashable, seconds: int, every: int,
+                                  report: dict) -> None:
+    server = crashable(master, "native", 2)
     server.start()
     server.allocate([VID])
     rec = Recorder()
@@ -167,10 +168,8 @@ def test_linearizable_across_kill9(tmp_path: Path, master: MasterProc, seconds: 
             await trio.sleep(max(0.0, end - time.monotonic()))
             stop.set()
 
-    try:
-        trio.run(main)
-    finally:
-        server.kill()
+    trio.run(main)
+    server.close()
     bad = check_history(rec.ops)
     report.update(clients=CLIENTS, keys=KEYS, seconds_of_load=seconds, kills=kills, operations=len(rec.ops),
                   reads=sum(op.kind == "read" for op in rec.ops), unanswered=rec.unanswered, refused=rec.refused,

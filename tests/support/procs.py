@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import httpx
 
+from tests.support.process_tree import kill_tree, tree
+from tests.support.reaper import REAPER
 from weedpy.ports import free_port, free_port_pair
 from weedpy.weedbin import find_weed_binary
 
@@ -125,14 +127,19 @@ class Proc:
             raise kind(f"{self.argv[0]} exited with {rc}:\n{tail}")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        """`sig`, then SIGKILL after `timeout` seconds; either way no process of the server (its Go
+        backend and workers run in sessions of their own) outlives it: what is still alive of
+        the tree once the leader has exited is killed."""
+        members = tree(self.pid) if self.popen.poll() is None else []
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(sig)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                kill_tree(members + tree(self.pid))
                 self.popen.wait(5)
+        kill_tree(members)
         return self.popen.returncode
 
 
@@ -144,6 +151,7 @@ def start_proc(argv: Sequence[str], log_path: Path, cwd: Path | None = None, env
         env=env if env is not None else clean_env(), start_new_session=True,
     )
     log.close()
+    REAPER.register(popen.pid)  # killed with its tree should this test process end without stopping it
     return Proc(popen, log_path, list(argv))
 
 
