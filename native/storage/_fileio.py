@@ -1,10 +1,12 @@
 """The one layer every change to a volume's files goes through: opening, writing, truncating,
-syncing and renaming `.dat`/`.idx` and the compaction files.
+syncing and renaming `.dat`/`.idx` and the compaction files; and the reads of needles.
 
-A `Volume` holds a `FileOps` (`volume.files`, the operating system's by default). Reads stay
-plain `os.pread` on the descriptors: whatever was written is in the page cache, so what a read
-sees never depends on this layer. Replacing it is how the crash tests (`tests/reliability`)
-stop a volume at any step and decide which of the writes since the last fsync reach the disk.
+A `Volume` holds a `FileOps` (`volume.files`, the operating system's by default). Replacing it
+is how the crash tests (`tests/reliability`) stop a volume at any step and decide which of the
+writes since the last fsync reach the disk, and how the disk-fault tests make a write, an fsync
+or a read fail. `pread` serves the reads of needles (whole, plain, streamed and the checks before
+a sendfile); scans of whole files (loading, recovery, verify, compaction) read the descriptors
+directly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class FileOps(Protocol):
     def open(self, path: str, flags: int, mode: int = 0o644) -> int: ...
     def close(self, fd: int) -> None: ...
     def pwrite(self, fd: int, data: bytes, offset: int) -> int: ...
+    def pread(self, fd: int, length: int, offset: int) -> bytes: ...
     def ftruncate(self, fd: int, size: int) -> None: ...
     def fsync(self, fd: int) -> None: ...
     def fdatasync(self, fd: int) -> None: ...
@@ -34,6 +37,7 @@ class OsFileOps:
     open = staticmethod(os.open)
     close = staticmethod(os.close)
     pwrite = staticmethod(os.pwrite)
+    pread = staticmethod(os.pread)
     ftruncate = staticmethod(os.ftruncate)
     fsync = staticmethod(os.fsync)
     fdatasync = staticmethod(os.fdatasync)

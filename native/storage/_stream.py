@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ._crc import crc32c_update, crc_matches
 from ._errors import ChecksumMismatch, Corrupted
@@ -24,13 +24,15 @@ class NeedleStream:
     For zero-copy serving: `os.sendfile(sock, stream.fd, stream.data_offset + start, n)`.
     """
 
-    __slots__ = ("needle", "data_offset", "data_size", "verified", "_fd")
+    __slots__ = ("needle", "data_offset", "data_size", "verified", "_fd", "_pread")
 
-    def __init__(self, needle: Needle, fd: int, data_offset: int, data_size: int) -> None:
+    def __init__(self, needle: Needle, fd: int, data_offset: int, data_size: int,
+                 pread: Callable[[int, int, int], bytes] = os.pread) -> None:
         self.needle = needle
         self.data_offset = data_offset
         self.data_size = data_size
         self.verified = False  # `verify()` passed: the data's pages were just read
+        self._pread = pread  # the volume's `files.pread`
         self._fd = os.dup(fd)
 
     @property
@@ -42,7 +44,7 @@ class NeedleStream:
     def read(self, start: int = 0, length: int | None = None) -> bytes:
         """One pread of `length` bytes of data from `start` (clamped to the data)."""
         start, length = self._clamp(start, length)
-        out = os.pread(self.fd, length, self.data_offset + start)
+        out = self._pread(self.fd, length, self.data_offset + start)
         if len(out) != length:
             raise Corrupted(f"needle {self.needle.id:x}: data cut short by the end of .dat")
         return out
@@ -56,7 +58,7 @@ class NeedleStream:
         pos, end = start, start + length
         while pos < end:
             want = min(chunk_size, end - pos)
-            chunk = os.pread(self.fd, want, self.data_offset + pos)
+            chunk = self._pread(self.fd, want, self.data_offset + pos)
             if len(chunk) != want:
                 raise Corrupted(f"needle {self.needle.id:x}: data cut short by the end of .dat")
             if whole:

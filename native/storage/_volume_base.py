@@ -267,7 +267,7 @@ class VolumeBase:
     # low-level I/O -----------------------------------------------------------------------------
 
     def _pread_raw(self, length: int, offset: int) -> bytes:
-        return os.pread(self._dat_fd, length, offset)
+        return self.files.pread(self._dat_fd, length, offset)
 
     def _reading(self) -> "_ReadGate":
         """Hold the files steady for a map lookup and the reads it leads to: a compaction
@@ -280,7 +280,7 @@ class VolumeBase:
                 raise StorageError(f"volume {self.id} is closed")
             self._readers += 1
         try:
-            return os.pread(self._dat_fd, length, offset)
+            return self.files.pread(self._dat_fd, length, offset)
         finally:
             with self._io:
                 self._readers -= 1

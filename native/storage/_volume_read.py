@@ -2,7 +2,7 @@
 records, and walks of `.dat`.
 
 Lock-free with respect to writers: the map lookup takes the map's own short lock and the
-`os.pread` happens under the read gate only, which a compaction commit or a close drains.
+`pread` happens under the read gate only, which a compaction commit or a close drains.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class VolumeReads(VolumeBase):
                 self._check_empty_record(needle_id)
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
-            raw = os.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
+            raw = self.files.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
             n = self._decode_at(raw, offset, size, verify_crc)
         finally:
             gate.__exit__()
@@ -140,7 +140,7 @@ class VolumeReads(VolumeBase):
             return
         at = nv.offset * PADDING_SIZE
         for offset in (at, at + self.codec.offsets.max_volume_size):
-            head = os.pread(self._dat_fd, NEEDLE_HEADER_SIZE, offset)
+            head = self.files.pread(self._dat_fd, NEEDLE_HEADER_SIZE, offset)
             if len(head) == NEEDLE_HEADER_SIZE:
                 h = parse_header(head)
                 if h.id == needle_id and h.size == 0:
@@ -156,8 +156,8 @@ class VolumeReads(VolumeBase):
         cleanly comes back as (cookie, data, flags, name, mime, last_modified, crc, Size), read
         and CRC-checked as `read_needle` does (Size: the record's, as the index has it).
         Anything else (absent, deleted, empty, too large, a TTL, version 1, a `.dat` that is not
-        a local file, a short or inconsistent record, a CRC mismatch) is None: `read_needle`
-        then reports it with Go's error. No cookie check: the caller compares.
+        a local file, a read error, a short or inconsistent record, a CRC mismatch) is None:
+        `read_needle` then reports it with Go's error. No cookie check: the caller compares.
         """
         version = self.super_block.version
         if version == VERSION1:
@@ -178,7 +178,9 @@ class VolumeReads(VolumeBase):
             return None
         try:
             fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
-            raw = os.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+            raw = self.files.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+        except OSError:  # an unreadable sector (EIO): the full path reports it as an error
+            return None
         finally:
             gate.__exit__()
         if len(raw) < length:
@@ -279,11 +281,13 @@ class VolumeReads(VolumeBase):
         try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
-                return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0)
+                return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0,
+                                    pread=self.files.pread)
             offset, size = loc
             n, data_size = self._read_meta_at(offset, size)
             self._check_ttl_and_cookie(n, cookie)
-            return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size)
+            return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size,
+                                pread=self.files.pread)
         finally:
             gate.__exit__()
 

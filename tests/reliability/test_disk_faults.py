@@ -1,10 +1,10 @@
 """Disk faults, CORDS-style: one 4 KiB block of `.dat` or `.idx` zeroed, filled with junk or
-with one bit flipped; EIO and ENOSPC from writes and fsyncs (a `FileOps` that fails them).
+with one bit flipped; EIO and ENOSPC from writes and fsyncs, EIO from reads (a `FileOps` that
+fails them).
 
 The rule: an error is returned, a wrong byte never is; the other needles keep being served and
 the volume loads; a write that failed is never acknowledged nor served later; an fsync that
-failed makes the volume read-only and is never retried. Reads have no seam (plain `os.pread`),
-so EIO on read is not injected here.
+failed makes the volume read-only and is never retried; a read that failed leaves no mark.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from native.storage._fileio import OS_FILES
 from native.storage._types import PADDING_SIZE, actual_size
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
-from tests.reliability.servers import Crashable
 from tests.support.procs import (
     VolumeProc,
     clean_env,
@@ -89,7 +88,7 @@ def _read_every_way(v: Volume, key: int) -> list[object]:
     out: list[object] = []
     try:
         out.append(v.read_needle(key, COOKIE).data)
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:
         out.append(type(exc))
     plain = v.read_plain(key, 1024 * 1024)
     out.append(None if plain is None else plain[1])
@@ -98,7 +97,7 @@ def _read_every_way(v: Volume, key: int) -> list[object]:
             whole = b"".join(s.iter_chunks(0, None, 64 * 1024))
             s.verify(64 * 1024)  # what the HTTP layer runs before a streamed or ranged body
             out.append(whole)
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:
         out.append(type(exc))
     return out
 
@@ -346,6 +345,125 @@ def test_an_error_from_volume_sync_makes_the_volume_read_only(tmp_path: Path) ->
     v.close()
 
 
+class FaultyReads:
+    """`OS_FILES`, except that a `pread` touching bytes [`lo`, `hi`) of one file (through any
+    descriptor of it: streams read from duplicates) raises OSError(EIO), as an unreadable sector
+    does, while `on` is set."""
+
+    def __init__(self, path: Path, lo: int, hi: int) -> None:
+        st = os.stat(path)
+        self.ident = (st.st_dev, st.st_ino)
+        self.lo, self.hi = lo, hi
+        self.on = True
+        self.failures = 0
+
+    def __getattr__(self, name: str):
+        return getattr(OS_FILES, name)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        if self.on and offset < self.hi and self.lo < offset + length:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == self.ident:
+                self.failures += 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return os.pread(fd, length, offset)
+
+
+def _bad_sector(v: Volume, key: int, where: str) -> tuple[int, int]:
+    """The 512 B sector an EIO comes from: in the middle of the key's data, or its header."""
+    off, length = _span(v, key)
+    at = off + 4 if where == "header" else off + 40 + (length - 60) // 2
+    lo = at - at % 512
+    return lo, lo + 512
+
+
+@pytest.mark.parametrize("where", ["data", "header", "streamed_data"])
+def test_eio_on_read_is_an_error_never_wrong_bytes(tmp_path: Path, where: str, report: dict) -> None:
+    """EIO from the reads of one sector of `.dat`: the needles whose records hold it fail on
+    every read path (whole, the plain fast path declines, streamed and its CRC check), the
+    others are served; the volume stays writable; once the sector reads again, so does the
+    needle, and nothing of the failure is left (after a reload neither)."""
+    v, want = _fill(tmp_path)
+    key = {"data": 4, "header": 2, "streamed_data": 5}[where]
+    lo, hi = _bad_sector(v, key, where)
+    hit = {k for k in want if _span(v, k)[0] < hi and lo < sum(_span(v, k))}
+    assert key in hit
+    faulty = FaultyReads(tmp_path / "1.dat", lo, hi)
+    v.files = faulty
+    figures = _check_all(v, want, hit)
+    outcome = _read_every_way(v, key)
+    assert all(not isinstance(o, bytes) for o in outcome), f"key {key} served through an unreadable sector: {outcome!r}"
+    assert OSError in outcome
+    assert not v.read_only_reasons().read_only
+    v.write_needle(_needle(100))  # the volume takes writes meanwhile
+    assert v.read_needle(100, COOKIE).data == _body(100, 3000)
+    failures = faulty.failures
+    faulty.on = False  # the sector reads again (a transient error, or the block remapped)
+    after = _check_all(v, want, set())
+    v.close()
+    v = Volume.load(tmp_path, 1)
+    try:
+        reloaded = _check_all(v, want, set())
+        assert v.read_needle(100, COOKIE).data == _body(100, 3000)
+    finally:
+        v.close()
+    report.update(hit_keys=len(hit), eio_raised=failures, errors=figures["errors"],
+                  served=figures["served"] + after["served"] + reloaded["served"])
+
+
+def test_a_server_answers_500_on_eio_and_keeps_serving(tmp_path: Path, report: dict) -> None:
+    """Over HTTP (the native handlers serving a real socket): a needle whose sector gives EIO
+    answers 500 on the fast read path, the full path, a Range read and a streamed read (> 1 MiB),
+    whole or ranged, never a 200 with other bytes; the other needles are served; writes land;
+    once the sector reads again the needles are served whole."""
+    from tests.native_http.support import start_native
+
+    bodies = {1: _body(1, 5000), 2: _body(2, 3 * 1024 * 1024 + 5), 3: _body(3, 7000), 4: _body(4, 2 * 1024 * 1024)}
+    with start_native(tmp_path / "data", volumes=(1,)) as server:
+        url = lambda key: f"{server.url}/1,{key:x}{COOKIE:08x}"
+        with httpx.Client(timeout=30) as client:
+            for key, data in bodies.items():
+                r = client.post(url(key), content=data, headers=OCTETS)
+                assert r.status_code == 201, r.text
+            v = server.store.find_volume(1)
+            spans = [_bad_sector(v, key, "data") for key in (1, 2)]
+            faults = [FaultyReads(server.data_dir / "1.dat", lo, hi) for lo, hi in spans]
+
+            class Both:
+                def __getattr__(self, name: str):
+                    return getattr(OS_FILES, name)
+
+                def pread(self, fd: int, length: int, offset: int) -> bytes:
+                    for f in faults:
+                        if f.on and offset < f.hi and f.lo < offset + length:
+                            return f.pread(fd, length, offset)
+                    return os.pread(fd, length, offset)
+
+            v.files = Both()
+            statuses = {}
+            for key in (1, 2):
+                for rng in (None, "bytes=0-99", "bytes=1000-", "bytes=0-9,20-29"):
+                    r = client.get(url(key), headers={"Range": rng} if rng else {})
+                    statuses[(key, rng)] = r.status_code
+                    assert r.status_code == 500, (key, rng, r.status_code, r.content[:200])
+                r = client.get(url(key) + "?x=1")  # a query: never the fast path
+                assert r.status_code == 500, (key, r.status_code)
+            for key in (3, 4):  # the others, small and streamed, whole and ranged
+                r = client.get(url(key))
+                assert r.status_code == 200 and r.content == bodies[key]
+                r = client.get(url(key), headers={"Range": "bytes=10-4009"})
+                assert r.status_code == 206 and r.content == bodies[key][10:4010]
+            r = client.post(url(5), content=b"after", headers=OCTETS)
+            assert r.status_code == 201
+            assert client.get(url(5)).content == b"after"
+            for f in faults:
+                f.on = False
+            for key in (1, 2):
+                r = client.get(url(key))
+                assert r.status_code == 200 and r.content == bodies[key]
+    report.update(eio_reads_500=len(statuses) + 2, eio_raised=sum(f.failures for f in faults))
+
+
 # ---- through a real server ----------------------------------------------------------------------
 
 
@@ -357,12 +475,12 @@ def master(tmp_path: Path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_path: Path, master, workers: int,
-                                                                           report: dict) -> None:
+def test_a_server_answers_500_for_a_damaged_needle_whole_ranged_or_streamed(tmp_path: Path, master, crashable,
+                                                                           workers: int, report: dict) -> None:
     """A `-mode=native` server: a needle with a damaged block answers 500 on a whole read, a
     Range read and a streamed (> 1 MiB, sendfile) read, whole or ranged; the others are served;
     the process keeps running and takes writes."""
-    server = Crashable(tmp_path / "srv", master, "native", workers=workers)
+    server = crashable(master, "native", workers, workdir=tmp_path / "srv")
     server.start()
     try:
         server.allocate([1])
