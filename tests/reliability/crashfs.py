@@ -1,7 +1,7 @@
 """A `FileOps` (native/storage/_fileio.py) that crashes: SQLite's test6 idea for a volume.
 
-Every write, truncate, sync, rename and removal goes to the real file (so reads, which are plain
-`pread`s, see them as they would see the page cache) and is also remembered per file until the
+Every write, truncate, sync, rename and removal goes to the real file (so reads, plain `pread`s
+of it, see them as they would see the page cache) and is also remembered per file until the
 file's next fsync. The `crash_at`-th operation does not return: it raises `SimulatedCrash` after
 landing the first `tear` bytes of its data (None: none of it), and every operation after that
 raises too (the machine is down). Then `apply_crash`:
@@ -89,6 +89,10 @@ class CrashFS:
     def close(self, fd: int) -> None:
         self._paths.pop(fd, None)
         os.close(fd)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        """Reads are not crash points: they see the page cache, which is the real file."""
+        return os.pread(fd, length, offset)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
         path = self._paths[fd]
