@@ -7,16 +7,18 @@ array of unsigned 64-bit words. A word written through `memoryview.cast("Q")` is
 process is writing (x86-64 and arm64 both guarantee this for aligned 8-byte accesses).
 
 Regions (word offsets) are handed out by `SharedLayout`: the server-wide flags, the per-process
-in-flight byte counters and the volume table each take one. Locks are POSIX record locks on the
-memfd (`fcntl.lockf`), one byte per lock: the kernel drops a dead process's locks.
+in-flight byte counters and the volume table each take one. Locks are OFD byte-range locks on
+the memfd (`weedpy.filelocks`), one byte per lock, through a description of each process's own:
+the kernel drops a dead process's locks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import mmap
 import os
+
+from weedpy.filelocks import lock_range, own_description, unlock_range
 
 __all__ = ["SharedBlock", "SharedLayout", "ProcessShare", "LAYOUT", "WORDS_PER_SLOT", "MAX_PROCESSES", "MAX_VOLUMES"]
 
@@ -54,6 +56,7 @@ class SharedBlock:
     def __init__(self, fd: int, *, owner: bool) -> None:
         self.fd = fd
         self.owner = owner
+        self._lock_fd = own_description(fd)  # this process's locks (`fd` is shared with the workers)
         size = LAYOUT.lock_bytes + LAYOUT.volume_slots
         self._mmap = mmap.mmap(fd, size)
         self.words = memoryview(self._mmap).cast("Q")
@@ -75,17 +78,12 @@ class SharedBlock:
 
     def lock(self, index: int, *, blocking: bool = True) -> bool:
         """Take lock `index` for this process (threads of one process must exclude one another
-        themselves: POSIX locks belong to the process). False when `blocking` is off and another
-        process holds it."""
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
-                        LAYOUT.lock_bytes + index)
-        except (BlockingIOError, PermissionError):
-            return False
-        return True
+        themselves: the lock belongs to this process's description). False when `blocking` is
+        off and another process holds it."""
+        return lock_range(self._lock_fd, LAYOUT.lock_bytes + index, 1, blocking=blocking)
 
     def unlock(self, index: int) -> None:
-        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, LAYOUT.lock_bytes + index)
+        unlock_range(self._lock_fd, LAYOUT.lock_bytes + index, 1)
 
     def close(self) -> None:
         """Close the descriptor (the leader's: workers already spawned keep theirs). The mapping

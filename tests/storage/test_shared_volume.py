@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,62 @@ def test_a_read_catching_up_never_undoes_a_mark_being_published(tmp_path: Path) 
     assert v.read_only
     with pytest.raises(Exception, match="read only"):
         worker.write_needle(VID, mk(2, b"refused"))
+
+
+def _waiters(fd: int) -> int:
+    """Lock requests blocked on the file `fd` names (/proc/locks lists each as `N: -> ...`)."""
+    inode = os.fstat(fd).st_ino
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines()
+               if "->" in line and any(tok.endswith(f":{inode}") for tok in line.split()))
+
+
+def test_slot_locks_never_fail_with_a_deadlock_nothing_is_in(tmp_path: Path) -> None:
+    """Thread 1 of this process holds slot 1 while thread 2 waits for slot 2, held by another
+    process that now waits for slot 1. Nothing is stuck (thread 1 lets go without waiting for
+    anything), but the kernel's check on process-owned POSIX locks sees the two processes wait
+    for each other and fails the other process's request with EDEADLK (writes of a two-worker
+    server failed so under load). The locks belong to each process's description instead."""
+    block = SharedBlock.create()
+    ctx = multiprocessing.get_context("fork")
+    has_2, wants_1 = ctx.Event(), ctx.Event()
+
+    def other(fd: int) -> None:
+        mine = SharedBlock.attach(fd)
+        assert mine.lock(2)
+        has_2.set()
+        wants_1.wait(60)
+        mine.lock(1)  # EDEADLK with process-owned locks
+        mine.unlock(1)
+        mine.unlock(2)
+
+    proc = ctx.Process(target=other, args=(block.fd,))
+    proc.start()
+    try:
+        assert has_2.wait(60)
+        assert block.lock(1)
+        got_2 = threading.Event()
+
+        def thread_2() -> None:
+            block.lock(2)
+            got_2.set()
+            block.unlock(2)
+
+        t2 = threading.Thread(target=thread_2, daemon=True)
+        t2.start()
+        _wait_until(lambda: _waiters(block.fd) >= 1)  # thread 2 waits for slot 2
+        wants_1.set()
+        _wait_until(lambda: _waiters(block.fd) >= 2 or not proc.is_alive())  # the other waits for slot 1
+        block.unlock(1)
+        proc.join(60)
+        assert proc.exitcode == 0, "the other process's lock request failed"
+        assert got_2.wait(60)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+
+
+def _wait_until(cond, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)

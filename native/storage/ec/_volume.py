@@ -9,11 +9,12 @@ into shard intervals; reading the intervals, locally or from peers, is the calle
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import os
 import threading
 import time
+
+from weedpy.filelocks import lock_range, unlock_range
 
 from .._errors import NotFound, StorageError
 from .._volume_shared import WouldBlock
@@ -236,7 +237,7 @@ class EcVolume:
             if self.ecj_fd < 0:
                 raise StorageError(f"ec volume {self.vid} closed")
             # other processes of this server journal here too: one append at a time, at the end
-            fcntl.lockf(self.ecj_fd, fcntl.LOCK_EX)
+            lock_range(self.ecj_fd, 0, 0)  # the whole file (see weedpy.filelocks: no false EDEADLK)
             try:
                 self._follow_journal()
                 if needle_id in self.deleted:
@@ -254,7 +255,7 @@ class EcVolume:
                 self.ecj_size = prev + 8
                 self.deleted.add(needle_id)
             finally:
-                fcntl.lockf(self.ecj_fd, fcntl.LOCK_UN)
+                unlock_range(self.ecj_fd, 0, 0)
 
     def is_deleted(self, needle_id: int) -> bool:
         self._follow_journal()
