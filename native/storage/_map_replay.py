@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._map_build import IdxRows
+from ._map_build import IdxRows, key_order
 
 __all__ = ["load_only_deletions"]
 
@@ -23,8 +23,7 @@ def load_only_deletions(rows: IdxRows, start: int) -> int:
     keys, offsets, sizes = rows.columns()
     if start >= len(keys):
         return 0
-    order = np.argsort(keys, kind="stable")  # a key's rows stay in file order
-    ks = keys[order]
+    order, ks = key_order(keys)  # a key's rows stay in file order
     follows = ks[1:] == ks[:-1]
     prev, cur = order[:-1][follows], order[1:][follows]
     after_empty = (offsets[prev] != 0) & (sizes[prev] == 0)

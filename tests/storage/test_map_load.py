@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from native.storage import IdxCodec, actual_size
 from native.storage._map_build import IdxRows
 from native.storage._map_file import open_map_file, write_map_file
 from native.storage._map_load import MapPolicy, load_needle_map
-from native.storage._map_build import resolve
+from native.storage._map_build import key_order, resolve
 from native.storage._needle_map import NeedleMap
 from tests.storage.test_needle_map import model_load
 
@@ -206,3 +207,15 @@ def test_wide_offsets_round_trip_through_the_file(tmp_path: Path) -> None:
     assert mf.resolved.offsets.dtype.itemsize == 8
     m = load_needle_map(IdxRows(buf, 5), 3, sorted_semantics=False, map_path=path, may_write=True, policy=EVERY_FILE)
     check_against_model(m, rows, False)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 70), max_size=120), st.integers(0, 2**64 - 1), st.lists(st.integers(0, 2**64 - 1), max_size=3))
+def test_key_order_is_a_stable_argsort(small: list[int], base: int, spread: list[int]) -> None:
+    """Both ways of ordering rows by key (ids packed with row numbers when their span allows,
+    a stable argsort when ids spread over 64 bits) give a stable argsort's permutation."""
+    keys = np.array([min(base + k, 2**64 - 1) for k in small] + spread, dtype=np.uint64)
+    order, ks = key_order(keys)
+    want = np.argsort(keys, kind="stable")
+    assert order.tolist() == want.tolist()
+    assert ks.tolist() == keys[want].tolist()
