@@ -6,7 +6,8 @@ the front before it can be served. Stop (SIGINT/SIGTERM): stop accepting, report
 -preStopSeconds while open connections finish, stop the backend, exit 0.
 
 Mixed mode is this server plus a `ProxyExtension` (weedpy/mixed.py) that adds native targets
-and the dual-run differ; the gateway knows it only through that interface.
+and the dual-run differ; the gateway knows it only through that interface (with worker
+processes, the extension serves them its targets: `share`, `attach`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class ProxyExtension(Protocol):
     def metrics(self) -> list:
         """Families of its own for the metrics port (the differ's), computed when scraped."""
 
+    async def share(self, nursery: trio.Nursery, targets: Mapping[Target, HttpTarget],
+                    front: HttpTarget) -> dict[str, Any]:
+        """With worker processes: serve them what only this process can (`targets`, `front`) and
+        return what each worker's init message carries for it."""
+
+    def attach(self, pool: WorkerPool) -> None:
+        """The worker processes, once they are started."""
+
     async def drain(self) -> None:
         """Before the backend stops: let work in flight reach it."""
 
@@ -120,6 +129,7 @@ class ProxyServer:
         self.workers: WorkerPool | None = None
         self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # the gateway's weedpy_* families (docs/metrics.md)
         self._runtime = runtime_registry(process=False)  # the backend's families carry process_*
+        self._worker_extra: dict[str, Any] = {}  # what the extension adds to a worker's init message
 
     def backend_argv(self, ports, master_arg: str) -> list[str]:
         """A backend's command line, with a fresh `-config_dir` holding its security.toml (Go reads
@@ -195,13 +205,16 @@ class ProxyServer:
     def _worker_init(self, number: int) -> dict[str, Any]:
         assert self.supervisor is not None
         return {
-            "mode": "proxy", "argv": list(self.cfg.argv), "config_dir": self.cfg.config_dir,
+            "mode": self.cfg.mode.value, "argv": list(self.cfg.argv), "config_dir": self.cfg.config_dir,
             "server_header": self.server_header.decode(), "backend": endpoints_to_json(self.supervisor.current()),
+            **self._worker_extra,
         }
 
     def _attach(self, pool: WorkerPool) -> None:
         self.workers = pool
         self.metrics.pool = pool  # the metrics port sums every process's counts
+        if self.extension is not None:
+            self.extension.attach(pool)
 
     def go_http(self, backend: BackendView, front_address: str | None = None) -> HttpTarget:
         """The HTTP relay to a backend, over this proxy's connection pool."""
@@ -263,8 +276,9 @@ class ProxyServer:
                                      self.evidence, meter=RouteMeter(local, "http")).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
-        # Mixed mode's extras (native targets, the differ) live in this process only.
-        workers = None if self.extension is not None else WorkerSpec(cfg.workers, self._worker_init, self._attach)
+            if cfg.workers > 1:  # mixed mode's native side and differ live here: workers reach them
+                self._worker_extra = await self.extension.share(nursery, http_targets, http)
+        workers = WorkerSpec(cfg.workers, self._worker_init, self._attach)
         metrics = MetricsEndpoint(self.gather_metrics).handle if cfg["metricsPort"] else None
         return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc")),
                       grpc_options=PROXY_SERVER_OPTIONS, send_buffer=RELAY_SOCKET_BUFFER, workers=workers,

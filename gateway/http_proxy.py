@@ -50,16 +50,20 @@ class _StaleConnection(Exception):
     """A reused keep-alive connection closed before answering; safe to retry once."""
 
 
-def _backend_request_head(req: Request) -> bytes:
+def _backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) -> bytes:
     """The head Go gets: the client's end-to-end headers, then the body framing we parsed, written
     by us. The framing never comes from the client's own headers: a client that names
     Content-Length in Connection would otherwise have it dropped as hop-by-hop while its body
-    still went through, and Go would read that body as the next request."""
-    headers = [(n, v) for n, v in end_to_end_headers(req.headers) if n.lower() != b"content-length"]
+    still went through, and Go would read that body as the next request. `tag`: one header of
+    ours (lower-case name) added last, any of the client's by that name dropped."""
+    drop = (b"content-length", tag[0]) if tag is not None else (b"content-length",)
+    headers = [(n, v) for n, v in end_to_end_headers(req.headers) if n.lower() not in drop]
     if req.chunked:
         headers.append((b"Transfer-Encoding", b"chunked"))
     elif req.content_length is not None:
         headers.append((b"Content-Length", b"%d" % req.content_length))
+    if tag is not None:
+        headers.append(tag)
     return request_head(req.method, req.target, headers)
 
 
@@ -114,12 +118,17 @@ def _quick_head(head: bytes) -> tuple[int, int] | None:
 
 
 class GoHttpTarget:
-    """Relays exchanges to the backend's admin or public listener."""
+    """Relays exchanges to the backend's admin or public listener.
+
+    `tag(exch)`: a header added to each relayed request (mixed mode's workers name the request's
+    route to their leader this way, weedpy/serve/hop.py); computed before the first await."""
 
     def __init__(self, backend: BackendView, pool: UpstreamPool, front_address: str | None = None,
-                 on_error: Callable[[str], None] = lambda _reason: None) -> None:
+                 on_error: Callable[[str], None] = lambda _reason: None,
+                 tag: Callable[[Exchange], tuple[bytes, bytes]] | None = None) -> None:
         self._backend = backend
         self._pool = pool
+        self._tag = tag
         self._on_error = on_error  # a request that could not be relayed, by reason (weedpy_relay_errors_total)
         # Go names itself (its private ip:port) in some error bodies; clients must see the front.
         self._front_address = front_address.encode() if front_address else None
@@ -140,7 +149,7 @@ class GoHttpTarget:
             await self._refuse(exch, str(exc))
             return
         req = exch.request
-        head = _backend_request_head(req)
+        head = _backend_request_head(req, None if self._tag is None else self._tag(exch))
         for attempt in (0, 1):
             try:
                 conn = await self._pool.acquire(addr)

@@ -8,22 +8,24 @@ the new endpoints itself; in between, `current()` is None and requests get the r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
 
-from gateway.backend import BackendEndpoints
+from gateway.backend import BackendEndpoints, BackendView
 from gateway.http_proxy import GoHttpTarget
 from weedpy.config import VolumeConfig
-from weedpy.http1 import UpstreamPool
+from weedpy.http1 import Exchange, UpstreamPool
 from weedpy.security import SecurityConfig
+from weedpy.serve.evidence import EvidenceTally
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.metrics import WEEDPY_FAMILIES, RouteMeter, ServerMetrics
 from weedpy.serve.routes import Target
 
-__all__ = ["ProxyWorker", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
+__all__ = ["ProxyWorker", "PublishedBackend", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
 
 
 def endpoints_to_json(ep: BackendEndpoints | None) -> dict[str, Any] | None:
@@ -46,7 +48,7 @@ def relay_pool(cfg: VolumeConfig, buffer_size: int) -> UpstreamPool:
     )
 
 
-class _PublishedBackend:
+class PublishedBackend:
     """The backend's endpoints as the leader last published them (a BackendView)."""
 
     def __init__(self, endpoints: BackendEndpoints | None) -> None:
@@ -65,17 +67,24 @@ class ProxyWorker:
         self.routes = routes
         self.guard = Guard.from_entries(cfg.whitelist + security.guard_white_list)
         self.server_header = init["server_header"].encode()
-        self.backend = _PublishedBackend(endpoints_from_json(init.get("backend")))
+        self.backend = PublishedBackend(endpoints_from_json(init.get("backend")))
         self.state = FrontState()
         self.pool = relay_pool(cfg, buffer_size)
         self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # counted here, summed by the leader when scraped
 
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
+        return self.front({Target.GO: self.relay(self.backend, f"{self.cfg.ip}:{self.cfg.port}").handle}).handle
+
+    def relay(self, backend: BackendView, front_address: str | None = None,
+              tag: Callable[[Exchange], tuple[bytes, bytes]] | None = None) -> GoHttpTarget:
+        """An HTTP relay over this worker's pool, its errors counted (weedpy_relay_errors_total)."""
         errors = self.metrics.local["weedpy_relay_errors_total"]
-        go = GoHttpTarget(self.backend, self.pool, front_address=f"{self.cfg.ip}:{self.cfg.port}",
-                          on_error=lambda reason: errors.labels("http", reason).inc())
-        return HttpFront(self.routes, {Target.GO: go.handle}, self.guard, self.server_header, self.state,
-                         meter=RouteMeter(self.metrics.local, "http")).handle
+        return GoHttpTarget(backend, self.pool, front_address=front_address,
+                            on_error=lambda reason: errors.labels("http", reason).inc(), tag=tag)
+
+    def front(self, targets: Mapping[Target, HttpTarget], evidence: EvidenceTally | None = None) -> HttpFront:
+        return HttpFront(self.routes, targets, self.guard, self.server_header, self.state, evidence,
+                         meter=RouteMeter(self.metrics.local, "http"))
 
     async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         if msg["op"] == "metrics":

@@ -71,7 +71,7 @@ def run_volume(argv: Sequence[str], config_dir: str | None = None) -> int:
 
 def serve(cfg: VolumeConfig) -> int:
     """Run the server the configuration describes, in its mode."""
-    several = cfg.workers > 1 and cfg.mode in (Mode.NATIVE, Mode.PROXY)  # mixed mode runs one process
+    several = cfg.workers > 1 and cfg.mode in (Mode.NATIVE, Mode.PROXY, Mode.MIXED)
     # numpy (needle maps, EC) does no linear algebra here: one OpenBLAS thread, not a pool per
     # process started at numpy's import (CPU at start-up, memory per worker); the worker processes
     # inherit it. A value the user set is kept.

@@ -5,6 +5,11 @@ This is where the three meet, above all of them: `MixedExtension` is the gateway
 backend's files (native.build.build_follower). With `shadow` / `native+verify` routes it is a
 second store on `-dir.native` that receives every write too, checked equal to Go's before the
 backend starts, optionally with a second Go backend on `-dir.control` as the noise control.
+
+With `-workers=N` all of that stays in this process (the leader): `share` opens the loopback
+hop (weedpy/serve/hop.py) over which the workers (weedpy/mixed_worker.py) hand it the requests
+routed to native, to a dual-run target or to the differ's API, and `attach` gathers the
+workers' evidence for the cutover rules once a second.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -25,7 +31,7 @@ from difftool.gateway import (
     control_dirs,
     dual_run_requested,
 )
-from gateway.app import ProxyServer
+from gateway.app import RELAY_SOCKET_BUFFER, ProxyServer
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, GoRelay
 from gateway.supervisor import BackendStartError, Supervisor
 from native.build import GRPC_OPTIONS, NativeParts, build_follower, build_parts, native_version, open_store
@@ -35,9 +41,11 @@ from weedpy.config import VolumeConfig
 from weedpy.security import SecurityConfig
 from weedpy.grpc import ServerCall
 from weedpy.serve.grpc_front import CallTarget, NamedTarget
+from weedpy.serve.hop import FRONT, HopServer, new_token
 from weedpy.serve.http_front import HttpTarget
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
+from weedpy.serve.workers import WorkerPool
 from weedpy.weedbin import weed_version
 from weedpy.cutover import TEST_FAULT_ENV, Cutover, FaultyHttp, fault_switch
 from weedpy.logs import get_logger
@@ -49,6 +57,7 @@ log = get_logger("mixed")
 
 DUAL_RUN_DRAIN_SECONDS = 10.0  # at stop, how long mirrored writes may take to reach the other store
 WATCH_LIMIT = 1 << 20  # bytes of a watched call kept (its request and answer are a few bytes)
+EVIDENCE_S = 1.0  # how often the workers' answers join the evidence (the rules are checked as often)
 
 
 class GoStateWatch:
@@ -108,6 +117,7 @@ class MixedExtension:
         self._control_http: HttpTarget | None = None
         self.cutover: Cutover | None = None
         self._fault: tuple[str, str] | None = None
+        self._nursery: trio.Nursery | None = None  # where the hop and the evidence gathering run
 
     async def before_backend(self) -> None:
         try:
@@ -188,6 +198,31 @@ class MixedExtension:
             if isinstance(store, FollowerStore):
                 targets[Target.GO] = GoStateWatch(go, store)
         return targets
+
+    async def share(self, nursery: trio.Nursery, targets: Mapping[Target, HttpTarget],
+                    front: HttpTarget) -> dict[str, Any]:
+        """Worker processes reach the native side and the differ over the loopback hop
+        (weedpy/serve/hop.py): start its listener; the hop's address and token go to each worker."""
+        token = new_token()
+        hop = HopServer(token, {**{t.value: h for t, h in targets.items()}, FRONT: front})
+        sock = hop.listen()
+        self._nursery = nursery
+        nursery.start_soon(hop.serve, sock, nursery, RELAY_SOCKET_BUFFER)
+        host, port = sock.getsockname()[:2]
+        return {"hop": [host, port], "hop_token": token, "hop_all": self.dual is not None}
+
+    def attach(self, pool: WorkerPool) -> None:
+        """Every second, the workers' counts of what they answered join the evidence the cutover
+        rules read."""
+        assert self._nursery is not None and self.cutover is not None
+        self._nursery.start_soon(self._gather_evidence, pool, self.cutover.evidence)
+
+    @staticmethod
+    async def _gather_evidence(pool: WorkerPool, evidence: Evidence) -> None:
+        while True:
+            await trio.sleep(EVIDENCE_S)
+            for reply in await pool.ask({"op": "evidence"}):
+                evidence.merge(reply.get("evidence", ()))
 
     def metrics(self) -> list:
         """The differ's families (dual-run routes) and the rollbacks, for the gateway's metrics port."""

@@ -21,6 +21,7 @@ from gateway.worker import ProxyWorker
 from native.worker import NativeWorker
 from weedpy.config import parse_volume_args
 from weedpy.logs import configure_logging
+from weedpy.mixed_worker import MixedWorker
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlDecoder
 from weedpy.serve.lifecycle import WorkerServer, run_worker
@@ -68,6 +69,9 @@ def main() -> int:
     send_buffer = 0
     if mode == "proxy":
         server = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
+        send_buffer = RELAY_SOCKET_BUFFER
+    elif mode == "mixed":
+        server = MixedWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
         send_buffer = RELAY_SOCKET_BUFFER
     elif mode == "native":
         server = NativeWorker(cfg, security, routes, init)

@@ -5,15 +5,19 @@
 (`requests.native`, `5xx.native`, `requests.go`, `5xx.go`: `answered`); the differ counts what it
 compared (`samples`, `real`, `noise`, weedpy/cutover.py). Memory: at most one small dict per
 endpoint per second of `KEEP_S` that saw traffic.
+
+A mixed-mode worker process counts what its front answered in an `EvidenceTally`; the leader
+takes each worker's counts once a second (`take`) and adds them to its `Evidence` (`merge`).
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-__all__ = ["Evidence", "KEEP_S", "GRPC_SERVER_ERRORS"]
+__all__ = ["Evidence", "EvidenceTally", "KEEP_S", "GRPC_SERVER_ERRORS"]
 
 KEEP_S = 3600  # the longest window a rule may ask for is what is kept
 
@@ -49,6 +53,11 @@ class Evidence:
         if server_error:
             self.add(endpoint, "5xx." + side)
 
+    def merge(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Counts a worker process took (`EvidenceTally.take`): `[endpoint, name, n]` rows."""
+        for endpoint, name, n in rows:
+            self.add(str(endpoint), str(name), int(n))
+
     def window(self, endpoint: str, seconds: float) -> collections.Counter[str]:
         since = self._clock() - seconds
         out: collections.Counter[str] = collections.Counter()
@@ -60,3 +69,23 @@ class Evidence:
 
     def endpoints(self) -> list[str]:
         return sorted(self._buckets)
+
+
+class EvidenceTally:
+    """A worker process's answers since the leader last took them (the fronts call `answered`)."""
+
+    def __init__(self) -> None:
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def answered(self, endpoint: str, target: str, server_error: bool) -> None:
+        side = _SIDE.get(target)
+        if side is None:
+            return
+        self._counts[endpoint, "requests." + side] += 1
+        if server_error:
+            self._counts[endpoint, "5xx." + side] += 1
+
+    def take(self) -> list[list[Any]]:
+        """The counts as JSON rows `[endpoint, name, n]`, and start again from zero."""
+        counts, self._counts = self._counts, collections.Counter()
+        return [[endpoint, name, n] for (endpoint, name), n in counts.items()]

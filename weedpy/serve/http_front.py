@@ -20,7 +20,7 @@ from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
 from weedpy.serve.metrics import GoRequestMeter, RouteMeter
 from weedpy.serve.replies import date_header, handler_headers, json_error
-from weedpy.serve.evidence import Evidence
+from weedpy.serve.evidence import Evidence, EvidenceTally
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
 
@@ -49,7 +49,7 @@ class HttpFront:
         guard: Guard,
         server_header: bytes,
         state: FrontState,
-        evidence: Evidence | None = None,
+        evidence: Evidence | EvidenceTally | None = None,
         meter: GoRequestMeter | RouteMeter | None = None,
     ) -> None:
         self._evidence = evidence  # counts each side's answers and 5xx (mixed mode's cutover rules)

@@ -5,8 +5,10 @@
 changes meanwhile, and logs that table's version. A change (`install`, `reload`, `edit`) is
 validated first (the table itself, the mode's rules, the targets this server can serve: a
 refused table leaves the running one in place and raises `RouteTableError` naming the entry),
-then swapped in one assignment, then handed to the subscribers (the worker processes) before the
-call returns. Changes are serialised: one at a time, in order.
+then handed to the subscribers (the worker processes switch to it and acknowledge), then
+swapped in here in one assignment, before the call returns. So this process shows a version
+(`/weedpy/routes`) only once every process serves it. Changes are serialised: one at a time, in
+order.
 
 Who changes it: SIGHUP (re-reads `-routes`), the admin API (`RoutesApi`, `/weedpy/routes` on the
 admin port: loopback or whitelisted clients only; a worker process forwards it to the leader),
@@ -100,6 +102,7 @@ class LiveRoutes:
         self._available: frozenset[Target] | None = None
         self._labels = {table.version}
         self._lock = trio.Lock()
+        self._pending: tuple[RouteTable, Change] | None = None  # being installed: the workers switch first
         self._subscribers: list[Callable[[LiveRoutes], Awaitable[None]]] = []
         self.history: collections.deque[Change] = collections.deque(maxlen=HISTORY)
         self.history.append(Change(1, table.version, time.time(), by))
@@ -127,13 +130,15 @@ class LiveRoutes:
         self._available = keys if self._available is None else self._available & keys
 
     def subscribe(self, on_change: Callable[[LiveRoutes], Awaitable[None]]) -> None:
-        """`on_change(self)` runs after each switch, before the change returns (workers apply it)."""
+        """`on_change(self)` runs for each change before this process switches to it (the workers
+        apply `self.message()`, which is the new table by then)."""
         self._subscribers.append(on_change)
 
     def message(self) -> dict[str, Any]:
-        """The current table as the control channel carries it to a worker process."""
-        last = self.history[-1]
-        return {"table": self.table.to_doc(), "serial": self.serial, "at": last.at, "by": last.by}
+        """The table as the control channel carries it to a worker process: the one being
+        installed while the workers switch to it (a worker starting meanwhile starts on it)."""
+        table, change = self._pending or (self.table, self.history[-1])
+        return {"table": table.to_doc(), "serial": change.serial, "at": change.at, "by": change.by}
 
     def status(self) -> dict[str, Any]:
         last = self.history[-1]
@@ -188,14 +193,19 @@ class LiveRoutes:
                 table = dataclasses.replace(table, version=f"{table.version}#{serial}")
             old = self.table
             moved = _moved(old, table)
-            self.table = table  # the switch: every request from now on reads this one
-            self.serial = serial
-            self._labels.add(table.version)
-            self.history.append(Change(serial, table.version, time.time(), by, moved, note))
+            change = Change(serial, table.version, time.time(), by, moved, note)
+            self._pending = (table, change)
+            try:
+                for on_change in self._subscribers:  # the workers first (each acknowledges or is replaced)
+                    await on_change(self)
+            finally:
+                self._pending = None
+                self.table = table  # the switch: every request of this process from now on reads this one
+                self.serial = serial
+                self._labels.add(table.version)
+                self.history.append(change)
             log.info("route table changed", version=table.version, previous=old.version, by=by, moved=list(moved),
                      note=note or None)
-            for on_change in self._subscribers:
-                await on_change(self)
             return table
 
     async def reload(self, by: str = "sighup") -> RouteTable:
