@@ -7,6 +7,8 @@ of every process in order."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from tests.native_core.support import call
 from tests.support.process_tree import worker_pids
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
+from weedpy.serve.routes import native_share
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +131,7 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
         assert httpx.put(f"{url}/{fid}", content=body, headers=FRESH, timeout=30).status_code == 201
     phases = [  # (how the change is made, the version it installs, the target admin.read has then)
         ("api", "mw-2", "go"),
-        ("reload", "mw-3", "native"),
+        ("sighup", "mw-3", "native"),
         ("api", "mw-4", "native 50%"),
     ]
     table = server.data_dir.parent / "routes.toml"
@@ -138,10 +141,12 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
             route: object = "go" if target == "go" else {"target": "native", "native_pct": 50}
             r = httpx.patch(f"{url}/weedpy/routes", json={"version": version, "routes": {"admin.read": route}},
                             headers=FRESH, timeout=60)
-        else:  # the -routes file read again (what SIGHUP does), asked of whichever process accepts
+            assert r.status_code == 200 and r.json()["version"] == version, r.text
+        else:  # the leader reads the -routes file again; it shows the version once every process serves it
             table.write_text(FOLLOWER.replace('"mw-1"', f'"{version}"'))
-            r = httpx.post(f"{url}/weedpy/routes/reload", headers=FRESH, timeout=60)
-        assert r.status_code == 200 and r.json()["version"] == version, r.text
+            os.kill(server.proc.pid, signal.SIGHUP)
+            _wait_for(lambda v=version: httpx.get(f"{url}/weedpy/routes", headers=FRESH, timeout=30).json()["version"] == v,
+                      what=f"{version} after SIGHUP")
         names = list(files)[len(seen) * 20:(len(seen) + 1) * 20]  # files read only after this change
         seen[version] = names
         for _ in range(2):
@@ -152,9 +157,12 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
     def reads() -> list[dict]:
         return [e for e in _events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
 
-    _wait_for(lambda: len(reads()) == 2 * 60, what="every read logged")
-    from weedpy.serve.routes import native_share
+    def hops() -> list[dict]:
+        return [e for e in _events(server.proc.log_path) if e.get("event") == "hop" and e.get("route") == "admin.read"]
 
+    _wait_for(lambda: len(reads()) == 2 * 60, what="every read logged")
+    hopped = len([e for e in reads() if e["worker"] == 1 and e["target"] == "native"])
+    _wait_for(lambda: len(hops()) == hopped, what="a hop line for each native read a worker took")
     for version, names in seen.items():
         lines = [e for e in reads() if e["path"].strip("/") in names]
         assert {e["routes_v"] for e in lines} == {version}, (version, {e["routes_v"] for e in lines})
@@ -163,8 +171,12 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
             want = {"mw-2": "go", "mw-3": "native"}.get(version) or (
                 "native" if native_share(e["path"].encode()) < 50 else "go")
             assert e["target"] == want, e
+        # the leader served the worker's native reads on the worker's decision, and says so
+        assert all(e["routes_v"] == version and e["target"] == "native" and e["from_worker"] == 1
+                   for e in hops() if e["path"].strip("/") in names)
     changed = [(e["version"], e["by"]) for e in _events(server.proc.log_path) if e.get("event") == "route table changed"]
     assert [v for v, _ in changed] == ["mw-2", "mw-3", "mw-4"], changed
+    assert changed[1][1] == "sighup" and changed[0][1].startswith("api ") and changed[2][1].startswith("api ")
 
 
 def test_the_hop_listens_on_loopback_and_serves_only_its_workers(server: VolumeProc) -> None:
