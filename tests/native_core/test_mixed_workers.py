@@ -1,6 +1,7 @@
 """Mixed mode with worker processes (-workers=2), as real processes: writes (Go's) and native reads
 over fresh connections, so they land on either process, never give a stale answer; a route
-change reaches both processes before it is acknowledged; the loopback hop to the leader listens
+change reaches both processes before it is acknowledged; a worker killed is replaced by one that
+reaches the leader's native side; the loopback hop to the leader listens
 on 127.0.0.1 only and serves nobody without its token; the differ's dual-run mirrors the writes
 of every process in order."""
 
@@ -19,7 +20,7 @@ import pytest
 from difftool._stores import compare_stores
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
-from tests.support.process_tree import worker_pids
+from tests.support.process_tree import alive, serving_worker, worker_pids
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
 from weedpy.serve.routes import native_share
@@ -177,6 +178,27 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
     changed = [(e["version"], e["by"]) for e in _events(server.proc.log_path) if e.get("event") == "route table changed"]
     assert [v for v, _ in changed] == ["mw-2", "mw-3", "mw-4"], changed
     assert changed[1][1] == "sighup" and changed[0][1].startswith("api ") and changed[2][1].startswith("api ")
+
+
+def test_a_dead_worker_is_replaced_and_the_replacement_reaches_the_leader(server: VolumeProc) -> None:
+    url, log_path = server.url, server.proc.log_path
+    files = {_fid(3000 + k): b"kept %d" % k for k in range(40)}
+    for fid, body in files.items():
+        assert httpx.put(f"{url}/{fid}", content=body, headers=FRESH, timeout=30).status_code == 201
+    worker = serving_worker(server.proc.pid, log_path)
+    os.kill(worker, signal.SIGKILL)
+    replacement = serving_worker(server.proc.pid, log_path, exclude=frozenset({worker}))
+    assert not alive(worker)
+    before = len([e for e in _events(log_path) if e.get("event") == "hop"])
+
+    def read_all() -> bool:  # until the replacement took some: it has the hop's address and token too
+        for fid, body in files.items():
+            r = httpx.get(f"{url}/{fid}", headers=FRESH, timeout=30)
+            assert r.status_code == 200 and r.content == body
+        return len([e for e in _events(log_path) if e.get("event") == "hop"]) > before
+
+    _wait_for(read_all, timeout=60, what="native reads from the replacement reaching the leader")
+    assert alive(replacement) and worker_pids(server.proc.pid) == [replacement]
 
 
 def test_the_hop_listens_on_loopback_and_serves_only_its_workers(server: VolumeProc) -> None:
