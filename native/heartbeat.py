@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from proto import master_pb2, volume_server_pb2
+from proto.lazy import master_pb2, volume_server_pb2
 
 __all__ = [
     "PULSE_SECONDS",

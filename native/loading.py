@@ -20,12 +20,16 @@ import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from native.context import ServerState
-from native.storage import OffsetWidthMismatch, Store, Volume
+from native.storage import OffsetWidthMismatch, Store
 from weedpy.logs import get_logger
+
+if TYPE_CHECKING:
+    from native.storage import Volume
 
 __all__ = ["load_volumes"]
 

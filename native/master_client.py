@@ -28,9 +28,9 @@ import trio
 
 from native.context import Location, ServerState
 from native.heartbeat import PULSE_SECONDS, HeartbeatState, Identity, StoreSnapshot, interpret_response, same_master
-from proto import master_pb2, volume_server_pb2
+from proto.lazy import master_pb2, volume_server_pb2
 from weedpy.addresses import MasterAddress
-from weedpy.grpc import Channel, ChannelOptions, GrpcError, Status
+from weedpy.grpc import Channel, ChannelOptions, GrpcError, Status, load_connection_core
 from weedpy.logs import get_logger
 
 __all__ = ["MasterClient", "MasterCallError", "SEND_HEARTBEAT"]
@@ -48,7 +48,7 @@ _OPTIONS = ChannelOptions(connect_timeout=3.0)
 REPORT_WAIT_SECONDS = 2.0
 
 Snapshot = Callable[[], Awaitable[StoreSnapshot]]
-StateProto = Callable[[], volume_server_pb2.VolumeServerState]
+StateProto = Callable[[], "volume_server_pb2.VolumeServerState"]
 
 
 class MasterCallError(Exception):
@@ -263,6 +263,7 @@ class MasterClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        await trio.to_thread.run_sync(_load_master_modules)
         await self.check_with_master()
         backoff = BACKOFF_FIRST
         seed_index = 0
@@ -456,3 +457,11 @@ def _unwrap(group: BaseExceptionGroup) -> BaseException:
     if any(not isinstance(e, Exception) for e in leaves) or not leaves:
         return group
     return leaves[0]
+
+
+def _load_master_modules() -> None:
+    """What the first call to a master needs, imported ahead in a worker thread so that the
+    event loop answers its first requests meanwhile (start-up time): the master's and the
+    volume server's messages (`proto.lazy`) and h2's connection machinery."""
+    _ = master_pb2.Heartbeat, volume_server_pb2.VolumeServerState
+    load_connection_core()

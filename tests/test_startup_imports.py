@@ -6,7 +6,10 @@ the loading threads), Pillow (image resizing), the S3 client and httpx (remote f
 storage backends), the gRPC handler families (the first gRPC call), the differ, the gateway's
 proxy and mixed mode's follower (other modes), importlib.metadata (finding the Go binary),
 tomllib (a security.toml or route table to read), html (the status page) and the email package
-(HTTP dates are formatted without it)."""
+(HTTP dates are formatted without it). The master client imports h2's connection machinery and
+the generated messages (`proto.lazy`) in a worker thread once the ports listen; the storage core
+loads by part (`native.storage._exports`): the volume code with the first volume (in a loading
+thread), compaction with the first vacuum, erasure coding with the first EC shard or read."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import sys
 DEFERRED = (
     "numpy", "PIL", "httpx", "native.s3", "difftool", "gateway.app", "native.http._imaging", "native.grpc._router",
     "native.grpc._copy", "native.follower", "importlib.metadata", "tomllib", "html", "email",
+    "h2.connection", "proto.master_pb2", "proto.volume_server_pb2", "native.ec_net", "native.storage._volume",
+    "native.storage._volume_load", "native.storage._vacuum", "native.storage._scrub", "native.storage.tier._volume",
 )
 
 
@@ -52,3 +57,22 @@ def test_the_grpc_handlers_load_with_the_first_use() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_master_client_loads_its_modules_and_a_volume_its_code() -> None:
+    """The deferrals above are real: the master client's preload brings h2's connection core and
+    the messages, creating a volume brings the volume code (so the first test can fail)."""
+    code = (
+        "import sys, tempfile\n"
+        "import native.server\n"
+        "from native import master_client\n"
+        "from native.storage import Store\n"
+        "assert 'h2.connection' not in sys.modules and 'native.storage._volume' not in sys.modules\n"
+        "master_client._load_master_modules()\n"
+        "s = Store.open([tempfile.mkdtemp()], max_counts=[2])\n"
+        "s.allocate_volume(1)\n"
+        "s.close()\n"
+        "print(*(m in sys.modules for m in ('h2.connection', 'proto.master_pb2', 'proto.volume_server_pb2', 'native.storage._volume')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"] * 4

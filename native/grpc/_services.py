@@ -23,7 +23,7 @@ from weedpy.serve.guard import Guard
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from native.context import NativeContext
 from native.grpc._state import StateFile
-from proto import master_pb2
+from proto.lazy import master_pb2
 
 __all__ = ["Services", "MasterSide", "Handler", "peer_policy"]
 

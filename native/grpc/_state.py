@@ -13,7 +13,7 @@ import threading
 
 from google.protobuf.message import DecodeError
 
-from proto import volume_server_pb2 as vs
+from proto.lazy import volume_server_pb2 as vs
 
 __all__ = ["StateFile", "StateVersionMismatch", "STATE_FILE_NAME"]
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from native.ec_net import delete_ec_needle
 from native.fileid import FidError, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
 from native.http._common import json_error, json_response, storage_call
@@ -109,6 +108,8 @@ async def _replicated_delete(app: "NativeHttp", req: GoRequest, vid: int, vol, k
 
 async def ec_delete(app: "NativeHttp", req: GoRequest, h: GoHeader, vid: int, key: int, cookie: int) -> GoResponse:
     """Go's DeleteHandler on an EC volume held here: journal the delete (see `native.ec_net`)."""
+    from native.ec_net import delete_ec_needle  # erasure coding loads with the first EC delete (start-up time)
+
     try:
         count = await delete_ec_needle(app.ctx, vid, key, cookie)
     except (StorageError, OSError, ValueError) as exc:

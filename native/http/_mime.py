@@ -95,69 +95,92 @@ def _lines(path: str) -> list[str] | None:
 
 
 class MimeTable:
-    """An immutable snapshot of Go's extension -> type maps for one host."""
+    """An immutable snapshot of Go's extension -> type maps for one host, read from the host's
+    files at the first lookup (as Go's mime package does: a server that serves no file by name
+    never reads them, and start-up does not)."""
 
-    __slots__ = ("_exact", "_lower")
+    __slots__ = ("_exact", "_lower", "_source")
 
     def __init__(self, exact: dict[str, str], lower: dict[str, str]) -> None:
-        self._exact = exact
-        self._lower = lower
+        self._exact: dict[str, str] | None = exact
+        self._lower: dict[str, str] = lower
+        self._source: tuple[Sequence[str], Sequence[str], Sequence[tuple[str, str]]] | None = None
 
     @classmethod
     def load(
         cls, globs_files: Sequence[str] = GLOBS_FILES, type_files: Sequence[str] = TYPE_FILES,
         overrides: Sequence[tuple[str, str]] = WEED_OVERRIDES,
     ) -> "MimeTable":
-        exact = dict(BUILTIN_TYPES)
-        lower = dict(BUILTIN_TYPES)
-
-        def set_type(ext: str, mime_type: str) -> None:
-            try:
-                just_type, params = parse_media_type(mime_type)
-            except MediaTypeError:
-                return
-            if mime_type.startswith("text/") and params.get("charset", "") == "":
-                params["charset"] = "utf-8"
-                mime_type = format_media_type(just_type, params)
-            exact[ext] = mime_type
-            lower[ext.lower()] = mime_type
-
-        for path in globs_files:
-            lines = _lines(path)
-            if lines is None:
-                continue
-            for line in lines:
-                fields = line.split(":")
-                if len(fields) < 3 or len(fields[0]) < 1 or len(fields[2]) < 3:
-                    continue
-                if fields[0][0] == "#" or fields[2][0] != "*" or fields[2][1] != ".":
-                    continue
-                ext = fields[2][1:]
-                if any(c in ext for c in "?*["):
-                    continue
-                if ext in exact:
-                    continue
-                set_type(ext, fields[1])
-            break
-        else:
-            for path in type_files:
-                for line in _lines(path) or ():
-                    fields = line.split()
-                    if len(fields) <= 1 or fields[0][0] == "#":
-                        continue
-                    for ext in fields[1:]:
-                        if ext[0] == "#":
-                            break
-                        set_type("." + ext, fields[0])
-        for ext, typ in overrides:
-            set_type(ext, typ)
-        return cls(exact, lower)
+        """The table of these files (read at the first lookup)."""
+        table = cls({}, {})
+        table._exact = None
+        table._source = (globs_files, type_files, overrides)
+        return table
 
     def type_by_extension(self, ext: str) -> str:
-        v = self._exact.get(ext)
+        exact = self._exact
+        if exact is None:
+            exact = self._fill()
+        v = exact.get(ext)
         if v is not None:
             return v
         return self._lower.get(ext.lower() if ext.isascii() else _go_lower(ext), "")
+
+    def _fill(self) -> dict[str, str]:
+        assert self._source is not None
+        exact, self._lower = _read(*self._source)  # two threads may both read: the same maps
+        self._exact = exact
+        return exact
+
+
+def _read(
+    globs_files: Sequence[str], type_files: Sequence[str], overrides: Sequence[tuple[str, str]],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Go's initMime: the first globs file found, else every mime.types file, then weed's own."""
+    exact = dict(BUILTIN_TYPES)
+    lower = dict(BUILTIN_TYPES)
+
+    def set_type(ext: str, mime_type: str) -> None:
+        try:
+            just_type, params = parse_media_type(mime_type)
+        except MediaTypeError:
+            return
+        if mime_type.startswith("text/") and params.get("charset", "") == "":
+            params["charset"] = "utf-8"
+            mime_type = format_media_type(just_type, params)
+        exact[ext] = mime_type
+        lower[ext.lower()] = mime_type
+
+    for path in globs_files:
+        lines = _lines(path)
+        if lines is None:
+            continue
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) < 3 or len(fields[0]) < 1 or len(fields[2]) < 3:
+                continue
+            if fields[0][0] == "#" or fields[2][0] != "*" or fields[2][1] != ".":
+                continue
+            ext = fields[2][1:]
+            if any(c in ext for c in "?*["):
+                continue
+            if ext in exact:
+                continue
+            set_type(ext, fields[1])
+        break
+    else:
+        for path in type_files:
+            for line in _lines(path) or ():
+                fields = line.split()
+                if len(fields) <= 1 or fields[0][0] == "#":
+                    continue
+                for ext in fields[1:]:
+                    if ext[0] == "#":
+                        break
+                    set_type("." + ext, fields[0])
+    for ext, typ in overrides:
+        set_type(ext, typ)
+    return exact, lower
 
 
 def _go_lower(s: str) -> str:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from native.ec_net import read_ec_needle
 from native.fileid import FidError, filepath_ext, new_volume_id, parse_path, parse_url_path
 from native.gostrconv import NumError
 from native.http._common import empty, json_error, set_etag, storage_call
@@ -295,6 +294,8 @@ async def ec_get_or_head(app: "NativeHttp", req: GoRequest, h: GoHeader, scope: 
         return _not_found(app, h)
     app.download.add(size)
     scope.on_done(lambda: app.download.release(size))
+    from native.ec_net import read_ec_needle  # erasure coding loads with the first EC read (start-up time)
+
     try:
         n = await read_ec_needle(ctx, vid, key)
     except NotFound:

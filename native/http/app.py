@@ -38,7 +38,7 @@ from native.http._throttle import InflightLimit, WaitOutcome
 from native.http._upstream import UpstreamError, open_request
 from native.http._write import post
 from native.storage import StorageError
-from proto import volume_server_pb2 as vs
+from proto.lazy import volume_server_pb2 as vs
 from weedpy.grpc import Channel, ChannelOptions, GrpcError
 from weedpy.http1 import (
     CONTINUE_100,

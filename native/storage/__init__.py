@@ -36,86 +36,127 @@ Errors are typed (see `_errors.py`): `NotFound`, `Deleted`, `CookieMismatch`, `R
 `VolumeFull`, `Corrupted`/`ChecksumMismatch`, `VolumeNotFound`, `OffsetWidthMismatch`, ...
 """
 
-from ._consolidate import consolidate_volume_index
-from ._crc import crc32c, etag, legacy_crc_value
-from ._disk import DiskLocation, DiskStatus, MinFreeSpace, disk_status, parse_min_free_spaces
-from ._fs import remove_file
-from ._errors import (
-    ChecksumMismatch,
-    CookieMismatch,
-    Corrupted,
-    Deleted,
-    InvalidFileId,
-    NoFreeLocation,
-    NotFound,
-    OffsetWidthMismatch,
-    ReadOnly,
-    StorageError,
-    UnsupportedVolume,
-    VolumeExists,
-    VolumeFull,
-    VolumeNotFound,
-)
-from ._idx import IdxCodec, IdxColumns, IdxEntry
-from ._go_body import BodyRead, needle_string, read_body
-from ._fileio import OS_FILES, FileOps, OsFileOps
-from ._integrity import IntegrityResult, check_volume_tail
-from ._names import parse_volume_base, volume_base_name, volume_file_name
-from ._needle import (
-    FLAG_CHUNK_MANIFEST,
-    FLAG_GZIP,
-    FLAG_HAS_LAST_MODIFIED,
-    FLAG_HAS_MIME,
-    FLAG_HAS_NAME,
-    FLAG_HAS_PAIRS,
-    FLAG_HAS_TTL,
-    PAIR_NAME_PREFIX,
-    Needle,
-    NeedleHeader,
-    decode_meta,
-    decode_needle,
-    encode_needle,
-    go_json_pairs,
-    parse_header,
-    record_size,
-)
-from ._needle_map import MapCounters, NeedleMap, NeedleValue
-from ._recover import TailRepair, plan_tail_repair, repair_directory, repair_volume_files
-from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
-from ._replica import ReplicaPlacement
-from ._scrub import read_bytes_error, scrub_index, scrub_volume
-from ._since import ScannedRecord, last_append_at_ns, locate_since, scan_records
-from ._store import Store, VolumeLookup
-from ._stream import NeedleStream
-from ._superblock import SuperBlock
-from ._ttl import EMPTY_TTL, TTL
-from ._types import (
-    CHECKSUM_SIZE,
-    CURRENT_VERSION,
-    DATA_SIZE_SIZE,
-    DEFAULT_OFFSET_BYTES,
-    NEEDLE_HEADER_SIZE,
-    SUPER_BLOCK_SIZE,
-    TOMBSTONE_SIZE,
-    VERSION1,
-    VERSION2,
-    VERSION3,
-    FileId,
-    OffsetCodec,
-    actual_size,
-    format_needle_id_cookie,
-    normalize_disk_type,
-    padding_length,
-    parse_fid_path,
-    parse_needle_id_cookie,
-    parse_volume_id,
-    readable_disk_type,
-)
-from ._vif import VolumeInfo, load_volume_info, save_volume_info
-from ._vacuum import FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, cleanup_compact, commit_compact, compact, compact_steps
-from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
-from ._shared import SharedSlot, VolumeTable
-from ._volume_shared import VolumeGone, WouldBlock
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._exports import lazy_exports
+
+# Each module and the names it exports: a module loads with the first use of one of its names
+# (`_exports`): a server's start-up imports what its first requests need.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "._consolidate": ("consolidate_volume_index",),
+    "._crc": ("crc32c", "etag", "legacy_crc_value"),
+    "._disk": ("DiskLocation", "DiskStatus", "MinFreeSpace", "disk_status", "parse_min_free_spaces"),
+    "._fs": ("remove_file",),
+    "._errors": ("ChecksumMismatch", "CookieMismatch", "Corrupted", "Deleted", "InvalidFileId", "NoFreeLocation", "NotFound", "OffsetWidthMismatch", "ReadOnly", "StorageError", "UnsupportedVolume", "VolumeExists", "VolumeFull", "VolumeNotFound", "VolumeGone",
+                  "WouldBlock"),
+    "._idx": ("IdxCodec", "IdxColumns", "IdxEntry"),
+    "._go_body": ("BodyRead", "needle_string", "read_body"),
+    "._fileio": ("OS_FILES", "FileOps", "OsFileOps"),
+    "._integrity": ("IntegrityResult", "check_volume_tail"),
+    "._names": ("parse_volume_base", "volume_base_name", "volume_file_name"),
+    "._needle": ("FLAG_CHUNK_MANIFEST", "FLAG_GZIP", "FLAG_HAS_LAST_MODIFIED", "FLAG_HAS_MIME", "FLAG_HAS_NAME", "FLAG_HAS_PAIRS", "FLAG_HAS_TTL", "PAIR_NAME_PREFIX", "Needle", "NeedleHeader", "decode_meta", "decode_needle", "encode_needle", "go_json_pairs", "parse_header", "record_size"),
+    "._needle_map": ("MapCounters", "NeedleMap", "NeedleValue"),
+    "._recover": ("TailRepair", "plan_tail_repair", "repair_directory", "repair_volume_files"),
+    "._reader": ("END_OF_VOLUME", "NEED_DATA", "NeedleReader", "Record", "TornRecord"),
+    "._replica": ("ReplicaPlacement",),
+    "._scrub": ("read_bytes_error", "scrub_index", "scrub_volume"),
+    "._since": ("ScannedRecord", "last_append_at_ns", "locate_since", "scan_records"),
+    "._store": ("Store", "VolumeLookup"),
+    "._stream": ("NeedleStream",),
+    "._superblock": ("SuperBlock",),
+    "._ttl": ("EMPTY_TTL", "TTL"),
+    "._types": ("CHECKSUM_SIZE", "CURRENT_VERSION", "DATA_SIZE_SIZE", "DEFAULT_OFFSET_BYTES", "NEEDLE_HEADER_SIZE", "SUPER_BLOCK_SIZE", "TOMBSTONE_SIZE", "VERSION1", "VERSION2", "VERSION3", "FileId", "OffsetCodec", "actual_size", "format_needle_id_cookie", "normalize_disk_type", "padding_length", "parse_fid_path", "parse_needle_id_cookie", "parse_volume_id", "readable_disk_type"),
+    "._vif": ("VolumeInfo", "load_volume_info", "save_volume_info"),
+    "._vacuum": ("FAKE_TOMBSTONE_COOKIE", "CompactResult", "VacuumError", "cleanup_compact", "commit_compact", "compact", "compact_steps"),
+    "._volume": ("ReadOnlyReasons", "RecordInfo", "Volume", "VolumeStats", "WriteResult"),
+    "._shared": ("SharedSlot", "VolumeTable"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, globals())
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from ._consolidate import consolidate_volume_index
+    from ._crc import crc32c, etag, legacy_crc_value
+    from ._disk import DiskLocation, DiskStatus, MinFreeSpace, disk_status, parse_min_free_spaces
+    from ._fs import remove_file
+    from ._errors import (
+        ChecksumMismatch,
+        CookieMismatch,
+        Corrupted,
+        Deleted,
+        InvalidFileId,
+        NoFreeLocation,
+        NotFound,
+        OffsetWidthMismatch,
+        ReadOnly,
+        StorageError,
+        UnsupportedVolume,
+        VolumeExists,
+        VolumeFull,
+        VolumeNotFound,
+        VolumeGone,
+        WouldBlock,
+    )
+    from ._idx import IdxCodec, IdxColumns, IdxEntry
+    from ._go_body import BodyRead, needle_string, read_body
+    from ._fileio import OS_FILES, FileOps, OsFileOps
+    from ._integrity import IntegrityResult, check_volume_tail
+    from ._names import parse_volume_base, volume_base_name, volume_file_name
+    from ._needle import (
+        FLAG_CHUNK_MANIFEST,
+        FLAG_GZIP,
+        FLAG_HAS_LAST_MODIFIED,
+        FLAG_HAS_MIME,
+        FLAG_HAS_NAME,
+        FLAG_HAS_PAIRS,
+        FLAG_HAS_TTL,
+        PAIR_NAME_PREFIX,
+        Needle,
+        NeedleHeader,
+        decode_meta,
+        decode_needle,
+        encode_needle,
+        go_json_pairs,
+        parse_header,
+        record_size,
+    )
+    from ._needle_map import MapCounters, NeedleMap, NeedleValue
+    from ._recover import TailRepair, plan_tail_repair, repair_directory, repair_volume_files
+    from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
+    from ._replica import ReplicaPlacement
+    from ._scrub import read_bytes_error, scrub_index, scrub_volume
+    from ._since import ScannedRecord, last_append_at_ns, locate_since, scan_records
+    from ._store import Store, VolumeLookup
+    from ._stream import NeedleStream
+    from ._superblock import SuperBlock
+    from ._ttl import EMPTY_TTL, TTL
+    from ._types import (
+        CHECKSUM_SIZE,
+        CURRENT_VERSION,
+        DATA_SIZE_SIZE,
+        DEFAULT_OFFSET_BYTES,
+        NEEDLE_HEADER_SIZE,
+        SUPER_BLOCK_SIZE,
+        TOMBSTONE_SIZE,
+        VERSION1,
+        VERSION2,
+        VERSION3,
+        FileId,
+        OffsetCodec,
+        actual_size,
+        format_needle_id_cookie,
+        normalize_disk_type,
+        padding_length,
+        parse_fid_path,
+        parse_needle_id_cookie,
+        parse_volume_id,
+        readable_disk_type,
+    )
+    from ._vif import VolumeInfo, load_volume_info, save_volume_info
+    from ._vacuum import FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, cleanup_compact, commit_compact, compact, compact_steps
+    from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
+    from ._shared import SharedSlot, VolumeTable
 
 __all__ = [
     "FileOps",

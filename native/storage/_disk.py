@@ -9,6 +9,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._errors import InvalidFileId, OffsetWidthMismatch, StorageError, VolumeNotFound
 from ._fs import remove_path
@@ -16,10 +17,11 @@ from ._map_types import MapPolicy
 from ._names import ALL_VOLUME_EXTS, parse_volume_base, volume_base_name, volume_from_file_name
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, VolumeTable
 from ._types import DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE, normalize_disk_type
-from ._vif import VolumeInfo, load_volume_info
-from ._volume import Volume
-from ._volume_load import width_mismatch
-from .tier import BackendRegistry, TieredVolume
+from ._vif import VolumeInfo, load_volume_info, width_mismatch
+from .tier import BackendRegistry
+
+if TYPE_CHECKING:
+    from ._volume import Volume
 
 __all__ = ["MinFreeSpace", "parse_min_free_spaces", "DiskStatus", "disk_status", "DiskLocation"]
 
@@ -372,6 +374,9 @@ class DiskLocation:
 
     def _open_found(self, f: _Found) -> Volume | None:
         """The heavy part: open the files and build the needle map."""
+        from ._volume import Volume  # the volume code loads with the first volume, in a loading thread (start-up time)
+        from .tier import TieredVolume  # likewise
+
         try:
             if f.tiered:  # the .dat lives in remote storage (see native/storage/tier)
                 v = TieredVolume.open(
@@ -461,6 +466,8 @@ class DiskLocation:
                 raise VolumeNotFound(f"volume {v.id} is not mounted by this server's leader")
 
         def reopen() -> Volume:
+            from ._volume import Volume  # loaded already (v is one)
+
             return Volume.load(v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
                                offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
                                repair=False, files=v.files)
@@ -472,6 +479,8 @@ class DiskLocation:
             self.table.free(vid)
 
     def create_volume(self, vid: int, **kwargs: object) -> Volume:
+        from ._volume import Volume  # the volume code loads with the first volume (start-up time)
+
         v = Volume.create(
             self.directory, vid, idx_directory=self.idx_directory, offset_bytes=self.offset_bytes,
             clock_ns=self._clock_ns, map_policy=self.map_policy, **kwargs,  # type: ignore[arg-type]

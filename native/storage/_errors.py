@@ -3,7 +3,8 @@
 ```
 StorageError                      base; http_status 500, grpc_status INTERNAL
 ├── NotFound                      no such needle (or TTL-expired)              404
-│   └── Deleted                   the needle exists but was deleted            404
+│   ├── Deleted                   the needle exists but was deleted            404
+│   └── VolumeGone                (a worker) the leader removed the volume     404
 ├── CookieMismatch                the file id's cookie is not the stored one   404 on reads
 ├── VolumeNotFound                no such volume in this store                 404
 ├── VolumeExists                  allocate of an id already mounted            409
@@ -14,7 +15,8 @@ StorageError                      base; http_status 500, grpc_status INTERNAL
 │   └── ChecksumMismatch          data CRC differs from the stored CRC
 ├── OffsetWidthMismatch           .vif / .idx written with another offset width 500
 ├── UnsupportedVolume             version or remote tier we cannot serve       501
-└── InvalidFileId                 a file id / needle id / cookie does not parse 400
+├── InvalidFileId                 a file id / needle id / cookie does not parse 400
+└── WouldBlock                    (blocking=False) it would wait for a lock
 ```
 
 `http_status` and `grpc_status` are hints for the handlers; a handler whose Go counterpart uses a
@@ -108,3 +110,13 @@ class UnsupportedVolume(StorageError):
 class InvalidFileId(StorageError, ValueError):
     http_status = 400
     grpc_status = "INVALID_ARGUMENT"
+
+
+class WouldBlock(StorageError):
+    """The operation would wait for a lock another thread or process holds (the caller asked it
+    not to): do it again where waiting is allowed (a worker thread)."""
+
+
+class VolumeGone(NotFound):
+    """The leader removed this volume (unmount, delete) since this process opened it: to a reader,
+    as absent as a needle of a deleted volume."""

@@ -6,23 +6,24 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
 from ._errors import NoFreeLocation, OffsetWidthMismatch, ReadOnly, StorageError, VolumeExists, VolumeNotFound
 from ._shared import VolumeTable
 from ._map_types import MapPolicy
 from ._memory import bound_heap_retention, release_free_memory
-from ._needle import Needle
 from ._replica import ReplicaPlacement
-from ._stream import NeedleStream
 from ._ttl import TTL
-from ._vacuum import cleanup_compact, commit_compact, compact_steps
 from .ec import EcStore
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, normalize_disk_type
 from ._vif import VolumeInfo, load_volume_info, save_volume_info
-from ._volume import Volume, VolumeStats, WriteResult
 from .tier import BackendRegistry
+
+if TYPE_CHECKING:
+    from ._needle import Needle
+    from ._stream import NeedleStream
+    from ._volume import Volume, VolumeStats, WriteResult
 
 __all__ = ["Store"]
 
@@ -363,16 +364,22 @@ class Store(VolumeLookup):
 
     def compact_volume(self, vid: int, *, preallocate: int = 0, bytes_per_second: int = 0) -> Iterator[int]:
         """Compaction as a generator of progress offsets (see `_vacuum.compact_steps`)."""
+        from ._vacuum import compact_steps  # compaction code loads with the first compaction (start-up time)
+
         return compact_steps(self._volume_for(vid, "compact"), preallocate=preallocate, bytes_per_second=bytes_per_second)
 
     def commit_compact_volume(self, vid: int) -> tuple[bool, int]:
         """(was read-only, `.dat` size after): Go's CommitCompactVolume."""
+        from ._vacuum import commit_compact  # compaction code loads with the first compaction (start-up time)
+
         v = self._volume_for(vid, "commit compact")
         read_only = v.read_only
         commit_compact(v)
         return read_only, v.dat_size
 
     def cleanup_compact_volume(self, vid: int) -> None:
+        from ._vacuum import cleanup_compact  # compaction code loads with the first compaction (start-up time)
+
         cleanup_compact(self._volume_for(vid, "cleaning up"))
 
     # needles -----------------------------------------------------------------------------------

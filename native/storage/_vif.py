@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VolumeInfo", "load_volume_info", "save_volume_info"]
+from ._errors import OffsetWidthMismatch
+
+__all__ = ["VolumeInfo", "load_volume_info", "save_volume_info", "width_mismatch"]
 
 # proto field -> (json name, snake name, kind)
 _FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -157,3 +159,16 @@ def save_volume_info(path: str | os.PathLike[str], info: VolumeInfo) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
+
+
+def width_mismatch(vid: int, vif_path: str, recorded: int, configured: int | None) -> OffsetWidthMismatch | None:
+    """The error for a `.vif` whose recorded offset width this store cannot use (Go exits)."""
+    if recorded not in (0, 4, 5):
+        return OffsetWidthMismatch(f"{vif_path}: bytesOffset {recorded} is neither 4 nor 5")
+    if recorded and configured is not None and recorded != configured:
+        return OffsetWidthMismatch(
+            f"volume {vid} was written with {recorded}-byte offsets ({vif_path}), "
+            f"but this store uses {configured}-byte offsets; start with -offsetBytes={recorded} "
+            f"(Go: the {'8000GB/5BytesOffset' if recorded == 5 else 'default 30GB'} build)"
+        )
+    return None

@@ -24,25 +24,12 @@ from ._replica import ReplicaPlacement
 from ._superblock import SuperBlock
 from ._ttl import EMPTY_TTL, TTL
 from ._types import CURRENT_VERSION, DEFAULT_OFFSET_BYTES, NEEDLE_HEADER_SIZE, SUPER_BLOCK_SIZE, SUPPORTED_VERSIONS
-from ._vif import VolumeInfo, load_volume_info
+from ._vif import VolumeInfo, load_volume_info, width_mismatch
 from ._volume_base import VolumeBase, _read_all
 
 __all__ = ["VolumeLoading", "width_mismatch"]
 
 log = logging.getLogger("weedpy.storage")
-
-
-def width_mismatch(vid: int, vif_path: str, recorded: int, configured: int | None) -> OffsetWidthMismatch | None:
-    """The error for a `.vif` whose recorded offset width this store cannot use (Go exits)."""
-    if recorded not in (0, 4, 5):
-        return OffsetWidthMismatch(f"{vif_path}: bytesOffset {recorded} is neither 4 nor 5")
-    if recorded and configured is not None and recorded != configured:
-        return OffsetWidthMismatch(
-            f"volume {vid} was written with {recorded}-byte offsets ({vif_path}), "
-            f"but this store uses {configured}-byte offsets; start with -offsetBytes={recorded} "
-            f"(Go: the {'8000GB/5BytesOffset' if recorded == 5 else 'default 30GB'} build)"
-        )
-    return None
 
 
 class VolumeLoading(VolumeBase):

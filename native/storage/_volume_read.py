@@ -31,7 +31,7 @@ from ._scrub import read_bytes_error
 from ._stream import NeedleStream
 from ._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION1, actual_size
 from ._volume_base import RecordInfo, VolumeBase
-from ._volume_shared import WouldBlock
+from ._errors import WouldBlock
 
 __all__ = ["VolumeReads", "PlainRead"]
 

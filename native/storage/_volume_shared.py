@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 
-from ._errors import NotFound, ReadOnly, StorageError
+from ._errors import ReadOnly, StorageError, VolumeGone, WouldBlock
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
 from ._types import TOMBSTONE_SIZE
 from ._volume_base import VolumeBase
@@ -29,16 +29,6 @@ __all__ = ["VolumeSharing", "WouldBlock", "VolumeGone", "INLINE_CATCH_UP_BYTES"]
 # Rows other processes appended that the event loop applies itself before a read (a few per
 # request in steady state); more than this (a burst while this process was idle) is a thread's job.
 INLINE_CATCH_UP_BYTES = 64 << 10
-
-
-class WouldBlock(StorageError):
-    """The operation would wait for a lock another thread or process holds (the caller asked it
-    not to): do it again where waiting is allowed (a worker thread)."""
-
-
-class VolumeGone(NotFound):
-    """The leader removed this volume (unmount, delete) since this process opened it: to a reader,
-    as absent as a needle of a deleted volume."""
 
 
 class VolumeSharing(VolumeBase):

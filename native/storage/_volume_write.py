@@ -17,7 +17,7 @@ from ._ttl import EMPTY_TTL
 from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, actual_size
 from ._volume_base import WriteResult
 from ._volume_read import VolumeReads
-from ._volume_shared import WouldBlock
+from ._errors import WouldBlock
 
 __all__ = ["VolumeWrites"]
 

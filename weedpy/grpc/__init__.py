@@ -10,8 +10,10 @@ Layers (each usable on its own):
 * Client: `Channel` (message level) over `ConnectionPool` (raw streams, also used by the gateway).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import Channel, ChannelOptions, ClientCall, ConnectionPool, request_headers
-from ._connection import ConnectionSettings, GrpcConnection
+from ._settings import ConnectionSettings
 from ._events import (
     ConnectionClosed,
     DataReceived,
@@ -38,6 +40,9 @@ from ._router import Context, MethodSpec, Router, RpcHandler
 from ._server import CallHandler, ServerCall, ServerOptions, peer_of, serve_connection, serve_listeners
 from ._status import GrpcError, ProtocolError, Status, grpc_error_in, status_from_http, status_from_reset
 from ._transport import H2Transport, StreamHandle
+
+if TYPE_CHECKING:
+    from ._connection import GrpcConnection
 
 __all__ = [
     "CallHandler",
@@ -76,6 +81,7 @@ __all__ = [
     "format_timeout",
     "grpc_error_in",
     "header_value",
+    "load_connection_core",
     "parse_timeout",
     "peer_of",
     "percent_decode",
@@ -86,3 +92,17 @@ __all__ = [
     "status_from_http",
     "status_from_reset",
 ]
+
+
+def load_connection_core() -> None:
+    """Import h2's connection machinery now rather than with the first connection: from a
+    worker thread, so that an event loop goes on serving meanwhile (its import takes ~10 ms)."""
+    from ._connection import GrpcConnection  # noqa: F401 - the import is the point (start-up time)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GrpcConnection":
+        from ._connection import GrpcConnection  # h2's connection machinery loads with the first connection (start-up time)
+
+        return GrpcConnection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

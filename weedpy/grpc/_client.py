@@ -24,10 +24,10 @@ from google.protobuf.message import DecodeError, Message
 from weedpy.logs import get_logger
 from weedpy.tls import open_tls_stream
 
-from ._connection import ConnectionSettings, GrpcConnection
 from ._events import DataReceived, InputEnded, ResponseStarted, StreamReset, TrailersReceived
 from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, encode_message
 from ._metadata import Metadata, decode_metadata, encode_metadata, format_timeout, header_value, percent_decode
+from ._settings import ConnectionSettings
 from ._status import GrpcError, Status, status_from_http, status_from_reset
 from ._transport import H2Transport, StreamHandle
 
@@ -108,6 +108,8 @@ class ConnectionPool:
                     stream = await trio.open_tcp_stream(self.host, self.port)
         except (OSError, trio.TooSlowError) as exc:
             raise GrpcError(Status.UNAVAILABLE, f"connection to {self.host}:{self.port} failed: {exc!r}") from exc
+        from ._connection import GrpcConnection  # h2's connection machinery loads with the first connection (start-up time)
+
         t = H2Transport(stream, GrpcConnection(client_side=True, settings=self._settings))
         self._transports.append(t)
         self._nursery.start_soon(self._run, t)

@@ -37,24 +37,12 @@ from ._events import (
     TrailersReceived,
 )
 from ._metadata import header_value, percent_encode
+from ._settings import ConnectionSettings
 from ._status import GrpcError, Status
 
 __all__ = ["ConnectionSettings", "GrpcConnection"]
 
 _MAX_STREAM_ID = 2**31 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    """What we advertise. Windows bound the unacknowledged bytes a peer may push at us."""
-
-    stream_window: int = 1 << 20
-    connection_window: int = 16 << 20
-    max_concurrent_streams: int = 1000
-    max_frame_size: int = 1 << 14
-    max_header_list_size: int = 1 << 20
-    # h2's per-character header checks; off only towards a trusted peer (the Go backend)
-    validate_inbound_headers: bool = True
 
 
 @dataclass(slots=True)

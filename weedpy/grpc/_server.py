@@ -18,10 +18,10 @@ import trio
 
 from weedpy.logs import get_logger
 
-from ._connection import ConnectionSettings, GrpcConnection
 from ._events import DataReceived, RequestStarted, StreamReset
 from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, encode_message
 from ._metadata import Metadata, decode_metadata, encode_metadata, header_value, parse_timeout, percent_encode
+from ._settings import ConnectionSettings
 from ._status import GrpcError, ProtocolError, Status, grpc_error_in
 from ._transport import H2Transport, StreamHandle
 
@@ -241,6 +241,8 @@ async def serve_connection(
     stream: trio.abc.Stream, handler: CallHandler, *, peer: str = "", options: ServerOptions = ServerOptions()
 ) -> None:
     """Serve gRPC calls on one accepted connection until it closes; open calls are then cancelled."""
+    from ._connection import GrpcConnection  # h2's connection machinery loads with the first connection (start-up time)
+
     async with trio.open_nursery() as calls:
 
         def on_request(handle: StreamHandle, event: RequestStarted) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import h2.errors
 import trio
 
-from ._connection import GrpcConnection
 from ._events import (
     ConnectionClosed,
     DataReceived,
@@ -24,6 +24,9 @@ from ._events import (
     StreamReset,
 )
 from ._status import GrpcError, Status
+
+if TYPE_CHECKING:
+    from ._connection import GrpcConnection
 
 __all__ = ["H2Transport", "StreamHandle"]
 

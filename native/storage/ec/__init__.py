@@ -11,15 +11,36 @@ Layers, bottom up:
 - `_volume`, `_store`: mounted EC volumes and shards per disk location, needle reads and deletes.
 """
 
-from ._files import EcFileError, encode_files, find_dat_size, rebuild_files, write_dat_file
-from ._gf import coding_matrix
-from ._index import fold_journal, has_live_needles, write_ecx_from_idx, write_idx_from_ecx
-from ._layout import DATA_SHARDS, LARGE_BLOCK, MAX_SHARDS, PARITY_SHARDS, SMALL_BLOCK, EcLayout, Interval, Row, shard_ext
-from ._rs import Combiner, ReedSolomon, TooFewShards
-from ._scrub import checksum_scrub, ecx_rows, go_list, scrub_ec_index, scrub_ec_local
-from ._sidecar import SIDECAR_EXT, ChecksumBuilder, build_protection, remove_sidecars, save_sidecar
-from ._store import SHARD_FILE, EcMountError, EcStore
-from ._volume import EcVolume, layout_from_info
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._exports import lazy_exports
+
+# Each module and the names it exports, loaded with the first use of one of them (`_exports`).
+_MODULES: dict[str, tuple[str, ...]] = {
+    "._files": ("EcFileError", "encode_files", "find_dat_size", "rebuild_files", "write_dat_file"),
+    "._gf": ("coding_matrix",),
+    "._index": ("fold_journal", "has_live_needles", "write_ecx_from_idx", "write_idx_from_ecx"),
+    "._layout": ("DATA_SHARDS", "LARGE_BLOCK", "MAX_SHARDS", "PARITY_SHARDS", "SMALL_BLOCK", "EcLayout", "Interval", "Row", "shard_ext"),
+    "._rs": ("Combiner", "ReedSolomon", "TooFewShards"),
+    "._scrub": ("checksum_scrub", "ecx_rows", "go_list", "scrub_ec_index", "scrub_ec_local"),
+    "._sidecar": ("SIDECAR_EXT", "ChecksumBuilder", "build_protection", "remove_sidecars", "save_sidecar"),
+    "._store": ("SHARD_FILE", "EcMountError", "EcStore"),
+    "._volume": ("EcVolume", "layout_from_info"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, globals())
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from ._files import EcFileError, encode_files, find_dat_size, rebuild_files, write_dat_file
+    from ._gf import coding_matrix
+    from ._index import fold_journal, has_live_needles, write_ecx_from_idx, write_idx_from_ecx
+    from ._layout import DATA_SHARDS, LARGE_BLOCK, MAX_SHARDS, PARITY_SHARDS, SMALL_BLOCK, EcLayout, Interval, Row, shard_ext
+    from ._rs import Combiner, ReedSolomon, TooFewShards
+    from ._scrub import checksum_scrub, ecx_rows, go_list, scrub_ec_index, scrub_ec_local
+    from ._sidecar import SIDECAR_EXT, ChecksumBuilder, build_protection, remove_sidecars, save_sidecar
+    from ._store import SHARD_FILE, EcMountError, EcStore
+    from ._volume import EcVolume, layout_from_info
 
 __all__ = [
     "coding_matrix",

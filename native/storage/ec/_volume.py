@@ -17,7 +17,7 @@ import time
 from weedpy.filelocks import lock_range, unlock_range
 
 from .._errors import NotFound, StorageError
-from .._volume_shared import WouldBlock
+from .._errors import WouldBlock
 from .._idx import IdxCodec
 from .._names import volume_base_name
 from .._types import CURRENT_VERSION, actual_size

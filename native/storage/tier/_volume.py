@@ -22,7 +22,7 @@ from .._errors import Corrupted, StorageError
 from .._idx import IdxCodec
 from .._needle import Needle, decode_needle
 from .._needle_map import NeedleMap
-from .._volume_shared import WouldBlock
+from .._errors import WouldBlock
 from .._replica import ReplicaPlacement
 from .._stream import NeedleStream
 from .._superblock import SuperBlock
