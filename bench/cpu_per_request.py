@@ -22,7 +22,12 @@ front of a plain Go server, and `nginx` Debian's nginx-light (worker_processes a
 keepalive; `bench/setup` installs it): what a relay costs on this machine, the references for
 proxy mode. A weedpy target takes a worker count after a colon (`native:1`, `proxy:2`; without
 one, weedpy's default: every usable core); its CPU is the leader's, its workers' and, in proxy
-mode, the Go backend's.
+mode, the Go backend's. `+pin` after a weedpy target (`native:2+pin`) pins each of its processes
+to a core of its own (an experiment: weedpy does not pin).
+
+`--detail` adds, per process and request, user and system CPU and voluntary/involuntary context
+switches; `--syscalls` syscalls by kind, context switches and migrations (perf tracepoints,
+bench/proc_counters.py).
 
     bench/setup && .venv/bin/python bench/cpu_per_request.py --targets go,native:1,native,proxy:1,proxy,nginx
 """
@@ -46,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx
 from bench.native_http_bench import build_loadgen
+from bench.proc_counters import SyscallCounts, task_counters
 
 from tests.support.procs import (
     VolumeProc,
@@ -97,6 +103,11 @@ def machine_ticks() -> tuple[int, int]:
 
 def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.Namespace, keybase: int,
               pids: dict[str, int]) -> dict[str, float]:
+    detail = getattr(args, "detail", False)
+    counts = SyscallCounts() if getattr(args, "syscalls", False) else None
+    if counts is not None:
+        counts.__enter__()
+    tasks0 = {name: task_counters(pid) for name, pid in pids.items()} if detail else {}
     before = sample(pids)
     busy0 = machine_ticks()
     out = subprocess.run([str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
@@ -104,6 +115,9 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
                          capture_output=True, text=True, timeout=3600)
     after = sample(pids)
     busy1 = machine_ticks()
+    tasks1 = {name: task_counters(pid) for name, pid in pids.items()} if detail else {}
+    if counts is not None:
+        counts.__exit__(None, None, None)
     found = {p: (float(r), int(f)) for p, r, f in _LINE.findall(out.stdout)}
     if phase not in found:
         raise RuntimeError(out.stdout + out.stderr)
@@ -116,6 +130,13 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
         total += us
     res["cpu_us"] = total
     res["cores_busy_pct"] = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100
+    for name in tasks1:  # per request: user and system CPU (us), voluntary and involuntary switches
+        for key, scale in (("user", 1e6), ("sys", 1e6), ("vcs", 1.0), ("ivcs", 1.0)):
+            res[f"{key}_{name}"] = (tasks1[name][key] - tasks0[name][key]) / args.n * scale
+    if counts is not None:
+        for name, events in counts.per_process(pids).items():
+            for event, count in events.items():
+                res[f"sc_{event}_{name}"] = count / args.n
     return res
 
 
@@ -149,7 +170,7 @@ def start_nginx(work: Path, backend: str) -> tuple[subprocess.Popen[bytes], int]
     return proc, port
 
 
-def _pids(server: VolumeProc, kind: str) -> dict[str, int]:
+def server_pids(server: VolumeProc, kind: str) -> dict[str, int]:
     """The server's processes by role: the leader and its workers (weedpy), the Go backend (proxy)."""
     pids = {"server": server.proc.pid}
     for i, child in enumerate(sorted(children(server.proc.pid))):
@@ -161,6 +182,7 @@ def _pids(server: VolumeProc, kind: str) -> dict[str, int]:
 
 
 def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
+    target, pin = target.removesuffix("+pin"), target.endswith("+pin")
     kind, _, workers = target.partition(":")
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     master = start_master(work / "m", volume_size_limit_mb=4096)
@@ -174,7 +196,12 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
         else:
             server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra])
             time.sleep(2)  # the workers come up beside the leader
-            pids = _pids(server, kind)
+            pids = server_pids(server, kind)
+            if pin:  # an experiment: each weedpy process (and its threads) on a core of its own
+                cpus = sorted(os.sched_getaffinity(0))
+                for i, pid in enumerate(pids.values()):
+                    for tid in os.listdir(f"/proc/{pid}/task"):
+                        os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
         wait_for_volume_server(master, f"127.0.0.1:{server.port}")
         r = httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120)
         r.raise_for_status()
@@ -231,6 +258,10 @@ def run_rounds(args: argparse.Namespace, targets: list[str], base: Path) -> dict
                 cells.append(f"{phase} {x['rps']:8.0f} req/s {x['cpu_us']:6.1f} cpu-us/req {parts} "
                              f"cores {x['cores_busy_pct']:3.0f}% busy failed={x['failed']:.0f}")
             print(f"round {r + 1} {kind:9s} " + " | ".join(cells), flush=True)
+            for phase in ("write", "read"):
+                extra = {k: v for k, v in res[phase].items() if k.split("_", 1)[0] in ("user", "sys", "vcs", "ivcs", "sc")}
+                if extra:
+                    print(f"    {phase} per request: " + " ".join(f"{k}={v:.2f}" for k, v in extra.items()), flush=True)
     return results
 
 
@@ -243,6 +274,10 @@ def main() -> int:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--detail", action="store_true",
+                   help="per process and request: user/system CPU, voluntary/involuntary context switches")
+    p.add_argument("--syscalls", action="store_true",
+                   help="per process and request: syscalls by kind (perf stat tracepoints; needs perf and root)")
     args = p.parse_args()
     targets = args.targets.split(",")
     base = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))

@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.cpu_per_request import VOLUMES, run_phase  # noqa: E402
+from bench.cpu_per_request import VOLUMES, run_phase, server_pids  # noqa: E402
 from bench.native_http_bench import build_loadgen  # noqa: E402
 from tests.support.procs import start_master, wait_for_volume_server  # noqa: E402
 from tests.support.weedpy_proc import start_weedpy_volume  # noqa: E402
@@ -100,15 +101,19 @@ def summarize(collapsed: str) -> tuple[int, dict[str, int], dict[str, int], dict
 
 
 @contextlib.contextmanager
-def recording(spy: str, pid: int, rate: int, out: Path) -> Iterator[None]:
-    """py-spy samples `pid` into `out` (collapsed stacks) while the block runs."""
-    rec = subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking",
-                            "--pid", str(pid), "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def recording(spy: str, pid: int, rate: int, out: Path, *more: tuple[int, Path]) -> Iterator[None]:
+    """py-spy samples `pid` into `out` (collapsed stacks) while the block runs; each of `more`
+    (pid, file) likewise, at the same time."""
+    recs = [subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking",
+                              "--pid", str(p), "-o", str(o)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for p, o in ((pid, out), *more)]
     try:
         yield
     finally:
-        rec.send_signal(signal.SIGINT)
-        rec.wait(timeout=60)
+        for rec in recs:
+            rec.send_signal(signal.SIGINT)
+        for rec in recs:
+            rec.wait(timeout=60)
 
 
 def main() -> int:
@@ -125,7 +130,8 @@ def main() -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--log-level", default="info")
     p.add_argument("--workers", type=int, default=1,
-                   help="-workers of the server; only the leader (which alone serves gRPC) is sampled")
+                   help="-workers of the server; HTTP phases sample every process (the summary adds them up), "
+                        "grpc only the leader (which alone serves it)")
     p.add_argument("--keep", help="also write the collapsed stacks (flamegraph input) here")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -156,12 +162,21 @@ def main() -> int:
             print(f"{args.mode} {args.method}: {got['calls'] / got['seconds']:.0f} calls/s "
                   f"(one Python client, {args.c} in flight)")
         else:
+            if args.workers != 1:
+                time.sleep(2)  # the workers come up beside the leader
+                pids = server_pids(server, args.mode)
             if args.phase == "read":
                 run_phase(loadgen, addr, "write", vids, args, 10_000_000, pids)  # the files to read
-            with recording(spy, server.proc.pid, args.rate, out):
+            more = [(pid, base / f"stacks-{name}.txt") for name, pid in pids.items() if name.startswith("worker")]
+            with recording(spy, server.proc.pid, args.rate, out, *more):
                 res = run_phase(loadgen, addr, args.phase, vids, args, 10_000_000, pids)
-            print(f"{args.mode} {args.phase}: {res['rps']:.0f} req/s, {res['cpu_us']:.1f} cpu-us/req, "
+            parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in res.items() if k.startswith("cpu_us_"))
+            print(f"{args.mode} {args.phase}: {res['rps']:.0f} req/s, {res['cpu_us']:.1f} cpu-us/req ({parts}), "
                   f"failed {res['failed']:.0f}, cores {res['cores_busy_pct']:.0f}% busy")
+            for _, extra in more:  # one profile of the whole server: every process's samples
+                if extra.exists():
+                    with out.open("a") as f:
+                        f.write(extra.read_text())
     finally:
         if server is not None:
             server.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import struct
 import sys
 from array import array
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ __all__ = ["IdxEntry", "IdxCodec", "IdxColumns"]
 
 _LITTLE = sys.byteorder == "little"
 _NON_NEGATIVE = bytes(1 if b < 0x80 else 0 for b in range(256))
+_ROW4 = struct.Struct(">QIi")  # a row with a 4-byte offset
+_ROW5 = struct.Struct(">QIBi")  # a row with a 5-byte offset: the low word, then bits 32-39
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,6 +105,17 @@ class IdxCodec:
             self.offsets.decode(raw[8:8 + w]),
             int.from_bytes(raw[8 + w:12 + w], "big", signed=True),
         )
+
+    def iter_rows(self, buf: bytes) -> Iterator[tuple[int, int, int]]:
+        """`iter_entries` as (key, offset, size) tuples, a torn trailing row likewise ignored:
+        the rows another process appended, which a shared volume applies before each read or
+        append (no per-row object)."""
+        row = _ROW4 if self.offsets.width == 4 else _ROW5
+        whole = len(buf) - len(buf) % row.size
+        rows = row.iter_unpack(buf if whole == len(buf) else memoryview(buf)[:whole])
+        if row is _ROW4:
+            return rows
+        return ((key, low | high << 32, size) for key, low, high, size in rows)
 
     def iter_entries(self, buf: bytes | memoryview) -> Iterator[IdxEntry]:
         """Every whole row; a torn trailing row is ignored (as Go's WalkIndexFile does)."""

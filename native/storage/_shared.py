@@ -94,6 +94,43 @@ class SharedSlot:
     def set_writer(self, pid: int) -> None:
         self._w[self._base + _WRITER] = pid
 
+    # The hot paths' reads and writes, a call each (every read checks the slot; every append of a
+    # shared volume takes and publishes it).
+
+    def current(self, idx_end: int, generation: int) -> bool:
+        """Nothing committed nor replaced since a view that applied the `.idx` up to `idx_end`
+        at `generation` (what a read checks first: two word loads)."""
+        w, b = self._w, self._base
+        return w[b + _IDX_END] == idx_end and w[b + _GEN] == generation
+
+    def committed(self) -> tuple[int, int, int, int, int]:
+        """(`.idx` end, `.dat` end, last AppendAtNs, last modified, read-only flags). The `.idx`
+        end is read first: `publish` stores it last, so the other values are at least as new as
+        the rows up to it."""
+        w, b = self._w, self._base
+        idx_end = w[b + _IDX_END]
+        return idx_end, w[b + _DAT_END], w[b + _APPEND_NS], w[b + _MODIFIED], w[b + _FLAGS]
+
+    def heads(self) -> tuple[int, int, int, int]:
+        """(raw vid word, generation, pid of an append in progress, `.idx` end): what an append
+        checks once it holds the lock."""
+        w, b = self._w, self._base
+        return w[b + _VID], w[b + _GEN], w[b + _WRITER], w[b + _IDX_END]
+
+    def publish_and_unlock(self, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int) -> None:
+        """An append completed (slot lock held): its ends published, the writer mark cleared,
+        the lock released."""
+        w, b = self._w, self._base
+        try:
+            w[b + _APPEND_NS] = last_append_ns
+            if last_modified > w[b + _MODIFIED]:
+                w[b + _MODIFIED] = last_modified
+            w[b + _DAT_END] = dat_end
+            w[b + _IDX_END] = idx_end
+            w[b + _WRITER] = 0
+        finally:
+            self._block.unlock(self.index)
+
     def set_flags(self, flags: int) -> None:
         self._w[self._base + _FLAGS] = flags
 

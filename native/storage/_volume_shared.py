@@ -36,6 +36,7 @@ class VolumeSharing(VolumeBase):
 
     shared: SharedSlot | None = None
     _shared_gen = 0
+    _pid = 0  # this process's, for the writer mark (os.getpid() is a syscall)
     _follow_lock: threading.Lock | None = None
     _reopen = None  # callable(self) -> VolumeBase: the same volume loaded again from its files
 
@@ -44,6 +45,7 @@ class VolumeSharing(VolumeBase):
         it again from its files (after the leader replaced them)."""
         self._follow_lock = threading.Lock()
         self._reopen = reopen
+        self._pid = os.getpid()
         self._shared_gen = slot.generation
         self.shared = slot
         with self._write_lock:
@@ -83,7 +85,7 @@ class VolumeSharing(VolumeBase):
         """Apply what other processes committed. Not `blocking`: WouldBlock instead of a reopen
         or a wait for another thread that is catching up."""
         s = self.shared
-        if s is None or (s.idx_end == self._idx_size and s.generation == self._shared_gen):
+        if s is None or s.current(self._idx_size, self._shared_gen):
             return
         if s.generation != self._shared_gen or s.vid != self.id:
             if not blocking:
@@ -115,25 +117,25 @@ class VolumeSharing(VolumeBase):
         them yet (its ends are ahead of the slot's), and a local mark may be set and not yet
         published (the write lock is held then); taking the slot's older values would make those
         publish them, and the next append overwrite the record or the mark be lost."""
-        end = s.idx_end
+        end, dat_end, append_ns, modified, flags = s.committed()
         if end > self._idx_size:
             raw = os.pread(self._idx_fd, end - self._idx_size, self._idx_size)
             if len(raw) != end - self._idx_size:
                 raise StorageError(f"volume {self.id}: .idx ends at {self._idx_size + len(raw)}, the slot says {end}")
             nm = self.nm
-            for e in self.codec.iter_entries(raw):  # as the writer applied them to its own map
-                if e.size == TOMBSTONE_SIZE:
-                    nm.delete(e.key)
+            for key, offset, size in self.codec.iter_rows(raw):  # as the writer applied them to its map
+                if size == TOMBSTONE_SIZE:
+                    nm.delete(key)
                 else:
-                    nm.put(e.key, e.offset, e.size)
+                    nm.put(key, offset, size)
             self._idx_size = end
-        dat_end = s.dat_end
         if exact or dat_end > self._dat_size:
             self._dat_size = dat_end
-        self.last_append_at_ns = max(self.last_append_at_ns, s.last_append_ns)
-        self.last_modified_ts = max(self.last_modified_ts, s.last_modified)
+        if append_ns > self.last_append_at_ns:
+            self.last_append_at_ns = append_ns
+        if modified > self.last_modified_ts:
+            self.last_modified_ts = modified
         if exact or not self._write_lock.locked():  # a local change may be on its way to the slot
-            flags = s.flags
             self.no_write_or_delete = bool(flags & NO_WRITE_OR_DELETE)
             self.no_write_can_delete = bool(flags & NO_WRITE_CAN_DELETE)
 
@@ -147,12 +149,14 @@ class VolumeSharing(VolumeBase):
         if not s.lock(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
-            if not blocking and (s.generation != self._shared_gen or self._idx_size > s.idx_end):
-                raise WouldBlock(f"volume {self.id} must be reopened first")
+            if not blocking:
+                _, gen, _, idx_end = s.heads()
+                if gen != self._shared_gen or self._idx_size > idx_end:
+                    raise WouldBlock(f"volume {self.id} must be reopened first")
             self._sync_locked(s)
             if self.no_write_or_delete:
                 raise ReadOnly(f"volume {self.id} is read only")
-            s.set_writer(os.getpid())
+            s.set_writer(self._pid)
         except BaseException:
             s.unlock()
             raise
@@ -163,25 +167,24 @@ class VolumeSharing(VolumeBase):
         s = self.shared
         if s is None:
             return
-        try:
-            if ok:
-                s.publish(self._dat_size, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
-                s.set_writer(0)
-        finally:
+        if ok:
+            s.publish_and_unlock(self._dat_size, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
+        else:
             s.unlock()
 
     def _sync_locked(self, s: SharedSlot) -> None:
         """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
         killed writer left, then apply what was committed."""
-        if s.vid != self.id:
+        vid_word, gen, writer, idx_end = s.heads()
+        if vid_word != self.id + 1:
             raise VolumeGone(f"volume {self.id} was removed")
-        if s.writer:  # the last writer died mid-append: nothing past the committed ends is real
-            for fd, end in ((self._dat_fd, s.dat_end), (self._idx_fd, s.idx_end)):
+        if writer:  # the last writer died mid-append: nothing past the committed ends is real
+            for fd, end in ((self._dat_fd, s.dat_end), (self._idx_fd, idx_end)):
                 if os.fstat(fd).st_size > end:
                     self.files.ftruncate(fd, end)
             s.set_writer(0)
-        if s.generation != self._shared_gen or self._idx_size > s.idx_end:
-            gen = s.generation  # replaced files, or opened while an append was in flight
+        if gen != self._shared_gen or self._idx_size > idx_end:
+            # replaced files, or opened while an append was in flight
             self._adopt(self._reopen())
             self._shared_gen = gen
         lock = self._follow_lock

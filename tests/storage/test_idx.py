@@ -23,6 +23,7 @@ def test_columns_match_row_by_row_decoding(entries: list[tuple[int, int, int]], 
     cols = codec.columns(buf + tail)
     assert cols.trailing == len(tail)
     assert list(codec.iter_entries(buf + tail)) == [IdxEntry(k, o, s) for k, o, s in entries]
+    assert list(codec.iter_rows(buf + tail)) == entries  # the tuples a shared volume applies
     assert [(cols.keys[i], cols.offsets[i], cols.sizes[i]) for i in range(len(cols))] == entries
     assert cols.puts() == bytes(1 if (o != 0 and s >= 0) else 0 for _, o, s in entries)
 
