@@ -15,7 +15,7 @@ from weedpy import __version__
 from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
 from weedpy.datadirs import FATAL_EXIT, data_folder_problem
 from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
-from weedpy.logs import configure_logging
+from weedpy.logs import configure_logging, get_logger
 from weedpy.security import find_security_file, load_security
 from weedpy.tls import TlsConfigError, load_volume_tls
 from weedpy.serve.routes import RouteTableError, load_route_table, mode_route_problem, native_route_table
@@ -30,7 +30,7 @@ commands:
   local    run a local master and a weedpy volume server for trying things out
   verify   check every volume in a data directory against its index
   diff     dual-run differ: `diff run SCENARIO --out DIR`, `diff report`, `diff replay FIXTURE`
-  cutover  `cutover status [-server=HOST:PORT] [-json]`: the running route table and its evidence
+  cutover  `cutover status|move VOLUME -to=native|go|settle`: route table and evidence, volume moves
   version  print weedpy's and the Go backend's versions
 
 global flags (before the command, as with weed): -config_dir=DIR
@@ -98,6 +98,11 @@ def serve(cfg: VolumeConfig) -> int:
         return _fail(str(exc))
     if cfg.mode is Mode.NATIVE:
         routes = native_route_table(None if cfg.routes_file is None else routes)
+    if cfg.mode is not Mode.MIXED:
+        problem = settle_volumes(cfg)
+        if problem is not None:
+            print(f"weedpy: {problem}", file=sys.stderr)
+            return 1
     if cfg.mode is not Mode.EXEC:
         problem = mode_route_problem(cfg.mode.value, routes)
         if problem is not None:
@@ -122,6 +127,26 @@ def serve(cfg: VolumeConfig) -> int:
     from gateway.app import ProxyServer  # each mode imports only its own server
 
     return _run(cfg, ProxyServer(cfg, security, routes, weed), sink)
+
+
+def settle_volumes(cfg: VolumeConfig) -> str | None:
+    """Every mode but mixed serves the volumes mixed mode left with native from Go's folders:
+    a move a crash interrupted is resolved, then their files go back (native/storage/ownership.py).
+    None, or why the folders could not be settled."""
+    from native.storage.ownership import Layout, OwnershipError, settle  # files only; loads the storage package
+
+    layout = Layout.of(cfg.dirs, cfg["dir.idx"] or None)
+    try:
+        resolved, moved = settle(layout)
+    except (OSError, OwnershipError) as exc:
+        return f"cannot move the volumes mixed mode left with native back to -dir: {exc}"
+    log = get_logger("cli")
+    if resolved is not None:
+        log.warning("interrupted volume move resolved", volume=resolved["vid"], outcome=resolved["outcome"],
+                    step=resolved.get("step"), to=resolved["to"])
+    if moved:
+        log.info("volumes owned by native in mixed mode moved back to -dir", volumes=moved, mode=cfg.mode.value)
+    return None
 
 
 def _run(cfg: VolumeConfig, server, sink) -> int:

@@ -7,6 +7,7 @@ its end; and Go's load-time tail rule. Prints one summary line per volume (plus 
 problems found) and exits 1 if any volume is corrupt, 2 on usage errors or when there is no volume.
 
 Nothing is written: unlike loading a volume, verifying never creates a `.vif` or an index.
+Each DIR's `.weedpy-native` sub-folder (the volumes native owns in mixed mode) is checked too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ._types import (
     actual_size,
 )
 from ._vif import load_volume_info
+from .ownership import NATIVE_FOLDER
 
 __all__ = ["main", "VolumeReport", "verify_volume"]
 
@@ -288,13 +290,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if not os.path.isdir(d):
             print(f"weedpy verify: {d}: {'not a directory' if os.path.exists(d) else 'no such directory'}", file=sys.stderr)
             return 2
-        for base in _volume_bases(d):
-            rep = verify_volume(d, base, idx_directory=args.idx_dir, offset_bytes=args.offsetBytes)
-            total += 1
-            print(rep.summary(), file=out)
-            for msg in rep.errors:
-                print(f"  - {msg}", file=out)
-            bad += not rep.ok
+        # mixed mode keeps the volumes native owns in a sub-folder (native/storage/ownership.py)
+        for folder, idx_dir in ((d, args.idx_dir),
+                                (os.path.join(d, NATIVE_FOLDER), args.idx_dir and os.path.join(args.idx_dir, NATIVE_FOLDER))):
+            for base in _volume_bases(folder):
+                rep = verify_volume(folder, base, idx_directory=idx_dir, offset_bytes=args.offsetBytes)
+                total += 1
+                print(rep.summary(), file=out)
+                for msg in rep.errors:
+                    print(f"  - {msg}", file=out)
+                bad += not rep.ok
     if not total:
         print(f"weedpy verify: no volumes (.dat files) in {', '.join(args.dirs)}", file=sys.stderr)
         return 2
