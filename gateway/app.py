@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from weedpy.serve.metrics import (
 from weedpy.serve.peers import PeerPolicy, master_volume_servers
 from weedpy.serve.routes import GRPC_SERVICE, RouteTable, Target
 from weedpy.tls import load_volume_tls
+from weedpy.serve.volume_owners import OwnedSide
 from weedpy.serve.workers import WorkerPool
 from weedpy.metrics import COUNTER, GAUGE, new_metric, render_text
 from weedpy.serve.metrics_push import push_instance, push_loop
@@ -69,8 +70,9 @@ RELAY_SOCKET_BUFFER = 128 << 10
 class ProxyExtension(Protocol):
     """What mixed mode adds to the proxy: native targets, the differ (implemented in weedpy/mixed.py)."""
 
-    async def before_backend(self) -> None:
-        """Runs before the Go backend starts (dual-run: the stores must start equal); StartupError ends it."""
+    async def before_backend(self, proxy: ProxyServer) -> None:
+        """Runs before the Go backend starts (dual-run: the stores must start equal; volume owners:
+        an interrupted move is resolved, native's writer store opens); StartupError ends it."""
 
     async def after_backend(self, nursery: trio.Nursery, proxy: ProxyServer) -> None:
         """The backend is ready: start what the extra targets need."""
@@ -80,6 +82,9 @@ class ProxyExtension(Protocol):
     def wrap_http(self, front: HttpTarget) -> HttpTarget: ...
 
     def grpc_targets(self, go: GoRelay) -> Mapping[Target, CallTarget]: ...
+
+    def owned_side(self) -> OwnedSide | None:
+        """Per-volume owners (the fronts route a volume's requests to its owner), or None."""
 
     def metrics(self) -> list:
         """Families of its own for the metrics port (the differ's), computed when scraped."""
@@ -122,6 +127,9 @@ class ProxyServer:
         self._config_dirs: list[str] = []  # the backends' own config dirs not yet removed
         self.state = FrontState()
         self.master_arg = ""
+        self.heartbeat_relay: HeartbeatRelay | None = None
+        # Blocking, before every start of the backend: wait until Go may load every volume in -dir.
+        self.before_backend_start: Callable[[], None] | None = None
         self.supervisor: Supervisor | None = None
         self.http_pool: UpstreamPool | None = None
         self._nursery: trio.Nursery | None = None
@@ -157,6 +165,8 @@ class ProxyServer:
         row, not load at all (native/storage/_recover.py)."""
         from native.storage import repair_directory  # the storage engine loads only for a backend start
 
+        if self.before_backend_start is not None:
+            self.before_backend_start()
         for directory in self.cfg.dirs:
             repair_directory(directory, self.cfg["dir.idx"] or None)
 
@@ -238,7 +248,7 @@ class ProxyServer:
         front = FrontIdentity(
             ip=cfg.ip, port=cfg.port, grpc_port=cfg.grpc_port, public_url=cfg.public_url, server_id=cfg.server_id,
         )
-        relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
+        relay = self.heartbeat_relay = HeartbeatRelay(cfg.masters, front, tls=self.tls)
         self.master_arg = await nursery.start(relay.run)
         # the backend's families on a private port, always: the front's metrics port and a push
         # gateway the master may name (known only once the backend has asked) both gather them
@@ -246,7 +256,7 @@ class ProxyServer:
         supervisor.on_change = self._backend_moved
         relay.set_backend(supervisor)
         if self.extension is not None:
-            await self.extension.before_backend()
+            await self.extension.before_backend(self)
         try:
             await nursery.start(supervisor.run)
         except BackendStartError as exc:
@@ -272,15 +282,19 @@ class ProxyServer:
             grpc_targets.update(self.extension.grpc_targets(relay_to_go))
         nursery.start_soon(self._push_metrics, relay)
         local = self.metrics.local
+        owned = self.extension.owned_side() if self.extension is not None else None
         http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
-                                     self.evidence, meter=RouteMeter(local, "http")).handle
+                                     self.evidence, meter=RouteMeter(local, "http"),
+                                     owners=owned and owned.owners, owned=owned and owned.http).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
             if cfg.workers > 1:  # mixed mode's native side and differ live here: workers reach them
                 self._worker_extra = await self.extension.share(nursery, http_targets, http)
         workers = WorkerSpec(cfg.workers, self._worker_init, self._attach)
         metrics = MetricsEndpoint(self.gather_metrics).handle if cfg["metricsPort"] else None
-        return Fronts(http=http, grpc=GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc")),
+        grpc = GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc"),
+                         owners=owned and owned.owners, owned=owned and owned.grpc, split=owned and owned.split)
+        return Fronts(http=http, grpc=grpc,
                       grpc_options=PROXY_SERVER_OPTIONS, send_buffer=RELAY_SOCKET_BUFFER, workers=workers,
                       routes=RoutesApi(self.live, self.guard), metrics=metrics)
 

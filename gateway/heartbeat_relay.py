@@ -21,6 +21,13 @@ The backend is started with `-master=<relay>`, where the relay address is
   interval) from the backend, which would push under its private address, and keeps it for the
   gateway, which pushes the front's metrics under the front's (`metrics_push`, `configured`).
 
+In mixed mode with per-volume owners the relay also merges the volumes native serves into Go's
+heartbeats (`merge`, a `VolumeMerge`; `merge_heartbeat` is the sans-IO part): each full heartbeat
+lists Go's volumes and native's, Go's departures of a volume native owns or that is being moved
+are not passed on (a volume in the middle of a move is reported as last seen), the volume digest
+(which covers Go's volumes only) is removed and the master is told Go that it does not take
+digests, so Go sends its whole list every pulse. The master sees one server holding every volume.
+
 With gRPC mTLS in security.toml the relay speaks TLS on both sides: the backend dials it with the
 volume's client certificate (it is the backend's master), it presents the volume's certificate
 (`VolumeTls.loopback_server`), and it dials the master with the same client identity, so the
@@ -34,7 +41,8 @@ Use (gateway/app.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Protocol
 
 import trio
 from google.protobuf.message import DecodeError
@@ -70,6 +78,8 @@ __all__ = [
     "rewrite_heartbeat",
     "rewrite_heartbeat_response",
     "take_metrics_push",
+    "VolumeMerge",
+    "merge_heartbeat",
 ]
 
 _log = get_logger("gateway.heartbeat_relay")
@@ -135,6 +145,56 @@ def rewrite_heartbeat(raw: bytes, front: FrontIdentity) -> bytes:
     return hb.SerializeToString()
 
 
+class VolumeMerge(Protocol):
+    """What the relay needs to report native's volumes with Go's (weedpy/volume_moves.py)."""
+
+    def away_from_go(self) -> frozenset[int]:
+        """Volumes native owns or that are being moved: Go's departures of them are not passed on."""
+
+    async def native_volumes(self) -> tuple[list[master_pb2.VolumeInformationMessage], int]:
+        """Every volume native serves now, and its largest file key."""
+
+    def volume_size_limit(self, limit: int) -> None:
+        """The master's volume size limit, for native's writes."""
+
+
+def merge_heartbeat(
+    hb: master_pb2.Heartbeat, away: frozenset[int], native: Sequence[master_pb2.VolumeInformationMessage],
+    native_max_file_key: int, last_seen: MutableMapping[int, master_pb2.VolumeInformationMessage],
+) -> None:
+    """Go's heartbeat `hb` as one server's with native's volumes (in place; see the module doc).
+    `last_seen` keeps each volume's latest report, for a volume neither side lists mid-move."""
+    if any(v.id in away for v in hb.deleted_volumes):
+        kept = [v.SerializeToString() for v in hb.deleted_volumes if v.id not in away]
+        hb.ClearField("deleted_volumes")
+        hb.deleted_volumes.extend(master_pb2.VolumeShortInformationMessage.FromString(raw) for raw in kept)
+    hb.ClearField("volume_digest")
+    if not (hb.volumes or hb.has_no_volumes):
+        return  # a delta (new or deleted volumes only), or changes only (Go is told digests are off)
+    if _leaving(hb):
+        return  # VolumeServerLeave or a stop: the master is to drop every volume of this server
+    listed = {v.id for v in hb.volumes}
+    for v in native:
+        if v.id not in listed:
+            hb.volumes.append(v)
+            listed.add(v.id)
+    for vid in sorted(away - listed):
+        seen = last_seen.get(vid)
+        if seen is not None:
+            hb.volumes.append(seen)
+    for v in hb.volumes:
+        kept_copy = master_pb2.VolumeInformationMessage()
+        kept_copy.CopyFrom(v)
+        last_seen[v.id] = kept_copy
+    hb.has_no_volumes = not hb.volumes
+    hb.max_file_key = max(hb.max_file_key, native_max_file_key)
+
+
+def _leaving(hb: master_pb2.Heartbeat) -> bool:
+    """Go's last heartbeat (Leave, stop): no volumes and none of a full heartbeat's disk fields."""
+    return hb.has_no_volumes and not hb.volumes and not hb.max_volume_counts and not hb.location_uuids
+
+
 def rewrite_lookup(raw: bytes, response_type: type, front_url: str, backend: BackendEndpoints | None) -> bytes:
     """Lookup answers with this server's front address replaced by the backend's own."""
     if backend is None:
@@ -174,17 +234,26 @@ def take_metrics_push(raw: bytes) -> tuple[bytes, str, int]:
     return resp.SerializeToString(), address, interval
 
 
-def rewrite_heartbeat_response(raw: bytes, relay_address: str) -> tuple[bytes, str]:
-    """(the response with `leader` pointing at the relay, the leader the master named or "")."""
+def rewrite_heartbeat_response(raw: bytes, relay_address: str, merge: VolumeMerge | None = None) -> tuple[bytes, str]:
+    """(the response with `leader` pointing at the relay, the leader the master named or ""). With
+    a `merge`: Go is not told that the master takes volume digests, and native learns the limit."""
     resp = master_pb2.HeartbeatResponse()
     try:
         resp.ParseFromString(raw)
     except DecodeError as exc:
         raise GrpcError(Status.INTERNAL, f"heartbeat relay: undecodable HeartbeatResponse: {exc}") from exc
     leader = resp.leader
-    if not leader:
+    changed = False
+    if merge is not None:
+        if resp.volume_size_limit:
+            merge.volume_size_limit(resp.volume_size_limit)
+        if resp.volume_digest_supported:
+            resp.volume_digest_supported = False
+            changed = True
+    if not leader and not changed:
         return raw, ""
-    resp.leader = relay_address
+    if leader:
+        resp.leader = relay_address
     return resp.SerializeToString(), leader
 
 
@@ -223,6 +292,8 @@ class HeartbeatRelay:
         # `configured` is set once one went through.
         self.metrics_push: tuple[str, int] = ("", 0)
         self.configured = trio.Event()
+        self.merge: VolumeMerge | None = None  # mixed mode's volume owners: native's volumes
+        self._last_seen: dict[int, master_pb2.VolumeInformationMessage] = {}
 
     def set_backend(self, backend: BackendView) -> None:
         """Where the Go backend listens now (its address changes on every restart)."""
@@ -304,14 +375,26 @@ class HeartbeatRelay:
 
     async def _requests_up(self, call: ServerCall, upstream: StreamHandle, heartbeat: bool) -> None:
         while (msg := await call.receive_message()) is not None:
+            if heartbeat:
+                msg = rewrite_heartbeat(msg, self.front)
+                if self.merge is not None:
+                    msg = await self._merged(msg)
             try:
-                await upstream.send_data(encode_message(rewrite_heartbeat(msg, self.front) if heartbeat else msg))
+                await upstream.send_data(encode_message(msg))
             except GrpcError:
                 return  # the master side ended; _responses_down reports how
         try:
             upstream.end()
         except GrpcError:
             pass
+
+    async def _merged(self, raw: bytes) -> bytes:
+        assert self.merge is not None
+        hb = master_pb2.Heartbeat.FromString(raw)
+        full = bool(hb.volumes or hb.has_no_volumes) and not _leaving(hb)
+        native, max_key = await self.merge.native_volumes() if full else ([], 0)
+        merge_heartbeat(hb, self.merge.away_from_go(), native, max_key, self._last_seen)
+        return hb.SerializeToString()
 
     async def _responses_down(
         self, call: ServerCall, upstream: StreamHandle, master: MasterAddress,
@@ -330,7 +413,7 @@ class HeartbeatRelay:
                     if transform is not None:
                         await call.send_data(encode_message(transform(msg)))
                         continue
-                    out, leader = rewrite_heartbeat_response(msg, self.address)
+                    out, leader = rewrite_heartbeat_response(msg, self.address, self.merge)
                     await call.send_data(encode_message(out))
                     if leader and self.tracker.leader_hint(leader):
                         _log.info("master leader moved", leader=leader)

@@ -43,17 +43,18 @@ log = get_logger("native.server")
 GRPC_OPTIONS = ServerOptions(max_send_message_length=None)
 
 
-def open_store(cfg: VolumeConfig, *, load: bool = True, discover: bool = True) -> Store:
+def open_store(cfg: VolumeConfig, *, load: bool = True, discover: bool = True, idx_directory: str | None = None) -> Store:
     """The store `weed volume -dir -max -disk -tags -minFreeSpace -dir.idx` describes (blocking).
     With `load=False` its volumes are only discovered (`Store.load_pending` loads them), and with
     `discover=False` too not even that: a worker process follows its leader's volume table and
-    must not take the leader's files in progress for leftovers (nor wait for volumes it skipped)."""
+    must not take the leader's files in progress for leftovers (nor wait for volumes it skipped).
+    `idx_directory` replaces -dir.idx (mixed mode's native folders)."""
     n = len(cfg.dirs)
     frees = parse_min_free_spaces(cfg["minFreeSpace"], cfg["minFreeSpacePercent"], n)
     disk_text = cfg["disk"]
     disks = disk_text.split(",") if disk_text else [""]
     store = Store.open(
-        list(cfg.dirs), max_counts=list(cfg.max_counts), idx_directory=cfg["dir.idx"] or None,
+        list(cfg.dirs), max_counts=list(cfg.max_counts), idx_directory=idx_directory or cfg["dir.idx"] or None,
         disk_types=disks, tags=cfg.folder_tags(), min_free_spaces=frees,
         offset_bytes=cfg["offsetBytes"] or DEFAULT_OFFSET_BYTES, load=load,
     )

@@ -3,8 +3,8 @@
 Every `import` statement of the product packages counts, function-level ones included. The
 units, top down:
 
-    cli        weedpy.cli, weedpy.local, weedpy.mixed, weedpy.mixed_worker, weedpy.cutover, weedpy.worker
-               may import anything
+    cli        weedpy.cli, weedpy.local, weedpy.mixed, weedpy.mixed_worker, weedpy.cutover, weedpy.worker,
+               weedpy.volume_moves: may import anything
     gateway    gateway.*            \
     native     native.* but storage  |  import serve and the cores, never each other
     difftool   difftool.*           /
@@ -29,7 +29,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("weedpy", "gateway", "native", "difftool", "proto")
-CLI = ("weedpy.cli", "weedpy.local", "weedpy.mixed", "weedpy.mixed_worker", "weedpy.cutover", "weedpy.worker")
+CLI = ("weedpy.cli", "weedpy.local", "weedpy.mixed", "weedpy.mixed_worker", "weedpy.cutover", "weedpy.worker",
+       "weedpy.volume_moves")
 UNIT_RANK = {"cores": 0, "serve": 1, "gateway": 2, "native": 2, "difftool": 2, "cli": 3}
 # What native.storage must never import: network, event loop, protocol stacks, handlers.
 STORAGE_FORBIDDEN = ("trio", "httpx", "h2", "socket", "ssl", "http", "urllib.request", "native.s3", "native.http",

@@ -258,31 +258,26 @@ class _MarkedExchange:
         await self._x.send(data)
 
 
-# -- `weedpy cutover status` -------------------------------------------------------------------
+# -- `weedpy cutover status | move | settle` ------------------------------------------------------
 
 
-def main(argv: list[str]) -> int:
-    """`weedpy cutover status [-server=HOST:PORT] [-json]`: the running route table and the evidence
-    per endpoint, from the server's `/weedpy/routes` (its admin port, from loopback or a
-    whitelisted address). Exit 0, or 1 when the server cannot be asked."""
-    parser = argparse.ArgumentParser(prog="weedpy cutover", description="evidence-gated cutover (docs/cutover.md)")
-    parser.add_argument("command", choices=["status"])
-    parser.add_argument("-server", "--server", default="127.0.0.1:8080", help="the volume server's admin HOST:PORT")
-    parser.add_argument("-json", "--json", action="store_true", help="print the whole document as JSON (for CI)")
-    args = parser.parse_args(argv)
-    base = args.server if "://" in args.server else f"http://{args.server}"
+def _ask(base: str, method: str, path: str) -> tuple[int, dict[str, Any] | str]:
+    """(status, JSON document or error text) of the server's admin API; status 0 when unreachable."""
+    req = urllib.request.Request(f"{base}{path}", method=method, data=b"" if method == "POST" else None)
     try:
-        with urllib.request.urlopen(f"{base}/weedpy/routes", timeout=30) as resp:
-            doc = json.load(resp)
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
-        print(f"weedpy cutover: {base} answered {exc.code}: {exc.read().decode(errors='replace')}")
-        return 1
+        text = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(text)
+        except ValueError:
+            return exc.code, text
     except (OSError, ValueError) as exc:
-        print(f"weedpy cutover: cannot ask {base}: {exc}")
-        return 1
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return 0
+        return 0, str(exc)
+
+
+def _print_status(doc: dict[str, Any]) -> None:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["changed_at"]))
     print(f"route table {doc['version']} (serial {doc['serial']}, mode {doc['mode']}), "
           f"changed {when} by {doc['changed_by']}; default {doc['table']['default']['target']}")
@@ -290,7 +285,80 @@ def main(argv: list[str]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    volumes = doc.get("volumes")
+    if volumes is not None:
+        native = volumes.get("native", [])
+        print(f"volumes owned by native: {', '.join(map(str, native)) or 'none'}"
+              f" (every other volume: go; new volumes: {volumes.get('new_volumes', 'go')})")
+        for mv in volumes.get("moves", [])[:10]:
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv["at"]))
+            print(f"moved {at}: volume {mv['vid']} {mv['from']} -> {mv['to']} by {mv['by']}: {mv['outcome']}"
+                  + (f" ({mv['error']})" if mv.get("error") else ""))
     for rb in doc.get("rollbacks", []):
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rb["at"]))
         print(f"rolled back {at}: {rb['route']} {rb['from']} -> {rb['to']}: {rb['reason']}")
+
+
+def _settle(args: argparse.Namespace) -> int:
+    from native.storage.ownership import Layout, OwnershipError, settle  # files only; loads the storage package
+
+    if not args.dir:
+        print("weedpy cutover settle: -dir is required (the server's -dir, comma separated)")
+        return 2
+    layout = Layout.of([d for d in args.dir.split(",") if d], args.idx or None)
+    try:
+        resolved, moved = settle(layout)
+    except (OSError, OwnershipError) as exc:
+        print(f"weedpy cutover settle: {exc}")
+        return 1
+    if resolved is not None:
+        print(f"interrupted move of volume {resolved['vid']} ({resolved['from']} -> {resolved['to']}, "
+              f"step {resolved.get('step')}): {resolved['outcome']}")
+    print(f"moved back to -dir: {', '.join(map(str, moved)) or 'nothing'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`weedpy cutover status [-server=HOST:PORT] [-json]`: the running route table, the evidence
+    per endpoint and the volumes native owns, from the server's `/weedpy/routes`;
+    `weedpy cutover move VOLUME -to=native|go [-server=...]`: move one volume (mixed mode);
+    `weedpy cutover settle -dir=D[,D...] [-dir.idx=I]`: with the server stopped, put every volume
+    back in -dir (what every mode but mixed does at start). The admin API answers loopback and
+    whitelisted addresses. Exit 0, 1 when the server cannot be asked or refuses, 2 on usage errors."""
+    parser = argparse.ArgumentParser(prog="weedpy cutover", description="evidence-gated cutover (docs/cutover.md)")
+    parser.add_argument("command", choices=["status", "move", "settle"])
+    parser.add_argument("volume", nargs="?", type=int, help="move: the volume id")
+    parser.add_argument("-to", "--to", choices=["native", "go"], help="move: the new owner")
+    parser.add_argument("-server", "--server", default="127.0.0.1:8080", help="the volume server's admin HOST:PORT")
+    parser.add_argument("-json", "--json", action="store_true", help="print the whole document as JSON (for CI)")
+    parser.add_argument("-dir", "--dir", default="", help="settle: the server's -dir folders, comma separated")
+    parser.add_argument("-dir.idx", "--dir.idx", dest="idx", default="", help="settle: the server's -dir.idx")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    if args.command == "settle":
+        return _settle(args)
+    base = args.server if "://" in args.server else f"http://{args.server}"
+    if args.command == "move":
+        if args.volume is None or args.to is None:
+            print("weedpy cutover move: needs VOLUME and -to=native|go")
+            return 2
+        code, doc = _ask(base, "POST", f"/weedpy/volumes/{args.volume}/move?to={args.to}")
+        if args.json and isinstance(doc, dict):
+            print(json.dumps(doc, indent=2, sort_keys=True))
+        elif code == 200 and isinstance(doc, dict):
+            print(f"volume {args.volume}: {doc['from']} -> {doc['to']} ({doc['outcome']}, held {doc['held_ms']:g} ms)")
+        else:
+            print(f"weedpy cutover move: {base} answered {code or 'nothing'}: "
+                  f"{doc.get('error', doc) if isinstance(doc, dict) else doc}")
+        return 0 if code == 200 else 1
+    code, doc = _ask(base, "GET", "/weedpy/routes")
+    if code != 200 or not isinstance(doc, dict):
+        print(f"weedpy cutover: {'cannot ask' if not code else 'answer from'} {base}: {doc}")
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    _print_status(doc)
     return 0

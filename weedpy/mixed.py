@@ -2,9 +2,11 @@
 
 This is where the three meet, above all of them: `MixedExtension` is the gateway's
 `ProxyExtension`. Without dual-run routes the native side is a read-only view of the Go
-backend's files (native.build.build_follower). With `shadow` / `native+verify` routes it is a
-second store on `-dir.native` that receives every write too, checked equal to Go's before the
-backend starts, optionally with a second Go backend on `-dir.control` as the noise control.
+backend's files (native.build.build_follower), plus a writer store over the volumes native owns
+(weedpy/volume_moves.py: each volume is served by its owner, and moves one at a time). With
+`shadow` / `native+verify` routes it is a second store on `-dir.native` that receives every
+write too, checked equal to Go's before the backend starts, optionally with a second Go backend
+on `-dir.control` as the noise control.
 
 With `-workers=N` all of that stays in this process (the leader): `share` opens the loopback
 hop (weedpy/serve/hop.py) over which the workers (weedpy/mixed_worker.py) hand it the requests
@@ -37,15 +39,23 @@ from gateway.supervisor import BackendStartError, Supervisor
 from native.build import GRPC_OPTIONS, NativeParts, build_follower, build_parts, native_version, open_store
 from native.follower import FollowerStore
 from native.go_state import WATCHED
+from native.storage import StorageError
+from native.storage.ownership import Layout, OwnershipError, owned_by_native, recover
 from weedpy.config import VolumeConfig
 from weedpy.security import SecurityConfig
 from weedpy.grpc import ServerCall
 from weedpy.serve.grpc_front import CallTarget, NamedTarget
 from weedpy.serve.hop import FRONT, HopServer, new_token
+from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import HttpTarget
+from weedpy.serve.live_routes import RoutesHttp
+from weedpy.serve.volume_owners import OwnedSide, VolumeOwners
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
+from weedpy.volume_moves import (
+    VOLUMES_PREFIX, NativeVolumes, SplitVolumes, VolumeMoves, VolumesApi, move_pause, open_native_owned,
+)
 from weedpy.weedbin import weed_version
 from weedpy.cutover import TEST_FAULT_ENV, Cutover, FaultyHttp, fault_switch
 from weedpy.logs import get_logger
@@ -118,13 +128,39 @@ class MixedExtension:
         self.cutover: Cutover | None = None
         self._fault: tuple[str, str] | None = None
         self._nursery: trio.Nursery | None = None  # where the hop and the evidence gathering run
+        self.owned: NativeParts | None = None  # native's writer store over the volumes it owns
+        self.moves: VolumeMoves | None = None
 
-    async def before_backend(self) -> None:
+    async def before_backend(self, proxy: ProxyServer) -> None:
         try:
             self._fault = fault_switch(self.cfg.bind_ip)  # a test-only switch (weedpy/cutover.py)
+            pause = move_pause(self.cfg.bind_ip)  # another (weedpy/volume_moves.py)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         await self._open_dual()
+        if not dual_run_requested(self.routes):  # dual-run mirrors whole stores: no volume owners
+            await self._open_owned(proxy, pause)
+
+    async def _open_owned(self, proxy: ProxyServer, pause: tuple[str, float, str] | None) -> None:
+        """Before Go starts: resolve a move a crash interrupted, open native's writer store over the
+        volumes it owns, and have the heartbeat relay report them with Go's."""
+        layout = Layout.of(self.cfg.dirs, self.cfg["dir.idx"] or None)
+        try:
+            resolved = await trio.to_thread.run_sync(recover, layout)
+            native = await trio.to_thread.run_sync(owned_by_native, layout)
+            self.owned = await trio.to_thread.run_sync(open_native_owned, self.cfg, self.security, layout,
+                                                       str(self.weed))
+        except (OSError, OwnershipError, StorageError) as exc:
+            raise StartupError(f"cannot open the volumes native owns: {exc}") from None
+        if resolved is not None:
+            log.warning("interrupted volume move resolved", volume=resolved["vid"], outcome=resolved["outcome"],
+                        step=resolved.get("step"), to=resolved["to"], renamed=len(resolved["renamed"]))
+        owners = VolumeOwners(native)
+        assert proxy.supervisor is not None and proxy.heartbeat_relay is not None
+        self.moves = VolumeMoves(layout, owners, self.owned, proxy.supervisor, pause=pause)
+        proxy.before_backend_start = self.moves.wait_for_handover
+        proxy.heartbeat_relay.merge = NativeVolumes(owners, self.owned)
+        log.info("volume owners", native=native, native_folders=layout.native_dirs())
 
     async def _open_dual(self) -> None:
         if not dual_run_requested(self.routes):
@@ -143,6 +179,9 @@ class MixedExtension:
         # The evidence the cutover rules read: each side's answers (the fronts), the differ's samples.
         proxy.evidence = Evidence()
         self.cutover = Cutover(proxy.live, proxy.evidence)
+        if self.moves is not None:  # `weedpy cutover status` shows the owners too
+            routes_status, moves = self.cutover.status, self.moves
+            proxy.live.status_extra = lambda: {**routes_status(), "volumes": moves.status()}
         await nursery.start(self.cutover.run)
         follower = self.native is None  # no dual-run: the read-only view of Go's files
         if follower:
@@ -186,7 +225,18 @@ class MixedExtension:
         return targets
 
     def wrap_http(self, front: HttpTarget) -> HttpTarget:
-        return self.dual.admin(front).handle if self.dual is not None else front
+        if self.dual is not None:
+            return self.dual.admin(front).handle
+        if self.moves is not None:
+            api = VolumesApi(self.moves, Guard.from_entries(self.cfg.whitelist + self.security.guard_white_list))
+            return RoutesHttp(api.answer, front, prefix=VOLUMES_PREFIX, keep_query=True).handle
+        return front
+
+    def owned_side(self) -> OwnedSide | None:
+        if self.moves is None or self.owned is None:
+            return None
+        return OwnedSide(self.moves.owners, self.owned.http.handle, NamedTarget("native", self.owned.router),
+                         SplitVolumes(self.moves.owners, self.owned))
 
     def grpc_targets(self, go: GoRelay) -> Mapping[Target, CallTarget]:
         assert self.native is not None
@@ -239,3 +289,5 @@ class MixedExtension:
             await self.control.stop()
         if self.native is not None:
             await self.native.close()
+        if self.owned is not None:
+            await self.owned.close()

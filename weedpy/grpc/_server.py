@@ -113,11 +113,13 @@ class ServerCall:
     def acknowledge(self, n: int) -> None:
         self._h.acknowledge(n)
 
-    async def receive_message(self) -> bytes | None:
-        """The next whole request message, or None at the end; the previous one counts as consumed."""
+    async def receive_message(self, *, max_length: int | None = -1) -> bytes | None:
+        """The next whole request message, or None at the end; the previous one counts as consumed.
+        `max_length` replaces the options' limit for the call's messages when given at the first."""
         reader = self._reader
         if reader is None:
-            reader = self._reader = MessageReader(self.options.max_receive_message_length)
+            limit = self.options.max_receive_message_length if max_length == -1 else max_length
+            reader = self._reader = MessageReader(limit)
         while True:
             msg = reader.next_message()
             self._h.acknowledge(reader.releasable())

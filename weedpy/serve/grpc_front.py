@@ -7,7 +7,9 @@ with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` 
 def handle(call)`): the Go relay (gateway/), `NamedTarget("native", router)` over the native
 handlers, or a dual-run target (difftool/). An unavailable or `off` target answers UNAVAILABLE.
 One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer; the
-optional `meter` (a weedpy.serve.metrics RouteMeter) counts it for the metrics port.
+optional `meter` (a weedpy.serve.metrics RouteMeter) counts it for the metrics port. In mixed mode
+with volume owners (weedpy/serve/volume_owners.py) a call whose first request message names a
+volume is read that far, then served by the volume's owner (waiting while the volume is moved).
 """
 
 from __future__ import annotations
@@ -27,10 +29,23 @@ from weedpy.serve.evidence import GRPC_SERVER_ERRORS, Evidence
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.metrics import RouteMeter
 from weedpy.serve.routes import RouteTable, Target, grpc_endpoint
+from weedpy.serve.volume_owners import (
+    ALLOCATE_VOLUME,
+    BATCH_DELETE,
+    DELETE_COLLECTION,
+    GO,
+    NATIVE,
+    ReplayCall,
+    VolumeHeld,
+    VolumeOwners,
+    request_volumes,
+    volume_methods,
+)
 
-__all__ = ["CallTarget", "GrpcFront", "NamedTarget", "request_id_trailer"]
+__all__ = ["CallTarget", "GrpcFront", "NamedTarget", "SplitCalls", "request_id_trailer"]
 
 _log = get_logger("gateway.grpc")
+GO_MAX_MESSAGE = 1 << 30  # weed/pb/grpc_client_server.go Max_Message_Size
 
 
 class CallTarget(Protocol):
@@ -57,7 +72,15 @@ class GrpcFront:
     """The CallHandler behind the gRPC listener: route, apply the deadline, log one event per call."""
 
     def __init__(self, routes: RouteTable | LiveRoutes, targets: Mapping[Target, CallTarget],
-                 evidence: Evidence | None = None, meter: RouteMeter | None = None) -> None:
+                 evidence: Evidence | None = None, meter: RouteMeter | None = None,
+                 owners: VolumeOwners | None = None, owned: CallTarget | None = None,
+                 split: SplitCalls | None = None) -> None:
+        # mixed mode: a call naming a volume goes to its owner (`owned`: native's writer store);
+        # `split` answers the calls that name volumes of both sides (BatchDelete)
+        self._owners = owners if owned is not None else None
+        self._owned = owned
+        self._split = split
+        self._volume_methods = volume_methods() if self._owners is not None else frozenset()
         self._meter = meter  # the gateway's weedpy_grpc_* families (weedpy/serve/metrics.py)
         self._evidence = evidence  # counts each side's answers and server errors (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
@@ -70,11 +93,18 @@ class GrpcFront:
         endpoint = grpc_endpoint(call.method)
         route_target = routes.lookup(endpoint).target
         target = self._targets.get(route_target)
+        served_by = route_target.value
         failed = False
         try:
             if target is None:
                 raise GrpcError(Status.UNAVAILABLE, f"{endpoint} is routed to {route_target.value}, which is not available")
-            await target.handle(call)
+            if endpoint in self._volume_methods:
+                served_by = await self._by_owner(call, endpoint, target, served_by)
+            elif endpoint == DELETE_COLLECTION and self._split is not None and self._owned is not None:
+                await self._split.both(call, target, self._owned)
+                served_by = "go+native"
+            else:
+                await target.handle(call)
         except* Exception as group:  # a Cancelled alongside (client gone) propagates after this
             err = grpc_error_in(group)
             if err is None:
@@ -94,20 +124,67 @@ class GrpcFront:
                 else:
                     status = Status.UNKNOWN if failed else Status.CANCELLED
             if self._evidence is not None:
-                self._evidence.answered(endpoint, route_target.value, status.name in GRPC_SERVER_ERRORS)
+                self._evidence.answered(endpoint, served_by, status.name in GRPC_SERVER_ERRORS)
             elapsed = time.perf_counter() - t0
             if self._meter is not None:
                 meter = self._meter
-                meter.end(meter.begin(endpoint, b"", route_target.value), status.name, elapsed)
+                meter.end(meter.begin(endpoint, b"", served_by), status.name, elapsed)
             _log.info(
                 "grpc",
                 route=endpoint,
-                target=route_target.value,
+                target=served_by,
                 routes_v=routes.version,
                 status=status.name,
                 duration_ms=round(elapsed * 1000, 3),
                 peer=call.peer,
             )
+
+
+    async def _by_owner(self, call: ServerCall, endpoint: str, target: CallTarget, served_by: str) -> str:
+        """Serve a call that names volumes from their owner (after any move of them); the side's name."""
+        owners = self._owners
+        assert owners is not None and self._owned is not None
+        # Go's own limit (1 GiB): routing must not refuse what the owner would take (WriteNeedleBlob)
+        first = await call.receive_message(max_length=GO_MAX_MESSAGE)
+        vids = request_volumes(endpoint, first) if first is not None else None
+        if first is None or not vids:
+            await target.handle(call if first is None else ReplayCall(call, first))  # type: ignore[arg-type]
+            return served_by
+        try:
+            sides = await owners.enter(vids)
+        except VolumeHeld as exc:
+            raise GrpcError(Status.UNAVAILABLE, str(exc)) from None
+        try:
+            replay = ReplayCall(call, first)
+            owner_sides = set(sides.values())
+            if len(owner_sides) > 1:
+                if self._split is None or endpoint != BATCH_DELETE:
+                    raise GrpcError(Status.FAILED_PRECONDITION, f"{endpoint} names volumes served by Go and by native "
+                                    f"({', '.join(f'{v}: {s}' for v, s in sides.items())}); ask for each side's apart")
+                await self._split.batch_delete(replay, first, vids, sides, target, self._owned)  # type: ignore[arg-type]
+                return "go+native"
+            if endpoint == ALLOCATE_VOLUME and owners.new_volumes == NATIVE and owner_sides == {GO}:
+                await self._owned.handle(replay)  # type: ignore[arg-type]
+                if call.status is Status.OK:
+                    owners.set_owner(vids[0], NATIVE)
+                return NATIVE
+            if owner_sides == {NATIVE}:
+                await self._owned.handle(replay)  # type: ignore[arg-type]
+                return NATIVE
+            await target.handle(replay)  # type: ignore[arg-type]
+            return served_by
+        finally:
+            owners.leave(sides)
+
+
+class SplitCalls(Protocol):
+    """Answers a call naming volumes of both sides by asking each side for its own (weedpy/volume_moves.py)."""
+
+    async def batch_delete(self, call: ServerCall, first: bytes, vids: list[int], sides: Mapping[int, str],
+                           go: CallTarget, native: CallTarget) -> None: ...
+
+    async def both(self, call: ServerCall, go: CallTarget, native: CallTarget) -> None:
+        """A call for every volume of a kind (DeleteCollection): native's part, then Go's answers."""
 
 
 def request_id_trailer(call: ServerCall) -> list[tuple[str, str]]:

@@ -7,7 +7,10 @@ real client address), then the route's target (the Go relay, the native handlers
 target; a `native_pct` route picks native or its Go side by the file id, `native_share`). One
 structlog event per request carries the endpoint name, the target that served it, the table
 version, status and duration; the `meter` (weedpy/serve/metrics.py) counts it for the metrics
-port: Go's request families in native mode, the gateway's route families otherwise.
+port: Go's request families in native mode, the gateway's route families otherwise. In mixed
+mode with volume owners (weedpy/serve/volume_owners.py) a file-id request whose volume native owns
+goes to native's writer store whatever the route says (an `off` route stays off), and waits while
+its volume is being moved.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from weedpy.serve.replies import date_header, handler_headers, json_error
 from weedpy.serve.evidence import Evidence, EvidenceTally
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
+from weedpy.serve.volume_owners import NATIVE, OWNED_HTTP, VolumeHeld, VolumeOwners, volume_of_path
 
 __all__ = ["HttpFront", "HttpTarget", "FrontState"]
 
@@ -51,7 +55,12 @@ class HttpFront:
         state: FrontState,
         evidence: Evidence | EvidenceTally | None = None,
         meter: GoRequestMeter | RouteMeter | None = None,
+        owners: VolumeOwners | None = None,
+        owned: HttpTarget | None = None,
     ) -> None:
+        # mixed mode: a file-id request goes to its volume's owner (`owned`: native's writer store)
+        self._owners = owners if owned is not None else None
+        self._owned = owned
         self._evidence = evidence  # counts each side's answers and 5xx (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
@@ -84,6 +93,7 @@ class HttpFront:
         if split is not None and native_share(path) >= split[0]:
             target_name, handler = split[1], split[2]
         meter = self._meter
+        routed_to = target_name
         slot = meter.begin(endpoint, req.method, target_name) if meter is not None else None
         try:
             if endpoint == "admin.healthz" and self._state.stopping:
@@ -95,19 +105,42 @@ class HttpFront:
                 await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target_name}, which is not available",
                                            close=exch.close_after))
                 exch.status = 503
-            else:
+            elif self._owners is None or endpoint not in OWNED_HTTP or (vid := volume_of_path(path)) is None:
                 await handler(exch)
+            else:
+                target_name = await self._by_owner(exch, vid, target_name, handler)
         finally:
             if self._evidence is not None:
                 self._evidence.answered(endpoint, target_name, exch.status >= 500)
             method = req.method
             elapsed = time.perf_counter() - t0
             if slot is not None:
+                if target_name != routed_to:  # its volume's owner served it (mixed mode's route meter)
+                    slot = meter.begin(endpoint, method, target_name) or slot
                 meter.end(slot, exch.status, elapsed)
             self._log_http(
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
                 path.decode("latin-1"), exch.status, round(elapsed * 1000, 3), exch.client_host,
             )
+
+    async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
+        """Serve a request for volume `vid` from its owner (after any move of it); the side's name."""
+        owners = self._owners
+        assert owners is not None and self._owned is not None
+        try:
+            sides = await owners.enter((vid,))
+        except VolumeHeld as exc:
+            await exch.send(json_error(503, str(exc)))
+            exch.status = 503
+            return target_name
+        try:
+            if sides[vid] == NATIVE:
+                await self._owned(exch)
+                return NATIVE
+            await handler(exch)
+            return target_name
+        finally:
+            owners.leave((vid,))
 
     def _resolve(self, table: RouteTable, endpoint: str) -> _Resolved:
         route = table.lookup(endpoint)

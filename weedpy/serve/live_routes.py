@@ -329,21 +329,27 @@ Answer = Callable[[str, str, bytes, str], Awaitable[tuple[int, dict[str, Any]]]]
 
 class RoutesHttp:
     """`/weedpy/routes*` on the admin port, answered by `answer` (a `RoutesApi`'s, or in a worker
-    process the leader's, over the control channel); every other request goes to `inner`."""
+    process the leader's, over the control channel); every other request goes to `inner`.
+    `prefix` serves another admin API the same way (`/weedpy/volumes`, with `keep_query` the
+    path given to `answer` keeps its query)."""
 
-    def __init__(self, answer: Answer, inner: Callable[[Exchange], Awaitable[None]]) -> None:
+    def __init__(self, answer: Answer, inner: Callable[[Exchange], Awaitable[None]], *,
+                 prefix: bytes = API_PREFIX, keep_query: bool = False) -> None:
         self._answer = answer
         self._inner = inner
+        self._prefix = prefix
+        self._keep_query = keep_query
 
     def handle(self, exch: Exchange) -> Awaitable[None]:
         """Not a coroutine itself: every other request is handed on without an extra frame."""
         target = exch.request.target
-        if exch.port_kind != "admin" or not target.startswith(API_PREFIX):
+        prefix = self._prefix
+        if exch.port_kind != "admin" or not target.startswith(prefix):
             return self._inner(exch)
         path = request_path(target)
-        if path != API_PREFIX and not path.startswith(API_PREFIX + b"/"):
+        if path != prefix and not path.startswith(prefix + b"/"):
             return self._inner(exch)
-        return self._serve(exch, path)
+        return self._serve(exch, target if self._keep_query else path)
 
     async def _serve(self, exch: Exchange, path: bytes) -> None:
         req = exch.request
@@ -356,7 +362,8 @@ class RoutesHttp:
         else:
             status, doc = await self._answer(req.method.decode("latin-1"), path.decode("latin-1"), bytes(body),
                                              exch.client_host)
-        log.info("routes api", method=req.method.decode("latin-1"), path=path.decode("latin-1"), status=status,
+        log.info("routes api" if self._prefix == API_PREFIX else "admin api", method=req.method.decode("latin-1"),
+                 path=path.decode("latin-1"), status=status,
                  client=exch.client_host)
         out = json.dumps(doc, ensure_ascii=False).encode()
         exch.started = True

@@ -1,0 +1,420 @@
+"""Per-volume ownership in mixed mode, on real processes (a real master, the real Go backend):
+a volume moves go -> native -> go -> native under concurrent writes and reads with every
+acknowledged write readable afterwards from either side, no 5xx, the master listing the volume
+throughout and never two writers of its files; a SIGKILL at each step of a move leaves one
+owner after a restart, the journal gone and `weedpy verify` passing; a Go restarted by the
+supervisor while native owns a volume never opens its files; calls naming volumes of both sides
+(BatchDelete) and new volumes on native (AllocateVolume)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from native.storage import Needle, Volume
+from native.storage.ownership import JOURNAL_NAME, NATIVE_FOLDER, STEPS
+from proto import volume_server_pb2 as vs
+from tests.native_core.support import call
+from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
+from tests.support.process_tree import alive, child_with, children
+from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
+from weedpy.volume_moves import MOVE_PAUSE_ENV
+
+pytestmark = pytest.mark.slow
+
+VID = 7
+OTHER = 8  # stays with Go
+
+
+@pytest.fixture()
+def master(tmp_path: Path):
+    m = start_master(tmp_path / "m")
+    yield m
+    m.stop()
+
+
+def _start(tmp_path: Path, master: MasterProc, data: Path, env: dict[str, str] | None = None) -> VolumeProc:
+    return start_weedpy_volume(tmp_path, master, extra=["-mode=mixed"], data_dir=data, env=clean_env(env))
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _events(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def _allocate(server: VolumeProc, vid: int) -> None:
+    out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, version=3),
+               vs.AllocateVolumeResponse)
+    assert out.ok, out
+
+
+def _fid(vid: int, key: int) -> str:
+    return f"{vid},{key:x}{0x2000 + key:08x}"
+
+
+def _move(server: VolumeProc, vid: int, to: str, timeout: float = 60) -> dict:
+    r = httpx.post(f"{server.url}/weedpy/volumes/{vid}/move?to={to}", timeout=timeout)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["outcome"] == "moved" and doc["to"] == to, doc
+    return doc
+
+
+def _owners(server: VolumeProc) -> list[int]:
+    return httpx.get(f"{server.url}/weedpy/volumes", timeout=10).json()["native"]
+
+
+def _master_lists(master: MasterProc, vid: int, url: str) -> bool:
+    try:
+        r = httpx.get(f"{master.url}/dir/lookup", params={"volumeId": str(vid)}, timeout=5)
+        return any(loc.get("url") == url for loc in r.json().get("locations") or [])
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _volume_fds(pid: int, vid: int) -> list[tuple[str, bool]]:
+    """(path, opened for writing) of every descriptor process `pid` has on `vid`'s .dat or .idx."""
+    names = {f"{vid}.dat", f"{vid}.idx"}
+    out = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if os.path.basename(target) not in names:
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        m = re.search(r"flags:\s*([0-7]+)", info)
+        flags = int(m.group(1), 8) if m else 0
+        out.append((target, bool(flags & (os.O_WRONLY | os.O_RDWR))))
+    return out
+
+
+def _volume_files(data: Path, vid: int) -> dict[str, list[str]]:
+    return {where: sorted(p.name for p in folder.glob(f"*{vid}.*") if p.name.split(".")[0].split("_")[-1] == str(vid))
+            for where, folder in (("go", data), ("native", data / NATIVE_FOLDER))}
+
+
+def _verify(data: Path) -> subprocess.CompletedProcess:
+    weedpy = str(Path(weedpy_executable()).with_name("weedpy"))
+    return subprocess.run([weedpy, "verify", str(data)], capture_output=True, text=True, timeout=120)
+
+
+class Watch:
+    """Load on one volume (writers that read back what they wrote) plus two pollers: the master's
+    /dir/lookup for the volume, and every weedpy and Go process's descriptors on its files."""
+
+    def __init__(self, server: VolumeProc, master: MasterProc, threads: int = 4) -> None:
+        self.server = server
+        self.master = master
+        self.failures: list[str] = []
+        self.acked: dict[str, bytes] = {}
+        self.not_listed: list[float] = []
+        self.two_writers: list[str] = []
+        self.writers_seen: set[str] = set()
+        self.polls = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._load, args=(i,), daemon=True) for i in range(threads)]
+        self._threads += [threading.Thread(target=self._lookups, daemon=True),
+                          threading.Thread(target=self._writers, daemon=True)]
+
+    def __enter__(self) -> Watch:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def _load(self, n: int) -> None:
+        rng = random.Random(n)
+        mine: list[str] = []
+        with httpx.Client(timeout=60) as client:
+            i = 0
+            while not self._stop.is_set():
+                i += 1
+                try:
+                    if i % 2 or not mine:
+                        fid = _fid(VID, (n + 1) << 24 | i)
+                        body = f"thread {n} write {i} ".encode() * rng.randint(1, 40)
+                        r = client.put(f"{self.server.url}/{fid}", content=body)
+                        if r.status_code != 201:
+                            self.failures.append(f"PUT {fid}: {r.status_code} {r.text[:200]}")
+                            continue
+                        with self._lock:
+                            self.acked[fid] = body
+                        mine.append(fid)
+                    else:
+                        fid = rng.choice(mine)
+                        r = client.get(f"{self.server.url}/{fid}")
+                        if r.status_code != 200 or r.content != self.acked[fid]:
+                            self.failures.append(f"GET {fid}: {r.status_code} {r.content[:100]!r}")
+                except Exception as exc:  # noqa: BLE001 - every failed request counts
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+    def _lookups(self) -> None:
+        url = f"127.0.0.1:{self.server.port}"
+        while not self._stop.is_set():
+            if not _master_lists(self.master, VID, url):
+                self.not_listed.append(time.time())
+            time.sleep(0.05)
+
+    def _writers(self) -> None:
+        pid = self.server.proc.pid
+        while not self._stop.is_set():
+            pids = [pid] + [c for c in children(pid) if b"volume" in _cmdline(c)]
+            writing = {p: [path for path, w in _volume_fds(p, VID) if w] for p in pids}
+            holders = [p for p, paths in writing.items() if paths]
+            for p in holders:
+                self.writers_seen.add("weedpy" if p == pid else "go")
+            if len(holders) > 1:
+                self.two_writers.append(f"{writing}")
+            self.polls += 1
+            time.sleep(0.01)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: MasterProc) -> None:
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data)
+    try:
+        _allocate(server, VID)
+        _allocate(server, OTHER)
+        url = f"127.0.0.1:{server.port}"
+        _wait_for(lambda: _master_lists(master, VID, url), what="the master to list the volume")
+        moves = []
+        with Watch(server, master) as watch:
+            time.sleep(1.5)
+            moves.append(_move(server, VID, "native"))
+            assert _owners(server) == [VID] and _volume_files(data, VID)["go"] == []
+            time.sleep(1.5)
+            cli = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "move", str(VID),
+                                  "-to=go", f"-server={url}"], capture_output=True, text=True, timeout=120)
+            assert cli.returncode == 0 and f"volume {VID}: native -> go (moved" in cli.stdout, cli
+            assert _owners(server) == []
+            time.sleep(1.5)
+            moves.append(_move(server, VID, "native"))
+            time.sleep(1.5)
+        assert not watch.failures, watch.failures[:10]
+        assert len(watch.acked) > 50, len(watch.acked)
+        assert not watch.not_listed, f"the master did not list the volume {len(watch.not_listed)} times"
+        assert not watch.two_writers, watch.two_writers[:3]
+        assert watch.writers_seen == {"weedpy", "go"} and watch.polls > 100, (watch.writers_seen, watch.polls)
+
+        def read_all(side: str) -> None:
+            with httpx.Client(timeout=30) as client:
+                bad = [fid for fid, body in watch.acked.items()
+                       if (r := client.get(f"{server.url}/{fid}")).status_code != 200 or r.content != body]
+            assert not bad, f"{len(bad)} acknowledged writes not readable from {side}: {bad[:5]}"
+
+        read_all("native")
+        assert _volume_files(data, VID)["go"] == [] and f"{VID}.dat" in _volume_files(data, VID)["native"]
+        _move(server, VID, "go")
+        read_all("go")
+        assert _volume_files(data, VID)["native"] == []
+
+        status = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "status",
+                                 f"-server={url}"], capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and "volumes owned by native: none" in status.stdout, status.stdout
+        assert f"volume {VID} go -> native by api 127.0.0.1: moved" in status.stdout, status.stdout
+        events = _events(server.proc.log_path)
+        served = {e["target"] for e in events if e.get("event") == "http" and e.get("route") == "admin.write"
+                  and e.get("path", "").startswith(f"/{VID},")}
+        assert served == {"go", "native"}, served
+        assert all(m["held_ms"] > 0 and m["files"] >= 3 for m in moves), moves
+    finally:
+        server.stop()
+    out = _verify(data)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (data / JOURNAL_NAME).exists()
+
+
+KILL_CASES = [(step, "native") for step in STEPS] + [(step, "go") for step in ("unmount", "rename", "mount", "done")]
+
+
+@pytest.mark.parametrize("step, to", KILL_CASES, ids=[f"{s}-to-{t}" for s, t in KILL_CASES])
+def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master: MasterProc, step: str, to: str) -> None:
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data, {MOVE_PAUSE_ENV: f"{step}:120:{to}"})
+    files = {_fid(VID, k): f"file {k} ".encode() * k for k in range(1, 21)}
+    frm = "go" if to == "native" else "native"
+    try:
+        _allocate(server, VID)
+        for fid, body in files.items():
+            assert httpx.put(f"{server.url}/{fid}", content=body, timeout=30).status_code == 201
+        if frm == "native":  # the pause is for moves to go only
+            _move(server, VID, "native")
+        def move_until_killed() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the server dies under it
+                httpx.post(f"{server.url}/weedpy/volumes/{VID}/move?to={to}", timeout=300)
+
+        threading.Thread(target=move_until_killed, daemon=True).start()
+        _wait_for(lambda: any(e.get("event") == "TEST-ONLY: the move pauses here" and e.get("step") == step
+                              for e in _events(server.proc.log_path)), what=f"the move to pause at {step}")
+        go = child_with(server.proc.pid, b"volume")
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.popen.wait(30)
+        _wait_for(lambda: not alive(go), what="the Go backend to die with the gateway")
+    finally:
+        server.stop()
+    journal = data / JOURNAL_NAME
+    assert journal.exists()  # the crash left it: the next start resolves it
+    server = _start(tmp_path, master, data)
+    try:
+        owner = to if step == "done" else frm
+        assert not journal.exists()
+        where = _volume_files(data, VID)
+        assert where["go" if owner == "native" else "native"] == [] and f"{VID}.dat" in where[owner], where
+        assert _owners(server) == ([VID] if owner == "native" else [])
+        with httpx.Client(timeout=30) as client:
+            for fid, body in files.items():
+                r = client.get(f"{server.url}/{fid}")
+                assert r.status_code == 200 and r.content == body, (fid, r.status_code)
+            r = client.put(f"{server.url}/{_fid(VID, 99)}", content=b"after the crash")
+            assert r.status_code == 201, r.text
+        _wait_for(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it")
+        events = _events(server.proc.log_path)
+        resolved = [e for e in events if e.get("event") == "interrupted volume move resolved"]
+        assert [(e["volume"], e["outcome"]) for e in resolved] == [(VID, "completed" if step == "done" else "undone")]
+    finally:
+        server.stop()
+    out = _verify(data)
+    assert out.returncode == 0 and "1 volume checked, 0 corrupt" in out.stdout, out.stdout + out.stderr
+
+
+def test_go_restarted_while_native_owns_a_volume_never_opens_it(tmp_path: Path, master: MasterProc) -> None:
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data)
+    try:
+        _allocate(server, VID)
+        _allocate(server, OTHER)
+        assert httpx.put(f"{server.url}/{_fid(VID, 1)}", content=b"one", timeout=30).status_code == 201
+        _move(server, VID, "native")
+        go = child_with(server.proc.pid, b"volume")
+        assert _volume_fds(go, VID) == []
+        os.kill(go, signal.SIGKILL)
+        new_go = child_with(server.proc.pid, b"volume", timeout=60, exclude=frozenset({go}))
+        seen: list[tuple[str, bool]] = []
+        # Go restarted: it serves its own volume again, and never opens the native one's files
+        deadline = time.monotonic() + 60
+        while not call(server.grpc_port, "VolumeStatus", vs.VolumeStatusRequest(volume_id=OTHER),
+                       vs.VolumeStatusResponse).ok:
+            seen += _volume_fds(new_go, VID)
+            assert time.monotonic() < deadline, "the restarted Go never served its volume"
+            time.sleep(0.02)
+        for _ in range(100):
+            seen += _volume_fds(new_go, VID)
+            time.sleep(0.02)
+        assert seen == []
+        go_grpc = int(re.search(rb"-port\.grpc=(\d+)", _cmdline(new_go)).group(1))
+        direct = call(go_grpc, "VolumeStatus", vs.VolumeStatusRequest(volume_id=VID), vs.VolumeStatusResponse)
+        assert not direct.ok, "Go loaded the volume native owns"
+        r = httpx.get(f"{server.url}/{_fid(VID, 1)}", timeout=30)
+        assert r.status_code == 200 and r.content == b"one"
+        assert httpx.put(f"{server.url}/{_fid(VID, 2)}", content=b"two", timeout=30).status_code == 201
+        _wait_for(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it again")
+    finally:
+        server.stop()
+
+
+def test_batch_delete_across_owners_and_new_volumes_on_native(tmp_path: Path, master: MasterProc) -> None:
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data)
+    try:
+        _allocate(server, VID)
+        _allocate(server, OTHER)
+        _move(server, VID, "native")
+        fids = [_fid(OTHER, 1), _fid(VID, 1), _fid(OTHER, 2), _fid(VID, 2), _fid(VID, 3)]
+        for fid in fids:
+            assert httpx.put(f"{server.url}/{fid}", content=fid.encode(), timeout=30).status_code == 201
+        out = call(server.grpc_port, "BatchDelete", vs.BatchDeleteRequest(file_ids=fids[:4] + ["9,1abcdef01"]),
+                   vs.BatchDeleteResponse)
+        assert out.ok, out
+        assert [r.file_id for r in out.response.results] == fids[:4] + ["9,1abcdef01"]
+        assert [r.status for r in out.response.results][:4] == [202] * 4, out.response
+        for fid in fids[:4]:
+            assert httpx.get(f"{server.url}/{fid}", timeout=30).status_code == 404
+        assert httpx.get(f"{server.url}/{fids[4]}", timeout=30).content == fids[4].encode()
+
+        for vid in (12, 13):  # a collection with a volume on each side: DeleteCollection deletes both
+            out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, collection="c",
+                                                                                     version=3), vs.AllocateVolumeResponse)
+            assert out.ok, out
+        _move(server, 12, "native")
+        assert httpx.put(f"{server.url}/{_fid(12, 1)}", content=b"c", timeout=30).status_code == 201
+        out = call(server.grpc_port, "DeleteCollection", vs.DeleteCollectionRequest(collection="c"),
+                   vs.DeleteCollectionResponse)
+        assert out.ok, out
+        assert not list(data.glob("c_*")) and not list((data / NATIVE_FOLDER).glob("c_*"))
+        assert _owners(server) == [VID]
+
+        r = httpx.post(f"{server.url}/weedpy/volumes/new?owner=native", timeout=10)
+        assert r.status_code == 200 and r.json()["new_volumes"] == "native"
+        _allocate(server, 11)
+        assert "11.dat" in _volume_files(data, 11)["native"] and _volume_files(data, 11)["go"] == []
+        assert _owners(server) == [VID, 11]
+        assert httpx.put(f"{server.url}/{_fid(11, 5)}", content=b"new", timeout=30).status_code == 201
+        assert httpx.get(f"{server.url}/{_fid(11, 5)}", timeout=30).content == b"new"
+        _wait_for(lambda: _master_lists(master, 11, f"127.0.0.1:{server.port}"), what="the master to list volume 11")
+        refused = httpx.post(f"{server.url}/weedpy/volumes/{OTHER}/move?to=go", timeout=10)
+        assert refused.status_code == 409 and "already" in refused.json()["error"]
+        missing = httpx.post(f"{server.url}/weedpy/volumes/99/move?to=native", timeout=10)
+        assert missing.status_code == 404
+    finally:
+        server.stop()
+
+
+def test_native_mode_serves_the_volumes_mixed_mode_left_with_native(tmp_path: Path, master: MasterProc) -> None:
+    """Every mode but mixed moves them back to -dir at start, so nothing is lost by leaving mixed mode."""
+    data = tmp_path / "data"
+    v = Volume.create(data / NATIVE_FOLDER, VID)
+    v.write_needle(Needle.create(5, 0x1234, b"left with native"))
+    v.close()
+    server = start_weedpy_volume(tmp_path, master, extra=["-mode=native"], data_dir=data)
+    try:
+        r = httpx.get(f"{server.url}/{VID},5{0x1234:08x}", timeout=30)
+        assert r.status_code == 200 and r.content == b"left with native"
+        assert (data / f"{VID}.dat").exists() and not (data / NATIVE_FOLDER).exists()
+        assert any(e.get("event") == "volumes owned by native in mixed mode moved back to -dir" and e["volumes"] == [VID]
+                   for e in _events(server.proc.log_path))
+    finally:
+        server.stop()
