@@ -10,13 +10,15 @@ on `-dir.control` as the noise control.
 
 With `-workers=N` all of that stays in this process (the leader): `share` opens the loopback
 hop (weedpy/serve/hop.py) over which the workers (weedpy/mixed_worker.py) hand it the requests
-routed to native, to a dual-run target or to the differ's API, and `attach` gathers the
-workers' evidence for the cutover rules once a second.
+routed to native, to a dual-run target or to the differ's API (with volume owners: every
+request, served here by its volume's owner, and the owners' admin API), and `attach` gathers
+the workers' evidence for the cutover rules once a second.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,12 +51,12 @@ from weedpy.serve.hop import FRONT, HopServer, new_token
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import HttpTarget
 from weedpy.serve.live_routes import RoutesHttp
-from weedpy.serve.volume_owners import OwnedSide, VolumeOwners
+from weedpy.serve.volume_owners import VOLUMES_PREFIX, OwnedSide, VolumeOwners, by_owner
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
 from weedpy.volume_moves import (
-    VOLUMES_PREFIX, NativeVolumes, SplitVolumes, VolumeMoves, VolumesApi, move_pause, open_native_owned,
+    NativeVolumes, SplitVolumes, VolumeMoves, VolumesApi, move_pause, open_native_owned,
 )
 from weedpy.weedbin import weed_version
 from weedpy.cutover import TEST_FAULT_ENV, Cutover, FaultyHttp, fault_switch
@@ -130,6 +132,7 @@ class MixedExtension:
         self._nursery: trio.Nursery | None = None  # where the hop and the evidence gathering run
         self.owned: NativeParts | None = None  # native's writer store over the volumes it owns
         self.moves: VolumeMoves | None = None
+        self._via_leader: list[int] = []  # with workers: the volumes whose requests they hand here
 
     async def before_backend(self, proxy: ProxyServer) -> None:
         try:
@@ -254,18 +257,38 @@ class MixedExtension:
         """Worker processes reach the native side and the differ over the loopback hop
         (weedpy/serve/hop.py): start its listener; the hop's address and token go to each worker."""
         token = new_token()
-        hop = HopServer(token, {**{t.value: h for t, h in targets.items()}, FRONT: front})
+        hop_targets = {t.value: h for t, h in targets.items()}
+        owned = self.owned_side()
+        extra: dict[str, Any] = {}
+        if owned is not None:  # a hopped file-id request is served here by its volume's owner
+            hop_targets = {name: by_owner(owned.owners, owned.http, h) for name, h in hop_targets.items()}
+            # The volumes whose requests the workers hand here, updated in place so that the init
+            # message of a worker started later carries the current ones.
+            self._via_leader[:] = owned.owners.via_leader()
+            extra = {"owners": True, "via_leader": self._via_leader}
+        hop = HopServer(token, {**hop_targets, FRONT: front})
         sock = hop.listen()
         self._nursery = nursery
         nursery.start_soon(hop.serve, sock, nursery, RELAY_SOCKET_BUFFER)
         host, port = sock.getsockname()[:2]
-        return {"hop": [host, port], "hop_token": token, "hop_all": self.dual is not None}
+        return {"hop": [host, port], "hop_token": token, "hop_all": self.dual is not None, **extra}
 
     def attach(self, pool: WorkerPool) -> None:
         """Every second, the workers' counts of what they answered join the evidence the cutover
         rules read."""
         assert self._nursery is not None and self.cutover is not None
         self._nursery.start_soon(self._gather_evidence, pool, self.cutover.evidence)
+        if self.moves is not None:
+            self.moves.owners.publish = functools.partial(self._publish_owners, pool, self.moves.owners)
+
+    async def _publish_owners(self, pool: WorkerPool, owners: VolumeOwners) -> list[int]:
+        """Every worker routes by the current owners (native's volumes and the held ones go over
+        the hop); the volumes a worker still had requests in flight for, straight to Go."""
+        self._via_leader[:] = owners.via_leader()
+        # a state change (a worker starting meanwhile resyncs from its init), then a question
+        await pool.broadcast({"op": "owners", "via_leader": list(self._via_leader)})
+        replies = await pool.ask({"op": "owners_undrained"})
+        return sorted({vid for reply in replies for vid in reply.get("undrained", ())})
 
     @staticmethod
     async def _gather_evidence(pool: WorkerPool, evidence: Evidence) -> None:

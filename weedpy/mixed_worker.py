@@ -9,7 +9,11 @@ leader's table (switched before every change is acknowledged) and serves it:
   routes in the table (the differ mirrors every write, whatever its route), over the hop instead;
 - `native`, `shadow`, `native+verify` routes and the differ's API (`/weedpy/diff`): over the
   loopback hop to the leader (weedpy/serve/hop.py), which serves them on the target this worker
-  decided, so every native read sees what the leader's own reads see.
+  decided, so every native read sees what the leader's own reads see;
+- with volume owners (no dual-run): the file-id requests of the volumes native owns or that are
+  being moved (the leader names them in `owners` messages, and waits until the requests this
+  worker relayed straight to Go for them are done) over the hop, where the leader serves them
+  by owner and holds them during a move; the owners' API (`/weedpy/volumes`) too.
 
 What the front answered is counted here (`EvidenceTally`) and taken by the leader once a second
 for the cutover rules (`evidence` control op).
@@ -32,6 +36,7 @@ from weedpy.serve.hop import FRONT, HOP_HEADER, hop_value
 from weedpy.serve.http_front import HttpTarget
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import Target, request_path
+from weedpy.serve.volume_owners import HOLD_LIMIT_S, VOLUMES_PREFIX, WorkerVolumes
 
 __all__ = ["DIFF_API_PREFIX", "MixedWorker"]
 
@@ -50,6 +55,9 @@ class MixedWorker(ProxyWorker):
         self._token = str(init["hop_token"])
         self._number = int(init["worker"])
         self._hop_all = bool(init.get("hop_all"))  # dual-run: the leader's go target mirrors writes
+        # volume owners: the file-id requests of the volumes the leader names go to the leader
+        self.volumes = WorkerVolumes(init.get("via_leader", ())) if init.get("owners") else None
+        self._undrained: list[int] = []  # after the last `owners`: volumes with requests still at Go
         self.tally = EvidenceTally()
 
     def _hop(self, target: str) -> HttpTarget:
@@ -65,18 +73,23 @@ class MixedWorker(ProxyWorker):
 
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
         targets = {t: self._hop(t.value) for t in _HOPPED}
-        targets[Target.GO] = self._hop(Target.GO.value) if self._hop_all else self.relay(
-            self.backend, f"{self.cfg.ip}:{self.cfg.port}").handle
+        if self._hop_all:
+            targets[Target.GO] = self._hop(Target.GO.value)
+        else:
+            direct = self.relay(self.backend, f"{self.cfg.ip}:{self.cfg.port}").handle
+            targets[Target.GO] = direct if self.volumes is None else self.volumes.route(
+                direct, self._hop(Target.GO.value))
         front = self.front(targets, self.tally).handle
-        if not self._hop_all:
+        apis = (DIFF_API_PREFIX,) * self._hop_all + (VOLUMES_PREFIX,) * (self.volumes is not None)
+        if not apis:
             return front
         leader_front = self._hop(FRONT)
 
         def handle(exch: Exchange) -> Awaitable[None]:
-            """The differ's API is the leader's; everything else goes through the front."""
-            if exch.port_kind == "admin" and exch.request.target.startswith(DIFF_API_PREFIX):
+            """The differ's and the owners' APIs are the leader's; everything else goes through the front."""
+            if exch.port_kind == "admin" and exch.request.target.startswith(apis):
                 path = request_path(exch.request.target)
-                if path == DIFF_API_PREFIX or path.startswith(DIFF_API_PREFIX + b"/"):
+                if any(path == p or path.startswith(p + b"/") for p in apis):
                     return leader_front(exch)
             return front(exch)
 
@@ -85,4 +98,11 @@ class MixedWorker(ProxyWorker):
     async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         if msg["op"] == "evidence":
             return {"evidence": self.tally.take()}
+        if msg["op"] == "owners" and self.volumes is not None:
+            self._undrained = await self.volumes.update(msg["via_leader"], HOLD_LIMIT_S)
+            return None
+        if msg["op"] == "owners_undrained":
+            return {"undrained": self._undrained}
+        if msg["op"] == "resync" and self.volumes is not None:
+            self.volumes.via = frozenset(msg.get("via_leader", ()))
         return await super().control(msg)

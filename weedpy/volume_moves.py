@@ -55,7 +55,7 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.grpc_front import CallTarget, request_id_trailer
 from weedpy.serve.guard import Guard
 from weedpy.serve.live_routes import is_loopback
-from weedpy.serve.volume_owners import ReplayCall, VolumeHeld, VolumeOwners
+from weedpy.serve.volume_owners import VOLUMES_PREFIX, ReplayCall, VolumeHeld, VolumeOwners
 
 __all__ = [
     "MOVE_PAUSE_ENV", "VOLUMES_PREFIX", "MoveRefused", "VolumeMoves", "VolumesApi", "NativeVolumes", "SplitVolumes",
@@ -65,7 +65,6 @@ __all__ = [
 log = get_logger("volume_moves")
 
 P = "/volume_server_pb.VolumeServer/"
-VOLUMES_PREFIX = b"/weedpy/volumes"
 MOVE_PAUSE_ENV = "WEEDPY_TEST_ONLY_MOVE_PAUSE"  # STEP:SECONDS[:TO], a pause after the journal names STEP
 GO_RPC_TIMEOUT = 60.0
 HISTORY = 50
@@ -183,6 +182,9 @@ class VolumeMoves:
             self.owners.hold(vid)
             try:
                 await self._journal(record, "drain")
+                if vid in await self.owners.published():  # worker processes: they hand it to us now
+                    raise MoveRefused(503, f"requests for volume {vid} a worker relayed to Go still in flight after "
+                                           f"{self.owners.hold_limit:g}s; try again later")
                 if not await self.owners.drain(vid, self.owners.hold_limit):
                     raise MoveRefused(503, f"requests for volume {vid} still in flight after "
                                            f"{self.owners.hold_limit:g}s (a long copy or tail?); try again later")
@@ -202,7 +204,8 @@ class VolumeMoves:
             except BaseException as exc:
                 with trio.CancelScope(shield=True):
                     undone = await self._undo(vid, frm, to, done)
-                self.owners.release(vid, frm)
+                    self.owners.release(vid, frm)
+                    await self.owners.published()
                 record.update(outcome="undone" if undone else "failed", error=str(exc) or type(exc).__name__,
                               held_ms=round((trio.current_time() - t0) * 1000, 3))
                 self.history.append(record)
@@ -217,6 +220,7 @@ class VolumeMoves:
                 if handover:
                     self._handover.release()
             self.owners.release(vid, to)
+            await self.owners.published()
             record.update(outcome="moved", held_ms=round((trio.current_time() - t0) * 1000, 3), files=len(pairs))
             self.history.append(record)
             log.info("volume moved", **record)
@@ -416,6 +420,7 @@ class SplitVolumes:
             async with owners.using(owners.native_volumes() + owners.held()):
                 answer = await _ask(native, call, first)
                 owners.forget_native(v.id for v in self._native.ctx.store.volumes())
+            await owners.published()
         except VolumeHeld as exc:
             raise GrpcError(Status.UNAVAILABLE, str(exc)) from None
         if answer.status is not Status.OK:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import trio
 import trio.testing
@@ -15,6 +17,7 @@ from weedpy.serve.volume_owners import (
     NATIVE,
     VolumeHeld,
     VolumeOwners,
+    WorkerVolumes,
     request_volumes,
     volume_methods,
     volume_of_path,
@@ -156,3 +159,39 @@ def test_go_is_told_the_master_takes_no_digests_and_native_learns_the_limit() ->
     assert merge.limit == 1 << 30
     plain, _ = rewrite_heartbeat_response(raw, "127.0.0.1:1.2")
     assert plain == raw  # proxy mode: unchanged
+
+
+class _Exch:
+    """What `file_volume` reads of an exchange."""
+
+    def __init__(self, method: bytes, target: bytes, port_kind: str = "admin") -> None:
+        self.request = SimpleNamespace(method=method, target=target)
+        self.port_kind = port_kind
+
+
+async def test_a_worker_hands_the_leader_the_volumes_it_names_and_waits_for_its_own() -> None:
+    worker = WorkerVolumes([9])
+    served: list[tuple[str, bytes]] = []
+    release = trio.Event()
+
+    async def direct(exch) -> None:
+        served.append(("go", exch.request.target))
+        await release.wait()
+
+    async def leader(exch) -> None:
+        served.append(("leader", exch.request.target))
+
+    route = worker.route(direct, leader)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(route, _Exch(b"PUT", b"/5,01637037d6"))
+        await route(_Exch(b"GET", b"/9,01637037d6"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(served) == [("go", b"/5,01637037d6"), ("leader", b"/9,01637037d6")]
+        undrained = await worker.update([5, 9], 0.01)  # volume 5's write is still at Go
+        assert undrained == [5]
+        release.set()
+        assert await worker.update([5, 9], 5) == []
+        await route(_Exch(b"DELETE", b"/5,01637037d6"))
+        nursery.start_soon(route, _Exch(b"GET", b"/status"))  # not a file id: straight on
+        await trio.testing.wait_all_tasks_blocked()
+    assert served[-2:] == [("leader", b"/5,01637037d6"), ("go", b"/status")]

@@ -45,8 +45,14 @@ def master(tmp_path: Path):
     m.stop()
 
 
-def _start(tmp_path: Path, master: MasterProc, data: Path, env: dict[str, str] | None = None) -> VolumeProc:
-    return start_weedpy_volume(tmp_path, master, extra=["-mode=mixed"], data_dir=data, env=clean_env(env))
+def _start(tmp_path: Path, master: MasterProc, data: Path, env: dict[str, str] | None = None,
+           workers: int = 1) -> VolumeProc:
+    server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-workers={workers}"], data_dir=data,
+                                 env=clean_env(env))
+    if workers > 1:
+        _wait_for(lambda: any(e.get("event") == "worker ready" for e in _events(server.proc.log_path)),
+                  what="the worker processes")
+    return server
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
@@ -134,8 +140,10 @@ class Watch:
     """Load on one volume (writers that read back what they wrote) plus two pollers: the master's
     /dir/lookup for the volume, and every weedpy and Go process's descriptors on its files."""
 
-    def __init__(self, server: VolumeProc, master: MasterProc, threads: int = 4) -> None:
+    def __init__(self, server: VolumeProc, master: MasterProc, threads: int = 4, fresh: bool = False) -> None:
         self.server = server
+        # each request on a new connection: whichever process accepts it serves it
+        self.headers = {"Connection": "close"} if fresh else {}
         self.master = master
         self.failures: list[str] = []
         self.acked: dict[str, bytes] = {}
@@ -162,7 +170,7 @@ class Watch:
     def _load(self, n: int) -> None:
         rng = random.Random(n)
         mine: list[str] = []
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, headers=self.headers) as client:
             i = 0
             while not self._stop.is_set():
                 i += 1
@@ -213,16 +221,19 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: MasterProc) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: MasterProc, workers: int) -> None:
+    """With -workers=2 a worker relays a Go volume's requests to Go itself and hands the leader
+    those of the volume while it moves or native owns it; the move waits for the ones it relayed."""
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data)
+    server = _start(tmp_path, master, data, workers=workers)
     try:
         _allocate(server, VID)
         _allocate(server, OTHER)
         url = f"127.0.0.1:{server.port}"
         _wait_for(lambda: _master_lists(master, VID, url), what="the master to list the volume")
         moves = []
-        with Watch(server, master) as watch:
+        with Watch(server, master, fresh=workers > 1) as watch:
             time.sleep(1.5)
             moves.append(_move(server, VID, "native"))
             assert _owners(server) == [VID] and _volume_files(data, VID)["go"] == []
@@ -257,9 +268,13 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
         assert status.returncode == 0 and "volumes owned by native: none" in status.stdout, status.stdout
         assert f"volume {VID} go -> native by api 127.0.0.1: moved" in status.stdout, status.stdout
         events = _events(server.proc.log_path)
-        served = {e["target"] for e in events if e.get("event") == "http" and e.get("route") == "admin.write"
-                  and e.get("path", "").startswith(f"/{VID},")}
-        assert served == {"go", "native"}, served
+        writes = [e for e in events if e.get("event") == "http" and e.get("route") == "admin.write"
+                  and e.get("path", "").startswith(f"/{VID},")]
+        if workers == 1:
+            assert {e["target"] for e in writes} == {"go", "native"}
+        else:  # a worker's front logs the route's target; the leader's hop line the same
+            assert {bool(e.get("worker")) for e in writes} == {True, False}  # the leader is worker 0
+            assert any(e.get("event") == "hop" and e.get("path", "").startswith(f"/{VID},") for e in events)
         assert all(m["held_ms"] > 0 and m["files"] >= 3 for m in moves), moves
     finally:
         server.stop()

@@ -167,6 +167,7 @@ class GrpcFront:
                 await self._owned.handle(replay)  # type: ignore[arg-type]
                 if call.status is Status.OK:
                     owners.set_owner(vids[0], NATIVE)
+                    await owners.published()  # worker processes send its requests here from now on
                 return NATIVE
             if owner_sides == {NATIVE}:
                 await self._owned.handle(replay)  # type: ignore[arg-type]

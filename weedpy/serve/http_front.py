@@ -26,7 +26,7 @@ from weedpy.serve.replies import date_header, handler_headers, json_error
 from weedpy.serve.evidence import Evidence, EvidenceTally
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
-from weedpy.serve.volume_owners import NATIVE, OWNED_HTTP, VolumeHeld, VolumeOwners, volume_of_path
+from weedpy.serve.volume_owners import OWNED_HTTP, VolumeOwners, serve_by_owner, volume_of_path
 
 __all__ = ["HttpFront", "HttpTarget", "FrontState"]
 
@@ -125,22 +125,8 @@ class HttpFront:
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
         """Serve a request for volume `vid` from its owner (after any move of it); the side's name."""
-        owners = self._owners
-        assert owners is not None and self._owned is not None
-        try:
-            sides = await owners.enter((vid,))
-        except VolumeHeld as exc:
-            await exch.send(json_error(503, str(exc)))
-            exch.status = 503
-            return target_name
-        try:
-            if sides[vid] == NATIVE:
-                await self._owned(exch)
-                return NATIVE
-            await handler(exch)
-            return target_name
-        finally:
-            owners.leave((vid,))
+        assert self._owners is not None and self._owned is not None
+        return await serve_by_owner(self._owners, self._owned, exch, vid, handler) or target_name
 
     def _resolve(self, table: RouteTable, endpoint: str) -> _Resolved:
         route = table.lookup(endpoint)

@@ -26,15 +26,18 @@ from google.protobuf.message import DecodeError
 
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import DataReceived, ServerCall, encode_message
-from weedpy.serve.routes import GRPC_SERVICE
+from weedpy.http1 import Exchange
+from weedpy.serve.replies import json_error
+from weedpy.serve.routes import GRPC_SERVICE, http_endpoint, request_path
 
 __all__ = [
     "GO", "NATIVE", "OWNED_HTTP", "VolumeHeld", "VolumeOwners", "volume_of_path", "volume_methods",
     "request_volumes", "ReplayCall", "BATCH_DELETE", "ALLOCATE_VOLUME", "DELETE_COLLECTION",
-    "OwnedSide",
+    "OwnedSide", "VOLUMES_PREFIX", "HOLD_LIMIT_S", "serve_by_owner", "by_owner", "file_volume", "WorkerVolumes",
 ]
 
 GO, NATIVE = "go", "native"
+VOLUMES_PREFIX = b"/weedpy/volumes"  # the admin API of the owners (weedpy/volume_moves.py)
 HOLD_LIMIT_S = 10.0
 # The HTTP endpoints whose path names a file id (so a volume).
 OWNED_HTTP = frozenset({"admin.read", "admin.write", "admin.delete", "public.read"})
@@ -62,6 +65,9 @@ class VolumeOwners:
         self._idle: dict[int, trio.Event] = {}
         self.hold_limit = hold_limit
         self.new_volumes = GO  # the side AllocateVolume creates a volume on
+        # With worker processes: tell them `via_leader()` and wait until they route by it; the
+        # volumes whose requests a worker still had in flight straight to Go after the hold limit.
+        self.publish: Callable[[], Awaitable[list[int]]] | None = None
 
     def side(self, vid: int) -> str:
         return NATIVE if vid in self._native else GO
@@ -75,6 +81,14 @@ class VolumeOwners:
     def away_from_go(self) -> frozenset[int]:
         """Volumes Go does not own now or is handing over: owned by native, or held for a move."""
         return frozenset(self._native | set(self._held))
+
+    def via_leader(self) -> list[int]:
+        """The volumes a worker process must not relay straight to Go: native's and the held ones."""
+        return sorted(self._native | set(self._held))
+
+    async def published(self) -> list[int]:
+        """`publish` when there are workers (see above); [] otherwise."""
+        return await self.publish() if self.publish is not None else []
 
     def inflight(self, vid: int) -> int:
         return self._inflight.get(vid, 0)
@@ -163,6 +177,86 @@ class OwnedSide:
     http: Callable[[Any], Awaitable[None]]
     grpc: Any
     split: Any = None
+
+
+HttpHandler = Callable[[Exchange], Awaitable[None]]
+
+
+async def serve_by_owner(owners: VolumeOwners, owned: HttpHandler, exch: Exchange, vid: int,
+                         handler: HttpHandler) -> str | None:
+    """Serve a request for volume `vid` from its owner, after any move of it: `owned` (native's
+    writer store) or `handler` (the route's target). NATIVE when native served it, else None; 503
+    when it was held past the hold limit."""
+    try:
+        sides = await owners.enter((vid,))
+    except VolumeHeld as exc:
+        await exch.send(json_error(503, str(exc)))
+        exch.status = 503
+        return None
+    try:
+        if sides[vid] == NATIVE:
+            await owned(exch)
+            return NATIVE
+        await handler(exch)
+        return None
+    finally:
+        owners.leave((vid,))
+
+
+def by_owner(owners: VolumeOwners, owned: HttpHandler, handler: HttpHandler) -> HttpHandler:
+    """`handler` with the file-id requests of volumes native owns served by `owned` (the leader's
+    end of a worker's hop: the worker's front routed them by the table alone)."""
+
+    async def handle(exch: Exchange) -> None:
+        vid = file_volume(exch)
+        if vid is None:
+            await handler(exch)
+        else:
+            await serve_by_owner(owners, owned, exch, vid, handler)
+
+    return handle
+
+
+def file_volume(exch: Exchange) -> int | None:
+    """The volume of a file-id request (read, write, delete of a file id), else None."""
+    req = exch.request
+    path = request_path(req.target)
+    return volume_of_path(path) if http_endpoint(exch.port_kind, req.method, path) in OWNED_HTTP else None
+
+
+class WorkerVolumes:
+    """A worker process's side of the owners: the volumes whose requests go to the leader (`via`:
+    native's and the ones being moved; the leader serves them by owner), and the requests this
+    worker relays straight to Go counted per volume, so that a move waits for them (`update`)."""
+
+    def __init__(self, via: Iterable[int] = ()) -> None:
+        self.via = frozenset(via)
+        self._direct = VolumeOwners()  # counts only: nothing is ever held here
+
+    def route(self, direct: HttpHandler, leader: HttpHandler) -> HttpHandler:
+        async def handle(exch: Exchange) -> None:
+            vid = file_volume(exch)
+            if vid is None:
+                await direct(exch)
+            elif vid in self.via:
+                await leader(exch)
+            else:
+                await self._direct.enter((vid,))
+                try:
+                    await direct(exch)
+                finally:
+                    self._direct.leave((vid,))
+
+        return handle
+
+    async def update(self, via: Iterable[int], timeout: float) -> list[int]:
+        """Route by `via` from now on, then wait (up to `timeout`) until the requests of those
+        volumes already relayed straight to Go are done; the volumes that still have some."""
+        self.via = frozenset(via)
+        deadline = trio.current_time() + timeout
+        for vid in sorted(self.via):
+            await self._direct.drain(vid, max(0.0, deadline - trio.current_time()))
+        return [vid for vid in sorted(self.via) if self._direct.inflight(vid)]
 
 
 # -- which volume a request names ----------------------------------------------------------------
