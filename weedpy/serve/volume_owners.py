@@ -22,9 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any
 
 import trio
-from google.protobuf.message import DecodeError
 
-from proto import volume_server_pb2 as vs
 from weedpy.grpc import DataReceived, ServerCall, encode_message
 from weedpy.http1 import Exchange
 from weedpy.serve.replies import json_error
@@ -278,6 +276,8 @@ def volume_of_path(path: bytes) -> int | None:
 @functools.cache
 def _request_types() -> dict[str, tuple[type, str]]:
     """Full method -> (request class, how it names volumes: volume_id | volume_ids | file_ids | info)."""
+    from proto import volume_server_pb2 as vs  # the messages load with the first gRPC call (start-up time)
+
     out: dict[str, tuple[type, str]] = {}
     service = vs.DESCRIPTOR.services_by_name["VolumeServer"]
     for method in service.methods:
@@ -310,7 +310,7 @@ def request_volumes(method: str, raw: bytes) -> list[int] | None:
     cls, how = spec
     try:
         req = cls.FromString(raw)
-    except DecodeError:
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError (its module loads with the messages)
         return None
     if how == "volume_id":
         return [req.volume_id]
