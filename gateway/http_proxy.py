@@ -58,6 +58,10 @@ def _backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) 
     ours (lower-case name) added last, any of the client's by that name dropped."""
     drop = (b"content-length", tag[0]) if tag is not None else (b"content-length",)
     headers = [(n, v) for n, v in end_to_end_headers(req.headers) if n.lower() not in drop]
+    if req.http_version != b"1.1" and not any(n.lower() == b"host" for n, _ in headers):
+        # an HTTP/1.0 request may have none; the relay speaks 1.1, where Go refuses a request
+        # without one, and an empty Host is what Go makes of its absence (r.Host == "")
+        headers.insert(0, (b"Host", b""))
     if req.chunked:
         headers.append((b"Transfer-Encoding", b"chunked"))
     elif req.content_length is not None:

@@ -162,6 +162,49 @@ def test_send_respects_the_peer_window_and_resumes_on_acknowledgement() -> None:
     assert p.client.pending(sid) == 0 and not p.client.ending(sid)
 
 
+def test_output_waits_for_the_socket_when_the_peer_opens_its_windows_and_stops_reading() -> None:
+    """A peer may grant 2 GiB and read nothing: with `limit_output`, DATA beyond the limit stays
+    queued (`pending`) until the shell reports bytes written, whatever the windows allow."""
+    wide = ConnectionSettings(stream_window=2**31 - 1, connection_window=2**31 - 1)
+    p = Pair(client=wide)
+    sid = p.client.open_stream(REQ)
+    p.client.end_stream(sid)
+    p.pump()
+    p.server.limit_output(10_000)
+    p.server.send_headers(sid, OK_HEADERS)
+    p.server.send_data(sid, b"x" * 35_000)
+    wire = p.server.data_to_send()  # what goes to the socket now
+    assert 10_000 <= len(wire) < 11_000
+    assert p.server.pending(sid) == 25_000
+    assert p.server.data_to_send() == b""  # nothing more until the socket took it
+    drained = []
+    for _ in range(3):
+        drained += p.server.output_written(len(wire))
+        wire = p.server.data_to_send()
+    assert p.server.pending(sid) == 0 and drained == [OutputDrained(sid)]
+    assert len(wire) < 6_000
+
+
+@pytest.mark.parametrize("method, ctype", [(b"GET", b"application/grpc"), (b"POST", b"text/plain")])
+def test_a_refused_request_reset_in_the_same_bytes_is_not_answered(method: bytes, ctype: bytes) -> None:
+    """Found by the h2_events fuzz target: a request the server refuses (non-POST: reset; not
+    gRPC: 415) whose RST_STREAM arrives in the same read. h2 has closed the stream by the time
+    the request is screened; answering it raised StreamClosedError out of receive_data, which
+    ended the whole connection."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(1, [(b":method", method), (b":scheme", b"http"), (b":path", b"/pkg.Svc/M"),
+                            (b":authority", b"x"), (b"content-type", ctype)])
+    client.reset_stream(1)
+    server = GrpcConnection(client_side=False)
+    server.initiate()
+    events = server.receive_data(client.data_to_send())
+    assert not of_type(events, RequestStarted)
+    assert server.closed is None  # the connection goes on: a next request is served
+    client.send_headers(3, REQ, end_stream=True)
+    assert of_type(server.receive_data(client.data_to_send()), RequestStarted)
+
+
 def test_nothing_is_acknowledged_until_asked() -> None:
     p = Pair(server=SMALL)
     sid = p.client.open_stream(REQ)

@@ -175,3 +175,28 @@ def test_hop_by_hop_headers_are_dropped_including_those_named_by_connection() ->
     headers = ((b"Host", b"h"), (b"Connection", b"keep-alive, X-Secret"), (b"X-Secret", b"1"),
                (b"Keep-Alive", b"timeout=5"), (b"TE", b"trailers"), (b"Content-Length", b"3"), (b"Expect", b"100-continue"))
     assert end_to_end_headers(headers) == [(b"Host", b"h"), (b"Content-Length", b"3"), (b"Expect", b"100-continue")]
+
+
+def test_a_request_line_still_arriving_is_kept_until_its_end() -> None:
+    """What the idle timeout finds: the start of a request line (Go parses it as the whole
+    line), nothing once the line ended, nothing between requests."""
+    from weedpy.http1._parse import go_parses_request_line
+
+    conn = ServerConnection()
+    assert conn.partial_request_line() is None
+    conn.receive_data(b"GET /st")
+    conn.receive_data(b"a")
+    assert conn.partial_request_line() == b"GET /sta"
+    assert not go_parses_request_line(b"GET /sta")
+    conn.receive_data(b"tus HTTP/1.1\r\nHost: a\r\n")
+    assert conn.partial_request_line() is None  # the line is whole: headers follow
+    conn.receive_data(b"\r\n")
+    while conn.next_event() is not NEED_DATA:
+        pass
+    conn.receive_data(b"GET /status HTTP/1.1")
+    assert conn.partial_request_line() == b"GET /status HTTP/1.1"
+    assert go_parses_request_line(b"GET /status HTTP/1.1")
+    for line in (b"GET /status HTTP/1.", b"GET sta HTTP/1.1", b"G@T / HTTP/1.1", b"GET /a HTTP/1.1\r", b"GET /a"):
+        assert not go_parses_request_line(line), line
+    for line in (b"GET * HTTP/1.1", b"POST http://h/x?y HTTP/1.0", b"DELETE /3,01637037d6 HTTP/2.0"):
+        assert go_parses_request_line(line), line

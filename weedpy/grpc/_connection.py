@@ -9,7 +9,10 @@ Bytes in (`receive_data`) give typed events (`_events.py`); calls queue frames t
   reporting `OutputDrained` when a queue empties; an end of stream (trailers) queued behind data
   goes out after it;
 * explicit acknowledgement: received DATA is never acknowledged until `acknowledge()` is called
-  (end-to-end backpressure; memory stays bounded by the windows we advertise).
+  (end-to-end backpressure; memory stays bounded by the windows we advertise);
+* a bound on output not yet written (`limit_output`): a peer may open its windows to 2 GiB and
+  then not read; DATA beyond the bound stays queued, and `pending` with it, until the shell
+  reports the bytes written (`output_written`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class GrpcConnection:
         self._out: dict[int, _Outbound] = {}
         self._closed: ConnectionClosed | None = None
         self.peer_settings_received = False
+        self._output_limit: int | None = None  # DATA framed and not yet written, at most (None: no bound)
+        self._unwritten = 0
 
     # -- connection -------------------------------------------------------------------------
 
@@ -92,6 +97,20 @@ class GrpcConnection:
 
     def data_to_send(self) -> bytes:
         return self._h2.data_to_send()
+
+    def limit_output(self, limit: int) -> None:
+        """Frame no more DATA while `limit` bytes of it wait to be written; the caller then
+        reports every write with `output_written`."""
+        self._output_limit = limit
+
+    def output_written(self, n: int) -> list[Event]:
+        """`n` bytes of `data_to_send()` reached the socket: frame what waited for room (the
+        `OutputDrained` of the queues that emptied)."""
+        self._unwritten = max(0, self._unwritten - n)
+        out: list[Event] = []
+        if self._output_limit is not None and self._out:
+            self._pump_all(out)
+        return out
 
     @property
     def closed(self) -> ConnectionClosed | None:
@@ -153,23 +172,31 @@ class GrpcConnection:
         # Pings, settings acks, priority and informational responses need nothing from us.
 
     def _screen_request(self, stream_id: int, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
-        """Accept a gRPC request, or answer it here as grpc-go does and report nothing."""
+        """Accept a gRPC request, or answer it here as grpc-go does and report nothing. The
+        answer is skipped when the peer already closed the stream (its RST_STREAM came in the
+        same bytes: h2 has applied it by the time the request is screened)."""
         if header_value(headers, b":method") != b"POST":
-            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            try:
+                self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass
             return False
         ctype = header_value(headers, b"content-type") or b""
         if not (ctype == b"application/grpc" or ctype.startswith((b"application/grpc+", b"application/grpc;"))):
             msg = percent_encode(f"invalid gRPC request content-type {ctype.decode('latin-1')!r}")
-            self._h2.send_headers(
-                stream_id,
-                [
-                    (b":status", b"415"),
-                    (b"content-type", b"application/grpc"),
-                    (b"grpc-status", b"%d" % Status.INTERNAL),
-                    (b"grpc-message", msg),
-                ],
-                end_stream=True,
-            )
+            try:
+                self._h2.send_headers(
+                    stream_id,
+                    [
+                        (b":status", b"415"),
+                        (b"content-type", b"application/grpc"),
+                        (b"grpc-status", b"%d" % Status.INTERNAL),
+                        (b"grpc-message", msg),
+                    ],
+                    end_stream=True,
+                )
+            except h2.exceptions.StreamClosedError:
+                pass
             return False
         return True
 
@@ -292,6 +319,8 @@ class GrpcConnection:
         h = self._h2
         try:
             window = h.local_flow_control_window(stream_id)
+            if self._output_limit is not None:
+                window = min(window, self._output_limit - self._unwritten)
             frame = h.max_outbound_frame_size
             while q.chunks and window > 0:
                 chunk = q.chunks[0]
@@ -299,6 +328,7 @@ class GrpcConnection:
                 piece = chunk if q.offset == 0 and n == len(chunk) else chunk[q.offset : q.offset + n]
                 last = q.end == () and n == q.size  # a bare end rides on the final frame
                 h.send_data(stream_id, piece, end_stream=last)
+                self._unwritten += n
                 if last:
                     del self._out[stream_id]
                 window -= n

@@ -13,7 +13,7 @@ import struct
 
 from ._status import GrpcError, ProtocolError, Status
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "MessageReader", "encode_message"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MessageReader", "encode_message", "message_prefix"]
 
 DEFAULT_MAX_MESSAGE = 4 << 20  # grpc-go's default receive limit
 _PREFIX = struct.Struct(">BI")
@@ -22,6 +22,11 @@ _COMPACT_AT = 1 << 20
 
 def encode_message(payload: bytes, compressed: bool = False) -> bytes:
     return _PREFIX.pack(1 if compressed else 0, len(payload)) + payload
+
+
+def message_prefix(length: int, compressed: bool = False) -> bytes:
+    """The 5 bytes before a message of `length` bytes: sent apart, a large payload is not copied."""
+    return _PREFIX.pack(1 if compressed else 0, length)
 
 
 class MessageReader:

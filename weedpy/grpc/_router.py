@@ -164,7 +164,9 @@ async def _invoke(h: RpcHandler, call: ServerCall, ctx: Context) -> None:
         responses = h.func(arg, ctx)
         async with contextlib.aclosing(responses):
             async for resp in responses:
-                await call.send_message(resp.SerializeToString())
+                payload = resp.SerializeToString()
+                del resp  # a large message is not kept twice while the peer's window or socket is slow
+                await call.send_message(payload)
     else:
         resp = await h.func(arg, ctx)
         await call.send_message(resp.SerializeToString())

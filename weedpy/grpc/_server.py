@@ -19,7 +19,7 @@ import trio
 from weedpy.logs import get_logger
 
 from ._events import DataReceived, RequestStarted, StreamReset
-from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, encode_message
+from ._framing import DEFAULT_MAX_MESSAGE, MessageReader, message_prefix
 from ._metadata import Metadata, decode_metadata, encode_metadata, header_value, parse_timeout, percent_encode
 from ._settings import ConnectionSettings
 from ._status import GrpcError, ProtocolError, Status, grpc_error_in
@@ -169,7 +169,8 @@ class ServerCall:
             )
         if not self.headers_sent:
             self.send_initial_metadata()
-        await self._h.send_data(encode_message(payload))
+        await self._h.send_data(message_prefix(len(payload)))  # no copy of a large payload to prefix it
+        await self._h.send_data(payload)
 
     def send_trailers(self, headers: Sequence[tuple[bytes, bytes]]) -> None:
         """Raw trailers that end the call (after any data still queued)."""

@@ -32,6 +32,9 @@ __all__ = ["H2Transport", "StreamHandle"]
 
 _READ_SIZE = 1 << 16
 _CLOSE_FLUSH_S = 2.0
+# DATA framed for the socket and not yet written, per connection, before senders wait: a peer
+# that opens its windows wide and stops reading holds this much of our memory, not a whole file.
+OUTPUT_LIMIT = 1 << 20
 
 
 class StreamHandle:
@@ -160,6 +163,7 @@ class H2Transport:
         self.closed: ConnectionClosed | None = None
         self._cancel = trio.CancelScope()
         self._ready = trio.Event()
+        core.limit_output(OUTPUT_LIMIT)
         core.initiate()
         self.kick()
 
@@ -265,6 +269,9 @@ class H2Transport:
                     self._lose(f"send failed: {exc!r}")
                     self._cancel.cancel()
                     return
+                for ev in self.core.output_written(len(data)):  # room again: frame what waited
+                    self._dispatch(ev)
+                self.kick()  # ... and write it (a pass that finds nothing just waits again)
 
     def _lose(self, reason: str) -> None:
         self._ready.set()

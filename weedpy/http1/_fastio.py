@@ -22,7 +22,7 @@ __all__ = ["FastStream", "fast_connect", "serve_fast", "listening_socket"]
 class FastStream:
     """A connected non-blocking TCP socket with the subset of trio's stream API we use."""
 
-    __slots__ = ("sock", "_closed", "idle_deadline")
+    __slots__ = ("sock", "_closed", "idle_deadline", "idle_reply")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -30,6 +30,7 @@ class FastStream:
         self._closed = False
         # time.monotonic() after which an idle reaper may close the stream; 0 while not waiting.
         self.idle_deadline = 0.0
+        self.idle_reply: bytes | None = None  # what the reaper sends before it closes (Go's 400)
 
     @property
     def socket(self) -> socket.socket:

@@ -11,6 +11,7 @@ relay can pass them on byte for byte.
 from __future__ import annotations
 
 import collections
+import re
 
 import httptools
 
@@ -28,7 +29,7 @@ from weedpy.http1._events import (
     Sentinel,
 )
 
-__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD"]
+__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD", "go_parses_request_line"]
 
 # Go's http.DefaultMaxHeaderBytes (1 MiB) plus its 4 KiB slack.
 DEFAULT_MAX_HEAD = (1 << 20) + 4096
@@ -65,7 +66,8 @@ def _check_version(version: str, codings: int) -> None:
 class ServerConnection:
     """Reads pipelined requests from one client connection."""
 
-    __slots__ = ("_parser", "_events", "_url", "_headers", "_head_size", "_max_head", "_in_message", "_eof", "_error")
+    __slots__ = ("_parser", "_events", "_url", "_headers", "_head_size", "_max_head", "_in_message", "_eof", "_error",
+                 "_line", "_line_open")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -77,6 +79,8 @@ class ServerConnection:
         self._in_message = False
         self._eof = False
         self._error: ProtocolError | None = None
+        self._line = bytearray()  # a request line's bytes while its end has not arrived
+        self._line_open = False
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -147,6 +151,16 @@ class ServerConnection:
         if not data:
             self._eof = True
             return
+        if not self._in_message and not self._events:
+            self._line_open = True  # these bytes begin a request line
+            self._line.clear()
+        if self._line_open:
+            end = data.find(b"\n")
+            if end >= 0:
+                self._line_open = False
+                self._line.clear()
+            elif len(self._line) <= _MAX_LINE_KEPT:
+                self._line += data
         try:
             while True:
                 try:
@@ -183,6 +197,27 @@ class ServerConnection:
     @property
     def pending_events(self) -> int:
         return len(self._events)
+
+    def partial_request_line(self) -> bytes | None:
+        """The start of a request line whose end has not arrived (None when there is none): at
+        an idle timeout Go's net/http takes what it has as the whole line."""
+        if self._line_open and self._line and self._error is None:
+            return bytes(self._line)
+        return None
+
+
+_MAX_LINE_KEPT = 1 << 16
+_GO_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]\Z")
+_GO_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_GO_TARGET = re.compile(rb"(/|\*\Z|[A-Za-z][A-Za-z0-9+.\-]*:)[^\x00-\x20\x7f]*\Z")
+
+
+def go_parses_request_line(line: bytes) -> bool:
+    """Whether Go's readRequest accepts `line` as a request line (parseRequestLine, the version,
+    the method, url.ParseRequestURI, approximately): what it refuses it answers 400."""
+    method, sep1, rest = line.partition(b" ")
+    target, sep2, proto = rest.partition(b" ")
+    return bool(sep1 and sep2 and _GO_METHOD.match(method) and _GO_VERSION.match(proto) and _GO_TARGET.match(target))
 
 
 class ClientConnection:

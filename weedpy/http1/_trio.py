@@ -19,7 +19,7 @@ import trio
 from weedpy.http1._fastio import FastStream, fast_connect
 from weedpy.http1._gowire import GoResponse, serialize_head
 from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
-from weedpy.http1._parse import ServerConnection
+from weedpy.http1._parse import ServerConnection, go_parses_request_line
 from weedpy.http1._write import LAST_CHUNK, chunk, go_bad_request
 from weedpy.tls import TlsStream, open_tls_stream
 
@@ -276,6 +276,11 @@ class _IdleReaper:
             await trio.sleep(self.interval)
             now = time.monotonic()
             for stream in [s for s in self.streams if 0.0 < s.idle_deadline <= now]:
+                if stream.idle_reply:
+                    try:
+                        stream.sock.send(stream.idle_reply)  # a few bytes into an idle socket's buffer
+                    except OSError:
+                        pass
                 stream.close()  # the waiting receive raises ClosedResourceError: connection over
 
 
@@ -290,6 +295,16 @@ def _idle_reaper() -> _IdleReaper:
         _REAPER.set(reaper)
         trio.lowlevel.spawn_system_task(reaper.run, name="weedpy.http1 idle reaper")
         return reaper
+
+
+def _idle_reply(conn: ServerConnection) -> bytes | None:
+    """What Go answers when the idle timeout ends a request line half sent: it parses what
+    arrived as the line, and refuses one it cannot parse with 400 (a whole line is followed by
+    the headers' read, whose timeout closes the connection without an answer)."""
+    line = conn.partial_request_line()
+    if line is None or go_parses_request_line(line):
+        return None
+    return go_bad_request(400)
 
 
 async def serve_connection(
@@ -321,6 +336,7 @@ async def serve_connection(
                     data = stream.receive_now(RECV_SIZE)
                     if data is None:
                         stream.idle_deadline = time.monotonic() + idle_timeout
+                        stream.idle_reply = _idle_reply(conn)
                         try:
                             data = await stream.receive_after_wait(RECV_SIZE)
                         finally:
@@ -330,6 +346,10 @@ async def serve_connection(
                     with trio.move_on_after(idle_timeout) as idle:
                         data = await stream.receive_some(RECV_SIZE)
                     if idle.cancelled_caught:
+                        reply = _idle_reply(conn)
+                        if reply:
+                            with trio.move_on_after(1):
+                                await stream.send_all(reply)
                         return
                     parked = True
                 conn.receive_data(data)
