@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import trio
 
-__all__ = ["COOKIE", "Value", "DELETED", "ABSENT", "body", "fid", "Ledger", "run_writers", "check_all", "pick_size"]
+__all__ = ["COOKIE", "Value", "DELETED", "ABSENT", "body", "fid", "Ledger", "run_writers", "check_all", "pick_size",
+           "Where"]
+
+# Where a volume's keys go: one server's URL, or a function of the volume id (volumes that move
+# between servers), asked at each request.
+Where = str | Callable[[int], str]
+
+
+def _base(url: Where, vid: int) -> str:
+    return url if isinstance(url, str) else url(vid)
 
 COOKIE = 0x5EED1234
 
@@ -109,12 +118,12 @@ class Ledger:
         return None
 
 
-async def _write(client: httpx.AsyncClient, url: str, led: Ledger, key: int, rng: random.Random,
+async def _write(client: httpx.AsyncClient, url: Where, led: Ledger, key: int, rng: random.Random,
                  max_size: int) -> None:
     st = led.keys[key]
     v = Value(led.seq(), pick_size(rng, max_size))
     try:
-        r = await client.post(f"{url}/{fid(st.vid, key)}", content=body(key, v),
+        r = await client.post(f"{_base(url, st.vid)}/{fid(st.vid, key)}", content=body(key, v),
                               headers={"Content-Type": "application/octet-stream"})
     except httpx.HTTPError:
         r = None
@@ -127,10 +136,10 @@ async def _write(client: httpx.AsyncClient, url: str, led: Ledger, key: int, rng
         led.unknown += 1
 
 
-async def _delete(client: httpx.AsyncClient, url: str, led: Ledger, key: int) -> None:
+async def _delete(client: httpx.AsyncClient, url: Where, led: Ledger, key: int) -> None:
     st = led.keys[key]
     try:
-        r = await client.delete(f"{url}/{fid(st.vid, key)}")
+        r = await client.delete(f"{_base(url, st.vid)}/{fid(st.vid, key)}")
     except httpx.HTTPError:
         r = None
     if r is not None and r.status_code == 202:
@@ -143,10 +152,10 @@ async def _delete(client: httpx.AsyncClient, url: str, led: Ledger, key: int) ->
         led.unknown += 1
 
 
-async def _read(client: httpx.AsyncClient, url: str, led: Ledger, key: int) -> None:
+async def _read(client: httpx.AsyncClient, url: Where, led: Ledger, key: int) -> None:
     st = led.keys[key]
     try:
-        r = await client.get(f"{url}/{fid(st.vid, key)}")
+        r = await client.get(f"{_base(url, st.vid)}/{fid(st.vid, key)}")
     except httpx.HTTPError:
         return
     if r.status_code >= 500:
@@ -155,10 +164,11 @@ async def _read(client: httpx.AsyncClient, url: str, led: Ledger, key: int) -> N
     led.judge(key, r.status_code, r.content, allow_maybe=False)
 
 
-async def run_writers(url: str, led: Ledger, stop: trio.Event, *, writers: int = 16, seed: int = 0,
-                      max_size: int = 1 << 20, timeout: float = 30) -> None:
+async def run_writers(url: Where, led: Ledger, stop: trio.Event, *, writers: int = 16, seed: int = 0,
+                      max_size: int = 1 << 20, timeout: float = 30, pause: float = 0.0) -> None:
     """`writers` tasks, each on its own keys, writing (new and over), deleting and reading back
-    until `stop`; a key whose operation got no answer is left alone until the next check."""
+    until `stop`, `pause` seconds after each operation; a key whose operation got no answer is
+    left alone until the next check."""
     keys = sorted(led.keys)
     async with httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=writers * 2)) as client:
 
@@ -177,14 +187,14 @@ async def run_writers(url: str, led: Ledger, stop: trio.Event, *, writers: int =
                     await _delete(client, url, led, key)
                 else:
                     await _read(client, url, led, key)
-                await trio.sleep(0)
+                await trio.sleep(pause)
 
         async with trio.open_nursery() as nursery:
             for i in range(writers):
                 nursery.start_soon(writer, i)
 
 
-async def check_all(url: str, led: Ledger, *, concurrency: int = 8, timeout: float = 60) -> None:
+async def check_all(url: Where, led: Ledger, *, concurrency: int = 8, timeout: float = 60) -> None:
     """Read every key: it must show its acknowledged value or, for a key whose last operation got
     no answer, that operation's result whole; the ledger then takes what was found."""
     keys = sorted(led.keys)
@@ -197,7 +207,7 @@ async def check_all(url: str, led: Ledger, *, concurrency: int = 8, timeout: flo
                 r = None
                 for _ in range(5):
                     try:
-                        r = await client.get(f"{url}/{fid(st.vid, key)}")
+                        r = await client.get(f"{_base(url, st.vid)}/{fid(st.vid, key)}")
                     except httpx.HTTPError:
                         await trio.sleep(0.5)
                         continue
