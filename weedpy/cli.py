@@ -10,16 +10,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway.backend_args import backend_environ, exec_argv, security_config_dir
-from weedpy import __version__
-from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
-from weedpy.datadirs import FATAL_EXIT, data_folder_problem
-from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
-from weedpy.logs import configure_logging, get_logger
-from weedpy.security import find_security_file, load_security
-from weedpy.tls import TlsConfigError, load_volume_tls
-from weedpy.serve.routes import RouteTableError, load_route_table, mode_route_problem, native_route_table
-from weedpy.weedbin import WeedNotFound, find_weed_binary, weed_version
+from weedpy.imports import imports_without_gc
+
+with imports_without_gc():  # start-up time: see weedpy/imports.py
+    from gateway.backend_args import backend_environ, exec_argv, security_config_dir
+    from weedpy import __version__
+    from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
+    from weedpy.datadirs import FATAL_EXIT, data_folder_problem
+    from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
+    from weedpy.logs import configure_logging, get_logger
+    from weedpy.security import find_security_file, load_security
+    from weedpy.tls import TlsConfigError, load_volume_tls
+    from weedpy.serve.routes import RouteTableError, load_route_table, mode_route_problem, native_route_table
+    from weedpy.weedbin import WeedNotFound, find_weed_binary, weed_version
 
 __all__ = ["main", "volume_main"]
 
@@ -108,7 +111,8 @@ def serve(cfg: VolumeConfig) -> int:
         if problem is not None:
             return _fail(problem)
     if cfg.mode is Mode.NATIVE:
-        from native.server import NativeServer  # each mode imports only its own server
+        with imports_without_gc():
+            from native.server import NativeServer  # each mode imports only its own server
 
         return _run(cfg, NativeServer(cfg, security, routes), sink)
     try:
@@ -121,10 +125,12 @@ def serve(cfg: VolumeConfig) -> int:
         sys.stderr.flush()
         os.execve(argv[0], argv, backend_environ(os.environ))
     if cfg.mode is Mode.MIXED:
-        from weedpy.mixed import mixed_server  # each mode imports only its own server
+        with imports_without_gc():
+            from weedpy.mixed import mixed_server  # each mode imports only its own server
 
         return _run(cfg, mixed_server(cfg, security, routes, weed), sink)
-    from gateway.app import ProxyServer  # each mode imports only its own server
+    with imports_without_gc():
+        from gateway.app import ProxyServer  # each mode imports only its own server
 
     return _run(cfg, ProxyServer(cfg, security, routes, weed), sink)
 
@@ -150,9 +156,10 @@ def settle_volumes(cfg: VolumeConfig) -> str | None:
 
 
 def _run(cfg: VolumeConfig, server, sink) -> int:
-    import trio  # the serving stack loads only for a server (not for -h, verify, version)
+    with imports_without_gc():
+        import trio  # the serving stack loads only for a server (not for -h, verify, version)
 
-    from weedpy.serve.lifecycle import run_server  # the serving stack, likewise
+        from weedpy.serve.lifecycle import run_server  # the serving stack, likewise
 
     return trio.run(run_server, cfg, server, sink)
 

@@ -14,20 +14,19 @@ import socket
 import sys
 from typing import Any
 
-import trio
+from weedpy.imports import imports_without_gc
 
-from gateway.app import RELAY_SOCKET_BUFFER
-from gateway.worker import ProxyWorker
-from native.worker import NativeWorker
-from weedpy.config import parse_volume_args
-from weedpy.logs import configure_logging
-from weedpy.mixed_worker import MixedWorker
-from weedpy.security import find_security_file, load_security
-from weedpy.serve.control import ControlChannel, ControlDecoder
-from weedpy.serve.lifecycle import WorkerServer, run_worker
-from weedpy.serve.live_routes import LiveRoutes
-from weedpy.serve.routes import load_route_table, native_route_table
-from weedpy.serve.workers import CONTROL_FD_ENV
+with imports_without_gc():  # start-up time: see weedpy/imports.py
+    import trio
+
+    from weedpy.config import parse_volume_args
+    from weedpy.logs import configure_logging
+    from weedpy.security import find_security_file, load_security
+    from weedpy.serve.control import ControlChannel, ControlDecoder
+    from weedpy.serve.lifecycle import WorkerServer, run_worker
+    from weedpy.serve.live_routes import LiveRoutes
+    from weedpy.serve.routes import load_route_table, native_route_table
+    from weedpy.serve.workers import CONTROL_FD_ENV
 
 __all__ = ["main"]
 
@@ -67,13 +66,19 @@ def main() -> int:
     socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
     server: WorkerServer
     send_buffer = 0
-    if mode == "proxy":
-        server = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
-        send_buffer = RELAY_SOCKET_BUFFER
-    elif mode == "mixed":
-        server = MixedWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
+    if mode in ("proxy", "mixed"):
+        with imports_without_gc():
+            from gateway.app import RELAY_SOCKET_BUFFER  # each mode imports only its own worker server (start-up time)
+            from gateway.worker import ProxyWorker  # likewise
+            from weedpy.mixed_worker import MixedWorker  # likewise
+
+        worker_class = ProxyWorker if mode == "proxy" else MixedWorker
+        server = worker_class(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
         send_buffer = RELAY_SOCKET_BUFFER
     elif mode == "native":
+        with imports_without_gc():
+            from native.worker import NativeWorker  # each mode imports only its own worker server (start-up time)
+
         server = NativeWorker(cfg, security, routes, init)
     else:
         print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
