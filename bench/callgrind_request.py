@@ -8,10 +8,13 @@ few hundred requests, then switches instrumentation on for exactly `-n` requests
 Go load generator, dumps, and prints instructions (Ir) per request. The dump can be read with
 `callgrind_annotate` to see which C functions (the interpreter, the kernel calls' user side,
 llhttp, json, ...) the instructions went to. `--mode go` runs a plain Go `weed volume` the
-same way, for a reference figure.
+same way, for a reference figure. `--workers N` runs a native or proxy server with N processes,
+every one under valgrind (its workers traced as children), and adds up their instructions;
+the figure per process is printed too.
 
     .venv/bin/python bench/callgrind_request.py --mode native --phase read -n 2000
     .venv/bin/python bench/callgrind_request.py --mode proxy --phase both -n 2000 --keep
+    .venv/bin/python bench/callgrind_request.py --mode native --phase both --workers 2
 """
 
 from __future__ import annotations
@@ -75,11 +78,17 @@ def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=600)
 
 
-def read_total(out_file: Path) -> int:
-    total = 0
-    for path in out_file.parent.glob(out_file.name + ".*"):
-        total += max((int(x) for x in _TOTALS.findall(path.read_text(errors="replace"))), default=0)
-    return total
+def read_totals(out_file: Path) -> dict[str, int]:
+    """Instructions per dump file (one per process and thread dump: `callgrind.out.<pid>...`)."""
+    return {path.name: max((int(x) for x in _TOTALS.findall(path.read_text(errors="replace"))), default=0)
+            for path in out_file.parent.glob(out_file.name + ".*")}
+
+
+def server_processes(pid: int) -> list[int]:
+    """The server and its worker processes (children traced by valgrind), leader first."""
+    from bench.cpu_per_request import children
+
+    return [pid, *sorted(children(pid))]
 
 
 def main() -> int:
@@ -92,6 +101,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--log-level", default="info")
     p.add_argument("--keep", action="store_true", help="keep the callgrind output (its path is printed)")
+    p.add_argument("--workers", type=int, default=1, help="weedpy -workers (every process runs under valgrind)")
     args = p.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
@@ -103,13 +113,18 @@ def main() -> int:
     data = base / "data"
     data.mkdir()
     out_file = base / "callgrind.out"
-    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"]
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    if args.workers > 1 and args.mode != "go":  # one output file per process
+        valgrind += ["--trace-children=yes", f"--callgrind-out-file={out_file}.%p"]
+    else:
+        valgrind += [f"--callgrind-out-file={out_file}"]
     flags = [f"-port={port}", f"-port.grpc={grpc_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
              f"-max={VOLUMES + 2}", f"-master={master.address}", "-preStopSeconds=0"]
     if args.mode == "go":
         argv = [*valgrind, str(find_weed_binary()), "volume", *flags]
     else:
-        argv = [*valgrind, sys.executable, "-c", _PIDFD_SHIM + _LAUNCH, *flags, f"-mode={args.mode}", f"-logLevel={args.log_level}"]
+        argv = [*valgrind, sys.executable, "-c", _PIDFD_SHIM + _LAUNCH, *flags, f"-mode={args.mode}",
+                f"-logLevel={args.log_level}", f"-workers={args.workers}"]
     server = start_proc(argv, base / "server.log", cwd=base, env=clean_env())
     try:
         wait_http(f"http://127.0.0.1:{port}/status", proc=server, timeout=600)
@@ -118,24 +133,38 @@ def main() -> int:
         httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"},
                   timeout=600).raise_for_status()
         addr = f"127.0.0.1:{port}"
+        if args.workers > 1:
+            deadline = time.monotonic() + 600
+            while len(server_processes(server.pid)) < args.workers and time.monotonic() < deadline:
+                time.sleep(1)  # the workers start beside the leader (slowly, under valgrind)
+            time.sleep(5)
+        pids = [str(p) for p in server_processes(server.pid)] if args.mode != "go" else [str(server.pid)]
         phases = ["write", "read"] if args.phase == "both" else [args.phase]
         if phases == ["read"]:
             loadgen_phase(loadgen, addr, "write", args.n, args.c, args.size, keybase=1)
         loadgen_phase(loadgen, addr, "write", args.warmup, args.c, args.size, keybase=900_000_000)
         loadgen_phase(loadgen, addr, "read", args.warmup, args.c, args.size, keybase=900_000_000)
         for phase in phases:
-            control("-z", str(server.pid))
-            control("-i", "on", str(server.pid))
+            for pid in pids:
+                control("-z", pid)
+            for pid in pids:
+                control("-i", "on", pid)
             t0 = time.monotonic()
             loadgen_phase(loadgen, addr, phase, args.n, args.c, args.size, keybase=1)
-            control("-i", "off", str(server.pid))
-            control("-d", f"{args.mode}-{phase}", str(server.pid))
-            total = read_total(out_file)
+            for pid in pids:
+                control("-i", "off", pid)
+            for pid in pids:
+                control("-d", f"{args.mode}-{phase}", pid)
+            totals = read_totals(out_file)
+            total = sum(totals.values())
             keep_dir = base / phase
             keep_dir.mkdir()
             for path in out_file.parent.glob(out_file.name + ".*"):
                 path.rename(keep_dir / path.name)
-            print(f"{args.mode} {phase}: {total / args.n / 1000:.1f} k instructions/request "
+            per_process = {pid: sum(v for k, v in totals.items() if k.split(".")[2:3] == [pid]) for pid in pids}
+            parts = (" (" + ", ".join(f"pid {pid}: {v / args.n / 1000:.1f}k" for pid, v in per_process.items()) + ")"
+                     if len(pids) > 1 else "")
+            print(f"{args.mode} {phase}: {total / args.n / 1000:.1f} k instructions/request{parts} "
                   f"({args.n} requests, c={args.c}, size={args.size}; {time.monotonic() - t0:.0f} s under valgrind)",
                   flush=True)
         if args.keep:

@@ -22,10 +22,14 @@ front of a plain Go server, and `nginx` Debian's nginx-light (worker_processes a
 keepalive; `bench/setup` installs it): what a relay costs on this machine, the references for
 proxy mode. A weedpy target takes a worker count after a colon (`native:1`, `proxy:2`; without
 one, weedpy's default: every usable core); its CPU is the leader's, its workers' and, in proxy
-mode, the Go backend's. `+pin` after a weedpy target (`native:2+pin`) pins each of its processes
-to a core of its own (an experiment: weedpy does not pin).
+mode, the Go backend's. Experiments (weedpy itself pins nothing): `+pin` after a weedpy target
+(`native:2+pin`) pins each of its processes to a core of its own, `+cpu0` all of them to core 0;
+`--loadgen-cpu 1` keeps the load generator on core 1 (so `native:1+cpu0` against `native:2+cpu0`
+compares one process with two sharing one core, the load generator beside them).
 
-`--detail` adds, per process and request, user and system CPU and voluntary/involuntary context
+`--rate R` makes the read phase open loop (R GETs/s, whatever the server's speed): every target
+then serves the same load, so CPU per request compares at equal load, not at each one's
+saturation. `--detail` adds, per process and request, user and system CPU and voluntary/involuntary context
 switches; `--syscalls` syscalls by kind, context switches and migrations (perf tracepoints,
 bench/proc_counters.py).
 
@@ -64,6 +68,7 @@ from tests.support.procs import (
 from tests.support.weedpy_proc import start_weedpy_volume
 
 _LINE = re.compile(r"(write|read) rps=([0-9.]+) failed=([0-9]+)")
+_RATE_LINE = re.compile(r"rateread n=([0-9]+) failed=([0-9]+).* seconds=([0-9.]+)")
 _TICK = os.sysconf("SC_CLK_TCK")
 VOLUMES = 7
 
@@ -110,8 +115,12 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     tasks0 = {name: task_counters(pid) for name, pid in pids.items()} if detail else {}
     before = sample(pids)
     busy0 = machine_ticks()
-    out = subprocess.run([str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
-                          f"-size={args.size}", f"-keybase={keybase}", f"-phase={phase}"],
+    rate = getattr(args, "rate", 0) if phase == "read" else 0
+    open_loop = [f"-rate={rate}", f"-seconds={args.n / rate}"] if rate else []
+    cpu = getattr(args, "loadgen_cpu", None)
+    pin_loadgen = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    out = subprocess.run([*pin_loadgen, str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
+                          f"-size={args.size}", f"-keybase={keybase}", f"-phase={phase}", *open_loop],
                          capture_output=True, text=True, timeout=3600)
     after = sample(pids)
     busy1 = machine_ticks()
@@ -119,24 +128,28 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     if counts is not None:
         counts.__exit__(None, None, None)
     found = {p: (float(r), int(f)) for p, r, f in _LINE.findall(out.stdout)}
+    done = args.n
+    if rate and (m := _RATE_LINE.search(out.stdout)):  # open loop: the requests sent in the time
+        done = int(m[1])
+        found[phase] = (done / float(m[3]), int(m[2]))
     if phase not in found:
         raise RuntimeError(out.stdout + out.stderr)
     rps, failed = found[phase]
     res = {"rps": rps, "failed": failed}
     total = 0.0
     for name in pids:
-        us = (after[name] - before[name]) / args.n * 1e6
+        us = (after[name] - before[name]) / done * 1e6
         res[f"cpu_us_{name}"] = us
         total += us
     res["cpu_us"] = total
     res["cores_busy_pct"] = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100
     for name in tasks1:  # per request: user and system CPU (us), voluntary and involuntary switches
         for key, scale in (("user", 1e6), ("sys", 1e6), ("vcs", 1.0), ("ivcs", 1.0)):
-            res[f"{key}_{name}"] = (tasks1[name][key] - tasks0[name][key]) / args.n * scale
+            res[f"{key}_{name}"] = (tasks1[name][key] - tasks0[name][key]) / done * scale
     if counts is not None:
         for name, events in counts.per_process(pids).items():
             for event, count in events.items():
-                res[f"sc_{event}_{name}"] = count / args.n
+                res[f"sc_{event}_{name}"] = count / done
     return res
 
 
@@ -182,7 +195,7 @@ def server_pids(server: VolumeProc, kind: str) -> dict[str, int]:
 
 
 def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
-    target, pin = target.removesuffix("+pin"), target.endswith("+pin")
+    target, _, pin = target.partition("+")
     kind, _, workers = target.partition(":")
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     master = start_master(work / "m", volume_size_limit_mb=4096)
@@ -197,11 +210,12 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
             server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra])
             time.sleep(2)  # the workers come up beside the leader
             pids = server_pids(server, kind)
-            if pin:  # an experiment: each weedpy process (and its threads) on a core of its own
+            if pin:  # an experiment: `pin`, each process (and its threads) on a core of its own; `cpuN`, all on N
                 cpus = sorted(os.sched_getaffinity(0))
                 for i, pid in enumerate(pids.values()):
+                    cpu = int(pin[3:]) if pin.startswith("cpu") else cpus[i % len(cpus)]
                     for tid in os.listdir(f"/proc/{pid}/task"):
-                        os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
+                        os.sched_setaffinity(int(tid), {cpu})
         wait_for_volume_server(master, f"127.0.0.1:{server.port}")
         r = httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120)
         r.raise_for_status()
@@ -274,6 +288,10 @@ def main() -> int:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--loadgen-cpu", type=int, help="run the load generator on this core only (taskset)")
+    p.add_argument("--rate", type=float, default=0,
+                   help="read phase open loop: this many GETs/s for n/rate seconds (CPU per request at a "
+                        "fixed load, the same for every target; 0: -c closed-loop clients)")
     p.add_argument("--detail", action="store_true",
                    help="per process and request: user/system CPU, voluntary/involuntary context switches")
     p.add_argument("--syscalls", action="store_true",
