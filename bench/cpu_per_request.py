@@ -25,7 +25,10 @@ one, weedpy's default: every usable core); its CPU is the leader's, its workers'
 mode, the Go backend's. Experiments (weedpy itself pins nothing): `+pin` after a weedpy target
 (`native:2+pin`) pins each of its processes to a core of its own, `+cpu0` all of them to core 0;
 `--loadgen-cpu 1` keeps the load generator on core 1 (so `native:1+cpu0` against `native:2+cpu0`
-compares one process with two sharing one core, the load generator beside them).
+compares one process with two sharing one core, the load generator beside them). `native:1x2` runs
+two independent single-process servers (their own master and data, nothing shared) side by side,
+each loaded with half the requests at half the concurrency at the same time: what two processes
+cost with no coordination at all, the reference for `native:2`.
 
 `--rate R` makes the read phase open loop (R GETs/s, whatever the server's speed): every target
 then serves the same load, so CPU per request compares at equal load, not at each one's
@@ -115,23 +118,30 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     tasks0 = {name: task_counters(pid) for name, pid in pids.items()} if detail else {}
     before = sample(pids)
     busy0 = machine_ticks()
-    rate = getattr(args, "rate", 0) if phase == "read" else 0
-    open_loop = [f"-rate={rate}", f"-seconds={args.n / rate}"] if rate else []
+    servers = server.split()  # several independent servers: the load split evenly between them
+    k = len(servers)
+    rate = getattr(args, "rate", 0) / k if phase == "read" else 0
+    open_loop = [f"-rate={rate}", f"-seconds={args.n / k / rate}"] if rate else []
     cpu = getattr(args, "loadgen_cpu", None)
     pin_loadgen = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    out = subprocess.run([*pin_loadgen, str(loadgen), f"-server={server}", f"-vids={vids}", f"-n={args.n}", f"-c={args.c}",
-                          f"-size={args.size}", f"-keybase={keybase}", f"-phase={phase}", *open_loop],
-                         capture_output=True, text=True, timeout=3600)
+    gens = [subprocess.Popen([*pin_loadgen, str(loadgen), f"-server={addr}", f"-vids={vids}", f"-n={args.n // k}",
+                              f"-c={max(1, args.c // k)}", f"-size={args.size}", f"-keybase={keybase}",
+                              f"-phase={phase}", *open_loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for addr in servers]
+    outs = [g.communicate(timeout=3600) for g in gens]
+    out = subprocess.CompletedProcess([], 0, "".join(o for o, _ in outs), "".join(e for _, e in outs))
     after = sample(pids)
     busy1 = machine_ticks()
     tasks1 = {name: task_counters(pid) for name, pid in pids.items()} if detail else {}
     if counts is not None:
         counts.__exit__(None, None, None)
-    found = {p: (float(r), int(f)) for p, r, f in _LINE.findall(out.stdout)}
-    done = args.n
-    if rate and (m := _RATE_LINE.search(out.stdout)):  # open loop: the requests sent in the time
-        done = int(m[1])
-        found[phase] = (done / float(m[3]), int(m[2]))
+    found: dict[str, tuple[float, int]] = {}
+    for p, r, f in _LINE.findall(out.stdout):  # each load generator's req/s, added up
+        found[p] = (found.get(p, (0.0, 0))[0] + float(r), found.get(p, (0.0, 0))[1] + int(f))
+    done = args.n // k * k
+    if rate and (ms := _RATE_LINE.findall(out.stdout)):  # open loop: the requests sent in the time
+        done = sum(int(m[0]) for m in ms)
+        found[phase] = (sum(int(m[0]) / float(m[2]) for m in ms), sum(int(m[1]) for m in ms))
     if phase not in found:
         raise RuntimeError(out.stdout + out.stderr)
     rps, failed = found[phase]
@@ -197,6 +207,9 @@ def server_pids(server: VolumeProc, kind: str) -> dict[str, int]:
 def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
     target, _, pin = target.partition("+")
     kind, _, workers = target.partition(":")
+    workers, _, copies = workers.partition("x")
+    if copies:  # `native:1x2`: that many independent servers side by side, the load split between them
+        return twin_round(kind, workers, int(copies), args, base, loadgen, keybase)
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     master = start_master(work / "m", volume_size_limit_mb=4096)
     server: VolumeProc | None = None
@@ -243,6 +256,36 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
             server.stop()
         master.stop()
         shutil.rmtree(work, ignore_errors=True)  # 1 MiB rounds write gigabytes
+
+
+def twin_round(kind: str, workers: str, copies: int, args: argparse.Namespace, base: Path, loadgen: Path,
+               keybase: int) -> dict[str, dict[str, float]]:
+    """`copies` weedpy servers with their own master and data, nothing shared, each loaded with
+    n/copies requests at c/copies concurrency at the same time: what that many processes cost
+    with no coordination between them (the reference for `-workers`)."""
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-x{copies}-", dir=base))
+    masters, servers = [], []
+    try:
+        pids: dict[str, int] = {}
+        for i in range(copies):
+            masters.append(start_master(work / f"m{i}", volume_size_limit_mb=4096))
+            extra = [f"-mode={kind}", f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"]
+            servers.append(start_weedpy_volume(work / f"s{i}", masters[i], extra=extra + ([f"-workers={workers}"] if workers else [])))
+        time.sleep(2)
+        for i, (m, srv) in enumerate(zip(masters, servers)):
+            wait_for_volume_server(m, f"127.0.0.1:{srv.port}")
+            httpx.get(f"{m.url}/vol/grow", params={"count": VOLUMES, "replication": "000"}, timeout=120).raise_for_status()
+            for name, pid in server_pids(srv, kind).items():
+                pids[f"{name}{i or ''}"] = pid
+        vids = ",".join(str(v) for v in range(1, VOLUMES + 1))
+        addrs = " ".join(f"127.0.0.1:{srv.port}" for srv in servers)
+        return {phase: run_phase(loadgen, addrs, phase, vids, args, keybase, pids) for phase in ("write", "read")}
+    finally:
+        for srv in servers:
+            srv.stop()
+        for m in masters:
+            m.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def build_go_relay(out: Path) -> Path:

@@ -57,6 +57,7 @@ class SharedBlock:
         self.fd = fd
         self.owner = owner
         self._lock_fd = own_description(fd)  # this process's locks (`fd` is shared with the workers)
+        self._lock_base = LAYOUT.lock_bytes  # lock i is the byte at _lock_base + i (every append takes one)
         size = LAYOUT.lock_bytes + LAYOUT.volume_slots
         self._mmap = mmap.mmap(fd, size)
         self.words = memoryview(self._mmap).cast("Q")
@@ -80,10 +81,10 @@ class SharedBlock:
         """Take lock `index` for this process (threads of one process must exclude one another
         themselves: the lock belongs to this process's description). False when `blocking` is
         off and another process holds it."""
-        return lock_range(self._lock_fd, LAYOUT.lock_bytes + index, 1, blocking=blocking)
+        return lock_range(self._lock_fd, self._lock_base + index, 1, blocking=blocking)
 
     def unlock(self, index: int) -> None:
-        unlock_range(self._lock_fd, LAYOUT.lock_bytes + index, 1)
+        unlock_range(self._lock_fd, self._lock_base + index, 1)
 
     def close(self) -> None:
         """Close the descriptor (the leader's: workers already spawned keep theirs). The mapping

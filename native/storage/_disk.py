@@ -206,7 +206,7 @@ class DiskLocation:
         """Lock-free (one dict lookup: `_lock` only orders the changes), so the event loop calls
         it directly; `blocking` is for the lookups that may load (mixed mode's follower)."""
         v = self._volumes.get(vid)
-        if v is not None and v.shared is not None and v.shared.vid != vid:
+        if v is not None and v.shared is not None and not v.shared.holds(vid):
             return None  # the leader removed it; this process's view goes at the next sync
         return v
 

@@ -97,6 +97,15 @@ class SharedSlot:
     # The hot paths' reads and writes, a call each (every read checks the slot; every append of a
     # shared volume takes and publishes it).
 
+    def holds(self, vid: int) -> bool:
+        """The slot is still volume `vid`'s (the leader has not removed it): one word load."""
+        return self._w[self._base + _VID] == vid + 1
+
+    def follow_state(self) -> tuple[int, int, int]:
+        """(`.idx` end, generation, raw vid word): what a read that must catch up checks."""
+        w, b = self._w, self._base
+        return w[b + _IDX_END], w[b + _GEN], w[b + _VID]
+
     def current(self, idx_end: int, generation: int) -> bool:
         """Nothing committed nor replaced since a view that applied the `.idx` up to `idx_end`
         at `generation` (what a read checks first: two word loads)."""

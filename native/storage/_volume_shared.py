@@ -87,7 +87,8 @@ class VolumeSharing(VolumeBase):
         s = self.shared
         if s is None or s.current(self._idx_size, self._shared_gen):
             return
-        if s.generation != self._shared_gen or s.vid != self.id:
+        idx_end, gen, vid_word = s.follow_state()
+        if gen != self._shared_gen or vid_word != self.id + 1:
             if not blocking:
                 raise WouldBlock(f"volume {self.id} must be reopened")
             with self._write_lock:
@@ -97,7 +98,7 @@ class VolumeSharing(VolumeBase):
                 finally:
                     s.unlock()
             return
-        if not blocking and s.idx_end - self._idx_size > INLINE_CATCH_UP_BYTES:
+        if not blocking and idx_end - self._idx_size > INLINE_CATCH_UP_BYTES:
             raise WouldBlock(f"volume {self.id}: many rows to catch up with")
         lock = self._follow_lock
         assert lock is not None
