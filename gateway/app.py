@@ -26,7 +26,7 @@ from gateway.backend_args import backend_argv, backend_config_dir, managed_backe
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay
 from gateway.heartbeat_relay import HeartbeatRelay
 from gateway.http_proxy import GoHttpTarget
-from gateway.request_checks import request_checks
+from gateway.request_checks import backend_maintenance, request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
 from gateway.worker import endpoints_to_json, relay_pool
@@ -269,7 +269,8 @@ class ProxyServer:
             functools.partial(master_volume_servers, cfg.masters, https=self.tls.https_client),
         )
         relay_to_go = self.go_relay(
-            supervisor, checks=request_checks(policy, cfg.masters, self.master_arg, self.guard),
+            supervisor, checks=request_checks(policy, cfg.masters, self.master_arg, self.guard,
+                                              backend_maintenance(supervisor, cfg.server_id)),
             front_address=self.front_address,
             local={GRPC_SERVICE + "VolumeTailReceiver": functools.partial(tail_into_backend, tls=self.tls.grpc_client)},
         )

@@ -5,7 +5,12 @@ the gateway applies weedpy's peer rule (weedpy.serve.peers.PeerPolicy) to the rp
 the server dial an address the caller supplies (VolumeCopy, VolumeEcShardsCopy,
 VolumeTailReceiver, FetchAndWriteNeedle; for the latter, the endpoint each remote type dials,
 gcs token exchange included: weedpy.serve.remote_endpoints). Refusals carry Go's gRPC status (Unknown) and message
-(and, for unary rpcs, the x-amz-request-id trailer Go's interceptor adds: GoRelay). Go checks a
+(and, for unary rpcs, the x-amz-request-id trailer Go's interceptor adds: GoRelay). A refused
+request never reaches the backend, so the one check Go 4.48 runs before the peer's is applied
+here too: a VolumeCopy or VolumeEcShardsCopy while the backend is in maintenance mode gets Go's
+maintenance refusal (the backend's GetState says; asked only when the peer is refused). Go
+refuses the peer before its other checks (an EC copy's disk_id, the tail receiver's volume),
+and an empty source as any other ("replica target is empty"). Go checks a
 FetchAndWriteNeedle's remote endpoint only after maintenance mode and the volume, so that refusal
 is left to the backend's turn: the request goes on with a remote type no store has, carrying the
 refusal, and the backend's "remote storage type ... not found" answer is turned back into it
@@ -24,17 +29,27 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from gateway.backend import BackendView
 from proto import volume_server_pb2 as vs_pb
 from weedpy.addresses import peer_host
-from weedpy.grpc import GrpcError, ServerCall, Status
+from weedpy.grpc import Channel, GrpcError, ServerCall, Status
+from weedpy.logs import get_logger
 from weedpy.serve.guard import Guard
 from weedpy.serve.peers import PeerPolicy, http_address
 from weedpy.serve.remote_endpoints import remote_conf_refusal
 from weedpy.serve.routes import GRPC_SERVICE
 
-__all__ = ["ADMIN_RPCS", "request_checks", "restore_refusal", "REFUSAL_RESTORED"]
+__all__ = ["ADMIN_RPCS", "backend_maintenance", "request_checks", "restore_refusal", "REFUSAL_RESTORED"]
+
+log = get_logger("gateway.request_checks")
 
 Check = Callable[[ServerCall, bytes], Awaitable[bytes | None]]
+# Go's maintenance-mode refusal when the backend is in maintenance mode, else None.
+Maintenance = Callable[[], Awaitable[str | None]]
+
+
+async def _not_in_maintenance() -> str | None:
+    return None
 
 
 def _refuse(message: str) -> GrpcError:
@@ -72,13 +87,15 @@ ADMIN_RPCS = frozenset(GRPC_SERVICE + m for m in (
 
 def request_checks(
     policy: PeerPolicy | None, masters: Sequence[str], relay_master: str, guard: Guard | None = None,
+    maintenance: Maintenance = _not_in_maintenance,
 ) -> Mapping[str, Check]:
     """The gRPC proxy's `checks` table. `policy` None means the operator allowed every endpoint.
 
     With a restricting `guard` (the -whiteList and security.toml guard), the admin rpcs are refused
     to other callers first, as Go does: the backend only ever sees the gateway's loopback address.
+    `maintenance` (`backend_maintenance`) is asked before a copy's source is refused.
     """
-    checks = _peer_checks(policy, masters, relay_master)
+    checks = _peer_checks(policy, masters, relay_master, maintenance)
     if guard is None or not guard.restricts:
         return checks
 
@@ -94,7 +111,29 @@ def request_checks(
     return {**checks, **{m: admin(checks.get(m)) for m in ADMIN_RPCS}}
 
 
-def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master: str) -> dict[str, Check]:
+def backend_maintenance(backend: BackendView, server_id: str) -> Maintenance:
+    """Asks the backend's GetState; Go's refusal names the server's id (the front's, not the backend's).
+    A backend that cannot answer counts as not in maintenance (the peer is refused then)."""
+
+    async def maintenance() -> str | None:
+        endpoints = backend.current()
+        if endpoints is None:
+            return None
+        try:
+            async with Channel(*endpoints.grpc) as ch:
+                resp = await ch.unary_unary(GRPC_SERVICE + "GetState", vs_pb.GetStateRequest(), vs_pb.GetStateResponse,
+                                            timeout=10)
+        except (GrpcError, OSError) as exc:
+            log.warning("backend state unknown", error=str(exc))
+            return None
+        return f"volume server {server_id} is in maintenance mode" if resp.state.maintenance else None
+
+    return maintenance
+
+
+def _peer_checks(
+    policy: PeerPolicy | None, masters: Sequence[str], relay_master: str, maintenance: Maintenance,
+) -> dict[str, Check]:
     own_masters = {http_address(m) for m in masters}
 
     async def ping(call: ServerCall, raw: bytes) -> bytes | None:
@@ -108,13 +147,13 @@ def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master
     if policy is None:
         return checks
 
-    def peer_check(message_type: type, field: str, what: str) -> Check:
+    def peer_check(message_type: type, field: str, what: str, after_maintenance: bool = False) -> Check:
         async def check(call: ServerCall, raw: bytes) -> bytes | None:
             address = getattr(message_type.FromString(raw), field)
-            if address:
-                reason = await policy.peer_reason(address)
-                if reason is not None:
-                    raise _refuse(f"invalid {what} {address}: {reason}")
+            reason = await policy.peer_reason(address)
+            if reason is not None:
+                refusal = await maintenance() if after_maintenance else None
+                raise _refuse(refusal or f"invalid {what} {address}: {reason}")
             return None
 
         return check
@@ -132,8 +171,10 @@ def _peer_checks(policy: PeerPolicy | None, masters: Sequence[str], relay_master
         return None
 
     checks.update({
-        GRPC_SERVICE + "VolumeCopy": peer_check(vs_pb.VolumeCopyRequest, "source_data_node", "source data node"),
-        GRPC_SERVICE + "VolumeEcShardsCopy": peer_check(vs_pb.VolumeEcShardsCopyRequest, "source_data_node", "source data node"),
+        GRPC_SERVICE + "VolumeCopy": peer_check(
+            vs_pb.VolumeCopyRequest, "source_data_node", "source data node", after_maintenance=True),
+        GRPC_SERVICE + "VolumeEcShardsCopy": peer_check(
+            vs_pb.VolumeEcShardsCopyRequest, "source_data_node", "source data node", after_maintenance=True),
         GRPC_SERVICE + "VolumeTailReceiver": peer_check(
             vs_pb.VolumeTailReceiverRequest, "source_volume_server", "source volume server"),
         GRPC_SERVICE + "FetchAndWriteNeedle": fetch_and_write,

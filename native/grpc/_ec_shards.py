@@ -73,6 +73,7 @@ async def volume_ec_shards_copy(
 ) -> vs.VolumeEcShardsCopyResponse:
     check_admin(svc.guard, ctx)
     check_maintenance(svc)
+    await check_peer(svc.peers, req.source_data_node, "source data node")  # before disk_id, as Go 4.48
     store = svc.store
     vid = req.volume_id
     locs = store.locations
@@ -85,7 +86,6 @@ async def volume_ec_shards_copy(
         if disk is None:
             raise go_error("no space left")
         loc = locs[disk]
-    await check_peer(svc.peers, req.source_data_node, "source data node")
     name = volume_base_name(req.collection, vid)
     data_base, index_base = os.path.join(loc.directory, name), os.path.join(loc.idx_directory, name)
     host, port = grpc_target(req.source_data_node)

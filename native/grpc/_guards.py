@@ -25,8 +25,9 @@ def check_maintenance(svc: Services) -> None:
 
 
 async def check_peer(policy: PeerPolicy | None, address: str, what: str) -> None:
-    """Refuse a peer address as Go 4.48 does: `invalid <what> <address>: <reason>` (Unknown)."""
-    if policy is None or not address:
+    """Refuse a peer address as Go 4.48 does: `invalid <what> <address>: <reason>` (Unknown); an
+    empty one too ("replica target is empty")."""
+    if policy is None:
         return
     reason = await policy.peer_reason(address)
     if reason is not None:

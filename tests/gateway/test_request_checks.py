@@ -98,6 +98,34 @@ async def test_checks_refuse_with_go_status_and_rewrite_master_pings() -> None:
     assert await checks[SVC + "Ping"](None, other) is None  # type: ignore[arg-type]
 
 
+async def test_maintenance_is_asked_only_for_a_refused_copy_source() -> None:
+    """Go 4.48 checks maintenance mode before a copy's source: the gateway asks the backend's state
+    only when it would refuse the source (a trusted source goes on to the backend, which checks)."""
+    async def nobody() -> frozenset[str]:
+        return frozenset()
+
+    asked: list[int] = []
+
+    async def in_maintenance() -> str | None:
+        asked.append(1)
+        return "volume server 10.0.0.1:8080 is in maintenance mode"
+
+    checks = request_checks(PeerPolicy(nobody), [], "127.0.0.1:4000.5000", maintenance=in_maintenance)
+    for rpc, req in (("VolumeCopy", vs.VolumeCopyRequest), ("VolumeEcShardsCopy", vs.VolumeEcShardsCopyRequest)):
+        for source in ("127.0.0.2:8080", ""):
+            with pytest.raises(GrpcError) as info:
+                await checks[SVC + rpc](None, req(volume_id=1, source_data_node=source).SerializeToString())  # type: ignore[arg-type]
+            assert (info.value.status, info.value.message) == (Status.UNKNOWN, "volume server 10.0.0.1:8080 is in maintenance mode")
+        trusted = req(volume_id=1, source_data_node="10.0.0.9:8080").SerializeToString()
+        assert await checks[SVC + rpc](None, trusted) is None  # type: ignore[arg-type]
+    assert len(asked) == 4
+    tail = vs.VolumeTailReceiverRequest(volume_id=1, source_volume_server="").SerializeToString()
+    with pytest.raises(GrpcError) as info:  # no maintenance check in Go's tail receiver; empty is refused
+        await checks[SVC + "VolumeTailReceiver"](None, tail)  # type: ignore[arg-type]
+    assert info.value.message == "invalid source volume server : replica target is empty"
+    assert len(asked) == 4
+
+
 @pytest.mark.parametrize(("conf", "refusal"), [
     (remote_pb2.RemoteConf(type="gcs", gcs_google_application_credentials='{"type":"service_account","token_uri":"http://127.0.0.1:9/t"}'),
      'reject remote endpoint: remote endpoint "http://127.0.0.1:9/t" resolves to loopback address 127.0.0.1'),

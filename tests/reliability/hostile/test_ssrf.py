@@ -15,7 +15,9 @@ weedpy started with the same flags (Go's secure default: no `-volume.allowUntrus
   endpoints: refused as Go refuses them (the proxy-mode backend runs with the opt-out, so the
   gateway must do it).
 - VolumeCopy, VolumeEcShardsCopy and VolumeTailReceiver from sources no master lists (loopback
-  in its forms, link-local, metadata, not a bare host:port): Go's messages, 0 connections.
+  in its forms, link-local, metadata, not a bare host:port): Go's messages, 0 connections; in
+  Go's order beside its other checks (maintenance mode first for the copies; the source before
+  an EC copy's disk_id and the tail receiver's volume), in proxy and mixed modes too.
 - The proxy and redirect read modes: a read of a volume another server holds goes to the server
   the master lists, whatever the client puts in Host, X-Forwarded-Host or an absolute-form
   request target: the same status and Location as Go, 0 connections to the listener.
@@ -470,6 +472,80 @@ def test_peer_sources_refused_as_go(servers: dict[str, VolumeProc], listeners: d
                     problems.append(f"{rpc} {target!r} {name}: {got.status} {got.message!r} != Go {go.status} {go.message!r}")
     dialled = sum(lst.connections for lst in listeners.values()) - before
     record_property("cases", cases)
+    record_property("connections", dialled)
+    record_property("differences", len(problems))
+    assert not problems, "\n".join(problems)
+    assert dialled == 0
+
+
+ORDER_MODES = ("go", "native", "proxy", "mixed")
+
+
+def _order_cases(server: VolumeProc, vid: int, source: str) -> dict[str, Outcome]:
+    """Each rpc that dials a caller's source, with the other things Go 4.48 checks set either way."""
+    missing = 99
+
+    def copy(v: int) -> Outcome:
+        return stream_outcome(server, "VolumeCopy", vs.VolumeCopyRequest(volume_id=v, source_data_node=source),
+                              vs.VolumeCopyResponse)
+
+    def ec_copy(disk: int) -> Outcome:
+        return call(server.grpc_port, "VolumeEcShardsCopy", vs.VolumeEcShardsCopyRequest(
+            volume_id=missing, shard_ids=[0], copy_ecx_file=True, source_data_node=source, disk_id=disk),
+            vs.VolumeEcShardsCopyResponse)
+
+    def tail(v: int) -> Outcome:
+        return call(server.grpc_port, "VolumeTailReceiver", vs.VolumeTailReceiverRequest(
+            volume_id=v, source_volume_server=source, idle_timeout_seconds=1), vs.VolumeTailReceiverResponse)
+
+    return {"VolumeCopy held": copy(vid), "VolumeCopy missing": copy(missing), "VolumeEcShardsCopy disk 0": ec_copy(0),
+            "VolumeEcShardsCopy disk 5 of 1": ec_copy(5), "VolumeTailReceiver held": tail(vid),
+            "VolumeTailReceiver missing": tail(missing)}
+
+
+def test_refused_sources_answer_in_gos_order(tmp_path: Path, master: MasterProc,
+                                             listeners: dict[str, CountingListener], record_property) -> None:
+    """Go 4.48 (without the opt-out) answers maintenance mode before a copy's refused source, and
+    refuses the source (an empty one too) before an EC copy's disk_id or the tail receiver's volume.
+    Every mode answers the same in each case, and no one dials the source."""
+    p = listeners["127.0.0.1"].port
+    sources = (f"127.0.0.1:{p}.{p}", "")
+    before = sum(lst.connections for lst in listeners.values())
+    started: dict[str, VolumeProc] = {}
+    answers: dict[str, dict[str, Outcome]] = {}
+    try:
+        started["go"] = start_go_volume(tmp_path, master, name="go")
+        for mode in ORDER_MODES[1:]:
+            started[mode] = start_weedpy_volume(tmp_path, master, extra=[f"-mode={mode}"], name=mode)
+        for i, (mode, server) in enumerate(started.items()):
+            allocate(server, 61 + i)
+        for phase in ("serving", "maintenance"):
+            for i, (mode, server) in enumerate(started.items()):
+                if phase == "maintenance":
+                    state = call(server.grpc_port, "SetState", vs.SetStateRequest(
+                        state=vs.VolumeServerState(maintenance=True)), vs.SetStateResponse)
+                    assert state.ok and state.response.state.maintenance, (mode, state)
+                for source in sources:
+                    self_address = f"127.0.0.1:{server.port}"
+                    for case, out in _order_cases(server, 61 + i, source).items():
+                        answers.setdefault(f"{phase} {source or 'empty'} {case}", {})[mode] = Outcome(
+                            None, out.status, out.message.replace(self_address, "SELF"))
+    finally:
+        for server in reversed(list(started.values())):
+            server.stop()
+    problems = []
+    for case, by_mode in answers.items():
+        go = by_mode["go"]
+        expect = ("volume server SELF is in maintenance mode" if case.startswith("maintenance") and "Copy" in case
+                  else "invalid source ")
+        if not go.message.startswith(expect):  # the order the modes follow, as Go 4.48 showed it
+            problems.append(f"{case}: Go answered {go.status} {go.message!r}, not {expect!r}")
+        for mode in ORDER_MODES[1:]:
+            got = by_mode[mode]
+            if (got.status, got.message) != (go.status, go.message):
+                problems.append(f"{case} {mode}: {got.status} {got.message!r} != Go {go.status} {go.message!r}")
+    dialled = sum(lst.connections for lst in listeners.values()) - before
+    record_property("cases", len(answers))
     record_property("connections", dialled)
     record_property("differences", len(problems))
     assert not problems, "\n".join(problems)
