@@ -286,7 +286,8 @@ class ProxyServer:
         owned = self.extension.owned_side() if self.extension is not None else None
         http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
                                      self.evidence, meter=RouteMeter(local, "http"),
-                                     owners=owned and owned.owners, owned=owned and owned.http).handle
+                                     owners=owned and owned.owners, owned=owned and owned.http,
+                                     status=owned and owned.status).handle
         if self.extension is not None:
             http = self.extension.wrap_http(http)
             if cfg.workers > 1:  # mixed mode's native side and differ live here: workers reach them

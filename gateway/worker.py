@@ -82,9 +82,11 @@ class ProxyWorker:
         return GoHttpTarget(backend, self.pool, front_address=front_address,
                             on_error=lambda reason: errors.labels("http", reason).inc(), tag=tag)
 
-    def front(self, targets: Mapping[Target, HttpTarget], evidence: EvidenceTally | None = None) -> HttpFront:
+    def front(self, targets: Mapping[Target, HttpTarget], evidence: EvidenceTally | None = None,
+              owner_of: Callable[[int], str | None] | None = None) -> HttpFront:
+        """`owner_of`: mixed mode's owners, the side that serves a volume when not the route's."""
         return HttpFront(self.routes, targets, self.guard, self.server_header, self.state, evidence,
-                         meter=RouteMeter(self.metrics.local, "http"))
+                         meter=RouteMeter(self.metrics.local, "http"), owner_of=owner_of)
 
     async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         if msg["op"] == "metrics":

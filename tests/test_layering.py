@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("weedpy", "gateway", "native", "difftool", "proto")
 CLI = ("weedpy.cli", "weedpy.local", "weedpy.mixed", "weedpy.mixed_worker", "weedpy.cutover", "weedpy.worker",
-       "weedpy.volume_moves")
+       "weedpy.volume_moves", "weedpy.volume_lists")
 UNIT_RANK = {"cores": 0, "serve": 1, "gateway": 2, "native": 2, "difftool": 2, "cli": 3}
 # What native.storage must never import: network, event loop, protocol stacks, handlers.
 STORAGE_FORBIDDEN = ("trio", "httpx", "h2", "socket", "ssl", "http", "urllib.request", "native.s3", "native.http",

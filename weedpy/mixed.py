@@ -55,6 +55,7 @@ from weedpy.serve.volume_owners import VOLUMES_PREFIX, OwnedSide, VolumeOwners, 
 from weedpy.serve.lifecycle import StartupError
 from weedpy.serve.routes import RouteTable, Target
 from weedpy.serve.workers import WorkerPool
+from weedpy.volume_lists import VolumeLists
 from weedpy.volume_moves import (
     NativeVolumes, SplitVolumes, VolumeMoves, VolumesApi, move_pause, open_native_owned,
 )
@@ -133,6 +134,7 @@ class MixedExtension:
         self.owned: NativeParts | None = None  # native's writer store over the volumes it owns
         self.moves: VolumeMoves | None = None
         self._via_leader: list[int] = []  # with workers: the volumes whose requests they hand here
+        self._native_owned: list[int] = []  # and the ones native owns (their request logs name it)
 
     async def before_backend(self, proxy: ProxyServer) -> None:
         try:
@@ -239,7 +241,7 @@ class MixedExtension:
         if self.moves is None or self.owned is None:
             return None
         return OwnedSide(self.moves.owners, self.owned.http.handle, NamedTarget("native", self.owned.router),
-                         SplitVolumes(self.moves.owners, self.owned))
+                         SplitVolumes(self.moves.owners, self.owned), VolumeLists(self.moves, self.owned).serve)
 
     def grpc_targets(self, go: GoRelay) -> Mapping[Target, CallTarget]:
         assert self.native is not None
@@ -261,11 +263,12 @@ class MixedExtension:
         owned = self.owned_side()
         extra: dict[str, Any] = {}
         if owned is not None:  # a hopped file-id request is served here by its volume's owner
-            hop_targets = {name: by_owner(owned.owners, owned.http, h) for name, h in hop_targets.items()}
+            hop_targets = {name: by_owner(owned.owners, owned.http, h, owned.status) for name, h in hop_targets.items()}
             # The volumes whose requests the workers hand here, updated in place so that the init
             # message of a worker started later carries the current ones.
             self._via_leader[:] = owned.owners.via_leader()
-            extra = {"owners": True, "via_leader": self._via_leader}
+            self._native_owned[:] = owned.owners.native_volumes()
+            extra = {"owners": True, "via_leader": self._via_leader, "native_owned": self._native_owned}
         hop = HopServer(token, {**hop_targets, FRONT: front})
         sock = hop.listen()
         self._nursery = nursery
@@ -285,8 +288,10 @@ class MixedExtension:
         """Every worker routes by the current owners (native's volumes and the held ones go over
         the hop); the volumes a worker still had requests in flight for, straight to Go."""
         self._via_leader[:] = owners.via_leader()
+        self._native_owned[:] = owners.native_volumes()
         # a state change (a worker starting meanwhile resyncs from its init), then a question
-        await pool.broadcast({"op": "owners", "via_leader": list(self._via_leader)})
+        await pool.broadcast({"op": "owners", "via_leader": list(self._via_leader),
+                              "native_owned": list(self._native_owned)})
         replies = await pool.ask({"op": "owners_undrained"})
         return sorted({vid for reply in replies for vid in reply.get("undrained", ())})
 

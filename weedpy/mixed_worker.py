@@ -13,7 +13,9 @@ leader's table (switched before every change is acknowledged) and serves it:
 - with volume owners (no dual-run): the file-id requests of the volumes native owns or that are
   being moved (the leader names them in `owners` messages, and waits until the requests this
   worker relayed straight to Go for them are done) over the hop, where the leader serves them
-  by owner and holds them during a move; the owners' API (`/weedpy/volumes`) too.
+  by owner and holds them during a move; the owners' API (`/weedpy/volumes`) and the volume
+  lists (`/status`, `/ui/index.html`: the leader merges native's volumes in) too. The request log
+  names `native` as the target of a volume native owns.
 
 What the front answered is counted here (`EvidenceTally`) and taken by the leader once a second
 for the cutover rules (`evidence` control op).
@@ -56,7 +58,7 @@ class MixedWorker(ProxyWorker):
         self._number = int(init["worker"])
         self._hop_all = bool(init.get("hop_all"))  # dual-run: the leader's go target mirrors writes
         # volume owners: the file-id requests of the volumes the leader names go to the leader
-        self.volumes = WorkerVolumes(init.get("via_leader", ())) if init.get("owners") else None
+        self.volumes = WorkerVolumes(init.get("via_leader", ()), init.get("native_owned", ())) if init.get("owners") else None
         self._undrained: list[int] = []  # after the last `owners`: volumes with requests still at Go
         self.tally = EvidenceTally()
 
@@ -79,7 +81,7 @@ class MixedWorker(ProxyWorker):
             direct = self.relay(self.backend, f"{self.cfg.ip}:{self.cfg.port}").handle
             targets[Target.GO] = direct if self.volumes is None else self.volumes.route(
                 direct, self._hop(Target.GO.value))
-        front = self.front(targets, self.tally).handle
+        front = self.front(targets, self.tally, None if self.volumes is None else self.volumes.owner_of).handle
         apis = (DIFF_API_PREFIX,) * self._hop_all + (VOLUMES_PREFIX,) * (self.volumes is not None)
         if not apis:
             return front
@@ -99,10 +101,11 @@ class MixedWorker(ProxyWorker):
         if msg["op"] == "evidence":
             return {"evidence": self.tally.take()}
         if msg["op"] == "owners" and self.volumes is not None:
-            self._undrained = await self.volumes.update(msg["via_leader"], HOLD_LIMIT_S)
+            self._undrained = await self.volumes.update(msg["via_leader"], msg.get("native_owned", ()), HOLD_LIMIT_S)
             return None
         if msg["op"] == "owners_undrained":
             return {"undrained": self._undrained}
         if msg["op"] == "resync" and self.volumes is not None:
             self.volumes.via = frozenset(msg.get("via_leader", ()))
+            self.volumes.native = frozenset(msg.get("native_owned", ()))
         return await super().control(msg)

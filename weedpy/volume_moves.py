@@ -22,12 +22,13 @@ journal (`ownership.recover`). docs/volume-ownership.md.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import ipaddress
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -152,6 +153,20 @@ class VolumeMoves:
         Go's unmount and its end, so a Go starting now loads a volume whole or not at all."""
         with self._handover:
             pass
+
+    @contextlib.asynccontextmanager
+    async def steady(self) -> AsyncIterator[bool]:
+        """No move starts or runs inside (a list of both sides' volumes is then consistent): waits
+        for a running move, up to the hold limit; yields False when it was still running then."""
+        lock, taken = self._one_at_a_time, False
+        with trio.move_on_after(self.owners.hold_limit):
+            await lock.acquire()
+            taken = True
+        try:
+            yield taken
+        finally:
+            if taken:
+                lock.release()
 
     def status(self) -> dict[str, Any]:
         return {"native": self.owners.native_volumes(), "moving": self.owners.held(),

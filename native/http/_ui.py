@@ -12,7 +12,7 @@ from weedpy.http1 import GoHeader, GoResponse
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["ui_page", "render_ui"]
+__all__ = ["ui_page", "render_ui", "volume_row"]
 
 _START = time.monotonic()
 
@@ -44,6 +44,16 @@ def _uptime() -> str:
     return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
 
 
+def volume_row(s, disk_type: str, disk_id: int) -> str:
+    """One row of the Volumes table: a volume's stats (native.storage VolumeStats)."""
+    import html  # with its entity tables: only for the status page (start-up time)
+
+    e = html.escape
+    return (f"<tr><td><code>{s.id}</code></td><td>{e(s.collection)}</td><td>{e(disk_type or 'hdd')}</td>"
+            f"<td>{_human(s.content_size)}</td><td>{s.file_count}</td><td>{s.delete_count} / {_human(s.deleted_bytes)}</td>"
+            f"<td>{e(str(s.ttl))}</td><td>{'yes' if s.read_only else ''}</td><td>{disk_id}</td></tr>")
+
+
 def render_ui(app: "NativeHttp") -> str:
     ctx = app.ctx
     import html  # with its entity tables: only for the status page (start-up time)
@@ -65,11 +75,7 @@ def render_ui(app: "NativeHttp") -> str:
         )
         for v in loc.volumes():
             s = v.stats()
-            volumes.append((s.id, (
-                f"<tr><td><code>{s.id}</code></td><td>{e(s.collection)}</td><td>{e(loc.disk_type or 'hdd')}</td>"
-                f"<td>{_human(s.content_size)}</td><td>{s.file_count}</td><td>{s.delete_count} / {_human(s.deleted_bytes)}</td>"
-                f"<td>{e(str(s.ttl))}</td><td>{'yes' if s.read_only else ''}</td><td>{disk_id}</td></tr>"
-            )))
+            volumes.append((s.id, volume_row(s, loc.disk_type, disk_id)))
     rows = "\n".join(r for _, r in sorted(volumes))
     return f"""<!DOCTYPE html>
 <html>

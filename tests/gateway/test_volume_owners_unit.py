@@ -162,7 +162,7 @@ def test_go_is_told_the_master_takes_no_digests_and_native_learns_the_limit() ->
 
 
 class _Exch:
-    """What `file_volume` reads of an exchange."""
+    """What `owned_request` reads of an exchange."""
 
     def __init__(self, method: bytes, target: bytes, port_kind: str = "admin") -> None:
         self.request = SimpleNamespace(method=method, target=target)
@@ -187,11 +187,15 @@ async def test_a_worker_hands_the_leader_the_volumes_it_names_and_waits_for_its_
         await route(_Exch(b"GET", b"/9,01637037d6"))
         await trio.testing.wait_all_tasks_blocked()
         assert sorted(served) == [("go", b"/5,01637037d6"), ("leader", b"/9,01637037d6")]
-        undrained = await worker.update([5, 9], 0.01)  # volume 5's write is still at Go
+        undrained = await worker.update([5, 9], [9], 0.01)  # volume 5's write is still at Go
         assert undrained == [5]
         release.set()
-        assert await worker.update([5, 9], 5) == []
+        assert await worker.update([5, 9], [9], 5) == []
+        assert (worker.owner_of(9), worker.owner_of(5)) == ("native", None)  # 5 is moving: the leader decides
         await route(_Exch(b"DELETE", b"/5,01637037d6"))
-        nursery.start_soon(route, _Exch(b"GET", b"/status"))  # not a file id: straight on
+        await route(_Exch(b"GET", b"/status"))  # the volume lists: the leader merges both sides'
+        await route(_Exch(b"GET", b"/ui/index.html"))
+        nursery.start_soon(route, _Exch(b"GET", b"/healthz"))  # not a file id: straight on
         await trio.testing.wait_all_tasks_blocked()
-    assert served[-2:] == [("leader", b"/5,01637037d6"), ("go", b"/status")]
+    assert served[-4:] == [("leader", b"/5,01637037d6"), ("leader", b"/status"), ("leader", b"/ui/index.html"),
+                           ("go", b"/healthz")]

@@ -433,3 +433,130 @@ def test_native_mode_serves_the_volumes_mixed_mode_left_with_native(tmp_path: Pa
                    for e in _events(server.proc.log_path))
     finally:
         server.stop()
+
+
+def _status_doc(server: VolumeProc, client: httpx.Client, query: str = "") -> dict:
+    r = client.get(f"{server.url}/status{query}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _status_ids(doc: dict) -> list[int]:
+    return [v["Id"] for v in doc["Volumes"] or []]
+
+
+def _ui_rows(page: str) -> dict[int, list[str]]:
+    """The rows of the page's Volumes table by volume id (a list: a volume listed twice has two)."""
+    start = page.index("<h2>Volumes</h2>")
+    table = page[start:page.index("</tbody>", start)]
+    rows: dict[int, list[str]] = {}
+    for m in re.finditer(r"<tr>\s*<td><code>(\d+)</code></td>.*?</tr>", table, re.S):
+        rows.setdefault(int(m.group(1)), []).append(m.group(0))
+    return rows
+
+
+def _route(server: VolumeProc, routes: dict[str, str | None], version: str) -> None:
+    r = httpx.patch(f"{server.url}/weedpy/routes", json={"routes": routes, "version": version}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+class ListPoller:
+    """/status and the UI polled on fresh connections: how many times each answer lists each volume."""
+
+    def __init__(self, server: VolumeProc) -> None:
+        self.server = server
+        self.answers: list[tuple[str, dict[int, int]]] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> ListPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _poll(self) -> None:
+        with httpx.Client(timeout=60, headers={"Connection": "close"}) as client:
+            while not self._stop.is_set():
+                try:
+                    r = client.get(f"{self.server.url}/status")
+                    ids = _status_ids(r.json())
+                    self.answers.append(("status", {v: ids.count(v) for v in set(ids)}))
+                    page = client.get(f"{self.server.url}/ui/index.html")
+                    self.answers.append(("ui", {v: len(rows) for v, rows in _ui_rows(page.text).items()}))
+                except Exception as exc:  # noqa: BLE001 - every failed poll counts
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: MasterProc, workers: int) -> None:
+    """/status and /ui/index.html list the volumes native owns with Go's, each once, with the values
+    Go gave the same volume (on the go route and on the native one); a poller during moves never
+    sees a volume missing or twice. With -workers=2 every process answers some (fresh connections),
+    and a worker's request log names `native` for the requests of a volume native owns."""
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data, workers=workers)
+    fresh = httpx.Client(timeout=60, headers={"Connection": "close"})
+    try:
+        _allocate(server, VID)
+        _allocate(server, OTHER)
+        for key in range(1, 6):
+            for vid in (VID, OTHER):
+                r = fresh.put(f"{server.url}/{_fid(vid, key)}", content=random.Random(key).randbytes(100 * key))
+                assert r.status_code == 201, r.text
+        assert fresh.delete(f"{server.url}/{_fid(VID, 5)}").status_code == 202
+        go_doc = _status_doc(server, fresh)
+        assert _status_ids(go_doc) == [VID, OTHER]
+        go_entry = {v["Id"]: v for v in go_doc["Volumes"]}[VID]
+        assert go_entry["FileCount"] == 5 and go_entry["DeleteCount"] == 1 and go_entry["Size"] > 1500
+        go_row = _ui_rows(fresh.get(f"{server.url}/ui/index.html").text)[VID]
+
+        _move(server, VID, "native")
+        for target in ("go", "native"):
+            if target == "native":  # native's read-only view of Go's files answers; the merge is the same
+                _route(server, {"admin.status": "native", "admin.ui": "native"}, "lists-native")
+            for _ in range(4 * workers):
+                doc = _status_doc(server, fresh)
+                assert _status_ids(doc) == [VID, OTHER], (target, doc)
+                entry = {v["Id"]: v for v in doc["Volumes"]}[VID]
+                assert entry == go_entry, (target, entry, go_entry)
+                assert [d["dir"] for d in doc["DiskStatuses"]] == [str(data.resolve())]
+                rows = _ui_rows(fresh.get(f"{server.url}/ui/index.html").text)
+                assert sorted(rows) == [VID, OTHER] and all(len(r) == 1 for r in rows.values()), (target, rows)
+                if target == "go":
+                    assert rows[VID] == go_row  # Go's template, Go's values
+            pretty = fresh.get(f"{server.url}/status?pretty=y")
+            assert pretty.text.startswith("{\n  \"DiskStatuses\": [") and _status_ids(pretty.json()) == [VID, OTHER]
+            body = fresh.get(f"{server.url}/status").content
+            head = fresh.head(f"{server.url}/status")
+            assert head.status_code == 200 and int(head.headers["content-length"]) == len(body) and head.content == b""
+        _route(server, {"admin.status": None, "admin.ui": None}, "lists-go")
+
+        out = call(server.grpc_port, "VolumeServerStatus", vs.VolumeServerStatusRequest(), vs.VolumeServerStatusResponse)
+        assert out.ok, out  # no volume list: one disk status per -dir, the native folder's file system is the same
+        assert [d.dir for d in out.response.disk_statuses] == [str(data.resolve())]
+
+        with ListPoller(server) as poller:
+            for to in ("go", "native", "go", "native"):
+                _move(server, VID, to)
+                time.sleep(0.3)
+        assert not poller.failures, poller.failures[:5]
+        assert len(poller.answers) > 10
+        wrong = [(kind, counts) for kind, counts in poller.answers if counts != {VID: 1, OTHER: 1}]
+        assert not wrong, wrong[:5]
+
+        if workers > 1:  # each request's log line names the side that served it, in every process
+            for key in range(10, 30):
+                assert fresh.put(f"{server.url}/{_fid(VID, key)}", content=b"w").status_code == 201
+                assert fresh.get(f"{server.url}/{_fid(VID, key)}").content == b"w"
+            lines = [e for e in _events(server.proc.log_path)
+                     if e.get("event") == "http" and e.get("path", "").startswith(f"/{VID},")
+                     and int(e["path"].split(",")[1][:-8], 16) >= 10]
+            assert {e["worker"] for e in lines} == {0, 1}, lines
+            assert {e["target"] for e in lines} == {"native"}, [e for e in lines if e["target"] != "native"]
+    finally:
+        fresh.close()
+        server.stop()

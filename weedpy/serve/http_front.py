@@ -10,7 +10,9 @@ version, status and duration; the `meter` (weedpy/serve/metrics.py) counts it fo
 port: Go's request families in native mode, the gateway's route families otherwise. In mixed
 mode with volume owners (weedpy/serve/volume_owners.py) a file-id request whose volume native owns
 goes to native's writer store whatever the route says (an `off` route stays off), and waits while
-its volume is being moved.
+its volume is being moved; the volume lists (`/status`, the UI) are the route target's with
+native's volumes merged in. A worker process's front names the actual target in its log line
+(`owner_of`): `native` for a volume native owns, which it handed to the leader.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from weedpy.serve.replies import date_header, handler_headers, json_error
 from weedpy.serve.evidence import Evidence, EvidenceTally
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import RouteTable, Target, http_endpoint, native_share, request_path
-from weedpy.serve.volume_owners import OWNED_HTTP, VolumeOwners, serve_by_owner, volume_of_path
+from weedpy.serve.volume_owners import (
+    OWNED_HTTP, OWNED_STATUS, StatusMerge, VolumeOwners, serve_by_owner, volume_of_path,
+)
 
 __all__ = ["HttpFront", "HttpTarget", "FrontState"]
 
@@ -57,10 +61,16 @@ class HttpFront:
         meter: GoRequestMeter | RouteMeter | None = None,
         owners: VolumeOwners | None = None,
         owned: HttpTarget | None = None,
+        status: StatusMerge | None = None,
+        owner_of: Callable[[int], str | None] | None = None,
     ) -> None:
-        # mixed mode: a file-id request goes to its volume's owner (`owned`: native's writer store)
+        # mixed mode: a file-id request goes to its volume's owner (`owned`: native's writer store);
+        # `status` merges native's volumes into the volume lists
         self._owners = owners if owned is not None else None
         self._owned = owned
+        self._status = status if self._owners is not None else None
+        # a worker process: the side that actually serves a volume's requests, when not the route's
+        self._owner_of = owner_of
         self._evidence = evidence  # counts each side's answers and 5xx (mixed mode's cutover rules)
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
@@ -105,10 +115,14 @@ class HttpFront:
                 await exch.send(json_error(503, f"endpoint {endpoint} is routed to {target_name}, which is not available",
                                            close=exch.close_after))
                 exch.status = 503
-            elif self._owners is None or endpoint not in OWNED_HTTP or (vid := volume_of_path(path)) is None:
+            elif self._owners is None and self._owner_of is None:
                 await handler(exch)
-            else:
+            elif endpoint in OWNED_HTTP and (vid := volume_of_path(path)) is not None:
                 target_name = await self._by_owner(exch, vid, target_name, handler)
+            elif self._status is not None and endpoint in OWNED_STATUS:
+                await self._status(exch, handler)
+            else:
+                await handler(exch)
         finally:
             if self._evidence is not None:
                 self._evidence.answered(endpoint, target_name, exch.status >= 500)
@@ -124,8 +138,14 @@ class HttpFront:
             )
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
-        """Serve a request for volume `vid` from its owner (after any move of it); the side's name."""
-        assert self._owners is not None and self._owned is not None
+        """Serve a request for volume `vid` from its owner (after any move of it); the side's name.
+        In a worker process the handler hands a volume native owns to the leader; the name is
+        read once the request is done, so a request held by a move names its new owner."""
+        if self._owners is None:
+            await handler(exch)
+            assert self._owner_of is not None
+            return self._owner_of(vid) or target_name
+        assert self._owned is not None
         return await serve_by_owner(self._owners, self._owned, exch, vid, handler) or target_name
 
     def _resolve(self, table: RouteTable, endpoint: str) -> _Resolved:

@@ -29,9 +29,10 @@ from weedpy.serve.replies import json_error
 from weedpy.serve.routes import GRPC_SERVICE, http_endpoint, request_path
 
 __all__ = [
-    "GO", "NATIVE", "OWNED_HTTP", "VolumeHeld", "VolumeOwners", "volume_of_path", "volume_methods",
+    "GO", "NATIVE", "OWNED_HTTP", "OWNED_STATUS", "VolumeHeld", "VolumeOwners", "volume_of_path", "volume_methods",
     "request_volumes", "ReplayCall", "BATCH_DELETE", "ALLOCATE_VOLUME", "DELETE_COLLECTION",
-    "OwnedSide", "VOLUMES_PREFIX", "HOLD_LIMIT_S", "serve_by_owner", "by_owner", "file_volume", "WorkerVolumes",
+    "OwnedSide", "VOLUMES_PREFIX", "HOLD_LIMIT_S", "serve_by_owner", "by_owner", "owned_request",
+    "StatusMerge", "WorkerVolumes",
 ]
 
 GO, NATIVE = "go", "native"
@@ -39,6 +40,8 @@ VOLUMES_PREFIX = b"/weedpy/volumes"  # the admin API of the owners (weedpy/volum
 HOLD_LIMIT_S = 10.0
 # The HTTP endpoints whose path names a file id (so a volume).
 OWNED_HTTP = frozenset({"admin.read", "admin.write", "admin.delete", "public.read"})
+# The HTTP endpoints that list the server's volumes: both sides' are merged into one list.
+OWNED_STATUS = frozenset({"admin.status", "admin.ui"})
 BATCH_DELETE = GRPC_SERVICE + "BatchDelete"
 ALLOCATE_VOLUME = GRPC_SERVICE + "AllocateVolume"
 DELETE_COLLECTION = GRPC_SERVICE + "DeleteCollection"
@@ -166,18 +169,22 @@ class VolumeOwners:
             self._native.discard(vid)
 
 
+HttpHandler = Callable[[Exchange], Awaitable[None]]
+# Serves a volume-listing request (OWNED_STATUS) through the route's handler, native's volumes merged in.
+StatusMerge = Callable[[Exchange, HttpHandler], Awaitable[None]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class OwnedSide:
     """What the fronts need to route by volume owner: the owners, native's writer handlers (HTTP,
-    gRPC: a `CallTarget`), and the answer to a call naming volumes of both sides (`SplitCalls`)."""
+    gRPC: a `CallTarget`), the answer to a call naming volumes of both sides (`SplitCalls`), and
+    the volume lists with native's volumes merged in (`status`)."""
 
     owners: VolumeOwners
     http: Callable[[Any], Awaitable[None]]
     grpc: Any
     split: Any = None
-
-
-HttpHandler = Callable[[Exchange], Awaitable[None]]
+    status: StatusMerge | None = None
 
 
 async def serve_by_owner(owners: VolumeOwners, owned: HttpHandler, exch: Exchange, vid: int,
@@ -201,41 +208,53 @@ async def serve_by_owner(owners: VolumeOwners, owned: HttpHandler, exch: Exchang
         owners.leave((vid,))
 
 
-def by_owner(owners: VolumeOwners, owned: HttpHandler, handler: HttpHandler) -> HttpHandler:
-    """`handler` with the file-id requests of volumes native owns served by `owned` (the leader's
-    end of a worker's hop: the worker's front routed them by the table alone)."""
+def by_owner(owners: VolumeOwners, owned: HttpHandler, handler: HttpHandler,
+             status: StatusMerge | None = None) -> HttpHandler:
+    """`handler` with the file-id requests of volumes native owns served by `owned`, and the volume
+    lists merged by `status` (the leader's end of a worker's hop: the worker's front routed them by
+    the table alone)."""
 
     async def handle(exch: Exchange) -> None:
-        vid = file_volume(exch)
-        if vid is None:
-            await handler(exch)
-        else:
+        endpoint, vid = owned_request(exch)
+        if vid is not None:
             await serve_by_owner(owners, owned, exch, vid, handler)
+        elif status is not None and endpoint in OWNED_STATUS:
+            await status(exch, handler)
+        else:
+            await handler(exch)
 
     return handle
 
 
-def file_volume(exch: Exchange) -> int | None:
-    """The volume of a file-id request (read, write, delete of a file id), else None."""
+def owned_request(exch: Exchange) -> tuple[str, int | None]:
+    """The endpoint of a request and, for a file-id request (read, write, delete), its volume."""
     req = exch.request
     path = request_path(req.target)
-    return volume_of_path(path) if http_endpoint(exch.port_kind, req.method, path) in OWNED_HTTP else None
+    endpoint = http_endpoint(exch.port_kind, req.method, path)
+    return endpoint, volume_of_path(path) if endpoint in OWNED_HTTP else None
 
 
 class WorkerVolumes:
     """A worker process's side of the owners: the volumes whose requests go to the leader (`via`:
-    native's and the ones being moved; the leader serves them by owner), and the requests this
-    worker relays straight to Go counted per volume, so that a move waits for them (`update`)."""
+    native's and the ones being moved; the leader serves them by owner), the ones native owns
+    (`native`: what the worker's request log names as their target), and the requests this worker
+    relays straight to Go counted per volume, so that a move waits for them (`update`). The volume
+    lists (`/status`, the UI) go to the leader too, which merges both sides' volumes."""
 
-    def __init__(self, via: Iterable[int] = ()) -> None:
+    def __init__(self, via: Iterable[int] = (), native: Iterable[int] = ()) -> None:
         self.via = frozenset(via)
+        self.native = frozenset(native)
         self._direct = VolumeOwners()  # counts only: nothing is ever held here
+
+    def owner_of(self, vid: int) -> str | None:
+        """NATIVE for a volume native owns (its requests went to the leader's writer store), else None."""
+        return NATIVE if vid in self.native else None
 
     def route(self, direct: HttpHandler, leader: HttpHandler) -> HttpHandler:
         async def handle(exch: Exchange) -> None:
-            vid = file_volume(exch)
+            endpoint, vid = owned_request(exch)
             if vid is None:
-                await direct(exch)
+                await (leader if endpoint in OWNED_STATUS else direct)(exch)
             elif vid in self.via:
                 await leader(exch)
             else:
@@ -247,10 +266,11 @@ class WorkerVolumes:
 
         return handle
 
-    async def update(self, via: Iterable[int], timeout: float) -> list[int]:
+    async def update(self, via: Iterable[int], native: Iterable[int], timeout: float) -> list[int]:
         """Route by `via` from now on, then wait (up to `timeout`) until the requests of those
         volumes already relayed straight to Go are done; the volumes that still have some."""
         self.via = frozenset(via)
+        self.native = frozenset(native)
         deadline = trio.current_time() + timeout
         for vid in sorted(self.via):
             await self._direct.drain(vid, max(0.0, deadline - trio.current_time()))
