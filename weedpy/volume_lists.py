@@ -27,7 +27,6 @@ from weedpy.http1 import (
     Response,
     ServerConnection,
     chunk,
-    request_head,
     response_head,
 )
 from weedpy.logs import get_logger
@@ -97,14 +96,15 @@ class VolumeLists:
             await handler(inner)
             volumes = await trio.to_thread.run_sync(store_volumes, self._store)
         exch.close_after = exch.close_after or inner.close_after
-        answer = _parse(bytes(stream.data))
-        merged = self._merge(exch, answer, volumes)
-        if answer is None or merged is None:
-            await exch.send(bytes(stream.data))
-            exch.started, exch.status = True, inner.status
+        raw = bytes(stream.data)
+        answer = _parse(raw)
+        merged = self._merge(exch, answer, volumes) if answer is not None and volumes else None
+        if answer is not None and (merged is not None or exch.request.method == b"HEAD"):
+            head, body = answer
+            await self._send(exch, head, body if merged is None else merged)
             return
-        head, body = answer
-        await self._send(exch, head, merged)
+        await exch.send(raw)  # nothing to add, or not the page expected: as the target answered
+        exch.started, exch.status = True, inner.status
 
     @staticmethod
     def _inner(exch: Exchange) -> tuple[Exchange, _Capture]:
@@ -112,15 +112,16 @@ class VolumeLists:
         req = exch.request
         method = b"GET" if req.method == b"HEAD" else req.method
         conn = ServerConnection()
-        conn.receive_data(request_head(method, req.target, req.headers))
+        conn.receive_data(b"%s %s HTTP/%s\r\n%s\r\n" % (method, req.target, req.http_version,
+                                                         b"".join(b"%s: %s\r\n" % h for h in req.headers)))
         head = conn.next_event()
         stream = _Capture()
         inner = Exchange(head, conn, stream, 30.0, exch.client_host, exch.local_port, exch.port_kind)  # type: ignore[arg-type]
         return inner, stream
 
     @staticmethod
-    def _merge(exch: Exchange, answer: tuple[Response, bytes] | None, volumes: list[ListedVolume]) -> bytes | None:
-        if answer is None or answer[0].status != 200:
+    def _merge(exch: Exchange, answer: tuple[Response, bytes], volumes: list[ListedVolume]) -> bytes | None:
+        if answer[0].status != 200:
             return None
         req = exch.request
         endpoint = http_endpoint(exch.port_kind, req.method, request_path(req.target))

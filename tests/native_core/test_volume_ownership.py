@@ -14,6 +14,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -532,7 +533,17 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
             assert pretty.text.startswith("{\n  \"DiskStatuses\": [") and _status_ids(pretty.json()) == [VID, OTHER]
             body = fresh.get(f"{server.url}/status").content
             head = fresh.head(f"{server.url}/status")
-            assert head.status_code == 200 and int(head.headers["content-length"]) == len(body) and head.content == b""
+            assert head.status_code == 200 and head.content == b""
+            # the merged length (the disks' used and free bytes may change a digit in between)
+            entry_bytes = len(json.dumps(go_entry, separators=(",", ":")))
+            assert abs(int(head.headers["content-length"]) - len(body)) <= 8 and entry_bytes > 200
+            if workers == 1:  # HTTP/1.0: the page runs to the close, as Go sends it (a worker's relay frames its own)
+                with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+                    sock.sendall(b"GET /ui/index.html HTTP/1.0\r\n\r\n")
+                    answer = b"".join(iter(lambda: sock.recv(65536), b""))
+                head_10, _, page_10 = answer.partition(b"\r\n\r\n")
+                assert head_10.startswith(b"HTTP/1.1 200") and b"chunked" not in head_10.lower(), head_10
+                assert sorted(_ui_rows(page_10.decode())) == [VID, OTHER]
         _route(server, {"admin.status": None, "admin.ui": None}, "lists-go")
 
         out = call(server.grpc_port, "VolumeServerStatus", vs.VolumeServerStatusRequest(), vs.VolumeServerStatusResponse)
