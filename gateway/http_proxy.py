@@ -30,6 +30,7 @@ from weedpy.http1 import (
     Response,
     UpstreamConn,
     UpstreamPool,
+    canonical_head,
     chunk,
     end_to_end_headers,
     request_head,
@@ -55,7 +56,9 @@ def _backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) 
     by us. The framing never comes from the client's own headers: a client that names
     Content-Length in Connection would otherwise have it dropped as hop-by-hop while its body
     still went through, and Go would read that body as the next request. `tag`: one header of
-    ours (lower-case name) added last, any of the client's by that name dropped."""
+    ours (lower-case name) added last, any of the client's by that name dropped. A head that
+    already has this form and takes no tag (`canonical_head`: HTTP/1.1, nothing hop-by-hop, plain
+    CRLF lines) goes as received instead."""
     drop = (b"content-length", tag[0]) if tag is not None else (b"content-length",)
     headers = [(n, v) for n, v in end_to_end_headers(req.headers) if n.lower() not in drop]
     if req.http_version != b"1.1" and not any(n.lower() == b"host" for n, _ in headers):
@@ -98,8 +101,10 @@ def _client_response_head(resp: Response, close: bool, http10_keep_alive: bool) 
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ")
-_HOP_BY_HOP = re.compile(rb"\r\n(?:transfer-encoding|connection|keep-alive):", re.IGNORECASE)
-_LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]{1,18}) *(?=\r\n)", re.IGNORECASE)  # (?=: adjacent repeats count
+# One scan for what decides: a plain Content-Length (group 1), or a framing header the shortcut
+# leaves to the parser (group 2: hop-by-hop, or a Content-Length it cannot read).
+_FRAMING = re.compile(rb"\r\n(?:content-length: *([0-9]{1,18}) *(?=\r\n)|"
+                      rb"(transfer-encoding|connection|keep-alive|content-length):)", re.IGNORECASE)
 _LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
@@ -112,13 +117,13 @@ def _quick_head(head: bytes) -> tuple[int, int] | None:
     m = _STATUS_LINE.match(head)
     if m is None:
         return None
-    if _HOP_BY_HOP.search(head) is not None:
-        return None
-    lengths = _LENGTH.findall(head)
-    if len(lengths) != 1:
+    found = _FRAMING.findall(head)
+    if not found:
         status = int(m.group(1))
-        return (status, 0) if not lengths and status in (204, 304) else None
-    return int(m.group(1)), int(lengths[0])
+        return (status, 0) if status in (204, 304) else None
+    if len(found) != 1 or found[0][1]:
+        return None
+    return int(m.group(1)), int(found[0][0])
 
 
 class GoHttpTarget:
@@ -153,7 +158,8 @@ class GoHttpTarget:
             await self._refuse(exch, str(exc))
             return
         req = exch.request
-        head = _backend_request_head(req, None if self._tag is None else self._tag(exch))
+        head = (canonical_head(req) if self._tag is None else None) or _backend_request_head(
+            req, None if self._tag is None else self._tag(exch))
         for attempt in (0, 1):
             try:
                 conn = await self._pool.acquire(addr)
@@ -268,6 +274,7 @@ class GoHttpTarget:
                 if first:  # Go cannot have answered in the instant since the request went out
                     first = False
                     data = await stream.receive_after_wait(RECV_SIZE)
+                    exch.yielded = True
                 else:
                     data = await stream.receive_some(RECV_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):

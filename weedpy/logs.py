@@ -197,14 +197,23 @@ async def flush_periodically(sink: LineSink, interval: float = FLUSH_INTERVAL) -
 _contextvars = structlog.contextvars
 
 
+# structlog's global configuration, read per event without the dict get_config() builds (a
+# structlog without it: get_config then).
+_STRUCTLOG_CONFIG = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+
+
 def _active_sink() -> LineSink | None:
     """The LineSink of the running configuration if it is exactly configure_logging's chain."""
-    cfg = structlog.get_config()
-    sink = cfg["logger_factory"]
+    cfg = _STRUCTLOG_CONFIG
+    if cfg is None:
+        d = structlog.get_config()
+        sink, wrapper, processors = d["logger_factory"], d["wrapper_class"], d["processors"]
+    else:
+        sink, wrapper, processors = cfg.logger_factory, cfg.default_wrapper_class, cfg.default_processors
     if (
         type(sink) is not LineSink
-        or cfg["wrapper_class"] is not sink.wrapper
-        or cfg["processors"] != sink.chain_list  # capture_logs edits the list in place
+        or wrapper is not sink.wrapper
+        or processors != sink.chain_list  # capture_logs edits the list in place
         or getattr(_contextvars, "_CONTEXT_VARS", True)  # something was bound once: merge
     ):
         return None
@@ -225,7 +234,11 @@ class _Clock:
         self._text = ""
 
     def now(self) -> str:
-        return self.text(time.time_ns())
+        second, rest = divmod(time.time_ns(), 1_000_000_000)  # text(time_ns()), one call less
+        if second == self._second:
+            micro = rest // 1000
+            return "%s.%06dZ" % (self._text, micro) if micro else self._text + "Z"
+        return self.text(second * 1_000_000_000 + rest)
 
     def text(self, ns: int) -> str:
         second, rest = divmod(ns, 1_000_000_000)
@@ -238,20 +251,6 @@ class _Clock:
         return self._text + "Z"  # isoformat leaves out a zero fraction
 
 
-def _finite(value: float) -> str:
-    if value - value != 0.0:  # inf or nan: json.dumps's spelling is left to structlog
-        raise KeyError(value)
-    return float.__repr__(value)
-
-
-# How json.dumps renders each plain type (str: the C encoder json itself uses).
-_RENDER: dict[type, Any] = {
-    str: _encode_str,
-    int: int.__repr__,
-    float: _finite,
-    type(None): lambda _v: "null",
-    bool: {True: "true", False: "false"}.__getitem__,
-}
 _MAX_PREFIXES = 4096
 
 
@@ -269,7 +268,8 @@ class FastEvent:
     text they render to is remembered per combination, so only the others are rendered.
     """
 
-    __slots__ = ("_log", "_event", "_fields", "_keys", "_head", "_event_text", "_repeating", "_prefixes", "_clock")
+    __slots__ = ("_log", "_event", "_fields", "_keys", "_head", "_event_text", "_repeating", "_prefixes", "_clock",
+                 "_tail", "_tail_extra")
 
     def __init__(self, logger_name: str, event: str, fields: Sequence[str], repeating: int = 0) -> None:
         reserved = {"logger_name", "event", "level", "timestamp"}.intersection(fields)
@@ -286,10 +286,13 @@ class FastEvent:
         self._repeating = repeating
         self._prefixes: dict[tuple[Any, ...], str] = {}
         self._clock = _Clock()
+        self._tail = ""  # what follows the fields, up to the timestamp's text, for `_tail_extra`
+        self._tail_extra: str | None = None
 
     def __call__(self, *values: Any) -> None:
-        if len(values) != len(self._fields):
-            raise TypeError(f"{len(self._fields)} values expected, got {len(values)}")
+        fields = self._fields
+        if len(values) != len(fields):
+            raise TypeError(f"{len(fields)} values expected, got {len(values)}")
         sink = _active_sink()
         if sink is None:
             self._slow(values)
@@ -316,19 +319,35 @@ class FastEvent:
         if line is None:
             self._slow(values)
             return
-        sink.msg(line + self._event_text + sink.extra_text + ', "level": "info", "timestamp": "' + self._clock.now() + '"}')
+        extra = sink.extra_text
+        if extra is not self._tail_extra:
+            self._tail = self._event_text + extra + ', "level": "info", "timestamp": "'
+            self._tail_extra = extra
+        sink.msg(line + self._tail + self._clock.now() + '"}')
 
     def _render(self, text: str, first: int, values: Sequence[Any]) -> str | None:
+        """`text` and then each value with its key, as json.dumps writes them; None when a value
+        is not one of the plain types (or a float is not finite): structlog renders that."""
         parts = [text]
         keys = self._keys
         i = first
-        try:
-            for v in values:
-                parts.append(keys[i])
-                parts.append(_RENDER[type(v)](v))
-                i += 1
-        except KeyError:
-            return None
+        for v in values:
+            t = type(v)
+            if t is str:
+                text = _encode_str(v)
+            elif t is int:
+                text = int.__repr__(v)
+            elif t is float and v - v == 0.0:  # not inf or nan: json.dumps's spelling is left to structlog
+                text = float.__repr__(v)
+            elif v is None:
+                text = "null"
+            elif t is bool:
+                text = "true" if v else "false"
+            else:
+                return None
+            parts.append(keys[i])
+            parts.append(text)
+            i += 1
         return "".join(parts)
 
     def _slow(self, values: Sequence[Any]) -> None:

@@ -39,6 +39,10 @@ def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
     BASE.replace(b"Accept-Ranges: bytes", b"connection: close"),
     BASE.replace(b"Accept-Ranges: bytes", b"Keep-Alive: timeout=5"),
     BASE.replace(b"Accept-Ranges: bytes", b"Content-Length: 1044"),  # twice
+    BASE.replace(b"Content-Length: 1044", b"Content-Length:\t1044"),
+    BASE.replace(b"Content-Length: 1044", b"Content-Length: 1044000000000000000"),  # past 18 digits
+    BASE.replace(b"Content-Length: 1044", b"Content-Length: +1044"),
+    b"HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  # until close
     b"HTTP/1.1 100 Continue\r\n\r\n",
     b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",

@@ -17,7 +17,11 @@ from weedpy.http1._events import (
     Request as Request,
     Response as Response,
 )
-from weedpy.http1._parse import ClientConnection as ClientConnection, ServerConnection as ServerConnection
+from weedpy.http1._parse import (
+    ClientConnection as ClientConnection,
+    ServerConnection as ServerConnection,
+    canonical_head as canonical_head,
+)
 from weedpy.http1._write import (
     CONTINUE_100 as CONTINUE_100,
     HOP_BY_HOP as HOP_BY_HOP,

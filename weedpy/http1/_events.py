@@ -55,6 +55,10 @@ class Request(NamedTuple):
     content_length: int | None
     chunked: bool
     expect_continue: bool
+    # The bytes the head arrived in, from its first byte on (what followed it too), when the whole
+    # head came in one read, the request is HTTP/1.1 and it has no hop-by-hop header; else None.
+    # weedpy.http1.canonical_head tells whether a relay may forward the head exactly as received.
+    wire: bytes | None = None
 
     @property
     def has_body(self) -> bool:

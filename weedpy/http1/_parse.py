@@ -28,8 +28,9 @@ from weedpy.http1._events import (
     Response,
     Sentinel,
 )
+from weedpy.http1._write import HOP_BY_HOP
 
-__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD", "go_parses_request_line"]
+__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD", "go_parses_request_line", "canonical_head"]
 
 # Go's http.DefaultMaxHeaderBytes (1 MiB) plus its 4 KiB slack.
 DEFAULT_MAX_HEAD = (1 << 20) + 4096
@@ -63,11 +64,36 @@ def _check_version(version: str, codings: int) -> None:
         raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
 
 
+def canonical_head(req: Request) -> bytes | None:
+    """The request's head exactly as received, if it is what a relay would write itself; else None.
+
+    A relay rebuilds the head it forwards from the parsed fields (hop-by-hop headers dropped, the
+    framing written from what was parsed). When the head had nothing to drop (`Request.wire` is
+    set only then), every line ends in CRLF, its lines are the request line and one per parsed
+    header (no bare CR or LF anywhere a peer could read as another line), and the request line is
+    `METHOD SP target SP HTTP/1.1`, the received bytes say exactly what the rebuilt head would:
+    forwarding them spares the rebuilding, and the next server sees the same requests.
+    """
+    wire = req.wire
+    if wire is None:
+        return None
+    end = wire.find(b"\r\n\r\n") + 4
+    if end < 4:
+        return None
+    head = wire[:end] if end < len(wire) else wire
+    lines = len(req.headers) + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or head.count(b"\r\n") != lines:
+        return None
+    if not head.startswith(b"%s %s HTTP/1.1\r\n" % (req.method, req.target)):
+        return None
+    return head
+
+
 class ServerConnection:
     """Reads pipelined requests from one client connection."""
 
     __slots__ = ("_parser", "_events", "_url", "_headers", "_head_size", "_max_head", "_in_message", "_eof", "_error",
-                 "_line", "_line_open")
+                 "_line", "_line_open", "_chunk", "_head_chunk")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -81,6 +107,10 @@ class ServerConnection:
         self._error: ProtocolError | None = None
         self._line = bytearray()  # a request line's bytes while its end has not arrived
         self._line_open = False
+        # The bytes being fed when the parser was between messages (a message begins at their
+        # first byte), and the same for the message being parsed if it began in them.
+        self._chunk: bytes | None = None
+        self._head_chunk: bytes | None = None
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -88,6 +118,7 @@ class ServerConnection:
         self._url.clear()
         self._headers = []
         self._head_size = 0
+        self._head_chunk, self._chunk = self._chunk, None  # a second message in them starts elsewhere
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -106,8 +137,11 @@ class ServerConnection:
         length: int | None = None
         chunked = expect = False
         hosts = codings = 0
+        wire = self._head_chunk
         for name, value in self._headers:  # what _framing finds, plus Expect, in one pass
             lname = name.lower()
+            if lname in HOP_BY_HOP:
+                wire = None
             if lname == b"content-length":
                 length = int(value.strip())
             elif lname == b"transfer-encoding":
@@ -120,6 +154,7 @@ class ServerConnection:
         version = p.get_http_version()
         if version != "1.1":
             _check_version(version, codings)
+            wire = None
         if codings > 1:
             # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
             # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
@@ -131,10 +166,10 @@ class ServerConnection:
             # body) as the request's own: no framing of ours could match Go's.
             raise ProtocolError("upgrade request with a body", 400)
         # positional: method, target, headers, http_version, keep_alive, content_length,
-        # chunked, expect_continue
+        # chunked, expect_continue, wire
         self._events.append(Request(
-            p.get_method(), bytes(self._url), tuple(self._headers), p.get_http_version().encode(),
-            p.should_keep_alive(), length, chunked, expect,
+            p.get_method(), bytes(self._url), tuple(self._headers), version.encode(),
+            p.should_keep_alive(), length, chunked, expect, wire,
         ))
 
     def on_body(self, body: bytes) -> None:
@@ -161,8 +196,11 @@ class ServerConnection:
                 self._line.clear()
             elif len(self._line) <= _MAX_LINE_KEPT:
                 self._line += data
+        self._head_chunk = None  # a head that began in earlier bytes
         try:
             while True:
+                if not self._in_message:
+                    self._chunk = data
                 try:
                     self._parser.feed_data(data)
                     break
@@ -173,6 +211,8 @@ class ServerConnection:
                     self._parser = httptools.HttpRequestParser(self)
                     if not data:
                         break
+                finally:
+                    self._chunk = None
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._error = cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc))

@@ -37,7 +37,8 @@ class Exchange:
     """One request on a client connection: the head, its body as it arrives, and the reply channel."""
 
     __slots__ = ("request", "client_host", "local_port", "port_kind", "_conn", "_stream", "_idle",
-                 "_unread", "_taken", "body_done", "settled", "started", "close_after", "status", "bytes_out")
+                 "_unread", "_taken", "body_done", "settled", "started", "close_after", "status", "bytes_out",
+                 "yielded")
 
     def __init__(
         self, request: Request, conn: ServerConnection, stream: trio.abc.Stream, idle: float,
@@ -58,6 +59,9 @@ class Exchange:
         self.close_after = False  # the connection must close after this exchange
         self.status = 0
         self.bytes_out = 0
+        # The handler waited in trio's scheduler (for a peer's bytes): the connection loop then
+        # owes the other connections no checkpoint before its next request.
+        self.yielded = False
 
     async def receive_body(self) -> bytes:
         """The next piece of the request body; b"" once it is complete."""
@@ -78,6 +82,7 @@ class Exchange:
                             data = await stream.receive_after_wait(RECV_SIZE)
                         else:
                             data = await stream.receive_some(RECV_SIZE)
+                    self.yielded = True
                 conn.receive_data(data)
                 continue
             if isinstance(ev, Data):
@@ -361,10 +366,11 @@ async def serve_connection(
             exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
             if not parked:
                 # Fast streams skip trio's per-call checkpoints: one per request keeps a busy
-                # connection from starving the others (a wait for its bytes already was one).
+                # connection from starving the others (a wait for its bytes already was one, and
+                # so was a wait of the previous request's handler: a relay waits for every answer).
                 await trio.lowlevel.checkpoint()
-            parked = False
             await handler(exchange)
+            parked = exchange.yielded
             if exchange.close_after or not ev.keep_alive or not exchange.drain_buffered():
                 if ev.has_body and not exchange.body_done:
                     await _lingering_close(stream)

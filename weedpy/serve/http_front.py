@@ -134,7 +134,7 @@ class HttpFront:
                 meter.end(slot, exch.status, elapsed)
             self._log_http(
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
-                path.decode("latin-1"), exch.status, round(elapsed * 1000, 3), exch.client_host,
+                path.decode("latin-1"), exch.status, int(elapsed * 1e6) / 1000, exch.client_host,
             )
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
