@@ -160,13 +160,16 @@ class GoHttpTarget:
         req = exch.request
         head = (canonical_head(req) if self._tag is None else None) or _backend_request_head(
             req, None if self._tag is None else self._tag(exch))
+        pool = self._pool
         for attempt in (0, 1):
-            try:
-                conn = await self._pool.acquire(addr)
-            except (OSError, trio.TooSlowError):
-                self._on_error("connect_failed")
-                await self._refuse(exch, "volume server backend is not reachable")
-                return
+            conn = pool.take_idle(addr)
+            if conn is None:
+                try:
+                    conn = await pool.acquire(addr)
+                except (OSError, trio.TooSlowError):
+                    self._on_error("connect_failed")
+                    await self._refuse(exch, "volume server backend is not reachable")
+                    return
             reusable = False
             try:
                 reusable = await self._relay(exch, conn, head)
@@ -180,7 +183,8 @@ class GoHttpTarget:
                     self._on_error("backend_closed")
                 raise
             finally:
-                await self._pool.release(conn, reusable)
+                if not (reusable and pool.put_back(conn)):
+                    await pool.release(conn, False)
 
     @staticmethod
     async def _refuse(exch: Exchange, message: str) -> None:

@@ -421,6 +421,16 @@ class UpstreamPool:
         self._ttl = idle_ttl
         self._connect_timeout = connect_timeout
 
+    def take_idle(self, addr: tuple[str, int]) -> UpstreamConn | None:
+        """The most recently used idle connection to `addr` if it is still fresh, without waiting;
+        None: `acquire` (which also drops the stale ones)."""
+        idle = self._idle.get(addr)
+        if idle and time.monotonic() - idle[-1].idle_since < self._ttl:
+            conn = idle.pop()
+            conn.reused = True
+            return conn
+        return None
+
     async def acquire(self, addr: tuple[str, int]) -> UpstreamConn:
         idle = self._idle.get(addr)
         now = time.monotonic()
@@ -436,16 +446,21 @@ class UpstreamPool:
         stream = await fast_connect(addr[0], addr[1], self._connect_timeout, self._buffer_size)
         return UpstreamConn(stream, addr)
 
-    async def release(self, conn: UpstreamConn, reusable: bool) -> None:
-        if not reusable:
-            await _close_quietly(conn.stream)
-            return
-        idle = self._idle.setdefault(conn.addr, collections.deque())
-        if len(idle) >= self._max_idle:
-            await _close_quietly(conn.stream)
-            return
+    def put_back(self, conn: UpstreamConn) -> bool:
+        """Keep a reusable connection for the next request, without waiting; False when the pool
+        for its address is full (the caller closes it: `release(conn, False)`)."""
+        idle = self._idle.get(conn.addr)
+        if idle is None:
+            idle = self._idle[conn.addr] = collections.deque()
+        elif len(idle) >= self._max_idle:
+            return False
         conn.idle_since = time.monotonic()
         idle.append(conn)
+        return True
+
+    async def release(self, conn: UpstreamConn, reusable: bool) -> None:
+        if not (reusable and self.put_back(conn)):
+            await _close_quietly(conn.stream)
 
     async def aclose(self) -> None:
         for idle in self._idle.values():
