@@ -24,6 +24,7 @@ with imports_without_gc():  # start-up time: see weedpy/imports.py
     from weedpy.security import find_security_file, load_security
     from weedpy.serve.control import ControlChannel, ControlDecoder
     from weedpy.serve.lifecycle import WorkerServer, run_worker
+    from weedpy.serve.spread import ConnectionCounts
     from weedpy.serve.live_routes import LiveRoutes
     from weedpy.serve.routes import load_route_table, native_route_table
     from weedpy.serve.workers import CONTROL_FD_ENV
@@ -83,7 +84,9 @@ def main() -> int:
     else:
         print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
         return 2
-    return trio.run(run_worker, cfg, server, ControlChannel(control), socks, send_buffer, sink)
+    spread = (ConnectionCounts.attach(init["spread_fd"], init["processes"], init["worker"])
+              if "spread_fd" in init else None)
+    return trio.run(run_worker, cfg, server, ControlChannel(control), socks, send_buffer, sink, spread)
 
 
 if __name__ == "__main__":

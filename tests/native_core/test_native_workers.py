@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -254,3 +255,52 @@ def test_sigkill_of_a_worker_loses_no_acknowledged_write(server: VolumeProc, mas
         assert put(go, fid(999_999_999), b"Go appends after the killed workers") == 201
     finally:
         go.stop()
+
+
+def _socket_owners(pids: list[int], port: int, client_ports: set[int]) -> dict[int, int]:
+    """How many of the connections from `client_ports` to `port` each of `pids` holds (its
+    descriptors' socket inodes matched with /proc/net/tcp)."""
+    inode_pid = {}
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inode_pid[int(link[8:-1])] = pid
+    held = dict.fromkeys(pids, 0)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        owner = inode_pid.get(int(fields[9]))
+        if local_port == port and remote_port in client_ports and owner is not None:
+            held[owner] += 1
+    return held
+
+
+def test_a_burst_of_new_connections_is_spread_over_both_processes(server: VolumeProc) -> None:
+    """A client opening 16 connections at once (a keep-alive pool) gets both processes: each
+    accepts while it holds no more connections than the other (weedpy/serve/spread.py). Without
+    that, whichever process was awake took them all in about half of such bursts."""
+    leader = server.proc.pid
+    worker = serving_worker(leader, server.proc.log_path)
+    for _ in range(5):
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(16)]
+        try:
+            for s in socks:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            for s in socks:  # answered: accepted by one of the processes
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    piece = s.recv(4096)
+                    assert piece, "connection closed before the answer"
+                    head += piece
+                assert head.startswith(b"HTTP/1.1 200")
+            held = _socket_owners([leader, worker], server.port, {s.getsockname()[1] for s in socks})
+            assert sum(held.values()) == 16, held
+            assert min(held.values()) >= 2, held
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.2)  # the processes see the connections close

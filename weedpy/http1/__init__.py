@@ -55,7 +55,9 @@ from weedpy.http1._gowire import (
     serialize_head as serialize_head,
 )
 from weedpy.http1._fastio import (
+    SPREAD_DEFER as SPREAD_DEFER,
     FastStream as FastStream,
+    Spread as Spread,
     fast_connect as fast_connect,
     listening_socket as listening_socket,
     serve_fast as serve_fast,

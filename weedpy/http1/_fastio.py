@@ -13,10 +13,11 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
 
-__all__ = ["FastStream", "fast_connect", "serve_fast", "listening_socket"]
+__all__ = ["FastStream", "fast_connect", "serve_fast", "listening_socket", "Spread", "SPREAD_DEFER"]
 
 
 class FastStream:
@@ -144,6 +145,13 @@ async def fast_connect(host: str, port: int, timeout: float = 5.0, buffer_size: 
     return FastStream(sock)
 
 
+async def _counted(handler: Callable[[FastStream], Awaitable[None]], stream: FastStream, spread: Spread) -> None:
+    try:
+        await handler(stream)
+    finally:
+        spread.closed()
+
+
 def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -158,20 +166,37 @@ def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket
     return sock
 
 
+class Spread(Protocol):
+    """Connection counts shared with the other processes accepting on the same socket
+    (weedpy/serve/spread.py)."""
+
+    def should_wait(self) -> bool: ...
+    def opened(self) -> None: ...
+    def closed(self) -> None: ...
+
+
+SPREAD_DEFER = 0.002  # how long a busier process leaves a new connection to a less busy one
+
+
 async def serve_fast(
     listener: socket.socket,
     handler: Callable[[FastStream], Awaitable[None]],
     handler_nursery: trio.Nursery,
     send_buffer: int = 0,
+    spread: Spread | None = None,
 ) -> None:
     """Accept forever on a listening socket; each connection runs `handler` in `handler_nursery`.
 
     Cancelling this task stops accepting and closes the listener; running handlers are untouched.
-    `send_buffer` caps each connection's send buffer (0 keeps the kernel's autotuning).
+    `send_buffer` caps each connection's send buffer (0 keeps the kernel's autotuning). With
+    `spread` (other processes accept on the same socket) a process holding more connections than
+    another waits `SPREAD_DEFER` before each accept, so the less busy one takes what arrives.
     """
     listener.setblocking(False)
     try:
         while True:
+            if spread is not None and spread.should_wait():
+                await trio.sleep(SPREAD_DEFER)
             try:
                 conn, _ = listener.accept()
             except BlockingIOError:
@@ -190,7 +215,11 @@ async def serve_fast(
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             except OSError:
                 pass
-            handler_nursery.start_soon(handler, FastStream(conn))
+            if spread is None:
+                handler_nursery.start_soon(handler, FastStream(conn))
+            else:
+                spread.opened()
+                handler_nursery.start_soon(_counted, handler, FastStream(conn), spread)
     finally:
         trio.lowlevel.notify_closing(listener)
         listener.close()

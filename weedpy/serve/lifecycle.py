@@ -19,8 +19,8 @@
 6. cancel the remaining connections, then `server.close()` (shielded), exit 0.
 
 With `-workers=N` (default: every usable core) the leader (this process) spawns N-1 worker
-processes that accept on the same admin and public sockets (inherited, so the kernel hands each
-new connection to whichever process accepts first) while the leader alone serves gRPC, talks to
+processes that accept on the same admin and public sockets (inherited; the process holding the
+fewest connections takes a new one: weedpy/serve/spread.py) while the leader alone serves gRPC, talks to
 the master and owns the server's state (weedpy/serve/workers.py). `Fronts.workers` says what a
 worker needs; a mode that cannot share its work leaves it None and runs alone. Each worker runs
 `run_worker`: it serves HTTP until the leader says to stop, applying every state change the
@@ -42,12 +42,13 @@ import trio
 
 from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions, serve_listeners
-from weedpy.http1 import Exchange, FastStream, serve_connection, serve_fast
+from weedpy.http1 import Exchange, FastStream, Spread, serve_connection, serve_fast
 from weedpy.logs import LineSink, get_logger, log_flushing
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlClosed
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi, RoutesHttp
 from weedpy.serve.routes import RouteTableError
+from weedpy.serve.spread import ConnectionCounts
 from weedpy.serve.workers import WorkerPool
 from weedpy.tls import ServerTls, TlsConfigError, TlsListener, TlsStream, VolumeTls, load_volume_tls, serve_https
 
@@ -234,6 +235,7 @@ async def _serve(
     for sock in socks.values():
         sock.listen(LISTEN_BACKLOG)
     pool = None
+    spread: ConnectionCounts | None = None  # with workers: who holds how many connections
     spec = fronts.workers
     if spec is not None and spec.count > 1:
         http_socks = {kind: sock for kind, sock in socks.items() if kind in ("admin", "public")}
@@ -241,7 +243,8 @@ async def _serve(
         if fronts.routes is not None:
             live = fronts.routes.live
             init = lambda number: {**spec.init(number), "routes": live.message()}  # noqa: E731
-        pool = WorkerPool(spec.count, http_socks, init, spec.extra_fds)
+        spread = ConnectionCounts.create(spec.count)
+        pool = WorkerPool(spec.count, http_socks, init, spec.extra_fds, spread)
         if fronts.routes is not None:
             _share_routes(fronts.routes, pool)
         spec.attach(pool)
@@ -249,7 +252,10 @@ async def _serve(
     if serving is not None:
         serving.append(fronts)
     async with trio.open_nursery() as connections:
-        listening = await connections.start(_listen, socks, http, fronts.send_buffer, idle, connections, fronts, tls)
+        listening = await connections.start(
+            functools.partial(_listen, socks, http, fronts.send_buffer, idle, connections, fronts, tls, spread=spread))
+        if spread is not None:
+            spread.accepting(True)
         if pool is not None:
             await root.start(pool.run)
         await server.serving(root)
@@ -257,6 +263,8 @@ async def _serve(
 
         async def stop_listening() -> None:
             listening.cancel()
+            if spread is not None:
+                spread.accepting(False)
             if pool is not None:
                 await pool.broadcast({"op": "stop_listening"})
 
@@ -266,12 +274,14 @@ async def _serve(
         listening.cancel()
         if pool is not None:
             await pool.stop()
+        if spread is not None:
+            spread.close()
         connections.cancel_scope.cancel()
 
 
 async def _listen(
     socks: dict[str, socket.socket], http: HttpHandler, send_buffer: int, idle: float, connections: trio.Nursery,
-    fronts: Fronts | None = None, tls: VolumeTls = VolumeTls(), *,
+    fronts: Fronts | None = None, tls: VolumeTls = VolumeTls(), *, spread: Spread | None = None,
     task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept on every socket until the scope handed to `task_status` is cancelled. HTTP
@@ -291,7 +301,7 @@ async def _listen(
                     serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
             else:
                 https = tls.https_server if kind == "admin" else None  # Go: the public port stays HTTP
-                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections, https)
+                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections, https, spread)
         task_status.started(listeners.cancel_scope)
 
 
@@ -301,7 +311,7 @@ def _idle(cfg: VolumeConfig) -> float:
 
 async def _serve_http(
     sock: socket.socket, handler: HttpHandler, send_buffer: int, idle: float, kind: str, connections: trio.Nursery,
-    https: ServerTls | None = None,
+    https: ServerTls | None = None, spread: Spread | None = None,
 ) -> None:
 
     async def on_connection(stream: FastStream | TlsStream) -> None:
@@ -313,7 +323,7 @@ async def _serve_http(
     if https is not None:
         await serve_https(sock, https, on_connection, connections, send_buffer=send_buffer)
     else:
-        await serve_fast(sock, on_connection, connections, send_buffer=send_buffer)
+        await serve_fast(sock, on_connection, connections, send_buffer=send_buffer, spread=spread)
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
@@ -393,7 +403,7 @@ class LeaderLink:
 
 async def run_worker(
     cfg: VolumeConfig, server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket],
-    send_buffer: int = 0, log_sink: LineSink | None = None,
+    send_buffer: int = 0, log_sink: LineSink | None = None, spread: ConnectionCounts | None = None,
 ) -> int:
     """Serve HTTP on the inherited `socks` for the leader until it says `stop` (exit 0) or goes
     away (exit 1: whatever it was doing, this process must not go on serving alone)."""
@@ -418,7 +428,7 @@ async def run_worker(
                 async with trio.open_nursery() as connections:
                     try:
                         await _follow_leader(server, channel, socks, handler, send_buffer, idle, connections, tls,
-                                             link)
+                                             link, spread)
                     except ControlClosed:
                         log.error("the leader is gone: stopping this worker")
                         exit_code = 1
@@ -433,7 +443,7 @@ async def run_worker(
 async def _follow_leader(
     server: WorkerServer, channel: ControlChannel, socks: dict[str, socket.socket], handler: HttpHandler,
     send_buffer: int, idle: float, connections: trio.Nursery, tls: VolumeTls = VolumeTls(),
-    link: LeaderLink | None = None,
+    link: LeaderLink | None = None, spread: ConnectionCounts | None = None,
 ) -> None:
     listening = trio.CancelScope()
     while True:
@@ -455,11 +465,16 @@ async def _follow_leader(
                 continue
         answer: dict[str, Any] | None = None
         if op == "serve":
-            listening = await connections.start(_listen, socks, handler, send_buffer, idle, connections, None, tls)
+            listening = await connections.start(
+                functools.partial(_listen, socks, handler, send_buffer, idle, connections, None, tls, spread=spread))
+            if spread is not None:
+                spread.accepting(True)
         elif op == "stopping":
             server.stopping()
         elif op == "stop_listening":
             listening.cancel()
+            if spread is not None:
+                spread.accepting(False)
         elif op == "stop":
             await channel.send({"ack": msg.get("seq")})
             return

@@ -31,6 +31,7 @@ import trio
 from weedpy.logs import get_logger
 from weedpy.procs import ChildProcess
 from weedpy.serve.control import ControlChannel, ControlClosed
+from weedpy.serve.spread import ConnectionCounts
 
 __all__ = ["WorkerPool", "ACK_TIMEOUT", "CONTROL_FD_ENV"]
 
@@ -69,12 +70,13 @@ class WorkerPool:
 
     def __init__(
         self, count: int, sockets: Mapping[str, socket.socket], init: Callable[[int], dict[str, Any]],
-        extra_fds: Sequence[int] = (),
+        extra_fds: Sequence[int] = (), spread: ConnectionCounts | None = None,
     ) -> None:
         self.count = count
         self._sockets = dict(sockets)
         self._init = init
-        self._extra_fds = tuple(extra_fds)
+        self._extra_fds = tuple(extra_fds) + ((spread.fd,) if spread is not None else ())
+        self._spread = spread  # every process's open connections (weedpy/serve/spread.py)
         self._workers: dict[int, _Worker] = {}
         self._epoch = 0  # broadcasts so far: a worker that started before one must resync
         self._stopping = False
@@ -129,7 +131,8 @@ class WorkerPool:
         self._workers[number] = worker
         try:
             epoch = self._epoch
-            await worker.channel.send({"op": "init", "worker": number, "fds": fds, **self._init(number)})
+            spread = {"spread_fd": self._spread.fd, "processes": self.count} if self._spread is not None else {}
+            await worker.channel.send({"op": "init", "worker": number, "fds": fds, **spread, **self._init(number)})
             with trio.fail_after(READY_TIMEOUT):
                 reply = await worker.channel.receive()
             if not reply.get("ready"):
@@ -155,6 +158,8 @@ class WorkerPool:
                 raise failed
         finally:
             worker.ready = False
+            if self._spread is not None:
+                self._spread.gone(number)  # nobody leaves connections to it until its successor serves
             self._workers.pop(number, None)
             await worker.channel.aclose()
             if proc.returncode is None:
