@@ -28,7 +28,9 @@ mode, the Go backend's. Experiments (weedpy itself pins nothing): `+pin` after a
 compares one process with two sharing one core, the load generator beside them). `native:1x2` runs
 two independent single-process servers (their own master and data, nothing shared) side by side,
 each loaded with half the requests at half the concurrency at the same time: what two processes
-cost with no coordination at all, the reference for `native:2`.
+cost with no coordination at all, the reference for `native:2`. `@DIR` at the end of a weedpy
+target runs that checkout's code for the server (its PYTHONPATH): `proxy:1@../base,proxy:1` is an
+A/B of two commits in one run, rounds alternating.
 
 `--rate R` makes the read phase open loop (R GETs/s, whatever the server's speed): every target
 then serves the same load, so CPU per request compares at equal load, not at each one's
@@ -62,6 +64,7 @@ from bench.proc_counters import SyscallCounts, task_counters
 
 from tests.support.procs import (
     VolumeProc,
+    clean_env,
     free_port,
     start_go_volume,
     start_master,
@@ -205,6 +208,8 @@ def server_pids(server: VolumeProc, kind: str) -> dict[str, int]:
 
 
 def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, keybase: int) -> dict[str, dict[str, float]]:
+    target, _, tree = target.partition("@")
+    env = clean_env({"PYTHONPATH": str(Path(tree).resolve())}) if tree else None
     target, _, pin = target.partition("+")
     kind, _, workers = target.partition(":")
     workers, _, copies = workers.partition("x")
@@ -220,7 +225,7 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
             server = start_go_volume(work, master, max_volumes=VOLUMES + 2)
             pids = {"server": server.proc.pid}
         else:
-            server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra])
+            server = start_weedpy_volume(work, master, extra=[f"-mode={kind}", *extra], env=env)
             time.sleep(2)  # the workers come up beside the leader
             pids = server_pids(server, kind)
             if pin:  # an experiment: `pin`, each process (and its threads) on a core of its own; `cpuN`, all on N
