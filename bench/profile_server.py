@@ -101,10 +101,11 @@ def summarize(collapsed: str) -> tuple[int, dict[str, int], dict[str, int], dict
 
 
 @contextlib.contextmanager
-def recording(spy: str, pid: int, rate: int, out: Path, *more: tuple[int, Path]) -> Iterator[None]:
+def recording(spy: str, pid: int, rate: int, out: Path, *more: tuple[int, Path], gil: bool = False) -> Iterator[None]:
     """py-spy samples `pid` into `out` (collapsed stacks) while the block runs; each of `more`
-    (pid, file) likewise, at the same time."""
-    recs = [subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking",
+    (pid, file) likewise, at the same time. `gil`: only samples of the thread holding the GIL."""
+    flags = ["--gil"] if gil else []
+    recs = [subprocess.Popen([spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking", *flags,
                               "--pid", str(p), "-o", str(o)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for p, o in ((pid, out), *more)]
     try:
@@ -133,6 +134,9 @@ def main() -> int:
                    help="-workers of the server; HTTP phases sample every process (the summary adds them up), "
                         "grpc only the leader (which alone serves it)")
     p.add_argument("--keep", help="also write the collapsed stacks (flamegraph input) here")
+    p.add_argument("--gil", action="store_true",
+                   help="only samples holding the GIL: the Python's own CPU. Without it a thread inside a syscall "
+                        "counts however long it waits there, e.g. for its core back after a send woke the peer")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -153,7 +157,7 @@ def main() -> int:
         pids = {"server": server.proc.pid}
         out = base / "stacks.txt"
         if args.phase == "grpc":
-            with recording(spy, server.proc.pid, args.rate, out):
+            with recording(spy, server.proc.pid, args.rate, out, gil=args.gil):
                 calls = subprocess.run([sys.executable, str(ROOT / "bench" / "grpc_bench.py"), "--client",
                                         str(server.grpc_port), "--seconds", str(args.seconds), "--concurrency",
                                         str(args.c), "--method", args.method],
@@ -168,7 +172,7 @@ def main() -> int:
             if args.phase == "read":
                 run_phase(loadgen, addr, "write", vids, args, 10_000_000, pids)  # the files to read
             more = [(pid, base / f"stacks-{name}.txt") for name, pid in pids.items() if name.startswith("worker")]
-            with recording(spy, server.proc.pid, args.rate, out, *more):
+            with recording(spy, server.proc.pid, args.rate, out, *more, gil=args.gil):
                 res = run_phase(loadgen, addr, args.phase, vids, args, 10_000_000, pids)
             parts = " ".join(f"{k[7:]}={v:.0f}" for k, v in res.items() if k.startswith("cpu_us_"))
             print(f"{args.mode} {args.phase}: {res['rps']:.0f} req/s, {res['cpu_us']:.1f} cpu-us/req ({parts}), "
