@@ -28,7 +28,7 @@ def test_a_hop_names_the_route_the_worker_decided(version: str, client: str) -> 
     hop_value(TOKEN, 1, "admin", "native", "1.2.3.4", "v").replace(b";1;", b";x;"),
     hop_value(TOKEN, 1, "admin", "", "1.2.3.4", "v"),
     TOKEN.encode() + b";1;admin;native",
-])
+], ids=["absent", "empty", "junk", "another-token", "grpc-port-kind", "worker-not-a-number", "no-target", "cut-short"])
 def test_anything_else_is_refused(value: bytes | None) -> None:
     assert parse_hop(value, TOKEN) is None
 
