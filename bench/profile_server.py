@@ -135,7 +135,7 @@ def main() -> int:
                         "grpc only the leader (which alone serves it)")
     p.add_argument("--keep", help="also write the collapsed stacks (flamegraph input) here")
     p.add_argument("--gil", action="store_true",
-                   help="only samples holding the GIL: the Python's own CPU. Without it a thread inside a syscall "
+                   help="only samples holding the GIL (as py-spy reads it): nearer the Python's own CPU. Without it a thread inside a syscall "
                         "counts however long it waits there, e.g. for its core back after a send woke the peer")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -186,6 +186,7 @@ def main() -> int:
             server.stop()
         master.stop()
     text = out.read_text() if out.exists() else ""
+    shutil.rmtree(base, ignore_errors=True)  # the server's data and the stacks (--keep has a copy)
     if args.keep:
         Path(args.keep).write_text(text)
     total, self_area, incl_area, self_func = summarize(text)
