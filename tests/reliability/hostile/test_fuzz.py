@@ -10,6 +10,7 @@ installed and a seeded mutation loop otherwise; docs/reliability.md records the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def _events(raw: bytes, cuts: list[int]) -> list:
             while (ev := conn.next_event()) is not NEED_DATA:
                 if isinstance(ev, ConnectionClosed):
                     return out
+                assert not isinstance(ev, Request) or ev.wire is None or ev.wire in raw  # bytes that arrived
                 out.append(ev)
         except ProtocolError as exc:
             out.append(("error", exc.status_hint))
@@ -88,8 +90,12 @@ def _events(raw: bytes, cuts: list[int]) -> list:
 
 
 def _merged(events: list) -> list:
+    """Data pieces joined, and each Request's `wire` dropped: it holds the bytes of the read the
+    head arrived in, so it depends on where the reads fell by design (`_events` checks it)."""
     out: list = []
     for ev in events:
+        if isinstance(ev, Request):
+            ev = ev._replace(wire=None)
         if isinstance(ev, Data) and out and isinstance(out[-1], Data):
             out[-1] = Data(out[-1].data + ev.data)
         else:
