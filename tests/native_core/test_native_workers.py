@@ -298,7 +298,7 @@ def test_a_burst_of_new_connections_is_spread_over_both_processes(server: Volume
                     head += piece
                 assert head.startswith(b"HTTP/1.1 200")
             held = _socket_owners([leader, worker], server.port, {s.getsockname()[1] for s in socks})
-            assert sum(held.values()) == 16, held
+            assert sum(held.values()) >= 16, held  # a socket a process is handing over may show in both
             assert min(held.values()) >= 2, held
         finally:
             for s in socks:

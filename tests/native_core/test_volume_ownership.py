@@ -563,9 +563,14 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
             for key in range(10, 30):
                 assert fresh.put(f"{server.url}/{_fid(VID, key)}", content=b"w").status_code == 201
                 assert fresh.get(f"{server.url}/{_fid(VID, key)}").content == b"w"
-            lines = [e for e in _events(server.proc.log_path)
-                     if e.get("event") == "http" and e.get("path", "").startswith(f"/{VID},")
-                     and int(e["path"].split(",")[1][:-8], 16) >= 10]
+            deadline = time.monotonic() + 60  # the log is flushed from a thread, a moment later
+            while True:
+                lines = [e for e in _events(server.proc.log_path)
+                         if e.get("event") == "http" and e.get("path", "").startswith(f"/{VID},")
+                         and int(e["path"].split(",")[1][:-8], 16) >= 10]
+                if {e["worker"] for e in lines} == {0, 1} or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             assert {e["worker"] for e in lines} == {0, 1}, lines
             assert {e["target"] for e in lines} == {"native"}, [e for e in lines if e["target"] != "native"]
     finally:
