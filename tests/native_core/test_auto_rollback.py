@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call
 from tests.metrics.support import scrape
+from tests.native_core.support import call
+from tests.support.logs import log_events
 from tests.support.procs import MasterProc, clean_env, free_port, free_port_pair, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
 from weedpy.cutover import TEST_FAULT_ENV
@@ -31,17 +32,6 @@ def master(tmp_path: Path):
     m = start_master(tmp_path / "m")
     yield m  # stopped even when the server under test fails to start
     m.stop()
-
-
-def _events(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def _write_files(url: str, grpc_port: int, n: int = 20) -> dict[str, bytes]:
@@ -112,7 +102,7 @@ default = "go"
                               "--server", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
         assert json.loads(out.stdout)["rollbacks_total"] == 1
 
-        events = _events(server.proc.log_path)
+        events = log_events(server.proc.log_path)
         assert any(e.get("event", "").startswith("TEST-ONLY FAULT") for e in events)
         assert [e["route"] for e in events if e.get("event") == "route rolled back"] == ["admin.read"]
         assert any(e.get("event") == "route table changed" and e.get("by") == "auto_rollback" for e in events)
@@ -153,7 +143,7 @@ default = "go"
         # moved on the evidence of its rule's window: at least min_samples native answers in the last 30 s
         m = re.fullmatch(r"5xx answers from native (\d+)/(\d+) = [0-9.]+% over 30s > 20%", doc["rollbacks"][0]["reason"])
         assert m is not None and int(m[2]) >= 10, doc["rollbacks"][0]
-        assert [e["route"] for e in _events(server.proc.log_path) if e.get("event") == "route rolled back"] == ["admin.read"]
+        assert [e["route"] for e in log_events(server.proc.log_path) if e.get("event") == "route rolled back"] == ["admin.read"]
         assert _target(url, "admin.status") == "native"  # its own rule holds: no server errors
     finally:
         server.stop()

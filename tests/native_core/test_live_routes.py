@@ -5,12 +5,10 @@ the new table before the API answers."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call, start_native
+from tests.support.logs import log_events, wait_until
 from tests.support.procs import MasterProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
 
@@ -32,25 +31,6 @@ def master(tmp_path: Path):
     m = start_master(tmp_path / "m")
     yield m  # stopped even when the server under test fails to start
     m.stop()
-
-
-def _events(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _version(url: str) -> str:
@@ -153,7 +133,7 @@ def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path, master: Maste
             # 1. SIGHUP: the edited file is read again
             table.write_text(T2)
             os.kill(pid, signal.SIGHUP)
-            _wait_for(lambda: _version(url) == "t2", what="t2 after SIGHUP")
+            wait_until(lambda: _version(url) == "t2", timeout=20.0, what="t2 after SIGHUP")
             time.sleep(1.5)
             # 2. the API edits one entry (a new version of its own)
             r = httpx.patch(f"{url}/weedpy/routes", json={"version": "t3", "routes": {"admin.read": "go"}}, timeout=30)
@@ -164,8 +144,8 @@ def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path, master: Maste
             assert r.status_code == 400 and "admin.write" in r.json()["error"], r.text
             table.write_text(BROKEN_FILE)
             os.kill(pid, signal.SIGHUP)
-            _wait_for(lambda: any(e.get("event") == "route table refused" and "admin.reed" in e.get("error", "")
-                                  for e in _events(log_path)), what="the refused file in the log")
+            wait_until(lambda: any(e.get("event") == "route table refused" and "admin.reed" in e.get("error", "")
+                                   for e in log_events(log_path)), timeout=20.0, what="the refused file in the log")
             assert _version(url) == "t3"
             # 4. the API replaces the whole table
             r = httpx.put(f"{url}/weedpy/routes", content=T2.replace('"t2"', '"t4"'), timeout=30)
@@ -176,7 +156,7 @@ def test_mixed_mode_changes_routes_live_under_load(tmp_path: Path, master: Maste
         server.proc.check_alive()
         assert server.proc.pid == pid
 
-        events = _events(log_path)
+        events = log_events(log_path)
         refused = [e for e in events if e.get("event") == "route table refused"]
         assert any("admin.write" in e["error"] for e in refused) and any("admin.reed" in e["error"] for e in refused)
         changed = [(e["version"], e["by"]) for e in events if e.get("event") == "route table changed"]
@@ -208,8 +188,8 @@ def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path, master
     try:
         assert call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=VID, version=3),
                     vs.AllocateVolumeResponse).ok
-        _wait_for(lambda: sum(1 for e in _events(log_path) if e.get("event") == "worker ready") >= 2,
-                  what="the workers")
+        wait_until(lambda: sum(1 for e in log_events(log_path) if e.get("event") == "worker ready") >= 2,
+                   timeout=20.0, what="the workers")
 
         def ui_statuses() -> set[int]:  # fresh connections: whichever process accepts each
             return {httpx.get(f"{url}/ui/index.html", headers={"Connection": "close"}, timeout=10).status_code
@@ -229,8 +209,8 @@ def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path, master
             # SIGHUP: the leader reads the file and tells every worker
             table.write_text('version = "w2"\ndefault = "native"\n[routes]\n"admin.ui" = "off"\n')
             os.kill(pid, signal.SIGHUP)
-            _wait_for(lambda: _version(url) == "w2", what="w2 after SIGHUP")
-            _wait_for(lambda: ui_statuses() == {503}, timeout=5, what="every worker on w2")
+            wait_until(lambda: _version(url) == "w2", timeout=20.0, what="w2 after SIGHUP")
+            wait_until(lambda: ui_statuses() == {503}, timeout=5, what="every worker on w2")
             # refused: go targets in native mode, whichever process took the request
             for _ in range(4):
                 r = httpx.patch(f"{url}/weedpy/routes", json={"routes": {"admin.read": "go"}},
@@ -242,7 +222,7 @@ def test_workers_apply_each_change_before_the_api_answers(tmp_path: Path, master
         assert not load.failures, load.failures[:10]
         server.proc.check_alive()
         assert server.proc.pid == pid
-        events = _events(log_path)
+        events = log_events(log_path)
         api = [e for e in events if e.get("event") == "routes api"]
         assert {e.get("worker") for e in api} - {0}, "no API request reached a worker process"
         assert not [e for e in events if e.get("event") in ("worker exited", "worker failed", "restarting worker")]
@@ -277,9 +257,9 @@ def test_native_pct_serves_each_file_from_one_side(tmp_path: Path, master: Maste
             for fid, body in files.items():
                 assert client.get(f"{url}/{fid}").content == body
         def reads_logged() -> list[dict]:
-            return [e for e in _events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
+            return [e for e in log_events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
 
-        _wait_for(lambda: len(reads_logged()) == 3 * len(files), what="every read logged")
+        wait_until(lambda: len(reads_logged()) == 3 * len(files), timeout=20.0, what="every read logged")
         reads = reads_logged()
         side: dict[tuple[str, str], set[str]] = {}
         for e in reads:

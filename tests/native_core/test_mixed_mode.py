@@ -3,7 +3,6 @@ rest and owns the files; native must see what Go writes. Unsafe tables are refus
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
+from tests.support.logs import log_events
 from tests.support.procs import clean_env, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
 
@@ -58,17 +58,6 @@ def test_native_mode_refuses_go_routes(tmp_path: Path) -> None:
     assert out.returncode == 2 and "admin.read" in out.stderr, out
 
 
-def _log_events(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
-
-
 def test_native_reads_follow_what_go_writes(tmp_path: Path) -> None:
     master = start_master(tmp_path)
     table = tmp_path / "routes.toml"
@@ -107,9 +96,10 @@ def test_native_reads_follow_what_go_writes(tmp_path: Path) -> None:
             req = getattr(vs, f"{step}Request")(volume_id=9)
             resp_type = getattr(vs, f"{step}Response")
             if step == "VacuumVolumeCompact":
+                import trio
+
                 from tests.native_core.support import VS
                 from weedpy.grpc import Channel
-                import trio
 
                 async def compact() -> None:
                     async with Channel("127.0.0.1", grpc) as ch:
@@ -133,7 +123,7 @@ def test_native_reads_follow_what_go_writes(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/favicon.ico", timeout=10).status_code == 200
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200  # Go's answer
 
-        events = _log_events(server.proc.log_path)
+        events = log_events(server.proc.log_path)
         native_routes = {(e.get("route"), e.get("target")) for e in events if e.get("target") == "native"}
         assert ("admin.read", "native") in native_routes and ("admin.status", "native") in native_routes
         assert (P + "GetState", "native") in native_routes and (P + "VolumeNeedleStatus", "native") in native_routes

@@ -7,11 +7,9 @@ of every process in order."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 from difftool._stores import compare_stores
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
+from tests.support.logs import log_events, wait_until
 from tests.support.process_tree import alive, serving_worker, worker_pids
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
@@ -50,31 +49,12 @@ def server(tmp_path: Path, master: MasterProc) -> Iterator[VolumeProc]:
     table.write_text(FOLLOWER)
     s = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-routes={table}", "-workers=2"])
     try:
-        _wait_for(lambda: any(e.get("event") == "worker ready" for e in _events(s.proc.log_path)), what="the worker")
+        wait_until(lambda: any(e.get("event") == "worker ready" for e in log_events(s.proc.log_path)), what="the worker")
         assert call(s.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=VID, version=3),
                     vs.AllocateVolumeResponse).ok
         yield s
     finally:
         s.stop()
-
-
-def _events(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _fid(k: int) -> str:
@@ -103,9 +83,9 @@ def test_writes_and_native_reads_on_fresh_connections_are_never_stale(server: Vo
 
     [worker] = worker_pids(server.proc.pid)
     def reads() -> list[dict]:
-        return [e for e in _events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
+        return [e for e in log_events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
 
-    _wait_for(lambda: len(reads()) == rounds + rounds // 3, what="every read logged")
+    wait_until(lambda: len(reads()) == rounds + rounds // 3, what="every read logged")
     by_process = {e["worker"] for e in reads()}
     assert by_process == {0, 1}, by_process  # both processes served native reads
     assert all(e["target"] == "native" and e["routes_v"] == "mw-1" for e in reads())
@@ -113,14 +93,14 @@ def test_writes_and_native_reads_on_fresh_connections_are_never_stale(server: Vo
     from_worker = [e for e in reads() if e["worker"] == 1]
 
     def hops() -> list[dict]:
-        return [e for e in _events(server.proc.log_path) if e.get("event") == "hop"]
+        return [e for e in log_events(server.proc.log_path) if e.get("event") == "hop"]
 
-    _wait_for(lambda: len([e for e in hops() if e["route"] == "admin.read"]) == len(from_worker),
+    wait_until(lambda: len([e for e in hops() if e["route"] == "admin.read"]) == len(from_worker),
               what="a hop line for each read a worker took")
     hopped = hops()
     assert all(e["worker"] == 0 and e["from_worker"] == 1 and e["target"] == "native" and e["routes_v"] == "mw-1"
                for e in hopped)
-    writes = [e for e in _events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.write"]
+    writes = [e for e in log_events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.write"]
     assert {e["worker"] for e in writes} == {0, 1} and {e["target"] for e in writes} == {"go"}
     assert worker_pids(server.proc.pid) == [worker]  # no worker was replaced
 
@@ -146,7 +126,7 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
         else:  # the leader reads the -routes file again; it shows the version once every process serves it
             table.write_text(FOLLOWER.replace('"mw-1"', f'"{version}"'))
             os.kill(server.proc.pid, signal.SIGHUP)
-            _wait_for(lambda v=version: httpx.get(f"{url}/weedpy/routes", headers=FRESH, timeout=30).json()["version"] == v,
+            wait_until(lambda v=version: httpx.get(f"{url}/weedpy/routes", headers=FRESH, timeout=30).json()["version"] == v,
                       what=f"{version} after SIGHUP")
         names = list(files)[len(seen) * 20:(len(seen) + 1) * 20]  # files read only after this change
         seen[version] = names
@@ -156,14 +136,14 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
                 assert got.status_code == 200 and got.content == files[fid]
 
     def reads() -> list[dict]:
-        return [e for e in _events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
+        return [e for e in log_events(server.proc.log_path) if e.get("event") == "http" and e.get("route") == "admin.read"]
 
     def hops() -> list[dict]:
-        return [e for e in _events(server.proc.log_path) if e.get("event") == "hop" and e.get("route") == "admin.read"]
+        return [e for e in log_events(server.proc.log_path) if e.get("event") == "hop" and e.get("route") == "admin.read"]
 
-    _wait_for(lambda: len(reads()) == 2 * 60, what="every read logged")
+    wait_until(lambda: len(reads()) == 2 * 60, what="every read logged")
     hopped = len([e for e in reads() if e["worker"] == 1 and e["target"] == "native"])
-    _wait_for(lambda: len(hops()) == hopped, what="a hop line for each native read a worker took")
+    wait_until(lambda: len(hops()) == hopped, what="a hop line for each native read a worker took")
     for version, names in seen.items():
         lines = [e for e in reads() if e["path"].strip("/") in names]
         assert {e["routes_v"] for e in lines} == {version}, (version, {e["routes_v"] for e in lines})
@@ -175,7 +155,7 @@ def test_a_route_change_reaches_both_processes_before_it_is_acknowledged(server:
         # the leader served the worker's native reads on the worker's decision, and says so
         assert all(e["routes_v"] == version and e["target"] == "native" and e["from_worker"] == 1
                    for e in hops() if e["path"].strip("/") in names)
-    changed = [(e["version"], e["by"]) for e in _events(server.proc.log_path) if e.get("event") == "route table changed"]
+    changed = [(e["version"], e["by"]) for e in log_events(server.proc.log_path) if e.get("event") == "route table changed"]
     assert [v for v, _ in changed] == ["mw-2", "mw-3", "mw-4"], changed
     assert changed[1][1] == "sighup" and changed[0][1].startswith("api ") and changed[2][1].startswith("api ")
 
@@ -189,20 +169,20 @@ def test_a_dead_worker_is_replaced_and_the_replacement_reaches_the_leader(server
     os.kill(worker, signal.SIGKILL)
     replacement = serving_worker(server.proc.pid, log_path, exclude=frozenset({worker}))
     assert not alive(worker)
-    before = len([e for e in _events(log_path) if e.get("event") == "hop"])
+    before = len([e for e in log_events(log_path) if e.get("event") == "hop"])
 
     def read_all() -> bool:  # until the replacement took some: it has the hop's address and token too
         for fid, body in files.items():
             r = httpx.get(f"{url}/{fid}", headers=FRESH, timeout=30)
             assert r.status_code == 200 and r.content == body
-        return len([e for e in _events(log_path) if e.get("event") == "hop"]) > before
+        return len([e for e in log_events(log_path) if e.get("event") == "hop"]) > before
 
-    _wait_for(read_all, timeout=60, what="native reads from the replacement reaching the leader")
+    wait_until(read_all, timeout=60, what="native reads from the replacement reaching the leader")
     assert alive(replacement) and worker_pids(server.proc.pid) == [replacement]
 
 
 def test_the_hop_listens_on_loopback_and_serves_only_its_workers(server: VolumeProc) -> None:
-    [listening] = [e for e in _events(server.proc.log_path) if e.get("event") == "hop listening"]
+    [listening] = [e for e in log_events(server.proc.log_path) if e.get("event") == "hop listening"]
     host, port = listening["host"], listening["port"]
     assert host == "127.0.0.1" and listening["worker"] == 0
     # bound to the loopback address itself (not 0.0.0.0): /proc lists the listener as 127.0.0.1
@@ -219,7 +199,7 @@ def test_the_hop_listens_on_loopback_and_serves_only_its_workers(server: VolumeP
     for _ in range(10):
         r = httpx.get(f"{server.url}/{fid}", headers={**FRESH, "X-Weedpy-Hop": "junk"}, timeout=30)
         assert r.status_code == 200 and r.content == b"secret"
-    _wait_for(lambda: len([e for e in _events(server.proc.log_path)
+    wait_until(lambda: len([e for e in log_events(server.proc.log_path)
                            if e.get("event") == "hop refused: no valid token"]) == 3, what="3 refusals logged")
 
 
@@ -231,7 +211,7 @@ def test_dual_run_mirrors_the_writes_of_every_process(tmp_path: Path, master: Ma
     s = start_weedpy_volume(tmp_path, master, data_dir=go_dir,
                             extra=["-mode=mixed", f"-routes={table}", f"-dir.native={native_dir}", "-workers=2"])
     try:
-        _wait_for(lambda: any(e.get("event") == "worker ready" for e in _events(s.proc.log_path)), what="the worker")
+        wait_until(lambda: any(e.get("event") == "worker ready" for e in log_events(s.proc.log_path)), what="the worker")
         assert call(s.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=VID, version=3),
                     vs.AllocateVolumeResponse).ok
         for k in range(1, 81):
@@ -243,7 +223,7 @@ def test_dual_run_mirrors_the_writes_of_every_process(tmp_path: Path, master: Ma
                 assert httpx.delete(f"{s.url}/{fid}", headers=FRESH, timeout=30).status_code == 202
         reports = [httpx.get(f"{s.url}/weedpy/diff", headers=FRESH, timeout=30) for _ in range(10)]
         assert {r.status_code for r in reports} == {200}
-        _wait_for(lambda: httpx.get(f"{s.url}/weedpy/diff", timeout=30).json()["stores"]["mirror_pending"] == 0,
+        wait_until(lambda: httpx.get(f"{s.url}/weedpy/diff", timeout=30).json()["stores"]["mirror_pending"] == 0,
                   what="the mirror lane")
         report = httpx.get(f"{s.url}/weedpy/diff", timeout=30).json()
     finally:
@@ -253,7 +233,7 @@ def test_dual_run_mirrors_the_writes_of_every_process(tmp_path: Path, master: Ma
     assert report["stores"]["diverged_writes"] == 0
     stores = compare_stores(go_dir, native_dir)
     assert stores.equal and stores.needles == 60, stores.differences
-    events = _events(s.proc.log_path)
+    events = log_events(s.proc.log_path)
     writes = [e for e in events if e.get("event") == "http" and e.get("route") == "admin.write"]
     assert {e["worker"] for e in writes} == {0, 1}  # both processes took writes
     assert {e["worker"] for e in events if e.get("event") == "hop"} == {0}  # the differ is the leader's

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,8 +27,9 @@ from native.storage import Needle, Volume
 from native.storage.ownership import JOURNAL_NAME, NATIVE_FOLDER, STEPS
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
-from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
+from tests.support.logs import log_events, wait_until
 from tests.support.process_tree import alive, child_with, children
+from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
 from weedpy.volume_moves import MOVE_PAUSE_ENV
 
@@ -51,28 +51,9 @@ def _start(tmp_path: Path, master: MasterProc, data: Path, env: dict[str, str] |
     server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-workers={workers}"], data_dir=data,
                                  env=clean_env(env))
     if workers > 1:
-        _wait_for(lambda: any(e.get("event") == "worker ready" for e in _events(server.proc.log_path)),
+        wait_until(lambda: any(e.get("event") == "worker ready" for e in log_events(server.proc.log_path)),
                   what="the worker processes")
     return server
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _events(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def _allocate(server: VolumeProc, vid: int) -> None:
@@ -232,7 +213,7 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
         _allocate(server, VID)
         _allocate(server, OTHER)
         url = f"127.0.0.1:{server.port}"
-        _wait_for(lambda: _master_lists(master, VID, url), what="the master to list the volume")
+        wait_until(lambda: _master_lists(master, VID, url), what="the master to list the volume")
         moves = []
         with Watch(server, master, fresh=workers > 1) as watch:
             time.sleep(1.5)
@@ -268,7 +249,7 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
                                  f"-server={url}"], capture_output=True, text=True, timeout=30)
         assert status.returncode == 0 and "volumes owned by native: none" in status.stdout, status.stdout
         assert f"volume {VID} go -> native by api 127.0.0.1: moved" in status.stdout, status.stdout
-        events = _events(server.proc.log_path)
+        events = log_events(server.proc.log_path)
         writes = [e for e in events if e.get("event") == "http" and e.get("route") == "admin.write"
                   and e.get("path", "").startswith(f"/{VID},")]
         if workers == 1:
@@ -304,12 +285,12 @@ def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master:
                 httpx.post(f"{server.url}/weedpy/volumes/{VID}/move?to={to}", timeout=300)
 
         threading.Thread(target=move_until_killed, daemon=True).start()
-        _wait_for(lambda: any(e.get("event") == "TEST-ONLY: the move pauses here" and e.get("step") == step
-                              for e in _events(server.proc.log_path)), what=f"the move to pause at {step}")
+        wait_until(lambda: any(e.get("event") == "TEST-ONLY: the move pauses here" and e.get("step") == step
+                              for e in log_events(server.proc.log_path)), what=f"the move to pause at {step}")
         go = child_with(server.proc.pid, b"volume")
         os.kill(server.proc.pid, signal.SIGKILL)
         server.proc.popen.wait(30)
-        _wait_for(lambda: not alive(go), what="the Go backend to die with the gateway")
+        wait_until(lambda: not alive(go), what="the Go backend to die with the gateway")
     finally:
         server.stop()
     journal = data / JOURNAL_NAME
@@ -327,8 +308,8 @@ def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master:
                 assert r.status_code == 200 and r.content == body, (fid, r.status_code)
             r = client.put(f"{server.url}/{_fid(VID, 99)}", content=b"after the crash")
             assert r.status_code == 201, r.text
-        _wait_for(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it")
-        events = _events(server.proc.log_path)
+        wait_until(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it")
+        events = log_events(server.proc.log_path)
         resolved = [e for e in events if e.get("event") == "interrupted volume move resolved"]
         assert [(e["volume"], e["outcome"]) for e in resolved] == [(VID, "completed" if step == "done" else "undone")]
     finally:
@@ -367,7 +348,7 @@ def test_go_restarted_while_native_owns_a_volume_never_opens_it(tmp_path: Path, 
         r = httpx.get(f"{server.url}/{_fid(VID, 1)}", timeout=30)
         assert r.status_code == 200 and r.content == b"one"
         assert httpx.put(f"{server.url}/{_fid(VID, 2)}", content=b"two", timeout=30).status_code == 201
-        _wait_for(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it again")
+        wait_until(lambda: _master_lists(master, VID, f"127.0.0.1:{server.port}"), what="the master to list it again")
     finally:
         server.stop()
 
@@ -410,7 +391,7 @@ def test_batch_delete_across_owners_and_new_volumes_on_native(tmp_path: Path, ma
         assert _owners(server) == [VID, 11]
         assert httpx.put(f"{server.url}/{_fid(11, 5)}", content=b"new", timeout=30).status_code == 201
         assert httpx.get(f"{server.url}/{_fid(11, 5)}", timeout=30).content == b"new"
-        _wait_for(lambda: _master_lists(master, 11, f"127.0.0.1:{server.port}"), what="the master to list volume 11")
+        wait_until(lambda: _master_lists(master, 11, f"127.0.0.1:{server.port}"), what="the master to list volume 11")
         refused = httpx.post(f"{server.url}/weedpy/volumes/{OTHER}/move?to=go", timeout=10)
         assert refused.status_code == 409 and "already" in refused.json()["error"]
         missing = httpx.post(f"{server.url}/weedpy/volumes/99/move?to=native", timeout=10)
@@ -431,7 +412,7 @@ def test_native_mode_serves_the_volumes_mixed_mode_left_with_native(tmp_path: Pa
         assert r.status_code == 200 and r.content == b"left with native"
         assert (data / f"{VID}.dat").exists() and not (data / NATIVE_FOLDER).exists()
         assert any(e.get("event") == "volumes owned by native in mixed mode moved back to -dir" and e["volumes"] == [VID]
-                   for e in _events(server.proc.log_path))
+                   for e in log_events(server.proc.log_path))
     finally:
         server.stop()
 
@@ -565,7 +546,7 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
                 assert fresh.get(f"{server.url}/{_fid(VID, key)}").content == b"w"
             deadline = time.monotonic() + 60  # the log is flushed from a thread, a moment later
             while True:
-                lines = [e for e in _events(server.proc.log_path)
+                lines = [e for e in log_events(server.proc.log_path)
                          if e.get("event") == "http" and e.get("path", "").startswith(f"/{VID},")
                          and int(e["path"].split(",")[1][:-8], 16) >= 10]
                 if {e["worker"] for e in lines} == {0, 1} or time.monotonic() > deadline:
