@@ -26,6 +26,7 @@ import trio
 
 from native.context import ServerState
 from native.storage import OffsetWidthMismatch, Store
+from weedpy.imports import freeze_long_lived
 from weedpy.logs import get_logger
 
 if TYPE_CHECKING:
@@ -69,4 +70,5 @@ async def load_volumes(
         stop.set()
         if state is not None:
             state.volumes_loading = False
+    freeze_long_lived()  # the maps' numpy and the volumes: out of the collector's full passes (weedpy/imports.py)
     log.info("volumes loaded", volumes=len(store.volumes()), seconds=round(time.monotonic() - started, 3))

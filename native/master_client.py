@@ -31,6 +31,7 @@ from native.heartbeat import PULSE_SECONDS, HeartbeatState, Identity, StoreSnaps
 from proto.lazy import master_pb2, volume_server_pb2
 from weedpy.addresses import MasterAddress
 from weedpy.grpc import Channel, ChannelOptions, GrpcError, Status, load_connection_core
+from weedpy.imports import freeze_long_lived
 from weedpy.logs import get_logger
 
 __all__ = ["MasterClient", "MasterCallError", "SEND_HEARTBEAT"]
@@ -465,3 +466,4 @@ def _load_master_modules() -> None:
     volume server's messages (`proto.lazy`) and h2's connection machinery."""
     _ = master_pb2.Heartbeat, volume_server_pb2.VolumeServerState
     load_connection_core()
+    freeze_long_lived()  # out of the collector's full passes, as start-up's imports (weedpy/imports.py)

@@ -76,3 +76,28 @@ def test_the_master_client_loads_its_modules_and_a_volume_its_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True"] * 4
+
+
+def test_what_start_up_made_is_out_of_the_collectors_full_passes() -> None:
+    """A full collection walks every tracked object with the GIL held, so each one stalls the
+    process's connections: what the imports, the master client's lazily loaded messages and a
+    volume's map (numpy) made is frozen (weedpy/imports.py), and a full pass then walks only a
+    few objects instead of tens of thousands."""
+    code = (
+        "import gc, tempfile\n"
+        "import weedpy.cli\n"
+        "from weedpy.imports import imports_without_gc\n"
+        "with imports_without_gc():\n"
+        "    import weedpy.serve.lifecycle, native.server\n"
+        "walked_after_imports = len(gc.get_objects())\n"
+        "from native.master_client import _load_master_modules\n"
+        "_load_master_modules()\n"
+        "walked_after_master = len(gc.get_objects())\n"
+        "gc.unfreeze()\n"
+        "print(walked_after_imports, walked_after_master, len(gc.get_objects()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    after_imports, after_master, everything = map(int, out.stdout.split())
+    assert everything > 20_000  # what the serving stack is made of: a full pass without the freeze
+    assert after_imports < everything // 10
+    assert after_master < everything // 10
