@@ -124,12 +124,13 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     servers = server.split()  # several independent servers: the load split evenly between them
     k = len(servers)
     rate = getattr(args, "rate", 0) / k if phase == "read" else 0
+    query = [f"-query={args.query}"] if phase == "write" and getattr(args, "query", "") else []
     open_loop = [f"-rate={rate}", f"-seconds={args.n / k / rate}"] if rate else []
     cpu = getattr(args, "loadgen_cpu", None)
     pin_loadgen = ["taskset", "-c", str(cpu)] if cpu is not None else []
     gens = [subprocess.Popen([*pin_loadgen, str(loadgen), f"-server={addr}", f"-vids={vids}", f"-n={args.n // k}",
                               f"-c={max(1, args.c // k)}", f"-size={args.size}", f"-keybase={keybase}",
-                              f"-phase={phase}", *open_loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              f"-phase={phase}", *open_loop, *query], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for addr in servers]
     outs = [g.communicate(timeout=3600) for g in gens]
     out = subprocess.CompletedProcess([], 0, "".join(o for o, _ in outs), "".join(e for _, e in outs))
@@ -334,6 +335,7 @@ def main() -> int:
     p.add_argument("-n", type=int, default=20000)
     p.add_argument("-c", type=int, default=16)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--query", default="", help="query string of every upload, e.g. fsync=true (without '?')")
     p.add_argument("--log-level", default="info", help="weedpy -logLevel (info logs one event per request)")
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--loadgen-cpu", type=int, help="run the load generator on this core only (taskset)")

@@ -127,6 +127,7 @@ def main() -> int:
     p.add_argument("-n", type=int, default=20000)
     p.add_argument("-c", type=int, default=16)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--query", default="", help="query string of every upload, e.g. fsync=true (without '?')")
     p.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--log-level", default="info")

@@ -79,6 +79,27 @@ class BufReader:
         self._buf += chunk
         return True
 
+    async def next_chunk(self) -> bytes | None:
+        """With nothing buffered: the source's next chunk itself, not buffered (so that a part's
+        data can be taken without copying it through the buffer); None, with the error pending,
+        when the source is done. `keep` buffers what the caller does not take."""
+        if self._err is not None:
+            return None
+        try:
+            chunk = await self._src()
+        except GoIOError as exc:
+            self._err = exc
+            return None
+        if not chunk:
+            self._err = EOF
+            return None
+        return chunk
+
+    def keep(self, rest: bytes) -> None:
+        """Buffer the untaken end of a chunk from `next_chunk` (the buffer is empty then)."""
+        self._buf = bytearray(rest)
+        self._r = 0
+
     def pending_error(self) -> GoIOError | None:
         return self._err if self.buffered() == 0 else None
 
@@ -131,9 +152,6 @@ class BufReader:
 
     def unread_byte(self) -> None:
         self._r -= 1
-
-    def view(self) -> bytes:
-        return bytes(self._buf[self._r:])
 
     def consume(self, n: int) -> bytes:
         data = bytes(self._buf[self._r:self._r + n])
@@ -268,32 +286,37 @@ def _match_after_prefix(buf: bytes, plen: int, read_err: GoIOError | None) -> in
     return -1
 
 
-def _scan_until_boundary(buf: bytes, dash_b: bytes, nl_dash_b: bytes, total: int,
+def _scan_until_boundary(buf: bytes | bytearray, start: int, dash_b: bytes, nl_dash_b: bytes, total: int,
                          read_err: GoIOError | None) -> tuple[int, GoIOError | None]:
+    """Go's multipart scanUntilBoundary over `buf[start:]`, read in place: how many bytes from
+    `start` are part data, and the error once the boundary (or the source's end) is there.
+    The tests that look past a match need at most two bytes after it, so only those are
+    sliced: a 256 KiB part costs no copy here."""
+    avail = len(buf) - start
     if total == 0:
-        if buf.startswith(dash_b):
-            m = _match_after_prefix(buf, len(dash_b), read_err)
+        if buf.startswith(dash_b, start):
+            m = _match_after_prefix(buf[start:start + len(dash_b) + 2], len(dash_b), read_err)
             if m == -1:
                 return len(dash_b), None
             if m == 0:
                 return 0, None
             return 0, EOF
-        if dash_b.startswith(buf):
+        if avail < len(dash_b) and dash_b.startswith(buf[start:]):
             return 0, read_err
-    i = buf.find(nl_dash_b)
+    i = buf.find(nl_dash_b, start)
     if i >= 0:
-        m = _match_after_prefix(buf[i:], len(nl_dash_b), read_err)
+        m = _match_after_prefix(buf[i:i + len(nl_dash_b) + 2], len(nl_dash_b), read_err)
         if m == -1:
-            return i + len(nl_dash_b), None
+            return i - start + len(nl_dash_b), None
         if m == 0:
-            return i, None
-        return i, EOF
-    if nl_dash_b.startswith(buf):
+            return i - start, None
+        return i - start, EOF
+    if avail <= len(nl_dash_b) and nl_dash_b.startswith(buf[start:]):
         return 0, read_err
-    i = buf.rfind(nl_dash_b[:1])
-    if i >= 0 and nl_dash_b.startswith(buf[i:]):
-        return i, None
-    return len(buf), read_err
+    i = buf.rfind(nl_dash_b[:1], start)
+    if i >= 0 and len(buf) - i <= len(nl_dash_b) and nl_dash_b.startswith(buf[i:]):
+        return i - start, None
+    return avail, read_err
 
 
 class Part:
@@ -327,28 +350,44 @@ class Part:
         return path_base(fn)
 
     async def read(self, limit: int) -> tuple[bytes, GoIOError | None]:
-        """Up to `limit` data bytes; err is None at the part's end (or at the limit)."""
-        out = bytearray()
+        """Up to `limit` data bytes; err is None at the part's end (or at the limit). The data is
+        scanned where it was buffered and copied out once per chunk taken."""
+        out: list[bytes] = []
+        got = 0
         br = self._mr.br
-        while len(out) < limit:
+        while got < limit:
             if self._err is not None:
                 break
-            view = br.view()
-            n, err = _scan_until_boundary(view, self._mr.dash_b, self._mr.nl_dash_b, self._total, self._read_err)
+            if br.buffered() == 0 and br._err is None:  # a chunk of data taken whole, not via the buffer
+                chunk = await br.next_chunk()
+                if chunk is None:
+                    self._read_err = UNEXPECTED_EOF if br._err is EOF else br._err
+                    continue
+                n, err = _scan_until_boundary(chunk, 0, self._mr.dash_b, self._mr.nl_dash_b, self._total, None)
+                if n != len(chunk) or err is not None or n > limit - got:
+                    br.keep(chunk)  # a boundary (or the limit) in it: the buffered path below
+                    continue
+                out.append(chunk)
+                got += n
+                self._total += n
+                continue
+            n, err = _scan_until_boundary(br._buf, br._r, self._mr.dash_b, self._mr.nl_dash_b, self._total,
+                                          self._read_err)
             if n == 0 and err is None:
                 if not await br.fill():
                     self._read_err = UNEXPECTED_EOF if br._err is EOF else br._err
                 continue
-            take = min(n, limit - len(out))
-            out += br.consume(take)
+            take = min(n, limit - got)
+            out.append(br.consume(take))
+            got += take
             self._total += take
             if take < n:
                 break
             if err is not None:
                 self._err = err
                 break
-        err = self._err if self._err is not EOF and len(out) < limit else None
-        data = bytes(out)
+        err = self._err if self._err is not EOF and got < limit else None
+        data = b"".join(out)
         if self._qp:
             data = quopri.decodestring(data)
         return data, err
