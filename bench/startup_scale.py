@@ -23,7 +23,9 @@ every start):
 - memory once served (sampled 1 s later), summed over the server's process tree: RSS
   (`VmRSS`, and its file-backed part `RssFile`) and PSS (`/proc/PID/smaps_rollup`), which
   divides pages shared by several processes (the mapped needle map files) among them;
-- growth per needle: (memory - memory of the same server on an empty directory) / needles.
+- growth per needle: (memory - memory of the same server on an empty directory) / needles;
+- numpy: how many of the server's processes have numpy loaded (none, once its map files are
+  current).
 
 Native is measured twice per set: `first` (no needle map files: the start resolves every `.idx`
 and writes `<vid>.nmx`) and `restart` (the map files are there and still match the `.idx`).
@@ -132,11 +134,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def memory(pid: int) -> dict:
-    """RSS, its file-backed part and PSS in bytes, summed over the process tree."""
-    rss = rss_file = pss = 0
+    """RSS, its file-backed part and PSS in bytes, summed over the process tree, and how many of
+    its processes have numpy loaded (its core extension mapped)."""
+    rss = rss_file = pss = numpy = 0
     pids = tree(pid)
     for p in pids:
         try:
+            numpy += "_multiarray_umath" in Path(f"/proc/{p}/maps").read_text()
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1]) << 10
@@ -147,7 +151,7 @@ def memory(pid: int) -> dict:
                     pss += int(line.split()[1]) << 10
         except OSError:
             continue
-    return {"rss": rss, "rss_file": rss_file, "pss": pss, "processes": len(pids)}
+    return {"rss": rss, "rss_file": rss_file, "pss": pss, "processes": len(pids), "numpy": numpy}
 
 
 def python_env(pycache: Path) -> dict[str, str]:
@@ -258,6 +262,7 @@ def run_set(ds: DataSet, d: Path, master: str, runs: int, log: Path, empty: dict
         med = {k: statistics.median(r[k] for r in results)
                for k in ("ready_s", "served_s", "ready_cpu_s", "served_cpu_s", "rss", "rss_file", "pss")}
         med["processes"] = results[0]["processes"]
+        med["numpy"] = max(r["numpy"] for r in results)
         base = empty.get(side.split("-first")[0].split("-restart")[0])
         if ds.total and base:
             med["rss_per_needle"] = (med["rss"] - base["rss"]) / ds.total
@@ -270,11 +275,11 @@ def report(name: str, res: dict) -> None:
     go = res["go"]
     print(f"\n{name}")
     print(f"  {'server':22} {'ready s':>8} {'x Go':>6} {'cpu s':>6} {'served s':>9} {'x Go':>6} {'cpu s':>6} "
-          f"{'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6}")
+          f"{'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6} {'numpy':>5}")
     for side, m in res.items():
         print(f"  {side:22} {m['ready_s']:8.3f} {m['ready_s'] / go['ready_s']:6.2f} {m['ready_cpu_s']:6.2f} {m['served_s']:9.3f} "
               f"{m['served_s'] / go['served_s']:6.2f} {m['served_cpu_s']:6.2f} {m['rss'] / 1e6:8.1f} {m['rss_file'] / 1e6:8.1f} {m['pss'] / 1e6:8.1f} "
-              f"{m.get('rss_per_needle', float('nan')):13.1f} {m.get('pss_per_needle', float('nan')):6.1f}")
+              f"{m.get('rss_per_needle', float('nan')):13.1f} {m.get('pss_per_needle', float('nan')):6.1f} {m['numpy']:5d}")
 
 
 def main() -> int:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import httpx
+
 DEFERRED = (
     "numpy", "PIL", "httpx", "native.s3", "difftool", "gateway.app", "native.http._imaging", "native.grpc._router",
     "native.grpc._copy", "native.follower", "importlib.metadata", "tomllib", "html", "email",
@@ -35,16 +37,78 @@ def test_native_server_start_up_imports_leave_the_heavy_modules_out() -> None:
 
 
 def test_the_deferred_modules_load_when_used(tmp_path) -> None:
-    """The deferral is real: opening a volume (its map) imports numpy, so the check above can fail."""
-    code = (
-        "import sys\n"
-        "from native.storage import Volume\n"
-        "assert 'numpy' not in sys.modules\n"
-        f"Volume.create({str(tmp_path)!r}, 1).close()\n"
-        "print('numpy' in sys.modules)\n"
+    """The deferral is real: a volume whose index needs a bulk resolve (no map file yet) imports
+    numpy, so the check above can fail. A new or small volume does not."""
+    _bulk_volume(tmp_path)
+    first = _load_in_a_fresh_process(tmp_path, (
+        "v = Volume.create(d, 2)\n"
+        "for key in range(1, 51):\n"
+        "    v.write_needle(Needle.create(key, 7, b'x' * key))\n"
+        "v.delete_needle(3)\n"
+        "v.close()\n"
+        "v = Volume.load(d, 2)\n"
+        "print('numpy' in sys.modules, len(v.nm), v.nm.deletion_count)\n"
+        "v = Volume.load(d, 1)\n"
+        "print('numpy' in sys.modules, os.path.exists(os.path.join(d, '1.nmx')))\n"
+    ))
+    assert first == [["False", "50", "1"], ["True", "True"]]  # a writable map keeps the deleted entry
+
+
+def test_a_volume_whose_map_file_is_current_loads_without_numpy(tmp_path) -> None:
+    """A restart: the map file is mapped and checked, the rows written since it was replayed,
+    the tail checked, all without numpy; the map ends as a bulk resolve of the whole index."""
+    expect = _bulk_volume(tmp_path)
+    live = (1 << 32) + expect["Live"]
+    _load_in_a_fresh_process(tmp_path, "Volume.load(d, 1).close()\n")  # the first start writes 1.nmx
+    out = _load_in_a_fresh_process(tmp_path, (
+        "v = Volume.load(d, 1)\n"
+        "v.write_needle(Needle.create(1 << 40, 7, b'new'))\n"
+        f"v.delete_needle({live})\n"
+        "v.close()\n"
+        "v = Volume.load(d, 1)\n"
+        f"loaded = v.nm.counters(), v.nm.overlay_entries, v.nm.get({live}).size < 0\n"
+        "print('numpy' in sys.modules, *loaded[1:])\n"
+        "from native.storage._map_build import IdxRows, resolve\n"
+        "whole = resolve(IdxRows(open(os.path.join(d, '1.idx'), 'rb').read(), 5), 3)\n"
+        "print(loaded[0] == whole.memory, loaded[0].file_count)\n"
+    ))
+    assert out == [["False", "2", "True"], ["True", str(expect["FileCount"] + 1)]]
+
+
+def test_a_read_only_volume_restarts_without_numpy_once_its_walk_is_recorded(tmp_path) -> None:
+    """A volume loaded read-only takes Go's walk of its index as counters: the first such load
+    runs it (numpy) and keeps it in the map file; the next one reads it from there."""
+    _bulk_volume(tmp_path)
+    _load_in_a_fresh_process(tmp_path, "Volume.load(d, 1).close()\n")  # a writable load writes 1.nmx
+    load = (
+        "v = Volume.load(d, 1, read_only_marks=(True, False))\n"
+        "print('numpy' in sys.modules, v.nm.sorted_semantics, v.nm.counters().deletion_count)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
+    first, again = (_load_in_a_fresh_process(tmp_path, load)[0] for _ in range(2))
+    assert first[:2] == ["True", "True"] and again[:2] == ["False", "True"] and first[2] == again[2]
+
+
+_NEEDLES = 70_000  # over MapPolicy.file_min_rows: the index keeps a map file
+
+
+def _bulk_volume(d) -> dict:
+    """Volume 1 in `d`: `_NEEDLES` needles, 5% overwritten, 10% deleted (Go's counts returned)."""
+    from tests.support.bulk_volumes import write_volume
+
+    return write_volume(d, 1, _NEEDLES, True, seed=1)
+
+
+def _load_in_a_fresh_process(d, body: str) -> list[list[str]]:
+    """Run `body` (with `d`, the volumes' directory) in a new interpreter; its printed lines,
+    split."""
+    code = (
+        "import os, sys\n"
+        "from native.storage import Needle, Volume\n"
+        f"d = {str(d)!r}\n" + body
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [line.split() for line in out.stdout.splitlines()]
 
 
 def test_the_grpc_handlers_load_with_the_first_use() -> None:
@@ -101,3 +165,38 @@ def test_what_start_up_made_is_out_of_the_collectors_full_passes() -> None:
     assert everything > 20_000  # what the serving stack is made of: a full pass without the freeze
     assert after_imports < everything // 10
     assert after_master < everything // 10
+
+
+def test_a_server_restarted_on_current_map_files_never_loads_numpy(tmp_path) -> None:
+    """Real server processes on a bulk-written volume: the first start resolves the index with
+    numpy (and writes the map file); a restart serves the same counts and data without it."""
+    from tests.native_core.support import start_native
+    from tests.support.bulk_volumes import DATA, needle_fid
+    from tests.support.procs import start_master
+
+    data = tmp_path / "data"
+    data.mkdir()
+    expect = _bulk_volume(data)
+    master = start_master(tmp_path / "master", volume_size_limit_mb=1000)
+    try:
+        seen = []
+        for _ in ("first", "restart"):
+            s = start_native(tmp_path, master, extra=["-workers=1"], data_dir=data)  # ready: every volume loaded
+            try:
+                with httpx.Client(timeout=20) as c:
+                    status = {v["Id"]: v for v in c.get(f"{s.url}/status").json()["Volumes"]}
+                    got = c.get(f"{s.url}/{needle_fid(1, expect['Live'])}")
+                assert (status[1]["FileCount"], status[1]["DeleteCount"]) == (expect["FileCount"], expect["DeleteCount"])
+                assert (got.status_code, got.content) == (200, DATA)
+                seen.append((_numpy_mapped(s.proc.pid), (data / "1.nmx").exists()))
+            finally:
+                s.stop()
+        assert seen == [(True, True), (False, True)]
+    finally:
+        master.stop()
+
+
+def _numpy_mapped(pid: int) -> bool:
+    """Whether a process has numpy's core extension mapped (it imported numpy)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "_multiarray_umath" in f.read()

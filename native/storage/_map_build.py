@@ -4,8 +4,8 @@ columns Go's loader ends up with, and both sets of Go's counters.
 Go replays the index row by row into its map. Here the whole index is resolved at once, so a
 million rows cost tens of milliseconds whatever their order (overwrites and deletes included):
 
-1. `IdxRows` reads the big-endian rows as numpy columns (key u64, offset in 8-byte units, size
-   i32), only when something needs them (a valid map file spares the parse);
+1. `parse_columns` reads the big-endian rows as numpy columns (key u64, offset in 8-byte units,
+   size i32) when `IdxRows.columns` is first asked (a valid map file spares the parse);
 2. `resolve`: ids strictly ascending with no deletes are already the answer; otherwise one
    sort by id that keeps each id's rows in file order (`key_order`: ids packed with their row
    numbers and sorted by value) groups them, and the last row of each group, with the last
@@ -20,15 +20,13 @@ over buffers: no files.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from ._idx import IdxEntry
-from ._map_types import MapCounters
-from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, NEEDLE_ID_SIZE, PADDING_SIZE, SIZE_SIZE, TIMESTAMP_SIZE, VERSION3
+from ._idx_rows import IdxRows
+from ._map_types import MapCounters, Resolved
+from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, VERSION3
 
-__all__ = ["IdxRows", "Resolved", "resolve", "record_ends", "key_order"]
+__all__ = ["IdxRows", "Resolved", "resolve", "record_ends", "key_order", "parse_columns"]
 
 _ROW4 = np.dtype([("k", ">u8"), ("lo", ">u4"), ("s", ">i4")])
 _ROW5 = np.dtype([("k", ">u8"), ("lo", ">u4"), ("hi", "u1"), ("s", ">i4")])
@@ -36,101 +34,23 @@ _U32_LIMIT = 1 << 32
 _I32_MAX = (1 << 31) - 1
 
 
-class IdxRows:
-    """A raw `.idx` read as columns in file order; a torn trailing row is left out (and
-    counted in `trailing`), as Go's index walk leaves it. The columns are parsed on first use."""
-
-    __slots__ = ("buf", "width", "entry_size", "count", "trailing", "_cols")
-
-    def __init__(self, buf: bytes, width: int) -> None:
-        self.buf = buf
-        self.width = width
-        self.entry_size = NEEDLE_ID_SIZE + width + SIZE_SIZE
-        self.count = len(buf) // self.entry_size
-        self.trailing = len(buf) - self.count * self.entry_size
-        self._cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    @classmethod
-    def from_columns(cls, keys: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, width: int = 5) -> "IdxRows":
-        """Rows already in columns (no raw bytes behind them)."""
-        rows = cls(b"", width)
-        rows.count = len(keys)
-        rows._cols = (
-            np.ascontiguousarray(keys, np.uint64), np.ascontiguousarray(offsets, np.uint64),
-            np.ascontiguousarray(sizes, np.int32),
-        )
-        return rows
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def whole_bytes(self) -> int:
-        """Bytes of the whole rows."""
-        return self.count * self.entry_size
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(keys u64, offsets in 8-byte units, sizes i32), native byte order; offsets are u32
-        while every one fits (volumes under 32 GiB), else u64."""
-        if self._cols is None:
-            n = self.count
-            rec = np.frombuffer(self.buf, _ROW5 if self.width == 5 else _ROW4, n)
-            keys = np.empty(n, np.uint64)
-            keys[...] = rec["k"]  # assignment byte-swaps faster than astype
-            high = rec["hi"] if self.width == 5 else None
-            if high is not None and high.any():
-                offsets = np.empty(n, np.uint64)
-                offsets[...] = rec["lo"]
-                offsets |= high.astype(np.uint64) << np.uint64(32)
-            else:
-                offsets = np.empty(n, np.uint32)
-                offsets[...] = rec["lo"]
-            sizes = np.empty(n, np.int32)
-            sizes[...] = rec["s"]
-            self._cols = (keys, offsets, sizes)
-        return self._cols
-
-    def entry(self, i: int) -> IdxEntry:
-        if i < 0:
-            i += self.count
-        if self._cols is not None and not self.buf:
-            k, o, s = self._cols
-            return IdxEntry(int(k[i]), int(o[i]), int(s[i]))
-        es, w = self.entry_size, self.width
-        raw = self.buf[i * es:(i + 1) * es]
-        low = int.from_bytes(raw[8:12], "big")
-        offset = low if w == 4 else low | (raw[12] << 32)
-        return IdxEntry(int.from_bytes(raw[0:8], "big"), offset, int.from_bytes(raw[8 + w:12 + w], "big", signed=True))
-
-    def top_offset_entry(self) -> IdxEntry | None:
-        """The first row with the highest offset (None when every offset is 0)."""
-        if not self.count:
-            return None
-        offsets = self.columns()[1]
-        i = int(offsets.argmax())
-        return self.entry(i) if offsets[i] else None
-
-    def after(self, start_bytes: int) -> "IdxRows":
-        """The whole rows from byte `start_bytes` (a row boundary) on."""
-        if self._cols is not None and not self.buf:
-            first = start_bytes // self.entry_size
-            return IdxRows.from_columns(*(c[first:] for c in self._cols), width=self.width)
-        return IdxRows(self.buf[start_bytes:self.whole_bytes], self.width)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Resolved:
-    """A replayed index: one entry per id, ascending, and Go's counters for both map kinds."""
-
-    keys: np.ndarray  # uint64, strictly ascending
-    offsets: np.ndarray  # uint32 when every offset fits, else uint64; 8-byte units
-    sizes: np.ndarray  # int32; negative: deleted, at its last put's offset
-    memory: MapCounters  # a writable volume's (Go's doLoading over CompactMap)
-    sorted: MapCounters  # a volume loaded read-only (Go's .sdx map and its reverse walk)
-    deleted: int  # entries with a negative size (absent from the read-only map)
-
-    def __len__(self) -> int:
-        return len(self.keys)
+def parse_columns(buf: bytes, width: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `count` big-endian rows of `buf` as native columns (`IdxRows.columns`): one
+    strided byte-swapping copy per field; offsets as u32 while every one fits."""
+    rec = np.frombuffer(buf, _ROW5 if width == 5 else _ROW4, count)
+    keys = np.empty(count, np.uint64)
+    keys[...] = rec["k"]  # assignment byte-swaps faster than astype
+    high = rec["hi"] if width == 5 else None
+    if high is not None and high.any():
+        offsets = np.empty(count, np.uint64)
+        offsets[...] = rec["lo"]
+        offsets |= high.astype(np.uint64) << np.uint64(32)
+    else:
+        offsets = np.empty(count, np.uint32)
+        offsets[...] = rec["lo"]
+    sizes = np.empty(count, np.int32)
+    sizes[...] = rec["s"]
+    return keys, offsets, sizes
 
 
 def record_ends(offsets: np.ndarray, sizes: np.ndarray, version: int) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._map_build import IdxRows, key_order
+from ._idx_rows import IdxRows
+from ._map_build import key_order
 
 __all__ = ["load_only_deletions"]
 

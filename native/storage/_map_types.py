@@ -1,17 +1,21 @@
-"""What a needle map answers: one entry (`NeedleValue`) and Go's counters (`MapCounters`).
+"""What a needle map answers: one entry (`NeedleValue`) and Go's counters (`MapCounters`), and
+the resolved columns a map's base is made of (`Resolved`).
 
 Kept apart from the map so that the bulk builder (`_map_build`), the map file (`_map_file`) and
 the map itself (`_needle_map`) share them without importing one another in a circle, and so
-that a volume can name them without importing numpy (which loads with the first map built).
+that a volume, and a map read from its map file, need no numpy (which loads with the first bulk
+resolve).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from typing import Any
+
 from ._types import PADDING_SIZE
 
-__all__ = ["NeedleValue", "MapCounters", "EMPTY_COUNTERS", "MapPolicy"]
+__all__ = ["NeedleValue", "MapCounters", "EMPTY_COUNTERS", "MapPolicy", "Resolved"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,6 +46,23 @@ class MapCounters:
 
 
 EMPTY_COUNTERS = MapCounters(0, 0, 0, 0, 0, 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolved:
+    """A replayed index: one entry per id, ascending, and Go's counters for both map kinds.
+    The columns are numpy arrays from `_map_build.resolve`, or memoryviews over a mapped map
+    file (`_map_file`): anything with the buffer protocol, `len` and `itemsize`."""
+
+    keys: Any  # uint64, strictly ascending
+    offsets: Any  # uint32 when every offset fits, else uint64; 8-byte units
+    sizes: Any  # int32; negative: deleted, at its last put's offset
+    memory: MapCounters  # a writable volume's (Go's doLoading over CompactMap)
+    sorted: MapCounters  # a volume loaded read-only (Go's .sdx map and its reverse walk)
+    deleted: int  # entries with a negative size (absent from the read-only map)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from ._map_build import IdxRows, record_ends
+from ._idx_rows import IdxRows
+from ._map_build import record_ends
 from ._map_types import MapCounters
 
 __all__ = ["walk_counters", "walk_seen"]

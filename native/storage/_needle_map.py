@@ -9,7 +9,9 @@ Two parts:
 - a small *overlay* (`BlockMap`) of the entries changed since: writes and deletes made here,
   and rows another process appended to the `.idx` (`catch_up`).
 
-A lookup tries the overlay, then bisects the base (memoryviews: no numpy call per lookup).
+A lookup tries the overlay, then bisects the base (memoryviews: no numpy call per lookup), and
+a map read from its map file, with the rows appended since replayed by `catch_up`, needs no
+numpy at all.
 
 Two sets of semantics, both Go's:
 - *memory* (a writable volume, Go's CompactMap): a delete keeps the old offset with a negated
@@ -29,16 +31,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ._idx import IdxColumns
+from ._idx_rows import IdxRows
 from ._map_blocks import BlockMap
 from ._map_types import EMPTY_COUNTERS, MapCounters, NeedleValue
 from ._types import CHECKSUM_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, TOMBSTONE_SIZE, VERSION3
 
 if TYPE_CHECKING:
-    from ._map_build import IdxRows, Resolved
+    from ._map_types import Resolved
 
-__all__ = ["NeedleMap", "MapCounters", "NeedleValue", "SortedBase"]
+__all__ = ["NeedleMap", "MapCounters", "NeedleValue", "SortedBase", "PYTHON_REPLAY_ROWS"]
 
 _CHUNK = 1 << 16  # base entries turned into Python ints at a time by items()
+PYTHON_REPLAY_ROWS = 4096  # a writable map of up to this many rows is replayed without numpy
 
 
 def _scalar_view(a, fmt: str) -> memoryview:
@@ -124,7 +128,17 @@ class NeedleMap:
 
     @classmethod
     def from_rows(cls, rows: IdxRows, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
-        """Replay an index the way Go's loader of that map kind does (in memory, no file)."""
+        """Replay an index the way Go's loader of that map kind does (in memory, no file).
+
+        A writable map of up to `PYTHON_REPLAY_ROWS` rows is replayed row by row into the
+        overlay (`catch_up`, which ends where the bulk resolve ends): a new or small volume then
+        costs a server no numpy (an import of about 50 ms of CPU and 12 MB per process)."""
+        if not len(rows):
+            return cls(sorted_semantics=sorted_semantics)
+        if not sorted_semantics and len(rows) <= PYTHON_REPLAY_ROWS:
+            m = cls()
+            m.catch_up(rows, version)
+            return m
         from ._map_build import resolve  # numpy: loaded with the first map built, not at start-up
         from ._map_walk import walk_counters  # numpy: as above
 
@@ -135,8 +149,6 @@ class NeedleMap:
     def from_columns(cls, cols: IdxColumns, version: int, *, sorted_semantics: bool = False) -> "NeedleMap":
         """`from_rows` for an index already parsed into `array` columns."""
         import numpy as np  # numpy: loaded with the first map built, not at start-up
-
-        from ._map_build import IdxRows  # numpy: loaded with the first map built, not at start-up
 
         rows = IdxRows.from_columns(
             np.frombuffer(cols.keys, np.uint64), np.frombuffer(cols.offsets, np.uint64), np.frombuffer(cols.sizes, np.int32),
@@ -266,10 +278,9 @@ class NeedleMap:
         whole index, which its loader rebuilds instead.)"""
         if not len(rows):
             return
-        keys, offsets, sizes = (c.tolist() for c in rows.columns())
         tail = NEEDLE_HEADER_SIZE + CHECKSUM_SIZE + (TIMESTAMP_SIZE if version == VERSION3 else 0)
         with self._lock:
-            for key, offset, size in zip(keys, offsets, sizes):
+            for key, offset, size in rows.tuples():
                 if key > self.max_file_key:
                     self.max_file_key = key
                 old = self._find(key)

@@ -13,11 +13,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ._errors import StorageError
 from ._fileio import OS_FILES, FileOps
 from ._idx import IdxCodec
+from ._idx_rows import IdxRows
 from ._map_types import MapPolicy
 from ._names import MAP_FILE_EXT, volume_base_name
 from ._needle import NeedleHeader
@@ -27,9 +27,6 @@ from ._superblock import SuperBlock
 from ._ttl import TTL
 from ._types import DEFAULT_OFFSET_BYTES, SUPER_BLOCK_SIZE
 from ._vif import VolumeInfo, save_volume_info
-
-if TYPE_CHECKING:
-    from ._map_build import IdxRows
 
 __all__ = ["VolumeBase", "VolumeStats", "WriteResult", "ReadOnlyReasons", "RecordInfo"]
 
@@ -306,8 +303,6 @@ class VolumeBase:
 
     def _index_rows(self, raw: bytes) -> IdxRows:
         """A whole `.idx` read as rows for the integrity check and the map."""
-        from ._map_build import IdxRows  # numpy: loaded with the first volume's index, not at start-up
-
         return IdxRows(raw, self.codec.offsets.width)
 
     def _build_map(self, rows: IdxRows, *, sorted_semantics: bool | None = None) -> NeedleMap:

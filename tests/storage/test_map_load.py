@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from native.storage import IdxCodec, actual_size
 from native.storage._map_build import IdxRows
-from native.storage._map_file import open_map_file, write_map_file
+from native.storage._map_file import open_map_file, record_walk, write_map_file
 from native.storage._map_load import MapPolicy, load_needle_map
 from native.storage._map_build import key_order, resolve
+from native.storage._map_walk import walk_counters
 from native.storage._needle_map import NeedleMap
 from tests.storage.test_needle_map import model_load
 
@@ -60,12 +61,18 @@ def check_against_model(m: NeedleMap, rows: list[tuple[int, int, int]], sorted_s
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.sampled_from([4, 5]), st.booleans(), st.integers(0, 16), st.sampled_from([2, 3]))
 def test_raw_index_loads_like_go(data: st.DataObject, width: int, sorted_semantics: bool, torn: int, version: int) -> None:
-    """Random `.idx` bytes (4- and 5-byte offsets, a torn tail) resolved in bulk."""
+    """Random `.idx` bytes (4- and 5-byte offsets, a torn tail) resolved in bulk, and loaded as a
+    small index is (a writable one replayed row by row, without numpy)."""
     rows = data.draw(rows_strategy(width))
     buf = idx_bytes(rows, width) + bytes(range(1, torn % (12 + width) + 1))
     parsed = IdxRows(buf, width)
     assert len(parsed) == len(rows) and parsed.trailing == torn % (12 + width)
-    check_against_model(NeedleMap.from_rows(parsed, version, sorted_semantics=sorted_semantics), rows, sorted_semantics, version)
+    walk = walk_counters(parsed, version) if sorted_semantics else None
+    bulk = NeedleMap.from_resolved(resolve(parsed, version), sorted_semantics=sorted_semantics, counters=walk)
+    check_against_model(bulk, rows, sorted_semantics, version)
+    small = NeedleMap.from_rows(IdxRows(buf, width), version, sorted_semantics=sorted_semantics)
+    check_against_model(small, rows, sorted_semantics, version)
+    assert small.overlay_entries == (0 if sorted_semantics else len(small))  # the path taken
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -136,6 +143,25 @@ def test_read_only_map_hides_deleted_base_entries(tmp_path: Path) -> None:
     assert m.put(2, 9, 5) is None and m.get(2).size == 5 and len(m) == 3
 
 
+def test_a_read_only_load_keeps_the_walk_in_the_map_file(tmp_path: Path) -> None:
+    """A read-only load of a volume whose map file a writable load wrote runs Go's walk once and
+    records it; the next read-only load takes it from the file (no numpy needed). A record made
+    against another file's header is ignored."""
+    rows = ROWS + [(7, 3000, 40), (8, 3001, -1), (400, 3002, 0)]
+    buf = idx_bytes(rows, 5)
+    path = str(tmp_path / "7.nmx")
+    load_needle_map(IdxRows(buf, 5), 3, sorted_semantics=False, map_path=path, may_write=True, policy=EVERY_FILE)
+    first = open_map_file(path, buf, 17, 3)
+    assert first is not None and first.walk is None
+    for _ in range(2):
+        m = load_needle_map(IdxRows(buf, 5), 3, sorted_semantics=True, map_path=path, may_write=True, policy=EVERY_FILE)
+        check_against_model(m, rows, True)
+        assert open_map_file(path, buf, 17, 3).walk == walk_counters(IdxRows(buf, 5), 3) == m.counters()
+    other, other_buf = written(tmp_path, ROWS)  # another file (another prefix)
+    record_walk(other, first, walk_counters(IdxRows(buf, 5), 3))
+    assert open_map_file(other, other_buf, 17, 3).walk is None
+
+
 def written(tmp_path: Path, rows: list[tuple[int, int, int]], width: int = 5, version: int = 3) -> tuple[str, bytes]:
     buf = idx_bytes(rows, width)
     path = str(tmp_path / "7.nmx")
@@ -204,7 +230,7 @@ def test_wide_offsets_round_trip_through_the_file(tmp_path: Path) -> None:
     rows = [(1, 5, 10), (2, (1 << 36) + 3, 20), (3, (1 << 40) - 1, 30)]
     path, buf = written(tmp_path, rows)
     mf = open_map_file(path, buf, 17, 3)
-    assert mf.resolved.offsets.dtype.itemsize == 8
+    assert mf.resolved.offsets.itemsize == 8
     m = load_needle_map(IdxRows(buf, 5), 3, sorted_semantics=False, map_path=path, may_write=True, policy=EVERY_FILE)
     check_against_model(m, rows, False)
 

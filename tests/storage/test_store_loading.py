@@ -107,7 +107,7 @@ def anon():
     return int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0]) << 10
 s = Store.open([sys.argv[1]], max_counts=0, load=False)
 s.discover()
-import native.storage._map_load, native.storage._volume, native.storage.tier._volume  # noqa: F401, E401 - the code (numpy, the volume code) is loaded before the baseline
+import numpy, native.storage._map_build, native.storage._map_load, native.storage._volume, native.storage.tier._volume  # noqa: F401, E401 - the code (numpy, the volume code) is loaded before the baseline
 before = anon()
 s.load_pending(threads=4)
 print(anon() - before, s.volume(1).nm.base_entries)
