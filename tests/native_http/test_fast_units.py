@@ -1,4 +1,4 @@
-"""Pieces of the read fast path that must equal what the full path computes."""
+"""Pieces of the read and write fast paths that must equal what the full path computes."""
 
 from __future__ import annotations
 
@@ -35,3 +35,37 @@ def test_http_dates_are_email_utils_formatdate(ts: int) -> None:
     from weedpy.http1 import format_http_date
 
     assert format_http_date(ts) == _http_date(ts) == email.utils.formatdate(ts, usegmt=True)
+
+
+_NAME = st.text(alphabet="0123456789AZaz_.-", min_size=1, max_size=255)
+_TYPE = st.text(alphabet="0123456789AZaz!#$&^_.+-", min_size=1, max_size=20)
+
+
+@given(_NAME, st.integers(min_value=0, max_value=(1 << 33)), st.integers(min_value=0, max_value=0xFFFFFFFF),
+       st.one_of(st.just(""), st.builds(lambda a, b: a + "/" + b, _TYPE, _TYPE)),
+       st.text(alphabet="SeaweedFS 0123456789.:", min_size=1, max_size=30).map(str.strip).filter(bool))
+def test_fast_write_created_reply_is_the_general_reply(name: str, size: int, crc: int, mime: str, server: str) -> None:
+    """The fast write path's 201 is what the full path's writeJson and Go framing write (for a
+    Server value without surrounding blanks, as the server's own always is)."""
+    from native.http._common import json_response, set_etag
+    from native.http._fast_write import _created
+    from native.http._gojson import Struct
+    from native.http._sniff import detect_content_type
+    from weedpy.http1 import GoHeader, http_date, serialize_head
+
+    etag, rid = f"{crc:08x}", "187E0A2B3C4D5E6F0123ABCD"
+    h = GoHeader()
+    h.set("X-Amz-Request-Id", rid)
+    h.set("Server", server)
+    set_etag(h, etag)
+    h.set("Content-MD5", "")
+    resp = json_response(h, None, 201, pretty=False, obj=Struct(
+        ("name", name, True), ("size", size & 0xFFFFFFFF, True), ("eTag", etag, True), ("mime", mime, True),
+        ("contentMd5", "", True),
+    ))
+    date = http_date()
+    wire = serialize_head(resp, method=b"POST", keep_alive=True, sniff=detect_content_type, date=date)
+    fast = _created(server, rid, name, size, etag, mime)
+    if date != http_date():  # the second turned between the two
+        return
+    assert fast == wire.head + resp.body
