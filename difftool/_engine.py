@@ -123,8 +123,9 @@ class DiffEngine:
         self.catch_up_waits = 0  # requests served by the mirrored side that waited for earlier writes
         self.catch_up_wait_s = 0.0
         self.started = time.time()
-        # Set by the wiring (weedpy/cutover.py): told the kind of every compared sample; adds to the report.
-        self.observer: Callable[[str, str], None] | None = None
+        # Set by the wiring (weedpy/cutover.py): told the endpoint, kind and request of every compared
+        # sample (the request names its volume); adds to the report.
+        self.observer: Callable[[str, str, Request], None] | None = None
         self.report_extra: Callable[[], dict[str, Any]] | None = None
 
     # -- serving path (never blocks) ----------------------------------------------------------------
@@ -316,7 +317,7 @@ class DiffEngine:
         judgement = judge(sample, self.rules_for(job.endpoint))
         self.aggregator.add(sample, judgement)
         if self.observer is not None:
-            self.observer(job.endpoint, self._kind(job.endpoint, judgement))
+            self.observer(job.endpoint, self._kind(job.endpoint, judgement), job.request)
 
     def _kind(self, endpoint: str, judgement: Judgement) -> str:
         """`match`, `ignored`, `real` or `noise`, as the fields' rates so far classify the sample."""

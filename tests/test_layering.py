@@ -4,7 +4,7 @@ Every `import` statement of the product packages counts, function-level ones inc
 units, top down:
 
     cli        weedpy.cli, weedpy.local, weedpy.mixed, weedpy.mixed_worker, weedpy.cutover, weedpy.worker,
-               weedpy.volume_moves: may import anything
+               weedpy.volume_moves, weedpy.volume_lists, weedpy.volume_rollback: may import anything
     gateway    gateway.*            \
     native     native.* but storage  |  import serve and the cores, never each other
     difftool   difftool.*           /
@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("weedpy", "gateway", "native", "difftool", "proto")
 CLI = ("weedpy.cli", "weedpy.local", "weedpy.mixed", "weedpy.mixed_worker", "weedpy.cutover", "weedpy.worker",
-       "weedpy.volume_moves", "weedpy.volume_lists")
+       "weedpy.volume_moves", "weedpy.volume_lists", "weedpy.volume_rollback")
 UNIT_RANK = {"cores": 0, "serve": 1, "gateway": 2, "native": 2, "difftool": 2, "cli": 3}
 # What native.storage must never import: network, event loop, protocol stacks, handlers.
 STORAGE_FORBIDDEN = ("trio", "httpx", "h2", "socket", "ssl", "http", "urllib.request", "native.s3", "native.http",

@@ -11,8 +11,10 @@ breaks its rule is moved to its Go side (`native` -> `go`, `native+verify` -> `s
 (`by = "auto_rollback"`), logged (`route rolled back`), listed under `rollbacks` in
 `/weedpy/routes` and in the differ's report. The route keeps its rule, so the status shows why.
 
-A test-only fault switch (`TEST_FAULT_ENV`, see `fault_switch`) makes native answer one endpoint
-wrongly, so the tests can watch a rollback happen; docs/cutover.md.
+The differ's samples are counted per volume too (`volumes_named`); the per-volume rule and what
+it shows are weedpy/volume_rollback.py's. A test-only fault switch (`TEST_FAULT_ENV`, see
+`fault_switch`) makes native answer one endpoint, or the reads of one volume, wrongly, so the
+tests can watch a rollback happen; docs/cutover.md.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import trio
 from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
 from weedpy.metrics import COUNTER, new_metric
-from weedpy.serve.evidence import Evidence
+from weedpy.serve.evidence import Evidence, volume_key
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import ALL_ENDPOINTS, Route, RouteTable, RouteTableError, Target, request_path, http_endpoint
+from weedpy.serve.volume_owners import OWNED_HTTP, request_volumes, volume_of_path
 
-__all__ = ["Cutover", "DEFAULT_WINDOW_S", "CHECK_S", "TEST_FAULT_ENV", "fault_switch", "FaultyHttp", "status_rows"]
+__all__ = ["Cutover", "DEFAULT_WINDOW_S", "CHECK_S", "TEST_FAULT_ENV", "fault_switch", "FaultyHttp", "status_rows",
+           "volumes_named", "volume_rows"]
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
@@ -66,13 +70,14 @@ class Cutover:
 
     # -- what the differ tells -----------------------------------------------------------------
 
-    def judged(self, endpoint: str, kind: str) -> None:
+    def judged(self, endpoint: str, kind: str, request: object = None) -> None:
         """One compared sample: `match`, `ignored`, `real` (a difference the noise does not
-        explain) or `noise`."""
+        explain) or `noise`; counted for the endpoint and for each volume `request` names."""
         ev = self.evidence
-        ev.add(endpoint, "samples")
-        if kind in ("real", "noise"):
-            ev.add(endpoint, kind)
+        for key in (endpoint, *(volume_key(v) for v in volumes_named(endpoint, request))):
+            ev.add(key, "samples")
+            if kind in ("real", "noise"):
+                ev.add(key, kind)
 
     # -- the rule ------------------------------------------------------------------------------
 
@@ -166,6 +171,19 @@ class Cutover:
         return {"evidence": rows, "rollbacks": list(self.rollbacks), "rollbacks_total": len(self.rollbacks)}
 
 
+def volumes_named(endpoint: str, request: object) -> list[int]:
+    """The volumes a compared request names (the differ's record of an HTTP request or an rpc):
+    a file id's, or those of an rpc's first message."""
+    target = getattr(request, "target", None)
+    if isinstance(target, bytes):
+        vid = volume_of_path(request_path(target)) if endpoint in OWNED_HTTP else None
+        return [] if vid is None else [vid]
+    messages = getattr(request, "messages", None)
+    if not messages:
+        return []
+    return sorted(set(request_volumes(endpoint, messages[0]) or ()))
+
+
 def status_rows(doc: dict[str, Any]) -> list[list[str]]:
     """`weedpy cutover status` as table rows (header first) from the `/weedpy/routes` document."""
     rows = [["ROUTE", "TARGET", "NATIVE%", "WINDOW", "SAMPLES", "REAL", "NOISE", "5XX(N)", "LAST CHANGE", "BY"]]
@@ -184,20 +202,34 @@ def status_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def volume_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """`weedpy cutover status`'s per-volume table (header first) from the `volumes` document."""
+    rows = [["VOLUME", "OWNER", "WINDOW", "REQUESTS", "5XX(N)", "5XX(G)", "SAMPLES", "REAL", "NOISE"]]
+    for r in doc.get("evidence", ()):
+        owner = (r["owner"] or "-") + (" (rolled back)" if r["rolled_back"] and r["owner"] == "go" else "")
+        rows.append([str(r["volume"]), owner, f"{r['window_s']:g}s", str(r["requests"]),
+                     f"{r['5xx_native']}/{r['requests_native']}", f"{r['5xx_go']}/{r['requests_go']}",
+                     str(r["samples"]), str(r["real"]), str(r["noise"])])
+    return rows
+
+
 # -- the test-only fault switch ----------------------------------------------------------------
 
 
 def fault_switch(bind_ip: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
-    """(kind, endpoint) when `WEEDPY_TEST_ONLY_FAULT=KIND:ENDPOINT` is set, KIND `differ` (native
-    adds a header Go does not send) or `5xx` (native answers 500). For tests only: honoured only
-    by a server bound to a loopback address; any other server refuses to start with it set
+    """(kind, what) when `WEEDPY_TEST_ONLY_FAULT=KIND:ENDPOINT` or `KIND:volume:VID` is set, KIND
+    `differ` (native adds a header Go does not send) or `5xx` (native answers 500), for one HTTP
+    endpoint or for the reads (`admin.read`, `public.read`) of one volume. For tests only: honoured
+    only by a server bound to a loopback address; any other server refuses to start with it set
     (ValueError), so it cannot reach production by accident."""
     raw = (environ if environ is not None else os.environ).get(TEST_FAULT_ENV)
     if not raw:
         return None
-    kind, _, endpoint = raw.partition(":")
-    if kind not in ("differ", "5xx") or endpoint not in ALL_ENDPOINTS or endpoint.startswith("/"):
-        raise ValueError(f"{TEST_FAULT_ENV}={raw!r}: expected differ:ENDPOINT or 5xx:ENDPOINT (an HTTP endpoint)")
+    kind, _, what = raw.partition(":")
+    volume = what.startswith(VOLUME_FAULT) and what[len(VOLUME_FAULT):].isdigit()
+    if kind not in ("differ", "5xx") or not (volume or (what in ALL_ENDPOINTS and not what.startswith("/"))):
+        raise ValueError(f"{TEST_FAULT_ENV}={raw!r}: expected differ:ENDPOINT or 5xx:ENDPOINT (an HTTP endpoint), "
+                         "or differ:volume:VID or 5xx:volume:VID")
     try:
         loopback = ipaddress.ip_address(bind_ip).is_loopback
     except ValueError:
@@ -205,21 +237,34 @@ def fault_switch(bind_ip: str, environ: dict[str, str] | None = None) -> tuple[s
     if not loopback:
         raise ValueError(f"{TEST_FAULT_ENV} is set: it makes native answer wrongly on purpose and is for tests "
                          f"only; a server bound to {bind_ip or 'every address'} refuses it")
-    return kind, endpoint
+    return kind, what
+
+
+VOLUME_FAULT = "volume:"
+_VOLUME_READS = frozenset({"admin.read", "public.read"})
 
 
 class FaultyHttp:
-    """Native's HTTP app (anything with `.handle`) with the test fault applied to one endpoint."""
+    """Native's HTTP app (anything with `.handle`) with the test fault applied to one endpoint, or
+    to the reads of one volume (`what` = `volume:VID`)."""
 
-    def __init__(self, app: Any, kind: str, endpoint: str) -> None:
+    def __init__(self, app: Any, kind: str, what: str) -> None:
         self._inner_app = app
         self._inner: Callable[[Exchange], Awaitable[None]] = app.handle
         self._kind = kind
-        self._endpoint = endpoint
+        self._endpoint = what
+        self._vid = int(what[len(VOLUME_FAULT):]) if what.startswith(VOLUME_FAULT) else None
+
+    def _applies(self, exch: Exchange) -> bool:
+        req = exch.request
+        path = request_path(req.target)
+        endpoint = http_endpoint(exch.port_kind, req.method, path)
+        if self._vid is None:
+            return endpoint == self._endpoint
+        return endpoint in _VOLUME_READS and volume_of_path(path) == self._vid
 
     async def handle(self, exch: Exchange) -> None:
-        req = exch.request
-        if http_endpoint(exch.port_kind, req.method, request_path(req.target)) != self._endpoint:
+        if not self._applies(exch):
             await self._inner(exch)
             return
         if self._kind == "5xx":
@@ -285,18 +330,30 @@ def _print_status(doc: dict[str, Any]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    volumes = doc.get("volumes")
-    if volumes is not None:
-        native = volumes.get("native", [])
-        print(f"volumes owned by native: {', '.join(map(str, native)) or 'none'}"
-              f" (every other volume: go; new volumes: {volumes.get('new_volumes', 'go')})")
-        for mv in volumes.get("moves", [])[:10]:
-            at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv["at"]))
-            print(f"moved {at}: volume {mv['vid']} {mv['from']} -> {mv['to']} by {mv['by']}: {mv['outcome']}"
-                  + (f" ({mv['error']})" if mv.get("error") else ""))
     for rb in doc.get("rollbacks", []):
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rb["at"]))
         print(f"rolled back {at}: {rb['route']} {rb['from']} -> {rb['to']}: {rb['reason']}")
+    volumes = doc.get("volumes")
+    if volumes is None:
+        return
+    if "native" in volumes:  # volume owners (mixed mode without dual-run routes)
+        print(f"volumes owned by native: {', '.join(map(str, volumes['native'])) or 'none'}"
+              f" (every other volume: go; new volumes: {volumes.get('new_volumes', 'go')})")
+    rule = volumes.get("auto_rollback")
+    print("volume evidence" + (f", [volumes] auto_rollback {json.dumps(rule, sort_keys=True)}" if rule else
+                               ", no [volumes] auto_rollback rule"))
+    rows = volume_rows(volumes)
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for mv in volumes.get("moves", [])[:10]:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv["at"]))
+        print(f"moved {at}: volume {mv['vid']} {mv['from']} -> {mv['to']} by {mv['by']}: {mv['outcome']}"
+              + (f" ({mv['error']})" if mv.get("error") else ""))
+    for rb in volumes.get("rollbacks", []):
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rb["at"]))
+        print(f"volume rolled back {at}: volume {rb['volume']} {rb['from']} -> {rb['to']}: {rb['reason']}")
 
 
 def _settle(args: argparse.Namespace) -> int:

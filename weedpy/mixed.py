@@ -60,7 +60,8 @@ from weedpy.volume_moves import (
     NativeVolumes, SplitVolumes, VolumeMoves, VolumesApi, move_pause, open_native_owned,
 )
 from weedpy.weedbin import weed_version
-from weedpy.cutover import TEST_FAULT_ENV, Cutover, FaultyHttp, fault_switch
+from weedpy.cutover import TEST_FAULT_ENV, VOLUME_FAULT, Cutover, FaultyHttp, fault_switch
+from weedpy.volume_rollback import VolumeCutover
 from weedpy.logs import get_logger
 from weedpy.serve.evidence import Evidence
 
@@ -129,6 +130,7 @@ class MixedExtension:
         self.control: Supervisor | None = None
         self._control_http: HttpTarget | None = None
         self.cutover: Cutover | None = None
+        self.volume_cutover: VolumeCutover | None = None
         self._fault: tuple[str, str] | None = None
         self._nursery: trio.Nursery | None = None  # where the hop and the evidence gathering run
         self.owned: NativeParts | None = None  # native's writer store over the volumes it owns
@@ -184,10 +186,16 @@ class MixedExtension:
         # The evidence the cutover rules read: each side's answers (the fronts), the differ's samples.
         proxy.evidence = Evidence()
         self.cutover = Cutover(proxy.live, proxy.evidence)
-        if self.moves is not None:  # `weedpy cutover status` shows the owners too
-            routes_status, moves = self.cutover.status, self.moves
-            proxy.live.status_extra = lambda: {**routes_status(), "volumes": moves.status()}
+        # per volume: the evidence, and the rule that moves a volume native owns back to Go
+        self.volume_cutover = VolumeCutover(proxy.live, proxy.evidence, self.moves)
+        volumes_status = self.volume_cutover.status
+        if self.moves is not None:  # `/weedpy/volumes`: the owners and moves with the evidence
+            self.moves.status_extra = volumes_status
+            volumes_status = self.moves.status
+        routes_status = self.cutover.status
+        proxy.live.status_extra = lambda: {**routes_status(), "volumes": volumes_status()}
         await nursery.start(self.cutover.run)
+        await nursery.start(self.volume_cutover.run)
         follower = self.native is None  # no dual-run: the read-only view of Go's files
         if follower:
             self.native = build_follower(self.cfg, self.security, str(self.weed))
@@ -221,6 +229,8 @@ class MixedExtension:
             log.warning("TEST-ONLY FAULT: native answers this endpoint wrongly on purpose", kind=self._fault[0],
                         route=self._fault[1], env=TEST_FAULT_ENV)
             self.native.http = FaultyHttp(self.native.http, *self._fault)
+            if self.owned is not None and self._fault[1].startswith(VOLUME_FAULT):  # and the volumes native owns
+                self.owned.http = FaultyHttp(self.owned.http, *self._fault)
 
     def http_targets(self, go: HttpTarget) -> Mapping[Target, HttpTarget]:
         assert self.native is not None
@@ -303,8 +313,11 @@ class MixedExtension:
                 evidence.merge(reply.get("evidence", ()))
 
     def metrics(self) -> list:
-        """The differ's families (dual-run routes) and the rollbacks, for the gateway's metrics port."""
+        """The differ's families (dual-run routes), the per-volume ones and the rollbacks, for the
+        gateway's metrics port."""
         families = self.dual.metrics() if self.dual is not None else []
+        if self.volume_cutover is not None:
+            families += self.volume_cutover.metrics()
         return families + (self.cutover.metrics() if self.cutover is not None else [])
 
     async def drain(self) -> None:

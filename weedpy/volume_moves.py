@@ -28,7 +28,7 @@ import ipaddress
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -144,6 +144,7 @@ class VolumeMoves:
         self.go = go
         self.pause = pause
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
+        self.status_extra: Callable[[], dict[str, Any]] | None = None  # the per-volume evidence (volume_rollback.py)
         self._one_at_a_time = trio.Lock()
         # Held from Go's unmount to the end of a move: a restart of Go waits for it (before_start).
         self._handover = threading.Lock()
@@ -169,8 +170,11 @@ class VolumeMoves:
                 lock.release()
 
     def status(self) -> dict[str, Any]:
-        return {"native": self.owners.native_volumes(), "moving": self.owners.held(),
-                "new_volumes": self.owners.new_volumes, "moves": list(reversed(self.history))}
+        doc = {"native": self.owners.native_volumes(), "moving": self.owners.held(),
+               "new_volumes": self.owners.new_volumes, "moves": list(reversed(self.history))}
+        if self.status_extra is not None:
+            doc.update(self.status_extra())
+        return doc
 
     # -- the move --------------------------------------------------------------------------------
 
@@ -300,7 +304,8 @@ class VolumeMoves:
 class VolumesApi:
     """`/weedpy/volumes` on the admin port (same access rule as `/weedpy/routes`):
 
-        GET  /weedpy/volumes                         owners, moves in progress, the last moves
+        GET  /weedpy/volumes                         owners, moves in progress, the last moves, the
+                                                     per-volume evidence and rollbacks
         POST /weedpy/volumes/VID/move?to=native|go   move one volume (answers when it is done)
         POST /weedpy/volumes/new?owner=native|go     the side AllocateVolume creates volumes on
     """

@@ -86,6 +86,10 @@ default = "go"
         row = next(r for r in doc["evidence"] if r["route"] == "admin.read")
         assert row["samples"] >= 10 and row["real"] >= 10 and row["rolled_back"] and row["last_change_by"] == "auto_rollback"
         assert doc["table"]["routes"]["admin.read"]["auto_rollback"]["max_real_diff_pct"] == 5  # kept: why it moved
+        # the differ's samples per volume too (dual-run: no owners, every volume on both stores)
+        vrow = next(r for r in doc["volumes"]["evidence"] if r["volume"] == VID)
+        assert vrow["owner"] is None and vrow["samples"] >= 10 and vrow["real"] >= 10, vrow
+        assert vrow["requests_native"] >= 10 and vrow["requests_go"] >= len(files), vrow
         exposition = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         assert exposition.value("weedpy_route_rollbacks_total", route="admin.read", **{"from": "native+verify"},
                                 to="shadow") == 1
@@ -97,7 +101,9 @@ default = "go"
         out = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "status",
                               f"-server=127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out
-        assert "shadow (rolled back)" in out.stdout and "rolled back" in out.stdout.splitlines()[-1], out.stdout
+        assert "shadow (rolled back)" in out.stdout, out.stdout
+        assert any(line.startswith("rolled back ") and ": admin.read native+verify -> shadow: real differences" in line
+                   for line in out.stdout.splitlines()), out.stdout
         out = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "status", "--json",
                               "--server", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
         assert json.loads(out.stdout)["rollbacks_total"] == 1

@@ -7,9 +7,10 @@ with) picks a `Target` by full method path, `targets` maps it to a `CallTarget` 
 def handle(call)`): the Go relay (gateway/), `NamedTarget("native", router)` over the native
 handlers, or a dual-run target (difftool/). An unavailable or `off` target answers UNAVAILABLE.
 One structlog event "grpc" per call: route, target, routes_v, status, duration_ms, peer; the
-optional `meter` (a weedpy.serve.metrics RouteMeter) counts it for the metrics port. In mixed mode
-with volume owners (weedpy/serve/volume_owners.py) a call whose first request message names a
-volume is read that far, then served by the volume's owner (waiting while the volume is moved).
+optional `meter` (a weedpy.serve.metrics RouteMeter) counts it for the metrics port, mixed mode's
+`evidence` for the cutover rules. In mixed mode with volume owners (weedpy/serve/volume_owners.py)
+a call whose first request message names a volume is read that far, then served by the volume's
+owner (waiting while the volume is moved), and counted in the evidence for each volume it names.
 """
 
 from __future__ import annotations
@@ -94,12 +95,13 @@ class GrpcFront:
         route_target = routes.lookup(endpoint).target
         target = self._targets.get(route_target)
         served_by = route_target.value
+        named: dict[int, str] = {}  # the volumes the call names, and the side that served each
         failed = False
         try:
             if target is None:
                 raise GrpcError(Status.UNAVAILABLE, f"{endpoint} is routed to {route_target.value}, which is not available")
             if endpoint in self._volume_methods:
-                served_by = await self._by_owner(call, endpoint, target, served_by)
+                served_by = await self._by_owner(call, endpoint, target, served_by, named)
             elif endpoint == DELETE_COLLECTION and self._split is not None and self._owned is not None:
                 await self._split.both(call, target, self._owned)
                 served_by = "go+native"
@@ -124,7 +126,10 @@ class GrpcFront:
                 else:
                     status = Status.UNKNOWN if failed else Status.CANCELLED
             if self._evidence is not None:
-                self._evidence.answered(endpoint, served_by, status.name in GRPC_SERVER_ERRORS)
+                server_error = status.name in GRPC_SERVER_ERRORS
+                self._evidence.answered(endpoint, served_by, server_error)
+                for vid, side in named.items():
+                    self._evidence.answered_volume(vid, side, server_error)
             elapsed = time.perf_counter() - t0
             if self._meter is not None:
                 meter = self._meter
@@ -140,8 +145,10 @@ class GrpcFront:
             )
 
 
-    async def _by_owner(self, call: ServerCall, endpoint: str, target: CallTarget, served_by: str) -> str:
-        """Serve a call that names volumes from their owner (after any move of them); the side's name."""
+    async def _by_owner(self, call: ServerCall, endpoint: str, target: CallTarget, served_by: str,
+                        named: dict[int, str]) -> str:
+        """Serve a call that names volumes from their owner (after any move of them); the side's name.
+        `named` gets each volume the call names and the side that served it (the evidence)."""
         owners = self._owners
         assert owners is not None and self._owned is not None
         # Go's own limit (1 GiB): routing must not refuse what the owner would take (WriteNeedleBlob)
@@ -150,6 +157,7 @@ class GrpcFront:
         if first is None or not vids:
             await target.handle(call if first is None else ReplayCall(call, first))  # type: ignore[arg-type]
             return served_by
+        named.update(dict.fromkeys(vids, served_by))
         try:
             sides = await owners.enter(vids)
         except VolumeHeld as exc:
@@ -161,15 +169,18 @@ class GrpcFront:
                 if self._split is None or endpoint != BATCH_DELETE:
                     raise GrpcError(Status.FAILED_PRECONDITION, f"{endpoint} names volumes served by Go and by native "
                                     f"({', '.join(f'{v}: {s}' for v, s in sides.items())}); ask for each side's apart")
+                named.update(sides)  # each side deletes its own volumes' file ids
                 await self._split.batch_delete(replay, first, vids, sides, target, self._owned)  # type: ignore[arg-type]
                 return "go+native"
             if endpoint == ALLOCATE_VOLUME and owners.new_volumes == NATIVE and owner_sides == {GO}:
+                named.update(dict.fromkeys(named, NATIVE))
                 await self._owned.handle(replay)  # type: ignore[arg-type]
                 if call.status is Status.OK:
                     owners.set_owner(vids[0], NATIVE)
                     await owners.published()  # worker processes send its requests here from now on
                 return NATIVE
             if owner_sides == {NATIVE}:
+                named.update(dict.fromkeys(named, NATIVE))
                 await self._owned.handle(replay)  # type: ignore[arg-type]
                 return NATIVE
             await target.handle(replay)  # type: ignore[arg-type]

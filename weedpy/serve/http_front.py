@@ -7,7 +7,8 @@ real client address), then the route's target (the Go relay, the native handlers
 target; a `native_pct` route picks native or its Go side by the file id, `native_share`). One
 structlog event per request carries the endpoint name, the target that served it, the table
 version, status and duration; the `meter` (weedpy/serve/metrics.py) counts it for the metrics
-port: Go's request families in native mode, the gateway's route families otherwise. In mixed
+port: Go's request families in native mode, the gateway's route families otherwise; mixed
+mode's `evidence` counts it for the cutover rules, per endpoint and, for a file id, per volume. In mixed
 mode with volume owners (weedpy/serve/volume_owners.py) a file-id request whose volume native owns
 goes to native's writer store whatever the route says (an `off` route stays off), and waits while
 its volume is being moved; the volume lists (`/status`, the UI) are the route target's with
@@ -104,6 +105,7 @@ class HttpFront:
             target_name, handler = split[1], split[2]
         meter = self._meter
         routed_to = target_name
+        vid: int | None = None
         slot = meter.begin(endpoint, req.method, target_name) if meter is not None else None
         try:
             if endpoint == "admin.healthz" and self._state.stopping:
@@ -124,8 +126,11 @@ class HttpFront:
             else:
                 await handler(exch)
         finally:
-            if self._evidence is not None:
-                self._evidence.answered(endpoint, target_name, exch.status >= 500)
+            if self._evidence is not None:  # per endpoint, and per volume for a file id
+                evidence, server_error = self._evidence, exch.status >= 500
+                evidence.answered(endpoint, target_name, server_error)
+                if endpoint in OWNED_HTTP and (vid is not None or (vid := volume_of_path(path)) is not None):
+                    evidence.answered_volume(vid, target_name, server_error)
             method = req.method
             elapsed = time.perf_counter() - t0
             if slot is not None:

@@ -70,7 +70,8 @@ class Change:
 
 
 def _moved(old: RouteTable, new: RouteTable) -> tuple[str, ...]:
-    """`endpoint: old -> new` for every endpoint whose route changed (the default counts as one)."""
+    """`endpoint: old -> new` for every endpoint whose route changed (the default counts as one), and
+    the `[volumes]` rule when it changed."""
     out = []
     if old.default != new.default:
         out.append(f"default: {_describe(old.default)} -> {_describe(new.default)}")
@@ -78,6 +79,10 @@ def _moved(old: RouteTable, new: RouteTable) -> tuple[str, ...]:
         a, b = old.lookup(name), new.lookup(name)
         if a != b:
             out.append(f"{name}: {_describe(a)} -> {_describe(b)}")
+    if old.volume_rollback != new.volume_rollback:
+        rules = ["none" if r is None else json.dumps(r.to_doc(), sort_keys=True)
+                 for r in (old.volume_rollback, new.volume_rollback)]
+        out.append(f"[volumes] auto_rollback: {rules[0]} -> {rules[1]}")
     return tuple(out)
 
 
@@ -233,14 +238,20 @@ class LiveRoutes:
 
 def edit_table(table: RouteTable, patch: Mapping[str, Any]) -> RouteTable:
     """`table` with `patch` applied: `{"routes": {ENDPOINT: TARGET | {...} | null}, "default": ...,
-    "version": ...}`; an entry of null removes the endpoint's own route (it follows the default).
+    "volumes": {...} | null, "version": ...}`; an entry of null removes the endpoint's own route (it
+    follows the default), `"volumes": null` the `[volumes]` section.
     The version is the patch's, else the running one (made unique when installed)."""
-    unknown = set(patch) - {"version", "default", "routes"}
+    unknown = set(patch) - {"version", "default", "routes", "volumes"}
     if unknown:
         raise RouteTableError(f"unknown key(s) in the edit: {', '.join(sorted(unknown))}")
     doc = table.to_doc()
     if "default" in patch:
         doc["default"] = patch["default"]
+    if "volumes" in patch:  # replaced whole; null removes it
+        if patch["volumes"] is None:
+            doc.pop("volumes", None)
+        else:
+            doc["volumes"] = patch["volumes"]
     changes = patch.get("routes", {})
     if not isinstance(changes, Mapping):
         raise RouteTableError("routes in an edit must be a table of endpoint = target (null removes one)")

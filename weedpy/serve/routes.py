@@ -9,7 +9,9 @@ splits them is refused, because two processes must never write the same `.dat`/`
 A running server swaps snapshots whole (weedpy/serve/live_routes.py). Per route: the differ's
 `sample_pct` and ignore rules, `native_pct` (the share of files a read route serves from native,
 chosen by a stable hash of the file id: `native_share`) and `auto_rollback` (when the evidence
-moves the route back to Go, weedpy/cutover.py). See docs/routes.md and docs/cutover.md.
+moves the route back to Go, weedpy/cutover.py); for the table, `[volumes] auto_rollback` (when
+the evidence moves a volume native owns back to Go, weedpy/volume_rollback.py). See
+docs/routes.md and docs/cutover.md.
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ class RouteTable:
     version: str
     default: Route
     routes: Mapping[str, Route]
+    volume_rollback: Rollback | None = None  # `[volumes] auto_rollback`: per volume native owns (mixed mode)
 
     def lookup(self, endpoint: str) -> Route:
         return self.routes.get(endpoint, self.default)
@@ -274,8 +277,11 @@ class RouteTable:
 
     def to_doc(self) -> dict[str, Any]:
         """The table as a document `parse_route_table` reads back (the control channel, the admin API)."""
-        return {"version": self.version, "default": self.default.to_doc(),
-                "routes": {name: route.to_doc() for name, route in sorted(self.routes.items())}}
+        doc: dict[str, Any] = {"version": self.version, "default": self.default.to_doc(),
+                               "routes": {name: route.to_doc() for name, route in sorted(self.routes.items())}}
+        if self.volume_rollback is not None:
+            doc["volumes"] = {"auto_rollback": self.volume_rollback.to_doc()}
+        return doc
 
 
 def _route_from(name: str, raw: Any) -> Route:
@@ -311,7 +317,7 @@ def _route_from(name: str, raw: Any) -> Route:
             raise RouteTableError(f"route {name!r}: native_pct needs target native or native+verify (the share served "
                                   "by native; the rest goes to go or shadow)")
         native_pct = float(native_pct)
-    rollback = _rollback_from(name, raw["auto_rollback"]) if "auto_rollback" in raw else None
+    rollback = _rollback_from(f"route {name!r}: auto_rollback", raw["auto_rollback"]) if "auto_rollback" in raw else None
     return Route(target=target, sample_pct=float(pct), native_pct=native_pct, auto_rollback=rollback, **lists)
 
 
@@ -319,8 +325,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _rollback_from(name: str, raw: Any) -> Rollback:
-    where = f"route {name!r}: auto_rollback"
+def _rollback_from(where: str, raw: Any) -> Rollback:
     if not isinstance(raw, Mapping):
         raise RouteTableError(f"{where} must be a table (max_real_diff_pct, max_5xx_pct, window_s, min_samples)")
     unknown = set(raw) - {"max_real_diff_pct", "max_5xx_pct", "window_s", "min_samples"}
@@ -341,8 +346,18 @@ def _rollback_from(name: str, raw: Any) -> Rollback:
     return Rollback(window_s=float(window), min_samples=min_samples, **pct)
 
 
+def _volumes_from(raw: Any) -> Rollback | None:
+    """`[volumes]`: `auto_rollback` for every volume native owns (the route rule's keys)."""
+    if not isinstance(raw, Mapping):
+        raise RouteTableError("[volumes] must be a table (auto_rollback = { ... })")
+    unknown = set(raw) - {"auto_rollback"}
+    if unknown:
+        raise RouteTableError(f"[volumes]: unknown key(s) {', '.join(sorted(unknown))}")
+    return _rollback_from("[volumes] auto_rollback", raw["auto_rollback"]) if "auto_rollback" in raw else None
+
+
 def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> RouteTable:
-    unknown = set(doc) - {"version", "default", "routes"}
+    unknown = set(doc) - {"version", "default", "routes", "volumes"}
     if unknown:
         raise RouteTableError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
     default = _route_from("default", doc.get("default", "go"))
@@ -358,7 +373,8 @@ def parse_route_table(doc: Mapping[str, Any], version: str = "builtin") -> Route
         if name not in ALL_ENDPOINTS:
             raise RouteTableError(f"unknown endpoint {name!r} (see docs/routes.md for the names)")
         routes[name] = _route_from(name, raw)
-    table = RouteTable(version=str(doc.get("version", version)), default=default, routes=routes)
+    table = RouteTable(version=str(doc.get("version", version)), default=default, routes=routes,
+                       volume_rollback=_volumes_from(doc.get("volumes", {})))
     sides = {table.lookup(e).target.serving_side for e in MUTATING_ENDPOINTS} - {None}
     if len(sides) > 1:
         split = sorted(e for e in MUTATING_ENDPOINTS if table.lookup(e).target.serving_side == "native")
@@ -422,6 +438,8 @@ def mode_route_problem(mode: str, routes: RouteTable) -> str | None:
         if ruled:
             return (f"-mode=native has no Go side to roll back to, but these routes have auto_rollback: "
                     f"{', '.join(ruled[:8])}; use -mode=mixed")
+        if routes.volume_rollback is not None:
+            return "-mode=native has no Go side to roll back to, but [volumes] has auto_rollback; use -mode=mixed"
         return None
     if mode == "mixed":
         return mixed_route_problem(routes)
