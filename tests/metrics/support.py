@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import re
-import time
 from collections.abc import Callable
 
 import httpx
+
+from tests.support.logs import wait_until
 
 __all__ = ["Exposition", "parse_exposition", "scrape", "workload", "Workload"]
 
@@ -142,7 +143,5 @@ def _plain_upload(node: str, fid: str, data: bytes) -> int:
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, message or "timed out"
-        time.sleep(0.2)
+    """The metrics tests' wait: tests/support/logs.wait_until with this module's timeout."""
+    wait_until(check, timeout, message or "the metrics check")
