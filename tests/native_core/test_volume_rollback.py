@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -264,5 +266,47 @@ def test_a_failing_native_volume_is_rolled_back_to_go(tmp_path: Path, master: Ma
         assert rolled[0]["reason"] == rb["reason"]
         assert any(e.get("event") == "volume moved" and e.get("by") == "auto_rollback" and e.get("vid") == FAULTY
                    for e in events)
+    finally:
+        server.stop()
+
+
+def test_the_volumes_rule_changes_live(tmp_path: Path, master: MasterProc) -> None:
+    """Without a `[volumes]` rule a failing volume stays where it is; the rule added by SIGHUP
+    takes it back to Go; a broken rule is refused naming `[volumes]`; `null` removes the rule."""
+    metrics_port = free_port()
+    table = tmp_path / "routes.toml"
+    table.write_text('version = "live-1"\ndefault = "go"\n')
+    server = start_weedpy_volume(tmp_path, master, data_dir=tmp_path / "data",
+                                 env=clean_env({TEST_FAULT_ENV: f"5xx:volume:{FAULTY}"}),
+                                 extra=["-mode=mixed", f"-routes={table}", f"-metricsPort={metrics_port}"])
+    try:
+        _allocate(server, FAULTY)
+        _move(server, FAULTY, "native")
+        fid = _fid(FAULTY, 1)
+        with httpx.Client(timeout=30) as c:
+            assert c.put(f"{server.url}/{fid}", content=b"kept").status_code == 201
+            assert [c.get(f"{server.url}/{fid}").status_code for _ in range(30)] == [500] * 30
+            wait_until(lambda: _row(_volumes(server), FAULTY)["5xx_native"] == 30, what="the evidence")
+            time.sleep(3)  # the volumes are checked once a second: with no rule, the volume stays
+            assert _volumes(server)["native"] == [FAULTY] and _volumes(server)["rollbacks"] == []
+
+            r = c.patch(f"{server.url}/weedpy/routes", json={"volumes": {"auto_rollback": {"max_5xx_pct": 200}}})
+            assert r.status_code == 400 and "[volumes] auto_rollback: max_5xx_pct" in r.json()["error"], r.text
+            table.write_text('version = "live-2"\ndefault = "go"\n[volumes]\n'
+                             'auto_rollback = { max_5xx_pct = 50, window_s = 600, min_samples = 10 }\n')
+            server.proc.popen.send_signal(signal.SIGHUP)
+            wait_until(lambda: _volumes(server)["native"] == [], what="the rollback once the rule is in force")
+            r = c.get(f"{server.url}/{fid}")
+            assert r.status_code == 200 and r.content == b"kept"
+            [rb] = _volumes(server)["rollbacks"]
+            assert rb["volume"] == FAULTY and rb["reason"].startswith("5xx answers from native 30/31 = 96.77% over 600s")
+            r = c.patch(f"{server.url}/weedpy/routes", json={"volumes": None})
+            assert r.status_code == 200, r.text
+            doc = httpx.get(f"{server.url}/weedpy/routes", timeout=10).json()
+            assert "volumes" not in doc["table"] and doc["volumes"]["auto_rollback"] is None
+        events = log_events(server.proc.log_path)
+        changes = [e for e in events if e.get("event") == "route table changed"]
+        assert [c["by"] for c in changes][:1] == ["sighup"] and any(
+            m.startswith("[volumes] auto_rollback: none -> ") for m in changes[0]["moved"]), changes
     finally:
         server.stop()
