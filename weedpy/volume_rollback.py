@@ -61,8 +61,7 @@ class VolumeCutover:
         self.moves = moves
         self.rollbacks: list[dict[str, Any]] = []
         self._clock = clock
-        now = clock()
-        self._since = {vid: now for vid in self._native()}  # when native took each volume it owns
+        self._started = clock()  # the window of a volume native owned at start starts here
 
     def _native(self) -> list[int]:
         return self.moves.owners.native_volumes() if self.moves is not None else []
@@ -74,19 +73,14 @@ class VolumeCutover:
         rule = self.rule()
         return rule.window_s if rule is not None else DEFAULT_WINDOW_S
 
-    def _follow(self) -> list[int]:
-        """Native's volumes now; the window of one that came to native since the last look starts now."""
-        native = self._native()
-        now = self._clock()
-        self._since = {vid: self._since.get(vid, now) for vid in native}
-        return native
-
     # -- the rule ------------------------------------------------------------------------------
 
     def breach(self, vid: int, rule: Rollback) -> str | None:
         """Why volume `vid` (owned by native) must go back to Go now (None: it may stay)."""
-        since = self._since.get(vid)
-        seconds = rule.window_s if since is None else min(rule.window_s, max(0.0, self._clock() - since))
+        assert self.moves is not None
+        since = self.moves.owners.native_since(vid)
+        since = self._started if since is None else since
+        seconds = min(rule.window_s, max(0.0, self._clock() - since))
         w = self.evidence.window(volume_key(vid), seconds)
         if rule.max_real_diff_pct is not None and w["samples"] >= rule.min_samples:
             rate = w["real"] * 100.0 / w["samples"]
@@ -105,7 +99,7 @@ class VolumeCutover:
         """Move back to Go every volume native owns whose evidence breaks the rule; the volumes moved."""
         self.evidence.volume_keep_s = max(VOLUME_KEEP_S, math.ceil(self.window_s()) + 1)
         self.evidence.prune()
-        native = self._follow()
+        native = self._native()
         rule = self.rule()
         if rule is None or self.moves is None:
             return []
@@ -128,7 +122,6 @@ class VolumeCutover:
         rb = {"volume": vid, "from": NATIVE, "to": GO, "reason": reason, "by": BY, "at": time.time(),
               "held_ms": record.get("held_ms")}
         self.rollbacks.append(rb)
-        self._since.pop(vid, None)
         log.warning("volume rolled back", **rb)
         return True
 

@@ -36,8 +36,8 @@ class Clock:
 class Moves:
     """What VolumeCutover uses of weedpy.volume_moves.VolumeMoves: the owners, the history, `move`."""
 
-    def __init__(self, native: list[int]) -> None:
-        self.owners = VolumeOwners(native)
+    def __init__(self, native: list[int], clock: Clock) -> None:
+        self.owners = VolumeOwners(native, clock=clock)
         self.history: collections.deque[dict[str, Any]] = collections.deque()
         self.refuse: MoveRefused | None = None
 
@@ -140,7 +140,7 @@ def test_a_failing_native_volume_goes_back_to_go_and_only_that_one() -> None:
     async def main() -> None:
         clock = Clock()
         ev = Evidence(clock)
-        moves = Moves([7, 8])
+        moves = Moves([7, 8], clock)
         vc = VolumeCutover(_table({"auto_rollback": RULE}), ev, moves, clock)  # type: ignore[arg-type]
         clock.now += 1
         for i in range(9):
@@ -176,13 +176,22 @@ def test_a_failing_native_volume_goes_back_to_go_and_only_that_one() -> None:
         assert e.types["weedpy_volume_requests_total"] == "counter" and e.types["weedpy_volume_owner"] == "gauge"
 
         # moved to native again by hand: the earlier stint's errors do not count against it
+        clock.now += 5
         moves.owners.set_owner(7, NATIVE)
-        clock.now += 1
+        assert moves.owners.native_since(7) == clock.now and moves.owners.native_since(8) is None
         assert await vc.check() == []
         for _ in range(10):
             ev.answered_volume(7, "native", False)
         clock.now += 1
         assert await vc.check() == [] and moves.owners.native_volumes() == [7, 8]
+
+        # a volume that fails at once after coming to native, before any check: counted from the move on
+        clock.now += 5
+        moves.owners.set_owner(9, NATIVE)
+        for _ in range(10):
+            ev.answered_volume(9, "native", True)
+        clock.now += 0.5
+        assert await vc.check() == [9]
 
     trio.run(main)
 
@@ -191,7 +200,7 @@ def test_real_differences_roll_a_volume_back_and_a_refused_move_is_tried_again()
     async def main() -> None:
         clock = Clock()
         ev = Evidence(clock)
-        moves = Moves([4])
+        moves = Moves([4], clock)
         vc = VolumeCutover(_table({"auto_rollback": RULE}), ev, moves, clock)  # type: ignore[arg-type]
         cut = Cutover(vc.live, ev)
         for i in range(20):
@@ -209,7 +218,7 @@ def test_without_a_rule_or_without_owners_nothing_moves_and_the_evidence_shows()
     async def main() -> None:
         clock = Clock()
         ev = Evidence(clock)
-        moves = Moves([5])
+        moves = Moves([5], clock)
         vc = VolumeCutover(_table(), ev, moves, clock)  # type: ignore[arg-type]
         for _ in range(50):
             ev.answered_volume(5, "native", True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -59,8 +60,11 @@ class VolumeHeld(Exception):
 class VolumeOwners:
     """Owners (native for the ids in `native`, Go for every other), in-flight counts, gates."""
 
-    def __init__(self, native: Iterable[int] = (), *, hold_limit: float = HOLD_LIMIT_S) -> None:
+    def __init__(self, native: Iterable[int] = (), *, hold_limit: float = HOLD_LIMIT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._native: set[int] = set(native)
+        self._clock = clock
+        self._came: dict[int, float] = {}  # when each volume came to native while this server ran
         self._inflight: dict[int, int] = {}
         self._held: dict[int, trio.Event] = {}
         self._idle: dict[int, trio.Event] = {}
@@ -75,6 +79,10 @@ class VolumeOwners:
 
     def native_volumes(self) -> list[int]:
         return sorted(self._native)
+
+    def native_since(self, vid: int) -> float | None:
+        """When (`clock`) `vid` last came to native; None for one native owned at start."""
+        return self._came.get(vid)
 
     def held(self) -> list[int]:
         return sorted(self._held)
@@ -161,12 +169,16 @@ class VolumeOwners:
         """Native deleted volumes (DeleteCollection): the ones it no longer holds are Go's again."""
         keep = set(held_by_native) | set(self._held)
         self._native &= keep
+        self._came = {v: t for v, t in self._came.items() if v in self._native}
 
     def set_owner(self, vid: int, owner: str) -> None:
         if owner == NATIVE:
+            if vid not in self._native:
+                self._came[vid] = self._clock()
             self._native.add(vid)
         else:
             self._native.discard(vid)
+            self._came.pop(vid, None)
 
 
 HttpHandler = Callable[[Exchange], Awaitable[None]]
