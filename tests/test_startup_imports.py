@@ -23,6 +23,7 @@ DEFERRED = (
     "native.grpc._copy", "native.follower", "importlib.metadata", "tomllib", "html", "email",
     "h2.connection", "proto.master_pb2", "proto.volume_server_pb2", "native.ec_net", "native.storage._volume",
     "native.storage._volume_load", "native.storage._vacuum", "native.storage._scrub", "native.storage.tier._volume",
+    "asyncio", "uuid", "gateway.backend_args",
 )
 
 
@@ -109,6 +110,24 @@ def _load_in_a_fresh_process(d, body: str) -> list[list[str]]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return [line.split() for line in out.stdout.splitlines()]
+
+
+def test_what_structlog_imports_for_its_async_methods_loads_when_they_are_used() -> None:
+    """structlog gets stand-ins for asyncio and uuid (weedpy.imports.stand_in): its async log
+    methods still work, through the real module, and the rest of the process imports the real
+    one (so the check above can fail)."""
+    code = (
+        "import sys\n"
+        "import weedpy.logs, structlog\n"
+        "assert 'asyncio' not in sys.modules and 'uuid' not in sys.modules\n"
+        "import asyncio, uuid\n"
+        "async def log_async():\n"
+        "    await structlog.get_logger().ainfo('from asyncio')\n"
+        "    return asyncio.current_task() is not None\n"
+        "print(asyncio.run(log_async()), type(uuid.uuid4()).__name__, structlog.stdlib.asyncio.get_running_loop is asyncio.get_running_loop)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-3:] == ["True", "UUID", "True"]
 
 
 def test_the_grpc_handlers_load_with_the_first_use() -> None:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from weedpy.imports import imports_without_gc
 
 with imports_without_gc():  # start-up time: see weedpy/imports.py
-    from gateway.backend_args import backend_environ, exec_argv, security_config_dir
     from weedpy import __version__
     from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
     from weedpy.datadirs import FATAL_EXIT, data_folder_problem
@@ -120,6 +119,8 @@ def serve(cfg: VolumeConfig) -> int:
     except WeedNotFound as exc:
         return _fail(str(exc))
     if cfg.mode is Mode.EXEC:
+        from gateway.backend_args import backend_environ, exec_argv, security_config_dir  # exec mode only (start-up time)
+
         argv = exec_argv(cfg, weed, security_config_dir(cfg))
         sys.stdout.flush()
         sys.stderr.flush()

@@ -32,7 +32,10 @@ from collections.abc import Sequence
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-import structlog
+from weedpy.imports import stand_in
+
+with stand_in("asyncio"), stand_in("uuid"):  # structlog imports them for what weedpy never calls (start-up time)
+    import structlog
 
 __all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "HARD_LIMIT", "flush_periodically", "FastEvent"]
 

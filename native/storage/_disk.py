@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -146,6 +145,8 @@ def _dir_uuid(directory: str) -> str:
             return text
     except FileNotFoundError:
         pass
+    import uuid  # only for a directory seen the first time (uuid loads platform: start-up time)
+
     value = str(uuid.uuid4())
     with open(path, "w") as f:
         f.write(value)

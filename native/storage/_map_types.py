@@ -48,18 +48,21 @@ class MapCounters:
 EMPTY_COUNTERS = MapCounters(0, 0, 0, 0, 0, 0)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Resolved:
     """A replayed index: one entry per id, ascending, and Go's counters for both map kinds.
     The columns are numpy arrays from `_map_build.resolve`, or memoryviews over a mapped map
-    file (`_map_file`): anything with the buffer protocol, `len` and `itemsize`."""
+    file (`_map_file`): anything with the buffer protocol, `len` and `itemsize`. (A plain
+    class: this module loads at start-up, where each dataclass costs about a millisecond.)"""
 
-    keys: Any  # uint64, strictly ascending
-    offsets: Any  # uint32 when every offset fits, else uint64; 8-byte units
-    sizes: Any  # int32; negative: deleted, at its last put's offset
-    memory: MapCounters  # a writable volume's (Go's doLoading over CompactMap)
-    sorted: MapCounters  # a volume loaded read-only (Go's .sdx map and its reverse walk)
-    deleted: int  # entries with a negative size (absent from the read-only map)
+    __slots__ = ("keys", "offsets", "sizes", "memory", "sorted", "deleted")
+
+    def __init__(self, keys: Any, offsets: Any, sizes: Any, memory: MapCounters, sorted: MapCounters, deleted: int) -> None:
+        self.keys = keys  # uint64, strictly ascending
+        self.offsets = offsets  # uint32 when every offset fits, else uint64; 8-byte units
+        self.sizes = sizes  # int32; negative: deleted, at its last put's offset
+        self.memory = memory  # a writable volume's counters (Go's doLoading over CompactMap)
+        self.sorted = sorted  # a volume loaded read-only (Go's .sdx map and its reverse walk)
+        self.deleted = deleted  # entries with a negative size (absent from the read-only map)
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -202,4 +201,8 @@ class SplitCalls(Protocol):
 def request_id_trailer(call: ServerCall) -> list[tuple[str, str]]:
     """Go's unary interceptor: every unary call ends with the caller's x-amz-request-id, or a new one."""
     rid = header_value(call.headers, b"x-amz-request-id")
-    return [("x-amz-request-id", rid.decode("latin-1") if rid else str(uuid.uuid4()))]
+    if rid:
+        return [("x-amz-request-id", rid.decode("latin-1"))]
+    import uuid  # uuid loads platform: not at start-up, only with the first call that needs an id
+
+    return [("x-amz-request-id", str(uuid.uuid4()))]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Generator, Iterator, Mapping
 
 from .._errors import StorageError
@@ -104,6 +103,8 @@ class S3Backend:
 
     def copy_file(self, path: str) -> Generator[int, None, tuple[str, int]]:
         """Upload a local `.dat` under a fresh key; yields bytes sent, returns (key, size)."""
+        import uuid  # uuid loads platform: not at start-up, only with the first upload
+
         key = str(uuid.uuid4())
         try:
             size = os.path.getsize(path)
