@@ -1,15 +1,18 @@
 """What a native server imports before it answers: nothing the first request does not need.
 
 Start-up time is Python's import time, so the heavy modules that only some requests use load
-with the first such request: numpy (needle maps, EC, scrubs: loaded by the first volume, in
-the loading threads), Pillow (image resizing), the S3 client and httpx (remote fetches and
+with the first such request: numpy (a needle map's bulk resolve, EC, scrubs: loaded by the
+first volume without a current map file, in the loading threads; never by a restart whose map
+files are current), Pillow (image resizing), the S3 client and httpx (remote fetches and
 storage backends), the gRPC handler families (the first gRPC call), the differ, the gateway's
 proxy and mixed mode's follower (other modes), importlib.metadata (finding the Go binary),
 tomllib (a security.toml or route table to read), html (the status page) and the email package
-(HTTP dates are formatted without it). The master client imports h2's connection machinery and
-the generated messages (`proto.lazy`) in a worker thread once the ports listen; the storage core
-loads by part (`native.storage._exports`): the volume code with the first volume (in a loading
-thread), compaction with the first vacuum, erasure coding with the first EC shard or read."""
+(HTTP dates are formatted without it), asyncio and uuid (structlog gets stand-ins for them:
+`weedpy.imports.stand_in`) and exec mode's backend arguments. The master client imports h2's
+connection machinery and the generated messages (`proto.lazy`) in a worker thread once the
+ports listen; the storage core loads by part (`native.storage._exports`): the volume code with
+the first volume (in a loading thread), compaction with the first vacuum, erasure coding with
+the first EC shard or read."""
 
 from __future__ import annotations
 
