@@ -12,12 +12,15 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._errors import StorageError
 from .._names import parse_volume_base, volume_base_name
 from .._shared import VolumeTable
 from ._layout import DATA_SHARDS, MAX_SHARDS, shard_ext
-from ._volume import EcShard, EcVolume
+
+if TYPE_CHECKING:
+    from ._volume import EcShard, EcVolume
 
 __all__ = ["EcStore", "EcMountError", "SHARD_FILE"]
 
@@ -92,6 +95,8 @@ class EcStore:
                         loc.load_errors[volume_base_name(collection, vid) + shard_ext(sid)] = str(exc)
 
     def _load_shard(self, disk_id: int, collection: str, vid: int, sid: int, idx_dir: str | None = None) -> EcVolume:
+        from ._volume import EcShard, EcVolume  # erasure coding loads with the first shard (start-up time)
+
         loc = self.locations[disk_id]
         shard = EcShard(loc.directory, collection, vid, sid, loc.disk_type)
         try:
