@@ -89,6 +89,13 @@ class IdxCodec:
         return self.offsets.entry_size
 
     def encode(self, key: int, offset: int, size: int) -> bytes:
+        # the bytes of the general form below, in one call
+        if 0 <= key <= 0xFFFFFFFFFFFFFFFF and 0 <= offset <= 0xFFFFFFFFFF and -0x80000000 <= size <= 0x7FFFFFFF:
+            width = self.offsets.width
+            if width == 5:
+                return _ROW5.pack(key, offset & 0xFFFFFFFF, offset >> 32, size)
+            if width == 4 and offset <= 0xFFFFFFFF:
+                return _ROW4.pack(key, offset, size)
         return (
             key.to_bytes(8, "big")
             + self.offsets.encode(offset)

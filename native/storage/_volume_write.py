@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 
 from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeFull
-from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_needle, parse_header, record_size
+from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_appended, encode_needle, parse_header
 from ._needle_map import NeedleValue
 from ._ttl import EMPTY_TTL
 from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, actual_size
@@ -80,8 +80,9 @@ class VolumeWrites(VolumeReads):
         """
         self._follow(blocking)  # the read-only marks as every process of the server has them
         self._check_writable()
-        if n.ttl == EMPTY_TTL and self.ttl != EMPTY_TTL:
-            n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=self.ttl)
+        ttl = self.ttl
+        if ttl is not EMPTY_TTL and ttl != EMPTY_TTL and (n.ttl is EMPTY_TTL or n.ttl == EMPTY_TTL):
+            n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=ttl)
         with self._appending(blocking):
             nv = self.nm.get(n.id)
             if nv is not None:
@@ -94,8 +95,7 @@ class VolumeWrites(VolumeReads):
                 if existing.cookie != n.cookie:
                     raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
             append_at_ns = self._next_append_ns()
-            size = record_size(n, self.version)
-            record = encode_needle(n, self.version, append_at_ns=append_at_ns, size=size)
+            size, record = encode_appended(n, self.version, append_at_ns)
             offset = self._dat_size
             if offset >= self.codec.offsets.max_volume_size and n.data:
                 raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,3 +38,16 @@ def test_row_layout() -> None:
     assert four.encode(3, 1, 0x12784) == bytes.fromhex("0000000000000003" "00000001" "00012784")
     assert four.decode(four.tombstone(9, 2)) == IdxEntry(9, 2, -1)
     assert not IdxEntry(9, 2, -1).is_put and not IdxEntry(9, 0, 5).is_put and IdxEntry(9, 1, 0).is_put
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**40 - 1), st.integers(-(2**31), 2**31 - 1), st.sampled_from([4, 5]))
+def test_rows_are_the_fields_big_endian(key: int, offset: int, size: int, width: int) -> None:
+    """encode's one-call form writes the bytes of the field-by-field form (and refuses the same)."""
+    codec = IdxCodec.for_width(width)
+    try:
+        general = key.to_bytes(8, "big") + codec.offsets.encode(offset) + (size & 0xFFFFFFFF).to_bytes(4, "big")
+    except ValueError:
+        with pytest.raises(ValueError):
+            codec.encode(key, offset, size)
+        return
+    assert codec.encode(key, offset, size) == general

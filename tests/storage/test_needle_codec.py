@@ -325,3 +325,24 @@ def test_create_builds_what_the_dataclass_constructor_builds(nid, cookie, data, 
     assert got == expect and type(got.data) is bytes
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.id = 1  # type: ignore[misc]
+
+
+@settings(max_examples=300)
+@given(needles, st.sampled_from([1, 2, 3]), st.integers(0, 2**64 - 1))
+def test_the_writers_encoder_equals_record_size_and_encode_needle(n: Needle, version: int, append: int) -> None:
+    """A write's record (encode_appended: one pass for the common upload) is the general encoder's."""
+    from native.storage._needle import encode_appended
+
+    size = record_size(n, version)
+    assert encode_appended(n, version, append) == (size, encode_needle(n, version, append_at_ns=append, size=size))
+
+
+def test_the_writers_encoder_refuses_what_encode_needle_refuses() -> None:
+    from native.storage._needle import encode_appended
+
+    for n in (Needle.create(1, 2, b"x", mime=b"m" * 256), Needle.create(1, 2, b"x", name=b"n", pairs=b"p" * 65536)):
+        with pytest.raises(ValueError) as general:
+            encode_needle(n, 3, append_at_ns=0)
+        with pytest.raises(ValueError) as fast:
+            encode_appended(n, 3, 0)
+        assert str(fast.value) == str(general.value)
