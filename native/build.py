@@ -163,17 +163,19 @@ def build_parts(
     cfg: VolumeConfig, security: SecurityConfig, store, *, heartbeat: bool = True, read_only_view: bool = False,
     weed_binary: str | None = None, version: tuple[str, str] | None = None, tls: VolumeTls | None = None,
     share: ProcessShare | None = None, state_changed: Callable[[], Awaitable[None]] | None = None,
-    configured: Callable[[list[bytes]], Awaitable[None]] | None = None,
+    configured: Callable[[list[bytes]], Awaitable[None]] | None = None, state_dir: str | None = None,
 ) -> NativeParts:
     """`share`: this process's part of a server with worker processes (the flags and in-flight
     byte counts live there; `store` is already shared); `state_changed`: awaited by every rpc
     that changed the server's state before it answers (the workers apply it); `configured`:
-    awaited with the master's storage backends (serialized) once they are applied here."""
+    awaited with the master's storage backends (serialized) once they are applied here;
+    `state_dir`: the folder of a `state.pb` the Go backend owns (mixed mode's writer store), read
+    at every check and never written, so maintenance mode is Go's on both sides."""
     # gRPC peers and the master over mTLS, HTTP peers over HTTPS, as security.toml says (the
     # lifecycle has already refused files that cannot be used)
     tls = tls if tls is not None else load_volume_tls(security)
     state = ServerState(share.flags() if share is not None else None)
-    state_file = StateFile(store.locations[0].idx_directory, follow=read_only_view)
+    state_file = StateFile(state_dir or store.locations[0].idx_directory, follow=read_only_view or state_dir is not None)
     state.maintenance = state_file.maintenance
     identity = Identity(
         ip=cfg.ip, port=cfg.port, grpc_port=cfg.grpc_port, public_url=cfg.public_url, server_id=cfg.server_id,

@@ -107,12 +107,13 @@ def move_pause(bind_ip: str, environ: Mapping[str, str] | None = None) -> tuple[
 
 def open_native_owned(cfg: VolumeConfig, security: SecurityConfig, layout: Layout, weed: str) -> NativeParts:
     """Native's writer store over the `.weedpy-native` folders (blocking: loads their volumes), with
-    the handlers over it and no heartbeat of its own (the relay reports its volumes)."""
+    the handlers over it and no heartbeat of its own (the relay reports its volumes); its state
+    (maintenance mode) is Go's `state.pb`, followed."""
     layout.ensure_native_folders()
     native_cfg = dataclasses.replace(cfg, dirs=tuple(layout.native_dirs()))
     store = open_store(native_cfg, idx_directory=layout.native_idx_dir())
     return build_parts(native_cfg, security, store, heartbeat=False, read_only_view=False, weed_binary=weed,
-                       version=native_version(weed))
+                       version=native_version(weed), state_dir=layout.state_dir())
 
 
 class NativeVolumes:

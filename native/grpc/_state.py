@@ -3,7 +3,8 @@ version that every SetState must name, so two admins cannot overwrite each other
 
 The file lives in the first location's index directory, as in Go, and is the same protobuf, so
 a directory keeps its maintenance flag across Go and weedpy. With `follow=True` (mixed mode,
-where Go owns the file) every read re-reads it and updates are refused.
+where Go owns the file: the read-only view and the writer store of the volumes native owns) every
+read re-reads it and updates are refused, so native refuses what Go refuses in maintenance mode.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ class StateFile:
         whole, never changed in place."""
         if self.follow:
             try:
-                self._pb = self._read()
+                read = self._read()
             except ValueError:
-                pass  # a half-written file: keep the last good state
+                read = None  # unreadable: keep the last good state
+            # Go saves by truncating then writing: an empty file after a saved state (version >= 1)
+            # is one being written, not a state (Go's own, in memory, is the last one saved)
+            if read is not None and (read.ByteSize() or not self._pb.version):
+                self._pb = read
         out = vs.VolumeServerState()
         out.CopyFrom(self._pb)
         return out

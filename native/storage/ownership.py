@@ -86,6 +86,11 @@ class Layout:
     def native_idx_dir(self) -> str | None:
         return os.path.join(self.idx_dir, NATIVE_FOLDER) if self.idx_dir else None
 
+    def state_dir(self) -> str:
+        """The folder of the server's `state.pb` (Go's first location's index folder): Go writes it,
+        native's writer store reads it, so both sides keep one maintenance state."""
+        return self.idx_dir or self.dirs[0]
+
     @property
     def journal(self) -> str:
         return os.path.join(self.dirs[0], JOURNAL_NAME)

@@ -79,3 +79,18 @@ def test_state_file_versions_and_persistence(tmp_path: Path) -> None:
     assert not follower.maintenance and follower.proto().version == 2  # re-read on every look
     with pytest.raises(PermissionError):
         follower.update(vs.VolumeServerState(version=2))
+
+
+def test_a_followed_state_file_being_rewritten_keeps_the_last_state(tmp_path: Path) -> None:
+    """Go saves state.pb by truncating then writing: a follower that reads it in between keeps the
+    state it had (a saved state is never empty: its version is at least 1)."""
+    follower = StateFile(str(tmp_path), follow=True)
+    assert follower.proto() == vs.VolumeServerState()
+    (tmp_path / "state.pb").write_bytes(b"")  # no state saved yet: empty is the empty state
+    assert follower.proto() == vs.VolumeServerState()
+    (tmp_path / "state.pb").write_bytes(vs.VolumeServerState(maintenance=True, version=1).SerializeToString())
+    assert follower.maintenance
+    (tmp_path / "state.pb").write_bytes(b"")  # Go's O_TRUNC, before its write
+    assert follower.maintenance and follower.proto().version == 1
+    (tmp_path / "state.pb").write_bytes(vs.VolumeServerState(version=2).SerializeToString())
+    assert not follower.maintenance and follower.proto().version == 2

@@ -557,3 +557,129 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
     finally:
         fresh.close()
         server.stop()
+
+
+def _state(server: VolumeProc) -> vs.VolumeServerState:
+    out = call(server.grpc_port, "GetState", vs.GetStateRequest(), vs.GetStateResponse)
+    assert out.ok, out
+    return out.response.state
+
+
+def _set_state(server: VolumeProc, maintenance: bool, version: int) -> vs.VolumeServerState:
+    out = call(server.grpc_port, "SetState",
+               vs.SetStateRequest(state=vs.VolumeServerState(maintenance=maintenance, version=version)),
+               vs.SetStateResponse)
+    assert out.ok, out
+    return out.response.state
+
+
+# rpcs Go 4.48 refuses in maintenance mode, each with a request naming one volume
+GUARDED = {
+    "VolumeMarkWritable": lambda vid: (vs.VolumeMarkWritableRequest(volume_id=vid), vs.VolumeMarkWritableResponse),
+    "VolumeConfigure": lambda vid: (vs.VolumeConfigureRequest(volume_id=vid, replication="000"),
+                                    vs.VolumeConfigureResponse),
+    "BatchDelete": lambda vid: (vs.BatchDeleteRequest(file_ids=[_fid(vid, 1)]), vs.BatchDeleteResponse),
+    "VacuumVolumeCleanup": lambda vid: (vs.VacuumVolumeCleanupRequest(volume_id=vid), vs.VacuumVolumeCleanupResponse),
+    "WriteNeedleBlob": lambda vid: (vs.WriteNeedleBlobRequest(volume_id=vid, needle_id=99, size=4, needle_blob=b"blob"),
+                                    vs.WriteNeedleBlobResponse),
+}
+
+
+def _refusals_match(server: VolumeProc, native_vid: int, go_vid: int) -> None:
+    """Every guarded rpc of the volume native owns is refused exactly as Go refuses its own; a
+    BatchDelete naming both sides' volumes too (split between them: Go's refusal)."""
+    refusals = {}
+    for method, make in GUARDED.items():
+        go = call(server.grpc_port, method, *make(go_vid))
+        native = call(server.grpc_port, method, *make(native_vid))
+        assert (go.status, go.message) == ("UNKNOWN", f"volume server 127.0.0.1:{server.port} is in maintenance mode"), \
+            (method, go)
+        assert (native.status, native.message) == (go.status, go.message), method
+        refusals[method] = (go.status, go.message)
+    both = call(server.grpc_port, "BatchDelete", vs.BatchDeleteRequest(file_ids=[_fid(go_vid, 1), _fid(native_vid, 1)]),
+                vs.BatchDeleteResponse)
+    assert (both.status, both.message) == refusals["BatchDelete"]
+
+
+def _master_saw_state(master: MasterProc, server: VolumeProc, state: str) -> bool:
+    """The master's verbose log: a heartbeat from the server's front address changed its state."""
+    text = master.proc.log_path.read_text(errors="replace")
+    return re.search(rf"master sees state update from 127\.0\.0\.1:{server.port}: {state}\s*$", text, re.M) is not None
+
+
+@pytest.fixture()
+def verbose_master(tmp_path: Path):
+    m = start_master(tmp_path / "m", global_flags=["-v=1"])
+    yield m
+    m.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_maintenance_mode_is_one_state_for_both_owners(tmp_path: Path, verbose_master: MasterProc, workers: int) -> None:
+    """SetState (answered by Go) puts the volumes native owns in maintenance mode too: each guarded
+    rpc of one is refused with Go's own refusal, GetState is one state on either route, the master's
+    heartbeat carries it, the volumes are served again once normal, and the state survives a
+    restart of the mixed server."""
+    master = verbose_master
+    data = tmp_path / "data"
+    server = _start(tmp_path, master, data, workers=workers)
+    try:
+        _allocate(server, VID)
+        _allocate(server, OTHER)
+        for vid in (VID, OTHER):
+            assert httpx.put(f"{server.url}/{_fid(vid, 1)}", content=b"one", timeout=30).status_code == 201
+        _move(server, VID, "native")
+        assert _state(server) == vs.VolumeServerState()
+
+        on = _set_state(server, True, 0)
+        assert on.maintenance and on.version == 1
+        assert _state(server) == on
+        wait_until(lambda: _master_saw_state(master, server, r"maintenance:true\s+version:1"),
+                   what="the master to see maintenance mode")
+        _route(server, {"/volume_server_pb.VolumeServer/GetState": "native"}, "state-native")
+        assert _state(server) == on  # native's answer is Go's state
+        _route(server, {"/volume_server_pb.VolumeServer/GetState": None}, "state-go")
+        _refusals_match(server, VID, OTHER)
+        # AllocateVolume: a new volume on Go, and one on native (the side new volumes go to)
+        go_new = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=20, version=3),
+                      vs.AllocateVolumeResponse)
+        assert httpx.post(f"{server.url}/weedpy/volumes/new?owner=native", timeout=10).status_code == 200
+        native_new = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=21, version=3),
+                          vs.AllocateVolumeResponse)
+        assert not go_new.ok and "is in maintenance mode" in go_new.message, go_new
+        assert (native_new.status, native_new.message) == (go_new.status, go_new.message)
+        assert _volume_files(data, 21) == {"go": [], "native": []}
+        assert httpx.get(f"{server.url}/{_fid(VID, 1)}", timeout=30).content == b"one"  # reads go on
+        # what Go 4.48 serves in maintenance mode, native serves too
+        marked = [call(server.grpc_port, "VolumeMarkReadonly", vs.VolumeMarkReadonlyRequest(volume_id=vid),
+                       vs.VolumeMarkReadonlyResponse) for vid in (OTHER, VID)]
+        assert marked[0].ok and marked[1].ok, marked
+
+        off = _set_state(server, False, 1)
+        assert not off.maintenance and off.version == 2 and _state(server) == off
+        wait_until(lambda: _master_saw_state(master, server, "version:2"), what="the master to see normal mode")
+        _allocate(server, 21)  # served: on native, as asked
+        assert "21.dat" in _volume_files(data, 21)["native"]
+        for vid in (VID, OTHER):
+            assert call(server.grpc_port, "VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=vid),
+                        vs.VolumeMarkWritableResponse).ok
+            out = call(server.grpc_port, "BatchDelete", vs.BatchDeleteRequest(file_ids=[_fid(vid, 1)]),
+                       vs.BatchDeleteResponse)
+            assert out.ok and [r.status for r in out.response.results] == [202], out
+
+        assert _set_state(server, True, 2).version == 3
+    finally:
+        server.stop()
+    server = _start(tmp_path, master, data, workers=workers)
+    try:
+        assert _owners(server) == [VID, 21]
+        state = _state(server)
+        assert state.maintenance and state.version == 3
+        wait_until(lambda: _master_saw_state(master, server, r"maintenance:true\s+version:3"),
+                   what="the master to see maintenance mode after the restart")
+        _refusals_match(server, VID, OTHER)
+        assert not _set_state(server, False, 3).maintenance
+        assert call(server.grpc_port, "VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=VID),
+                    vs.VolumeMarkWritableResponse).ok
+    finally:
+        server.stop()

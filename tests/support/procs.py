@@ -173,16 +173,19 @@ class MasterProc:
         self.proc.stop()
 
 
-def start_master(workdir: Path, volume_size_limit_mb: int = 32, extra: Sequence[str] = ()) -> MasterProc:
-    return on_fresh_ports(lambda: _start_master_once(workdir, volume_size_limit_mb, extra))
+def start_master(workdir: Path, volume_size_limit_mb: int = 32, extra: Sequence[str] = (),
+                 global_flags: Sequence[str] = ()) -> MasterProc:
+    """`global_flags` go before `master` (weed's own: `-v=1` for the master's verbose log)."""
+    return on_fresh_ports(lambda: _start_master_once(workdir, volume_size_limit_mb, extra, global_flags))
 
 
-def _start_master_once(workdir: Path, volume_size_limit_mb: int, extra: Sequence[str]) -> MasterProc:
+def _start_master_once(workdir: Path, volume_size_limit_mb: int, extra: Sequence[str],
+                       global_flags: Sequence[str] = ()) -> MasterProc:
     port, grpc_port = free_port_pair()
     mdir = workdir / "master"
     mdir.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(find_weed_binary()), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        str(find_weed_binary()), *global_flags, "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-port={port}", f"-port.grpc={grpc_port}", f"-mdir={mdir}", "-peers=none",
         f"-volumeSizeLimitMB={volume_size_limit_mb}", "-defaultReplication=000", *extra,
     ]
