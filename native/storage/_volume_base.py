@@ -362,11 +362,15 @@ class _ReadGate:
 
     def __exit__(self, *exc: object) -> None:
         v = self._v
-        with v._io:
+        io = v._io
+        io.acquire()  # not `with io:` (Condition.__enter__/__exit__ are Python calls; every read exits here)
+        try:
             v._readers -= 1
             # Only a swap or a close waits for the readers to drain (both flag it first).
             if not v._readers and (v._swapping or v._closed):
-                v._io.notify_all()
+                io.notify_all()
+        finally:
+            io.release()
 
 
 def _read_all(fd: int) -> bytes:

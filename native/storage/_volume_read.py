@@ -11,6 +11,8 @@ import os
 import struct
 from collections.abc import Iterator
 
+from google_crc32c import value as _crc32c_bytes  # crc32c() without its type check: a slice of bytes is bytes
+
 from ._crc import crc32c, crc_matches
 from ._errors import ChecksumMismatch, CookieMismatch, Corrupted, Deleted, NotFound
 from ._needle import (
@@ -29,7 +31,9 @@ from ._needle import (
 from ._needle_map import NeedleValue
 from ._scrub import read_bytes_error
 from ._stream import NeedleStream
-from ._types import DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION1, actual_size
+from ._types import (
+    CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, VERSION1, VERSION3, actual_size,
+)
 from ._volume_base import RecordInfo, VolumeBase
 from ._errors import WouldBlock
 
@@ -172,7 +176,9 @@ class VolumeReads(VolumeBase):
         units, size = loc
         if units == 0 or size <= DATA_SIZE_SIZE or size > limit:
             return None
-        length = actual_size(size, version)
+        # actual_size(size, version), inline: header, body, checksum (and timestamp), padding to 8
+        length = NEEDLE_HEADER_SIZE + size + (CHECKSUM_SIZE + TIMESTAMP_SIZE if version == VERSION3 else CHECKSUM_SIZE)
+        length += PADDING_SIZE - length % PADDING_SIZE
         gate = self._gate
         if not gate.enter_nowait():  # a compaction commit is swapping the files: the full path waits
             return None
@@ -191,7 +197,7 @@ class VolumeReads(VolumeBase):
         i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
         n = NEEDLE_HEADER_SIZE + size
         data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
-        crc = crc32c(data)
+        crc = _crc32c_bytes(data)
         if not crc_matches(int.from_bytes(raw[n:n + 4], "big"), crc):
             return None
         # The optional fields, each read only while bytes remain (as decode_needle does).
