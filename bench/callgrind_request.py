@@ -8,7 +8,8 @@ few hundred requests, then switches instrumentation on for exactly `-n` requests
 Go load generator, dumps, and prints instructions (Ir) per request. The dump can be read with
 `callgrind_annotate` to see which C functions (the interpreter, the kernel calls' user side,
 llhttp, json, ...) the instructions went to. `--mode go` runs a plain Go `weed volume` the
-same way, for a reference figure. `--workers N` runs a native or proxy server with N processes,
+same way, for a reference figure; `--mode uvrelay` runs a plain Go server natively and proxy
+mode's uvloop relay alone in front of it (bench/uv_relay.py) under valgrind. `--workers N` runs a native or proxy server with N processes,
 every one under valgrind (its workers traced as children), and adds up their instructions;
 the figure per process is printed too.
 
@@ -120,7 +121,10 @@ def main() -> int:
         valgrind += [f"--callgrind-out-file={out_file}"]
     flags = [f"-port={port}", f"-port.grpc={grpc_port}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
              f"-max={VOLUMES + 2}", f"-master={master.address}", "-preStopSeconds=0"]
-    if args.mode == "go":
+    relay = None
+    if args.mode == "uvrelay":  # Go natively, the relay alone under valgrind in front of it
+        argv = [str(find_weed_binary()), "volume", *flags]
+    elif args.mode == "go":
         argv = [*valgrind, str(find_weed_binary()), "volume", *flags]
     else:
         argv = [*valgrind, sys.executable, "-c", _PIDFD_SHIM + _LAUNCH, *flags, f"-mode={args.mode}",
@@ -133,12 +137,22 @@ def main() -> int:
         httpx.get(f"{master.url}/vol/grow", params={"count": VOLUMES, "replication": "000"},
                   timeout=600).raise_for_status()
         addr = f"127.0.0.1:{port}"
+        if args.mode == "uvrelay":
+            relay_port = free_port_pair()[0]
+            relay = start_proc([*valgrind, sys.executable, str(ROOT / "bench" / "uv_relay.py"),
+                                f"--listen=127.0.0.1:{relay_port}", f"--backend={addr}"], base / "relay.log", cwd=base,
+                               env=clean_env())
+            wait_tcp("127.0.0.1", relay_port, proc=relay, timeout=600)
+            addr = f"127.0.0.1:{relay_port}"
         if args.workers > 1:
             deadline = time.monotonic() + 600
             while len(server_processes(server.pid)) < args.workers and time.monotonic() < deadline:
                 time.sleep(1)  # the workers start beside the leader (slowly, under valgrind)
             time.sleep(5)
-        pids = [str(p) for p in server_processes(server.pid)] if args.mode != "go" else [str(server.pid)]
+        if relay is not None:
+            pids = [str(relay.pid)]
+        else:
+            pids = [str(p) for p in server_processes(server.pid)] if args.mode != "go" else [str(server.pid)]
         phases = ["write", "read"] if args.phase == "both" else [args.phase]
         if phases == ["read"]:
             loadgen_phase(loadgen, addr, "write", args.n, args.c, args.size, keybase=1)
@@ -170,6 +184,8 @@ def main() -> int:
         if args.keep:
             print(f"callgrind output: {base}/<phase>/callgrind.out.*")
     finally:
+        if relay is not None:
+            relay.stop()
         server.stop()
         master.stop()
         if not args.keep:

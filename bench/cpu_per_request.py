@@ -20,7 +20,9 @@ box, not the server alone, was the limit.
 Target `gorelay` puts a minimal compiled relay (bench/go_relay: Go's httputil.ReverseProxy) in
 front of a plain Go server, and `nginx` Debian's nginx-light (worker_processes auto, upstream
 keepalive; `bench/setup` installs it): what a relay costs on this machine, the references for
-proxy mode. A weedpy target takes a worker count after a colon (`native:1`, `proxy:2`; without
+proxy mode. `uvrelay` puts proxy mode's uvloop relay (gateway/uv_relay.py) alone in front of a
+plain Go server (bench/uv_relay.py: the relay with the front's route, log and metrics work and
+no trio). A weedpy target takes a worker count after a colon (`native:1`, `proxy:2`; without
 one, weedpy's default: every usable core); its CPU is the leader's, its workers' and, in proxy
 mode, the Go backend's. Experiments (weedpy itself pins nothing): `+pin` after a weedpy target
 (`native:2+pin`) pins each of its processes to a core of its own, `+cpu0` all of them to core 0;
@@ -197,6 +199,17 @@ def start_nginx(work: Path, backend: str) -> tuple[subprocess.Popen[bytes], int]
     return proc, port
 
 
+def start_uv_relay(work: Path, backend: str, env: dict[str, str] | None) -> tuple[subprocess.Popen[bytes], int]:
+    """bench/uv_relay.py (gateway/uv_relay.py alone, with proxy mode's per-request work) in front
+    of `backend`; its log lines go to a file, as a server's do."""
+    port = free_port()
+    with open(work / "uv-relay.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "uv_relay.py"), f"--listen=127.0.0.1:{port}",
+                                 f"--backend={backend}"], stderr=log, env=env or clean_env())
+    wait_tcp("127.0.0.1", port, timeout=30)
+    return proc, port
+
+
 def server_pids(server: VolumeProc, kind: str) -> dict[str, int]:
     """The server's processes by role: the leader and its workers (weedpy), the Go backend (proxy)."""
     pids = {"server": server.proc.pid}
@@ -222,7 +235,7 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
     relay: subprocess.Popen[bytes] | None = None
     try:
         extra = [f"-max={VOLUMES + 2}", f"-logLevel={args.log_level}"] + ([f"-workers={workers}"] if workers else [])
-        if kind in ("go", "gorelay", "nginx"):
+        if kind in ("go", "gorelay", "nginx", "uvrelay"):
             server = start_go_volume(work, master, max_volumes=VOLUMES + 2)
             pids = {"server": server.proc.pid}
         else:
@@ -247,6 +260,10 @@ def one_round(target: str, args: argparse.Namespace, base: Path, loadgen: Path, 
             pids = {"relay": relay.pid, "backend": server.proc.pid}
             addr = f"127.0.0.1:{relay_port}"
             wait_tcp("127.0.0.1", relay_port, timeout=10)
+        elif kind == "uvrelay":
+            relay, relay_port = start_uv_relay(work, addr, env)
+            pids = {"relay": relay.pid, "backend": server.proc.pid}
+            addr = f"127.0.0.1:{relay_port}"
         elif kind == "nginx":
             relay, relay_port = start_nginx(work, addr)
             time.sleep(0.5)

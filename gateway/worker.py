@@ -21,11 +21,12 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.evidence import EvidenceTally
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
+from weedpy.serve.lifecycle import HttpServe
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.metrics import WEEDPY_FAMILIES, RouteMeter, ServerMetrics
 from weedpy.serve.routes import Target
 
-__all__ = ["ProxyWorker", "PublishedBackend", "endpoints_to_json", "endpoints_from_json", "relay_pool"]
+__all__ = ["ProxyWorker", "PublishedBackend", "endpoints_to_json", "endpoints_from_json", "pool_ttl", "relay_pool"]
 
 
 def endpoints_to_json(ep: BackendEndpoints | None) -> dict[str, Any] | None:
@@ -41,11 +42,14 @@ def endpoints_from_json(doc: dict[str, Any] | None) -> BackendEndpoints | None:
     return BackendEndpoints(http=tuple(doc["http"]), grpc=tuple(doc["grpc"]), public=tuple(public) if public else None)
 
 
+def pool_ttl(cfg: VolumeConfig) -> float:
+    """How long a backend connection stays idle in a pool: it goes before Go's -idleTimeout closes it."""
+    return max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0))
+
+
 def relay_pool(cfg: VolumeConfig, buffer_size: int) -> UpstreamPool:
-    """The keep-alive pool to the backend: idle connections go before Go's -idleTimeout closes them."""
-    return UpstreamPool(
-        idle_ttl=max(1.0, min(15.0, cfg.idle_timeout / 2 if cfg.idle_timeout else 15.0)), buffer_size=buffer_size,
-    )
+    """The keep-alive pool to the backend."""
+    return UpstreamPool(idle_ttl=pool_ttl(cfg), buffer_size=buffer_size)
 
 
 class PublishedBackend:
@@ -71,9 +75,20 @@ class ProxyWorker:
         self.state = FrontState()
         self.pool = relay_pool(cfg, buffer_size)
         self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # counted here, summed by the leader when scraped
+        self.uvloop = False  # set before start: the process runs trio as uvloop's guest (gateway/uv_bridge.py)
+        # what serves the plain-HTTP ports when not trio's loop (weedpy.serve.lifecycle.HttpServe)
+        self.http_serve: HttpServe | None = None
 
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
-        return self.front({Target.GO: self.relay(self.backend, f"{self.cfg.ip}:{self.cfg.port}").handle}).handle
+        address = f"{self.cfg.ip}:{self.cfg.port}"
+        front = self.front({Target.GO: self.relay(self.backend, address).handle})
+        if self.uvloop:
+            from gateway.uv_bridge import UvHttp  # uvloop: loaded only by a process that runs on it
+
+            errors = self.metrics.local["weedpy_relay_errors_total"]
+            self.http_serve = UvHttp(front, self.backend, address, pool_ttl(self.cfg),
+                                     lambda reason: errors.labels("http", reason).inc())
+        return front.handle
 
     def relay(self, backend: BackendView, front_address: str | None = None,
               tag: Callable[[Exchange], tuple[bytes, bytes]] | None = None) -> GoHttpTarget:

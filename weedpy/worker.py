@@ -29,7 +29,11 @@ with imports_without_gc():  # start-up time: see weedpy/imports.py
     from weedpy.serve.routes import load_route_table, native_route_table
     from weedpy.serve.workers import CONTROL_FD_ENV
 
-__all__ = ["main"]
+__all__ = ["main", "RELAY_ENV"]
+
+# `trio`: a proxy-mode worker relays HTTP on trio's path alone (for comparisons); by default it
+# runs the uvloop relay (gateway/uv_relay.py), trio's path serving what that one hands over.
+RELAY_ENV = "WEEDPY_HTTP_RELAY"
 
 
 def _read_init(sock: socket.socket) -> dict[str, Any]:
@@ -86,7 +90,14 @@ def main() -> int:
         return 2
     spread = (ConnectionCounts.attach(init["spread_fd"], init["processes"], init["worker"])
               if "spread_fd" in init else None)
-    return trio.run(run_worker, cfg, server, ControlChannel(control), socks, send_buffer, sink, spread)
+    args = (cfg, server, ControlChannel(control), socks, send_buffer, sink, spread)
+    if mode == "proxy" and os.environ.get(RELAY_ENV, "uvloop") != "trio":
+        with imports_without_gc():
+            from gateway.uv_bridge import run_trio_on_uvloop  # proxy mode only (start-up time)
+
+        server.uvloop = True  # type: ignore[attr-defined]
+        return run_trio_on_uvloop(run_worker, *args)
+    return trio.run(run_worker, *args)
 
 
 if __name__ == "__main__":

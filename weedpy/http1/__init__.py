@@ -56,6 +56,7 @@ from weedpy.http1._gowire import (
 )
 from weedpy.http1._fastio import (
     SPREAD_DEFER as SPREAD_DEFER,
+    accept_forever as accept_forever,
     FastStream as FastStream,
     Spread as Spread,
     fast_connect as fast_connect,

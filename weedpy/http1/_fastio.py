@@ -17,7 +17,7 @@ from typing import Protocol
 
 import trio
 
-__all__ = ["FastStream", "fast_connect", "serve_fast", "listening_socket", "Spread", "SPREAD_DEFER"]
+__all__ = ["FastStream", "fast_connect", "serve_fast", "accept_forever", "listening_socket", "Spread", "SPREAD_DEFER"]
 
 
 class FastStream:
@@ -192,6 +192,23 @@ async def serve_fast(
     `spread` (other processes accept on the same socket) a process holding more connections than
     another waits `SPREAD_DEFER` before each accept, so the less busy one takes what arrives.
     """
+
+    def start(conn: socket.socket) -> None:
+        if spread is None:
+            handler_nursery.start_soon(handler, FastStream(conn))
+        else:
+            spread.opened()
+            handler_nursery.start_soon(_counted, handler, FastStream(conn), spread)
+
+    await accept_forever(listener, start, send_buffer, spread)
+
+
+async def accept_forever(
+    listener: socket.socket, on_socket: Callable[[socket.socket], None], send_buffer: int = 0,
+    spread: Spread | None = None,
+) -> None:
+    """`serve_fast`'s accept loop: each accepted socket (non-blocking, TCP_NODELAY) goes to
+    `on_socket`, which owns it from then on (and reports its end to `spread`, if any)."""
     listener.setblocking(False)
     try:
         while True:
@@ -210,16 +227,13 @@ async def serve_fast(
                     continue
                 raise
             try:
+                conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if send_buffer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             except OSError:
                 pass
-            if spread is None:
-                handler_nursery.start_soon(handler, FastStream(conn))
-            else:
-                spread.opened()
-                handler_nursery.start_soon(_counted, handler, FastStream(conn), spread)
+            on_socket(conn)
     finally:
         trio.lowlevel.notify_closing(listener)
         listener.close()

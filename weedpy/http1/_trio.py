@@ -314,9 +314,15 @@ def _idle_reply(conn: ServerConnection) -> bytes | None:
 
 async def serve_connection(
     stream: FastStream | trio.SocketStream | TlsStream, handler: Handler, *, idle_timeout: float, port_kind: str,
+    conn: ServerConnection | None = None, first: Request | None = None,
 ) -> None:
-    """Serve requests on one client connection until it closes, idles out or misbehaves."""
-    conn = ServerConnection()
+    """Serve requests on one client connection until it closes, idles out or misbehaves.
+
+    `conn` and `first`: a connection another loop served until now (gateway/uv_relay.py hands
+    over what it does not relay itself): its parser, with what it has read, and the request it
+    took from it last, served first."""
+    if conn is None:
+        conn = ServerConnection()
     try:
         peer = stream.socket.getpeername()
         local_port = stream.socket.getsockname()[1]
@@ -335,7 +341,10 @@ async def serve_connection(
     parked = False  # this task went through the scheduler since its last request
     try:
         while True:
-            ev = conn.next_event()
+            if first is not None:
+                ev, first = first, None
+            else:
+                ev = conn.next_event()
             if ev is NEED_DATA:
                 if fast:
                     data = stream.receive_now(RECV_SIZE)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from weedpy.http1 import Exchange, settle_body, simple_response
+from weedpy.http1 import Exchange, Request, settle_body, simple_response
 from weedpy.logs import FastEvent
 from weedpy.serve.guard import Guard
 from weedpy.serve.metrics import GoRequestMeter, RouteMeter
@@ -33,12 +34,15 @@ from weedpy.serve.volume_owners import (
     OWNED_HTTP, OWNED_STATUS, StatusMerge, VolumeOwners, serve_by_owner, volume_of_path,
 )
 
-__all__ = ["HttpFront", "HttpTarget", "FrontState"]
+__all__ = ["HttpFront", "HttpTarget", "FrontState", "RelayToken"]
 
 HttpTarget = Callable[[Exchange], Awaitable[None]]
 _Resolved = tuple[str, "HttpTarget | None", "tuple[float, str, HttpTarget | None] | None"]
 _GUARDED = frozenset({"admin.write", "admin.delete"})
 _METHOD_NAMES = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS")}
+_GO = Target.GO.value
+# what `HttpFront.relay_route` hands a relay: endpoint, table version, path, meter slot
+RelayToken = tuple[str, str, bytes, Any]
 
 
 class FrontState:
@@ -141,6 +145,41 @@ class HttpFront:
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
                 path.decode("latin-1"), exch.status, int(elapsed * 1e6) / 1000, exch.client_host,
             )
+
+    def relay_route(self, port_kind: str, req: Request, client_host: str) -> RelayToken | None:
+        """For a relay that serves plain `go` requests without an `Exchange` (gateway/uv_relay.py):
+        the request's endpoint, target, table version, path and meter slot when this front would
+        hand it straight to its `go` target; None when anything else applies (another target or
+        a split, the whitelist's refusal, /healthz while stopping, volume owners, the differ's
+        tallies), so that the front itself serves it. `relay_done` ends what this began."""
+        if self._owners is not None or self._owner_of is not None or self._evidence is not None:
+            return None
+        path = request_path(req.target)
+        endpoint = http_endpoint(port_kind, req.method, path)
+        table = self._live.table
+        if table is not self._table:
+            self._table, self._resolved = table, {}
+        resolved = self._resolved.get(endpoint)
+        if resolved is None:
+            resolved = self._resolved[endpoint] = self._resolve(table, endpoint)
+        target_name, handler, split = resolved
+        if handler is None or split is not None or target_name != _GO:
+            return None
+        if endpoint in _GUARDED and not self._guard.allows(client_host):
+            return None
+        if endpoint == "admin.healthz" and self._state.stopping:
+            return None
+        meter = self._meter
+        slot = meter.begin(endpoint, req.method, target_name) if meter is not None else None
+        return endpoint, table.version, path, slot
+
+    def relay_done(self, token: RelayToken, method: bytes, status: int, elapsed: float, client_host: str) -> None:
+        """The log line and metrics of a request `relay_route` gave a token for."""
+        endpoint, version, path, slot = token
+        if slot is not None:
+            self._meter.end(slot, status, elapsed)  # type: ignore[union-attr]
+        self._log_http(endpoint, _GO, version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
+                       path.decode("latin-1"), status, int(elapsed * 1e6) / 1000, client_host)
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
         """Serve a request for volume `vid` from its owner (after any move of it); the side's name.

@@ -53,7 +53,8 @@ from weedpy.serve.workers import WorkerPool
 from weedpy.tls import ServerTls, TlsConfigError, TlsListener, TlsStream, VolumeTls, load_volume_tls, serve_https
 
 __all__ = [
-    "Fronts", "Server", "StartupError", "WorkerSpec", "WorkerServer", "bind_fronts", "front_ports", "front_tls",
+    "Fronts", "HttpServe", "Server", "StartupError", "WorkerSpec", "WorkerServer", "bind_fronts", "front_ports",
+    "front_tls",
     "run_server",
     "run_worker",
 ]
@@ -62,6 +63,10 @@ log = get_logger("serve.lifecycle")
 
 LISTEN_BACKLOG = 4096
 HttpHandler = Callable[[Exchange], Awaitable[None]]
+# Serves one plain-HTTP listening socket in place of trio's connection loop (proxy mode's uvloop
+# relay in a worker, gateway/uv_relay.py): (socket, port kind, the handler of what it hands back
+# to trio's path, idle timeout, the nursery connections live in, the connection counts).
+HttpServe = Callable[[socket.socket, str, HttpHandler, float, trio.Nursery, "Spread | None"], Awaitable[None]]
 
 
 class StartupError(Exception):
@@ -282,11 +287,12 @@ async def _serve(
 async def _listen(
     socks: dict[str, socket.socket], http: HttpHandler, send_buffer: int, idle: float, connections: trio.Nursery,
     fronts: Fronts | None = None, tls: VolumeTls = VolumeTls(), *, spread: Spread | None = None,
-    task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    plain: HttpServe | None = None, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept on every socket until the scope handed to `task_status` is cancelled. HTTP
     connections live on in `connections` (they drain after the listeners close); gRPC ones end
-    with their listener. `tls`: gRPC and the admin port speak TLS when security.toml says so."""
+    with their listener. `tls`: gRPC and the admin port speak TLS when security.toml says so.
+    `plain`: what serves the HTTP ports that speak plain HTTP, instead of trio's loop."""
     async with trio.open_nursery() as listeners:
         for kind, sock in socks.items():
             if kind == "metrics":  # plain HTTP, as Go's metrics listener; the leader's alone
@@ -301,7 +307,10 @@ async def _listen(
                     serve_listeners, [listener], fronts.grpc, options=fronts.grpc_options))
             else:
                 https = tls.https_server if kind == "admin" else None  # Go: the public port stays HTTP
-                listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections, https, spread)
+                if https is None and plain is not None:
+                    listeners.start_soon(plain, sock, kind, http, idle, connections, spread)
+                else:
+                    listeners.start_soon(_serve_http, sock, http, send_buffer, idle, kind, connections, https, spread)
         task_status.started(listeners.cancel_scope)
 
 
@@ -357,6 +366,12 @@ class WorkerServer(Protocol):
         """The leader is stopping: /healthz answers 503 from now on."""
 
     async def close(self) -> None: ...
+
+
+def _plain_http(server: WorkerServer) -> HttpServe | None:
+    """A worker server may serve its plain-HTTP ports itself: its `http_serve` attribute, when set
+    (an `HttpServe`; proxy mode's uvloop relay)."""
+    return getattr(server, "http_serve", None)
 
 
 class LeaderLink:
@@ -466,7 +481,8 @@ async def _follow_leader(
         answer: dict[str, Any] | None = None
         if op == "serve":
             listening = await connections.start(
-                functools.partial(_listen, socks, handler, send_buffer, idle, connections, None, tls, spread=spread))
+                functools.partial(_listen, socks, handler, send_buffer, idle, connections, None, tls, spread=spread,
+                                  plain=_plain_http(server)))
             if spread is not None:
                 spread.accepting(True)
         elif op == "stopping":

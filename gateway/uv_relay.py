@@ -1,0 +1,642 @@
+"""Proxy mode's HTTP relay on uvloop: plain requests relayed from event-loop callbacks, no task each.
+
+trio's HTTP path (weedpy.http1.serve_connection, gateway.http_proxy.GoHttpTarget) parks a task
+in trio's scheduler for every wait, about 1.7 task switches and one-shot epoll registrations per
+relayed request: over a quarter of the gateway's Python time (docs/performance.md). Here a
+client connection and a backend connection are asyncio protocols on uvloop (libuv, compiled):
+bytes arrive in `data_received`, the same sans-IO parts decide (the request parser of
+weedpy.http1, `canonical_head`, the response head check of gateway.http_proxy, the front's route,
+log line and metrics: `HttpFront.relay_route` / `relay_done`), and bytes leave through the
+transports. Nothing waits, so nothing is scheduled.
+
+What it serves: requests whose route is `go` (no split, no dual-run, allowed by the whitelist),
+with no body or a Content-Length body, without `Expect: 100-continue`, on a connection without
+TLS. Any other request (chunked, 100-continue, the route API, another target, a refusal of the
+front's own, a backend that is down or refuses connections) is handed over with its connection:
+the socket, the parser with what it has read, and the request itself go to trio's path
+(`RelayHost.hand_over`), which serves that connection from then on with every rule it has. A
+connection is handed over only between requests and with its answers written out, so the two
+paths never share one.
+
+Responses: a plain Content-Length answer is passed through as Go wrote it (only `Connection`
+added when the client closes), anything else goes through the response parser and is re-framed
+as the trio relay does. Flow control both ways: a full transport pauses reading on the other
+side. Timeouts: a connection waiting for its client longer than the idle timeout is closed (with
+Go's 400 when a request line was half sent), checked a few times per timeout; a backend that
+closed a reused keep-alive connection before answering a request without a body gets it once
+more on a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gateway.http_proxy import _LENGTH_HEADER, _backend_request_head, _client_response_head, _quick_head
+from weedpy.http1 import (
+    LAST_CHUNK,
+    NEED_DATA,
+    RST_AVOIDANCE_DELAY,
+    ClientConnection,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    ProtocolError,
+    Request,
+    Response,
+    ServerConnection,
+    canonical_head,
+    chunk,
+    go_bad_request,
+    response_head,
+)
+from weedpy.http1._parse import go_parses_request_line
+
+__all__ = ["RelayHost", "UvRelay"]
+
+_perf = time.perf_counter
+_mono = time.monotonic
+_HEAD, _BODY, _PARSED = 0, 1, 2  # where a response is: its head, a counted body, the parser
+_API_PREFIX = b"/weedpy"  # the route API and other admin APIs of weedpy's own: trio's path
+
+
+class RelayHost(Protocol):
+    """What the relay asks of the server it runs in."""
+
+    def route(self, port_kind: str, req: Request, client_host: str) -> tuple[tuple[str, int], Any] | None:
+        """The backend address for a request this relay may serve and a token for `done`;
+        None: trio's path serves it (the connection is handed over)."""
+
+    def done(self, token: Any, req: Request, status: int, seconds: float, client_host: str) -> None:
+        """The request is over: its log line and metrics."""
+
+    def error(self, reason: str) -> None:
+        """A request could not be relayed (weedpy_relay_errors_total's reason)."""
+
+    def hand_over(self, sock: socket.socket, conn: ServerConnection, req: Request | None, port_kind: str) -> None:
+        """Serve this connection on trio's path from now on, `req` first (its body still in `conn`)."""
+
+    def closed(self) -> None:
+        """A connection this relay accepted has closed (not called for one handed over)."""
+
+
+class _Upstream(asyncio.Protocol):
+    """A keep-alive connection to the backend; `client` is the connection it answers now."""
+
+    __slots__ = ("pool", "addr", "t", "client", "idle_since", "reused", "paused")
+
+    def __init__(self, pool: _Pool, addr: tuple[str, int]) -> None:
+        self.pool = pool
+        self.addr = addr
+        self.t: asyncio.Transport | None = None
+        self.client: _Client | None = None
+        self.idle_since = 0.0
+        self.reused = False
+        self.paused = False  # reading paused while the client is slow to read the answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:  # bytes nobody asked for: the connection cannot be trusted
+            self.close()
+            return
+        client.response_data(data)
+
+    def eof_received(self) -> bool:
+        return False  # close: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.t = None
+        self.pool.forget(self)
+        client = self.client
+        if client is not None:
+            self.client = None
+            client.upstream_lost(self)
+
+    def pause_writing(self) -> None:  # the backend is slow to read a request body
+        if self.client is not None and self.client.t is not None:
+            self.client.t.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client is not None and self.client.t is not None and self.client.body_left:
+            self.client.t.resume_reading()
+
+    def close(self) -> None:
+        self.client = None
+        if self.t is not None:
+            self.t.close()
+
+
+class _Pool:
+    """LIFO idle backend connections per address, dropped after `ttl` seconds unused."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ttl: float, max_idle: int = 256) -> None:
+        self.loop = loop
+        self.ttl = ttl
+        self.max_idle = max_idle
+        self.idle: dict[tuple[str, int], deque[_Upstream]] = {}
+
+    def take(self, addr: tuple[str, int]) -> _Upstream | None:
+        idle = self.idle.get(addr)
+        if not idle:
+            return None
+        now = _mono()
+        while idle:
+            up = idle.pop()
+            if now - up.idle_since < self.ttl:
+                up.reused = True
+                return up
+            up.close()
+        return None
+
+    def put_back(self, up: _Upstream) -> None:
+        idle = self.idle.get(up.addr)
+        if idle is None:
+            idle = self.idle[up.addr] = deque()
+        if len(idle) >= self.max_idle:
+            up.close()
+            return
+        up.idle_since = _mono()
+        idle.append(up)
+
+    def forget(self, up: _Upstream) -> None:
+        idle = self.idle.get(up.addr)
+        if idle is not None and up in idle:
+            idle.remove(up)
+
+    def close(self) -> None:
+        for idle in self.idle.values():
+            while idle:
+                idle.pop().close()
+
+
+class _Client(asyncio.Protocol):
+    """One client connection: requests in, each relayed over a pooled backend connection."""
+
+    __slots__ = ("relay", "kind", "t", "conn", "client_host", "req", "token", "t0", "up", "head", "body_left", "resp", "rbuf", "remaining", "parser", "chunk_out", "keep", "status", "started",
+                 "close_after", "last_rx", "retried", "gone", "lingering")
+
+    def __init__(self, relay: UvRelay, kind: str) -> None:
+        self.relay = relay
+        self.kind = kind
+        self.t: asyncio.Transport | None = None
+        self.conn = ServerConnection()
+        self.client_host = ""
+        self.req: Request | None = None  # the request being relayed
+        self.token: Any = None
+        self.t0 = 0.0
+        self.up: _Upstream | None = None
+        self.head = b""
+        self.body_left = False  # request body bytes still to come from the client
+        self.resp = _HEAD
+        self.rbuf = b""
+        self.remaining = 0
+        self.parser: ClientConnection | None = None
+        self.chunk_out = False
+        self.keep = False
+        self.status = 0
+        self.started = False
+        self.close_after = False
+        self.last_rx = _mono()
+        self.retried = False
+        self.gone = False  # closed or handed over: nothing more to do here
+        self.lingering = False
+
+    # -- the client's side ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client_host = peer[0] if isinstance(peer, tuple) else str(peer)
+        self.relay.clients.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = _mono()
+        if self.lingering:
+            return
+        self.conn.receive_data(data)
+        if self.req is None:
+            self.next_request()
+        elif self.body_left:
+            if self.up is not None:
+                self.pump_body()
+        elif self.t is not None:  # the next request while this one's answer is pending: read it after
+            self.t.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self.lingering:
+            self.shut()
+            return False
+        self.conn.receive_data(b"")
+        if self.req is None:
+            self.next_request()
+        elif self.body_left and self.up is not None:
+            self.pump_body()
+        return True  # keep writing: the answer still goes out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.t = None
+        if self.gone:
+            return
+        self.gone = True
+        self.relay.clients.discard(self)
+        if self.req is not None:  # the client went away mid-request: the backend's side is unusable
+            self.finish_request()
+        if self.up is not None:
+            self.up.close()
+            self.up = None
+        self.relay.host.closed()
+
+    def pause_writing(self) -> None:  # the client is slow to read an answer
+        up = self.up
+        if up is not None and up.t is not None:
+            up.paused = True
+            up.t.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.up
+        if up is not None and up.t is not None and up.paused:
+            up.paused = False
+            up.t.resume_reading()
+
+    def next_request(self) -> None:
+        """At a request boundary: start the next request if its head has arrived."""
+        try:
+            ev = self.conn.next_event()
+        except ProtocolError as exc:
+            self.refuse(exc)
+            return
+        if ev is NEED_DATA:
+            if self.t is not None:
+                self.t.resume_reading()  # paused if the next request came while an answer was pending
+            return
+        if type(ev) is not Request:
+            if isinstance(ev, EndOfMessage | Data):
+                self.refuse(ProtocolError("body without a request"))
+            else:  # the client closed between requests
+                self.shut()
+            return
+        self.start(ev)
+
+    def start(self, req: Request) -> None:
+        relay = self.relay
+        if (req.chunked or req.expect_continue or (req.target.startswith(_API_PREFIX) and self.kind == "admin")):
+            self.hand_over(req)
+            return
+        routed = relay.host.route(self.kind, req, self.client_host)
+        if routed is None:
+            self.hand_over(req)
+            return
+        addr, self.token = routed
+        self.t0 = _perf()
+        self.req = req
+        self.head = canonical_head(req) or _backend_request_head(req)
+        self.body_left = True  # until the parser's end of the message is taken (at once without a body)
+        self.resp = _HEAD
+        self.rbuf = b""
+        self.status = 0
+        self.started = self.close_after = self.retried = False
+        if req.has_body and self.t is not None:
+            self.t.resume_reading()
+        up = relay.pool.take(addr)
+        if up is None:
+            self.connect(addr)
+        else:
+            self.attach(up)
+
+    def connect(self, addr: tuple[str, int]) -> None:
+        relay = self.relay
+        task = relay.loop.create_task(relay.loop.create_connection(lambda: _Upstream(relay.pool, addr), *addr))
+        task.add_done_callback(self.connected)
+
+    def connected(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            if not self.gone and self.req is not None:
+                req, self.req = self.req, None  # nothing sent: trio's path answers (its 503)
+                self.hand_over(req)
+            return
+        up = task.result()[1]
+        if self.gone or self.req is None:
+            up.close()
+            return
+        self.attach(up)
+
+    def attach(self, up: _Upstream) -> None:
+        """Send the request over `up`: the head and the body that has arrived, in one write."""
+        self.up = up
+        up.client = self
+        assert up.t is not None
+        pieces = [self.head]
+        if self.body_left and not self.take_body(pieces):
+            return
+        up.t.write(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+
+    def pump_body(self) -> None:
+        pieces: list[bytes] = []
+        if self.take_body(pieces) and pieces and self.up is not None and self.up.t is not None:
+            self.up.t.write(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+
+    def take_body(self, pieces: list[bytes]) -> bool:
+        """Append the body bytes the parser has; False when the body broke (the request is over)."""
+        conn = self.conn
+        try:
+            while True:
+                ev = conn.next_event()
+                if ev is NEED_DATA:
+                    return True
+                if type(ev) is Data:
+                    pieces.append(ev.data)
+                elif type(ev) is EndOfMessage:
+                    self.body_left = False
+                    return True
+                else:
+                    raise ProtocolError("unexpected event in request body")
+        except ProtocolError as exc:
+            self.fail(exc, upstream=False)
+            return False
+
+    # -- the backend's side --------------------------------------------------------------------
+    def response_data(self, data: bytes) -> None:
+        t = self.t
+        if t is None:
+            return
+        if self.resp == _BODY:
+            remaining = self.remaining
+            if len(data) < remaining:
+                self.remaining = remaining - len(data)
+                t.write(data)
+                return
+            t.write(data[:remaining] if len(data) > remaining else data)
+            self.response_done(len(data) == remaining)
+            return
+        if self.resp == _PARSED:
+            self.parsed(data)
+            return
+        buf = self.rbuf + data if self.rbuf else data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > 65536:
+                self.resp = _PARSED
+                self.parsed(buf)
+            else:
+                self.rbuf = buf
+            return
+        self.rbuf = b""
+        head = buf[: end + 4]
+        quick = _quick_head(head)
+        if quick is None:
+            self.resp = _PARSED
+            self.parsed(buf)
+            return
+        status, length = quick
+        rest = buf[end + 4:]
+        req = self.req
+        assert req is not None
+        if req.method == b"HEAD" or status in (204, 304):
+            length = 0
+        if not req.keep_alive:
+            self.close_after = True
+            head = head[:-2] + b"Connection: close\r\n\r\n"
+        elif req.http_version == b"1.0":
+            head = head[:-2] + b"Connection: keep-alive\r\n\r\n"
+        self.started = True
+        self.status = status
+        if len(rest) >= length:
+            body = rest[:length] if len(rest) > length else rest
+            if status >= 400 and self.relay.front_address is not None:
+                head, body = self.unalias(head, body)
+            t.write(head + body)
+            self.response_done(len(rest) == length)
+            return
+        t.write(head + rest)
+        self.remaining = length - len(rest)
+        self.resp = _BODY
+
+    def unalias(self, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+        """An error body naming the backend's private address names the front instead."""
+        up = self.up
+        front = self.relay.front_address
+        if up is None or front is None:
+            return head, body
+        private = b"%s:%d" % (up.addr[0].encode(), up.addr[1])
+        if private not in body:
+            return head, body
+        body = body.replace(private, front)
+        return _LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1), body
+
+    def parsed(self, data: bytes) -> None:
+        """The general response path: 1xx, chunked, Connection headers, bodies until close."""
+        req = self.req
+        assert req is not None
+        parser = self.parser
+        if parser is None:
+            parser = self.parser = ClientConnection(head_only=req.method == b"HEAD")
+            self.keep = True
+        parser.receive_data(data)
+        out: list[bytes] = []
+        try:
+            while True:
+                ev = parser.next_event()
+                if ev is NEED_DATA:
+                    break
+                kind = type(ev)
+                if kind is Data:
+                    out.append(chunk(ev.data) if self.chunk_out else ev.data)
+                elif kind is Response:
+                    close = not req.keep_alive or not ev.keep_alive or self.close_after
+                    if close:
+                        self.close_after = True
+                    http10 = req.http_version == b"1.0" and req.keep_alive and not close
+                    head, self.chunk_out = _client_response_head(ev, close, http10)
+                    out.append(head)
+                    self.started = True
+                    self.status = ev.status
+                    self.keep = ev.keep_alive
+                elif kind is InformationalResponse:
+                    if ev.status != 100:  # a 100 answers an Expect, which this path never relays
+                        out.append(response_head(ev.status, ev.reason, ev.headers))
+                elif kind is EndOfMessage:
+                    if self.chunk_out:
+                        out.append(LAST_CHUNK)
+                    if out and self.t is not None:
+                        self.t.write(b"".join(out))
+                    self.response_done(self.keep)
+                    return
+                else:
+                    raise ProtocolError("backend closed the connection before the response ended", 502)
+        except ProtocolError as exc:
+            if out and self.t is not None:
+                self.t.write(b"".join(out))
+            self.fail(exc, upstream=True)
+            return
+        if out and self.t is not None:
+            self.t.write(b"".join(out))
+
+    def upstream_lost(self, up: _Upstream) -> None:
+        """The backend closed `up` while this request was on it."""
+        self.up = None
+        if self.resp == _PARSED:
+            self.parsed(b"")
+            return
+        if self.resp == _HEAD and not self.rbuf and up.reused and not self.retried and not (self.req and self.req.has_body):
+            self.retried = True  # a kept-alive connection Go had closed: once more, on a fresh one
+            assert self.req is not None
+            up2 = self.relay.pool.take(up.addr)
+            if up2 is None:
+                self.connect(up.addr)
+            else:
+                self.attach(up2)
+            return
+        if self.resp == _HEAD:
+            self.fail(ProtocolError("backend closed the connection before the response head ended", 502), upstream=True)
+        else:
+            self.fail(ProtocolError("backend closed the connection in the middle of a response", 502), upstream=True)
+
+    # -- ends ------------------------------------------------------------------------------
+    def response_done(self, reusable: bool) -> None:
+        up = self.up
+        self.up = None
+        self.parser = None
+        self.chunk_out = False
+        if self.body_left:  # Go answered before the whole body came: neither side is reusable
+            reusable = False
+            self.close_after = True
+        if up is not None:
+            up.client = None
+            if reusable and up.t is not None:
+                if up.paused:
+                    up.paused = False
+                    up.t.resume_reading()
+                self.relay.pool.put_back(up)
+            else:
+                up.close()
+        req = self.req
+        assert req is not None
+        self.finish_request()
+        self.last_rx = _mono()  # the idle timeout counts from here
+        if self.close_after or not req.keep_alive:
+            if self.body_left:
+                self.linger()
+            else:
+                self.shut()
+            return
+        self.next_request()
+
+    def finish_request(self) -> None:
+        req = self.req
+        if req is None:
+            return
+        self.req = None
+        self.relay.host.done(self.token, req, self.status, _perf() - self.t0, self.client_host)
+
+    def fail(self, exc: ProtocolError, upstream: bool) -> None:
+        """The request cannot go on: Go's error answer if none started, then the connection closes."""
+        if upstream and exc.status_hint == 502:
+            self.relay.host.error("backend_closed")
+        if self.up is not None:
+            self.up.close()
+            self.up = None
+        self.finish_request()
+        self.refuse(exc)
+
+    def refuse(self, exc: ProtocolError) -> None:
+        if not self.started and self.t is not None:
+            self.t.write(go_bad_request(exc.status_hint, exc.public))
+        self.shut()
+
+    def shut(self) -> None:
+        """Close once what was written has gone out."""
+        if self.t is not None:
+            self.t.close()
+
+    def linger(self) -> None:
+        """Close after an answer that left part of the request body on the wire (Go's
+        closeWriteAndWait): FIN, then drop what the client still sends for RST_AVOIDANCE_DELAY."""
+        t = self.t
+        if t is None:
+            return
+        self.lingering = True
+        t.resume_reading()
+        if t.can_write_eof():
+            t.write_eof()
+        self.relay.loop.call_later(RST_AVOIDANCE_DELAY, self.shut)
+
+    def hand_over(self, req: Request | None) -> None:
+        """Give the connection to trio's path, once what was written to it has gone out."""
+        t = self.t
+        if t is None or self.gone:
+            return
+        t.pause_reading()
+        if t.get_write_buffer_size():
+            self.relay.loop.call_later(0.005, self.hand_over, req)
+            return
+        sock = t.get_extra_info("socket")
+        fd = os.dup(sock.fileno())
+        self.gone = True
+        self.relay.clients.discard(self)
+        t.abort()  # closes this descriptor only: the connection lives on in `fd`
+        self.relay.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind)
+
+    def idle_check(self, now: float, timeout: float) -> None:
+        """Close a connection that waited for its client longer than `timeout`."""
+        if (self.req is not None and not self.body_left) or now - self.last_rx <= timeout or self.t is None:
+            return
+        reply = None
+        if self.req is None:
+            line = self.conn.partial_request_line()
+            if line is not None and not go_parses_request_line(line):
+                reply = go_bad_request(400)  # Go refuses a half-sent request line it cannot parse
+        if self.req is not None:
+            if self.up is not None:
+                self.up.close()
+                self.up = None
+            self.finish_request()
+        if reply is not None:
+            self.t.write(reply)
+            self.shut()
+        else:
+            self.t.abort()
+
+
+class UvRelay:
+    """The relay of one server process: its connections, its backend pool, its idle timer."""
+
+    def __init__(self, host: RelayHost, loop: asyncio.AbstractEventLoop, *, idle_timeout: float, pool_ttl: float,
+                 front_address: str | None = None) -> None:
+        self.host = host
+        self.loop = loop
+        self.idle_timeout = idle_timeout
+        self.pool = _Pool(loop, pool_ttl)
+        self.clients: set[_Client] = set()
+        # Go names itself (its private ip:port) in some error bodies; clients must see the front.
+        self.front_address = front_address.encode() if front_address else None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def protocol(self, port_kind: str) -> Callable[[], asyncio.Protocol]:
+        """The protocol factory for one port (`admin` or `public`)."""
+        return lambda: _Client(self, port_kind)
+
+    def start(self) -> None:
+        self._tick()
+
+    def _tick(self) -> None:
+        now = _mono()
+        timeout = self.idle_timeout
+        for client in list(self.clients):
+            client.idle_check(now, timeout)
+        self._timer = self.loop.call_later(min(1.0, max(timeout / 4, 0.005)), self._tick)
+
+    def close(self) -> None:
+        """End every connection (the server stops)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for client in list(self.clients):
+            if client.t is not None:
+                client.t.abort()
+        self.pool.close()

@@ -1,0 +1,170 @@
+"""Proxy mode's uvloop relay (gateway/uv_relay.py) in a worker process: plain requests relayed on
+uvloop with the front's log line, the rest handed over to trio's path on the same connection,
+live route changes followed. The leader is stopped (SIGSTOP) while the worker is tested, so that
+every connection goes to the worker."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.logs import log_events, wait_until
+from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
+from tests.support.process_tree import serving_worker
+from tests.support.weedpy_proc import start_weedpy_volume
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[MasterProc]:
+    m = start_master(tmp_path / "master")
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, master: MasterProc) -> Iterator[VolumeProc]:
+    g = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-workers=2", "-preStopSeconds=0"])
+    yield g
+    g.stop()
+
+
+@contextlib.contextmanager
+def _leader_stopped(g: VolumeProc) -> Iterator[int]:
+    """The worker alone accepts meanwhile; yields its pid."""
+    worker = serving_worker(g.proc.pid, g.proc.log_path)
+    os.kill(g.proc.pid, signal.SIGSTOP)
+    try:
+        yield worker
+    finally:
+        os.kill(g.proc.pid, signal.SIGCONT)
+
+
+def _fids(master: MasterProc, n: int) -> list[str]:
+    return [httpx.get(f"http://{master.address}/dir/assign", timeout=10).json()["fid"] for _ in range(n)]
+
+
+def _worker_http_events(g: VolumeProc) -> list[dict]:
+    return [e for e in log_events(g.proc.log_path) if e.get("event") == "http" and e.get("worker") == 1]
+
+
+def _uvloop_loaded(pid: int) -> bool:
+    return b"uvloop" in Path(f"/proc/{pid}/maps").read_bytes()
+
+
+def test_the_worker_relays_plain_requests_on_uvloop_with_the_front_log_line(gateway: VolumeProc,
+                                                                            master: MasterProc) -> None:
+    fids = _fids(master, 8)
+    with _leader_stopped(gateway) as worker:
+        assert _uvloop_loaded(worker)
+        with httpx.Client(timeout=10) as client:  # one keep-alive connection
+            for i, fid in enumerate(fids):
+                body = b"kept alive %d " % i * (1 + 300 * i)  # up to ~40 KiB: bodies in several reads
+                assert client.post(f"{gateway.url}/{fid}", files={"file": ("f.bin", body)}).status_code == 201
+                r = client.get(f"{gateway.url}/{fid}")
+                assert r.status_code == 200 and r.content == body
+                head = client.head(f"{gateway.url}/{fid}")
+                assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(body)
+        missing = httpx.get(f"{gateway.url}/{fids[0]}0", timeout=10)  # Go's 404, through the relay
+        assert missing.status_code == 404
+        assert httpx.delete(f"{gateway.url}/{fids[1]}", timeout=10).status_code == 202
+        assert httpx.get(f"{gateway.url}/{fids[1]}", timeout=10).status_code == 404
+    wait_until(lambda: len(_worker_http_events(gateway)) >= 28, what="the worker's log lines")
+    events = _worker_http_events(gateway)
+    by_route = {(e["route"], e["method"], e["status"]) for e in events}
+    assert {("admin.write", "POST", 201), ("admin.read", "GET", 200), ("admin.read", "HEAD", 200),
+            ("admin.read", "GET", 404), ("admin.delete", "DELETE", 202)} <= by_route
+    assert all(e["target"] == "go" and e["routes_v"] == "builtin" and e["client"] == "127.0.0.1" for e in events)
+    assert all(e["path"].startswith("/") and e["ms"] >= 0 for e in events)
+
+
+def test_what_the_relay_does_not_serve_is_handed_to_trio_on_the_same_connection(gateway: VolumeProc,
+                                                                                master: MasterProc) -> None:
+    fid, fid2, fid3 = _fids(master, 3)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with _leader_stopped(gateway):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", f"/{fid}", body=b"plain body", headers={"Content-Type": "application/octet-stream"})
+        assert conn.getresponse().read() and True
+        conn.request("GET", f"/{fid}")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"plain body"
+        # chunked: trio's path from here on, on this same connection
+        conn.request("POST", f"/{fid2}", body=iter([b"chunked ", b"body"]), encode_chunked=True,
+                     headers={"Content-Type": "application/octet-stream"})
+        r = conn.getresponse()
+        assert r.status == 201, r.read()
+        r.read()
+        conn.request("GET", f"/{fid2}")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"chunked body"
+        conn.close()
+        # Expect: 100-continue: the client waits for the interim answer before it sends the body
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"PUT /%s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+                      b"Content-Type: application/octet-stream\r\n\r\n" % fid3.encode())
+            first = s.recv(65536)
+            assert first.startswith(b"HTTP/1.1 100 Continue\r\n"), first
+            s.sendall(b"hello")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 201 "), answer
+        assert httpx.get(f"{gateway.url}/{fid3}", timeout=10).content == b"hello"
+
+
+def test_pipelined_requests_are_answered_in_order(gateway: VolumeProc, master: MasterProc) -> None:
+    fids = _fids(master, 2)
+    for i, fid in enumerate(fids):
+        assert httpx.post(f"{gateway.url}/{fid}", files={"file": ("f", b"file %d" % i)}, timeout=10).status_code == 201
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with _leader_stopped(gateway), socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"".join(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % f.encode() for f in fids) +
+                  b"GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % fids[0].encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert data.index(b"file 0") < data.index(b"file 1") < data.rindex(b"file 0")
+    assert data.count(b"Connection: close\r\n") == 1
+
+
+def test_a_route_change_reaches_the_relay(gateway: VolumeProc, master: MasterProc) -> None:
+    [fid] = _fids(master, 1)
+    assert httpx.post(f"{gateway.url}/{fid}", files={"file": ("f", b"routed")}, timeout=10).status_code == 201
+    r = httpx.patch(f"{gateway.url}/weedpy/routes", json={"version": "reads-off", "routes": {"admin.read": "off"}},
+                    timeout=30)
+    assert r.status_code == 200, r.text
+    with _leader_stopped(gateway):
+        off = httpx.get(f"{gateway.url}/{fid}", timeout=10)
+    assert off.status_code == 503 and "routed to off" in off.text
+    r = httpx.patch(f"{gateway.url}/weedpy/routes", json={"version": "reads-on", "routes": {"admin.read": None}},
+                    timeout=30)
+    assert r.status_code == 200, r.text
+    with _leader_stopped(gateway):
+        on = httpx.get(f"{gateway.url}/{fid}", timeout=10)
+    assert on.status_code == 200 and on.content == b"routed"
+    wait_until(lambda: {"reads-off", "reads-on"} <= {e["routes_v"] for e in _worker_http_events(gateway)},
+               what="the worker's log lines under both tables")
+    reads = [(e["routes_v"], e["target"], e["status"]) for e in _worker_http_events(gateway) if e["route"] == "admin.read"]
+    assert ("reads-off", "off", 503) in reads and ("reads-on", "go", 200) in reads
+
+
+def test_with_the_trio_relay_chosen_the_worker_runs_without_uvloop(tmp_path: Path, master: MasterProc) -> None:
+    g = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-workers=2", "-preStopSeconds=0"],
+                            env=clean_env({"WEEDPY_HTTP_RELAY": "trio"}))
+    try:
+        [fid] = _fids(master, 1)
+        with _leader_stopped(g) as worker:
+            assert not _uvloop_loaded(worker)
+            assert httpx.post(f"{g.url}/{fid}", files={"file": ("f", b"trio")}, timeout=10).status_code == 201
+            assert httpx.get(f"{g.url}/{fid}", timeout=10).content == b"trio"
+    finally:
+        g.stop()
