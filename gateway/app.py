@@ -29,7 +29,7 @@ from gateway.http_proxy import GoHttpTarget
 from gateway.request_checks import backend_maintenance, request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
-from gateway.worker import endpoints_to_json, relay_pool
+from gateway.worker import endpoints_to_json, relay_pool, uvloop_workers
 from weedpy.config import VolumeConfig
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
@@ -292,7 +292,9 @@ class ProxyServer:
             http = self.extension.wrap_http(http)
             if cfg.workers > 1:  # mixed mode's native side and differ live here: workers reach them
                 self._worker_extra = await self.extension.share(nursery, http_targets, http)
-        workers = WorkerSpec(cfg.workers, self._worker_init, self._attach)
+        # proxy mode: the workers relay HTTP on uvloop, the leader keeps gRPC and the backend
+        workers = WorkerSpec(cfg.workers, self._worker_init, self._attach,
+                             leader_defers=self.extension is None and uvloop_workers())
         metrics = MetricsEndpoint(self.gather_metrics).handle if cfg["metricsPort"] else None
         grpc = GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc"),
                          owners=owned and owned.owners, owned=owned and owned.grpc, split=owned and owned.split)

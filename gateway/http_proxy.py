@@ -38,7 +38,8 @@ from weedpy.http1 import (
     settle_body,
 )
 
-__all__ = ["GoHttpTarget", "BackendUnavailable"]
+__all__ = ["GoHttpTarget", "BackendUnavailable", "LENGTH_HEADER", "backend_request_head", "client_response_head",
+           "quick_head"]
 
 _BODY_TASK_GRACE = 5.0  # a bound only: the body task has at most its end-of-body to take
 
@@ -51,7 +52,7 @@ class _StaleConnection(Exception):
     """A reused keep-alive connection closed before answering; safe to retry once."""
 
 
-def _backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) -> bytes:
+def backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) -> bytes:
     """The head Go gets: the client's end-to-end headers, then the body framing we parsed, written
     by us. The framing never comes from the client's own headers: a client that names
     Content-Length in Connection would otherwise have it dropped as hop-by-hop while its body
@@ -74,7 +75,7 @@ def _backend_request_head(req: Request, tag: tuple[bytes, bytes] | None = None) 
     return request_head(req.method, req.target, headers)
 
 
-def _client_response_head(resp: Response, close: bool, http10_keep_alive: bool) -> tuple[bytes, bool]:
+def client_response_head(resp: Response, close: bool, http10_keep_alive: bool) -> tuple[bytes, bool]:
     """The head for the client and whether its body must be chunked by us."""
     chunk_out = resp.chunked or resp.until_close
     out: list[tuple[bytes, bytes]] = []
@@ -105,10 +106,10 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ")
 # leaves to the parser (group 2: hop-by-hop, or a Content-Length it cannot read).
 _FRAMING = re.compile(rb"\r\n(?:content-length: *([0-9]{1,18}) *(?=\r\n)|"
                       rb"(transfer-encoding|connection|keep-alive|content-length):)", re.IGNORECASE)
-_LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
+LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
-def _quick_head(head: bytes) -> tuple[int, int] | None:
+def quick_head(head: bytes) -> tuple[int, int] | None:
     """(status, Content-Length) for a plain final response from Go, else None (use the parser).
 
     Anything unusual (1xx, chunked, a Connection or Transfer-Encoding header, no length) goes to
@@ -158,7 +159,7 @@ class GoHttpTarget:
             await self._refuse(exch, str(exc))
             return
         req = exch.request
-        head = (canonical_head(req) if self._tag is None else None) or _backend_request_head(
+        head = (canonical_head(req) if self._tag is None else None) or backend_request_head(
             req, None if self._tag is None else self._tag(exch))
         pool = self._pool
         for attempt in (0, 1):
@@ -291,7 +292,7 @@ class GoHttpTarget:
             end = buf.find(b"\r\n\r\n")
             if end >= 0 or len(buf) > 65536:
                 break
-        quick = _quick_head(buf[: end + 4]) if end >= 0 else None
+        quick = quick_head(buf[: end + 4]) if end >= 0 else None
         if quick is None:
             return await self._read_response_parsed(exch, conn, buf)
         status, length = quick
@@ -331,7 +332,7 @@ class GoHttpTarget:
         if private not in body or self._front_address is None:
             return head, body
         body = body.replace(private, self._front_address)
-        head = _LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1)
+        head = LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1)
         return head, body
 
     async def _read_response_parsed(self, exch: Exchange, conn: UpstreamConn, initial: bytes) -> bool:
@@ -362,7 +363,7 @@ class GoHttpTarget:
                 if close:
                     exch.close_after = True
                 http10 = req.http_version == b"1.0" and req.keep_alive and not close
-                head, chunk_out = _client_response_head(ev, close, http10)
+                head, chunk_out = client_response_head(ev, close, http10)
                 out.append(head)
                 exch.started = True
                 exch.status = ev.status

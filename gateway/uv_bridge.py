@@ -37,8 +37,10 @@ def run_trio_on_uvloop(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> A
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     done: asyncio.Future[Any] = loop.create_future()
+    # uvloop wakes on signals through signal.set_wakeup_fd itself (and restores the previous
+    # descriptor when it stops: trio's own would be closed by then)
     trio.lowlevel.start_guest_run(async_fn, *args, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-                                  done_callback=done.set_result)
+                                  done_callback=done.set_result, host_uses_signal_set_wakeup_fd=True)
     try:
         return loop.run_until_complete(done).unwrap()
     finally:

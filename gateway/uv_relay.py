@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.http_proxy import _LENGTH_HEADER, _backend_request_head, _client_response_head, _quick_head
+from gateway.http_proxy import LENGTH_HEADER, backend_request_head, client_response_head, quick_head
 from weedpy.http1 import (
     LAST_CHUNK,
     NEED_DATA,
@@ -53,9 +53,9 @@ from weedpy.http1 import (
     canonical_head,
     chunk,
     go_bad_request,
+    go_parses_request_line,
     response_head,
 )
-from weedpy.http1._parse import go_parses_request_line
 
 __all__ = ["RelayHost", "UvRelay"]
 
@@ -296,7 +296,7 @@ class _Client(asyncio.Protocol):
         addr, self.token = routed
         self.t0 = _perf()
         self.req = req
-        self.head = canonical_head(req) or _backend_request_head(req)
+        self.head = canonical_head(req) or backend_request_head(req)
         self.body_left = True  # until the parser's end of the message is taken (at once without a body)
         self.resp = _HEAD
         self.rbuf = b""
@@ -389,7 +389,7 @@ class _Client(asyncio.Protocol):
             return
         self.rbuf = b""
         head = buf[: end + 4]
-        quick = _quick_head(head)
+        quick = quick_head(head)
         if quick is None:
             self.resp = _PARSED
             self.parsed(buf)
@@ -428,7 +428,7 @@ class _Client(asyncio.Protocol):
         if private not in body:
             return head, body
         body = body.replace(private, front)
-        return _LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1), body
+        return LENGTH_HEADER.sub(b"\\g<1>%d\r\n" % len(body), head, count=1), body
 
     def parsed(self, data: bytes) -> None:
         """The general response path: 1xx, chunked, Connection headers, bodies until close."""
@@ -453,7 +453,7 @@ class _Client(asyncio.Protocol):
                     if close:
                         self.close_after = True
                     http10 = req.http_version == b"1.0" and req.keep_alive and not close
-                    head, self.chunk_out = _client_response_head(ev, close, http10)
+                    head, self.chunk_out = client_response_head(ev, close, http10)
                     out.append(head)
                     self.started = True
                     self.status = ev.status

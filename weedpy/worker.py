@@ -29,11 +29,7 @@ with imports_without_gc():  # start-up time: see weedpy/imports.py
     from weedpy.serve.routes import load_route_table, native_route_table
     from weedpy.serve.workers import CONTROL_FD_ENV
 
-__all__ = ["main", "RELAY_ENV"]
-
-# `trio`: a proxy-mode worker relays HTTP on trio's path alone (for comparisons); by default it
-# runs the uvloop relay (gateway/uv_relay.py), trio's path serving what that one hands over.
-RELAY_ENV = "WEEDPY_HTTP_RELAY"
+__all__ = ["main"]
 
 
 def _read_init(sock: socket.socket) -> dict[str, Any]:
@@ -71,14 +67,19 @@ def main() -> int:
     socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
     server: WorkerServer
     send_buffer = 0
+    on_uvloop = False  # proxy mode: trio as uvloop's guest, HTTP relayed on uvloop (gateway/uv_bridge.py)
     if mode in ("proxy", "mixed"):
         with imports_without_gc():
             from gateway.app import RELAY_SOCKET_BUFFER  # each mode imports only its own worker server (start-up time)
-            from gateway.worker import ProxyWorker  # likewise
+            from gateway.worker import ProxyWorker, uvloop_workers  # likewise
             from weedpy.mixed_worker import MixedWorker  # likewise
 
-        worker_class = ProxyWorker if mode == "proxy" else MixedWorker
-        server = worker_class(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
+        if mode == "proxy":
+            on_uvloop = uvloop_workers()
+            server = proxy = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
+            proxy.uvloop = on_uvloop
+        else:
+            server = MixedWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
         send_buffer = RELAY_SOCKET_BUFFER
     elif mode == "native":
         with imports_without_gc():
@@ -91,11 +92,10 @@ def main() -> int:
     spread = (ConnectionCounts.attach(init["spread_fd"], init["processes"], init["worker"])
               if "spread_fd" in init else None)
     args = (cfg, server, ControlChannel(control), socks, send_buffer, sink, spread)
-    if mode == "proxy" and os.environ.get(RELAY_ENV, "uvloop") != "trio":
+    if on_uvloop:
         with imports_without_gc():
             from gateway.uv_bridge import run_trio_on_uvloop  # proxy mode only (start-up time)
 
-        server.uvloop = True  # type: ignore[attr-defined]
         return run_trio_on_uvloop(run_worker, *args)
     return trio.run(run_worker, *args)
 

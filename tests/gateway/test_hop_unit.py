@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.http_proxy import _backend_request_head
+from gateway.http_proxy import backend_request_head
 from weedpy.http1 import Request
 from weedpy.serve.evidence import Evidence, EvidenceTally
 from weedpy.serve.hop import HOP_HEADER, Hop, hop_value, new_token, parse_hop
@@ -43,14 +43,14 @@ def _request(headers: list[tuple[bytes, bytes]]) -> Request:
 
 def test_the_worker_replaces_a_clients_hop_header() -> None:
     tag = (HOP_HEADER, hop_value(TOKEN, 1, "admin", "native", "10.0.0.7", "v1"))
-    head = _backend_request_head(_request([(b"Host", b"x"), (b"X-Weedpy-Hop", b"forged"), (b"x-weedpy-hop", b"2")]),
+    head = backend_request_head(_request([(b"Host", b"x"), (b"X-Weedpy-Hop", b"forged"), (b"x-weedpy-hop", b"2")]),
                                  tag)
     lines = head.split(b"\r\n")
     hops = [line for line in lines if line.lower().startswith(HOP_HEADER + b":")]
     assert hops == [HOP_HEADER + b": " + tag[1]], hops
     assert b"Content-Length: 5" in lines and b"Host: x" in lines
     # without a tag (the relay to Go) the client's headers pass as they are
-    plain = _backend_request_head(_request([(b"X-Weedpy-Hop", b"forged")]))
+    plain = backend_request_head(_request([(b"X-Weedpy-Hop", b"forged")]))
     assert b"X-Weedpy-Hop: forged" in plain.split(b"\r\n")
 
 

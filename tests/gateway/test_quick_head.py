@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.http_proxy import _quick_head
+from gateway.http_proxy import quick_head
 from weedpy.http1 import ClientConnection, Response
 
 BASE = b"HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nContent-Length: 1044\r\nContent-Type: image/bench\r\n\r\n"
@@ -27,7 +27,7 @@ def parsed(head: bytes) -> Response:
     b"HTTP/1.1 204 No Content\r\n\r\n",
 ])
 def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
-    status, length = _quick_head(head)
+    status, length = quick_head(head)
     ev = parsed(head)
     assert status == ev.status and length == (ev.content_length or 0)
 
@@ -48,4 +48,4 @@ def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
     b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
 ])
 def test_anything_unusual_goes_to_the_parser(head: bytes) -> None:
-    assert _quick_head(head) is None
+    assert quick_head(head) is None

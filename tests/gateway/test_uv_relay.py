@@ -169,3 +169,14 @@ def test_with_the_trio_relay_chosen_the_worker_runs_without_uvloop(tmp_path: Pat
             assert httpx.get(f"{g.url}/{fid}", timeout=10).content == b"trio"
     finally:
         g.stop()
+
+
+def test_the_leader_leaves_http_connections_to_its_worker(gateway: VolumeProc) -> None:
+    serving_worker(gateway.proc.pid, gateway.proc.log_path)
+    for _ in range(24):  # fresh connections: without the deferral the two processes share them
+        assert httpx.get(f"{gateway.url}/status", headers={"Connection": "close"}, timeout=10).status_code == 200
+    wait_until(lambda: sum(e.get("path") == "/status" for e in log_events(gateway.proc.log_path)
+                           if e.get("event") == "http") >= 24, what="the /status log lines")
+    served_by = [e.get("worker") for e in log_events(gateway.proc.log_path)
+                 if e.get("event") == "http" and e.get("path") == "/status"]
+    assert served_by == [1] * 24

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
-from gateway.http_proxy import _backend_request_head
+from gateway.http_proxy import backend_request_head
 from weedpy.http1 import NEED_DATA, HOP_BY_HOP, ProtocolError, Request, ServerConnection, canonical_head
 
 
@@ -111,4 +111,4 @@ def test_a_head_sent_as_received_reads_as_the_rebuilt_one(method, target, versio
         return
     assert raw.startswith(head)
     assert not any(n.lower() in HOP_BY_HOP for n, _ in req.headers)
-    assert parsed_view(head) == parsed_view(_backend_request_head(req))
+    assert parsed_view(head) == parsed_view(backend_request_head(req))

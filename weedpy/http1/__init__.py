@@ -21,6 +21,7 @@ from weedpy.http1._parse import (
     ClientConnection as ClientConnection,
     ServerConnection as ServerConnection,
     canonical_head as canonical_head,
+    go_parses_request_line as go_parses_request_line,
 )
 from weedpy.http1._write import (
     CONTINUE_100 as CONTINUE_100,

@@ -170,6 +170,8 @@ class Spread(Protocol):
     """Connection counts shared with the other processes accepting on the same socket
     (weedpy/serve/spread.py)."""
 
+    @property
+    def defers(self) -> bool: ...  # this process leaves every new connection to another that accepts
     def should_wait(self) -> bool: ...
     def opened(self) -> None: ...
     def closed(self) -> None: ...
@@ -214,6 +216,8 @@ async def accept_forever(
         while True:
             if spread is not None and spread.should_wait():
                 await trio.sleep(SPREAD_DEFER)
+                if spread.defers:  # not while another process accepts
+                    continue
             try:
                 conn, _ = listener.accept()
             except BlockingIOError:

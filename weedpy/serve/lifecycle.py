@@ -85,6 +85,9 @@ class WorkerSpec:
     init: Callable[[int], dict[str, Any]]  # what worker n's init message carries (JSON), built when it starts
     attach: Callable[[WorkerPool], None]  # hands the mode the pool it broadcasts state changes to
     extra_fds: tuple[int, ...] = ()  # descriptors every worker inherits (the shared block)
+    # The leader leaves new HTTP connections to the workers, taking one only while none accepts
+    # (proxy mode, whose workers relay on uvloop: gateway/uv_relay.py).
+    leader_defers: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -248,7 +251,7 @@ async def _serve(
         if fronts.routes is not None:
             live = fronts.routes.live
             init = lambda number: {**spec.init(number), "routes": live.message()}  # noqa: E731
-        spread = ConnectionCounts.create(spec.count)
+        spread = ConnectionCounts.create(spec.count, defers=spec.leader_defers)
         pool = WorkerPool(spec.count, http_socks, init, spec.extra_fds, spread)
         if fronts.routes is not None:
             _share_routes(fronts.routes, pool)

@@ -25,21 +25,23 @@ class ConnectionCounts:
     """One word per process: its open connections while it accepts, else `IDLE`. A process
     writes only its own word (`index`); the leader also marks a worker that exited."""
 
-    def __init__(self, fd: int, processes: int, index: int, *, owner: bool) -> None:
+    def __init__(self, fd: int, processes: int, index: int, *, owner: bool, defers: bool = False) -> None:
         self.fd = fd
         self.index = index
         self._owner = owner
+        self.defers = defers  # this process leaves every new connection to another that accepts
         self._map = mmap.mmap(fd, processes * 8)
         self.words = memoryview(self._map).cast("Q")
         self._open = 0
         self._accepting = False
 
     @classmethod
-    def create(cls, processes: int) -> ConnectionCounts:
-        """The leader's block (process 0), every word `IDLE`; workers inherit `fd`."""
+    def create(cls, processes: int, *, defers: bool = False) -> ConnectionCounts:
+        """The leader's block (process 0), every word `IDLE`; workers inherit `fd`. `defers`: the
+        leader leaves new connections to any worker that accepts (it takes them while none does)."""
         fd = os.memfd_create("weedpy-connections", 0)  # no MFD_CLOEXEC: passed to workers (pass_fds)
         os.ftruncate(fd, processes * 8)
-        counts = cls(fd, processes, 0, owner=True)
+        counts = cls(fd, processes, 0, owner=True, defers=defers)
         for i in range(processes):
             counts.words[i] = IDLE
         return counts
@@ -69,6 +71,8 @@ class ConnectionCounts:
 
     def should_wait(self) -> bool:
         """Another accepting process holds fewer connections: let it take the next one."""
+        if self.defers:
+            return any(w != IDLE for i, w in enumerate(self.words) if i != self.index)
         return min(self.words) < self._open
 
     def close(self) -> None:
