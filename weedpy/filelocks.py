@@ -19,7 +19,7 @@ import fcntl
 import os
 import struct
 
-__all__ = ["own_description", "lock_range", "unlock_range"]
+__all__ = ["own_description", "lock_range", "unlock_range", "RangeLock"]
 
 # struct flock on Linux (x86-64, arm64): l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)
 _FLOCK = struct.Struct("@hhqqi4x")
@@ -43,3 +43,29 @@ def lock_range(fd: int, start: int, length: int, *, blocking: bool = True) -> bo
 
 def unlock_range(fd: int, start: int, length: int) -> None:
     fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0))
+
+
+class RangeLock:
+    """`lock_range`/`unlock_range` of one fixed range, their arguments packed once: a shared
+    volume's append takes and releases its slot's lock every time."""
+
+    __slots__ = ("_fd", "_lock", "_unlock")
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self._fd = fd
+        self._lock = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+        self._unlock = _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        try:
+            fcntl.fcntl(self._fd, _SETLKW if blocking else _SETLK, self._lock)
+        except (BlockingIOError, PermissionError):
+            return False
+        return True
+
+    def release(self) -> None:
+        fcntl.fcntl(self._fd, _SETLK, self._unlock)
+
+
+_SETLK = fcntl.F_OFD_SETLK
+_SETLKW = fcntl.F_OFD_SETLKW

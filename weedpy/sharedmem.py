@@ -18,7 +18,7 @@ import dataclasses
 import mmap
 import os
 
-from weedpy.filelocks import lock_range, own_description, unlock_range
+from weedpy.filelocks import RangeLock, lock_range, own_description, unlock_range
 
 __all__ = ["SharedBlock", "SharedLayout", "ProcessShare", "LAYOUT", "WORDS_PER_SLOT", "MAX_PROCESSES", "MAX_VOLUMES"]
 
@@ -85,6 +85,10 @@ class SharedBlock:
 
     def unlock(self, index: int) -> None:
         unlock_range(self._lock_fd, self._lock_base + index, 1)
+
+    def range_lock(self, index: int) -> RangeLock:
+        """Lock `index` as an object with its arguments ready (`lock`/`unlock` without the packing)."""
+        return RangeLock(self._lock_fd, self._lock_base + index, 1)
 
     def close(self) -> None:
         """Close the descriptor (the leader's: workers already spawned keep theirs). The mapping

@@ -40,13 +40,14 @@ def _ec_key(disk_id: int, vid: int) -> int:
 class SharedSlot:
     """One volume's slot. Plain attribute reads and writes of aligned words (see weedpy.sharedmem)."""
 
-    __slots__ = ("index", "_w", "_base", "_block")
+    __slots__ = ("index", "_w", "_base", "_block", "_lock")
 
     def __init__(self, block: SharedBlock, index: int) -> None:
         self.index = index
         self._block = block
         self._w = block.words
         self._base = LAYOUT.volumes + index * WORDS_PER_SLOT
+        self._lock = block.range_lock(index)
 
     @property
     def vid(self) -> int | None:
@@ -138,7 +139,7 @@ class SharedSlot:
             w[b + _IDX_END] = idx_end
             w[b + _WRITER] = 0
         finally:
-            self._block.unlock(self.index)
+            self._lock.release()
 
     def set_flags(self, flags: int) -> None:
         self._w[self._base + _FLAGS] = flags
@@ -149,10 +150,10 @@ class SharedSlot:
         return w[b + _GEN]
 
     def lock(self, *, blocking: bool = True) -> bool:
-        return self._block.lock(self.index, blocking=blocking)
+        return self._lock.acquire(blocking)
 
     def unlock(self) -> None:
-        self._block.unlock(self.index)
+        self._lock.release()
 
 
 class VolumeTable:

@@ -150,11 +150,10 @@ class VolumeSharing(VolumeBase):
         if not s.lock(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
-            if not blocking:
-                _, gen, _, idx_end = s.heads()
-                if gen != self._shared_gen or self._idx_size > idx_end:
-                    raise WouldBlock(f"volume {self.id} must be reopened first")
-            self._sync_locked(s)
+            heads = s.heads()
+            if not blocking and (heads[1] != self._shared_gen or self._idx_size > heads[3]):
+                raise WouldBlock(f"volume {self.id} must be reopened first")
+            self._sync_locked(s, heads)
             if self.no_write_or_delete:
                 raise ReadOnly(f"volume {self.id} is read only")
             s.set_writer(self._pid)
@@ -173,10 +172,11 @@ class VolumeSharing(VolumeBase):
         else:
             s.unlock()
 
-    def _sync_locked(self, s: SharedSlot) -> None:
+    def _sync_locked(self, s: SharedSlot, heads: tuple[int, int, int, int] | None = None) -> None:
         """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
-        killed writer left, then apply what was committed."""
-        vid_word, gen, writer, idx_end = s.heads()
+        killed writer left, then apply what was committed. `heads`: `s.heads()` read under
+        this same hold of the slot lock, when the caller has them."""
+        vid_word, gen, writer, idx_end = heads if heads is not None else s.heads()
         if vid_word != self.id + 1:
             raise VolumeGone(f"volume {self.id} was removed")
         if writer:  # the last writer died mid-append: nothing past the committed ends is real
