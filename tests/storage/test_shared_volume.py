@@ -15,6 +15,7 @@ import trio
 
 from native.http._common import storage_call
 from native.storage import Needle, Store, Volume, VolumeTable, WouldBlock
+from native.storage._shared import SharedSlot
 from weedpy.sharedmem import SharedBlock
 
 VID = 3
@@ -297,3 +298,21 @@ def _wait_until(cond, timeout: float = 60) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.01)
+
+
+def test_a_slot_lock_excludes_another_description_until_released() -> None:
+    """The slot's lock (its fcntl arguments packed once) is the block's byte-range lock: another
+    process's description cannot take it until it is released, and a kernel release of the holder's
+    description frees it."""
+    block = SharedBlock.create()
+    other = SharedBlock.attach(block.fd)  # its own open file description, as a worker process has
+    mine, theirs = SharedSlot(block, 3), SharedSlot(other, 3)
+    assert mine.lock(blocking=False)
+    assert not theirs.lock(blocking=False)
+    assert not other.lock(3, blocking=False)  # the same byte as the block's own lock call
+    assert SharedSlot(other, 4).lock(blocking=False)  # another slot's lock is another byte
+    mine.unlock()
+    assert theirs.lock(blocking=False)
+    assert not mine.lock(blocking=False)
+    os.close(other._lock_fd)  # the holder's description goes (as when its process dies): the lock with it
+    assert mine.lock(blocking=False)
