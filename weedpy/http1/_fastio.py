@@ -215,9 +215,13 @@ async def accept_forever(
     try:
         while True:
             if spread is not None and spread.should_wait():
-                await trio.sleep(SPREAD_DEFER)
-                if spread.defers:  # not while another process accepts
-                    continue
+                if spread.defers:  # never while another process accepts: look again once one is queued
+                    await trio.lowlevel.wait_readable(listener)
+                    if spread.should_wait():
+                        await trio.sleep(SPREAD_DEFER)  # the other process takes it meanwhile
+                        continue
+                else:
+                    await trio.sleep(SPREAD_DEFER)
             try:
                 conn, _ = listener.accept()
             except BlockingIOError:
