@@ -76,6 +76,7 @@ class NativeMetrics:
         self._handler = m[NS + "handler_total"]
         self._in_flight = m[NS + "in_flight_requests"]
         self._seconds = m[NS + "request_seconds"]
+        self._timers: dict[str, tuple[Any, Any]] = {}
         self.started_at = time.time()
 
     def family(self, name: str):
@@ -107,7 +108,15 @@ class NativeMetrics:
     def timed(self, kind: str) -> _Timed:
         """Go's in_flight_requests{type} and request_seconds{type} around a step (writeToLocalDisk,
         writeToReplicas): `with metrics.timed("writeToLocalDisk"):`."""
-        return _Timed(self._in_flight.labels(kind), self._seconds.labels(kind))
+        return _Timed(*self.timer(kind))
+
+    def timer(self, kind: str) -> tuple[Any, Any]:
+        """(in_flight_requests{type=kind}, request_seconds{type=kind}): what `timed` counts, for a
+        hot path that counts inline (kept per kind: a step's children never change)."""
+        pair = self._timers.get(kind)
+        if pair is None:
+            pair = self._timers[kind] = (self._in_flight.labels(kind), self._seconds.labels(kind))
+        return pair
 
 
 class _Timed:

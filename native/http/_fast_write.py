@@ -125,8 +125,15 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
         )
         metrics = app.ctx.metrics
         try:
-            with metrics.timed("writeToLocalDisk"):
+            # metrics.timed("writeToLocalDisk"), inline: its gauge and histogram looked up once
+            in_flight, seconds = metrics.timer("writeToLocalDisk")
+            in_flight.value += 1
+            t0 = time.perf_counter()
+            try:
                 unchanged = (await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)).unchanged
+            finally:
+                in_flight.value -= 1
+                seconds.observe(time.perf_counter() - t0)
         except StorageError as exc:
             metrics.handler("errorWriteToLocalDisk")
             metrics.storage_error(exc.__cause__ or exc)
