@@ -26,7 +26,7 @@ DEFERRED = (
     "native.grpc._copy", "native.follower", "importlib.metadata", "tomllib", "html", "email",
     "h2.connection", "proto.master_pb2", "proto.volume_server_pb2", "native.ec_net", "native.storage._volume",
     "native.storage._volume_load", "native.storage._vacuum", "native.storage._scrub", "native.storage.tier._volume",
-    "asyncio", "uuid", "gateway.backend_args", "native.storage.ec._volume",
+    "asyncio", "uuid", "gateway.backend_args", "native.storage.ec._volume", "native.storage.ec._layout",
 )
 
 

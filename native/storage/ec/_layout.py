@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ._shards import DATA_SHARDS, LARGE_BLOCK, MAX_SHARDS, PARITY_SHARDS, SMALL_BLOCK, shard_ext
+
 __all__ = [
     "LARGE_BLOCK",
     "SMALL_BLOCK",
@@ -27,15 +29,6 @@ __all__ = [
     "shard_ext",
 ]
 
-LARGE_BLOCK = 1 << 30
-SMALL_BLOCK = 1 << 20
-DATA_SHARDS = 10
-PARITY_SHARDS = 4
-MAX_SHARDS = 32  # ShardBits is a uint32
-
-
-def shard_ext(shard_id: int) -> str:
-    return f".ec{shard_id:02d}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

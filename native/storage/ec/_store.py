@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .._errors import StorageError
 from .._names import parse_volume_base, volume_base_name
 from .._shared import VolumeTable
-from ._layout import DATA_SHARDS, MAX_SHARDS, shard_ext
+from ._shards import DATA_SHARDS, MAX_SHARDS, shard_ext
 
 if TYPE_CHECKING:
     from ._volume import EcShard, EcVolume
