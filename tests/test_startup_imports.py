@@ -222,27 +222,3 @@ def _numpy_mapped(pid: int) -> bool:
     """Whether a process has numpy's core extension mapped (it imported numpy)."""
     with open(f"/proc/{pid}/maps") as f:
         return "_multiarray_umath" in f.read()
-
-
-def test_the_start_up_imports_build_few_frozen_dataclasses() -> None:
-    """Python 3.11 compiles each generated method of a dataclass separately when its module is
-    imported, and a frozen one has three more (`__setattr__`, `__delattr__`, `__hash__`): about
-    0.3 ms of a server's start-up per frozen class. The gRPC connection's events are plain slotted
-    dataclasses (nothing assigns to or hashes one); this keeps the count from growing back."""
-    code = (
-        "import dataclasses\n"
-        "built = []\n"
-        "real = dataclasses._process_class\n"
-        "def counted(cls, init, repr, eq, order, unsafe_hash, frozen, *rest):\n"
-        "    built.append((cls.__module__, frozen))\n"
-        "    return real(cls, init, repr, eq, order, unsafe_hash, frozen, *rest)\n"
-        "dataclasses._process_class = counted\n"
-        "import weedpy.cli, weedpy.serve.lifecycle, native.server, native.storage, native.storage.ec\n"
-        "import weedpy.grpc._events as ev\n"
-        "print(len(built), sum(f for _, f in built), sum(f for m, f in built if m == ev.__name__))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    total, frozen, frozen_events = map(int, out.stdout.split())
-    assert total > 50  # the count is real: the serving stack's records are dataclasses
-    assert frozen_events == 0
-    assert frozen <= 54

@@ -1,8 +1,4 @@
-"""Events a `GrpcConnection` reports: per-stream, in wire order, headers as raw `(bytes, bytes)`.
-
-Plain (not frozen) slotted dataclasses: nothing assigns to an event or hashes one, and a frozen
-dataclass costs three more generated methods to compile when the module is imported (before a
-server's first answer) and a guarded setattr per field for every event built."""
+"""Events a `GrpcConnection` reports: per-stream, in wire order, headers as raw `(bytes, bytes)`."""
 
 from __future__ import annotations
 
@@ -24,7 +20,7 @@ __all__ = [
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RequestStarted:
     """Server side: a new call (headers already checked to be a gRPC request)."""
 
@@ -33,7 +29,7 @@ class RequestStarted:
     end_stream: bool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ResponseStarted:
     """Client side: response headers; `end_stream` means a trailers-only response."""
 
@@ -42,7 +38,7 @@ class ResponseStarted:
     end_stream: bool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DataReceived:
     """A DATA payload; acknowledge `flow_len` (payload plus padding) once it has been consumed."""
 
@@ -51,14 +47,14 @@ class DataReceived:
     flow_len: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class InputEnded:
     """The peer half-closed the stream (END_STREAM on DATA or request headers)."""
 
     stream_id: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TrailersReceived:
     """Client side: the trailers that end a response."""
 
@@ -66,7 +62,7 @@ class TrailersReceived:
     headers: RawHeaders
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StreamReset:
     """RST_STREAM from the peer (`remote`) or a stream we reset after a stream error."""
 
@@ -75,14 +71,14 @@ class StreamReset:
     remote: bool = True
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class OutputDrained:
     """Everything queued for the stream has been framed (the peer's window let it through)."""
 
     stream_id: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """GOAWAY received, or the connection failed; streams above `last_stream_id` were never handled."""
 
