@@ -87,18 +87,7 @@ class Cutover:
         if rule is None or not _serves_native(route):
             return None
         w = self.evidence.window(endpoint, rule.window_s)
-        if rule.max_real_diff_pct is not None and w["samples"] >= rule.min_samples:
-            rate = w["real"] * 100.0 / w["samples"]
-            if rate > rule.max_real_diff_pct:
-                return (f"real differences {w['real']}/{w['samples']} = {rate:.2f}% over {rule.window_s:g}s "
-                        f"> {rule.max_real_diff_pct:g}%")
-        answered = w["requests.native"]
-        if rule.max_5xx_pct is not None and answered >= rule.min_samples:
-            rate = w["5xx.native"] * 100.0 / answered
-            if rate > rule.max_5xx_pct:
-                return (f"5xx answers from native {w['5xx.native']}/{answered} = {rate:.2f}% over "
-                        f"{rule.window_s:g}s > {rule.max_5xx_pct:g}%")
-        return None
+        return rule.broken_by(w)
 
     async def check(self) -> list[str]:
         """Roll back every route whose rule is broken; the endpoints moved."""

@@ -82,18 +82,7 @@ class VolumeCutover:
         since = self._started if since is None else since
         seconds = min(rule.window_s, max(0.0, self._clock() - since))
         w = self.evidence.window(volume_key(vid), seconds)
-        if rule.max_real_diff_pct is not None and w["samples"] >= rule.min_samples:
-            rate = w["real"] * 100.0 / w["samples"]
-            if rate > rule.max_real_diff_pct:
-                return (f"real differences {w['real']}/{w['samples']} = {rate:.2f}% over {rule.window_s:g}s "
-                        f"> {rule.max_real_diff_pct:g}%")
-        answered = w["requests.native"]
-        if rule.max_5xx_pct is not None and answered >= rule.min_samples:
-            rate = w["5xx.native"] * 100.0 / answered
-            if rate > rule.max_5xx_pct:
-                return (f"5xx answers from native {w['5xx.native']}/{answered} = {rate:.2f}% over "
-                        f"{rule.window_s:g}s > {rule.max_5xx_pct:g}%")
-        return None
+        return rule.broken_by(w)
 
     async def check(self) -> list[int]:
         """Move back to Go every volume native owns whose evidence breaks the rule; the volumes moved."""

@@ -213,6 +213,23 @@ class Rollback:
     window_s: float = 60.0
     min_samples: int = 20
 
+    def broken_by(self, w: Mapping[str, int]) -> str | None:
+        """Why the counts of a window (the evidence's `samples`, `real`, `requests.native`,
+        `5xx.native`) break this rule, or None: the one judgement of a route's and a volume's."""
+        samples = w.get("samples", 0)
+        if self.max_real_diff_pct is not None and samples >= self.min_samples:
+            rate = w.get("real", 0) * 100.0 / samples
+            if rate > self.max_real_diff_pct:
+                return (f"real differences {w.get('real', 0)}/{samples} = {rate:.2f}% over {self.window_s:g}s "
+                        f"> {self.max_real_diff_pct:g}%")
+        answered = w.get("requests.native", 0)
+        if self.max_5xx_pct is not None and answered >= self.min_samples:
+            rate = w.get("5xx.native", 0) * 100.0 / answered
+            if rate > self.max_5xx_pct:
+                return (f"5xx answers from native {w.get('5xx.native', 0)}/{answered} = {rate:.2f}% over "
+                        f"{self.window_s:g}s > {self.max_5xx_pct:g}%")
+        return None
+
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"window_s": self.window_s, "min_samples": self.min_samples}
         if self.max_real_diff_pct is not None:
