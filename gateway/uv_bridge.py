@@ -52,7 +52,8 @@ class UvHttp:
     and the relay's host: the worker's front decides and logs, its backend view says where Go is."""
 
     def __init__(self, front: HttpFront, backend: BackendView, front_address: str | None, pool_ttl: float,
-                 on_error: Callable[[str], None]) -> None:
+                 on_error: Callable[[str], None], buffer_size: int = 0) -> None:
+        self._buffer_size = buffer_size  # caps every socket's buffers (0: the kernel's autotuning)
         self._front = front
         self._backend = backend
         self._front_address = front_address
@@ -73,7 +74,7 @@ class UvHttp:
             self._token = trio.lowlevel.current_trio_token()
             self._handler, self._connections, self._spread, self._idle = handler, connections, spread, idle
             self._relay = UvRelay(self, self._loop, idle_timeout=idle, pool_ttl=self._pool_ttl,
-                                  front_address=self._front_address)
+                                  front_address=self._front_address, buffer_size=self._buffer_size)
             self._relay.start()
             connections.start_soon(self._close_with, self._relay)
         loop, factory = self._loop, self._relay.protocol(kind)
@@ -84,7 +85,7 @@ class UvHttp:
                 spread.opened()
             loop.create_task(loop.connect_accepted_socket(factory, conn))
 
-        await accept_forever(sock, adopt, 0, spread)
+        await accept_forever(sock, adopt, self._buffer_size, spread)
 
     @staticmethod
     async def _close_with(relay: UvRelay) -> None:

@@ -62,6 +62,7 @@ __all__ = ["RelayHost", "UvRelay"]
 _perf = time.perf_counter
 _mono = time.monotonic
 _HEAD, _BODY, _PARSED = 0, 1, 2  # where a response is: its head, a counted body, the parser
+_CONNECT_TIMEOUT = 5.0  # as trio's pool
 _API_PREFIX = b"/weedpy"  # the route API and other admin APIs of weedpy's own: trio's path
 
 
@@ -311,8 +312,7 @@ class _Client(asyncio.Protocol):
             self.attach(up)
 
     def connect(self, addr: tuple[str, int]) -> None:
-        relay = self.relay
-        task = relay.loop.create_task(relay.loop.create_connection(lambda: _Upstream(relay.pool, addr), *addr))
+        task = self.relay.loop.create_task(self.relay.open_upstream(addr))
         task.add_done_callback(self.connected)
 
     def connected(self, task: asyncio.Task[Any]) -> None:
@@ -608,15 +608,31 @@ class UvRelay:
     """The relay of one server process: its connections, its backend pool, its idle timer."""
 
     def __init__(self, host: RelayHost, loop: asyncio.AbstractEventLoop, *, idle_timeout: float, pool_ttl: float,
-                 front_address: str | None = None) -> None:
+                 front_address: str | None = None, buffer_size: int = 0) -> None:
         self.host = host
         self.loop = loop
         self.idle_timeout = idle_timeout
+        self.buffer_size = buffer_size  # caps the backend connections' socket buffers (0: the kernel's)
         self.pool = _Pool(loop, pool_ttl)
         self.clients: set[_Client] = set()
         # Go names itself (its private ip:port) in some error bodies; clients must see the front.
         self.front_address = front_address.encode() if front_address else None
         self._timer: asyncio.TimerHandle | None = None
+
+    async def open_upstream(self, addr: tuple[str, int]) -> tuple[asyncio.BaseTransport, _Upstream]:
+        """A new backend connection, its buffers capped before it connects (as trio's pool does)."""
+        sock = socket.socket(socket.AF_INET6 if ":" in addr[0] else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.buffer_size:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.buffer_size)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.buffer_size)
+            await asyncio.wait_for(self.loop.sock_connect(sock, addr), _CONNECT_TIMEOUT)
+        except BaseException:
+            sock.close()
+            raise
+        return await self.loop.create_connection(lambda: _Upstream(self.pool, addr), sock=sock)  # type: ignore[return-value]
 
     def protocol(self, port_kind: str) -> Callable[[], asyncio.Protocol]:
         """The protocol factory for one port (`admin` or `public`)."""

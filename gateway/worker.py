@@ -86,6 +86,7 @@ class ProxyWorker:
         self.backend = PublishedBackend(endpoints_from_json(init.get("backend")))
         self.state = FrontState()
         self.pool = relay_pool(cfg, buffer_size)
+        self.buffer_size = buffer_size
         self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # counted here, summed by the leader when scraped
         self.uvloop = False  # set before start: the process runs trio as uvloop's guest (gateway/uv_bridge.py)
         # what serves the plain-HTTP ports when not trio's loop (weedpy.serve.lifecycle.HttpServe)
@@ -99,7 +100,7 @@ class ProxyWorker:
 
             errors = self.metrics.local["weedpy_relay_errors_total"]
             self.http_serve = UvHttp(front, self.backend, address, pool_ttl(self.cfg),
-                                     lambda reason: errors.labels("http", reason).inc())
+                                     lambda reason: errors.labels("http", reason).inc(), self.buffer_size)
         return front.handle
 
     def relay(self, backend: BackendView, front_address: str | None = None,
