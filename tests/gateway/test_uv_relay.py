@@ -180,3 +180,20 @@ def test_the_leader_leaves_http_connections_to_its_worker(gateway: VolumeProc) -
     served_by = [e.get("worker") for e in log_events(gateway.proc.log_path)
                  if e.get("event") == "http" and e.get("path") == "/status"]
     assert served_by == [1] * 24
+
+
+def test_large_bodies_and_a_chunked_answer_cross_the_relay(gateway: VolumeProc, master: MasterProc) -> None:
+    """Bodies of several socket reads each way (flow control), and Go's chunked status page
+    (the relay's response parser: no Content-Length to pass through)."""
+    [fid] = _fids(master, 1)
+    body = os.urandom(3 << 20)
+    with _leader_stopped(gateway), httpx.Client(timeout=30) as client:
+        assert client.post(f"{gateway.url}/{fid}", files={"file": ("big.bin", body)}).status_code == 201
+        r = client.get(f"{gateway.url}/{fid}")
+        assert r.status_code == 200 and r.content == body
+        with client.stream("GET", f"{gateway.url}/ui/index.html") as ui:
+            page = ui.read()
+            assert ui.status_code == 200 and ui.headers.get("transfer-encoding") == "chunked"
+        assert b"SeaweedFS" in page
+        assert client.get(f"{gateway.url}/{fid}").content == body  # the connection goes on after it
+    wait_until(lambda: any(e["route"] == "admin.ui" for e in _worker_http_events(gateway)), what="the ui log line")
