@@ -182,7 +182,7 @@ class _Client(asyncio.Protocol):
     """One client connection: requests in, each relayed over a pooled backend connection."""
 
     __slots__ = ("relay", "kind", "t", "conn", "client_host", "req", "token", "t0", "up", "head", "body_left", "resp", "rbuf", "remaining", "parser", "chunk_out", "keep", "status", "started",
-                 "close_after", "last_rx", "retried", "gone", "lingering")
+                 "close_after", "last_rx", "retried", "gone", "lingering", "wpaused")
 
     def __init__(self, relay: UvRelay, kind: str) -> None:
         self.relay = relay
@@ -209,6 +209,7 @@ class _Client(asyncio.Protocol):
         self.retried = False
         self.gone = False  # closed or handed over: nothing more to do here
         self.lingering = False
+        self.wpaused = False  # the client is slow to read: the next request waits until it catches up
 
     # -- the client's side ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,19 +256,30 @@ class _Client(asyncio.Protocol):
         self.relay.host.closed()
 
     def pause_writing(self) -> None:  # the client is slow to read an answer
+        self.wpaused = True
         up = self.up
         if up is not None and up.t is not None:
             up.paused = True
             up.t.pause_reading()
 
     def resume_writing(self) -> None:
+        self.wpaused = False
         up = self.up
         if up is not None and up.t is not None and up.paused:
             up.paused = False
             up.t.resume_reading()
+        t = self.t
+        if self.req is None and not self.gone and not self.lingering and t is not None and not t.is_closing():
+            self.next_request()
 
     def next_request(self) -> None:
-        """At a request boundary: start the next request if its head has arrived."""
+        """At a request boundary: start the next request if its head has arrived, and once the
+        client has taken what was written to it (a pipelining client that reads nothing would
+        otherwise have every later answer read from Go into memory: pause_writing is told once)."""
+        if self.wpaused:
+            if self.t is not None:
+                self.t.pause_reading()
+            return
         try:
             ev = self.conn.next_event()
         except ProtocolError as exc:

@@ -10,6 +10,7 @@ import http.client
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,3 +198,41 @@ def test_large_bodies_and_a_chunked_answer_cross_the_relay(gateway: VolumeProc, 
         assert b"SeaweedFS" in page
         assert client.get(f"{gateway.url}/{fid}").content == body  # the connection goes on after it
     wait_until(lambda: any(e["route"] == "admin.ui" for e in _worker_http_events(gateway)), what="the ui log line")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_pipelined_answers_to_a_client_that_reads_nothing_hold_bounded_memory(gateway: VolumeProc,
+                                                                               master: MasterProc) -> None:
+    """Small answers fill a client's buffers, then a 20 MB one is asked for on the same
+    connection: the relay reads from Go only what the client takes (as trio's path does), so the
+    worker's resident memory grows by far less than the file."""
+    small, big = _fids(master, 2)
+    small_body, big_body = os.urandom(30 << 10), os.urandom(20 << 20)
+    with httpx.Client(timeout=60) as client:
+        assert client.post(f"{gateway.url}/{small}", files={"file": ("s.bin", small_body)}).status_code == 201
+        assert client.post(f"{gateway.url}/{big}", files={"file": ("b.bin", big_body)}).status_code == 201
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with _leader_stopped(gateway) as worker:
+        before = _rss_mb(worker)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect((host, int(port)))
+            s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % small.encode() * 40 +
+                      b"GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % big.encode())
+            wait_until(lambda: any(e["path"] == f"/{small}" for e in _worker_http_events(gateway)),
+                       what="a small answer relayed")
+            time.sleep(3)  # the relay reads from Go while anything lets it
+            growth = _rss_mb(worker) - before
+            s.settimeout(30)
+            data = bytearray()
+            while piece := s.recv(1 << 20):  # once the client reads, every answer comes, in order
+                data += piece
+    assert growth < 8, f"the worker's resident memory grew {growth:.0f} MB for answers nobody reads"
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 41 and data.count(small_body) == 40
+    assert data.endswith(big_body)
