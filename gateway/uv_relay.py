@@ -89,7 +89,7 @@ class RelayHost(Protocol):
 class _Upstream(asyncio.Protocol):
     """A keep-alive connection to the backend; `client` is the connection it answers now."""
 
-    __slots__ = ("pool", "addr", "t", "client", "idle_since", "reused", "paused")
+    __slots__ = ("pool", "addr", "t", "client", "idle_since", "reused", "paused", "full")
 
     def __init__(self, pool: _Pool, addr: tuple[str, int]) -> None:
         self.pool = pool
@@ -99,6 +99,7 @@ class _Upstream(asyncio.Protocol):
         self.idle_since = 0.0
         self.reused = False
         self.paused = False  # reading paused while the client is slow to read the answer
+        self.full = False  # writing paused: the backend is slow to read the request body
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t = transport  # type: ignore[assignment]
@@ -122,12 +123,16 @@ class _Upstream(asyncio.Protocol):
             client.upstream_lost(self)
 
     def pause_writing(self) -> None:  # the backend is slow to read a request body
+        self.full = True
         if self.client is not None and self.client.t is not None:
             self.client.t.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.client is not None and self.client.t is not None and self.client.body_left:
-            self.client.t.resume_reading()
+        self.full = False
+        client = self.client
+        if client is not None and client.t is not None and client.body_left:
+            client.last_rx = _mono()  # the client's silence counts from when it may send again
+            client.t.resume_reading()
 
     def close(self) -> None:
         self.client = None
@@ -596,7 +601,11 @@ class _Client(asyncio.Protocol):
         self.relay.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind)
 
     def idle_check(self, now: float, timeout: float) -> None:
-        """Close a connection that waited for its client longer than `timeout`."""
+        """Close a connection that waited for its client longer than `timeout` (not one whose
+        reading is paused because the backend is slow to take the body: neither Go nor trio's
+        path counts that against the client)."""
+        if self.up is not None and self.up.full:
+            return
         if (self.req is not None and not self.body_left) or now - self.last_rx <= timeout or self.t is None:
             return
         reply = None

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.logs import log_events, wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
-from tests.support.process_tree import serving_worker
+from tests.support.process_tree import descendants, serving_worker
 from tests.support.weedpy_proc import start_weedpy_volume
 
 
@@ -236,3 +236,42 @@ def test_pipelined_answers_to_a_client_that_reads_nothing_hold_bounded_memory(ga
     assert growth < 8, f"the worker's resident memory grew {growth:.0f} MB for answers nobody reads"
     assert data.count(b"HTTP/1.1 200 OK\r\n") == 41 and data.count(small_body) == 40
     assert data.endswith(big_body)
+
+
+def test_an_upload_waiting_on_a_slow_backend_is_not_an_idle_client(tmp_path: Path) -> None:
+    """While Go takes an upload's body slower than the client sends it, the relay stops reading
+    the client: that is no idle client (neither Go nor trio's path times it out), so the upload
+    goes through once Go reads again, however long past -idleTimeout that is. The body is larger
+    than what the kernel's buffers on the way hold (loopback autotunes up to tens of MB)."""
+    master = start_master(tmp_path / "big-master", volume_size_limit_mb=200)
+    g = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-workers=2", "-preStopSeconds=0",
+                                                     "-idleTimeout=2"])
+    try:
+        [fid] = _fids(master, 1)
+        go = next(p for p in descendants(g.proc.pid) if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]
+                  .endswith(b"weed"))
+        body = os.urandom(80 << 20)
+        host, port = g.url.removeprefix("http://").split(":")
+        with _leader_stopped(g), socket.create_connection((host, int(port)), timeout=30) as s:
+            os.kill(go, signal.SIGSTOP)
+            try:
+                s.sendall(b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (fid.encode(), len(body)))
+                s.settimeout(0.5)
+                sent = 0
+                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
+                    while sent < len(body):
+                        sent += s.send(body[sent:sent + (1 << 16)])
+                time.sleep(4)  # twice -idleTimeout with Go stopped
+            finally:
+                os.kill(go, signal.SIGCONT)
+            s.settimeout(30)
+            s.sendall(body[sent:])
+            answer = b""
+            while b"\r\n\r\n" not in answer and (piece := s.recv(65536)):
+                answer += piece
+        assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+        assert httpx.get(f"{g.url}/{fid}", timeout=30).content == body
+    finally:
+        g.stop()
+        master.stop()
