@@ -35,6 +35,7 @@ log = get_logger("gateway.uv_bridge")
 def run_trio_on_uvloop(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     """`trio.run(async_fn, *args)`, with trio as the guest of a uvloop event loop."""
     loop = uvloop.new_event_loop()
+    loop.set_exception_handler(_log_loop_error)
     asyncio.set_event_loop(loop)
     done: asyncio.Future[Any] = loop.create_future()
     # uvloop wakes on signals through signal.set_wakeup_fd itself (and restores the previous
@@ -45,6 +46,14 @@ def run_trio_on_uvloop(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> A
         return loop.run_until_complete(done).unwrap()
     finally:
         loop.close()
+
+
+def _log_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """What the relay's callbacks raise, as one JSON event like every other log line (asyncio's
+    default handler writes a plain-text traceback through the stdlib's logging)."""
+    exc = context.get("exception")
+    log.error("event loop error", message=context.get("message", ""), error=None if exc is None else repr(exc),
+              exc_info=exc if exc is not None else False)
 
 
 class UvHttp:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +278,25 @@ def test_an_upload_waiting_on_a_slow_backend_is_not_an_idle_client(tmp_path: Pat
     finally:
         g.stop()
         master.stop()
+
+
+def test_an_error_raised_in_a_uvloop_callback_is_one_json_log_event() -> None:
+    """What a relay callback raises is logged like every other event (one JSON line naming the
+    error), not as asyncio's plain-text traceback through the stdlib's logging."""
+    code = (
+        "import asyncio, trio\n"
+        "from weedpy.logs import configure_logging\n"
+        "from gateway.uv_bridge import run_trio_on_uvloop\n"
+        "sink = configure_logging()\n"
+        "async def main():\n"
+        "    asyncio.get_running_loop().call_soon(lambda: 1 / 0)\n"
+        "    await trio.sleep(0.2)\n"
+        "run_trio_on_uvloop(main)\n"
+        "sink.flush()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("{") for line in lines), out.stderr
+    events = [json.loads(line) for line in lines]
+    assert [e["event"] for e in events] == ["event loop error"], events
+    assert "ZeroDivisionError" in events[0]["error"]
