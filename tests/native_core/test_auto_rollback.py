@@ -16,8 +16,8 @@ import pytest
 from proto import volume_server_pb2 as vs
 from tests.metrics.support import scrape
 from tests.native_core.support import call
-from tests.support.logs import log_events
-from tests.support.procs import MasterProc, clean_env, free_port, free_port_pair, start_master
+from tests.support.logs import log_events, wait_until
+from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, free_port_pair, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
 from weedpy.cutover import TEST_FAULT_ENV
 
@@ -89,7 +89,14 @@ default = "go"
         # the differ's samples per volume too (dual-run: no owners, every volume on both stores)
         vrow = next(r for r in doc["volumes"]["evidence"] if r["volume"] == VID)
         assert vrow["owner"] is None and vrow["samples"] >= 10 and vrow["real"] >= 10, vrow
-        assert vrow["requests_native"] >= 10 and vrow["requests_go"] >= len(files), vrow
+
+        def volume_row() -> dict:
+            return next(r for r in httpx.get(f"{url}/weedpy/routes", timeout=10).json()["volumes"]["evidence"]
+                        if r["volume"] == VID)
+
+        # what a worker process answered reaches the leader's counts once a second
+        wait_until(lambda: volume_row()["requests_native"] >= 10, timeout=10, what="the workers' counts merged")
+        assert volume_row()["requests_go"] >= len(files)
         exposition = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         assert exposition.value("weedpy_route_rollbacks_total", route="admin.read", **{"from": "native+verify"},
                                 to="shadow") == 1
@@ -108,6 +115,7 @@ default = "go"
                               "--server", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=30)
         assert json.loads(out.stdout)["rollbacks_total"] == 1
 
+        wait_until(lambda: _rolled_back(server) != [], timeout=10, what="the rollback's log line")
         events = log_events(server.proc.log_path)
         assert any(e.get("event", "").startswith("TEST-ONLY FAULT") for e in events)
         assert [e["route"] for e in events if e.get("event") == "route rolled back"] == ["admin.read"]
@@ -149,10 +157,17 @@ default = "go"
         # moved on the evidence of its rule's window: at least min_samples native answers in the last 30 s
         m = re.fullmatch(r"5xx answers from native (\d+)/(\d+) = [0-9.]+% over 30s > 20%", doc["rollbacks"][0]["reason"])
         assert m is not None and int(m[2]) >= 10, doc["rollbacks"][0]
-        assert [e["route"] for e in log_events(server.proc.log_path) if e.get("event") == "route rolled back"] == ["admin.read"]
+        wait_until(lambda: _rolled_back(server) != [], timeout=10, what="the rollback's log line")
+        assert _rolled_back(server) == ["admin.read"]
         assert _target(url, "admin.status") == "native"  # its own rule holds: no server errors
     finally:
         server.stop()
+
+
+def _rolled_back(server: VolumeProc) -> list[str]:
+    """The routes of the server's `route rolled back` log lines (the log is flushed from a thread
+    a moment after the event)."""
+    return [e["route"] for e in log_events(server.proc.log_path) if e.get("event") == "route rolled back"]
 
 
 def test_the_fault_switch_stops_a_server_not_bound_to_loopback(tmp_path: Path) -> None:
