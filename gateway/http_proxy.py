@@ -127,6 +127,20 @@ def quick_head(head: bytes) -> tuple[int, int] | None:
     return int(m.group(1)), int(found[0][0])
 
 
+
+def frame_quick_head(req: Request, head: bytes, status: int, length: int, close: bool) -> tuple[bytes, int]:
+    """A `quick_head` answer as the client gets it, and the body length to relay: none for HEAD,
+    204 and 304; `Connection: close` when the connection ends after it, `Connection: keep-alive`
+    for an HTTP/1.0 client that keeps it (what Go's head, with no Connection header, leaves out).
+    Both relays (trio's `GoHttpTarget`, the uvloop worker relay) frame with this."""
+    if req.method == b"HEAD" or status in (204, 304):
+        length = 0
+    if close:
+        head = head[:-2] + b"Connection: close\r\n\r\n"
+    elif req.http_version == b"1.0":
+        head = head[:-2] + b"Connection: keep-alive\r\n\r\n"
+    return head, length
+
 class GoHttpTarget:
     """Relays exchanges to the backend's admin or public listener.
 
@@ -296,15 +310,11 @@ class GoHttpTarget:
         if quick is None:
             return await self._read_response_parsed(exch, conn, buf)
         status, length = quick
-        head, rest = buf[: end + 4], buf[end + 4:]
-        if req.method == b"HEAD" or status in (204, 304):
-            length = 0
         close = not req.keep_alive or exch.close_after
         if close:
             exch.close_after = True
-            head = head[:-2] + b"Connection: close\r\n\r\n"
-        elif req.http_version == b"1.0":
-            head = head[:-2] + b"Connection: keep-alive\r\n\r\n"
+        head, length = frame_quick_head(req, buf[: end + 4], status, length, close)
+        rest = buf[end + 4:]
         exch.started = True
         exch.status = status
         if len(rest) >= length:

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.http_proxy import LENGTH_HEADER, backend_request_head, client_response_head, quick_head
+from gateway.http_proxy import LENGTH_HEADER, backend_request_head, client_response_head, frame_quick_head, quick_head
 from weedpy.http1 import (
     LAST_CHUNK,
     NEED_DATA,
@@ -415,13 +415,9 @@ class _Client(asyncio.Protocol):
         rest = buf[end + 4:]
         req = self.req
         assert req is not None
-        if req.method == b"HEAD" or status in (204, 304):
-            length = 0
         if not req.keep_alive:
             self.close_after = True
-            head = head[:-2] + b"Connection: close\r\n\r\n"
-        elif req.http_version == b"1.0":
-            head = head[:-2] + b"Connection: keep-alive\r\n\r\n"
+        head, length = frame_quick_head(req, head, status, length, not req.keep_alive)
         self.started = True
         self.status = status
         if len(rest) >= length:
