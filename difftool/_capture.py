@@ -37,6 +37,7 @@ from weedpy.http1 import (
     Response,
     UpstreamPool,
     chunk,
+    read_whole_response,
     request_head,
 )
 
@@ -61,28 +62,12 @@ def http_request_bytes(req: HttpRequest) -> bytes:
 
 def read_http_response(raw: bytes, head_only: bool, limit: int = CAPTURE_LIMIT) -> HttpResponse | None:
     """Parse a whole captured response (e.g. the bytes a served client got); None if incomplete."""
-    parser = ClientConnection(head_only=head_only)
-    parser.receive_data(raw)
-    parser.receive_data(b"")
-    head: Response | None = None
-    body = bytearray()
-    try:
-        while True:
-            ev = parser.next_event()
-            if isinstance(ev, Response):
-                head = ev
-            elif isinstance(ev, Data):
-                body += ev.data
-            elif isinstance(ev, EndOfMessage) or ev is NEED_DATA:
-                break
-            elif head is not None:
-                break
-    except ProtocolError:
+    whole = read_whole_response(raw, head_only)
+    if whole is None:
         return None
-    if head is None:
-        return None
+    head, body = whole
     truncated = len(body) > limit
-    return HttpResponse(head.status, head.reason, head.headers, bytes(body[:limit]), truncated)
+    return HttpResponse(head.status, head.reason, head.headers, body[:limit], truncated)
 
 
 async def capture_http(

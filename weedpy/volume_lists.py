@@ -18,15 +18,11 @@ from native.build import NativeParts
 from native.http.volume_lists import ListedVolume, merge_status, merge_ui, store_volumes
 from weedpy.http1 import (
     LAST_CHUNK,
-    NEED_DATA,
-    ClientConnection,
-    Data,
-    EndOfMessage,
     Exchange,
-    ProtocolError,
     Response,
     ServerConnection,
     chunk,
+    read_whole_response,
     response_head,
 )
 from weedpy.logs import get_logger
@@ -58,25 +54,6 @@ class _Capture:
         pass
 
 
-def _parse(raw: bytes) -> tuple[Response, bytes] | None:
-    parser = ClientConnection()
-    parser.receive_data(raw)
-    parser.receive_data(b"")
-    head, body = None, bytearray()
-    try:
-        while True:
-            ev = parser.next_event()
-            if isinstance(ev, Response):
-                head = ev
-            elif isinstance(ev, Data):
-                body += ev.data
-            elif isinstance(ev, EndOfMessage) or ev is NEED_DATA or head is not None:
-                break
-    except ProtocolError:
-        return None
-    return (head, bytes(body)) if head is not None else None
-
-
 class VolumeLists:
     """The `StatusMerge` of mixed mode's fronts (weedpy/serve/volume_owners.py)."""
 
@@ -97,7 +74,7 @@ class VolumeLists:
             volumes = await trio.to_thread.run_sync(store_volumes, self._store)
         exch.close_after = exch.close_after or inner.close_after
         raw = bytes(stream.data)
-        answer = _parse(raw)
+        answer = read_whole_response(raw)
         merged = self._merge(exch, answer, volumes) if answer is not None and volumes else None
         if answer is not None and (merged is not None or exch.request.method == b"HEAD"):
             head, body = answer

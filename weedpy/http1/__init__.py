@@ -22,6 +22,7 @@ from weedpy.http1._parse import (
     ServerConnection as ServerConnection,
     canonical_head as canonical_head,
     go_parses_request_line as go_parses_request_line,
+    read_whole_response as read_whole_response,
 )
 from weedpy.http1._write import (
     CONTINUE_100 as CONTINUE_100,

@@ -30,7 +30,8 @@ from weedpy.http1._events import (
 )
 from weedpy.http1._write import HOP_BY_HOP
 
-__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD", "go_parses_request_line", "canonical_head"]
+__all__ = ["ServerConnection", "ClientConnection", "DEFAULT_MAX_HEAD", "go_parses_request_line", "canonical_head",
+           "read_whole_response"]
 
 # Go's http.DefaultMaxHeaderBytes (1 MiB) plus its 4 KiB slack.
 DEFAULT_MAX_HEAD = (1 << 20) + 4096
@@ -367,3 +368,25 @@ class ClientConnection:
     @property
     def done(self) -> bool:
         return self._done and not self._events
+
+
+def read_whole_response(raw: bytes, head_only: bool = False) -> tuple[Response, bytes] | None:
+    """A whole response already in hand (the bytes a client got, an answer buffered to be
+    rewritten): its final head and body, or None if it is malformed or has no final head."""
+    parser = ClientConnection(head_only=head_only)
+    parser.receive_data(raw)
+    parser.receive_data(b"")
+    head: Response | None = None
+    body = bytearray()
+    try:
+        while True:
+            ev = parser.next_event()
+            if isinstance(ev, Response):
+                head = ev
+            elif isinstance(ev, Data):
+                body += ev.data
+            elif isinstance(ev, EndOfMessage) or ev is NEED_DATA or head is not None:
+                break
+    except ProtocolError:
+        return None
+    return None if head is None else (head, bytes(body))
