@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import trio
 
-from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master, wait_for_volume_server
+from proto import volume_server_pb2 as vs
+from tests.support import logs
+from tests.support.procs import MasterProc, VolumeProc, clean_env, start_go_volume, start_master, wait_for_volume_server
 from tests.support.weedpy_proc import start_weedpy_volume
 from weedpy.grpc import Channel, GrpcError
 
@@ -141,3 +143,29 @@ def start_pair_sides(workdir: Path, *, native_extra: Sequence[str] = (), go_extr
 
 
 __all__.append("start_pair_sides")
+
+
+def start_mixed(tmp_path: Path, master: MasterProc, data: Path, *, workers: int = 1, extra: Sequence[str] = (),
+                env: dict[str, str] | None = None) -> VolumeProc:
+    """A mixed-mode server on `data`, its worker processes (if any) ready."""
+    server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-workers={workers}", *extra], data_dir=data,
+                                 env=clean_env(env))
+    if workers > 1:
+        logs.wait_until(lambda: any(e.get("event") == "worker ready" for e in logs.log_events(server.proc.log_path)),
+                        what="the worker processes")
+    return server
+
+
+def allocate_volume(server: VolumeProc, vid: int) -> None:
+    out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, version=3),
+               vs.AllocateVolumeResponse)
+    assert out.ok, out
+
+
+def move_volume(server: VolumeProc, vid: int, to: str, timeout: float = 60) -> dict:
+    """Move a volume of a mixed server to `to` (`native` or `go`) and check it moved."""
+    r = httpx.post(f"{server.url}/weedpy/volumes/{vid}/move?to={to}", timeout=timeout)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["outcome"] == "moved" and doc["to"] == to, doc
+    return doc

@@ -26,10 +26,10 @@ import pytest
 from native.storage import Needle, Volume
 from native.storage.ownership import JOURNAL_NAME, NATIVE_FOLDER, STEPS
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call
+from tests.native_core.support import allocate_volume, call, move_volume, start_mixed
 from tests.support.logs import log_events, wait_until
 from tests.support.process_tree import alive, child_with, children
-from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
+from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
 from weedpy.volume_moves import MOVE_PAUSE_ENV
 
@@ -46,32 +46,8 @@ def master(tmp_path: Path):
     m.stop()
 
 
-def _start(tmp_path: Path, master: MasterProc, data: Path, env: dict[str, str] | None = None,
-           workers: int = 1) -> VolumeProc:
-    server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-workers={workers}"], data_dir=data,
-                                 env=clean_env(env))
-    if workers > 1:
-        wait_until(lambda: any(e.get("event") == "worker ready" for e in log_events(server.proc.log_path)),
-                  what="the worker processes")
-    return server
-
-
-def _allocate(server: VolumeProc, vid: int) -> None:
-    out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, version=3),
-               vs.AllocateVolumeResponse)
-    assert out.ok, out
-
-
 def _fid(vid: int, key: int) -> str:
     return f"{vid},{key:x}{0x2000 + key:08x}"
-
-
-def _move(server: VolumeProc, vid: int, to: str, timeout: float = 60) -> dict:
-    r = httpx.post(f"{server.url}/weedpy/volumes/{vid}/move?to={to}", timeout=timeout)
-    assert r.status_code == 200, r.text
-    doc = r.json()
-    assert doc["outcome"] == "moved" and doc["to"] == to, doc
-    return doc
 
 
 def _owners(server: VolumeProc) -> list[int]:
@@ -208,16 +184,16 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
     """With -workers=2 a worker relays a Go volume's requests to Go itself and hands the leader
     those of the volume while it moves or native owns it; the move waits for the ones it relayed."""
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data, workers=workers)
+    server = start_mixed(tmp_path, master, data, workers=workers)
     try:
-        _allocate(server, VID)
-        _allocate(server, OTHER)
+        allocate_volume(server, VID)
+        allocate_volume(server, OTHER)
         url = f"127.0.0.1:{server.port}"
         wait_until(lambda: _master_lists(master, VID, url), what="the master to list the volume")
         moves = []
         with Watch(server, master, fresh=workers > 1) as watch:
             time.sleep(1.5)
-            moves.append(_move(server, VID, "native"))
+            moves.append(move_volume(server, VID, "native"))
             assert _owners(server) == [VID] and _volume_files(data, VID)["go"] == []
             time.sleep(1.5)
             cli = subprocess.run([str(Path(weedpy_executable()).with_name("weedpy")), "cutover", "move", str(VID),
@@ -225,7 +201,7 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
             assert cli.returncode == 0 and f"volume {VID}: native -> go (moved" in cli.stdout, cli
             assert _owners(server) == []
             time.sleep(1.5)
-            moves.append(_move(server, VID, "native"))
+            moves.append(move_volume(server, VID, "native"))
             time.sleep(1.5)
         assert not watch.failures, watch.failures[:10]
         assert len(watch.acked) > 50, len(watch.acked)
@@ -241,7 +217,7 @@ def test_a_volume_moves_go_native_go_native_under_load(tmp_path: Path, master: M
 
         read_all("native")
         assert _volume_files(data, VID)["go"] == [] and f"{VID}.dat" in _volume_files(data, VID)["native"]
-        _move(server, VID, "go")
+        move_volume(server, VID, "go")
         read_all("go")
         assert _volume_files(data, VID)["native"] == []
 
@@ -271,15 +247,15 @@ KILL_CASES = [(step, "native") for step in STEPS] + [(step, "go") for step in ("
 @pytest.mark.parametrize("step, to", KILL_CASES, ids=[f"{s}-to-{t}" for s, t in KILL_CASES])
 def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master: MasterProc, step: str, to: str) -> None:
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data, {MOVE_PAUSE_ENV: f"{step}:120:{to}"})
+    server = start_mixed(tmp_path, master, data, env={MOVE_PAUSE_ENV: f"{step}:120:{to}"})
     files = {_fid(VID, k): f"file {k} ".encode() * k for k in range(1, 21)}
     frm = "go" if to == "native" else "native"
     try:
-        _allocate(server, VID)
+        allocate_volume(server, VID)
         for fid, body in files.items():
             assert httpx.put(f"{server.url}/{fid}", content=body, timeout=30).status_code == 201
         if frm == "native":  # the pause is for moves to go only
-            _move(server, VID, "native")
+            move_volume(server, VID, "native")
         def move_until_killed() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the server dies under it
                 httpx.post(f"{server.url}/weedpy/volumes/{VID}/move?to={to}", timeout=300)
@@ -295,7 +271,7 @@ def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master:
         server.stop()
     journal = data / JOURNAL_NAME
     assert journal.exists()  # the crash left it: the next start resolves it
-    server = _start(tmp_path, master, data)
+    server = start_mixed(tmp_path, master, data)
     try:
         owner = to if step == "done" else frm
         assert not journal.exists()
@@ -320,12 +296,12 @@ def test_sigkill_at_each_step_of_a_move_leaves_one_owner(tmp_path: Path, master:
 
 def test_go_restarted_while_native_owns_a_volume_never_opens_it(tmp_path: Path, master: MasterProc) -> None:
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data)
+    server = start_mixed(tmp_path, master, data)
     try:
-        _allocate(server, VID)
-        _allocate(server, OTHER)
+        allocate_volume(server, VID)
+        allocate_volume(server, OTHER)
         assert httpx.put(f"{server.url}/{_fid(VID, 1)}", content=b"one", timeout=30).status_code == 201
-        _move(server, VID, "native")
+        move_volume(server, VID, "native")
         go = child_with(server.proc.pid, b"volume")
         assert _volume_fds(go, VID) == []
         os.kill(go, signal.SIGKILL)
@@ -355,11 +331,11 @@ def test_go_restarted_while_native_owns_a_volume_never_opens_it(tmp_path: Path, 
 
 def test_batch_delete_across_owners_and_new_volumes_on_native(tmp_path: Path, master: MasterProc) -> None:
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data)
+    server = start_mixed(tmp_path, master, data)
     try:
-        _allocate(server, VID)
-        _allocate(server, OTHER)
-        _move(server, VID, "native")
+        allocate_volume(server, VID)
+        allocate_volume(server, OTHER)
+        move_volume(server, VID, "native")
         fids = [_fid(OTHER, 1), _fid(VID, 1), _fid(OTHER, 2), _fid(VID, 2), _fid(VID, 3)]
         for fid in fids:
             assert httpx.put(f"{server.url}/{fid}", content=fid.encode(), timeout=30).status_code == 201
@@ -376,7 +352,7 @@ def test_batch_delete_across_owners_and_new_volumes_on_native(tmp_path: Path, ma
             out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, collection="c",
                                                                                      version=3), vs.AllocateVolumeResponse)
             assert out.ok, out
-        _move(server, 12, "native")
+        move_volume(server, 12, "native")
         assert httpx.put(f"{server.url}/{_fid(12, 1)}", content=b"c", timeout=30).status_code == 201
         out = call(server.grpc_port, "DeleteCollection", vs.DeleteCollectionRequest(collection="c"),
                    vs.DeleteCollectionResponse)
@@ -386,7 +362,7 @@ def test_batch_delete_across_owners_and_new_volumes_on_native(tmp_path: Path, ma
 
         r = httpx.post(f"{server.url}/weedpy/volumes/new?owner=native", timeout=10)
         assert r.status_code == 200 and r.json()["new_volumes"] == "native"
-        _allocate(server, 11)
+        allocate_volume(server, 11)
         assert "11.dat" in _volume_files(data, 11)["native"] and _volume_files(data, 11)["go"] == []
         assert _owners(server) == [VID, 11]
         assert httpx.put(f"{server.url}/{_fid(11, 5)}", content=b"new", timeout=30).status_code == 201
@@ -480,11 +456,11 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
     sees a volume missing or twice. With -workers=2 every process answers some (fresh connections),
     and a worker's request log names `native` for the requests of a volume native owns."""
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data, workers=workers)
+    server = start_mixed(tmp_path, master, data, workers=workers)
     fresh = httpx.Client(timeout=60, headers={"Connection": "close"})
     try:
-        _allocate(server, VID)
-        _allocate(server, OTHER)
+        allocate_volume(server, VID)
+        allocate_volume(server, OTHER)
         for key in range(1, 6):
             for vid in (VID, OTHER):
                 r = fresh.put(f"{server.url}/{_fid(vid, key)}", content=random.Random(key).randbytes(100 * key))
@@ -496,7 +472,7 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
         assert go_entry["FileCount"] == 5 and go_entry["DeleteCount"] == 1 and go_entry["Size"] > 1500
         go_row = _ui_rows(fresh.get(f"{server.url}/ui/index.html").text)[VID]
 
-        _move(server, VID, "native")
+        move_volume(server, VID, "native")
         for target in ("go", "native"):
             if target == "native":  # native's read-only view of Go's files answers; the merge is the same
                 _route(server, {"admin.status": "native", "admin.ui": "native"}, "lists-native")
@@ -533,7 +509,7 @@ def test_status_and_ui_list_both_sides_volumes_once(tmp_path: Path, master: Mast
 
         with ListPoller(server) as poller:
             for to in ("go", "native", "go", "native"):
-                _move(server, VID, to)
+                move_volume(server, VID, to)
                 time.sleep(0.3)
         assert not poller.failures, poller.failures[:5]
         assert len(poller.answers) > 10
@@ -622,13 +598,13 @@ def test_maintenance_mode_is_one_state_for_both_owners(tmp_path: Path, verbose_m
     restart of the mixed server."""
     master = verbose_master
     data = tmp_path / "data"
-    server = _start(tmp_path, master, data, workers=workers)
+    server = start_mixed(tmp_path, master, data, workers=workers)
     try:
-        _allocate(server, VID)
-        _allocate(server, OTHER)
+        allocate_volume(server, VID)
+        allocate_volume(server, OTHER)
         for vid in (VID, OTHER):
             assert httpx.put(f"{server.url}/{_fid(vid, 1)}", content=b"one", timeout=30).status_code == 201
-        _move(server, VID, "native")
+        move_volume(server, VID, "native")
         assert _state(server) == vs.VolumeServerState()
 
         on = _set_state(server, True, 0)
@@ -658,7 +634,7 @@ def test_maintenance_mode_is_one_state_for_both_owners(tmp_path: Path, verbose_m
         off = _set_state(server, False, 1)
         assert not off.maintenance and off.version == 2 and _state(server) == off
         wait_until(lambda: _master_saw_state(master, server, "version:2"), what="the master to see normal mode")
-        _allocate(server, 21)  # served: on native, as asked
+        allocate_volume(server, 21)  # served: on native, as asked
         assert "21.dat" in _volume_files(data, 21)["native"]
         for vid in (VID, OTHER):
             assert call(server.grpc_port, "VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=vid),
@@ -670,7 +646,7 @@ def test_maintenance_mode_is_one_state_for_both_owners(tmp_path: Path, verbose_m
         assert _set_state(server, True, 2).version == 3
     finally:
         server.stop()
-    server = _start(tmp_path, master, data, workers=workers)
+    server = start_mixed(tmp_path, master, data, workers=workers)
     try:
         assert _owners(server) == [VID, 21]
         state = _state(server)

@@ -21,7 +21,7 @@ import pytest
 from native.storage.ownership import NATIVE_FOLDER
 from proto import volume_server_pb2 as vs
 from tests.metrics.support import scrape
-from tests.native_core.support import call
+from tests.native_core.support import allocate_volume, call, move_volume, start_mixed
 from tests.support.logs import log_events, wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
@@ -45,23 +45,8 @@ def _start(tmp_path: Path, master: MasterProc, data: Path, rule: str, workers: i
            env: dict[str, str] | None = None) -> VolumeProc:
     table = tmp_path / "routes.toml"
     table.write_text(f'version = "vol-1"\ndefault = "go"\n\n[volumes]\nauto_rollback = {{ {rule} }}\n')
-    server = start_weedpy_volume(tmp_path, master, data_dir=data, env=clean_env(env), extra=[
-        "-mode=mixed", f"-workers={workers}", f"-routes={table}", f"-metricsPort={metrics_port}"])
-    if workers > 1:
-        wait_until(lambda: any(e.get("event") == "worker ready" for e in log_events(server.proc.log_path)),
-                   what="the worker processes")
-    return server
-
-
-def _allocate(server: VolumeProc, vid: int) -> None:
-    out = call(server.grpc_port, "AllocateVolume", vs.AllocateVolumeRequest(volume_id=vid, version=3),
-               vs.AllocateVolumeResponse)
-    assert out.ok, out
-
-
-def _move(server: VolumeProc, vid: int, to: str) -> None:
-    r = httpx.post(f"{server.url}/weedpy/volumes/{vid}/move?to={to}", timeout=60)
-    assert r.status_code == 200 and r.json()["outcome"] == "moved", r.text
+    return start_mixed(tmp_path, master, data, workers=workers, env=env,
+                       extra=[f"-routes={table}", f"-metricsPort={metrics_port}"])
 
 
 def _fid(vid: int, key: int) -> str:
@@ -91,9 +76,9 @@ def test_per_volume_counts_are_the_traffic_sent(tmp_path: Path, master: MasterPr
                     workers, metrics_port)
     headers = {"Connection": "close"} if workers > 1 else {}  # fresh connections: every process serves some
     try:
-        _allocate(server, go_vid)
-        _allocate(server, native_vid)
-        _move(server, native_vid, "native")
+        allocate_volume(server, go_vid)
+        allocate_volume(server, native_vid)
+        move_volume(server, native_vid, "native")
         sent = {go_vid: {"writes": 5, "reads": 23, "rpcs": 3}, native_vid: {"writes": 7, "reads": 31, "rpcs": 4}}
         with httpx.Client(timeout=30, headers=headers) as c:
             for vid, n in sent.items():
@@ -207,8 +192,8 @@ def test_a_failing_native_volume_is_rolled_back_to_go(tmp_path: Path, master: Ma
     url = f"127.0.0.1:{server.port}"
     try:
         for vid in (FAULTY, HEALTHY):
-            _allocate(server, vid)
-            _move(server, vid, "native")
+            allocate_volume(server, vid)
+            move_volume(server, vid, "native")
         assert _volumes(server)["native"] == [FAULTY, HEALTHY]
         with Load(server, fresh=workers > 1) as load:
             wait_until(lambda: FAULTY not in _volumes(server)["native"], timeout=HANG_GUARD_S,
@@ -280,8 +265,8 @@ def test_the_volumes_rule_changes_live(tmp_path: Path, master: MasterProc) -> No
                                  env=clean_env({TEST_FAULT_ENV: f"5xx:volume:{FAULTY}"}),
                                  extra=["-mode=mixed", f"-routes={table}", f"-metricsPort={metrics_port}"])
     try:
-        _allocate(server, FAULTY)
-        _move(server, FAULTY, "native")
+        allocate_volume(server, FAULTY)
+        move_volume(server, FAULTY, "native")
         fid = _fid(FAULTY, 1)
         with httpx.Client(timeout=30) as c:
             assert c.put(f"{server.url}/{fid}", content=b"kept").status_code == 201
