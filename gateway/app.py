@@ -26,6 +26,7 @@ from gateway.backend_args import backend_argv, backend_config_dir, managed_backe
 from gateway.grpc_proxy import PROXY_SERVER_OPTIONS, BackendPools, GoRelay
 from gateway.heartbeat_relay import HeartbeatRelay
 from gateway.http_proxy import GoHttpTarget
+from gateway.relay_fault import relay_fault
 from gateway.request_checks import backend_maintenance, request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
@@ -257,6 +258,11 @@ class ProxyServer:
         relay.set_backend(supervisor)
         if self.extension is not None:
             await self.extension.before_backend(self)
+        else:
+            try:  # proxy mode's test-only relay fault (gateway/relay_fault.py): its workers apply it
+                relay_fault(cfg.bind_ip)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
         try:
             await nursery.start(supervisor.run)
         except BackendStartError as exc:

@@ -61,8 +61,9 @@ class UvHttp:
     and the relay's host: the worker's front decides and logs, its backend view says where Go is."""
 
     def __init__(self, front: HttpFront, backend: BackendView, front_address: str | None, pool_ttl: float,
-                 on_error: Callable[[str], None], buffer_size: int = 0) -> None:
+                 on_error: Callable[[str], None], buffer_size: int = 0, faults: frozenset[str] = frozenset()) -> None:
         self._buffer_size = buffer_size  # caps every socket's buffers (0: the kernel's autotuning)
+        self._faults = faults  # armed test-only faults (gateway/relay_fault.py)
         self._front = front
         self._backend = backend
         self._front_address = front_address
@@ -83,7 +84,8 @@ class UvHttp:
             self._token = trio.lowlevel.current_trio_token()
             self._handler, self._connections, self._spread, self._idle = handler, connections, spread, idle
             self._relay = UvRelay(self, self._loop, idle_timeout=idle, pool_ttl=self._pool_ttl,
-                                  front_address=self._front_address, buffer_size=self._buffer_size)
+                                  front_address=self._front_address, buffer_size=self._buffer_size,
+                                  faults=self._faults)
             self._relay.start()
             connections.start_soon(self._close_with, self._relay)
         loop, factory = self._loop, self._relay.protocol(kind)

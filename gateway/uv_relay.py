@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from gateway.http_proxy import LENGTH_HEADER, backend_request_head, client_response_head, frame_quick_head, quick_head
+from gateway.relay_fault import FAULT_HEADER, RelayTestFault
 from weedpy.http1 import (
     LAST_CHUNK,
     NEED_DATA,
@@ -56,8 +57,11 @@ from weedpy.http1 import (
     go_parses_request_line,
     response_head,
 )
+from weedpy.logs import get_logger
 
 __all__ = ["RelayHost", "UvRelay"]
+
+log = get_logger("gateway.uv_relay")
 
 _perf = time.perf_counter
 _mono = time.monotonic
@@ -109,7 +113,10 @@ class _Upstream(asyncio.Protocol):
         if client is None:  # bytes nobody asked for: the connection cannot be trusted
             self.close()
             return
-        client.response_data(data)
+        try:
+            client.response_data(data)
+        except Exception as exc:
+            client.crashed(exc)
 
     def eof_received(self) -> bool:
         return False  # close: connection_lost follows
@@ -120,19 +127,29 @@ class _Upstream(asyncio.Protocol):
         client = self.client
         if client is not None:
             self.client = None
-            client.upstream_lost(self)
+            try:
+                client.upstream_lost(self)
+            except Exception as error:
+                client.crashed(error)
 
     def pause_writing(self) -> None:  # the backend is slow to read a request body
         self.full = True
-        if self.client is not None and self.client.t is not None:
-            self.client.t.pause_reading()
+        client = self.client
+        if client is not None and client.t is not None:
+            try:
+                client.t.pause_reading()
+            except Exception as exc:
+                client.crashed(exc)
 
     def resume_writing(self) -> None:
         self.full = False
         client = self.client
         if client is not None and client.t is not None and client.body_left:
-            client.last_rx = _mono()  # the client's silence counts from when it may send again
-            client.t.resume_reading()
+            try:
+                client.last_rx = _mono()  # the client's silence counts from when it may send again
+                client.t.resume_reading()
+            except Exception as exc:
+                client.crashed(exc)
 
     def close(self) -> None:
         self.client = None
@@ -227,24 +244,32 @@ class _Client(asyncio.Protocol):
         self.last_rx = _mono()
         if self.lingering:
             return
-        self.conn.receive_data(data)
-        if self.req is None:
-            self.next_request()
-        elif self.body_left:
-            if self.up is not None:
-                self.pump_body()
-        elif self.t is not None:  # the next request while this one's answer is pending: read it after
-            self.t.pause_reading()
+        try:
+            self.conn.receive_data(data)
+            if self.req is None:
+                self.next_request()
+            elif self.body_left:
+                if self.up is not None:
+                    self.pump_body()
+                elif self.t is not None:  # no backend connection yet: the rest waits in the kernel
+                    self.t.pause_reading()
+            elif self.t is not None:  # the next request while this one's answer is pending: read it after
+                self.t.pause_reading()
+        except Exception as exc:
+            self.crashed(exc)
 
     def eof_received(self) -> bool:
         if self.lingering:
             self.shut()
             return False
-        self.conn.receive_data(b"")
-        if self.req is None:
-            self.next_request()
-        elif self.body_left and self.up is not None:
-            self.pump_body()
+        try:
+            self.conn.receive_data(b"")
+            if self.req is None:
+                self.next_request()
+            elif self.body_left and self.up is not None:
+                self.pump_body()
+        except Exception as exc:
+            self.crashed(exc)
         return True  # keep writing: the answer still goes out
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -254,7 +279,10 @@ class _Client(asyncio.Protocol):
         self.gone = True
         self.relay.clients.discard(self)
         if self.req is not None:  # the client went away mid-request: the backend's side is unusable
-            self.finish_request()
+            try:
+                self.finish_request()
+            except Exception as error:
+                self.crashed(error)
         if self.up is not None:
             self.up.close()
             self.up = None
@@ -265,17 +293,23 @@ class _Client(asyncio.Protocol):
         up = self.up
         if up is not None and up.t is not None:
             up.paused = True
-            up.t.pause_reading()
+            try:
+                up.t.pause_reading()
+            except Exception as exc:
+                self.crashed(exc)
 
     def resume_writing(self) -> None:
         self.wpaused = False
-        up = self.up
-        if up is not None and up.t is not None and up.paused:
-            up.paused = False
-            up.t.resume_reading()
-        t = self.t
-        if self.req is None and not self.gone and not self.lingering and t is not None and not t.is_closing():
-            self.next_request()
+        try:
+            up = self.up
+            if up is not None and up.t is not None and up.paused:
+                up.paused = False
+                up.t.resume_reading()
+            t = self.t
+            if self.req is None and not self.gone and not self.lingering and t is not None and not t.is_closing():
+                self.next_request()
+        except Exception as exc:
+            self.crashed(exc)
 
     def next_request(self) -> None:
         """At a request boundary: start the next request if its head has arrived, and once the
@@ -320,8 +354,6 @@ class _Client(asyncio.Protocol):
         self.rbuf = b""
         self.status = 0
         self.started = self.close_after = self.retried = False
-        if req.has_body and self.t is not None:
-            self.t.resume_reading()
         up = relay.pool.take(addr)
         if up is None:
             self.connect(addr)
@@ -333,19 +365,23 @@ class _Client(asyncio.Protocol):
         task.add_done_callback(self.connected)
 
     def connected(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            if not self.gone and self.req is not None:
-                req, self.req = self.req, None  # nothing sent: trio's path answers (its 503)
-                self.hand_over(req)
-            return
-        up = task.result()[1]
-        if self.gone or self.req is None:
-            up.close()
-            return
-        self.attach(up)
+        try:
+            if task.cancelled() or task.exception() is not None:
+                if not self.gone and self.req is not None:
+                    req, self.req = self.req, None  # nothing sent: trio's path answers (its 503)
+                    self.hand_over(req)
+                return
+            up = task.result()[1]
+            if self.gone or self.req is None:
+                up.close()
+                return
+            self.attach(up)
+        except Exception as exc:
+            self.crashed(exc)
 
     def attach(self, up: _Upstream) -> None:
-        """Send the request over `up`: the head and the body that has arrived, in one write."""
+        """Send the request over `up`: the head and the body that has arrived, in one write; then
+        read the rest of the body (reading waits while there is no backend connection to take it)."""
         self.up = up
         up.client = self
         assert up.t is not None
@@ -353,6 +389,10 @@ class _Client(asyncio.Protocol):
         if self.body_left and not self.take_body(pieces):
             return
         up.t.write(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+        t = self.t
+        if self.body_left and not up.full and t is not None:  # a full write paused reading: it stays so
+            self.last_rx = _mono()  # the client's silence counts from when it may send again
+            t.resume_reading()
 
     def pump_body(self) -> None:
         pieces: list[bytes] = []
@@ -532,6 +572,7 @@ class _Client(asyncio.Protocol):
         req = self.req
         assert req is not None
         self.finish_request()
+        self.started = False  # the next request's answer has not started (a 400 or 500 may still be written)
         self.last_rx = _mono()  # the idle timeout counts from here
         if self.close_after or not req.keep_alive:
             if self.body_left:
@@ -585,22 +626,62 @@ class _Client(asyncio.Protocol):
         t = self.t
         if t is None or self.gone:
             return
-        t.pause_reading()
-        if t.get_write_buffer_size():
-            self.relay.loop.call_later(0.005, self.hand_over, req)
+        try:
+            t.pause_reading()
+            if t.get_write_buffer_size():
+                self.relay.loop.call_later(0.005, self.hand_over, req)
+                return
+            sock = t.get_extra_info("socket")
+            fd = os.dup(sock.fileno())
+        except Exception as exc:
+            self.crashed(exc)
             return
-        sock = t.get_extra_info("socket")
-        fd = os.dup(sock.fileno())
         self.gone = True
         self.relay.clients.discard(self)
         t.abort()  # closes this descriptor only: the connection lives on in `fd`
-        self.relay.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind)
+        try:
+            self.relay.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind)
+        except Exception as exc:
+            os.close(fd)
+            self.relay.host.closed()
+            self.relay.report(exc, self)
+
+    def crashed(self, exc: Exception) -> None:
+        """A callback raised (a bug of the relay's): the request ends with Go's 500 if no answer
+        to it has started, else the connection just closes; the backend connection is closed
+        (its state is unknown), the error counted and logged once. Other connections go on."""
+        up, self.up = self.up, None
+        if up is not None:
+            up.client = None
+            up.close()
+        req, self.req = self.req, None
+        self.body_left = False
+        started = self.started
+        self.started = True  # nothing more is written on this connection
+        if req is not None:
+            try:
+                self.relay.host.done(self.token, req, self.status if started else 500, _perf() - self.t0,
+                                     self.client_host)
+            except Exception:
+                pass  # the report below names the first error; this one would follow from it
+        self.relay.report(exc, self, req)
+        t = self.t
+        if t is None or self.gone:
+            return
+        try:
+            if not started and not t.is_closing():
+                t.write(go_bad_request(500))
+            t.close()
+        except Exception:
+            t.abort()
 
     def idle_check(self, now: float, timeout: float) -> None:
         """Close a connection that waited for its client longer than `timeout` (not one whose
-        reading is paused because the backend is slow to take the body: neither Go nor trio's
-        path counts that against the client)."""
+        reading is paused because the backend is slow to take the body, or while its backend
+        connection opens: neither Go nor trio's path counts that against the client)."""
         if self.up is not None and self.up.full:
+            return
+        if self.req is not None and self.up is None:  # opening (bounded by _CONNECT_TIMEOUT)
             return
         if (self.req is not None and not self.body_left) or now - self.last_rx <= timeout or self.t is None:
             return
@@ -625,8 +706,9 @@ class UvRelay:
     """The relay of one server process: its connections, its backend pool, its idle timer."""
 
     def __init__(self, host: RelayHost, loop: asyncio.AbstractEventLoop, *, idle_timeout: float, pool_ttl: float,
-                 front_address: str | None = None, buffer_size: int = 0) -> None:
+                 front_address: str | None = None, buffer_size: int = 0, faults: frozenset[str] = frozenset()) -> None:
         self.host = host
+        self.faults = faults  # armed test-only faults (gateway/relay_fault.py); empty but in tests
         self.loop = loop
         self.idle_timeout = idle_timeout
         self.buffer_size = buffer_size  # caps the backend connections' socket buffers (0: the kernel's)
@@ -653,7 +735,19 @@ class UvRelay:
 
     def protocol(self, port_kind: str) -> Callable[[], asyncio.Protocol]:
         """The protocol factory for one port (`admin` or `public`)."""
+        if self.faults:
+            return lambda: _FaultyClient(self, port_kind)
         return lambda: _Client(self, port_kind)
+
+    def report(self, exc: Exception, client: _Client, req: Request | None = None) -> None:
+        """One event and one count for what a callback raised (a bug: the relay must not raise)."""
+        try:
+            self.host.error("internal")
+        except Exception:
+            pass
+        log.error("relay callback failed", error=repr(exc), port_kind=client.kind, client=client.client_host,
+                  method=None if req is None else req.method.decode("latin-1"),
+                  path=None if req is None else req.target.decode("latin-1"), exc_info=exc)
 
     def start(self) -> None:
         self._tick()
@@ -661,9 +755,12 @@ class UvRelay:
     def _tick(self) -> None:
         now = _mono()
         timeout = self.idle_timeout
+        self._timer = self.loop.call_later(min(1.0, max(timeout / 4, 0.005)), self._tick)  # first: whatever fails below
         for client in list(self.clients):
-            client.idle_check(now, timeout)
-        self._timer = self.loop.call_later(min(1.0, max(timeout / 4, 0.005)), self._tick)
+            try:
+                client.idle_check(now, timeout)
+            except Exception as exc:
+                client.crashed(exc)
 
     def close(self) -> None:
         """End every connection (the server stops)."""
@@ -673,3 +770,32 @@ class UvRelay:
             if client.t is not None:
                 client.t.abort()
         self.pool.close()
+
+
+class _FaultyClient(_Client):
+    """A client connection whose armed callbacks (gateway/relay_fault.py) raise for the requests
+    that name them; the plain `_Client` serves whenever no fault is armed."""
+
+    __slots__ = ("fault",)
+
+    def start(self, req: Request) -> None:
+        named = req.header(FAULT_HEADER)
+        self.fault = named.decode("latin-1") if named is not None else None
+        self.raise_at("start")
+        super().start(req)
+
+    def raise_at(self, callback: str) -> None:
+        if self.fault == callback and callback in self.relay.faults:
+            raise RelayTestFault(f"test-only fault in {callback}")
+
+    def attach(self, up: _Upstream) -> None:
+        super().attach(up)
+        self.raise_at("attach")
+
+    def response_data(self, data: bytes) -> None:
+        self.raise_at("response_data")
+        super().response_data(data)
+
+    def parsed(self, data: bytes) -> None:
+        self.raise_at("parsed")
+        super().parsed(data)

@@ -16,8 +16,10 @@ import trio
 
 from gateway.backend import BackendEndpoints, BackendView
 from gateway.http_proxy import GoHttpTarget
+from gateway.relay_fault import TEST_FAULT_ENV, relay_fault
 from weedpy.config import VolumeConfig
 from weedpy.http1 import Exchange, UpstreamPool
+from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
 from weedpy.serve.evidence import EvidenceTally
 from weedpy.serve.guard import Guard
@@ -47,6 +49,8 @@ def endpoints_from_json(doc: dict[str, Any] | None) -> BackendEndpoints | None:
 # `trio`: proxy-mode workers relay HTTP on trio's path alone (for comparisons); by default they
 # run the uvloop relay (gateway/uv_relay.py), trio's path serving what it hands over.
 RELAY_ENV = "WEEDPY_HTTP_RELAY"
+
+log = get_logger("gateway.worker")
 
 
 def uvloop_workers() -> bool:
@@ -99,8 +103,12 @@ class ProxyWorker:
             from gateway.uv_bridge import UvHttp  # uvloop: loaded only by a process that runs on it
 
             errors = self.metrics.local["weedpy_relay_errors_total"]
+            faults = relay_fault(self.cfg.bind_ip) or frozenset()  # the leader refused to start if malformed
+            if faults:
+                log.warning("TEST-ONLY FAULT: the relay raises on purpose for the requests that ask",
+                            callbacks=sorted(faults), env=TEST_FAULT_ENV)
             self.http_serve = UvHttp(front, self.backend, address, pool_ttl(self.cfg),
-                                     lambda reason: errors.labels("http", reason).inc(), self.buffer_size)
+                                     lambda reason: errors.labels("http", reason).inc(), self.buffer_size, faults)
         return front.handle
 
     def relay(self, backend: BackendView, front_address: str | None = None,

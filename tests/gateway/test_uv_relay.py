@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -20,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.relay_fault import TEST_FAULT_ENV
 from tests.support.logs import log_events, wait_until
-from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master
+from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, start_master
 from tests.support.process_tree import descendants, serving_worker
 from tests.support.weedpy_proc import start_weedpy_volume
 
@@ -300,3 +302,108 @@ def test_an_error_raised_in_a_uvloop_callback_is_one_json_log_event() -> None:
     events = [json.loads(line) for line in lines]
     assert [e["event"] for e in events] == ["event loop error"], events
     assert "ZeroDivisionError" in events[0]["error"]
+
+
+def _go(g: VolumeProc) -> tuple[int, tuple[str, int]]:
+    """The backend's pid and the address of its admin port."""
+    for pid in descendants(g.proc.pid):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if argv[0].endswith(b"weed"):
+            port = next(int(a.split(b"=", 1)[1]) for a in argv if a.startswith(b"-port="))
+            return pid, ("127.0.0.1", port)
+    raise AssertionError("no Go backend")
+
+
+@contextlib.contextmanager
+def _accept_queue_full(addr: tuple[str, int]) -> Iterator[None]:
+    """Connections to `addr` (a stopped process's listener) until its accept queue is full: from
+    then on a connection to it stays in the making (the kernel drops its SYNs)."""
+    pending: list[socket.socket] = []
+    try:
+        for _ in range(20000):
+            s = socket.socket()
+            pending.append(s)
+            s.setblocking(False)
+            s.connect_ex(addr)
+            if not select.select([], [s], [], 0.5)[1]:
+                break
+        else:
+            raise AssertionError("the accept queue never filled")
+        yield
+    finally:
+        for s in pending:
+            s.close()
+
+
+def test_a_body_waits_in_the_kernel_while_the_backend_connection_opens(gateway: VolumeProc,
+                                                                        master: MasterProc) -> None:
+    """While the relay's connection to Go is in the making (Go's accept queue is full), the
+    client's body is not read into memory: the client can send no more than the sockets on the
+    way hold, however large the body. Once Go accepts again the upload goes through whole."""
+    [fid] = _fids(master, 1)
+    go, go_addr = _go(gateway)
+    body = os.urandom(24 << 20)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with _leader_stopped(gateway) as worker:
+        before = _rss_mb(worker)
+        os.kill(go, signal.SIGSTOP)
+        try:
+            with _accept_queue_full(go_addr), socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+                s.connect((host, int(port)))
+                s.sendall(b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (fid.encode(), len(body)))
+                s.settimeout(1)
+                sent = 0
+                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
+                    while sent < len(body):
+                        sent += s.send(body[sent:sent + (1 << 16)])
+                growth = _rss_mb(worker) - before
+                os.kill(go, signal.SIGCONT)  # Go takes the queued connections; the relay's is next
+                s.settimeout(30)
+                s.sendall(body[sent:])
+                answer = b""
+                while b"\r\n\r\n" not in answer and (piece := s.recv(65536)):
+                    answer += piece
+        finally:
+            os.kill(go, signal.SIGCONT)
+    assert sent < 4 << 20, f"the client sent {sent >> 20} MiB before the backend connection opened"
+    assert growth < 8, f"the worker's resident memory grew {growth:.0f} MB while the backend connection opened"
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+    assert httpx.get(f"{gateway.url}/{fid}", timeout=30).content == body
+
+
+def test_a_relay_callback_that_raises_ends_its_request_with_an_answer(tmp_path: Path, master: MasterProc) -> None:
+    """A bug in one of the relay's callbacks (made to raise by the test-only fault switch,
+    gateway/relay_fault.py) answers that request Go's 500 and closes its connection, counted
+    and logged once; the worker serves the next request as before."""
+    metrics_port = free_port()
+    g = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-workers=2", "-preStopSeconds=0",
+                                                     f"-metricsPort={metrics_port}"],
+                            env=clean_env({TEST_FAULT_ENV: "relay:start,attach,response_data,parsed"}))
+    try:
+        [fid] = _fids(master, 1)
+        host, port = g.url.removeprefix("http://").split(":")
+        faults = {"start": f"/{fid}", "attach": f"/{fid}", "response_data": f"/{fid}", "parsed": "/ui/index.html"}
+        with _leader_stopped(g):
+            assert httpx.post(f"{g.url}/{fid}", files={"file": ("f", b"served")}, timeout=10).status_code == 201
+            for callback, path in faults.items():
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)  # a hang fails here
+                conn.request("GET", path, headers={"Weedpy-Test-Fault": callback})
+                r = conn.getresponse()
+                assert (r.status, r.getheader("Connection"), r.read()) == (500, "close", b"500 Internal Server Error")
+                conn.close()
+                assert httpx.get(f"{g.url}/{fid}", timeout=10).content == b"served", callback
+        wait_until(lambda: sum(e.get("event") == "relay callback failed" for e in log_events(g.proc.log_path)) >= 4,
+                   what="the failures' log lines")
+        events = log_events(g.proc.log_path)
+        failed = [e for e in events if e.get("event") == "relay callback failed"]
+        assert sorted(e["error"] for e in failed) == sorted(f"RelayTestFault('test-only fault in {c}')" for c in faults)
+        assert all(e["worker"] == 1 and e["client"] == "127.0.0.1" for e in failed)
+        assert not any(e.get("event") == "event loop error" for e in events)
+        statuses = [(e["path"], e["status"]) for e in _worker_http_events(g)]
+        assert statuses.count((f"/{fid}", 500)) == 2 and ("/ui/index.html", 500) in statuses  # `start`: no route yet
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+        assert 'weedpy_relay_errors_total{protocol="http",reason="internal"} 4.0' in text
+    finally:
+        g.stop()
