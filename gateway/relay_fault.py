@@ -18,9 +18,9 @@ __all__ = ["FAULT_HEADER", "RELAY_CALLBACKS", "TEST_FAULT_ENV", "RelayTestFault"
 
 TEST_FAULT_ENV = "WEEDPY_TEST_ONLY_FAULT"
 FAULT_HEADER = b"weedpy-test-fault"
-# where the relay can be made to raise: before any backend connection (`start`), once the
-# request went out on one (`attach`), as Go's answer arrives (`response_data`, and `parsed` for
-# the answers the relay re-frames)
+# where the relay can be made to raise: before any backend connection (`start`), with one
+# there but nothing sent on it (`attach`), as Go's answer arrives (`response_data`, and
+# `parsed` for the answers the relay re-frames)
 RELAY_CALLBACKS = frozenset({"start", "attach", "response_data", "parsed"})
 _KIND = "relay:"
 

@@ -365,6 +365,7 @@ class _Client(asyncio.Protocol):
         task.add_done_callback(self.connected)
 
     def connected(self, task: asyncio.Task[Any]) -> None:
+        up: _Upstream | None = None
         try:
             if task.cancelled() or task.exception() is not None:
                 if not self.gone and self.req is not None:
@@ -377,6 +378,8 @@ class _Client(asyncio.Protocol):
                 return
             self.attach(up)
         except Exception as exc:
+            if up is not None and up is not self.up:  # not adopted: nobody else would close it
+                up.close()
             self.crashed(exc)
 
     def attach(self, up: _Upstream) -> None:
@@ -789,8 +792,11 @@ class _FaultyClient(_Client):
             raise RelayTestFault(f"test-only fault in {callback}")
 
     def attach(self, up: _Upstream) -> None:
+        if self.fault == "attach":  # as attach begins: the connection taken, nothing sent on it
+            self.up = up
+            up.client = self
+            self.raise_at("attach")
         super().attach(up)
-        self.raise_at("attach")
 
     def response_data(self, data: bytes) -> None:
         self.raise_at("response_data")
