@@ -21,10 +21,16 @@ paths never share one.
 Responses: a plain Content-Length answer is passed through as Go wrote it (only `Connection`
 added when the client closes), anything else goes through the response parser and is re-framed
 as the trio relay does. Flow control both ways: a full transport pauses reading on the other
-side. Timeouts: a connection waiting for its client longer than the idle timeout is closed (with
-Go's 400 when a request line was half sent), checked a few times per timeout; a backend that
-closed a reused keep-alive connection before answering a request without a body gets it once
-more on a fresh one.
+side, and a request body is not read while its backend connection opens (one socket read at
+most waits in the parser). Timeouts: a connection waiting for its client longer than the idle
+timeout is closed (with Go's 400 when a request line was half sent), checked a few times per
+timeout; none for Go's answer (as against Go directly); a backend that closed a reused
+keep-alive connection before answering a request without a body gets it once more on a fresh one.
+
+Failures: every callback catches what it raises (`_Client.crashed`): a bug ends that request
+with Go's 500 (or a closed connection once an answer started) and frees its backend connection,
+logged and counted once, instead of reaching the loop's exception handler with the client left
+waiting.
 """
 
 from __future__ import annotations
