@@ -648,12 +648,13 @@ class _Client(asyncio.Protocol):
         self.gone = True
         self.relay.clients.discard(self)
         t.abort()  # closes this descriptor only: the connection lives on in `fd`
+        sock = socket.socket(fileno=fd)
         try:
-            self.relay.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind)
-        except Exception as exc:
-            os.close(fd)
+            self.relay.host.hand_over(sock, self.conn, req, self.kind)
+        except Exception as exc:  # trio's path never got it: the connection ends here
+            sock.close()
             self.relay.host.closed()
-            self.relay.report(exc, self)
+            self.relay.report(exc, self, req)
 
     def crashed(self, exc: Exception) -> None:
         """A callback raised (a bug of the relay's): the request ends with Go's 500 if no answer
