@@ -19,8 +19,11 @@ package is (without it, an environment with `PYTHONDONTWRITEBYTECODE` compiles e
 every start):
 - ready: spawn until `/status` answers 200;
 - served: spawn until `/status` lists every volume with its full file count (asked every 25 ms
-  once the server answers: `SERVED_PROBE_INTERVAL`);
-- memory once served (sampled 1 s later), summed over the server's process tree: RSS
+  once the server answers: `SERVED_PROBE_INTERVAL`); with workers, whichever process accepts the
+  probe answers it;
+- healthy: spawn until `/healthz` answers 200 (asked once served): native answers it once every
+  process serves every volume and the master answered, Go once its ports are open;
+- memory once healthy (sampled 1 s later), summed over the server's process tree: RSS
   (`VmRSS`, and its file-backed part `RssFile`) and PSS (`/proc/PID/smaps_rollup`), which
   divides pages shared by several processes (the mapped needle map files) among them;
 - growth per needle: (memory - memory of the same server on an empty directory) / needles;
@@ -181,6 +184,24 @@ def start_server(kind: str, d: Path, master: str, workers: int, log: Path) -> tu
     return p, port
 
 
+def until_healthy(client: httpx.Client, port: int, p: subprocess.Popen, t0: float, timeout: float) -> float:
+    """Time from spawn until `/healthz` answers 200: with workers, native answers it only once every
+    process serves every volume (a `/status` probe lands on whichever process accepts it, so
+    `served` may be one process's view); Go once its ports are open."""
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError(f"server exited with {p.returncode}")
+        now = time.perf_counter() - t0
+        if now > timeout:
+            raise TimeoutError(f"/healthz did not answer 200 in {timeout:.0f} s")
+        try:
+            if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return now
+        except httpx.HTTPError:
+            pass
+        time.sleep(SERVED_PROBE_INTERVAL)
+
+
 def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: int, log: Path,
             timeout: float = 600.0) -> dict:
     t0 = time.perf_counter()
@@ -212,6 +233,7 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
                     served_cpu = cpu_seconds(p.pid)
                     break
             time.sleep(SERVED_PROBE_INTERVAL)
+        healthy = until_healthy(client, port, p, t0, timeout)
         time.sleep(1.0)
         mem = memory(p.pid)
     finally:
@@ -223,7 +245,7 @@ def measure(kind: str, d: Path, master: str, expect: dict[int, dict], workers: i
             p.kill()
             p.wait()
     counts = {vid: {k: v[k] for k in ("FileCount", "DeleteCount", "Size", "DeletedByteCount")} for vid, v in status.items()}
-    return {"ready_s": ready, "served_s": served, "ready_cpu_s": ready_cpu, "served_cpu_s": served_cpu, **mem,
+    return {"ready_s": ready, "served_s": served, "healthy_s": healthy, "ready_cpu_s": ready_cpu, "served_cpu_s": served_cpu, **mem,
             "counts": counts}
 
 
@@ -260,7 +282,7 @@ def run_set(ds: DataSet, d: Path, master: str, runs: int, log: Path, empty: dict
     out = {}
     for side, results in sides.items():
         med = {k: statistics.median(r[k] for r in results)
-               for k in ("ready_s", "served_s", "ready_cpu_s", "served_cpu_s", "rss", "rss_file", "pss")}
+               for k in ("ready_s", "served_s", "healthy_s", "ready_cpu_s", "served_cpu_s", "rss", "rss_file", "pss")}
         med["processes"] = results[0]["processes"]
         med["numpy"] = max(r["numpy"] for r in results)
         base = empty.get(side.split("-first")[0].split("-restart")[0])
@@ -275,10 +297,10 @@ def report(name: str, res: dict) -> None:
     go = res["go"]
     print(f"\n{name}")
     print(f"  {'server':22} {'ready s':>8} {'x Go':>6} {'cpu s':>6} {'served s':>9} {'x Go':>6} {'cpu s':>6} "
-          f"{'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6} {'numpy':>5}")
+          f"{'healthy s':>9} {'RSS MB':>8} {'file MB':>8} {'PSS MB':>8} {'B/needle RSS':>13} {'PSS':>6} {'numpy':>5}")
     for side, m in res.items():
         print(f"  {side:22} {m['ready_s']:8.3f} {m['ready_s'] / go['ready_s']:6.2f} {m['ready_cpu_s']:6.2f} {m['served_s']:9.3f} "
-              f"{m['served_s'] / go['served_s']:6.2f} {m['served_cpu_s']:6.2f} {m['rss'] / 1e6:8.1f} {m['rss_file'] / 1e6:8.1f} {m['pss'] / 1e6:8.1f} "
+              f"{m['served_s'] / go['served_s']:6.2f} {m['served_cpu_s']:6.2f} {m['healthy_s']:9.3f} {m['rss'] / 1e6:8.1f} {m['rss_file'] / 1e6:8.1f} {m['pss'] / 1e6:8.1f} "
               f"{m.get('rss_per_needle', float('nan')):13.1f} {m.get('pss_per_needle', float('nan')):6.1f} {m['numpy']:5d}")
 
 
