@@ -375,6 +375,46 @@ def test_a_body_waits_in_the_kernel_while_the_backend_connection_opens(gateway: 
     assert httpx.get(f"{gateway.url}/{fid}", timeout=30).content == body
 
 
+def test_a_pipelined_upload_behind_an_unanswered_request_waits_in_the_kernel(gateway: VolumeProc,
+                                                                           master: MasterProc) -> None:
+    """An upload pipelined behind a request Go has not answered yet (Go stopped) is not read
+    into memory meanwhile: the client can send no more than the sockets on the way hold. Both
+    answers come, in order, once Go runs again."""
+    first, second = _fids(master, 2)
+    go, _ = _go(gateway)
+    body = os.urandom(24 << 20)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with _leader_stopped(gateway) as worker:
+        before = _rss_mb(worker)
+        os.kill(go, signal.SIGSTOP)
+        try:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+                s.connect((host, int(port)))
+                s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % first.encode() +
+                          b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (second.encode(), len(body)))
+                s.settimeout(1)
+                sent = 0
+                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
+                    while sent < len(body):
+                        sent += s.send(body[sent:sent + (1 << 16)])
+                growth = _rss_mb(worker) - before
+                os.kill(go, signal.SIGCONT)
+                s.settimeout(30)
+                s.sendall(body[sent:])
+                answers = b""
+                while piece := s.recv(65536):
+                    answers += piece
+        finally:
+            os.kill(go, signal.SIGCONT)
+    assert sent < 4 << 20, f"the client sent {sent >> 20} MiB while the request before it waited for Go"
+    assert growth < 8, f"the worker's resident memory grew {growth:.0f} MB while the request before it waited"
+    assert answers.startswith(b"HTTP/1.1 404 "), answers[:300]  # nothing written to `first`: Go's 404
+    assert answers.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 201 " in answers, answers[:600]
+    assert httpx.get(f"{gateway.url}/{second}", timeout=30).content == body
+
+
 def test_a_relay_callback_that_raises_ends_its_request_with_an_answer(tmp_path: Path, master: MasterProc) -> None:
     """A bug in one of the relay's callbacks (made to raise by the test-only fault switch,
     gateway/relay_fault.py) answers that request Go's 500 and closes its connection, counted
