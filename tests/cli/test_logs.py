@@ -7,12 +7,13 @@ import datetime
 import io
 import json
 import math
+import threading
 
 import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from weedpy.logs import FastEvent, _Clock, configure_logging, get_logger
+from weedpy.logs import FastEvent, LineSink, Millis, _Clock, configure_logging, get_logger
 
 FIELDS = ("route", "target", "status", "ms", "client", "extra")
 
@@ -161,3 +162,117 @@ def test_worker_number_on_every_line(values, worker, restore_structlog) -> None:
     fast, slow, other = _lines(out)
     assert _without_time(fast)[0] == _without_time(slow)[0]
     assert [json.loads(line)["worker"] for line in (fast, slow, other)] == [worker] * 3
+
+
+# The per-request line's shape: four repeating str fields, then one of each declared type.
+TYPED_FIELDS = ("route", "target", "routes_v", "method", "path", "status", "ms", "client", "elapsed")
+TYPES = (str, int, Millis, str, float)
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))  # unicode, quotes, control chars
+typed_values = st.tuples(
+    texts, st.integers(min_value=-(1 << 70), max_value=1 << 70), st.integers(min_value=0, max_value=10**15 - 1),
+    texts, st.floats(),
+)
+# what a caller may pass instead: the event renders (or hands to structlog) those
+other_values = st.tuples(scalars, scalars, st.one_of(st.integers(-(10**16), 10**16), st.booleans()), scalars, scalars)
+
+
+def _emit_and_structlog(out: io.StringIO, lead: tuple, rest: tuple) -> None:
+    emit = FastEvent("gateway.http", "http", TYPED_FIELDS, repeating=4, types=TYPES).emit
+    for _ in range(3):  # the first call remembers the prefix and the second, the others take the compiled path
+        emit(*lead, *rest)
+    ms = rest[2] / 1000  # a Millis field: the event logs the microseconds as milliseconds
+    get_logger("gateway.http").info("http", **dict(zip(TYPED_FIELDS, (*lead, rest[0], rest[1], ms, *rest[3:]))))
+
+
+@given(lead=st.tuples(*[st.one_of(texts, texts, scalars) for _ in range(4)]), rest=st.one_of(typed_values, other_values))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_typed_emit_writes_structlogs_line(lead, rest, restore_structlog) -> None:
+    """`emit`, compiled for its fields' types, writes the line structlog writes, byte for byte
+    up to the timestamp, for any values of those types and for values of other types."""
+    out = _configured()
+    _emit_and_structlog(out, lead, rest)
+    *fast, slow = _lines(out)
+    assert len(fast) == 3
+    for line in fast:
+        assert _without_time(line)[0] == _without_time(slow)[0]
+        assert line.endswith('Z"}')
+
+
+@given(us=st.one_of(st.integers(min_value=0, max_value=10**15 - 1), st.integers(0, 10**6)))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_millis_text_is_the_floats_repr(us: int, restore_structlog) -> None:
+    """A Millis field's text (two ints, no float) is json.dumps's text of `us / 1000`."""
+    out = _configured()
+    emit = FastEvent("n", "e", ("ms",), types=(Millis,)).emit
+    emit(us)
+    emit(us)
+    assert [line.split('"ms": ', 1)[1].split(",", 1)[0] for line in _lines(out)] == [json.dumps(us / 1000)] * 2
+
+
+def test_typed_emit_follows_the_configuration(restore_structlog, monkeypatch) -> None:
+    """The compiled path checks the set-up on every call: a capture, another level, a worker's
+    number all show in its lines as in the event's."""
+    out = _configured()
+    emit = FastEvent("gateway.http", "http", ("route", "status", "ms"), repeating=1, types=(int, Millis)).emit
+    emit("a", 200, 1500)
+    with monkeypatch.context() as m:  # the prefix and the second are known: the compiled path alone
+        m.setattr(FastEvent, "_render", None)
+        emit("a", 201, 1500)
+        if json.loads(out.getvalue().splitlines()[-1])["timestamp"].endswith(":00Z"):
+            emit("a", 201, 1500)  # the first call was the first of a new second
+    assert [json.loads(line)["status"] for line in _lines(out)][:2] == [200, 201]
+    with structlog.testing.capture_logs() as captured:
+        emit("a", 202, 2000)
+    assert captured == [{"logger_name": "gateway.http", "route": "a", "status": 202, "ms": 2.0, "event": "http",
+                         "log_level": "info"}]
+    configure_logging("warning", stream=out)
+    emit("a", 203, 1)
+    assert out.getvalue() == ""
+    configure_logging("info", stream=out, worker=3)
+    emit("a", 204, 1)
+    emit("a", 205, 1)
+    assert [json.loads(line)["worker"] for line in _lines(out)] == [3, 3]
+    with pytest.raises(TypeError):
+        emit("a", 206)
+
+
+def test_types_are_declared_for_the_fields_after_the_repeating_ones() -> None:
+    with pytest.raises(ValueError):
+        FastEvent("n", "e", ("a", "b"), repeating=1, types=(str, int))
+    with pytest.raises(ValueError):
+        FastEvent("n", "e", ("a",), types=(bytes,))
+
+
+def test_buffered_lines_are_flushed_in_order_without_loss() -> None:
+    """Lines added while another thread flushes are kept for the next flush, in order."""
+    out = io.StringIO()
+    sink = LineSink(out, buffered=True, max_lines=1 << 30)
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            sink.flush()
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    try:
+        for i in range(20000):
+            sink.msg(str(i))
+    finally:
+        stop.set()
+        thread.join()
+    sink.flush()
+    assert out.getvalue().splitlines() == [str(i) for i in range(20000)]
+
+
+def test_a_full_buffer_is_written_by_the_writer() -> None:
+    out = io.StringIO()
+    sink = LineSink(out, buffered=True, max_lines=3)
+    for i in range(3):
+        sink.msg(str(i))
+    assert out.getvalue() == ""
+    sink.msg("3")
+    assert out.getvalue() == "0\n1\n2\n3\n"
+    sink.set_buffered(False)
+    sink.msg("4")
+    assert out.getvalue().endswith("3\n4\n")

@@ -93,7 +93,8 @@ class HopServer:
         self.token = token
         self._targets = dict(targets)
         self._log = FastEvent("serve.hop", "hop", ("route", "target", "routes_v", "method", "path", "status", "ms",
-                                                   "client", "from_worker"), repeating=3)
+                                                   "client", "from_worker"), repeating=3,
+                              types=(str, str, int, float, str, int)).emit
 
     def listen(self) -> socket.socket:
         """The hop's listening socket, on a free loopback port."""

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from weedpy.http1 import Exchange, Request, settle_body, simple_response
-from weedpy.logs import FastEvent
+from weedpy.logs import FastEvent, Millis
 from weedpy.serve.guard import Guard
 from weedpy.serve.metrics import GoRequestMeter, RouteMeter
 from weedpy.serve.replies import date_header, handler_headers, json_error
@@ -89,9 +89,11 @@ class HttpFront:
         self._server = server_header
         self._state = state
         self._meter = meter
+        # `ms` is passed as whole microseconds (Millis): the line shows them as milliseconds
         self._log_http = FastEvent(
-            "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"), repeating=4,
-        )
+            "gateway.http", "http", ("route", "target", "routes_v", "method", "path", "status", "ms", "client"),
+            repeating=4, types=(str, int, Millis, str),
+        ).emit
 
     async def handle(self, exch: Exchange) -> None:
         t0 = time.perf_counter()
@@ -143,7 +145,7 @@ class HttpFront:
                 meter.end(slot, exch.status, elapsed)
             self._log_http(
                 endpoint, target_name, table.version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
-                path.decode("latin-1"), exch.status, int(elapsed * 1e6) / 1000, exch.client_host,
+                path.decode("latin-1"), exch.status, int(elapsed * 1e6), exch.client_host,
             )
 
     def relay_route(self, port_kind: str, req: Request, client_host: str) -> RelayToken | None:
@@ -179,7 +181,7 @@ class HttpFront:
         if slot is not None:
             self._meter.end(slot, status, elapsed)  # type: ignore[union-attr]
         self._log_http(endpoint, _GO, version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
-                       path.decode("latin-1"), status, int(elapsed * 1e6) / 1000, client_host)
+                       path.decode("latin-1"), status, int(elapsed * 1e6), client_host)
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
         """Serve a request for volume `vid` from its owner (after any move of it); the side's name.
