@@ -10,9 +10,11 @@ once.
 
 The per-request events themselves (one per HTTP request or gRPC call) go through `FastEvent`:
 the same JSON line the structlog chain below renders, built from a pre-rendered template in a
-few microseconds instead of about twenty. structlog stays the logging API: whenever the active
-structlog configuration is not the one `configure_logging` installed (tests capturing logs,
-another configuration), or context variables are bound, `FastEvent` hands the event to structlog.
+few microseconds instead of about twenty; with its fields' types declared, through an `emit`
+compiled for them (one join of the whole line). structlog stays the logging API: whenever the
+active structlog configuration is not the one `configure_logging` installed (tests capturing
+logs, another configuration), or context variables are bound, `FastEvent` hands the event to
+structlog.
 """
 
 from __future__ import annotations
