@@ -24,7 +24,7 @@ from typing import Protocol
 import trio
 
 from weedpy.grpc import CallHandler, GrpcError, ServerCall, Status, grpc_error_in, header_value
-from weedpy.logs import get_logger
+from weedpy.logs import FastEvent
 from weedpy.serve.evidence import GRPC_SERVER_ERRORS, Evidence
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.metrics import RouteMeter
@@ -44,7 +44,6 @@ from weedpy.serve.volume_owners import (
 
 __all__ = ["CallTarget", "GrpcFront", "NamedTarget", "SplitCalls", "request_id_trailer"]
 
-_log = get_logger("gateway.grpc")
 GO_MAX_MESSAGE = 1 << 30  # weed/pb/grpc_client_server.go Max_Message_Size
 
 
@@ -86,6 +85,11 @@ class GrpcFront:
         self._live = routes if isinstance(routes, LiveRoutes) else LiveRoutes(routes, mode="fixed")
         self._targets = dict(targets)
         self._live.serves(self._targets)
+        # the structlog event `get_logger("gateway.grpc").info("grpc", ...)` would write, compiled
+        self._log_grpc = FastEvent(
+            "gateway.grpc", "grpc", ("route", "target", "routes_v", "status", "duration_ms", "peer"), repeating=4,
+            types=(float, str),
+        ).emit
 
     async def handle(self, call: ServerCall) -> None:
         t0 = time.perf_counter()
@@ -133,15 +137,7 @@ class GrpcFront:
             if self._meter is not None:
                 meter = self._meter
                 meter.end(meter.begin(endpoint, b"", served_by), status.name, elapsed)
-            _log.info(
-                "grpc",
-                route=endpoint,
-                target=served_by,
-                routes_v=routes.version,
-                status=status.name,
-                duration_ms=round(elapsed * 1000, 3),
-                peer=call.peer,
-            )
+            self._log_grpc(endpoint, served_by, routes.version, status.name, round(elapsed * 1000, 3), call.peer)
 
 
     async def _by_owner(self, call: ServerCall, endpoint: str, target: CallTarget, served_by: str,
