@@ -103,13 +103,14 @@ class LineSink:
                 return
             self._stream.flush()  # whatever else was printed to the stream goes first
             data = text.encode()
-            while data:
-                cut = len(data) if len(data) <= select.PIPE_BUF else data.rfind(b"\n", 0, select.PIPE_BUF) + 1
-                if cut <= 0:  # one line longer than PIPE_BUF: it goes alone
-                    cut = data.index(b"\n") + 1
-                chunk, data = data[:cut], data[cut:]
-                while chunk:
-                    chunk = chunk[os.write(self._fd, chunk):]
+            view = memoryview(data)  # the writes take slices of it: no copy of what is left
+            start, end = 0, len(data)
+            while start < end:
+                cut = end if end - start <= select.PIPE_BUF else data.rfind(b"\n", start, start + select.PIPE_BUF) + 1
+                if cut <= start:  # one line longer than PIPE_BUF: it goes alone
+                    cut = data.index(b"\n", start) + 1
+                while start < cut:
+                    start += os.write(self._fd, view[start:cut])
         except (OSError, ValueError):
             pass
 

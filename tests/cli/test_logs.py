@@ -7,6 +7,8 @@ import datetime
 import io
 import json
 import math
+import select
+import socket
 import threading
 
 import pytest
@@ -276,3 +278,29 @@ def test_a_full_buffer_is_written_by_the_writer() -> None:
     sink.set_buffered(False)
     sink.msg("4")
     assert out.getvalue().endswith("3\n4\n")
+
+
+def test_a_flush_writes_whole_lines_of_at_most_pipe_buf_bytes() -> None:
+    """Each write is whole lines of at most PIPE_BUF bytes (a pipe never interleaves those with
+    another process's), or one longer line alone; nothing is lost or reordered."""
+    ours, reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one message per write
+    lines = [("x" * (i % 300)) + str(i) for i in range(2000)] + ["y" * (3 * select.PIPE_BUF)] + ["z"] * 50
+    with ours, reader, open(ours.fileno(), "w", closefd=False) as stream:
+        sink = LineSink(stream, buffered=True, max_lines=1 << 30)
+        for line in lines:
+            sink.msg(line)
+        received: list[bytes] = []
+
+        def drain() -> None:
+            while chunk := reader.recv(1 << 20):
+                received.append(chunk)
+
+        thread = threading.Thread(target=drain)
+        thread.start()
+        sink.flush()
+        ours.shutdown(socket.SHUT_WR)
+        thread.join()
+    assert b"".join(received).decode().splitlines() == lines
+    for chunk in received:
+        assert chunk.endswith(b"\n") and (len(chunk) <= select.PIPE_BUF or chunk.count(b"\n") == 1)
+    assert len(received) < len(lines) / 10  # many lines per write
