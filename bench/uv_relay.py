@@ -50,11 +50,11 @@ class StandaloneHost:
         self.handed = 0
 
     def route(self, port_kind: str, req: Request, client_host: str) -> tuple[tuple[str, int], Any] | None:
-        token = self.front.relay_route(port_kind, req, client_host)
+        token = self.front.direct_route(port_kind, req, client_host)
         return None if token is None else (self.backend, token)
 
     def done(self, token: Any, req: Request, status: int, seconds: float, client_host: str) -> None:
-        self.front.relay_done(token, req.method, status, seconds, client_host)
+        self.front.direct_done(token, req.method, status, seconds, client_host)
 
     def error(self, reason: str) -> None:
         pass

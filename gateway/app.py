@@ -30,7 +30,7 @@ from gateway.relay_fault import relay_fault
 from gateway.request_checks import backend_maintenance, request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
-from gateway.worker import endpoints_to_json, relay_pool, uvloop_workers
+from gateway.worker import endpoints_to_json, relay_pool
 from weedpy.config import VolumeConfig
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
@@ -38,6 +38,7 @@ from weedpy.security import SecurityConfig
 from weedpy.serve.grpc_front import CallTarget, GrpcFront
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
+from weedpy.serve.http_loop import uvloop_http
 from weedpy.serve.lifecycle import Fronts, StartupError, WorkerSpec
 from weedpy.serve.evidence import Evidence
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi
@@ -300,7 +301,7 @@ class ProxyServer:
                 self._worker_extra = await self.extension.share(nursery, http_targets, http)
         # proxy mode: the workers relay HTTP on uvloop, the leader keeps gRPC and the backend
         workers = WorkerSpec(cfg.workers, self._worker_init, self._attach,
-                             leader_defers=self.extension is None and uvloop_workers())
+                             leader_defers=self.extension is None and uvloop_http(os.environ))
         metrics = MetricsEndpoint(self.gather_metrics).handle if cfg["metricsPort"] else None
         grpc = GrpcFront(self.live, grpc_targets, self.evidence, meter=RouteMeter(local, "grpc"),
                          owners=owned and owned.owners, owned=owned and owned.grpc, split=owned and owned.split)

@@ -6,7 +6,7 @@ relayed request: over a quarter of the gateway's Python time (docs/performance.m
 client connection and a backend connection are asyncio protocols on uvloop (libuv, compiled):
 bytes arrive in `data_received`, the same sans-IO parts decide (the request parser of
 weedpy.http1, `canonical_head`, the response head check of gateway.http_proxy, the front's route,
-log line and metrics: `HttpFront.relay_route` / `relay_done`), and bytes leave through the
+log line and metrics: `HttpFront.direct_route` / `direct_done`), and bytes leave through the
 transports. Nothing waits, so nothing is scheduled.
 
 What it serves: requests whose route is `go` (no split, no dual-run, allowed by the whitelist),

@@ -8,7 +8,6 @@ the new endpoints itself; in between, `current()` is None and requests get the r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,8 +28,7 @@ from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.metrics import WEEDPY_FAMILIES, RouteMeter, ServerMetrics
 from weedpy.serve.routes import Target
 
-__all__ = ["ProxyWorker", "PublishedBackend", "endpoints_to_json", "endpoints_from_json", "pool_ttl", "relay_pool", "RELAY_ENV",
-           "uvloop_workers"]
+__all__ = ["ProxyWorker", "PublishedBackend", "endpoints_to_json", "endpoints_from_json", "pool_ttl", "relay_pool"]
 
 
 def endpoints_to_json(ep: BackendEndpoints | None) -> dict[str, Any] | None:
@@ -46,16 +44,7 @@ def endpoints_from_json(doc: dict[str, Any] | None) -> BackendEndpoints | None:
     return BackendEndpoints(http=tuple(doc["http"]), grpc=tuple(doc["grpc"]), public=tuple(public) if public else None)
 
 
-# `trio`: proxy-mode workers relay HTTP on trio's path alone (for comparisons); by default they
-# run the uvloop relay (gateway/uv_relay.py), trio's path serving what it hands over.
-RELAY_ENV = "WEEDPY_HTTP_RELAY"
-
 log = get_logger("gateway.worker")
-
-
-def uvloop_workers() -> bool:
-    """Whether proxy-mode workers relay on uvloop (the environment may say `trio`)."""
-    return os.environ.get(RELAY_ENV, "uvloop") != "trio"
 
 
 def pool_ttl(cfg: VolumeConfig) -> float:

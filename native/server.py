@@ -53,8 +53,9 @@ DISK_CHECK_SECONDS = 60.0
 class NativeServer:
     """The native volume server on its own ports."""
 
-    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable) -> None:
+    def __init__(self, cfg: VolumeConfig, security: SecurityConfig, routes: RouteTable, uvloop: bool = False) -> None:
         self.cfg = cfg
+        self.uvloop = uvloop  # runs as uvloop's guest: reads and uploads served from its callbacks
         self.security = security
         self.routes = routes
         self.live = LiveRoutes(routes, mode="native", path=cfg.routes_file)  # SIGHUP and the admin API change it
@@ -93,8 +94,13 @@ class NativeServer:
         if share is not None:
             workers = WorkerSpec(cfg.workers, self._worker_init, self._attach_workers, (share.block.fd,))
             nursery.start_soon(self._sync_when_wanted)
+        http_serve = None
+        if self.uvloop:
+            from native.http.uv_serve import NativeUvHttp  # uvloop loads only for a server on it
+
+            http_serve = NativeUvHttp(parts.http, http)
         return Fronts(http=http.handle, grpc=grpc, grpc_options=GRPC_OPTIONS, workers=workers,
-                      routes=RoutesApi(self.live, guard), metrics=metrics_endpoint)
+                      routes=RoutesApi(self.live, guard), metrics=metrics_endpoint, http_serve=http_serve)
 
     def _exporter(self) -> NativeExporter:
         """What the metrics port serves and a push gateway gets (made on first use: it loads

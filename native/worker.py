@@ -26,7 +26,7 @@ from weedpy.config import VolumeConfig
 from weedpy.security import SecurityConfig
 from weedpy.serve.guard import Guard
 from weedpy.serve.http_front import FrontState, HttpFront, HttpTarget
-from weedpy.serve.lifecycle import StartupError
+from weedpy.serve.lifecycle import HttpServe, StartupError
 from weedpy.serve.live_routes import LiveRoutes
 from weedpy.serve.routes import Target
 from weedpy.sharedmem import ProcessShare, SharedBlock
@@ -45,6 +45,9 @@ class NativeWorker:
         self.share = ProcessShare(SharedBlock.attach(init["shared_fd"]), init["worker"], init["count"])
         self.parts: NativeParts | None = None
         self._front_state = FrontState()
+        self.uvloop = False  # set before start: the process runs trio as uvloop's guest (weedpy/serve/uv_host.py)
+        # what serves the plain-HTTP ports when not trio's loop (weedpy.serve.lifecycle.HttpServe)
+        self.http_serve: HttpServe | None = None
 
     async def start(self, nursery: trio.Nursery) -> HttpTarget:
         cfg = self.cfg
@@ -61,6 +64,10 @@ class NativeWorker:
         await self._apply_backends(self.init.get("backends") or [])
         front = HttpFront(self.routes, {Target.NATIVE: parts.http.handle}, guard, parts.ctx.server_header.encode(),
                           self._front_state, meter=parts.ctx.metrics.meter)
+        if self.uvloop:
+            from native.http.uv_serve import NativeUvHttp  # uvloop loads only for a process on it
+
+            self.http_serve = NativeUvHttp(parts.http, front)
         return front.handle
 
     async def control(self, msg: dict[str, Any]) -> dict[str, Any] | None:

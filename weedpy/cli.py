@@ -113,7 +113,10 @@ def serve(cfg: VolumeConfig) -> int:
         with imports_without_gc():
             from native.server import NativeServer  # each mode imports only its own server
 
-        return _run(cfg, NativeServer(cfg, security, routes), sink)
+        from weedpy.serve.http_loop import uvloop_http  # the serving stack (see _run)
+
+        on_uvloop = uvloop_http(os.environ)
+        return _run(cfg, NativeServer(cfg, security, routes, uvloop=on_uvloop), sink, on_uvloop)
     try:
         weed = find_weed_binary(cfg.weed_binary)
     except WeedNotFound as exc:
@@ -156,12 +159,19 @@ def settle_volumes(cfg: VolumeConfig) -> str | None:
     return None
 
 
-def _run(cfg: VolumeConfig, server, sink) -> int:
+def _run(cfg: VolumeConfig, server, sink, on_uvloop: bool = False) -> int:
+    """Serve until stopped; `on_uvloop`: trio as uvloop's guest (the server answers its common
+    HTTP requests from uvloop's callbacks, weedpy/serve/uv_host.py)."""
     with imports_without_gc():
         import trio  # the serving stack loads only for a server (not for -h, verify, version)
 
         from weedpy.serve.lifecycle import run_server  # the serving stack, likewise
 
+    if on_uvloop:
+        with imports_without_gc():
+            from weedpy.serve.uv_host import run_trio_on_uvloop  # uvloop loads only for a server on it
+
+        return run_trio_on_uvloop(run_server, cfg, server, sink)
     return trio.run(run_server, cfg, server, sink)
 
 

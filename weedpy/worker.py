@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from weedpy.imports import imports_without_gc
+from weedpy.serve.http_loop import uvloop_http
 
 with imports_without_gc():  # start-up time: see weedpy/imports.py
     import trio
@@ -67,15 +68,17 @@ def main() -> int:
     socks = {kind: socket.socket(fileno=n) for kind, n in init["fds"].items()}
     server: WorkerServer
     send_buffer = 0
-    on_uvloop = False  # proxy mode: trio as uvloop's guest, HTTP relayed on uvloop (gateway/uv_bridge.py)
+    # proxy and native modes: trio as uvloop's guest, the common HTTP requests answered from uvloop's
+    # callbacks (weedpy/serve/uv_host.py)
+    on_uvloop = False
     if mode in ("proxy", "mixed"):
         with imports_without_gc():
             from gateway.app import RELAY_SOCKET_BUFFER  # each mode imports only its own worker server (start-up time)
-            from gateway.worker import ProxyWorker, uvloop_workers  # likewise
+            from gateway.worker import ProxyWorker  # likewise
             from weedpy.mixed_worker import MixedWorker  # likewise
 
         if mode == "proxy":
-            on_uvloop = uvloop_workers()
+            on_uvloop = uvloop_http(os.environ)
             server = proxy = ProxyWorker(cfg, security, routes, init, RELAY_SOCKET_BUFFER)
             proxy.uvloop = on_uvloop
         else:
@@ -85,7 +88,9 @@ def main() -> int:
         with imports_without_gc():
             from native.worker import NativeWorker  # each mode imports only its own worker server (start-up time)
 
-        server = NativeWorker(cfg, security, routes, init)
+        on_uvloop = uvloop_http(os.environ)
+        server = native = NativeWorker(cfg, security, routes, init)
+        native.uvloop = on_uvloop
     else:
         print(f"weedpy worker: unknown mode {mode!r}", file=sys.stderr)
         return 2
@@ -94,7 +99,7 @@ def main() -> int:
     args = (cfg, server, ControlChannel(control), socks, send_buffer, sink, spread)
     if on_uvloop:
         with imports_without_gc():
-            from gateway.uv_bridge import run_trio_on_uvloop  # proxy mode only (start-up time)
+            from weedpy.serve.uv_host import run_trio_on_uvloop  # uvloop loads only for a process on it
 
         return run_trio_on_uvloop(run_worker, *args)
     return trio.run(run_worker, *args)

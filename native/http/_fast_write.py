@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 from native.http._common import json_error, set_etag, storage_call
 from native.http._gojson import encode_string
@@ -24,13 +25,13 @@ from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from native.http._upload import is_compressable, path_base
 from native.storage import Needle, StorageError
-from weedpy.http1 import Exchange, GoHeader, GoResponse, http_date, send_go_response
+from weedpy.http1 import Exchange, GoHeader, GoResponse, Request, go_response_bytes, http_date
 from weedpy.serve.replies import request_id
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["fast_write", "FAST_WRITE_LIMIT"]
+__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "upload_volume", "plan_upload", "store_upload", "write_timer", "upload_reply"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})\Z")
@@ -54,50 +55,60 @@ _PART_HEAD = re.compile(
 )
 
 
-async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
-    """True when the request was answered here; False when the full path must serve it."""
-    req = exch.request
+class Upload(NamedTuple):
+    """A plain upload taken apart, ready to store (see `plan_upload`)."""
+
+    vid: int
+    needle: Needle
+    file_name: str
+    original_size: int
+    mime_type: str
+    length: int  # the request's Content-Length, counted in flight until the reply is out
+
+
+def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> tuple[int, bytes] | None:
+    """(volume id, multipart boundary) when the request's head qualifies for the fast path and
+    its volume is a local one without replicas; None: the full path serves it. Never waits."""
     m = _TARGET.match(req.target)
     if (
-        m is None or exch.port_kind != "admin" or not req.keep_alive or req.http_version != b"1.1"
+        m is None or port_kind != "admin" or not req.keep_alive or req.http_version != b"1.1"
         or req.chunked or req.expect_continue or not req.content_length or req.content_length > FAST_WRITE_LIMIT
     ):
-        return False
+        return None
     boundary = None
     for name, value in req.headers:
         lname = name.lower()
         if lname not in _PLAIN:
-            return False
+            return None
         if lname == b"content-type":
             ct = _CONTENT_TYPE.match(value)
             if ct is None:
-                return False
+                return None
             boundary = ct.group(1)
     if boundary is None or app.write_key or app.guard.restricts or app.fix_jpg_orientation:
-        return False
+        return None
     lim = app.upload
     if lim.limit != 0 and lim.inflight > lim.limit:
-        return False  # the full path waits for room
+        return None  # the full path waits for room
     vid = int(m.group(1))
     if vid > 0xFFFFFFFF:
-        return False
-    store = app.ctx.store
+        return None
     try:
-        vol = store.find_volume(vid, blocking=False)
+        vol = app.ctx.store.find_volume(vid, blocking=False)
     except StorageError:  # WouldBlock: the full path looks it up in a thread
-        return False
+        return None
     if vol is None or vol.replica_placement.copy_count != 1:
-        return False
-    body = exch.buffered_body()
-    if body is None:
-        return False  # not all here yet: the full path streams it
+        return None
+    return vid, boundary
+
+
+def plan_upload(app: "NativeHttp", req: Request, vid: int, boundary: bytes, body: bytes) -> Upload | None:
+    """The needle a whole body of one plain part makes (Go's ParseUpload for it); None: the
+    full path serves it."""
     parsed = _plain_part(body, b"--" + boundary)
     if parsed is None or len(parsed[2]) > app.file_size_limit:
-        exch.unread(body)
-        return False
+        return None
     file_name, content_type, data = parsed
-
-    # ParseUpload for a plain multipart upload (see _upload.parse_upload / _parse_body).
     mime_type = ""
     dot = file_name.rfind(".")
     mtype = app.mimes.type_by_extension(file_name[dot:].lower()) if dot > 0 else ""
@@ -113,47 +124,86 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
         compressed = gzip_data(data)
         if len(compressed) * 10 < len(data) * 9:
             data, gzipped = compressed, True
+    m = _TARGET.match(req.target)
+    assert m is not None
+    n = Needle.create(
+        int(m.group(2), 16), int(m.group(3), 16), data,
+        name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
+        last_modified=int(time.time()), gzipped=gzipped,
+    )
+    return Upload(vid, n, file_name, original_size, mime_type, req.content_length or 0)
 
-    cl = req.content_length
-    lim.add(cl)  # as the full path counts an upload in flight until its reply is out
+
+def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
+    """Append the needle (True: the same needle was there already and nothing was appended).
+    Raises StorageError; WouldBlock when not `blocking` and a lock is held elsewhere."""
+    return app.ctx.store.write_needle(up.vid, up.needle, check_cookie=True, fsync=False, blocking=blocking).unchanged
+
+
+def write_timer(app: "NativeHttp") -> Callable[[], None]:
+    """Starts Go's writeToLocalDisk timer (in flight and seconds); call what it returns when the
+    write is over (its gauge and histogram looked up once, inline)."""
+    in_flight, seconds = app.ctx.metrics.timer("writeToLocalDisk")
+    in_flight.value += 1
+    t0 = time.perf_counter()
+
+    def stop() -> None:
+        in_flight.value -= 1
+        seconds.observe(time.perf_counter() - t0)
+
+    return stop
+
+
+def upload_reply(app: "NativeHttp", up: Upload, outcome: bool | StorageError, req: Request, client_host: str) -> tuple[bytes, int]:
+    """(the reply's bytes, its status) for a stored upload (`outcome`: `store_upload`'s answer)
+    or a failed one (the StorageError), with the metrics Go counts for it."""
+    rid = request_id()
+    metrics = app.ctx.metrics
+    if isinstance(outcome, StorageError):
+        metrics.handler("errorWriteToLocalDisk")
+        metrics.storage_error(outcome.__cause__ or outcome)
+        metrics.write_failures.value += 1
+        resp = json_error(_handler_header(app, rid), GoRequest(req, client_host), 500, f"failed to write to local disk: {outcome}")
+        return go_response_bytes(resp, req.method, sniff=detect_content_type), 500
+    metrics.replication_targets.observe(0)  # a volume with no replicas (the full path counts the rest)
+    if not outcome:
+        return _created(app.server, rid, up.file_name, up.original_size, up.needle.etag, up.mime_type), 201
+    h = _handler_header(app, rid)
+    set_etag(h, up.needle.etag)
+    h.set("Content-MD5", "")
+    return go_response_bytes(GoResponse(204, h), req.method, sniff=detect_content_type), 204
+
+
+async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
+    """True when the request was answered here; False when the full path must serve it."""
+    req = exch.request
+    target = upload_volume(app, req, exch.port_kind)
+    if target is None:
+        return False
+    body = exch.buffered_body()
+    if body is None:
+        return False  # not all here yet: the full path streams it
+    up = plan_upload(app, req, target[0], target[1], body)
+    if up is None:
+        exch.unread(body)
+        return False
+    lim = app.upload
+    lim.add(up.length)  # as the full path counts an upload in flight until its reply is out
     try:
-        rid = request_id()
-        n = Needle.create(
-            int(m.group(2), 16), int(m.group(3), 16), data,
-            name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
-            last_modified=int(time.time()), gzipped=gzipped,
-        )
-        metrics = app.ctx.metrics
+        outcome: bool | StorageError
+        stop = write_timer(app)
         try:
-            # metrics.timed("writeToLocalDisk"), inline: its gauge and histogram looked up once
-            in_flight, seconds = metrics.timer("writeToLocalDisk")
-            in_flight.value += 1
-            t0 = time.perf_counter()
-            try:
-                unchanged = (await storage_call(store.write_needle, vid, n, check_cookie=True, fsync=False)).unchanged
-            finally:
-                in_flight.value -= 1
-                seconds.observe(time.perf_counter() - t0)
+            outcome = await storage_call(store_upload, app, up)
         except StorageError as exc:
-            metrics.handler("errorWriteToLocalDisk")
-            metrics.storage_error(exc.__cause__ or exc)
-            metrics.write_failures.value += 1
-            h = _handler_header(app, rid)
-            resp = json_error(h, GoRequest(req, exch.client_host), 500, f"failed to write to local disk: {exc}")
-        else:
-            metrics.replication_targets.observe(0)  # a volume with no replicas (the full path counts the rest)
-            if not unchanged:
-                exch.started = True
-                exch.status = 201
-                await exch.send(_created(app.server, rid, file_name, original_size, n.etag, mime_type))
-                return True
-            h = _handler_header(app, rid)
-            set_etag(h, n.etag)
-            h.set("Content-MD5", "")
-            resp = GoResponse(204, h)
-        await send_go_response(exch, resp, sniff=detect_content_type)
+            outcome = exc
+        finally:
+            stop()
+        wire, status = upload_reply(app, up, outcome, req, exch.client_host)
+        exch.started = True
+        exch.status = status
+        await exch.send(wire)
     finally:
-        lim.release(cl)
+        lim.release(up.length)
     return True
 
 

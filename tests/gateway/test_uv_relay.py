@@ -166,7 +166,7 @@ def test_a_route_change_reaches_the_relay(gateway: VolumeProc, master: MasterPro
 
 def test_with_the_trio_relay_chosen_the_worker_runs_without_uvloop(tmp_path: Path, master: MasterProc) -> None:
     g = start_weedpy_volume(tmp_path, master, extra=["-mode=proxy", "-workers=2", "-preStopSeconds=0"],
-                            env=clean_env({"WEEDPY_HTTP_RELAY": "trio"}))
+                            env=clean_env({"WEEDPY_HTTP_LOOP": "trio"}))
     try:
         [fid] = _fids(master, 1)
         with _leader_stopped(g) as worker:
@@ -288,7 +288,7 @@ def test_an_error_raised_in_a_uvloop_callback_is_one_json_log_event() -> None:
     code = (
         "import asyncio, trio\n"
         "from weedpy.logs import configure_logging\n"
-        "from gateway.uv_bridge import run_trio_on_uvloop\n"
+        "from weedpy.serve.uv_host import run_trio_on_uvloop\n"
         "sink = configure_logging()\n"
         "async def main():\n"
         "    asyncio.get_running_loop().call_soon(lambda: 1 / 0)\n"

@@ -1,4 +1,5 @@
-"""Harness for native HTTP tests: a NativeHttp served in-process (own trio loop in a thread) over a
+"""Harness for native HTTP tests: a NativeHttp served in-process (own trio loop in a thread, or
+trio as the guest of uvloop with the reads and uploads served from uvloop's callbacks) over a
 temp-dir Store, a master lookup over the master's HTTP API, and Go counterparts with the same
 volumes so the same requests can go to both."""
 
@@ -16,12 +17,16 @@ import trio
 
 from native.context import Location, NativeContext
 from native.http.app import NativeHttp
+from native.http.uv_serve import NativeUvHttp
 from native.storage import Store
 from tests.support.procs import MasterProc, VolumeProc, start_go_volume, start_master
 from weedpy.config import parse_volume_args
 from weedpy.http1 import UpstreamPool, serve_connection
 from weedpy.http1._fastio import listening_socket, serve_fast
 from weedpy.security import SecurityConfig
+from weedpy.serve.http_front import FrontState, HttpFront
+from weedpy.serve.routes import Target, native_route_table
+from weedpy.serve.uv_host import run_trio_on_uvloop
 
 __all__ = ["HttpMasterLookup", "NativeServer", "start_native", "go_and_native", "grow_go_volumes", "write_security"]
 
@@ -88,8 +93,11 @@ def write_security(dirpath: Path, text: str) -> Path:
 def start_native(
     data_dir: Path, *, flags: tuple[str, ...] = (), master_url: str | None = None,
     security: SecurityConfig | None = None, split_public: bool = False, volumes: tuple[int, ...] = (),
-    replication: str = "000", volume_replication: dict[int, str] | None = None,
+    replication: str = "000", volume_replication: dict[int, str] | None = None, loop: str = "trio",
 ) -> Iterator[NativeServer]:
+    """`loop`: `trio` serves every request through trio's connection loop and `NativeHttp.handle`;
+    `uvloop` as a native server process does by default (native/http/uv_serve.py, behind the
+    front of native mode's route table)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     # Listening sockets first, on ports the OS picks: nobody can take them before they are bound.
     listeners = [("admin", listening_socket("127.0.0.1", 0))]
@@ -118,8 +126,15 @@ def start_native(
     errors: list[BaseException] = []
 
     async def main() -> None:
+        front = HttpFront(native_route_table(None), {Target.NATIVE: app.handle}, app.guard,
+                          ctx.server_header.encode(), FrontState(), meter=ctx.metrics.meter)
+        uv = NativeUvHttp(app, front)
         async with trio.open_nursery() as nursery:
             for kind, sock in listeners:
+                if loop == "uvloop":
+                    nursery.start_soon(uv, sock, kind, front.handle, 30, nursery, None)
+                    continue
+
                 async def on_conn(stream, kind=kind) -> None:
                     await serve_connection(stream, app.handle, idle_timeout=30, port_kind=kind)
                 nursery.start_soon(serve_fast, sock, on_conn, nursery)
@@ -130,7 +145,10 @@ def start_native(
 
     def run() -> None:
         try:
-            trio.run(main)
+            if loop == "uvloop":
+                run_trio_on_uvloop(main)
+            else:
+                trio.run(main)
         except BaseException as exc:  # surfaced by the fixture
             errors.append(exc)
             started.set()

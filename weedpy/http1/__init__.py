@@ -53,6 +53,7 @@ from weedpy.http1._gowire import (
     WireHead as WireHead,
     canonical_key as canonical_key,
     format_http_date as format_http_date,
+    go_response_bytes as go_response_bytes,
     http_date as http_date,
     serialize_head as serialize_head,
 )

@@ -20,7 +20,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Callable
 
-from weedpy.http1._write import REASONS
+from weedpy.http1._write import LAST_CHUNK, REASONS, chunk
 
 __all__ = [
     "canonical_key",
@@ -189,3 +189,15 @@ def serialize_head(
     parts.append("\r\n")
     send_body = allowed and not is_head
     return WireHead("\r\n".join(parts).encode("latin-1", "replace"), chunked and send_body, send_body)
+
+
+def go_response_bytes(
+    resp: GoResponse, method: bytes, *, keep_alive: bool = True, http10: bool = False,
+    sniff: Callable[[bytes], str] | None = None,
+) -> bytes:
+    """A whole in-memory response (no stream) as Go frames it: the head and the body it sends."""
+    wire = serialize_head(resp, method=method, keep_alive=keep_alive, http10=http10, sniff=sniff)
+    body = resp.body if wire.send_body else b""
+    if wire.chunked:
+        return wire.head + chunk(body) + LAST_CHUNK
+    return wire.head + body

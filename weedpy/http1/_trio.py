@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from weedpy.http1._fastio import FastStream, fast_connect
-from weedpy.http1._gowire import GoResponse, serialize_head
+from weedpy.http1._gowire import GoResponse, go_response_bytes, serialize_head
 from weedpy.http1._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, ProtocolError, Request
 from weedpy.http1._parse import ServerConnection, go_parses_request_line
 from weedpy.http1._write import LAST_CHUNK, chunk, go_bad_request
@@ -136,6 +136,13 @@ class Exchange:
             pass  # stored in the parser: receive_body raises it again
         self._unread = b"".join(pieces)
         return None
+
+    def taken_before(self, data: bytes, complete: bool) -> None:
+        """Body bytes another loop took from the parser before this exchange began (`complete`:
+        the body's end was taken too): `receive_body` returns them first."""
+        self._unread = data
+        self._taken = len(data)
+        self.body_done = complete
 
     def unread(self, data: bytes) -> None:
         """Give back body bytes taken with `buffered_body`: `receive_body` returns them first."""
@@ -314,13 +321,14 @@ def _idle_reply(conn: ServerConnection) -> bytes | None:
 
 async def serve_connection(
     stream: FastStream | trio.SocketStream | TlsStream, handler: Handler, *, idle_timeout: float, port_kind: str,
-    conn: ServerConnection | None = None, first: Request | None = None,
+    conn: ServerConnection | None = None, first: Request | None = None, first_body: tuple[bytes, bool] | None = None,
 ) -> None:
     """Serve requests on one client connection until it closes, idles out or misbehaves.
 
-    `conn` and `first`: a connection another loop served until now (gateway/uv_relay.py hands
-    over what it does not relay itself): its parser, with what it has read, and the request it
-    took from it last, served first."""
+    `conn`, `first` and `first_body`: a connection another loop served until now
+    (weedpy/serve/uv_host.py hands over what its protocols do not serve themselves): its parser,
+    with what it has read, the request it took from it last, served first, and what of that
+    request's body it took from the parser already (and whether that was the whole body)."""
     if conn is None:
         conn = ServerConnection()
     try:
@@ -373,6 +381,9 @@ async def serve_connection(
             if not isinstance(ev, Request):
                 raise ProtocolError("body without a request")
             exchange = Exchange(ev, conn, stream, idle_timeout, client_host, local_port, port_kind)
+            if first_body is not None:
+                exchange.taken_before(*first_body)
+                first_body = None
             if not parked:
                 # Fast streams skip trio's per-call checkpoints: one per request keeps a busy
                 # connection from starving the others (a wait for its bytes already was one, and
@@ -491,18 +502,15 @@ async def send_go_response(exch: Exchange, resp: GoResponse, *, sniff: Callable[
     await settle_body(exch)
     req = exch.request
     keep = req.keep_alive and not exch.close_after
-    wire = serialize_head(resp, method=req.method, keep_alive=keep, http10=req.http_version == b"1.0", sniff=sniff)
+    http10 = req.http_version == b"1.0"
     exch.started = True
     exch.status = resp.status
     if not keep:
         exch.close_after = True
     if resp.stream is None:
-        body = resp.body if wire.send_body else b""
-        if wire.chunked:
-            await exch.send(wire.head + chunk(body) + LAST_CHUNK)
-        else:
-            await exch.send(wire.head + body)
+        await exch.send(go_response_bytes(resp, req.method, keep_alive=keep, http10=http10, sniff=sniff))
         return
+    wire = serialize_head(resp, method=req.method, keep_alive=keep, http10=http10, sniff=sniff)
     head: bytes | None = wire.head
     async for piece in resp.stream:
         if not wire.send_body or not piece:

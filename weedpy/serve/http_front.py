@@ -34,15 +34,16 @@ from weedpy.serve.volume_owners import (
     OWNED_HTTP, OWNED_STATUS, StatusMerge, VolumeOwners, serve_by_owner, volume_of_path,
 )
 
-__all__ = ["HttpFront", "HttpTarget", "FrontState", "RelayToken"]
+__all__ = ["HttpFront", "HttpTarget", "FrontState", "DirectToken"]
 
 HttpTarget = Callable[[Exchange], Awaitable[None]]
 _Resolved = tuple[str, "HttpTarget | None", "tuple[float, str, HttpTarget | None] | None"]
 _GUARDED = frozenset({"admin.write", "admin.delete"})
 _METHOD_NAMES = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS")}
 _GO = Target.GO.value
-# what `HttpFront.relay_route` hands a relay: endpoint, table version, path, meter slot
-RelayToken = tuple[str, str, bytes, Any]
+# what `HttpFront.direct_route` hands a loop that serves a target directly: endpoint, target,
+# table version, path, meter slot
+DirectToken = tuple[str, str, str, bytes, Any]
 
 
 class FrontState:
@@ -148,12 +149,13 @@ class HttpFront:
                 path.decode("latin-1"), exch.status, int(elapsed * 1e6), exch.client_host,
             )
 
-    def relay_route(self, port_kind: str, req: Request, client_host: str) -> RelayToken | None:
-        """For a relay that serves plain `go` requests without an `Exchange` (gateway/uv_relay.py):
-        the request's endpoint, target, table version, path and meter slot when this front would
-        hand it straight to its `go` target; None when anything else applies (another target or
-        a split, the whitelist's refusal, /healthz while stopping, volume owners, the differ's
-        tallies), so that the front itself serves it. `relay_done` ends what this began."""
+    def direct_route(self, port_kind: str, req: Request, client_host: str, target: str = _GO) -> DirectToken | None:
+        """For a loop that serves requests of one target without an `Exchange` (weedpy/serve/uv_host.py:
+        proxy mode's relay to `go`, native mode's reads and uploads): the request's endpoint,
+        table version, path and meter slot when this front would hand it straight to `target`;
+        None when anything else applies (another target or a split, the whitelist's refusal,
+        /healthz while stopping, volume owners, the differ's tallies), so that the front itself
+        serves it. `direct_done` ends what this began, `direct_forget` what is served elsewhere after all."""
         if self._owners is not None or self._owner_of is not None or self._evidence is not None:
             return None
         path = request_path(req.target)
@@ -165,7 +167,7 @@ class HttpFront:
         if resolved is None:
             resolved = self._resolved[endpoint] = self._resolve(table, endpoint)
         target_name, handler, split = resolved
-        if handler is None or split is not None or target_name != _GO:
+        if handler is None or split is not None or target_name != target:
             return None
         if endpoint in _GUARDED and not self._guard.allows(client_host):
             return None
@@ -173,15 +175,21 @@ class HttpFront:
             return None
         meter = self._meter
         slot = meter.begin(endpoint, req.method, target_name) if meter is not None else None
-        return endpoint, table.version, path, slot
+        return endpoint, target_name, table.version, path, slot
 
-    def relay_done(self, token: RelayToken, method: bytes, status: int, elapsed: float, client_host: str) -> None:
-        """The log line and metrics of a request `relay_route` gave a token for."""
-        endpoint, version, path, slot = token
+    def direct_done(self, token: DirectToken, method: bytes, status: int, elapsed: float, client_host: str) -> None:
+        """The log line and metrics of a request `direct_route` gave a token for."""
+        endpoint, target, version, path, slot = token
         if slot is not None:
             self._meter.end(slot, status, elapsed)  # type: ignore[union-attr]
-        self._log_http(endpoint, _GO, version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
+        self._log_http(endpoint, target, version, _METHOD_NAMES.get(method) or method.decode("latin-1"),
                        path.decode("latin-1"), status, int(elapsed * 1e6), client_host)
+
+    def direct_forget(self, token: DirectToken) -> None:
+        """A request `direct_route` gave a token for goes to the front after all (`handle` counts it)."""
+        slot = token[4]
+        if slot is not None and slot.in_flight is not None:
+            slot.in_flight.value -= 1
 
     async def _by_owner(self, exch: Exchange, vid: int, target_name: str, handler: HttpTarget) -> str:
         """Serve a request for volume `vid` from its owner (after any move of it); the side's name.

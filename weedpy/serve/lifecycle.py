@@ -63,9 +63,10 @@ log = get_logger("serve.lifecycle")
 
 LISTEN_BACKLOG = 4096
 HttpHandler = Callable[[Exchange], Awaitable[None]]
-# Serves one plain-HTTP listening socket in place of trio's connection loop (proxy mode's uvloop
-# relay in a worker, gateway/uv_relay.py): (socket, port kind, the handler of what it hands back
-# to trio's path, idle timeout, the nursery connections live in, the connection counts).
+# Serves one plain-HTTP listening socket in place of trio's connection loop (weedpy/serve/uv_host.py:
+# proxy mode's uvloop relay in a worker, native mode's reads and uploads): (socket, port kind, the
+# handler of what it hands over to trio's path, idle timeout, the nursery connections live in, the
+# connection counts).
 HttpServe = Callable[[socket.socket, str, HttpHandler, float, trio.Nursery, "Spread | None"], Awaitable[None]]
 
 
@@ -101,6 +102,8 @@ class Fronts:
     workers: WorkerSpec | None = None  # None: this mode runs in one process
     routes: RoutesApi | None = None  # the running table's admin API (SIGHUP reloads it too)
     metrics: HttpHandler | None = None  # the -metricsPort listener's handler (weedpy/serve/metrics.py)
+    # what serves the plain-HTTP ports instead of trio's loop (native mode on uvloop: weedpy/serve/uv_host.py)
+    http_serve: HttpServe | None = None
 
 
 class Server(Protocol):
@@ -261,7 +264,8 @@ async def _serve(
         serving.append(fronts)
     async with trio.open_nursery() as connections:
         listening = await connections.start(
-            functools.partial(_listen, socks, http, fronts.send_buffer, idle, connections, fronts, tls, spread=spread))
+            functools.partial(_listen, socks, http, fronts.send_buffer, idle, connections, fronts, tls, spread=spread,
+                              plain=fronts.http_serve))
         if spread is not None:
             spread.accepting(True)
         if pool is not None:
