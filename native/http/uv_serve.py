@@ -105,7 +105,7 @@ class _Conn(UvConnection):
             self.finish(0)
 
     def waiting_for_client(self) -> bool:
-        return not self.busy
+        return not self.busy and not self.wpaused  # not while an append or the client's reading holds it up
 
     def idle_check(self, now: float, timeout: float) -> None:
         if self.target is not None and self.t is not None and now - self.last_rx > timeout:
@@ -237,6 +237,8 @@ class _Conn(UvConnection):
             outcome = store_upload(app, up, blocking=False)
         except WouldBlock:
             self.busy = True
+            if self.t is not None:
+                self.t.pause_reading()  # a pipelining client waits too
             loop = self.host.loop
             assert loop is not None
             loop.run_in_executor(None, store_upload, app, up).add_done_callback(

@@ -237,19 +237,26 @@ class UvConnection(asyncio.Protocol):
         self.host.loop.call_later(RST_AVOIDANCE_DELAY, self.shut)
 
     def hand_over(self, req: Request | None, body: tuple[bytes, bool] | None = None) -> None:
-        """Give the connection to trio's path, once what was written to it has gone out."""
-        t = self.t
-        if t is None or self.gone:
+        """Give the connection to trio's path, once what was written to it has gone out; from
+        now on nothing here reads or answers on it."""
+        if self.t is None or self.gone:
             return
-        t.pause_reading()
+        self.gone = True
+        self.host.clients.discard(self)
+        self.t.pause_reading()
+        self._detach(req, body)
+
+    def _detach(self, req: Request | None, body: tuple[bytes, bool] | None) -> None:
+        t = self.t
+        if t is None:  # the client closed meanwhile
+            self.host.closed()
+            return
         if t.get_write_buffer_size():
             assert self.host.loop is not None
-            self.host.loop.call_later(0.005, self.hand_over, req, body)
+            self.host.loop.call_later(0.005, self._detach, req, body)
             return
         sock = t.get_extra_info("socket")
         fd = os.dup(sock.fileno())
-        self.gone = True
-        self.host.clients.discard(self)
         t.abort()  # closes this descriptor only: the connection lives on in `fd`
         self.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind, body)
 

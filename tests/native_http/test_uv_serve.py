@@ -1,0 +1,168 @@
+"""Native mode's reads and uploads served from uvloop's callbacks (native/http/uv_serve.py), with
+everything else handed over to trio's path on the same connection: the answers, in order, are
+Go's, byte for byte after the shared mask; an append that must wait for a lock waits in a worker
+thread while the event loop serves other connections.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import native.http.uv_serve as uv_serve
+from tests.native_http.support import NativeServer, go_and_native, start_native
+from tests.native_http.test_diff_fast_write import BIN, file_part, go_get, go_post, multipart, raw_exchange
+from tests.support.compare import Raw, diff_text
+from tests.support.procs import VolumeProc
+from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response
+
+
+def read_answers(sock: socket.socket, count: int, heads: frozenset[int] = frozenset()) -> list[Raw]:
+    """`count` answers read in order from one connection (`heads`: the indexes answering a HEAD);
+    every answer here has a Content-Length."""
+    answers: list[Raw] = []
+    buf = b""
+    while len(answers) < count:
+        end = buf.find(b"\r\n\r\n")
+        length = None
+        if end >= 0:
+            m = re.search(rb"(?im)^content-length:\s*(\d+)\r$", buf[:end + 2])
+            length = 0 if len(answers) in heads or m is None else int(m.group(1))
+        if end < 0 or len(buf) < end + 4 + (length or 0):
+            data = sock.recv(65536)
+            assert data, f"the connection closed after {len(answers)} answers"
+            buf += data
+            continue
+        whole, buf = buf[:end + 4 + (length or 0)], buf[end + 4 + (length or 0):]
+        parser = ClientConnection(head_only=len(answers) in heads)
+        parser.receive_data(whole)
+        status, headers, body = 0, [], b""
+        while (ev := parser.next_event()) is not NEED_DATA:
+            if isinstance(ev, Response):
+                status, headers = ev.status, list(ev.headers)
+            elif isinstance(ev, Data):
+                body += ev.data
+            elif isinstance(ev, EndOfMessage):
+                break
+        answers.append(Raw(status, headers, body))
+    return answers
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VolumeProc, NativeServer]]:
+    with go_and_native(tmp_path_factory.mktemp("uv-serve"), volumes=2, loop="uvloop") as (go, py):
+        yield go, py
+
+
+def one_by_one(port: int, requests: list[bytes]) -> list[Raw]:
+    """Each request on the same connection, its answer read before the next is sent."""
+    out = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        for i, request in enumerate(requests):
+            s.sendall(request)
+            out += read_answers(s, 1, frozenset({0}) if request.startswith(b"HEAD ") else frozenset())
+            assert out[-1].status, i
+    return out
+
+
+def test_one_connection_moves_from_the_fast_paths_to_trio_and_answers_as_go(pair) -> None:
+    """Reads and uploads the protocol answers, then a request it hands over (the status page, an
+    upload with a header it does not take, a delete, a read with a query): every answer on the
+    one connection is Go's, in order, and reads keep working after the hand-over."""
+    go, py = pair
+    fid = b"1,0d00000001"
+    requests = [
+        go_post(fid, multipart([file_part(b"first.bin", BIN)])),  # an upload the protocol answers
+        go_get(fid),  # a read it answers
+        go_get(b"1,0d00000099"),  # a read of nothing: handed over, trio answers Go's 404
+        go_get(fid),  # served on trio's path from now on
+        b"HEAD /" + fid + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        go_post(b"1,0c00000002", multipart([file_part(b"second.bin", BIN)]), extra=b"Accept: */*\r\n"),
+        b"GET /1,0c00000002?readDeleted=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"DELETE /" + fid + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        go_get(fid),
+    ]
+    go_answers = one_by_one(go.port, requests)
+    py_answers = one_by_one(py.port, requests)
+    bad = [diff_text(f"request {i}", g, p) for i, (g, p) in enumerate(zip(go_answers, py_answers))
+           if g.masked() != p.masked()]
+    assert not bad, "\n\n".join(bad)
+    assert [a.status for a in py_answers] == [201, 200, 404, 200, 200, 201, 200, 202, 404]
+
+
+def test_pipelined_requests_are_answered_in_order(pair) -> None:
+    """Reads and an upload sent in one write, a hand-over among them: the answers come back in
+    the order asked, each as Go's."""
+    go, py = pair
+    fid = b"2,0e00000001"
+    batch = (go_post(fid, multipart([file_part(b"p.bin", BIN)])) + go_get(fid) + go_get(fid)
+             + b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + go_get(fid))
+    out = []
+    for port in (go.port, py.port):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(batch)
+            out.append(read_answers(s, 5))
+    go_answers, py_answers = out
+    assert [a.status for a in py_answers] == [201, 200, 200, 200, 200]
+    for i in (0, 1, 2, 4):  # /status lists different disks and volume counts: its status is enough
+        assert go_answers[i].masked() == py_answers[i].masked(), diff_text(f"answer {i}", go_answers[i], py_answers[i])
+    assert py_answers[1].body == py_answers[4].body == BIN
+
+
+def test_an_append_waiting_for_a_lock_leaves_the_loop_serving(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another thread holds the volume's write lock (as a compaction commit or an fsync
+    does), an upload waits in a worker thread: a read on another connection is answered
+    meanwhile, the upload and a request pipelined behind it are answered once the lock is free."""
+    calls: list[tuple[str, bool]] = []  # (thread, blocking) of each append the protocol asked for
+    real = uv_serve.store_upload
+
+    def spy(app, up, blocking=True):
+        calls.append((threading.current_thread().name, blocking))
+        return real(app, up, blocking)
+
+    monkeypatch.setattr(uv_serve, "store_upload", spy)
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        stored = raw_exchange(py.port, go_post(b"1,0f00000001", multipart([file_part(b"a.bin", BIN)])))
+        assert stored.status == 201
+        vol = py.store.find_volume(1)
+        lock = vol._write_lock
+        upload = go_post(b"1,1100000002", multipart([file_part(b"b.bin", b"second " * 100)]))
+        with socket.create_connection(("127.0.0.1", py.port), timeout=30) as waiting:
+            with lock:
+                waiting.sendall(upload + go_get(b"1,1100000002"))
+                read = raw_exchange(py.port, go_get(b"1,0f00000001"))  # another connection, answered now
+                assert (read.status, read.body) == (200, BIN)
+                waiting.setblocking(False)
+                try:
+                    early = waiting.recv(65536)
+                except BlockingIOError:
+                    early = b""
+                assert early == b"", "the upload was answered while its volume's lock was held"
+                waiting.setblocking(True)
+            answers = read_answers(waiting, 2)
+        assert [a.status for a in answers] == [201, 200]
+        assert answers[1].body == b"second " * 100
+    loop_thread = calls[0][0]
+    assert calls[0][1] is False  # the first upload: on the event loop, no lock to wait for
+    assert calls[1:] == [(loop_thread, False), (calls[2][0], True)] and calls[2][0] != loop_thread
+
+
+def test_a_client_that_closes_in_the_middle_of_a_body_leaves_the_server_serving(tmp_path) -> None:
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        request = go_post(b"1,1000000001", multipart([file_part(b"cut.bin", BIN)]))
+        with socket.create_connection(("127.0.0.1", py.port), timeout=30) as s:
+            s.sendall(request[: len(request) - 100])
+        done = threading.Event()
+        answers: list[Raw] = []
+
+        def read_after() -> None:
+            answers.append(raw_exchange(py.port, go_get(b"1,1000000001")))
+            done.set()
+
+        threading.Thread(target=read_after, daemon=True).start()
+        assert done.wait(30)
+        assert answers[0].status == 404  # nothing of the cut upload was stored
