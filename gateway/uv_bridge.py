@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from gateway.backend import BackendView
 from gateway.uv_relay import UvRelay
-from weedpy.http1 import Request
+from weedpy.http1 import Request, ServerConnection
 from weedpy.serve.http_front import DirectToken, HttpFront
 from weedpy.serve.uv_host import UvHost
 
@@ -39,8 +39,8 @@ class UvHttp(UvHost):
         relay.start()
         return relay.close
 
-    def protocol(self, kind: str) -> Callable[[], asyncio.Protocol]:
-        assert self._relay is not None
+    def protocol(self, kind: str, conn: ServerConnection | None = None) -> Callable[[], asyncio.Protocol]:
+        assert self._relay is not None and conn is None  # trio's relay never hands a connection back
         return self._relay.protocol(kind)
 
     # -- RelayHost -------------------------------------------------------------------------

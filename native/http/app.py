@@ -157,12 +157,14 @@ class NativeHttp:
                 data, inflight = fast
                 exch.started = True
                 exch.status = 200
+                exch.served_fast = True
                 try:
                     await exch.send(data)
                 finally:
                     self.download.release(inflight)
                 return
         elif raw.method == b"POST" and await fast_write(self, exch):
+            exch.served_fast = True
             return
         try:
             req = GoRequest(exch.request, exch.client_host)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from native.http._fast import fast_read
 from native.http._fast_write import Upload, plan_upload, store_upload, upload_reply, upload_volume, write_timer
 from native.storage import StorageError, WouldBlock
-from weedpy.http1 import NEED_DATA, Data, EndOfMessage, ProtocolError, Request
+from weedpy.http1 import NEED_DATA, Data, EndOfMessage, ProtocolError, Request, ServerConnection
 from weedpy.logs import get_logger
 from weedpy.serve.http_front import DirectToken, HttpFront
 from weedpy.serve.uv_host import UvConnection, UvHost
@@ -53,8 +53,8 @@ class NativeUvHttp(UvHost):
         self.app = app
         self.front = front
 
-    def protocol(self, kind: str) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Conn(self, kind)
+    def protocol(self, kind: str, conn: ServerConnection | None = None) -> Callable[[], asyncio.Protocol]:
+        return lambda: _Conn(self, kind, conn)
 
 
 class _Conn(UvConnection):
@@ -64,8 +64,8 @@ class _Conn(UvConnection):
 
     host: NativeUvHttp
 
-    def __init__(self, host: NativeUvHttp, kind: str) -> None:
-        super().__init__(host, kind)
+    def __init__(self, host: NativeUvHttp, kind: str, conn: ServerConnection | None = None) -> None:
+        super().__init__(host, kind, conn)
         self.req: Request | None = None  # the upload in progress
         self.token: DirectToken | None = None
         self.t0 = 0.0

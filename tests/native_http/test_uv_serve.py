@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import native.http.app as native_app
 import native.http.uv_serve as uv_serve
 from tests.native_http.support import NativeServer, go_and_native, start_native
 from tests.native_http.test_diff_fast_write import BIN, file_part, go_get, go_post, multipart, raw_exchange
@@ -166,3 +167,32 @@ def test_a_client_that_closes_in_the_middle_of_a_body_leaves_the_server_serving(
         threading.Thread(target=read_after, daemon=True).start()
         assert done.wait(30)
         assert answers[0].status == 404  # nothing of the cut upload was stored
+
+
+def test_a_connection_comes_back_from_trio_after_a_plain_request(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read the fast path does not take (a Range) moves the connection to trio's path; the next
+    plain read, which trio's path answers the fast way, brings it back to the protocol's: each
+    answer is Go's, and the loop that answered each is the one expected."""
+    go, py = pair
+    seen: list[tuple[str, bool]] = []  # (loop, answered by its fast read)
+    for module, name in ((uv_serve, "uv"), (native_app, "trio")):
+        real = module.fast_read
+
+        def spy(app, req, real=real, name=name):
+            found = real(app, req)
+            seen.append((name, found is not None))
+            return found
+
+        monkeypatch.setattr(module, "fast_read", spy)
+    fid = b"2,1200000001"
+    ranged = b"GET /" + fid + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=3-9\r\n\r\n"
+    requests = [go_post(fid, multipart([file_part(b"r.bin", BIN)])), go_get(fid), ranged, go_get(fid), go_get(fid), ranged]
+    go_answers = one_by_one(go.port, requests)
+    py_answers = one_by_one(py.port, requests)
+    assert [a.status for a in py_answers] == [201, 200, 206, 200, 200, 206]
+    for i, (g, p) in enumerate(zip(go_answers, py_answers)):
+        assert g.masked() == p.masked(), diff_text(f"request {i}", g, p)
+    # the protocol declines each Range read (then trio's path declines its fast read too and serves
+    # it in full); the plain read after one is trio's, the next one the protocol's again
+    assert seen == [("uv", True), ("uv", False), ("trio", False), ("trio", True), ("uv", True), ("uv", False),
+                    ("trio", False)]

@@ -38,7 +38,7 @@ class Exchange:
 
     __slots__ = ("request", "client_host", "local_port", "port_kind", "_conn", "_stream", "_idle",
                  "_unread", "_taken", "body_done", "settled", "started", "close_after", "status", "bytes_out",
-                 "yielded")
+                 "yielded", "served_fast")
 
     def __init__(
         self, request: Request, conn: ServerConnection, stream: trio.abc.Stream, idle: float,
@@ -62,6 +62,9 @@ class Exchange:
         # The handler waited in trio's scheduler (for a peer's bytes): the connection loop then
         # owes the other connections no checkpoint before its next request.
         self.yielded = False
+        # The handler answered it the way a loop that serves such requests without trio would
+        # (native mode's plain read or upload): the connection may go back to that loop.
+        self.served_fast = False
 
     async def receive_body(self) -> bytes:
         """The next piece of the request body; b"" once it is complete."""
@@ -322,13 +325,17 @@ def _idle_reply(conn: ServerConnection) -> bytes | None:
 async def serve_connection(
     stream: FastStream | trio.SocketStream | TlsStream, handler: Handler, *, idle_timeout: float, port_kind: str,
     conn: ServerConnection | None = None, first: Request | None = None, first_body: tuple[bytes, bool] | None = None,
+    hand_back: Callable[[FastStream, ServerConnection], None] | None = None,
 ) -> None:
     """Serve requests on one client connection until it closes, idles out or misbehaves.
 
     `conn`, `first` and `first_body`: a connection another loop served until now
     (weedpy/serve/uv_host.py hands over what its protocols do not serve themselves): its parser,
     with what it has read, the request it took from it last, served first, and what of that
-    request's body it took from the parser already (and whether that was the whole body)."""
+    request's body it took from the parser already (and whether that was the whole body).
+    `hand_back`: after a request the handler `served_fast`, at a clean boundary (nothing of the
+    next request parsed yet), the connection goes back to that loop: `hand_back(stream, conn)`
+    owns the stream from then on and this returns without closing it."""
     if conn is None:
         conn = ServerConnection()
     try:
@@ -347,6 +354,7 @@ async def serve_connection(
     if reaper is not None:
         reaper.watch(stream, idle_timeout)
     parked = False  # this task went through the scheduler since its last request
+    detached = False  # handed back: the stream is no longer this loop's to close
     try:
         while True:
             if first is not None:
@@ -395,6 +403,13 @@ async def serve_connection(
                 if ev.has_body and not exchange.body_done:
                     await _lingering_close(stream)
                 return
+            if exchange.served_fast and hand_back is not None and fast and not conn.pending_events:
+                if reaper is not None:
+                    reaper.streams.discard(stream)
+                reaper = None
+                detached = True
+                hand_back(stream, conn)
+                return
             exchange = None
     except ProtocolError as exc:
         if exchange is None or not exchange.started:
@@ -407,8 +422,9 @@ async def serve_connection(
     finally:
         if reaper is not None:
             reaper.streams.discard(stream)
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
+        if not detached:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
 
 
 class UpstreamConn:

@@ -14,8 +14,11 @@ so both read the same objects without locks.
 accepted in trio (the connection spreading of weedpy/serve/spread.py unchanged), each accepted
 socket becomes a protocol from the mode's factory, and a connection a protocol gives back
 (`hand_over`, between requests, its answers written out) is served by trio's `serve_connection`
-with the server's whole HTTP handler from then on: the socket, the parser with what it has read,
-the request it took and what of its body was taken.
+with the server's whole HTTP handler: the socket, the parser with what it has read, the request
+it took and what of its body was taken. It comes back once trio's path has answered a request
+the protocols would have answered themselves (`Exchange.served_fast`, native mode's plain reads
+and uploads: a connection handed over while a volume was being swapped returns once that is
+over), between two requests.
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ class UvHost:
         self._connections: trio.Nursery | None = None
         self._spread: Spread | None = None
 
-    def protocol(self, kind: str) -> Callable[[], asyncio.Protocol]:
-        """The protocol factory for one port (`admin` or `public`)."""
+    def protocol(self, kind: str, conn: ServerConnection | None = None) -> Callable[[], asyncio.Protocol]:
+        """The protocol factory for one port (`admin` or `public`); `conn`: the parser of a
+        connection trio's path hands back, with what it has read."""
         raise NotImplementedError
 
     def started(self, loop: asyncio.AbstractEventLoop, idle: float) -> Callable[[], None]:
@@ -167,13 +171,24 @@ class UvHost:
     async def _serve(self, sock: socket.socket, conn: ServerConnection, req: Request | None, kind: str,
                      body: tuple[bytes, bool] | None) -> None:
         assert self._handler is not None
+        back: list[bool] = []
+
+        def hand_back(stream: FastStream, conn: ServerConnection) -> None:
+            """A request trio's path served as the protocols would have: the connection goes back."""
+            back.append(True)
+            fd = os.dup(stream.sock.fileno())
+            stream.close()  # trio's descriptor; the connection lives on in `fd`
+            assert self.loop is not None
+            self.loop.create_task(self.loop.connect_accepted_socket(self.protocol(kind, conn), socket.socket(fileno=fd)))
+
         try:
             await serve_connection(FastStream(sock), self._handler, idle_timeout=self.idle, port_kind=kind,
-                                   conn=conn, first=req, first_body=body)
+                                   conn=conn, first=req, first_body=body, hand_back=hand_back)
         except Exception:  # one connection's bug must not take the server down; the connection is gone
             log.exception("http connection failed", port_kind=kind)
         finally:
-            self.closed()
+            if not back:  # still open in the protocols otherwise
+                self.closed()
 
 
 class UvConnection(asyncio.Protocol):
@@ -183,11 +198,11 @@ class UvConnection(asyncio.Protocol):
 
     __slots__ = ("host", "kind", "t", "conn", "client_host", "last_rx", "gone", "lingering", "wpaused")
 
-    def __init__(self, host: UvHost, kind: str) -> None:
+    def __init__(self, host: UvHost, kind: str, conn: ServerConnection | None = None) -> None:
         self.host = host
         self.kind = kind
         self.t: asyncio.Transport | None = None
-        self.conn = ServerConnection()
+        self.conn = conn if conn is not None else ServerConnection()
         self.client_host = ""
         self.last_rx = time.monotonic()
         self.gone = False  # closed or handed over: nothing more to do here
