@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import uvloop  # noqa: E402
 
-from gateway.uv_relay import UvRelay  # noqa: E402
+from gateway.uv_relay import RelayHost, UvRelay  # noqa: E402
 from weedpy.http1 import Request, ServerConnection, listening_socket  # noqa: E402
 from weedpy.logs import FLUSH_INTERVAL, configure_logging  # noqa: E402
 from weedpy.serve.guard import Guard  # noqa: E402
@@ -35,10 +35,11 @@ from weedpy.serve.routes import Target, default_route_table  # noqa: E402
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class StandaloneHost:
+class StandaloneHost(RelayHost):
     """The relay's host without trio's path: what it would hand over is refused."""
 
     def __init__(self, backend: tuple[str, int]) -> None:
+        super().__init__()
         self.backend = backend
         metrics = ServerMetrics(WEEDPY_FAMILIES)
 
@@ -59,7 +60,8 @@ class StandaloneHost:
     def error(self, reason: str) -> None:
         pass
 
-    def hand_over(self, sock: socket.socket, conn: ServerConnection, req: Request | None, port_kind: str) -> None:
+    def hand_over(self, sock: socket.socket, conn: ServerConnection, req: Request | None, port_kind: str,
+                  body: tuple[bytes, bool] | None = None) -> None:
         self.handed += 1
         try:
             sock.send(_REFUSED)
@@ -74,9 +76,9 @@ async def serve(listen: tuple[str, int], backend: tuple[str, int], flush_every: 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, ctx: print("relay: unexpected", ctx, file=sys.stderr, flush=True))
     sink = configure_logging("info", buffered=True)
-    relay = UvRelay(StandaloneHost(backend), loop, idle_timeout=30.0, pool_ttl=15.0,
-                    front_address=f"{listen[0]}:{listen[1]}")
-    relay.start()
+    host = StandaloneHost(backend)
+    relay = UvRelay(host, loop, pool_ttl=15.0, front_address=f"{listen[0]}:{listen[1]}")
+    host.started(loop, 30.0)
     sock = listening_socket(*listen)
     server = await loop.create_server(relay.protocol("admin"), sock=sock)
 

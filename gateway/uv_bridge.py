@@ -9,15 +9,14 @@ import asyncio
 from collections.abc import Callable
 
 from gateway.backend import BackendView
-from gateway.uv_relay import UvRelay
+from gateway.uv_relay import RelayHost, UvRelay
 from weedpy.http1 import Request, ServerConnection
 from weedpy.serve.http_front import DirectToken, HttpFront
-from weedpy.serve.uv_host import UvHost
 
 __all__ = ["UvHttp"]
 
 
-class UvHttp(UvHost):
+class UvHttp(RelayHost):
     """A worker's plain-HTTP ports served by the uvloop relay (a `weedpy.serve.lifecycle.HttpServe`),
     and the relay's host: the worker's front decides and logs, its backend view says where Go is."""
 
@@ -33,11 +32,15 @@ class UvHttp(UvHost):
         self._relay: UvRelay | None = None
 
     def started(self, loop: asyncio.AbstractEventLoop, idle: float) -> Callable[[], None]:
-        relay = self._relay = UvRelay(self, loop, idle_timeout=idle, pool_ttl=self._pool_ttl,
-                                      front_address=self._front_address, buffer_size=self.buffer_size,
-                                      faults=self._faults)
-        relay.start()
-        return relay.close
+        relay = self._relay = UvRelay(self, loop, pool_ttl=self._pool_ttl, front_address=self._front_address,
+                                      buffer_size=self.buffer_size, faults=self._faults)
+        close_connections = super().started(loop, idle)
+
+        def close() -> None:
+            close_connections()
+            relay.close()
+
+        return close
 
     def protocol(self, kind: str, conn: ServerConnection | None = None) -> Callable[[], asyncio.Protocol]:
         assert self._relay is not None and conn is None  # trio's relay never hands a connection back

@@ -36,19 +36,17 @@ waiting.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.http_proxy import LENGTH_HEADER, backend_request_head, client_response_head, frame_quick_head, quick_head
 from gateway.relay_fault import FAULT_HEADER, RelayTestFault
 from weedpy.http1 import (
     LAST_CHUNK,
     NEED_DATA,
-    RST_AVOIDANCE_DELAY,
     ClientConnection,
     Data,
     EndOfMessage,
@@ -56,14 +54,13 @@ from weedpy.http1 import (
     ProtocolError,
     Request,
     Response,
-    ServerConnection,
     canonical_head,
     chunk,
     go_bad_request,
-    go_parses_request_line,
     response_head,
 )
 from weedpy.logs import get_logger
+from weedpy.serve.uv_host import UvConnection, UvHost
 
 __all__ = ["RelayHost", "UvRelay"]
 
@@ -76,24 +73,22 @@ _CONNECT_TIMEOUT = 5.0  # as trio's pool
 _API_PREFIX = b"/weedpy"  # the route API and other admin APIs of weedpy's own: trio's path
 
 
-class RelayHost(Protocol):
-    """What the relay asks of the server it runs in."""
+class RelayHost(UvHost):
+    """What the relay asks of the server it runs in, besides what a `UvHost` does (its
+    connections, the idle timer, the hand-over to trio's path)."""
 
     def route(self, port_kind: str, req: Request, client_host: str) -> tuple[tuple[str, int], Any] | None:
         """The backend address for a request this relay may serve and a token for `done`;
         None: trio's path serves it (the connection is handed over)."""
+        raise NotImplementedError
 
     def done(self, token: Any, req: Request, status: int, seconds: float, client_host: str) -> None:
         """The request is over: its log line and metrics."""
+        raise NotImplementedError
 
     def error(self, reason: str) -> None:
         """A request could not be relayed (weedpy_relay_errors_total's reason)."""
-
-    def hand_over(self, sock: socket.socket, conn: ServerConnection, req: Request | None, port_kind: str) -> None:
-        """Serve this connection on trio's path from now on, `req` first (its body still in `conn`)."""
-
-    def closed(self) -> None:
-        """A connection this relay accepted has closed (not called for one handed over)."""
+        raise NotImplementedError
 
 
 class _Upstream(asyncio.Protocol):
@@ -206,18 +201,15 @@ class _Pool:
                 idle.pop().close()
 
 
-class _Client(asyncio.Protocol):
+class _Client(UvConnection):
     """One client connection: requests in, each relayed over a pooled backend connection."""
 
-    __slots__ = ("relay", "kind", "t", "conn", "client_host", "req", "token", "t0", "up", "head", "body_left", "resp", "rbuf", "remaining", "parser", "chunk_out", "keep", "status", "started",
-                 "close_after", "last_rx", "retried", "gone", "lingering", "wpaused")
+    __slots__ = ("relay", "req", "token", "t0", "up", "head", "body_left", "resp", "rbuf", "remaining", "parser",
+                 "chunk_out", "keep", "status", "close_after", "retried")
 
     def __init__(self, relay: UvRelay, kind: str) -> None:
+        super().__init__(relay.host, kind)
         self.relay = relay
-        self.kind = kind
-        self.t: asyncio.Transport | None = None
-        self.conn = ServerConnection()
-        self.client_host = ""
         self.req: Request | None = None  # the request being relayed
         self.token: Any = None
         self.t0 = 0.0
@@ -231,21 +223,10 @@ class _Client(asyncio.Protocol):
         self.chunk_out = False
         self.keep = False
         self.status = 0
-        self.started = False
         self.close_after = False
-        self.last_rx = _mono()
         self.retried = False
-        self.gone = False  # closed or handed over: nothing more to do here
-        self.lingering = False
-        self.wpaused = False  # the client is slow to read: the next request waits until it catches up
 
     # -- the client's side ---------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.t = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.client_host = peer[0] if isinstance(peer, tuple) else str(peer)
-        self.relay.clients.add(self)
-
     def data_received(self, data: bytes) -> None:
         self.last_rx = _mono()
         if self.lingering:
@@ -278,12 +259,7 @@ class _Client(asyncio.Protocol):
             self.crashed(exc)
         return True  # keep writing: the answer still goes out
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.t = None
-        if self.gone:
-            return
-        self.gone = True
-        self.relay.clients.discard(self)
+    def ended(self) -> None:
         if self.req is not None:  # the client went away mid-request: the backend's side is unusable
             try:
                 self.finish_request()
@@ -292,7 +268,6 @@ class _Client(asyncio.Protocol):
         if self.up is not None:
             self.up.close()
             self.up = None
-        self.relay.host.closed()
 
     def pause_writing(self) -> None:  # the client is slow to read an answer
         self.wpaused = True
@@ -318,29 +293,10 @@ class _Client(asyncio.Protocol):
             self.crashed(exc)
 
     def next_request(self) -> None:
-        """At a request boundary: start the next request if its head has arrived, and once the
-        client has taken what was written to it (a pipelining client that reads nothing would
-        otherwise have every later answer read from Go into memory: pause_writing is told once)."""
-        if self.wpaused:
-            if self.t is not None:
-                self.t.pause_reading()
-            return
-        try:
-            ev = self.conn.next_event()
-        except ProtocolError as exc:
-            self.refuse(exc)
-            return
-        if ev is NEED_DATA:
-            if self.t is not None:
-                self.t.resume_reading()  # paused if the next request came while an answer was pending
-            return
-        if type(ev) is not Request:
-            if isinstance(ev, EndOfMessage | Data):
-                self.refuse(ProtocolError("body without a request"))
-            else:  # the client closed between requests
-                self.shut()
-            return
-        self.start(ev)
+        """At a request boundary: start the next request once it is here (`take_request`)."""
+        req = self.take_request()
+        if req is not None:
+            self.start(req)
 
     def start(self, req: Request) -> None:
         relay = self.relay
@@ -608,54 +564,6 @@ class _Client(asyncio.Protocol):
         self.finish_request()
         self.refuse(exc)
 
-    def refuse(self, exc: ProtocolError) -> None:
-        if not self.started and self.t is not None:
-            self.t.write(go_bad_request(exc.status_hint, exc.public))
-        self.shut()
-
-    def shut(self) -> None:
-        """Close once what was written has gone out."""
-        if self.t is not None:
-            self.t.close()
-
-    def linger(self) -> None:
-        """Close after an answer that left part of the request body on the wire (Go's
-        closeWriteAndWait): FIN, then drop what the client still sends for RST_AVOIDANCE_DELAY."""
-        t = self.t
-        if t is None:
-            return
-        self.lingering = True
-        t.resume_reading()
-        if t.can_write_eof():
-            t.write_eof()
-        self.relay.loop.call_later(RST_AVOIDANCE_DELAY, self.shut)
-
-    def hand_over(self, req: Request | None) -> None:
-        """Give the connection to trio's path, once what was written to it has gone out."""
-        t = self.t
-        if t is None or self.gone:
-            return
-        try:
-            t.pause_reading()
-            if t.get_write_buffer_size():
-                self.relay.loop.call_later(0.005, self.hand_over, req)
-                return
-            sock = t.get_extra_info("socket")
-            fd = os.dup(sock.fileno())
-        except Exception as exc:
-            self.crashed(exc)
-            return
-        self.gone = True
-        self.relay.clients.discard(self)
-        t.abort()  # closes this descriptor only: the connection lives on in `fd`
-        sock = socket.socket(fileno=fd)
-        try:
-            self.relay.host.hand_over(sock, self.conn, req, self.kind)
-        except Exception as exc:  # trio's path never got it: the connection ends here
-            sock.close()
-            self.relay.host.closed()
-            self.relay.report(exc, self, req)
-
     def crashed(self, exc: Exception) -> None:
         """A callback raised (a bug of the relay's): the request ends with Go's 500 if no answer
         to it has started, else the connection just closes; the backend connection is closed
@@ -674,7 +582,7 @@ class _Client(asyncio.Protocol):
                                      self.client_host)
             except Exception:
                 pass  # the report below names the first error; this one would follow from it
-        self.relay.report(exc, self, req)
+        self.report(exc, req)
         t = self.t
         if t is None or self.gone:
             return
@@ -685,48 +593,39 @@ class _Client(asyncio.Protocol):
         except Exception:
             t.abort()
 
-    def idle_check(self, now: float, timeout: float) -> None:
-        """Close a connection that waited for its client longer than `timeout` (not one whose
-        reading is paused because the backend is slow to take the body, or while its backend
-        connection opens: neither Go nor trio's path counts that against the client)."""
+    def report(self, exc: Exception, req: Request | None) -> None:
+        self.relay.report(exc, self, req)
+
+    def waiting_for_client(self) -> bool:
+        """Not while reading is paused because the backend is slow to take the body, nor while the
+        backend connection opens (bounded by _CONNECT_TIMEOUT), nor while an answer is awaited:
+        neither Go nor trio's path counts those against the client."""
         if self.up is not None and self.up.full:
-            return
-        if self.req is not None and self.up is None:  # opening (bounded by _CONNECT_TIMEOUT)
-            return
-        if (self.req is not None and not self.body_left) or now - self.last_rx <= timeout or self.t is None:
-            return
-        reply = None
+            return False
+        return self.req is None or (self.up is not None and self.body_left)
+
+    def timed_out(self) -> bytes | None:
         if self.req is None:
-            line = self.conn.partial_request_line()
-            if line is not None and not go_parses_request_line(line):
-                reply = go_bad_request(400)  # Go refuses a half-sent request line it cannot parse
-        if self.req is not None:
-            if self.up is not None:
-                self.up.close()
-                self.up = None
-            self.finish_request()
-        if reply is not None:
-            self.t.write(reply)
-            self.shut()
-        else:
-            self.t.abort()
+            return super().timed_out()
+        if self.up is not None:
+            self.up.close()
+            self.up = None
+        self.finish_request()
+        return None
 
 
 class UvRelay:
-    """The relay of one server process: its connections, its backend pool, its idle timer."""
+    """The relay of one server process: its backend pool; its host keeps the connections."""
 
-    def __init__(self, host: RelayHost, loop: asyncio.AbstractEventLoop, *, idle_timeout: float, pool_ttl: float,
+    def __init__(self, host: RelayHost, loop: asyncio.AbstractEventLoop, *, pool_ttl: float,
                  front_address: str | None = None, buffer_size: int = 0, faults: frozenset[str] = frozenset()) -> None:
         self.host = host
         self.faults = faults  # armed test-only faults (gateway/relay_fault.py); empty but in tests
         self.loop = loop
-        self.idle_timeout = idle_timeout
         self.buffer_size = buffer_size  # caps the backend connections' socket buffers (0: the kernel's)
         self.pool = _Pool(loop, pool_ttl)
-        self.clients: set[_Client] = set()
         # Go names itself (its private ip:port) in some error bodies; clients must see the front.
         self.front_address = front_address.encode() if front_address else None
-        self._timer: asyncio.TimerHandle | None = None
 
     async def open_upstream(self, addr: tuple[str, int]) -> tuple[asyncio.BaseTransport, _Upstream]:
         """A new backend connection, its buffers capped before it connects (as trio's pool does)."""
@@ -759,26 +658,8 @@ class UvRelay:
                   method=None if req is None else req.method.decode("latin-1"),
                   path=None if req is None else req.target.decode("latin-1"), exc_info=exc)
 
-    def start(self) -> None:
-        self._tick()
-
-    def _tick(self) -> None:
-        now = _mono()
-        timeout = self.idle_timeout
-        self._timer = self.loop.call_later(min(1.0, max(timeout / 4, 0.005)), self._tick)  # first: whatever fails below
-        for client in list(self.clients):
-            try:
-                client.idle_check(now, timeout)
-            except Exception as exc:
-                client.crashed(exc)
-
     def close(self) -> None:
-        """End every connection (the server stops)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        for client in list(self.clients):
-            if client.t is not None:
-                client.t.abort()
+        """Close the idle backend connections (the server stops)."""
         self.pool.close()
 
 

@@ -26,7 +26,6 @@ from native.http._fast import fast_read
 from native.http._fast_write import Upload, plan_upload, store_upload, upload_reply, upload_volume, write_timer
 from native.storage import StorageError, WouldBlock
 from weedpy.http1 import NEED_DATA, Data, EndOfMessage, ProtocolError, Request, ServerConnection
-from weedpy.logs import get_logger
 from weedpy.serve.http_front import DirectToken, HttpFront
 from weedpy.serve.uv_host import UvConnection, UvHost
 
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
 __all__ = ["NativeUvHttp"]
-
-log = get_logger("native.uv_serve")
 
 _perf = time.perf_counter
 _mono = time.monotonic
@@ -117,46 +114,26 @@ class _Conn(UvConnection):
     def serve(self) -> None:
         """Serve every request whose bytes are here; stop at one that must wait or go to trio."""
         try:
-            self._serve()
-        except Exception:  # a bug must not leave the client waiting: the connection closes
-            log.exception("native request failed", port_kind=self.kind)
-            if self.t is not None:
-                self.t.abort()
-
-    def _serve(self) -> None:
-        conn = self.conn
-        while True:
-            t = self.t
-            if t is None or self.gone or self.lingering:
-                return
-            if self.wpaused:
-                t.pause_reading()  # a pipelining client that reads nothing must not fill memory
-                return
-            if self.target is not None:
-                if not self.take_body():
+            while True:
+                t = self.t
+                if t is None or self.gone or self.lingering:
                     return
-                continue
-            try:
-                ev = conn.next_event()
-            except ProtocolError as exc:
-                self.refuse(exc)
-                return
-            if ev is NEED_DATA:
-                t.resume_reading()
-                return
-            if type(ev) is not Request:
-                if isinstance(ev, EndOfMessage | Data):
-                    self.refuse(ProtocolError("body without a request"))
-                else:  # the client closed between requests
-                    self.shut()
-                return
-            method = ev.method
-            if method == b"GET" or method == b"HEAD":
-                if not self.read(ev):
+                if self.target is not None:
+                    if not self.take_body():
+                        return
+                    continue
+                req = self.take_request()
+                if req is None:
                     return
-            elif method != b"POST" or not self.begin_upload(ev):
-                self.hand_over(ev)
-                return
+                method = req.method
+                if method == b"GET" or method == b"HEAD":
+                    if not self.read(req):
+                        return
+                elif method != b"POST" or not self.begin_upload(req):
+                    self.hand_over(req)
+                    return
+        except Exception as exc:  # a bug must not leave the client waiting
+            self.crashed(exc)
 
     def read(self, req: Request) -> bool:
         """Answer a plain read; False when handed over to trio's path."""
@@ -260,12 +237,10 @@ class _Conn(UvConnection):
             if exc is not None and not isinstance(exc, StorageError):
                 raise exc
             self.answer(up, outcome)
-        except Exception:
-            log.exception("native request failed", port_kind=self.kind)
+        except Exception as exc:  # as trio's path: logged, the connection closes without an answer
             self.host.app.upload.release(up.length)
             self.finish(0)
-            if self.t is not None:
-                self.t.abort()
+            self.crashed(exc)
             return
         if self.t is not None and not self.gone:
             self.serve()

@@ -35,7 +35,10 @@ import os
 import time
 
 from weedpy.http1 import (
+    NEED_DATA,
     RST_AVOIDANCE_DELAY,
+    Data,
+    EndOfMessage,
     FastStream,
     ProtocolError,
     Request,
@@ -104,15 +107,19 @@ class UvHost:
     def started(self, loop: asyncio.AbstractEventLoop, idle: float) -> Callable[[], None]:
         """The first port is served: start what the protocols share; returns what ends it (by
         default the idle timer, and `close_all` when the server stops)."""
+        self.loop, self.idle = loop, idle
         self._tick()
         return self.close_all
 
     def _tick(self) -> None:
         assert self.loop is not None
         now = time.monotonic()
+        self._timer = self.loop.call_later(min(1.0, max(self.idle / 4, 0.005)), self._tick)  # first: whatever fails below
         for client in list(self.clients):
-            client.idle_check(now, self.idle)
-        self._timer = self.loop.call_later(min(1.0, max(self.idle / 4, 0.005)), self._tick)
+            try:
+                client.idle_check(now, self.idle)
+            except Exception as exc:
+                client.crashed(exc)
 
     def close_all(self) -> None:
         """End every connection (the server stops)."""
@@ -193,10 +200,12 @@ class UvHost:
 
 class UvConnection(asyncio.Protocol):
     """What every client connection served from uvloop's callbacks shares: its transport and
-    parser, the client's address, the bookkeeping with its host, and the ways a connection ends
-    (Go's 400, a close once written, a lingering close, a hand-over to trio's path)."""
+    parser, the client's address, the bookkeeping with its host, reading the next request, and
+    the ways a connection ends (Go's 400, a close once written, a lingering close, a hand-over to
+    trio's path, a bug's). A subclass serves the requests (`take_request` gives them) and says
+    when the idle timeout applies (`waiting_for_client`, `timed_out`)."""
 
-    __slots__ = ("host", "kind", "t", "conn", "client_host", "last_rx", "gone", "lingering", "wpaused")
+    __slots__ = ("host", "kind", "t", "conn", "client_host", "last_rx", "gone", "lingering", "wpaused", "started")
 
     def __init__(self, host: UvHost, kind: str, conn: ServerConnection | None = None) -> None:
         self.host = host
@@ -208,6 +217,7 @@ class UvConnection(asyncio.Protocol):
         self.gone = False  # closed or handed over: nothing more to do here
         self.lingering = False
         self.wpaused = False  # the client is slow to read: the next request waits until it catches up
+        self.started = False  # an answer to the request in progress started going out
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t = transport  # type: ignore[assignment]
@@ -227,9 +237,36 @@ class UvConnection(asyncio.Protocol):
     def ended(self) -> None:
         """The connection closed under the request in progress, if any: end it."""
 
-    def refuse(self, exc: ProtocolError, started: bool = False) -> None:
+    def take_request(self) -> Request | None:
+        """At a request boundary: the next request, once its head has arrived and the client has
+        taken what was written to it (a pipelining client that reads nothing must not have every
+        later answer made in memory: `pause_writing` is told once); else None, with reading
+        resumed or paused as the connection needs, or the connection refused or closed."""
+        t = self.t
+        if self.wpaused:
+            if t is not None:
+                t.pause_reading()
+            return None
+        try:
+            ev = self.conn.next_event()
+        except ProtocolError as exc:
+            self.refuse(exc)
+            return None
+        if ev is NEED_DATA:
+            if t is not None:
+                t.resume_reading()  # paused if the next request came while an answer was pending
+            return None
+        if type(ev) is not Request:
+            if isinstance(ev, EndOfMessage | Data):
+                self.refuse(ProtocolError("body without a request"))
+            else:  # the client closed between requests
+                self.shut()
+            return None
+        return ev
+
+    def refuse(self, exc: ProtocolError) -> None:
         """Go's error answer for a request that cannot be read (unless an answer started), then close."""
-        if not started and self.t is not None:
+        if not self.started and self.t is not None:
             self.t.write(go_bad_request(exc.status_hint, exc.public))
         self.shut()
 
@@ -266,14 +303,24 @@ class UvConnection(asyncio.Protocol):
         if t is None:  # the client closed meanwhile
             self.host.closed()
             return
-        if t.get_write_buffer_size():
-            assert self.host.loop is not None
-            self.host.loop.call_later(0.005, self._detach, req, body)
+        try:
+            if t.get_write_buffer_size():
+                assert self.host.loop is not None
+                self.host.loop.call_later(0.005, self._detach, req, body)
+                return
+            fd = os.dup(t.get_extra_info("socket").fileno())
+        except Exception as exc:
+            self.gone = False  # still this side's connection: the bug's end closes it
+            self.crashed(exc)
             return
-        sock = t.get_extra_info("socket")
-        fd = os.dup(sock.fileno())
         t.abort()  # closes this descriptor only: the connection lives on in `fd`
-        self.host.hand_over(socket.socket(fileno=fd), self.conn, req, self.kind, body)
+        sock = socket.socket(fileno=fd)
+        try:
+            self.host.hand_over(sock, self.conn, req, self.kind, body)
+        except Exception as exc:  # trio's path never got it: the connection ends here
+            sock.close()
+            self.host.closed()
+            self.report(exc, req)
 
     def waiting_for_client(self) -> bool:
         """Whether the connection now waits for the client's bytes (the idle timeout applies)."""
@@ -297,3 +344,15 @@ class UvConnection(asyncio.Protocol):
         if line is not None and not go_parses_request_line(line):
             return go_bad_request(400)  # Go refuses a half-sent request line it cannot parse
         return None
+
+    def crashed(self, exc: Exception) -> None:
+        """A callback raised (a bug): report it and close the connection; the others go on."""
+        self.report(exc, None)
+        if self.t is not None:
+            self.t.abort()
+
+    def report(self, exc: Exception, req: Request | None) -> None:
+        """One event for what a callback raised."""
+        log.error("http connection failed", error=repr(exc), port_kind=self.kind, client=self.client_host,
+                  method=None if req is None else req.method.decode("latin-1"),
+                  path=None if req is None else req.target.decode("latin-1"), exc_info=exc)
