@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.procs import MasterProc, start_master
+
+# No Hypothesis deadline: a property's examples are checked for what they compute, never for how
+# fast (speed is measured in bench/); on a loaded machine one example can take any time.
+settings.register_profile("weedpy", deadline=None)
+settings.load_profile("weedpy")
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,9 @@ async def test_deltas_on_notice_and_leave(store: Store) -> None:
         async with trio.open_nursery() as n:
             n.start_soon(mc.run)
             await _until(lambda: state.master_connected, what="registration")
+            # the master's first answer sets the volume size limit, which asks for a full heartbeat:
+            # once it went out, a change is reported by delta (before, that full one would carry it)
+            await _until(lambda: sum(1 for h in m.snapshot() if h.id) >= 2, what="the full heartbeat after registration")
             store.allocate_volume(5, collection="c")
             mc.notify_changed()
             await _until(lambda: any(h.new_volumes for h in m.snapshot()), what="a delta naming volume 5")
