@@ -58,30 +58,31 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     if cookie != int(fid[-8:], 16) or flags & _DECLINED_FLAGS:
         return None
     app.download.add(record_size)  # released by the caller once the bytes are out
-    head = ["HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n"]
-    filename = name.decode("latin-1") if name else ""
-    if filename:
-        head.append("Content-Disposition: " + _inline_disposition(filename) + "\r\n")
-    head.append("Content-Length: %d\r\n" % len(data))
+    # Go's headers in its order (sorted by name, then Date and the sniffed type of an untyped GET)
+    if name:
+        filename = name.decode("latin-1")
+        disposition = "Content-Disposition: " + _inline_disposition(filename) + "\r\n"
+    else:
+        filename = disposition = ""
     mtype = ""
     if mime:
-        mt = mime.decode("latin-1")
-        if not mt.startswith("application/octet-stream"):
-            mtype = mt
-    if mtype == "" and filename:
+        mtype = mime.decode("latin-1")
+        if mtype.startswith("application/octet-stream"):
+            mtype = ""
+    if not mtype and filename:
         ext = filepath_ext(filename)
         if ext:
             mtype = app.mimes.type_by_extension(ext)
-    if mtype:
-        head.append("Content-Type: " + mtype + "\r\n")
-    head.append('Etag: "%08x"\r\n' % crc)
-    if last_modified:
-        head.append("Last-Modified: " + _last_modified(last_modified) + "\r\n")
-    head.append("Server: " + app.server + "\r\nX-Amz-Request-Id: " + request_id() + "\r\nDate: " + http_date() + "\r\n")
+    tail = "\r\n"
     if not mtype and req.method == b"GET":  # HEAD writes no body, so Go sniffs nothing
-        head.append("Content-Type: " + detect_content_type(data[:512]) + "\r\n")
-    head.append("\r\n")
-    wire = "".join(head).encode("latin-1", "replace")
+        tail = "Content-Type: " + detect_content_type(data[:512]) + "\r\n\r\n"
+    wire = (
+        "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n" + disposition
+        + "Content-Length: %d\r\n%sEtag: \"%08x\"\r\n%sServer: %s\r\nX-Amz-Request-Id: %s\r\nDate: %s\r\n%s" % (
+            len(data), ("Content-Type: " + mtype + "\r\n") if mtype else "", crc,
+            ("Last-Modified: " + _last_modified(last_modified) + "\r\n") if last_modified else "",
+            app.server, request_id(), http_date(), tail)
+    ).encode("latin-1", "replace")
     if req.method == b"HEAD":
         return wire, record_size
     return wire + data, record_size

@@ -1,0 +1,87 @@
+"""The fast read (native/http/_fast.py, what uvloop's protocol and trio's path answer plain reads
+with) writes byte for byte what the full read path writes for the same needle and request, for
+random names, types, data and times (the request id and Date masked)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import given, settings, strategies as st
+
+import native.http.app as native_app
+from native.context import Location, NativeContext
+from native.http.app import NativeHttp
+from native.storage import Needle, Store
+from tests.native_http.support import HttpMasterLookup
+from weedpy.config import parse_volume_args
+from weedpy.http1 import Exchange, ServerConnection, UpstreamPool
+from weedpy.security import SecurityConfig
+
+_MASK = re.compile(rb"(X-Amz-Request-Id: |Date: )[^\r]*")
+
+
+class _Collect:
+    """A stream that keeps what the handler sends."""
+
+    def __init__(self) -> None:
+        self.out = b""
+
+    async def send_all(self, data: bytes) -> None:
+        self.out += bytes(data)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeHttp]:
+    d: Path = tmp_path_factory.mktemp("fast-read")
+    cfg = parse_volume_args(["-port=1", "-port.grpc=2", "-ip=127.0.0.1", f"-dir={d}", "-master=127.0.0.1:1"], environ={})
+    store = Store.open([str(d)], max_counts=4)
+    store.allocate_volume(1, replication="000")
+    ctx = NativeContext(cfg=cfg, security=SecurityConfig(), store=store, version="8000GB 4.48", full_version="8000GB 4.48",
+                        master=HttpMasterLookup(None, Location("127.0.0.1:1", "127.0.0.1:1", 1), store),
+                        http_pool=UpstreamPool())
+    yield NativeHttp(ctx)
+    store.close()
+
+
+def _answer(app: NativeHttp, head: bytes) -> tuple[bytes, bool]:
+    """The masked answer and whether the fast read gave it."""
+    conn = ServerConnection()
+    conn.receive_data(head)
+    req = conn.next_event()
+    stream = _Collect()
+    exch = Exchange(req, conn, stream, 30.0, "127.0.0.1", 1, "admin")  # type: ignore[arg-type]
+    trio.run(app.handle, exch)
+    return _MASK.sub(rb"\1*", stream.out), exch.served_fast
+
+
+_KEY = iter(range(1, 1 << 30))
+
+
+@settings(max_examples=150)
+@given(
+    name=st.one_of(st.just(b""), st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b),
+                   st.sampled_from([b"a.txt", b"photo.JPG", b"x.tar.gz", b"we ird;name.html", b"q\"uote.bin"])),
+    mime=st.one_of(st.just(b""), st.sampled_from([b"text/plain", b"application/octet-stream", b"image/png",
+                                                  b"application/octet-stream; x=1", b"text/html; charset=utf-8"])),
+    data=st.one_of(st.binary(min_size=1, max_size=600), st.sampled_from([b"<html>hi", b"%PDF-1.4", b"\x89PNG\r\n\x1a\n"])),
+    last_modified=st.one_of(st.just(0), st.integers(min_value=1, max_value=4_000_000_000)),
+    method=st.sampled_from([b"GET", b"HEAD"]),
+)
+def test_the_fast_read_is_the_full_read(app: NativeHttp, name: bytes, mime: bytes, data: bytes, last_modified: int,
+                                        method: bytes) -> None:
+    key, cookie = next(_KEY), 0x1234ABCD
+    n = Needle.create(key, cookie, data, name=name, mime=mime, last_modified=last_modified, gzipped=False)
+    app.ctx.store.write_needle(1, n)
+    head = method + b" /1,%x%08x HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n" % (key, cookie)
+    fast = _answer(app, head)
+    real = native_app.fast_read
+    native_app.fast_read = lambda _app, _req: None  # the full path
+    try:
+        full = _answer(app, head)
+    finally:
+        native_app.fast_read = real
+    assert fast == (full[0], True) and not full[1]
