@@ -234,17 +234,18 @@ class _Clock:
     """`datetime.now(utc).isoformat()` with `+00:00` as `Z` (TimeStamper's text), the
     seconds part formatted once per second."""
 
-    __slots__ = ("second", "seconds_text")
+    __slots__ = ("start", "seconds_text")
 
     def __init__(self) -> None:
-        self.second = -1
+        self.start = -1  # the current second's first microsecond since the epoch
         self.seconds_text = ""
 
     def text(self, ns: int) -> str:
         second, micro = divmod(ns // 1000, 1_000_000)
-        if second != self.second:
+        if second * 1_000_000 != self.start:
+            self.start = -1  # while the text changes, no second matches
             self.seconds_text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
-            self.second = second
+            self.start = second * 1_000_000
         if micro:
             return "%s.%06dZ" % (self.seconds_text, micro)
         return self.seconds_text + "Z"  # isoformat leaves out a zero fraction
@@ -266,8 +267,8 @@ _MILLIS_LIMIT = 10**15
 # json.dumps writes it, and the value the event itself takes.
 _CHECKS = {str: "type({v}) is str", int: "type({v}) is int", float: "type({v}) is float and {v} - {v} == 0.0",
            Millis: "type({v}) is int and 0 <= {v} < _MILLIS_LIMIT"}
-_TEXTS = {str: "_encode_str({v})", int: "_int_repr({v})", float: "_float_repr({v})",
-          Millis: "_int_repr({v} // 1000), fractions[{v} % 1000]"}
+_TEXTS = {str: "_encode_str({v})", int: "str({v})", float: "str({v})",  # str of an exact int or float is its repr
+          Millis: "str({v} // 1000), fractions[{v} % 1000]"}
 _VALUES = {str: "{v}", int: "{v}", float: "{v}", Millis: "{v} / 1000"}  # what the event itself takes
 
 
@@ -298,8 +299,8 @@ def emit({args}):
             prefix = prefixes.get(({lead}))
         except TypeError:  # an unhashable value: the event renders it
             prefix = None
-        second, micro = divmod(_time_ns() // 1000, 1_000_000)
-        if prefix is not None and micro and second == clock.second and sink.extra_text is event._tail_extra:
+        micro = _time_ns() // 1000 - clock.start
+        if prefix is not None and 0 < micro < 1_000_000 and sink.extra_text is event._tail_extra:
             lines = sink._lines
             lines.append("".join((prefix, {texts}event._tail, clock.seconds_text, _STAMP_END % micro)))
             if len(lines) > sink._limit:
@@ -435,7 +436,7 @@ class FastEvent:
         )
         scope = {"_STRUCTLOG_CONFIG": _STRUCTLOG_CONFIG, "_contextvars": _contextvars, "LineSink": LineSink,
                  "_INFO": _INFO, "_time_ns": _time_ns, "_encode_str": _encode_str, "_MILLIS_LIMIT": _MILLIS_LIMIT,
-                 "_int_repr": int.__repr__, "_float_repr": float.__repr__, "_STAMP_END": '.%06dZ"}',
+                 "_STAMP_END": '.%06dZ"}',
                  "event": self, "prefixes": self._prefixes, "clock": self._clock,
                  "fractions": _millis_fractions() if Millis in self._types else ()}
         exec(compile(source, f"<FastEvent {self._event!r} emit>", "exec"), scope)
