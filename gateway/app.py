@@ -30,7 +30,7 @@ from gateway.relay_fault import relay_fault
 from gateway.request_checks import backend_maintenance, request_checks
 from gateway.supervisor import BackendStartError, Supervisor
 from gateway.tail_receiver import tail_into_backend
-from gateway.worker import endpoints_to_json, relay_pool
+from gateway.worker import endpoints_to_json, pool_ttl, relay_pool
 from weedpy.config import VolumeConfig
 from weedpy.http1 import UpstreamPool
 from weedpy.logs import get_logger
@@ -138,6 +138,9 @@ class ProxyServer:
         self._pools: list[BackendPools] = []
         self.workers: WorkerPool | None = None
         self.metrics = ServerMetrics(WEEDPY_FAMILIES)  # the gateway's weedpy_* families (docs/metrics.md)
+        # proxy mode in one process: trio as uvloop's guest, the plain HTTP requests relayed in
+        # uvloop's callbacks by this process itself (gateway/uv_bridge.py; with workers they do it)
+        self.uvloop = False
         self._runtime = runtime_registry(process=False)  # the backend's families carry process_*
         self._worker_extra: dict[str, Any] = {}  # what the extension adds to a worker's init message
 
@@ -259,9 +262,10 @@ class ProxyServer:
         relay.set_backend(supervisor)
         if self.extension is not None:
             await self.extension.before_backend(self)
-        else:
-            try:  # proxy mode's test-only relay fault (gateway/relay_fault.py): its workers apply it
-                relay_fault(cfg.bind_ip)
+        faults: frozenset[str] = frozenset()
+        if self.extension is None:
+            try:  # proxy mode's test-only relay fault (gateway/relay_fault.py): its uvloop relays apply it
+                faults = relay_fault(cfg.bind_ip) or frozenset()
             except ValueError as exc:
                 raise StartupError(str(exc)) from None
         try:
@@ -291,10 +295,18 @@ class ProxyServer:
         nursery.start_soon(self._push_metrics, relay)
         local = self.metrics.local
         owned = self.extension.owned_side() if self.extension is not None else None
-        http: HttpTarget = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
-                                     self.evidence, meter=RouteMeter(local, "http"),
-                                     owners=owned and owned.owners, owned=owned and owned.http,
-                                     status=owned and owned.status).handle
+        http_front = HttpFront(self.live, http_targets, self.guard, self.server_header, self.state,
+                               self.evidence, meter=RouteMeter(local, "http"),
+                               owners=owned and owned.owners, owned=owned and owned.http,
+                               status=owned and owned.status)
+        http: HttpTarget = http_front.handle
+        http_serve = None
+        if self.uvloop and self.extension is None:
+            from gateway.uv_bridge import UvHttp  # uvloop: loaded only by a process that runs on it
+
+            errors = local["weedpy_relay_errors_total"]
+            http_serve = UvHttp(http_front, supervisor, self.front_address, pool_ttl(cfg),
+                                lambda reason: errors.labels("http", reason).inc(), RELAY_SOCKET_BUFFER, faults)
         if self.extension is not None:
             http = self.extension.wrap_http(http)
             if cfg.workers > 1:  # mixed mode's native side and differ live here: workers reach them
@@ -307,7 +319,7 @@ class ProxyServer:
                          owners=owned and owned.owners, owned=owned and owned.grpc, split=owned and owned.split)
         return Fronts(http=http, grpc=grpc,
                       grpc_options=PROXY_SERVER_OPTIONS, send_buffer=RELAY_SOCKET_BUFFER, workers=workers,
-                      routes=RoutesApi(self.live, self.guard), metrics=metrics)
+                      routes=RoutesApi(self.live, self.guard), metrics=metrics, http_serve=http_serve)
 
     async def _push_metrics(self, relay: HeartbeatRelay) -> None:
         """Go's LoopPushingMetric for the front: when the master names a push gateway, push there

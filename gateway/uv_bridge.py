@@ -9,11 +9,15 @@ import asyncio
 from collections.abc import Callable
 
 from gateway.backend import BackendView
+from gateway.relay_fault import TEST_FAULT_ENV
 from gateway.uv_relay import RelayHost, UvRelay
 from weedpy.http1 import Request, ServerConnection
+from weedpy.logs import get_logger
 from weedpy.serve.http_front import DirectToken, HttpFront
 
 __all__ = ["UvHttp"]
+
+log = get_logger("gateway.uv_bridge")
 
 
 class UvHttp(RelayHost):
@@ -24,6 +28,9 @@ class UvHttp(RelayHost):
                  on_error: Callable[[str], None], buffer_size: int = 0, faults: frozenset[str] = frozenset()) -> None:
         super().__init__(buffer_size)
         self._faults = faults  # armed test-only faults (gateway/relay_fault.py)
+        if faults:
+            log.warning("TEST-ONLY FAULT: the relay raises on purpose for the requests that ask",
+                        callbacks=sorted(faults), env=TEST_FAULT_ENV)
         self._front = front
         self._backend = backend
         self._front_address = front_address

@@ -15,10 +15,9 @@ import trio
 
 from gateway.backend import BackendEndpoints, BackendView
 from gateway.http_proxy import GoHttpTarget
-from gateway.relay_fault import TEST_FAULT_ENV, relay_fault
+from gateway.relay_fault import relay_fault
 from weedpy.config import VolumeConfig
 from weedpy.http1 import Exchange, UpstreamPool
-from weedpy.logs import get_logger
 from weedpy.security import SecurityConfig
 from weedpy.serve.evidence import EvidenceTally
 from weedpy.serve.guard import Guard
@@ -42,9 +41,6 @@ def endpoints_from_json(doc: dict[str, Any] | None) -> BackendEndpoints | None:
         return None
     public = doc.get("public")
     return BackendEndpoints(http=tuple(doc["http"]), grpc=tuple(doc["grpc"]), public=tuple(public) if public else None)
-
-
-log = get_logger("gateway.worker")
 
 
 def pool_ttl(cfg: VolumeConfig) -> float:
@@ -93,9 +89,6 @@ class ProxyWorker:
 
             errors = self.metrics.local["weedpy_relay_errors_total"]
             faults = relay_fault(self.cfg.bind_ip) or frozenset()  # the leader refused to start if malformed
-            if faults:
-                log.warning("TEST-ONLY FAULT: the relay raises on purpose for the requests that ask",
-                            callbacks=sorted(faults), env=TEST_FAULT_ENV)
             self.http_serve = UvHttp(front, self.backend, address, pool_ttl(self.cfg),
                                      lambda reason: errors.labels("http", reason).inc(), self.buffer_size, faults)
         return front.handle

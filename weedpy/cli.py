@@ -136,7 +136,11 @@ def serve(cfg: VolumeConfig) -> int:
     with imports_without_gc():
         from gateway.app import ProxyServer  # each mode imports only its own server
 
-    return _run(cfg, ProxyServer(cfg, security, routes, weed), sink)
+    from weedpy.serve.http_loop import uvloop_http  # the serving stack (see _run)
+
+    server = ProxyServer(cfg, security, routes, weed)
+    server.uvloop = cfg.workers == 1 and uvloop_http(os.environ)  # with workers, they relay on uvloop
+    return _run(cfg, server, sink, server.uvloop)
 
 
 def settle_volumes(cfg: VolumeConfig) -> str | None:
