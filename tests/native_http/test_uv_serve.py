@@ -196,3 +196,37 @@ def test_a_connection_comes_back_from_trio_after_a_plain_request(pair, monkeypat
     # it in full); the plain read after one is trio's, the next one the protocol's again
     assert seen == [("uv", True), ("uv", False), ("trio", False), ("trio", True), ("uv", True), ("uv", False),
                     ("trio", False)]
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "trio"])
+def test_every_native_process_runs_the_loop_it_is_told(tmp_path, loop: str) -> None:
+    """A native server with a worker: both processes on uvloop by default, neither loads it with
+    WEEDPY_HTTP_LOOP=trio; uploads and reads on fresh connections (either process) work both ways."""
+    from pathlib import Path
+
+    import httpx
+
+    from tests.support.procs import clean_env, start_master, wait_for_volume_server
+    from tests.support.process_tree import serving_worker
+    from tests.support.weedpy_proc import start_weedpy_volume
+
+    master = start_master(tmp_path / "master")
+    try:
+        env = clean_env({"WEEDPY_HTTP_LOOP": "trio"} if loop == "trio" else {})
+        server = start_weedpy_volume(tmp_path, master, extra=["-mode=native", "-workers=2"], env=env)
+        try:
+            wait_for_volume_server(master, f"127.0.0.1:{server.port}")
+            worker = serving_worker(server.proc.pid, server.proc.log_path)
+            for pid in (server.proc.pid, worker):
+                assert (b"uvloop" in Path(f"/proc/{pid}/maps").read_bytes()) == (loop == "uvloop"), pid
+            for i in range(6):
+                a = httpx.get(f"{master.url}/dir/assign", timeout=10).json()
+                body = b"%s %d " % (loop.encode(), i) * 50
+                assert httpx.post(f"http://{a['url']}/{a['fid']}", files={"file": ("f.bin", body)},
+                                  timeout=10).status_code == 201
+                r = httpx.get(f"http://{a['url']}/{a['fid']}", timeout=10)  # a fresh connection each
+                assert (r.status_code, r.content) == (200, body)
+        finally:
+            server.stop()
+    finally:
+        master.stop()
