@@ -109,8 +109,9 @@ _FRAMING = re.compile(rb"\r\n(?:content-length: *([0-9]{1,18}) *(?=\r\n)|"
 LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
-def quick_head(head: bytes) -> tuple[int, int] | None:
+def quick_head(head: bytes, end: int | None = None) -> tuple[int, int] | None:
     """(status, Content-Length) for a plain final response from Go, else None (use the parser).
+    `end`: where the head ends in `head` (its blank line included), when more follows it.
 
     Anything unusual (1xx, chunked, a Connection or Transfer-Encoding header, no length) goes to
     the full parser; the backend is our own Go process, but nothing is assumed beyond this.
@@ -118,7 +119,7 @@ def quick_head(head: bytes) -> tuple[int, int] | None:
     m = _STATUS_LINE.match(head)
     if m is None:
         return None
-    found = _FRAMING.findall(head)
+    found = _FRAMING.findall(head, 0, len(head) if end is None else end)
     if not found:
         status = int(m.group(1))
         return (status, 0) if status in (204, 304) else None

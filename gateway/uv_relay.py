@@ -400,31 +400,51 @@ class _Client(UvConnection):
         if self.resp == _PARSED:
             self.parsed(data)
             return
-        buf = self.rbuf + data if self.rbuf else data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
+        if self.rbuf:
+            buf, self.rbuf = self.rbuf + data, b""
+        else:
+            buf = data
+        end = buf.find(b"\r\n\r\n") + 4
+        if end < 4:
             if len(buf) > 65536:
                 self.resp = _PARSED
                 self.parsed(buf)
             else:
                 self.rbuf = buf
             return
-        self.rbuf = b""
-        head = buf[: end + 4]
-        quick = quick_head(head)
+        quick = quick_head(buf, end)
         if quick is None:
             self.resp = _PARSED
             self.parsed(buf)
             return
         status, length = quick
-        rest = buf[end + 4:]
         req = self.req
         assert req is not None
-        if not req.keep_alive:
-            self.close_after = True
-        head, length = frame_quick_head(req, head, status, length, not req.keep_alive)
         self.started = True
         self.status = status
+        if not req.keep_alive or req.http_version != b"1.1" or status >= 400:
+            self.framed(t, req, buf, end, status, length)
+            return
+        if req.method == b"HEAD" or status in (204, 304):
+            length = 0
+        # Go's head goes on as it is: the answer is `buf` up to its body's end, in one write
+        total = end + length
+        have = len(buf)
+        if have >= total:
+            t.write(buf if have == total else buf[:total])
+            self.response_done(have == total)
+            return
+        t.write(buf)
+        self.remaining = total - have
+        self.resp = _BODY
+
+    def framed(self, t: asyncio.Transport, req: Request, buf: bytes, end: int, status: int, length: int) -> None:
+        """A `quick_head` answer whose head changes on its way (`frame_quick_head`: the client
+        closes, or speaks HTTP/1.0) or whose error body may name the backend (`unalias`)."""
+        if not req.keep_alive:
+            self.close_after = True
+        head, length = frame_quick_head(req, buf[:end], status, length, not req.keep_alive)
+        rest = buf[end:]
         if len(rest) >= length:
             body = rest[:length] if len(rest) > length else rest
             if status >= 400 and self.relay.front_address is not None:
