@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, start_master, wait_for_volume_server
 from tests.support.weedpy_proc import start_weedpy_volume
 

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from gateway.relay_fault import TEST_FAULT_ENV
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, start_master
 from tests.support.process_tree import descendants, serving_worker
 from tests.support.weedpy_proc import start_weedpy_volume

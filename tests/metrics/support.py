@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.support.logs import wait_until
+from tests.support.waiting import wait_until
 
 __all__ = ["Exposition", "parse_exposition", "scrape", "workload", "Workload"]
 

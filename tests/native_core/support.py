@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ import trio
 
 from proto import volume_server_pb2 as vs
 from tests.support import logs
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, start_go_volume, start_master, wait_for_volume_server
 from tests.support.weedpy_proc import start_weedpy_volume
 from weedpy.grpc import Channel, GrpcError
 
-__all__ = ["Outcome", "call", "start_native", "start_go", "go_and_native_cluster", "wait_until", "lookup_urls", "Side"]
+__all__ = ["Outcome", "call", "start_native", "start_go", "go_and_native_cluster", "lookup_urls", "Side"]
 
 VS = "/volume_server_pb.VolumeServer/"
 
@@ -80,15 +80,6 @@ def go_and_native_cluster(work: Path) -> Iterator[tuple[MasterProc, VolumeProc, 
         master.stop()
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not met in {timeout}s (last: {last!r})")
 
 
 def lookup_urls(master: MasterProc, vid: int) -> list[str]:
@@ -151,7 +142,7 @@ def start_mixed(tmp_path: Path, master: MasterProc, data: Path, *, workers: int 
     server = start_weedpy_volume(tmp_path, master, extra=["-mode=mixed", f"-workers={workers}", *extra], data_dir=data,
                                  env=clean_env(env))
     if workers > 1:
-        logs.wait_until(lambda: any(e.get("event") == "worker ready" for e in logs.log_events(server.proc.log_path)),
+        wait_until(lambda: any(e.get("event") == "worker ready" for e in logs.log_events(server.proc.log_path)),
                         what="the worker processes")
     return server
 

@@ -16,7 +16,8 @@ import pytest
 from proto import volume_server_pb2 as vs
 from tests.metrics.support import scrape
 from tests.native_core.support import call
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, free_port_pair, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable, weedpy_volume_argv
 from weedpy.cutover import TEST_FAULT_ENV

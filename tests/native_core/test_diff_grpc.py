@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import Outcome, Side, call, start_pair_sides, wait_until
+from tests.native_core.support import Outcome, Side, call, start_pair_sides
+from tests.support.waiting import wait_until
 from tests.support.compare import GRPC_VARIABLE_FIELDS, message_doc
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call, lookup_urls, start_native, wait_until
+from tests.native_core.support import call, lookup_urls, start_native
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, clean_env, start_master, start_proc, wait_for_volume_server, wait_http
 from weedpy.weedbin import find_weed_binary
 

@@ -16,7 +16,8 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call, start_native
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume
 

@@ -18,7 +18,8 @@ import pytest
 from difftool._stores import compare_stores
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import call
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.process_tree import alive, serving_worker, worker_pids
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume

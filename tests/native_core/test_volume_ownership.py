@@ -27,7 +27,8 @@ from native.storage import Needle, Volume
 from native.storage.ownership import JOURNAL_NAME, NATIVE_FOLDER, STEPS
 from proto import volume_server_pb2 as vs
 from tests.native_core.support import allocate_volume, call, move_volume, start_mixed
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.process_tree import alive, child_with, children
 from tests.support.procs import MasterProc, VolumeProc, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable

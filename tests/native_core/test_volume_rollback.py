@@ -22,7 +22,8 @@ from native.storage.ownership import NATIVE_FOLDER
 from proto import volume_server_pb2 as vs
 from tests.metrics.support import scrape
 from tests.native_core.support import allocate_volume, call, move_volume, start_mixed
-from tests.support.logs import log_events, wait_until
+from tests.support.logs import log_events
+from tests.support.waiting import wait_until
 from tests.support.procs import MasterProc, VolumeProc, clean_env, free_port, start_master
 from tests.support.weedpy_proc import start_weedpy_volume, weedpy_executable
 from weedpy.cutover import TEST_FAULT_ENV

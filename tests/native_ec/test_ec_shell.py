@@ -13,7 +13,8 @@ import pytest
 
 from native.storage import actual_size
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import go_and_native_cluster, wait_until
+from tests.native_core.support import go_and_native_cluster
+from tests.support.waiting import wait_until
 from tests.native_grpc.test_copy_go import fid, read, unary, upload
 from weedpy.weedbin import find_weed_binary
 

@@ -212,7 +212,9 @@ def test_weed_shell_volume_move_between_go_and_native(cluster) -> None:
     """`volume.move` (mark read-only, VolumeCopy, VolumeTailReceiver, delete) both ways."""
     import subprocess
 
-    from tests.native_core.support import lookup_urls, wait_until
+    from tests.native_core.support import lookup_urls
+
+    from tests.support.waiting import wait_until
     from weedpy.weedbin import find_weed_binary
 
     master, go, native = cluster

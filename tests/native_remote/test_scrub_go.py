@@ -13,7 +13,8 @@ import pytest
 
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call, go_and_native_cluster, wait_until
+from tests.native_core.support import call, go_and_native_cluster
+from tests.support.waiting import wait_until
 from tests.native_grpc.test_copy_go import address, fid, upload
 from tests.support.procs import MasterProc, VolumeProc
 

@@ -16,7 +16,8 @@ import trio
 from native.s3 import S3Client, S3Options
 from proto import remote_pb2
 from proto import volume_server_pb2 as vs
-from tests.native_core.support import call, start_go, start_native, wait_until
+from tests.native_core.support import call, start_go, start_native
+from tests.support.waiting import wait_until
 from tests.support.procs import (
     MasterProc, Proc, clean_env, free_port, free_port_pair, on_fresh_ports, start_proc, wait_http, wait_tcp,
 )

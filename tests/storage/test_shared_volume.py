@@ -7,7 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from native.http._common import storage_call
 from native.storage import Needle, Store, Volume, VolumeTable, WouldBlock
 from native.storage._shared import SharedSlot
 from weedpy.sharedmem import SharedBlock
+from tests.support.waiting import wait_until
 
 VID = 3
 
@@ -281,9 +281,9 @@ def test_slot_locks_never_fail_with_a_deadlock_nothing_is_in(tmp_path: Path) -> 
 
         t2 = threading.Thread(target=thread_2, daemon=True)
         t2.start()
-        _wait_until(lambda: _waiters(block.fd) >= 1)  # thread 2 waits for slot 2
+        wait_until(lambda: _waiters(block.fd) >= 1, 60, "thread 2 waiting for slot 2", interval=0.01)  # thread 2 waits for slot 2
         wants_1.set()
-        _wait_until(lambda: _waiters(block.fd) >= 2 or not proc.is_alive())  # the other waits for slot 1
+        wait_until(lambda: _waiters(block.fd) >= 2 or not proc.is_alive(), 60, "the other waiting for slot 1", interval=0.01)  # the other waits for slot 1
         block.unlock(1)
         proc.join(60)
         assert proc.exitcode == 0, "the other process's lock request failed"
@@ -292,12 +292,6 @@ def test_slot_locks_never_fail_with_a_deadlock_nothing_is_in(tmp_path: Path) -> 
         if proc.is_alive():
             proc.kill()
 
-
-def _wait_until(cond, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_a_slot_lock_excludes_another_description_until_released() -> None:

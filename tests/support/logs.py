@@ -1,13 +1,11 @@
-"""Reading a server's structlog output from its log file, and waiting for what it will show."""
+"""Reading a server's structlog output from its log file (tests/support/waiting.py waits for what it will show)."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["log_events", "wait_until"]
+__all__ = ["log_events"]
 
 
 def log_events(path: Path) -> list[dict]:
@@ -20,12 +18,3 @@ def log_events(path: Path) -> list[dict]:
             except ValueError:
                 pass
     return out
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll `predicate` until it holds; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

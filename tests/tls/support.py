@@ -6,30 +6,29 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import subprocess
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import trio
 import trustme
 
 from tests.support.procs import (
-    MasterProc, Proc, VolumeProc, clean_env, free_port, free_port_pair, on_fresh_ports, start_master, start_proc,
+    MasterProc, VolumeProc, clean_env, free_port, free_port_pair, on_fresh_ports, start_master, start_proc,
     wait_tcp,
 )
 from tests.support.weedpy_proc import weedpy_volume_argv
+from tests.support.waiting import wait_until
 from weedpy.grpc import Channel, ChannelOptions, GrpcError
 from weedpy.weedbin import find_weed_binary
 
 __all__ = [
     "Pki", "make_pki", "security_toml", "start_tls_master", "shell", "start_weedpy", "grpc_call", "Outcome",
-    "wait_until", "VS", "https_client", "grpc_client_context", "master_dir",
+    "VS", "https_client", "grpc_client_context", "master_dir",
 ]
 
 VS = "/volume_server_pb.VolumeServer/"
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,18 +158,6 @@ def grpc_call(
                 return Outcome(None, exc.status.name, exc.message)
 
     return trio.run(run)
-
-
-def wait_until(fn: Callable[[], T], timeout: float = 30, what: str = "condition", proc: Proc | None = None) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None:
-            proc.check_alive()
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def start_weedpy(

@@ -12,7 +12,8 @@ import pytest
 
 from proto import volume_server_pb2 as vs
 from tests.support.procs import MasterProc, wait_for_volume_server
-from tests.tls.support import Pki, grpc_call, grpc_client_context, security_toml, shell, start_weedpy, wait_until
+from tests.tls.support import Pki, grpc_call, grpc_client_context, security_toml, shell, start_weedpy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
