@@ -24,6 +24,17 @@ _BINARY = bytes(
 _DROP_ALL = bytes.maketrans(b"", b"")
 
 
+# Each matcher says where it looks first: `_AT_FIRST` (the first non-blank byte, which must be
+# `<`) or the set of bytes it accepts at offset 0 (`None`: any), so that `detect_content_type`
+# tries only the matchers the data's first bytes allow, in Go's order.
+_AT_FIRST = "first"
+
+
+def _starts(matcher: Callable[[bytes, int], str | None], first: frozenset[int] | str | None) -> Callable[[bytes, int], str | None]:
+    matcher.starts = first  # type: ignore[attr-defined]
+    return matcher
+
+
 def _html(tag: bytes) -> Callable[[bytes, int], str | None]:
     upper = tag.upper()
     n = len(tag)
@@ -40,14 +51,14 @@ def _html(tag: bytes) -> Callable[[bytes, int], str | None]:
                 return None
         return _HTML if d[n] in _TT else None
 
-    return match
+    return _starts(match, _AT_FIRST)
 
 
 def _exact(sig: bytes, ct: str) -> Callable[[bytes, int], str | None]:
     def match(data: bytes, first: int) -> str | None:
         return ct if data.startswith(sig) else None
 
-    return match
+    return _starts(match, frozenset((sig[0],)))
 
 
 def _masked(mask: bytes, pat: bytes, ct: str, skip_ws: bool = False) -> Callable[[bytes, int], str | None]:
@@ -62,10 +73,13 @@ def _masked(mask: bytes, pat: bytes, ct: str, skip_ws: bool = False) -> Callable
                 return None
         return ct
 
-    return match
+    if skip_ws:
+        assert pat[0] == 0x3C and mask[0] == 0xFF  # `<?xml`: looked for where the HTML tags are
+        return _starts(match, _AT_FIRST)
+    return _starts(match, frozenset(b for b in range(256) if b & mask[0] == pat[0]) if mask[0] else None)
 
 
-def _mp4(data: bytes, first: int) -> str | None:
+def _mp4(data: bytes, first: int) -> str | None:  # the box size first: any byte
     if len(data) < 12:
         return None
     box = int.from_bytes(data[:4], "big")
@@ -129,6 +143,29 @@ _SIGNATURES: tuple[Callable[[bytes, int], str | None], ...] = (
 )
 
 
+_starts(_mp4, None)
+_starts(_text, None)
+
+
+def _candidates(byte0: int, lt_first: bool) -> tuple[Callable[[bytes, int], str | None], ...]:
+    """The matchers that can match data starting with `byte0` (and `<` as its first non-blank
+    byte or not), in Go's order."""
+    out = []
+    for sig in _SIGNATURES:
+        starts = sig.starts  # type: ignore[attr-defined]
+        if starts is _AT_FIRST:
+            if lt_first:
+                out.append(sig)
+        elif starts is None or byte0 in starts:
+            out.append(sig)
+    return tuple(out)
+
+
+# (first byte, first non-blank byte is `<`) -> the matchers worth trying: most data is tried
+# against two or three instead of every one of the table's 50.
+_BY_START = tuple((_candidates(b, False), _candidates(b, True)) for b in range(256))
+
+
 def detect_content_type(data: bytes) -> str:
     """The MIME type Go's DetectContentType gives `data` (only the first 512 bytes count)."""
     data = bytes(data[:SNIFF_LEN])
@@ -136,8 +173,10 @@ def detect_content_type(data: bytes) -> str:
     n = len(data)
     while first < n and data[first] in _WS:
         first += 1
-    for sig in _SIGNATURES:
+    sigs = _BY_START[data[0]][first < n and data[first] == 0x3C] if n else _SIGNATURES
+    for sig in sigs:
         ct = sig(data, first)
         if ct is not None:
             return ct
     return _OCTET
+

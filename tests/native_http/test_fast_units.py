@@ -69,3 +69,32 @@ def test_fast_write_created_reply_is_the_general_reply(name: str, size: int, crc
     if date != http_date():  # the second turned between the two
         return
     assert fast == wire.head + resp.body
+
+
+_SNIFF_PREFIXES = [b"", b"<!DOCTYPE HTML ", b"<html>", b"<HeAd ", b"<?xml", b"%PDF-", b"%!PS-Adobe-", b"\xfe\xff", b"\xff\xfe",
+                   b"\xef\xbb\xbf", b"\x00\x00\x01\x00", b"BM", b"GIF89a", b"RIFF\x01\x02\x03\x04WEBPVP", b"\x89PNG\r\n\x1a\n",
+                   b"\xff\xd8\xff", b"ID3", b"OggS\x00", b"MThd\x00\x00\x00\x06", b"RIFF\x00\x00\x00\x00AVI ",
+                   b"\x00\x00\x00\x18ftypmp42", b"\x1a\x45\xdf\xa3", b"\x00" * 34 + b"LP", b"\x00\x01\x00\x00", b"OTTO",
+                   b"wOF2", b"\x1f\x8b\x08", b"PK\x03\x04", b"Rar!\x1a\x07\x01\x00", b"\x00asm", b"<!--", b"<b>", b"<p "]
+
+
+@given(st.sampled_from(["", " ", "\t\n ", "\r\x0c"]), st.sampled_from(_SNIFF_PREFIXES),
+       st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode()))
+def test_sniffing_by_first_byte_is_sniffing_in_go_order(blank: str, prefix: bytes, tail: bytes, text: bytes) -> None:
+    """`detect_content_type` tries only the matchers the first bytes allow; the answer is the one
+    trying every matcher in Go's order gives (whose table tests/native_http/golden checks)."""
+    from native.http._sniff import _OCTET, _SIGNATURES, _WS, SNIFF_LEN, detect_content_type
+
+    def in_order(data: bytes) -> str:
+        data = bytes(data[:SNIFF_LEN])
+        first = 0
+        while first < len(data) and data[first] in _WS:
+            first += 1
+        for sig in _SIGNATURES:
+            ct = sig(data, first)
+            if ct is not None:
+                return ct
+        return _OCTET
+
+    for data in (blank.encode() + prefix + tail, prefix + text, tail, text, blank.encode() + text):
+        assert detect_content_type(data) == in_order(data), data
