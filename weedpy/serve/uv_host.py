@@ -136,14 +136,29 @@ class UvHost:
             self._token = trio.lowlevel.current_trio_token()
             self._handler, self._connections, self._spread, self.idle = handler, connections, spread, idle
             connections.start_soon(self._close_with, self.started(self.loop, idle))
-        loop, factory = self.loop, self.protocol(kind)
+        factory = self.protocol(kind)
 
         def adopt(conn: socket.socket) -> None:
             if spread is not None:
                 spread.opened()
-            loop.create_task(loop.connect_accepted_socket(factory, conn))
+            self._adopt(conn, factory)
 
         await accept_forever(sock, adopt, self.buffer_size, spread)
+
+    def _adopt(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol]) -> None:
+        """Serve an accepted socket with a protocol; one that cannot be (no descriptor left for
+        the transport, ...) is closed and no longer counted, with one event saying why."""
+        assert self.loop is not None
+
+        def made(task: asyncio.Task[Any]) -> None:
+            exc = None if task.cancelled() else task.exception()
+            if task.cancelled() or exc is not None:
+                sock.close()
+                self.closed()
+                if exc is not None:
+                    log.error("http connection not served", error=repr(exc))
+
+        self.loop.create_task(self.loop.connect_accepted_socket(factory, sock)).add_done_callback(made)
 
     @staticmethod
     async def _close_with(close: Callable[[], None]) -> None:
@@ -185,8 +200,7 @@ class UvHost:
             back.append(True)
             fd = os.dup(stream.sock.fileno())
             stream.close()  # trio's descriptor; the connection lives on in `fd`
-            assert self.loop is not None
-            self.loop.create_task(self.loop.connect_accepted_socket(self.protocol(kind, conn), socket.socket(fileno=fd)))
+            self._adopt(socket.socket(fileno=fd), self.protocol(kind, conn))
 
         try:
             await serve_connection(FastStream(sock), self._handler, idle_timeout=self.idle, port_kind=kind,
