@@ -230,3 +230,53 @@ def test_every_native_process_runs_the_loop_it_is_told(tmp_path, loop: str) -> N
             server.stop()
     finally:
         master.stop()
+
+
+def test_a_hand_over_waiting_on_a_client_that_reads_nothing_backs_off_then_closes() -> None:
+    """A connection handed over once its answers are out: while the client reads none of them
+    the protocol looks again less and less often (no busy loop), and after the idle timeout it
+    closes the connection instead of waiting forever."""
+    import asyncio
+
+    from weedpy.serve.uv_host import UvConnection, UvHost
+
+    class StuckTransport:
+        """A client that never reads: what was written stays in the buffer."""
+
+        aborted = False
+
+        def pause_reading(self) -> None: ...
+
+        def get_write_buffer_size(self) -> int:
+            return 4096
+
+        def get_extra_info(self, name: str):
+            return ("127.0.0.1", 1) if name == "peername" else None
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def main() -> tuple[int, bool, int]:
+        host = UvHost()
+        host.loop, host.idle = asyncio.get_running_loop(), 0.3
+        closed: list[int] = []
+        host.closed = lambda: closed.append(1)  # type: ignore[method-assign]
+        class Counting(UvConnection):
+            __slots__ = ("looks",)
+
+            def _detach(self, *args) -> None:
+                self.looks += 1
+                super()._detach(*args)
+
+        conn = Counting(host, "admin")
+        conn.looks = 0
+        transport = StuckTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.hand_over(None)
+        await asyncio.sleep(1.0)
+        conn.connection_lost(None)  # what the transport's abort leads to
+        return conn.looks, transport.aborted, len(closed)
+
+    looks, aborted, closed = asyncio.run(main())
+    assert aborted and closed == 1
+    assert looks <= 10  # 5, 10, 20, ... ms apart until the idle timeout (a fixed 5 ms: about 60)

@@ -310,17 +310,24 @@ class UvConnection(asyncio.Protocol):
         self.gone = True
         self.host.clients.discard(self)
         self.t.pause_reading()
-        self._detach(req, body)
+        self._detach(req, body, 0.005, time.monotonic() + self.host.idle)
 
-    def _detach(self, req: Request | None, body: tuple[bytes, bool] | None) -> None:
+    def _detach(self, req: Request | None, body: tuple[bytes, bool] | None, wait: float, until: float) -> None:
+        """Hand over once the answers written have gone out, looking again after `wait` (doubled
+        each time, at most half a second: a client that reads nothing costs no busy loop), and
+        closing the connection if the client has not taken them by `until` (the idle timeout)."""
         t = self.t
         if t is None:  # the client closed meanwhile
             self.host.closed()
             return
         try:
             if t.get_write_buffer_size():
+                if time.monotonic() > until:
+                    t.abort()  # connection_lost: counted as closed there
+                    self.gone = False
+                    return
                 assert self.host.loop is not None
-                self.host.loop.call_later(0.005, self._detach, req, body)
+                self.host.loop.call_later(wait, self._detach, req, body, min(wait * 2, 0.5), until)
                 return
             fd = os.dup(t.get_extra_info("socket").fileno())
         except Exception as exc:
