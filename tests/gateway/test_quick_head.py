@@ -46,6 +46,18 @@ def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  # until close
     b"HTTP/1.1 100 Continue\r\n\r\n",
     b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 600 Odd\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 2000 OK\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 20 OK\r\nContent-Length: 1\r\n\r\n",
 ])
 def test_anything_unusual_goes_to_the_parser(head: bytes) -> None:
     assert quick_head(head) is None
+
+
+def test_only_the_head_is_read_when_the_body_follows_it() -> None:
+    """The body after the head (here one that looks like framing headers) is not the head's."""
+    body = b"\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n"
+    buf = BASE.replace(b"1044", b"%d" % len(body)) + body
+    end = buf.find(b"\r\n\r\n") + 4
+    assert quick_head(buf, end) == (200, len(body))
+    assert quick_head(buf) is None  # the whole of it, read as a head, has two framings
