@@ -53,6 +53,26 @@ def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
     return length, chunked
 
 
+# What on_header notes of a header, by its lower-cased name: nothing (_OTHER), the framing
+# headers, and the hop-by-hop ones (which keep a relay from forwarding the head as received;
+# Connection and Proxy-Connection also tell llhttp whether the connection ends).
+_OTHER, _HOST, _LENGTH, _EXPECT, _CODING, _CONNECTION, _HOP = range(7)
+_FRAMING_KINDS = {b"host": _HOST, b"content-length": _LENGTH, b"expect": _EXPECT, b"transfer-encoding": _CODING,
+                  b"connection": _CONNECTION, b"proxy-connection": _CONNECTION}
+_KINDS: dict[bytes, int] = {name: _FRAMING_KINDS.get(name, _HOP) for name in HOP_BY_HOP} | _FRAMING_KINDS
+# The spellings clients send, so that most names are found without lower-casing them: lower
+# case and Go's canonical form of the names above, and of common ones that are none of them.
+_COMMON = (b"accept", b"accept-charset", b"accept-encoding", b"accept-language", b"authorization",
+           b"cache-control", b"content-disposition", b"content-encoding", b"content-md5", b"content-type",
+           b"cookie", b"date", b"from", b"if-match", b"if-modified-since", b"if-none-match", b"if-range",
+           b"if-unmodified-since", b"origin", b"pragma", b"range", b"referer", b"user-agent", b"via",
+           b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip", b"x-request-id")
+_KINDS |= {name: _OTHER for name in _COMMON}
+_KINDS |= {b"-".join(part.capitalize() for part in name.split(b"-")): kind for name, kind in _KINDS.items()}
+_kind = _KINDS.get
+_new_request = tuple.__new__
+
+
 def _check_version(version: str, codings: int) -> None:
     """Refuse what Go's server refuses and llhttp lets through: HTTP/0.9 (no version at all),
     another major version (505), and Transfer-Encoding on HTTP/1.0, which Go ignores (its body
@@ -93,19 +113,28 @@ def canonical_head(req: Request) -> bytes | None:
 
 
 class ServerConnection:
-    """Reads pipelined requests from one client connection."""
+    """Reads pipelined requests from one client connection.
 
-    __slots__ = ("_parser", "_events", "_url", "_headers", "_head_size", "_max_head", "_in_message", "_eof", "_error",
-                 "_line", "_line_open", "_chunk", "_head_chunk")
+    Per header line llhttp makes one call into Python (`on_header`), which keeps the pair and
+    notes the few headers the request's fields depend on (found by the name as sent, in a table
+    of common spellings, before lower-casing it); the head-size limit is counted per line only
+    when the head could reach it (see `on_message_begin`). Each of these costs about as much as
+    the parsing itself in llhttp, so a request's fields are read from the noted headers alone."""
+
+    __slots__ = ("_parser", "_events", "_url", "_headers", "_noted", "_head_size", "_max_head", "_in_message",
+                 "_in_head", "_count_head", "_eof", "_error", "_line", "_line_open", "_chunk", "_head_chunk")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = httptools.HttpRequestParser(self)
         self._events: collections.deque[ServerEvent] = collections.deque()
         self._url = bytearray()
         self._headers: list[tuple[bytes, bytes]] = []
+        self._noted: list[tuple[int, bytes]] = []  # (kind, value) of the headers _KINDS tells apart
         self._head_size = 0
         self._max_head = max_head
         self._in_message = False
+        self._in_head = False  # between a message's first byte and the end of its head
+        self._count_head = True  # whether on_url and on_header count the head's size
         self._eof = False
         self._error: ProtocolError | None = None
         self._line = bytearray()  # a request line's bytes while its end has not arrived
@@ -117,63 +146,91 @@ class ServerConnection:
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self._in_message = True
+        self._in_message = self._in_head = True
         self._url.clear()
         self._headers = []
+        self._noted = []
         self._head_size = 0
-        self._head_chunk, self._chunk = self._chunk, None  # a second message in them starts elsewhere
+        chunk = self._head_chunk = self._chunk
+        self._chunk = None  # a second message in them starts elsewhere
+        # The size the limit counts (the target, and each header's name and value plus 4) is at
+        # most 5/4 of the bytes the head takes (a request line has 13 bytes besides its target,
+        # a header line at least 3 besides its name and value, and is at least 4 bytes long).
+        # While the head is in the bytes it began with and they are too few to reach the limit,
+        # nothing is counted; if it goes on in the next bytes, receive_data counts what came.
+        self._count_head = chunk is None or len(chunk) * 5 > self._max_head * 4
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._head_size += len(url)
-        if self._head_size > self._max_head:
-            raise ProtocolError("request head too large", 431)
+        if self._count_head:
+            self._head_size += len(url)
+            if self._head_size > self._max_head:
+                raise ProtocolError("request head too large", 431)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._max_head:
-            raise ProtocolError("request head too large", 431)
         self._headers.append((name, value))
+        kind = _kind(name)
+        if kind is None:
+            kind = _kind(name.lower(), _OTHER)
+        if kind:
+            self._noted.append((kind, value))
+        if self._count_head:
+            self._head_size += len(name) + len(value) + 4
+            if self._head_size > self._max_head:
+                raise ProtocolError("request head too large", 431)
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         p = self._parser
         length: int | None = None
-        chunked = expect = False
+        chunked = expect = closes = False
         hosts = codings = 0
         wire = self._head_chunk
-        for name, value in self._headers:  # what _framing finds, plus Expect, in one pass
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                wire = None
-            if lname == b"content-length":
-                length = int(value.strip())
-            elif lname == b"transfer-encoding":
-                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-                codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
-            elif lname == b"expect" and value.strip().lower() == b"100-continue":
-                expect = True
-            elif lname == b"host":
+        for kind, value in self._noted:
+            if kind == _HOST:
                 hosts += 1
-        version = p.get_http_version()
-        if version != "1.1":
-            _check_version(version, codings)
-            wire = None
+            elif kind == _LENGTH:
+                length = int(value.strip())
+            elif kind == _EXPECT:
+                expect = expect or value.strip().lower() == b"100-continue"
+            else:  # hop by hop: a relay rebuilds the head
+                wire = None
+                if kind == _CODING:
+                    chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+                    codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
+                elif kind == _CONNECTION:
+                    closes = True
+        # The version from the request line when the head began the bytes it came in (llhttp's
+        # version numbers are formatted into a string, which costs more than finding the line).
+        head = self._head_chunk
+        end = head.find(b"\r\n") if head is not None else -1
+        if end >= 9 and head.startswith(b" HTTP/1.1", end - 9):  # type: ignore[union-attr]
+            version = b"1.1"
+            # llhttp ends the connection after an HTTP/1.1 request only if one of these says so
+            keep_alive = p.should_keep_alive() if closes else True
+        else:
+            text = p.get_http_version()
+            if text != "1.1":
+                _check_version(text, codings)
+                wire = None
+            version = text.encode()
+            keep_alive = p.should_keep_alive()
         if codings > 1:
             # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
             # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
             raise ProtocolError("unsupported transfer encoding", 501)
         if hosts > 1:
             raise ProtocolError("too many Host headers", 400, "too many Host headers")
-        if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
+        method = p.get_method()
+        if (length or chunked or method == b"CONNECT") and p.should_upgrade():
             # llhttp ends an upgrade request at its head, where Go reads a body (and a CONNECT's
             # body) as the request's own: no framing of ours could match Go's.
             raise ProtocolError("upgrade request with a body", 400)
-        # positional: method, target, headers, http_version, keep_alive, content_length,
-        # chunked, expect_continue, wire
-        self._events.append(Request(
-            p.get_method(), bytes(self._url), tuple(self._headers), version.encode(),
-            p.should_keep_alive(), length, chunked, expect, wire,
-        ))
+        # method, target, headers, http_version, keep_alive, content_length, chunked,
+        # expect_continue, wire (built as a plain tuple: a NamedTuple's __new__ is Python code)
+        self._events.append(_new_request(Request, (
+            method, bytes(self._url), tuple(self._headers), version, keep_alive, length, chunked, expect, wire,
+        )))
 
     def on_body(self, body: bytes) -> None:
         self._events.append(Data(body))
@@ -200,6 +257,10 @@ class ServerConnection:
             elif len(self._line) <= _MAX_LINE_KEPT:
                 self._line += data
         self._head_chunk = None  # a head that began in earlier bytes
+        if self._in_head and not self._count_head:
+            # the head goes on past the bytes it began in: from now on its size is counted
+            self._count_head = True
+            self._head_size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
         try:
             while True:
                 if not self._in_message:

@@ -1,0 +1,189 @@
+"""ServerConnection against a plain reading of llhttp's callbacks: the same events and refusals.
+
+ServerConnection skips work per header line (a table of name spellings instead of lower-casing
+each name, the head-size count only when the head could reach the limit, the version from the
+request line); `Reference` is the reader it replaces, which lower-cases and counts every line
+and asks llhttp for every field. Heads mixing the headers the shortcuts depend on, in odd
+spellings, repeated, with small head limits and cut anywhere, must read the same.
+"""
+
+from __future__ import annotations
+
+import collections
+from datetime import timedelta
+
+import httptools
+from hypothesis import HealthCheck, example, given, seed, settings, strategies as st
+
+from weedpy.http1 import (
+    END_OF_MESSAGE, HOP_BY_HOP, NEED_DATA, ConnectionClosed, Data, ProtocolError, Request, ServerConnection,
+)
+
+
+class Reference:
+    """Every header line lower-cased and counted, every field asked of llhttp."""
+
+    def __init__(self, max_head: int) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.events: collections.deque[object] = collections.deque()
+        self.max_head = max_head
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.size = 0
+        self.chunk: bytes | None = None
+        self.head_chunk: bytes | None = None
+        self.in_message = False
+        self.error: ProtocolError | None = None
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.url, self.headers, self.size = b"", [], 0
+        self.head_chunk, self.chunk = self.chunk, None
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.size += len(url)
+        if self.size > self.max_head:
+            raise ProtocolError("request head too large", 431)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.size += len(name) + len(value) + 4
+        if self.size > self.max_head:
+            raise ProtocolError("request head too large", 431)
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        length, chunked, expect, hosts, codings, wire = None, False, False, 0, 0, self.head_chunk
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                wire = None
+            if lname == b"content-length":
+                length = int(value.strip())
+            elif lname == b"transfer-encoding":
+                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+                codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
+            elif lname == b"expect" and value.strip().lower() == b"100-continue":
+                expect = True
+            elif lname == b"host":
+                hosts += 1
+        version = p.get_http_version()
+        if version != "1.1":
+            if version == "0.9":
+                raise ProtocolError("malformed HTTP request", 400)
+            if not version.startswith("1."):
+                raise ProtocolError("unsupported protocol version", 505)
+            if codings:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
+            wire = None
+        if codings > 1:
+            raise ProtocolError("unsupported transfer encoding", 501)
+        if hosts > 1:
+            raise ProtocolError("too many Host headers", 400)
+        if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
+            raise ProtocolError("upgrade request with a body", 400)
+        self.events.append(Request(p.get_method(), self.url, tuple(self.headers), version.encode(),
+                                   p.should_keep_alive(), length, chunked, expect, wire))
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        self.events.append(END_OF_MESSAGE)
+
+    def receive_data(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        self.head_chunk = None  # a head that began in earlier reads keeps no wire
+        try:
+            while True:
+                if not self.in_message:
+                    self.chunk = data
+                try:
+                    self.parser.feed_data(data)
+                    break
+                except httptools.HttpParserUpgrade as exc:
+                    data = data[exc.args[0]:]
+                    self.parser = httptools.HttpRequestParser(self)
+                    if not data:
+                        break
+                finally:
+                    self.chunk = None
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                self.error = cause
+            else:
+                self.error = ProtocolError(str(exc), 501 if "invalid `transfer-encoding`" in str(exc).lower() else 400)
+
+    def next_event(self) -> object:
+        if self.events:
+            return self.events.popleft()
+        if self.error is not None:
+            raise self.error
+        return NEED_DATA
+
+
+def read_all(conn: ServerConnection | Reference, pieces: list[bytes]) -> list[object]:
+    out: list[object] = []
+    for piece in pieces:
+        conn.receive_data(piece)
+        try:
+            while (ev := conn.next_event()) is not NEED_DATA:
+                if isinstance(ev, ConnectionClosed):
+                    return out
+                out.append(ev)
+        except ProtocolError as exc:
+            out.append(("error", exc.status_hint, exc.args[0]))
+            return out
+    return out
+
+
+def cut(raw: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c for c in cuts if 0 < c < len(raw)})
+    return [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
+
+
+_NAMES = [b"Host", b"host", b"HOST", b"Content-Length", b"content-LENGTH", b"Transfer-Encoding", b"transfer-encoding",
+          b"Expect", b"EXPECT", b"Connection", b"connection", b"CONNECTION", b"Proxy-Connection", b"Keep-Alive",
+          b"TE", b"Te", b"Trailer", b"Upgrade", b"upgrade", b"Proxy-Authorization", b"User-Agent", b"user-agent",
+          b"USER-AGENT", b"Accept", b"X-Request-Id", b"X-Foo", b"Cookie"]
+_VALUES = [b"", b"v", b" 5", b"3", b"0", b"chunked", b"gzip, chunked", b"close", b"keep-alive", b"Keep-Alive, Upgrade",
+           b"upgrade", b"websocket", b"100-continue", b"100-Continue ", b"  spaced  ", b"a:b", b"127.0.0.1:8080"]
+_header = st.builds(lambda n, sep, v: n + sep + v + b"\r\n", st.sampled_from(_NAMES),
+                    st.sampled_from([b":", b": ", b":\t", b":  "]), st.sampled_from(_VALUES))
+_request = st.builds(
+    lambda lead, method, target, version, headers, body: lead + method + b" " + target + version + b"\r\n"
+    + b"".join(headers) + b"\r\n" + body,
+    st.sampled_from([b"", b"", b"\r\n"]),
+    st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"CONNECT", b"OPTIONS"]),
+    st.sampled_from([b"/3,01637037d6", b"/", b"/a?b=c", b"*", b"127.0.0.1:8080"]),
+    st.sampled_from([b" HTTP/1.1", b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2.0", b""]),
+    st.lists(_header, max_size=6),
+    st.sampled_from([b"", b"hello", b"3\r\nabc\r\n0\r\n\r\n", b"abc"]),
+)
+
+
+@seed(11)
+@settings(max_examples=1500, deadline=timedelta(seconds=5), database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(_request, min_size=1, max_size=3).map(b"".join), st.lists(st.integers(0, 300), max_size=4),
+       st.sampled_from([40, 64, 100, 160, 1 << 20]))
+@example(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nconnection: keep-alive\r\nHOST: a\r\nHost: b\r\n\r\n", [], 1 << 20)
+@example(b"GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nX: " + b"a" * 40 + b"\r\nY: b\r\n\r\n", [30], 64)
+def test_events_and_refusals_match_the_plain_reading(raw: bytes, cuts: list[int], max_head: int) -> None:
+    pieces = cut(raw, cuts)
+    assert read_all(ServerConnection(max_head=max_head), pieces) == read_all(Reference(max_head), pieces)
+
+
+def test_the_shortcuts_are_taken_and_give_the_same_request() -> None:
+    """A Go client's head, whole: found by spelling, not counted, version from the line."""
+    head = b"GET /3,01637037d6 HTTP/1.1\r\nHost: v\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n"
+    conn = ServerConnection()
+    conn.receive_data(head)
+    req = conn.next_event()
+    assert isinstance(req, Request) and type(req) is Request
+    assert req == read_all(Reference(1 << 20), [head])[0]
+    assert (req.http_version, req.keep_alive, req.wire, req.header(b"host")) == (b"1.1", True, head, b"v")
