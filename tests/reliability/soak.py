@@ -6,8 +6,10 @@ Where each volume lives is the soak's own routing table: a move marks the volume
 its server, copies it to the other (VolumeCopy), points the table there, then deletes the source
 copy; writes to a read-only volume are refused, never acknowledged, so the copy holds every
 acknowledged write. A kill can cut any background step; after the restart the table is the
-authority: the volume's copies elsewhere are deleted, leftover EC shards too, and the volume is
-marked writable again, before the ledger reads every key. The load pauses for that check (a
+authority: the volume's copies elsewhere are deleted, leftover EC shards too (a complete set of
+them is what a restart serves, as Go's does: the .dat is mounted again once they are gone), and
+the volume is marked writable again, before the ledger reads every key. Each EC encode checks
+that the ten data shards hold the .dat's bytes in Go's layout. The load pauses for that check (a
 read racing a write would be judged against a value not yet acknowledged).
 """
 
@@ -18,6 +20,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,6 +57,32 @@ def _call(method: str, run: Callable[[], Any]) -> Any:
         if group.split(_REFUSALS)[1] is None:
             raise ActionFailed(f"{method}: {group.exceptions[0]!r}") from None
         raise
+
+
+def _data_shards_differ(dat: Path, shards: list[Path], block: int = 1 << 20) -> str | None:
+    """Whether the ten data shards hold the volume's bytes as Go lays them out for a volume under
+    10 GiB (read-only meanwhile): the .dat in rows of ten 1 MiB blocks, block k of each row in
+    shard k, the last row zero-padded. What differs first, or None."""
+    with dat.open("rb") as d:
+        handles = [s.open("rb") for s in shards]
+        try:
+            row = 0
+            while True:
+                data = d.read(10 * block)
+                if not data:
+                    break
+                for k, h in enumerate(handles):
+                    want = data[k * block:(k + 1) * block]
+                    got = h.read(block)
+                    if got[:len(want)] != want or got[len(want):].strip(b"\0"):
+                        return f"shard {k} differs from the .dat in row {row}"
+                row += 1
+            if any(h.read(1) for h in handles):
+                return "a data shard is longer than the .dat's rows"
+        finally:
+            for h in handles:
+                h.close()
+    return None
 
 
 def _unary(port: int, method: str, request: Any, response_type: type, timeout: float = 120) -> Any:
@@ -132,6 +161,9 @@ class Soak:
             missing = [f.name for f in files if not f.exists()]
             if missing:
                 raise ActionFailed(f"EC encode of volume {vid} left no {missing}")
+            wrong = _data_shards_differ(self.servers[i].data_dir / f"{vid}.dat", files[:10])
+            if wrong:
+                raise ActionFailed(f"EC encode of volume {vid}: {wrong}")
             self.ec_bytes += sum(f.stat().st_size for f in files)
             _unary(port, "VolumeEcShardsDelete", vs.VolumeEcShardsDeleteRequest(volume_id=vid, shard_ids=list(range(14))),
                    vs.VolumeEcShardsDeleteResponse)
@@ -175,14 +207,18 @@ class Soak:
                     _unary(self._grpc(i), "VolumeDelete", vs.VolumeDeleteRequest(volume_id=vid),
                            vs.VolumeDeleteResponse)
                     self.repairs["stray_copy_deleted"] += 1
-            if vid not in _listed(self.servers[home]):
-                self.led.violation(f"volume {vid} is not on server {home}, where the last completed move put it")
-                continue
             data_dir = self.servers[home].data_dir
             if any((data_dir / f"{vid}{ext}").exists() for ext in EC_FILES):
+                # an encode the kill cut: a complete set of shards is what a restart serves (as
+                # Go does, the .dat beside it is not loaded); delete it and mount the .dat again
                 _unary(self._grpc(home), "VolumeEcShardsDelete",
                        vs.VolumeEcShardsDeleteRequest(volume_id=vid, shard_ids=list(range(14))), vs.VolumeEcShardsDeleteResponse)
                 self.repairs["ec_shards_deleted"] += 1
+                if vid not in _listed(self.servers[home]):
+                    _unary(self._grpc(home), "VolumeMount", vs.VolumeMountRequest(volume_id=vid), vs.VolumeMountResponse)
+            if vid not in _listed(self.servers[home]):
+                self.led.violation(f"volume {vid} is not on server {home}, where the last completed move put it")
+                continue
             _unary(self._grpc(home), "VolumeMarkWritable", vs.VolumeMarkWritableRequest(volume_id=vid),
                    vs.VolumeMarkWritableResponse)
 
