@@ -233,8 +233,10 @@ class _Client(UvConnection):
             return
         try:
             self.conn.receive_data(data)
-            if self.req is None:
-                self.next_request()
+            if self.req is None:  # `next_request`, one call less
+                req = self.take_request()
+                if req is not None:
+                    self.start(req)
             elif self.body_left:
                 if self.up is not None:
                     self.pump_body()
@@ -556,7 +558,8 @@ class _Client(UvConnection):
                 up.close()
         req = self.req
         assert req is not None
-        self.finish_request()
+        self.req = None  # `finish_request`, one call less
+        self.relay.host.done(self.token, req, self.status, _perf() - self.t0, self.client_host)
         self.started = False  # the next request's answer has not started (a 400 or 500 may still be written)
         self.last_rx = _mono()  # the idle timeout counts from here
         if self.close_after or not req.keep_alive:
@@ -565,7 +568,9 @@ class _Client(UvConnection):
             else:
                 self.shut()
             return
-        self.next_request()
+        req = self.take_request()  # `next_request`, one call less
+        if req is not None:
+            self.start(req)
 
     def finish_request(self) -> None:
         req = self.req
