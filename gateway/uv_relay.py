@@ -71,6 +71,7 @@ _mono = time.monotonic
 _HEAD, _BODY, _PARSED = 0, 1, 2  # where a response is: its head, a counted body, the parser
 _CONNECT_TIMEOUT = 5.0  # as trio's pool
 _API_PREFIX = b"/weedpy"  # the route API and other admin APIs of weedpy's own: trio's path
+_API_LEN = len(_API_PREFIX)  # a slice compares it: bytes.startswith costs several times more
 
 
 class RelayHost(UvHost):
@@ -302,7 +303,7 @@ class _Client(UvConnection):
 
     def start(self, req: Request) -> None:
         relay = self.relay
-        if (req.chunked or req.expect_continue or (req.target.startswith(_API_PREFIX) and self.kind == "admin")):
+        if (req.chunked or req.expect_continue or (req.target[:_API_LEN] == _API_PREFIX and self.kind == "admin")):
             self.hand_over(req)
             return
         routed = relay.host.route(self.kind, req, self.client_host)

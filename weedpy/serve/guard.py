@@ -41,7 +41,7 @@ class Guard:
         return bool(self.ips or self.networks)
 
     def allows(self, host: str) -> bool:
-        if not self.restricts or host in self.ips:
+        if host in self.ips or not (self.ips or self.networks):  # `restricts` without a property call
             return True
         try:
             addr = ipaddress.ip_address(host)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -197,7 +198,9 @@ class RouteMeter:
         if c is None:
             c = slot.counter(status)
         c.value += 1
-        slot.latency.observe(seconds)
+        latency = slot.latency  # its `observe`, inline: once per request, one call less
+        latency.counts[bisect_left(latency.bounds, seconds)] += 1
+        latency.sum += seconds
 
 
 def runtime_registry(*, process: bool = True):

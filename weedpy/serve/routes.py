@@ -132,6 +132,7 @@ def grpc_endpoint(path: str) -> str:
 
 
 _STATIC_PREFIX = b"/seaweedfsstatic/"
+_STATIC_LEN = len(_STATIC_PREFIX)
 _ADMIN_FIXED = {
     b"/status": "admin.status",
     b"/healthz": "admin.healthz",
@@ -150,24 +151,28 @@ _PUBLIC_METHODS = {b"GET": "public.read", b"HEAD": "public.read", b"OPTIONS": "p
 
 
 def request_path(target: bytes) -> bytes:
-    """The path of a request target (origin-form or absolute-form), without the query."""
-    if target.startswith((b"http://", b"https://")):
+    """The path of a request target (origin-form or absolute-form), without the query.
+    (Once per request on every path: a byte's value and `int in bytes` (a memchr) decide the
+    common case, as bytes' `startswith` and `find` parse their arguments the slow way, several
+    times the cost.)"""
+    if (not target or target[0] != 0x2F) and target.startswith((b"http://", b"https://")):
         slash = target.find(b"/", target.find(b"//") + 2)
         target = target[slash:] if slash >= 0 else b"/"
-    q = target.find(b"?")
-    return target if q < 0 else target[:q]
+    if 0x3F not in target:  # "?"
+        return target
+    return target[:target.find(b"?")]
 
 
 def http_endpoint(port_kind: str, method: bytes, path: bytes) -> str:
     """Name the endpoint of an HTTP request the way Go's muxes dispatch it."""
     if port_kind == "public":
-        if path == b"/favicon.ico" or path.startswith(_STATIC_PREFIX):
+        if path == b"/favicon.ico" or path[:_STATIC_LEN] == _STATIC_PREFIX:
             return "public.static"
         return _PUBLIC_METHODS.get(method, "public.other")
     fixed = _ADMIN_FIXED.get(path)
     if fixed is not None:
         return fixed
-    if path.startswith(_STATIC_PREFIX):
+    if path[:_STATIC_LEN] == _STATIC_PREFIX:  # a slice: bytes.startswith costs several times more
         return "admin.static"
     return _ADMIN_METHODS.get(method, "admin.unsupported")
 
