@@ -21,7 +21,7 @@ from tests.native_http.support import NativeServer, go_and_native
 from tests.support.compare import Raw, diff_text
 from tests.support.procs import VolumeProc
 from tests.support.sockets import wait_read
-from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response
+from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response, read_whole_response
 
 VOLUMES = 3
 BOUNDARY = b"4f3c5e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"
@@ -252,15 +252,9 @@ def test_a_body_still_arriving_takes_the_full_path(pair: Pair, fast_answers: lis
     assert settled(fast_answers, 1) == [pair.loop == "uvloop"]
 
 
-def raw_from_bytes(data: bytes) -> Raw:
-    parser = ClientConnection()
-    parser.receive_data(data)
-    status, headers, body = 0, [], b""
-    while (ev := parser.next_event()) is not NEED_DATA:
-        if isinstance(ev, Response):
-            status, headers = ev.status, list(ev.headers)
-        elif isinstance(ev, Data):
-            body += ev.data
-        elif isinstance(ev, EndOfMessage):
-            break
-    return Raw(status, headers, body)
+def raw_from_bytes(data: bytes, head_only: bool = False) -> Raw:
+    """One whole answer a client got (`head_only`: it answers a HEAD); status 0 if unreadable."""
+    got = read_whole_response(data, head_only=head_only)
+    if got is None:
+        return Raw(0, [], b"")
+    return Raw(got[0].status, list(got[0].headers), got[1])

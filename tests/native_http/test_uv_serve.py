@@ -16,10 +16,9 @@ import pytest
 import native.http.app as native_app
 import native.http.uv_serve as uv_serve
 from tests.native_http.support import NativeServer, go_and_native, start_native
-from tests.native_http.test_diff_fast_write import BIN, file_part, go_get, go_post, multipart, raw_exchange
+from tests.native_http.test_diff_fast_write import BIN, file_part, go_get, go_post, multipart, raw_exchange, raw_from_bytes
 from tests.support.compare import Raw, diff_text
 from tests.support.procs import VolumeProc
-from weedpy.http1 import NEED_DATA, ClientConnection, Data, EndOfMessage, Response
 
 
 def read_answers(sock: socket.socket, count: int, heads: frozenset[int] = frozenset()) -> list[Raw]:
@@ -39,17 +38,7 @@ def read_answers(sock: socket.socket, count: int, heads: frozenset[int] = frozen
             buf += data
             continue
         whole, buf = buf[:end + 4 + (length or 0)], buf[end + 4 + (length or 0):]
-        parser = ClientConnection(head_only=len(answers) in heads)
-        parser.receive_data(whole)
-        status, headers, body = 0, [], b""
-        while (ev := parser.next_event()) is not NEED_DATA:
-            if isinstance(ev, Response):
-                status, headers = ev.status, list(ev.headers)
-            elif isinstance(ev, Data):
-                body += ev.data
-            elif isinstance(ev, EndOfMessage):
-                break
-        answers.append(Raw(status, headers, body))
+        answers.append(raw_from_bytes(whole, head_only=len(answers) in heads))
     return answers
 
 
