@@ -31,7 +31,7 @@ from weedpy.serve.replies import request_id
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "upload_volume", "plan_upload", "store_upload", "write_timer", "upload_reply"]
+__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "upload_reply"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})\Z")
@@ -66,9 +66,18 @@ class Upload(NamedTuple):
     length: int  # the request's Content-Length, counted in flight until the reply is out
 
 
-def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> tuple[int, bytes] | None:
-    """(volume id, multipart boundary) when the request's head qualifies for the fast path and
-    its volume is a local one without replicas; None: the full path serves it. Never waits."""
+class UploadTarget(NamedTuple):
+    """Where a plain upload goes, read from its head (see `upload_volume`)."""
+
+    vid: int
+    key: int
+    cookie: int
+    boundary: bytes
+
+
+def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarget | None:
+    """The file id and multipart boundary when the request's head qualifies for the fast path
+    and its volume is a local one without replicas; None: the full path serves it. Never waits."""
     m = _TARGET.match(req.target)
     if (
         m is None or port_kind != "admin" or not req.keep_alive or req.http_version != b"1.1"
@@ -99,13 +108,13 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> tuple[int,
         return None
     if vol is None or vol.replica_placement.copy_count != 1:
         return None
-    return vid, boundary
+    return UploadTarget(vid, int(m.group(2), 16), int(m.group(3), 16), boundary)
 
 
-def plan_upload(app: "NativeHttp", req: Request, vid: int, boundary: bytes, body: bytes) -> Upload | None:
+def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:
     """The needle a whole body of one plain part makes (Go's ParseUpload for it); None: the
     full path serves it."""
-    parsed = _plain_part(body, b"--" + boundary)
+    parsed = _plain_part(body, b"--" + target.boundary)
     if parsed is None or len(parsed[2]) > app.file_size_limit:
         return None
     file_name, content_type, data = parsed
@@ -124,14 +133,12 @@ def plan_upload(app: "NativeHttp", req: Request, vid: int, boundary: bytes, body
         compressed = gzip_data(data)
         if len(compressed) * 10 < len(data) * 9:
             data, gzipped = compressed, True
-    m = _TARGET.match(req.target)
-    assert m is not None
     n = Needle.create(
-        int(m.group(2), 16), int(m.group(3), 16), data,
+        target.key, target.cookie, data,
         name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
         last_modified=int(time.time()), gzipped=gzipped,
     )
-    return Upload(vid, n, file_name, original_size, mime_type, req.content_length or 0)
+    return Upload(target.vid, n, file_name, original_size, mime_type, req.content_length or 0)
 
 
 def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
@@ -183,7 +190,7 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
     body = exch.buffered_body()
     if body is None:
         return False  # not all here yet: the full path streams it
-    up = plan_upload(app, req, target[0], target[1], body)
+    up = plan_upload(app, req, target, body)
     if up is None:
         exch.unread(body)
         return False

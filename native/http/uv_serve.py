@@ -23,7 +23,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from native.http._fast import fast_read
-from native.http._fast_write import Upload, plan_upload, store_upload, upload_reply, upload_volume, write_timer
+from native.http._fast_write import (
+    Upload,
+    UploadTarget,
+    plan_upload,
+    store_upload,
+    upload_reply,
+    upload_volume,
+    write_timer,
+)
 from native.storage import StorageError, WouldBlock
 from weedpy.http1 import NEED_DATA, Data, EndOfMessage, ProtocolError, Request, ServerConnection
 from weedpy.serve.http_front import DirectToken, HttpFront
@@ -66,7 +74,7 @@ class _Conn(UvConnection):
         self.req: Request | None = None  # the upload in progress
         self.token: DirectToken | None = None
         self.t0 = 0.0
-        self.target: tuple[int, bytes] | None = None  # (volume, boundary) while its body arrives
+        self.target: UploadTarget | None = None  # the upload whose body is arriving
         self.pieces: list[bytes] = []
         self.busy = False  # an append runs in a worker thread: read nothing until it is answered
 
@@ -198,7 +206,7 @@ class _Conn(UvConnection):
         self.pieces = []
         target, self.target = self.target, None
         assert target is not None and self.req is not None
-        up = plan_upload(self.host.app, self.req, target[0], target[1], body)
+        up = plan_upload(self.host.app, self.req, target, body)
         if up is None:
             self.give_up(body, True)
             return False
