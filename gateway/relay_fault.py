@@ -10,9 +10,10 @@ it is honoured only by a server bound to a loopback address; any other refuses t
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
+
+from weedpy.serve.live_routes import is_loopback
 
 __all__ = ["FAULT_HEADER", "RELAY_CALLBACKS", "TEST_FAULT_ENV", "RelayTestFault", "relay_fault"]
 
@@ -39,11 +40,7 @@ def relay_fault(bind_ip: str, environ: Mapping[str, str] | None = None) -> froze
     if not names <= RELAY_CALLBACKS:
         raise ValueError(f"{TEST_FAULT_ENV}={raw!r}: expected relay:CALLBACK[,CALLBACK...], "
                          f"each one of {', '.join(sorted(RELAY_CALLBACKS))}")
-    try:
-        loopback = ipaddress.ip_address(bind_ip).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(bind_ip):
         raise ValueError(f"{TEST_FAULT_ENV} is set: it makes the relay fail on purpose and is for tests only; "
                          f"a server bound to {bind_ip or 'every address'} refuses it")
     return names

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import json
 import os
 import time
@@ -36,7 +35,7 @@ from weedpy.http1 import Exchange
 from weedpy.logs import get_logger
 from weedpy.metrics import COUNTER, new_metric
 from weedpy.serve.evidence import Evidence, volume_key
-from weedpy.serve.live_routes import LiveRoutes
+from weedpy.serve.live_routes import LiveRoutes, is_loopback
 from weedpy.serve.routes import ALL_ENDPOINTS, Route, RouteTable, RouteTableError, Target, request_path, http_endpoint
 from weedpy.serve.volume_owners import OWNED_HTTP, request_volumes, volume_of_path
 
@@ -219,11 +218,7 @@ def fault_switch(bind_ip: str, environ: dict[str, str] | None = None) -> tuple[s
     if kind not in ("differ", "5xx") or not (volume or (what in ALL_ENDPOINTS and not what.startswith("/"))):
         raise ValueError(f"{TEST_FAULT_ENV}={raw!r}: expected differ:ENDPOINT or 5xx:ENDPOINT (an HTTP endpoint), "
                          "or differ:volume:VID or 5xx:volume:VID")
-    try:
-        loopback = ipaddress.ip_address(bind_ip).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(bind_ip):
         raise ValueError(f"{TEST_FAULT_ENV} is set: it makes native answer wrongly on purpose and is for tests "
                          f"only; a server bound to {bind_ip or 'every address'} refuses it")
     return kind, what

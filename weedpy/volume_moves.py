@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import threading
 import time
@@ -95,11 +94,7 @@ def move_pause(bind_ip: str, environ: Mapping[str, str] | None = None) -> tuple[
     if step not in STEPS or pause < 0 or to not in ("", GO, NATIVE):
         raise ValueError(f"{MOVE_PAUSE_ENV}={raw!r}: expected STEP:SECONDS[:go|native], STEP one of "
                          f"{', '.join(STEPS)}")
-    try:
-        loopback = ipaddress.ip_address(bind_ip).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(bind_ip):
         raise ValueError(f"{MOVE_PAUSE_ENV} is set: it is for tests only; a server bound to "
                          f"{bind_ip or 'every address'} refuses it")
     return step, pause, to
