@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.callgrind_inner import inner_instructions  # noqa: E402
+
 FIELDS = ("route", "target", "routes_v", "method", "path", "status", "ms", "client")
-_COLLECTED = re.compile(r"Collected : ([0-9]+)")
 
 
 def run_calls(variant: str, n: int) -> None:
@@ -43,9 +42,7 @@ def run_calls(variant: str, n: int) -> None:
 
 
 def collected(variant: str, n: int) -> int:
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                          __file__, "--inner", variant, "-n", str(n)], capture_output=True, text=True, check=True)
-    return int(_COLLECTED.findall(out.stderr)[-1])
+    return inner_instructions(__file__, variant, "-n", str(n))
 
 
 def main() -> int:

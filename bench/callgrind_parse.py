@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.callgrind_inner import inner_instructions  # noqa: E402
 
 HEADS = {
     "go-get": b"GET /3,01637037d6 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\n"
@@ -33,7 +33,6 @@ HEADS = {
                b"Content-Length: 1024\r\nContent-Type: multipart/form-data; boundary=abcdef0123456789\r\n"
                b"Accept-Encoding: gzip\r\n\r\n" + b"x" * 1024,
 }
-_COLLECTED = re.compile(r"Collected : ([0-9]+)")
 
 
 def run_requests(head: str, n: int) -> None:
@@ -51,9 +50,7 @@ def run_requests(head: str, n: int) -> None:
 
 def collected(head: str, n: int) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same start-up in both runs
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                          __file__, "--inner", head, "-n", str(n)], capture_output=True, text=True, check=True, env=env)
-    return int(_COLLECTED.findall(out.stderr)[-1])
+    return inner_instructions(__file__, head, "-n", str(n), env=env)
 
 
 def main() -> int:

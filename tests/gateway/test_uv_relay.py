@@ -62,6 +62,17 @@ def _worker_http_events(g: VolumeProc) -> list[dict]:
     return [e for e in log_events(g.proc.log_path) if e.get("event") == "http" and e.get("worker") == 1]
 
 
+def _send_until_full(s: socket.socket, body: bytes, timeout: float) -> int:
+    """Send `body` until every buffer on the way is full (a send waits `timeout` in vain); how
+    much of it went."""
+    s.settimeout(timeout)
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        while sent < len(body):
+            sent += s.send(body[sent:sent + (1 << 16)])
+    return sent
+
+
 def _uvloop_loaded(pid: int) -> bool:
     return b"uvloop" in Path(f"/proc/{pid}/maps").read_bytes()
 
@@ -263,11 +274,7 @@ def test_an_upload_waiting_on_a_slow_backend_is_not_an_idle_client(tmp_path: Pat
             try:
                 s.sendall(b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\n\r\n" % (fid.encode(), len(body)))
-                s.settimeout(0.5)
-                sent = 0
-                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
-                    while sent < len(body):
-                        sent += s.send(body[sent:sent + (1 << 16)])
+                sent = _send_until_full(s, body, 0.5)
                 time.sleep(4)  # twice -idleTimeout with Go stopped
             finally:
                 os.kill(go, signal.SIGCONT)
@@ -356,11 +363,7 @@ def test_a_body_waits_in_the_kernel_while_the_backend_connection_opens(gateway: 
                 s.connect((host, int(port)))
                 s.sendall(b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\n\r\n" % (fid.encode(), len(body)))
-                s.settimeout(1)
-                sent = 0
-                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
-                    while sent < len(body):
-                        sent += s.send(body[sent:sent + (1 << 16)])
+                sent = _send_until_full(s, body, 1)
                 growth = _rss_mb(worker) - before
                 os.kill(go, signal.SIGCONT)  # Go takes the queued connections; the relay's is next
                 s.settimeout(30)
@@ -395,11 +398,7 @@ def test_a_pipelined_upload_behind_an_unanswered_request_waits_in_the_kernel(gat
                 s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % first.encode() +
                           b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (second.encode(), len(body)))
-                s.settimeout(1)
-                sent = 0
-                with contextlib.suppress(TimeoutError):  # until every buffer on the way is full
-                    while sent < len(body):
-                        sent += s.send(body[sent:sent + (1 << 16)])
+                sent = _send_until_full(s, body, 1)
                 growth = _rss_mb(worker) - before
                 os.kill(go, signal.SIGCONT)
                 s.settimeout(30)
