@@ -50,12 +50,11 @@ from weedpy.http1 import (
     serve_connection,
 )
 from weedpy.logs import get_logger
+from weedpy.serve.lifecycle import HttpHandler
 
 __all__ = ["UvHost", "UvConnection", "run_trio_on_uvloop"]
 
 log = get_logger("serve.uv_host")
-
-HttpHandler = Callable[..., Awaitable[None]]
 
 
 def run_trio_on_uvloop(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
