@@ -78,12 +78,13 @@ class VolumeWrites(VolumeReads):
         the stored cookie is adopted, as Go does for replicated batch deletes). With `blocking`
         off, WouldBlock instead of waiting for a lock (the event loop's fast path).
         """
-        self._follow(blocking)  # the read-only marks as every process of the server has them
-        self._check_writable()
         ttl = self.ttl
         if ttl is not EMPTY_TTL and ttl != EMPTY_TTL and (n.ttl is EMPTY_TTL or n.ttl == EMPTY_TTL):
             n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=ttl)
         with self._appending(blocking):
+            # checked once the append holds the volume: a shared volume has caught up with the
+            # other processes' rows and read-only marks then (no separate `_follow` first)
+            self._check_writable()
             nv = self.nm.get(n.id)
             if nv is not None:
                 unchanged = self._unchanged(n, nv)
