@@ -17,6 +17,7 @@ generation reopens the volume before using it.
 
 from __future__ import annotations
 
+import struct
 import threading
 
 from weedpy.sharedmem import LAYOUT, WORDS_PER_SLOT, SharedBlock
@@ -29,6 +30,7 @@ NO_WRITE_CAN_DELETE = 2
 _VID, _GEN, _DAT_END, _IDX_END, _APPEND_NS, _MODIFIED, _FLAGS, _WRITER = range(WORDS_PER_SLOT)
 # An erasure-coded volume's shards mounted on one disk location take a slot too: its key word is
 # _EC | disk id << 33 | vid + 1, and its third word the mask of the shard ids mounted there.
+_WORDS = struct.Struct(f"@{WORDS_PER_SLOT}Q")  # a whole slot, in the block's (native) word order
 _EC = 1 << 62
 _SHARDS = _DAT_END
 
@@ -40,7 +42,7 @@ def _ec_key(disk_id: int, vid: int) -> int:
 class SharedSlot:
     """One volume's slot. Plain attribute reads and writes of aligned words (see weedpy.sharedmem)."""
 
-    __slots__ = ("index", "_w", "_base", "_block", "_lock")
+    __slots__ = ("index", "_w", "_base", "_block", "_lock", "lock", "unlock")
 
     def __init__(self, block: SharedBlock, index: int) -> None:
         self.index = index
@@ -48,6 +50,10 @@ class SharedSlot:
         self._w = block.words
         self._base = LAYOUT.volumes + index * WORDS_PER_SLOT
         self._lock = block.range_lock(index)
+        # `lock(blocking=True) -> bool` and `unlock()`: the slot lock's own methods (every append
+        # of a shared volume takes and releases it; no call of ours in between)
+        self.lock = self._lock.acquire
+        self.unlock = self._lock.release
 
     @property
     def vid(self) -> int | None:
@@ -121,11 +127,11 @@ class SharedSlot:
         idx_end = w[b + _IDX_END]
         return idx_end, w[b + _DAT_END], w[b + _APPEND_NS], w[b + _MODIFIED], w[b + _FLAGS]
 
-    def heads(self) -> tuple[int, int, int, int]:
-        """(raw vid word, generation, pid of an append in progress, `.idx` end): what an append
-        checks once it holds the lock."""
-        w, b = self._w, self._base
-        return w[b + _VID], w[b + _GEN], w[b + _WRITER], w[b + _IDX_END]
+    def words(self) -> tuple[int, int, int, int, int, int, int, int]:
+        """(raw vid word, generation, `.dat` end, `.idx` end, last AppendAtNs, last modified,
+        read-only flags, pid of an append in progress) in one call: what an append reads once
+        it holds the lock (nothing changes them then, so the copy is consistent)."""
+        return _WORDS.unpack_from(self._w, self._base * 8)
 
     def publish_and_unlock(self, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int) -> None:
         """An append completed (slot lock held): its ends published, the writer mark cleared,
@@ -148,12 +154,6 @@ class SharedSlot:
         w, b = self._w, self._base
         w[b + _GEN] = w[b + _GEN] + 1
         return w[b + _GEN]
-
-    def lock(self, *, blocking: bool = True) -> bool:
-        return self._lock.acquire(blocking)
-
-    def unlock(self) -> None:
-        self._lock.release()
 
 
 class VolumeTable:

@@ -105,12 +105,14 @@ class VolumeSharing(VolumeBase):
         if not lock.acquire(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being caught up by another thread")
         try:
-            self._apply_committed(s, exact=False)
+            self._apply_committed(*s.committed(), exact=False)
         finally:
             lock.release()
 
-    def _apply_committed(self, s: SharedSlot, *, exact: bool) -> None:
-        """Follow lock held: the rows committed since, the committed `.dat` end, clocks and flags.
+    def _apply_committed(self, end: int, dat_end: int, append_ns: int, modified: int, flags: int, *,
+                         exact: bool) -> None:
+        """Follow lock held: the rows committed since (up to `.idx` end `end`), the committed
+        `.dat` end, clocks and flags, as the caller read them from the slot.
 
         `exact` (`_sync_locked`: the write lock and the slot lock held) makes the view the committed
         state, ends and marks included. Otherwise (a read catching up, with neither lock) the view
@@ -118,7 +120,6 @@ class VolumeSharing(VolumeBase):
         them yet (its ends are ahead of the slot's), and a local mark may be set and not yet
         published (the write lock is held then); taking the slot's older values would make those
         publish them, and the next append overwrite the record or the mark be lost."""
-        end, dat_end, append_ns, modified, flags = s.committed()
         if end > self._idx_size:
             raw = os.pread(self._idx_fd, end - self._idx_size, self._idx_size)
             if len(raw) != end - self._idx_size:
@@ -150,10 +151,10 @@ class VolumeSharing(VolumeBase):
         if not s.lock(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
-            heads = s.heads()
-            if not blocking and (heads[1] != self._shared_gen or self._idx_size > heads[3]):
+            words = s.words()
+            if not blocking and (words[1] != self._shared_gen or self._idx_size > words[3]):
                 raise WouldBlock(f"volume {self.id} must be reopened first")
-            self._sync_locked(s, heads)
+            self._sync_locked(s, words)
             if self.no_write_or_delete:
                 raise ReadOnly(f"volume {self.id} is read only")
             s.set_writer(self._pid)
@@ -172,15 +173,15 @@ class VolumeSharing(VolumeBase):
         else:
             s.unlock()
 
-    def _sync_locked(self, s: SharedSlot, heads: tuple[int, int, int, int] | None = None) -> None:
+    def _sync_locked(self, s: SharedSlot, words: tuple[int, ...] | None = None) -> None:
         """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
-        killed writer left, then apply what was committed. `heads`: `s.heads()` read under
-        this same hold of the slot lock, when the caller has them."""
-        vid_word, gen, writer, idx_end = heads if heads is not None else s.heads()
+        killed writer left, then apply what was committed. `words`: `s.words()` read under
+        this same hold of the slot lock, when the caller has them (the lock keeps them current)."""
+        vid_word, gen, dat_end, idx_end, append_ns, modified, flags, writer = words if words is not None else s.words()
         if vid_word != self.id + 1:
             raise VolumeGone(f"volume {self.id} was removed")
         if writer:  # the last writer died mid-append: nothing past the committed ends is real
-            for fd, end in ((self._dat_fd, s.dat_end), (self._idx_fd, idx_end)):
+            for fd, end in ((self._dat_fd, dat_end), (self._idx_fd, idx_end)):
                 if os.fstat(fd).st_size > end:
                     self.files.ftruncate(fd, end)
             s.set_writer(0)
@@ -191,7 +192,7 @@ class VolumeSharing(VolumeBase):
         lock = self._follow_lock
         assert lock is not None
         with lock:
-            self._apply_committed(s, exact=True)
+            self._apply_committed(idx_end, dat_end, append_ns, modified, flags, exact=True)
 
 
 class _Replacing:
