@@ -12,6 +12,10 @@ on a busy volume hold theirs until it is free. The heartbeat's snapshot (`heartb
 the status pages (`control_thread`) run on limiters of their own, so a volume that keeps many
 calls waiting cannot delay the master's heartbeat or /status behind them, nor a slow status page
 the heartbeat.
+
+Maintenance (compaction and its commit, scrubs) runs in threads of lowered CPU and I/O priority
+(`maintenance_thread`, native/lowprio.py), so that it takes the cores only when the serving
+threads leave them.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any, TypeVar
 
 import trio
 
+from native.lowprio import run_low_priority
 from native.storage import WouldBlock
 
-__all__ = ["storage_call", "control_thread", "heartbeat_thread", "CONTROL_THREADS"]
+__all__ = ["storage_call", "control_thread", "heartbeat_thread", "maintenance_thread", "CONTROL_THREADS"]
 
 T = TypeVar("T")
 
@@ -62,3 +67,9 @@ async def control_thread(fn: Callable[..., T], /, *args: Any) -> T:
 async def heartbeat_thread(fn: Callable[..., T], /, *args: Any) -> T:
     """`fn(*args)` in the heartbeat's own worker thread (one snapshot at a time)."""
     return await trio.to_thread.run_sync(fn, *args, limiter=_limiter(_heartbeat, 1))
+
+
+async def maintenance_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """`fn(*args)` in a fresh thread of low CPU and I/O priority (see native/lowprio.py); the
+    worker thread that waits for it keeps its own priority."""
+    return await trio.to_thread.run_sync(functools.partial(run_low_priority, fn, *args))

@@ -26,7 +26,7 @@ from native.master_client import MasterCallError
 from native.storage import StorageError, scrub_index
 from native.storage import scrub_volume as scrub_volume_records
 from native.storage.ec import checksum_scrub, scrub_ec_index, scrub_ec_local
-from native.offload import storage_call
+from native.offload import maintenance_thread, storage_call
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context
@@ -55,7 +55,7 @@ async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) 
         scrub = _VOLUME_MODES.get(req.mode)
         if scrub is None:
             raise go_error(f"unsupported volume scrub mode {req.mode}")
-        files, errs = await trio.to_thread.run_sync(scrub, v)
+        files, errs = await maintenance_thread(scrub, v)
         resp.total_volumes += 1
         resp.total_files += files
         if errs:
@@ -101,14 +101,14 @@ async def scrub_ec_volume(svc: Services, req: vs.ScrubEcVolumeRequest, ctx: Cont
             raise go_error(f"EC volume id {vid} not found")
         infos: list = []
         if req.mode == INDEX:
-            files, errs = await trio.to_thread.run_sync(scrub_ec_index, ev)
+            files, errs = await maintenance_thread(scrub_ec_index, ev)
         elif req.mode == LOCAL:
-            files, infos, errs = await trio.to_thread.run_sync(scrub_ec_local, ev)
+            files, infos, errs = await maintenance_thread(scrub_ec_local, ev)
         elif req.mode in (FULL, READS):
             files, infos, errs = await scrub_ec_distributed(
                 svc.ctx, ev, recover=req.mode == READS, force_deleted_check=req.force_deleted_needles_check)
         elif req.mode == CHECKSUM:
-            _, infos, errs = await trio.to_thread.run_sync(checksum_scrub, ev)
+            _, infos, errs = await maintenance_thread(checksum_scrub, ev)
             files = 0  # blocks were scanned, not files
         else:
             raise go_error(f"unsupported EC volume scrub mode {req.mode}")

@@ -5,8 +5,8 @@ time the compaction passes another 128 MiB of the source `.dat` (so small volume
 VacuumVolumeCommit and VacuumVolumeCleanup finish or discard it. The last three refuse while
 the server is in maintenance mode and check the admin whitelist first. A missing volume is
 NOT_FOUND (`...: volume not found`), any other failure Unknown with Go's `<step> volume N:`
-prefix. The work runs in worker threads: the compaction advances one report interval per
-thread hop, so a cancelled call stops within one interval.
+prefix. The work runs in worker threads of low priority (native/lowprio.py): the compaction
+advances one report interval per thread hop, so a cancelled call stops within one interval.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import trio
 from native.grpc._common import check_admin, float32, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
+from native.offload import maintenance_thread
 from native.storage import StorageError, VolumeNotFound
 from proto import volume_server_pb2 as vs
 from weedpy.grpc import Context, Status
@@ -78,7 +79,7 @@ async def vacuum_volume_compact(
         try:
             while True:
                 try:
-                    offset = await trio.to_thread.run_sync(_advance, steps, target)
+                    offset = await maintenance_thread(_advance, steps, target)
                 except (StorageError, OSError) as exc:
                     raise go_error(f"compact volume {vid}: {exc}") from None
                 if offset is None:
@@ -120,7 +121,7 @@ async def vacuum_volume_commit(
         if svc.ctx.state.stopping:
             raise go_error(f"commit compact volume {vid}: volume id {vid} skips compact because volume is stopping")
         try:
-            read_only, size = await trio.to_thread.run_sync(svc.store.commit_compact_volume, vid)
+            read_only, size = await maintenance_thread(svc.store.commit_compact_volume, vid)
         except VolumeNotFound as exc:
             raise _not_found("commit compact", vid, exc) from None
         except (StorageError, OSError) as exc:

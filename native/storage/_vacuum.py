@@ -53,7 +53,7 @@ __all__ = [
 log = logging.getLogger("weedpy.storage")
 
 FAKE_TOMBSTONE_COOKIE = 0x12345678  # Go's cookie for deletions replayed by makeupDiff
-_WRITE_CHUNK = 4 << 20
+_WRITE_CHUNK = 1 << 20  # joined with the GIL held: a serving thread of the process waits that long
 
 
 class VacuumError(StorageError):
