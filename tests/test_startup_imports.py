@@ -164,6 +164,23 @@ def test_the_master_client_loads_its_modules_and_a_volume_its_code() -> None:
     assert out.stdout.split() == ["True"] * 4
 
 
+def test_a_server_without_a_state_file_starts_without_the_messages(tmp_path) -> None:
+    """The leader reads state.pb (maintenance mode) before its ports listen: with no file there
+    the state is the empty one and the generated messages load with the first look at it (the
+    master client's preload), not on the way to the first answer. A saved state is read back."""
+    code = (
+        "import sys\n"
+        "from native.grpc import StateFile\n"
+        f"sf = StateFile({str(tmp_path)!r})\n"
+        "print(sf.maintenance, 'proto.volume_server_pb2' in sys.modules)\n"
+        "print(sf.proto().version, 'proto.volume_server_pb2' in sys.modules)\n"
+        "sf.update(sf.proto().__class__(maintenance=True))\n"
+        f"print(StateFile({str(tmp_path)!r}).maintenance)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "0", "True", "True"]
+
+
 def test_what_start_up_made_is_out_of_the_collectors_full_passes() -> None:
     """A full collection walks every tracked object with the GIL held, so each one stalls the
     process's connections: what the imports, the master client's lazily loaded messages and a

@@ -30,15 +30,16 @@ class StateFile:
         self.path = os.path.join(directory, STATE_FILE_NAME)
         self.follow = follow
         self._lock = threading.Lock()
-        self._pb = self._read()
+        self._pb = self._read()  # None: no file, the empty state
 
-    def _read(self) -> vs.VolumeServerState:
-        """The stored state (an empty one when there is no file); raises ValueError if unreadable."""
+    def _read(self) -> vs.VolumeServerState | None:
+        """The stored state, None when there is no file (an empty state: the generated messages
+        load only when a state is asked for, not at start-up); raises ValueError if unreadable."""
         try:
             with open(self.path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
-            return vs.VolumeServerState()
+            return None
         except OSError as exc:
             raise ValueError(f"failed to read store state from {self.path} : {exc}") from exc
         try:
@@ -54,17 +55,18 @@ class StateFile:
             try:
                 read = self._read()
             except ValueError:
-                read = None  # unreadable: keep the last good state
-            # Go saves by truncating then writing: an empty file after a saved state (version >= 1)
-            # is one being written, not a state (Go's own, in memory, is the last one saved)
-            if read is not None and (read.ByteSize() or not self._pb.version):
-                self._pb = read
-        out = vs.VolumeServerState()
-        out.CopyFrom(self._pb)
-        return out
+                pass  # unreadable: keep the last good state
+            else:
+                # Go saves by truncating then writing: an empty file after a saved state (version >= 1)
+                # is one being written, not a state (Go's own, in memory, is the last one saved)
+                if (read is not None and read.ByteSize()) or self._pb is None or not self._pb.version:
+                    self._pb = read
+        return self._copy()
 
     @property
     def maintenance(self) -> bool:
+        if self._pb is None and not self.follow:
+            return False  # no file: answered without the messages
         return self.proto().maintenance
 
     def update(self, state: vs.VolumeServerState | None) -> vs.VolumeServerState:
@@ -74,7 +76,7 @@ class StateFile:
         with self._lock:
             if state is None:
                 return self._copy()
-            got, want = self._pb.version, state.version
+            got, want = (0 if self._pb is None else self._pb.version), state.version
             if got != want:
                 raise StateVersionMismatch(f"version mismatch for VolumeServerState (got {got}, want {want})")
             new = vs.VolumeServerState()
@@ -86,7 +88,8 @@ class StateFile:
 
     def _copy(self) -> vs.VolumeServerState:
         out = vs.VolumeServerState()
-        out.CopyFrom(self._pb)
+        if self._pb is not None:
+            out.CopyFrom(self._pb)
         return out
 
     def _save(self, state: vs.VolumeServerState) -> None:
