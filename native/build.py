@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from native.context import GO_COMMIT, NativeContext, ServerState, go_version
 from native.grpc import Services, StateFile
-from native.heartbeat import Identity, StoreSnapshot, snapshot_store
+from native.identity import Identity
 from native.http.app import NativeHttp
 from native.master_client import MasterClient
 from native.metrics import NativeMetrics
@@ -33,6 +34,9 @@ from weedpy.sharedmem import ProcessShare
 from weedpy.tls import VolumeTls, load_volume_tls
 from weedpy.serve.guard import Guard
 from weedpy.weedbin import weed_version
+
+if TYPE_CHECKING:
+    from native.heartbeat import StoreSnapshot
 
 __all__ = [
     "GRPC_OPTIONS", "NativeParts", "build_parts", "build_follower", "open_store", "adjust_volume_max", "native_version",
@@ -136,6 +140,8 @@ class NativeParts:
     state_file: StateFile
 
     async def snapshot(self) -> StoreSnapshot:
+        from native.heartbeat import snapshot_store  # loaded with the master client's modules (start-up time)
+
         store = self.ctx.store
 
         def work() -> StoreSnapshot:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from native.identity import PULSE_SECONDS, Identity
 from proto.lazy import master_pb2, volume_server_pb2
 
 __all__ = [
@@ -41,21 +42,6 @@ __all__ = [
     "snapshot_store",
     "same_master",
 ]
-
-PULSE_SECONDS = 5.0  # Go's constants.VolumePulsePeriod
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Identity:
-    """How this server names itself to the master (what the master hands out to clients)."""
-
-    ip: str
-    port: int
-    grpc_port: int
-    public_url: str
-    server_id: str
-    data_center: str = ""
-    rack: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,16 +23,20 @@ import dataclasses
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
 from native.context import Location, ServerState
-from native.heartbeat import PULSE_SECONDS, HeartbeatState, Identity, StoreSnapshot, interpret_response, same_master
+from native.identity import PULSE_SECONDS, Identity
 from proto.lazy import master_pb2, volume_server_pb2
 from weedpy.addresses import MasterAddress
 from weedpy.grpc import Channel, ChannelOptions, GrpcError, Status, load_connection_core
 from weedpy.imports import freeze_long_lived
 from weedpy.logs import get_logger
+
+if TYPE_CHECKING:
+    from native.heartbeat import HeartbeatState, StoreSnapshot
 
 __all__ = ["MasterClient", "MasterCallError", "SEND_HEARTBEAT"]
 
@@ -48,7 +52,7 @@ _OPTIONS = ChannelOptions(connect_timeout=3.0)
 # How long an rpc that added or removed volumes waits for the heartbeat that tells the master.
 REPORT_WAIT_SECONDS = 2.0
 
-Snapshot = Callable[[], Awaitable[StoreSnapshot]]
+Snapshot = Callable[[], Awaitable["StoreSnapshot"]]
 StateProto = Callable[[], "volume_server_pb2.VolumeServerState"]
 
 
@@ -115,7 +119,7 @@ class MasterClient:
         self._cache: dict[int, tuple[float, list[Location]]] = {}
         self.volume_size_limit = 0
         self.preallocate = False
-        self.hb = HeartbeatState(identity)
+        self._hb: HeartbeatState | None = None  # made with the first heartbeat (`hb`)
         # the push gateway the master names (weed master -metrics.address, -metrics.intervalSeconds)
         self.metrics_address = ""
         self.metrics_interval = 0
@@ -167,12 +171,24 @@ class MasterClient:
         resp = await self.call("Ping", master_pb2.PingRequest(), master_pb2.PingResponse, master=addr)
         return resp.start_time_ns
 
+    @property
+    def hb(self) -> HeartbeatState:
+        """What the master was last told (native.heartbeat loads with the master client's
+        modules, after the ports listen: start-up time)."""
+        if self._hb is None:
+            from native.heartbeat import HeartbeatState  # loaded with the master client's modules (start-up time)
+
+            self._hb = HeartbeatState(self.identity)
+        return self._hb
+
     def is_known_master(self, target: str) -> bool:
         """Go's isKnownPingTarget for masters: a seed or the master heartbeated to."""
         known = [f"{m.host}:{m.http_port}" for m in self.seeds]
         cur = self.current_master()
         if cur:
             known.append(cur)
+        from native.heartbeat import same_master  # loaded with the master client's modules (start-up time)
+
         return any(same_master(target, k) for k in known)
 
     async def mark_volume_readonly(self, req: master_pb2.VolumeMarkReadonlyRequest) -> None:
@@ -389,6 +405,8 @@ class MasterClient:
             finished.set()
 
     async def _receive_loop(self, call, master: MasterAddress, result: list[str | None], scope: trio.CancelScope) -> None:
+        from native.heartbeat import interpret_response  # loaded with the master client's modules (start-up time)
+
         current = f"{master.host}:{master.http_port}"
         while True:
             try:
@@ -465,5 +483,6 @@ def _load_master_modules() -> None:
     event loop answers its first requests meanwhile (start-up time): the master's and the
     volume server's messages (`proto.lazy`) and h2's connection machinery."""
     _ = master_pb2.Heartbeat, volume_server_pb2.VolumeServerState
+    import native.heartbeat  # noqa: F401 - the report records and message building
     load_connection_core()
     freeze_long_lived()  # out of the collector's full passes, as start-up's imports (weedpy/imports.py)

@@ -7,10 +7,11 @@ files are current), Pillow (image resizing), the S3 client and httpx (remote fet
 storage backends), the gRPC handler families (the first gRPC call), the differ, the gateway's
 proxy and mixed mode's follower (other modes), importlib.metadata (finding the Go binary),
 tomllib (a security.toml or route table to read), html (the status page) and the email package
-(HTTP dates are formatted without it), asyncio and uuid (structlog gets stand-ins for them:
+(HTTP dates are formatted without it), gzip (a metrics scrape that asks for it), calendar (the first
+If-Modified-Since), asyncio and uuid (structlog gets stand-ins for them:
 `weedpy.imports.stand_in`) and exec mode's backend arguments. The master client imports h2's
-connection machinery and the generated messages (`proto.lazy`) in a worker thread once the
-ports listen; the storage core loads by part (`native.storage._exports`): the volume code with
+connection machinery, the generated messages (`proto.lazy`) and the heartbeat's records in a
+worker thread once the ports listen; the storage core loads by part (`native.storage._exports`): the volume code with
 the first volume (in a loading thread), compaction with the first vacuum, erasure coding with
 the first EC shard or read."""
 
@@ -26,7 +27,8 @@ DEFERRED = (
     "native.grpc._copy", "native.follower", "importlib.metadata", "tomllib", "html", "email",
     "h2.connection", "proto.master_pb2", "proto.volume_server_pb2", "native.ec_net", "native.storage._volume",
     "native.storage._volume_load", "native.storage._vacuum", "native.storage._scrub", "native.storage.tier._volume",
-    "asyncio", "uuid", "gateway.backend_args", "native.storage.ec._volume", "native.storage.ec._layout",
+    "asyncio", "uuid", "gateway.backend_args", "native.storage.ec._volume", "native.storage.ec._layout", "gzip", "calendar",
+    "native.heartbeat",
 )
 
 
@@ -153,15 +155,15 @@ def test_the_master_client_loads_its_modules_and_a_volume_its_code() -> None:
         "import native.server\n"
         "from native import master_client\n"
         "from native.storage import Store\n"
-        "assert 'h2.connection' not in sys.modules and 'native.storage._volume' not in sys.modules\n"
+        "assert not {'h2.connection', 'native.heartbeat', 'native.storage._volume'} & set(sys.modules)\n"
         "master_client._load_master_modules()\n"
         "s = Store.open([tempfile.mkdtemp()], max_counts=[2])\n"
         "s.allocate_volume(1)\n"
         "s.close()\n"
-        "print(*(m in sys.modules for m in ('h2.connection', 'proto.master_pb2', 'proto.volume_server_pb2', 'native.storage._volume')))\n"
+        "print(*(m in sys.modules for m in ('h2.connection', 'proto.master_pb2', 'proto.volume_server_pb2', 'native.heartbeat', 'native.storage._volume')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True"] * 4
+    assert out.stdout.split() == ["True"] * 5
 
 
 def test_a_server_without_a_state_file_starts_without_the_messages(tmp_path) -> None:

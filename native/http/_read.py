@@ -8,7 +8,6 @@ transformation) -> cookie -> Last-Modified / If-Modified-Since / If-None-Match -
 
 from __future__ import annotations
 
-import calendar
 import functools
 import json
 import time
@@ -53,6 +52,8 @@ def _parse_http_date(s: str) -> int | None:
         return None
     if len(s) != 29:
         return None
+    import calendar  # loads with the first If-Modified-Since, as strptime's own modules do (start-up time)
+
     return calendar.timegm(t)
 
 

@@ -16,7 +16,6 @@ the endpoint that serves them (docs/metrics.md).
 
 from __future__ import annotations
 
-import gzip
 import os
 import time
 from bisect import bisect_left
@@ -265,6 +264,8 @@ class MetricsEndpoint:
         headers = [(b"Content-Type", CONTENT_TYPE.encode()), date]
         accept = req.header(b"accept-encoding") or b""
         if b"gzip" in accept.lower():
+            import gzip  # loads with the first gzip scrape, not with every server (start-up time)
+
             text = gzip.compress(text, compresslevel=1)
             headers.insert(0, (b"Content-Encoding", b"gzip"))
         resp = simple_response(200, text, headers)
