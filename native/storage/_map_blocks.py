@@ -36,9 +36,9 @@ class BlockMap:
 
     def locate(self, key: int) -> tuple[int, int] | None:
         maxes = self._maxes
-        bi = bisect_left(maxes, key)
-        if bi == len(maxes):
+        if not maxes or key > maxes[-1]:  # above every key (a new id, the usual write): no bisect
             return None
+        bi = bisect_left(maxes, key)
         kb = self._keys[bi]
         j = bisect_left(kb, key)
         if j < len(kb) and kb[j] == key:
@@ -48,7 +48,7 @@ class BlockMap:
     def set(self, key: int, offset: int, size: int) -> bool:
         """Insert or overwrite; True when the key was new here."""
         maxes = self._maxes
-        bi = bisect_left(maxes, key)
+        bi = len(maxes) if not maxes or key > maxes[-1] else bisect_left(maxes, key)
         if bi == len(maxes):
             if self._keys and len(self._keys[-1]) < 2 * BLOCK:
                 self._keys[-1].append(key)

@@ -78,7 +78,12 @@ class SortedBase:
         return self._n
 
     def locate(self, key: int, hide_deleted: bool) -> tuple[int, int] | None:
+        n = self._n
+        if not n:
+            return None
         k = self._k
+        if key > k[n - 1]:  # above every key (a new id): no bisect
+            return None
         j = bisect_left(k, key)
         if j < self._n and k[j] == key:
             size = self._s[j]
