@@ -14,7 +14,7 @@ import operator
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import repeat
 
 from ._types import NEEDLE_ID_SIZE, PADDING_SIZE, TOMBSTONE_SIZE, OffsetCodec
@@ -113,11 +113,16 @@ class IdxCodec:
             int.from_bytes(raw[8 + w:12 + w], "big", signed=True),
         )
 
-    def iter_rows(self, buf: bytes) -> Iterator[tuple[int, int, int]]:
+    def iter_rows(self, buf: bytes) -> Iterable[tuple[int, int, int]]:
         """`iter_entries` as (key, offset, size) tuples, a torn trailing row likewise ignored:
         the rows another process appended, which a shared volume applies before each read or
         append (no per-row object)."""
         row = _ROW4 if self.offsets.width == 4 else _ROW5
+        if len(buf) == row.size:  # one row (a catch-up's usual): no iterator objects
+            if row is _ROW4:
+                return (row.unpack(buf),)
+            key, low, high, size = row.unpack(buf)
+            return ((key, low | high << 32, size),)
         whole = len(buf) - len(buf) % row.size
         rows = row.iter_unpack(buf if whole == len(buf) else memoryview(buf)[:whole])
         if row is _ROW4:
