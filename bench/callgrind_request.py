@@ -13,6 +13,13 @@ mode's uvloop relay alone in front of it (bench/uv_relay.py) under valgrind. `--
 every one under valgrind (its workers traced as children), and adds up their instructions;
 the figure per process is printed too.
 
+A server also works when no request comes (timers, the log flush, the leader's supervision of
+its workers): natively a few ms of CPU per second per process, nothing per request, but under
+valgrind a phase lasts 5-20 times longer, so that work weighs on each request by how long the
+phase took, and more with more processes. `--idle-seconds S` first counts S seconds with no
+request, and each phase's figure is also printed with that rate times the phase's duration
+taken off (what the requests themselves cost; compare those across worker counts).
+
     .venv/bin/python bench/callgrind_request.py --mode native --phase read -n 2000
     .venv/bin/python bench/callgrind_request.py --mode proxy --phase both -n 2000 --keep
     .venv/bin/python bench/callgrind_request.py --mode native --phase both --workers 2
@@ -92,6 +99,27 @@ def server_processes(pid: int) -> list[int]:
     return [pid, *sorted(children(pid))]
 
 
+def counted(pids: list[str], out_file: Path, keep_dir: Path, dump: str, fn, *args, per_file: bool = False):
+    """Run `fn(*args)` with every process instrumented: (instructions, or per dump file when
+    `per_file`; seconds it took). The dumps are moved to `keep_dir`."""
+    for pid in pids:
+        control("-z", pid)
+    for pid in pids:
+        control("-i", "on", pid)
+    t0 = time.monotonic()
+    fn(*args)
+    seconds = time.monotonic() - t0
+    for pid in pids:
+        control("-i", "off", pid)
+    for pid in pids:
+        control("-d", dump, pid)
+    totals = read_totals(out_file)
+    keep_dir.mkdir()
+    for path in out_file.parent.glob(out_file.name + ".*"):
+        path.rename(keep_dir / path.name)
+    return (totals if per_file else sum(totals.values())), seconds
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", default="native", help="weedpy -mode (native or proxy), or `go` for plain Go")
@@ -103,6 +131,8 @@ def main() -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--keep", action="store_true", help="keep the callgrind output (its path is printed)")
     p.add_argument("--workers", type=int, default=1, help="weedpy -workers (every process runs under valgrind)")
+    p.add_argument("--idle-seconds", type=float, default=0.0,
+                   help="count this long with no request first; also print each phase without that rate")
     args = p.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
@@ -159,28 +189,22 @@ def main() -> int:
             loadgen_phase(loadgen, addr, "write", args.n, args.c, args.size, keybase=1)
         loadgen_phase(loadgen, addr, "write", args.warmup, args.c, args.size, keybase=900_000_000)
         loadgen_phase(loadgen, addr, "read", args.warmup, args.c, args.size, keybase=900_000_000)
+        idle_rate = 0.0  # instructions per second with no request, every process
+        if args.idle_seconds > 0:
+            total, seconds = counted(pids, out_file, base / "idle", f"{args.mode}-idle", time.sleep, args.idle_seconds)
+            idle_rate = total / seconds
+            print(f"{args.mode} idle: {idle_rate / 1e6:.2f} M instructions/s ({seconds:.0f} s, every process)", flush=True)
         for phase in phases:
-            for pid in pids:
-                control("-z", pid)
-            for pid in pids:
-                control("-i", "on", pid)
-            t0 = time.monotonic()
-            loadgen_phase(loadgen, addr, phase, args.n, args.c, args.size, keybase=1)
-            for pid in pids:
-                control("-i", "off", pid)
-            for pid in pids:
-                control("-d", f"{args.mode}-{phase}", pid)
-            totals = read_totals(out_file)
+            totals, seconds = counted(pids, out_file, base / phase, f"{args.mode}-{phase}", loadgen_phase, loadgen,
+                                      addr, phase, args.n, args.c, args.size, 1, per_file=True)
             total = sum(totals.values())
-            keep_dir = base / phase
-            keep_dir.mkdir()
-            for path in out_file.parent.glob(out_file.name + ".*"):
-                path.rename(keep_dir / path.name)
             per_process = {pid: sum(v for k, v in totals.items() if k.split(".")[2:3] == [pid]) for pid in pids}
             parts = (" (" + ", ".join(f"pid {pid}: {v / args.n / 1000:.1f}k" for pid, v in per_process.items()) + ")"
                      if len(pids) > 1 else "")
+            busy = (f"; {(total - idle_rate * seconds) / args.n / 1000:.1f} k without the idle rate"
+                    if idle_rate else "")
             print(f"{args.mode} {phase}: {total / args.n / 1000:.1f} k instructions/request{parts} "
-                  f"({args.n} requests, c={args.c}, size={args.size}; {time.monotonic() - t0:.0f} s under valgrind)",
+                  f"({args.n} requests, c={args.c}, size={args.size}; {seconds:.0f} s under valgrind{busy})",
                   flush=True)
         if args.keep:
             print(f"callgrind output: {base}/<phase>/callgrind.out.*")
