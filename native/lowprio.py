@@ -1,17 +1,20 @@
-"""Maintenance work (compaction, its commit, scrubs) at low CPU and I/O priority.
+"""Maintenance work (compaction, its commit, scrubs) at a lower CPU and I/O priority, on request.
 
 Such work is bulk: it copies or reads a whole volume, and nobody waits for it by the
 millisecond, while the reads and writes served beside it are. On a machine whose cores are
-busy, the kernel gives a woken thread a core only when its share allows, so a serving thread
-that wakes for a request can wait behind a maintenance thread of the same priority for a
-scheduler slice (milliseconds). A maintenance thread with a higher nice value (and the
-best-effort I/O class at its lowest level) gives way to the serving threads at once and takes
-what they leave.
+busy, a serving thread that wakes for a request can wait behind a maintenance thread of the
+same priority for a scheduler slice; a maintenance thread with a higher nice value gives way
+at once. But a maintenance thread of a serving process shares that process's GIL: lowered, it
+can be taken off its core while it holds the GIL, and the serving thread that wants the GIL
+then waits for a thread the kernel has put last. On a saturated machine that inversion cost
+more than the lowering saved (a single stall of 0.2 s in the stall benchmark's compaction
+window, docs/performance.md), so the default is no lowering: `WEEDPY_MAINTENANCE_NICE=N` turns
+it on (nice +N and the lowest best-effort I/O level).
 
 Linux sets nice values and I/O priorities per thread, and an unprivileged thread cannot raise
-its priority again once lowered: so each job runs in a fresh thread of its own, never in one
-of trio's cached worker threads, which later serve ordinary calls. A host that refuses the
-calls (another OS, a sandbox) runs the job at normal priority.
+its priority again once lowered: so a lowered job runs in a fresh thread of its own, never in
+one of trio's cached worker threads, which later serve ordinary calls. A host that refuses the
+calls runs the job at normal priority.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ __all__ = ["DEFAULT_NICE", "maintenance_nice", "lower_this_thread", "run_low_pri
 
 T = TypeVar("T")
 
-DEFAULT_NICE = 10  # added to the thread's nice value; 0 leaves maintenance at normal priority
+DEFAULT_NICE = 0  # added to the thread's nice value; 0: maintenance at normal priority, in the caller's thread
 _NICE_ENV = "WEEDPY_MAINTENANCE_NICE"
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)  # syscall numbers
 _IOPRIO_WHO_PROCESS = 1  # a thread id is a "process" to ioprio_set
@@ -33,7 +36,7 @@ _IOPRIO_CLASS_BE, _IOPRIO_BE_LOWEST = 2, 7
 
 
 def maintenance_nice(env: Mapping[str, str] = os.environ) -> int:
-    """The nice increment for maintenance threads: `WEEDPY_MAINTENANCE_NICE` (0-19), else 10."""
+    """The nice increment for maintenance threads: `WEEDPY_MAINTENANCE_NICE` (0-19), else 0."""
     try:
         return min(19, max(0, int(env.get(_NICE_ENV, DEFAULT_NICE))))
     except ValueError:

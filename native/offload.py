@@ -13,9 +13,9 @@ the status pages (`control_thread`) run on limiters of their own, so a volume th
 calls waiting cannot delay the master's heartbeat or /status behind them, nor a slow status page
 the heartbeat.
 
-Maintenance (compaction and its commit, scrubs) runs in threads of lowered CPU and I/O priority
-(`maintenance_thread`, native/lowprio.py), so that it takes the cores only when the serving
-threads leave them.
+Maintenance (compaction and its commit, scrubs) goes through `maintenance_thread`: a worker thread
+as any other by default, one of lowered CPU and I/O priority with `WEEDPY_MAINTENANCE_NICE`
+(native/lowprio.py says why that is not the default).
 """
 
 from __future__ import annotations
@@ -70,6 +70,6 @@ async def heartbeat_thread(fn: Callable[..., T], /, *args: Any) -> T:
 
 
 async def maintenance_thread(fn: Callable[..., T], /, *args: Any) -> T:
-    """`fn(*args)` in a fresh thread of low CPU and I/O priority (see native/lowprio.py); the
-    worker thread that waits for it keeps its own priority."""
+    """`fn(*args)` in a worker thread; with `WEEDPY_MAINTENANCE_NICE` set, in a fresh thread of
+    lower CPU and I/O priority that the worker thread waits for (see native/lowprio.py)."""
     return await trio.to_thread.run_sync(functools.partial(run_low_priority, fn, *args))

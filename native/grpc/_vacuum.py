@@ -5,8 +5,9 @@ time the compaction passes another 128 MiB of the source `.dat` (so small volume
 VacuumVolumeCommit and VacuumVolumeCleanup finish or discard it. The last three refuse while
 the server is in maintenance mode and check the admin whitelist first. A missing volume is
 NOT_FOUND (`...: volume not found`), any other failure Unknown with Go's `<step> volume N:`
-prefix. The work runs in worker threads of low priority (native/lowprio.py): the compaction
-advances one report interval per thread hop, so a cancelled call stops within one interval.
+prefix. The work runs in worker threads (`maintenance_thread`: native/lowprio.py): the
+compaction advances one report interval per thread hop, so a cancelled call stops within one
+interval.
 """
 
 from __future__ import annotations

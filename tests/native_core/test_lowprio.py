@@ -1,6 +1,7 @@
-"""Maintenance threads (native/lowprio.py, native/offload.py's `maintenance_thread`): the job runs
-in a fresh thread whose nice value and I/O priority are lowered, and none of that sticks to the
-caller's thread or to trio's cached worker threads, which go on serving ordinary calls."""
+"""Maintenance threads (native/lowprio.py, native/offload.py's `maintenance_thread`): with a nice
+increment set, the job runs in a fresh thread whose nice value and I/O priority are lowered, and
+none of that sticks to the caller's thread or to trio's cached worker threads, which go on
+serving ordinary calls; without one (the default) it runs where it is called."""
 
 from __future__ import annotations
 
@@ -50,10 +51,10 @@ def test_nice_zero_runs_inline() -> None:
 
 
 def test_setting_from_the_environment() -> None:
-    assert maintenance_nice({}) == 10
-    assert maintenance_nice({"WEEDPY_MAINTENANCE_NICE": "0"}) == 0
+    assert maintenance_nice({}) == 0
+    assert maintenance_nice({"WEEDPY_MAINTENANCE_NICE": "10"}) == 10
     assert maintenance_nice({"WEEDPY_MAINTENANCE_NICE": "40"}) == 19
-    assert maintenance_nice({"WEEDPY_MAINTENANCE_NICE": "x"}) == 10
+    assert maintenance_nice({"WEEDPY_MAINTENANCE_NICE": "x"}) == 0
 
 
 def test_trio_worker_threads_keep_their_priority(monkeypatch: pytest.MonkeyPatch) -> None:
