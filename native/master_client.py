@@ -481,7 +481,8 @@ def _unwrap(group: BaseExceptionGroup) -> BaseException:
 def _load_master_modules() -> None:
     """What the first call to a master needs, imported ahead in a worker thread so that the
     event loop answers its first requests meanwhile (start-up time): the master's and the
-    volume server's messages (`proto.lazy`) and h2's connection machinery."""
+    volume server's messages (`proto.lazy`), the heartbeat's records (native.heartbeat) and
+    h2's connection machinery."""
     _ = master_pb2.Heartbeat, volume_server_pb2.VolumeServerState
     import native.heartbeat  # noqa: F401 - the report records and message building
     load_connection_core()
