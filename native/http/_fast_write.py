@@ -1,7 +1,8 @@
 """The common upload, answered without Go's full request model.
 
 `fast_write` serves `POST /<vid>,<fid>` on the admin port as Go's http.Client and weed's
-uploader (`weed upload`, `weed benchmark`, the filer) send it: no query, only Host, User-Agent,
+uploader (`weed upload`, `weed benchmark`, the filer) send it: no query but `?fsync=true` (the
+append then waits for its fsync in a worker thread, as the full path's does), only Host, User-Agent,
 Content-Length, Content-Type, Accept-Encoding and X-Amz-Request-Id headers, a
 `multipart/form-data` body of at most 1 MiB holding one part with a plain file name and
 optionally a plain Content-Type (see _PART_HEAD), for a local volume without replication, when no write JWT, whitelist or upload
@@ -24,7 +25,7 @@ from native.http._gzip import gzip_data
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from native.http._upload import is_compressable, path_base
-from native.storage import Needle, StorageError
+from native.storage import Needle, StorageError, WouldBlock
 from weedpy.http1 import Exchange, GoHeader, GoResponse, Request, go_response_bytes, http_date
 from weedpy.serve.replies import request_id
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "upload_reply"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
-_TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})\Z")
+_TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})(\?fsync=true)?\Z")
 # X-Amz-Request-Id: weed's uploader always sends it (often empty); the handlers ignore it.
 _PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding", b"x-amz-request-id"})
 # What Go's multipart.Writer announces (its boundaries are 30 random bytes in hex; RFC 2046
@@ -64,6 +65,7 @@ class Upload(NamedTuple):
     original_size: int
     mime_type: str
     length: int  # the request's Content-Length, counted in flight until the reply is out
+    fsync: bool = False  # `?fsync=true`: the append is synced before the reply (in a worker thread)
 
 
 class UploadTarget(NamedTuple):
@@ -73,6 +75,7 @@ class UploadTarget(NamedTuple):
     key: int
     cookie: int
     boundary: bytes
+    fsync: bool = False
 
 
 def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarget | None:
@@ -108,7 +111,7 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         return None
     if vol is None or vol.replica_placement.copy_count != 1:
         return None
-    return UploadTarget(vid, int(m.group(2), 16), int(m.group(3), 16), boundary)
+    return UploadTarget(vid, int(m.group(2), 16), int(m.group(3), 16), boundary, m.group(4) is not None)
 
 
 def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:
@@ -138,13 +141,16 @@ def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: byt
         name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
         last_modified=int(time.time()), gzipped=gzipped,
     )
-    return Upload(target.vid, n, file_name, original_size, mime_type, req.content_length or 0)
+    return Upload(target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync)
 
 
 def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
     """Append the needle (True: the same needle was there already and nothing was appended).
-    Raises StorageError; WouldBlock when not `blocking` and a lock is held elsewhere."""
-    return app.ctx.store.write_needle(up.vid, up.needle, check_cookie=True, fsync=False, blocking=blocking).unchanged
+    Raises StorageError; WouldBlock when not `blocking` and a lock is held elsewhere, or when
+    the upload asks for an fsync (that waits for the disk: a worker thread's job)."""
+    if up.fsync and not blocking:
+        raise WouldBlock(f"volume {up.vid}: an fsync write")
+    return app.ctx.store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
 
 
 def write_timer(app: "NativeHttp") -> Callable[[], None]:

@@ -190,6 +190,9 @@ def test_plain_uploads_take_the_fast_path_and_match_go(pair: Pair, fast_answers:
     fid = b"2,0a00000024"  # the handlers ignore a request id the client sends
     pair.same("request id", go_post(fid, multipart([file_part(b"r", BIN)]), extra=b"X-Amz-Request-Id: abc\r\n"))
     cases.append((fid, None))
+    for fid in (b"1,0c00000001", b"3,0d00000002"):  # synced before the reply (in a worker thread)
+        pair.same(f"POST {fid.decode()}?fsync=true", go_post(fid + b"?fsync=true", multipart([file_part(b"s.bin", BIN)])))
+        cases.append((fid, None))
     # the same bytes again: Go answers 204 for an unchanged needle
     pair.same("POST unchanged", go_post(b"1,0a00000001", multipart([file_part(b"bench17", BIN)])))
     pair.same("POST cookie mismatch", go_post(b"1,0affffffff", multipart([file_part(b"bench17", BIN)])))
