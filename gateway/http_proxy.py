@@ -105,9 +105,11 @@ def client_response_head(resp: Response, close: bool, http10_keep_alive: bool) -
 # cost a fraction of a regex match
 _STATUS_LINES = {b"HTTP/1.1 %d " % status: status for status in range(200, 600)}
 # One scan for what decides: a plain Content-Length (group 1), or a framing header the shortcut
-# leaves to the parser (group 2: hop-by-hop, or a Content-Length it cannot read).
+# leaves to the parser (group 2: hop-by-hop, or a Content-Length it cannot read). It scans a
+# lower-cased copy of the head: re.IGNORECASE costs the scan twice the instructions per byte,
+# far more than `bytes.lower()` (ASCII only, as IGNORECASE is on bytes).
 _FRAMING = re.compile(rb"\r\n(?:content-length: *([0-9]{1,18}) *(?=\r\n)|"
-                      rb"(transfer-encoding|connection|keep-alive|content-length):)", re.IGNORECASE)
+                      rb"(transfer-encoding|connection|keep-alive|content-length):)")
 LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
@@ -121,7 +123,7 @@ def quick_head(head: bytes, end: int | None = None) -> tuple[int, int] | None:
     status = _STATUS_LINES.get(head[:13])
     if status is None:
         return None
-    found = _FRAMING.findall(head, 0, len(head) if end is None else end)
+    found = _FRAMING.findall((head[13:end] if end is not None else head[13:]).lower())
     if not found:
         return (status, 0) if status in (204, 304) else None
     if len(found) != 1 or found[0][1]:

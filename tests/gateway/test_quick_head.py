@@ -25,6 +25,7 @@ def parsed(head: bytes) -> Response:
     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\n\r\n",
     b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 \r\ncOnTeNt-LeNgTh: 3\r\n\r\n",  # no reason; the name in any case
 ])
 def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
     status, length = quick_head(head)
@@ -38,6 +39,8 @@ def test_plain_heads_agree_with_the_parser(head: bytes) -> None:
     BASE.replace(b"Accept-Ranges: bytes", b"Connection: close"),
     BASE.replace(b"Accept-Ranges: bytes", b"connection: close"),
     BASE.replace(b"Accept-Ranges: bytes", b"Keep-Alive: timeout=5"),
+    BASE.replace(b"Accept-Ranges: bytes", b"kEEP-aLIVE: timeout=5"),
+    BASE.replace(b"Accept-Ranges: bytes", b"content-LENGTH: 1044"),  # twice, in two spellings
     BASE.replace(b"Accept-Ranges: bytes", b"Content-Length: 1044"),  # twice
     BASE.replace(b"Content-Length: 1044", b"Content-Length:\t1044"),
     BASE.replace(b"Content-Length: 1044", b"Content-Length: 1044000000000000000"),  # past 18 digits
