@@ -211,6 +211,21 @@ def test_millis_text_is_the_floats_repr(us: int, restore_structlog) -> None:
     assert [line.split('"ms": ', 1)[1].split(",", 1)[0] for line in _lines(out)] == [json.dumps(us / 1000)] * 2
 
 
+@pytest.mark.parametrize("micro", [1, 12_345, 100_000, 999_999])
+def test_typed_emit_writes_the_clocks_timestamp(micro: int, restore_structlog, monkeypatch) -> None:
+    """The compiled path's timestamp (its microseconds from two look-ups) is the clock's text."""
+    ns = (1_764_130_000_000_000 + micro) * 1000 + 789
+    monkeypatch.setattr("weedpy.logs._time_ns", lambda: ns)
+    out = _configured()
+    emit = FastEvent("gateway.http", "http", ("route", "status"), repeating=1, types=(int,)).emit
+    emit("a", 200)  # the first of its second: through the event
+    with monkeypatch.context() as m:  # the prefix and the second are known: the compiled path alone
+        m.setattr(FastEvent, "_render", None)
+        emit("a", 201)
+    stamps = [json.loads(line)["timestamp"] for line in _lines(out)]
+    assert stamps == [_Clock().text(ns)] * 2 == ["2025-11-26T04:06:40.%06dZ" % micro] * 2
+
+
 def test_typed_emit_follows_the_configuration(restore_structlog, monkeypatch) -> None:
     """The compiled path checks the set-up on every call: a capture, another level, a worker's
     number all show in its lines as in the event's."""
