@@ -91,8 +91,8 @@ def run_requests(phase: str, n: int) -> None:
     relay = UvRelay(host, None, pool_ttl=1e9, front_address="127.0.0.1:8081")  # type: ignore[arg-type]
     up = _Upstream(relay.pool, backend)
     up.connection_made(_Transport())  # type: ignore[arg-type]
-    relay.pool.put_back(up)
-    client = _Client(relay, "public")
+    relay.pool.put_back(up, 0.0)
+    client = _Client(relay, "admin")  # the port the load generator uses
     client_t = _Transport()
     client.connection_made(client_t)  # type: ignore[arg-type]
     request, answer = PHASES[phase]

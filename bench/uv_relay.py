@@ -48,14 +48,12 @@ class StandaloneHost(RelayHost):
 
         self.front = HttpFront(LiveRoutes(default_route_table(), mode="proxy"), {Target.GO: unused},
                                Guard.from_entries([]), b"", FrontState(), meter=RouteMeter(metrics.local, "http"))
+        self.done = self.front.direct_done
         self.handed = 0
 
     def route(self, port_kind: str, req: Request, client_host: str) -> tuple[tuple[str, int], Any] | None:
         token = self.front.direct_route(port_kind, req, client_host)
         return None if token is None else (self.backend, token)
-
-    def done(self, token: Any, req: Request, status: int, seconds: float, client_host: str) -> None:
-        self.front.direct_done(token, req.method, status, seconds, client_host)
 
     def error(self, reason: str) -> None:
         pass

@@ -32,6 +32,7 @@ class UvHttp(RelayHost):
             log.warning("TEST-ONLY FAULT: the relay raises on purpose for the requests that ask",
                         callbacks=sorted(faults), env=TEST_FAULT_ENV)
         self._front = front
+        self.done = front.direct_done
         self._backend = backend
         self._front_address = front_address
         self._pool_ttl = pool_ttl
@@ -62,9 +63,6 @@ class UvHttp(RelayHost):
         if token is None:
             return None
         return (ep.public if port_kind == "public" and ep.public is not None else ep.http), token
-
-    def done(self, token: DirectToken, req: Request, status: int, seconds: float, client_host: str) -> None:
-        self._front.direct_done(token, req.method, status, seconds, client_host)
 
     def error(self, reason: str) -> None:
         self._on_error(reason)

@@ -83,9 +83,10 @@ class RelayHost(UvHost):
         None: trio's path serves it (the connection is handed over)."""
         raise NotImplementedError
 
-    def done(self, token: Any, req: Request, status: int, seconds: float, client_host: str) -> None:
-        """The request is over: its log line and metrics."""
-        raise NotImplementedError
+    # The request is over: its log line and metrics (token, method, status, seconds, client host).
+    # An attribute, not a method: a host sets its front's `HttpFront.direct_done` here, which the
+    # relay then calls with no call of the host's between (one Python call per request).
+    done: Callable[[Any, bytes, int, float, str], None]
 
     def error(self, reason: str) -> None:
         """A request could not be relayed (weedpy_relay_errors_total's reason)."""
@@ -181,14 +182,15 @@ class _Pool:
             up.close()
         return None
 
-    def put_back(self, up: _Upstream) -> None:
+    def put_back(self, up: _Upstream, now: float) -> None:
+        """`now`: the caller's monotonic clock reading (one read per request)."""
         idle = self.idle.get(up.addr)
         if idle is None:
             idle = self.idle[up.addr] = deque()
         if len(idle) >= self.max_idle:
             up.close()
             return
-        up.idle_since = _mono()
+        up.idle_since = now
         idle.append(up)
 
     def forget(self, up: _Upstream) -> None:
@@ -541,6 +543,7 @@ class _Client(UvConnection):
 
     # -- ends ------------------------------------------------------------------------------
     def response_done(self, reusable: bool) -> None:
+        now = _mono()
         up = self.up
         self.up = None
         self.parser = None
@@ -554,15 +557,15 @@ class _Client(UvConnection):
                 if up.paused:
                     up.paused = False
                     up.t.resume_reading()
-                self.relay.pool.put_back(up)
+                self.relay.pool.put_back(up, now)
             else:
                 up.close()
         req = self.req
         assert req is not None
         self.req = None  # `finish_request`, one call less
-        self.relay.host.done(self.token, req, self.status, _perf() - self.t0, self.client_host)
+        self.relay.host.done(self.token, req.method, self.status, _perf() - self.t0, self.client_host)
         self.started = False  # the next request's answer has not started (a 400 or 500 may still be written)
-        self.last_rx = _mono()  # the idle timeout counts from here
+        self.last_rx = now  # the idle timeout counts from here
         if self.close_after or not req.keep_alive:
             if self.body_left:
                 self.linger()
@@ -578,7 +581,7 @@ class _Client(UvConnection):
         if req is None:
             return
         self.req = None
-        self.relay.host.done(self.token, req, self.status, _perf() - self.t0, self.client_host)
+        self.relay.host.done(self.token, req.method, self.status, _perf() - self.t0, self.client_host)
 
     def fail(self, exc: ProtocolError, upstream: bool) -> None:
         """The request cannot go on: Go's error answer if none started, then the connection closes."""
@@ -604,7 +607,7 @@ class _Client(UvConnection):
         self.started = True  # nothing more is written on this connection
         if req is not None:
             try:
-                self.relay.host.done(self.token, req, self.status if started else 500, _perf() - self.t0,
+                self.relay.host.done(self.token, req.method, self.status if started else 500, _perf() - self.t0,
                                      self.client_host)
             except Exception:
                 pass  # the report below names the first error; this one would follow from it
