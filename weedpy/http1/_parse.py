@@ -70,7 +70,7 @@ _COMMON = (b"accept", b"accept-charset", b"accept-encoding", b"accept-language",
 _KINDS |= {name: _OTHER for name in _COMMON}
 _KINDS |= {b"-".join(part.capitalize() for part in name.split(b"-")): kind for name, kind in _KINDS.items()}
 _kind = _KINDS.get
-_new_request = tuple.__new__
+_new_record = tuple.__new__
 
 
 def _check_version(version: str, codings: int) -> None:
@@ -228,12 +228,12 @@ class ServerConnection:
             raise ProtocolError("upgrade request with a body", 400)
         # method, target, headers, http_version, keep_alive, content_length, chunked,
         # expect_continue, wire (built as a plain tuple: a NamedTuple's __new__ is Python code)
-        self._events.append(_new_request(Request, (
+        self._events.append(_new_record(Request, (
             method, bytes(self._url), tuple(self._headers), version, keep_alive, length, chunked, expect, wire,
         )))
 
     def on_body(self, body: bytes) -> None:
-        self._events.append(Data(body))
+        self._events.append(_new_record(Data, (body,)))  # a plain tuple's __new__, as for Request
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -246,12 +246,16 @@ class ServerConnection:
         if not data:
             self._eof = True
             return
-        if not self._in_message and not self._events:
-            self._line_open = True  # these bytes begin a request line
-            self._line.clear()
-        if self._line_open:
-            end = data.find(b"\n")
-            if end >= 0:
+        if not self._in_message and not self._events:  # these bytes begin a request line
+            line = self._line
+            if line:
+                line.clear()
+            # (`int in bytes` is a memchr; bytes.find parses its argument the slow way)
+            self._line_open = 0x0A not in data  # "\n": the line ends in these bytes
+            if self._line_open:
+                line += data
+        elif self._line_open:
+            if 0x0A in data:
                 self._line_open = False
                 self._line.clear()
             elif len(self._line) <= _MAX_LINE_KEPT:
@@ -367,31 +371,26 @@ class ClientConnection:
         if 100 <= status < 200:
             if status == 101:
                 raise ProtocolError("protocol switch is not supported", 502)
-            self._events.append(InformationalResponse(status, self._reason, tuple(self._headers)))
+            self._events.append(_new_record(InformationalResponse, (status, self._reason, tuple(self._headers))))
             return
         length, chunked = _framing(self._headers)
         no_body = self._head_only or status in (204, 304)
         until_close = not no_body and length is None and not chunked
         self._until_close = until_close
         self._final = True
-        self._events.append(
-            Response(
-                status=status,
-                reason=self._reason,
-                headers=tuple(self._headers),
-                http_version=p.get_http_version().encode(),
-                keep_alive=p.should_keep_alive() and not until_close,
-                content_length=None if no_body else length,
-                chunked=chunked and not no_body,
-                until_close=until_close,
-            )
-        )
+        # status, reason, headers, http_version, keep_alive, content_length, chunked, until_close
+        # (a plain tuple's __new__, as for Request: a NamedTuple's own is Python code)
+        self._events.append(_new_record(Response, (
+            status, self._reason, tuple(self._headers), p.get_http_version().encode(),
+            p.should_keep_alive() and not until_close, None if no_body else length, chunked and not no_body,
+            until_close,
+        )))
         if self._head_only:
             self._finish()
 
     def on_body(self, body: bytes) -> None:
         if not self._done:
-            self._events.append(Data(body))
+            self._events.append(_new_record(Data, (body,)))
 
     def on_message_complete(self) -> None:
         if self._final and not self._done:
