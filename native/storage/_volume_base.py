@@ -117,6 +117,7 @@ class VolumeBase:
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._synced_upto = 0
+        self._files_epoch = 0  # counts swaps of the descriptors (`_adopt`): a sync knows what it synced
         self._sync_error: OSError | None = None  # an fsync failed: read-only, never retried
         self._io = threading.Condition(threading.Lock())
         self._gate = _ReadGate(self)

@@ -95,6 +95,7 @@ class VolumeStateChanges(VolumeBase):
             self._dat_size, self._idx_size = new._dat_size, new._idx_size
             self._has_vif = new._has_vif
             self._synced_upto = 0
+            self._files_epoch += 1
             new._dat_fd = new._idx_fd = -1
             new._closed = True
             self._swapping = False
@@ -111,6 +112,7 @@ class VolumeStateChanges(VolumeBase):
         if self._idx_fd >= 0:
             self.files.close(self._idx_fd)
         self._idx_fd = fd
+        self._files_epoch += 1
 
     def set_replication(self, replication: ReplicaPlacement | str) -> None:
         """Record a replica placement in `.vif` (Go's ConfigureVolume; takes effect on reload).

@@ -175,15 +175,22 @@ class VolumeWrites(VolumeReads):
                 return
             if self._sync_error is not None:  # never retried: the pages it lost may now look clean
                 raise StorageError(f"fsync volume {self.id} failed earlier: {self._sync_error}")
-            with self._write_lock:  # an end no append is half-way past (its row written too)
-                target = self._dat_size
-            try:
-                self.files.fdatasync(self._dat_fd)
-                self.files.fdatasync(self._idx_fd)
-            except OSError as exc:
-                self._sync_failed(exc)
-                raise StorageError(f"fsync volume {self.id}: {exc}") from exc
-            self._synced_upto = target
+            while True:
+                with self._write_lock:  # an end no append is half-way past (its row written too)
+                    target, epoch = self._dat_size, self._files_epoch
+                try:
+                    self.files.fdatasync(self._dat_fd)
+                    self.files.fdatasync(self._idx_fd)
+                except OSError as exc:
+                    if exc.errno == errno.EBADF and self._files_epoch != epoch:
+                        continue  # a descriptor was closed by a swap meanwhile: sync the new files
+                    self._sync_failed(exc)
+                    raise StorageError(f"fsync volume {self.id}: {exc}") from exc
+                if self._files_epoch == epoch:
+                    self._synced_upto = target
+                    return
+                # a compaction commit swapped the files during the sync: `target` was the old
+                # file's end and what was synced may be the old files; the new ones next
 
     def _sync_failed(self, exc: OSError) -> None:
         """An fsync failed: what was written since the last good one may be lost although the
