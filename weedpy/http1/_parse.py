@@ -204,7 +204,7 @@ class ServerConnection:
         # version numbers are formatted into a string, which costs more than finding the line).
         head = self._head_chunk
         end = head.find(b"\r\n") if head is not None else -1
-        if end >= 9 and head.startswith(b" HTTP/1.1", end - 9):  # type: ignore[union-attr]
+        if end >= 9 and head[end - 9:end] == b" HTTP/1.1":  # type: ignore[index] (a slice: startswith costs twice)
             version = b"1.1"
             # llhttp ends the connection after an HTTP/1.1 request only if one of these says so
             keep_alive = p.should_keep_alive() if closes else True
