@@ -181,9 +181,12 @@ class VolumeSharing(VolumeBase):
         if vid_word != self.id + 1:
             raise VolumeGone(f"volume {self.id} was removed")
         if writer:  # the last writer died mid-append: nothing past the committed ends is real
-            for fd, end in ((self._dat_fd, dat_end), (self._idx_fd, idx_end)):
-                if os.fstat(fd).st_size > end:
-                    self.files.ftruncate(fd, end)
+            if gen == self._shared_gen:
+                for fd, end in ((self._dat_fd, dat_end), (self._idx_fd, idx_end)):
+                    if os.fstat(fd).st_size > end:
+                        self.files.ftruncate(fd, end)
+            else:  # the ends are those of the files that replaced ours (reads in flight finish on ours)
+                self._cut_files(dat_end, idx_end)
             s.set_writer(0)
         if gen != self._shared_gen or self._idx_size > idx_end:
             # replaced files, or opened while an append was in flight
@@ -193,6 +196,17 @@ class VolumeSharing(VolumeBase):
         assert lock is not None
         with lock:
             self._apply_committed(idx_end, dat_end, append_ns, modified, flags, exact=True)
+
+    def _cut_files(self, dat_end: int, idx_end: int) -> None:
+        """Cut the volume's current files (by path) back to the committed ends."""
+        files = self.files
+        for path, end in ((self.dat_path, dat_end), (self.idx_path, idx_end)):
+            fd = files.open(path, os.O_RDWR)
+            try:
+                if os.fstat(fd).st_size > end:
+                    files.ftruncate(fd, end)
+            finally:
+                files.close(fd)
 
 
 class _Replacing:

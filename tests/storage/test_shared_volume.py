@@ -310,3 +310,61 @@ def test_a_slot_lock_excludes_another_description_until_released() -> None:
     assert not mine.lock(blocking=False)
     os.close(other._lock_fd)  # the holder's description goes (as when its process dies): the lock with it
     assert mine.lock(blocking=False)
+
+
+def test_a_view_of_replaced_files_never_cuts_the_files_its_readers_still_read(tmp_path: Path) -> None:
+    """A writer mark left in the slot (here by a write refused as read-only) tells the next
+    append to cut the files back to the committed ends. A process whose view still holds the
+    files a compaction commit replaced must not cut those (its reads in flight finish on them,
+    and the ends are the new files'): it reopens first."""
+    from native.storage import ReadOnly
+
+    leader, worker, _ = _shared_pair(tmp_path)
+    for i in range(1, 21):
+        leader.write_needle(VID, mk(i, bytes([i]) * 2000))
+    for i in range(1, 16):
+        leader.delete_needle(VID, i, 0x1234)
+    assert worker.read_needle(VID, 20).data == bytes([20]) * 2000  # the worker's view: the old files
+    w = worker.volume(VID)
+    old_dat = os.dup(w._dat_fd)  # what a read in flight in the worker holds
+    try:
+        old_size = os.fstat(old_dat).st_size
+        for _ in leader.compact_volume(VID):
+            pass
+        leader.commit_compact_volume(VID)
+        assert leader.volume(VID).dat_size < old_size
+        leader.mark_volume_readonly(VID, can_delete=True)
+        with pytest.raises(ReadOnly):
+            leader.write_needle(VID, mk(21, b"refused"))
+        assert worker.delete_needle(VID, 16, 0x1234) > 0  # deletes are still allowed
+        assert os.fstat(old_dat).st_size == old_size, "the replaced files were cut under the worker's readers"
+    finally:
+        os.close(old_dat)
+    for store in (leader, worker):
+        assert store.read_needle(VID, 20).data == bytes([20]) * 2000
+    assert os.path.getsize(leader.volume(VID).dat_path) == leader.volume(VID).shared.dat_end
+
+
+def test_a_torn_tail_of_replaced_files_is_cut_by_a_view_of_the_old_ones(tmp_path: Path) -> None:
+    """A writer died mid-append after a compaction commit: a process that still has the old
+    files open cuts the new ones (not its own) before it reopens and appends."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    for i in range(1, 11):
+        leader.write_needle(VID, mk(i, bytes([i]) * 1000))
+    for i in range(1, 6):
+        leader.delete_needle(VID, i, 0x1234)
+    assert worker.read_needle(VID, 10).data == bytes([10]) * 1000
+    for _ in leader.compact_volume(VID):
+        pass
+    leader.commit_compact_volume(VID)
+    lv = leader.volume(VID)
+    slot = lv.shared
+    slot.lock()
+    slot.set_writer(999_999)
+    os.pwrite(lv._dat_fd, b"torn garbage" * 400, slot.dat_end)  # longer than the next record
+    slot.unlock()
+    worker.write_needle(VID, mk(11, b"after the commit"))
+    for store in (leader, worker):
+        assert store.read_needle(VID, 11).data == b"after the commit"
+        assert store.read_needle(VID, 10).data == bytes([10]) * 1000
+    assert os.path.getsize(lv.dat_path) == slot.dat_end
