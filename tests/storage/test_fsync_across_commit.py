@@ -66,3 +66,19 @@ def test_an_fsync_overlapping_a_commit_does_not_cover_the_new_files(tmp_path: Pa
     v.write_needle(Needle.create(101, COOKIE, b"acknowledged as synced"), fsync=True)
     assert files.syncs > before, "an fsync write on the new files was acknowledged without an fsync"
     v.close()
+
+
+def test_an_unchanged_fsync_write_syncs_what_it_points_at(tmp_path: Path) -> None:
+    """Rewriting an identical needle appends nothing (204), but with `fsync` its record, written
+    earlier without a sync, is synced before the answer, as Go's fsync write syncs its batch."""
+    v = Volume.create(tmp_path, 1)
+    files = SlowSyncFiles()
+    v.files = files
+    n = Needle.create(7, COOKIE, b"written without fsync")
+    v.write_needle(n)
+    assert files.syncs == 0
+    assert v.write_needle(Needle.create(7, COOKIE, b"written without fsync"), fsync=True).unchanged
+    assert files.syncs == 2  # .dat, then .idx
+    assert v.write_needle(Needle.create(7, COOKIE, b"written without fsync"), fsync=True).unchanged
+    assert files.syncs == 2  # synced already: nothing more
+    v.close()
