@@ -152,8 +152,11 @@ class VolumeSharing(VolumeBase):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
             words = s.words()
-            if not blocking and (words[1] != self._shared_gen or self._idx_size > words[3]):
-                raise WouldBlock(f"volume {self.id} must be reopened first")
+            if not blocking:
+                if words[1] != self._shared_gen or self._idx_size > words[3]:
+                    raise WouldBlock(f"volume {self.id} must be reopened first")
+                if words[3] - self._idx_size > INLINE_CATCH_UP_BYTES:  # as `_follow`: a burst is a thread's job
+                    raise WouldBlock(f"volume {self.id}: many rows to catch up with")
             self._sync_locked(s, words)
             if self.no_write_or_delete:
                 raise ReadOnly(f"volume {self.id} is read only")

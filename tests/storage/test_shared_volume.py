@@ -368,3 +368,22 @@ def test_a_torn_tail_of_replaced_files_is_cut_by_a_view_of_the_old_ones(tmp_path
         assert store.read_needle(VID, 11).data == b"after the commit"
         assert store.read_needle(VID, 10).data == bytes([10]) * 1000
     assert os.path.getsize(lv.dat_path) == slot.dat_end
+
+
+def test_the_event_loop_leaves_a_burst_of_rows_to_catch_up_with_to_a_thread(tmp_path: Path) -> None:
+    """A write on the event loop catches up with the other processes' rows inline only when
+    they are few (as a read does): after a burst while this process was idle, a thread does it."""
+    from native.storage._volume_shared import INLINE_CATCH_UP_BYTES
+
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    n = INLINE_CATCH_UP_BYTES // v.codec.entry_size + 10
+    for i in range(1, n + 1):
+        leader.write_needle(VID, mk(i, b"x"))
+    with pytest.raises(WouldBlock):
+        worker.write_needle(VID, mk(n + 1, b"on the event loop"), blocking=False)
+    with pytest.raises(WouldBlock):
+        worker.volume(VID).read_needle(1, blocking=False)  # as a read does
+    assert worker.write_needle(VID, mk(n + 1, b"in a thread")).size == len(b"in a thread")
+    assert worker.write_needle(VID, mk(n + 2, b"then inline"), blocking=False).size == len(b"then inline")
+    assert leader.read_needle(VID, n + 2).data == b"then inline" and worker.read_needle(VID, n).data == b"x"
