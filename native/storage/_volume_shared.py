@@ -204,7 +204,10 @@ class VolumeSharing(VolumeBase):
         """Cut the volume's current files (by path) back to the committed ends."""
         files = self.files
         for path, end in ((self.dat_path, dat_end), (self.idx_path, idx_end)):
-            fd = files.open(path, os.O_RDWR)
+            try:
+                fd = files.open(path, os.O_RDWR)
+            except FileNotFoundError:  # not a local file any more (the reopen tells what it is now)
+                continue
             try:
                 if os.fstat(fd).st_size > end:
                     files.ftruncate(fd, end)
