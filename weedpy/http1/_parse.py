@@ -329,10 +329,15 @@ def go_parses_request_line(line: bytes) -> bool:
 
 
 class ClientConnection:
-    """Reads the response to one request; make a new one per request (see `start`)."""
+    """Reads the response to one request; make a new one per request (see `start`).
+
+    The head-size limit is counted per header line only once the bytes fed could hold a head
+    that reaches it: a line adds its name and value plus 4 to the count and takes at least its
+    name and value plus 2 bytes (a colon and a line end), so the count is at most twice the bytes
+    a head took; until half the limit is fed, nothing is counted."""
 
     __slots__ = ("_parser", "_events", "_reason", "_headers", "_head_size", "_max_head", "_head_only",
-                 "_final", "_done", "_eof", "_error", "_until_close")
+                 "_final", "_done", "_eof", "_error", "_until_close", "_fed", "_count_head")
 
     def __init__(self, head_only: bool = False, max_head: int = DEFAULT_MAX_HEAD) -> None:
         """`head_only`: the request was HEAD, so the response has no body whatever it says."""
@@ -348,6 +353,8 @@ class ClientConnection:
         self._eof = False
         self._error: ProtocolError | None = None
         self._until_close = False
+        self._fed = 0  # bytes fed so far
+        self._count_head = False  # whether on_header counts the head's size (see the class docstring)
 
     def on_message_begin(self) -> None:
         self._reason = b""
@@ -358,9 +365,10 @@ class ClientConnection:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._max_head:
-            raise ProtocolError("response head too large", 502)
+        if self._count_head:
+            self._head_size += len(name) + len(value) + 4
+            if self._head_size > self._max_head:
+                raise ProtocolError("response head too large", 502)
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -408,6 +416,11 @@ class ClientConnection:
             if self._until_close and self._final:
                 self._finish()
             return
+        if not self._count_head:
+            self._fed += len(data)
+            if self._fed * 2 > self._max_head:  # from now on a head could reach the limit: count it
+                self._count_head = True
+                self._head_size = sum(len(name) + len(value) + 4 for name, value in self._headers)
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserCallbackError, httptools.HttpParserError) as exc:
