@@ -214,6 +214,8 @@ class VolumeLoading(VolumeBase):
             os.makedirs(self.idx_directory, exist_ok=True)
             self._idx_fd = self.files.open(idx_path, os.O_RDWR | os.O_CREAT, 0o644)
         raw_idx = _read_all(self._idx_fd)
+        if self._view:  # the owner appends meanwhile: `.dat` before its `.idx` row, so a size taken now covers every row read
+            self._dat_size = os.fstat(self._dat_fd).st_size
         self._check_width_plausible(len(raw_idx), info)
         if repair and not self._view and not self.no_write_or_delete and self._dat_size >= sb.block_size:
             raw_idx = self._repair_tail(raw_idx, sb.block_size)

@@ -14,6 +14,7 @@ import trio
 
 from native.http._common import storage_call
 from native.storage import Needle, Store, Volume, VolumeTable, WouldBlock
+from native.storage._fileio import OsFileOps
 from native.storage._shared import SharedSlot
 from weedpy.sharedmem import SharedBlock
 from tests.support.waiting import wait_until
@@ -387,3 +388,28 @@ def test_the_event_loop_leaves_a_burst_of_rows_to_catch_up_with_to_a_thread(tmp_
     assert worker.write_needle(VID, mk(n + 1, b"in a thread")).size == len(b"in a thread")
     assert worker.write_needle(VID, mk(n + 2, b"then inline"), blocking=False).size == len(b"then inline")
     assert leader.read_needle(VID, n + 2).data == b"then inline" and worker.read_needle(VID, n).data == b"x"
+
+
+def test_a_view_loaded_while_the_owner_appends_is_not_marked_read_only(tmp_path: Path) -> None:
+    """A worker opens its view of a volume while the leader appends: the rows its `.idx` read
+    finds point past the `.dat` size it took before. The size is taken again after the `.idx`
+    (appends write `.dat` first), so the view loads clean instead of reporting "index references
+    bytes up to ..." and marking itself read-only."""
+    owner = Volume.create(tmp_path, VID)
+    owner.write_needle(mk(1, b"before the view"))
+
+    class AppendBeforeTheIndexIsRead(OsFileOps):
+        @staticmethod
+        def open(path: str, flags: int, mode: int = 0o644) -> int:
+            if path.endswith(".idx"):
+                owner.write_needle(mk(2, b"x" * 4096))  # lands after the view took the .dat size
+            return os.open(path, flags, mode)
+
+    view = Volume.load(tmp_path, VID, read_only_view=True, repair=False, files=AppendBeforeTheIndexIsRead())
+    try:
+        assert view.integrity_error is None
+        assert not view.no_write_or_delete
+        assert view.read_needle(2).data == b"x" * 4096
+    finally:
+        view.close()
+        owner.close()
