@@ -106,7 +106,7 @@ def test_mixed_dual_run_with_a_control_over_grpc_mtls(tmp_path: Path, pki: Pki, 
     node = f"127.0.0.1:{server.port}"
     try:
         wait_for_volume_server(tls_master, node)
-        a = httpx.get(f"{tls_master.url}/dir/assign", params={"dataCenter": dc}, timeout=30).json()
+        a = httpx.get(f"{tls_master.url}/dir/assign", params={"dataCenter": dc, "collection": dc}, timeout=30).json()
         assert httpx.post(f"http://{node}/{a['fid']}", files={"file": ("d.txt", b"dual")}, timeout=10).status_code == 201
         assert httpx.get(f"http://{node}/{a['fid']}", timeout=10).content == b"dual"
 
