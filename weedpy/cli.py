@@ -17,7 +17,7 @@ with imports_without_gc():  # start-up time: see weedpy/imports.py
     from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
     from weedpy.datadirs import FATAL_EXIT, data_folder_problem
     from weedpy.flags import FlagError, HelpRequested, format_usage, print_usage
-    from weedpy.logs import configure_logging, get_logger
+    from weedpy.logs import configure_logging, fatal_line, get_logger
     from weedpy.security import find_security_file, load_security
     from weedpy.tls import TlsConfigError, load_volume_tls
     from weedpy.serve.routes import RouteTableError, load_route_table, mode_route_problem, native_route_table
@@ -56,7 +56,7 @@ def _volume_usage() -> str:
 
 
 def _fail(message: str) -> int:
-    print(f"weedpy: {message}", file=sys.stderr)
+    fatal_line(message)
     return 2
 
 
@@ -87,12 +87,12 @@ def serve(cfg: VolumeConfig) -> int:
     if cfg.mode is Mode.NATIVE:  # the other modes' Go checks the folders itself (the proxy relays its message)
         problem = data_folder_problem(cfg.dirs)
         if problem is not None:
-            print(f"weedpy: {problem}", file=sys.stderr)
+            fatal_line(problem)
             return FATAL_EXIT
     try:
         load_volume_tls(security)  # every mode, exec too: a certificate file that cannot be used stops here
     except TlsConfigError as exc:
-        print(f"weedpy: {exc}", file=sys.stderr)
+        fatal_line(str(exc))
         return 1
     try:
         routes = load_route_table(cfg.routes_file)
@@ -103,7 +103,7 @@ def serve(cfg: VolumeConfig) -> int:
     if cfg.mode is not Mode.MIXED:
         problem = settle_volumes(cfg)
         if problem is not None:
-            print(f"weedpy: {problem}", file=sys.stderr)
+            fatal_line(problem)
             return 1
     if cfg.mode is not Mode.EXEC:
         problem = mode_route_problem(cfg.mode.value, routes)

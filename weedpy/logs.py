@@ -38,7 +38,7 @@ from weedpy.imports import stand_in
 with stand_in("asyncio"), stand_in("uuid"):  # structlog imports them for what weedpy never calls (start-up time)
     import structlog
 
-__all__ = ["configure_logging", "get_logger", "LineSink", "FLUSH_INTERVAL", "HARD_LIMIT", "flush_periodically", "FastEvent",
+__all__ = ["configure_logging", "get_logger", "fatal_line", "LineSink", "FLUSH_INTERVAL", "HARD_LIMIT", "flush_periodically", "FastEvent",
            "Millis"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -129,6 +129,14 @@ def _fileno(stream: TextIO) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
+
+
+def fatal_line(message: str) -> None:
+    """The one line a server that cannot start leaves on stderr (`weedpy: MESSAGE`, as Go's
+    fatal message), in one write: `print` writes the text and its newline separately, and a log
+    flush or a worker process writing between the two would join its line to this one."""
+    sys.stderr.write(f"weedpy: {message}\n")
+    sys.stderr.flush()
 
 
 def configure_logging(

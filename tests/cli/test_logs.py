@@ -15,7 +15,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from weedpy.logs import FastEvent, LineSink, Millis, _Clock, configure_logging, get_logger
+from weedpy.logs import FastEvent, LineSink, Millis, _Clock, configure_logging, fatal_line, get_logger
 
 FIELDS = ("route", "target", "status", "ms", "client", "extra")
 
@@ -319,3 +319,19 @@ def test_a_flush_writes_whole_lines_of_at_most_pipe_buf_bytes() -> None:
     for chunk in received:
         assert chunk.endswith(b"\n") and (len(chunk) <= select.PIPE_BUF or chunk.count(b"\n") == 1)
     assert len(received) < len(lines) / 10  # many lines per write
+
+
+def test_the_fatal_line_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that cannot start says so in one line written at once: log lines that other
+    threads or worker processes write to the same stderr can then only come before or after it,
+    never between its text and its newline (which `print` writes separately)."""
+    writes: list[str] = []
+
+    class Stderr(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr("sys.stderr", Stderr())
+    fatal_line("Check Data Folder(-dir) Writable /x : stat /x: no such file or directory")
+    assert writes == ["weedpy: Check Data Folder(-dir) Writable /x : stat /x: no such file or directory\n"]

@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -43,7 +42,7 @@ import trio
 from weedpy.config import VolumeConfig
 from weedpy.grpc import CallHandler, ServerOptions, serve_listeners
 from weedpy.http1 import Exchange, FastStream, Spread, serve_connection, serve_fast
-from weedpy.logs import LineSink, get_logger, log_flushing
+from weedpy.logs import LineSink, fatal_line, get_logger, log_flushing
 from weedpy.security import find_security_file, load_security
 from weedpy.serve.control import ControlChannel, ControlClosed
 from weedpy.serve.live_routes import LiveRoutes, RoutesApi, RoutesHttp
@@ -349,7 +348,7 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 def _startup_failed(exc: StartupError) -> int:
     log.error("cannot start", error=str(exc))
-    print(f"weedpy: {exc}", file=sys.stderr)
+    fatal_line(str(exc))
     return exc.exit_code
 
 
