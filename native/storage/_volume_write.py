@@ -86,32 +86,9 @@ class VolumeWrites(VolumeReads):
             # other processes' rows and read-only marks then (no separate `_follow` first)
             self._check_writable()
             nv = self.nm.get(n.id)
-            unchanged = None
-            if nv is not None:
-                unchanged = self._unchanged(n, nv)
-                if unchanged is not None and not fsync:
-                    return unchanged
+            unchanged = None if nv is None else self._unchanged(n, nv)
             if unchanged is None:
-                if nv is not None:
-                    existing = self._read_header_at(nv.offset * PADDING_SIZE)
-                    if n.cookie == 0 and not check_cookie:
-                        n = n.replace(cookie=existing.cookie)
-                    if existing.cookie != n.cookie:
-                        raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
-                append_at_ns = self._next_append_ns()
-                size, record = encode_appended(n, self.version, append_at_ns)
-                offset = self._dat_size
-                if offset >= self.codec.offsets.max_volume_size and n.data:
-                    raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")
-                if self.size_limit is not None and offset + len(record) > self.size_limit and n.data:
-                    raise VolumeFull(f"volume {self.id} would exceed its size limit of {self.size_limit} bytes")
-                self._append_dat(record, offset)
-                self.last_append_at_ns = append_at_ns
-                if nv is None or nv.offset * PADDING_SIZE < offset:
-                    self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size), undo_dat=offset)
-                    self.nm.put(n.id, offset // PADDING_SIZE, size)
-                if self.last_modified_ts < n.last_modified:
-                    self.last_modified_ts = n.last_modified
+                offset = self._append_needle(n, nv, check_cookie)
             end = self._dat_size
         if fsync:
             # an unchanged needle too: Go syncs the batch its request is part of, and the record
@@ -120,6 +97,30 @@ class VolumeWrites(VolumeReads):
         if unchanged is not None:
             return unchanged
         return WriteResult(offset, len(n.data), False)
+
+    def _append_needle(self, n: Needle, nv: NeedleValue | None, check_cookie: bool) -> int:
+        """Append `n` (the id's current entry `nv`) under the append's hold; its offset."""
+        if nv is not None:
+            existing = self._read_header_at(nv.offset * PADDING_SIZE)
+            if n.cookie == 0 and not check_cookie:
+                n = n.replace(cookie=existing.cookie)
+            if existing.cookie != n.cookie:
+                raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
+        append_at_ns = self._next_append_ns()
+        size, record = encode_appended(n, self.version, append_at_ns)
+        offset = self._dat_size
+        if offset >= self.codec.offsets.max_volume_size and n.data:
+            raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")
+        if self.size_limit is not None and offset + len(record) > self.size_limit and n.data:
+            raise VolumeFull(f"volume {self.id} would exceed its size limit of {self.size_limit} bytes")
+        self._append_dat(record, offset)
+        self.last_append_at_ns = append_at_ns
+        if nv is None or nv.offset * PADDING_SIZE < offset:
+            self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size), undo_dat=offset)
+            self.nm.put(n.id, offset // PADDING_SIZE, size)
+        if self.last_modified_ts < n.last_modified:
+            self.last_modified_ts = n.last_modified
+        return offset
 
     def _unchanged(self, n: Needle, nv: NeedleValue) -> WriteResult | None:
         if str(self.ttl) != "" or nv.offset == 0 or nv.size <= 0:
