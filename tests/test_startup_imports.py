@@ -241,3 +241,60 @@ def _numpy_mapped(pid: int) -> bool:
     """Whether a process has numpy's core extension mapped (it imported numpy)."""
     with open(f"/proc/{pid}/maps") as f:
         return "_multiarray_umath" in f.read()
+
+
+_GENERATED = (
+    "import dataclasses, os, sys\n"
+    "import attr\n"
+    "import weedpy.cli, weedpy.serve.lifecycle, native.server, native.http.uv_serve\n"
+    "from weedpy.codecache import cache_path\n"
+    "@dataclasses.dataclass(frozen=True)\n"
+    "class Point:\n"
+    "    x: int\n"
+    "    y: 'list[int]' = dataclasses.field(default_factory=list)\n"
+    "@attr.s(slots=True)\n"
+    "class Pair:\n"
+    "    a = attr.ib(default=1)\n"
+    "    b = attr.ib(factory=dict)\n"
+    "kept = weedpy.cli.GENERATED_CODE\n"
+    "compiled = kept.compiled\n"
+    "kept.finish()\n"
+    "p = Point(1)\n"
+    "print(compiled, os.path.exists(cache_path()), 'exec' in vars(dataclasses), repr(p), p == Point(1, []),\n"
+    "      hash(Point(2, ())) == hash((2, ())), repr(Pair()), Pair() == Pair(1, {}),\n"
+    "      sorted(Point.__init__.__annotations__.items(), key=repr), Pair.__init__.__annotations__)\n"
+)
+
+
+def _run_generated(env: dict[str, str]) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", _GENERATED], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split(maxsplit=2)
+
+
+def test_the_methods_start_up_generates_are_compiled_once_and_kept(tmp_path) -> None:
+    """dataclasses and attrs compile each class's methods from text: the first start compiles
+    them (hundreds: the serving stack's dataclasses and trio's attrs classes) and keeps the code
+    where the package's bytecode goes; the next start compiles none, and the classes behave the
+    same as compiled without it (repr, equality, hash, annotations)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pyc")
+    unkept = _run_generated({**env, "PYTHONDONTWRITEBYTECODE": "1"})
+    first, again = _run_generated(env), _run_generated(env)
+    assert int(first[0]) > 300 and again[0] == "0"
+    assert first[1] == again[1] == "True"
+    assert first[2] == again[2] == unkept[2]
+    assert first[2].startswith("False Point(x=1, y=[]) True True Pair(a=1, b={}) True [(")
+    assert list((tmp_path / "pyc").rglob("_generated_code.*.pyc"))
+
+
+def test_no_kept_code_is_written_where_no_bytecode_is(tmp_path) -> None:
+    """`PYTHONDONTWRITEBYTECODE`: every start compiles, as it would without the kept code."""
+    import os
+
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc")}
+    first, again = _run_generated(env), _run_generated(env)
+    assert int(first[0]) > 300 and first[0] == again[0] and first[1] == again[1] == "False"
+    assert not list(tmp_path.rglob("_generated_code.*"))

@@ -13,6 +13,13 @@ from collections.abc import Sequence
 from weedpy.imports import imports_without_gc
 
 with imports_without_gc():  # start-up time: see weedpy/imports.py
+    from weedpy.codecache import GeneratedCode
+
+    # the methods dataclasses and attrs generate for start-up's classes come from the kept code
+    # (start-up time: weedpy/codecache.py); `_run` hands the compile step back once the serving
+    # stack is imported
+    GENERATED_CODE = GeneratedCode().install()
+
     from weedpy import __version__
     from weedpy.config import GO_VOLUME_FLAG_NAMES, VOLUME_FLAGS, Mode, VolumeConfig, detect_host_address, parse_volume_args
     from weedpy.datadirs import FATAL_EXIT, data_folder_problem
@@ -175,7 +182,9 @@ def _run(cfg: VolumeConfig, server, sink, on_uvloop: bool = False) -> int:
         with imports_without_gc():
             from weedpy.serve.uv_host import run_trio_on_uvloop  # uvloop loads only for a server on it
 
+        GENERATED_CODE.finish()
         return run_trio_on_uvloop(run_server, cfg, server, sink)
+    GENERATED_CODE.finish()
     return trio.run(run_server, cfg, server, sink)
 
 

@@ -18,6 +18,10 @@ from weedpy.imports import imports_without_gc
 from weedpy.serve.http_loop import uvloop_http
 
 with imports_without_gc():  # start-up time: see weedpy/imports.py
+    from weedpy.codecache import GeneratedCode
+
+    GENERATED_CODE = GeneratedCode().install()  # weedpy/codecache.py; `main` hands the compile step back
+
     import trio
 
     from weedpy.config import parse_volume_args
@@ -101,7 +105,9 @@ def main() -> int:
         with imports_without_gc():
             from weedpy.serve.uv_host import run_trio_on_uvloop  # uvloop loads only for a process on it
 
+        GENERATED_CODE.finish()
         return run_trio_on_uvloop(run_worker, *args)
+    GENERATED_CODE.finish()
     return trio.run(run_worker, *args)
 
 
