@@ -75,7 +75,7 @@ class GeneratedCode:
         """The code object `compile(source, filename, "exec", flags, dont_inherit=True)` gives."""
         key = (filename, source, flags)
         found = self.codes.get(key)
-        if found is None:
+        if type(found) is not CodeType:
             found = self.codes[key] = compile(source, filename, "exec", flags, dont_inherit=True)
             self.compiled += 1
         return found
