@@ -4,6 +4,12 @@ Linux delivers PR_SET_PDEATHSIG when the *thread* that forked the child exits; t
 open_process forks from a worker thread that idles out after seconds, which would kill the
 child. `ChildProcess` spawns on the thread that runs the event loop, which ties the signal to
 the parent's own lifetime, and waits on a pidfd from a trio system task.
+
+The signal is armed in the child between fork and exec, which makes the spawn a full fork of
+the parent (its page tables copied, then the event loop blocked until the child has run Python
+code and exec'd: 3-10 ms for a serving process). A child that runs weedpy arms it itself instead
+(`self_armed`: `die_with_parent` at its start, with the parent's pid in `PARENT_PID_ENV`), and the
+spawn takes the kernel's vfork path, a fraction of a millisecond.
 """
 
 from __future__ import annotations
@@ -13,26 +19,37 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 import trio
 
-__all__ = ["ChildProcess"]
+__all__ = ["ChildProcess", "PARENT_PID_ENV", "die_with_parent"]
 
+PARENT_PID_ENV = "WEEDPY_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    def arm() -> None:  # runs in the child between fork and exec
-        if sys.platform.startswith("linux"):
-            try:
-                ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            except OSError:
-                pass
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
+def _arm(parent: int) -> None:
+    """SIGTERM when the parent dies; exit now if it already has (the signal came too late)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
 
-    return arm
+
+def _die_with(parent: int) -> Callable[[], None]:
+    return lambda: _arm(parent)  # runs in the child between fork and exec
+
+
+def die_with_parent(environ: MutableMapping[str, str]) -> None:
+    """In a child spawned `self_armed`: arm the parent-death signal (taking the pid out of
+    `environ`, so this process's own children do not see it)."""
+    parent = environ.pop(PARENT_PID_ENV, None)
+    if parent is not None:
+        _arm(int(parent))
 
 
 class ChildProcess:
@@ -42,11 +59,14 @@ class ChildProcess:
 
     def __init__(
         self, argv: Sequence[str], env: Mapping[str, str], *, capture_output: bool = False, pass_fds: Sequence[int] = (),
+        self_armed: bool = False,
     ) -> None:
         pipe = subprocess.PIPE if capture_output else None
+        env = {**env, PARENT_PID_ENV: str(os.getpid())} if self_armed else dict(env)
         self.popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=pipe, stderr=subprocess.STDOUT if capture_output else None,
-            env=dict(env), start_new_session=True, preexec_fn=_die_with(os.getpid()), pass_fds=tuple(pass_fds),
+            env=env, start_new_session=True, preexec_fn=None if self_armed else _die_with(os.getpid()),
+            pass_fds=tuple(pass_fds),
         )
         self.pid = self.popen.pid
         self.stdout: trio.lowlevel.FdStream | None = None

@@ -26,6 +26,7 @@ with imports_without_gc():  # start-up time: see weedpy/imports.py
 
     from weedpy.config import parse_volume_args
     from weedpy.logs import configure_logging
+    from weedpy.procs import die_with_parent
     from weedpy.security import find_security_file, load_security
     from weedpy.serve.control import ControlChannel, ControlDecoder
     from weedpy.serve.lifecycle import WorkerServer, run_worker
@@ -51,6 +52,7 @@ def _read_init(sock: socket.socket) -> dict[str, Any]:
 
 
 def main() -> int:
+    die_with_parent(os.environ)  # the leader spawned this process without arming it (weedpy/procs.py)
     fd = os.environ.pop(CONTROL_FD_ENV, None)
     if fd is None:
         print("weedpy worker: started without a leader (it is started by `weedpy volume -workers=N`)", file=sys.stderr)

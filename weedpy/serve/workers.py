@@ -1,7 +1,7 @@
 """The leader's worker processes: spawned with the listening HTTP sockets, restarted when they
 die, told about every state change before the leader answers the request that made it.
 
-A worker is `python -m weedpy.worker` with the admin/public listening sockets, its end of a
+A worker is `python -m weedpy.worker` (it arms its own parent-death signal: weedpy/procs.py) with the admin/public listening sockets, its end of a
 control socketpair (weedpy/serve/control.py) and any extra descriptors (the shared block)
 inherited. The handshake: the leader sends `{"op": "init", ...}` (the worker's number, the
 descriptors and what the mode adds); the worker builds its server and answers `{"ready": true}`
@@ -123,7 +123,7 @@ class WorkerPool:
         try:
             proc = ChildProcess(
                 [sys.executable, "-m", "weedpy.worker"], {**os.environ, CONTROL_FD_ENV: str(worker_end.fileno())},
-                pass_fds=(worker_end.fileno(), *fds.values(), *self._extra_fds),
+                pass_fds=(worker_end.fileno(), *fds.values(), *self._extra_fds), self_armed=True,
             )
         finally:
             worker_end.close()
