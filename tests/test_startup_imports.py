@@ -13,7 +13,9 @@ If-Modified-Since), asyncio and uuid (structlog gets stand-ins for them:
 connection machinery, the generated messages (`proto.lazy`) and the heartbeat's records in a
 worker thread once the ports listen; the storage core loads by part (`native.storage._exports`): the volume code with
 the first volume (in a loading thread), compaction with the first vacuum, erasure coding with
-the first EC shard or read."""
+the first EC shard or read. What the imports cannot skip they do once: the methods dataclasses
+and attrs generate are compiled at the first start and kept (weedpy/codecache.py), and trio's
+lookup of the thread library reads the libraries already mapped instead of running `ldconfig`."""
 
 from __future__ import annotations
 
@@ -298,3 +300,40 @@ def test_no_kept_code_is_written_where_no_bytecode_is(tmp_path) -> None:
     first, again = _run_generated(env), _run_generated(env)
     assert int(first[0]) > 300 and first[0] == again[0] and first[1] == again[1] == "False"
     assert not list(tmp_path.rglob("_generated_code.*"))
+
+
+def test_trio_names_its_threads_without_running_ldconfig() -> None:
+    """trio looks the thread library up at its import (to name its threads), which on Linux runs
+    `ldconfig -p` in a child process: the server's imports answer from the libraries mapped into
+    the process instead, start no process, and trio's threads still get their names."""
+    code = (
+        "import subprocess, threading\n"
+        "spawned = []\n"
+        "real = subprocess.Popen.__init__\n"
+        "def record(self, args, *a, **k):\n"
+        "    spawned.append(args)\n"
+        "    real(self, args, *a, **k)\n"
+        "subprocess.Popen.__init__ = record\n"
+        "import weedpy.cli, native.server, trio\n"
+        "def comm():\n"
+        "    with open(f'/proc/self/task/{threading.get_native_id()}/comm') as f:\n"
+        "        return f.read().strip()\n"
+        "async def main():\n"
+        "    return await trio.to_thread.run_sync(comm)\n"
+        "print(spawned, trio.run(main))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split(maxsplit=1) == ["[]", "comm from __mai\n"]  # trio names a thread for its function
+
+
+def test_a_library_not_mapped_is_looked_up_as_before(tmp_path) -> None:
+    from weedpy.imports import mapped_library
+
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f01 r--p 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f02-7f03 r--p 00000000 00:00 0 \n"
+        "7f04-7f05 r-xp 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libz.so.1.2.13\n"
+    )
+    assert [mapped_library(n, str(maps)) for n in ("z", "pthread", "ssl")] == ["libz.so.1.2.13", "libc.so.6", None]
+    assert mapped_library("z", str(tmp_path / "absent")) is None

@@ -10,9 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from weedpy.imports import imports_without_gc
+from weedpy.imports import imports_without_gc, libraries_mapped_here
 
-with imports_without_gc():  # start-up time: see weedpy/imports.py
+with imports_without_gc(), libraries_mapped_here():  # start-up time: see weedpy/imports.py
     from weedpy.codecache import GeneratedCode
 
     # the methods dataclasses and attrs generate for start-up's classes come from the kept code

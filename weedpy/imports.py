@@ -18,6 +18,12 @@ garbage cycle among them would stay, and start-up leaves none that matters.
 the server never calls (structlog imports asyncio, about 10 ms of CPU, for its `ainfo`-style
 methods): while the library is imported, `import name` gives it a small module whose first
 attribute asked imports the real one; every other importer gets the real module.
+
+`libraries_mapped_here` serves trio's import, which looks up the C thread library
+(`ctypes.util.find_library("pthread")`, to name its threads) and on Linux that runs
+`ldconfig -p` in a child process: a fork, an exec and the parse of every library the system
+has, 3-8 ms of wall time at each start. The library is already mapped into this process, so its
+name is read from /proc/self/maps instead.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import os
 import sys
 import types
 from collections.abc import Iterator
 
-__all__ = ["imports_without_gc", "freeze_long_lived", "stand_in"]
+__all__ = ["imports_without_gc", "freeze_long_lived", "stand_in", "libraries_mapped_here"]
 
 
 @contextlib.contextmanager
@@ -74,3 +81,38 @@ def imports_without_gc() -> Iterator[None]:
         freeze_long_lived()
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def libraries_mapped_here() -> Iterator[None]:
+    """While the block runs, `ctypes.util.find_library` answers with a library this process has
+    mapped when there is one (see above); any other name is looked up as before."""
+    import ctypes.util  # trio imports it anyway; the commands that import no trio never come here
+
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        found = mapped_library(name)
+        return found if found is not None else original(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = original
+
+
+def mapped_library(name: str, maps_path: str = "/proc/self/maps") -> str | None:
+    """The file name of the mapped shared library `lib<name>.so...`, or None. The C library
+    stands for `pthread` when no libpthread is mapped: since glibc 2.34 it holds the thread
+    functions, and the libpthread left for old binaries is an empty shell over it."""
+    try:
+        with open(maps_path) as f:
+            files = {os.path.basename(line.split(maxsplit=5)[-1].strip()) for line in f if ".so" in line}
+    except OSError:
+        return None
+    for prefix in (f"lib{name}.so",) + (("libc.so.",) if name == "pthread" else ()):
+        found = sorted(f for f in files if f.startswith(prefix))
+        if found:
+            return found[0]
+    return None

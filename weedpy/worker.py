@@ -14,10 +14,10 @@ import socket
 import sys
 from typing import Any
 
-from weedpy.imports import imports_without_gc
+from weedpy.imports import imports_without_gc, libraries_mapped_here
 from weedpy.serve.http_loop import uvloop_http
 
-with imports_without_gc():  # start-up time: see weedpy/imports.py
+with imports_without_gc(), libraries_mapped_here():  # start-up time: see weedpy/imports.py
     from weedpy.codecache import GeneratedCode
 
     GENERATED_CODE = GeneratedCode().install()  # weedpy/codecache.py; `main` hands the compile step back
