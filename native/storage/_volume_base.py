@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ._errors import StorageError
 from ._fileio import OS_FILES, FileOps
@@ -33,8 +34,10 @@ __all__ = ["VolumeBase", "VolumeStats", "WriteResult", "ReadOnlyReasons", "Recor
 log = logging.getLogger("weedpy.storage")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class WriteResult:
+class WriteResult(NamedTuple):
+    """A write's outcome (a NamedTuple: one is made per upload, and a frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`)."""
+
     offset: int  # byte offset of the record in .dat (of the existing one when unchanged)
     size: int  # data size, as Go's write returns it
     unchanged: bool  # an identical needle was already stored; nothing was appended
@@ -82,10 +85,6 @@ class RecordInfo:
     length: int  # whole record, padding included
 
 
-def _now_ns() -> int:
-    return time.time_ns()
-
-
 class VolumeBase:
     """The fields and primitives the loading, read, write and state parts build on."""
 
@@ -108,7 +107,7 @@ class VolumeBase:
         self.size_limit: int | None = None
         self.disk_space_low: Callable[[], bool] = lambda: False
         self.files: FileOps = OS_FILES  # every write, sync, truncate and rename of the files
-        self._clock_ns: Callable[[], int] = _now_ns
+        self._clock_ns: Callable[[], int] = time.time_ns  # called on every append: the C function itself
         self._dat_fd = -1
         self._idx_fd = -1
         self._dat_size = 0

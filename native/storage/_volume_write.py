@@ -14,16 +14,20 @@ from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeFu
 from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_appended, encode_needle, parse_header
 from ._needle_map import NeedleValue
 from ._ttl import EMPTY_TTL
-from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, actual_size
+from ._types import NEEDLE_HEADER_SIZE, PADDING_SIZE, VERSION3, OffsetCodec, actual_size
 from ._volume_base import WriteResult
 from ._volume_read import VolumeReads
 from ._errors import WouldBlock
 
 __all__ = ["VolumeWrites"]
 
+_new_result = tuple.__new__  # a NamedTuple's own __new__ is Python code
+_SMALLEST_MAX_SIZE = OffsetCodec(4).max_volume_size  # below it, no offset width's limit is near
+
 
 class _Appending:
-    """`with self._appending(blocking):` around an append (a class: this is the write hot path).
+    """`with self._appending(blocking):` around an append (a class: cheaper than a generator;
+    `write_needle`, the hot path, takes the same hold inline).
     Not blocking: WouldBlock instead of waiting for a thread or process that holds a lock."""
 
     __slots__ = ("_v", "_blocking")
@@ -78,25 +82,43 @@ class VolumeWrites(VolumeReads):
         the stored cookie is adopted, as Go does for replicated batch deletes). With `blocking`
         off, WouldBlock instead of waiting for a lock (the event loop's fast path).
         """
-        ttl = self.ttl
+        ttl = self.super_block.ttl
         if ttl is not EMPTY_TTL and ttl != EMPTY_TTL and (n.ttl is EMPTY_TTL or n.ttl == EMPTY_TTL):
             n = n.replace(flags=n.flags | FLAG_HAS_TTL, ttl=ttl)
-        with self._appending(blocking):
-            # checked once the append holds the volume: a shared volume has caught up with the
-            # other processes' rows and read-only marks then (no separate `_follow` first)
-            self._check_writable()
-            nv = self.nm.get(n.id)
-            unchanged = None if nv is None else self._unchanged(n, nv)
-            if unchanged is None:
-                offset = self._append_needle(n, nv, check_cookie)
-            end = self._dat_size
+        # the append's hold, as `_Appending` takes it, spelled out: every upload passes here
+        lock = self._write_lock
+        if not lock.acquire(blocking=blocking):
+            raise WouldBlock(f"volume {self.id} is being written by another thread")
+        try:
+            if self._closed:
+                raise StorageError(f"volume {self.id} is closed")
+            shared = self.shared
+            if shared is not None:
+                self._begin_append(blocking=blocking)
+            ok = False
+            try:
+                # checked once the append holds the volume: a shared volume has caught up with the
+                # other processes' rows and read-only marks then (no separate `_follow` first)
+                if self.no_write_or_delete or self.no_write_can_delete or self.disk_space_low():
+                    self._check_writable()
+                nv = self.nm.get(n.id)
+                unchanged = None if nv is None else self._unchanged(n, nv)
+                if unchanged is None:
+                    offset = self._append_needle(n, nv, check_cookie)
+                end = self._dat_size
+                ok = True
+            finally:
+                if shared is not None:
+                    self._end_append(ok)
+        finally:
+            lock.release()
         if fsync:
             # an unchanged needle too: Go syncs the batch its request is part of, and the record
             # it points at may have been written without a sync
             self._sync_dat(end)
         if unchanged is not None:
             return unchanged
-        return WriteResult(offset, len(n.data), False)
+        return _new_result(WriteResult, (offset, len(n.data), False))  # the tuple's C `__new__`
 
     def _append_needle(self, n: Needle, nv: NeedleValue | None, check_cookie: bool) -> int:
         """Append `n` (the id's current entry `nv`) under the append's hold; its offset."""
@@ -106,18 +128,24 @@ class VolumeWrites(VolumeReads):
                 n = n.replace(cookie=existing.cookie)
             if existing.cookie != n.cookie:
                 raise CookieMismatch(f"mismatching cookie {n.cookie:x}")
-        append_at_ns = self._next_append_ns()
-        size, record = encode_appended(n, self.version, append_at_ns)
+        append_at_ns = self._clock_ns()  # `_next_append_ns`, inline
+        if append_at_ns <= self.last_append_at_ns:
+            append_at_ns = self.last_append_at_ns + 1
+        size, record = encode_appended(n, self.super_block.version, append_at_ns)
         offset = self._dat_size
-        if offset >= self.codec.offsets.max_volume_size and n.data:
-            raise VolumeFull(f"volume size {offset} exceeded {self.codec.offsets.max_volume_size}")
-        if self.size_limit is not None and offset + len(record) > self.size_limit and n.data:
-            raise VolumeFull(f"volume {self.id} would exceed its size limit of {self.size_limit} bytes")
+        codec = self.codec
+        limit = self.size_limit
+        if n.data and (offset >= _SMALLEST_MAX_SIZE or (limit is not None and offset + len(record) > limit)):
+            if offset >= codec.offsets.max_volume_size:
+                raise VolumeFull(f"volume size {offset} exceeded {codec.offsets.max_volume_size}")
+            if limit is not None and offset + len(record) > limit:
+                raise VolumeFull(f"volume {self.id} would exceed its size limit of {limit} bytes")
         self._append_dat(record, offset)
         self.last_append_at_ns = append_at_ns
         if nv is None or nv.offset * PADDING_SIZE < offset:
-            self._append_idx(self.codec.encode(n.id, offset // PADDING_SIZE, size), undo_dat=offset)
-            self.nm.put(n.id, offset // PADDING_SIZE, size)
+            units = offset // PADDING_SIZE
+            self._append_idx(codec.encode(n.id, units, size), undo_dat=offset)
+            self.nm.put(n.id, units, size)
         if self.last_modified_ts < n.last_modified:
             self.last_modified_ts = n.last_modified
         return offset
