@@ -14,17 +14,18 @@ path, with the body handed back (`Exchange.unread`) when it was taken.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from native.http._common import json_error, set_etag, storage_call
 from native.http._gojson import encode_string
 from native.http._gzip import gzip_data
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
-from native.http._upload import is_compressable, path_base
+from native.http._upload import is_compressable
 from native.storage import Needle, StorageError, WouldBlock
 from weedpy.http1 import Exchange, GoHeader, GoResponse, Request, go_response_bytes, http_date
 from weedpy.serve.replies import request_id
@@ -32,15 +33,19 @@ from weedpy.serve.replies import request_id
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "upload_reply"]
+__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "stop_timer", "upload_reply"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
+_new_record = tuple.__new__  # builds the NamedTuples below: their own __new__ is Python code
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})(\?fsync=true)?\Z")
 # X-Amz-Request-Id: weed's uploader always sends it (often empty); the handlers ignore it.
 _PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding", b"x-amz-request-id"})
 # What Go's multipart.Writer announces (its boundaries are 30 random bytes in hex; RFC 2046
 # allows more, and quoting, which the full path handles).
 _CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z_.-]{1,70})\Z")
+_CT_PREFIX = b"multipart/form-data; boundary="
+_CT_PREFIX_LEN = len(_CT_PREFIX)
+_BCHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.-"  # _CONTENT_TYPE's boundary characters
 # One part with the headers Go writes (CreatePart sorts them): Content-Disposition as
 # multipart.CreateFormFile (`name="file"; filename="x"`) or weed's uploader (mime.FormatMediaType:
 # `filename=x; name=file`) write it, an optional plain Content-Type and weed's Idempotency-Key.
@@ -93,12 +98,12 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         if lname not in _PLAIN:
             return None
         if lname == b"content-type":
-            ct = _CONTENT_TYPE.match(value)
-            if ct is None:
+            boundary = _boundary(value)
+            if boundary is None:
                 return None
-            boundary = ct.group(1)
-    if boundary is None or app.write_key or app.guard.restricts or app.fix_jpg_orientation:
-        return None
+    guard = app.guard
+    if boundary is None or app.write_key or guard.ips or guard.networks or app.fix_jpg_orientation:
+        return None  # (the guard's `restricts` without a property call)
     lim = app.upload
     if lim.limit != 0 and lim.inflight > lim.limit:
         return None  # the full path waits for room
@@ -111,7 +116,7 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         return None
     if vol is None or vol.replica_placement.copy_count != 1:
         return None
-    return UploadTarget(vid, int(m.group(2), 16), int(m.group(3), 16), boundary, m.group(4) is not None)
+    return _new_record(UploadTarget, (vid, int(m.group(2), 16), int(m.group(3), 16), boundary, m.group(4) is not None))
 
 
 def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:
@@ -131,7 +136,8 @@ def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: byt
     original_size = len(data)
     gzipped = False
     sniffed = mime_type or detect_content_type(data)
-    should, sure = is_compressable(path_base(file_name), "" if sniffed == "application/octet-stream" else sniffed)
+    # (Go passes path.Base of the name: a name _FILE takes has no slash and is its own base)
+    should, sure = is_compressable(file_name, "" if sniffed == "application/octet-stream" else sniffed)
     if should and sure:
         compressed = gzip_data(data)
         if len(compressed) * 10 < len(data) * 9:
@@ -141,7 +147,7 @@ def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: byt
         name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
         last_modified=int(time.time()), gzipped=gzipped,
     )
-    return Upload(target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync)
+    return _new_record(Upload, (target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync))
 
 
 def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
@@ -156,15 +162,15 @@ def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
 def write_timer(app: "NativeHttp") -> Callable[[], None]:
     """Starts Go's writeToLocalDisk timer (in flight and seconds); call what it returns when the
     write is over (its gauge and histogram looked up once, inline)."""
-    in_flight, seconds = app.ctx.metrics.timer("writeToLocalDisk")
-    in_flight.value += 1
-    t0 = time.perf_counter()
+    timer = app.ctx.metrics.timer("writeToLocalDisk")
+    timer[0].value += 1
+    return functools.partial(stop_timer, timer, time.perf_counter())
 
-    def stop() -> None:
-        in_flight.value -= 1
-        seconds.observe(time.perf_counter() - t0)
 
-    return stop
+def stop_timer(timer: tuple[Any, Any], t0: float) -> None:
+    """The end of a writeToLocalDisk timer begun at `t0` (`timer`: `NativeMetrics.timer`'s pair)."""
+    timer[0].value -= 1
+    timer[1].observe(time.perf_counter() - t0)
 
 
 def upload_reply(app: "NativeHttp", up: Upload, outcome: bool | StorageError, req: Request, client_host: str) -> tuple[bytes, int]:
@@ -180,7 +186,8 @@ def upload_reply(app: "NativeHttp", up: Upload, outcome: bool | StorageError, re
         return go_response_bytes(resp, req.method, sniff=detect_content_type), 500
     metrics.replication_targets.observe(0)  # a volume with no replicas (the full path counts the rest)
     if not outcome:
-        return _created(app.server, rid, up.file_name, up.original_size, up.needle.etag, up.mime_type), 201
+        # (Needle.etag without its property and function calls: the CRC as %08x)
+        return _created(app.server, rid, up.file_name, up.original_size, "%08x" % (up.needle.checksum or 0), up.mime_type), 201
     h = _handler_header(app, rid)
     set_etag(h, up.needle.etag)
     h.set("Content-MD5", "")
@@ -218,6 +225,15 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
     finally:
         lim.release(up.length)
     return True
+
+
+def _boundary(content_type: bytes) -> bytes | None:
+    """The boundary `_CONTENT_TYPE` takes from a Content-Type value, or None, without the regex
+    (its match cost more than the rest of the header checks together)."""
+    boundary = content_type[_CT_PREFIX_LEN:]
+    if content_type.startswith(_CT_PREFIX) and 0 < len(boundary) <= 70 and not boundary.translate(None, _BCHARS):
+        return boundary
+    return None
 
 
 def _handler_header(app: "NativeHttp", rid: str) -> GoHeader:

@@ -29,8 +29,8 @@ from native.http._fast_write import (
     plan_upload,
     store_upload,
     upload_reply,
+    stop_timer,
     upload_volume,
-    write_timer,
 )
 from native.storage import StorageError, WouldBlock
 from weedpy.http1 import NEED_DATA, Data, EndOfMessage, ProtocolError, Request, ServerConnection
@@ -57,6 +57,7 @@ class NativeUvHttp(UvHost):
         super().__init__(buffer_size)
         self.app = app
         self.front = front
+        self.disk_timer = app.ctx.metrics.timer("writeToLocalDisk")  # (in flight, seconds) of every append
 
     def protocol(self, kind: str, conn: ServerConnection | None = None) -> Callable[[], asyncio.Protocol]:
         return lambda: _Conn(self, kind, conn)
@@ -214,9 +215,12 @@ class _Conn(UvConnection):
 
     def store(self, up: Upload) -> bool:
         """Append and answer; False while the append waits for a lock in a worker thread."""
-        app = self.host.app
+        host = self.host
+        app = host.app
         app.upload.add(up.length)  # as the full path counts an upload in flight until its reply is out
-        stop = write_timer(app)
+        in_flight, seconds = host.disk_timer  # Go's writeToLocalDisk timer, counted inline
+        in_flight.value += 1
+        t0 = _perf()
         outcome: bool | StorageError
         try:
             outcome = store_upload(app, up, blocking=False)
@@ -224,14 +228,15 @@ class _Conn(UvConnection):
             self.busy = True
             if self.t is not None:
                 self.t.pause_reading()  # a pipelining client waits too
-            loop = self.host.loop
+            loop = host.loop
             assert loop is not None
             loop.run_in_executor(None, store_upload, app, up).add_done_callback(
-                functools.partial(self.stored, up, stop))
+                functools.partial(self.stored, up, functools.partial(stop_timer, host.disk_timer, t0)))
             return False
         except StorageError as exc:
             outcome = exc
-        stop()
+        in_flight.value -= 1
+        seconds.observe(_perf() - t0)
         self.answer(up, outcome)
         return True
 

@@ -98,3 +98,17 @@ def test_sniffing_by_first_byte_is_sniffing_in_go_order(blank: str, prefix: byte
 
     for data in (blank.encode() + prefix + tail, prefix + text, tail, text, blank.encode() + text):
         assert detect_content_type(data) == in_order(data), data
+
+
+@given(st.one_of(
+    st.binary(max_size=120),
+    st.builds(lambda b: b"multipart/form-data; boundary=" + b, st.binary(max_size=80)),
+    st.builds(lambda b, tail: b"multipart/form-data; boundary=" + b + tail,
+              st.text("0123456789AZaz_.-", max_size=75).map(str.encode), st.sampled_from([b"", b"\n", b" ", b'"', b"\xff"])),
+))
+def test_fast_write_boundary_check_is_the_content_type_regex(value: bytes) -> None:
+    """The upload fast path's Content-Type test takes exactly what _CONTENT_TYPE matches."""
+    from native.http._fast_write import _CONTENT_TYPE, _boundary
+
+    m = _CONTENT_TYPE.match(value)
+    assert _boundary(value) == (m.group(1) if m else None)
