@@ -122,10 +122,26 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
 def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:
     """The needle a whole body of one plain part makes (Go's ParseUpload for it); None: the
     full path serves it."""
-    parsed = _plain_part(body, b"--" + target.boundary)
-    if parsed is None or len(parsed[2]) > app.file_size_limit:
+    # the body is exactly one plain part (the full reader's view of it, checked here in one pass)
+    dash_boundary = b"--" + target.boundary
+    opening = dash_boundary + b"\r\n"
+    closing = b"\r\n" + dash_boundary + b"--\r\n"
+    if not body.startswith(opening) or not body.endswith(closing):
         return None
-    file_name, content_type, data = parsed
+    head = _PART_HEAD.match(body, len(opening))
+    if head is None:
+        return None
+    start = head.end()
+    end = len(body) - len(closing)
+    if start > end or body.find(b"\r\n" + dash_boundary, start) != end:
+        return None  # the boundary shows up inside: the full reader would end the part there
+    if end - start > app.file_size_limit:
+        return None
+    name1, name2, name3, name4, ct = head.groups()
+    name = name1 or name2 or name3 or name4
+    file_name = name.decode("latin-1")
+    content_type = ct.decode("latin-1") if ct else ""
+    data = body[start:end]
     mime_type = ""
     dot = file_name.rfind(".")
     mtype = app.mimes.type_by_extension(file_name[dot:].lower()) if dot > 0 else ""
@@ -142,11 +158,7 @@ def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: byt
         compressed = gzip_data(data)
         if len(compressed) * 10 < len(data) * 9:
             data, gzipped = compressed, True
-    n = Needle.create(
-        target.key, target.cookie, data,
-        name=file_name.encode("latin-1"), mime=mime_type.encode("latin-1"),
-        last_modified=int(time.time()), gzipped=gzipped,
-    )
+    n = Needle.uploaded(target.key, target.cookie, data, name, mime_type.encode("latin-1"), int(time.time()), gzipped)
     return _new_record(Upload, (target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync))
 
 
@@ -257,21 +269,3 @@ def _created(server: str, rid: str, file_name: str, size: int, etag: str, mime_t
         + "\r\nX-Content-Type-Options: nosniff\r\nDate: " + http_date()
         + "\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     ).encode("latin-1", "replace")
-
-
-def _plain_part(body: bytes, dash_boundary: bytes) -> tuple[str, str, bytes] | None:
-    """(file name, part Content-Type or "", data) of a body that is exactly one plain part."""
-    opening = dash_boundary + b"\r\n"
-    closing = b"\r\n" + dash_boundary + b"--\r\n"
-    if not body.startswith(opening) or not body.endswith(closing):
-        return None
-    head = _PART_HEAD.match(body, len(opening))
-    if head is None:
-        return None
-    start = head.end()
-    end = len(body) - len(closing)
-    if start > end or body.find(b"\r\n" + dash_boundary, start) != end:
-        return None  # the boundary shows up inside: the full reader would end the part there
-    name = head.group(1) or head.group(2) or head.group(3) or head.group(4)
-    ct = head.group(5)
-    return name.decode("latin-1"), ct.decode("latin-1") if ct else "", body[start:end]

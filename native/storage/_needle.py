@@ -161,6 +161,26 @@ class Needle:
         _set_append_at_ns(n, append_at_ns)
         return n
 
+    @classmethod
+    def uploaded(cls, id: int, cookie: int, data: bytes, name: bytes, mime: bytes, last_modified: int,
+                 gzipped: bool) -> "Needle":
+        """What `create(id, cookie, data, name=name, mime=mime, last_modified=last_modified,
+        gzipped=gzipped)` builds (`data` bytes), without its keywords and general branches: the
+        needle of every plain upload."""
+        n = object.__new__(cls)
+        _set_id(n, id)
+        _set_cookie(n, cookie)
+        _set_data(n, data)
+        _set_flags(n, _UPLOAD_FLAGS | FLAG_GZIP if gzipped else _UPLOAD_FLAGS)
+        _set_name(n, name)
+        _set_mime(n, mime)
+        _set_last_modified(n, last_modified)
+        _set_ttl(n, EMPTY_TTL)
+        _set_pairs(n, b"")
+        _set_checksum(n, crc32c(data) if data else 0)
+        _set_append_at_ns(n, 0)
+        return n
+
     # flag accessors -------------------------------------------------------------------------
 
     @property
@@ -229,6 +249,7 @@ class Needle:
         return Needle(id=self.id, cookie=self.cookie, checksum=self.checksum)
 
 
+_UPLOAD_FLAGS = FLAG_HAS_NAME | FLAG_HAS_MIME | FLAG_HAS_LAST_MODIFIED
 (_set_id, _set_cookie, _set_data, _set_flags, _set_name, _set_mime, _set_last_modified, _set_ttl, _set_pairs,
  _set_checksum, _set_append_at_ns) = (getattr(Needle, f.name).__set__ for f in dataclasses.fields(Needle))
 

@@ -346,3 +346,17 @@ def test_the_writers_encoder_refuses_what_encode_needle_refuses() -> None:
         with pytest.raises(ValueError) as fast:
             encode_appended(n, 3, 0)
         assert str(fast.value) == str(general.value)
+
+
+@given(st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 32) - 1), st.binary(max_size=64), st.binary(max_size=300),
+       st.binary(max_size=300), st.integers(0, (1 << 40) - 1), st.booleans())
+def test_uploaded_needle_is_create_with_the_upload_fields(nid: int, cookie: int, data: bytes, name: bytes, mime: bytes,
+                                                          last_modified: int, gzipped: bool) -> None:
+    """Needle.uploaded (the upload fast path's constructor) builds what Needle.create does, record bytes included."""
+    fast = Needle.uploaded(nid, cookie, data, name, mime, last_modified, gzipped)
+    general = Needle.create(nid, cookie, data, name=name, mime=mime, last_modified=last_modified, gzipped=gzipped)
+    assert fast == general
+    assert (fast.flags, fast.checksum, fast.ttl, fast.pairs, fast.append_at_ns) == (
+        general.flags, general.checksum, general.ttl, general.pairs, general.append_at_ns)
+    if len(mime) <= 255:
+        assert encode_needle(fast, 3, append_at_ns=7) == encode_needle(general, 3, append_at_ns=7)
