@@ -40,6 +40,9 @@ _new_record = tuple.__new__  # builds the NamedTuples below: their own __new__ i
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{1,16})([0-9a-f]{8})(\?fsync=true)?\Z")
 # X-Amz-Request-Id: weed's uploader always sends it (often empty); the handlers ignore it.
 _PLAIN = frozenset({b"host", b"user-agent", b"content-length", b"content-type", b"accept-encoding", b"x-amz-request-id"})
+# Each of them, lower-case and as Go's client spells it -> whether it is Content-Type.
+_PLAIN_SPELLED = {spelled: name == b"content-type" for name in _PLAIN
+                  for spelled in (name, b"-".join(w.capitalize() for w in name.split(b"-")))}
 # What Go's multipart.Writer announces (its boundaries are 30 random bytes in hex; RFC 2046
 # allows more, and quoting, which the full path handles).
 _CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z_.-]{1,70})\Z")
@@ -94,10 +97,12 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         return None
     boundary = None
     for name, value in req.headers:
-        lname = name.lower()
-        if lname not in _PLAIN:
-            return None
-        if lname == b"content-type":
+        is_type = _PLAIN_SPELLED.get(name)  # the name as Go's client spells it, or lower-case
+        if is_type is None:
+            is_type = _PLAIN_SPELLED.get(name.lower())
+            if is_type is None:
+                return None
+        if is_type:
             boundary = _boundary(value)
             if boundary is None:
                 return None
@@ -107,7 +112,8 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
     lim = app.upload
     if lim.limit != 0 and lim.inflight > lim.limit:
         return None  # the full path waits for room
-    vid = int(m.group(1))
+    vid_text, key, cookie, fsync = m.groups()
+    vid = int(vid_text)
     if vid > 0xFFFFFFFF:
         return None
     try:
@@ -116,7 +122,7 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         return None
     if vol is None or vol.replica_placement.copy_count != 1:
         return None
-    return _new_record(UploadTarget, (vid, int(m.group(2), 16), int(m.group(3), 16), boundary, m.group(4) is not None))
+    return _new_record(UploadTarget, (vid, int(key, 16), int(cookie, 16), boundary, fsync is not None))
 
 
 def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:

@@ -259,13 +259,18 @@ class _Conn(UvConnection):
             self.serve()
 
     def answer(self, up: Upload, outcome: bool | StorageError) -> None:
-        req = self.req
+        req, token = self.req, self.token
         assert req is not None
-        wire, status = upload_reply(self.host.app, up, outcome, req, self.client_host)
+        host = self.host
+        app = host.app
+        wire, status = upload_reply(app, up, outcome, req, self.client_host)
         if self.t is not None:
             self.t.write(wire)
-        self.host.app.upload.release(up.length)
-        self.finish(status)
+        app.upload.release(up.length)
+        # the upload is over: its log line and metrics (`finish`, inline)
+        self.req = self.token = self.target = None
+        if token is not None:
+            host.front.direct_done(token, req.method, status, _perf() - self.t0, self.client_host)
 
     def finish(self, status: int) -> None:
         """The upload in progress is over: its log line and metrics."""
