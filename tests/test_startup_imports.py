@@ -337,3 +337,47 @@ def test_a_library_not_mapped_is_looked_up_as_before(tmp_path) -> None:
     )
     assert [mapped_library(n, str(maps)) for n in ("z", "pthread", "ssl")] == ["libz.so.1.2.13", "libc.so.6", None]
     assert mapped_library("z", str(tmp_path / "absent")) is None
+
+
+def test_the_kept_code_is_what_compiling_the_text_gives(tmp_path) -> None:
+    """Every method text start-up generates, answered from the kept code (a second start), is
+    the code object compiling that text gives: attrs's `__hash__` scripts too, whose number of
+    the process is put back into the code kept with a stand-in; only the column span recorded for
+    loading that number differs."""
+    import os
+
+    code = (
+        "import builtins\n"
+        "import weedpy.codecache as cc\n"
+        "seen = []\n"
+        "plain, seeded = cc.GeneratedCode.code, cc.GeneratedCode.seeded_code\n"
+        "def code(self, source, filename, flags):\n"
+        "    c = plain(self, source, filename, flags)\n"
+        "    seen.append((source, filename, flags, c))\n"
+        "    return c\n"
+        "def seeded_code(self, source, filename, flags):\n"
+        "    n = len(seen)\n"
+        "    c = seeded(self, source, filename, flags)\n"
+        "    seen[n:] = [(source, filename, flags, c)]\n"
+        "    return c\n"
+        "cc.GeneratedCode.code, cc.GeneratedCode.seeded_code = code, seeded_code\n"
+        "import weedpy.cli, native.server, weedpy.serve.uv_host, native.http.uv_serve\n"
+        "kept = weedpy.cli.GENERATED_CODE\n"
+        "compiled = kept.compiled\n"
+        "kept.finish()\n"
+        "CODE = type(builtins.compile('', '', 'exec'))\n"
+        "def bare(c):  # the code without its column spans, nested code too\n"
+        "    return c.replace(co_linetable=b'', co_consts=tuple(bare(x) if type(x) is CODE else x for x in c.co_consts))\n"
+        "def lines(c):\n"
+        "    return [p[0] for p in c.co_positions()] + [lines(x) for x in c.co_consts if type(x) is CODE]\n"
+        "def same(a, b):\n"
+        "    return bare(a) == bare(b) and lines(a) == lines(b)\n"
+        "differ = [f for s, f, fl, c in seen if not same(c, builtins.compile(s, f, 'exec', fl, True))]\n"
+        "print(len(seen), sum('def __hash__' in s[0] for s in seen), compiled, differ)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pyc")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split(maxsplit=3)
+            for _ in range(2)]
+    assert int(runs[0][0]) > 400 and int(runs[0][1]) > 10 and runs[0][3] == runs[1][3] == "[]\n"
+    assert runs[1][2] == "0"  # the second start takes all of them from the kept code

@@ -19,19 +19,25 @@ from __future__ import annotations
 import __future__
 import builtins
 import dataclasses
+import importlib.machinery
 import importlib.util
 import marshal
 import os
+import re
 import sys
 from types import CodeType, ModuleType
 from typing import Any
-
-import attr._make
 
 __all__ = ["GeneratedCode", "cache_path"]
 
 _MAGIC = importlib.util.MAGIC_NUMBER
 _Key = tuple[str, str, int]  # (file name, source text, compiler flags)
+
+# attrs's `__hash__` hashes a number of the class's own first, the string hash of a name, which
+# changes with every process: the script is kept with 7 in its place, and the code object gets
+# the number back (the one difference: the column span recorded for loading that constant)
+_SEEDED = re.compile(r"(hash\(\(\n[ ]+)(-?[0-9]+)(,\n)")
+_STAND_IN = 7
 
 
 def cache_path() -> str:
@@ -80,8 +86,32 @@ class GeneratedCode:
             self.compiled += 1
         return found
 
+    def seeded_code(self, source: str, filename: str, flags: int) -> CodeType | None:
+        """An attrs script with a `__hash__` (see `_SEEDED`) from the kept code, or None when its
+        number cannot be put back where it was."""
+        seeds = {m.group(2) for m in _SEEDED.finditer(source)}
+        if len(seeds) != 1:
+            return None
+        seed = int(seeds.pop())
+        code = self.code(_SEEDED.sub(lambda m: f"{m.group(1)}{_STAND_IN}{m.group(3)}", source), filename, flags)
+        put: list[bool] = []
+
+        def back(const: Any) -> Any:
+            if type(const) is int and const == _STAND_IN:
+                put.append(True)
+                return seed
+            if type(const) is tuple:
+                return tuple(back(c) for c in const)
+            if type(const) is CodeType:
+                return const.replace(co_consts=tuple(back(c) for c in const.co_consts))
+            return const
+
+        code = back(code)
+        return code if put else None
+
     def install(self) -> GeneratedCode:
-        """Stand in for dataclasses' `exec` of a method's text and attrs' `compile` of its script."""
+        """Stand in for dataclasses' `exec` of a method's text and attrs' `compile` of its script
+        (attrs's own classes included: the stand-in is in its module before its code runs)."""
         flags = _future_flags(dataclasses)
 
         def exec_text(source: Any, globals: Any = None, locals: Any = None) -> None:
@@ -89,21 +119,34 @@ class GeneratedCode:
                 return builtins.exec(source, globals, locals)
             return builtins.exec(self.code(source, "<string>", flags), globals, locals)
 
-        attrs_flags = _future_flags(attr._make)
-
         def compile_script(source: Any, filename: str, mode: str, flags: int = 0, dont_inherit: bool = False,
                            optimize: int = -1) -> CodeType:
-            flags = flags if dont_inherit else flags | attrs_flags  # what attrs' own call would inherit
-            if isinstance(source, str) and mode == "exec" and optimize == -1 and "def __hash__" not in source:
-                return self.code(source, filename, flags)
-            # attrs seeds a hashable class's __hash__ with a number that changes with every process
-            # (its name's string hash): such a script never comes again
+            if not dont_inherit:  # what attrs' own call inherits: its module's __future__ imports
+                flags |= _future_flags(sys.modules["attr._make"])
+            if isinstance(source, str) and mode == "exec" and optimize == -1:
+                if "def __hash__" not in source:
+                    return self.code(source, filename, flags)
+                code = self.seeded_code(source, filename, flags)
+                if code is not None:
+                    return code
             return builtins.compile(source, filename, mode, flags, True, optimize)
 
-        for module, name, stand_in in ((dataclasses, "exec", exec_text), (attr._make, "compile", compile_script)):
-            if name not in vars(module):  # each library calls the builtin through its module's globals
-                setattr(module, name, stand_in)
-                self._patched.append((module, name))
+        if name_free(dataclasses, "exec"):
+            dataclasses.exec = exec_text  # type: ignore[attr-defined]
+            self._patched.append((dataclasses, "exec"))
+        attrs_make = sys.modules.get("attr._make")
+        if attrs_make is None:
+            finder = _Seeding("attr._make", "compile", compile_script)
+            sys.meta_path.insert(0, finder)
+            try:
+                import attr._make  # here, so that the finder above puts the stand-in in first
+            finally:
+                sys.meta_path.remove(finder)
+            if finder.seeded is not None:
+                self._patched.append((finder.seeded, "compile"))
+        elif name_free(attrs_make, "compile"):
+            attrs_make.compile = compile_script  # type: ignore[attr-defined]
+            self._patched.append((attrs_make, "compile"))
         return self
 
     def finish(self) -> None:
@@ -124,3 +167,34 @@ class GeneratedCode:
             except (OSError, ValueError):
                 pass
         self.codes = {}
+
+
+def name_free(module: ModuleType, name: str) -> bool:
+    """Whether `module` calls the builtin `name` (nothing of its own or another stand-in's there)."""
+    return name not in vars(module)
+
+
+class _Seeding:
+    """A meta-path finder for one module that sets `name` in the module's namespace before its
+    code runs (`seeded`: the module, once loaded so)."""
+
+    def __init__(self, module: str, name: str, value: Any) -> None:
+        self.module, self.name, self.value = module, name, value
+        self.seeded: ModuleType | None = None
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.module:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        loader = None if spec is None else spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            setattr(module, self.name, self.value)
+            self.seeded = module
+            run(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
