@@ -32,7 +32,7 @@ DEFAULT_NICE = 0  # added to the thread's nice value; 0: maintenance at normal p
 _NICE_ENV = "WEEDPY_MAINTENANCE_NICE"
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)  # syscall numbers
 _IOPRIO_WHO_PROCESS = 1  # a thread id is a "process" to ioprio_set
-_IOPRIO_CLASS_BE, _IOPRIO_BE_LOWEST = 2, 7
+_IOPRIO_CLASS_BE, _IOPRIO_BE_LOWEST, _IOPRIO_CLASS_IDLE = 2, 7, 3
 
 
 def maintenance_nice(env: Mapping[str, str] = os.environ) -> int:
@@ -43,9 +43,11 @@ def maintenance_nice(env: Mapping[str, str] = os.environ) -> int:
         return DEFAULT_NICE
 
 
-def lower_this_thread(nice: int) -> None:
+def lower_this_thread(nice: int, *, io_idle: bool = False) -> None:
     """Raise the calling thread's nice value by `nice` and put its I/O in the lowest best-effort
-    level; nothing when `nice` is 0 or the host refuses."""
+    level (`io_idle`: in the idle class, served only when the disk has nothing else to do; for
+    a child process, never for a thread that shares a GIL); nothing when `nice` is 0 or the
+    host refuses."""
     if nice <= 0:
         return
     tid = threading.get_native_id()
@@ -58,7 +60,8 @@ def lower_this_thread(nice: int) -> None:
 
         try:
             ctypes.CDLL(None, use_errno=True).syscall(
-                _IOPRIO_SET, _IOPRIO_WHO_PROCESS, tid, (_IOPRIO_CLASS_BE << 13) | _IOPRIO_BE_LOWEST)
+                _IOPRIO_SET, _IOPRIO_WHO_PROCESS, tid,
+                _IOPRIO_CLASS_IDLE << 13 if io_idle else (_IOPRIO_CLASS_BE << 13) | _IOPRIO_BE_LOWEST)
         except (OSError, AttributeError):
             pass
 

@@ -14,7 +14,8 @@ calls waiting cannot delay the master's heartbeat or /status behind them, nor a 
 the heartbeat.
 
 Maintenance (compaction and its commit, scrubs) goes through `maintenance_thread`: a worker thread
-as any other by default, one of lowered CPU and I/O priority with `WEEDPY_MAINTENANCE_NICE`
+as any other by default (which waits for a child process for a compaction's copy and a volume
+scrub: native/maintenance_child.py), one of lowered CPU and I/O priority with `WEEDPY_MAINTENANCE_NICE`
 (native/lowprio.py says why that is not the default).
 """
 

@@ -26,6 +26,7 @@ from native.master_client import MasterCallError
 from native.storage import StorageError, scrub_index
 from native.storage import scrub_volume as scrub_volume_records
 from native.storage.ec import checksum_scrub, scrub_ec_index, scrub_ec_local
+from native.maintenance_child import in_child, scrub_in_child
 from native.offload import maintenance_thread, storage_call
 from proto import master_pb2
 from proto import volume_server_pb2 as vs
@@ -55,6 +56,8 @@ async def scrub_volume(svc: Services, req: vs.ScrubVolumeRequest, ctx: Context) 
         scrub = _VOLUME_MODES.get(req.mode)
         if scrub is None:
             raise go_error(f"unsupported volume scrub mode {req.mode}")
+        if scrub is scrub_volume_records and in_child():
+            scrub = scrub_in_child
         files, errs = await maintenance_thread(scrub, v)
         resp.total_volumes += 1
         resp.total_files += files

@@ -5,9 +5,10 @@ time the compaction passes another 128 MiB of the source `.dat` (so small volume
 VacuumVolumeCommit and VacuumVolumeCleanup finish or discard it. The last three refuse while
 the server is in maintenance mode and check the admin whitelist first. A missing volume is
 NOT_FOUND (`...: volume not found`), any other failure Unknown with Go's `<step> volume N:`
-prefix. The work runs in worker threads (`maintenance_thread`: native/lowprio.py): the
-compaction advances one report interval per thread hop, so a cancelled call stops within one
-interval.
+prefix. The work runs in worker threads (`maintenance_thread`: native/lowprio.py), the
+compaction's copy in a child process (native/maintenance_child.py): the compaction advances one
+report interval per thread hop, so a cancelled call stops within one interval (and kills the
+child).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import trio
 from native.grpc._common import check_admin, float32, go_error
 from native.grpc._guards import check_maintenance
 from native.grpc._services import Handler, Services
+from native.maintenance_child import compact_copy_in_child, in_child
 from native.offload import maintenance_thread
 from native.storage import StorageError, VolumeNotFound
 from proto import volume_server_pb2 as vs
@@ -73,7 +75,8 @@ async def vacuum_volume_compact(
     done = _Counted(svc, "compact", "vacuuming_compact_count")
     try:
         try:
-            steps = svc.store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second)
+            steps = svc.store.compact_volume(vid, preallocate=req.preallocate, bytes_per_second=bytes_per_second,
+                                             copy=compact_copy_in_child(REPORT_INTERVAL) if in_child() else None)
         except VolumeNotFound as exc:
             raise _not_found("compact", vid, exc) from None
         target = REPORT_INTERVAL

@@ -61,7 +61,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._recover": ("TailRepair", "plan_tail_repair", "repair_directory", "repair_volume_files"),
     "._reader": ("END_OF_VOLUME", "NEED_DATA", "NeedleReader", "Record", "TornRecord"),
     "._replica": ("ReplicaPlacement",),
-    "._scrub": ("read_bytes_error", "scrub_index", "scrub_volume"),
+    "._scrub": ("pin_for_scrub", "read_bytes_error", "scrub_index", "scrub_records", "scrub_volume"),
     "._since": ("ScannedRecord", "last_append_at_ns", "locate_since", "scan_records"),
     "._store": ("Store", "VolumeLookup"),
     "._stream": ("NeedleStream",),
@@ -69,7 +69,9 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._ttl": ("EMPTY_TTL", "TTL"),
     "._types": ("CHECKSUM_SIZE", "CURRENT_VERSION", "DATA_SIZE_SIZE", "DEFAULT_OFFSET_BYTES", "NEEDLE_HEADER_SIZE", "SUPER_BLOCK_SIZE", "TOMBSTONE_SIZE", "VERSION1", "VERSION2", "VERSION3", "FileId", "OffsetCodec", "actual_size", "format_needle_id_cookie", "normalize_disk_type", "padding_length", "parse_fid_path", "parse_needle_id_cookie", "parse_volume_id", "readable_disk_type"),
     "._vif": ("VolumeInfo", "load_volume_info", "save_volume_info"),
-    "._vacuum": ("FAKE_TOMBSTONE_COOKIE", "CompactResult", "VacuumError", "cleanup_compact", "commit_compact", "compact", "compact_steps"),
+    "._vacuum": ("FAKE_TOMBSTONE_COOKIE", "CompactResult", "VacuumError", "begin_compaction", "cleanup_compact",
+                  "commit_compact", "compact", "compact_steps", "copy_in_process", "copy_live", "next_super_block",
+                  "ttl_seconds"),
     "._volume": ("ReadOnlyReasons", "RecordInfo", "Volume", "VolumeStats", "WriteResult"),
     "._shared": ("SharedSlot", "VolumeTable"),
 }
@@ -125,7 +127,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from ._recover import TailRepair, plan_tail_repair, repair_directory, repair_volume_files
     from ._reader import END_OF_VOLUME, NEED_DATA, NeedleReader, Record, TornRecord
     from ._replica import ReplicaPlacement
-    from ._scrub import read_bytes_error, scrub_index, scrub_volume
+    from ._scrub import pin_for_scrub, read_bytes_error, scrub_index, scrub_records, scrub_volume
     from ._since import ScannedRecord, last_append_at_ns, locate_since, scan_records
     from ._store import Store, VolumeLookup
     from ._stream import NeedleStream
@@ -154,7 +156,9 @@ if TYPE_CHECKING:  # what type checkers and editors see
         readable_disk_type,
     )
     from ._vif import VolumeInfo, load_volume_info, save_volume_info
-    from ._vacuum import FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, cleanup_compact, commit_compact, compact, compact_steps
+    from ._vacuum import (FAKE_TOMBSTONE_COOKIE, CompactResult, VacuumError, begin_compaction, cleanup_compact,
+                          commit_compact, compact, compact_steps, copy_in_process, copy_live, next_super_block,
+                          ttl_seconds)
     from ._volume import ReadOnlyReasons, RecordInfo, Volume, VolumeStats, WriteResult
     from ._shared import SharedSlot, VolumeTable
 

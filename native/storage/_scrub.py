@@ -39,7 +39,7 @@ from ._types import (
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["check_index", "read_bytes_error", "scrub_index", "scrub_volume", "ScrubResult"]
+__all__ = ["check_index", "pin_for_scrub", "read_bytes_error", "scrub_index", "scrub_records", "scrub_volume", "ScrubResult"]
 
 ScrubResult = tuple[int, list[str]]  # (rows counted, Go-style error texts)
 
@@ -193,11 +193,37 @@ def scrub_volume(v) -> ScrubResult:
     if problem is not None:
         return 0, [problem]
     try:
-        _, errs = check_index(buf, len(buf), v.version, v.codec)
-        count = _scrub_records(v, buf, pread, errs)
+        return scrub_records(buf, pread, v.id, v.version, v.codec)
     finally:
         release()
-    return count, errs
+
+
+def pin_for_scrub(v) -> tuple[int, int, int] | str:
+    """What a scrub in another process reads, taken as `scrub_volume` takes it (under the
+    write lock): (`.idx` fd, its size now, a duplicate `.dat` fd), or why it cannot be
+    scrubbed. The caller closes both fds. Not for remote-tiered volumes."""
+    with v._write_lock:
+        try:
+            idx_fd = os.open(v.idx_path, os.O_RDONLY)
+        except OSError as exc:
+            return f"failed to open IDX file {v.idx_path} for volume {v.id}: {exc}"
+        try:
+            size = os.fstat(idx_fd).st_size
+            if not size and v.dat_size > SUPER_BLOCK_SIZE:
+                raise StorageError(f"zero-size IDX file for volume {v.id} with store size {v.dat_size}")
+            dat_fd, _ = v.pinned_dat()
+        except (OSError, StorageError) as exc:  # OSError: fstat; StorageError: unmounted meanwhile
+            os.close(idx_fd)
+            return str(exc)
+    return idx_fd, size, dat_fd
+
+
+def scrub_records(buf: bytes, pread: Callable[[int, int], bytes], volume_id: int, version: int,
+                  codec: IdxCodec) -> ScrubResult:
+    """The index check, then every row's record read through `pread` and checked. Needs no
+    `Volume`: a scrub process runs it too (native/maintenance_child.py)."""
+    _, errs = check_index(buf, len(buf), version, codec)
+    return _scrub_records(volume_id, version, codec, buf, pread, errs), errs
 
 
 def _pinned_reader(v) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
@@ -209,10 +235,11 @@ def _pinned_reader(v) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
     return (lambda length, offset: os.pread(fd, length, offset)), (lambda: os.close(fd))
 
 
-def _scrub_records(v, buf: bytes, pread: Callable[[int, int], bytes], errs: list[str]) -> int:
-    version, width = v.version, v.codec.offsets.width
+def _scrub_records(volume_id: int, version: int, codec: IdxCodec, buf: bytes, pread: Callable[[int, int], bytes],
+                   errs: list[str]) -> int:
+    width = codec.offsets.width
     count = 0
-    for e in v.codec.iter_entries(buf):
+    for e in codec.iter_entries(buf):
         count += 1
         if e.offset == 0 and e.size < 0:
             continue  # a remote-tier delete: no record in .dat
@@ -222,7 +249,7 @@ def _scrub_records(v, buf: bytes, pread: Callable[[int, int], bytes], errs: list
         if problem == "size mismatch":  # 4-byte offsets: Go retries 32 GiB further
             problem = _read_record_error(pread, at + _MAX_VOLUME_4, size, version, width)
         if problem is not None:
-            errs.append(f"failed to read needle {e.key} on volume {v.id}: {problem}")
+            errs.append(f"failed to read needle {e.key} on volume {volume_id}: {problem}")
     return count
 
 

@@ -362,11 +362,13 @@ class Store(VolumeLookup):
         """The garbage ratio (Go's CheckCompactVolume)."""
         return self._volume_for(vid, "check compact").garbage_level()
 
-    def compact_volume(self, vid: int, *, preallocate: int = 0, bytes_per_second: int = 0) -> Iterator[int]:
-        """Compaction as a generator of progress offsets (see `_vacuum.compact_steps`)."""
+    def compact_volume(self, vid: int, *, preallocate: int = 0, bytes_per_second: int = 0, copy=None) -> Iterator[int]:
+        """Compaction as a generator of progress offsets (see `_vacuum.compact_steps`, and its
+        `copy`)."""
         from ._vacuum import compact_steps  # compaction code loads with the first compaction (start-up time)
 
-        return compact_steps(self._volume_for(vid, "compact"), preallocate=preallocate, bytes_per_second=bytes_per_second)
+        return compact_steps(self._volume_for(vid, "compact"), preallocate=preallocate,
+                             bytes_per_second=bytes_per_second, copy=copy)
 
     def commit_compact_volume(self, vid: int) -> tuple[bool, int]:
         """(was read-only, `.dat` size after): Go's CommitCompactVolume."""

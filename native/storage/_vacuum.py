@@ -44,6 +44,11 @@ __all__ = [
     "CompactResult",
     "compact_steps",
     "compact",
+    "copy_in_process",
+    "copy_live",
+    "begin_compaction",
+    "next_super_block",
+    "ttl_seconds",
     "commit_compact",
     "cleanup_compact",
     "VacuumError",
@@ -115,10 +120,14 @@ def compact_steps(
     bytes_per_second: int = 0,
     now_s: int | None = None,
     free_bytes: Callable[[str], int] = _free_bytes,
+    copy: Callable[..., Iterator[int]] | None = None,
 ) -> Iterator[int]:
     """Compact `v` into `.cpd`/`.cpx`, yielding the source offset of each needle before copying
     it (Go's progress value). Closing the generator early abandons the compaction (the partial
-    files stay until cleanup, as in Go). Returns a `CompactResult` (StopIteration.value)."""
+    files stay until cleanup, as in Go). Returns a `CompactResult` (StopIteration.value).
+    `copy(v, bytes_per_second, now_s)` does the copy (default: `copy_in_process`; the server's
+    runs it in a child process, native/maintenance_child.py), under this function's checks and
+    compaction lock."""
     dat_size, idx_size = v.dat_size, v.idx_size
     needed = max(preallocate, dat_size + idx_size)
     free = free_bytes(v.directory)
@@ -131,12 +140,24 @@ def compact_steps(
         log.info("volume %s is already compacting", v.id)
         return CompactResult(ran=False)
     try:
-        return (yield from _compact(v, bytes_per_second, now_s))
+        return (yield from (copy or copy_in_process)(v, bytes_per_second, now_s))
     finally:
         v.compaction_lock.release()
 
 
-def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
+def copy_in_process(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
+    """The compaction's copy in this process (`compact_steps`'s default `copy`)."""
+    begin_compaction(v)
+    raw_idx = os.pread(v._idx_fd, v.compact_idx_offset, 0)
+    now = int(time.time()) if now_s is None else now_s
+    return (yield from copy_live(
+        v._pread, raw_idx, v.codec, v.version, next_super_block(v), ttl_seconds(v), now, bytes_per_second,
+        v.files, v.file_name(".cpd"), v.file_name(".cpx"), volume_id=v.id))
+
+
+def begin_compaction(v) -> None:
+    """Go's compaction prelude: remember where the `.idx` ends (the rows the compacted copy is
+    made of; the commit replays those after) and the revision, and sync."""
     v._follow()  # what other processes appended belongs to the compacted copy too
     with v._write_lock:
         v.compact_idx_offset = v.idx_size
@@ -145,20 +166,32 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
         v.sync()
     except OSError as exc:
         log.info("compact: cannot sync volume %s: %s", v.id, exc)
-    raw_idx = os.pread(v._idx_fd, v.compact_idx_offset, 0)
-    live = _live_entries(raw_idx, v.codec)
-    del raw_idx
-    version = v.version
+
+
+def next_super_block(v):
+    """The compacted copy's super block: the revision one up."""
     sb = v.super_block
-    new_sb = dataclasses.replace(sb, compaction_revision=(sb.compaction_revision + 1) & 0xFFFF)
-    ttl_seconds = sb.ttl.minutes * 60
-    now = int(time.time()) if now_s is None else now_s
+    return dataclasses.replace(sb, compaction_revision=(sb.compaction_revision + 1) & 0xFFFF)
+
+
+def ttl_seconds(v) -> int:
+    """The volume TTL in whole minutes, as seconds (0: none; the closing size check applies)."""
+    return v.super_block.ttl.minutes * 60
+
+
+def copy_live(
+    pread: Callable[[int, int], bytes], raw_idx: bytes, codec, version: int, new_sb, ttl_seconds: int, now: int,
+    bytes_per_second: int, files: FileOps, cpd_path: str, cpx_path: str, *, volume_id: int,
+) -> Iterator[int]:
+    """The copy itself, from `pread` (the old `.dat`) and the `.idx` snapshot `raw_idx` into
+    `.cpd`/`.cpx`, both fsynced; yields each needle's source offset before copying it. Needs
+    no `Volume`: a compaction process runs it too (`_maintenance_child`)."""
+    live = _live_entries(raw_idx, codec)
+    del raw_idx
     throttle = _Throttle(bytes_per_second)
-    cpd_path, cpx_path = v.file_name(".cpd"), v.file_name(".cpx")
     rows: list[bytes] = []
     copied = skipped = expired = 0
     skipped_bytes = expired_bytes = 0
-    files = v.files
     fd = files.open(cpd_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         head = new_sb.encode()
@@ -171,7 +204,7 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
             offset = off * PADDING_SIZE
             yield offset
             length = actual_size(size, version)
-            raw = v._pread(length, offset)
+            raw = pread(length, offset)
             try:
                 if len(raw) < length:
                     raise Corrupted(f"record at {offset} cut short by the end of .dat")
@@ -180,14 +213,14 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
                 skipped += 1
                 skipped_bytes += max(size, 0)
                 log.warning("vacuum volume %s: dropping unreadable needle key=%d offset=%d size=%d: %s",
-                            v.id, key, offset, size, exc)
+                            volume_id, key, offset, size, exc)
                 continue
             if n.has_ttl and now >= n.last_modified + ttl_seconds:
                 expired += 1
                 expired_bytes += max(size, 0)
                 continue
             record = encode_needle(n, new_sb.version)
-            rows.append(v.codec.encode(n.id, new_offset // PADDING_SIZE, record_size(n, new_sb.version)))
+            rows.append(codec.encode(n.id, new_offset // PADDING_SIZE, record_size(n, new_sb.version)))
             pending.append(record)
             pending_len += len(record)
             new_offset += len(record)
@@ -204,15 +237,15 @@ def _compact(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
         files.close(fd)
     if skipped:
         log.warning("vacuum volume %s: dropped %d unreadable index entries (%d data bytes) during compaction",
-                    v.id, skipped, skipped_bytes)
-    if str(sb.ttl) == "":
+                    volume_id, skipped, skipped_bytes)
+    if ttl_seconds == 0:
         # Go 4.48: the live content of the snapshot, less what was dropped (unreadable or past
         # its TTL), must have reached the new .dat (4.44 used the map's counters, which count a
         # TTL-dropped needle as content and so refused to compact a volume holding one)
         expected = sum(size for _, size in live.values() if size > 0) - skipped_bytes - expired_bytes
         if expected > new_dat_size:
             raise VacuumError(
-                f"volume {v.id} unexpected new data size: {new_dat_size} does not match expected live content "
+                f"volume {volume_id} unexpected new data size: {new_dat_size} does not match expected live content "
                 f"size {expected} from the pre-compaction snapshot"
             )
     rows_sorted = rows if _ascending_ids(rows) else sorted(rows, key=lambda r: r[:8])

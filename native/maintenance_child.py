@@ -1,0 +1,217 @@
+"""A compaction's copy and a scrub in a child process: their Python work off the server's GIL.
+
+A serving process answers every request from one event-loop thread. Maintenance run in a thread
+of that process holds the process's GIL for its Python work (decoding and re-encoding records,
+checking them), and the event loop waits for the GIL to come back (docs/performance.md,
+"Event-loop stalls"). A child process has a GIL of its own, and its CPU and I/O priority can be
+lowered without the inversion a lowered thread causes (native/lowprio.py): nothing in the
+server waits for the child but the maintenance call itself.
+
+What runs in the child: the copy of a compaction (`copy_live`: live needles into `.cpd`/`.cpx`,
+both fsynced) and a scrub's reading and checking of records (`scrub_records`). What stays in the
+server: the compaction's checks, lock and prelude (its `.idx` snapshot offset and revision,
+which the commit needs), and the whole commit. The child reads the volume through descriptors
+the server opened (a duplicate of the `.dat`, the `.idx`), so the files it reads are the ones
+the server pinned, whatever happens to the names meanwhile. Its results are the same bytes and
+texts as the in-process functions' (the same code runs there). A child that dies or is killed
+(a cancelled call) leaves partial `.cpd`/`.cpx` as an abandoned compaction does in Go; the
+volume serves on, and the next compaction truncates them.
+
+The child is a fresh interpreter (`python -c`, not a fork of the serving process, whose
+threads may hold locks at the fork): about 80 ms of CPU to start, once per call.
+Protocol, one line each on the child's stdout: `P <offset>` (compaction progress), `W <text>`
+(a warning the server logs), `D <json>` (done: the result), `E <text>` (failed: the message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from native.lowprio import lower_this_thread
+from native.storage import (
+    OS_FILES, CompactResult, IdxCodec, StorageError, SuperBlock, VacuumError, begin_compaction, copy_in_process,
+    copy_live,
+    next_super_block, pin_for_scrub, scrub_records, scrub_volume, ttl_seconds,
+)
+
+__all__ = ["CHILD_NICE", "ENV", "in_child", "compact_copy_in_child", "scrub_in_child", "child_main"]
+
+log = logging.getLogger("weedpy.storage")
+
+CHILD_NICE = 19  # the child's nice increment; its I/O goes in the idle class
+ENV = "WEEDPY_MAINTENANCE_CHILD"  # "0": compaction copies and scrubs in the server's threads instead
+
+
+def in_child(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether maintenance runs in a child process (the default; `WEEDPY_MAINTENANCE_CHILD=0`: not)."""
+    return env.get(ENV, "1") != "0"
+
+_BOOT = "from native.maintenance_child import child_main; child_main()"
+
+
+# -- the server's side ------------------------------------------------------------------------------
+
+
+def _spawn(job: dict[str, Any], fds: tuple[int, ...]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _BOOT, json.dumps(job)], pass_fds=fds,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, close_fds=True)
+
+
+def _lines(proc: subprocess.Popen, what: str) -> Iterator[tuple[str, str]]:
+    """The child's protocol lines; warnings logged here; raises VacuumError on `E` or a child
+    that ended without a result."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        kind, _, text = line.rstrip("\n").partition(" ")
+        if kind == "W":
+            log.warning("%s", text)
+        elif kind == "E":
+            raise VacuumError(text)
+        else:
+            yield kind, text
+    rc = proc.wait()
+    raise VacuumError(f"{what} process ended without a result (exit status {rc})")
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    """Kill the child if it still runs (an abandoned call) and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def compact_copy_in_child(report_every: int):
+    """A `copy` for `compact_steps`: the prelude here, the copy in a child process. Yields only
+    the progress offsets a caller advancing `report_every` at a time would stop at (the first
+    needle past each target), not every needle's."""
+
+    def copy(v, bytes_per_second: int, now_s: int | None) -> Iterator[int]:
+        if getattr(v, "is_remote", False):  # read through the tier's backend: stays here
+            return (yield from copy_in_process(v, bytes_per_second, now_s))
+        begin_compaction(v)
+        dat_fd, _ = v.pinned_dat()
+        try:
+            job = {
+                "job": "compact", "dat_fd": dat_fd, "idx_fd": v._idx_fd, "idx_size": v.compact_idx_offset,
+                "width": v.codec.offsets.width, "version": v.version, "super_block": next_super_block(v).encode().hex(),
+                "ttl_seconds": ttl_seconds(v), "now": now_s, "bytes_per_second": bytes_per_second,
+                "cpd": v.file_name(".cpd"), "cpx": v.file_name(".cpx"), "volume_id": v.id, "report_every": report_every,
+            }
+            proc = _spawn(job, (dat_fd, v._idx_fd))
+        finally:
+            os.close(dat_fd)
+        try:
+            for kind, text in _lines(proc, "compaction"):
+                if kind == "P":
+                    yield int(text)
+                elif kind == "D":
+                    return CompactResult(**json.loads(text))
+        finally:
+            _finish(proc)
+        raise AssertionError("unreachable")
+
+    return copy
+
+
+def scrub_in_child(v) -> tuple[int, list[str]]:
+    """`scrub_volume(v)` with the reading and checking of records in a child process."""
+    if getattr(v, "is_remote", False):
+        return scrub_volume(v)  # read through the tier's backend: stays here
+    pinned = pin_for_scrub(v)
+    if isinstance(pinned, str):
+        return 0, [pinned]
+    idx_fd, idx_size, dat_fd = pinned
+    try:
+        job = {"job": "scrub", "dat_fd": dat_fd, "idx_fd": idx_fd, "idx_size": idx_size,
+               "width": v.codec.offsets.width, "version": v.version, "volume_id": v.id}
+        proc = _spawn(job, (dat_fd, idx_fd))
+    finally:
+        os.close(dat_fd)
+        os.close(idx_fd)
+    try:
+        for kind, text in _lines(proc, "scrub"):
+            if kind == "D":
+                count, errs = json.loads(text)
+                return count, errs
+    finally:
+        _finish(proc)
+    raise AssertionError("unreachable")
+
+
+# -- the child's side -------------------------------------------------------------------------------
+
+
+class _LineHandler(logging.Handler):
+    """The copy's warnings (records dropped), sent to the server as `W` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _say("W", record.getMessage().replace("\n", " "))
+
+
+def _say(kind: str, text: str) -> None:
+    sys.stdout.write(f"{kind} {text}\n")
+    sys.stdout.flush()
+
+
+def _read_idx(fd: int, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = os.pread(fd, size - len(buf), len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def _compact(job: dict[str, Any]) -> None:
+    dat_fd = job["dat_fd"]
+    codec = IdxCodec.for_width(job["width"])
+    now = job["now"]
+    if now is None:
+        import time  # the child only
+
+        now = int(time.time())
+    steps = copy_live(
+        lambda length, offset: os.pread(dat_fd, length, offset), _read_idx(job["idx_fd"], job["idx_size"]), codec,
+        job["version"], SuperBlock.decode(bytes.fromhex(job["super_block"])), job["ttl_seconds"], now,
+        job["bytes_per_second"], OS_FILES, job["cpd"], job["cpx"], volume_id=job["volume_id"])
+    every, target = job["report_every"], job["report_every"]
+    try:
+        while True:
+            offset = next(steps)
+            if offset > target:
+                _say("P", str(offset))
+                target = offset + every
+    except StopIteration as stop:
+        r: CompactResult = stop.value
+        _say("D", json.dumps({"ran": r.ran, "copied": r.copied, "skipped": r.skipped, "expired": r.expired,
+                              "dat_size": r.dat_size}))
+
+
+def _scrub(job: dict[str, Any]) -> None:
+    dat_fd = job["dat_fd"]
+    buf = _read_idx(job["idx_fd"], job["idx_size"])
+    count, errs = scrub_records(buf, lambda length, offset: os.pread(dat_fd, length, offset), job["volume_id"],
+                                job["version"], IdxCodec.for_width(job["width"]))
+    _say("D", json.dumps([count, errs]))
+
+
+def child_main() -> None:
+    """The child's entry (`python -c`): one job from argv[1], its lines on stdout."""
+    lower_this_thread(CHILD_NICE, io_idle=True)
+    job = json.loads(sys.argv[1])
+    logging.getLogger("weedpy.storage").addHandler(_LineHandler())
+    logging.getLogger("weedpy.storage").propagate = False
+    try:
+        (_compact if job["job"] == "compact" else _scrub)(job)
+    except (StorageError, OSError) as exc:
+        _say("E", str(exc).replace("\n", " "))
+        sys.exit(1)
