@@ -1,14 +1,17 @@
 """The methods dataclasses and attrs generate for start-up's classes, compiled once and kept.
 
 Both libraries write each class's `__init__`, `__repr__`, `__eq__`, ... as source text and
-compile it while the class is made: about 430 compilations before a native server answers
-(its own ~70 dataclasses, trio's attrs classes), a quarter of its imports' CPU. The text is the
-same at every start, so its code object can be kept as a module's bytecode is: `GeneratedCode`
-stands in for the compile step of both libraries (their module-level `exec` and `compile`
-names) and answers from a file of code objects keyed by the exact text, file name and compiler
-flags they compile with; what it had to compile is written back once start-up's imports are
-done. The classes come out as they would without it: the same text compiled the same way, only
-earlier. The file lives where Python keeps the package's bytecode (`__pycache__` or
+compile it while the class is made: about 460 compilations before a native server answers
+(its own ~70 dataclasses, trio's and attrs's own attrs classes), a quarter of its imports' CPU.
+The text is the same at every start, so its code object can be kept as a module's bytecode is:
+`GeneratedCode` stands in for the compile step of both libraries (their module-level `exec` and
+`compile` names; attrs's before its module's code runs, for its own classes) and answers from a
+file of code objects keyed by the exact text, file name and compiler flags they compile with;
+what it had to compile is written back once start-up's imports are done. The classes come out
+as they would without it: the same text compiled the same way, only earlier. One part of a text
+changes at every start, the number of the process attrs's `__hash__` starts from (`_SEEDED`):
+that script is kept with a stand-in, and the number goes back into the code's constants. The
+file lives where Python keeps the package's bytecode (`__pycache__` or
 `PYTHONPYCACHEPREFIX`), is not written when bytecode is not (`PYTHONDONTWRITEBYTECODE`), is
 checked against the interpreter's bytecode magic number and read as nothing when anything about
 it is off.
