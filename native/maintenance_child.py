@@ -104,6 +104,7 @@ def compact_copy_in_child(report_every: int):
                 "width": v.codec.offsets.width, "version": v.version, "super_block": next_super_block(v).encode().hex(),
                 "ttl_seconds": ttl_seconds(v), "now": now_s, "bytes_per_second": bytes_per_second,
                 "cpd": v.file_name(".cpd"), "cpx": v.file_name(".cpx"), "volume_id": v.id, "report_every": report_every,
+                "server": os.getpid(),
             }
             proc = _spawn(job, (dat_fd, v._idx_fd))
         finally:
@@ -131,7 +132,8 @@ def scrub_in_child(v) -> tuple[int, list[str]]:
     idx_fd, idx_size, dat_fd = pinned
     try:
         job = {"job": "scrub", "dat_fd": dat_fd, "idx_fd": idx_fd, "idx_size": idx_size,
-               "width": v.codec.offsets.width, "version": v.version, "volume_id": v.id}
+               "width": v.codec.offsets.width, "version": v.version, "volume_id": v.id,
+               "server": os.getpid()}
         proc = _spawn(job, (dat_fd, idx_fd))
     finally:
         os.close(dat_fd)
@@ -161,6 +163,20 @@ def _say(kind: str, text: str) -> None:
     sys.stdout.flush()
 
 
+def _pread_while_served(fd: int, server: int):
+    """`pread` on `fd` that ends this process first when the server that spawned it has died
+    (killed, crashed): an orphan copy would go on writing the `.cpd`/`.cpx` that the next
+    server's compaction of the volume opens again. Not the parent-death signal: that fires when
+    the server's *thread* that spawned the child ends, and worker threads idle out."""
+
+    def pread(length: int, offset: int) -> bytes:
+        if os.getppid() != server:
+            os._exit(1)
+        return os.pread(fd, length, offset)
+
+    return pread
+
+
 def _read_idx(fd: int, size: int) -> bytes:
     buf = bytearray()
     while len(buf) < size:
@@ -180,7 +196,7 @@ def _compact(job: dict[str, Any]) -> None:
 
         now = int(time.time())
     steps = copy_live(
-        lambda length, offset: os.pread(dat_fd, length, offset), _read_idx(job["idx_fd"], job["idx_size"]), codec,
+        _pread_while_served(dat_fd, job["server"]), _read_idx(job["idx_fd"], job["idx_size"]), codec,
         job["version"], SuperBlock.decode(bytes.fromhex(job["super_block"])), job["ttl_seconds"], now,
         job["bytes_per_second"], OS_FILES, job["cpd"], job["cpx"], volume_id=job["volume_id"])
     every, target = job["report_every"], job["report_every"]
@@ -199,7 +215,7 @@ def _compact(job: dict[str, Any]) -> None:
 def _scrub(job: dict[str, Any]) -> None:
     dat_fd = job["dat_fd"]
     buf = _read_idx(job["idx_fd"], job["idx_size"])
-    count, errs = scrub_records(buf, lambda length, offset: os.pread(dat_fd, length, offset), job["volume_id"],
+    count, errs = scrub_records(buf, _pread_while_served(dat_fd, job["server"]), job["volume_id"],
                                 job["version"], IdxCodec.for_width(job["width"]))
     _say("D", json.dumps([count, errs]))
 
