@@ -259,6 +259,18 @@ class NeedleMap:
                 self.deletion_bytes += old[1]
         return None if old is None else NeedleValue(key, old[0], old[1])
 
+    def put_absent(self, key: int, offset: int, size: int) -> None:
+        """`put` of a key `get` has just found absent, by a writer nothing else changes the map
+        beside (a volume's appender, its write lock held, on a volume no other process writes):
+        the same change without looking the key up again."""
+        with self._lock:
+            self._ov.set(key, offset, size)  # `_store` of a new key
+            self._len += 1
+            if key > self.max_file_key:
+                self.max_file_key = key
+            self.file_count += 1
+            self.file_bytes += size
+
     def delete(self, key: int) -> int:
         """A delete at runtime; returns the live size it removed (0 if none)."""
         with self._lock:

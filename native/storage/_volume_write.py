@@ -145,7 +145,10 @@ class VolumeWrites(VolumeReads):
         if nv is None or nv.offset * PADDING_SIZE < offset:
             units = offset // PADDING_SIZE
             self._append_idx(codec.encode(n.id, units, size), undo_dat=offset)
-            self.nm.put(n.id, units, size)
+            if nv is None and self.shared is None:  # a new id that no one else can have added since `get`
+                self.nm.put_absent(n.id, units, size)
+            else:
+                self.nm.put(n.id, units, size)
         if self.last_modified_ts < n.last_modified:
             self.last_modified_ts = n.last_modified
         return offset

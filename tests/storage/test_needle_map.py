@@ -175,3 +175,24 @@ def test_at_most_24_bytes_per_entry() -> None:
     tracemalloc.stop()
     assert used / n <= 24, used / n
     assert m.nbytes() / n <= 24
+
+
+@settings(max_examples=200)
+@given(st.lists(row, max_size=60), st.booleans(), st.lists(st.tuples(row, st.booleans()), max_size=40))
+def test_put_absent_is_put_of_a_key_get_finds_absent(rows: list[tuple[int, int, int]], sorted_semantics: bool,
+                                                      writes: list[tuple[tuple[int, int, int], bool]]) -> None:
+    """The appender's put_absent leaves the map as put does whenever get found the key absent."""
+    a = NeedleMap.from_columns(columns(rows), 3, sorted_semantics=sorted_semantics)
+    b = NeedleMap.from_columns(columns(rows), 3, sorted_semantics=sorted_semantics)
+    for (key, offset, size), delete in writes:
+        if delete:
+            assert a.delete(key) == b.delete(key)
+        elif a.get(key) is None:
+            assert b.get(key) is None
+            a.put(key, offset, size)
+            b.put_absent(key, offset, size)
+        else:
+            a.put(key, offset, size)
+            b.put(key, offset, size)
+    assert list(a.items()) == list(b.items()) and len(a) == len(b)
+    assert a.counters() == b.counters()
