@@ -35,7 +35,7 @@ from typing import Any
 
 from native.lowprio import lower_this_thread
 from native.storage import (
-    OS_FILES, CompactResult, IdxCodec, StorageError, SuperBlock, VacuumError, begin_compaction, copy_in_process,
+    CompactResult, IdxCodec, OsFileOps, StorageError, SuperBlock, VacuumError, begin_compaction, copy_in_process,
     copy_live,
     next_super_block, pin_for_scrub, scrub_records, scrub_volume, ttl_seconds,
 )
@@ -163,18 +163,39 @@ def _say(kind: str, text: str) -> None:
     sys.stdout.flush()
 
 
-def _pread_while_served(fd: int, server: int):
-    """`pread` on `fd` that ends this process first when the server that spawned it has died
-    (killed, crashed): an orphan copy would go on writing the `.cpd`/`.cpx` that the next
-    server's compaction of the volume opens again. Not the parent-death signal: that fires when
-    the server's *thread* that spawned the child ends, and worker threads idle out."""
+class _Served:
+    """What the child checks before each record it reads and before it creates a file: that
+    its server still runs (killed or crashed, an orphan copy would go on writing the
+    `.cpd`/`.cpx` that the next server's compaction of the volume opens again: the child ends at
+    once) and, for a compaction, that the volume was not deleted meanwhile (its `.dat` has no
+    name left: the copy fails as it does in the server's thread, `volume N is closed`, rather
+    than leave a `.cpx` behind). Not the parent-death signal: that fires when the server's
+    *thread* that spawned the child ends, and worker threads idle out."""
 
-    def pread(length: int, offset: int) -> bytes:
-        if os.getppid() != server:
+    def __init__(self, job: dict[str, Any], *, volume_deleted_fails: bool) -> None:
+        self.server, self.dat_fd, self.volume_id = job["server"], job["dat_fd"], job["volume_id"]
+        self.volume_deleted_fails = volume_deleted_fails
+
+    def check(self) -> None:
+        if os.getppid() != self.server:
             os._exit(1)
-        return os.pread(fd, length, offset)
+        if self.volume_deleted_fails and not os.fstat(self.dat_fd).st_nlink:
+            raise StorageError(f"volume {self.volume_id} is closed")
 
-    return pread
+    def pread(self, length: int, offset: int) -> bytes:
+        self.check()
+        return os.pread(self.dat_fd, length, offset)
+
+
+class _ServedFiles(OsFileOps):
+    """The operating system's file calls, `_Served.check`ed before a file is opened."""
+
+    def __init__(self, served: _Served) -> None:
+        self._served = served
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:  # type: ignore[override]
+        self._served.check()
+        return os.open(path, flags, mode)
 
 
 def _read_idx(fd: int, size: int) -> bytes:
@@ -188,7 +209,7 @@ def _read_idx(fd: int, size: int) -> bytes:
 
 
 def _compact(job: dict[str, Any]) -> None:
-    dat_fd = job["dat_fd"]
+    served = _Served(job, volume_deleted_fails=True)
     codec = IdxCodec.for_width(job["width"])
     now = job["now"]
     if now is None:
@@ -196,9 +217,9 @@ def _compact(job: dict[str, Any]) -> None:
 
         now = int(time.time())
     steps = copy_live(
-        _pread_while_served(dat_fd, job["server"]), _read_idx(job["idx_fd"], job["idx_size"]), codec,
+        served.pread, _read_idx(job["idx_fd"], job["idx_size"]), codec,
         job["version"], SuperBlock.decode(bytes.fromhex(job["super_block"])), job["ttl_seconds"], now,
-        job["bytes_per_second"], OS_FILES, job["cpd"], job["cpx"], volume_id=job["volume_id"])
+        job["bytes_per_second"], _ServedFiles(served), job["cpd"], job["cpx"], volume_id=job["volume_id"])
     every, target = job["report_every"], job["report_every"]
     try:
         while True:
@@ -213,9 +234,9 @@ def _compact(job: dict[str, Any]) -> None:
 
 
 def _scrub(job: dict[str, Any]) -> None:
-    dat_fd = job["dat_fd"]
     buf = _read_idx(job["idx_fd"], job["idx_size"])
-    count, errs = scrub_records(buf, _pread_while_served(dat_fd, job["server"]), job["volume_id"],
+    # a scrub in the server's thread reads its own duplicate of the .dat to the end too
+    count, errs = scrub_records(buf, _Served(job, volume_deleted_fails=False).pread, job["volume_id"],
                                 job["version"], IdxCodec.for_width(job["width"]))
     _say("D", json.dumps([count, errs]))
 

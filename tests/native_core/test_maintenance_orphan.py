@@ -1,7 +1,7 @@
-"""A compaction child whose server dies (killed, crashed) stops copying: an orphan that went on
-would write `.cpd`/`.cpx` under the next server's compaction of the same volume (the same
-paths, opened again with O_TRUNC). Real processes: a server stand-in running the real copy in a
-child, killed with SIGKILL."""
+"""A compaction child stops copying when its server dies (killed, crashed: an orphan that went
+on would write `.cpd`/`.cpx` under the next server's compaction of the same volume, the same
+paths opened again with O_TRUNC) or when its volume is deleted (it would leave a `.cpx` behind).
+Real processes: the real copy in a real child, its server stand-in killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+
+from native.maintenance_child import compact_copy_in_child
+from native.storage import Needle, StorageError, Volume, compact_steps
 
 _SERVER = textwrap.dedent("""
     import os, sys, threading
@@ -72,3 +76,35 @@ def test_a_compaction_child_stops_when_its_server_dies(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_compaction_child_stops_when_its_volume_is_deleted(tmp_path: Path) -> None:
+    """A volume deleted mid-compaction (delete_collection closes and removes it while a
+    compaction runs): the copy fails as it does in the server's thread ("volume N is closed"),
+    and no `.cpx` is left behind in the directory."""
+    v = Volume.create(str(tmp_path), 7)
+    data = os.urandom(256 << 10)
+    for key in range(1, 17):
+        v.write_needle(Needle.create(key, 0x1234, data))
+    v.sync()
+    # 1 MiB/s: the copy takes ~4 s; silent (no progress line) until it ends
+    steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(128 << 20))
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            while True:
+                next(steps)
+        except StopIteration as stop:
+            outcome.append(stop.value)
+        except StorageError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    _child_of(os.getpid())
+    v.destroy()
+    t.join()
+    (result,) = outcome
+    assert isinstance(result, StorageError) and str(result) == "volume 7 is closed"
+    assert os.listdir(tmp_path) == []
