@@ -15,7 +15,9 @@ the server opened (a duplicate of the `.dat`, the `.idx`), so the files it reads
 the server pinned, whatever happens to the names meanwhile. Its results are the same bytes and
 texts as the in-process functions' (the same code runs there). A child that dies or is killed
 (a cancelled call) leaves partial `.cpd`/`.cpx` as an abandoned compaction does in Go; the
-volume serves on, and the next compaction truncates them.
+volume serves on, and the next compaction truncates them. A compaction's child also ends when
+its volume is closed (unmounted or deleted: the copy fails as it does in a thread, `volume N is
+closed`) and when its server has died: no copy goes on into files a later compaction writes.
 
 The child is a fresh interpreter (`python -c`, not a fork of the serving process, whose
 threads may hold locks at the fork): about 80 ms of CPU to start, once per call.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -58,25 +61,45 @@ _BOOT = "from native.maintenance_child import child_main; child_main()"
 # -- the server's side ------------------------------------------------------------------------------
 
 
+_POLL_S = 0.5  # how often a compaction's reader looks at its volume while the child is silent
+
+
 def _spawn(job: dict[str, Any], fds: tuple[int, ...]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", _BOOT, json.dumps(job)], pass_fds=fds,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, close_fds=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
 
 
-def _lines(proc: subprocess.Popen, what: str) -> Iterator[tuple[str, str]]:
+def _lines(proc: subprocess.Popen, what: str, v=None) -> Iterator[tuple[str, str]]:
     """The child's protocol lines; warnings logged here; raises VacuumError on `E` or a child
-    that ended without a result."""
+    that ended without a result. With `v`, StorageError once `v` is closed (unmounted, deleted:
+    what the copy's next read of `v` raises in the server's thread), looked at with every line
+    and every `_POLL_S` between them; the caller then ends the child, so no copy goes on into
+    the `.cpd`/`.cpx` a volume mounted again may be compacted into."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        kind, _, text = line.rstrip("\n").partition(" ")
+    fd = proc.stdout.fileno()
+    buf = b""
+    while True:
+        while b"\n" not in buf:
+            if v is not None:
+                if v._closed:
+                    raise StorageError(f"volume {v.id} is closed")
+                if not select.select([fd], [], [], _POLL_S)[0]:
+                    continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                rc = proc.wait()
+                raise VacuumError(f"{what} process ended without a result (exit status {rc})")
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        kind, _, text = line.decode(errors="replace").partition(" ")
         if kind == "W":
             log.warning("%s", text)
         elif kind == "E":
             raise VacuumError(text)
         else:
+            if v is not None and v._closed:
+                raise StorageError(f"volume {v.id} is closed")
             yield kind, text
-    rc = proc.wait()
-    raise VacuumError(f"{what} process ended without a result (exit status {rc})")
 
 
 def _finish(proc: subprocess.Popen) -> None:
@@ -110,7 +133,7 @@ def compact_copy_in_child(report_every: int):
         finally:
             os.close(dat_fd)
         try:
-            for kind, text in _lines(proc, "compaction"):
+            for kind, text in _lines(proc, "compaction", v):
                 if kind == "P":
                     yield int(text)
                 elif kind == "D":

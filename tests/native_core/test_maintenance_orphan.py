@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from native.maintenance_child import compact_copy_in_child
-from native.storage import Needle, StorageError, Volume, compact_steps
+from native.storage import Needle, StorageError, Volume, commit_compact, compact, compact_steps
 
 _SERVER = textwrap.dedent("""
     import os, sys, threading
@@ -108,3 +108,46 @@ def test_a_compaction_child_stops_when_its_volume_is_deleted(tmp_path: Path) -> 
     (result,) = outcome
     assert isinstance(result, StorageError) and str(result) == "volume 7 is closed"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_compaction_child_ends_when_its_volume_is_closed(tmp_path: Path) -> None:
+    """A volume closed mid-compaction (unmounted; it may be mounted again as a new volume and
+    compacted anew into the same `.cpd`/`.cpx`): the copy fails as in the server's thread
+    ("volume N is closed") and its child is gone, no second writer of those files left."""
+    v = Volume.create(str(tmp_path), 7)
+    data = os.urandom(256 << 10)
+    for key in range(1, 33):
+        v.write_needle(Needle.create(key, 0x1234, data))
+    v.sync()
+    # 1 MiB/s: the copy takes ~8 s; silent (no progress line) until it ends
+    steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(128 << 20))
+    outcome: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            while True:
+                next(steps)
+        except StopIteration as stop:
+            outcome.append(stop.value)
+        except StorageError as exc:
+            outcome.append(exc)
+        finally:
+            steps.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    child = _child_of(os.getpid())
+    v.close()
+    t.join()
+    (result,) = outcome
+    assert isinstance(result, StorageError) and str(result) == "volume 7 is closed"
+    _wait_gone(child)
+    assert (tmp_path / "7.dat").exists() and not (tmp_path / "7.cpx").exists()
+    again = Volume.load(str(tmp_path), 7)
+    try:
+        final = compact(again, copy=compact_copy_in_child(128 << 20))
+        assert final.ran and final.copied == 32
+        assert commit_compact(again)
+        assert again.read_needle(32).data == data
+    finally:
+        again.close()
