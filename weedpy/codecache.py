@@ -99,17 +99,18 @@ class GeneratedCode:
         code = self.code(_SEEDED.sub(lambda m: f"{m.group(1)}{_STAND_IN}{m.group(3)}", source), filename, flags)
         put: list[bool] = []
 
-        def back(const: Any) -> Any:
-            if type(const) is int and const == _STAND_IN:
+        def back(const: Any, in_hash: bool) -> Any:  # the stand-in is put back in `__hash__` only
+            if in_hash and type(const) is int and const == _STAND_IN:
                 put.append(True)
                 return seed
             if type(const) is tuple:
-                return tuple(back(c) for c in const)
+                return tuple(back(c, in_hash) for c in const)
             if type(const) is CodeType:
-                return const.replace(co_consts=tuple(back(c) for c in const.co_consts))
+                in_hash = in_hash or const.co_name == "__hash__"
+                return const.replace(co_consts=tuple(back(c, in_hash) for c in const.co_consts))
             return const
 
-        code = back(code)
+        code = back(code, False)
         return code if put else None
 
     def install(self) -> GeneratedCode:
