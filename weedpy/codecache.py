@@ -170,7 +170,7 @@ class GeneratedCode:
                 os.replace(tmp, self.path)
             except (OSError, ValueError):
                 pass
-        self.codes = {}
+        self.codes, self.compiled = {}, 0  # a second finish writes nothing
 
 
 def name_free(module: ModuleType, name: str) -> bool:
