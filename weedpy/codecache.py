@@ -7,7 +7,7 @@ The text is the same at every start, so its code object can be kept as a module'
 `GeneratedCode` stands in for the compile step of both libraries (their module-level `exec` and
 `compile` names; attrs's before its module's code runs, for its own classes) and answers from a
 file of code objects keyed by the exact text, file name and compiler flags they compile with;
-what it had to compile is written back once start-up's imports are done. The classes come out
+what it had to compile is added to the file once start-up's imports are done. The classes come out
 as they would without it: the same text compiled the same way, only earlier. One part of a text
 changes at every start, the number of the process attrs's `__hash__` starts from (`_SEEDED`):
 that script is kept with a stand-in, and the number goes back into the code's constants. The
@@ -135,7 +135,7 @@ class GeneratedCode:
                     return code
             return builtins.compile(source, filename, mode, flags, True, optimize)
 
-        if name_free(dataclasses, "exec"):
+        if _name_free(dataclasses, "exec"):
             dataclasses.exec = exec_text  # type: ignore[attr-defined]
             self._patched.append((dataclasses, "exec"))
         attrs_make = sys.modules.get("attr._make")
@@ -148,7 +148,7 @@ class GeneratedCode:
                 sys.meta_path.remove(finder)
             if finder.seeded is not None:
                 self._patched.append((finder.seeded, "compile"))
-        elif name_free(attrs_make, "compile"):
+        elif _name_free(attrs_make, "compile"):
             attrs_make.compile = compile_script  # type: ignore[attr-defined]
             self._patched.append((attrs_make, "compile"))
         return self
@@ -162,18 +162,21 @@ class GeneratedCode:
                 delattr(module, name)
         self._patched.clear()
         if self.compiled and not sys.dont_write_bytecode:
+            tmp = f"{self.path}.{os.getpid()}.tmp"  # a process's own: the leader and its workers may write at once
             try:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                tmp = f"{self.path}.{os.getpid()}.tmp"
                 with open(tmp, "wb") as f:
                     f.write(_MAGIC + marshal.dumps(self.codes))
                 os.replace(tmp, self.path)
             except (OSError, ValueError):
-                pass
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
         self.codes, self.compiled = {}, 0  # a second finish writes nothing
 
 
-def name_free(module: ModuleType, name: str) -> bool:
+def _name_free(module: ModuleType, name: str) -> bool:
     """Whether `module` calls the builtin `name` (nothing of its own or another stand-in's there)."""
     return name not in vars(module)
 
