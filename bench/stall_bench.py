@@ -12,7 +12,8 @@ For each target (its own Go master and data directory) the harness
    - `idle`: nothing else happens (`--idle-seconds`);
    - `compact`: VacuumVolumeCompact then VacuumVolumeCommit of B over gRPC;
    - `fsync`: `--fsync-writes` uploads of `--fsync-size` bytes to B with `?fsync=true`
-     (`--fsync-clients` at once);
+     (`--fsync-clients` at once; `--fsync-query=` uploads without it, to tell the syncs' share
+     from the uploads' work);
    - `scrub`: ScrubVolume of B (`--scrub-mode`, default FULL: every record read and checked);
    - `idle2`: nothing again (how much the box itself moved during the run);
    each operation runs `--repeat` times (default 3) back to back in its window, so that its p99
@@ -312,7 +313,7 @@ class Target:
         first = self.next_key  # new needles every time (an identical rewrite appends nothing)
         self.next_key += a.fsync_writes
         return self.loadgen_run("-phase=write", f"-vids={B}", f"-n={a.fsync_writes}", f"-c={a.fsync_clients}",
-                                f"-size={a.fsync_size}", f"-keybase={first}", "-query=fsync=true")
+                                f"-size={a.fsync_size}", f"-keybase={first}", f"-query={a.fsync_query}")
 
     def _scrub(self) -> str:
         mode = getattr(vs, self.args.scrub_mode)
@@ -395,6 +396,8 @@ def main() -> int:
     p.add_argument("--fsync-writes", type=int, default=1000)
     p.add_argument("--fsync-size", type=parse_size, default=256 << 10)
     p.add_argument("--fsync-clients", type=int, default=4)
+    p.add_argument("--fsync-query", default="fsync=true",
+                   help="the fsync window's upload query ('': plain uploads, to tell the syncs from the uploads' work)")
     p.add_argument("--scrub-mode", default="FULL", choices=["INDEX", "FULL", "LOCAL", "READS"])
     p.add_argument("--repeat", type=int, default=3, help="times each operation runs in its window (more reads to rank)")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory, removed after")
