@@ -32,6 +32,7 @@ from weedpy.serve.replies import request_id
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
+    from native.storage import Volume
 
 __all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "stop_timer", "upload_reply"]
 
@@ -74,6 +75,7 @@ class Upload(NamedTuple):
     mime_type: str
     length: int  # the request's Content-Length, counted in flight until the reply is out
     fsync: bool = False  # `?fsync=true`: the append is synced before the reply (in a worker thread)
+    volume: "Volume | None" = None  # the volume `upload_volume` found (None: the store finds it)
 
 
 class UploadTarget(NamedTuple):
@@ -84,6 +86,7 @@ class UploadTarget(NamedTuple):
     cookie: int
     boundary: bytes
     fsync: bool = False
+    volume: "Volume | None" = None  # the store's volume `vid` when the head was read
 
 
 def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarget | None:
@@ -122,7 +125,7 @@ def upload_volume(app: "NativeHttp", req: Request, port_kind: str) -> UploadTarg
         return None
     if vol is None or vol.replica_placement.copy_count != 1:
         return None
-    return _new_record(UploadTarget, (vid, int(key, 16), int(cookie, 16), boundary, fsync is not None))
+    return _new_record(UploadTarget, (vid, int(key, 16), int(cookie, 16), boundary, fsync is not None, vol))
 
 
 def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: bytes) -> Upload | None:
@@ -165,7 +168,8 @@ def plan_upload(app: "NativeHttp", req: Request, target: UploadTarget, body: byt
         if len(compressed) * 10 < len(data) * 9:
             data, gzipped = compressed, True
     n = Needle.uploaded(target.key, target.cookie, data, name, mime_type.encode("latin-1"), int(time.time()), gzipped)
-    return _new_record(Upload, (target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync))
+    return _new_record(Upload, (target.vid, n, file_name, original_size, mime_type, req.content_length or 0, target.fsync,
+                                target.volume))
 
 
 def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
@@ -174,7 +178,19 @@ def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
     the upload asks for an fsync (that waits for the disk: a worker thread's job)."""
     if up.fsync and not blocking:
         raise WouldBlock(f"volume {up.vid}: an fsync write")
-    return app.ctx.store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
+    store = app.ctx.store
+    vol = up.volume
+    if vol is not None:  # the volume the head found: not looked up in the store a second time
+        try:
+            return vol.write_needle(up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
+        except WouldBlock:
+            raise
+        except StorageError:
+            if store.find_volume(up.vid, blocking=blocking) is vol:
+                raise
+            # unmounted, removed or replaced since the head came (a closed or removed volume
+            # refuses before it writes anything): the store answers as it would have
+    return store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
 
 
 def write_timer(app: "NativeHttp") -> Callable[[], None]:

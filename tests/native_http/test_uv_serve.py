@@ -269,3 +269,30 @@ def test_a_hand_over_waiting_on_a_client_that_reads_nothing_backs_off_then_close
     looks, aborted, closed = asyncio.run(main())
     assert aborted and closed == 1
     assert looks <= 10  # 5, 10, 20, ... ms apart until the idle timeout (a fixed 5 ms: about 60)
+
+
+def test_an_upload_whose_volume_went_away_after_its_head_is_stored_as_the_store_would(tmp_path) -> None:
+    """The append goes to the volume its head found; if that volume was unmounted since, the
+    store answers (not found, or the volume mounted again in its place takes the append)."""
+    from native.http._fast_write import plan_upload, store_upload, upload_volume
+    from native.storage import VolumeNotFound
+    from weedpy.http1 import Data, ServerConnection
+
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        conn = ServerConnection()
+        conn.receive_data(go_post(b"1,0e00000001", multipart([file_part(b"a.bin", BIN)])))
+        req = conn.next_event()
+        body = conn.next_event()
+        assert isinstance(body, Data)
+        target = upload_volume(py.app, req, "admin")
+        assert target is not None and target.volume is py.store.find_volume(1)
+        up = plan_upload(py.app, req, target, body.data)
+        assert up is not None
+        assert py.store.unmount_volume(1)
+        with pytest.raises(VolumeNotFound, match=r"^volume 1 not found$"):
+            store_upload(py.app, up)
+        remounted = py.store.mount_volume(1)
+        assert remounted is not up.volume
+        assert store_upload(py.app, up) is False  # appended to the volume mounted now
+        read = raw_exchange(py.port, go_get(b"1,0e00000001"))
+        assert (read.status, read.body) == (200, BIN)
