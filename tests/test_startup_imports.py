@@ -8,7 +8,7 @@ storage backends), the gRPC handler families (the first gRPC call), the differ, 
 proxy and mixed mode's follower (other modes), importlib.metadata (finding the Go binary),
 tomllib (a security.toml or route table to read), html (the status page) and the email package
 (HTTP dates are formatted without it), gzip (a metrics scrape that asks for it), calendar (the first
-If-Modified-Since), asyncio and uuid (structlog gets stand-ins for them:
+If-Modified-Since), idna (trio's host names that are not ASCII), asyncio and uuid (structlog gets stand-ins for them:
 `weedpy.imports.stand_in`) and exec mode's backend arguments. The master client imports h2's
 connection machinery, the generated messages (`proto.lazy`) and the heartbeat's records in a
 worker thread once the ports listen; the storage core loads by part (`native.storage._exports`): the volume code with
@@ -30,7 +30,7 @@ DEFERRED = (
     "h2.connection", "proto.master_pb2", "proto.volume_server_pb2", "native.ec_net", "native.storage._volume",
     "native.storage._volume_load", "native.storage._vacuum", "native.storage._scrub", "native.storage.tier._volume",
     "asyncio", "uuid", "gateway.backend_args", "native.storage.ec._volume", "native.storage.ec._layout", "gzip", "calendar",
-    "native.heartbeat",
+    "native.heartbeat", "idna",
 )
 
 
@@ -117,6 +117,19 @@ def _load_in_a_fresh_process(d, body: str) -> list[list[str]]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return [line.split() for line in out.stdout.splitlines()]
+
+
+def test_trio_encodes_a_host_name_that_is_not_ascii_with_the_real_idna() -> None:
+    """trio imports idna at its top for host names that are not ASCII: the server's imports give
+    it a stand-in (`DEFERRED` above), which loads idna at the first such name."""
+    code = (
+        "import sys\n"
+        "import weedpy.cli, native.server, trio\n"
+        "assert 'idna' not in sys.modules\n"
+        "print(trio.socket.getaddrinfo and trio._socket.encode_hostname('b\u00fccher.example'), 'idna' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["b'xn--bcher-kva.example'", "True"]
 
 
 def test_what_structlog_imports_for_its_async_methods_loads_when_they_are_used() -> None:

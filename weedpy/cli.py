@@ -10,9 +10,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from weedpy.imports import imports_without_gc, libraries_mapped_here
+from weedpy.imports import imports_without_gc, libraries_mapped_here, stand_in
 
-with imports_without_gc(), libraries_mapped_here():  # start-up time: see weedpy/imports.py
+# start-up time: see weedpy/imports.py (trio imports idna for host names that are not ASCII)
+with imports_without_gc(), libraries_mapped_here(), stand_in("idna"):
     from weedpy.codecache import GeneratedCode
 
     # the methods dataclasses and attrs generate for start-up's classes come from the kept code

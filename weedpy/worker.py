@@ -14,10 +14,11 @@ import socket
 import sys
 from typing import Any
 
-from weedpy.imports import imports_without_gc, libraries_mapped_here
+from weedpy.imports import imports_without_gc, libraries_mapped_here, stand_in
 from weedpy.serve.http_loop import uvloop_http
 
-with imports_without_gc(), libraries_mapped_here():  # start-up time: see weedpy/imports.py
+# start-up time: see weedpy/imports.py (trio imports idna for host names that are not ASCII)
+with imports_without_gc(), libraries_mapped_here(), stand_in("idna"):
     from weedpy.codecache import GeneratedCode
 
     GENERATED_CODE = GeneratedCode().install()  # weedpy/codecache.py; `main` hands the compile step back
