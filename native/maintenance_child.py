@@ -33,6 +33,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -61,6 +62,7 @@ _BOOT = "from native.maintenance_child import child_main; child_main()"
 # -- the server's side ------------------------------------------------------------------------------
 
 
+_REAP_WAIT_S = 0.01  # how long `_finish` waits for a killed child before a thread takes over
 _POLL_S = 0.5  # how often a compaction's reader looks at its volume while the child is silent
 
 
@@ -103,12 +105,18 @@ def _lines(proc: subprocess.Popen, what: str, v=None) -> Iterator[tuple[str, str
 
 
 def _finish(proc: subprocess.Popen) -> None:
-    """Kill the child if it still runs (an abandoned call) and reap it."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    """Kill the child if it still runs (an abandoned call) and reap it. An abandoned call's
+    generator may be closed on the event loop's thread, and a killed child waiting on the disk
+    (its I/O is in the idle class) dies only when that I/O ends: past a moment, a thread of its
+    own reaps it instead."""
     if proc.stdout is not None:
         proc.stdout.close()
+    if proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(timeout=_REAP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            threading.Thread(target=proc.wait, name="maintenance-child-reaper", daemon=True).start()
 
 
 def compact_copy_in_child(report_every: int):
