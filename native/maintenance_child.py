@@ -283,3 +283,6 @@ def child_main() -> None:
     except (StorageError, OSError) as exc:
         _say("E", str(exc).replace("\n", " "))
         sys.exit(1)
+    except Exception as exc:  # a bug: one line the server reports, not a traceback on its stderr
+        _say("E", f"{job['job']} process failed: {type(exc).__name__}: {exc}".replace("\n", " "))
+        sys.exit(1)

@@ -177,6 +177,22 @@ def test_a_killed_child_slow_to_end_is_reaped_by_a_thread(tmp_path: Path, monkey
     assert proc.stdout is not None and proc.stdout.closed
 
 
+def test_a_bug_in_the_child_is_one_line_for_the_server_not_a_traceback() -> None:
+    """An exception the child does not expect (here a job without its fields) is reported as the
+    call's error on the protocol, and nothing lands on the server's stderr (its log)."""
+    import json
+    import sys
+
+    import native.maintenance_child as mc
+
+    done = subprocess.run([sys.executable, "-c", mc._BOOT, json.dumps({"job": "compact"})],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == b""
+    assert done.stdout.startswith(b"E compact process failed: KeyError: ")
+    assert done.stdout.count(b"\n") == 1
+
+
 def test_setting_from_the_environment() -> None:
     assert in_child({})
     assert not in_child({"WEEDPY_MAINTENANCE_CHILD": "0"})
