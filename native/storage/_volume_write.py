@@ -121,7 +121,12 @@ class VolumeWrites(VolumeReads):
         return _new_result(WriteResult, (offset, len(n.data), False))  # the tuple's C `__new__`
 
     def _append_needle(self, n: Needle, nv: NeedleValue | None, check_cookie: bool) -> int:
-        """Append `n` (the id's current entry `nv`) under the append's hold; its offset."""
+        """Append `n` (the id's current entry `nv`) under the append's hold; its offset.
+
+        `nv` was read under that hold, so it is still the id's entry: this thread holds the
+        write lock, and on a shared volume the slot lock too, taken before `get` after the
+        catch-up; no other process commits a row then, so a read's catch-up on another thread
+        finds nothing to apply."""
         if nv is not None:
             existing = self._read_header_at(nv.offset * PADDING_SIZE)
             if n.cookie == 0 and not check_cookie:
@@ -145,7 +150,7 @@ class VolumeWrites(VolumeReads):
         if nv is None or nv.offset * PADDING_SIZE < offset:
             units = offset // PADDING_SIZE
             self._append_idx(codec.encode(n.id, units, size), undo_dat=offset)
-            if nv is None and self.shared is None:  # a new id that no one else can have added since `get`
+            if nv is None:  # a new id that no one else can have added since `get` (see below)
                 self.nm.put_absent(n.id, units, size)
             else:
                 self.nm.put(n.id, units, size)
