@@ -148,16 +148,31 @@ class VolumeSharing(VolumeBase):
         s = self.shared
         if s is None:
             return
-        if not s.lock(blocking=blocking):
+        if not s.lock(blocking):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
             words = s.words()
-            if not blocking:
-                if words[1] != self._shared_gen or self._idx_size > words[3]:
-                    raise WouldBlock(f"volume {self.id} must be reopened first")
-                if words[3] - self._idx_size > INLINE_CATCH_UP_BYTES:  # as `_follow`: a burst is a thread's job
-                    raise WouldBlock(f"volume {self.id}: many rows to catch up with")
-            self._sync_locked(s, words)
+            _, gen, dat_end, idx_end, append_ns, modified, flags, writer = words
+            behind = idx_end - self._idx_size
+            if writer or gen != self._shared_gen or words[0] != self.id + 1 or behind < 0 \
+                    or behind > INLINE_CATCH_UP_BYTES:
+                # a torn tail to cut, replaced or removed files, or a burst to catch up with
+                if not blocking:
+                    if gen != self._shared_gen or behind < 0:
+                        raise WouldBlock(f"volume {self.id} must be reopened first")
+                    if behind > INLINE_CATCH_UP_BYTES:  # as `_follow`: a burst is a thread's job
+                        raise WouldBlock(f"volume {self.id}: many rows to catch up with")
+                self._sync_locked(s, words)
+            elif behind or dat_end != self._dat_size or append_ns > self.last_append_at_ns \
+                    or modified > self.last_modified_ts or flags or self.no_write_or_delete \
+                    or self.no_write_can_delete:
+                # `_sync_locked`'s catch-up, the files being current (the common case of two
+                # processes writing in turn: the other's row, or nothing but its ends)
+                lock = self._follow_lock
+                assert lock is not None
+                with lock:
+                    self._apply_committed(idx_end, dat_end, append_ns, modified, flags, exact=True)
+            # else: nothing was committed since this view's own append (the view is exact)
             if self.no_write_or_delete:
                 raise ReadOnly(f"volume {self.id} is read only")
             s.set_writer(self._pid)

@@ -108,8 +108,11 @@ class VolumeWrites(VolumeReads):
                 end = self._dat_size
                 ok = True
             finally:
-                if shared is not None:
-                    self._end_append(ok)
+                if shared is not None:  # `_end_append`, inline
+                    if ok:
+                        shared.publish_and_unlock(end, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
+                    else:
+                        shared.unlock()
         finally:
             lock.release()
         if fsync:
