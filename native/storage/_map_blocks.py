@@ -45,8 +45,8 @@ class BlockMap:
             return self._offs[bi][j], self._sizes[bi][j]
         return None
 
-    def set(self, key: int, offset: int, size: int) -> bool:
-        """Insert or overwrite; True when the key was new here."""
+    def set(self, key: int, offset: int, size: int) -> tuple[int, int] | None:
+        """Insert or overwrite; the (offset, size) overwritten, None when the key was new here."""
         maxes = self._maxes
         bi = len(maxes) if not maxes or key > maxes[-1] else bisect_left(maxes, key)
         if bi == len(maxes):
@@ -61,20 +61,22 @@ class BlockMap:
                 self._sizes.append(array("i", (size,)))
                 maxes.append(key)
             self._len += 1
-            return True
+            return None
         kb = self._keys[bi]
         j = bisect_left(kb, key)
         if j < len(kb) and kb[j] == key:
-            self._offs[bi][j] = offset
-            self._sizes[bi][j] = size
-            return False
+            ob, sb = self._offs[bi], self._sizes[bi]
+            old = ob[j], sb[j]
+            ob[j] = offset
+            sb[j] = size
+            return old
         kb.insert(j, key)
         self._offs[bi].insert(j, offset)
         self._sizes[bi].insert(j, size)
         self._len += 1
         if len(kb) > 2 * BLOCK:
             self._split(bi)
-        return True
+        return None
 
     def _split(self, bi: int) -> None:
         kb, ob, sb = self._keys[bi], self._offs[bi], self._sizes[bi]

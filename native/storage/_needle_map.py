@@ -54,7 +54,7 @@ def _scalar_view(a, fmt: str) -> memoryview:
 class SortedBase:
     """Immutable sorted columns; `owner` keeps whatever backs them (an mmap) alive."""
 
-    __slots__ = ("keys", "offsets", "sizes", "deleted", "owner", "_k", "_o", "_s", "_n")
+    __slots__ = ("keys", "offsets", "sizes", "deleted", "owner", "_k", "_o", "_s", "_n", "top")
 
     def __init__(self, keys, offsets, sizes, deleted: int = 0, owner: object = None) -> None:
         """Columns: numpy arrays (or `array`s) of uint64 keys, uint32/uint64 offsets, int32 sizes."""
@@ -65,6 +65,7 @@ class SortedBase:
         self._o = _scalar_view(offsets, "I" if offsets.itemsize == 4 else "Q")
         self._s = _scalar_view(sizes, "i")
         self._n = len(keys)
+        self.top = self._k[self._n - 1] if self._n else -1  # the largest key (-1: none)
 
     @classmethod
     def empty(cls) -> "SortedBase":
@@ -248,8 +249,13 @@ class NeedleMap:
     def put(self, key: int, offset: int, size: int) -> NeedleValue | None:
         """A write at runtime (Go's NeedleMap.Put + logPut)."""
         with self._lock:
-            old = self._find(key)
-            self._store(key, offset, size, old)
+            if key > self._base.top:  # not in the base: the overlay's entry is the key's (one call)
+                old = self._ov.set(key, offset, size)
+                if old is None:
+                    self._len += 1
+            else:
+                old = self._find(key)
+                self._store(key, offset, size, old)
             if key > self.max_file_key:
                 self.max_file_key = key
             self.file_count += 1

@@ -196,3 +196,24 @@ def test_put_absent_is_put_of_a_key_get_finds_absent(rows: list[tuple[int, int, 
             b.put(key, offset, size)
     assert list(a.items()) == list(b.items()) and len(a) == len(b)
     assert a.counters() == b.counters()
+
+
+@settings(max_examples=200)
+@given(st.lists(row, max_size=60), st.booleans(),
+       st.lists(st.tuples(st.integers(1, 60), st.integers(1, 10**6), st.integers(-1, 5000)), max_size=60))
+def test_runtime_put_over_a_loaded_base(rows: list[tuple[int, int, int]], sorted_semantics: bool,
+                                        writes: list[tuple[int, int, int]]) -> None:
+    """put returns what get found and counts as Go's Put, whether the key is above the base's
+    largest (the overlay alone answers) or not."""
+    m = NeedleMap.from_columns(columns(rows), 3, sorted_semantics=sorted_semantics)
+    for key, offset, size in writes:
+        before, c, n = m.get(key), m.counters(), len(m)
+        assert m.put(key, offset, size) == before
+        after = m.counters()
+        dead = before.size if before is not None and before.size > 0 else 0
+        assert (after.file_count, after.file_bytes) == (c.file_count + 1, c.file_bytes + size)
+        assert (after.deletion_count, after.deletion_bytes) == (c.deletion_count + (dead > 0), c.deletion_bytes + dead)
+        assert after.max_file_key == max(c.max_file_key, key)
+        assert len(m) == n + (before is None)
+        got = m.get(key)
+        assert got is not None and (got.key, got.offset, got.size) == (key, offset, size)
