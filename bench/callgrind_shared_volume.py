@@ -25,8 +25,8 @@ def run_writes(mode: str, n: int, size: int, feed: int) -> None:
     """`feed` of `n` prepared writes (a few first as warm-up), alternating between the stores."""
     with tempfile.TemporaryDirectory(prefix="shared-volume-") as tmp:
         stores = _stores(Path(tmp), mode)
-        warm = _needles(20, size, 1 << 30)
-        needles = _needles(n, size, 1)
+        warm = _needles(20, size, 1)
+        needles = _needles(n, size, 1 << 20)  # ids above the warm-up's, increasing (as the master hands them out)
         for i, nd in enumerate(warm):
             stores[i % len(stores)].write_needle(VID, nd, blocking=False)
         for i, nd in enumerate(needles[:feed]):
