@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from typing import TYPE_CHECKING
 
 from native.http._content import _disposition
@@ -19,8 +20,8 @@ from native.fileid import filepath_ext
 from native.http._read import PAGED_READ_LIMIT, _http_date
 from native.http._sniff import detect_content_type
 from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, StorageError
-from weedpy.http1 import Request, http_date
-from weedpy.serve.replies import request_id
+from weedpy.http1 import Request, format_http_date
+from weedpy.serve.replies import request_id_bits as _rand32
 
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
@@ -29,22 +30,28 @@ __all__ = ["fast_read"]
 
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{9,24})\Z")
 _PLAIN = frozenset({b"host", b"user-agent", b"accept", b"accept-encoding", b"connection"})
+_PLAIN_SPELT = _PLAIN | {b"-".join(part.capitalize() for part in name.split(b"-")) for name in _PLAIN}
+_time = time.time
+_time_ns = time.time_ns
+_http_date_at = functools.lru_cache(maxsize=4)(format_http_date)
 
 
 def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
-    """(response bytes, in-flight bytes the caller must release after sending) or None."""
+    """(response bytes, the record's size) or None. The caller counts the size in the download's
+    bytes in flight until the bytes are out (`app.download`), as Go does."""
     m = _TARGET.match(req.target)
     if m is None or not req.keep_alive or req.http_version != b"1.1" or req.chunked or req.content_length:
         return None
     for name, _ in req.headers:
-        if name.lower() not in _PLAIN:
+        if name not in _PLAIN_SPELT and name.lower() not in _PLAIN:  # as clients spell them, first
             return None
-    if app.read_key or app.download.over:
+    download = app.download
+    if app.read_key or (download.limit and download.over):
         return None
-    vid = int(m.group(1))
+    vid_text, fid = m.groups()
+    vid = int(vid_text)
     if vid > 0xFFFFFFFF:
         return None
-    fid = m.group(2)
     try:
         vol = app.ctx.store.find_volume(vid, blocking=False)  # WouldBlock (a StorageError): the full path
         if vol is None:
@@ -57,7 +64,6 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     cookie, data, flags, name, mime, last_modified, crc, record_size = found
     if cookie != int(fid[-8:], 16) or flags & _DECLINED_FLAGS:
         return None
-    app.download.add(record_size)  # released by the caller once the bytes are out
     # Go's headers in its order (sorted by name, then Date and the sniffed type of an untyped GET)
     if name:
         filename = name.decode("latin-1")
@@ -78,11 +84,11 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
         tail = "Content-Type: " + detect_content_type(data[:512]) + "\r\n\r\n"
     wire = (
         "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n" + disposition
-        + "Content-Length: %d\r\n%sEtag: \"%08x\"\r\n%sServer: %s\r\nX-Amz-Request-Id: %s\r\nDate: %s\r\n%s" % (
+        + "Content-Length: %d\r\n%sEtag: \"%08x\"\r\n%sServer: %s\r\nX-Amz-Request-Id: %X%08X\r\nDate: %s\r\n%s" % (
             len(data), ("Content-Type: " + mtype + "\r\n") if mtype else "", crc,
             ("Last-Modified: " + _last_modified(last_modified) + "\r\n") if last_modified else "",
-            app.server, request_id(), http_date(), tail)
-    ).encode("latin-1", "replace")
+            app.server, _time_ns(), _rand32(32), _http_date_at(int(_time())), tail)
+    ).encode("latin-1", "replace")  # the request id is request_id()'s, the date http_date()'s, inline
     if req.method == b"HEAD":
         return wire, record_size
     return wire + data, record_size

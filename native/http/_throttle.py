@@ -28,13 +28,14 @@ class InflightLimit:
     """One direction's in-flight bytes; `limit` 0 disables waiting (the counter still counts).
     `counters`: every process's word (shared), `index` this process's; None: one process."""
 
-    __slots__ = ("limit", "timeout", "_own", "_counters", "_index", "_changed")
+    __slots__ = ("limit", "timeout", "shared", "_own", "_counters", "_index", "_changed")
 
     def __init__(self, limit: int, timeout: float, counters: memoryview | None = None, index: int = 0) -> None:
         self.limit = limit
         self.timeout = timeout
         self._own = 0
         self._counters = counters
+        self.shared = counters is not None  # other processes see this counter (and only they could see a brief add)
         self._index = index
         self._changed = trio.Event()
 

@@ -155,6 +155,7 @@ class NativeHttp:
             fast = fast_read(self, raw)
             if fast is not None:
                 data, inflight = fast
+                self.download.add(inflight)
                 exch.started = True
                 exch.status = 200
                 exch.served_fast = True

@@ -148,10 +148,11 @@ class _Conn(UvConnection):
         """Answer a plain read; False when handed over to trio's path."""
         host = self.host
         front = host.front
-        if req.has_body or type(self.conn.next_event()) is not EndOfMessage:
+        has_body = req.chunked or req.content_length  # Request.has_body, inline
+        if has_body or type(self.conn.next_event()) is not EndOfMessage:
             # a read with a body is not the fast path's; one without ends at once (its end is
             # taken here, so trio's path gets it as a request whose body was all taken)
-            self.hand_over(req, None if req.has_body else (b"", True))
+            self.hand_over(req, None if has_body else (b"", True))
             return False
         token = front.direct_route(self.kind, req, self.client_host, _NATIVE)
         if token is None:
@@ -166,8 +167,15 @@ class _Conn(UvConnection):
             return False
         data, inflight = fast
         assert self.t is not None
-        self.t.write(data)
-        app.download.release(inflight)  # the bytes are the transport's now
+        # Go counts the bytes in flight until they are out; here they are the transport's at once,
+        # so only another process (a shared counter) could ever see them counted
+        download = app.download
+        if download.shared:
+            download.add(inflight)
+            self.t.write(data)
+            download.release(inflight)
+        else:
+            self.t.write(data)
         front.direct_done(token, req.method, 200, _perf() - t0, self.client_host)
         return True
 

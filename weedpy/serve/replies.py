@@ -9,9 +9,10 @@ import time
 
 from weedpy.http1 import http_date, simple_response
 
-__all__ = ["request_id", "handler_headers", "json_error", "go_json", "date_header"]
+__all__ = ["request_id", "request_id_bits", "handler_headers", "json_error", "go_json", "date_header"]
 
 _RNG = random.Random()  # request ids need uniqueness, not secrecy
+request_id_bits = _RNG.getrandbits  # request_id()'s random part, for a caller that formats it inline
 
 
 def request_id() -> str:
