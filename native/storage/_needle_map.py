@@ -180,9 +180,13 @@ class NeedleMap:
 
     def locate(self, key: int) -> tuple[int, int] | None:
         """(offset in 8-byte units, size) of `key`, as `get` finds it, without building a
-        NeedleValue (the read fast path)."""
+        NeedleValue (the read fast path; `_find`, inline)."""
         with self._lock:
-            return self._find(key)
+            if self._ov._len:
+                found = self._ov.locate(key)
+                if found is not None:
+                    return found
+            return self._base.locate(key, self.sorted_semantics)
 
     def __contains__(self, key: int) -> bool:
         return self.locate(key) is not None

@@ -166,10 +166,11 @@ class VolumeReads(VolumeBase):
         version = self.super_block.version
         if version == VERSION1:
             return None
-        try:
-            self._follow(False)
-        except WouldBlock:
-            return None
+        if self.shared is not None:  # another process may have committed (not for a volume of its own)
+            try:
+                self._follow(False)
+            except WouldBlock:
+                return None
         loc = self.nm.locate(needle_id)
         if loc is None:
             return None
@@ -179,16 +180,22 @@ class VolumeReads(VolumeBase):
         # actual_size(size, version), inline: header, body, checksum (and timestamp), padding to 8
         length = NEEDLE_HEADER_SIZE + size + (CHECKSUM_SIZE + TIMESTAMP_SIZE if version == VERSION3 else CHECKSUM_SIZE)
         length += PADDING_SIZE - length % PADDING_SIZE
-        gate = self._gate
-        if not gate.enter_nowait():  # a compaction commit is swapping the files: the full path waits
+        # The files held steady for the pread by the read gate's lock itself, held over it (the
+        # gate's enter and exit, without counting a reader): a compaction commit's swap or a
+        # close waits for it; a thread's read waits at most this one pread. Busy or swapping:
+        # the full path waits.
+        io = self._io
+        if not io.acquire(False):
             return None
         try:
             fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
-            raw = self.files.pread(fd, length, units * PADDING_SIZE) if fd >= 0 else b""
+            if self._swapping or self._closed or fd < 0:
+                return None
+            raw = self.files.pread(fd, length, units * PADDING_SIZE)
         except OSError:  # an unreadable sector (EIO): the full path reports it as an error
             return None
         finally:
-            gate.__exit__()
+            io.release()
         if len(raw) < length:
             return None
         cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
@@ -198,7 +205,8 @@ class VolumeReads(VolumeBase):
         n = NEEDLE_HEADER_SIZE + size
         data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
         crc = _crc32c_bytes(data)
-        if not crc_matches(int.from_bytes(raw[n:n + 4], "big"), crc):
+        stored = int.from_bytes(raw[n:n + 4], "big")
+        if stored != crc and not crc_matches(stored, crc):  # the legacy form only when it differs
             return None
         # The optional fields, each read only while bytes remain (as decode_needle does).
         flags, name, mime, last_modified = 0, b"", b"", 0
