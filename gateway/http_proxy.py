@@ -104,12 +104,15 @@ def client_response_head(resp: Response, close: bool, http10_keep_alive: bool) -
 # the status lines a plain final answer may begin with, by their bytes: a slice and a dict lookup
 # cost a fraction of a regex match
 _STATUS_LINES = {b"HTTP/1.1 %d " % status: status for status in range(200, 600)}
-# One scan for what decides: a plain Content-Length (group 1), or a framing header the shortcut
-# leaves to the parser (group 2: hop-by-hop, or a Content-Length it cannot read). It scans a
-# lower-cased copy of the head: re.IGNORECASE costs the scan twice the instructions per byte,
-# far more than `bytes.lower()` (ASCII only, as IGNORECASE is on bytes).
-_FRAMING = re.compile(rb"\r\n(?:content-length: *([0-9]{1,18}) *(?=\r\n)|"
-                      rb"(transfer-encoding|connection|keep-alive|content-length):)")
+# One scan for what decides: every framing header at a line's start, as the length a plain
+# Content-Length gives (its group), or b"" for one the shortcut leaves to the parser (hop-by-hop,
+# or a Content-Length it cannot read). It scans a lower-cased copy of the head: re.IGNORECASE
+# costs the scan twice the instructions per byte, far more than `bytes.lower()` (ASCII only, as
+# IGNORECASE is on bytes). The engine tries the pattern at every line, so the alternatives begin
+# with their first letters and the group is entered only in a Content-Length line: a fifth
+# fewer instructions than one group per alternative.
+_FRAMING = re.compile(rb"\r\n(?:c(?:ontent-length:(?: *([0-9]{1,18}) *(?=\r\n))?|onnection:)|"
+                      rb"transfer-encoding:|keep-alive:)")
 LENGTH_HEADER = re.compile(rb"(\r\n[Cc]ontent-[Ll]ength: *)[0-9]+ *\r\n")
 
 
@@ -126,9 +129,9 @@ def quick_head(head: bytes, end: int | None = None) -> tuple[int, int] | None:
     found = _FRAMING.findall((head[13:end] if end is not None else head[13:]).lower())
     if not found:
         return (status, 0) if status in (204, 304) else None
-    if len(found) != 1 or found[0][1]:
+    if len(found) != 1 or not found[0]:
         return None
-    return status, int(found[0][0])
+    return status, int(found[0])
 
 
 
