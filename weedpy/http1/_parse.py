@@ -103,10 +103,19 @@ def canonical_head(req: Request) -> bytes | None:
     end = wire.find(b"\r\n\r\n") + 4
     if end < 4:
         return None
-    head = wire[:end] if end < len(wire) else wire
     lines = len(req.headers) + 2
-    if head.count(b"\n") != lines or head.count(b"\r\n") != lines:
-        return None
+    if end == len(wire):
+        # The read held the head alone (most requests without a body): one `replace` and a
+        # memchr tell what the two `count`s below tell (as many CRLF pairs as lines, and no LF
+        # outside one), for fewer instructions.
+        bare = wire.replace(b"\r\n", b"")
+        if 0x0A in bare or len(wire) - len(bare) != 2 * lines:
+            return None
+        head = wire
+    else:
+        head = wire[:end]
+        if head.count(b"\n") != lines or head.count(b"\r\n") != lines:
+            return None
     if not head.startswith(b"%s %s HTTP/1.1\r\n" % (req.method, req.target)):
         return None
     return head
