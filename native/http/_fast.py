@@ -67,7 +67,10 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
     # Go's headers in its order (sorted by name, then Date and the sniffed type of an untyped GET)
     if name:
         filename = name.decode("latin-1")
-        disposition = "Content-Disposition: " + _inline_disposition(filename) + "\r\n"
+        if _TOKEN.match(filename) is not None:  # a token needs no quoting (_inline_disposition, inline)
+            disposition = "Content-Disposition: inline; filename=" + filename + "\r\n"
+        else:
+            disposition = "Content-Disposition: " + _inline_disposition(filename) + "\r\n"
     else:
         filename = disposition = ""
     mtype = ""

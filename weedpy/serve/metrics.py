@@ -172,7 +172,9 @@ class GoRequestMeter:
         if c is None:
             c = slot.counter(status)
         c.value += 1
-        slot.latency.observe(seconds)
+        latency = slot.latency  # its `observe`, inline: once per request, one call less
+        latency.counts[bisect_left(latency.bounds, seconds)] += 1
+        latency.sum += seconds
 
 
 class RouteMeter:
