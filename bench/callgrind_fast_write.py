@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -172,8 +173,9 @@ def main() -> int:
         run_uploads(args.n, args.size, args.profile, args.feed, args.phase)
         return 0
     common = ("-n", str(args.n), "--size", str(args.size), "--phase", args.phase, "--feed")
-    zero = inner_instructions(__file__, "x", *common, "0")
-    full = inner_instructions(__file__, "x", *common, str(args.n))
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict and set layouts in both runs and every tree
+    zero = inner_instructions(__file__, "x", *common, "0", env=env)
+    full = inner_instructions(__file__, "x", *common, str(args.n), env=env)
     what = "upload" if args.phase == "write" else "read"
     print(f"{(full - zero) / args.n / 1000:.1f}k instructions per {what}")
     return 0
