@@ -180,15 +180,18 @@ class VolumeSharing(VolumeBase):
             s.unlock()
             raise
 
-    def _end_append(self, ok: bool) -> None:
+    def _end_append(self, ok: bool, *, refused: bool = False) -> None:
         """Publish the append (when it completed) and let the next writer in. A failed one leaves
-        the writer mark set: the next append cuts whatever it wrote."""
+        the writer mark set: the next append cuts whatever it wrote; one `refused` before it
+        wrote anything takes the mark off."""
         s = self.shared
         if s is None:
             return
         if ok:
             s.publish_and_unlock(self._dat_size, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
         else:
+            if refused:
+                s.set_writer(0)
             s.unlock()
 
     def _sync_locked(self, s: SharedSlot, words: tuple[int, ...] | None = None) -> None:

@@ -21,6 +21,10 @@ from ._errors import WouldBlock
 
 __all__ = ["VolumeWrites"]
 
+# What an append refuses with before it writes a byte (each is raised before the record's
+# pwrite): the writer mark it set comes off again, the next writer has nothing to cut.
+REFUSALS = (ReadOnly, CookieMismatch, VolumeFull)
+
 _new_result = tuple.__new__  # a NamedTuple's own __new__ is Python code
 _SMALLEST_MAX_SIZE = OffsetCodec(4).max_volume_size  # below it, no offset width's limit is near
 
@@ -50,7 +54,7 @@ class _Appending:
     def __exit__(self, exc_type: object, *_: object) -> None:
         v = self._v
         try:
-            v._end_append(exc_type is None)
+            v._end_append(exc_type is None, refused=isinstance(exc_type, type) and issubclass(exc_type, REFUSALS))
         finally:
             v._write_lock.release()
 
@@ -95,7 +99,7 @@ class VolumeWrites(VolumeReads):
             shared = self.shared
             if shared is not None:
                 self._begin_append(blocking=blocking)
-            ok = False
+            ok = refused = False
             try:
                 # checked once the append holds the volume: a shared volume has caught up with the
                 # other processes' rows and read-only marks then (no separate `_follow` first)
@@ -107,11 +111,16 @@ class VolumeWrites(VolumeReads):
                     offset = self._append_needle(n, nv, check_cookie)
                 end = self._dat_size
                 ok = True
+            except REFUSALS:
+                refused = True
+                raise
             finally:
                 if shared is not None:  # `_end_append`, inline
                     if ok:
                         shared.publish_and_unlock(end, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
                     else:
+                        if refused:  # nothing was written: no tail for the next writer to cut
+                            shared.set_writer(0)
                         shared.unlock()
         finally:
             lock.release()

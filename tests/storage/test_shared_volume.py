@@ -314,12 +314,10 @@ def test_a_slot_lock_excludes_another_description_until_released() -> None:
 
 
 def test_a_view_of_replaced_files_never_cuts_the_files_its_readers_still_read(tmp_path: Path) -> None:
-    """A writer mark left in the slot (here by a write refused as read-only) tells the next
-    append to cut the files back to the committed ends. A process whose view still holds the
-    files a compaction commit replaced must not cut those (its reads in flight finish on them,
-    and the ends are the new files'): it reopens first."""
-    from native.storage import ReadOnly
-
+    """A writer mark left in the slot (here by a writer that died mid-append, having written
+    nothing past the ends) tells the next append to cut the files back to the committed ends. A
+    process whose view still holds the files a compaction commit replaced must not cut those (its
+    reads in flight finish on them, and the ends are the new files'): it reopens first."""
     leader, worker, _ = _shared_pair(tmp_path)
     for i in range(1, 21):
         leader.write_needle(VID, mk(i, bytes([i]) * 2000))
@@ -334,16 +332,49 @@ def test_a_view_of_replaced_files_never_cuts_the_files_its_readers_still_read(tm
             pass
         leader.commit_compact_volume(VID)
         assert leader.volume(VID).dat_size < old_size
-        leader.mark_volume_readonly(VID, can_delete=True)
-        with pytest.raises(ReadOnly):
-            leader.write_needle(VID, mk(21, b"refused"))
-        assert worker.delete_needle(VID, 16, 0x1234) > 0  # deletes are still allowed
+        slot = leader.volume(VID).shared
+        slot.lock()
+        slot.set_writer(999_999)
+        slot.unlock()
+        assert worker.delete_needle(VID, 16, 0x1234) > 0
         assert os.fstat(old_dat).st_size == old_size, "the replaced files were cut under the worker's readers"
     finally:
         os.close(old_dat)
     for store in (leader, worker):
         assert store.read_needle(VID, 20).data == bytes([20]) * 2000
     assert os.path.getsize(leader.volume(VID).dat_path) == leader.volume(VID).shared.dat_end
+
+
+def test_a_refused_append_leaves_no_writer_mark(tmp_path: Path) -> None:
+    """A write or delete refused before it writes anything (read-only, another cookie, over the
+    size limit) takes its writer mark off: the next append has nothing to cut; a refusal in one
+    view and the other view's next append both work."""
+    from native.storage import CookieMismatch, ReadOnly, VolumeFull
+
+    leader, worker, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"one"))
+    lv, wv = leader.volume(VID), worker.volume(VID)
+    with pytest.raises(CookieMismatch):
+        worker.write_needle(VID, Needle(id=1, cookie=0x9999, data=b"other cookie"))
+    assert lv.shared.writer == 0
+    with pytest.raises(CookieMismatch):
+        worker.delete_needle(VID, 1, 0x9999)
+    assert lv.shared.writer == 0
+    wv.size_limit = wv.dat_size + 8
+    with pytest.raises(VolumeFull):
+        worker.write_needle(VID, mk(2, b"x" * 100))
+    assert lv.shared.writer == 0
+    wv.size_limit = None
+    wv.disk_space_low = lambda: True
+    with pytest.raises(ReadOnly):
+        worker.write_needle(VID, mk(3, b"low disk"))
+    assert lv.shared.writer == 0
+    wv.disk_space_low = lambda: False
+    leader.write_needle(VID, mk(4, b"four"))
+    worker.write_needle(VID, mk(5, b"five"))
+    for store in (leader, worker):
+        assert [store.read_needle(VID, k).data for k in (1, 4, 5)] == [b"one", b"four", b"five"]
+    assert os.path.getsize(lv.dat_path) == lv.shared.dat_end
 
 
 def test_a_torn_tail_of_replaced_files_is_cut_by_a_view_of_the_old_ones(tmp_path: Path) -> None:
