@@ -43,8 +43,9 @@ def _digests(v: Volume) -> tuple[str, str]:
     return tuple(hashlib.sha256(Path(v.file_name(ext)).read_bytes()).hexdigest() for ext in (".cpd", ".cpx"))
 
 
-def _children() -> list[int]:
-    """This process's maintenance children still alive."""
+def maintenance_children(parent: int | None = None) -> list[int]:
+    """The maintenance children of `parent` (this process) still alive."""
+    parent = os.getpid() if parent is None else parent
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -54,16 +55,16 @@ def _children() -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == os.getpid() and b"maintenance_child" in cmdline and stat[0] != b"Z":
+        if int(stat[1]) == parent and b"maintenance_child" in cmdline and stat[0] != b"Z":
             out.append(int(entry))
     return out
 
 
 def _children_end() -> list[int]:
-    """`_children()` once every killed child has ended (a killed child may be reaped by a
+    """`maintenance_children()` once every killed child has ended (a killed child may be reaped by a
     thread of its own, `_finish`), waiting at most 10 s."""
     deadline = time.monotonic() + 10
-    while (alive := _children()) and time.monotonic() < deadline:
+    while (alive := maintenance_children()) and time.monotonic() < deadline:
         time.sleep(0.01)
     return alive
 
@@ -131,12 +132,12 @@ def test_a_killed_child_fails_the_compaction_and_the_volume_serves_on(tmp_path: 
         # 1 MiB/s: the child is still copying when it is killed
         steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(1 << 20))
         next(steps)
-        (child,) = _children()
+        (child,) = maintenance_children()
         assert _nice(child) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 19)
         os.kill(child, 9)
         with pytest.raises(VacuumError, match="compaction process ended without a result"):
             _run(steps)
-        assert _children() == []
+        assert maintenance_children() == []
         assert v.read_needle(2).data
         v.write_needle(Needle.create(1000, 0x1234, b"after"))
         result, _ = _run(compact_steps(v, copy=compact_copy_in_child(1 << 20)))
@@ -152,7 +153,7 @@ def test_an_abandoned_compaction_ends_its_child(tmp_path: Path) -> None:
     try:
         steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(1 << 20))
         next(steps)
-        assert len(_children()) == 1
+        assert len(maintenance_children()) == 1
         steps.close()  # what a cancelled VacuumVolumeCompact does
         assert _children_end() == []
         assert v.compaction_lock.acquire(blocking=False)  # the next compaction may start

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from native.maintenance_child import compact_copy_in_child
 from native.storage import Needle, StorageError, Volume, commit_compact, compact, compact_steps
+from tests.native_core.test_maintenance_child import maintenance_children
 
 _SERVER = textwrap.dedent("""
     import os, sys, threading
@@ -35,16 +36,9 @@ _SERVER = textwrap.dedent("""
 
 def _child_of(pid: int) -> int:
     for _ in range(200):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat[1]) == pid and b"maintenance_child" in cmdline:
-                return int(entry)
+        found = maintenance_children(pid)
+        if found:
+            return found[0]
         time.sleep(0.05)
     raise AssertionError("no maintenance child")
 
@@ -78,50 +72,21 @@ def test_a_compaction_child_stops_when_its_server_dies(tmp_path: Path) -> None:
             server.wait()
 
 
-def test_a_compaction_child_stops_when_its_volume_is_deleted(tmp_path: Path) -> None:
-    """A volume deleted mid-compaction (delete_collection closes and removes it while a
-    compaction runs): the copy fails as it does in the server's thread ("volume N is closed"),
-    and no `.cpx` is left behind in the directory."""
-    v = Volume.create(str(tmp_path), 7)
+def _filled(directory: Path, needles: int) -> tuple[Volume, bytes]:
+    """A volume of `needles` needles of the same 256 KiB, synced."""
+    v = Volume.create(str(directory), 7)
     data = os.urandom(256 << 10)
-    for key in range(1, 17):
+    for key in range(1, needles + 1):
         v.write_needle(Needle.create(key, 0x1234, data))
     v.sync()
-    # 1 MiB/s: the copy takes ~4 s; silent (no progress line) until it ends
+    return v, data
+
+
+def _compaction_in_thread(v: Volume) -> tuple[threading.Thread, list[object]]:
+    """A compaction of `v` at 1 MiB/s with its copy in a child (silent, no progress line, until
+    the copy ends), driven by a thread; the list gets its result or its StorageError."""
     steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(128 << 20))
-    outcome: list[BaseException | object] = []
-
-    def run() -> None:
-        try:
-            while True:
-                next(steps)
-        except StopIteration as stop:
-            outcome.append(stop.value)
-        except StorageError as exc:
-            outcome.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    _child_of(os.getpid())
-    v.destroy()
-    t.join()
-    (result,) = outcome
-    assert isinstance(result, StorageError) and str(result) == "volume 7 is closed"
-    assert os.listdir(tmp_path) == []
-
-
-def test_a_compaction_child_ends_when_its_volume_is_closed(tmp_path: Path) -> None:
-    """A volume closed mid-compaction (unmounted; it may be mounted again as a new volume and
-    compacted anew into the same `.cpd`/`.cpx`): the copy fails as in the server's thread
-    ("volume N is closed") and its child is gone, no second writer of those files left."""
-    v = Volume.create(str(tmp_path), 7)
-    data = os.urandom(256 << 10)
-    for key in range(1, 33):
-        v.write_needle(Needle.create(key, 0x1234, data))
-    v.sync()
-    # 1 MiB/s: the copy takes ~8 s; silent (no progress line) until it ends
-    steps = compact_steps(v, bytes_per_second=1 << 20, copy=compact_copy_in_child(128 << 20))
-    outcome: list[BaseException | object] = []
+    outcome: list[object] = []
 
     def run() -> None:
         try:
@@ -136,6 +101,29 @@ def test_a_compaction_child_ends_when_its_volume_is_closed(tmp_path: Path) -> No
 
     t = threading.Thread(target=run)
     t.start()
+    return t, outcome
+
+
+def test_a_compaction_child_stops_when_its_volume_is_deleted(tmp_path: Path) -> None:
+    """A volume deleted mid-compaction (delete_collection closes and removes it while a
+    compaction runs): the copy fails as it does in the server's thread ("volume N is closed"),
+    and no `.cpx` is left behind in the directory."""
+    v, _ = _filled(tmp_path, 16)
+    t, outcome = _compaction_in_thread(v)  # the copy takes ~4 s
+    _child_of(os.getpid())
+    v.destroy()
+    t.join()
+    (result,) = outcome
+    assert isinstance(result, StorageError) and str(result) == "volume 7 is closed"
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_compaction_child_ends_when_its_volume_is_closed(tmp_path: Path) -> None:
+    """A volume closed mid-compaction (unmounted; it may be mounted again as a new volume and
+    compacted anew into the same `.cpd`/`.cpx`): the copy fails as in the server's thread
+    ("volume N is closed") and its child is gone, no second writer of those files left."""
+    v, data = _filled(tmp_path, 32)
+    t, outcome = _compaction_in_thread(v)  # the copy takes ~8 s
     child = _child_of(os.getpid())
     v.close()
     t.join()
