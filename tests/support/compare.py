@@ -8,13 +8,14 @@ tests and the dual-run differ; `own_addr` here is the address the mask replaces 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import httpx
 
 from difftool import VARIABLE_HEADERS, mask_http
-from difftool._mask import GRPC_VARIABLE_FIELDS, HEARTBEAT_OMITTED_FIELDS, HEARTBEAT_VARIABLE_FIELDS
+from difftool._mask import MASKED_VALUE, GRPC_VARIABLE_FIELDS, HEARTBEAT_OMITTED_FIELDS, HEARTBEAT_VARIABLE_FIELDS
 
-__all__ = ["Raw", "fetch", "VARIABLE_HEADERS", "diff_text"]
+__all__ = ["Raw", "fetch", "VARIABLE_HEADERS", "diff_text", "mask_write_second"]
 
 
 @dataclasses.dataclass
@@ -32,6 +33,23 @@ class Raw:
 
     def masked(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         return mask_http(self.status, self.headers, self.body, (self.own_addr,) if self.own_addr else (), self.aliases)
+
+
+_HTTP_DATE = re.compile(rb"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT")
+
+
+def mask_write_second(r: Raw) -> Raw:
+    """`r` with its Last-Modified checked as an HTTP date and masked: a needle uploaded without
+    `ts` carries the second each server stored it, and two servers given the same upload one
+    after the other may straddle a second (the value is compared with Go's where the upload
+    sets `ts`, tests/native_http/test_diff_basic.py)."""
+    headers = []
+    for k, v in r.headers:
+        if k.lower() == b"last-modified":
+            assert _HTTP_DATE.fullmatch(v), f"Last-Modified {v!r}"
+            v = MASKED_VALUE
+        headers.append((k, v))
+    return dataclasses.replace(r, headers=headers)
 
 
 def fetch(base_url: str, method: str, path: str, **kw: object) -> Raw:
