@@ -51,10 +51,10 @@ class _Appending:
             v._write_lock.release()
             raise
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         v = self._v
         try:
-            v._end_append(exc_type is None, refused=isinstance(exc_type, type) and issubclass(exc_type, REFUSALS))
+            v._end_append(exc_type is None, refused=exc_type is not None and issubclass(exc_type, REFUSALS))
         finally:
             v._write_lock.release()
 
@@ -115,13 +115,11 @@ class VolumeWrites(VolumeReads):
                 refused = True
                 raise
             finally:
-                if shared is not None:  # `_end_append`, inline
-                    if ok:
+                if shared is not None:
+                    if ok:  # `_end_append`'s publish, inline: every upload passes here
                         shared.publish_and_unlock(end, self._idx_size, self.last_append_at_ns, self.last_modified_ts)
                     else:
-                        if refused:  # nothing was written: no tail for the next writer to cut
-                            shared.set_writer(0)
-                        shared.unlock()
+                        self._end_append(False, refused=refused)
         finally:
             lock.release()
         if fsync:
