@@ -4,7 +4,9 @@ Runs this file under `valgrind --tool=callgrind` with `-n` and with 6*`-n` reque
 prints the difference per request: one keep-alive connection fed one whole request per read,
 its events drained as the server does (`receive_data`, then `next_event` until NEED_DATA). The
 heads: a Go client's GET (3 headers), GETs with 6 and 8 headers (one of them
-`Connection: keep-alive`), and a Go client's upload head (5 headers) with a 1 KiB body.
+`Connection: keep-alive`), and a Go client's upload head (5 headers) with a 1 KiB body. A GET
+whose header lines repeat the last request's takes the reader's short path; `go-get-alternating`
+sends two Go GETs that differ in one header in turn, so that every one is parsed in full.
 
     .venv/bin/python bench/callgrind_parse.py -n 2000
 """
@@ -35,15 +37,18 @@ HEADS = {
 }
 
 
+HEADS["go-get-alternating"] = HEADS["go-get"].replace(b"gzip", b"gzip, br")
+
+
 def run_requests(head: str, n: int) -> None:
     """The measured loop."""
     from weedpy.http1 import NEED_DATA, ServerConnection
 
-    data = HEADS[head]
+    reads = (HEADS["go-get"], HEADS[head]) if head == "go-get-alternating" else (HEADS[head],)
     conn = ServerConnection()
     receive, next_event = conn.receive_data, conn.next_event
-    for _ in range(n):
-        receive(data)
+    for i in range(n):
+        receive(reads[i % len(reads)])
         while next_event() is not NEED_DATA:
             pass
 

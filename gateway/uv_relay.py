@@ -208,7 +208,7 @@ class _Client(UvConnection):
     """One client connection: requests in, each relayed over a pooled backend connection."""
 
     __slots__ = ("relay", "req", "token", "t0", "up", "head", "body_left", "resp", "rbuf", "remaining", "parser",
-                 "chunk_out", "keep", "status", "close_after", "retried")
+                 "chunk_out", "keep", "status", "close_after", "retried", "checked_headers")
 
     def __init__(self, relay: UvRelay, kind: str) -> None:
         super().__init__(relay.host, kind)
@@ -228,6 +228,9 @@ class _Client(UvConnection):
         self.status = 0
         self.close_after = False
         self.retried = False
+        # The headers of the last request whose head went to the backend as received, alone in
+        # its read: a head the reader repeated with them (same header lines) goes as received too.
+        self.checked_headers: tuple[tuple[bytes, bytes], ...] | None = None
 
     # -- the client's side ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -315,7 +318,16 @@ class _Client(UvConnection):
         addr, self.token = routed
         self.t0 = _perf()
         self.req = req
-        self.head = canonical_head(req) or backend_request_head(req)
+        wire = req.wire
+        if wire is not None and req.headers is self.checked_headers:
+            self.head = wire
+        else:
+            head = canonical_head(req)
+            if head is None:
+                head = backend_request_head(req)
+            elif head is wire and req.headers:  # (no headers: the one empty tuple every such request has)
+                self.checked_headers = req.headers
+            self.head = head
         self.body_left = True  # until the parser's end of the message is taken (at once without a body)
         self.resp = _HEAD
         self.rbuf = b""
