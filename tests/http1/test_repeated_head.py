@@ -184,3 +184,12 @@ def test_nothing_is_repeated_after_a_request_that_ends_the_connection() -> None:
     full._last_fields = b""
     assert conn._last_fields == b""
     assert events_of(conn, first) == events_of(full, first)
+
+
+def test_a_large_head_is_not_kept() -> None:
+    """A connection keeps at most _REPEAT_MAX bytes of notes, whatever heads it is sent."""
+    conn = ServerConnection()
+    big = b"GET /1,1 HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * _parse._REPEAT_MAX + b"\r\n\r\n"
+    [req, _] = events_of(conn, big)
+    assert req.headers[1][1] == b"p" * _parse._REPEAT_MAX
+    assert conn._last_fields == b""

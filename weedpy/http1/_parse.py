@@ -256,8 +256,10 @@ class ServerConnection:
         if not keep_alive:  # nothing may follow this request as if it had not ended the connection
             self._last_fields = b""
         elif self._notes_left and end >= 9 and length is None and not chunked and not expect \
-                and method in _REPEATABLE and head.find(b"\r\n\r\n") + 4 == len(head):  # type: ignore[union-attr]
-            # an HTTP/1.1 request line began the head chunk, which holds this head alone
+                and method in _REPEATABLE and len(head) <= _REPEAT_MAX \
+                and head.find(b"\r\n\r\n") + 4 == len(head):  # type: ignore[union-attr]
+            # an HTTP/1.1 request line began the head chunk, which holds this head alone (a small
+            # one: a connection keeps at most _REPEAT_MAX bytes of notes)
             self._notes_left -= 1
             self._last_fields = head[end:] if self._notes_left else b""  # type: ignore[index]
             self._last_headers = headers
