@@ -193,3 +193,31 @@ def test_a_large_head_is_not_kept() -> None:
     [req, _] = events_of(conn, big)
     assert req.headers[1][1] == b"p" * _parse._REPEAT_MAX
     assert conn._last_fields == b""
+
+
+def test_a_head_limit_a_repeated_head_could_reach_is_counted_by_llhttp() -> None:
+    """A repeated head shares only its header lines with the one it repeats: a longer target can
+    take it past a small head limit, which the full parse refuses (431)."""
+    fields = b"\r\nHost: x\r\nX-Pad: " + b"a" * 150 + b"\r\n\r\n"
+    first = b"GET / HTTP/1.1" + fields
+    second = b"GET /" + b"b" * 100 + b" HTTP/1.1" + fields
+    conn, full = ServerConnection(max_head=200), ServerConnection(max_head=200)
+    assert events_of(conn, first) == events_of(full, first)
+    full._last_fields = b""
+    assert events_of(conn, second) == events_of(full, second) == [("error", 431, "", "request head too large")]
+
+
+def test_an_http10_request_is_not_noted() -> None:
+    """llhttp keeps an HTTP/1.0 connection alive on a keep-alive token even beside a close token;
+    on HTTP/1.1 the close token ends it: the same header lines under another version must not be
+    read as the noted request's (keep_alive would stay True)."""
+    fields = b"\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"
+    first = b"GET /1 HTTP/1.0" + fields
+    second = b"GET /2 HTTP/1.1" + fields
+    conn = ServerConnection()
+    [req1, _] = events_of(conn, first)
+    assert req1.keep_alive  # llhttp's reading (Go closes after it)
+    assert conn._last_fields == b""
+    [req2, end] = events_of(conn, second)
+    assert not req2.keep_alive
+    assert [req2, end] == parsed_in_full(first, second)

@@ -168,7 +168,9 @@ class ServerConnection:
         self._last_wire = False  # whether it had no hop-by-hop header (a relay forwards it as received)
         # How many more GETs whose header lines differ from the last ones are noted: a client
         # whose heads keep changing (a Range per read) stops paying for notes it never reuses.
-        self._notes_left = _NOTES
+        # None are under a head limit a repeated head could reach (its size counts at most 5/4 of
+        # its bytes, see `on_message_begin`): its target is not counted against the limit.
+        self._notes_left = _NOTES if max_head * 4 >= _REPEAT_MAX * 5 else 0
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -255,11 +257,12 @@ class ServerConnection:
         headers = tuple(self._headers)
         if not keep_alive:  # nothing may follow this request as if it had not ended the connection
             self._last_fields = b""
-        elif self._notes_left and end >= 9 and length is None and not chunked and not expect \
+        elif self._notes_left and end >= 9 and version == b"1.1" and length is None and not chunked and not expect \
                 and method in _REPEATABLE and len(head) <= _REPEAT_MAX \
                 and head.find(b"\r\n\r\n") + 4 == len(head):  # type: ignore[union-attr]
             # an HTTP/1.1 request line began the head chunk, which holds this head alone (a small
-            # one: a connection keeps at most _REPEAT_MAX bytes of notes)
+            # one: a connection keeps at most _REPEAT_MAX bytes of notes; on HTTP/1.0 the same
+            # lines can keep alive a connection HTTP/1.1 would end: `Connection: keep-alive, close`)
             self._notes_left -= 1
             self._last_fields = head[end:] if self._notes_left else b""  # type: ignore[index]
             self._last_headers = headers
