@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hypothesis import example, given, settings, strategies as st
 
-from weedpy.http1 import NEED_DATA, ProtocolError, Request, ServerConnection, canonical_head
+from weedpy.http1 import NEED_DATA, ConnectionClosed, ProtocolError, Request, ServerConnection, canonical_head
 from weedpy.http1 import _parse
 
 GO_FIELDS = b"\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n"
@@ -19,6 +19,8 @@ def events_of(conn: ServerConnection, data: bytes) -> list[object]:
     try:
         while (ev := conn.next_event()) is not NEED_DATA:
             out.append(ev)
+            if isinstance(ev, ConnectionClosed):  # (it is given again on every call)
+                break
     except ProtocolError as exc:
         out.append(("error", exc.status_hint, exc.public, str(exc)))
     return out
@@ -216,8 +218,56 @@ def test_an_http10_request_is_not_noted() -> None:
     second = b"GET /2 HTTP/1.1" + fields
     conn = ServerConnection()
     [req1, _] = events_of(conn, first)
-    assert req1.keep_alive  # llhttp's reading (Go closes after it)
+    assert req1.keep_alive  # llhttp's reading, and a Go volume server's (it answers keep-alive)
     assert conn._last_fields == b""
     [req2, end] = events_of(conn, second)
     assert not req2.keep_alive
     assert [req2, end] == parsed_in_full(first, second)
+
+
+_KEEP = b"\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+_UPGRADE = b"\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+_BOTH = b"\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"
+# Whole heads, heads with what may follow them in one read, parts of heads and bodies, and
+# requests that change the connection's state (close, upgrade, CONNECT, HTTP/1.0, errors).
+_READS = st.sampled_from([
+    b"GET /1,1 HTTP/1.1" + GO_FIELDS, b"GET /2,2?x=1 HTTP/1.1" + GO_FIELDS, b"HEAD /3 HTTP/1.1" + GO_FIELDS,
+    b"DELETE /4 HTTP/1.1" + GO_FIELDS, b"GET /1,1 HTTP/1.0" + GO_FIELDS, b"GET /1,1 HTTP/1.1" + GO_FIELDS + b"\r\n",
+    b"GET /1 HTTP/1.0" + _KEEP, b"GET /2 HTTP/1.1" + _KEEP, b"GET /1 HTTP/1.0" + _BOTH, b"GET /2 HTTP/1.1" + _BOTH,
+    b"GET /u HTTP/1.1" + _UPGRADE, b"HEAD /u HTTP/1.1" + _UPGRADE, b"CONNECT /u HTTP/1.1" + _UPGRADE,
+    b"CONNECT h:1 HTTP/1.1\r\nHost: x\r\n\r\n", b"OPTIONS * HTTP/1.1" + GO_FIELDS, b"GET http://x/1 HTTP/1.1" + GO_FIELDS,
+    b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n", b"ab", b"c", b"abc",
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n",
+    b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    b"GET /c HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n",
+    b"\r\n", b"\r", b"\n", b"GE", b"GET /x HTT", b"T /1 HTTP/1.1" + GO_FIELDS, b"\r\nGET /1,1 HTTP/1.1" + GO_FIELDS,
+    b"GET /1,1 HTTP/1.1" + GO_FIELDS + b"GET /1,2 HTTP/1.1" + GO_FIELDS, b"GET /1,1 HTTP/1.1" + GO_FIELDS + b"x",
+    b"GET /1,1 HTTP/1.1" + GO_FIELDS[:20], GO_FIELDS[20:], GO_FIELDS,
+    b"GET / HTTP/1.1\r\n\r\n", b"GET /a HTTP/1.1\r\n\r\n", b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /1 HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", b"GET /\x00 HTTP/1.1" + GO_FIELDS,
+    b"GET /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", b"GET /1 HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+    b"GET /1 HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(reads=st.lists(_READS, max_size=12), eof=st.booleans())
+@example(reads=[b"GET /1 HTTP/1.0" + _BOTH, b"GET /2 HTTP/1.1" + _BOTH], eof=False)
+def test_any_sequence_of_reads_reads_as_a_full_parse_reads_it(reads: list[bytes], eof: bool) -> None:
+    """Read by read, the connection gives what one that never takes the short path gives, and a
+    request sharing the headers of an earlier one whose head was canonical alone in its read (what
+    gateway/uv_relay.py's memo trusts) is canonical alone in its read."""
+    conn, full = ServerConnection(), ServerConnection()
+    checked: tuple[tuple[bytes, bytes], ...] | None = None
+    for data in reads + [b""] * eof:
+        full._last_fields = b""
+        got = events_of(conn, data)
+        assert got == events_of(full, data)
+        assert conn.partial_request_line() == full.partial_request_line()
+        for req in got:
+            if isinstance(req, Request):
+                if req.wire is not None and req.headers is checked:
+                    assert canonical_head(req) is req.wire
+                elif canonical_head(req) is req.wire and req.wire is not None and req.headers:
+                    checked = req.headers
