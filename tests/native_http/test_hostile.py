@@ -13,6 +13,7 @@ import pytest
 
 from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
+from tests.reliability.hostile.support import parse_responses, raw_exchange as hostile_exchange
 from tests.support.compare import Raw
 from tests.support.sockets import wait_no_connections
 from weedpy.http1 import ClientConnection, Data, EndOfMessage, NEED_DATA, Response
@@ -131,3 +132,25 @@ def test_volumes_intact_after_hostile_input(pair: Pair) -> None:
     out = subprocess.run([sys.executable, "-m", "native.storage.verify", str(pair.py.data_dir)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+
+@pytest.mark.parametrize("first", [
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n",  # Go ends the connection
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: Keep-Alive\r\nProxy-Connection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive\r\nProxy-Connection: close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\n\r\n",
+])
+def test_keep_alive_is_decided_as_go_decides(pair: Pair, first: bytes) -> None:
+    """How many of two pipelined requests are answered before the server closes: Go's keep-alive
+    rule reads Connection alone (llhttp reads Proxy-Connection too). Not here: HTTP/1.1 with
+    `Proxy-Connection: close`, which Go keeps open and native closes (docs/reliability.md)."""
+    second = b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    counts = []
+    for server in (pair.go, pair.py):
+        responses, clean = parse_responses(hostile_exchange(server.port, first + second))
+        assert clean
+        counts.append([r.status for r in responses])
+    assert counts[1] == counts[0], f"go answered {counts[0]}, native {counts[1]}"

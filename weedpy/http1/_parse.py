@@ -56,9 +56,9 @@ def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
 # What on_header notes of a header, by its lower-cased name: nothing (_OTHER), the framing
 # headers, and the hop-by-hop ones (which keep a relay from forwarding the head as received;
 # Connection and Proxy-Connection also tell llhttp whether the connection ends).
-_OTHER, _HOST, _LENGTH, _EXPECT, _CODING, _CONNECTION, _HOP = range(7)
+_OTHER, _HOST, _LENGTH, _EXPECT, _CODING, _CONNECTION, _HOP, _PROXY_CONNECTION = range(8)
 _FRAMING_KINDS = {b"host": _HOST, b"content-length": _LENGTH, b"expect": _EXPECT, b"transfer-encoding": _CODING,
-                  b"connection": _CONNECTION, b"proxy-connection": _CONNECTION}
+                  b"connection": _CONNECTION, b"proxy-connection": _PROXY_CONNECTION}
 _KINDS: dict[bytes, int] = {name: _FRAMING_KINDS.get(name, _HOP) for name in HOP_BY_HOP} | _FRAMING_KINDS
 # The spellings clients send, so that most names are found without lower-casing them: lower
 # case and Go's canonical form of the names above, and of common ones that are none of them.
@@ -71,6 +71,12 @@ _KINDS |= {name: _OTHER for name in _COMMON}
 _KINDS |= {b"-".join(part.capitalize() for part in name.split(b"-")): kind for name, kind in _KINDS.items()}
 _kind = _KINDS.get
 _new_record = tuple.__new__
+
+
+def _keeps_http10_alive(noted: list[tuple[int, bytes]]) -> bool:
+    """Go's shouldClose for HTTP/1.0, negated: its Connection headers name keep-alive, not close."""
+    tokens = {token.strip(b" \t").lower() for kind, value in noted if kind == _CONNECTION for token in value.split(b",")}
+    return b"keep-alive" in tokens and b"close" not in tokens
 
 
 def _check_version(version: str, codings: int) -> None:
@@ -211,7 +217,7 @@ class ServerConnection:
         self._in_head = False
         p = self._parser
         length: int | None = None
-        chunked = expect = closes = False
+        chunked = expect = closes = proxied = False
         hosts = codings = 0
         wire = self._head_chunk
         for kind, value in self._noted:
@@ -228,6 +234,8 @@ class ServerConnection:
                     codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
                 elif kind == _CONNECTION:
                     closes = True
+                elif kind == _PROXY_CONNECTION:
+                    closes = proxied = True
         # The version from the request line when the head began the bytes it came in (llhttp's
         # version numbers are formatted into a string, which costs more than finding the line).
         head = self._head_chunk
@@ -243,6 +251,10 @@ class ServerConnection:
                 wire = None
             version = text.encode()
             keep_alive = p.should_keep_alive()
+            if proxied and keep_alive and version == b"1.0":
+                # llhttp takes Proxy-Connection for Connection; Go keeps an HTTP/1.0 connection
+                # open for `Connection: keep-alive` alone
+                keep_alive = _keeps_http10_alive(self._noted)
         if codings > 1:
             # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
             # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
