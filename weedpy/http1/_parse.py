@@ -386,7 +386,7 @@ _MAX_LINE_KEPT = 1 << 16
 # body without a Content-Length; the request line llhttp and Go both accept; a size far below
 # any head limit.
 _REPEATABLE = frozenset((b"GET", b"HEAD", b"DELETE"))
-_REPEATED_LINE = re.compile(rb"(GET|HEAD|DELETE) (/[!-~]*) HTTP/1\.1").fullmatch
+_REPEATED_LINE = re.compile(rb"(%s) (/[!-~]*) HTTP/1\.1" % b"|".join(sorted(_REPEATABLE))).fullmatch
 _REPEAT_MAX = 1 << 14
 _NOTES = 8
 _GO_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]\Z")
