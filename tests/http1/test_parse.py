@@ -63,6 +63,23 @@ def test_pipelined_requests_come_out_in_order() -> None:
     assert last.keep_alive is False and not last.has_body
 
 
+@pytest.mark.parametrize("step", [None, 7])
+def test_proxy_connection_close_keeps_an_http11_connection_as_go_does(step: int | None) -> None:
+    """Go reads Connection alone: after `Proxy-Connection: close` it reads the next request (llhttp
+    would refuse it); a later `Connection: close` still ends the connection, and what follows that
+    is refused."""
+    raw = (b"GET /1 HTTP/1.1\r\nHost: v\r\nProxy-Connection: close\r\n\r\n"
+           b"GET /2 HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\nGET /3 HTTP/1.1\r\n\r\n")
+    conn = ServerConnection()
+    events: list[object] = []
+    with pytest.raises(ProtocolError, match="Data after `Connection: close`"):
+        for piece in [raw] if step is None else [raw[i:i + step] for i in range(0, len(raw), step)]:
+            conn.receive_data(piece)
+            while (ev := conn.next_event()) is not NEED_DATA:
+                events.append(ev)
+    assert [(e.target, e.keep_alive) for e in events if isinstance(e, Request)] == [(b"/1", True), (b"/2", False)]
+
+
 def test_expect_continue_and_http10() -> None:
     ev = drain(ServerConnection(), b"PUT /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")[0]
     assert isinstance(ev, Request) and ev.expect_continue

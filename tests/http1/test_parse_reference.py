@@ -36,6 +36,7 @@ class Reference:
         self.error: ProtocolError | None = None
 
     def on_message_begin(self) -> None:
+        self.parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.in_message = True
         self.url, self.headers, self.size = b"", [], 0
         self.head_chunk, self.chunk = self.chunk, None
@@ -83,8 +84,15 @@ class Reference:
             raise ProtocolError("too many Host headers", 400)
         if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
             raise ProtocolError("upgrade request with a body", 400)
+        keep_alive = p.should_keep_alive()
+        if any(name.lower() == b"proxy-connection" for name, _ in self.headers):
+            # Go's rule: Connection alone says whether the connection ends (llhttp reads both)
+            tokens = {token.strip(b" \t").lower() for name, value in self.headers if name.lower() == b"connection"
+                      for token in value.split(b",")}
+            keep_alive = b"close" not in tokens and (version != "1.0" or b"keep-alive" in tokens)
+            p.set_dangerous_leniencies(lenient_keep_alive=keep_alive)  # llhttp reads on where Go does
         self.events.append(Request(p.get_method(), self.url, tuple(self.headers), version.encode(),
-                                   p.should_keep_alive(), length, chunked, expect, wire))
+                                   keep_alive, length, chunked, expect, wire))
 
     def on_body(self, body: bytes) -> None:
         self.events.append(Data(body))
@@ -171,6 +179,8 @@ _request = st.builds(
 @given(st.lists(_request, min_size=1, max_size=3).map(b"".join), st.lists(st.integers(0, 300), max_size=4),
        st.sampled_from([40, 64, 100, 160, 1 << 20]))
 @example(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n"
+         b"GET / HTTP/1.1\r\n\r\n", [], 1 << 20)
 @example(b"GET / HTTP/1.1\r\nconnection: keep-alive\r\nHOST: a\r\nHost: b\r\n\r\n", [], 1 << 20)
 @example(b"GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nX: " + b"a" * 40 + b"\r\nY: b\r\n\r\n", [30], 64)
 def test_events_and_refusals_match_the_plain_reading(raw: bytes, cuts: list[int], max_head: int) -> None:

@@ -142,11 +142,13 @@ def test_volumes_intact_after_hostile_input(pair: Pair) -> None:
     b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
     b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive\r\nProxy-Connection: close\r\n\r\n",
     b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",  # Go reads on
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nProxy-Connection: Close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n",
 ])
 def test_keep_alive_is_decided_as_go_decides(pair: Pair, first: bytes) -> None:
     """How many of two pipelined requests are answered before the server closes: Go's keep-alive
-    rule reads Connection alone (llhttp reads Proxy-Connection too). Not here: HTTP/1.1 with
-    `Proxy-Connection: close`, which Go keeps open and native closes (docs/reliability.md)."""
+    rule reads Connection alone (llhttp reads Proxy-Connection too)."""
     second = b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     counts = []
     for server in (pair.go, pair.py):

@@ -73,10 +73,11 @@ _kind = _KINDS.get
 _new_record = tuple.__new__
 
 
-def _keeps_http10_alive(noted: list[tuple[int, bytes]]) -> bool:
-    """Go's shouldClose for HTTP/1.0, negated: its Connection headers name keep-alive, not close."""
+def _go_keeps_alive(noted: list[tuple[int, bytes]], http10: bool) -> bool:
+    """Go's shouldClose, negated: the Connection headers alone (not Proxy-Connection) name no
+    close, and on HTTP/1.0 they name keep-alive."""
     tokens = {token.strip(b" \t").lower() for kind, value in noted if kind == _CONNECTION for token in value.split(b",")}
-    return b"keep-alive" in tokens and b"close" not in tokens
+    return b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
 
 
 def _check_version(version: str, codings: int) -> None:
@@ -146,7 +147,7 @@ class ServerConnection:
 
     __slots__ = ("_parser", "_events", "_url", "_headers", "_noted", "_head_size", "_max_head", "_in_message",
                  "_in_head", "_count_head", "_eof", "_error", "_line", "_line_open", "_chunk", "_head_chunk",
-                 "_last_fields", "_last_headers", "_last_wire", "_notes_left")
+                 "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -177,9 +178,13 @@ class ServerConnection:
         # None are under a head limit a repeated head could reach (its size counts at most 5/4 of
         # its bytes, see `on_message_begin`): its target is not counted against the limit.
         self._notes_left = _NOTES if max_head * 4 >= _REPEAT_MAX * 5 else 0
+        self._lenient = False  # llhttp reads on after a message it takes as the last (Proxy-Connection)
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._lenient:  # what follows a request Go ends the connection after is refused again
+            self._parser.set_dangerous_leniencies(lenient_keep_alive=False)
+            self._lenient = False
         self._in_message = self._in_head = True
         self._url.clear()
         self._headers = []
@@ -251,10 +256,14 @@ class ServerConnection:
                 wire = None
             version = text.encode()
             keep_alive = p.should_keep_alive()
-            if proxied and keep_alive and version == b"1.0":
-                # llhttp takes Proxy-Connection for Connection; Go keeps an HTTP/1.0 connection
-                # open for `Connection: keep-alive` alone
-                keep_alive = _keeps_http10_alive(self._noted)
+        if proxied:
+            # llhttp takes Proxy-Connection for Connection; Go reads Connection alone. Where Go
+            # keeps the connection and llhttp would not, llhttp is told to read on after this
+            # message (until the next message begins: see on_message_begin).
+            keep_alive = _go_keeps_alive(self._noted, version == b"1.0")
+            if keep_alive and not p.should_keep_alive():
+                p.set_dangerous_leniencies(lenient_keep_alive=True)
+                self._lenient = True
         if codings > 1:
             # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
             # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
