@@ -92,6 +92,7 @@ _FIELDS = st.sampled_from([
     b"\r\nHost: x\r\nRange: bytes=0-9\r\nIf-None-Match: \"e\"\r\n\r\n",
     b"\r\nHost: x\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n",  # hop by hop: no wire
     b"\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",  # Go keeps an HTTP/1.1 connection
     b"\r\nHost: x\r\nKeep-Alive: 5\r\nTE: trailers\r\n\r\n",
     b"\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
 ])
@@ -241,6 +242,8 @@ _READS = st.sampled_from([
     b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n",
     b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
     b"GET /c HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n",
+    b"GET /p HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",
+    b"GET /p HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\nGET /q HTTP/1.1" + GO_FIELDS,
     b"\r\n", b"\r", b"\n", b"GE", b"GET /x HTT", b"T /1 HTTP/1.1" + GO_FIELDS, b"\r\nGET /1,1 HTTP/1.1" + GO_FIELDS,
     b"GET /1,1 HTTP/1.1" + GO_FIELDS + b"GET /1,2 HTTP/1.1" + GO_FIELDS, b"GET /1,1 HTTP/1.1" + GO_FIELDS + b"x",
     b"GET /1,1 HTTP/1.1" + GO_FIELDS[:20], GO_FIELDS[20:], GO_FIELDS,
