@@ -2,7 +2,7 @@
 
 `fast_write` serves `POST /<vid>,<fid>` on the admin port as Go's http.Client and weed's
 uploader (`weed upload`, `weed benchmark`, the filer) send it: no query but `?fsync=true` (the
-append then waits for its fsync in a worker thread, as the full path's does), only Host, User-Agent,
+append is made on the event loop, and the wait for its fsync in a worker thread), only Host, User-Agent,
 Content-Length, Content-Type, Accept-Encoding and X-Amz-Request-Id headers, a
 `multipart/form-data` body of at most 1 MiB holding one part with a plain file name and
 optionally a plain Content-Type (see _PART_HEAD), for a local volume without replication, when no write JWT, whitelist or upload
@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import trio
+
 from native.http._common import json_error, set_etag, storage_call
 from native.http._gojson import encode_string
 from native.http._gzip import gzip_data
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from native.http.app import NativeHttp
     from native.storage import Volume
 
-__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload", "write_timer", "stop_timer", "upload_reply"]
+__all__ = ["fast_write", "FAST_WRITE_LIMIT", "Upload", "UploadTarget", "upload_volume", "plan_upload", "store_upload",
+           "append_unsynced", "sync_upload", "write_timer", "stop_timer", "upload_reply"]
 
 FAST_WRITE_LIMIT = 1 << 20  # body bytes; the full path writes larger needles from a thread
 _new_record = tuple.__new__  # builds the NamedTuples below: their own __new__ is Python code
@@ -193,6 +196,33 @@ def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
     return store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
 
 
+def append_unsynced(up: Upload) -> bool:
+    """The event loop's half of an `?fsync=true` upload: the append, whose sync `sync_upload`
+    then waits for in a worker thread (the append's Python work stays on the loop instead of
+    taking the GIL from a thread, which can keep the loop waiting up to a switch interval).
+    True: the same needle was there already. WouldBlock wherever `store_upload` in a thread
+    could answer otherwise: no volume found by the head, a lock held elsewhere, or a refusal
+    (refused before anything was appended; that call refuses it again, or stores it)."""
+    vol = up.volume
+    if vol is None:
+        raise WouldBlock(f"volume {up.vid}: looked up by the store")
+    try:
+        return vol.write_needle(up.needle, check_cookie=True, blocking=False).unchanged
+    except WouldBlock:
+        raise
+    except StorageError as exc:
+        raise WouldBlock(f"volume {up.vid}: {exc}") from exc
+
+
+def sync_upload(up: Upload, unchanged: bool) -> bool:
+    """The worker thread's half of an `?fsync=true` upload appended by `append_unsynced`: the
+    group commit that makes it durable (an unchanged needle too: its record may have been written
+    without a sync); `unchanged` passes through, as `store_upload` returns it."""
+    assert up.volume is not None
+    up.volume.sync_appended()
+    return unchanged
+
+
 def write_timer(app: "NativeHttp") -> Callable[[], None]:
     """Starts Go's writeToLocalDisk timer (in flight and seconds); call what it returns when the
     write is over (its gauge and histogram looked up once, inline)."""
@@ -247,7 +277,15 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
         outcome: bool | StorageError
         stop = write_timer(app)
         try:
-            outcome = await storage_call(store_upload, app, up)
+            if up.fsync:  # the append here, the wait for the disk in a worker thread
+                try:
+                    unchanged = append_unsynced(up)
+                except WouldBlock:
+                    outcome = await trio.to_thread.run_sync(store_upload, app, up)
+                else:
+                    outcome = await trio.to_thread.run_sync(sync_upload, up, unchanged)
+            else:
+                outcome = await storage_call(store_upload, app, up)
         except StorageError as exc:
             outcome = exc
         finally:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from native.http._fast import fast_read
 from native.http._fast_write import (
     Upload,
+    append_unsynced,
+    sync_upload,
     UploadTarget,
     plan_upload,
     store_upload,
@@ -231,15 +233,12 @@ class _Conn(UvConnection):
         t0 = _perf()
         outcome: bool | StorageError
         try:
+            if up.fsync:  # the append here, the wait for the disk in a worker thread
+                self.in_thread(up, t0, sync_upload, up, append_unsynced(up))
+                return False
             outcome = store_upload(app, up, blocking=False)
         except WouldBlock:
-            self.busy = True
-            if self.t is not None:
-                self.t.pause_reading()  # a pipelining client waits too
-            loop = host.loop
-            assert loop is not None
-            loop.run_in_executor(None, store_upload, app, up).add_done_callback(
-                functools.partial(self.stored, up, functools.partial(stop_timer, host.disk_timer, t0)))
+            self.in_thread(up, t0, store_upload, app, up)
             return False
         except StorageError as exc:
             outcome = exc
@@ -247,6 +246,17 @@ class _Conn(UvConnection):
         seconds.observe(_perf() - t0)
         self.answer(up, outcome)
         return True
+
+    def in_thread(self, up: Upload, t0: float, fn: Callable[..., bool], *args: Any) -> None:
+        """Finish the upload with `fn(*args)` in a worker thread; `stored` answers it."""
+        self.busy = True
+        if self.t is not None:
+            self.t.pause_reading()  # a pipelining client waits too
+        host = self.host
+        loop = host.loop
+        assert loop is not None
+        loop.run_in_executor(None, fn, *args).add_done_callback(
+            functools.partial(self.stored, up, functools.partial(stop_timer, host.disk_timer, t0)))
 
     def stored(self, up: Upload, stop: Callable[[], None], done: asyncio.Future[Any]) -> None:
         """An append that waited in a worker thread is over: answer it, then go on reading."""

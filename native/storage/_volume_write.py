@@ -221,6 +221,13 @@ class VolumeWrites(VolumeReads):
             raise StorageError(f"append to {self.idx_path}: {exc}") from exc
         self._idx_size += len(row)
 
+    def sync_appended(self) -> None:
+        """Make every append so far durable, as `write_needle(fsync=True)` does after its append
+        (one group commit for all who wait): for an append made without `fsync` by a caller that
+        syncs it apart, off the thread that appended (a worker thread waits for the disk, the
+        event loop does the append)."""
+        self._sync_dat(self._dat_size)
+
     def _sync_dat(self, upto: int) -> None:
         """fdatasync `.dat`, then `.idx`, once for every writer waiting on it (group commit):
         an acknowledged `fsync` write is on disk with its index row (Go syncs only `.dat`)."""

@@ -146,6 +146,46 @@ def test_an_append_waiting_for_a_lock_leaves_the_loop_serving(tmp_path, monkeypa
     assert calls[1:] == [(loop_thread, False), (calls[2][0], True)] and calls[2][0] != loop_thread
 
 
+class _ThreadSpy:
+    """A volume's file operations, noting which thread wrote and synced which descriptor."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.seen: list[tuple[str, int, str]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        self.seen.append(("pwrite", fd, threading.current_thread().name))
+        return self._real.pwrite(fd, data, offset)  # type: ignore[attr-defined]
+
+    def fdatasync(self, fd: int) -> None:
+        self.seen.append(("fdatasync", fd, threading.current_thread().name))
+        self._real.fdatasync(fd)  # type: ignore[attr-defined]
+
+
+def test_an_fsync_upload_appends_on_the_loop_and_waits_for_the_disk_in_a_thread(tmp_path) -> None:
+    """`?fsync=true`: the record and its row are written on the event loop's thread, as any
+    upload's; the group commit's fdatasync of both files runs in a worker thread, and the upload
+    is answered after it (so the loop never takes the GIL back from a thread doing the append)."""
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        vol = py.store.find_volume(1)
+        spy = vol.files = _ThreadSpy(vol.files)
+        plain = raw_exchange(py.port, go_post(b"1,1200000001", multipart([file_part(b"p.bin", BIN)])))
+        assert plain.status == 201
+        assert [(op, fd) for op, fd, _ in spy.seen] == [("pwrite", vol._dat_fd), ("pwrite", vol._idx_fd)]
+        loop_thread = spy.seen[0][2]
+        spy.seen.clear()
+        synced = raw_exchange(py.port, go_post(b"1,1300000002?fsync=true", multipart([file_part(b"s.bin", BIN)])))
+        assert synced.status == 201
+        ops = [(op, fd, thread == loop_thread) for op, fd, thread in spy.seen]
+        assert ops == [("pwrite", vol._dat_fd, True), ("pwrite", vol._idx_fd, True),
+                       ("fdatasync", vol._dat_fd, False), ("fdatasync", vol._idx_fd, False)]
+        assert vol._synced_upto == vol._dat_size
+        assert raw_exchange(py.port, go_get(b"1,1300000002")).body == BIN
+
+
 def test_a_client_that_closes_in_the_middle_of_a_body_leaves_the_server_serving(tmp_path) -> None:
     with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
         request = go_post(b"1,1000000001", multipart([file_part(b"cut.bin", BIN)]))
