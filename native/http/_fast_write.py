@@ -196,13 +196,15 @@ def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
     return store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
 
 
-def append_unsynced(up: Upload) -> bool:
+def append_unsynced(app: "NativeHttp", up: Upload) -> bool:
     """The event loop's half of an `?fsync=true` upload: the append, whose sync `sync_upload`
     then waits for in a worker thread (the append's Python work stays on the loop instead of
     taking the GIL from a thread, which can keep the loop waiting up to a switch interval).
     True: the same needle was there already. WouldBlock wherever `store_upload` in a thread
-    could answer otherwise: no volume found by the head, a lock held elsewhere, or a refusal
-    (refused before anything was appended; that call refuses it again, or stores it)."""
+    could answer otherwise: no volume found by the head, a lock held elsewhere, or a volume
+    unmounted, removed or replaced since the head came (it refuses before it writes anything;
+    the store answers). Any other StorageError is the answer, as `store_upload` gives it: a
+    failed append is tried once, as Go tries it (a second try could store what Go refuses)."""
     vol = up.volume
     if vol is None:
         raise WouldBlock(f"volume {up.vid}: looked up by the store")
@@ -211,6 +213,8 @@ def append_unsynced(up: Upload) -> bool:
     except WouldBlock:
         raise
     except StorageError as exc:
+        if app.ctx.store.find_volume(up.vid, blocking=False) is vol:
+            raise
         raise WouldBlock(f"volume {up.vid}: {exc}") from exc
 
 
@@ -279,7 +283,7 @@ async def fast_write(app: "NativeHttp", exch: Exchange) -> bool:
         try:
             if up.fsync:  # the append here, the wait for the disk in a worker thread
                 try:
-                    unchanged = append_unsynced(up)
+                    unchanged = append_unsynced(app, up)
                 except WouldBlock:
                     outcome = await trio.to_thread.run_sync(store_upload, app, up)
                 else:

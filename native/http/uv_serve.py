@@ -234,7 +234,7 @@ class _Conn(UvConnection):
         outcome: bool | StorageError
         try:
             if up.fsync:  # the append here, the wait for the disk in a worker thread
-                self.in_thread(up, t0, sync_upload, up, append_unsynced(up))
+                self.in_thread(up, t0, sync_upload, up, append_unsynced(app, up))
                 return False
             outcome = store_upload(app, up, blocking=False)
         except WouldBlock:
