@@ -238,20 +238,24 @@ class VolumeWrites(VolumeReads):
                 raise StorageError(f"fsync volume {self.id} failed earlier: {self._sync_error}")
             while True:
                 with self._write_lock:  # an end no append is half-way past (its row written too)
+                    if self._closed:  # unmounted or deleted since the append: not a disk's failure
+                        raise StorageError(f"volume {self.id} is closed")
                     target, epoch = self._dat_size, self._files_epoch
+                    dat_fd, idx_fd = self._dat_fd, self._idx_fd
                 try:
-                    self.files.fdatasync(self._dat_fd)
-                    self.files.fdatasync(self._idx_fd)
+                    self.files.fdatasync(dat_fd)
+                    self.files.fdatasync(idx_fd)
                 except OSError as exc:
-                    if exc.errno == errno.EBADF and self._files_epoch != epoch:
-                        continue  # a descriptor was closed by a swap meanwhile: sync the new files
+                    if exc.errno == errno.EBADF and (self._files_epoch != epoch or self._closed):
+                        continue  # a descriptor was closed by a swap (sync the new files) or a close
                     self._sync_failed(exc)
                     raise StorageError(f"fsync volume {self.id}: {exc}") from exc
-                if self._files_epoch == epoch:
+                if self._files_epoch == epoch and not self._closed:
                     self._synced_upto = target
                     return
                 # a compaction commit swapped the files during the sync: `target` was the old
-                # file's end and what was synced may be the old files; the new ones next
+                # file's end and what was synced may be the old files; the new ones next (or a
+                # close: its descriptors' numbers may have named other files by then)
 
     def _sync_failed(self, exc: OSError) -> None:
         """An fsync failed: what was written since the last good one may be lost although the

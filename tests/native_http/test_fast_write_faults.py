@@ -40,3 +40,17 @@ def test_a_failed_append_answers_500_with_or_without_fsync(tmp_path, loop: str, 
         spy = vol.files = _FailOnce(vol.files, vol._dat_fd)
         answer = raw_exchange(py.port, go_post(b"1,1100000002" + query, multipart([file_part(b"b.bin", BIN)])))
         assert (answer.status, spy.pwrites) == (500, 1), answer.body
+
+
+def test_a_volume_closed_between_the_append_and_its_sync_answers_500(tmp_path) -> None:
+    """An unmount or delete after the event loop's append of an `?fsync=true` upload and before
+    the worker thread's sync: a plain StorageError (a 500), the volume not marked as failed
+    (before: fdatasync(-1) raised ValueError, the upload went unanswered and was logged as a crash)."""
+    from native.storage import Needle, StorageError, Volume
+
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, 0xC0FFEE, b"x" * 100))
+    v.close()
+    with pytest.raises(StorageError, match="closed"):
+        v.sync_appended()
+    assert v._sync_error is None and not v.no_write_or_delete
