@@ -80,6 +80,33 @@ def test_proxy_connection_close_keeps_an_http11_connection_as_go_does(step: int 
     assert [(e.target, e.keep_alive) for e in events if isinstance(e, Request)] == [(b"/1", True), (b"/2", False)]
 
 
+@pytest.mark.parametrize(("version", "lines", "keep"), [
+    (b"1.1", b"Connection: x close\r\n", False),  # Go's hasToken finds it (llhttp's list does not)
+    (b"1.1", b"Connection: close x\r\nProxy-Connection: x\r\n", False),
+    (b"1.1", b"Connection: xclose\r\n", True),
+    (b"1.0", b"Connection: close\r\nConnection: keep-alive\r\n", False),  # the first one alone counts
+    (b"1.0", b"Connection: x\r\nConnection: keep-alive\r\n", False),
+    (b"1.0", b"Connection: keep-alive, close\r\nProxy-Connection: close\r\n", True),  # wants10KeepAlive
+    (b"1.0", b"Connection: x keep-alive\r\nProxy-Connection: x\r\n", True),
+])
+def test_keep_alive_is_gos_and_nothing_is_read_after_a_close(version: bytes, lines: bytes, keep: bool) -> None:
+    """Go's server decides from the Connection headers as tests/native_http/test_hostile.py finds;
+    where it ends the connection and llhttp would read on, what follows is refused."""
+    raw = b"GET /1 HTTP/" + version + b"\r\nHost: v\r\n" + lines + b"\r\nGET /2 HTTP/1.1\r\nHost: v\r\n\r\n"
+    conn = ServerConnection()
+    conn.receive_data(raw)
+    events: list[object] = []
+    try:
+        while (ev := conn.next_event()) is not NEED_DATA:
+            events.append(ev)
+        refused = False
+    except ProtocolError:
+        refused = True
+    assert [(e.target, e.keep_alive) for e in events if isinstance(e, Request)] == \
+        ([(b"/1", True), (b"/2", True)] if keep else [(b"/1", False)])
+    assert refused is not keep
+
+
 def test_expect_continue_and_http10() -> None:
     ev = drain(ServerConnection(), b"PUT /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")[0]
     assert isinstance(ev, Request) and ev.expect_continue

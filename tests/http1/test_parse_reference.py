@@ -10,6 +10,7 @@ spellings, repeated, with small head limits and cut anywhere, must read the same
 from __future__ import annotations
 
 import collections
+import re
 from datetime import timedelta
 
 import httptools
@@ -34,8 +35,11 @@ class Reference:
         self.head_chunk: bytes | None = None
         self.in_message = False
         self.error: ProtocolError | None = None
+        self.ended = False  # Go ended the connection after the last message (llhttp read on)
 
     def on_message_begin(self) -> None:
+        if self.ended:
+            raise ProtocolError("Data after `Connection: close`")
         self.parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.in_message = True
         self.url, self.headers, self.size = b"", [], 0
@@ -84,13 +88,19 @@ class Reference:
             raise ProtocolError("too many Host headers", 400)
         if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
             raise ProtocolError("upgrade request with a body", 400)
-        keep_alive = p.should_keep_alive()
-        if any(name.lower() == b"proxy-connection" for name, _ in self.headers):
-            # Go's rule: Connection alone says whether the connection ends (llhttp reads both)
-            tokens = {token.strip(b" \t").lower() for name, value in self.headers if name.lower() == b"connection"
-                      for token in value.split(b",")}
-            keep_alive = b"close" not in tokens and (version != "1.0" or b"keep-alive" in tokens)
-            p.set_dangerous_leniencies(lenient_keep_alive=keep_alive)  # llhttp reads on where Go does
+        # Go's server: the Connection headers alone (llhttp reads Proxy-Connection too); on
+        # HTTP/1.0 the first one's keep-alive token (wants10KeepAlive); on HTTP/1.1 a close
+        # token in the first (wantsClose's hasToken) or in any one's list (shouldClose)
+        conns = [value for name, value in self.headers if name.lower() == b"connection"]
+        first = conns[0] if conns else b""
+        if version == "1.0":
+            keep_alive = _go_token(first, b"keep-alive")
+        else:
+            tokens = {token.strip(b" \t").lower() for value in conns for token in value.split(b",")}
+            keep_alive = not _go_token(first, b"close") and b"close" not in tokens
+        if keep_alive and not p.should_keep_alive():
+            p.set_dangerous_leniencies(lenient_keep_alive=True)  # llhttp reads on where Go does
+        self.ended = not keep_alive and p.should_keep_alive()  # and not where Go does not
         self.events.append(Request(p.get_method(), self.url, tuple(self.headers), version.encode(),
                                    keep_alive, length, chunked, expect, wire))
 
@@ -154,11 +164,17 @@ def cut(raw: bytes, cuts: list[int]) -> list[bytes]:
     return [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
 
 
+def _go_token(value: bytes, token: bytes) -> bool:
+    """Go's net/http hasToken: `token` in any case between the ends, spaces, commas or tabs."""
+    return re.search(rb"(?:^|[ ,\t])" + re.escape(token) + rb"(?=$|[ ,\t])", value, re.IGNORECASE) is not None
+
+
 _NAMES = [b"Host", b"host", b"HOST", b"Content-Length", b"content-LENGTH", b"Transfer-Encoding", b"transfer-encoding",
           b"Expect", b"EXPECT", b"Connection", b"connection", b"CONNECTION", b"Proxy-Connection", b"Keep-Alive",
           b"TE", b"Te", b"Trailer", b"Upgrade", b"upgrade", b"Proxy-Authorization", b"User-Agent", b"user-agent",
           b"USER-AGENT", b"Accept", b"X-Request-Id", b"X-Foo", b"Cookie"]
 _VALUES = [b"", b"v", b" 5", b"3", b"0", b"chunked", b"gzip, chunked", b"close", b"keep-alive", b"Keep-Alive, Upgrade",
+           b"x close", b"keep-alive, Close", b"x\tkeep-alive", b"xclose",
            b"upgrade", b"websocket", b"100-continue", b"100-Continue ", b"  spaced  ", b"a:b", b"127.0.0.1:8080"]
 _header = st.builds(lambda n, sep, v: n + sep + v + b"\r\n", st.sampled_from(_NAMES),
                     st.sampled_from([b":", b": ", b":\t", b":  "]), st.sampled_from(_VALUES))
@@ -182,6 +198,10 @@ _request = st.builds(
 @example(b"GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n"
          b"GET / HTTP/1.1\r\n\r\n", [], 1 << 20)
 @example(b"GET / HTTP/1.1\r\nconnection: keep-alive\r\nHOST: a\r\nHost: b\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nConnection: x close\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\nProxy-Connection: close\r\n\r\n"
+         b"GET / HTTP/1.1\r\n\r\n", [], 1 << 20)
 @example(b"GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nX: " + b"a" * 40 + b"\r\nY: b\r\n\r\n", [30], 64)
 def test_events_and_refusals_match_the_plain_reading(raw: bytes, cuts: list[int], max_head: int) -> None:
     pieces = cut(raw, cuts)

@@ -144,11 +144,31 @@ def test_volumes_intact_after_hostile_input(pair: Pair) -> None:
     b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\n\r\n",
     b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",  # Go reads on
     b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nProxy-Connection: Close\r\n\r\n",
-    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n",    # Go's server: on HTTP/1.0 the first Connection header's keep-alive token (wantsHttp10KeepAlive),
+    # on HTTP/1.1 a close token in the first (hasToken: between spaces too) or in any one's list
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive, close\r\nProxy-Connection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: keep-alive, close\r\nProxy-Connection: close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive, close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive, close\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: x keep-alive\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nConnection: x keep-alive\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: x close\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: x close\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close x\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: x\r\nConnection: close\r\nProxy-Connection: x\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: \"close\"\r\nProxy-Connection: x\r\n\r\n",
+    # Proxy-Connection naming an upgrade (llhttp upgrades, Go does not)
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nProxy-Connection: upgrade, close\r\nUpgrade: h2c\r\n\r\n",
 ])
 def test_keep_alive_is_decided_as_go_decides(pair: Pair, first: bytes) -> None:
     """How many of two pipelined requests are answered before the server closes: Go's keep-alive
-    rule reads Connection alone (llhttp reads Proxy-Connection too)."""
+    rule reads Connection alone (llhttp reads Proxy-Connection too), and its own way."""
     second = b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     counts = []
     for server in (pair.go, pair.py):

@@ -73,11 +73,32 @@ _kind = _KINDS.get
 _new_record = tuple.__new__
 
 
+def _go_has_token(value: bytes, token: bytes) -> bool:
+    """Go's net/http hasToken: `token` (lower case) in `value`, any ASCII case, between the
+    ends, spaces, commas or tabs (`x close` has it; a comma-separated list need not be)."""
+    value = value.lower()
+    n = len(token)
+    at = value.find(token)
+    while at >= 0:
+        end = at + n
+        if (at == 0 or value[at - 1] in b" ,\t") and (end == len(value) or value[end] in b" ,\t"):
+            return True
+        at = value.find(token, at + 1)
+    return False
+
+
 def _go_keeps_alive(noted: list[tuple[int, bytes]], http10: bool) -> bool:
-    """Go's shouldClose, negated: the Connection headers alone (not Proxy-Connection) name no
-    close, and on HTTP/1.0 they name keep-alive."""
-    tokens = {token.strip(b" \t").lower() for kind, value in noted if kind == _CONNECTION for token in value.split(b",")}
-    return b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
+    """Whether Go's server keeps the connection after the request (its answers have a length),
+    from the Connection headers alone (not Proxy-Connection): on HTTP/1.0 iff the first one has
+    keep-alive (`wants10KeepAlive`: a close beside it does not count); on HTTP/1.1 iff none
+    lists a close (`shouldClose`) and the first has no close token (`wantsClose`'s hasToken)."""
+    values = [value for kind, value in noted if kind == _CONNECTION]
+    first = values[0] if values else b""
+    if http10:
+        return _go_has_token(first, b"keep-alive")
+    if _go_has_token(first, b"close"):
+        return False
+    return b"close" not in {token.strip(b" \t").lower() for value in values for token in value.split(b",")}
 
 
 def _check_version(version: str, codings: int) -> None:
@@ -147,7 +168,7 @@ class ServerConnection:
 
     __slots__ = ("_parser", "_events", "_url", "_headers", "_noted", "_head_size", "_max_head", "_in_message",
                  "_in_head", "_count_head", "_eof", "_error", "_line", "_line_open", "_chunk", "_head_chunk",
-                 "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient")
+                 "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient", "_ended")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -178,10 +199,13 @@ class ServerConnection:
         # None are under a head limit a repeated head could reach (its size counts at most 5/4 of
         # its bytes, see `on_message_begin`): its target is not counted against the limit.
         self._notes_left = _NOTES if max_head * 4 >= _REPEAT_MAX * 5 else 0
-        self._lenient = False  # llhttp reads on after a message it takes as the last (Proxy-Connection)
+        self._lenient = False  # llhttp reads on after a message it takes as the last (Go does not)
+        self._ended = False  # Go ended the connection after a message llhttp reads on after
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._ended:  # as llhttp refuses what follows a message it takes as the last
+            raise ProtocolError("Data after `Connection: close`")
         if self._lenient:  # what follows a request Go ends the connection after is refused again
             self._parser.set_dangerous_leniencies(lenient_keep_alive=False)
             self._lenient = False
@@ -222,7 +246,7 @@ class ServerConnection:
         self._in_head = False
         p = self._parser
         length: int | None = None
-        chunked = expect = closes = proxied = False
+        chunked = expect = closes = False
         hosts = codings = 0
         wire = self._head_chunk
         for kind, value in self._noted:
@@ -237,33 +261,36 @@ class ServerConnection:
                 if kind == _CODING:
                     chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
                     codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
-                elif kind == _CONNECTION:
-                    closes = True
-                elif kind == _PROXY_CONNECTION:
-                    closes = proxied = True
+                elif kind == _CONNECTION or kind == _PROXY_CONNECTION:
+                    closes = True  # either may end the connection for llhttp
         # The version from the request line when the head began the bytes it came in (llhttp's
         # version numbers are formatted into a string, which costs more than finding the line).
         head = self._head_chunk
         end = head.find(b"\r\n") if head is not None else -1
         if end >= 9 and head[end - 9:end] == b" HTTP/1.1":  # type: ignore[index] (a slice: startswith costs twice)
             version = b"1.1"
-            # llhttp ends the connection after an HTTP/1.1 request only if one of these says so
-            keep_alive = p.should_keep_alive() if closes else True
         else:
             text = p.get_http_version()
             if text != "1.1":
                 _check_version(text, codings)
                 wire = None
+                closes = True  # HTTP/1.0: kept alive only if asked
             version = text.encode()
-            keep_alive = p.should_keep_alive()
-        if proxied:
-            # llhttp takes Proxy-Connection for Connection; Go reads Connection alone. Where Go
-            # keeps the connection and llhttp would not, llhttp is told to read on after this
-            # message (until the next message begins: see on_message_begin).
+        # Go's server ends an HTTP/1.1 connection only if a Connection header says so
+        keep_alive = True
+        if closes:
+            # Go's rule (_go_keeps_alive) is not llhttp's: llhttp takes Proxy-Connection for
+            # Connection, a keep-alive token of any Connection header on HTTP/1.0, and a close
+            # token only in a comma-separated list. Where Go keeps the connection and llhttp
+            # would not, llhttp is told to read on after this message (until the next message
+            # begins: see on_message_begin); where Go ends it, the next message is refused.
             keep_alive = _go_keeps_alive(self._noted, version == b"1.0")
-            if keep_alive and not p.should_keep_alive():
-                p.set_dangerous_leniencies(lenient_keep_alive=True)
-                self._lenient = True
+            if keep_alive != p.should_keep_alive():
+                if keep_alive:
+                    p.set_dangerous_leniencies(lenient_keep_alive=True)
+                    self._lenient = True
+                else:
+                    self._ended = True
         if codings > 1:
             # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
             # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
