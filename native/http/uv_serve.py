@@ -242,6 +242,11 @@ class _Conn(UvConnection):
             return False
         except StorageError as exc:
             outcome = exc
+        except BaseException:  # a bug (the connection is dropped): as `stored`, nothing stays in flight
+            in_flight.value -= 1
+            app.upload.release(up.length)
+            self.finish(0)
+            raise
         in_flight.value -= 1
         seconds.observe(_perf() - t0)
         self.answer(up, outcome)

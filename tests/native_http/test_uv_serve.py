@@ -186,6 +186,30 @@ def test_an_fsync_upload_appends_on_the_loop_and_waits_for_the_disk_in_a_thread(
         assert raw_exchange(py.port, go_get(b"1,1300000002")).body == BIN
 
 
+def test_an_append_that_fails_unexpectedly_leaves_nothing_in_flight(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An append raising what no storage call should (a bug): the connection is dropped without
+    an answer, and neither the upload limit's in-flight bytes nor the writeToLocalDisk gauge keeps
+    the upload (left counted, they would throttle every later upload under
+    -concurrentUploadLimitMB)."""
+    def broken(app, up, blocking=True):
+        raise RuntimeError("a bug in the append")
+
+    monkeypatch.setattr(uv_serve, "store_upload", broken)
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        request = go_post(b"1,1400000001", multipart([file_part(b"x.bin", BIN)]))
+        with socket.create_connection(("127.0.0.1", py.port), timeout=30) as s:
+            s.sendall(request)
+            try:
+                rest = s.recv(65536)
+            except ConnectionResetError:
+                rest = b""
+        assert rest == b""
+        assert py.app.upload.inflight == 0
+        assert py.app.ctx.metrics.timer("writeToLocalDisk")[0].value == 0
+        monkeypatch.undo()
+        assert raw_exchange(py.port, request).status == 201  # the server serves on
+
+
 def test_a_client_that_closes_in_the_middle_of_a_body_leaves_the_server_serving(tmp_path) -> None:
     with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
         request = go_post(b"1,1000000001", multipart([file_part(b"cut.bin", BIN)]))
