@@ -26,6 +26,7 @@ class Reference:
 
     def __init__(self, max_head: int) -> None:
         self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_version=True)  # any single digits, as Go reads them
         self.events: collections.deque[object] = collections.deque()
         self.max_head = max_head
         self.url = b""
@@ -75,11 +76,13 @@ class Reference:
                 hosts += 1
         version = p.get_http_version()
         if version != "1.1":
-            if version == "0.9":
+            # Go: a line without a version is malformed; any other major version than 1 is a 505
+            line = (self.head_chunk or b"").split(b"\r\n", 1)[0]
+            if version == "0.9" and not (self.head_chunk is not None and line.endswith(b" HTTP/0.9")):
                 raise ProtocolError("malformed HTTP request", 400)
             if not version.startswith("1."):
                 raise ProtocolError("unsupported protocol version", 505)
-            if codings:
+            if codings and version == "1.0":
                 raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
             wire = None
         if codings > 1:
@@ -125,6 +128,7 @@ class Reference:
                 except httptools.HttpParserUpgrade as exc:
                     data = data[exc.args[0]:]
                     self.parser = httptools.HttpRequestParser(self)
+                    self.parser.set_dangerous_leniencies(lenient_version=True)
                     if not data:
                         break
                 finally:
@@ -184,7 +188,8 @@ _request = st.builds(
     st.sampled_from([b"", b"", b"\r\n"]),
     st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"CONNECT", b"OPTIONS"]),
     st.sampled_from([b"/3,01637037d6", b"/", b"/a?b=c", b"*", b"127.0.0.1:8080"]),
-    st.sampled_from([b" HTTP/1.1", b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2.0", b""]),
+    st.sampled_from([b" HTTP/1.1", b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2.0", b"", b" HTTP/1.2", b" HTTP/0.9",
+                     b" HTTP/3.1", b" HTTP/1.10"]),
     st.lists(_header, max_size=6),
     st.sampled_from([b"", b"hello", b"3\r\nabc\r\n0\r\n\r\n", b"abc"]),
 )

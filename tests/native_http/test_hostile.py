@@ -176,3 +176,14 @@ def test_keep_alive_is_decided_as_go_decides(pair: Pair, first: bytes) -> None:
         assert clean
         counts.append([r.status for r in responses])
     assert counts[1] == counts[0], f"go answered {counts[0]}, native {counts[1]}"
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.2", b"HTTP/1.9", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/3.0", b"HTTP/9.9",
+                                     b"HTTP/1.10", b"HTTP/01.1", b"HTTP/1", b"http/1.1", b"HTTP/1.1 "])
+def test_request_line_versions_are_answered_as_go_answers(pair: Pair, version: bytes) -> None:
+    """Go serves any HTTP/1.x as HTTP/1.1 and answers other single-digit versions 505; what it
+    cannot parse as a version is a 400."""
+    data = b"GET /1,0a1b2c3d4e " + version + b"\r\nHost: x\r\n\r\n"
+    g, p = raw_exchange(pair.go.port, data), raw_exchange(pair.py.port, data)
+    assert g is not None and p is not None
+    assert (p.status, p.body if p.status >= 400 else b"") == (g.status, g.body if g.status >= 400 else b"")

@@ -101,15 +101,17 @@ def _go_keeps_alive(noted: list[tuple[int, bytes]], http10: bool) -> bool:
     return b"close" not in {token.strip(b" \t").lower() for value in values for token in value.split(b",")}
 
 
-def _check_version(version: str, codings: int) -> None:
-    """Refuse what Go's server refuses and llhttp lets through: HTTP/0.9 (no version at all),
-    another major version (505), and Transfer-Encoding on HTTP/1.0, which Go ignores (its body
-    would be read as the next request), so neither framing could be the client's."""
-    if version == "0.9":
+def _check_version(version: str, codings: int, named: bool) -> None:
+    """Refuse what Go's server refuses and llhttp (reading any single-digit version, as Go's
+    ParseHTTPVersion does) lets through: a request line without a version (llhttp's 0.9; `named`:
+    the line does name one), another major version than 1 (505; Go serves every 1.x as 1.1), and
+    Transfer-Encoding on HTTP/1.0, which Go ignores (its body would be read as the next request),
+    so neither framing could be the client's."""
+    if version == "0.9" and not named:
         raise ProtocolError("malformed HTTP request", 400)
     if not version.startswith("1."):
         raise ProtocolError("unsupported protocol version", 505, "unsupported protocol version")
-    if codings:
+    if codings and version == "1.0":
         raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
 
 
@@ -149,6 +151,14 @@ def canonical_head(req: Request) -> bytes | None:
     return head
 
 
+def _request_parser(conn: "ServerConnection") -> httptools.HttpRequestParser:
+    """llhttp reading any single-digit HTTP version, as Go's server does (llhttp alone refuses
+    all but 0.9, 1.0, 1.1 and 2.0; `_check_version` then answers as Go)."""
+    parser = httptools.HttpRequestParser(conn)
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
 class ServerConnection:
     """Reads pipelined requests from one client connection.
 
@@ -171,7 +181,7 @@ class ServerConnection:
                  "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient", "_ended")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser = _request_parser(self)
         self._events: collections.deque[ServerEvent] = collections.deque()
         self._url = bytearray()
         self._headers: list[tuple[bytes, bytes]] = []
@@ -272,7 +282,7 @@ class ServerConnection:
         else:
             text = p.get_http_version()
             if text != "1.1":
-                _check_version(text, codings)
+                _check_version(text, codings, end >= 9 and head[end - 9:end] == b" HTTP/0.9")  # type: ignore[index]
                 wire = None
                 closes = True  # HTTP/1.0: kept alive only if asked
             version = text.encode()
@@ -379,7 +389,7 @@ class ServerConnection:
                     # Go's server upgrades nothing: it serves the request and reads the next one
                     # from the bytes after it (an upgrade request with a body is refused above).
                     data = data[exc.args[0]:]
-                    self._parser = httptools.HttpRequestParser(self)
+                    self._parser = _request_parser(self)
                     if not data:
                         break
                 finally:
