@@ -60,7 +60,7 @@ class Reference:
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        length, chunked, expect, hosts, codings, wire = None, False, False, 0, 0, self.head_chunk
+        length, chunked, expects, hosts, codings, wire = None, False, [], [], 0, self.head_chunk
         for name, value in self.headers:
             lname = name.lower()
             if lname in HOP_BY_HOP:
@@ -70,10 +70,10 @@ class Reference:
             elif lname == b"transfer-encoding":
                 chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
                 codings += 1 if value.strip(b" \t").lower() == b"chunked" else 2
-            elif lname == b"expect" and value.strip().lower() == b"100-continue":
-                expect = True
+            elif lname == b"expect":
+                expects.append(value.strip(b" \t"))
             elif lname == b"host":
-                hosts += 1
+                hosts.append(value.strip(b" \t"))
         version = p.get_http_version()
         if version != "1.1":
             # Go: a line without a version is malformed; any other major version than 1 is a 505
@@ -85,10 +85,18 @@ class Reference:
             if codings and version == "1.0":
                 raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
             wire = None
+        # Go: a second Host header, then the framing, then Host again (HTTP/1.1 wants one, of valid bytes), then an Expect that is not 100-continue
+        if len(hosts) > 1:
+            raise ProtocolError("too many Host headers", 400)
         if codings > 1:
             raise ProtocolError("unsupported transfer encoding", 501)
-        if hosts > 1:
-            raise ProtocolError("too many Host headers", 400)
+        if not hosts and version != "1.0" and p.get_method() != b"CONNECT":
+            raise ProtocolError("missing required Host header", 400)
+        if hosts and not re.fullmatch(rb"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*", hosts[0]):
+            raise ProtocolError("malformed Host header", 400)
+        if expects and expects[0] and not _go_token(expects[0], b"100-continue"):
+            raise ProtocolError("unsupported Expect header", 417)
+        expect = bool(expects) and _go_token(expects[0], b"100-continue") and version != "1.0" and bool(chunked or length)
         if p.should_upgrade() and (length or chunked or p.get_method() == b"CONNECT"):
             raise ProtocolError("upgrade request with a body", 400)
         # Go's server: the Connection headers alone (llhttp reads Proxy-Connection too); on
@@ -138,7 +146,9 @@ class Reference:
             if isinstance(cause, ProtocolError):
                 self.error = cause
             else:
-                self.error = ProtocolError(str(exc), 501 if "invalid `transfer-encoding`" in str(exc).lower() else 400)
+                text = str(exc).lower()
+                coding = "invalid `transfer-encoding`" in text or "empty transfer-encoding" in text
+                self.error = ProtocolError(str(exc), 501 if coding else 400)
 
     def next_event(self) -> object:
         if self.events:
@@ -179,17 +189,18 @@ _NAMES = [b"Host", b"host", b"HOST", b"Content-Length", b"content-LENGTH", b"Tra
           b"USER-AGENT", b"Accept", b"X-Request-Id", b"X-Foo", b"Cookie"]
 _VALUES = [b"", b"v", b" 5", b"3", b"0", b"chunked", b"gzip, chunked", b"close", b"keep-alive", b"Keep-Alive, Upgrade",
            b"x close", b"keep-alive, Close", b"x\tkeep-alive", b"xclose",
-           b"upgrade", b"websocket", b"100-continue", b"100-Continue ", b"  spaced  ", b"a:b", b"127.0.0.1:8080"]
+           b"upgrade", b"websocket", b"100-continue", b"x 100-continue", b"a@b", b"a\tb", b"100-Continue ", b"  spaced  ", b"a:b", b"127.0.0.1:8080"]
 _header = st.builds(lambda n, sep, v: n + sep + v + b"\r\n", st.sampled_from(_NAMES),
                     st.sampled_from([b":", b": ", b":\t", b":  "]), st.sampled_from(_VALUES))
 _request = st.builds(
-    lambda lead, method, target, version, headers, body: lead + method + b" " + target + version + b"\r\n"
-    + b"".join(headers) + b"\r\n" + body,
+    lambda lead, method, target, version, host, headers, body: lead + method + b" " + target + version + b"\r\n"
+    + host + b"".join(headers) + b"\r\n" + body,
     st.sampled_from([b"", b"", b"\r\n"]),
     st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"CONNECT", b"OPTIONS"]),
     st.sampled_from([b"/3,01637037d6", b"/", b"/a?b=c", b"*", b"127.0.0.1:8080"]),
     st.sampled_from([b" HTTP/1.1", b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2.0", b"", b" HTTP/1.2", b" HTTP/0.9",
                      b" HTTP/3.1", b" HTTP/1.10"]),
+    st.sampled_from([b"Host: x\r\n", b"Host: x\r\n", b""]),  # HTTP/1.1 wants one (and no second)
     st.lists(_header, max_size=6),
     st.sampled_from([b"", b"hello", b"3\r\nabc\r\n0\r\n\r\n", b"abc"]),
 )
@@ -199,14 +210,14 @@ _request = st.builds(
 @settings(max_examples=1500, deadline=timedelta(seconds=5), database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_request, min_size=1, max_size=3).map(b"".join), st.lists(st.integers(0, 300), max_size=4),
        st.sampled_from([40, 64, 100, 160, 1 << 20]))
-@example(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
-@example(b"GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n"
-         b"GET / HTTP/1.1\r\n\r\n", [], 1 << 20)
-@example(b"GET / HTTP/1.1\r\nconnection: keep-alive\r\nHOST: a\r\nHost: b\r\n\r\n", [], 1 << 20)
-@example(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
-@example(b"GET / HTTP/1.1\r\nConnection: x close\r\n\r\nGET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nHost: x\r\nconnection: keep-alive\r\nHOST: a\r\nHost: b\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [], 1 << 20)
+@example(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [], 1 << 20)
 @example(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\nProxy-Connection: close\r\n\r\n"
-         b"GET / HTTP/1.1\r\n\r\n", [], 1 << 20)
+         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [], 1 << 20)
 @example(b"GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nX: " + b"a" * 40 + b"\r\nY: b\r\n\r\n", [30], 64)
 def test_events_and_refusals_match_the_plain_reading(raw: bytes, cuts: list[int], max_head: int) -> None:
     pieces = cut(raw, cuts)

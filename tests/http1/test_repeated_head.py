@@ -73,7 +73,6 @@ def test_what_may_not_be_repeated_is_parsed_in_full() -> None:
         b"POST /1,1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",  # a framing header
         b"GET /1,1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",  # the connection ends
         b"GET /1,1 HTTP/1.0\r\nHost: x\r\n\r\n",
-        b"GET /1,1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
         b"\r\nGET /1,1 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"OPTIONS /1,1 HTTP/1.1\r\nHost: x\r\n\r\n",
     ):

@@ -100,7 +100,7 @@ async def serve_fast_eof(handler, sends: list[bytes], idle: float = 5.0, read_fo
 async def test_fast_stream_pipelined_and_split_requests() -> None:
     reqs = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
             b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwx")
-    out = await serve_fast_once(echo_handler, [reqs, b"yz", b"GET /b HTTP/1.1\r\n", b"Connection: close\r\n\r\n"])
+    out = await serve_fast_once(echo_handler, [reqs, b"yz", b"GET /b HTTP/1.1\r\n", b"Host: x\r\nConnection: close\r\n\r\n"])
     assert out.count(b"HTTP/1.1 200 OK") == 3
     assert b"/read wxyz" in out and out.rstrip().endswith(b"/b")
 

@@ -4,6 +4,7 @@ servers keep serving and `weedpy verify` finds every native volume intact."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -187,3 +188,52 @@ def test_request_line_versions_are_answered_as_go_answers(pair: Pair, version: b
     g, p = raw_exchange(pair.go.port, data), raw_exchange(pair.py.port, data)
     assert g is not None and p is not None
     assert (p.status, p.body if p.status >= 400 else b"") == (g.status, g.body if g.status >= 400 else b"")
+
+
+def _masked_exchange(port: int, data: bytes) -> bytes:
+    """Every byte the server sends for `data` until it closes, Date and request ids masked, and
+    an HTTP/1.0 status line read as HTTP/1.1 but for Go's 417 (native's handlers answer an
+    HTTP/1.0 request with an HTTP/1.1 status line: a difference of the writer, not the reader)."""
+    raw = hostile_exchange(port, data, timeout=3.0)
+    raw = re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", raw)
+    raw = re.sub(rb"\r\nX-Amz-Request-Id: [^\r]*", b"\r\nX-Amz-Request-Id: -", raw)
+    return re.sub(rb"(^|\n)HTTP/1\.0 (?!417 )", rb"\1HTTP/1.1 ", raw)
+
+
+_CLOSE = b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+_PUT = b"PUT /1,141b2c3d4e?ts=1700000000 HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("data", [
+    # Host: required from HTTP/1.1 on, one only (a second is a plain 400, before the framing is
+    # read), and of the bytes Go's ValidHostHeader takes (its value trimmed)
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.2\r\n\r\n" + _CLOSE,
+    b"GET http://example.com/1,0a1b2c3d4e HTTP/1.1\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: a b\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: u@a\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: a/b\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nHost: a\"b\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: [::1]:80\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: a  \r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nHost: y\r\nTransfer-Encoding: identity\r\n\r\n" + _CLOSE,
+    # Expect: the first one's value, unless empty, must name 100-continue (417 and the close)
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.0\r\nExpect: foo\r\n\r\n",
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nExpect: 100-continue\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nExpect: foo\r\n\r\n" + _CLOSE,
+    b"GET /1,0a1b2c3d4e HTTP/1.1\r\nHost: x\r\nExpect: x 100-continue\r\n\r\n" + _CLOSE,
+    _PUT + b"Expect: 100-continuex\r\nContent-Length: 3\r\n\r\nabc" + _CLOSE,
+    # ... and 100 Continue goes to HTTP/1.1 only
+    b"PUT /1,151b2c3d4e?ts=1700000000 HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    # an empty Transfer-Encoding is a coding Go does not know
+    _PUT + b"Transfer-Encoding:\r\n\r\n" + _CLOSE,
+], ids=lambda data: data.split(b"\r\n\r\n")[0].decode("latin-1").replace("\r\n", " | ")[:90])
+def test_request_heads_are_refused_or_served_as_go_does(pair: Pair, data: bytes) -> None:
+    """What comes back for a head Go's server refuses after parsing it (Host, Expect, framing), a
+    request pipelined behind it included: the same bytes from both. (Not here: Go reads a chunked
+    body beside a Content-Length, which native refuses, as a relay in front of Go must.)"""
+    g, p = _masked_exchange(pair.go.port, data), _masked_exchange(pair.py.port, data)
+    assert p == g

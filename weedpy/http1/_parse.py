@@ -115,6 +115,48 @@ def _check_version(version: str, codings: int, named: bool) -> None:
         raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
 
 
+# The bytes Go's httpguts.ValidHostHeader accepts in a Host header (validHostByte).
+_GO_HOST_BYTES = b"!$%&'()*+,-.0123456789:;=ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~"
+
+
+def _go_bad_host(host: bytes) -> bool:
+    """Whether Go's ValidHostHeader refuses the value (which textproto trims of spaces and tabs;
+    llhttp keeps the trailing ones)."""
+    return bool(host.strip(b" \t").translate(None, _GO_HOST_BYTES))
+
+
+def _go_head_rules(hosts: int, host: bytes, codings: int, expect: bytes | None, version: bytes, method: bytes,
+                   length: int | None) -> bool:
+    """Go's refusals of a parsed head, in Go's order, for a head with other than one Host
+    header, a Transfer-Encoding or an Expect header (the others only need their Host checked);
+    returns whether the client waits for `100 Continue`. readRequest refuses a second Host
+    header (a plain 400) before it reads the framing; readTransfer takes exactly one
+    Transfer-Encoding saying "chunked" (501 otherwise; llhttp also takes "gzip, chunked" or a
+    second header, which Go would frame otherwise. Go then ignores a Content-Length beside it,
+    which llhttp refuses, as a relay in front of Go must: a front end reading the Content-Length
+    would frame the body otherwise); the server then wants a Host header from HTTP/1.1 on (but
+    for CONNECT), a valid one, and answers an Expect header whose first value is neither empty
+    nor names `100-continue` with 417 (and closes)."""
+    if hosts > 1:
+        raise ProtocolError("too many Host headers", 400)
+    if codings > 1:
+        raise ProtocolError("unsupported transfer encoding", 501)
+    if not hosts:
+        if version != b"1.0" and method != b"CONNECT":
+            raise ProtocolError("missing required Host header", 400, "missing required Host header")
+    elif _go_bad_host(host):
+        raise ProtocolError("malformed Host header", 400, "malformed Host header")
+    if expect is None:
+        return False
+    value = expect.strip(b" \t")
+    if not _go_has_token(value, b"100-continue"):
+        if value:
+            raise ProtocolError("unsupported Expect header", 417, "HTTP/1.0" if version == b"1.0" else "HTTP/1.1")
+        return False
+    # Go sends `100 Continue` only to HTTP/1.1 and a request with a body (ContentLength != 0)
+    return version != b"1.0" and (codings == 1 or bool(length))
+
+
 def canonical_head(req: Request) -> bytes | None:
     """The request's head exactly as received, if it is what a relay would write itself; else None.
 
@@ -178,7 +220,7 @@ class ServerConnection:
 
     __slots__ = ("_parser", "_events", "_url", "_headers", "_noted", "_head_size", "_max_head", "_in_message",
                  "_in_head", "_count_head", "_eof", "_error", "_line", "_line_open", "_chunk", "_head_chunk",
-                 "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient", "_ended")
+                 "_last_fields", "_last_headers", "_last_wire", "_notes_left", "_lenient", "_ended", "_good_host")
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._parser = _request_parser(self)
@@ -211,6 +253,7 @@ class ServerConnection:
         self._notes_left = _NOTES if max_head * 4 >= _REPEAT_MAX * 5 else 0
         self._lenient = False  # llhttp reads on after a message it takes as the last (Go does not)
         self._ended = False  # Go ended the connection after a message llhttp reads on after
+        self._good_host: bytes | None = None  # the last Host value found valid (Go's ValidHostHeader)
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -256,16 +299,20 @@ class ServerConnection:
         self._in_head = False
         p = self._parser
         length: int | None = None
-        chunked = expect = closes = False
+        chunked = closes = False
+        expect: bytes | bool | None = None  # the first Expect header's value (Go's Header.get)
         hosts = codings = 0
+        host = b""
         wire = self._head_chunk
         for kind, value in self._noted:
             if kind == _HOST:
                 hosts += 1
+                host = value
             elif kind == _LENGTH:
                 length = int(value.strip())
             elif kind == _EXPECT:
-                expect = expect or value.strip().lower() == b"100-continue"
+                if expect is None:
+                    expect = value
             else:  # hop by hop: a relay rebuilds the head
                 wire = None
                 if kind == _CODING:
@@ -301,13 +348,15 @@ class ServerConnection:
                     self._lenient = True
                 else:
                     self._ended = True
-        if codings > 1:
-            # Go accepts exactly one Transfer-Encoding header saying "chunked" (501 otherwise);
-            # llhttp also takes "gzip, chunked" or a second header, which Go would frame otherwise.
-            raise ProtocolError("unsupported transfer encoding", 501)
-        if hosts > 1:
-            raise ProtocolError("too many Host headers", 400, "too many Host headers")
         method = p.get_method()
+        if hosts != 1 or codings or expect is not None:
+            expect = _go_head_rules(hosts, host, codings, expect, version, method, length)
+        else:
+            expect = False
+            if host != self._good_host:  # (a connection's requests name the same host: checked once)
+                if host.translate(None, _GO_HOST_BYTES) and _go_bad_host(host):  # a byte Go may refuse is left
+                    raise ProtocolError("malformed Host header", 400, "malformed Host header")
+                self._good_host = host
         if (length or chunked or method == b"CONNECT") and p.should_upgrade():
             # llhttp ends an upgrade request at its head, where Go reads a body (and a CONNECT's
             # body) as the request's own: no framing of ours could match Go's.
@@ -402,7 +451,10 @@ class ServerConnection:
             if isinstance(cause, ProtocolError):
                 self._error = cause
             else:  # a transfer coding llhttp will not frame is one Go answers with 501
-                self._error = ProtocolError(str(exc), 501 if "invalid `transfer-encoding`" in str(exc).lower() else 400)
+                # (an empty one too: Go reads it as a coding it does not know)
+                text = str(exc).lower()
+                coding = "invalid `transfer-encoding`" in text or "empty transfer-encoding" in text
+                self._error = ProtocolError(str(exc), 501 if coding else 400)
 
     def next_event(self) -> ServerEvent:
         if self._events:

@@ -95,7 +95,14 @@ def simple_response(
 
 
 def go_bad_request(status: int = 400, message: str = "") -> bytes:
-    """What Go's net/http writes for a request it cannot parse (and then closes)."""
+    """What Go's net/http writes for a request it cannot parse (and then closes); for 417 (an
+    Expect header it does not know) what its server writes instead of calling the handler, with
+    `message` the protocol of the status line."""
+    if status == 417:
+        from weedpy.http1._gowire import http_date
+
+        return b"%s 417 Expectation Failed\r\nConnection: close\r\nDate: %s\r\nContent-Length: 0\r\n\r\n" % (
+            (message or "HTTP/1.1").encode(), http_date().encode())
     reason = REASONS.get(status, b"").decode()
     if status == 501:  # Go's one 501 at this stage, with a text of its own
         line, text = reason, "Unsupported transfer encoding"
