@@ -31,7 +31,9 @@ from weedpy.http1._write import (
     REASONS as REASONS,
     chunk as chunk,
     end_to_end_headers as end_to_end_headers,
+    format_http_date as format_http_date,
     go_bad_request as go_bad_request,
+    http_date as http_date,
     request_head as request_head,
     response_head as response_head,
     simple_response as simple_response,
@@ -52,9 +54,7 @@ from weedpy.http1._gowire import (
     GoResponse as GoResponse,
     WireHead as WireHead,
     canonical_key as canonical_key,
-    format_http_date as format_http_date,
     go_response_bytes as go_response_bytes,
-    http_date as http_date,
     serialize_head as serialize_head,
 )
 from weedpy.http1._fastio import (

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import AsyncIterator, Callable
 
-from weedpy.http1._write import LAST_CHUNK, REASONS, chunk
+from weedpy.http1._write import LAST_CHUNK, REASONS, chunk, http_date
 
 __all__ = [
     "canonical_key",
@@ -29,7 +28,6 @@ __all__ = [
     "WireHead",
     "serialize_head",
     "BUFFER_BEFORE_CHUNKING",
-    "http_date",
 ]
 
 BUFFER_BEFORE_CHUNKING = 2048
@@ -106,26 +104,6 @@ class WireHead:
     head: bytes
     chunked: bool  # the body must be sent with chunked framing
     send_body: bool  # False for HEAD/204/304/1xx: the body is dropped
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def format_http_date(second: int) -> str:
-    """RFC 7231's IMF-fixdate, as Go's http.TimeFormat (email.utils.formatdate's output, without
-    loading the email package at start-up)."""
-    t = time.gmtime(second)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
-
-
-_format_date = functools.lru_cache(maxsize=4)(format_http_date)
-
-
-def http_date() -> str:
-    """The Date header for now (formatted once per second)."""
-    return _format_date(int(time.time()))
 
 
 _REASON_TEXT = {k: v.decode("latin-1") for k, v in REASONS.items()}

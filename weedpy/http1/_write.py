@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Iterable
 
 from weedpy.http1._events import Headers
@@ -17,6 +19,8 @@ __all__ = [
     "end_to_end_headers",
     "simple_response",
     "go_bad_request",
+    "format_http_date",
+    "http_date",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -94,13 +98,31 @@ def simple_response(
     return response_head(status, None, hs) + body
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_http_date(second: int) -> str:
+    """RFC 7231's IMF-fixdate, as Go's http.TimeFormat (email.utils.formatdate's output, without
+    loading the email package at start-up)."""
+    t = time.gmtime(second)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+_format_date = functools.lru_cache(maxsize=4)(format_http_date)
+
+
+def http_date() -> str:
+    """The Date header for now (formatted once per second)."""
+    return _format_date(int(time.time()))
+
+
 def go_bad_request(status: int = 400, message: str = "") -> bytes:
     """What Go's net/http writes for a request it cannot parse (and then closes); for 417 (an
     Expect header it does not know) what its server writes instead of calling the handler, with
     `message` the protocol of the status line."""
     if status == 417:
-        from weedpy.http1._gowire import http_date
-
         return b"%s 417 Expectation Failed\r\nConnection: close\r\nDate: %s\r\nContent-Length: 0\r\n\r\n" % (
             (message or "HTTP/1.1").encode(), http_date().encode())
     reason = REASONS.get(status, b"").decode()
