@@ -148,6 +148,10 @@ class Reference:
             else:
                 text = str(exc).lower()
                 coding = "invalid `transfer-encoding`" in text or "empty transfer-encoding" in text
+                if "can't be present with" in text:  # Go: a coding other than "chunked" is a 501 first
+                    codings = [v.strip(b" \t").lower() for n, v in self.headers if n.lower() == b"transfer-encoding"]
+                    hosts = sum(n.lower() == b"host" for n, _ in self.headers)
+                    coding = hosts < 2 and bool(codings) and codings != [b"chunked"]
                 self.error = ProtocolError(str(exc), 501 if coding else 400)
 
     def next_event(self) -> object:

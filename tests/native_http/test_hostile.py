@@ -230,6 +230,8 @@ _PUT = b"PUT /1,141b2c3d4e?ts=1700000000 HTTP/1.1\r\nHost: x\r\n"
     b"PUT /1,151b2c3d4e?ts=1700000000 HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
     # an empty Transfer-Encoding is a coding Go does not know
     _PUT + b"Transfer-Encoding:\r\n\r\n" + _CLOSE,
+    _PUT + b"Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc" + _CLOSE,
+    _PUT + b"Transfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\nabc" + _CLOSE,
 ], ids=lambda data: data.split(b"\r\n\r\n")[0].decode("latin-1").replace("\r\n", " | ")[:90])
 def test_request_heads_are_refused_or_served_as_go_does(pair: Pair, data: bytes) -> None:
     """What comes back for a head Go's server refuses after parsing it (Host, Expect, framing), a

@@ -454,6 +454,14 @@ class ServerConnection:
                 # (an empty one too: Go reads it as a coding it does not know)
                 text = str(exc).lower()
                 coding = "invalid `transfer-encoding`" in text or "empty transfer-encoding" in text
+                if "can't be present with" in text:
+                    # Transfer-Encoding before a Content-Length (llhttp has read its value):
+                    # Go refuses a coding other than one "chunked" (501) before it looks at the
+                    # length; with "chunked" it would read the chunks, which stays refused (400:
+                    # a front end reading the length would frame the body otherwise)
+                    codings = [value.strip(b" \t").lower() for kind, value in self._noted if kind == _CODING]
+                    hosts = sum(kind == _HOST for kind, _ in self._noted)
+                    coding = hosts < 2 and bool(codings) and codings != [b"chunked"]
                 self._error = ProtocolError(str(exc), 501 if coding else 400)
 
     def next_event(self) -> ServerEvent:
