@@ -119,10 +119,11 @@ def _check_version(version: str, codings: int, named: bool) -> None:
 _GO_HOST_BYTES = b"!$%&'()*+,-.0123456789:;=ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~"
 
 
-def _go_bad_host(host: bytes) -> bool:
-    """Whether Go's ValidHostHeader refuses the value (which textproto trims of spaces and tabs;
+def _check_host(host: bytes) -> None:
+    """Refuse a value Go's ValidHostHeader refuses (which textproto trims of spaces and tabs;
     llhttp keeps the trailing ones)."""
-    return bool(host.strip(b" \t").translate(None, _GO_HOST_BYTES))
+    if host.strip(b" \t").translate(None, _GO_HOST_BYTES):
+        raise ProtocolError("malformed Host header", 400, "malformed Host header")
 
 
 def _go_head_rules(hosts: int, host: bytes, codings: int, expect: bytes | None, version: bytes, method: bytes,
@@ -144,8 +145,8 @@ def _go_head_rules(hosts: int, host: bytes, codings: int, expect: bytes | None, 
     if not hosts:
         if version != b"1.0" and method != b"CONNECT":
             raise ProtocolError("missing required Host header", 400, "missing required Host header")
-    elif _go_bad_host(host):
-        raise ProtocolError("malformed Host header", 400, "malformed Host header")
+    else:
+        _check_host(host)
     if expect is None:
         return False
     value = expect.strip(b" \t")
@@ -300,7 +301,7 @@ class ServerConnection:
         p = self._parser
         length: int | None = None
         chunked = closes = False
-        expect: bytes | bool | None = None  # the first Expect header's value (Go's Header.get)
+        expect_value: bytes | None = None  # the first Expect header's value (Go's Header.get)
         hosts = codings = 0
         host = b""
         wire = self._head_chunk
@@ -311,8 +312,8 @@ class ServerConnection:
             elif kind == _LENGTH:
                 length = int(value.strip())
             elif kind == _EXPECT:
-                if expect is None:
-                    expect = value
+                if expect_value is None:
+                    expect_value = value
             else:  # hop by hop: a relay rebuilds the head
                 wire = None
                 if kind == _CODING:
@@ -331,7 +332,7 @@ class ServerConnection:
             if text != "1.1":
                 _check_version(text, codings, end >= 9 and head[end - 9:end] == b" HTTP/0.9")  # type: ignore[index]
                 wire = None
-                closes = True  # HTTP/1.0: kept alive only if asked
+                closes = True  # not HTTP/1.1: Go's rule decides (HTTP/1.0 is kept alive only if asked)
             version = text.encode()
         # Go's server ends an HTTP/1.1 connection only if a Connection header says so
         keep_alive = True
@@ -349,13 +350,12 @@ class ServerConnection:
                 else:
                     self._ended = True
         method = p.get_method()
-        if hosts != 1 or codings or expect is not None:
-            expect = _go_head_rules(hosts, host, codings, expect, version, method, length)
+        if hosts != 1 or codings or expect_value is not None:
+            expect = _go_head_rules(hosts, host, codings, expect_value, version, method, length)
         else:
             expect = False
             if host != self._good_host:  # (a connection's requests name the same host: checked once)
-                if host.translate(None, _GO_HOST_BYTES) and _go_bad_host(host):  # a byte Go may refuse is left
-                    raise ProtocolError("malformed Host header", 400, "malformed Host header")
+                _check_host(host)
                 self._good_host = host
         if (length or chunked or method == b"CONNECT") and p.should_upgrade():
             # llhttp ends an upgrade request at its head, where Go reads a body (and a CONNECT's
