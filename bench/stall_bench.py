@@ -8,13 +8,19 @@ For each target (its own Go master and data directory) the harness
    deletes a quarter of B's needles so that compaction has garbage to drop;
 2. reads random needles of A at a fixed rate (`--rate` GETs/s, open loop: bench/http_loadgen
    `-rate`, each request timed from when it was due, so a stall shows in every request it
-   delayed) through five phases, each a window of time:
+   delayed) through six phases, each a window of time:
    - `idle`: nothing else happens (`--idle-seconds`);
    - `compact`: VacuumVolumeCompact then VacuumVolumeCommit of B over gRPC;
    - `fsync`: `--fsync-writes` uploads of `--fsync-size` bytes to B with `?fsync=true`
      (`--fsync-clients` at once; `--fsync-query=` uploads without it, to tell the syncs' share
      from the uploads' work);
    - `scrub`: ScrubVolume of B (`--scrub-mode`, default FULL: every record read and checked);
+   - `flush`: B fsynced with `--flush-bytes` (default 1 GiB) of it unwritten to disk: before each
+     repeat, untimed, that much is uploaded to B without `?fsync=true` (it stays in the page cache:
+     the kernel writes dirty pages back after 30 s); the window is one 1 KiB upload to B with
+     `?fsync=true`, whose sync writes all of it to disk (the server's lock on B held through
+     it, Go's as weedpy's): what the reads of A see of a volume's sync, without the uploads' CPU
+     of the `fsync` window;
    - `idle2`: nothing again (how much the box itself moved during the run);
    each operation runs `--repeat` times (default 3) back to back in its window, so that its p99
    ranks a few thousand reads;
@@ -36,6 +42,7 @@ may share: each phase also records the load average and how busy all cores were.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,13 +214,32 @@ def parse_size(text: str) -> int:
 
 @dataclasses.dataclass
 class Phase:
+    """One phase: the reads due inside its timed spans count for it (most phases time one span)."""
+
     name: str
-    start: float
-    end: float
+    spans: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     detail: str = ""
     load: tuple[float, float] = (0.0, 0.0)
-    box_busy: float = 0.0  # all cores, percent
-    server_cpu: float = 0.0  # seconds of the server's processes during the window
+    busy_jiffies: tuple[int, int] = (0, 0)  # all cores: (busy, total) inside the spans
+    server_cpu: float = 0.0  # seconds of the server's processes inside the spans
+
+    @property
+    def box_busy(self) -> float:
+        return 100.0 * self.busy_jiffies[0] / max(1, self.busy_jiffies[1])
+
+    @contextlib.contextmanager
+    def timed(self, server_pid: int) -> Iterator[None]:
+        """Time what runs inside as one span of this phase."""
+        (b0, t0), c0 = cpu_busy(), proc_tree_cpu(server_pid)
+        start = time.time()
+        try:
+            yield
+        finally:
+            end = time.time()
+            (b1, t1), c1 = cpu_busy(), proc_tree_cpu(server_pid)
+            self.spans.append((start, end))
+            self.busy_jiffies = (self.busy_jiffies[0] + b1 - b0, self.busy_jiffies[1] + t1 - t0)
+            self.server_cpu += c1 - c0
 
 
 class Target:
@@ -220,7 +247,8 @@ class Target:
         self.spec, self.args, self.loadgen = spec, args, loadgen
         self.workdir = workdir / spec.replace(":", "-")
         self.workdir.mkdir(parents=True)
-        self.master = start_master(self.workdir, volume_size_limit_mb=max(1024, 4 * args.b_bytes >> 20))
+        self.master = start_master(self.workdir, volume_size_limit_mb=max(
+            1024, (4 * args.b_bytes + args.repeat * args.flush_bytes) >> 20))
         self.relay = RelayThread(self.master.address)
         at = _MasterAt(self.relay.address)
         if spec == "go":
@@ -272,10 +300,11 @@ class Target:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(2.0)  # connections warm, before the first window
-            self._phase("idle", lambda: time.sleep(a.idle_seconds) or "")
+            self._phase("idle", self._idle)
             for name, op in (("compact", self._compact), ("fsync", self._fsync), ("scrub", self._scrub)):
-                self._phase(name, lambda op=op: "; ".join(op() for _ in range(a.repeat)))
-            self._phase("idle2", lambda: time.sleep(a.idle_seconds) or "")
+                self._phase(name, lambda timed, op=op: self._timed_repeats(timed, op))
+            self._phase("flush", self._flush)
+            self._phase("idle2", self._idle)
             time.sleep(1.0)
         finally:
             reader.send_signal(signal.SIGTERM)
@@ -287,15 +316,23 @@ class Target:
             recs.append((int(due), int(us), int(status)))
         return recs
 
-    def _phase(self, name: str, work) -> None:
-        la0, (b0, t0j), c0 = loadavg(), cpu_busy(), proc_tree_cpu(self.server.proc.pid)
-        start = time.time()
-        detail = work()
-        end = time.time()
-        la1, (b1, t1j), c1 = loadavg(), cpu_busy(), proc_tree_cpu(self.server.proc.pid)
-        busy = 100.0 * (b1 - b0) / max(1, t1j - t0j)
-        self.phases.append(Phase(name, start, end, detail, (la0, la1), busy, c1 - c0))
+    def _phase(self, name: str, work: Callable[[Callable[[], contextlib.AbstractContextManager]], str]) -> None:
+        """Run `work`, which times its windows with the callable it is given; record the phase."""
+        phase = Phase(name)
+        la0 = loadavg()
+        phase.detail = work(lambda: phase.timed(self.server.proc.pid))
+        phase.load = (la0, loadavg())
+        self.phases.append(phase)
         time.sleep(1.0)  # the requests of this window finish before the next begins
+
+    def _idle(self, timed) -> str:
+        with timed():
+            time.sleep(self.args.idle_seconds)
+        return ""
+
+    def _timed_repeats(self, timed, op: Callable[[], str]) -> str:
+        with timed():
+            return "; ".join(op() for _ in range(self.args.repeat))
 
     def _compact(self) -> str:
         t = time.time()
@@ -315,6 +352,26 @@ class Target:
         return self.loadgen_run("-phase=write", f"-vids={B}", f"-n={a.fsync_writes}", f"-c={a.fsync_clients}",
                                 f"-size={a.fsync_size}", f"-keybase={first}", f"-query={a.fsync_query}")
 
+    def _flush(self, timed) -> str:
+        """Per repeat: B dirtied untimed, then one timed fsync upload that writes it all to disk."""
+        a = self.args
+        n = max(1, a.flush_bytes // a.b_needle)
+        out = []
+        with httpx.Client(timeout=600) as c:
+            for _ in range(a.repeat):
+                first = self.next_key
+                self.next_key += n + 1
+                dirty = self.loadgen_run("-phase=write", f"-vids={B}", f"-n={n}", "-c=4", f"-size={a.b_needle}",
+                                         f"-keybase={first}")
+                t = time.time()
+                with timed():
+                    r = c.post(f"http://{self.addr}/{fid(B, first + n)}?fsync=true", files={"file": ("f", os.urandom(1024))})
+                if r.status_code != 201:
+                    raise RuntimeError(f"fsync upload: {r.status_code} {r.text}")
+                out.append(f"{n} x {a.b_needle >> 10} KiB dirtied ({dirty.split(' p50')[0]}), sync "
+                           f"{time.time() - t:.2f}s")
+        return "; ".join(out)
+
     def _scrub(self) -> str:
         mode = getattr(vs, self.args.scrub_mode)
         r = grpc(self.server.grpc_port, "ScrubVolume", vs.ScrubVolumeRequest(volume_ids=[B], mode=mode),
@@ -333,27 +390,29 @@ def summarize(target: Target, recs: list[tuple[int, int, int]]) -> dict:
     out = {"target": target.spec, "phases": [], "reader": target.reader_summary}
     idle_p99 = None
     for ph in target.phases:
-        lo, hi = int(ph.start * 1e9), int(ph.end * 1e9)
-        window = [r for r in recs if lo <= r[0] <= hi]
+        spans = [(int(a * 1e9), int(b * 1e9)) for a, b in ph.spans]
+        window = [r for r in recs if any(lo <= r[0] <= hi for lo, hi in spans)]
         lats = sorted(us for _, us, _ in window)
         failed = sum(1 for _, _, s in window if s != 200)
-        row = {"phase": ph.name, "seconds": round(ph.end - ph.start, 2), "n": len(lats), "failed": failed,
+        row = {"phase": ph.name, "seconds": round(sum(b - a for a, b in ph.spans), 2), "n": len(lats),
+               "failed": failed,
                "detail": ph.detail, "load": [round(x, 2) for x in ph.load], "box_busy_pct": round(ph.box_busy, 1),
                "server_cpu_s": round(ph.server_cpu, 2)}
         if lats:
             row.update(p50_ms=percentile(lats, 0.50), p99_ms=percentile(lats, 0.99), max_ms=lats[-1] / 1000.0)
-            # the slowest reads and when they were due (seconds into the window): one stall shows
-            # as a cluster, contention as slow reads spread over the window
+            # the slowest reads and when they were due (seconds into the phase's first span): one
+            # stall shows as a cluster, contention as slow reads spread over the window
             worst = sorted(window, key=lambda r: -r[1])[:5]
-            row["worst"] = [[round((due - lo) / 1e9, 2), us // 1000] for due, us, _ in sorted(worst)]
+            row["worst"] = [[round((due - spans[0][0]) / 1e9, 2), us // 1000] for due, us, _ in sorted(worst)]
             if ph.name == "idle":
                 idle_p99 = row["p99_ms"]
             if idle_p99:
                 row["p99_vs_idle"] = round(row["p99_ms"] / idle_p99, 2)
-        # heartbeats: the gaps overlapping this window (from the last beat before it to the first after)
-        before = [b for b in beats if b < ph.start]
-        inside = [b for b in beats if ph.start <= b <= ph.end]
-        after = [b for b in beats if b > ph.end]
+        # heartbeats: the gaps overlapping this phase (from the last beat before it to the first after)
+        start, end = ph.spans[0][0], ph.spans[-1][1]
+        before = [b for b in beats if b < start]
+        inside = [b for b in beats if start <= b <= end]
+        after = [b for b in beats if b > end]
         span = ([before[-1]] if before else []) + inside + ([after[0]] if after else [])
         wgaps = [b - a for a, b in zip(span, span[1:])]
         row["heartbeats"] = len(inside)
@@ -398,6 +457,8 @@ def main() -> int:
     p.add_argument("--fsync-clients", type=int, default=4)
     p.add_argument("--fsync-query", default="fsync=true",
                    help="the fsync window's upload query ('': plain uploads, to tell the syncs from the uploads' work)")
+    p.add_argument("--flush-bytes", type=parse_size, default=1 << 30,
+                   help="what the flush window's one sync writes to disk (uploaded to B before it, untimed)")
     p.add_argument("--scrub-mode", default="FULL", choices=["INDEX", "FULL", "LOCAL", "READS"])
     p.add_argument("--repeat", type=int, default=3, help="times each operation runs in its window (more reads to rank)")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory, removed after")
