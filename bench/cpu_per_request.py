@@ -36,7 +36,9 @@ A/B of two commits in one run, rounds alternating.
 
 `--rate R` makes the read phase open loop (R GETs/s, whatever the server's speed): every target
 then serves the same load, so CPU per request compares at equal load, not at each one's
-saturation. `--detail` adds, per process and request, user and system CPU and voluntary/involuntary context
+saturation. `--pace R` caps both phases at R requests/s (the `-c` clients wait for their turn):
+a fixed load below saturation, where a second process is not competing with the load generator
+for the cores, so what two processes cost over one is their coordination, not the box. `--detail` adds, per process and request, user and system CPU and voluntary/involuntary context
 switches; `--syscalls` syscalls by kind, context switches and migrations (perf tracepoints,
 bench/proc_counters.py).
 
@@ -128,11 +130,12 @@ def run_phase(loadgen: Path, server: str, phase: str, vids: str, args: argparse.
     rate = getattr(args, "rate", 0) / k if phase == "read" else 0
     query = [f"-query={args.query}"] if phase == "write" and getattr(args, "query", "") else []
     open_loop = [f"-rate={rate}", f"-seconds={args.n / k / rate}"] if rate else []
+    pace = [f"-pace={args.pace / k}"] if getattr(args, "pace", 0) and not rate else []
     cpu = getattr(args, "loadgen_cpu", None)
     pin_loadgen = ["taskset", "-c", str(cpu)] if cpu is not None else []
     gens = [subprocess.Popen([*pin_loadgen, str(loadgen), f"-server={addr}", f"-vids={vids}", f"-n={args.n // k}",
                               f"-c={max(1, args.c // k)}", f"-size={args.size}", f"-keybase={keybase}",
-                              f"-phase={phase}", *open_loop, *query], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              f"-phase={phase}", *open_loop, *pace, *query], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for addr in servers]
     outs = [g.communicate(timeout=3600) for g in gens]
     out = subprocess.CompletedProcess([], 0, "".join(o for o, _ in outs), "".join(e for _, e in outs))
@@ -359,6 +362,9 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=0,
                    help="read phase open loop: this many GETs/s for n/rate seconds (CPU per request at a "
                         "fixed load, the same for every target; 0: -c closed-loop clients)")
+    p.add_argument("--pace", type=float, default=0,
+                   help="cap each phase at this many requests/s in all (closed loop, -c clients): CPU per "
+                        "request at a fixed load below saturation, the same for every target")
     p.add_argument("--detail", action="store_true",
                    help="per process and request: user/system CPU, voluntary/involuntary context switches")
     p.add_argument("--syscalls", action="store_true",

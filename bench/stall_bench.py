@@ -302,8 +302,10 @@ class Target:
             time.sleep(2.0)  # connections warm, before the first window
             self._phase("idle", self._idle)
             for name, op in (("compact", self._compact), ("fsync", self._fsync), ("scrub", self._scrub)):
-                self._phase(name, lambda timed, op=op: self._timed_repeats(timed, op))
-            self._phase("flush", self._flush)
+                if name in a.phases:
+                    self._phase(name, lambda timed, op=op: self._timed_repeats(timed, op))
+            if "flush" in a.phases:
+                self._phase("flush", self._flush)
             self._phase("idle2", self._idle)
             time.sleep(1.0)
         finally:
@@ -459,6 +461,8 @@ def main() -> int:
                    help="the fsync window's upload query ('': plain uploads, to tell the syncs from the uploads' work)")
     p.add_argument("--flush-bytes", type=parse_size, default=1 << 30,
                    help="what the flush window's one sync writes to disk (uploaded to B before it, untimed)")
+    p.add_argument("--phases", type=lambda t: t.split(","), default=["compact", "fsync", "scrub", "flush"],
+                   help="the windows between idle and idle2, comma-separated")
     p.add_argument("--scrub-mode", default="FULL", choices=["INDEX", "FULL", "LOCAL", "READS"])
     p.add_argument("--repeat", type=int, default=3, help="times each operation runs in its window (more reads to rank)")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory, removed after")

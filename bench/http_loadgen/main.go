@@ -8,7 +8,8 @@
 // whatever the previous ones are doing, each timed from when it was due (so a server that stalls
 // shows every request it delayed), until -seconds pass or SIGTERM/SIGINT arrives. -latout writes
 // one line per request: "<due unix ns> <latency us> <status>" (status 0: transport error).
-// -query is appended to upload URLs (e.g. -query=fsync=true).
+// -query is appended to upload URLs (e.g. -query=fsync=true). -pace caps the closed-loop phases
+// at that many requests per second in all (a fixed load below the server's saturation).
 package main
 
 import (
@@ -44,6 +45,7 @@ func main() {
 	seconds := flag.Float64("seconds", 0, "open-loop read phase: stop after this long (0: at SIGTERM/SIGINT)")
 	latOut := flag.String("latout", "", "open-loop read phase: per-request records to this file")
 	query := flag.String("query", "", "query string for uploads (without '?')")
+	pace := flag.Float64("pace", 0, "closed-loop phases: at most this many requests per second in all (0: unpaced)")
 	flag.Parse()
 
 	var vs []string
@@ -63,6 +65,12 @@ func main() {
 		var next, failed int64
 		var lat []time.Duration
 		var mu sync.Mutex
+		var tick <-chan time.Time
+		if *pace > 0 {
+			t := time.NewTicker(time.Duration(float64(time.Second) / *pace))
+			defer t.Stop()
+			tick = t.C
+		}
 		start := time.Now()
 		var wg sync.WaitGroup
 		for w := 0; w < *c; w++ {
@@ -75,6 +83,9 @@ func main() {
 					i := int(atomic.AddInt64(&next, 1) - 1)
 					if i >= *n {
 						break
+					}
+					if tick != nil {
+						<-tick
 					}
 					t := time.Now()
 					if err := work(i, rnd); err != nil {

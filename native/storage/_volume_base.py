@@ -116,6 +116,9 @@ class VolumeBase:
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._synced_upto = 0
+        # a sync of the files is running (in a worker thread): the event loop appends elsewhere,
+        # since an append waits while the file's pages are written back (see `_sync_dat`)
+        self._syncing = False
         self._files_epoch = 0  # counts swaps of the descriptors (`_adopt`): a sync knows what it synced
         self._sync_error: OSError | None = None  # an fsync failed: read-only, never retried
         self._io = threading.Condition(threading.Lock())

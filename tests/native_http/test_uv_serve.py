@@ -365,3 +365,53 @@ def test_an_upload_whose_volume_went_away_after_its_head_is_stored_as_the_store_
         assert store_upload(py.app, up) is False  # appended to the volume mounted now
         read = raw_exchange(py.port, go_get(b"1,0e00000001"))
         assert (read.status, read.body) == (200, BIN)
+
+
+class _HeldSync(_ThreadSpy):
+    """`_ThreadSpy` whose first fdatasync waits for `release` (a disk writing back a lot)."""
+
+    def __init__(self, real: object) -> None:
+        super().__init__(real)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def fdatasync(self, fd: int) -> None:
+        super().fdatasync(fd)
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+
+
+def test_an_upload_arriving_during_a_sync_of_its_volume_appends_in_a_worker_thread(tmp_path) -> None:
+    """While a sync of a volume's files runs in a worker thread, the event loop does not append to
+    them: an append there waits while the kernel writes the file back (tens of ms for a large
+    sync), and would stall every connection. The upload is appended in a worker thread instead,
+    and the loop answers reads meanwhile."""
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        assert raw_exchange(py.port, go_post(b"1,1500000001", multipart([file_part(b"r.bin", BIN)]))).status == 201
+        vol = py.store.find_volume(1)
+        spy = vol.files = _HeldSync(vol.files)
+        synced: list[Raw] = []
+        first = threading.Thread(target=lambda: synced.append(raw_exchange(
+            py.port, go_post(b"1,1600000002?fsync=true", multipart([file_part(b"s.bin", BIN)])))), daemon=True)
+        first.start()
+        try:
+            assert spy.entered.wait(30)
+            loop_thread = spy.seen[0][2]  # the fsync upload's own append: on the loop, before its sync
+            assert [(op, thread == loop_thread) for op, _, thread in spy.seen] == [
+                ("pwrite", True), ("pwrite", True), ("fdatasync", False)]
+            spy.seen.clear()
+            plain = raw_exchange(py.port, go_post(b"1,1700000003", multipart([file_part(b"p.bin", BIN)])))
+            assert plain.status == 201
+            assert [(op, fd) for op, fd, _ in spy.seen] == [("pwrite", vol._dat_fd), ("pwrite", vol._idx_fd)]
+            assert all(thread != loop_thread for _, _, thread in spy.seen), spy.seen
+            assert raw_exchange(py.port, go_get(b"1,1500000001")).body == BIN  # the loop serves on
+            assert not synced  # the fsync upload is still waiting for its sync
+        finally:
+            spy.release.set()
+            first.join(30)
+        assert [a.status for a in synced] == [201]
+        spy.seen.clear()
+        later = raw_exchange(py.port, go_post(b"1,1800000004", multipart([file_part(b"l.bin", BIN)])))
+        assert later.status == 201
+        assert [thread == loop_thread for _, _, thread in spy.seen] == [True, True]  # back on the loop

@@ -1,0 +1,61 @@
+"""A volume whose files are being synced, as the event loop's calls (`blocking=False`) meet it:
+appends and deletes would wait while the kernel writes the files back, so they are refused
+(WouldBlock: the caller appends in a worker thread); reads go on, and never wait for the sync,
+because the files are opened without access-time updates (a read that updated the access time
+would join the file system's journal and wait for the commit the sync forces)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from native.storage import Needle, Volume, WouldBlock
+from tests.storage.test_fsync_across_commit import COOKIE, SlowSyncFiles
+
+
+def test_the_event_loop_does_not_append_to_a_volume_being_synced(tmp_path: Path) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, COOKIE, b"one"))
+    files = SlowSyncFiles()
+    v.files = files
+    files.fd = v._dat_fd
+    syncer = threading.Thread(target=v.sync_appended)
+    syncer.start()
+    try:
+        assert files.entered.wait(30)
+        with pytest.raises(WouldBlock):
+            v.write_needle(Needle.create(2, COOKIE, b"two"), blocking=False)
+        with pytest.raises(WouldBlock):
+            v.delete_needle(1, COOKIE, blocking=False)
+        assert v.read_needle(1, COOKIE, blocking=False).data == b"one"  # reads go on
+        v.write_needle(Needle.create(3, COOKIE, b"three"))  # a worker thread's append waits its turn
+    finally:
+        files.release.set()
+        syncer.join(30)
+    v.write_needle(Needle.create(4, COOKIE, b"four"), blocking=False)  # the sync is over
+    assert v.delete_needle(1, COOKIE, blocking=False) > 0
+    assert [v.read_needle(k, COOKIE).data for k in (3, 4)] == [b"three", b"four"]
+    v.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="O_NOATIME is Linux's")
+def test_a_volume_is_read_without_updating_access_times(tmp_path: Path) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, COOKIE, b"one"))
+    for fd in (v._dat_fd, v._idx_fd):
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NOATIME
+    dat = v.file_name(".dat")
+    old = 10**18  # an access time before the last change: a relatime mount would update it on read
+    os.utime(dat, ns=(old, os.stat(dat).st_mtime_ns + 10**9))
+    assert v.read_needle(1, COOKIE).data == b"one"
+    assert os.stat(dat).st_atime_ns == old
+    v.close()
+    again = Volume.load(tmp_path, 1)  # opened again, from the files
+    assert fcntl.fcntl(again._dat_fd, fcntl.F_GETFL) & os.O_NOATIME
+    assert again.read_needle(1, COOKIE).data == b"one"
+    assert os.stat(dat).st_atime_ns == old
+    again.close()
