@@ -76,7 +76,7 @@ class NativeServer:
         cfg = self.cfg
         share = self._share
         if share is not None:  # every volume mounted from now on (the loads below too) gets a slot
-            self._store.share(VolumeTable(share.block), leader=True)
+            self._store.share(VolumeTable(share.block, share.index), leader=True)
         parts = self.parts = build_parts(cfg, self.security, self._store, weed_binary=cfg.weed_binary, share=share,
                                          state_changed=self._sync_workers, configured=self._configured)
         guard = Guard.from_entries(tuple(cfg.whitelist) + tuple(self.security.guard_white_list))

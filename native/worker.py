@@ -55,7 +55,9 @@ class NativeWorker:
             store = await trio.to_thread.run_sync(functools.partial(open_store, cfg, load=False, discover=False))
         except Exception as exc:  # noqa: BLE001 - any store failure ends start-up with its message
             raise StartupError(f"cannot open the store: {exc}") from exc
-        store.share(VolumeTable(self.share.block), leader=False)
+        table = VolumeTable(self.share.block, self.share.index)
+        table.forget_syncs()  # a worker restarted in a dead one's place: none of its syncs runs
+        store.share(table, leader=False)
         await trio.to_thread.run_sync(store.sync_shared)
         parts = self.parts = build_parts(cfg, self.security, store, heartbeat=False, weed_binary=cfg.weed_binary,
                                          share=self.share)

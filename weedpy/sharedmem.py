@@ -24,8 +24,8 @@ __all__ = ["SharedBlock", "SharedLayout", "ProcessShare", "LAYOUT", "WORDS_PER_S
 
 MAX_PROCESSES = 64  # leader + workers
 MAX_VOLUMES = 4096  # volume slots (Go's -max is per directory; a few hundred is a large server)
-WORDS_PER_SLOT = 8
-_MAGIC = 0x7765656470790001  # "weedpy", layout 1
+WORDS_PER_SLOT = 9
+_MAGIC = 0x7765656470790002  # "weedpy", layout 2
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ class InflightLimit:
         self.shared = counters is not None  # other processes see this counter (and only they could see a brief add)
         self._index = index
         self._changed = trio.Event()
+        if counters is not None:  # a worker restarted in a dead one's place: its bytes are gone
+            counters[index] = 0
 
     @property
     def inflight(self) -> int:

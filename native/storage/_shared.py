@@ -1,9 +1,10 @@
 """The volume table the processes of one server share (weedpy.sharedmem's volume region).
 
-One slot per mounted volume, eight 64-bit words:
+One slot per mounted volume, nine 64-bit words:
 
     0 vid + 1 (0: free)   1 generation   2 committed .dat end   3 committed .idx end
     4 last AppendAtNs      5 last modified (s)   6 read-only flags   7 pid of an append in progress
+    8 the processes syncing the volume's files now (bit i: process i; changed under the slot lock)
 
 and one lock per slot (a byte-range lock on the shared block: the kernel releases a dead
 process's). Every process follows a volume's `.idx` as a log: it remembers how much of it its
@@ -27,7 +28,7 @@ __all__ = ["VolumeTable", "SharedSlot", "NO_WRITE_OR_DELETE", "NO_WRITE_CAN_DELE
 NO_WRITE_OR_DELETE = 1
 NO_WRITE_CAN_DELETE = 2
 
-_VID, _GEN, _DAT_END, _IDX_END, _APPEND_NS, _MODIFIED, _FLAGS, _WRITER = range(WORDS_PER_SLOT)
+_VID, _GEN, _DAT_END, _IDX_END, _APPEND_NS, _MODIFIED, _FLAGS, _WRITER, _SYNCING = range(WORDS_PER_SLOT)
 # An erasure-coded volume's shards mounted on one disk location take a slot too: its key word is
 # _EC | disk id << 33 | vid + 1, and its third word the mask of the shard ids mounted there.
 _WORDS = struct.Struct(f"@{WORDS_PER_SLOT}Q")  # a whole slot, in the block's (native) word order
@@ -42,10 +43,11 @@ def _ec_key(disk_id: int, vid: int) -> int:
 class SharedSlot:
     """One volume's slot. Plain attribute reads and writes of aligned words (see weedpy.sharedmem)."""
 
-    __slots__ = ("index", "_w", "_base", "_block", "_lock", "lock", "unlock")
+    __slots__ = ("index", "bit", "_w", "_base", "_block", "_lock", "lock", "unlock")
 
-    def __init__(self, block: SharedBlock, index: int) -> None:
+    def __init__(self, block: SharedBlock, index: int, process: int = 0) -> None:
         self.index = index
+        self.bit = 1 << process  # this process's bit in the syncing mask
         self._block = block
         self._w = block.words
         self._base = LAYOUT.volumes + index * WORDS_PER_SLOT
@@ -127,10 +129,10 @@ class SharedSlot:
         idx_end = w[b + _IDX_END]
         return idx_end, w[b + _DAT_END], w[b + _APPEND_NS], w[b + _MODIFIED], w[b + _FLAGS]
 
-    def words(self) -> tuple[int, int, int, int, int, int, int, int]:
+    def words(self) -> tuple[int, int, int, int, int, int, int, int, int]:
         """(raw vid word, generation, `.dat` end, `.idx` end, last AppendAtNs, last modified,
-        read-only flags, pid of an append in progress) in one call: what an append reads once
-        it holds the lock (nothing changes them then, so the copy is consistent)."""
+        read-only flags, pid of an append in progress, syncing processes) in one call: what an
+        append reads once it holds the lock (nothing changes them then, so the copy is consistent)."""
         return _WORDS.unpack_from(self._w, self._base * 8)
 
     def publish_and_unlock(self, dat_end: int, idx_end: int, last_append_ns: int, last_modified: int) -> None:
@@ -150,6 +152,19 @@ class SharedSlot:
     def set_flags(self, flags: int) -> None:
         self._w[self._base + _FLAGS] = flags
 
+    def mark_sync(self, on: bool) -> None:
+        """This process begins (`on`) or ends a sync of the volume's files: its bit in the mask
+        other processes' event loops check before they append (an append waits while the files
+        are written back). Under the slot lock: every process changes its own bit of one word.
+        The caller holds the volume's write lock (the slot lock belongs to the process: another
+        thread of it inside an append would otherwise lose its hold when this one releases)."""
+        self._lock.acquire()
+        try:
+            w, b = self._w, self._base
+            w[b + _SYNCING] = w[b + _SYNCING] | self.bit if on else w[b + _SYNCING] & ~self.bit
+        finally:
+            self._lock.release()
+
     def bump_generation(self) -> int:
         w, b = self._w, self._base
         w[b + _GEN] = w[b + _GEN] + 1
@@ -160,10 +175,11 @@ class VolumeTable:
     """The slots, by volume id. The leader assigns and frees them (from several threads: volumes
     load in parallel, so a slot is taken under `_lock`); every process finds them."""
 
-    def __init__(self, block: SharedBlock) -> None:
+    def __init__(self, block: SharedBlock, process: int = 0) -> None:
         self._block = block
         self._w = block.words
         self._lock = threading.Lock()
+        self._process = process  # this process's index among the server's (its syncing bit)
 
     def _slot_vid(self, index: int) -> int:
         return self._w[LAYOUT.volumes + index * WORDS_PER_SLOT + _VID]
@@ -174,13 +190,13 @@ class VolumeTable:
     def _find_key(self, want: int) -> SharedSlot | None:
         for i in range(LAYOUT.volume_slots):
             if self._slot_vid(i) == want:
-                return SharedSlot(self._block, i)
+                return SharedSlot(self._block, i, self._process)
         return None
 
     def _free_slot(self, key: int) -> SharedSlot:
         for i in range(LAYOUT.volume_slots):
             if not self._slot_vid(i):
-                return SharedSlot(self._block, i)
+                return SharedSlot(self._block, i, self._process)
         raise RuntimeError(f"no free volume slot for {key:#x} ({LAYOUT.volume_slots} in use)")
 
     def vids(self) -> dict[int, SharedSlot]:
@@ -189,7 +205,7 @@ class VolumeTable:
         for i in range(LAYOUT.volume_slots):
             raw = self._slot_vid(i)
             if raw and not raw & _EC:
-                out[raw - 1] = SharedSlot(self._block, i)
+                out[raw - 1] = SharedSlot(self._block, i, self._process)
         return out
 
     def ec_shards(self) -> dict[tuple[int, int], int]:
@@ -235,6 +251,14 @@ class VolumeTable:
             finally:
                 slot.unlock()
         return slot
+
+    def forget_syncs(self) -> None:
+        """A process starting (a worker restarted in a dead one's place): no sync of its index is
+        in progress, whatever bits its predecessor left set."""
+        bit = 1 << self._process
+        for i in range(LAYOUT.volume_slots):
+            if self._w[LAYOUT.volumes + i * WORDS_PER_SLOT + _SYNCING] & bit:
+                SharedSlot(self._block, i, self._process).mark_sync(False)
 
     def free(self, vid: int) -> None:
         """The leader unmounted or deleted a volume: a process still holding it reopens and finds none."""

@@ -152,7 +152,9 @@ class VolumeSharing(VolumeBase):
             raise WouldBlock(f"volume {self.id} is being appended to by another process")
         try:
             words = s.words()
-            _, gen, dat_end, idx_end, append_ns, modified, flags, writer = words
+            _, gen, dat_end, idx_end, append_ns, modified, flags, writer, syncing = words
+            if syncing & ~s.bit and not blocking:  # see `_sync_dat`: a thread's append waits instead
+                raise WouldBlock(f"volume {self.id} is being synced to disk by another process")
             behind = idx_end - self._idx_size
             if writer or gen != self._shared_gen or words[0] != self.id + 1 or behind < 0 \
                     or behind > INLINE_CATCH_UP_BYTES:
@@ -198,7 +200,7 @@ class VolumeSharing(VolumeBase):
         """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
         killed writer left, then apply what was committed. `words`: `s.words()` read under
         this same hold of the slot lock, when the caller has them (the lock keeps them current)."""
-        vid_word, gen, dat_end, idx_end, append_ns, modified, flags, writer = words if words is not None else s.words()
+        vid_word, gen, dat_end, idx_end, append_ns, modified, flags, writer, _ = words if words is not None else s.words()
         if vid_word != self.id + 1:
             raise VolumeGone(f"volume {self.id} was removed")
         if writer:  # the last writer died mid-append: nothing past the committed ends is real

@@ -241,16 +241,21 @@ class VolumeWrites(VolumeReads):
             if self._sync_error is not None:  # never retried: the pages it lost may now look clean
                 raise StorageError(f"fsync volume {self.id} failed earlier: {self._sync_error}")
             while True:
+                # Until the sync is over the event loops append in a worker thread instead, this
+                # process's and the others' (the slot's mark): on ext4 an append to a file waits
+                # while the kernel writes the file's pages back (up to 60-130 ms at a time while
+                # 1 GiB is synced, measured), a wait that on a loop would stall every connection.
+                # The mark changes under `_write_lock`: the slot lock is the process's, and only
+                # the write lock keeps another of its threads from holding it at the same time.
+                shared = self.shared
                 with self._write_lock:  # an end no append is half-way past (its row written too)
                     if self._closed:  # unmounted or deleted since the append: not a disk's failure
                         raise StorageError(f"volume {self.id} is closed")
                     target, epoch = self._dat_size, self._files_epoch
                     dat_fd, idx_fd = self._dat_fd, self._idx_fd
-                # Until the sync is over the event loop appends in a worker thread instead: on ext4
-                # an append to a file waits while the kernel writes the file's pages back (up to
-                # 60-130 ms at a time while 1 GiB is synced, measured), a wait that on the loop
-                # would stall every connection.
-                self._syncing = True
+                    self._syncing = True
+                    if shared is not None:
+                        shared.mark_sync(True)
                 try:
                     self.files.fdatasync(dat_fd)
                     self.files.fdatasync(idx_fd)
@@ -260,7 +265,10 @@ class VolumeWrites(VolumeReads):
                     self._sync_failed(exc)
                     raise StorageError(f"fsync volume {self.id}: {exc}") from exc
                 finally:
-                    self._syncing = False
+                    with self._write_lock:
+                        self._syncing = False
+                        if shared is not None:
+                            shared.mark_sync(False)
                 if self._files_epoch == epoch and not self._closed:
                     self._synced_upto = target
                     return

@@ -30,10 +30,10 @@ def _shared_pair(tmp_path: Path) -> tuple[Store, Store, SharedBlock]:
     """A leader's store and a worker's store over the same directory and shared block."""
     block = SharedBlock.create()
     leader = Store.open([str(tmp_path)], max_counts=8)
-    leader.share(VolumeTable(block), leader=True)
+    leader.share(VolumeTable(block, 0), leader=True)
     leader.allocate_volume(VID)
     worker = Store.open([str(tmp_path)], max_counts=8, load=False)
-    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
     worker.sync_shared()
     return leader, worker, block
 
@@ -175,7 +175,7 @@ def test_volumes_load_in_parallel_threads_into_distinct_slots(tmp_path: Path) ->
     assert sorted(table) == list(range(1, 41))
     assert len({slot.index for slot in table.values()}) == 40
     worker = Store.open([str(tmp_path)], max_counts=64, load=False)
-    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
     worker.sync_shared()
     assert [worker.read_needle(vid, 1).data for vid in range(1, 41)] == [b"v%d" % vid for vid in range(1, 41)]
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from native.storage import Needle, Volume, WouldBlock
+from native.storage import Needle, Volume, VolumeTable, WouldBlock
+from weedpy.sharedmem import SharedBlock
 from tests.storage.test_fsync_across_commit import COOKIE, SlowSyncFiles
+from tests.storage.test_shared_volume import VID, _shared_pair, mk
 
 
 def test_the_event_loop_does_not_append_to_a_volume_being_synced(tmp_path: Path) -> None:
@@ -59,3 +61,42 @@ def test_a_volume_is_read_without_updating_access_times(tmp_path: Path) -> None:
     assert again.read_needle(1, COOKIE).data == b"one"
     assert os.stat(dat).st_atime_ns == old
     again.close()
+
+
+def test_no_process_appends_from_its_event_loop_while_another_syncs_the_volume(tmp_path: Path) -> None:
+    """Two processes' views of one volume (the leader's, index 0, and a worker's, index 1): while
+    the leader syncs the files, the worker's event loop refuses to append (WouldBlock: its thread
+    appends), as the leader's own loop does; reads go on; once the sync is over, both append."""
+    leader, worker, block = _shared_pair(tmp_path)
+    lv, wv = leader.volume(VID), worker.volume(VID)
+    lv.write_needle(mk(1, b"one"))
+    files = SlowSyncFiles()
+    lv.files = files
+    files.fd = lv._dat_fd
+    syncer = threading.Thread(target=lv.sync_appended)
+    syncer.start()
+    try:
+        assert files.entered.wait(30)
+        with pytest.raises(WouldBlock, match="another process"):
+            wv.write_needle(mk(2, b"two"), blocking=False)
+        with pytest.raises(WouldBlock):
+            wv.delete_needle(1, 0x1234, blocking=False)
+        assert wv.read_needle(1, 0x1234, blocking=False).data == b"one"
+        wv.write_needle(mk(3, b"three"))  # a worker thread's append
+    finally:
+        files.release.set()
+        syncer.join(30)
+    wv.write_needle(mk(4, b"four"), blocking=False)
+    lv.write_needle(mk(5, b"five"), blocking=False)
+    assert [lv.read_needle(k).data for k in (3, 4)] == [b"three", b"four"]
+
+
+def test_a_sync_mark_left_by_a_killed_process_is_cleared_by_the_one_restarted_in_its_place(tmp_path: Path) -> None:
+    leader, worker, block = _shared_pair(tmp_path)
+    lv, wv = leader.volume(VID), worker.volume(VID)
+    wv.shared.mark_sync(True)  # worker 1 killed in the middle of a sync
+    with pytest.raises(WouldBlock):
+        lv.write_needle(mk(1, b"one"), blocking=False)
+    VolumeTable(SharedBlock.attach(block.fd), 1).forget_syncs()  # its replacement starts
+    lv.write_needle(mk(1, b"one"), blocking=False)
+    assert wv.read_needle(1).data == b"one"
