@@ -244,8 +244,7 @@ class _Conn(UvConnection):
             outcome = exc
         except BaseException:  # a bug (the connection is dropped): as `stored`, nothing stays in flight
             in_flight.value -= 1
-            app.upload.release(up.length)
-            self.finish(0)
+            self.drop(up)
             raise
         in_flight.value -= 1
         seconds.observe(_perf() - t0)
@@ -274,8 +273,7 @@ class _Conn(UvConnection):
                 raise exc
             self.answer(up, outcome)
         except Exception as exc:  # as trio's path: logged, the connection closes without an answer
-            self.host.app.upload.release(up.length)
-            self.finish(0)
+            self.drop(up)
             self.crashed(exc)
             return
         if self.t is not None and not self.gone:
@@ -294,6 +292,12 @@ class _Conn(UvConnection):
         self.req = self.token = self.target = None
         if token is not None:
             host.front.direct_done(token, req.method, status, _perf() - self.t0, self.client_host)
+
+    def drop(self, up: Upload) -> None:
+        """An upload that ends without an answer (a bug; the connection closes): nothing of it
+        stays counted in flight, and its log line says so."""
+        self.host.app.upload.release(up.length)
+        self.finish(0)
 
     def finish(self, status: int) -> None:
         """The upload in progress is over: its log line and metrics."""
