@@ -50,12 +50,12 @@ def _stores(tmp: Path, mode: str) -> list[Store]:
         return [store]
     block = SharedBlock.create()
     leader = Store.open([str(tmp)], max_counts=8)
-    leader.share(VolumeTable(block), leader=True)
+    leader.share(VolumeTable(block, 0), leader=True)
     leader.allocate_volume(VID)
     if mode == "shared":
         return [leader]
     worker = Store.open([str(tmp)], max_counts=8, load=False)
-    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
     worker.sync_shared()
     return [leader, worker]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 
 __all__ = ["own_description", "lock_range", "unlock_range", "RangeLock"]
 
@@ -47,24 +48,39 @@ def unlock_range(fd: int, start: int, length: int) -> None:
 
 class RangeLock:
     """`lock_range`/`unlock_range` of one fixed range, their arguments packed once: a shared
-    volume's append takes and releases its slot's lock every time."""
+    volume's append takes and releases its slot's lock every time.
 
-    __slots__ = ("_fd", "_lock", "_unlock")
+    The OFD lock belongs to the description, so two threads of this process would both "hold"
+    it and the first release would free it under the other: `mutex` (one per range, shared by
+    every RangeLock of that range in this process) excludes them first."""
 
-    def __init__(self, fd: int, start: int, length: int) -> None:
+    __slots__ = ("_fd", "_lock", "_unlock", "_mutex")
+
+    def __init__(self, fd: int, start: int, length: int, mutex: threading.Lock | None = None) -> None:
         self._fd = fd
         self._lock = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
         self._unlock = _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0)
+        self._mutex = threading.Lock() if mutex is None else mutex
 
     def acquire(self, blocking: bool = True) -> bool:
+        mutex = self._mutex
+        if not mutex.acquire(blocking):
+            return False
         try:
             fcntl.fcntl(self._fd, _SETLKW if blocking else _SETLK, self._lock)
         except (BlockingIOError, PermissionError):
+            mutex.release()
             return False
+        except BaseException:
+            mutex.release()
+            raise
         return True
 
     def release(self) -> None:
-        fcntl.fcntl(self._fd, _SETLK, self._unlock)
+        try:
+            fcntl.fcntl(self._fd, _SETLK, self._unlock)
+        finally:
+            self._mutex.release()
 
 
 _SETLK = fcntl.F_OFD_SETLK

@@ -9,7 +9,9 @@ process is writing (x86-64 and arm64 both guarantee this for aligned 8-byte acce
 Regions (word offsets) are handed out by `SharedLayout`: the server-wide flags, the per-process
 in-flight byte counters and the volume table each take one. Locks are OFD byte-range locks on
 the memfd (`weedpy.filelocks`), one byte per lock, through a description of each process's own:
-the kernel drops a dead process's locks.
+the kernel drops a dead process's locks. Each lock has a mutex of this process's too, taken first,
+so that two of its threads never hold one lock at once (the description would let both in, and
+the first release would free it under the other).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import os
+import threading
 
-from weedpy.filelocks import RangeLock, lock_range, own_description, unlock_range
+from weedpy.filelocks import RangeLock, own_description
 
 __all__ = ["SharedBlock", "SharedLayout", "ProcessShare", "LAYOUT", "WORDS_PER_SLOT", "MAX_PROCESSES", "MAX_VOLUMES"]
 
@@ -58,6 +61,9 @@ class SharedBlock:
         self.owner = owner
         self._lock_fd = own_description(fd)  # this process's locks (`fd` is shared with the workers)
         self._lock_base = LAYOUT.lock_bytes  # lock i is the byte at _lock_base + i (every append takes one)
+        # lock i's hold among this process's threads (the OFD lock is the description's: a second
+        # thread's lock call would succeed at once, and either release would free both holds)
+        self._mutexes = [threading.Lock() for _ in range(LAYOUT.volume_slots)]
         size = LAYOUT.lock_bytes + LAYOUT.volume_slots
         self._mmap = mmap.mmap(fd, size)
         self.words = memoryview(self._mmap).cast("Q")
@@ -78,17 +84,18 @@ class SharedBlock:
         return cls(fd, owner=False)
 
     def lock(self, index: int, *, blocking: bool = True) -> bool:
-        """Take lock `index` for this process (threads of one process must exclude one another
-        themselves: the lock belongs to this process's description). False when `blocking` is
-        off and another process holds it."""
-        return lock_range(self._lock_fd, self._lock_base + index, 1, blocking=blocking)
+        """Take lock `index` for this thread: against other processes (the byte-range lock) and
+        this process's other threads (the index's mutex). False when `blocking` is off and
+        another process or thread holds it."""
+        return self.range_lock(index).acquire(blocking)
 
     def unlock(self, index: int) -> None:
-        unlock_range(self._lock_fd, self._lock_base + index, 1)
+        self.range_lock(index).release()
 
     def range_lock(self, index: int) -> RangeLock:
-        """Lock `index` as an object with its arguments ready (`lock`/`unlock` without the packing)."""
-        return RangeLock(self._lock_fd, self._lock_base + index, 1)
+        """Lock `index` as an object with its arguments ready (`lock`/`unlock` without the packing);
+        every RangeLock of one index shares the index's mutex."""
+        return RangeLock(self._lock_fd, self._lock_base + index, 1, self._mutexes[index])
 
     def close(self) -> None:
         """Close the descriptor (the leader's: workers already spawned keep theirs). The mapping

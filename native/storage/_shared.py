@@ -156,8 +156,9 @@ class SharedSlot:
         """This process begins (`on`) or ends a sync of the volume's files: its bit in the mask
         other processes' event loops check before they append (an append waits while the files
         are written back). Under the slot lock: every process changes its own bit of one word.
-        The caller holds the volume's write lock (the slot lock belongs to the process: another
-        thread of it inside an append would otherwise lose its hold when this one releases)."""
+        The slot lock excludes this process's other threads too (its per-slot mutex, see
+        `SharedBlock.range_lock`): another Volume object of the same slot (a view being replaced,
+        or a removed volume whose slot a new one took) may be appending meanwhile."""
         self._lock.acquire()
         try:
             w, b = self._w, self._base
@@ -238,10 +239,13 @@ class VolumeTable:
                flags: int) -> SharedSlot:
         """The leader mounts a volume: its slot (the one it had, or a free one), a new generation."""
         with self._lock:
-            slot = self.find(vid) or self._free_slot(vid + 1)
+            found = self.find(vid)
+            slot = found or self._free_slot(vid + 1)
             slot.lock()
             try:
                 b = slot._base
+                if found is None:  # another volume's slot before: its marks are not this one's
+                    self._w[b + _SYNCING] = 0
                 self._w[b + _WRITER] = 0
                 self._w[b + _FLAGS] = flags
                 self._w[b + _MODIFIED] = last_modified

@@ -245,17 +245,17 @@ class VolumeWrites(VolumeReads):
                 # process's and the others' (the slot's mark): on ext4 an append to a file waits
                 # while the kernel writes the file's pages back (up to 60-130 ms at a time while
                 # 1 GiB is synced, measured), a wait that on a loop would stall every connection.
-                # The mark changes under `_write_lock`: the slot lock is the process's, and only
-                # the write lock keeps another of its threads from holding it at the same time.
+                # The slot's mark is set and cleared through the same `shared` (this volume's slot
+                # now), whatever the volume's slot is by the end.
                 shared = self.shared
                 with self._write_lock:  # an end no append is half-way past (its row written too)
                     if self._closed:  # unmounted or deleted since the append: not a disk's failure
                         raise StorageError(f"volume {self.id} is closed")
                     target, epoch = self._dat_size, self._files_epoch
                     dat_fd, idx_fd = self._dat_fd, self._idx_fd
-                    self._syncing = True
                     if shared is not None:
-                        shared.mark_sync(True)
+                        shared.mark_sync(True)  # first: should it raise, `_syncing` is not left set
+                    self._syncing = True
                 try:
                     self.files.fdatasync(dat_fd)
                     self.files.fdatasync(idx_fd)

@@ -65,14 +65,14 @@ def test_streams_and_pinned_files_give_way_to_a_swap(tmp_path: Path) -> None:
 def test_a_worker_view_reopens_in_a_thread_not_on_the_event_loop(tmp_path: Path) -> None:
     block = SharedBlock.create()
     leader = Store.open([str(tmp_path)], max_counts=8)
-    leader.share(VolumeTable(block), leader=True)
+    leader.share(VolumeTable(block, 0), leader=True)
     leader.allocate_volume(VID)
     for i in range(1, 11):
         leader.write_needle(VID, mk(i, bytes([i]) * 3000))
     for i in range(1, 11, 2):
         leader.delete_needle(VID, i)
     worker = Store.open([str(tmp_path)], max_counts=8, load=False)
-    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
     worker.sync_shared()
     w = worker.volume(VID)
     for _ in leader.compact_volume(VID):
@@ -98,10 +98,10 @@ def test_a_worker_view_reopens_in_a_thread_not_on_the_event_loop(tmp_path: Path)
 def test_a_burst_of_other_processes_appends_is_caught_up_in_a_thread(tmp_path: Path) -> None:
     block = SharedBlock.create()
     leader = Store.open([str(tmp_path)], max_counts=8)
-    leader.share(VolumeTable(block), leader=True)
+    leader.share(VolumeTable(block, 0), leader=True)
     leader.allocate_volume(VID)
     worker = Store.open([str(tmp_path)], max_counts=8, load=False)
-    worker.share(VolumeTable(SharedBlock.attach(block.fd)), leader=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
     worker.sync_shared()
     w = worker.volume(VID)
     leader.write_needle(VID, mk(1, b"a few rows"))
