@@ -176,7 +176,7 @@ class VolumeTable:
     """The slots, by volume id. The leader assigns and frees them (from several threads: volumes
     load in parallel, so a slot is taken under `_lock`); every process finds them."""
 
-    def __init__(self, block: SharedBlock, process: int = 0) -> None:
+    def __init__(self, block: SharedBlock, process: int) -> None:
         self._block = block
         self._w = block.words
         self._lock = threading.Lock()

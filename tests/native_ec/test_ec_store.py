@@ -4,6 +4,7 @@ decode back to `.dat`/`.idx`. Small block sizes make multi-row layouts cheap to 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 from pathlib import Path
@@ -93,6 +94,9 @@ def test_store_mounts_and_reads_ec_shards(tmp_path: Path) -> None:
     ev = store.ec.find_volume(9)
     assert ev is not None and ev.shard_ids() == list(range(14))
     assert store.find_volume(9) is None
+    # read without access-time updates (a read updating one would wait for a sync's journal commit)
+    for fd in [ev.shard(i).fd for i in ev.shard_ids()] + [ev.ecx_fd, ev.ecj_fd]:
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NOATIME
     for key, body in bodies.items():
         loc = ev.locate(key)
         raw = b"".join(ev.shard(iv.shard_id).read_at(iv.size, iv.offset) for iv in loc.intervals)

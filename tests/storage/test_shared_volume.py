@@ -168,10 +168,10 @@ def test_volumes_load_in_parallel_threads_into_distinct_slots(tmp_path: Path) ->
     seed.close()
     block = SharedBlock.create()
     leader = Store.open([str(tmp_path)], max_counts=64, load=False)
-    leader.share(VolumeTable(block), leader=True)
+    leader.share(VolumeTable(block, 0), leader=True)
     leader.discover()
     leader.load_pending(threads=8)
-    table = VolumeTable(block).vids()
+    table = VolumeTable(block, 0).vids()
     assert sorted(table) == list(range(1, 41))
     assert len({slot.index for slot in table.values()}) == 40
     worker = Store.open([str(tmp_path)], max_counts=64, load=False)

@@ -17,6 +17,7 @@ import time
 from weedpy.filelocks import lock_range, unlock_range
 
 from .._errors import NotFound, StorageError
+from .._fileio import open_without_atime
 from .._errors import WouldBlock
 from .._idx import IdxCodec
 from .._names import volume_base_name
@@ -67,7 +68,7 @@ class EcShard:
     def __init__(self, directory: str, collection: str, vid: int, shard_id: int, disk_type: str = "") -> None:
         self.vid, self.shard_id, self.collection, self.directory = vid, shard_id, collection, directory
         self.disk_type = disk_type
-        self.fd = os.open(self.path, os.O_RDONLY)
+        self.fd = open_without_atime(self.path, os.O_RDONLY)
         self.size = os.fstat(self.fd).st_size
 
     @property
@@ -107,10 +108,10 @@ class EcVolume:
         if index_base is None:
             raise FileNotFoundError(f"cannot open ec volume index {local}.ecx (or {shared}.ecx)")
         self.index_base = index_base
-        self.ecx_fd = os.open(index_base + ".ecx", os.O_RDWR)
+        self.ecx_fd = open_without_atime(index_base + ".ecx", os.O_RDWR)
         st = os.fstat(self.ecx_fd)
         self.ecx_size, self.created_at = st.st_size, st.st_mtime
-        self.ecj_fd = os.open(index_base + ".ecj", os.O_RDWR | (os.O_CREAT if create_journal else 0), 0o644)
+        self.ecj_fd = open_without_atime(index_base + ".ecj", os.O_RDWR | (os.O_CREAT if create_journal else 0), 0o644)
         raw = os.pread(self.ecj_fd, os.fstat(self.ecj_fd).st_size, 0)
         self.ecj_size = len(raw) - len(raw) % 8
         self.deleted = {int.from_bytes(raw[i:i + 8], "big") for i in range(0, self.ecj_size, 8)}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._errors import Corrupted, StorageError
+from .._fileio import open_without_atime
 from .._idx import IdxCodec
 from .._needle import Needle, decode_needle
 from .._needle_map import NeedleMap
@@ -146,7 +147,7 @@ class TieredVolume(Volume):
         idx_path = self.file_name(".idx")
         if not os.path.exists(idx_path):
             raise Corrupted(f"check volume idx file {idx_path}: idx file {idx_path} does not exists")
-        self._idx_fd = os.open(idx_path, os.O_RDWR)
+        self._idx_fd = open_without_atime(idx_path, os.O_RDWR)
         raw_idx = _read_all(self._idx_fd)
         self._idx_size = len(raw_idx)
         cols = self.codec.columns(raw_idx)
