@@ -397,7 +397,7 @@ def summarize(target: Target, recs: list[tuple[int, int, int]]) -> dict:
         lats = sorted(us for _, us, _ in window)
         failed = sum(1 for _, _, s in window if s != 200)
         row = {"phase": ph.name, "seconds": round(sum(b - a for a, b in ph.spans), 2), "n": len(lats),
-               "failed": failed,
+               "failed": failed, "spans": [[round(a, 3), round(b, 3)] for a, b in ph.spans],
                "detail": ph.detail, "load": [round(x, 2) for x in ph.load], "box_busy_pct": round(ph.box_busy, 1),
                "server_cpu_s": round(ph.server_cpu, 2)}
         if lats:
