@@ -15,7 +15,7 @@ import errno
 import os
 from typing import Protocol
 
-__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime"]
+__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime", "pread_nowait"]
 
 
 class FileOps(Protocol):
@@ -23,6 +23,7 @@ class FileOps(Protocol):
     def close(self, fd: int) -> None: ...
     def pwrite(self, fd: int, data: bytes, offset: int) -> int: ...
     def pread(self, fd: int, length: int, offset: int) -> bytes: ...
+    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int: ...
     def ftruncate(self, fd: int, size: int) -> None: ...
     def fsync(self, fd: int) -> None: ...
     def fdatasync(self, fd: int) -> None: ...
@@ -48,10 +49,29 @@ def open_without_atime(path: str, flags: int, mode: int = 0o644) -> int:
     return os.open(path, flags, mode)
 
 
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def pread_nowait(fd: int, buf: bytearray, offset: int) -> int:
+    """Read into `buf` at `offset` what the page cache holds, without waiting for the disk
+    (Linux's RWF_NOWAIT): BlockingIOError when the first page is not cached, fewer bytes than
+    asked when a later one is not (or at the end of the file). The event loop's reads: a cache
+    miss waits for the disk, tens of ms behind a large writeback, and on the loop every
+    connection would wait with it. Where the flag is not supported, a plain read."""
+    if _RWF_NOWAIT:
+        try:
+            return os.preadv(fd, (buf,), offset, _RWF_NOWAIT)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+    return os.preadv(fd, (buf,), offset)
+
+
 class OsFileOps:
     """The operating system's calls, unchanged but for `open`'s access times."""
 
     open = staticmethod(open_without_atime)
+    pread_nowait = staticmethod(pread_nowait)
     close = staticmethod(os.close)
     pwrite = staticmethod(os.pwrite)
     pread = staticmethod(os.pread)

@@ -128,12 +128,31 @@ class VolumeReads(VolumeBase):
                 self._check_empty_record(needle_id)
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
-            raw = self.files.pread(self._dat_fd, actual_size(size, self.version), offset)  # the gate keeps the fd
+            length = actual_size(size, self.version)
+            if blocking:
+                raw = self.files.pread(self._dat_fd, length, offset)  # the gate keeps the fd
+            else:
+                raw = self._pread_cached(length, offset)
             n = self._decode_at(raw, offset, size, verify_crc)
         finally:
             gate.__exit__()
         self._check_ttl_and_cookie(n, cookie)
         return n
+
+    def _pread_cached(self, length: int, offset: int) -> bytes:
+        """`.dat` bytes from the page cache, for the event loop: WouldBlock where any of them
+        would be read from the disk (the caller reads in a worker thread instead); short only at
+        the end of the file, as `pread`."""
+        buf = bytearray(length)
+        try:
+            got = self.files.pread_nowait(self._dat_fd, buf, offset)
+        except BlockingIOError:
+            raise WouldBlock(f"volume {self.id}: the record at {offset} is not in the page cache") from None
+        if got < length:
+            if offset + got < self._dat_size:
+                raise WouldBlock(f"volume {self.id}: the record at {offset} is partly in the page cache")
+            del buf[got:]
+        return bytes(buf)
 
     def _check_empty_record(self, needle_id: int) -> None:
         """An index entry of size 0 is an empty needle only if its record says so: a damaged
@@ -183,7 +202,8 @@ class VolumeReads(VolumeBase):
         # The files held steady for the pread by the read gate's lock itself, held over it (the
         # gate's enter and exit, without counting a reader): a compaction commit's swap or a
         # close waits for it; a thread's read waits at most this one pread. Busy or swapping:
-        # the full path waits.
+        # the full path waits. The record comes from the page cache only: a miss would wait for
+        # the disk with every connection of the loop (the full path reads it in a thread).
         io = self._io
         if not io.acquire(False):
             return None
@@ -191,19 +211,21 @@ class VolumeReads(VolumeBase):
             fd = self._dat_fd  # -1 when the .dat is not a local file (tiered): not this path's job
             if self._swapping or self._closed or fd < 0:
                 return None
-            raw = self.files.pread(fd, length, units * PADDING_SIZE)
-        except OSError:  # an unreadable sector (EIO): the full path reports it as an error
+            buf = bytearray(length)
+            got = self.files.pread_nowait(fd, buf, units * PADDING_SIZE)
+        except OSError:  # not cached (BlockingIOError), or an unreadable sector (EIO): the full path
             return None
         finally:
             io.release()
-        if len(raw) < length:
+        if got < length:
             return None
+        raw = memoryview(buf)
         cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
         if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
             return None
         i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
         n = NEEDLE_HEADER_SIZE + size
-        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
+        data = bytes(raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i])
         crc = _crc32c_bytes(data)
         stored = int.from_bytes(raw[n:n + 4], "big")
         if stored != crc and not crc_matches(stored, crc):  # the legacy form only when it differs
@@ -219,13 +241,13 @@ class VolumeReads(VolumeBase):
                 end = i + 1 + raw[i]
                 if end > n:
                     return None
-                name = raw[i + 1:end]
+                name = bytes(raw[i + 1:end])
                 i = end
             if i < n and flags & FLAG_HAS_MIME:
                 end = i + 1 + raw[i]
                 if end > n:
                     return None
-                mime = raw[i + 1:end]
+                mime = bytes(raw[i + 1:end])
                 i = end
             if i < n and flags & FLAG_HAS_LAST_MODIFIED:
                 if i + LAST_MODIFIED_BYTES > n:

@@ -6,6 +6,7 @@ thread while the event loop serves other connections.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -415,3 +416,51 @@ def test_an_upload_arriving_during_a_sync_of_its_volume_appends_in_a_worker_thre
         later = raw_exchange(py.port, go_post(b"1,1800000004", multipart([file_part(b"l.bin", BIN)])))
         assert later.status == 201
         assert [thread == loop_thread for _, _, thread in spy.seen] == [True, True]  # back on the loop
+
+
+class _ReadSpy:
+    """A volume's file operations, noting which thread read the `.dat` and how."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.seen: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        self.seen.append(("pread", threading.current_thread().name))
+        return self._real.pread(fd, length, offset)  # type: ignore[attr-defined]
+
+    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
+        try:
+            got = self._real.pread_nowait(fd, buf, offset)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            self.seen.append(("miss", threading.current_thread().name))
+            raise
+        self.seen.append(("cached", threading.current_thread().name))
+        return got
+
+
+def test_a_read_of_a_record_not_in_the_page_cache_waits_for_the_disk_in_a_worker_thread(tmp_path) -> None:
+    """The event loop reads a record only from the page cache: a miss would wait for the disk
+    (tens of ms behind a large writeback) with every connection of the process. The GET is
+    answered with the same bytes from a worker thread's read (or, when the kernel's readahead
+    that the miss started has already brought the page in, from the cache), never from a read
+    on the loop that waits; the next read of the record is served on the loop again."""
+    with start_native(tmp_path / "native", volumes=(1,), loop="uvloop") as py:
+        assert raw_exchange(py.port, go_post(b"1,1900000001", multipart([file_part(b"c.bin", BIN)]))).status == 201
+        first = raw_exchange(py.port, go_get(b"1,1900000001"))
+        vol = py.store.find_volume(1)
+        vol.sync_appended()
+        os.posix_fadvise(vol._dat_fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        spy = vol.files = _ReadSpy(vol.files)
+        missed = raw_exchange(py.port, go_get(b"1,1900000001"))
+        assert (missed.status, missed.body) == (200, BIN)
+        assert as_go(missed) == as_go(first)  # the same answer as from the page cache
+        assert spy.seen[0][0] == "miss", spy.seen
+        loop_thread = spy.seen[0][1]
+        assert ("pread", loop_thread) not in spy.seen, spy.seen  # no read on the loop waits
+        spy.seen.clear()
+        assert raw_exchange(py.port, go_get(b"1,1900000001")).body == BIN
+        assert spy.seen == [("cached", loop_thread)]

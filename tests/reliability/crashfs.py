@@ -23,6 +23,8 @@ import dataclasses
 import os
 import random
 
+from native.storage._fileio import pread_nowait
+
 __all__ = ["SimulatedCrash", "CrashFS", "Op", "SECTOR"]
 
 SECTOR = 512
@@ -93,6 +95,8 @@ class CrashFS:
     def pread(self, fd: int, length: int, offset: int) -> bytes:
         """Reads are not crash points: they see the page cache, which is the real file."""
         return os.pread(fd, length, offset)
+
+    pread_nowait = staticmethod(pread_nowait)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
         path = self._paths[fd]

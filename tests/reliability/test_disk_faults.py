@@ -368,6 +368,15 @@ class FaultyReads:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
         return os.pread(fd, length, offset)
 
+    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
+        """The event loop's page-cache reads fail alike."""
+        return _into(buf, self.pread(fd, len(buf), offset))
+
+
+def _into(buf: bytearray, data: bytes) -> int:
+    buf[:len(data)] = data
+    return len(data)
+
 
 def _bad_sector(v: Volume, key: int, where: str) -> tuple[int, int]:
     """The 512 B sector an EIO comes from: in the middle of the key's data, or its header."""
@@ -438,6 +447,9 @@ def test_a_server_answers_500_on_eio_and_keeps_serving(tmp_path: Path, report: d
                         if f.on and offset < f.hi and f.lo < offset + length:
                             return f.pread(fd, length, offset)
                     return os.pread(fd, length, offset)
+
+                def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
+                    return _into(buf, self.pread(fd, len(buf), offset))
 
             v.files = Both()
             statuses = {}

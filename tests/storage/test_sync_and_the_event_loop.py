@@ -100,3 +100,30 @@ def test_a_sync_mark_left_by_a_killed_process_is_cleared_by_the_one_restarted_in
     VolumeTable(SharedBlock.attach(block.fd), 1).forget_syncs()  # its replacement starts
     lv.write_needle(mk(1, b"one"), blocking=False)
     assert wv.read_needle(1).data == b"one"
+
+
+def _evict(v: Volume) -> None:
+    """Drop the volume's clean `.dat` pages from the page cache (a read of them that must not wait
+    also starts the kernel's readahead of them: evict again before the next such read)."""
+    os.posix_fadvise(v._dat_fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux's")
+def test_the_event_loop_reads_only_what_the_page_cache_holds(tmp_path: Path) -> None:
+    """A record that is not in the page cache would be read from the disk (tens of ms behind a
+    large writeback) with every connection of the loop waiting: the loop's reads take only
+    cached pages, and a miss goes to the full path (None) or a worker thread (WouldBlock)."""
+    v = Volume.create(tmp_path, 1)
+    body = bytes(range(256)) * 20
+    v.write_needle(Needle.create(1, COOKIE, body))
+    v.sync_appended()
+    _evict(v)
+    with pytest.raises(WouldBlock, match="page cache"):
+        v.read_needle(1, COOKIE, blocking=False)
+    assert v.read_needle(1, COOKIE).data == body  # a worker thread's read: from the disk
+    _evict(v)  # (the pages are not under I/O now: the read above waited for them)
+    assert v.read_plain(1, 1 << 20) is None
+    assert v.read_needle(1, COOKIE).data == body
+    assert v.read_plain(1, 1 << 20)[1] == body  # cached now
+    assert v.read_needle(1, COOKIE, blocking=False).data == body
+    v.close()
