@@ -125,7 +125,7 @@ class VolumeReads(VolumeBase):
         try:
             loc = self._locate(needle_id, read_deleted)
             if loc is None:
-                self._check_empty_record(needle_id)
+                self._check_empty_record(needle_id, blocking)
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
             length = actual_size(size, self.version)
@@ -133,28 +133,38 @@ class VolumeReads(VolumeBase):
                 raw = self.files.pread(self._dat_fd, length, offset)  # the gate keeps the fd
             else:
                 raw = self._pread_cached(length, offset)
-            n = self._decode_at(raw, offset, size, verify_crc)
+            n = self._decode_at(raw, offset, size, verify_crc, blocking)
         finally:
             gate.__exit__()
         self._check_ttl_and_cookie(n, cookie)
         return n
 
     def _pread_cached(self, length: int, offset: int) -> bytes:
-        """`.dat` bytes from the page cache, for the event loop: WouldBlock where any of them
-        would be read from the disk (the caller reads in a worker thread instead); short only at
-        the end of the file, as `pread`."""
+        """`.dat` bytes from the page cache, for the event loop (the read gate entered): WouldBlock
+        where any of them would be read from the disk (the caller reads in a worker thread
+        instead); short only at the end of the file, as `pread`. The file tells where it ends,
+        not `_dat_size`: a shared volume's view applies another process's rows before it moves
+        its size on, and a record partly cached must not be taken for one cut short then."""
         buf = bytearray(length)
+        pread_nowait = self.files.pread_nowait
         try:
-            got = self.files.pread_nowait(self._dat_fd, buf, offset)
+            got = pread_nowait(self._dat_fd, buf, offset)
+            # short: the end of the file (nothing more to read) or a page that is not cached
+            if 0 < got < length and pread_nowait(self._dat_fd, bytearray(1), offset + got):
+                raise BlockingIOError  # (a page the kernel's readahead brought in meanwhile)
         except BlockingIOError:
-            raise WouldBlock(f"volume {self.id}: the record at {offset} is not in the page cache") from None
+            raise WouldBlock(f"volume {self.id}: the record at {offset} is not (all) in the page cache") from None
         if got < length:
-            if offset + got < self._dat_size:
-                raise WouldBlock(f"volume {self.id}: the record at {offset} is partly in the page cache")
             del buf[got:]
         return bytes(buf)
 
-    def _check_empty_record(self, needle_id: int) -> None:
+    def _read_dat(self, length: int, offset: int, blocking: bool) -> bytes:
+        """`.dat` bytes under the read gate; not `blocking`, from the page cache only."""
+        if blocking:
+            return self.files.pread(self._dat_fd, length, offset)
+        return self._pread_cached(length, offset)
+
+    def _check_empty_record(self, needle_id: int, blocking: bool = True) -> None:
         """An index entry of size 0 is an empty needle only if its record says so: a damaged
         `.idx` row (a size field zeroed or a single bit of it flipped) must not make a needle's
         data read as empty. Go returns the empty needle unread; this costs one header read."""
@@ -163,7 +173,7 @@ class VolumeReads(VolumeBase):
             return
         at = nv.offset * PADDING_SIZE
         for offset in (at, at + self.codec.offsets.max_volume_size):
-            head = self.files.pread(self._dat_fd, NEEDLE_HEADER_SIZE, offset)
+            head = self._read_dat(NEEDLE_HEADER_SIZE, offset, blocking)
             if len(head) == NEEDLE_HEADER_SIZE:
                 h = parse_header(head)
                 if h.id == needle_id and h.size == 0:
@@ -255,9 +265,10 @@ class VolumeReads(VolumeBase):
                 last_modified = int.from_bytes(raw[i:i + LAST_MODIFIED_BYTES], "big")
         return cookie, data, flags, name, mime, last_modified, crc, size
 
-    def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool) -> Needle:
+    def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool, blocking: bool = True) -> Needle:
         """The record at `offset`; a record that does not read fails with Go's ReadBytes text
-        (handlers pass it on as Go does)."""
+        (handlers pass it on as Go does). Not `blocking`: the second location too is read from
+        the page cache only (the read gate entered)."""
         try:
             return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
         except ChecksumMismatch as exc:
@@ -265,7 +276,8 @@ class VolumeReads(VolumeBase):
         except Corrupted as exc:
             alt = offset + self.codec.offsets.max_volume_size
             if self.codec.offsets.width == 4 and self._dat_size > alt:
-                raw = self._pread(actual_size(size, self.version), alt)
+                length = actual_size(size, self.version)
+                raw = self._pread(length, alt) if blocking else self._pread_cached(length, alt)
                 return decode_needle(raw, self.version, expected_size=size, verify_crc=verify_crc)
             raise Corrupted(self._go_read_error(raw, offset, size) or f"volume {self.id} offset {offset}: {exc}") from None
 
@@ -292,8 +304,10 @@ class VolumeReads(VolumeBase):
         self._check_ttl_and_cookie(n, cookie)
         return n, data_size
 
-    def _read_meta_at(self, offset: int, size: int) -> tuple[Needle, int]:
-        head = self._pread(NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE, offset)
+    def _read_meta_at(self, offset: int, size: int, blocking: bool = True) -> tuple[Needle, int]:
+        """Not `blocking` (the event loop, the read gate entered): from the page cache only."""
+        read = self._pread if blocking else self._pread_cached
+        head = read(NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE, offset)
         if len(head) < NEEDLE_HEADER_SIZE + (DATA_SIZE_SIZE if size > 0 else 0):
             raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
         h = parse_header(head)
@@ -303,7 +317,7 @@ class VolumeReads(VolumeBase):
         start, length = meta_span(size, data_size, self.version)
         if length < 0 or length > 128 * 1024:
             raise Corrupted(f"volume {self.id} offset {offset}: invalid needle meta size {length}")
-        rest = self._pread(length, offset + start)
+        rest = read(length, offset + start)
         if len(rest) < length:
             raise Corrupted(f"volume {self.id}: record at {offset} is cut short by the end of .dat")
         return decode_meta(head, rest, self.version)
@@ -320,7 +334,7 @@ class VolumeReads(VolumeBase):
                 return NeedleStream(Needle(id=needle_id, cookie=cookie or 0, checksum=0), self._dat_fd, 0, 0,
                                     pread=self.files.pread)
             offset, size = loc
-            n, data_size = self._read_meta_at(offset, size)
+            n, data_size = self._read_meta_at(offset, size, blocking)
             self._check_ttl_and_cookie(n, cookie)
             return NeedleStream(n, self._dat_fd, offset + data_start(size, self.version), data_size,
                                 pread=self.files.pread)

@@ -127,3 +127,86 @@ def test_the_event_loop_reads_only_what_the_page_cache_holds(tmp_path: Path) -> 
     assert v.read_plain(1, 1 << 20)[1] == body  # cached now
     assert v.read_needle(1, COOKIE, blocking=False).data == body
     v.close()
+
+
+def _cache_only_the_first_page(v: Volume, offset: int) -> None:
+    """The record at `offset`: its first page in the page cache, the pages after it not."""
+    _evict(v)
+    os.pread(v._dat_fd, 1, offset)  # (the kernel's readahead brings in more)
+    page = offset - offset % 4096 + 4096
+    os.posix_fadvise(v._dat_fd, page, 0, os.POSIX_FADV_DONTNEED)
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT is Linux's")
+def test_a_record_partly_in_the_page_cache_is_never_taken_for_one_cut_by_the_end_of_the_file(tmp_path: Path) -> None:
+    """A short count from the page cache is the end of the file only where the file ends, not
+    where the volume's size says it does: a view that has applied another process's rows
+    before its `.dat` size (`_apply_committed`, or any view whose size lags its map) must not
+    turn a record that is partly cached into one cut short (Corrupted, an HTTP 500)."""
+    v = Volume.create(tmp_path, 1)
+    body = os.urandom(5 * 4096)
+    v.write_needle(Needle.create(1, COOKIE, body))
+    v.sync_appended()
+    offset = v.needle_value(1).offset * 8
+    v._dat_size = offset + 100  # a size behind the map's rows (as the view has it for a moment)
+    _cache_only_the_first_page(v, offset)
+    try:
+        assert v.read_needle(1, COOKIE, blocking=False).data == body  # (a page read back meanwhile)
+    except WouldBlock:
+        pass
+    assert v.read_needle(1, COOKIE).data == body
+    v.close()
+
+
+class _NoWaitingReads:
+    """The volume's file operations; a read that may wait for the disk (`pread`) fails while
+    `loop` is set (the event loop's calls read only from the page cache)."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.loop = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        assert not self.loop, f"a read on the event loop that may wait for the disk ({length} bytes at {offset})"
+        return self._real.pread(fd, length, offset)  # type: ignore[attr-defined]
+
+
+def _on_the_loop(files: _NoWaitingReads, call):
+    files.loop = True
+    try:
+        return call()
+    except WouldBlock:
+        return WouldBlock
+    finally:
+        files.loop = False
+
+
+def test_the_event_loop_reads_of_a_needle_never_wait_for_the_disk(tmp_path: Path) -> None:
+    """Every read the loop's calls make of `.dat` comes from the page cache (or WouldBlock):
+    the empty needle's record check, a stream's header and metadata, and the second location
+    a 4-byte offset may point at (past 32 GiB)."""
+    v = Volume.create(tmp_path, 1, offset_bytes=4)
+    v.write_needle(Needle.create(1, COOKIE, b""))  # an empty needle: the index's size 0
+    v.write_needle(Needle.create(2, COOKIE, os.urandom(3000), name="big.bin"))
+    assert v.needle_value(1).size == 0
+    files = v.files = _NoWaitingReads(v.files)
+    for call in (lambda: v.read_needle(1, COOKIE, blocking=False),
+                 lambda: v.open_needle_stream(2, COOKIE, blocking=False).close()):
+        got = _on_the_loop(files, call)
+        assert got is WouldBlock or got is None or got.id == 1
+    # a record that a 4-byte offset reaches only 32 GiB on (Go's wrap-around): the first location
+    # does not decode, the second does (a sparse file: no disk space)
+    nv = v.needle_value(2)
+    at = nv.offset * 8
+    record = os.pread(v._dat_fd, 4096, at)
+    alt = at + v.codec.offsets.max_volume_size
+    os.pwrite(v._dat_fd, record, alt)
+    os.pwrite(v._dat_fd, b"\xff" * 4, at + 12)  # the size in the first location's header
+    v._dat_size = os.fstat(v._dat_fd).st_size
+    got = _on_the_loop(files, lambda: v.read_needle(2, COOKIE, blocking=False))
+    assert got is WouldBlock or got.name == b"big.bin"
+    assert v.read_needle(2, COOKIE).name == b"big.bin"
+    v.close()
