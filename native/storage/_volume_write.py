@@ -22,8 +22,9 @@ from ._errors import WouldBlock
 __all__ = ["VolumeWrites"]
 
 # What an append refuses with before it writes a byte (each is raised before the record's
-# pwrite): the writer mark it set comes off again, the next writer has nothing to cut.
-REFUSALS = (ReadOnly, CookieMismatch, VolumeFull)
+# pwrite): the writer mark it set comes off again, the next writer has nothing to cut. WouldBlock:
+# the event loop's append hands over to a worker thread (an overwrite, which reads the record first).
+REFUSALS = (ReadOnly, CookieMismatch, VolumeFull, WouldBlock)
 
 _new_result = tuple.__new__  # a NamedTuple's own __new__ is Python code
 _SMALLEST_MAX_SIZE = OffsetCodec(4).max_volume_size  # below it, no offset width's limit is near
@@ -110,6 +111,9 @@ class VolumeWrites(VolumeReads):
                 if self.no_write_or_delete or self.no_write_can_delete or self.disk_space_low():
                     self._check_writable()
                 nv = self.nm.get(n.id)
+                if nv is not None and not blocking:  # an overwrite reads the stored record first,
+                    # which may come from the disk: a worker thread's job (the loop never waits on it)
+                    raise WouldBlock(f"volume {self.id}: needle {n.id:x} is overwritten")
                 unchanged = None if nv is None else self._unchanged(n, nv)
                 if unchanged is None:
                     offset = self._append_needle(n, nv, check_cookie)
@@ -183,8 +187,9 @@ class VolumeWrites(VolumeReads):
             return WriteResult(nv.offset * PADDING_SIZE, len(old.data), True)
         return None
 
-    def _read_header_at(self, offset: int) -> NeedleHeader:
-        head = self._pread(NEEDLE_HEADER_SIZE, offset)
+    def _read_header_at(self, offset: int, blocking: bool = True) -> NeedleHeader:
+        """Not `blocking` (the event loop, the volume held): from the page cache only."""
+        head = self._pread(NEEDLE_HEADER_SIZE, offset) if blocking else self._pread_cached(NEEDLE_HEADER_SIZE, offset)
         if len(head) < NEEDLE_HEADER_SIZE:
             raise Corrupted(f"reading existing needle: volume {self.id} has no record at {offset}")
         return parse_header(head)
@@ -314,9 +319,9 @@ class VolumeWrites(VolumeReads):
                 return 0
             if cookie is not None:
                 if nv2 != nv and nv2.size > 0:
-                    tomb_crc = self.read_needle(needle_id, cookie).checksum or 0
+                    tomb_crc = self.read_needle(needle_id, cookie, blocking=blocking).checksum or 0
                 elif nv2.size > 0 or checksum is not None:
-                    h = self._read_header_at(nv2.offset * PADDING_SIZE)
+                    h = self._read_header_at(nv2.offset * PADDING_SIZE, blocking)
                     if h.cookie != cookie:
                         raise CookieMismatch(f"needle {needle_id:x} in volume {self.id}: cookie {cookie:08x} does not match")
             tomb = Needle(id=needle_id, cookie=tomb_cookie, checksum=tomb_crc, append_at_ns=self._next_append_ns())

@@ -210,3 +210,18 @@ def test_the_event_loop_reads_of_a_needle_never_wait_for_the_disk(tmp_path: Path
     assert got is WouldBlock or got.name == b"big.bin"
     assert v.read_needle(2, COOKIE).name == b"big.bin"
     v.close()
+
+
+def test_an_overwrite_from_the_event_loop_goes_to_a_worker_thread(tmp_path: Path) -> None:
+    """An overwrite reads the stored record first (its cookie, and whether it is unchanged), which
+    may come from the disk: the loop's call refuses before it writes a byte (WouldBlock, the
+    shared slot's writer mark off again), and a worker thread's call stores it."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    wv = worker.volume(VID)
+    wv.write_needle(mk(1, b"first"), blocking=False)  # a new id: on the loop
+    ends = (wv._dat_size, wv._idx_size)
+    with pytest.raises(WouldBlock, match="overwritten"):
+        wv.write_needle(mk(1, b"second"), blocking=False)
+    assert (wv._dat_size, wv._idx_size) == ends and wv.shared.writer == 0
+    wv.write_needle(mk(1, b"second"))
+    assert leader.read_needle(VID, 1).data == b"second"
