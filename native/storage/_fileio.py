@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime", "pread_nowait"]
+__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime", "CACHED_ONLY", "NOT_SUPPORTED"]
 
 
 class FileOps(Protocol):
@@ -23,7 +24,7 @@ class FileOps(Protocol):
     def close(self, fd: int) -> None: ...
     def pwrite(self, fd: int, data: bytes, offset: int) -> int: ...
     def pread(self, fd: int, length: int, offset: int) -> bytes: ...
-    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int: ...
+    def preadv(self, fd: int, buffers: Sequence[bytearray], offset: int, flags: int = 0, /) -> int: ...
     def ftruncate(self, fd: int, size: int) -> None: ...
     def fsync(self, fd: int) -> None: ...
     def fdatasync(self, fd: int) -> None: ...
@@ -49,29 +50,20 @@ def open_without_atime(path: str, flags: int, mode: int = 0o644) -> int:
     return os.open(path, flags, mode)
 
 
-_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-
-
-def pread_nowait(fd: int, buf: bytearray, offset: int) -> int:
-    """Read into `buf` at `offset` what the page cache holds, without waiting for the disk
-    (Linux's RWF_NOWAIT): BlockingIOError when the first page is not cached, fewer bytes than
-    asked when a later one is not (or at the end of the file). The event loop's reads: a cache
-    miss waits for the disk, tens of ms behind a large writeback, and on the loop every
-    connection would wait with it. Where the flag is not supported, a plain read."""
-    if _RWF_NOWAIT:
-        try:
-            return os.preadv(fd, (buf,), offset, _RWF_NOWAIT)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-    return os.preadv(fd, (buf,), offset)
+# `preadv`'s flag for the event loop's reads: only what the page cache holds, never a wait for
+# the disk (Linux's RWF_NOWAIT; 0 elsewhere: a plain read). A miss waits for the disk, tens of ms
+# behind a large writeback, and on the loop every connection would wait with it. With the flag,
+# `preadv` raises BlockingIOError when the first page is not cached and reads short when a later
+# one is not (or at the end of the file); a file system without it answers EOPNOTSUPP.
+CACHED_ONLY = getattr(os, "RWF_NOWAIT", 0)
+NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL)
 
 
 class OsFileOps:
     """The operating system's calls, unchanged but for `open`'s access times."""
 
     open = staticmethod(open_without_atime)
-    pread_nowait = staticmethod(pread_nowait)
+    preadv = staticmethod(os.preadv)
     close = staticmethod(os.close)
     pwrite = staticmethod(os.pwrite)
     pread = staticmethod(os.pread)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ._errors import StorageError
-from ._fileio import OS_FILES, FileOps
+from ._fileio import CACHED_ONLY, OS_FILES, FileOps
 from ._idx import IdxCodec
 from ._idx_rows import IdxRows
 from ._map_types import MapPolicy
@@ -119,6 +119,9 @@ class VolumeBase:
         # a sync of the files is running (in a worker thread): the event loop appends elsewhere,
         # since an append waits while the file's pages are written back (see `_sync_dat`)
         self._syncing = False
+        # `preadv`'s flag for the event loop's reads (page cache only; 0 once the file system
+        # turned it down: then the loop reads as any reader)
+        self._cached_only = CACHED_ONLY
         self._files_epoch = 0  # counts swaps of the descriptors (`_adopt`): a sync knows what it synced
         self._sync_error: OSError | None = None  # an fsync failed: read-only, never retried
         self._io = threading.Condition(threading.Lock())

@@ -36,6 +36,7 @@ from ._types import (
 )
 from ._volume_base import RecordInfo, VolumeBase
 from ._errors import WouldBlock
+from ._fileio import NOT_SUPPORTED
 
 __all__ = ["VolumeReads", "PlainRead"]
 
@@ -146,14 +147,19 @@ class VolumeReads(VolumeBase):
         not `_dat_size`: a shared volume's view applies another process's rows before it moves
         its size on, and a record partly cached must not be taken for one cut short then."""
         buf = bytearray(length)
-        pread_nowait = self.files.pread_nowait
+        preadv, fd, flags = self.files.preadv, self._dat_fd, self._cached_only
         try:
-            got = pread_nowait(self._dat_fd, buf, offset)
+            got = preadv(fd, (buf,), offset, flags)
             # short: the end of the file (nothing more to read) or a page that is not cached
-            if 0 < got < length and pread_nowait(self._dat_fd, bytearray(1), offset + got):
+            if 0 < got < length and preadv(fd, (bytearray(1),), offset + got, flags):
                 raise BlockingIOError  # (a page the kernel's readahead brought in meanwhile)
         except BlockingIOError:
             raise WouldBlock(f"volume {self.id}: the record at {offset} is not (all) in the page cache") from None
+        except OSError as exc:
+            if exc.errno not in NOT_SUPPORTED or not flags:
+                raise
+            self._cached_only = 0  # a file system without the flag: the loop reads as any reader
+            return self._pread_cached(length, offset)
         if got < length:
             del buf[got:]
         return bytes(buf)
@@ -222,20 +228,22 @@ class VolumeReads(VolumeBase):
             if self._swapping or self._closed or fd < 0:
                 return None
             buf = bytearray(length)
-            got = self.files.pread_nowait(fd, buf, units * PADDING_SIZE)
-        except OSError:  # not cached (BlockingIOError), or an unreadable sector (EIO): the full path
+            got = self.files.preadv(fd, (buf,), units * PADDING_SIZE, self._cached_only)
+        except OSError as exc:  # not cached (BlockingIOError), or an unreadable sector (EIO): the full path
+            if exc.errno in NOT_SUPPORTED:
+                self._cached_only = 0  # a file system without the flag: the loop reads as any reader
             return None
         finally:
             io.release()
         if got < length:
             return None
-        raw = memoryview(buf)
+        raw = bytes(buf)
         cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
         if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
             return None
         i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
         n = NEEDLE_HEADER_SIZE + size
-        data = bytes(raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i])
+        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
         crc = _crc32c_bytes(data)
         stored = int.from_bytes(raw[n:n + 4], "big")
         if stored != crc and not crc_matches(stored, crc):  # the legacy form only when it differs
@@ -251,13 +259,13 @@ class VolumeReads(VolumeBase):
                 end = i + 1 + raw[i]
                 if end > n:
                     return None
-                name = bytes(raw[i + 1:end])
+                name = raw[i + 1:end]
                 i = end
             if i < n and flags & FLAG_HAS_MIME:
                 end = i + 1 + raw[i]
                 if end > n:
                     return None
-                mime = bytes(raw[i + 1:end])
+                mime = raw[i + 1:end]
                 i = end
             if i < n and flags & FLAG_HAS_LAST_MODIFIED:
                 if i + LAST_MODIFIED_BYTES > n:

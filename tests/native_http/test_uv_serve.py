@@ -432,9 +432,12 @@ class _ReadSpy:
         self.seen.append(("pread", threading.current_thread().name))
         return self._real.pread(fd, length, offset)  # type: ignore[attr-defined]
 
-    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
+    def preadv(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        if not flags:
+            self.seen.append(("pread", threading.current_thread().name))
+            return self._real.preadv(fd, buffers, offset)  # type: ignore[attr-defined]
         try:
-            got = self._real.pread_nowait(fd, buf, offset)  # type: ignore[attr-defined]
+            got = self._real.preadv(fd, buffers, offset, flags)  # type: ignore[attr-defined]
         except BlockingIOError:
             self.seen.append(("miss", threading.current_thread().name))
             raise

@@ -23,8 +23,6 @@ import dataclasses
 import os
 import random
 
-from native.storage._fileio import pread_nowait
-
 __all__ = ["SimulatedCrash", "CrashFS", "Op", "SECTOR"]
 
 SECTOR = 512
@@ -96,7 +94,7 @@ class CrashFS:
         """Reads are not crash points: they see the page cache, which is the real file."""
         return os.pread(fd, length, offset)
 
-    pread_nowait = staticmethod(pread_nowait)
+    preadv = staticmethod(os.preadv)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
         path = self._paths[fd]

@@ -368,13 +368,13 @@ class FaultyReads:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
         return os.pread(fd, length, offset)
 
-    def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
+    def preadv(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
         """The event loop's page-cache reads fail alike."""
-        return _into(buf, self.pread(fd, len(buf), offset))
+        return _into(buffers, self.pread(fd, len(buffers[0]), offset))
 
 
-def _into(buf: bytearray, data: bytes) -> int:
-    buf[:len(data)] = data
+def _into(buffers: list[bytearray], data: bytes) -> int:
+    buffers[0][:len(data)] = data
     return len(data)
 
 
@@ -448,8 +448,8 @@ def test_a_server_answers_500_on_eio_and_keeps_serving(tmp_path: Path, report: d
                             return f.pread(fd, length, offset)
                     return os.pread(fd, length, offset)
 
-                def pread_nowait(self, fd: int, buf: bytearray, offset: int) -> int:
-                    return _into(buf, self.pread(fd, len(buf), offset))
+                def preadv(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+                    return _into(buffers, self.pread(fd, len(buffers[0]), offset))
 
             v.files = Both()
             statuses = {}
