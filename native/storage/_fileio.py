@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime", "CACHED_ONLY", "NOT_SUPPORTED"]
+__all__ = ["FileOps", "OsFileOps", "OS_FILES", "open_without_atime", "CACHED_ONLY", "NOT_SUPPORTED", "pread_cached"]
 
 
 class FileOps(Protocol):
@@ -57,6 +57,24 @@ def open_without_atime(path: str, flags: int, mode: int = 0o644) -> int:
 # one is not (or at the end of the file); a file system without it answers EOPNOTSUPP.
 CACHED_ONLY = getattr(os, "RWF_NOWAIT", 0)
 NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL)
+
+
+def pread_cached(fd: int, length: int, offset: int) -> bytes:
+    """`length` bytes at `offset` from the page cache only (the event loop's small reads of files
+    outside a Volume's FileOps, such as an EC volume's `.ecx`): BlockingIOError where a page is
+    not cached; short only at the end of the file; a plain read where the file system cannot
+    tell (EOPNOTSUPP)."""
+    buf = bytearray(length)
+    try:
+        got = os.preadv(fd, (buf,), offset, CACHED_ONLY)
+    except OSError as exc:
+        if exc.errno not in NOT_SUPPORTED:
+            raise
+        return os.pread(fd, length, offset)
+    if 0 < got < length and os.preadv(fd, (bytearray(1),), offset + got, CACHED_ONLY):
+        raise BlockingIOError(f"a page at {offset + got} is not in the page cache")
+    del buf[got:]
+    return bytes(buf)
 
 
 class OsFileOps:

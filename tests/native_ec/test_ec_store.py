@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from native.storage import IdxCodec, Needle, Store, decode_needle
+from native.storage import IdxCodec, Needle, Store, WouldBlock, decode_needle
 from native.storage.ec import EcLayout, ReedSolomon, encode_files, find_dat_size, rebuild_files, shard_ext, write_dat_file
 from native.storage.ec._index import fold_journal, has_live_needles, iter_ecx, write_ecx_from_idx, write_idx_from_ecx
 from native.storage.ec._sidecar import load_sidecar, save_sidecar, shard_block_crcs
@@ -97,6 +97,12 @@ def test_store_mounts_and_reads_ec_shards(tmp_path: Path) -> None:
     # read without access-time updates (a read updating one would wait for a sync's journal commit)
     for fd in [ev.shard(i).fd for i in ev.shard_ids()] + [ev.ecx_fd, ev.ecj_fd]:
         assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NOATIME
+    # the event loop's lookups read `.ecx` from the page cache only (a miss: a worker thread's job)
+    key = next(iter(bodies))
+    os.posix_fadvise(ev.ecx_fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    with pytest.raises(WouldBlock, match="page cache"):
+        ev.find_needle(key, blocking=False)
+    assert ev.find_needle(key) == ev.find_needle(key, blocking=False)  # read once: cached now
     for key, body in bodies.items():
         loc = ev.locate(key)
         raw = b"".join(ev.shard(iv.shard_id).read_at(iv.size, iv.offset) for iv in loc.intervals)

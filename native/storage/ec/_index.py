@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from .._fileio import pread_cached
 from .._idx import IdxCodec
 from .._types import TOMBSTONE_SIZE
 
@@ -77,13 +78,16 @@ def write_ecx_from_idx(idx_path: str, ecx_path: str, offset_bytes: int) -> int:
     return int(live.sum()) if n else 0
 
 
-def search_ecx(fd: int, size: int, needle_id: int, codec: IdxCodec) -> tuple[int, EcxRow] | None:
-    """Binary search of a sorted index by pread: (row position, row), or None."""
+def search_ecx(fd: int, size: int, needle_id: int, codec: IdxCodec, *,
+               cached_only: bool = False) -> tuple[int, EcxRow] | None:
+    """Binary search of a sorted index by pread: (row position, row), or None. `cached_only` (the
+    event loop): every row from the page cache, BlockingIOError where one would come from the disk."""
     es = codec.entry_size
     lo, hi = 0, size // es
+    read = pread_cached if cached_only else os.pread
     while lo < hi:
         mid = (lo + hi) // 2
-        raw = os.pread(fd, es, mid * es)
+        raw = read(fd, es, mid * es)
         if len(raw) != es:
             raise OSError(f"ecx read at {mid * es}: short read")
         key = int.from_bytes(raw[:8], "big")

@@ -200,8 +200,12 @@ class EcVolume:
 
     def find_needle(self, needle_id: int, *, blocking: bool = True) -> tuple[int, int]:
         """(offset in 8-byte units, size) from `.ecx`; size is -1 once deleted. NotFound if absent.
-        Not `blocking`: WouldBlock instead of waiting for a delete's journal fsync."""
-        found = search_ecx(self.ecx_fd, self.ecx_size, needle_id, self.codec)
+        Not `blocking`: WouldBlock instead of waiting for a delete's journal fsync or for the disk
+        (`.ecx` rows not in the page cache)."""
+        try:
+            found = search_ecx(self.ecx_fd, self.ecx_size, needle_id, self.codec, cached_only=not blocking)
+        except BlockingIOError:
+            raise WouldBlock(f"ec volume {self.vid}: its index is not in the page cache") from None
         if found is None:
             raise NotFound(f"needle {needle_id:x} not found in ec volume {self.vid}")
         _, (_, offset, size) = found
