@@ -19,16 +19,22 @@ from tests.storage.test_fsync_across_commit import COOKIE, SlowSyncFiles
 from tests.storage.test_shared_volume import VID, _shared_pair, mk
 
 
-def test_the_event_loop_does_not_append_to_a_volume_being_synced(tmp_path: Path) -> None:
-    v = Volume.create(tmp_path, 1)
-    v.write_needle(Needle.create(1, COOKIE, b"one"))
+def _sync_held(v: Volume) -> tuple[SlowSyncFiles, threading.Thread]:
+    """A sync of `v`'s appends running in a thread, held in its fdatasync until `files.release`."""
     files = SlowSyncFiles()
     v.files = files
     files.fd = v._dat_fd
     syncer = threading.Thread(target=v.sync_appended)
     syncer.start()
+    assert files.entered.wait(30)
+    return files, syncer
+
+
+def test_the_event_loop_does_not_append_to_a_volume_being_synced(tmp_path: Path) -> None:
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, COOKIE, b"one"))
+    files, syncer = _sync_held(v)
     try:
-        assert files.entered.wait(30)
         with pytest.raises(WouldBlock):
             v.write_needle(Needle.create(2, COOKIE, b"two"), blocking=False)
         with pytest.raises(WouldBlock):
@@ -70,13 +76,8 @@ def test_no_process_appends_from_its_event_loop_while_another_syncs_the_volume(t
     leader, worker, block = _shared_pair(tmp_path)
     lv, wv = leader.volume(VID), worker.volume(VID)
     lv.write_needle(mk(1, b"one"))
-    files = SlowSyncFiles()
-    lv.files = files
-    files.fd = lv._dat_fd
-    syncer = threading.Thread(target=lv.sync_appended)
-    syncer.start()
+    files, syncer = _sync_held(lv)
     try:
-        assert files.entered.wait(30)
         with pytest.raises(WouldBlock, match="another process"):
             wv.write_needle(mk(2, b"two"), blocking=False)
         with pytest.raises(WouldBlock):
