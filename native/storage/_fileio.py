@@ -5,8 +5,8 @@ A `Volume` holds a `FileOps` (`volume.files`, the operating system's by default)
 is how the crash tests (`tests/reliability`) stop a volume at any step and decide which of the
 writes since the last fsync reach the disk, and how the disk-fault tests make a write, an fsync
 or a read fail. `pread` serves the reads of needles (whole, plain, streamed and the checks before
-a sendfile); scans of whole files (loading, recovery, verify, compaction) read the descriptors
-directly.
+a sendfile) and `preadv` with `CACHED_ONLY` the event loop's (from the page cache only); scans of
+whole files (loading, recovery, verify, compaction) read the descriptors directly.
 """
 
 from __future__ import annotations
