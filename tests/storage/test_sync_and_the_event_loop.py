@@ -160,8 +160,9 @@ def test_a_record_partly_in_the_page_cache_is_never_taken_for_one_cut_by_the_end
 
 
 class _NoWaitingReads:
-    """The volume's file operations; a read that may wait for the disk (`pread`) fails while
-    `loop` is set (the event loop's calls read only from the page cache)."""
+    """The volume's file operations; a read that may wait for the disk (`pread`, `preadv` without
+    the page-cache-only flag) fails while `loop` is set (the event loop's calls read only from the
+    page cache)."""
 
     def __init__(self, real: object) -> None:
         self._real = real
@@ -173,6 +174,10 @@ class _NoWaitingReads:
     def pread(self, fd: int, length: int, offset: int) -> bytes:
         assert not self.loop, f"a read on the event loop that may wait for the disk ({length} bytes at {offset})"
         return self._real.pread(fd, length, offset)  # type: ignore[attr-defined]
+
+    def preadv(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        assert flags or not self.loop, f"a read on the event loop that may wait for the disk (at {offset})"
+        return self._real.preadv(fd, buffers, offset, flags)  # type: ignore[attr-defined]
 
 
 def _on_the_loop(files: _NoWaitingReads, call):
