@@ -56,11 +56,11 @@ class RangeLock:
 
     __slots__ = ("_fd", "_lock", "_unlock", "_mutex")
 
-    def __init__(self, fd: int, start: int, length: int, mutex: threading.Lock | None = None) -> None:
+    def __init__(self, fd: int, start: int, length: int, mutex: threading.Lock) -> None:
         self._fd = fd
         self._lock = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
         self._unlock = _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0)
-        self._mutex = threading.Lock() if mutex is None else mutex
+        self._mutex = mutex
 
     def acquire(self, blocking: bool = True) -> bool:
         mutex = self._mutex

@@ -59,19 +59,16 @@ CACHED_ONLY = getattr(os, "RWF_NOWAIT", 0)
 NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL)
 
 
-def pread_cached(fd: int, length: int, offset: int) -> bytes:
-    """`length` bytes at `offset` from the page cache only (the event loop's small reads of files
-    outside a Volume's FileOps, such as an EC volume's `.ecx`): BlockingIOError where a page is
-    not cached; short only at the end of the file; a plain read where the file system cannot
-    tell (EOPNOTSUPP)."""
+def pread_cached(fd: int, length: int, offset: int, files: FileOps | None = None) -> bytes:
+    """`length` bytes at `offset` from the page cache only, for the event loop (through `files`,
+    a volume's FileOps, or the OS's): BlockingIOError where a page is not cached; short only at
+    the end of the file, as `pread` (a short count is probed one byte further: the end, or a
+    page not cached). A file system without the flag raises OSError with an errno of
+    NOT_SUPPORTED: the caller then reads plainly."""
+    preadv = (files or OS_FILES).preadv
     buf = bytearray(length)
-    try:
-        got = os.preadv(fd, (buf,), offset, CACHED_ONLY)
-    except OSError as exc:
-        if exc.errno not in NOT_SUPPORTED:
-            raise
-        return os.pread(fd, length, offset)
-    if 0 < got < length and os.preadv(fd, (bytearray(1),), offset + got, CACHED_ONLY):
+    got = preadv(fd, (buf,), offset, CACHED_ONLY)
+    if 0 < got < length and preadv(fd, (bytearray(1),), offset + got, CACHED_ONLY):
         raise BlockingIOError(f"a page at {offset + got} is not in the page cache")
     del buf[got:]
     return bytes(buf)

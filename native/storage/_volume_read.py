@@ -36,7 +36,7 @@ from ._types import (
 )
 from ._volume_base import RecordInfo, VolumeBase
 from ._errors import WouldBlock
-from ._fileio import NOT_SUPPORTED
+from ._fileio import NOT_SUPPORTED, pread_cached
 
 __all__ = ["VolumeReads", "PlainRead"]
 
@@ -129,11 +129,7 @@ class VolumeReads(VolumeBase):
                 self._check_empty_record(needle_id, blocking)
                 return Needle(id=needle_id, cookie=cookie or 0, checksum=0)
             offset, size = loc
-            length = actual_size(size, self.version)
-            if blocking:
-                raw = self.files.pread(self._dat_fd, length, offset)  # the gate keeps the fd
-            else:
-                raw = self._pread_cached(length, offset)
+            raw = self._read_dat(actual_size(size, self.version), offset, blocking)  # the gate keeps the fd
             n = self._decode_at(raw, offset, size, verify_crc, blocking)
         finally:
             gate.__exit__()
@@ -146,23 +142,16 @@ class VolumeReads(VolumeBase):
         instead); short only at the end of the file, as `pread`. The file tells where it ends,
         not `_dat_size`: a shared volume's view applies another process's rows before it moves
         its size on, and a record partly cached must not be taken for one cut short then."""
-        buf = bytearray(length)
-        preadv, fd, flags = self.files.preadv, self._dat_fd, self._cached_only
-        try:
-            got = preadv(fd, (buf,), offset, flags)
-            # short: the end of the file (nothing more to read) or a page that is not cached
-            if 0 < got < length and preadv(fd, (bytearray(1),), offset + got, flags):
-                raise BlockingIOError  # (a page the kernel's readahead brought in meanwhile)
-        except BlockingIOError:
-            raise WouldBlock(f"volume {self.id}: the record at {offset} is not (all) in the page cache") from None
-        except OSError as exc:
-            if exc.errno not in NOT_SUPPORTED or not flags:
-                raise
-            self._cached_only = 0  # a file system without the flag: the loop reads as any reader
-            return self._pread_cached(length, offset)
-        if got < length:
-            del buf[got:]
-        return bytes(buf)
+        if self._cached_only:
+            try:
+                return pread_cached(self._dat_fd, length, offset, self.files)
+            except BlockingIOError:
+                raise WouldBlock(f"volume {self.id}: the record at {offset} is not (all) in the page cache") from None
+            except OSError as exc:
+                if exc.errno not in NOT_SUPPORTED:
+                    raise
+                self._cached_only = 0  # a file system without the flag: the loop reads as any reader
+        return self.files.pread(self._dat_fd, length, offset)
 
     def _read_dat(self, length: int, offset: int, blocking: bool) -> bytes:
         """`.dat` bytes under the read gate; not `blocking`, from the page cache only."""

@@ -6,6 +6,7 @@ would join the file system's journal and wait for the commit the sync forces).""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -231,3 +232,33 @@ def test_an_overwrite_from_the_event_loop_goes_to_a_worker_thread(tmp_path: Path
     assert (wv._dat_size, wv._idx_size) == ends and wv.shared.writer == 0
     wv.write_needle(mk(1, b"second"))
     assert leader.read_needle(VID, 1).data == b"second"
+
+
+class _NoCachedOnlyFlag:
+    """The volume's file operations on a file system that turns the page-cache-only flag down."""
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def preadv(self, fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        if flags:
+            self.refused += 1
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return self._real.preadv(fd, buffers, offset)  # type: ignore[attr-defined]
+
+
+def test_a_file_system_without_the_page_cache_flag_is_read_as_before(tmp_path: Path) -> None:
+    """Where the flag is refused (EOPNOTSUPP), the loop's reads are plain reads, as before it:
+    the first refusal is remembered, no read fails for it."""
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, COOKIE, b"one"))
+    files = v.files = _NoCachedOnlyFlag(v.files)
+    assert v.read_needle(1, COOKIE, blocking=False).data == b"one"
+    assert v.read_plain(1, 1 << 20)[1] == b"one"
+    assert v.read_needle(1, COOKIE, blocking=False).data == b"one"
+    assert files.refused == 1
+    v.close()

@@ -17,7 +17,7 @@ import time
 from weedpy.filelocks import lock_range, unlock_range
 
 from .._errors import NotFound, StorageError
-from .._fileio import open_without_atime
+from .._fileio import NOT_SUPPORTED, open_without_atime
 from .._errors import WouldBlock
 from .._idx import IdxCodec
 from .._names import volume_base_name
@@ -206,6 +206,10 @@ class EcVolume:
             found = search_ecx(self.ecx_fd, self.ecx_size, needle_id, self.codec, cached_only=not blocking)
         except BlockingIOError:
             raise WouldBlock(f"ec volume {self.vid}: its index is not in the page cache") from None
+        except OSError as exc:
+            if blocking or exc.errno not in NOT_SUPPORTED:
+                raise
+            found = search_ecx(self.ecx_fd, self.ecx_size, needle_id, self.codec)  # a file system without the flag
         if found is None:
             raise NotFound(f"needle {needle_id:x} not found in ec volume {self.vid}")
         _, (_, offset, size) = found
