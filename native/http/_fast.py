@@ -2,7 +2,11 @@
 
 `fast_read` serves `GET|HEAD /<vid>,<fid>` with no query and only plain headers (Host,
 User-Agent, Accept, Accept-Encoding, Connection) for a live, uncompressed, pair-less needle of
-at most 1 MiB on a local volume, when no read JWT or download limit is in play. The bytes are
+at most FAST_READ_LIMIT on a local volume, when no read JWT is required and the download limit
+is not reached. Go streams a needle over 1 MiB from the file; here it is read from the page
+cache and written whole (its CRC checked first, as the full path does): a read and a write of
+the bytes, against the full path's thread hop and a wait per socket buffer. Under a download
+limit only needles up to 1 MiB are taken (a larger one streams, counted until it is out). The bytes are
 exactly what get_or_head + write_response_content + serialize_head produce for that request
 (the differential suite runs through both paths); anything else returns None and takes the full
 path, so this is purely a shortcut.
@@ -26,7 +30,11 @@ from weedpy.serve.replies import request_id_bits as _rand32
 if TYPE_CHECKING:
     from native.http.app import NativeHttp
 
-__all__ = ["fast_read"]
+__all__ = ["fast_read", "FAST_READ_LIMIT"]
+
+FAST_READ_LIMIT = 4 * 1024 * 1024
+"""The largest record the fast read serves: what one answer may hold in memory while a slow
+client reads it (a filer's default chunk is 4 MiB)."""
 
 _TARGET = re.compile(rb"/([0-9]{1,10}),([0-9a-f]{9,24})\Z")
 _PLAIN = frozenset({b"host", b"user-agent", b"accept", b"accept-encoding", b"connection"})
@@ -36,9 +44,11 @@ _time_ns = time.time_ns
 _http_date_at = functools.lru_cache(maxsize=4)(format_http_date)
 
 
-def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
-    """(response bytes, the record's size) or None. The caller counts the size in the download's
-    bytes in flight until the bytes are out (`app.download`), as Go does."""
+def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, bytes | memoryview, int] | None:
+    """(response head and body, the rest of the body, the record's size) or None: a large body
+    is the rest (a view of the record, never joined to the head), a small one is in the first
+    part with b"" after. The caller counts the size in the download's bytes in flight until the
+    bytes are out (`app.download`), as Go does."""
     m = _TARGET.match(req.target)
     if m is None or not req.keep_alive or req.http_version != b"1.1" or req.chunked or req.content_length:
         return None
@@ -56,7 +66,9 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
         vol = app.ctx.store.find_volume(vid, blocking=False)  # WouldBlock (a StorageError): the full path
         if vol is None:
             return None
-        found = vol.read_plain(int(fid[:-8], 16), PAGED_READ_LIMIT)
+        # a HEAD of a large needle is the full path's: it reads the record's head only
+        found = vol.read_plain(int(fid[:-8], 16),
+                               FAST_READ_LIMIT if req.method == b"GET" and not download.limit else PAGED_READ_LIMIT)
     except StorageError:
         return None
     if found is None:
@@ -93,8 +105,10 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, int] | None:
             app.server, _time_ns(), _rand32(32), _http_date_at(int(_time())), tail)
     ).encode("latin-1", "replace")  # the request id is request_id()'s, the date http_date()'s, inline
     if req.method == b"HEAD":
-        return wire, record_size
-    return wire + data, record_size
+        return wire, b"", record_size
+    if type(data) is bytes:
+        return wire + data, b"", record_size
+    return wire, data, record_size
 
 
 _DECLINED_FLAGS = FLAG_HAS_PAIRS | FLAG_GZIP | FLAG_CHUNK_MANIFEST

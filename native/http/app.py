@@ -154,13 +154,15 @@ class NativeHttp:
         if raw.method == b"GET" or raw.method == b"HEAD":
             fast = fast_read(self, raw)
             if fast is not None:
-                data, inflight = fast
+                data, rest, inflight = fast
                 self.download.add(inflight)
                 exch.started = True
                 exch.status = 200
                 exch.served_fast = True
                 try:
                     await exch.send(data)
+                    if rest:
+                        await exch.send(rest)
                 finally:
                     self.download.release(inflight)
                 return

@@ -167,17 +167,22 @@ class _Conn(UvConnection):
             front.direct_forget(token)
             self.hand_over(req, (b"", True))
             return False
-        data, inflight = fast
-        assert self.t is not None
+        data, rest, inflight = fast
+        t = self.t
+        assert t is not None
         # Go counts the bytes in flight until they are out; here they are the transport's at once,
         # so only another process (a shared counter) could ever see them counted
         download = app.download
         if download.shared:
             download.add(inflight)
-            self.t.write(data)
+            t.write(data)
+            if rest:
+                t.write(rest)
             download.release(inflight)
         else:
-            self.t.write(data)
+            t.write(data)
+            if rest:
+                t.write(rest)
         front.direct_done(token, req.method, 200, _perf() - t0, self.client_host)
         return True
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import google_crc32c
+from fastcrc.crc32 import iscsi as _iscsi  # CRC-32C; takes any buffer, releases the GIL
 
 __all__ = ["crc32c", "crc32c_update", "legacy_crc_value", "crc_matches", "etag"]
 
-
-def crc32c(data: bytes | bytearray | memoryview) -> int:
-    # the C extension takes only `bytes`
-    return google_crc32c.value(data if isinstance(data, bytes) else bytes(data))
+crc32c = _iscsi  # crc32c(buffer) -> int: a view of a record's data is checked without copying it
 
 
 def crc32c_update(crc: int, data: bytes | bytearray | memoryview) -> int:
     """Continue a running CRC (for streamed reads of large needles)."""
-    return google_crc32c.extend(crc, data if isinstance(data, bytes) else bytes(data))
+    return _iscsi(data, crc)
 
 
 def legacy_crc_value(crc: int) -> int:

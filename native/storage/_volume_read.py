@@ -11,8 +11,6 @@ import os
 import struct
 from collections.abc import Iterator
 
-from google_crc32c import value as _crc32c_bytes  # crc32c() without its type check: a slice of bytes is bytes
-
 from ._crc import crc32c, crc_matches
 from ._errors import ChecksumMismatch, CookieMismatch, Corrupted, Deleted, NotFound
 from ._needle import (
@@ -43,7 +41,9 @@ __all__ = ["VolumeReads", "PlainRead"]
 _HEAD_AND_DATA_SIZE = struct.Struct(">IQiI")  # cookie, id, Size, DataSize (versions 2 and 3)
 
 # What `Volume.read_plain` returns: (cookie, data, flags, name, mime, last_modified, crc, Size).
-PlainRead = tuple[int, bytes, int, bytes, bytes, int, int, int]
+PlainRead = tuple[int, bytes | memoryview, int, bytes, bytes, int, int, int]
+VIEW_OVER = 64 * 1024
+"""read_plain reads a record over this many bytes in place and gives its data as a view."""
 
 
 class VolumeReads(VolumeBase):
@@ -182,7 +182,9 @@ class VolumeReads(VolumeBase):
 
         A live needle of 1..`limit` record bytes with data, no TTL and a record that decodes
         cleanly comes back as (cookie, data, flags, name, mime, last_modified, crc, Size), read
-        and CRC-checked as `read_needle` does (Size: the record's, as the index has it).
+        and CRC-checked as `read_needle` does (Size: the record's, as the index has it). The
+        data of a record over VIEW_OVER bytes is a read-only view of the buffer it was read
+        into: each copy of a large needle would cost about as much as its CRC.
         Anything else (absent, deleted, empty, too large, a TTL, version 1, a `.dat` that is not
         a local file, a read error, a short or inconsistent record, a CRC mismatch) is None:
         `read_needle` then reports it with Go's error. No cookie check: the caller compares.
@@ -226,14 +228,15 @@ class VolumeReads(VolumeBase):
             io.release()
         if got < length:
             return None
-        raw = bytes(buf)
+        raw = bytes(buf) if length <= VIEW_OVER else buf
         cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
         if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
             return None
         i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
         n = NEEDLE_HEADER_SIZE + size
-        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i]
-        crc = _crc32c_bytes(data)
+        data = raw[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i] if raw is not buf else (
+            memoryview(buf).toreadonly()[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i])
+        crc = crc32c(data)
         stored = int.from_bytes(raw[n:n + 4], "big")
         if stored != crc and not crc_matches(stored, crc):  # the legacy form only when it differs
             return None
@@ -260,6 +263,8 @@ class VolumeReads(VolumeBase):
                 if i + LAST_MODIFIED_BYTES > n:
                     return None
                 last_modified = int.from_bytes(raw[i:i + LAST_MODIFIED_BYTES], "big")
+        if raw is buf:  # slices of the buffer
+            name, mime = bytes(name), bytes(mime)
         return cookie, data, flags, name, mime, last_modified, crc, size
 
     def _decode_at(self, raw: bytes, offset: int, size: int, verify_crc: bool, blocking: bool = True) -> Needle:

@@ -1,9 +1,11 @@
 """The fast read (native/http/_fast.py, what uvloop's protocol and trio's path answer plain reads
 with) writes byte for byte what the full read path writes for the same needle and request, for
-random names, types, data and times (the request id and Date masked)."""
+random names, types, data and times (the request id and Date masked), and for needles up to
+FAST_READ_LIMIT, whose full path streams them from the file."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +16,10 @@ from hypothesis import given, settings, strategies as st
 
 import native.http.app as native_app
 from native.context import Location, NativeContext
+from native.http._fast import FAST_READ_LIMIT
 from native.http.app import NativeHttp
 from native.storage import Needle, Store
+from native.storage._volume_read import VIEW_OVER
 from tests.native_http.support import HttpMasterLookup
 from weedpy.config import parse_volume_args
 from weedpy.http1 import Exchange, ServerConnection, UpstreamPool
@@ -85,3 +89,62 @@ def test_the_fast_read_is_the_full_read(app: NativeHttp, name: bytes, mime: byte
     finally:
         native_app.fast_read = real
     assert fast == (full[0], True) and not full[1]
+
+
+def _both(app: NativeHttp, head: bytes) -> tuple[tuple[bytes, bool], bytes]:
+    """(the answer as served, with whether the fast read gave it) and the full path's answer."""
+    served = _answer(app, head)
+    real = native_app.fast_read
+    native_app.fast_read = lambda _app, _req: None
+    try:
+        full = _answer(app, head)
+    finally:
+        native_app.fast_read = real
+    assert not full[1]
+    return served, full[0]
+
+
+def _store_large(app: NativeHttp, data_size: int, **fields: object) -> bytes:
+    """Store a needle of `data_size` bytes; the head of a GET of it."""
+    key, cookie = next(_KEY), 0x0BADCAFE
+    data = os.urandom(data_size)
+    app.ctx.store.write_needle(1, Needle.create(key, cookie, data, gzipped=False, **fields))  # type: ignore[arg-type]
+    return b"GET /1,%x%08x HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Go-http-client/1.1\r\n\r\n" % (key, cookie)
+
+
+@pytest.mark.parametrize("data_size", [VIEW_OVER, VIEW_OVER + 1, (1 << 20) + 1, FAST_READ_LIMIT - 200])
+@pytest.mark.parametrize("fields", [{}, {"name": "big.bin", "mime": "application/x-test", "last_modified": 1_700_000_000}])
+def test_a_large_needle_is_read_fast_with_the_full_paths_bytes(app: NativeHttp, data_size: int,
+                                                                fields: dict[str, object]) -> None:
+    """Up to FAST_READ_LIMIT the fast read answers (a view of the record written after the head
+    above VIEW_OVER), byte for byte what the full path streams from the file."""
+    head = _store_large(app, data_size, **fields)
+    (served, fast), full = _both(app, head)
+    assert fast and served == full
+    assert served.endswith(b"\r\n\r\n" + _stored_data(app, head))
+
+
+def _stored_data(app: NativeHttp, head: bytes) -> bytes:
+    fid = head.split(b" ")[1].split(b",")[1]
+    return app.ctx.store.find_volume(1).read_needle(int(fid[:-8], 16)).data  # type: ignore[union-attr]
+
+
+def test_needles_over_the_limit_heads_and_download_limits_take_the_full_path(app: NativeHttp) -> None:
+    """Over FAST_READ_LIMIT the needle streams; a HEAD of a needle over 1 MiB reads only the
+    record's head (the full path); under a download limit only needles up to 1 MiB are fast,
+    so a larger one is counted until it is out."""
+    over = _store_large(app, FAST_READ_LIMIT + 1)
+    (served, fast), full = _both(app, over)
+    assert not fast and served == full
+    large = _store_large(app, (1 << 20) + 1)
+    (served, fast), full = _both(app, large.replace(b"GET ", b"HEAD ", 1))
+    assert not fast and served == full
+    small = _store_large(app, 1 << 19)
+    app.download.limit = 64 << 20
+    try:
+        (served, fast), full = _both(app, large)
+        assert not fast and served == full
+        assert _answer(app, small)[1]
+    finally:
+        app.download.limit = 0
+    assert _answer(app, large)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from native.storage import (
     legacy_crc_value,
     record_size,
 )
+from native.storage._crc import crc32c_update
 from native.storage._needle import meta_span
 from tests.storage.go_written import GoVolume
 
@@ -360,3 +362,21 @@ def test_uploaded_needle_is_create_with_the_upload_fields(nid: int, cookie: int,
         general.flags, general.checksum, general.ttl, general.pairs, general.append_at_ns)
     if len(mime) <= 255:
         assert encode_needle(fast, 3, append_at_ns=7) == encode_needle(general, 3, append_at_ns=7)
+
+
+def test_crc32c_is_castagnoli_over_any_buffer() -> None:
+    """RFC 3720's CRC-32C check values, and the same CRC over bytes, a bytearray and a view (a
+    record's data is checked as a view of the record), whole or continued piece by piece."""
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(bytes(32)) == 0x8A9136AA
+    assert crc32c(b"\xff" * 32) == 0x62A8AB43
+    assert crc32c(bytes(range(32))) == 0x46DD794E
+    assert crc32c(bytes(range(31, -1, -1))) == 0x113FDB5C
+    data = os.urandom(200_000)
+    whole = crc32c(data)
+    assert crc32c(bytearray(data)) == crc32c(memoryview(data)) == whole
+    assert crc32c(memoryview(b"xx" + data + b"yy")[2:-2]) == whole
+    crc = 0
+    for at in range(0, len(data), 65_536):
+        crc = crc32c_update(crc, memoryview(data)[at:at + 65_536])
+    assert crc == whole

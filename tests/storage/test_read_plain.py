@@ -3,14 +3,16 @@ declines (None) every case it does not handle, so the full path can report it.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from native.storage import Needle, Volume, crc32c
+from native.storage._volume_read import VIEW_OVER
 
-LIMIT = 1 << 20
+LIMIT = 4 << 20
 
 
 def _agrees(v: Volume, nid: int) -> None:
@@ -21,6 +23,9 @@ def _agrees(v: Volume, nid: int) -> None:
     assert (cookie, data, flags, name, mime, last_modified, crc) == (
         n.cookie, n.data, n.flags, n.name, n.mime, n.last_modified, n.checksum)
     assert size == v.needle_value(nid).size
+    assert type(name) is bytes and type(mime) is bytes
+    if len(data) > VIEW_OVER:  # read in place: a view nobody can write through
+        assert isinstance(data, memoryview) and data.readonly
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -30,7 +35,9 @@ def test_plain_needles_agree_with_read_needle(tmp_path: Path, version: int) -> N
     v.write_needle(Needle.create(2, 8, b"x" * 5000, name="a b.txt", mime="text/plain", last_modified=1_700_000_000))
     v.write_needle(Needle.create(3, 9, b"\0" * 10, name="", mime=""))
     v.write_needle(Needle.create(4, 9, b"z", gzipped=True, pairs={"k": "v"}, chunk_manifest=True))
-    for nid in (1, 2, 3, 4):
+    v.write_needle(Needle.create(5, 9, os.urandom(VIEW_OVER + 1), name="big.bin", mime="x/y", last_modified=1_700_000_000))
+    v.write_needle(Needle.create(6, 9, os.urandom(3 << 20)))
+    for nid in (1, 2, 3, 4, 5, 6):
         _agrees(v, nid)
     v.close()
 
