@@ -24,6 +24,7 @@ from native.http._images import crop_params, cropped, resize_params, resized
 from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest
 from native.http._request import GoRequest
 from native.storage import NotFound, StorageError
+from native.storage._types import PAGED_READ_LIMIT
 from weedpy.http1 import GoHeader, GoResponse, format_http_date
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["get_or_head", "respond", "PAGED_READ_LIMIT", "DropConnection"]
 
-PAGED_READ_LIMIT = 1024 * 1024
 _STREAM_CHUNK = 1 << 20
 
 

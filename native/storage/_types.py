@@ -55,6 +55,9 @@ TIMESTAMP_SIZE = 8
 PADDING_SIZE = 8
 TOMBSTONE_SIZE = -1  # the .idx size of a deletion (0xFFFFFFFF as int32)
 SUPER_BLOCK_SIZE = 8
+PAGED_READ_LIMIT = 1024 * 1024
+"""Go's storage.PagedReadLimit: a GET of a larger record (no image transformation) reads only
+its metadata and streams the data, so its ETag is the stored CRC, not one computed."""
 
 VERSION1, VERSION2, VERSION3 = 1, 2, 3
 CURRENT_VERSION = VERSION3

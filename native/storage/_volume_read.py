@@ -30,7 +30,8 @@ from ._needle_map import NeedleValue
 from ._scrub import read_bytes_error
 from ._stream import NeedleStream
 from ._types import (
-    CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, TIMESTAMP_SIZE, VERSION1, VERSION3, actual_size,
+    CHECKSUM_SIZE, DATA_SIZE_SIZE, NEEDLE_HEADER_SIZE, PADDING_SIZE, PAGED_READ_LIMIT, TIMESTAMP_SIZE, VERSION1, VERSION3,
+    actual_size,
 )
 from ._volume_base import RecordInfo, VolumeBase
 from ._errors import WouldBlock
@@ -186,7 +187,8 @@ class VolumeReads(VolumeBase):
         data of a record over VIEW_OVER bytes is a read-only view of the buffer it was read
         into: each copy of a large needle would cost about as much as its CRC.
         Anything else (absent, deleted, empty, too large, a TTL, version 1, a `.dat` that is not
-        a local file, a read error, a short or inconsistent record, a CRC mismatch) is None:
+        a local file, a read error, a short or inconsistent record, a CRC mismatch, a record over
+        PAGED_READ_LIMIT whose stored CRC is the masked legacy form) is None:
         `read_needle` then reports it with Go's error. No cookie check: the caller compares.
         """
         version = self.super_block.version
@@ -238,7 +240,9 @@ class VolumeReads(VolumeBase):
             memoryview(buf).toreadonly()[NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE:i])
         crc = crc32c(data)
         stored = int.from_bytes(raw[n:n + 4], "big")
-        if stored != crc and not crc_matches(stored, crc):  # the legacy form only when it differs
+        if stored != crc and (not crc_matches(stored, crc) or size > PAGED_READ_LIMIT):
+            # the legacy form only when it differs; over PAGED_READ_LIMIT Go reads the metadata
+            # only and sends that stored (masked) CRC as the ETag: the full path's answer
             return None
         # The optional fields, each read only while bytes remain (as decode_needle does).
         flags, name, mime, last_modified = 0, b"", b"", 0

@@ -8,10 +8,12 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from native.storage import crc32c, legacy_crc_value
 from tests.native_http.support import go_and_native
 from tests.native_http.test_diff_basic import Pair
 from tests.support.compare import diff_text, fetch
@@ -53,6 +55,34 @@ def test_large_needles(pair: Pair) -> None:
     s("DELETE", "/1,0a1b2c3d4e")
     s("GET", "/1,0a1b2c3d4e?readDeleted=true", headers={"Range": "bytes=0-9"})
     s("HEAD", "/1,0a1b2c3d4e?readDeleted=true")
+    pair.check()
+
+
+def _mask_crc(dat: Path, data: bytes) -> None:
+    """Rewrite the stored CRC of the record holding `data` in the masked form servers before
+    3.09 wrote (both servers read it from the file on every GET)."""
+    raw = dat.read_bytes()
+    at = raw.find(data[:64]) - 20  # the record: 16 header bytes and the data size before the data
+    assert at >= 8 and raw.find(data[:64], at + 21) < 0
+    size = int.from_bytes(raw[at + 12:at + 16], "big")
+    with dat.open("r+b") as f:
+        f.seek(at + 16 + size)
+        f.write(legacy_crc_value(crc32c(data)).to_bytes(4, "big"))
+
+
+def test_masked_crcs_of_large_and_small_needles(pair: Pair) -> None:
+    """A needle whose record stores the masked (pre-3.09) CRC: Go's ETag is the computed CRC
+    when it reads the whole record (up to 1 MiB), the stored one when it reads only the metadata
+    (over 1 MiB), whatever serves it here (the fast read up to FAST_READ_LIMIT)."""
+    s = pair.same
+    for fid, size in (("1,201b2c3d4e", 512 * 1024), ("1,211b2c3d4e", 2 * 1024 * 1024 + 5)):
+        data = os.urandom(size)
+        s("PUT", f"/{fid}?ts=1700000000", content=data, headers={"Content-Type": "application/octet-stream"})
+        for root in (pair.go.data_dir, pair.py.data_dir):
+            _mask_crc(next(root.rglob("1.dat")), data)
+        r = s("GET", f"/{fid}")
+        assert r.body == data
+        s("HEAD", f"/{fid}")
     pair.check()
 
 

@@ -18,7 +18,7 @@ import native.http.app as native_app
 from native.context import Location, NativeContext
 from native.http._fast import FAST_READ_LIMIT
 from native.http.app import NativeHttp
-from native.storage import Needle, Store
+from native.storage import Needle, Store, crc32c, legacy_crc_value
 from native.storage._volume_read import VIEW_OVER
 from tests.native_http.support import HttpMasterLookup
 from weedpy.config import parse_volume_args
@@ -148,3 +148,20 @@ def test_needles_over_the_limit_heads_and_download_limits_take_the_full_path(app
     finally:
         app.download.limit = 0
     assert _answer(app, large)[1]
+
+
+@pytest.mark.parametrize("data_size", [1 << 19, (1 << 20) + 1, 3 << 20])
+def test_a_masked_crc_gives_gos_etag(app: NativeHttp, data_size: int) -> None:
+    """A record written by a server before 3.09 stores the masked CRC. Go's full read (up to
+    1 MiB) sends the computed CRC as the ETag, its metadata-only read of a larger record the
+    stored one: the fast read answers as the full path does on both sides of 1 MiB."""
+    key, cookie = next(_KEY), 0x0BADCAFE
+    data = os.urandom(data_size)
+    app.ctx.store.write_needle(1, Needle.create(key, cookie, data, gzipped=False,
+                                                checksum=legacy_crc_value(crc32c(data))))
+    head = b"GET /1,%x%08x HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Go-http-client/1.1\r\n\r\n" % (key, cookie)
+    (served, fast), full = _both(app, head)
+    assert served == full
+    etag = crc32c(data) if data_size <= 1 << 20 else legacy_crc_value(crc32c(data))
+    assert b'\r\nEtag: "%08x"\r\n' % etag in served
+    assert fast == (data_size <= 1 << 20)
