@@ -257,6 +257,38 @@ def test_a_connection_comes_back_from_trio_after_a_plain_request(pair, monkeypat
                     ("trio", False)]
 
 
+def test_large_reads_pipelined_are_the_protocols_and_gos(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Needles over VIEW_OVER (their data written as a view after the head) up to 4 MiB, pipelined
+    in one write with a small one between and read only once all were asked: the protocol answers
+    each (a client slow to read pauses it between answers), in order, each as Go's."""
+    go, py = pair
+    seen: list[bool] = []
+    real = uv_serve.fast_read
+
+    def spy(app, req):
+        found = real(app, req)
+        seen.append(found is not None and bool(found[1]))  # answered here, the body as the rest
+        return found
+
+    monkeypatch.setattr(uv_serve, "fast_read", spy)
+    big, mid = os.urandom((3 << 20) + 11), os.urandom(70_000)
+    fids = (b"2,1300000001", b"2,1400000001", b"2,1500000001")
+    for port in (go.port, py.port):
+        for fid, data in zip(fids, (big, BIN, mid)):
+            raw_exchange(port, go_post(fid, multipart([file_part(b"x.bin", data)])))
+    batch = go_get(fids[0]) + go_get(fids[1]) + go_get(fids[2]) + go_get(fids[0])
+    out = []
+    for port in (go.port, py.port):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(batch)
+            out.append(read_answers(s, 4))
+    go_answers, py_answers = out
+    assert [a.body for a in py_answers] == [big, BIN, mid, big]
+    for i, (g, p) in enumerate(zip(go_answers, py_answers)):
+        assert as_go(g) == as_go(p), diff_text(f"answer {i}", g, p)
+    assert seen == [True, False, True, True]
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "trio"])
 def test_every_native_process_runs_the_loop_it_is_told(tmp_path, loop: str) -> None:
     """A native server with a worker: both processes on uvloop by default, neither loads it with
