@@ -54,6 +54,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VolumeProc,
         yield go, py
 
 
+def _pipelined(port: int, batch: bytes, count: int) -> list[Raw]:
+    """The answers to requests sent in one write on one connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(batch)
+        return read_answers(s, count)
+
+
 def one_by_one(port: int, requests: list[bytes]) -> list[Raw]:
     """Each request on the same connection, its answer read before the next is sent."""
     out = []
@@ -97,12 +104,7 @@ def test_pipelined_requests_are_answered_in_order(pair) -> None:
     fid = b"2,0e00000001"
     batch = (go_post(fid, multipart([file_part(b"p.bin", BIN)])) + go_get(fid) + go_get(fid)
              + b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + go_get(fid))
-    out = []
-    for port in (go.port, py.port):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(batch)
-            out.append(read_answers(s, 5))
-    go_answers, py_answers = out
+    go_answers, py_answers = (_pipelined(port, batch, 5) for port in (go.port, py.port))
     assert [a.status for a in py_answers] == [201, 200, 200, 200, 200]
     for i in (0, 1, 2, 4):  # /status lists different disks and volume counts: its status is enough
         assert as_go(go_answers[i]) == as_go(py_answers[i]), diff_text(f"answer {i}", go_answers[i], py_answers[i])
@@ -277,12 +279,7 @@ def test_large_reads_pipelined_are_the_protocols_and_gos(pair, monkeypatch: pyte
         for fid, data in zip(fids, (big, BIN, mid)):
             raw_exchange(port, go_post(fid, multipart([file_part(b"x.bin", data)])))
     batch = go_get(fids[0]) + go_get(fids[1]) + go_get(fids[2]) + go_get(fids[0])
-    out = []
-    for port in (go.port, py.port):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(batch)
-            out.append(read_answers(s, 4))
-    go_answers, py_answers = out
+    go_answers, py_answers = (_pipelined(port, batch, 4) for port in (go.port, py.port))
     assert [a.body for a in py_answers] == [big, BIN, mid, big]
     for i, (g, p) in enumerate(zip(go_answers, py_answers)):
         assert as_go(g) == as_go(p), diff_text(f"answer {i}", g, p)
