@@ -23,8 +23,7 @@ from native.http._gzip import GunzipError, gunzip_data, is_gzipped
 from native.http._images import crop_params, cropped, resize_params, resized
 from native.http._manifest import ChunkedContent, ManifestError, load_chunk_manifest
 from native.http._request import GoRequest
-from native.storage import NotFound, StorageError
-from native.storage._types import PAGED_READ_LIMIT
+from native.storage import PAGED_READ_LIMIT, NotFound, StorageError
 from weedpy.http1 import GoHeader, GoResponse, format_http_date
 
 if TYPE_CHECKING:
