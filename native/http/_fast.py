@@ -5,8 +5,7 @@ User-Agent, Accept, Accept-Encoding, Connection) for a live, uncompressed, pair-
 at most FAST_READ_LIMIT on a local volume, when no read JWT is required and the download limit
 is not reached. Go streams a needle over 1 MiB from the file; here it is read from the page
 cache and written whole (its CRC checked first, as the full path does): a read and a write of
-the bytes, against the full path's thread hop and a wait per socket buffer. Under a download
-limit only needles up to 1 MiB are taken (a larger one streams, counted until it is out). The bytes are
+the bytes, against the full path's thread hop and a wait per socket buffer. The bytes are
 exactly what get_or_head + write_response_content + serialize_head produce for that request
 (the differential suite runs through both paths); anything else returns None and takes the full
 path, so this is purely a shortcut.
@@ -67,8 +66,7 @@ def fast_read(app: "NativeHttp", req: Request) -> tuple[bytes, bytes | memoryvie
         if vol is None:
             return None
         # a HEAD of a large needle is the full path's: it reads the record's head only
-        found = vol.read_plain(int(fid[:-8], 16),
-                               FAST_READ_LIMIT if req.method == b"GET" and not download.limit else PAGED_READ_LIMIT)
+        found = vol.read_plain(int(fid[:-8], 16), FAST_READ_LIMIT if req.method == b"GET" else PAGED_READ_LIMIT)
     except StorageError:
         return None
     if found is None:

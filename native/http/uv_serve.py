@@ -68,7 +68,7 @@ class NativeUvHttp(UvHost):
 class _Conn(UvConnection):
     """One client connection: plain reads and uploads answered in its callbacks."""
 
-    __slots__ = ("req", "token", "t0", "target", "pieces", "busy")
+    __slots__ = ("req", "token", "t0", "target", "pieces", "busy", "held")
 
     host: NativeUvHttp
 
@@ -80,6 +80,7 @@ class _Conn(UvConnection):
         self.target: UploadTarget | None = None  # the upload whose body is arriving
         self.pieces: list[bytes] = []
         self.busy = False  # an append runs in a worker thread: read nothing until it is answered
+        self.held = 0  # download bytes counted until a slow client takes the answer they are in
 
     # -- the transport's callbacks -----------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -104,11 +105,17 @@ class _Conn(UvConnection):
 
     def resume_writing(self) -> None:
         self.wpaused = False
+        if self.held:  # the answer is down to the low-water mark: out, as Go would count it
+            self.host.app.download.release(self.held)
+            self.held = 0
         t = self.t
         if not self.busy and not self.gone and not self.lingering and t is not None and not t.is_closing():
             self.serve()
 
     def ended(self) -> None:
+        if self.held:
+            self.host.app.download.release(self.held)
+            self.held = 0
         if self.req is not None and not self.busy:  # the client went away in the middle of its body
             self.finish(0)
 
@@ -170,19 +177,25 @@ class _Conn(UvConnection):
         data, rest, inflight = fast
         t = self.t
         assert t is not None
-        # Go counts the bytes in flight until they are out; here they are the transport's at once,
-        # so only another process (a shared counter) could ever see them counted
+        # Go counts the bytes in flight until they are out. A small answer is the transport's at
+        # once, so only another process (a shared counter) could ever see it counted; a large one
+        # a slow client leaves in uvloop's buffer (past the high-water mark: `pause_writing`,
+        # told during the write) stays counted until `resume_writing` or the connection's end.
         download = app.download
-        if download.shared:
+        if rest:
             download.add(inflight)
             t.write(data)
-            if rest:
-                t.write(rest)
+            t.write(rest)
+            if self.wpaused:
+                self.held += inflight
+            else:
+                download.release(inflight)
+        elif download.shared:
+            download.add(inflight)
+            t.write(data)
             download.release(inflight)
         else:
             t.write(data)
-            if rest:
-                t.write(rest)
         front.direct_done(token, req.method, 200, _perf() - t0, self.client_host)
         return True
 
