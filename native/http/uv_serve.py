@@ -183,13 +183,11 @@ class _Conn(UvConnection):
         # told during the write) stays counted until `resume_writing` or the connection's end.
         download = app.download
         if rest:
-            download.add(inflight)
             t.write(data)
             t.write(rest)
-            if self.wpaused:
+            if self.wpaused:  # counted from here, in the same callback: nothing ran in between
+                download.add(inflight)
                 self.held += inflight
-            else:
-                download.release(inflight)
         elif download.shared:
             download.add(inflight)
             t.write(data)
