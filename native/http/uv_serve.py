@@ -68,7 +68,7 @@ class NativeUvHttp(UvHost):
 class _Conn(UvConnection):
     """One client connection: plain reads and uploads answered in its callbacks."""
 
-    __slots__ = ("req", "token", "t0", "target", "pieces", "busy", "held")
+    __slots__ = ("req", "token", "t0", "target", "pieces", "busy", "held", "wsize", "wstamp")
 
     host: NativeUvHttp
 
@@ -81,6 +81,8 @@ class _Conn(UvConnection):
         self.pieces: list[bytes] = []
         self.busy = False  # an append runs in a worker thread: read nothing until it is answered
         self.held = 0  # download bytes counted until a slow client takes the answer they are in
+        self.wsize = 0  # while paused: the write buffer's size last seen, and when it last shrank
+        self.wstamp = 0.0
 
     # -- the transport's callbacks -----------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -102,6 +104,8 @@ class _Conn(UvConnection):
 
     def pause_writing(self) -> None:  # the client is slow to read its answers
         self.wpaused = True
+        t = self.t
+        self.wsize, self.wstamp = (0 if t is None else t.get_write_buffer_size()), _mono()
 
     def resume_writing(self) -> None:
         self.wpaused = False
@@ -123,6 +127,16 @@ class _Conn(UvConnection):
         return not self.busy and not self.wpaused  # not while an append or the client's reading holds it up
 
     def idle_check(self, now: float, timeout: float) -> None:
+        t = self.t
+        if self.wpaused and t is not None:
+            # Go's write deadline (the idle timeout, renewed on every Write: weed/util/net_timeout.go)
+            # ends an answer its client stopped taking, and with it the bytes it counts in flight
+            size = t.get_write_buffer_size()
+            if size != self.wsize:
+                self.wsize, self.wstamp = size, now
+            elif now - self.wstamp > timeout:
+                t.abort()  # connection_lost -> ended: what `held` counts is released
+            return
         if self.target is not None and self.t is not None and now - self.last_rx > timeout:
             self.give_up(b"".join(self.pieces), False)  # a stalled body: trio's path answers it as Go does
             return

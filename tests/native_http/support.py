@@ -121,6 +121,7 @@ def start_native(
     # answers 200 as a heartbeating Go server's does.
     ctx.state.master_connected = True
     app = NativeHttp(ctx)
+    idle = float(cfg.idle_timeout) if cfg.idle_timeout > 0 else 1e9  # as weedpy/serve/lifecycle.py's _idle
     stop = threading.Event()
     started = threading.Event()
     errors: list[BaseException] = []
@@ -132,11 +133,11 @@ def start_native(
         async with trio.open_nursery() as nursery:
             for kind, sock in listeners:
                 if loop == "uvloop":
-                    nursery.start_soon(uv, sock, kind, front.handle, 30, nursery, None)
+                    nursery.start_soon(uv, sock, kind, front.handle, idle, nursery, None)
                     continue
 
                 async def on_conn(stream, kind=kind) -> None:
-                    await serve_connection(stream, app.handle, idle_timeout=30, port_kind=kind)
+                    await serve_connection(stream, app.handle, idle_timeout=idle, port_kind=kind)
                 nursery.start_soon(serve_fast, sock, on_conn, nursery)
             started.set()
             while not stop.is_set():
