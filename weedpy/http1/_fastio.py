@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -23,7 +24,7 @@ __all__ = ["FastStream", "fast_connect", "serve_fast", "accept_forever", "listen
 class FastStream:
     """A connected non-blocking TCP socket with the subset of trio's stream API we use."""
 
-    __slots__ = ("sock", "_closed", "idle_deadline", "idle_reply")
+    __slots__ = ("sock", "_closed", "idle_deadline", "idle_reply", "write_timeout")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -32,6 +33,9 @@ class FastStream:
         # time.monotonic() after which an idle reaper may close the stream; 0 while not waiting.
         self.idle_deadline = 0.0
         self.idle_reply: bytes | None = None  # what the reaper sends before it closes (Go's 400)
+        # Go's write deadline (the idle timeout, renewed by every write that goes out): a wait
+        # for the client to take an answer stamps `idle_deadline` too; 0: no deadline
+        self.write_timeout = 0.0
 
     @property
     def socket(self) -> socket.socket:
@@ -86,7 +90,7 @@ class FastStream:
             return
         view = memoryview(data)[sent:]
         while view:
-            await trio.lowlevel.wait_writable(sock)
+            await self.wait_writable()
             try:
                 sent = sock.send(view)
             except BlockingIOError:
@@ -94,6 +98,21 @@ class FastStream:
             except OSError as exc:
                 raise self._broken(exc) from exc
             view = view[sent:]
+
+    async def wait_writable(self) -> None:
+        """Wait until the client takes more; past `write_timeout` without it the run's idle
+        reaper closes the stream (ClosedResourceError here), as Go's write deadline ends a
+        handler whose client stopped reading."""
+        timeout = self.write_timeout
+        if not timeout:
+            await trio.lowlevel.wait_writable(self.sock)
+            return
+        self.idle_reply = None
+        self.idle_deadline = time.monotonic() + timeout
+        try:
+            await trio.lowlevel.wait_writable(self.sock)
+        finally:
+            self.idle_deadline = 0.0
 
     def _broken(self, exc: OSError) -> Exception:
         if self._closed or exc.errno == errno.EBADF:

@@ -175,7 +175,10 @@ class Exchange:
                     else:
                         n = await trio.to_thread.run_sync(os.sendfile, out_fd, fd, offset + sent, min(count - sent, 1 << 24))
                 except BlockingIOError:
-                    await trio.lowlevel.wait_writable(sock)
+                    if isinstance(self._stream, FastStream):
+                        await self._stream.wait_writable()  # with Go's write deadline
+                    else:
+                        await trio.lowlevel.wait_writable(sock)
                     continue
                 except OSError as exc:
                     raise trio.BrokenResourceError(str(exc)) from exc
@@ -353,6 +356,7 @@ async def serve_connection(
     reaper = _idle_reaper() if fast else None
     if reaper is not None:
         reaper.watch(stream, idle_timeout)
+        stream.write_timeout = idle_timeout  # type: ignore[union-attr]
     parked = False  # this task went through the scheduler since its last request
     detached = False  # handed back: the stream is no longer this loop's to close
     try:
