@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from native.http._content import _disposition
 from native.fileid import filepath_ext
-from native.http._read import PAGED_READ_LIMIT, _http_date
+from native.http._read import _http_date
 from native.http._sniff import detect_content_type
-from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, StorageError
+from native.storage import FLAG_CHUNK_MANIFEST, FLAG_GZIP, FLAG_HAS_PAIRS, PAGED_READ_LIMIT, StorageError
 from weedpy.http1 import Request, format_http_date
 from weedpy.serve.replies import request_id_bits as _rand32
 

@@ -29,7 +29,7 @@ from weedpy.http1 import GoHeader, GoResponse, format_http_date
 if TYPE_CHECKING:
     from native.http.app import NativeHttp, Scope
 
-__all__ = ["get_or_head", "respond", "PAGED_READ_LIMIT", "DropConnection"]
+__all__ = ["get_or_head", "respond", "DropConnection"]
 
 _STREAM_CHUNK = 1 << 20
 

@@ -110,18 +110,21 @@ class _Conn(UvConnection):
     def resume_writing(self) -> None:
         self.wpaused = False
         if self.held:  # the answer is down to the low-water mark: out, as Go would count it
-            self.host.app.download.release(self.held)
-            self.held = 0
+            self.release_held()
         t = self.t
         if not self.busy and not self.gone and not self.lingering and t is not None and not t.is_closing():
             self.serve()
 
     def ended(self) -> None:
         if self.held:
-            self.host.app.download.release(self.held)
-            self.held = 0
+            self.release_held()
         if self.req is not None and not self.busy:  # the client went away in the middle of its body
             self.finish(0)
+
+    def release_held(self) -> None:
+        """The download bytes of a paused answer stop counting in flight."""
+        self.host.app.download.release(self.held)
+        self.held = 0
 
     def waiting_for_client(self) -> bool:
         return not self.busy and not self.wpaused  # not while an append or the client's reading holds it up
