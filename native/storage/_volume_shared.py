@@ -38,6 +38,9 @@ class VolumeSharing(VolumeBase):
     _shared_gen = 0
     _pid = 0  # this process's, for the writer mark (os.getpid() is a syscall)
     _follow_lock: threading.Lock | None = None
+    # This process is replacing the files (`_Replacing`): the slot still holds the old files' ends
+    # until the publish, and this view is the truth (the slot lock keeps other processes out).
+    _replacing = False
     _reopen = None  # callable(self) -> VolumeBase: the same volume loaded again from its files
 
     def share(self, slot: SharedSlot, reopen) -> None:
@@ -85,7 +88,7 @@ class VolumeSharing(VolumeBase):
         """Apply what other processes committed. Not `blocking`: WouldBlock instead of a reopen
         or a wait for another thread that is catching up."""
         s = self.shared
-        if s is None or s.current(self._idx_size, self._shared_gen):
+        if s is None or self._replacing or s.current(self._idx_size, self._shared_gen):
             return
         idx_end, gen, vid_word = s.follow_state()
         if gen != self._shared_gen or vid_word != self.id + 1:
@@ -105,7 +108,8 @@ class VolumeSharing(VolumeBase):
         if not lock.acquire(blocking=blocking):
             raise WouldBlock(f"volume {self.id} is being caught up by another thread")
         try:
-            self._apply_committed(*s.committed(), exact=False)
+            if not self._replacing:  # set under this lock: checked again now that we hold it
+                self._apply_committed(*s.committed(), exact=False)
         finally:
             lock.release()
 
@@ -248,6 +252,10 @@ class _Replacing:
             s.lock()
             try:
                 v._sync_locked(s)
+                lock = v._follow_lock
+                assert lock is not None
+                with lock:  # a read catching up now finishes first; later ones see the mark
+                    v._replacing = True
             except BaseException:
                 s.unlock()
                 raise
@@ -263,4 +271,5 @@ class _Replacing:
             s.publish(v._dat_size, v._idx_size, v.last_append_at_ns, v.last_modified_ts)
             v._shared_gen = s.bump_generation()
         finally:
+            v._replacing = False
             s.unlock()

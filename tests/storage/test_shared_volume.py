@@ -444,3 +444,57 @@ def test_a_view_loaded_while_the_owner_appends_is_not_marked_read_only(tmp_path:
     finally:
         view.close()
         owner.close()
+
+
+def test_reads_in_the_committing_process_between_the_swap_and_the_publish(tmp_path: Path) -> None:
+    """A compaction commit swaps in the compacted files (`_adopt`) before it publishes their ends
+    and a new generation to the slot. A read in the committing process in between must not take
+    the slot's old, longer ends for rows of the new `.idx` to catch up with (it read past the new
+    file's end and failed the request), nor move the `.dat` end back to the old file's."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    for i in range(1, 41):
+        leader.write_needle(VID, mk(i, bytes([i]) * 500))
+    for i in range(1, 41, 2):
+        worker.delete_needle(VID, i, 0x1234)
+    v = leader.volume(VID)
+    v._follow()
+    old_idx_end = v.shared.idx_end
+    for _ in leader.compact_volume(VID):
+        pass
+    adopted, go_on = threading.Event(), threading.Event()
+    adopt = v._adopt
+
+    def adopt_then_pause(new) -> None:
+        adopt(new)
+        adopted.set()
+        assert go_on.wait(10)
+
+    v._adopt = adopt_then_pause
+    failed: list[BaseException] = []
+
+    def commit() -> None:
+        try:
+            leader.commit_compact_volume(VID)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failed.append(exc)
+
+    t = threading.Thread(target=commit)
+    t.start()
+    try:
+        assert adopted.wait(10)
+        assert v.shared.idx_end == old_idx_end and v.idx_size < old_idx_end  # the window
+        dat_size = v.dat_size
+        nv = v.needle_value(2, blocking=False)
+        assert nv is not None and nv.size > 0
+        assert v.needle_value(3, blocking=False) is None or v.needle_value(3, blocking=False).size <= 0
+        assert v.read_needle(4).data == bytes([4]) * 500
+        assert v.dat_size == dat_size and v.idx_size < old_idx_end  # nothing taken from the old ends
+    finally:
+        go_on.set()
+        t.join(10)
+    assert not failed
+    assert v.shared.idx_end == v.idx_size and v._shared_gen == v.shared.generation
+    for store in (leader, worker):
+        assert store.read_needle(VID, 6).data == bytes([6]) * 500
+        with pytest.raises(Exception, match="not found|deleted"):
+            store.read_needle(VID, 7)
