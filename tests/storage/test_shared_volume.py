@@ -498,3 +498,126 @@ def test_reads_in_the_committing_process_between_the_swap_and_the_publish(tmp_pa
         assert store.read_needle(VID, 6).data == bytes([6]) * 500
         with pytest.raises(Exception, match="not found|deleted"):
             store.read_needle(VID, 7)
+
+
+class _PauseInRowWalk:
+    """A view's codec whose next `iter_rows` runs `hook` first: a catch-up stopped after its
+    pread of the rows, before it applies them and moves its `.idx` end on (the GIL can switch
+    there; a long burst's row walk is where a catch-up spends its time)."""
+
+    def __init__(self, codec, hook) -> None:
+        self._codec, self._hook = codec, hook
+
+    def __getattr__(self, name: str):
+        return getattr(self._codec, name)
+
+    def iter_rows(self, buf):
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook()
+        return self._codec.iter_rows(buf)
+
+
+def _until(predicate, seconds: float) -> bool:
+    """Poll without failing: False when `predicate` is still false after `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_reopen_in_a_worker_waits_for_a_catch_up_in_flight(tmp_path: Path) -> None:
+    """A worker's read catching up with the old files' rows (the follow lock held) while another
+    thread of the worker reopens the volume on the compacted files (`_sync_locked` -> `_adopt`):
+    the catch-up must not finish on the reopened view. It used to set the adopted view's `.idx`
+    end to the old file's, longer one: the rows the other processes append next below that end
+    were never applied (needles written after the commit not found, deleted ones still served),
+    and the `.dat` end to the old file's."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    w = worker.volume(VID)
+    for i in range(1, 41):
+        leader.write_needle(VID, mk(i, bytes([i]) * 500))
+    for i in range(1, 41, 2):
+        leader.delete_needle(VID, i, 0x1234)
+    for _ in leader.compact_volume(VID):
+        pass
+    gen = w._shared_gen
+    other: list[threading.Thread] = []
+    failed: list[BaseException] = []
+
+    def reopen_elsewhere() -> None:
+        try:
+            w._follow()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failed.append(exc)
+
+    def commit_and_reopen() -> None:
+        leader.commit_compact_volume(VID)  # the compacted files, a new generation
+        t = threading.Thread(target=reopen_elsewhere)  # another read of the worker: it reopens
+        t.start()
+        other.append(t)
+        _until(lambda: w._shared_gen != gen, 2)  # (never, once the reopen waits for this catch-up)
+
+    w.codec = _PauseInRowWalk(w.codec, commit_and_reopen)
+    w._follow()  # the old files' 60 rows, read before the commit
+    other[0].join(10)
+    assert not failed
+    assert w._shared_gen == w.shared.generation
+    assert w.idx_size == w.shared.idx_end and w.dat_size == w.shared.dat_end == os.path.getsize(w.dat_path)
+    leader.write_needle(VID, mk(100, b"after the commit"))
+    leader.delete_needle(VID, 2, 0x1234)
+    assert worker.read_needle(VID, 100).data == b"after the commit"
+    with pytest.raises(Exception, match="deleted|not found"):
+        worker.read_needle(VID, 2)
+    assert worker.read_needle(VID, 4).data == bytes([4]) * 500
+
+
+class _PauseBeforeAcquire:
+    """A follow lock whose next `acquire` runs `hook` first (a read waiting for another thread's
+    catch-up to finish)."""
+
+    def __init__(self, lock: threading.Lock, hook) -> None:
+        self._lock, self._hook = lock, hook
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def test_a_catch_up_never_takes_the_ends_of_files_that_replaced_its_own(tmp_path: Path) -> None:
+    """A worker's read checks the generation, then (after waiting for the follow lock) takes the
+    committed ends. When the leader's compaction commit publishes in between, those are the
+    compacted files' ends: applying them to the old files' view applied the first rows of the
+    old `.idx` only (a needle written long before not found, a deleted one served), or read past
+    the old `.idx`'s end (StorageError)."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    w = worker.volume(VID)
+    for i in range(1, 41):
+        leader.write_needle(VID, mk(i, bytes([i]) * 500))
+    for i in range(1, 41, 2):
+        leader.delete_needle(VID, i, 0x1234)
+    for _ in leader.compact_volume(VID):
+        pass
+    w._follow_lock = _PauseBeforeAcquire(w._follow_lock, lambda: leader.commit_compact_volume(VID))
+    assert worker.read_needle(VID, 40).data == bytes([40]) * 500
+    with pytest.raises(Exception, match="deleted|not found"):
+        worker.read_needle(VID, 1)
+    assert w._shared_gen == w.shared.generation and w.idx_size == w.shared.idx_end
