@@ -246,11 +246,12 @@ class VolumeTable:
                 b = slot._base
                 if found is None:  # another volume's slot before: its marks are not this one's
                     self._w[b + _SYNCING] = 0
+                # the generation before the ends: a read that finds these ends finds it too
+                slot.bump_generation()
                 self._w[b + _WRITER] = 0
                 self._w[b + _FLAGS] = flags
                 self._w[b + _MODIFIED] = last_modified
                 slot.publish(dat_end, idx_end, last_append_ns, last_modified)
-                slot.bump_generation()
                 self._w[b + _VID] = vid + 1
             finally:
                 slot.unlock()

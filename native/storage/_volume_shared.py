@@ -91,27 +91,35 @@ class VolumeSharing(VolumeBase):
         if s is None or self._replacing or s.current(self._idx_size, self._shared_gen):
             return
         idx_end, gen, vid_word = s.follow_state()
-        if gen != self._shared_gen or vid_word != self.id + 1:
-            if not blocking:
-                raise WouldBlock(f"volume {self.id} must be reopened")
-            with self._write_lock:
-                s.lock()
-                try:
-                    self._sync_locked(s)
-                finally:
-                    s.unlock()
-            return
-        if not blocking and idx_end - self._idx_size > INLINE_CATCH_UP_BYTES:
-            raise WouldBlock(f"volume {self.id}: many rows to catch up with")
-        lock = self._follow_lock
-        assert lock is not None
-        if not lock.acquire(blocking=blocking):
-            raise WouldBlock(f"volume {self.id} is being caught up by another thread")
-        try:
-            if not self._replacing:  # set under this lock: checked again now that we hold it
-                self._apply_committed(*s.committed(), exact=False)
-        finally:
-            lock.release()
+        if gen == self._shared_gen and vid_word == self.id + 1:
+            if not blocking and idx_end - self._idx_size > INLINE_CATCH_UP_BYTES:
+                raise WouldBlock(f"volume {self.id}: many rows to catch up with")
+            lock = self._follow_lock
+            assert lock is not None
+            if not lock.acquire(blocking=blocking):
+                raise WouldBlock(f"volume {self.id} is being caught up by another thread")
+            try:
+                if self._replacing:  # set under this lock: checked again now that we hold it
+                    return
+                committed = s.committed()
+                # The generation again, after the ends: the files may have been replaced while
+                # this read waited for the lock. A new generation is stored before the new
+                # files' ends (`_Replacing.__exit__`, `VolumeTable.assign`), so ends read before
+                # an unchanged generation are this view's files'.
+                _, gen, vid_word = s.follow_state()
+                if gen == self._shared_gen and vid_word == self.id + 1:
+                    self._apply_committed(*committed, exact=False)
+                    return
+            finally:
+                lock.release()
+        if not blocking:
+            raise WouldBlock(f"volume {self.id} must be reopened")
+        with self._write_lock:
+            s.lock()
+            try:
+                self._sync_locked(s)
+            finally:
+                s.unlock()
 
     def _apply_committed(self, end: int, dat_end: int, append_ns: int, modified: int, flags: int, *,
                          exact: bool) -> None:
@@ -215,13 +223,16 @@ class VolumeSharing(VolumeBase):
             else:  # the ends are those of the files that replaced ours (reads in flight finish on ours)
                 self._cut_files(dat_end, idx_end)
             s.set_writer(0)
+        new = None
         if gen != self._shared_gen or self._idx_size > idx_end:
             # replaced files, or opened while an append was in flight
-            self._adopt(self._reopen())
-            self._shared_gen = gen
+            new = self._reopen()
         lock = self._follow_lock
         assert lock is not None
-        with lock:
+        with lock:  # a read of another thread catching up finishes on the view it began with
+            if new is not None:
+                self._adopt(new)
+                self._shared_gen = gen
             self._apply_committed(idx_end, dat_end, append_ns, modified, flags, exact=True)
 
     def _cut_files(self, dat_end: int, idx_end: int) -> None:
@@ -266,10 +277,11 @@ class _Replacing:
         if s is None:
             return
         try:  # whatever happened, the files may have changed: everyone else reopens
+            # the generation first: a read elsewhere that finds the new ends finds it too (`_follow`)
+            v._shared_gen = s.bump_generation()
             s.set_flags((NO_WRITE_OR_DELETE if v.no_write_or_delete else 0)
                         | (NO_WRITE_CAN_DELETE if v.no_write_can_delete else 0))
             s.publish(v._dat_size, v._idx_size, v.last_append_at_ns, v.last_modified_ts)
-            v._shared_gen = s.bump_generation()
         finally:
             v._replacing = False
             s.unlock()

@@ -560,7 +560,7 @@ def test_a_reopen_in_a_worker_waits_for_a_catch_up_in_flight(tmp_path: Path) -> 
         t = threading.Thread(target=reopen_elsewhere)  # another read of the worker: it reopens
         t.start()
         other.append(t)
-        _until(lambda: w._shared_gen != gen, 2)  # (never, once the reopen waits for this catch-up)
+        _until(lambda: w._shared_gen != gen, 1)  # (never, once the reopen waits for this catch-up)
 
     w.codec = _PauseInRowWalk(w.codec, commit_and_reopen)
     w._follow()  # the old files' 60 rows, read before the commit
