@@ -621,3 +621,64 @@ def test_a_catch_up_never_takes_the_ends_of_files_that_replaced_its_own(tmp_path
     with pytest.raises(Exception, match="deleted|not found"):
         worker.read_needle(VID, 1)
     assert w._shared_gen == w.shared.generation and w.idx_size == w.shared.idx_end
+
+
+class _LockedHook:
+    """A write lock whose next `locked()` from this thread runs `hook` after reading the answer
+    (a read catching up found the write lock free, then lost the GIL before taking the marks)."""
+
+    def __init__(self, lock: threading.Lock, hook) -> None:
+        self._lock, self._hook, self._thread = lock, hook, threading.get_ident()
+
+    def locked(self) -> bool:
+        answer = self._lock.locked()
+        if threading.get_ident() == self._thread:
+            hook, self._hook = self._hook, None
+            if hook is not None:
+                hook()
+        return answer
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_a_read_catching_up_never_undoes_a_read_only_mark_being_set(tmp_path: Path) -> None:
+    """A read of the leader catching up (another process appended) takes the slot's marks when
+    the write lock is free. When VolumeMarkReadonly takes the lock and sets the mark between that
+    check and the read's assignment, the read put the slot's old marks back before the mark was
+    published: the rpc answered ok and the volume stayed writable in every process."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    worker.write_needle(VID, mk(1, b"from the worker"))  # the leader's next read catches up
+    marking: list[threading.Thread] = []
+    in_publish = threading.Event()
+    publish = v.publish_flags
+
+    def publish_after_the_catch_up() -> None:
+        in_publish.set()  # the mark is set; the read catching up still holds the follow lock
+        with v._follow_lock:
+            pass
+        publish()
+
+    def mark_meanwhile() -> None:
+        v.publish_flags = publish_after_the_catch_up
+        t = threading.Thread(target=v.mark_readonly)
+        t.start()
+        marking.append(t)
+        in_publish.wait(1)  # (never, once the mark waits for the catch-up)
+
+    v._write_lock = _LockedHook(v._write_lock, mark_meanwhile)
+    assert leader.read_needle(VID, 1).data == b"from the worker"
+    marking[0].join(10)
+    assert v.no_write_or_delete
+    with pytest.raises(Exception, match="read only"):
+        worker.write_needle(VID, mk(2, b"refused"))
