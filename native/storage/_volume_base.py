@@ -210,6 +210,10 @@ class VolumeBase:
     def _follow(self, blocking: bool = True) -> None:
         """Catch up with the other processes serving this volume (`_volume_shared`); alone, nothing."""
 
+    def _set_marks(self, no_write_or_delete: bool, no_write_can_delete: bool) -> None:
+        """`_write_lock` held: this view's read-only marks (`_volume_shared`: under its follow lock)."""
+        self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
+
     def stats(self, *, blocking: bool = True) -> VolumeStats:
         """Not `blocking` (the event loop): WouldBlock instead of waiting to catch up with the
         server's other processes (a reopen, another thread's catch-up)."""

@@ -76,6 +76,18 @@ class VolumeSharing(VolumeBase):
         self.no_write_or_delete, self.no_write_can_delete = no_write, can_delete
         s.set_flags((NO_WRITE_OR_DELETE if no_write else 0) | (NO_WRITE_CAN_DELETE if can_delete else 0))
 
+    def _set_marks(self, no_write_or_delete: bool, no_write_can_delete: bool) -> None:
+        """`_write_lock` held: this view's read-only marks, before `publish_flags`. Under the follow
+        lock: a read catching up takes the slot's marks when the write lock is free, and one that
+        found it free just before this thread took it must not put the slot's old marks back
+        after these are set (they would be published as they are then: the mark lost)."""
+        lock = self._follow_lock
+        if lock is None:
+            self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
+            return
+        with lock:
+            self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
+
     def replacing_files(self) -> "_Replacing":
         """`with v.replacing_files():` (`_write_lock` held) around a change of the volume's files
         (compaction commit, index relocation, a map rebuilt): no other process appends meanwhile,

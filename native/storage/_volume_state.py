@@ -28,8 +28,7 @@ class VolumeStateChanges(VolumeBase):
         with self._write_lock:
             if can_delete and self._idx_fd >= 0 and not _fd_writable(self._idx_fd):
                 self._reopen_idx_rw()
-            self.no_write_or_delete = not can_delete
-            self.no_write_can_delete = can_delete
+            self._set_marks(not can_delete, can_delete)
             self.publish_flags()
             if persist:
                 self._save_info(self.info.replace(read_only=True, read_only_can_delete=can_delete))
@@ -136,7 +135,7 @@ class VolumeStateChanges(VolumeBase):
                 self.files.fsync(self._idx_fd)
             except OSError as exc:
                 self._sync_error = exc
-                self.no_write_or_delete = True
+                self._set_marks(True, self.no_write_can_delete)
                 self.publish_flags()
                 raise
 

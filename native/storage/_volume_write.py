@@ -288,7 +288,7 @@ class VolumeWrites(VolumeReads):
         fsync fails, until an operator marks it writable."""
         self._sync_error = exc
         with self._write_lock:
-            self.no_write_or_delete = True
+            self._set_marks(True, self.no_write_can_delete)
             self.publish_flags()
 
     def delete_needle(self, needle_id: int, cookie: int | None = None, *, checksum: int | None = None,
