@@ -682,3 +682,54 @@ def test_a_read_catching_up_never_undoes_a_read_only_mark_being_set(tmp_path: Pa
     assert v.no_write_or_delete
     with pytest.raises(Exception, match="read only"):
         worker.write_needle(VID, mk(2, b"refused"))
+
+
+def _shared_pair_with_idx_dir(tmp_path: Path, *, write: bool) -> tuple[Store, Store, Path, Path]:
+    """A leader and a worker over a volume whose `.idx` an EC decode left next to its `.dat`
+    (a separate index directory configured)."""
+    data, idx = tmp_path / "data", tmp_path / "idx"
+    block = SharedBlock.create()
+    leader = Store.open([str(data)], max_counts=8, idx_directory=str(idx))
+    leader.share(VolumeTable(block, 0), leader=True)
+    leader.allocate_volume(VID)
+    if write:
+        leader.write_needle(VID, mk(1, b"before the move"))
+    leader.unmount_volume(VID)
+    os.replace(idx / f"{VID}.idx", data / f"{VID}.idx")
+    leader.mount_volume(VID)
+    worker = Store.open([str(data)], max_counts=8, idx_directory=str(idx), load=False)
+    worker.share(VolumeTable(SharedBlock.attach(block.fd), 1), leader=False)
+    worker.sync_shared()
+    assert worker.volume(VID).idx_directory == str(data)
+    return leader, worker, data, idx
+
+
+def test_a_worker_reads_through_an_index_consolidation(tmp_path: Path) -> None:
+    """VolumeConsolidateIndex moves the `.idx` to the index directory and bumps the generation.
+    A worker's read before its next sync reopens the volume in place, and must find the `.idx`
+    where it is now: it looked where its own view had found it and failed ('idx file ... does not
+    exist', a 500) until the sync replaced the volume."""
+    from native.storage import consolidate_volume_index
+
+    leader, worker, data, idx = _shared_pair_with_idx_dir(tmp_path, write=True)
+    consolidate_volume_index(leader, VID)
+    assert (idx / f"{VID}.idx").exists() and not (data / f"{VID}.idx").exists()
+    assert worker.read_needle(VID, 1).data == b"before the move"
+    leader.write_needle(VID, mk(2, b"after the move"))
+    assert worker.read_needle(VID, 2).data == b"after the move"
+
+
+def test_a_worker_never_creates_an_index_where_a_consolidation_moved_it_from(tmp_path: Path) -> None:
+    """The same for an empty volume: the worker's reopen created an empty `.idx` next to the
+    `.dat` again (a worker must change no file), which the next mount prefers to the real one in
+    the index directory: that one is stale from then on, and the rows written since are rebuilt
+    from the `.dat` by the tail repair."""
+    from native.storage import consolidate_volume_index
+
+    leader, worker, data, idx = _shared_pair_with_idx_dir(tmp_path, write=False)
+    consolidate_volume_index(leader, VID)
+    worker.volume(VID).idx_size  # a read of the worker: the reopen
+    leader.write_needle(VID, mk(1, b"indexed in the index directory"))
+    assert not (data / f"{VID}.idx").exists()
+    leader.unmount_volume(VID)
+    assert leader.mount_volume(VID).read_needle(1).data == b"indexed in the index directory"
