@@ -469,7 +469,9 @@ class DiskLocation:
         def reopen() -> Volume:
             from ._volume import Volume  # loaded already (v is one)
 
-            return Volume.load(v.directory, v.id, collection=v.collection, idx_directory=v.idx_directory,
+            # the location's index directory, as a mount's load: the `.idx` may have moved since
+            # this view found it (VolumeConsolidateIndex); one next to the `.dat` still wins
+            return Volume.load(v.directory, v.id, collection=v.collection, idx_directory=self.idx_directory,
                                offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
                                repair=False, files=v.files)
 

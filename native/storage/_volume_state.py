@@ -93,6 +93,7 @@ class VolumeStateChanges(VolumeBase):
             self._dat_fd, self._idx_fd = new._dat_fd, new._idx_fd
             self._dat_size, self._idx_size = new._dat_size, new._idx_size
             self._has_vif = new._has_vif
+            self.idx_directory = new.idx_directory  # where the load found the `.idx`
             self._synced_upto = 0
             self._files_epoch += 1
             new._dat_fd = new._idx_fd = -1
