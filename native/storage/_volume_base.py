@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple
 
 from ._errors import StorageError
@@ -210,9 +211,18 @@ class VolumeBase:
     def _follow(self, blocking: bool = True) -> None:
         """Catch up with the other processes serving this volume (`_volume_shared`); alone, nothing."""
 
+    def _catch_ups_held(self) -> AbstractContextManager[object]:
+        """Held around a change a read catching up must not see half done (`_volume_shared`: its
+        follow lock); alone, nothing."""
+        return nullcontext()
+
     def _set_marks(self, no_write_or_delete: bool, no_write_can_delete: bool) -> None:
-        """`_write_lock` held: this view's read-only marks (`_volume_shared`: under its follow lock)."""
-        self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
+        """`_write_lock` held: this view's read-only marks. A read catching up takes the slot's
+        marks when the write lock is free; one that found it free just before this thread took it
+        must not put the slot's old marks back after these are set (they would be published as
+        they are then: the mark lost)."""
+        with self._catch_ups_held():
+            self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
 
     def stats(self, *, blocking: bool = True) -> VolumeStats:
         """Not `blocking` (the event loop): WouldBlock instead of waiting to catch up with the

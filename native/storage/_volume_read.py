@@ -231,8 +231,10 @@ class VolumeReads(VolumeBase):
         if got < length:
             return None
         raw = bytes(buf) if length <= VIEW_OVER else buf
-        cookie, _, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
-        if head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
+        cookie, head_id, head_size, data_size = _HEAD_AND_DATA_SIZE.unpack_from(raw)
+        if head_id != needle_id or head_size != size or data_size == 0 or data_size + DATA_SIZE_SIZE > size:
+            # another needle's record: the map was looked up before the gate, and a compaction
+            # commit may have swapped the files since (the full path looks it up again)
             return None
         i = NEEDLE_HEADER_SIZE + DATA_SIZE_SIZE + data_size
         n = NEEDLE_HEADER_SIZE + size

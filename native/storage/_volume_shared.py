@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import AbstractContextManager, nullcontext
 
 from ._errors import ReadOnly, StorageError, VolumeGone, WouldBlock
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
@@ -76,17 +77,9 @@ class VolumeSharing(VolumeBase):
         self.no_write_or_delete, self.no_write_can_delete = no_write, can_delete
         s.set_flags((NO_WRITE_OR_DELETE if no_write else 0) | (NO_WRITE_CAN_DELETE if can_delete else 0))
 
-    def _set_marks(self, no_write_or_delete: bool, no_write_can_delete: bool) -> None:
-        """`_write_lock` held: this view's read-only marks, before `publish_flags`. Under the follow
-        lock: a read catching up takes the slot's marks when the write lock is free, and one that
-        found it free just before this thread took it must not put the slot's old marks back
-        after these are set (they would be published as they are then: the mark lost)."""
+    def _catch_ups_held(self) -> AbstractContextManager[object]:
         lock = self._follow_lock
-        if lock is None:
-            self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
-            return
-        with lock:
-            self.no_write_or_delete, self.no_write_can_delete = no_write_or_delete, no_write_can_delete
+        return nullcontext() if lock is None else lock
 
     def replacing_files(self) -> "_Replacing":
         """`with v.replacing_files():` (`_write_lock` held) around a change of the volume's files

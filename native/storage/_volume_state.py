@@ -108,11 +108,14 @@ class VolumeStateChanges(VolumeBase):
                     pass
 
     def _reopen_idx_rw(self) -> None:
+        """The `.idx` opened for writing in place of a read-only descriptor; a read catching up
+        that is reading rows from the old one finishes first."""
         fd = self.files.open(self.idx_path, os.O_RDWR | os.O_CREAT, 0o644)
-        if self._idx_fd >= 0:
-            self.files.close(self._idx_fd)
-        self._idx_fd = fd
-        self._files_epoch += 1
+        with self._catch_ups_held():
+            old, self._idx_fd = self._idx_fd, fd
+            self._files_epoch += 1
+        if old >= 0:
+            self.files.close(old)
 
     def set_replication(self, replication: ReplicaPlacement | str) -> None:
         """Record a replica placement in `.vif` (Go's ConfigureVolume; takes effect on reload).

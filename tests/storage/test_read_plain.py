@@ -105,3 +105,18 @@ def test_version_1_is_declined(tmp_path: Path) -> None:
     v.write_needle(Needle.create(1, 7, b"v1"))
     assert v.read_plain(1, LIMIT) is None and v.read_needle(1).data == b"v1"
     v.close()
+
+
+def test_declines_a_record_of_another_needle(tmp_path: Path) -> None:
+    """The map is looked up before the read gate is entered: a compaction commit can swap the
+    files in between, and the old map's offset then points into the new `.dat`. A record there
+    of another needle, even of the same size (and cookie), is not this needle's: the full path
+    looks it up again under the gate."""
+    v = Volume.create(tmp_path, 1)
+    v.write_needle(Needle.create(1, 7, b"first"))
+    v.write_needle(Needle.create(2, 7, b"other"))
+    one = v.needle_value(1)
+    v.nm.put(2, one.offset, one.size)  # needle 2's entry at needle 1's record
+    assert v.read_plain(1, LIMIT) is not None
+    assert v.read_plain(2, LIMIT) is None
+    v.close()

@@ -4,6 +4,7 @@ the event loop's calls that never wait for a lock."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import threading
@@ -733,3 +734,54 @@ def test_a_worker_never_creates_an_index_where_a_consolidation_moved_it_from(tmp
     assert not (data / f"{VID}.idx").exists()
     leader.unmount_volume(VID)
     assert leader.mount_volume(VID).read_needle(1).data == b"indexed in the index directory"
+
+
+class _RowsHook:
+    """A volume's `.idx` codec whose next `iter_rows` (a read catching up, after its `pread` of
+    the rows, the follow lock held) runs `hook` first."""
+
+    def __init__(self, codec, hook) -> None:
+        self._codec, self._hook = codec, hook
+
+    def iter_rows(self, raw):
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook()
+        return self._codec.iter_rows(raw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._codec, name)
+
+
+def test_a_mark_that_reopens_the_index_for_writing_waits_for_a_catch_up_reading_it(tmp_path: Path) -> None:
+    """VolumeMarkReadonly with deletes allowed reopens a read-only `.idx` descriptor for writing.
+    It closed the old descriptor while a read of the same process could be reading rows from it
+    to catch up (EBADF, or rows of whatever file took the number next)."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    ro = os.open(v.idx_path, os.O_RDONLY)
+    os.dup2(ro, v._idx_fd)  # the same descriptor number, now read-only (as a read-only load's)
+    os.close(ro)
+    worker.write_needle(VID, mk(1, b"from the worker"))  # the leader's next read catches up
+    fd_in_catch_up: list[int] = []
+    marked = threading.Event()
+
+    def mark_during_the_catch_up() -> None:
+        fd_in_catch_up.append(v._idx_fd)
+        t = threading.Thread(target=lambda: (v.mark_readonly(can_delete=True), marked.set()))
+        t.start()
+        assert not marked.wait(0.5)  # it waits for this catch-up
+        assert v._idx_fd == fd_in_catch_up[0] and os.fstat(fd_in_catch_up[0])
+
+    codec = v.codec
+    v.codec = _RowsHook(codec, mark_during_the_catch_up)
+    try:
+        assert leader.read_needle(VID, 1).data == b"from the worker"
+    finally:
+        v.codec = codec
+    assert marked.wait(10)
+    assert v.no_write_can_delete and not v.no_write_or_delete
+    assert os.get_inheritable(v._idx_fd) is False and fcntl.fcntl(v._idx_fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+    assert worker.delete_needle(VID, 1, 0x1234) > 0  # deletes still allowed everywhere
+    with pytest.raises(Exception, match="deleted|not found"):
+        leader.read_needle(VID, 1)
