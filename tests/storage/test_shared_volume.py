@@ -785,3 +785,115 @@ def test_a_mark_that_reopens_the_index_for_writing_waits_for_a_catch_up_reading_
     assert worker.delete_needle(VID, 1, 0x1234) > 0  # deletes still allowed everywhere
     with pytest.raises(Exception, match="deleted|not found"):
         leader.read_needle(VID, 1)
+
+
+def test_a_scrub_never_waits_for_its_own_write_lock_when_the_volume_goes(tmp_path: Path) -> None:
+    """A scrub holds the volume's write lock while it reads the `.idx` and pins the `.dat`
+    (`pinned_dat`, which catches up with the other processes first). When the leader removes the
+    volume meanwhile (VolumeUnmount, VolumeDelete: the slot freed before the volume is closed),
+    the catch-up found the slot changed and waited for the write lock to reopen: the scrub's own.
+    The scrub and the unmount (its close waits for that lock) hung for good."""
+    import native.storage._scrub as scrub_module
+
+    leader, _, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"scrubbed"))
+    v = leader.volume(VID)
+    open_index = scrub_module._open_index
+    unmounting: list[threading.Thread] = []
+
+    def open_index_then_unmount(vol):
+        out = open_index(vol)  # the write lock held
+        t = threading.Thread(target=leader.unmount_volume, args=(VID,), daemon=True)
+        t.start()
+        unmounting.append(t)
+        _until(lambda: v.shared.vid != VID, 5)  # the slot freed; the close waits for the lock
+        return out
+
+    outcome: list[object] = []
+
+    def scrub() -> None:
+        try:
+            outcome.append(scrub_module.scrub_volume(v))
+        except Exception as exc:  # noqa: BLE001 - a refusal is fine, a hang is not
+            outcome.append(exc)
+
+    scrub_module._open_index = open_index_then_unmount
+    try:
+        t = threading.Thread(target=scrub, daemon=True)
+        t.start()
+        t.join(10)
+    finally:
+        scrub_module._open_index = open_index
+    assert not t.is_alive(), "the scrub waits for the write lock it holds"
+    unmounting[0].join(10)
+    assert not unmounting[0].is_alive() and v.closed
+
+
+def test_a_read_catching_up_never_undoes_a_tiered_volumes_read_only_mark(tmp_path: Path) -> None:
+    """As `test_a_read_catching_up_never_undoes_a_read_only_mark_being_set`, for a volume whose
+    `.dat` is in remote storage (TieredVolume has its own mark_readonly / mark_writable): the mark
+    was set outside the follow lock, and a read catching up put the slot's old marks back."""
+    from native.storage.tier import TieredVolume
+    from native.storage.tier._move import swap_to_remote
+    from native.storage.tier._volume import RemoteFile
+
+    leader, worker, _ = _shared_pair(tmp_path)
+    for i in (1, 2, 3):
+        leader.write_needle(VID, mk(i, b"x" * 100))
+    local = leader.volume(VID)
+    swap_to_remote(leader, local, RemoteFile("s3", "default", "key", file_size=local.dat_size))
+    v = leader.volume(VID)
+    assert isinstance(v, TieredVolume)
+    worker.sync_shared()
+    assert worker.delete_needle(VID, 1, None) > 0  # (no cookie: no remote read) the leader catches up next
+    marking: list[threading.Thread] = []
+    in_publish = threading.Event()
+    publish = v.publish_flags
+
+    def publish_after_the_catch_up() -> None:
+        in_publish.set()
+        with v._follow_lock:
+            pass
+        publish()
+
+    def mark_meanwhile() -> None:
+        v.publish_flags = publish_after_the_catch_up
+        t = threading.Thread(target=v.mark_readonly)
+        t.start()
+        marking.append(t)
+        in_publish.wait(1)  # (never, once the mark waits for the catch-up)
+
+    v._write_lock = _LockedHook(v._write_lock, mark_meanwhile)
+    assert v.needle_value(1).size < 0
+    marking[0].join(10)
+    assert v.no_write_or_delete
+    with pytest.raises(Exception, match="read only"):
+        worker.delete_needle(VID, 2, None)
+
+
+def test_a_view_from_before_an_index_consolidation_cuts_the_torn_tail_of_the_moved_index(tmp_path: Path) -> None:
+    """A process on the new generation died mid-append after VolumeConsolidateIndex moved the
+    `.idx` (its record and row written, nothing published). The next append comes from a process
+    whose view is from before the move: it cuts the torn tail by path before it reopens, and looked
+    for the `.idx` where its view had found it (gone): the torn row stayed, the reopen loaded it,
+    and the append published it with its own. A needle never acknowledged then read as the
+    record appended at its offset, in every process."""
+    from native.storage import consolidate_volume_index
+
+    leader, worker, data, idx = _shared_pair_with_idx_dir(tmp_path, write=True)
+    consolidate_volume_index(leader, VID)
+    lv = leader.volume(VID)
+    slot = lv.shared
+    slot.lock()
+    slot.set_writer(999_999)
+    dat_end, idx_end = slot.dat_end, slot.idx_end
+    os.pwrite(lv._dat_fd, b"torn".ljust(64, b"\0"), dat_end)
+    os.pwrite(lv._idx_fd, lv.codec.encode(77, dat_end // 8, 10), idx_end)  # the size of the next record
+    slot.unlock()
+    worker.write_needle(VID, mk(2, b"y" * 5))  # the worker's view: before the move
+    assert os.path.getsize(idx / f"{VID}.idx") == slot.idx_end
+    assert os.path.getsize(lv.dat_path) == slot.dat_end
+    for store in (leader, worker):
+        assert store.read_needle(VID, 2).data == b"y" * 5
+        with pytest.raises(Exception, match="not found"):
+            store.read_needle(VID, 77)
