@@ -117,6 +117,10 @@ class VolumeSharing(VolumeBase):
                     return
             finally:
                 lock.release()
+        if vid_word != self.id + 1:
+            # removed: nothing to reopen, so no write lock to wait for (the caller may hold it:
+            # a scrub, a compaction's start; the unmount's close then waited for them for good)
+            raise VolumeGone(f"volume {self.id} was removed")
         if not blocking:
             raise WouldBlock(f"volume {self.id} must be reopened")
         with self._write_lock:
