@@ -278,13 +278,13 @@ class TieredVolume(Volume):
         deletes only (there is no local file to write to)."""
         with self._write_lock:
             self._check_open()
-            self.no_write_or_delete = False
+            self._set_marks(False, self.no_write_can_delete)  # (a read catching up finishes first)
             self.publish_flags()
             self._save_info(self.info.replace(read_only=False, read_only_can_delete=False))
 
     def mark_readonly(self, *, can_delete: bool = False, persist: bool = False) -> None:
         with self._write_lock:
-            self.no_write_or_delete = not can_delete
+            self._set_marks(not can_delete, self.no_write_can_delete)  # (a read catching up finishes first)
             self.publish_flags()
             if persist:
                 self._save_info(self.info.replace(read_only=True, read_only_can_delete=can_delete))
