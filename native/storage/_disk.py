@@ -475,7 +475,7 @@ class DiskLocation:
                                offset_bytes=self.offset_bytes, clock_ns=self._clock_ns, map_policy=self.map_policy,
                                repair=False, files=v.files)
 
-        v.share(slot, reopen)
+        v.share(slot, reopen, self.idx_directory)
 
     def _unshare(self, vid: int) -> None:
         if self.table is not None and self.leader:

@@ -43,12 +43,15 @@ class VolumeSharing(VolumeBase):
     # until the publish, and this view is the truth (the slot lock keeps other processes out).
     _replacing = False
     _reopen = None  # callable(self) -> VolumeBase: the same volume loaded again from its files
+    _reopen_idx_directory: str | None = None  # where `_reopen` looks for the `.idx` (see `share`)
 
-    def share(self, slot: SharedSlot, reopen) -> None:
+    def share(self, slot: SharedSlot, reopen, idx_directory: str | None = None) -> None:
         """Serve this volume with the other processes of the server from now on. `reopen()` loads
-        it again from its files (after the leader replaced them)."""
+        it again from its files (after the leader replaced them), from `idx_directory` (the
+        location's index directory; an `.idx` next to the `.dat` wins, as in a load)."""
         self._follow_lock = threading.Lock()
         self._reopen = reopen
+        self._reopen_idx_directory = idx_directory
         self._pid = os.getpid()
         self._shared_gen = slot.generation
         self.shared = slot
@@ -245,9 +248,10 @@ class VolumeSharing(VolumeBase):
             self._apply_committed(idx_end, dat_end, append_ns, modified, flags, exact=True)
 
     def _cut_files(self, dat_end: int, idx_end: int) -> None:
-        """Cut the volume's current files (by path) back to the committed ends."""
+        """Cut the volume's current files (by path: the ones the reopen loads next) back to the
+        committed ends."""
         files = self.files
-        for path, end in ((self.dat_path, dat_end), (self.idx_path, idx_end)):
+        for path, end in ((self.dat_path, dat_end), (self._reopened_idx_path(), idx_end)):
             try:
                 fd = files.open(path, os.O_RDWR)
             except FileNotFoundError:  # not a local file any more (the reopen tells what it is now)
@@ -257,6 +261,17 @@ class VolumeSharing(VolumeBase):
                     files.ftruncate(fd, end)
             finally:
                 files.close(fd)
+
+    def _reopened_idx_path(self) -> str:
+        """The `.idx` `_reopen` loads, by `Volume.load`'s rule (one next to the `.dat` wins, else
+        the location's index directory). Not necessarily this view's: VolumeConsolidateIndex
+        may have moved it since."""
+        home = self._reopen_idx_directory
+        if home is None:
+            return self.idx_path
+        name = os.path.basename(self.idx_path)
+        beside = os.path.join(self.directory, name)
+        return beside if os.path.exists(beside) else os.path.join(home, name)
 
 
 class _Replacing:
