@@ -12,6 +12,7 @@ __all__ = [
     "volume_file_name",
     "parse_volume_base",
     "volume_from_file_name",
+    "idx_home",
     "DATA_DIR_EXTS",
     "INDEX_DIR_EXTS",
     "ALL_VOLUME_EXTS",
@@ -25,6 +26,14 @@ INDEX_DIR_EXTS = (".idx", ".cpx", ".ldb", ".cpldb", ".rdb", ".sdx", ".nmx")
 # weedpy's needle map file (`_map_file`), which Go ignores.
 MAP_FILE_EXT = ".nmx"  # weedpy's needle map file beside the .idx (_map_file)
 ALL_VOLUME_EXTS = (".dat", ".idx", ".vif", ".sdx", ".cpd", ".cpx", ".cpc", ".ldb", ".rdb", ".note", ".nmx")
+
+
+def idx_home(directory: str, idx_directory: str, base: str) -> str:
+    """The directory a volume's `.idx` loads from: one next to the `.dat` wins over -dir.idx
+    (volumes moved in from elsewhere, an EC decode)."""
+    if idx_directory != directory and os.path.exists(os.path.join(directory, base + ".idx")):
+        return directory
+    return idx_directory
 
 
 def volume_base_name(collection: str, vid: int) -> str:

@@ -17,7 +17,7 @@ from ._fileio import FileOps
 from ._idx import IdxCodec
 from ._integrity import check_volume_tail
 from ._map_types import MapPolicy
-from ._names import volume_base_name
+from ._names import idx_home, volume_base_name
 from ._recover import plan_tail_repair
 from ._needle import parse_header
 from ._replica import ReplicaPlacement
@@ -142,9 +142,7 @@ class VolumeLoading(VolumeBase):
     def _load(self, offset_bytes: int | None, default_offset_bytes: int, new_sb: SuperBlock | None,
               repair: bool = False) -> None:
         base = volume_base_name(self.collection, self.id)
-        # an .idx next to the .dat wins over -dir.idx (volumes moved in from elsewhere)
-        if self.idx_directory != self.directory and os.path.exists(os.path.join(self.directory, base + ".idx")):
-            self.idx_directory = self.directory
+        self.idx_directory = idx_home(self.directory, self.idx_directory, base)
         info: VolumeInfo | None
         try:
             info = load_volume_info(self.file_name(".vif"))

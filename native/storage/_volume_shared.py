@@ -21,6 +21,7 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 
 from ._errors import ReadOnly, StorageError, VolumeGone, WouldBlock
+from ._names import idx_home, volume_base_name
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
 from ._types import TOMBSTONE_SIZE
 from ._volume_base import VolumeBase
@@ -263,15 +264,13 @@ class VolumeSharing(VolumeBase):
                 files.close(fd)
 
     def _reopened_idx_path(self) -> str:
-        """The `.idx` `_reopen` loads, by `Volume.load`'s rule (one next to the `.dat` wins, else
-        the location's index directory). Not necessarily this view's: VolumeConsolidateIndex
-        may have moved it since."""
+        """The `.idx` `_reopen` loads. Not necessarily this view's: VolumeConsolidateIndex may
+        have moved it since."""
         home = self._reopen_idx_directory
         if home is None:
             return self.idx_path
-        name = os.path.basename(self.idx_path)
-        beside = os.path.join(self.directory, name)
-        return beside if os.path.exists(beside) else os.path.join(home, name)
+        base = volume_base_name(self.collection, self.id)
+        return os.path.join(idx_home(self.directory, home, base), base + ".idx")
 
 
 class _Replacing:
