@@ -161,19 +161,22 @@ def _read_idx_file(path: str) -> bytes:
 
 
 def _open_index(v) -> tuple[bytes, str | None]:
-    """Go's Volume.openIndex: the `.idx` bytes, or why it cannot be scrubbed."""
+    """Go's Volume.openIndex: the `.idx` bytes, or why it cannot be scrubbed. The write lock
+    held, and the view caught up before it was taken: a catch-up that finds the volume
+    reopened waits for that lock (the scan's own)."""
     try:
         buf = _read_idx_file(v.idx_path)
     except OSError as exc:
         return b"", f"failed to open IDX file {v.idx_path} for volume {v.id}: {exc}"
-    if not buf and v.dat_size > SUPER_BLOCK_SIZE:
+    if not buf and v._dat_size > SUPER_BLOCK_SIZE:
         # pre-allocated volumes without data may have an empty index; any other may not
-        return b"", f"zero-size IDX file for volume {v.id} with store size {v.dat_size}"
+        return b"", f"zero-size IDX file for volume {v.id} with store size {v._dat_size}"
     return buf, None
 
 
 def scrub_index(v) -> ScrubResult:
     """Go's Volume.ScrubIndex."""
+    v._follow()  # before the write lock (see `_open_index`)
     with v._write_lock:
         buf, problem = _open_index(v)
     if problem is not None:
@@ -183,6 +186,7 @@ def scrub_index(v) -> ScrubResult:
 
 def scrub_volume(v) -> ScrubResult:
     """Go's Volume.Scrub (FULL, LOCAL and READS modes for a plain volume)."""
+    v._follow()  # before the write lock (see `_open_index`)
     with v._write_lock:
         buf, problem = _open_index(v)
         if problem is None:
@@ -202,6 +206,7 @@ def pin_for_scrub(v) -> tuple[int, int, int] | str:
     """What a scrub in another process reads, taken as `scrub_volume` takes it (under the
     write lock): (`.idx` fd, its size now, a duplicate `.dat` fd), or why it cannot be
     scrubbed. The caller closes both fds. Not for remote-tiered volumes."""
+    v._follow()  # before the write lock (see `_open_index`)
     with v._write_lock:
         try:
             idx_fd = os.open(v.idx_path, os.O_RDONLY)
@@ -209,9 +214,9 @@ def pin_for_scrub(v) -> tuple[int, int, int] | str:
             return f"failed to open IDX file {v.idx_path} for volume {v.id}: {exc}"
         try:
             size = os.fstat(idx_fd).st_size
-            if not size and v.dat_size > SUPER_BLOCK_SIZE:
-                raise StorageError(f"zero-size IDX file for volume {v.id} with store size {v.dat_size}")
-            dat_fd, _ = v.pinned_dat()
+            if not size and v._dat_size > SUPER_BLOCK_SIZE:
+                raise StorageError(f"zero-size IDX file for volume {v.id} with store size {v._dat_size}")
+            dat_fd, _ = v._pin_dat()
         except (OSError, StorageError) as exc:  # OSError: fstat; StorageError: unmounted meanwhile
             os.close(idx_fd)
             return str(exc)
@@ -231,7 +236,7 @@ def _pinned_reader(v) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
     through their own backend (they are never compacted)."""
     if getattr(v, "is_remote", False):
         return v.read_at, lambda: None
-    fd, _ = v.pinned_dat()
+    fd, _ = v._pin_dat()
     return (lambda length, offset: os.pread(fd, length, offset)), (lambda: os.close(fd))
 
 

@@ -159,8 +159,8 @@ def begin_compaction(v) -> None:
     """Go's compaction prelude: remember where the `.idx` ends (the rows the compacted copy is
     made of; the commit replays those after) and the revision, and sync."""
     v._follow()  # what other processes appended belongs to the compacted copy too
-    with v._write_lock:
-        v.compact_idx_offset = v.idx_size
+    with v._write_lock:  # (this view as it is: a catch-up that must reopen waits for this lock)
+        v.compact_idx_offset = v._idx_size
         v.compact_revision = v.super_block.compaction_revision
     try:
         v.sync()

@@ -57,6 +57,11 @@ class VolumeReads(VolumeBase):
         see a compaction commit swap the files underneath. The caller closes the fd. Not
         `blocking` (the event loop): WouldBlock instead of waiting for a swap or a reopen."""
         self._follow(blocking)
+        return self._pin_dat(blocking)
+
+    def _pin_dat(self, blocking: bool = True) -> tuple[int, int]:
+        """`pinned_dat` of this view as it is: for a caller that caught up before it took the
+        write lock (a catch-up that must reopen waits for that lock)."""
         gate = self._enter_gate(blocking)
         try:
             return os.dup(self._dat_fd), self._dat_size

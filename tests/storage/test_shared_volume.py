@@ -897,3 +897,53 @@ def test_a_view_from_before_an_index_consolidation_cuts_the_torn_tail_of_the_mov
         assert store.read_needle(VID, 2).data == b"y" * 5
         with pytest.raises(Exception, match="not found"):
             store.read_needle(VID, 77)
+
+
+@pytest.mark.parametrize("scan", ["scrub_volume", "scrub_index", "pin_for_scrub"])
+def test_a_scan_never_waits_for_its_own_write_lock_when_the_files_are_replaced(tmp_path: Path, scan: str) -> None:
+    """The same wait as above with the volume still in its slot but its generation moved on (a
+    tier move re-assigning the slot while a scan held the old view's write lock): a catch-up
+    under the write lock found it must reopen, and waited for that lock. Scans now catch up
+    before they take it."""
+    import native.storage._scrub as scrub_module
+
+    leader, _, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"scanned"))
+    v = leader.volume(VID)
+    held, go_on = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with v._write_lock:
+            held.set()
+            assert go_on.wait(10)
+            v.shared.lock()  # the files replaced meanwhile: a new generation, the same volume
+            try:
+                v.shared.bump_generation()
+            finally:
+                v.shared.unlock()
+
+    holder = threading.Thread(target=hold_the_write_lock, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    outcome: list[object] = []
+
+    def run_scan() -> None:
+        try:
+            outcome.append(getattr(scrub_module, scan)(v))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+
+    t = threading.Thread(target=run_scan, daemon=True)
+    t.start()
+    _until(lambda: v._write_lock.locked() and t.is_alive(), 5)  # the scan waits for the lock
+    go_on.set()
+    holder.join(10)
+    t.join(10)
+    assert not t.is_alive(), "the scan waits for the write lock it holds"
+    got = outcome[0]
+    if scan == "pin_for_scrub":
+        assert isinstance(got, tuple)
+        for fd in (got[0], got[2]):
+            os.close(fd)
+    else:
+        assert got == (1, []) or got[1] == [], got
