@@ -174,9 +174,20 @@ def _open_index(v) -> tuple[bytes, str | None]:
     return buf, None
 
 
+def _catch_up(v) -> str | None:
+    """`v._follow()`, before the write lock (see `_open_index`): None, or why it failed (the
+    volume removed meanwhile, a reopen that failed), which a scan reports as its problem as it
+    did when the catch-up ran inside `pinned_dat`, not as an exception out of the rpc."""
+    try:
+        v._follow()
+    except StorageError as exc:
+        return str(exc)
+    return None
+
+
 def scrub_index(v) -> ScrubResult:
     """Go's Volume.ScrubIndex."""
-    v._follow()  # before the write lock (see `_open_index`)
+    _catch_up(v)  # failed: the `.idx` is still read by its name, as before the catch-up was here
     with v._write_lock:
         buf, problem = _open_index(v)
     if problem is not None:
@@ -186,7 +197,9 @@ def scrub_index(v) -> ScrubResult:
 
 def scrub_volume(v) -> ScrubResult:
     """Go's Volume.Scrub (FULL, LOCAL and READS modes for a plain volume)."""
-    v._follow()  # before the write lock (see `_open_index`)
+    problem = _catch_up(v)
+    if problem is not None:
+        return 0, [problem]
     with v._write_lock:
         buf, problem = _open_index(v)
         if problem is None:
@@ -206,7 +219,9 @@ def pin_for_scrub(v) -> tuple[int, int, int] | str:
     """What a scrub in another process reads, taken as `scrub_volume` takes it (under the
     write lock): (`.idx` fd, its size now, a duplicate `.dat` fd), or why it cannot be
     scrubbed. The caller closes both fds. Not for remote-tiered volumes."""
-    v._follow()  # before the write lock (see `_open_index`)
+    problem = _catch_up(v)
+    if problem is not None:
+        return problem
     with v._write_lock:
         try:
             idx_fd = os.open(v.idx_path, os.O_RDONLY)
