@@ -239,6 +239,8 @@ class VolumeSharing(VolumeBase):
         new = None
         if gen != self._shared_gen or self._idx_size > idx_end:
             # replaced files, or opened while an append was in flight
+            if self._closed:  # (set under the write lock) a reopen would adopt files no close ever closes
+                raise StorageError(f"volume {self.id} is closed")
             new = self._reopen()
         lock = self._follow_lock
         assert lock is not None

@@ -1053,3 +1053,22 @@ def test_rows_committed_between_a_compactions_catch_up_and_its_lock_are_replayed
         for gone in (2, 3):
             with pytest.raises(Exception, match="deleted|not found"):
                 s.read_needle(VID, gone)
+
+
+def test_a_closed_view_does_not_reopen_the_replaced_files(tmp_path: Path) -> None:
+    """A read in flight on a view closed meanwhile (a tier move's old object, a view the worker
+    forgot) that catches up with a new generation: the reopen adopted the new files into the
+    closed view, and no close ever closed them (two descriptors leaked per such read)."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    leader.write_needle(VID, mk(1, b"x"))
+    w = worker.volume(VID)
+    w.close()
+    s = w.shared
+    s.lock()
+    try:
+        s.bump_generation()
+    finally:
+        s.unlock()
+    with pytest.raises(Exception, match="closed"):
+        w._follow()
+    assert w._dat_fd == w._idx_fd == -1
