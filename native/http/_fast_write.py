@@ -181,19 +181,8 @@ def store_upload(app: "NativeHttp", up: Upload, blocking: bool = True) -> bool:
     the upload asks for an fsync (that waits for the disk: a worker thread's job)."""
     if up.fsync and not blocking:
         raise WouldBlock(f"volume {up.vid}: an fsync write")
-    store = app.ctx.store
-    vol = up.volume
-    if vol is not None:  # the volume the head found: not looked up in the store a second time
-        try:
-            return vol.write_needle(up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
-        except WouldBlock:
-            raise
-        except StorageError:
-            if store.find_volume(up.vid, blocking=blocking) is vol:
-                raise
-            # unmounted, removed or replaced since the head came (a closed or removed volume
-            # refuses before it writes anything): the store answers as it would have
-    return store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking).unchanged
+    return app.ctx.store.write_needle(up.vid, up.needle, check_cookie=True, fsync=up.fsync, blocking=blocking,
+                                      volume=up.volume).unchanged
 
 
 def append_unsynced(app: "NativeHttp", up: Upload) -> bool:

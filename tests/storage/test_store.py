@@ -197,3 +197,47 @@ def test_remote_tier_volumes_load_tiered_and_ec_volumes_are_refused_explicitly(t
     errors = s.locations[0].load_errors
     assert "erasure" in errors["2"]
     s.close()
+
+
+@pytest.mark.parametrize("writable_after", [True, False])
+def test_an_append_waiting_on_a_volume_replaced_meanwhile_is_answered_by_the_replacement(
+        tmp_path: Path, writable_after: bool) -> None:
+    """A tier move replaces the store's volume object while holding the old one's write lock
+    (marked read-only, closed after). An append that waited for that lock got the old object's
+    refusal (read only, or closed: a 500); Go's volume is one object whose files change under
+    it, so the answer is the one the volume as it is now gives."""
+    import threading
+    import time
+
+    store = Store.open([str(tmp_path)], max_counts=4)
+    store.allocate_volume(1)
+    store.write_needle(1, n(1, b"before"))
+    old = store.find_volume(1)
+    loc = store.locations[0]
+    held, done = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def append() -> None:
+        try:
+            outcome.append(store.write_needle(1, n(2, b"waited")))
+        except Exception as exc:  # noqa: BLE001 - the answer under test
+            outcome.append(exc)
+        done.set()
+
+    with old._write_lock:
+        t = threading.Thread(target=append)
+        t.start()
+        time.sleep(0.2)  # the append waits for the lock
+        new = Volume.load(str(tmp_path), 1, read_only_marks=(False, not writable_after))
+        old.no_write_or_delete = True  # as the move marks it: nothing lands in the old object
+        loc.attach(new)
+    old.close()
+    assert done.wait(10)
+    t.join(10)
+    if writable_after:
+        assert not isinstance(outcome[0], Exception), outcome[0]
+        assert store.read_needle(1, 2).data == b"waited"
+    else:  # read-only with deletes allowed (a move back to local disk): the new object's refusal
+        assert isinstance(outcome[0], ReadOnly), outcome[0]
+    assert store.read_needle(1, 1).data == b"before"
+    new.close()
