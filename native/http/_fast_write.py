@@ -28,7 +28,7 @@ from native.http._gzip import gzip_data
 from native.http._request import GoRequest
 from native.http._sniff import detect_content_type
 from native.http._upload import is_compressable
-from native.storage import Needle, StorageError, WouldBlock
+from native.storage import BEFORE_WRITING, Needle, StorageError, WouldBlock
 from weedpy.http1 import Exchange, GoHeader, GoResponse, Request, go_response_bytes, http_date
 from weedpy.serve.replies import request_id
 
@@ -199,9 +199,7 @@ def append_unsynced(app: "NativeHttp", up: Upload) -> bool:
         raise WouldBlock(f"volume {up.vid}: looked up by the store")
     try:
         return vol.write_needle(up.needle, check_cookie=True, blocking=False).unchanged
-    except WouldBlock:
-        raise
-    except StorageError as exc:
+    except BEFORE_WRITING as exc:  # as Store.write_needle retries: nothing else (it may have written)
         if app.ctx.store.find_volume(up.vid, blocking=False) is vol:
             raise
         raise WouldBlock(f"volume {up.vid}: {exc}") from exc

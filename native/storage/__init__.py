@@ -50,7 +50,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "._disk": ("DiskLocation", "DiskStatus", "MinFreeSpace", "disk_status", "parse_min_free_spaces"),
     "._fs": ("remove_file",),
     "._errors": ("ChecksumMismatch", "CookieMismatch", "Corrupted", "Deleted", "InvalidFileId", "NoFreeLocation", "NotFound", "OffsetWidthMismatch", "ReadOnly", "StorageError", "UnsupportedVolume", "VolumeExists", "VolumeFull", "VolumeNotFound", "VolumeGone",
-                  "WouldBlock"),
+                  "WouldBlock", "VolumeClosed", "BEFORE_WRITING"),
     "._idx": ("IdxCodec", "IdxColumns", "IdxEntry"),
     "._go_body": ("BodyRead", "needle_string", "read_body"),
     "._fileio": ("OS_FILES", "FileOps", "OsFileOps"),
@@ -99,6 +99,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
         VolumeNotFound,
         VolumeGone,
         WouldBlock,
+        VolumeClosed,
+        BEFORE_WRITING,
     )
     from ._idx import IdxCodec, IdxColumns, IdxEntry
     from ._go_body import BodyRead, needle_string, read_body
@@ -185,6 +187,8 @@ __all__ = [
     "SharedSlot",
     "VolumeGone",
     "WouldBlock",
+    "VolumeClosed",
+    "BEFORE_WRITING",
     "WriteResult",
     "ReadOnlyReasons",
     "RecordInfo",

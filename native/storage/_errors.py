@@ -16,7 +16,8 @@ StorageError                      base; http_status 500, grpc_status INTERNAL
 ├── OffsetWidthMismatch           .vif / .idx written with another offset width 500
 ├── UnsupportedVolume             version or remote tier we cannot serve       501
 ├── InvalidFileId                 a file id / needle id / cookie does not parse 400
-└── WouldBlock                    (blocking=False) it would wait for a lock
+├── WouldBlock                    (blocking=False) it would wait for a lock
+└── VolumeClosed                  an append met a closed volume before writing 500
 ```
 
 `http_status` and `grpc_status` are hints for the handlers; a handler whose Go counterpart uses a
@@ -41,6 +42,8 @@ __all__ = [
     "OffsetWidthMismatch",
     "UnsupportedVolume",
     "InvalidFileId",
+    "VolumeClosed",
+    "BEFORE_WRITING",
 ]
 
 
@@ -120,3 +123,17 @@ class WouldBlock(StorageError):
 class VolumeGone(NotFound):
     """The leader removed this volume (unmount, delete) since this process opened it: to a reader,
     as absent as a needle of a deleted volume."""
+
+
+class VolumeClosed(StorageError):
+    """An append (or its catch-up) found the volume closed (unmounted, deleted, replaced by a
+    tier move or a worker's reload) before it wrote anything. Not raised once the record is
+    written (a sync that meets a close raises plain StorageError: the record is in the files)."""
+
+
+# What an append on a volume object refuses with before it writes a byte, for a reason that may
+# be the object's replacement (Store.write_needle answers from the store's volume then): read-only
+# marks a move sets on the old object, its close, or (a worker) the leader's removal. Any other
+# error stands: the append may have written (an I/O error, a failed sync) or the refusal is the
+# volume's own answer (a cookie mismatch); Go tries an append once.
+BEFORE_WRITING = (ReadOnly, VolumeClosed, VolumeGone)

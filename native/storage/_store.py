@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Protocol
 
 from ._disk import DiskLocation, DiskStatus, MinFreeSpace
-from ._errors import NoFreeLocation, OffsetWidthMismatch, ReadOnly, StorageError, VolumeExists, VolumeNotFound, WouldBlock
+from ._errors import BEFORE_WRITING, NoFreeLocation, OffsetWidthMismatch, ReadOnly, StorageError, VolumeExists, VolumeNotFound
 from ._shared import VolumeTable
 from ._map_types import MapPolicy
 from ._memory import bound_heap_retention, release_free_memory
@@ -390,15 +390,16 @@ class Store(VolumeLookup):
                      blocking: bool = True, volume: Volume | None = None) -> WriteResult:
         """Append to volume `vid` (`volume`: the one the caller already found for it). A volume
         unmounted, removed or replaced (a tier move) while the append waited for it refuses
-        before it writes anything; the store then answers as it would have, from the volume it
-        holds now (Go's volume is one object whose files change under it)."""
+        before it writes anything (BEFORE_WRITING); the store then answers as it would have, from
+        the volume it holds now (Go's volume is one object whose files change under it). Any
+        other error is the answer: the append may have written (an I/O error, a sync that failed
+        or met the close after the record was appended: a retry would find it and answer
+        "unchanged", or on a TTL volume append it twice), and Go tries an append once."""
         v = volume if volume is not None else self.find_volume(vid, blocking=blocking)
         if v is not None:
             try:
                 return v.write_needle(needle, check_cookie=check_cookie, fsync=fsync, blocking=blocking)
-            except WouldBlock:
-                raise
-            except StorageError:
+            except BEFORE_WRITING:
                 if self.find_volume(vid, blocking=blocking) is v:
                     raise
             v = self.find_volume(vid, blocking=blocking)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple
 
-from ._errors import StorageError
+from ._errors import StorageError, VolumeClosed
 from ._fileio import CACHED_ONLY, OS_FILES, FileOps
 from ._idx import IdxCodec
 from ._idx_rows import IdxRows
@@ -306,7 +306,7 @@ class VolumeBase:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StorageError(f"volume {self.id} is closed")
+            raise VolumeClosed(f"volume {self.id} is closed")
 
     # the files ---------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import os
 import threading
 from contextlib import AbstractContextManager, nullcontext
 
-from ._errors import ReadOnly, StorageError, VolumeGone, WouldBlock
+from ._errors import ReadOnly, StorageError, VolumeClosed, VolumeGone, WouldBlock
 from ._names import idx_home, volume_base_name
 from ._shared import NO_WRITE_CAN_DELETE, NO_WRITE_OR_DELETE, SharedSlot
 from ._types import TOMBSTONE_SIZE
@@ -240,7 +240,7 @@ class VolumeSharing(VolumeBase):
         if gen != self._shared_gen or self._idx_size > idx_end:
             # replaced files, or opened while an append was in flight
             if self._closed:  # (set under the write lock) a reopen would adopt files no close ever closes
-                raise StorageError(f"volume {self.id} is closed")
+                raise VolumeClosed(f"volume {self.id} is closed")
             new = self._reopen()
         lock = self._follow_lock
         assert lock is not None

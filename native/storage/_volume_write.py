@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 
-from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeFull
+from ._errors import CookieMismatch, Corrupted, ReadOnly, StorageError, VolumeClosed, VolumeFull
 from ._needle import FLAG_HAS_TTL, Needle, NeedleHeader, decode_needle, encode_appended, encode_needle, parse_header
 from ._needle_map import NeedleValue
 from ._ttl import EMPTY_TTL
@@ -100,7 +100,7 @@ class VolumeWrites(VolumeReads):
             raise WouldBlock(f"volume {self.id} is being written by another thread")
         try:
             if self._closed:
-                raise StorageError(f"volume {self.id} is closed")
+                raise VolumeClosed(f"volume {self.id} is closed")
             shared = self.shared
             if shared is not None:
                 self._begin_append(blocking=blocking)

@@ -241,3 +241,84 @@ def test_an_append_waiting_on_a_volume_replaced_meanwhile_is_answered_by_the_rep
         assert isinstance(outcome[0], ReadOnly), outcome[0]
     assert store.read_needle(1, 1).data == b"before"
     new.close()
+
+
+def _append_then_replace(tmp_path: Path, ttl: str, fail_sync: bool):
+    """An fsync upload whose append landed on the old object and whose sync then met a
+    replacement of it (an unmount and mount; a worker's reload, a tier move are the same):
+    the old object's sync raises after the record is in the files the new object serves."""
+    import errno
+    import os
+    import threading
+
+    store = Store.open([str(tmp_path)], max_counts=4)
+    store.allocate_volume(1, ttl=ttl)
+    old = store.find_volume(1)
+    outcome: list[object] = []
+
+    def replace() -> None:
+        store.unmount_volume(1)
+        store.mount_volume(1)
+
+    if fail_sync:  # the sync fails on the disk while the volume is replaced meanwhile
+        real = old.files
+
+        class Failing:
+            def __getattr__(self, name: str):
+                return getattr(real, name)
+
+            def fdatasync(self, fd: int) -> None:
+                replace()
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        old.files = Failing()
+        try:
+            outcome.append(store.write_needle(1, n(2, b"synced?"), fsync=True))
+        except Exception as exc:  # noqa: BLE001 - the answer under test
+            outcome.append(exc)
+    else:  # the sync waits (another writer's group commit) while the volume is replaced
+        def append() -> None:
+            try:
+                outcome.append(store.write_needle(1, n(2, b"once"), fsync=True))
+            except Exception as exc:  # noqa: BLE001
+                outcome.append(exc)
+
+        with old._sync_lock:
+            t = threading.Thread(target=append)
+            t.start()
+            for _ in range(500):
+                if old.nm.get(2) is not None:
+                    break
+                threading.Event().wait(0.01)
+            assert old.nm.get(2) is not None  # appended: the record is in the files
+            replace()
+        t.join(10)
+    new = store.find_volume(1)
+    assert new is not old
+    records = [r for r in new.iter_records() if r.header.id == 2]
+    return store, outcome[0], records
+
+
+@pytest.mark.parametrize("ttl", ["", "1d"])
+def test_an_fsync_append_whose_sync_met_a_replacement_is_not_answered_as_a_second_write(
+        tmp_path: Path, ttl: str) -> None:
+    """The retry in Store.write_needle assumes the first attempt wrote nothing; here it wrote
+    the record, and the retry on the replacement finds it: a first upload answered as
+    unchanged (204 instead of Go's 201), or on a TTL volume appended a second time."""
+    store, outcome, records = _append_then_replace(tmp_path, ttl, fail_sync=False)
+    try:
+        if not isinstance(outcome, Exception):
+            assert outcome.unchanged is False, "a first upload answered as an unchanged rewrite"
+        assert records is not None and len(records) == 1, f"needle stored {len(records)} times"
+    finally:
+        store.close()
+
+
+def test_an_append_whose_fsync_failed_is_not_acknowledged_by_the_retry(tmp_path: Path) -> None:
+    """A failed fsync is never retried (_sync_dat: the lost pages may look clean); the store's
+    retry on a replacement must not turn it into a success either."""
+    store, outcome, _ = _append_then_replace(tmp_path, "", fail_sync=True)
+    try:
+        assert isinstance(outcome, Exception), f"a write whose fsync failed acknowledged: {outcome}"
+    finally:
+        store.close()
