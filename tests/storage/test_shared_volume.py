@@ -652,14 +652,10 @@ class _LockedHook:
         self._lock.release()
 
 
-def test_a_read_catching_up_never_undoes_a_read_only_mark_being_set(tmp_path: Path) -> None:
-    """A read of the leader catching up (another process appended) takes the slot's marks when
-    the write lock is free. When VolumeMarkReadonly takes the lock and sets the mark between that
-    check and the read's assignment, the read put the slot's old marks back before the mark was
-    published: the rpc answered ok and the volume stayed writable in every process."""
-    leader, worker, _ = _shared_pair(tmp_path)
-    v = leader.volume(VID)
-    worker.write_needle(VID, mk(1, b"from the worker"))  # the leader's next read catches up
+def _mark_readonly_during_the_next_catch_up(v) -> list[threading.Thread]:
+    """VolumeMarkReadonly started in a thread by `v`'s next read catching up, just after that read
+    found the write lock free (the list gets the thread); its publish waits for the follow lock,
+    so the mark is set while the read still holds it."""
     marking: list[threading.Thread] = []
     in_publish = threading.Event()
     publish = v.publish_flags
@@ -678,6 +674,18 @@ def test_a_read_catching_up_never_undoes_a_read_only_mark_being_set(tmp_path: Pa
         in_publish.wait(1)  # (never, once the mark waits for the catch-up)
 
     v._write_lock = _LockedHook(v._write_lock, mark_meanwhile)
+    return marking
+
+
+def test_a_read_catching_up_never_undoes_a_read_only_mark_being_set(tmp_path: Path) -> None:
+    """A read of the leader catching up (another process appended) takes the slot's marks when
+    the write lock is free. When VolumeMarkReadonly takes the lock and sets the mark between that
+    check and the read's assignment, the read put the slot's old marks back before the mark was
+    published: the rpc answered ok and the volume stayed writable in every process."""
+    leader, worker, _ = _shared_pair(tmp_path)
+    v = leader.volume(VID)
+    worker.write_needle(VID, mk(1, b"from the worker"))  # the leader's next read catches up
+    marking = _mark_readonly_during_the_next_catch_up(v)
     assert leader.read_needle(VID, 1).data == b"from the worker"
     marking[0].join(10)
     assert v.no_write_or_delete
@@ -846,24 +854,7 @@ def test_a_read_catching_up_never_undoes_a_tiered_volumes_read_only_mark(tmp_pat
     assert isinstance(v, TieredVolume)
     worker.sync_shared()
     assert worker.delete_needle(VID, 1, None) > 0  # (no cookie: no remote read) the leader catches up next
-    marking: list[threading.Thread] = []
-    in_publish = threading.Event()
-    publish = v.publish_flags
-
-    def publish_after_the_catch_up() -> None:
-        in_publish.set()
-        with v._follow_lock:
-            pass
-        publish()
-
-    def mark_meanwhile() -> None:
-        v.publish_flags = publish_after_the_catch_up
-        t = threading.Thread(target=v.mark_readonly)
-        t.start()
-        marking.append(t)
-        in_publish.wait(1)  # (never, once the mark waits for the catch-up)
-
-    v._write_lock = _LockedHook(v._write_lock, mark_meanwhile)
+    marking = _mark_readonly_during_the_next_catch_up(v)
     assert v.needle_value(1).size < 0
     marking[0].join(10)
     assert v.no_write_or_delete
