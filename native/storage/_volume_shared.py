@@ -56,12 +56,7 @@ class VolumeSharing(VolumeBase):
         self._pid = os.getpid()
         self._shared_gen = slot.generation
         self.shared = slot
-        with self._write_lock:
-            slot.lock()
-            try:
-                self._sync_locked(slot)
-            finally:
-                slot.unlock()
+        self._sync(slot)
 
     def publish_flags(self) -> None:
         """`_write_lock` held: the read-only marks this process just set become every process's
@@ -127,12 +122,7 @@ class VolumeSharing(VolumeBase):
             raise VolumeGone(f"volume {self.id} was removed")
         if not blocking:
             raise WouldBlock(f"volume {self.id} must be reopened")
-        with self._write_lock:
-            s.lock()
-            try:
-                self._sync_locked(s)
-            finally:
-                s.unlock()
+        self._sync(s)
 
     def _apply_committed(self, end: int, dat_end: int, append_ns: int, modified: int, flags: int, *,
                          exact: bool) -> None:
@@ -220,6 +210,15 @@ class VolumeSharing(VolumeBase):
             if refused:
                 s.set_writer(0)
             s.unlock()
+
+    def _sync(self, s: SharedSlot) -> None:
+        """`_sync_locked` with the write lock and the slot lock taken for it."""
+        with self._write_lock:
+            s.lock()
+            try:
+                self._sync_locked(s)
+            finally:
+                s.unlock()
 
     def _sync_locked(self, s: SharedSlot, words: tuple[int, ...] | None = None) -> None:
         """`_write_lock` and the slot lock held: reopen if the files changed, cut a torn tail a
